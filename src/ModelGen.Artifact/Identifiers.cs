@@ -1,0 +1,79 @@
+using System.Collections.Generic;
+using System.Globalization;
+using System.Text;
+
+namespace ModelGen.Artifact;
+
+/// <summary>
+/// Turns untrusted names (ONNX value names, file names) into C# identifiers. The result is always
+/// a valid identifier: letters, digits and '_' only, never starting with a digit, never a keyword.
+/// </summary>
+public static class Identifiers
+{
+    static readonly HashSet<string> Keywords = new HashSet<string>(System.StringComparer.Ordinal)
+    {
+        "abstract","as","base","bool","break","byte","case","catch","char","checked","class","const","continue",
+        "decimal","default","delegate","do","double","else","enum","event","explicit","extern","false","finally",
+        "fixed","float","for","foreach","goto","if","implicit","in","int","interface","internal","is","lock","long",
+        "namespace","new","null","object","operator","out","override","params","private","protected","public",
+        "readonly","ref","return","sbyte","sealed","short","sizeof","stackalloc","static","string","struct","switch",
+        "this","throw","true","try","typeof","uint","ulong","unchecked","unsafe","ushort","using","virtual","void",
+        "volatile","while",
+        // Contextual keywords that break code in some positions: avoided everywhere for simplicity.
+        "var","dynamic","value","nameof","async","await","record","file","scoped","required","global","partial","field",
+    };
+
+    /// <summary>PascalCase identifier (class names, members), e.g. "lenet-5.onnx" → "Lenet5Onnx".</summary>
+    public static string Pascal(string name, string fallback = "Model")
+    {
+        var sb = new StringBuilder();
+        bool upperNext = true;
+        foreach (char c in name)
+        {
+            if (IsAsciiLetterOrDigit(c))
+            {
+                sb.Append(upperNext ? char.ToUpperInvariant(c) : c);
+                upperNext = false;
+            }
+            else upperNext = true;
+        }
+        string s = sb.Length == 0 ? fallback : sb.ToString();
+        if (char.IsDigit(s[0])) s = "_" + s;
+        return Keywords.Contains(s) ? "_" + s : s;
+    }
+
+    /// <summary>camelCase identifier (parameters), e.g. "input.1" → "input1", "class" → "class_".</summary>
+    public static string Camel(string name, string fallback = "value")
+    {
+        string p = Pascal(name, fallback);
+        if (p[0] == '_') return Keywords.Contains(p.Substring(1).ToLowerInvariant()) ? p.Substring(1).ToLowerInvariant() + "_" : "_" + p.Substring(1);
+        string c = char.ToLowerInvariant(p[0]) + p.Substring(1);
+        return Keywords.Contains(c) ? c + "_" : c;
+    }
+
+    /// <summary>A dotted namespace whose every part is an identifier.</summary>
+    public static string Namespace(string name)
+    {
+        var parts = new List<string>();
+        foreach (string part in name.Split('.'))
+            if (part.Length > 0) parts.Add(Pascal(part, "Models"));
+        return parts.Count == 0 ? "ModelGen.Models" : string.Join(".", parts);
+    }
+
+    /// <summary>Makes <paramref name="candidate"/> unique within <paramref name="taken"/> by numbering it.</summary>
+    public static string Unique(string candidate, ISet<string> taken)
+    {
+        string name = candidate;
+        for (int i = 2; !taken.Add(name); i++) name = candidate + i.ToString(CultureInfo.InvariantCulture);
+        return name;
+    }
+
+    public static bool IsValid(string s)
+    {
+        if (s.Length == 0 || char.IsDigit(s[0]) || Keywords.Contains(s)) return false;
+        foreach (char c in s) if (!(IsAsciiLetterOrDigit(c) || c == '_')) return false;
+        return true;
+    }
+
+    static bool IsAsciiLetterOrDigit(char c) => (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
+}

@@ -1,0 +1,91 @@
+using System.Collections.Generic;
+
+namespace ModelGen.Artifact;
+
+/// <summary>
+/// A compiled model as the source generator sees it: tensors with their storage, and kernels in
+/// schedule order. Written by the compiler, read by the generator; the text form is documented in
+/// docs/artifact-format.md and versioned by <see cref="FormatVersion"/>.
+/// </summary>
+public sealed class ModelArtifact
+{
+    /// <summary>Bumped whenever the text form changes meaning; readers refuse other versions.</summary>
+    public const int FormatVersion = 1;
+
+    public string ClassName { get; set; } = "Model";
+    public string Namespace { get; set; } = "ModelGen.Models";
+    /// <summary>The model's file name (no folder: builds must not depend on where a clone lives).</summary>
+    public string SourceFile { get; set; } = "";
+    public string SourceSha256 { get; set; } = "";
+    public string Producer { get; set; } = "";
+    public long Opset { get; set; }
+    /// <summary>auto, vector128 or none: the widest SIMD the emitted kernels may use.</summary>
+    public string Simd { get; set; } = "auto";
+    /// <summary>Bytes of the scratch arena that holds every intermediate tensor.</summary>
+    public long ScratchBytes { get; set; }
+
+    public List<ArtifactTensor> Tensors { get; } = new List<ArtifactTensor>();
+    public List<ArtifactBinding> Inputs { get; } = new List<ArtifactBinding>();
+    public List<ArtifactBinding> Outputs { get; } = new List<ArtifactBinding>();
+    public List<ArtifactNode> Nodes { get; } = new List<ArtifactNode>();
+}
+
+/// <summary>Where a tensor's elements live when the emitted code runs.</summary>
+public enum TensorStorage
+{
+    /// <summary>The caller's input span (<see cref="ArtifactTensor.Index"/> = input ordinal).</summary>
+    Input,
+    /// <summary>The caller's output span (<see cref="ArtifactTensor.Index"/> = output ordinal).</summary>
+    Output,
+    /// <summary>A slice of the scratch arena at <see cref="ArtifactTensor.Offset"/> bytes.</summary>
+    Arena,
+    /// <summary>Embedded in the assembly (<see cref="ArtifactTensor.Data"/>).</summary>
+    Weight,
+}
+
+public sealed class ArtifactTensor
+{
+    public int Id { get; set; }
+    /// <summary>The ONNX value name (untrusted text: escape before emitting).</summary>
+    public string Name { get; set; } = "";
+    public TensorStorage Storage { get; set; }
+    public int Index { get; set; }
+    public long Offset { get; set; }
+    public int[] Shape { get; set; } = new int[0];
+    /// <summary>Little-endian float32 elements, weights only.</summary>
+    public byte[]? Data { get; set; }
+
+    public long ElementCount
+    {
+        get
+        {
+            long n = 1;
+            foreach (int d in Shape) n *= d;
+            return n;
+        }
+    }
+}
+
+/// <summary>A graph input or output: the tensor and the C# parameter that carries it.</summary>
+public sealed class ArtifactBinding
+{
+    public int Tensor { get; set; }
+    /// <summary>The ONNX name, for documentation only.</summary>
+    public string Name { get; set; } = "";
+    /// <summary>A valid, unique C# parameter name (the compiler sanitizes it).</summary>
+    public string Parameter { get; set; } = "";
+}
+
+/// <summary>One kernel of the schedule.</summary>
+public sealed class ArtifactNode
+{
+    /// <summary>Kernel kind: Conv, MaxPool, Dense, MatMul, Add, Relu, Copy.</summary>
+    public string Kernel { get; set; } = "";
+    /// <summary>The ONNX node name (untrusted text) and operator this kernel computes.</summary>
+    public string Name { get; set; } = "";
+    public string OnnxOp { get; set; } = "";
+    public int[] Inputs { get; set; } = new int[0];
+    public int[] Outputs { get; set; } = new int[0];
+    /// <summary>Kernel attributes in their text form, ordinal order (see docs/artifact-format.md).</summary>
+    public SortedDictionary<string, string> Attributes { get; } = new SortedDictionary<string, string>(System.StringComparer.Ordinal);
+}

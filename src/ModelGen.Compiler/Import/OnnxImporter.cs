@@ -1,0 +1,235 @@
+using System.Buffers.Binary;
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+using ModelGen.Onnx.Proto;
+
+namespace ModelGen.Compiler.Import;
+
+/// <summary>
+/// ONNX protobuf → IR: initializers become constants, graph inputs get fixed shapes (a symbolic batch
+/// dimension becomes <c>batchSize</c>), nodes are checked for a valid topological order.
+/// </summary>
+public static class OnnxImporter
+{
+    public const long MinOpset = 7;
+    public const long MaxOpset = 21;
+    /// <summary>No tensor may hold more elements than a .NET span can index.</summary>
+    public const long MaxElements = int.MaxValue / 4;
+
+    public static Graph Import(ModelProto model, string modelPath, int batchSize = 1)
+    {
+        if (batchSize < 1 || batchSize > 1_000_000)
+            throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"batch size {batchSize} is out of range; give a value from 1 to 1000000");
+        var graph = new Graph { ModelPath = modelPath, Producer = (model.ProducerName + " " + model.ProducerVersion).Trim() };
+        graph.Opset = ReadOpset(model, modelPath);
+        var g = model.Graph;
+
+        foreach (var init in g.Initializer)
+        {
+            var v = graph.GetOrAdd(init.Name);
+            v.Constant = ReadTensor(init, modelPath);
+            v.Type = v.Constant.Type;
+            v.Shape = v.Constant.Shape;
+        }
+        if (g.SparseInitializer.Count > 0)
+            throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"sparse initializer '{g.SparseInitializer[0].Values?.Name}' is not supported; export the model with dense initializers");
+
+        foreach (var input in g.Input)
+        {
+            if (graph.Values.TryGetValue(input.Name, out var existing) && existing.IsConstant) continue; // an initializer listed as input (IR < 4): a constant for us
+            var v = graph.GetOrAdd(input.Name);
+            var tt = input.Type?.TensorType ?? throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' is not a tensor; only tensor inputs are supported");
+            if (tt.ElemType != (int)TensorProto.Types.DataType.Float)
+                throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' has element type {DataTypeName(tt.ElemType)}; only float32 inputs are supported");
+            v.Type = ElementType.Float32;
+            v.Shape = InputShape(input, tt, batchSize, modelPath);
+            graph.Inputs.Add(input.Name);
+        }
+        if (graph.Inputs.Count == 0)
+            throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no inputs besides initializers; nothing to compute at run time");
+
+        var produced = new HashSet<string>(graph.Values.Keys, StringComparer.Ordinal);
+        var nodes = new List<Node>(g.Node.Count);
+        int index = 0;
+        foreach (var np in g.Node)
+        {
+            var node = new Node
+            {
+                Name = np.Name.Length > 0 ? np.Name : $"{np.OpType}_{index}",
+                OpType = np.OpType,
+                Domain = np.Domain,
+                Inputs = [.. np.Input],
+                Outputs = [.. np.Output],
+            };
+            index++;
+            foreach (var a in np.Attribute) node.Attributes[a.Name] = a;
+            if (node.Domain.Length > 0 && node.Domain != "ai.onnx")
+                throw new ModelGenException(ErrorCodes.UnsupportedOperator, modelPath, $"{node.Describe} is in operator domain '{node.Domain}'; only the standard ONNX domain is supported");
+            foreach (var o in node.Outputs)
+                if (o.Length > 0 && !produced.Add(o))
+                    throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"{node.Describe} writes '{o}', which another node, input or initializer already defines");
+            nodes.Add(node);
+        }
+        graph.Nodes = TopologicalOrder(nodes, produced, graph, modelPath);
+        foreach (var n in graph.Nodes)
+            foreach (var o in n.Outputs)
+                if (o.Length > 0) graph.GetOrAdd(o);
+
+        foreach (var output in g.Output)
+        {
+            if (!graph.Values.ContainsKey(output.Name))
+                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"graph output '{output.Name}' is computed by no node");
+            if (graph.Outputs.Contains(output.Name))
+                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"graph output '{output.Name}' is listed twice");
+            graph.Outputs.Add(output.Name);
+        }
+        if (graph.Outputs.Count == 0)
+            throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no outputs");
+        return graph;
+    }
+
+    static long ReadOpset(ModelProto model, string modelPath)
+    {
+        long opset = -1;
+        foreach (var o in model.OpsetImport)
+            if (o.Domain.Length == 0 || o.Domain == "ai.onnx") opset = o.Version;
+        if (opset < 0 && model.IrVersion > 0 && model.IrVersion < 3) opset = 1; // IR 1-2 had no opset import
+        if (opset < MinOpset || opset > MaxOpset)
+            throw new ModelGenException(ErrorCodes.UnsupportedOperator, modelPath, $"the model imports ONNX opset {opset}; ModelGen supports opsets {MinOpset} to {MaxOpset}; convert it with onnx.version_converter");
+        return opset;
+    }
+
+    static int[] InputShape(ValueInfoProto input, TypeProto.Types.Tensor tt, int batchSize, string modelPath)
+    {
+        if (tt.Shape is null)
+            throw new ModelGenException(ErrorCodes.DynamicShape, modelPath, $"graph input '{input.Name}' has no shape; ModelGen compiles fixed shapes: export with a known input shape");
+        var shape = new int[tt.Shape.Dim.Count];
+        for (int i = 0; i < shape.Length; i++)
+        {
+            var d = tt.Shape.Dim[i];
+            if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue > 0)
+            {
+                if (d.DimValue > MaxElements)
+                    throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"graph input '{input.Name}' declares dimension {d.DimValue}, beyond what ModelGen compiles");
+                shape[i] = (int)d.DimValue;
+            }
+            else if (i == 0)
+                shape[i] = batchSize; // symbolic or unknown batch dimension
+            else
+                throw new ModelGenException(ErrorCodes.DynamicShape, modelPath, $"graph input '{input.Name}' dimension {i} is symbolic ('{d.DimParam}'); only the first (batch) dimension may be: export with a fixed size");
+        }
+        if (TensorData.Size(shape) > MaxElements)
+            throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"graph input '{input.Name}' of shape [{string.Join(",", shape)}] is too large");
+        return shape;
+    }
+
+    /// <summary>Kahn's algorithm, stable in file order; a cycle or an undefined input is an error.</summary>
+    static List<Node> TopologicalOrder(List<Node> nodes, HashSet<string> defined, Graph graph, string modelPath)
+    {
+        var available = new HashSet<string>(graph.Values.Keys, StringComparer.Ordinal);
+        foreach (var n in nodes)
+            foreach (var i in n.Inputs)
+                if (i.Length > 0 && !defined.Contains(i))
+                    throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"{n.Describe} reads '{i}', which no node, input or initializer defines (a missing initializer?)");
+        var order = new List<Node>(nodes.Count);
+        var pending = new List<Node>(nodes);
+        while (pending.Count > 0)
+        {
+            int before = order.Count;
+            var next = new List<Node>();
+            foreach (var n in pending)
+            {
+                if (n.Inputs.All(i => i.Length == 0 || available.Contains(i)))
+                {
+                    order.Add(n);
+                    foreach (var o in n.Outputs) if (o.Length > 0) available.Add(o);
+                }
+                else next.Add(n);
+            }
+            if (order.Count == before)
+                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"the graph has a cycle through {next[0].Describe}; ONNX graphs must be acyclic");
+            pending = next;
+        }
+        return order;
+    }
+
+    public static TensorData ReadTensor(TensorProto t, string modelPath)
+    {
+        var shape = new int[t.Dims.Count];
+        long count = 1;
+        for (int i = 0; i < shape.Length; i++)
+        {
+            long d = t.Dims[i];
+            if (d < 0 || d > MaxElements)
+                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"tensor '{t.Name}' has dimension {d}");
+            shape[i] = (int)d;
+            count *= d;
+            if (count > MaxElements)
+                throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"tensor '{t.Name}' of {count}+ elements is too large");
+        }
+        var type = (TensorProto.Types.DataType)t.DataType;
+        int elementSize = type switch
+        {
+            TensorProto.Types.DataType.Float or TensorProto.Types.DataType.Int32 => 4,
+            TensorProto.Types.DataType.Int64 or TensorProto.Types.DataType.Double => 8,
+            _ => throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"tensor '{t.Name}' has element type {DataTypeName(t.DataType)}; supported: float32, float64, int32, int64"),
+        };
+        ReadOnlySpan<byte> raw = default;
+        byte[]? external = null;
+        if (t.DataLocation == TensorProto.Types.DataLocation.External)
+        {
+            external = OnnxModelLoader.ReadExternalData(t, modelPath, count * elementSize);
+            raw = external;
+        }
+        else if (!t.RawData.IsEmpty) raw = t.RawData.Span;
+        bool useRaw = external is not null || !t.RawData.IsEmpty;
+        if (useRaw && raw.Length != count * elementSize)
+            throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"tensor '{t.Name}' holds {raw.Length} bytes of data; its shape needs {count * elementSize}");
+
+        switch (type)
+        {
+            case TensorProto.Types.DataType.Float:
+            {
+                var values = new float[count];
+                if (useRaw)
+                    for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.Slice(i * 4));
+                else if (t.FloatData.Count == count) t.FloatData.CopyTo(values, 0);
+                else throw DataCount(t, t.FloatData.Count, count, modelPath);
+                return new TensorData(shape, values);
+            }
+            case TensorProto.Types.DataType.Double:
+            {
+                var values = new float[count];
+                if (useRaw)
+                    for (int i = 0; i < count; i++) values[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.Slice(i * 8));
+                else if (t.DoubleData.Count == count) for (int i = 0; i < count; i++) values[i] = (float)t.DoubleData[i];
+                else throw DataCount(t, t.DoubleData.Count, count, modelPath);
+                return new TensorData(shape, values);
+            }
+            case TensorProto.Types.DataType.Int32:
+            {
+                var values = new long[count];
+                if (useRaw)
+                    for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadInt32LittleEndian(raw.Slice(i * 4));
+                else if (t.Int32Data.Count == count) for (int i = 0; i < count; i++) values[i] = t.Int32Data[i];
+                else throw DataCount(t, t.Int32Data.Count, count, modelPath);
+                return new TensorData(shape, values);
+            }
+            default:
+            {
+                var values = new long[count];
+                if (useRaw)
+                    for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadInt64LittleEndian(raw.Slice(i * 8));
+                else if (t.Int64Data.Count == count) t.Int64Data.CopyTo(values, 0);
+                else throw DataCount(t, t.Int64Data.Count, count, modelPath);
+                return new TensorData(shape, values);
+            }
+        }
+    }
+
+    static ModelGenException DataCount(TensorProto t, int have, long need, string modelPath) =>
+        new(ErrorCodes.InvalidGraph, modelPath, $"tensor '{t.Name}' holds {have} values; its shape needs {need}");
+
+    public static string DataTypeName(int type) =>
+        Enum.IsDefined(typeof(TensorProto.Types.DataType), type) ? ((TensorProto.Types.DataType)type).ToString().ToLowerInvariant() : $"#{type}";
+}

@@ -1,0 +1,53 @@
+using System.Security.Cryptography;
+using ModelGen.Artifact;
+using ModelGen.Compiler.Import;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Normalize;
+using ModelGen.Compiler.Plan;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler;
+
+/// <summary>What to compile and how; each option matches an item metadata and a CLI option.</summary>
+public sealed record CompileOptions
+{
+    public required string ModelPath { get; init; }
+    /// <summary>Null: from the file name.</summary>
+    public string? ClassName { get; init; }
+    public string Namespace { get; init; } = "ModelGen.Models";
+    /// <summary>The size given to a symbolic first (batch) dimension.</summary>
+    public int BatchSize { get; init; } = 1;
+    /// <summary>auto, vector128 or none.</summary>
+    public string Simd { get; init; } = "auto";
+}
+
+/// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>
+public static class ModelCompiler
+{
+    public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
+
+    /// <summary>Imports and infers shapes: the graph exactly as the ONNX file defines it.</summary>
+    public static Graph Import(string modelPath, int batchSize = 1)
+    {
+        var model = OnnxModelLoader.Load(modelPath);
+        var graph = OnnxImporter.Import(model, modelPath, batchSize);
+        ShapeInference.Run(graph);
+        return graph;
+    }
+
+    /// <summary>Import, normalize, plan: the artifact the generator turns into C#.</summary>
+    public static ModelArtifact Compile(CompileOptions options)
+    {
+        string simd = options.Simd.ToLowerInvariant();
+        if (Array.IndexOf(SimdLevels, simd) < 0)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
+        string className = options.ClassName is { Length: > 0 } c ? c : Identifiers.Pascal(Path.GetFileNameWithoutExtension(options.ModelPath));
+        if (!Identifiers.IsValid(className))
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier; set ClassName to letters, digits and '_'");
+        string ns = Identifiers.Namespace(options.Namespace);
+        var graph = Import(options.ModelPath, options.BatchSize);
+        Passes.Run(graph);
+        string sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(options.ModelPath)));
+        return ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
+    }
+}

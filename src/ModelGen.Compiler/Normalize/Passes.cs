@@ -1,0 +1,128 @@
+using Google.Protobuf;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+using ModelGen.Onnx.Proto;
+
+namespace ModelGen.Compiler.Normalize;
+
+/// <summary>
+/// Rewrites that keep the model's meaning and make it cheaper to run: Gemm and MatMul with constant
+/// weights (plus a following bias Add) become Dense nodes with pre-transposed weights, and Relu is
+/// fused into the node that produces its input.
+/// </summary>
+public static class Passes
+{
+    public static void Run(Graph graph)
+    {
+        GemmToDense(graph);
+        MatMulAddToDense(graph);
+        FuseRelu(graph);
+    }
+
+    /// <summary>Gemm(A, B const, C const) → Dense(A, alpha·B' as [N,K], beta·C).</summary>
+    public static void GemmToDense(Graph graph)
+    {
+        foreach (var node in graph.Nodes.Where(n => n.OpType == "Gemm").ToList())
+        {
+            var b = graph[node.Inputs[1]].Constant;
+            var c = node.HasInput(2) ? graph[node.Inputs[2]].Constant : null;
+            if (b is null || (node.HasInput(2) && c is null)) continue;
+            bool tb = node.Int("transB", 0) != 0;
+            float alpha = node.Float("alpha", 1f), beta = node.Float("beta", 1f);
+            int n = tb ? b.Shape[0] : b.Shape[1], k = tb ? b.Shape[1] : b.Shape[0];
+            var w = new float[(long)n * k];
+            for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++)
+                w[(long)j * k + p] = alpha * (tb ? b.Floats[(long)j * k + p] : b.Floats[(long)p * n + j]);
+            TensorData? bias = null;
+            if (c is not null)
+            {
+                var outShape = graph[node.Outputs[0]].Shape!;
+                int m = outShape[0];
+                // A C that varies only along N becomes a bias vector; one that varies along M stays [M, N].
+                bool perColumn = c.Shape.Length == 0 || c.Shape[0] == 1 || c.Shape.Length == 1;
+                int[] shape = perColumn ? [n] : [m, n];
+                var cs = Broadcast.Strides(c.Shape, perColumn ? [1, n] : [m, n]);
+                var values = new float[TensorData.Size(shape)];
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = beta * c.Floats[Broadcast.Offset(i, perColumn ? [1, n] : [m, n], cs)];
+                bias = new TensorData(shape, values);
+            }
+            ReplaceWithDense(graph, node, node.Inputs[0], new TensorData([n, k], w), bias, node.Outputs[0], node.Int("transA", 0) != 0);
+        }
+    }
+
+    /// <summary>MatMul(X, W const [K,N]) [→ Add(·, b const broadcasting along N)] → Dense.</summary>
+    public static void MatMulAddToDense(Graph graph)
+    {
+        foreach (var node in graph.Nodes.Where(n => n.OpType == "MatMul").ToList())
+        {
+            var wConst = graph[node.Inputs[1]].Constant;
+            if (wConst is null || wConst.Shape.Length != 2 || graph[node.Inputs[0]].Shape!.Length < 1) continue;
+            int k = wConst.Shape[0], n = wConst.Shape[1];
+            var w = new float[(long)n * k];
+            for (int j = 0; j < n; j++)
+            for (int p = 0; p < k; p++)
+                w[(long)j * k + p] = wConst.Floats[(long)p * n + j];
+            string output = node.Outputs[0];
+            TensorData? bias = null;
+            var uses = graph.UseCounts();
+            var add = graph.Nodes.FirstOrDefault(a => a.OpType == "Add" && a.Inputs.Contains(output));
+            if (add is not null && uses[output] == 1 && !graph.Outputs.Contains(output))
+            {
+                string other = add.Inputs[0] == output ? add.Inputs[1] : add.Inputs[0];
+                var b = graph[other].Constant;
+                var outShape = graph[output].Shape!;
+                if (b is not null && b.Count == n && b.Shape.Length <= outShape.Length && b.Shape.Length >= 1 && b.Shape[^1] == n
+                    && graph[add.Outputs[0]].Shape!.SequenceEqual(outShape))
+                {
+                    bias = new TensorData([n], b.Floats);
+                    graph.Nodes.Remove(add);
+                    output = add.Outputs[0];
+                }
+            }
+            ReplaceWithDense(graph, node, node.Inputs[0], new TensorData([n, k], w), bias, output, transA: false);
+        }
+    }
+
+    static void ReplaceWithDense(Graph graph, Node node, string input, TensorData weight, TensorData? bias, string output, bool transA)
+    {
+        var dense = new Node
+        {
+            Name = node.Name,
+            OpType = DenseOperator.Name,
+            Domain = DenseOperator.Domain,
+            Inputs = [input, AddConstant(graph, node.Name + ".weight", weight)],
+            Outputs = [output],
+        };
+        if (bias is not null) dense.Inputs.Add(AddConstant(graph, node.Name + ".bias", bias));
+        if (transA) dense.Attributes["transA"] = new AttributeProto { Name = "transA", Type = AttributeProto.Types.AttributeType.Int, I = 1 };
+        dense.Attributes["onnx_op"] = new AttributeProto { Name = "onnx_op", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(node.OpType) };
+        graph.Nodes[graph.Nodes.IndexOf(node)] = dense;
+    }
+
+    static string AddConstant(Graph graph, string baseName, TensorData data)
+    {
+        string name = baseName;
+        for (int i = 2; graph.Values.ContainsKey(name); i++) name = baseName + "_" + i;
+        var v = graph.GetOrAdd(name);
+        v.Constant = data;
+        v.Shape = data.Shape;
+        return name;
+    }
+
+    /// <summary>Relu(Y) where Y comes from Conv, Dense or Add and nothing else reads Y: computed in the producer.</summary>
+    public static void FuseRelu(Graph graph)
+    {
+        foreach (var relu in graph.Nodes.Where(n => n.OpType == "Relu").ToList())
+        {
+            string input = relu.Inputs[0];
+            var producer = graph.ProducerOf(input);
+            if (producer is null || producer.OpType is not ("Conv" or DenseOperator.Name or "Add") || producer.Has("activation")) continue;
+            if (graph.UseCounts()[input] != 1 || graph.Outputs.Contains(input)) continue;
+            producer.Attributes["activation"] = new AttributeProto { Name = "activation", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8("relu") };
+            producer.Outputs[0] = relu.Outputs[0];
+            graph.Nodes.Remove(relu);
+        }
+    }
+}

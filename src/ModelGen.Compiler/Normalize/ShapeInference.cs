@@ -1,0 +1,39 @@
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Normalize;
+
+/// <summary>
+/// Infers every value's fixed shape in schedule order and folds each node whose inputs are all
+/// constant (Constant nodes, shape arithmetic, weight reshapes) into a constant: what remains are the
+/// nodes that compute at run time.
+/// </summary>
+public static class ShapeInference
+{
+    public static void Run(Graph graph)
+    {
+        var remaining = new List<Node>(graph.Nodes.Count);
+        foreach (var node in graph.Nodes)
+        {
+            var op = OperatorSet.Get(node, graph);
+            op.InferShapes(node, graph);
+            bool foldable = node.Inputs.Any(i => i.Length > 0) && node.Inputs.All(i => i.Length == 0 || graph[i].IsConstant);
+            if (node.OpType == "Constant") continue;
+            if (foldable)
+            {
+                var outputs = ReferenceEvaluator.EvaluateNode(node, graph, name => graph[name].Constant!);
+                for (int i = 0; i < outputs.Length && i < node.Outputs.Count; i++)
+                {
+                    var v = graph[node.Outputs[i]];
+                    v.Constant = outputs[i];
+                    v.Shape = outputs[i].Shape;
+                    v.Type = outputs[i].Type;
+                }
+                continue;
+            }
+            remaining.Add(node);
+        }
+        graph.Nodes = remaining;
+    }
+}

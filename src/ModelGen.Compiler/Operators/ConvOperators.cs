@@ -1,0 +1,183 @@
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Operators;
+
+/// <summary>
+/// The resolved 2-D window of a Conv or pooling node: kernel, strides, dilations and explicit pads
+/// (auto_pad resolved). 1-D nodes are lifted to 2-D with a height of 1.
+/// </summary>
+public sealed record WindowGeometry(
+    int KernelH, int KernelW, int StrideH, int StrideW, int DilationH, int DilationW,
+    int PadTop, int PadLeft, int PadBottom, int PadRight, int InH, int InW, int OutH, int OutW)
+{
+    public bool HasPadding => PadTop != 0 || PadLeft != 0 || PadBottom != 0 || PadRight != 0;
+
+    public static WindowGeometry Resolve(Graph graph, Node node, int[] inShape, int[] kernel, bool ceilMode)
+    {
+        int spatial = inShape.Length - 2;
+        if (spatial < 1 || spatial > 2)
+            throw new ModelGenException(ErrorCodes.UnsupportedAttribute, graph.ModelPath, $"{node.Describe}, opset {graph.Opset}: input of rank {inShape.Length}; 1-D and 2-D windows (rank 3 or 4) are supported");
+        if (kernel.Length != spatial)
+            throw new ModelGenException(ErrorCodes.ShapeMismatch, graph.ModelPath, $"{node.Describe}: kernel of rank {kernel.Length} for {spatial} spatial dimensions");
+        long[] strides = node.Ints("strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        long[] dilations = node.Ints("dilations") ?? Enumerable.Repeat(1L, spatial).ToArray();
+        long[] pads = node.Ints("pads") ?? new long[2 * spatial];
+        if (strides.Length != spatial || dilations.Length != spatial || pads.Length != 2 * spatial)
+            throw new ModelGenException(ErrorCodes.ShapeMismatch, graph.ModelPath, $"{node.Describe}: strides, dilations and pads must have {spatial}, {spatial} and {2 * spatial} values");
+        if (strides.Any(s => s < 1 || s > 1 << 16) || dilations.Any(d => d < 1 || d > 1 << 16) || pads.Any(p => p < 0 || p > 1 << 16) || kernel.Any(k => k < 1))
+            throw new ModelGenException(ErrorCodes.UnsupportedAttribute, graph.ModelPath, $"{node.Describe}: strides and dilations must be ≥ 1, pads ≥ 0, kernel ≥ 1");
+        string autoPad = node.Str("auto_pad", "NOTSET");
+        var outSize = new int[spatial];
+        for (int i = 0; i < spatial; i++)
+        {
+            int input = inShape[2 + i];
+            long effective = (kernel[i] - 1) * dilations[i] + 1;
+            switch (autoPad)
+            {
+                case "NOTSET":
+                    break;
+                case "VALID":
+                    pads[i] = pads[i + spatial] = 0;
+                    break;
+                case "SAME_UPPER":
+                case "SAME_LOWER":
+                    long outLen = (input + strides[i] - 1) / strides[i];
+                    long total = Math.Max(0, (outLen - 1) * strides[i] + effective - input);
+                    long small = total / 2;
+                    pads[i] = autoPad == "SAME_UPPER" ? small : total - small;
+                    pads[i + spatial] = total - pads[i];
+                    break;
+                default:
+                    throw new ModelGenException(ErrorCodes.UnsupportedAttribute, graph.ModelPath, $"{node.Describe}: auto_pad '{autoPad}' is not one of NOTSET, SAME_UPPER, SAME_LOWER, VALID");
+            }
+            long span = input + pads[i] + pads[i + spatial] - effective;
+            if (span < 0)
+                throw new ModelGenException(ErrorCodes.ShapeMismatch, graph.ModelPath, $"{node.Describe}: the window ({effective}) is larger than the padded input ({input + pads[i] + pads[i + spatial]})");
+            long o = ceilMode ? (span + strides[i] - 1) / strides[i] + 1 : span / strides[i] + 1;
+            // With ceil_mode the last window must start inside the input or its leading pad.
+            if (ceilMode && (o - 1) * strides[i] >= input + pads[i]) o--;
+            outSize[i] = (int)o;
+        }
+        if (spatial == 1)
+            return new WindowGeometry(1, kernel[0], 1, (int)strides[0], 1, (int)dilations[0], 0, (int)pads[0], 0, (int)pads[1], 1, inShape[2], 1, outSize[0]);
+        return new WindowGeometry(kernel[0], kernel[1], (int)strides[0], (int)strides[1], (int)dilations[0], (int)dilations[1],
+            (int)pads[0], (int)pads[1], (int)pads[2], (int)pads[3], inShape[2], inShape[3], outSize[0], outSize[1]);
+    }
+
+    public int[] OutputShape(int batch, int channels, int spatial) =>
+        spatial == 1 ? [batch, channels, OutW] : [batch, channels, OutH, OutW];
+}
+
+/// <summary>Conv: y = x ⋆ w + b, with groups, pads (or auto_pad), strides and dilations.</summary>
+public sealed class ConvOperator : Operator
+{
+    public override string OpType => "Conv";
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 2, 3);
+        RejectAttributes(graph, node, "auto_pad", "dilations", "group", "kernel_shape", "pads", "strides");
+        var (x, w) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));
+        if (w.Length != x.Length)
+            throw Error(graph, node, $"weight rank {w.Length} differs from input rank {x.Length}");
+        long group = node.Int("group", 1);
+        if (group < 1 || x[1] % group != 0 || w[0] % group != 0 || w[1] * group != x[1])
+            throw Error(graph, node, $"group {group} does not fit {x[1]} input channels and weight [{string.Join(",", w)}]");
+        if (node.HasInput(2) && !ShapeOf(graph, node, 2).SequenceEqual([w[0]]))
+            throw Error(graph, node, $"bias must have shape [{w[0]}]");
+        var kernel = w[2..];
+        if (node.Ints("kernel_shape") is { } ks && !ks.Select(k => (int)k).SequenceEqual(kernel))
+            throw Error(graph, node, "kernel_shape disagrees with the weight's shape");
+        var geo = WindowGeometry.Resolve(graph, node, x, kernel, ceilMode: false);
+        SetOutput(graph, node, 0, geo.OutputShape(x[0], w[0], x.Length - 2));
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
+        var geo = Geometry(node, x.Shape, w.Shape);
+        int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], group = (int)node.Int("group", 1);
+        int cPerGroup = c / group, mPerGroup = m / group;
+        var y = new float[(long)n * m * geo.OutH * geo.OutW];
+        for (int ni = 0; ni < n; ni++)
+        for (int mi = 0; mi < m; mi++)
+        {
+            int g = mi / mPerGroup;
+            for (int oh = 0; oh < geo.OutH; oh++)
+            for (int ow = 0; ow < geo.OutW; ow++)
+            {
+                double sum = b is null ? 0 : b.Floats[mi];
+                for (int ci = 0; ci < cPerGroup; ci++)
+                for (int kh = 0; kh < geo.KernelH; kh++)
+                {
+                    int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
+                    if (ih < 0 || ih >= geo.InH) continue;
+                    for (int kw = 0; kw < geo.KernelW; kw++)
+                    {
+                        int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
+                        if (iw < 0 || iw >= geo.InW) continue;
+                        sum += (double)x.Floats[(((long)ni * c + g * cPerGroup + ci) * geo.InH + ih) * geo.InW + iw]
+                             * w.Floats[(((long)mi * cPerGroup + ci) * geo.KernelH + kh) * geo.KernelW + kw];
+                    }
+                }
+                y[(((long)ni * m + mi) * geo.OutH + oh) * geo.OutW + ow] = (float)sum;
+            }
+        }
+        return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), y)];
+    }
+
+    /// <summary>Geometry from shapes alone (the node is already validated).</summary>
+    internal static WindowGeometry Geometry(Node node, int[] x, int[] w) =>
+        WindowGeometry.Resolve(new Graph(), node, x, w[2..], ceilMode: false);
+}
+
+/// <summary>MaxPool: the maximum over each window; padding never wins (it counts as −∞).</summary>
+public sealed class MaxPoolOperator : Operator
+{
+    public override string OpType => "MaxPool";
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 1, 1);
+        RejectAttributes(graph, node, "auto_pad", "ceil_mode", "dilations", "kernel_shape", "pads", "storage_order", "strides");
+        if (node.Outputs.Count > 1 && node.Outputs[1].Length > 0)
+            throw Error(graph, node, "the Indices output is not supported", ErrorCodes.UnsupportedAttribute);
+        var x = ShapeOf(graph, node, 0);
+        var geo = Geometry(graph, node, x);
+        SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
+    }
+
+    internal static WindowGeometry Geometry(Graph graph, Node node, int[] x)
+    {
+        var kernel = node.Ints("kernel_shape") ?? throw Error(graph, node, "kernel_shape is required", ErrorCodes.InvalidGraph);
+        return WindowGeometry.Resolve(graph, node, x, [.. kernel.Select(k => (int)Math.Clamp(k, 0, 1 << 16))], node.Int("ceil_mode", 0) != 0);
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var x = inputs[0]!;
+        var geo = Geometry(new Graph(), node, x.Shape);
+        int n = x.Shape[0], c = x.Shape[1];
+        var y = new float[(long)n * c * geo.OutH * geo.OutW];
+        for (int nc = 0; nc < n * c; nc++)
+        for (int oh = 0; oh < geo.OutH; oh++)
+        for (int ow = 0; ow < geo.OutW; ow++)
+        {
+            float max = float.NegativeInfinity;
+            for (int kh = 0; kh < geo.KernelH; kh++)
+            {
+                int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
+                if (ih < 0 || ih >= geo.InH) continue;
+                for (int kw = 0; kw < geo.KernelW; kw++)
+                {
+                    int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
+                    if (iw < 0 || iw >= geo.InW) continue;
+                    max = Math.Max(max, x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw]);
+                }
+            }
+            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = max;
+        }
+        return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
+    }
+}

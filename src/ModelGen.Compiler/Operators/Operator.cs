@@ -1,0 +1,86 @@
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Operators;
+
+/// <summary>
+/// One ONNX operator: attribute checks and shape inference at compile time, and the float32 reference
+/// semantics that constant folding, the evaluator and the tests use (the oracle of the emitted kernels).
+/// </summary>
+public abstract class Operator
+{
+    public abstract string OpType { get; }
+
+    /// <summary>Checks attributes and sets the shape and type of every output from the inputs' shapes.</summary>
+    public abstract void InferShapes(Node node, Graph graph);
+
+    /// <summary>Computes the outputs from input data (shapes already inferred).</summary>
+    public abstract TensorData[] Evaluate(Node node, TensorData?[] inputs);
+
+    protected static int[] ShapeOf(Graph graph, Node node, int input)
+    {
+        var v = graph[node.Inputs[input]];
+        return v.Shape ?? throw Error(graph, node, $"input {input} ('{v.Name}') has no known shape");
+    }
+
+    protected static ModelGenException Error(Graph graph, Node node, string message, string code = ErrorCodes.ShapeMismatch) =>
+        new(code, graph.ModelPath, $"{node.Describe}, opset {graph.Opset}: {message}");
+
+    protected static void SetOutput(Graph graph, Node node, int output, int[] shape, ElementType type = ElementType.Float32)
+    {
+        if (TensorData.Size(shape) > Import.OnnxImporter.MaxElements)
+            throw Error(graph, node, $"output of shape [{string.Join(",", shape)}] is too large", ErrorCodes.TooLarge);
+        var v = graph.GetOrAdd(node.Outputs[output]);
+        v.Shape = shape;
+        v.Type = type;
+    }
+
+    protected static void RequireInputs(Graph graph, Node node, int min, int max)
+    {
+        int n = node.Inputs.Count;
+        while (n > 0 && node.Inputs[n - 1].Length == 0) n--;
+        if (n < min || n > max)
+            throw Error(graph, node, $"takes {min}{(max > min ? $" to {max}" : "")} inputs, got {n}", ErrorCodes.InvalidGraph);
+        for (int i = 0; i < n; i++)
+            if (node.HasInput(i) && graph[node.Inputs[i]].Type != ElementType.Float32 && !AcceptsIntInput(node, i))
+                throw Error(graph, node, $"input {i} ('{node.Inputs[i]}') is not float32; only float32 tensors are supported here", ErrorCodes.UnsupportedDataType);
+    }
+
+    static bool AcceptsIntInput(Node node, int i) => node.OpType == "Reshape" && i == 1;
+
+    protected static void RejectAttributes(Graph graph, Node node, params string[] known)
+    {
+        foreach (var name in node.Attributes.Keys)
+            if (Array.IndexOf(known, name) < 0)
+                throw Error(graph, node, $"attribute '{name}' is not supported (supported: {string.Join(", ", known)})", ErrorCodes.UnsupportedAttribute);
+    }
+
+    protected static int NormalizeAxis(Graph graph, Node node, long axis, int rank)
+    {
+        if (axis < -rank || axis > rank) throw Error(graph, node, $"axis {axis} is out of range for rank {rank}");
+        return (int)(axis < 0 ? axis + rank : axis);
+    }
+}
+
+/// <summary>The operators ModelGen compiles, by ONNX op_type.</summary>
+public static class OperatorSet
+{
+    static readonly Dictionary<string, Operator> All = new Operator[]
+    {
+        new ConvOperator(), new MaxPoolOperator(), new GemmOperator(), new MatMulOperator(), new DenseOperator(),
+        new AddOperator(), new ReluOperator(), new FlattenOperator(), new ReshapeOperator(), new IdentityOperator(),
+        new ConstantOperator(),
+    }.ToDictionary(o => o.OpType, StringComparer.Ordinal);
+
+    /// <summary>ONNX operators a user may bring (internal ones such as Dense excluded).</summary>
+    public static IReadOnlyList<string> Supported { get; } =
+        [.. All.Keys.Where(k => k != DenseOperator.Name).Order(StringComparer.Ordinal)];
+
+    public static bool IsSupported(string opType) => opType != DenseOperator.Name && All.ContainsKey(opType);
+
+    public static Operator Get(Node node, Graph graph) =>
+        All.TryGetValue(node.OpType, out var op) && (node.OpType != DenseOperator.Name || node.Domain == DenseOperator.Domain)
+            ? op
+            : throw new ModelGenException(ErrorCodes.UnsupportedOperator, graph.ModelPath,
+                $"{node.Describe}, opset {graph.Opset}: operator '{node.OpType}' is not supported; supported operators: {string.Join(", ", Supported)}");
+}

@@ -1,0 +1,234 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using ModelGen.Artifact;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Plan;
+
+/// <summary>
+/// Lowers the normalized graph to the artifact: one kernel per node in schedule order, each value
+/// given a storage (the caller's spans, embedded weights, or an arena slice from the memory plan).
+/// Reshape, Flatten and Identity become aliases of their input's storage; a copy only where two
+/// caller spans would have to be the same memory.
+/// </summary>
+public sealed class ArtifactBuilder
+{
+    readonly Graph _graph;
+    readonly ModelArtifact _artifact = new();
+    readonly Dictionary<string, int> _tensorIds = new(StringComparer.Ordinal);
+    // Storage groups: aliases share one group (union-find over tensor ids).
+    readonly List<int> _parent = [];
+
+    ArtifactBuilder(Graph graph) => _graph = graph;
+
+    public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, string simd)
+    {
+        var b = new ArtifactBuilder(graph);
+        var a = b._artifact;
+        a.ClassName = className;
+        a.Namespace = ns;
+        a.SourceFile = sourceFile;
+        a.SourceSha256 = sha256;
+        a.Producer = graph.Producer;
+        a.Opset = graph.Opset;
+        a.Simd = simd;
+        b.Lower();
+        return a;
+    }
+
+    void Lower()
+    {
+        // Names the emitted Run and Predict use for their own locals and parameters.
+        var taken = new HashSet<string>(["scratch", "arena", "predicted", "best", "i", "parameter", "expected", "actual"], StringComparer.Ordinal);
+        for (int i = 0; i < _graph.Inputs.Count; i++)
+        {
+            int id = Tensor(_graph.Inputs[i]);
+            _artifact.Tensors[id].Storage = TensorStorage.Input;
+            _artifact.Tensors[id].Index = i;
+            _artifact.Inputs.Add(new ArtifactBinding { Tensor = id, Name = _graph.Inputs[i], Parameter = Identifiers.Unique(Identifiers.Camel(_graph.Inputs[i], "input"), taken) });
+        }
+        // Outputs get their tensors now so a node writing an output writes the caller's span directly.
+        var outputIds = new List<int>();
+        for (int j = 0; j < _graph.Outputs.Count; j++)
+        {
+            string name = _graph.Outputs[j];
+            var source = _graph[name];
+            int id = source.IsConstant || _graph.Inputs.Contains(name) ? NewTensor(name, source.Shape!) : Tensor(name);
+            _artifact.Tensors[id].Storage = TensorStorage.Output;
+            _artifact.Tensors[id].Index = j;
+            _artifact.Outputs.Add(new ArtifactBinding { Tensor = id, Name = name, Parameter = Identifiers.Unique(Identifiers.Camel(name, "output"), taken) });
+            outputIds.Add(id);
+        }
+
+        foreach (var node in _graph.Nodes) LowerNode(node);
+
+        // Outputs that no kernel writes (a constant or an input passed straight through) are copied.
+        for (int j = 0; j < _graph.Outputs.Count; j++)
+        {
+            string name = _graph.Outputs[j];
+            if (_graph[name].IsConstant || _graph.Inputs.Contains(name))
+                AddNode("Copy", "Identity", name, [Tensor(name)], [outputIds[j]]);
+        }
+        PlanArena();
+    }
+
+    void LowerNode(Node node)
+    {
+        switch (node.OpType)
+        {
+            case "Identity":
+            case "Reshape":
+            case "Flatten":
+                Alias(node);
+                return;
+            case "Conv":
+            {
+                var x = _graph[node.Inputs[0]].Shape!;
+                var w = _graph[node.Inputs[1]].Shape!;
+                var geo = ConvOperator.Geometry(node, x, w);
+                var n = AddNode("Conv", "Conv", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                Window(n, geo);
+                n.Attributes["group"] = Int(node.Int("group", 1));
+                Activation(n, node);
+                return;
+            }
+            case "MaxPool":
+            {
+                var geo = MaxPoolOperator.Geometry(_graph, node, _graph[node.Inputs[0]].Shape!);
+                Window(AddNode("MaxPool", "MaxPool", node.Name, Inputs(node), [Tensor(node.Outputs[0])]), geo);
+                return;
+            }
+            case DenseOperator.Name:
+            {
+                var n = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                n.Attributes["transA"] = Int(node.Int("transA", 0));
+                Activation(n, node);
+                return;
+            }
+            case "MatMul":
+                AddNode("MatMul", "MatMul", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                return;
+            case "Add":
+                Activation(AddNode("Add", "Add", node.Name, Inputs(node), [Tensor(node.Outputs[0])]), node);
+                return;
+            case "Relu":
+                AddNode("Relu", "Relu", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                return;
+            default:
+                throw new ModelGenException(ErrorCodes.UnsupportedAttribute, _graph.ModelPath,
+                    $"{node.Describe}, opset {_graph.Opset}: this form of {node.OpType} (a weight computed at run time) is not supported yet; export with constant weights");
+        }
+    }
+
+    void Alias(Node node)
+    {
+        int x = Tensor(node.Inputs[0]);
+        int y = Tensor(node.Outputs[0]);
+        var (rx, ry) = (Find(x), Find(y));
+        var (sx, sy) = (_artifact.Tensors[rx], _artifact.Tensors[ry]);
+        bool xFixed = sx.Storage != TensorStorage.Arena, yFixed = sy.Storage != TensorStorage.Arena;
+        if (xFixed && yFixed)
+        {
+            // Two caller spans (input → output, output → output) are different memory: copy.
+            AddNode("Copy", node.OpType, node.Name, [x], [y]);
+            return;
+        }
+        // The group keeps the fixed storage, if either side has one.
+        if (xFixed) _parent[ry] = rx; else _parent[rx] = ry;
+    }
+
+    int Find(int id)
+    {
+        while (_parent[id] != id) id = _parent[id] = _parent[_parent[id]];
+        return id;
+    }
+
+    int[] Inputs(Node node) => [.. node.Inputs.Where(i => i.Length > 0).Select(Tensor)];
+
+    int Tensor(string name)
+    {
+        if (_tensorIds.TryGetValue(name, out int id)) return id;
+        var v = _graph[name];
+        id = NewTensor(name, v.Shape!);
+        if (v.Constant is { } c)
+        {
+            if (c.Type != ElementType.Float32)
+                throw new ModelGenException(ErrorCodes.UnsupportedDataType, _graph.ModelPath, $"constant '{name}' is an integer tensor read by a kernel; only float32 weights are supported");
+            var t = _artifact.Tensors[id];
+            t.Storage = TensorStorage.Weight;
+            t.Data = new byte[c.Floats.Length * 4];
+            for (int i = 0; i < c.Floats.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(t.Data.AsSpan(i * 4), c.Floats[i]);
+        }
+        _tensorIds[name] = id;
+        return id;
+    }
+
+    int NewTensor(string name, int[] shape)
+    {
+        int id = _artifact.Tensors.Count;
+        _artifact.Tensors.Add(new ArtifactTensor { Id = id, Name = name, Shape = shape, Storage = TensorStorage.Arena });
+        _parent.Add(id);
+        return id;
+    }
+
+    ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs)
+    {
+        var n = new ArtifactNode { Kernel = kernel, OnnxOp = onnxOp, Name = name, Inputs = inputs, Outputs = outputs };
+        _artifact.Nodes.Add(n);
+        return n;
+    }
+
+    static void Window(ArtifactNode n, WindowGeometry g)
+    {
+        n.Attributes["kernel"] = $"{g.KernelH},{g.KernelW}";
+        n.Attributes["strides"] = $"{g.StrideH},{g.StrideW}";
+        n.Attributes["dilations"] = $"{g.DilationH},{g.DilationW}";
+        n.Attributes["pads"] = $"{g.PadTop},{g.PadLeft},{g.PadBottom},{g.PadRight}";
+    }
+
+    static void Activation(ArtifactNode n, Node node)
+    {
+        string act = node.Str("activation", "");
+        if (act.Length > 0) n.Attributes["activation"] = act;
+    }
+
+    static string Int(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>Gives each arena group an offset; every member of a group (aliases) shares it.</summary>
+    void PlanArena()
+    {
+        var first = new Dictionary<int, int>();
+        var last = new Dictionary<int, int>();
+        for (int step = 0; step < _artifact.Nodes.Count; step++)
+        {
+            var node = _artifact.Nodes[step];
+            foreach (int id in node.Inputs.Concat(node.Outputs))
+            {
+                int root = Find(id);
+                if (_artifact.Tensors[root].Storage != TensorStorage.Arena) continue;
+                if (!first.ContainsKey(root)) first[root] = step;
+                last[root] = step;
+            }
+        }
+        var requests = first.Keys.Order()
+            .Select(root => new BufferRequest(root, GroupBytes(root), first[root], last[root]))
+            .ToList();
+        var (offsets, arena) = MemoryPlanner.Plan(requests);
+        _artifact.ScratchBytes = arena;
+        foreach (var t in _artifact.Tensors)
+        {
+            var root = _artifact.Tensors[Find(t.Id)];
+            t.Storage = root.Storage;
+            t.Index = root.Index;
+            if (root.Storage == TensorStorage.Arena) t.Offset = offsets.GetValueOrDefault(root.Id);
+            if (root.Storage == TensorStorage.Weight && t.Id != root.Id) t.Data = root.Data;
+        }
+        LowerBoundBytes = MemoryPlanner.LowerBound(requests);
+    }
+
+    long GroupBytes(int root) => _artifact.Tensors.Where(t => Find(t.Id) == root).Max(t => t.ElementCount) * 4;
+
+    long LowerBoundBytes { get; set; }
+}

@@ -1,0 +1,51 @@
+namespace ModelGen.Compiler.Plan;
+
+/// <summary>A buffer to place in the arena: its size and the schedule steps during which it is live.</summary>
+public sealed record BufferRequest(int Id, long Bytes, int FirstStep, int LastStep);
+
+/// <summary>
+/// Static memory plan: places buffers in one arena so that buffers live at the same time never overlap.
+/// Greedy by size (largest first, each at the lowest offset that fits among the already placed buffers
+/// that overlap it in time), the heuristic of TFLite's arena planner; offsets aligned for SIMD loads.
+/// </summary>
+public static class MemoryPlanner
+{
+    public const int Alignment = 64;
+
+    public static (Dictionary<int, long> Offsets, long ArenaBytes) Plan(IReadOnlyList<BufferRequest> buffers)
+    {
+        var offsets = new Dictionary<int, long>();
+        var placed = new List<(BufferRequest Buffer, long Offset)>();
+        long arena = 0;
+        foreach (var b in buffers.OrderByDescending(b => b.Bytes).ThenBy(b => b.FirstStep).ThenBy(b => b.Id))
+        {
+            var conflicts = placed
+                .Where(p => p.Buffer.FirstStep <= b.LastStep && b.FirstStep <= p.Buffer.LastStep)
+                .OrderBy(p => p.Offset)
+                .ToList();
+            long offset = 0;
+            foreach (var (other, otherOffset) in conflicts)
+            {
+                if (offset + b.Bytes <= otherOffset) break;
+                offset = Math.Max(offset, Align(otherOffset + other.Bytes));
+            }
+            offsets[b.Id] = offset;
+            placed.Add((b, offset));
+            arena = Math.Max(arena, offset + b.Bytes);
+        }
+        return (offsets, Align(arena));
+    }
+
+    /// <summary>The most bytes live at any one step: no plan can use less.</summary>
+    public static long LowerBound(IReadOnlyList<BufferRequest> buffers)
+    {
+        if (buffers.Count == 0) return 0;
+        int last = buffers.Max(b => b.LastStep);
+        long best = 0;
+        for (int step = 0; step <= last; step++)
+            best = Math.Max(best, buffers.Where(b => b.FirstStep <= step && step <= b.LastStep).Sum(b => b.Bytes));
+        return best;
+    }
+
+    static long Align(long v) => (v + Alignment - 1) / Alignment * Alignment;
+}

@@ -1,0 +1,249 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// Emits one kernel method per artifact node, with every shape, stride and pad a literal so the JIT
+/// (and NativeAOT) fold the index arithmetic. The comment above each names the ONNX node it computes.
+/// </summary>
+internal static class KernelEmitter
+{
+    public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ref bool usesDot)
+    {
+        var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
+        var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
+        string sig = string.Join(", ", inputs.Select((t, i) => "ReadOnlySpan<float> " + InputName(node.Kernel, i))
+            .Concat(outputs.Select((t, i) => "Span<float> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+        string name = "Node" + CodeWriter.N(index);
+        w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
+        switch (node.Kernel)
+        {
+            case "Conv": Conv(w, node, name, sig, inputs, outputs[0]); break;
+            case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0]); break;
+            case "Dense": Dense(w, m, node, name, sig, inputs, outputs[0]); usesDot |= node.Attributes["transA"] == "0"; break;
+            case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
+            case "Add": Add(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
+            case "Relu":
+                w.Line($"// y = max(x, 0) over {CodeWriter.N(outputs[0].ElementCount)} elements.");
+                w.Open($"public static void {name}({sig})");
+                w.Line($"for (int i = 0; i < {CodeWriter.N(outputs[0].ElementCount)}; i++) y[i] = Relu(x[i]);");
+                w.Close();
+                break;
+            case "Copy":
+                w.Line($"// y = x: {CodeWriter.N(outputs[0].ElementCount)} elements copied between two caller buffers.");
+                w.Open($"public static void {name}({sig})");
+                w.Line("x.CopyTo(y);");
+                w.Close();
+                break;
+            default:
+                throw new FormatException($"unknown kernel '{node.Kernel}'");
+        }
+        if (index == 0)
+        {
+            w.Line();
+            w.Line("// max(v, 0) that keeps NaN, as ONNX Runtime does.");
+            w.Line("static float Relu(float v) => v < 0f ? 0f : v;");
+        }
+    }
+
+    static string InputName(string kernel, int i) => kernel switch
+    {
+        "Conv" => new[] { "x", "w", "b" }[i],
+        "Dense" => new[] { "x", "w", "b" }[i],
+        "MatMul" or "Add" => new[] { "a", "b" }[i],
+        _ => i == 0 ? "x" : "x" + i.ToString(CultureInfo.InvariantCulture),
+    };
+
+    static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
+
+    static string Act(ArtifactNode node, string expr) =>
+        node.Attributes.TryGetValue("activation", out var a) && a == "relu" ? $"Relu({expr})" : expr;
+
+    static string ActName(ArtifactNode node) =>
+        node.Attributes.TryGetValue("activation", out var a) && a == "relu" ? ", then Relu (fused)" : "";
+
+    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y)
+    {
+        var x = inputs[0]; var wt = inputs[1];
+        bool hasBias = inputs.Length > 2;
+        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
+        int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
+        int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
+        int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
+        int cpg = c / group, mpg = m / group;
+        bool padded = p.Any(v => v != 0);
+        w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
+        w.Open($"public static void {name}({sig})");
+        w.Open($"for (int n = 0; n < {n}; n++)");
+        w.Open($"for (int m = 0; m < {m}; m++)");
+        w.Line(group == 1 ? "const int channel0 = 0;" : $"int channel0 = m / {mpg} * {cpg};");
+        w.Line($"float bias = {(hasBias ? "b[m]" : "0f")};");
+        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
+        w.Line("float sum = bias;");
+        w.Open($"for (int c = 0; c < {cpg}; c++)");
+        w.Line($"int xBase = ((n * {c} + channel0 + c) * {h}) * {wd};");
+        w.Line($"int wBase = (m * {cpg} + c) * {k[0] * k[1]};");
+        w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
+        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+        if (padded) w.Line($"if ((uint)ih >= {h}u) continue;");
+        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
+        w.Line($"int iw = ow * {s[1]} + kw * {d[1]} - {p[1]};");
+        if (padded) w.Line($"if ((uint)iw >= {wd}u) continue;");
+        w.Line($"sum += x[xBase + ih * {wd} + iw] * w[wBase + kh * {k[1]} + kw];");
+        w.Close(); w.Close(); w.Close();
+        w.Line($"y[((n * {m} + m) * {oh} + oh) * {ow} + ow] = {Act(node, "sum")};");
+        w.Close(); w.Close(); w.Close(); w.Close(); w.Close();
+    }
+
+    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y)
+    {
+        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int nc = x.Shape[0] * x.Shape[1];
+        int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
+        int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
+        w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
+        w.Open($"public static void {name}({sig})");
+        w.Open($"for (int plane = 0; plane < {nc}; plane++)");
+        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
+        w.Line("float max = float.NegativeInfinity;");
+        w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
+        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+        w.Line($"if ((uint)ih >= {h}u) continue;");
+        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
+        w.Line($"int iw = ow * {s[1]} + kw * {d[1]} - {p[1]};");
+        w.Line($"if ((uint)iw >= {wd}u) continue;");
+        w.Line($"float v = x[(plane * {h} + ih) * {wd} + iw];");
+        w.Line("if (v > max || float.IsNaN(v)) max = v;");
+        w.Close(); w.Close();
+        w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = max;");
+        w.Close(); w.Close(); w.Close(); w.Close();
+    }
+
+    static void Dense(CodeWriter w, ModelArtifact m, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y)
+    {
+        var x = inputs[0]; var wt = inputs[1];
+        bool transA = node.Attributes["transA"] != "0";
+        int n = wt.Shape[0], k = wt.Shape[1];
+        long rows = y.ElementCount / n;
+        string bias = inputs.Length < 3 ? "" : inputs[2].ElementCount == n ? " + b[j]" : $" + b[r * {n} + j]";
+        w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[j, k]{(bias.Length > 0 ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} stored [N, K] (transposed at build time){ActName(node)}.");
+        w.Open($"public static void {name}({sig})");
+        w.Open($"for (int r = 0; r < {rows}; r++)");
+        if (!transA) w.Line($"ReadOnlySpan<float> row = x.Slice(r * {k}, {k});");
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        if (!transA)
+            w.Line($"y[r * {n} + j] = {Act(node, $"Dot(row, w.Slice(j * {k}, {k})){bias}")};");
+        else
+        {
+            w.Line("float sum = 0f;");
+            w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[j * {k} + p];");
+            w.Line($"y[r * {n} + j] = {Act(node, "sum" + bias)};");
+        }
+        w.Close(); w.Close(); w.Close();
+    }
+
+    static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    {
+        int[] a2 = a.Shape.Length == 1 ? new[] { 1, a.Shape[0] } : a.Shape;
+        int[] b2 = b.Shape.Length == 1 ? new[] { b.Shape[0], 1 } : b.Shape;
+        int mm = a2[a2.Length - 2], k = a2[a2.Length - 1], n = b2[b2.Length - 1];
+        int[] aBatch = a2.Take(a2.Length - 2).ToArray(), bBatch = b2.Take(b2.Length - 2).ToArray();
+        int rank = Math.Max(aBatch.Length, bBatch.Length);
+        var batch = new int[rank];
+        for (int i = 0; i < rank; i++)
+        {
+            int da = i < rank - aBatch.Length ? 1 : aBatch[i - (rank - aBatch.Length)];
+            int db = i < rank - bBatch.Length ? 1 : bBatch[i - (rank - bBatch.Length)];
+            batch[i] = Math.Max(da, db);
+        }
+        long batchCount = 1;
+        foreach (int v in batch) batchCount *= v;
+        w.Line($"// MatMul: y{CodeWriter.Shape(y.Shape)} = a{CodeWriter.Shape(a.Shape)} · b{CodeWriter.Shape(b.Shape)} (numpy semantics, batch axes broadcast).");
+        w.Open($"public static void {name}({sig})");
+        w.Open($"for (int batch = 0; batch < {batchCount}; batch++)");
+        w.Line($"int aBase = {BatchOffset(aBatch, batch)} * {(long)mm * k};");
+        w.Line($"int bBase = {BatchOffset(bBatch, batch)} * {(long)k * n};");
+        w.Open($"for (int i = 0; i < {mm}; i++)");
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        w.Line("float sum = 0f;");
+        w.Line($"for (int p = 0; p < {k}; p++) sum += a[aBase + i * {k} + p] * b[bBase + p * {n} + j];");
+        w.Line($"y[(batch * {mm} + i) * {n} + j] = sum;");
+        w.Close(); w.Close(); w.Close(); w.Close();
+    }
+
+    /// <summary>The expression for the flat index into an operand's batch axes, given the flat output batch index "batch".</summary>
+    static string BatchOffset(int[] operand, int[] outShape, string flat = "batch")
+    {
+        var terms = new List<string>();
+        long stride = 1, divisor = 1;
+        for (int i = outShape.Length - 1; i >= 0; i--)
+        {
+            int j = i - (outShape.Length - operand.Length);
+            int dim = j >= 0 ? operand[j] : 1;
+            if (dim != 1)
+                terms.Add($"({flat} / {divisor} % {outShape[i]}) * {stride}");
+            if (dim != 1) stride *= dim;
+            divisor *= outShape[i];
+        }
+        return terms.Count == 0 ? "0" : "(" + string.Join(" + ", terms) + ")";
+    }
+
+    static void Add(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    {
+        long count = y.ElementCount;
+        w.Line($"// Add: y{CodeWriter.Shape(y.Shape)} = a{CodeWriter.Shape(a.Shape)} + b{CodeWriter.Shape(b.Shape)} (numpy broadcasting){ActName(node)}.");
+        w.Open($"public static void {name}({sig})");
+        w.Line($"for (int i = 0; i < {count}; i++) y[i] = {Act(node, $"a[{Index(a.Shape, y.Shape)}] + b[{Index(b.Shape, y.Shape)}]")};");
+        w.Close();
+    }
+
+    /// <summary>Index into an operand broadcast to the output shape, from the output's flat index i.</summary>
+    static string Index(int[] shape, int[] outShape)
+    {
+        long count = 1;
+        foreach (int v in shape) count *= v;
+        long outCount = 1;
+        foreach (int v in outShape) outCount *= v;
+        if (count == outCount) return "i";
+        if (count == 1) return "0";
+        return BatchOffset(shape, outShape, "i");
+    }
+
+    /// <summary>The dot product of two equal-length spans, widest SIMD first (the JIT keeps one branch).</summary>
+    public static void EmitDot(CodeWriter w, string simd)
+    {
+        w.Line("// Σ a[i]·b[i]; a and b have the same length. Vector paths as the SIMD level allows, scalar tail.");
+        w.Open("static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)");
+        w.Line("int i = 0;");
+        w.Line("float sum = 0f;");
+        if (simd == "auto")
+        {
+            w.Open("if (Vector256.IsHardwareAccelerated && a.Length >= 8)");
+            w.Line("Vector256<float> acc = Vector256<float>.Zero;");
+            w.Line("for (; i <= a.Length - 8; i += 8) acc += Vector256.Create(a.Slice(i, 8)) * Vector256.Create(b.Slice(i, 8));");
+            w.Line("sum = Vector256.Sum(acc);");
+            w.Close();
+            w.Line("else if (Vector128.IsHardwareAccelerated && a.Length >= 4)");
+        }
+        if (simd == "auto" || simd == "vector128")
+        {
+            if (simd == "vector128") w.Line("if (Vector128.IsHardwareAccelerated && a.Length >= 4)");
+            w.Line("{");
+            w.Indent();
+            w.Line("Vector128<float> acc = Vector128<float>.Zero;");
+            w.Line("for (; i <= a.Length - 4; i += 4) acc += Vector128.Create(a.Slice(i, 4)) * Vector128.Create(b.Slice(i, 4));");
+            w.Line("sum = Vector128.Sum(acc);");
+            w.Close();
+        }
+        w.Line("for (; i < a.Length; i++) sum += a[i] * b[i];");
+        w.Line("return sum;");
+        w.Close();
+    }
+}

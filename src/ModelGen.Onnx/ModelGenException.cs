@@ -1,0 +1,35 @@
+namespace ModelGen.Onnx;
+
+/// <summary>
+/// A user-caused error or warning with its MGnnnn code. <see cref="ToString"/> gives the MSBuild canonical
+/// form (<c>file: error MG0001: message</c>) so the task turns it into a build diagnostic.
+/// </summary>
+public sealed class ModelGenException(string code, string file, string message) : Exception(message)
+{
+    public string Code { get; } = code;
+    public string File { get; } = file;
+
+    public string Canonical => $"{File}: error {Code}: {Message}";
+
+    public override string ToString() => Canonical;
+}
+
+/// <summary>Every code the compiler side can report; docs/diagnostics.md describes each one.</summary>
+public static class ErrorCodes
+{
+    public const string FileNotFound = "MG0001";
+    public const string FileTooLarge = "MG0002";
+    public const string NotOnnx = "MG0003";
+    public const string NoGraph = "MG0004";
+    public const string ExternalDataOutsideFolder = "MG0005";
+    public const string ExternalDataMissing = "MG0006";
+    public const string BadOption = "MG0007";
+    public const string UnsupportedOperator = "MG1001";
+    public const string UnsupportedDataType = "MG1002";
+    public const string UnsupportedAttribute = "MG1003";
+    public const string DynamicShape = "MG1004";
+    public const string InvalidGraph = "MG1005";
+    public const string ShapeMismatch = "MG1006";
+    public const string TooLarge = "MG1007";
+    public const string WriteFailed = "MG1101";
+}

@@ -1,0 +1,114 @@
+using System.Collections.Immutable;
+using System.Reflection;
+using System.Runtime.Loader;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Text;
+using ModelGen.Artifact;
+using ModelGen.Generator;
+
+namespace ModelGen.Tests.Support;
+
+/// <summary>
+/// Runs the real source generator (CSharpGeneratorDriver) over artifacts, compiles what it emits with
+/// a small harness per model, and loads the result: the same path a consumer's build takes, in memory.
+/// </summary>
+public sealed class GeneratedModels
+{
+    readonly Assembly _assembly;
+    public ImmutableArray<Diagnostic> GeneratorDiagnostics { get; }
+    public IReadOnlyDictionary<string, string> Sources { get; }
+
+    GeneratedModels(Assembly assembly, ImmutableArray<Diagnostic> diagnostics, IReadOnlyDictionary<string, string> sources)
+    {
+        _assembly = assembly;
+        GeneratorDiagnostics = diagnostics;
+        Sources = sources;
+    }
+
+    /// <summary>Generates and compiles the given artifacts; fails the test on any compiler warning or error.</summary>
+    public static GeneratedModels Build(params ModelArtifact[] models)
+    {
+        var texts = models.Select((m, i) => (AdditionalText)new InMemoryAdditionalText($"/models/m{i}.mgen", ArtifactText.Write(m))).ToImmutableArray();
+        var harness = string.Join("\n", models.Select(Harness));
+        var parse = new CSharpParseOptions(LanguageVersion.Latest);
+        var compilation = CSharpCompilation.Create(
+            "GeneratedModels" + Guid.NewGuid().ToString("N"),
+            [CSharpSyntaxTree.ParseText(harness, parse)],
+            References.Value,
+            new CSharpCompilationOptions(OutputKind.DynamicallyLinkedLibrary, optimizationLevel: OptimizationLevel.Release, nullableContextOptions: NullableContextOptions.Enable));
+        GeneratorDriver driver = CSharpGeneratorDriver.Create([new ModelGenerator().AsSourceGenerator()], texts, parse);
+        driver = driver.RunGeneratorsAndUpdateCompilation(compilation, out var output, out var genDiagnostics);
+        var run = driver.GetRunResult();
+        var sources = run.Results.SelectMany(r => r.GeneratedSources).ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+        using var stream = new MemoryStream();
+        var emit = output.Emit(stream);
+        var problems = emit.Diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
+        Assert.True(emit.Success && problems.Count == 0 && genDiagnostics.IsEmpty,
+            "generated code must compile without warnings:\n" + string.Join("\n", genDiagnostics.Concat(problems).Take(20)));
+        stream.Position = 0;
+        var context = new AssemblyLoadContext(null, isCollectible: true);
+        return new GeneratedModels(context.LoadFromStream(stream), genDiagnostics, sources);
+    }
+
+    /// <summary>Runs model <paramref name="className"/> once: inputs and outputs in ONNX order.</summary>
+    public void Run(ModelArtifact model, float[][] inputs, float[][] outputs) =>
+        Method(model, "Run").Invoke(null, [inputs, outputs]);
+
+    /// <summary>Runs a single-input, single-output model on <paramref name="count"/> consecutive samples.</summary>
+    public void RunMany(ModelArtifact model, float[] inputs, float[] outputs, int count) =>
+        Method(model, "RunMany").Invoke(null, [inputs, outputs, count]);
+
+    public int Predict(ModelArtifact model, float[] input) => (int)Method(model, "Predict").Invoke(null, [input])!;
+
+    public object? Member(ModelArtifact model, string name)
+    {
+        var type = _assembly.GetType(model.Namespace + "." + model.ClassName)!;
+        var field = type.GetField(name, BindingFlags.Public | BindingFlags.Static);
+        return field is not null ? field.GetValue(null) : Method(model, "Get" + name).Invoke(null, []);
+    }
+
+    public Type ModelType(ModelArtifact model) => _assembly.GetType(model.Namespace + "." + model.ClassName)!;
+
+    MethodInfo Method(ModelArtifact model, string name) =>
+        _assembly.GetType($"TestHarness.{model.Namespace.Replace('.', '_')}_{model.ClassName}")!.GetMethod(name)!;
+
+    static string Harness(ModelArtifact m)
+    {
+        string cls = $"global::{m.Namespace}.{m.ClassName}";
+        var ins = m.Inputs.Select((_, i) => $"inputs[{i}]");
+        var outs = m.Outputs.Select((_, i) => $"outputs[{i}]");
+        string single = m.Inputs.Count == 1 && m.Outputs.Count == 1
+            ? $$"""
+                public static void RunMany(float[] inputs, float[] outputs, int count)
+                {
+                    for (int i = 0; i < count; i++)
+                        {{cls}}.Run(global::System.MemoryExtensions.AsSpan(inputs, i * {{cls}}.InputLength, {{cls}}.InputLength), global::System.MemoryExtensions.AsSpan(outputs, i * {{cls}}.OutputLength, {{cls}}.OutputLength));
+                }
+              """
+            : "";
+        string predict = m.Outputs.Count == 1 && m.Inputs.Count == 1 ? $"public static int Predict(float[] input) => {cls}.Predict(input);" : "";
+        return $$"""
+            namespace TestHarness
+            {
+                public static class {{m.Namespace.Replace('.', '_')}}_{{m.ClassName}}
+                {
+                    public static void Run(float[][] inputs, float[][] outputs) => {{cls}}.Run({{string.Join(", ", ins.Concat(outs))}});
+                    {{single}}
+                    {{predict}}
+                }
+            }
+            """;
+    }
+
+    static readonly Lazy<MetadataReference[]> References = new(() =>
+        [.. ((string)AppContext.GetData("TRUSTED_PLATFORM_ASSEMBLIES")!).Split(Path.PathSeparator)
+            .Where(p => Path.GetFileName(p).StartsWith("System.", StringComparison.Ordinal) || Path.GetFileName(p) is "mscorlib.dll" or "netstandard.dll")
+            .Select(p => MetadataReference.CreateFromFile(p))]);
+
+    sealed class InMemoryAdditionalText(string path, string text) : AdditionalText
+    {
+        public override string Path { get; } = path;
+        public override SourceText GetText(CancellationToken cancellationToken = default) => SourceText.From(text);
+    }
+}
