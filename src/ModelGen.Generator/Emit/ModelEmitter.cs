@@ -18,6 +18,10 @@ public static class ModelEmitter
     /// <summary>The file name the CLI writes and the hint name the generator uses.</summary>
     public static string FileName(ModelArtifact model) => model.ClassName + ".g.cs";
 
+    /// <summary>Whether the class gets a Predict method: one output holding one sample's class scores.</summary>
+    public static bool HasPredict(ModelArtifact model) =>
+        model.Outputs.Count == 1 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
+
     public static string Emit(ModelArtifact model)
     {
         if (!Identifiers.IsValid(model.ClassName)) throw new FormatException($"class name '{model.ClassName}' is not an identifier");
@@ -185,9 +189,8 @@ public static class ModelEmitter
 
         void Predict()
         {
-            if (_m.Outputs.Count != 1) return;
+            if (!HasPredict(_m)) return;
             var output = T(_m.Outputs[0].Tensor);
-            if (output.Shape.Length > 0 && output.Shape[0] != 1 && output.Shape.Length > 1) return; // a batch of results has no single arg-max
             _w.Line("/// <summary>Runs the model and returns the index of the largest output (the predicted class).</summary>");
             foreach (var b in _m.Inputs)
                 _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)}: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
@@ -203,6 +206,10 @@ public static class ModelEmitter
             _w.Close();
             _w.Line();
         }
+
+        /// <summary>Scores of one sample: [C] or [1, C], C ≥ 2. Anything else has no single arg-max.</summary>
+        internal static bool IsClassifierOutput(int[] shape) =>
+            (shape.Length == 1 && shape[0] >= 2) || (shape.Length == 2 && shape[0] == 1 && shape[1] >= 2);
 
         void Kernels()
         {

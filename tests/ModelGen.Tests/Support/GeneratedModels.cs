@@ -87,7 +87,7 @@ public sealed class GeneratedModels
                 }
               """
             : "";
-        string predict = m.Outputs.Count == 1 && m.Inputs.Count == 1 ? $"public static int Predict(float[] input) => {cls}.Predict(input);" : "";
+        string predict = Generator.Emit.ModelEmitter.HasPredict(m) && m.Inputs.Count == 1 ? $"public static int Predict(float[] input) => {cls}.Predict(input);" : "";
         return $$"""
             namespace TestHarness
             {
