@@ -1,0 +1,39 @@
+using ModelGen.Artifact;
+using ModelGen.Compiler;
+using ModelGen.Tests.Support;
+
+namespace ModelGen.Tests;
+
+/// <summary>`modelgen compile` writes exactly what the source generator emits for the same options.</summary>
+public sealed class CliTests
+{
+    [Fact]
+    public void CompileWritesSourceByteIdenticalToTheGenerators()
+    {
+        string dir = Directory.CreateTempSubdirectory("modelgen-cli").FullName;
+        string model = TestData.Mnist("lenet5.onnx");
+        int exit = Cli.Program.Main(["compile", model, "--class", "LeNet5", "--namespace", "Demo.Models", "--out", dir, "--artifact", Path.Combine(dir, "obj", "lenet5.mgen")]);
+        Assert.Equal(0, exit);
+        byte[] cli = File.ReadAllBytes(Path.Combine(dir, "LeNet5.g.cs"));
+
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model, ClassName = "LeNet5", Namespace = "Demo.Models" });
+        var generated = GeneratedModels.Build(artifact).Sources["Demo.Models.LeNet5.g.cs"];
+        Assert.Equal(new System.Text.UTF8Encoding(false).GetBytes(generated), cli);
+        Assert.Equal(ArtifactText.Write(artifact), File.ReadAllText(Path.Combine(dir, "obj", "lenet5.mgen")));
+    }
+
+    [Fact]
+    public void ErrorsGoToStderrInMSBuildFormatWithExitCode1()
+    {
+        var stderr = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(stderr);
+        try
+        {
+            int exit = Cli.Program.Main(["compile", "/no/such/model.onnx", "--out", Path.GetTempPath()]);
+            Assert.Equal(1, exit);
+        }
+        finally { Console.SetError(old); }
+        Assert.Contains("/no/such/model.onnx: error MG0001: ", stderr.ToString());
+    }
+}
