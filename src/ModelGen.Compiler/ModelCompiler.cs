@@ -26,6 +26,9 @@ public static class ModelCompiler
 {
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
 
+    /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
+    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "Predict", "ThreadScratch", "ThrowLength"];
+
     /// <summary>Imports and infers shapes: the graph exactly as the ONNX file defines it.</summary>
     public static Graph Import(string modelPath, int batchSize = 1)
     {
@@ -42,8 +45,8 @@ public static class ModelCompiler
         if (Array.IndexOf(SimdLevels, simd) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
         string className = options.ClassName is { Length: > 0 } c ? c : Identifiers.Pascal(Path.GetFileNameWithoutExtension(options.ModelPath));
-        if (!Identifiers.IsValid(className))
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier; set ClassName to letters, digits and '_'");
+        if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className))
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
         string ns = Identifiers.Namespace(options.Namespace);
         var graph = Import(options.ModelPath, options.BatchSize);
         Passes.Run(graph);

@@ -16,8 +16,8 @@ internal static class KernelEmitter
     {
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
-        string sig = string.Join(", ", inputs.Select((t, i) => "ReadOnlySpan<float> " + InputName(node.Kernel, i))
-            .Concat(outputs.Select((t, i) => "Span<float> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+        string sig = string.Join(", ", inputs.Select((t, i) => "global::System.ReadOnlySpan<float> " + InputName(node.Kernel, i))
+            .Concat(outputs.Select((t, i) => "global::System.Span<float> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         switch (node.Kernel)
@@ -136,7 +136,7 @@ internal static class KernelEmitter
         w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[j, k]{(bias.Length > 0 ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} stored [N, K] (transposed at build time){ActName(node)}.");
         w.Open($"public static void {name}({sig})");
         w.Open($"for (int r = 0; r < {rows}; r++)");
-        if (!transA) w.Line($"ReadOnlySpan<float> row = x.Slice(r * {k}, {k});");
+        if (!transA) w.Line($"global::System.ReadOnlySpan<float> row = x.Slice(r * {k}, {k});");
         w.Open($"for (int j = 0; j < {n}; j++)");
         if (!transA)
             w.Line($"y[r * {n} + j] = {Act(node, $"Dot(row, w.Slice(j * {k}, {k})){bias}")};");
@@ -220,26 +220,26 @@ internal static class KernelEmitter
     public static void EmitDot(CodeWriter w, string simd)
     {
         w.Line("// Σ a[i]·b[i]; a and b have the same length. Vector paths as the SIMD level allows, scalar tail.");
-        w.Open("static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)");
+        w.Open("static float Dot(global::System.ReadOnlySpan<float> a, global::System.ReadOnlySpan<float> b)");
         w.Line("int i = 0;");
         w.Line("float sum = 0f;");
         if (simd == "auto")
         {
-            w.Open("if (Vector256.IsHardwareAccelerated && a.Length >= 8)");
-            w.Line("Vector256<float> acc = Vector256<float>.Zero;");
-            w.Line("for (; i <= a.Length - 8; i += 8) acc += Vector256.Create(a.Slice(i, 8)) * Vector256.Create(b.Slice(i, 8));");
-            w.Line("sum = Vector256.Sum(acc);");
+            w.Open("if (global::System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && a.Length >= 8)");
+            w.Line("global::System.Runtime.Intrinsics.Vector256<float> acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;");
+            w.Line("for (; i <= a.Length - 8; i += 8) acc += global::System.Runtime.Intrinsics.Vector256.Create(a.Slice(i, 8)) * global::System.Runtime.Intrinsics.Vector256.Create(b.Slice(i, 8));");
+            w.Line("sum = global::System.Runtime.Intrinsics.Vector256.Sum(acc);");
             w.Close();
-            w.Line("else if (Vector128.IsHardwareAccelerated && a.Length >= 4)");
+            w.Line("else if (global::System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated && a.Length >= 4)");
         }
         if (simd == "auto" || simd == "vector128")
         {
-            if (simd == "vector128") w.Line("if (Vector128.IsHardwareAccelerated && a.Length >= 4)");
+            if (simd == "vector128") w.Line("if (global::System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated && a.Length >= 4)");
             w.Line("{");
             w.Indent();
-            w.Line("Vector128<float> acc = Vector128<float>.Zero;");
-            w.Line("for (; i <= a.Length - 4; i += 4) acc += Vector128.Create(a.Slice(i, 4)) * Vector128.Create(b.Slice(i, 4));");
-            w.Line("sum = Vector128.Sum(acc);");
+            w.Line("global::System.Runtime.Intrinsics.Vector128<float> acc = global::System.Runtime.Intrinsics.Vector128<float>.Zero;");
+            w.Line("for (; i <= a.Length - 4; i += 4) acc += global::System.Runtime.Intrinsics.Vector128.Create(a.Slice(i, 4)) * global::System.Runtime.Intrinsics.Vector128.Create(b.Slice(i, 4));");
+            w.Line("sum = global::System.Runtime.Intrinsics.Vector128.Sum(acc);");
             w.Close();
         }
         w.Line("for (; i < a.Length; i++) sum += a[i] * b[i];");

@@ -62,10 +62,6 @@ public static class ModelEmitter
             _w.Line("// Do not edit: change the model or its CompressedModel item, and rebuild.");
             _w.Line("#nullable enable");
             _w.Line();
-            _w.Line("using global::System;");
-            _w.Line("using global::System.Runtime.InteropServices;");
-            _w.Line("using global::System.Runtime.Intrinsics;");
-            _w.Line();
             _w.Open($"namespace {_m.Namespace}");
             ClassDoc();
             _w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"ModelGen\", \"{Version}\")]");
@@ -108,7 +104,7 @@ public static class ModelEmitter
             {
                 string name = Identifiers.Unique(Identifiers.Pascal(b.Parameter) + "Shape", _members);
                 _w.Line($"/// <summary>Shape of the {kind} <c>{CodeWriter.Xml(b.Name)}</c>: {CodeWriter.Shape(T(b.Tensor).Shape)}.</summary>");
-                _w.Line($"public static ReadOnlySpan<int> {name} => new int[] {{ {string.Join(", ", T(b.Tensor).Shape)} }};");
+                _w.Line($"public static global::System.ReadOnlySpan<int> {name} => new int[] {{ {string.Join(", ", T(b.Tensor).Shape)} }};");
                 _w.Line();
             }
             _w.Line("/// <summary>Bytes of parameters embedded in the assembly.</summary>");
@@ -119,8 +115,8 @@ public static class ModelEmitter
             _w.Line();
         }
 
-        string InParams() => string.Join(", ", _m.Inputs.Select(b => "ReadOnlySpan<float> " + b.Parameter));
-        string OutParams() => string.Join(", ", _m.Outputs.Select(b => "Span<float> " + b.Parameter));
+        string InParams() => string.Join(", ", _m.Inputs.Select(b => "global::System.ReadOnlySpan<float> " + b.Parameter));
+        string OutParams() => string.Join(", ", _m.Outputs.Select(b => "global::System.Span<float> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
 
         void ParamDocs()
@@ -136,7 +132,7 @@ public static class ModelEmitter
             string sep = _m.Outputs.Count > 0 ? ", " : "";
             _w.Line("/// <summary>Runs the model on one input, using a scratch buffer kept per thread (allocated once per thread).</summary>");
             ParamDocs();
-            _w.Line("/// <exception cref=\"ArgumentException\">A span does not have exactly the elements its tensor needs.</exception>");
+            _w.Line("/// <exception cref=\"global::System.ArgumentException\">A span does not have exactly the elements its tensor needs.</exception>");
             _w.Open($"public static void Run({InParams()}{sep}{OutParams()})");
             _w.Line($"Run({AllArgs()}, ThreadScratch());");
             _w.Close();
@@ -145,14 +141,14 @@ public static class ModelEmitter
             _w.Line("/// <summary>Runs the model on one input with the caller's scratch memory (for static allocation on small devices).</summary>");
             ParamDocs();
             _w.Line("/// <param name=\"scratch\">At least <see cref=\"ScratchBytes\"/> bytes; its contents are overwritten.</param>");
-            _w.Line("/// <exception cref=\"ArgumentException\">A span does not have exactly the elements its tensor needs, or scratch is too small.</exception>");
-            _w.Open($"public static void Run({InParams()}{sep}{OutParams()}, Span<byte> scratch)");
+            _w.Line("/// <exception cref=\"global::System.ArgumentException\">A span does not have exactly the elements its tensor needs, or scratch is too small.</exception>");
+            _w.Open($"public static void Run({InParams()}{sep}{OutParams()}, global::System.Span<byte> scratch)");
             foreach (var b in _m.Inputs.Concat(_m.Outputs))
                 _w.Line($"if ({b.Parameter}.Length != {CodeWriter.N(T(b.Tensor).ElementCount)}) ThrowLength(nameof({b.Parameter}), {CodeWriter.N(T(b.Tensor).ElementCount)}, {b.Parameter}.Length);");
-            _w.Line("if (scratch.Length < ScratchBytes) throw new ArgumentException($\"scratch must hold at least {ScratchBytes} bytes; it holds {scratch.Length}.\", nameof(scratch));");
+            _w.Line("if (scratch.Length < ScratchBytes) throw new global::System.ArgumentException($\"scratch must hold at least {ScratchBytes} bytes; it holds {scratch.Length}.\", nameof(scratch));");
             _w.Line("// The weights are little-endian bytes; the JIT folds this check away.");
-            _w.Line("if (!BitConverter.IsLittleEndian) throw new PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
-            _w.Line("Span<float> arena = MemoryMarshal.Cast<byte, float>(scratch);");
+            _w.Line("if (!global::System.BitConverter.IsLittleEndian) throw new global::System.PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
+            _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scratch);");
             for (int i = 0; i < _m.Nodes.Count; i++)
             {
                 var n = _m.Nodes[i];
@@ -163,13 +159,13 @@ public static class ModelEmitter
             _w.Line();
 
             _w.Open("static void ThrowLength(string parameter, int expected, int actual)");
-            _w.Line("throw new ArgumentException($\"{parameter} must have exactly {expected} elements; it has {actual}.\", parameter);");
+            _w.Line("throw new global::System.ArgumentException($\"{parameter} must have exactly {expected} elements; it has {actual}.\", parameter);");
             _w.Close();
             _w.Line();
             _w.Line("[global::System.ThreadStatic]");
             _w.Line("static byte[]? t_scratch;");
             _w.Line();
-            _w.Line("static Span<byte> ThreadScratch() => t_scratch ??= new byte[ScratchBytes];");
+            _w.Line("static global::System.Span<byte> ThreadScratch() => t_scratch ??= new byte[ScratchBytes];");
             _w.Line();
         }
 
@@ -197,8 +193,8 @@ public static class ModelEmitter
             _w.Open($"public static int Predict({InParams()})");
             long count = output.ElementCount;
             _w.Line(count <= 1024
-                ? $"Span<float> predicted = stackalloc float[{CodeWriter.N(count)}];"
-                : $"Span<float> predicted = new float[{CodeWriter.N(count)}];");
+                ? $"global::System.Span<float> predicted = stackalloc float[{CodeWriter.N(count)}];"
+                : $"global::System.Span<float> predicted = new float[{CodeWriter.N(count)}];");
             _w.Line($"Run({string.Join(", ", _m.Inputs.Select(b => b.Parameter))}, predicted);");
             _w.Line("int best = 0;");
             _w.Line("for (int i = 1; i < predicted.Length; i++) if (predicted[i] > predicted[best]) best = i;");
@@ -242,7 +238,7 @@ public static class ModelEmitter
                 if (!first) _w.Line();
                 first = false;
                 _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: float32 {CodeWriter.Shape(t.Shape)}.</summary>");
-                _w.Line($"public static ReadOnlySpan<float> {_weightNames[t.Id]} => MemoryMarshal.Cast<char, float>({StringLiteral(t.Data!)}.AsSpan());");
+                _w.Line($"public static global::System.ReadOnlySpan<float> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, float>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)}));");
             }
             _w.Close();
         }

@@ -1,0 +1,89 @@
+using System.Collections.Immutable;
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Text;
+using ModelGen.Artifact;
+using ModelGen.Compiler;
+using ModelGen.Generator;
+using ModelGen.Tests.Support;
+
+namespace ModelGen.Tests;
+
+/// <summary>The generator's caching contract and diagnostics (CSharpGeneratorDriver, no build).</summary>
+public sealed class GeneratorTests
+{
+    sealed class Text(string path, string text) : AdditionalText
+    {
+        public override string Path { get; } = path;
+        public override SourceText GetText(CancellationToken cancellationToken = default) => SourceText.From(text);
+    }
+
+    static string Artifact(string className) => ArtifactText.Write(ModelCompiler.Compile(new CompileOptions
+    {
+        ModelPath = new OnnxBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"]).Output("y").Save(),
+        ClassName = className,
+        Namespace = "Gen.Tests",
+    }));
+
+    static GeneratorDriver Driver(params AdditionalText[] texts) =>
+        CSharpGeneratorDriver.Create([new ModelGenerator().AsSourceGenerator()], texts, driverOptions: new GeneratorDriverOptions(IncrementalGeneratorOutputKind.None, trackIncrementalGeneratorSteps: true));
+
+    static CSharpCompilation Compilation(string code = "class C {}") =>
+        CSharpCompilation.Create("t", [CSharpSyntaxTree.ParseText(code)], [MetadataReference.CreateFromFile(typeof(object).Assembly.Location)]);
+
+    [Fact]
+    public void AnUnrelatedEditReusesTheCachedOutputAndAChangedArtifactRegenerates()
+    {
+        var text = new Text("/p/obj/a.mgen", Artifact("A"));
+        var driver = Driver(text, new Text("/p/readme.txt", "not a model")).RunGenerators(Compilation());
+        Assert.Single(driver.GetRunResult().GeneratedTrees);
+
+        driver = driver.RunGenerators(Compilation("class C { int x; }"));
+        var steps = driver.GetRunResult().Results[0].TrackedSteps["ModelGen.Emit"];
+        Assert.All(steps.SelectMany(s => s.Outputs), o => Assert.Equal(IncrementalStepRunReason.Cached, o.Reason));
+
+        driver = driver.ReplaceAdditionalText(text, new Text("/p/obj/a.mgen", Artifact("B")));
+        driver = driver.RunGenerators(Compilation("class C { int x; }"));
+        var result = driver.GetRunResult();
+        Assert.Contains(result.Results[0].TrackedSteps["ModelGen.Emit"].SelectMany(s => s.Outputs), o => o.Reason == IncrementalStepRunReason.Modified);
+        Assert.Equal("Gen.Tests.B.g.cs", result.Results[0].GeneratedSources.Single().HintName);
+    }
+
+    [Theory]
+    [InlineData("")]
+    [InlineData("mgen 99\n")]
+    [InlineData("mgen 1\nmodel class=\"A\"\n")]
+    [InlineData("mgen 1\nnode kernel=Conv onnx=\"Conv\" name=\"n\" in=5 out=6\n")]
+    public void AnUnreadableArtifactIsDiagnosticMG2001NotACrash(string content)
+    {
+        var driver = Driver(new Text("/p/obj/bad.mgen", content)).RunGenerators(Compilation());
+        var result = driver.GetRunResult();
+        Assert.Empty(result.GeneratedTrees);
+        var d = Assert.Single(result.Diagnostics);
+        Assert.Equal("MG2001", d.Id);
+        Assert.Contains("/p/obj/bad.mgen", d.GetMessage());
+        Assert.Null(result.Results[0].Exception);
+    }
+
+    [Theory]
+    [InlineData("none")]
+    [InlineData("vector128")]
+    public void EverySimdLevelGivesOnnxRuntimesOutputs(string simd)
+    {
+        string path = TestData.Mnist("lenet300.onnx");
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "Mlp", Namespace = "Simd." + simd, Simd = simd });
+        var source = ModelGen.Generator.Emit.ModelEmitter.Emit(artifact);
+        Assert.Equal(simd == "none", !source.Contains("Vector128"));
+        Assert.DoesNotContain("Vector256", source);
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        using var ort = new OnnxRuntimeOracle(path);
+        for (int i = 0; i < 50; i++)
+        {
+            var x = images[(i * 784)..((i + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            Tolerance.AssertClose(ort.Run(("image", x, [1, 1, 28, 28]))[0], y, $"digit {i}");
+        }
+    }
+}
