@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class KernelEmitter
 {
-    public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ref bool usesDot)
+    public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ref bool usesDot, ref bool usesAxpy)
     {
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
@@ -22,7 +22,7 @@ internal static class KernelEmitter
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         switch (node.Kernel)
         {
-            case "Conv": Conv(w, node, name, sig, inputs, outputs[0]); break;
+            case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy); break;
             case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0]); break;
             case "Dense": Dense(w, m, node, name, sig, inputs, outputs[0]); usesDot |= node.Attributes["transA"] == "0"; break;
             case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
@@ -66,7 +66,7 @@ internal static class KernelEmitter
     static string ActName(ArtifactNode node) =>
         node.Attributes.TryGetValue("activation", out var a) && a == "relu" ? ", then Relu (fused)" : "";
 
-    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y)
+    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
@@ -76,29 +76,41 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         int cpg = c / group, mpg = m / group;
-        bool padded = p.Any(v => v != 0);
+        bool relu = node.Attributes.TryGetValue("activation", out var act) && act == "relu";
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
+        w.Line("// Direct convolution: each weight scales a run of input pixels into a run of output pixels (y += w·x),");
+        w.Line("// so the innermost loop walks contiguous memory" + (s[1] == 1 ? " and vectorizes." : "."));
         w.Open($"public static void {name}({sig})");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m++)");
-        w.Line(group == 1 ? "const int channel0 = 0;" : $"int channel0 = m / {mpg} * {cpg};");
-        w.Line($"float bias = {(hasBias ? "b[m]" : "0f")};");
-        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
-        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
-        w.Line("float sum = bias;");
+        w.Line($"global::System.Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
+        w.Line(hasBias ? "plane.Fill(b[m]);" : "plane.Clear();");
         w.Open($"for (int c = 0; c < {cpg}; c++)");
-        w.Line($"int xBase = ((n * {c} + channel0 + c) * {h}) * {wd};");
-        w.Line($"int wBase = (m * {cpg} + c) * {k[0] * k[1]};");
+        w.Line(group == 1 ? $"int xBase = (n * {c} + c) * {h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg} + c) * {h * wd};");
         w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
-        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
-        if (padded) w.Line($"if ((uint)ih >= {h}u) continue;");
         w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
-        w.Line($"int iw = ow * {s[1]} + kw * {d[1]} - {p[1]};");
-        if (padded) w.Line($"if ((uint)iw >= {wd}u) continue;");
-        w.Line($"sum += x[xBase + ih * {wd} + iw] * w[wBase + kh * {k[1]} + kw];");
+        w.Line($"float weight = w[((m * {cpg} + c) * {k[0]} + kh) * {k[1]} + kw];");
+        w.Line($"int shift = kw * {d[1]} - {p[1]};");
+        w.Line("// Output columns whose input column lies inside the image (the rest read padding: zero).");
+        w.Line(p[1] == 0 ? "const int first = 0;" : $"int first = shift >= 0 ? 0 : (-shift + {s[1] - 1}) / {s[1]};");
+        w.Line($"int last = shift > {wd - 1} ? 0 : global::System.Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+        w.Line("if (last <= first) continue;");
+        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+        if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
+        if (s[1] == 1)
+        {
+            usesAxpy = true;
+            w.Line($"Axpy(plane.Slice(oh * {ow} + first, last - first), x.Slice(xBase + ih * {wd} + first + shift, last - first), weight);");
+        }
+        else
+        {
+            w.Line($"int row = xBase + ih * {wd} + shift;");
+            w.Line($"for (int col = first; col < last; col++) plane[oh * {ow} + col] += weight * x[row + col * {s[1]}];");
+        }
+        w.Close(); w.Close(); w.Close(); w.Close();
+        if (relu) w.Line("for (int i = 0; i < plane.Length; i++) plane[i] = Relu(plane[i]);");
         w.Close(); w.Close(); w.Close();
-        w.Line($"y[((n * {m} + m) * {oh} + oh) * {ow} + ow] = {Act(node, "sum")};");
-        w.Close(); w.Close(); w.Close(); w.Close(); w.Close();
     }
 
     static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y)
@@ -219,31 +231,66 @@ internal static class KernelEmitter
     /// <summary>The dot product of two equal-length spans, widest SIMD first (the JIT keeps one branch).</summary>
     public static void EmitDot(CodeWriter w, string simd)
     {
-        w.Line("// Σ a[i]·b[i]; a and b have the same length. Vector paths as the SIMD level allows, scalar tail.");
+        w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
+        w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
         w.Open("static float Dot(global::System.ReadOnlySpan<float> a, global::System.ReadOnlySpan<float> b)");
         w.Line("int i = 0;");
         w.Line("float sum = 0f;");
-        if (simd == "auto")
+        w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(a);");
+        w.Line("ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+        VectorLoop(w, simd, "a.Length", (v, width) => new[]
         {
-            w.Open("if (global::System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated && a.Length >= 8)");
-            w.Line("global::System.Runtime.Intrinsics.Vector256<float> acc = global::System.Runtime.Intrinsics.Vector256<float>.Zero;");
-            w.Line("for (; i <= a.Length - 8; i += 8) acc += global::System.Runtime.Intrinsics.Vector256.Create(a.Slice(i, 8)) * global::System.Runtime.Intrinsics.Vector256.Create(b.Slice(i, 8));");
-            w.Line("sum = global::System.Runtime.Intrinsics.Vector256.Sum(acc);");
-            w.Close();
-            w.Line("else if (global::System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated && a.Length >= 4)");
-        }
-        if (simd == "auto" || simd == "vector128")
-        {
-            if (simd == "vector128") w.Line("if (global::System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated && a.Length >= 4)");
-            w.Line("{");
-            w.Indent();
-            w.Line("global::System.Runtime.Intrinsics.Vector128<float> acc = global::System.Runtime.Intrinsics.Vector128<float>.Zero;");
-            w.Line("for (; i <= a.Length - 4; i += 4) acc += global::System.Runtime.Intrinsics.Vector128.Create(a.Slice(i, 4)) * global::System.Runtime.Intrinsics.Vector128.Create(b.Slice(i, 4));");
-            w.Line("sum = global::System.Runtime.Intrinsics.Vector128.Sum(acc);");
-            w.Close();
-        }
+            $"{v}<float> acc0 = {v}<float>.Zero, acc1 = {v}<float>.Zero;",
+            $"for (; i <= a.Length - {2 * width}; i += {2 * width})",
+            "{",
+            $"    acc0 += {Load(v, "ra", "i")} * {Load(v, "rb", "i")};",
+            $"    acc1 += {Load(v, "ra", $"i + {width}")} * {Load(v, "rb", $"i + {width}")};",
+            "}",
+            $"for (; i <= a.Length - {width}; i += {width}) acc0 += {Load(v, "ra", "i")} * {Load(v, "rb", "i")};",
+            $"sum = {Short(v)}.Sum(acc0 + acc1);",
+        });
         w.Line("for (; i < a.Length; i++) sum += a[i] * b[i];");
         w.Line("return sum;");
         w.Close();
+    }
+
+    /// <summary>y += alpha·x over equal-length spans.</summary>
+    public static void EmitAxpy(CodeWriter w, string simd)
+    {
+        w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
+        w.Open("static void Axpy(global::System.Span<float> y, global::System.ReadOnlySpan<float> x, float alpha)");
+        w.Line("if (x.Length != y.Length) throw new global::System.ArgumentException(\"length mismatch\");");
+        w.Line("int i = 0;");
+        w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        VectorLoop(w, simd, "y.Length", (v, width) => new[]
+        {
+            $"{v}<float> va = {Short(v)}.Create(alpha);",
+            $"for (; i <= y.Length - {width}; i += {width})",
+            $"    {Short(v)}.StoreUnsafe({Load(v, "ry", "i")} + va * {Load(v, "rx", "i")}, ref ry, (nuint)i);",
+        });
+        w.Line("for (; i < y.Length; i++) y[i] += alpha * x[i];");
+        w.Close();
+    }
+
+    static string Short(string v) => v;
+
+    static string Load(string v, string r, string i) => $"{v}.LoadUnsafe(ref {r}, (nuint)({i}))";
+
+    /// <summary>The ladder Vector256 → Vector128 → scalar, cut to what the SIMD level allows.</summary>
+    static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
+    {
+        var levels = new List<(string V, int Width)>();
+        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
+        if (simd == "auto" || simd == "vector128") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        for (int l = 0; l < levels.Count; l++)
+        {
+            var (v, width) = levels[l];
+            w.Line($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated && {length} >= {width})");
+            w.Line("{");
+            w.Indent();
+            foreach (var line in body(v, width)) w.Line(line);
+            w.Close();
+        }
     }
 }

@@ -41,7 +41,7 @@ public static class ModelEmitter
         {
             "Run", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
         };
-        bool _usesDot;
+        bool _usesDot, _usesAxpy;
 
         public Emitter(ModelArtifact model) => _m = model;
 
@@ -214,12 +214,17 @@ public static class ModelEmitter
             for (int i = 0; i < _m.Nodes.Count; i++)
             {
                 if (i > 0) _w.Line();
-                KernelEmitter.Emit(_w, _m, _m.Nodes[i], i, ref _usesDot);
+                KernelEmitter.Emit(_w, _m, _m.Nodes[i], i, ref _usesDot, ref _usesAxpy);
             }
             if (_usesDot)
             {
                 _w.Line();
                 KernelEmitter.EmitDot(_w, _m.Simd);
+            }
+            if (_usesAxpy)
+            {
+                _w.Line();
+                KernelEmitter.EmitAxpy(_w, _m.Simd);
             }
             _w.Close();
             _w.Line();

@@ -1,0 +1,365 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using System.IO;
+using System.Text.RegularExpressions;
+using Microsoft.Build.Framework;
+using Microsoft.Build.Utilities;
+
+namespace ModelGen.Tasks
+{
+    /// <summary>
+    /// Compiles one ONNX model into a <c>.mgen</c> artifact by running <c>modelgen compile</c> under the
+    /// running dotnet host, out of MSBuild's process. Out of process because the compiler loads ONNX
+    /// Runtime (native code that would stay loaded, and keep files locked, in a long-lived MSBuild node)
+    /// and may run for a long time; a crash of the compiler then fails the build instead of MSBuild.
+    /// </summary>
+    /// <remarks>
+    /// The command line is
+    /// <c>"$(DOTNET_HOST_PATH)" "&lt;ToolAssembly&gt;" compile "&lt;ModelFile&gt;" --artifact "&lt;ArtifactFile&gt;"
+    /// [--class &lt;ClassName&gt;] [--namespace &lt;Namespace&gt;] [--batch-size &lt;BatchSize&gt;] [--simd &lt;Simd&gt;]</c>.
+    /// The program prints its diagnostics in MSBuild's canonical form (<c>file: error MG0001: text</c>),
+    /// which <see cref="ToolTask"/> turns into build errors and warnings with their code and file.
+    /// Codes MG0100–MG0199 belong to this task; docs/msbuild.md lists them.
+    /// </remarks>
+    public sealed class ModelGenCompile : ToolTask
+    {
+        // Codes this task reports itself. The compiler's own codes arrive through the tool's output.
+        internal const string ModelNotFound = "MG0100";
+        internal const string ToolNotFound = "MG0101";
+        internal const string InvalidBatchSize = "MG0102";
+        internal const string InvalidSimd = "MG0103";
+        internal const string InvalidClassName = "MG0104";
+        internal const string InvalidNamespace = "MG0105";
+        internal const string MissingArtifactPath = "MG0106";
+        internal const string ToolFailed = "MG0107";
+        internal const string ArtifactNotWritten = "MG0108";
+        internal const string HostNotFound = "MG0109";
+
+        private static readonly string[] SimdLevels = { "auto", "vector128", "none" };
+
+        // A canonical diagnostic as MSBuild's CanonicalError parser recognises it; only used to tell
+        // whether the tool explained its own failure. The parser itself does the conversion.
+        private static readonly Regex CanonicalDiagnostic = new Regex(
+            @"(^|\s)(error|warning)\s+[A-Za-z]+\d+\s*:", RegexOptions.CultureInvariant | RegexOptions.IgnoreCase);
+
+        private string? _lastUnexplainedErrorLine;
+
+        /// <summary>The ONNX model to compile (the <c>CompressedModel</c> item). Maps to the positional
+        /// <c>&lt;model.onnx&gt;</c> argument. Required; must exist (MG0100).</summary>
+        [Required]
+        public string ModelFile { get; set; } = "";
+
+        /// <summary>Where the <c>.mgen</c> artifact is written; its folder is created. Maps to
+        /// <c>--artifact</c>. Required (MG0106).</summary>
+        [Required]
+        public string ArtifactFile { get; set; } = "";
+
+        /// <summary><c>modelgen.dll</c>, the command-line program the package carries under
+        /// <c>tools/net10.0/</c>. Required; must exist (MG0101).</summary>
+        [Required]
+        public string ToolAssembly { get; set; } = "";
+
+        /// <summary>Name of the generated class. Maps to <c>--class</c>; empty lets the program derive it
+        /// from the model's file name. Must be a C# identifier when given (MG0104).</summary>
+        public string? ClassName { get; set; }
+
+        /// <summary>Namespace of the generated class. Maps to <c>--namespace</c>; empty lets the program
+        /// use its default (<c>ModelGen.Models</c>). Must be a dotted list of C# identifiers (MG0105).</summary>
+        public string? Namespace { get; set; }
+
+        /// <summary>Batch size compiled into the code. Maps to <c>--batch-size</c>; a positive integer
+        /// (MG0102). Empty means the program's default (1).</summary>
+        public string? BatchSize { get; set; }
+
+        /// <summary>SIMD level of the emitted kernels: <c>auto</c>, <c>vector128</c> or <c>none</c>
+        /// (case-insensitive, MG0103). Maps to <c>--simd</c>; empty means <c>auto</c>.</summary>
+        public string? Simd { get; set; }
+
+        /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
+        /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
+        /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
+        public string? DotnetHostPath { get; set; }
+
+        /// <inheritdoc />
+        protected override string ToolName =>
+            Environment.OSVersion.Platform == PlatformID.Win32NT ? "dotnet.exe" : "dotnet";
+
+        // Diagnostics from the tool go to stderr; keep the rest of its chatter out of normal verbosity.
+        /// <inheritdoc />
+        protected override MessageImportance StandardOutputLoggingImportance => MessageImportance.Low;
+
+        /// <inheritdoc />
+        protected override MessageImportance StandardErrorLoggingImportance => MessageImportance.Normal;
+
+        /// <inheritdoc />
+        protected override string GenerateFullPathToTool()
+        {
+            string? host = !string.IsNullOrEmpty(DotnetHostPath)
+                ? DotnetHostPath
+                : Environment.GetEnvironmentVariable("DOTNET_HOST_PATH");
+            if (!string.IsNullOrEmpty(host) && File.Exists(host))
+            {
+                return Path.GetFullPath(host);
+            }
+
+            string? onPath = FindOnPath(ToolName);
+            if (onPath != null)
+            {
+                return onPath;
+            }
+
+            Log.LogError(null, HostNotFound, null, null, 0, 0, 0, 0,
+                "Cannot find the dotnet host that runs modelgen: DOTNET_HOST_PATH is {0} and '{1}' is not on PATH. Build with the dotnet CLI or set the DotnetHostPath parameter.",
+                string.IsNullOrEmpty(host) ? "not set" : "'" + host + "' (missing)", ToolName);
+            return "";
+        }
+
+        /// <inheritdoc />
+        protected override string GenerateCommandLineCommands()
+        {
+            var builder = new CommandLineBuilder(quoteHyphensOnCommandLine: false, useNewLineSeparator: false);
+            builder.AppendFileNameIfNotNull(Path.GetFullPath(ToolAssembly));
+            builder.AppendSwitch("compile");
+            builder.AppendFileNameIfNotNull(Path.GetFullPath(ModelFile));
+            builder.AppendSwitchIfNotNull("--class ", NullIfEmpty(ClassName));
+            builder.AppendSwitchIfNotNull("--namespace ", NullIfEmpty(Namespace));
+            builder.AppendSwitchIfNotNull("--batch-size ", NullIfEmpty(BatchSize));
+            builder.AppendSwitchIfNotNull("--simd ", NullIfEmpty(Simd)?.ToLowerInvariant());
+            builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
+            return builder.ToString();
+        }
+
+        // The arguments after the host, for tests with a fake build engine.
+        internal string CommandLineForTests => GenerateCommandLineCommands();
+
+        /// <summary>Checks every parameter and logs each problem found, so one build shows them all.</summary>
+        protected override bool ValidateParameters()
+        {
+            bool ok = true;
+
+            if (string.IsNullOrWhiteSpace(ModelFile))
+            {
+                LogTaskError(ModelNotFound, null, "No model file was given: the CompressedModel item has an empty Include.");
+                ok = false;
+            }
+            else if (!File.Exists(ModelFile))
+            {
+                LogTaskError(ModelNotFound, ModelFile,
+                    "The model file '{0}' does not exist. Check the Include of the CompressedModel item (relative paths start at the project folder).",
+                    ModelFile);
+                ok = false;
+            }
+
+            if (string.IsNullOrWhiteSpace(ArtifactFile))
+            {
+                LogTaskError(MissingArtifactPath, ModelFile, "No artifact path was given for this model (ModelGen_OutputPath is empty?).");
+                ok = false;
+            }
+
+            if (string.IsNullOrWhiteSpace(ToolAssembly) || !File.Exists(ToolAssembly))
+            {
+                LogTaskError(ToolNotFound, ModelFile,
+                    "The modelgen program '{0}' does not exist. The ModelGen package may be damaged (restore it again), or ModelGen_ToolAssembly points to the wrong file.",
+                    ToolAssembly);
+                ok = false;
+            }
+
+            if (!string.IsNullOrEmpty(BatchSize) &&
+                (!int.TryParse(BatchSize, NumberStyles.None, CultureInfo.InvariantCulture, out int batch) || batch < 1))
+            {
+                LogTaskError(InvalidBatchSize, ModelFile,
+                    "BatchSize '{0}' is not a positive integer. Set the BatchSize metadata of the CompressedModel item to 1 or more.",
+                    BatchSize);
+                ok = false;
+            }
+
+            if (!string.IsNullOrEmpty(Simd) && Array.IndexOf(SimdLevels, Simd!.ToLowerInvariant()) < 0)
+            {
+                LogTaskError(InvalidSimd, ModelFile,
+                    "Simd '{0}' is not a SIMD level. Use one of: {1}.", Simd, string.Join(", ", SimdLevels));
+                ok = false;
+            }
+
+            if (!string.IsNullOrEmpty(ClassName) && !IsIdentifier(ClassName!))
+            {
+                LogTaskError(InvalidClassName, ModelFile,
+                    "ClassName '{0}' is not a C# identifier. Use letters, digits and '_', not starting with a digit, and not a C# keyword.",
+                    ClassName);
+                ok = false;
+            }
+
+            if (!string.IsNullOrEmpty(Namespace) && !IsNamespace(Namespace!))
+            {
+                LogTaskError(InvalidNamespace, ModelFile,
+                    "Namespace '{0}' is not a C# namespace. Use identifiers separated by '.', or set the Namespace metadata of the CompressedModel item.",
+                    Namespace);
+                ok = false;
+            }
+
+            return ok;
+        }
+
+        /// <inheritdoc />
+        protected override bool SkipTaskExecution()
+        {
+            // The folder must exist whatever the program does with it; relative paths resolve against
+            // the project folder, which is MSBuild's current directory for tasks.
+            string artifact = Path.GetFullPath(ArtifactFile);
+            string? folder = Path.GetDirectoryName(artifact);
+            if (!string.IsNullOrEmpty(folder))
+            {
+                Directory.CreateDirectory(folder);
+            }
+
+            // A failed run must not leave an older (or half-written) artifact that is newer than the
+            // inputs: the next build would take it as up to date.
+            if (File.Exists(artifact))
+            {
+                File.Delete(artifact);
+            }
+
+            return base.SkipTaskExecution();
+        }
+
+        /// <inheritdoc />
+        public override bool Execute()
+        {
+            bool ok = base.Execute();
+            if (ok && !Log.HasLoggedErrors && !File.Exists(ArtifactFile))
+            {
+                LogTaskError(ArtifactNotWritten, ModelFile,
+                    "modelgen reported success but did not write '{0}'.", ArtifactFile);
+                ok = false;
+            }
+
+            return ok && !Log.HasLoggedErrors;
+        }
+
+        /// <inheritdoc />
+        protected override void LogEventsFromTextOutput(string singleLine, MessageImportance messageImportance)
+        {
+            // Canonical lines become errors and warnings with code and file; any other line is a message.
+            // A crash (an unhandled exception's stack trace) is not canonical, so remember its first
+            // line to explain the failure below.
+            if (!string.IsNullOrWhiteSpace(singleLine) &&
+                !CanonicalDiagnostic.IsMatch(singleLine) &&
+                _lastUnexplainedErrorLine == null &&
+                messageImportance == StandardErrorLoggingImportance)
+            {
+                _lastUnexplainedErrorLine = singleLine.Trim();
+            }
+
+            base.LogEventsFromTextOutput(singleLine, messageImportance);
+        }
+
+        /// <inheritdoc />
+        protected override bool HandleTaskExecutionErrors()
+        {
+            if (Log.HasLoggedErrors)
+            {
+                // The program explained itself (canonical errors); MSBuild's generic MSB6006 would only
+                // repeat it.
+                return false;
+            }
+
+            LogTaskError(ToolFailed, ModelFile,
+                "modelgen exited with code {0} without reporting an error{1}. Run the build with -v:d to see its whole output.",
+                ExitCode.ToString(CultureInfo.InvariantCulture),
+                _lastUnexplainedErrorLine == null ? "" : ": " + _lastUnexplainedErrorLine);
+            return false;
+        }
+
+        private void LogTaskError(string code, string? file, string message, params object?[] args)
+        {
+            Log.LogError(subcategory: null, errorCode: code, helpKeyword: null, file: file,
+                lineNumber: 0, columnNumber: 0, endLineNumber: 0, endColumnNumber: 0,
+                message: message, messageArgs: args);
+        }
+
+        private static string? NullIfEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+        private static string? FindOnPath(string fileName)
+        {
+            string? path = Environment.GetEnvironmentVariable("PATH");
+            if (string.IsNullOrEmpty(path))
+            {
+                return null;
+            }
+
+            foreach (string folder in path!.Split(Path.PathSeparator))
+            {
+                if (folder.Length == 0)
+                {
+                    continue;
+                }
+
+                try
+                {
+                    string candidate = Path.Combine(folder.Trim('"'), fileName);
+                    if (File.Exists(candidate))
+                    {
+                        return candidate;
+                    }
+                }
+                catch (ArgumentException)
+                {
+                    // A malformed PATH entry is not our problem; skip it.
+                }
+            }
+
+            return null;
+        }
+
+        internal static bool IsNamespace(string value)
+        {
+            foreach (string part in value.Split('.'))
+            {
+                if (!IsIdentifier(part))
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        internal static bool IsIdentifier(string value)
+        {
+            if (value.Length == 0 || Keywords.Contains(value))
+            {
+                return false;
+            }
+
+            for (int i = 0; i < value.Length; i++)
+            {
+                char c = value[i];
+                bool letter = char.IsLetter(c) || c == '_';
+                bool ok = i == 0
+                    ? letter
+                    : letter || char.IsDigit(c) || CharUnicodeInfo.GetUnicodeCategory(c) is
+                        UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark or
+                        UnicodeCategory.ConnectorPunctuation or UnicodeCategory.Format;
+                if (!ok)
+                {
+                    return false;
+                }
+            }
+
+            return true;
+        }
+
+        // Reserved C# keywords (contextual keywords are valid identifiers).
+        private static readonly HashSet<string> Keywords = new HashSet<string>(StringComparer.Ordinal)
+        {
+            "abstract", "as", "base", "bool", "break", "byte", "case", "catch", "char", "checked", "class",
+            "const", "continue", "decimal", "default", "delegate", "do", "double", "else", "enum", "event",
+            "explicit", "extern", "false", "finally", "fixed", "float", "for", "foreach", "goto", "if",
+            "implicit", "in", "int", "interface", "internal", "is", "lock", "long", "namespace", "new", "null",
+            "object", "operator", "out", "override", "params", "private", "protected", "public", "readonly",
+            "ref", "return", "sbyte", "sealed", "short", "sizeof", "stackalloc", "static", "string", "struct",
+            "switch", "this", "throw", "true", "try", "typeof", "uint", "ulong", "unchecked", "unsafe", "ushort",
+            "using", "virtual", "void", "volatile", "while",
+        };
+    }
+}
