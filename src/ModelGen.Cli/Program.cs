@@ -16,6 +16,7 @@ public static class Program
     {
         var root = new RootCommand("ModelGen: compiles ONNX models into dependency-free C# at build time.");
         root.Subcommands.Add(CompileCommand());
+        root.Subcommands.Add(InspectCommand());
         return root.Parse(args).Invoke();
     }
 
@@ -71,6 +72,39 @@ public static class Program
                 // A defect of ModelGen, not of the model: still one clear line for the build log.
                 Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message}); please report it with the model");
                 Console.Error.WriteLine(e.ToString().Replace(Environment.NewLine, " | "));
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    static Command InspectCommand()
+    {
+        var model = new Argument<FileInfo>("model") { Description = "The ONNX model file." };
+        var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
+        var command = new Command("inspect", "List a model's operators (and which ModelGen supports), its parameter count and its input and output shapes.") { model, batch };
+        command.SetAction(parse =>
+        {
+            var file = parse.GetValue(model)!;
+            try
+            {
+                var r = ModelInspector.Inspect(file.FullName, parse.GetValue(batch));
+                static string Shape(int[]? s) => s is null ? "[?]" : "[" + string.Join(", ", s) + "]";
+                Console.WriteLine($"model      {r.File}");
+                Console.WriteLine($"producer   {(r.Producer.Length > 0 ? r.Producer : "unknown")}, ONNX opset {r.Opset}");
+                Console.WriteLine($"parameters {r.Parameters:N0} ({r.Parameters * 4:N0} bytes as float32)");
+                foreach (var (name, shape) in r.Inputs) Console.WriteLine($"input      {name} float32 {Shape(shape)}");
+                foreach (var (name, shape) in r.Outputs) Console.WriteLine($"output     {name} float32 {Shape(shape)}");
+                Console.WriteLine("operators");
+                foreach (var (op, count, supported) in r.Operators)
+                    Console.WriteLine($"  {op,-24} {count,5}  {(supported ? "supported" : "NOT SUPPORTED")}");
+                bool ok = r.Problem is null && r.Operators.All(o => o.Supported);
+                Console.WriteLine(ok ? "ModelGen can compile this model." : $"ModelGen cannot compile this model yet{(r.Problem is null ? "" : ": " + r.Problem)}");
+                return ok ? 0 : 2;
+            }
+            catch (ModelGenException e)
+            {
+                Console.Error.WriteLine(e.Canonical);
                 return 1;
             }
         });

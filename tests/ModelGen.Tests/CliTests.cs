@@ -36,4 +36,23 @@ public sealed class CliTests
         finally { Console.SetError(old); }
         Assert.Contains("/no/such/model.onnx: error MG0001: ", stderr.ToString());
     }
+
+    [Fact]
+    public void InspectListsOperatorsSupportParametersAndShapes()
+    {
+        var r = ModelInspector.Inspect(TestData.Mnist("lenet300.onnx"));
+        Assert.Equal(266_610, r.Parameters);
+        Assert.Equal([1, 1, 28, 28], r.Inputs.Single().Shape!);
+        Assert.Equal([1, 10], r.Outputs.Single().Shape!);
+        Assert.All(r.Operators, o => Assert.True(o.Supported));
+        Assert.Null(r.Problem);
+
+        string path = new OnnxBuilder().Input("x", null, 4).Node("Softsign", ["x"], ["s"]).Node("Relu", ["s"], ["y"]).Output("y").Save();
+        var bad = ModelInspector.Inspect(path, batchSize: 2);
+        Assert.Equal([2, 4], bad.Inputs.Single().Shape!);
+        Assert.Contains(bad.Operators, o => o.OpType == "Softsign" && !o.Supported);
+        Assert.Contains(bad.Operators, o => o.OpType == "Relu" && o.Supported);
+        Assert.StartsWith("MG1001", bad.Problem);
+        Assert.Equal(2, Cli.Program.Main(["inspect", path]));
+    }
 }
