@@ -35,8 +35,8 @@ public static class ReferenceEvaluator
         var op = OperatorSet.Get(node, graph);
         var inputs = node.Inputs.Select(i => i.Length == 0 ? null : lookup(i)).ToArray();
         var outputs = op.Evaluate(node, inputs);
-        if (node.Str("activation", "") == "relu")
-            outputs[0] = new TensorData(outputs[0].Shape, [.. outputs[0].Floats.Select(ReluOperator.Relu)]);
+        if (node.Annotations.TryGetValue("activation", out var activation))
+            outputs[0] = new TensorData(outputs[0].Shape, [.. outputs[0].Floats.Select(v => ActivationMath.Apply(activation, v))]);
         return outputs;
     }
 }

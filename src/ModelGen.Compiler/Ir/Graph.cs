@@ -59,6 +59,12 @@ public sealed class Node
     public List<string> Outputs { get; set; } = [];
     public Dictionary<string, AttributeProto> Attributes { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// The compiler's own notes on a node, never ONNX attributes: "activation" is an element-wise function
+    /// fused into the node's output (Activations' text form); "function" is a unary node's resolved function.
+    /// </summary>
+    public Dictionary<string, string> Annotations { get; } = new(StringComparer.Ordinal);
+
     /// <summary>"name" (Op), for error messages.</summary>
     public string Describe => $"node '{Name}' ({OpType})";
 

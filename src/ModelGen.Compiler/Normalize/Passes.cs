@@ -1,4 +1,5 @@
 using Google.Protobuf;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
 using ModelGen.Onnx.Proto;
@@ -14,9 +15,10 @@ public static class Passes
 {
     public static void Run(Graph graph)
     {
+        SplitVariadic(graph);
         GemmToDense(graph);
         MatMulAddToDense(graph);
-        FuseRelu(graph);
+        FuseActivations(graph);
     }
 
     /// <summary>Gemm(A, B const, C const) → Dense(A, alpha·B' as [N,K], beta·C).</summary>
@@ -111,18 +113,61 @@ public static class Passes
         return name;
     }
 
-    /// <summary>Relu(Y) where Y comes from Conv, Dense or Add and nothing else reads Y: computed in the producer.</summary>
-    public static void FuseRelu(Graph graph)
+    /// <summary>
+    /// f(Y) for an element-wise f (Relu, Clip, Sigmoid, …) where Y comes from Conv, Dense or a binary
+    /// element-wise node and nothing else reads Y: f is computed in the producer as Y is written.
+    /// </summary>
+    public static void FuseActivations(Graph graph)
     {
-        foreach (var relu in graph.Nodes.Where(n => n.OpType == "Relu").ToList())
+        foreach (var act in graph.Nodes.Where(n => Activations.Names.Contains(n.OpType)).ToList())
         {
-            string input = relu.Inputs[0];
+            string input = act.Inputs[0];
             var producer = graph.ProducerOf(input);
-            if (producer is null || producer.OpType is not ("Conv" or DenseOperator.Name or "Add") || producer.Has("activation")) continue;
+            if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
+            if (producer.OpType is not ("Conv" or DenseOperator.Name) && !Activations.BinaryNames.Contains(producer.OpType)) continue;
             if (graph.UseCounts()[input] != 1 || graph.Outputs.Contains(input)) continue;
-            producer.Attributes["activation"] = new AttributeProto { Name = "activation", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8("relu") };
-            producer.Outputs[0] = relu.Outputs[0];
-            graph.Nodes.Remove(relu);
+            producer.Annotations["activation"] = act.Annotations["function"];
+            producer.Outputs[0] = act.Outputs[0];
+            graph.Nodes.Remove(act);
         }
+    }
+
+    /// <summary>Sum, Mean, Max, Min of N inputs → a chain of binary nodes (Mean: the sum times 1/N); of one input → Identity.</summary>
+    public static void SplitVariadic(Graph graph)
+    {
+        foreach (var node in graph.Nodes.Where(n => n.OpType is "Sum" or "Mean" or "Max" or "Min").ToList())
+        {
+            var inputs = node.Inputs.Where(i => i.Length > 0).ToList();
+            string binary = node.OpType is "Sum" or "Mean" ? "Add" : node.OpType;
+            var chain = new List<Node>();
+            string acc = inputs[0];
+            int[] shape = graph[acc].Shape!;
+            for (int i = 1; i < inputs.Count; i++)
+            {
+                shape = Broadcast.Shape(shape, graph[inputs[i]].Shape!)!;
+                bool last = i == inputs.Count - 1 && node.OpType != "Mean";
+                string output = last ? node.Outputs[0] : NewValue(graph, $"{node.Name}/{binary}_{i}", shape);
+                chain.Add(new Node { Name = $"{node.Name}/{binary}_{i}", OpType = binary, Inputs = [acc, inputs[i]], Outputs = [output] });
+                acc = output;
+            }
+            if (node.OpType == "Mean" && inputs.Count > 1)
+            {
+                string scale = AddConstant(graph, node.Name + ".scale", new TensorData([], [1f / inputs.Count]));
+                chain.Add(new Node { Name = node.Name + "/Mul", OpType = "Mul", Inputs = [acc, scale], Outputs = [node.Outputs[0]] });
+            }
+            if (inputs.Count == 1)
+                chain.Add(new Node { Name = node.Name, OpType = "Identity", Inputs = [acc], Outputs = [node.Outputs[0]] });
+            int at = graph.Nodes.IndexOf(node);
+            graph.Nodes.RemoveAt(at);
+            graph.Nodes.InsertRange(at, chain);
+        }
+    }
+
+    static string NewValue(Graph graph, string baseName, int[] shape)
+    {
+        string name = baseName;
+        for (int i = 2; graph.Values.ContainsKey(name); i++) name = baseName + "_" + i;
+        graph.GetOrAdd(name).Shape = shape;
+        return name;
     }
 }

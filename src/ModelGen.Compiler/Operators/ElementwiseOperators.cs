@@ -1,11 +1,83 @@
+using ModelGen.Artifact;
+using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 
-/// <summary>Add with multidirectional (numpy) broadcasting.</summary>
-public sealed class AddOperator : Operator
+/// <summary>
+/// The unary element-wise operators of <see cref="Activations"/> (Relu, Sigmoid, Clip, …): attributes
+/// resolved to (alpha, beta) once, so shape inference, evaluation, fusion and emission agree.
+/// </summary>
+public sealed class UnaryOperator(string opType) : Operator
 {
-    public override string OpType => "Add";
+    public override string OpType { get; } = opType;
+
+    static readonly Dictionary<string, string[]> AttributeNames = new()
+    {
+        ["LeakyRelu"] = ["alpha"], ["Elu"] = ["alpha"], ["Selu"] = ["alpha", "gamma"], ["HardSigmoid"] = ["alpha", "beta"],
+        ["Clip"] = ["min", "max"],
+    };
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 1, OpType == "Clip" ? 3 : 1);
+        RejectAttributes(graph, node, AttributeNames.GetValueOrDefault(OpType, []));
+        if (OpType == "HardSwish" && graph.Opset < 14) throw Error(graph, node, "HardSwish needs opset 14", ErrorCodes.UnsupportedOperator);
+        node.Annotations["function"] = Resolve(node, graph);
+        SetOutput(graph, node, 0, ShapeOf(graph, node, 0));
+    }
+
+    /// <summary>The activation string "Op:alpha:beta" for this node (Clip's bounds from attributes or constant inputs).</summary>
+    public string Resolve(Node node, Graph graph)
+    {
+        var (alpha, beta) = Activations.Defaults(OpType);
+        switch (OpType)
+        {
+            case "LeakyRelu" or "Elu":
+                alpha = node.Float("alpha", alpha);
+                break;
+            case "Selu":
+                alpha = node.Float("alpha", alpha);
+                beta = node.Float("gamma", beta);
+                break;
+            case "HardSigmoid":
+                alpha = node.Float("alpha", alpha);
+                beta = node.Float("beta", beta);
+                break;
+            case "Clip" when graph.Opset < 11:
+                alpha = node.Float("min", -3.4028234663852886e+38f);
+                beta = node.Float("max", 3.4028234663852886e+38f);
+                break;
+            case "Clip":
+                if (node.Attributes.Count > 0) throw Error(graph, node, "min and max are inputs from opset 11", ErrorCodes.UnsupportedAttribute);
+                alpha = Bound(node, graph, 1, alpha);
+                beta = Bound(node, graph, 2, beta);
+                break;
+        }
+        return Activations.Format(OpType, alpha, beta);
+    }
+
+    static float Bound(Node node, Graph graph, int input, float fallback)
+    {
+        if (!node.HasInput(input)) return fallback;
+        var v = graph[node.Inputs[input]];
+        if (v.Constant is not { Type: ElementType.Float32, Count: 1 } c)
+            throw Error(graph, node, $"bound '{v.Name}' must be a constant scalar; it is computed at run time", ErrorCodes.DynamicShape);
+        return c.Floats[0];
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        string act = node.Annotations["function"]; // set by InferShapes, which always runs first
+        return [new TensorData(inputs[0]!.Shape, [.. inputs[0]!.Floats.Select(v => ActivationMath.Apply(act, v))])];
+    }
+}
+
+/// <summary>Binary element-wise operators with multidirectional (numpy) broadcasting; PRelu broadcasts its slope.</summary>
+public sealed class BinaryOperator(string opType) : Operator
+{
+    public override string OpType { get; } = opType;
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -13,35 +85,59 @@ public sealed class AddOperator : Operator
         RejectAttributes(graph, node);
         var (a, b) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));
         var shape = Broadcast.Shape(a, b) ?? throw Error(graph, node, $"shapes [{string.Join(",", a)}] and [{string.Join(",", b)}] do not broadcast");
+        if (OpType == "PRelu" && !shape.SequenceEqual(a)) throw Error(graph, node, "the slope must broadcast to the input's shape");
+        SetOutput(graph, node, 0, shape);
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) => [Apply(OpType, inputs[0]!, inputs[1]!)];
+
+    public static TensorData Apply(string op, TensorData a, TensorData b)
+    {
+        var shape = Broadcast.Shape(a.Shape, b.Shape)!;
+        var (sa, sb) = (Broadcast.Strides(a.Shape, shape), Broadcast.Strides(b.Shape, shape));
+        var y = new float[TensorData.Size(shape)];
+        for (long i = 0; i < y.LongLength; i++)
+            y[i] = Apply(op, a.Floats[Broadcast.Offset(i, shape, sa)], b.Floats[Broadcast.Offset(i, shape, sb)]);
+        return new TensorData(shape, y);
+    }
+
+    /// <summary>Same float32 operations as <see cref="Activations.BinaryExpression"/> emits.</summary>
+    public static float Apply(string op, float a, float b) => op switch
+    {
+        "Add" or "Sum" or "Mean" => a + b,
+        "Sub" => a - b,
+        "Mul" => a * b,
+        "Div" => a / b,
+        "Pow" => MathF.Pow(a, b),
+        "Max" => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : MathF.Max(a, b),
+        "Min" => float.IsNaN(a) || float.IsNaN(b) ? float.NaN : MathF.Min(a, b),
+        "PRelu" => a < 0f ? b * a : a,
+        _ => throw new ArgumentException(op),
+    };
+}
+
+/// <summary>Sum, Mean, Max, Min over 1 to N inputs, broadcasting. Normalization splits them into binary nodes.</summary>
+public sealed class VariadicOperator(string opType) : Operator
+{
+    public override string OpType { get; } = opType;
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 1, 1024);
+        RejectAttributes(graph, node);
+        var shape = ShapeOf(graph, node, 0);
+        for (int i = 1; i < node.Inputs.Count; i++)
+            shape = Broadcast.Shape(shape, ShapeOf(graph, node, i)) ?? throw Error(graph, node, $"input {i} does not broadcast");
         SetOutput(graph, node, 0, shape);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        var a = inputs[0]!; var b = inputs[1]!;
-        var shape = Broadcast.Shape(a.Shape, b.Shape)!;
-        var (sa, sb) = (Broadcast.Strides(a.Shape, shape), Broadcast.Strides(b.Shape, shape));
-        var y = new float[TensorData.Size(shape)];
-        for (long i = 0; i < y.LongLength; i++)
-            y[i] = a.Floats[Broadcast.Offset(i, shape, sa)] + b.Floats[Broadcast.Offset(i, shape, sb)];
-        return [new TensorData(shape, y)];
+        var acc = inputs[0]!;
+        for (int i = 1; i < inputs.Length; i++) acc = BinaryOperator.Apply(OpType, acc, inputs[i]!);
+        if (inputs.Length == 1) acc = new TensorData(acc.Shape, (float[])acc.Floats.Clone());
+        if (OpType == "Mean")
+            acc = BinaryOperator.Apply("Mul", acc, new TensorData([], [1f / inputs.Length]));
+        return [acc];
     }
-}
-
-/// <summary>Relu: max(x, 0).</summary>
-public sealed class ReluOperator : Operator
-{
-    public override string OpType => "Relu";
-
-    public override void InferShapes(Node node, Graph graph)
-    {
-        RequireInputs(graph, node, 1, 1);
-        RejectAttributes(graph, node);
-        SetOutput(graph, node, 0, ShapeOf(graph, node, 0));
-    }
-
-    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) =>
-        [new TensorData(inputs[0]!.Shape, [.. inputs[0]!.Floats.Select(Relu)])];
-
-    public static float Relu(float v) => v > 0f ? v : v == 0f || v < 0f ? 0f : v; // NaN stays NaN, as in ONNX Runtime
 }

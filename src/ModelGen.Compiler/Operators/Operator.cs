@@ -1,3 +1,4 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -65,12 +66,14 @@ public abstract class Operator
 /// <summary>The operators ModelGen compiles, by ONNX op_type.</summary>
 public static class OperatorSet
 {
-    static readonly Dictionary<string, Operator> All = new Operator[]
-    {
+    static readonly Dictionary<string, Operator> All = ((Operator[])
+    [
         new ConvOperator(), new MaxPoolOperator(), new GemmOperator(), new MatMulOperator(), new DenseOperator(),
-        new AddOperator(), new ReluOperator(), new FlattenOperator(), new ReshapeOperator(), new IdentityOperator(),
-        new ConstantOperator(),
-    }.ToDictionary(o => o.OpType, StringComparer.Ordinal);
+        new FlattenOperator(), new ReshapeOperator(), new IdentityOperator(), new ConstantOperator(),
+        .. Activations.Names.Select(n => new UnaryOperator(n)),
+        .. new[] { "Add", "Sub", "Mul", "Div", "Pow", "PRelu" }.Select(n => new BinaryOperator(n)),
+        .. new[] { "Sum", "Mean", "Max", "Min" }.Select(n => new VariadicOperator(n)),
+    ]).ToDictionary(o => o.OpType, StringComparer.Ordinal);
 
     /// <summary>ONNX operators a user may bring (internal ones such as Dense excluded).</summary>
     public static IReadOnlyList<string> Supported { get; } =

@@ -110,12 +110,19 @@ public sealed class ArtifactBuilder
             case "MatMul":
                 AddNode("MatMul", "MatMul", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
                 return;
-            case "Add":
-                Activation(AddNode("Add", "Add", node.Name, Inputs(node), [Tensor(node.Outputs[0])]), node);
+            case "Add" or "Sub" or "Mul" or "Div" or "Pow" or "PRelu" or "Max" or "Min":
+            {
+                var n = AddNode("Binary", node.OpType, node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                n.Attributes["op"] = node.OpType;
+                Activation(n, node);
                 return;
-            case "Relu":
-                AddNode("Relu", "Relu", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+            }
+            case var op when Activations.Names.Contains(op):
+            {
+                var n = AddNode("Unary", op, node.Name, [Tensor(node.Inputs[0])], [Tensor(node.Outputs[0])]);
+                n.Attributes["function"] = node.Annotations["function"];
                 return;
+            }
             default:
                 throw new ModelGenException(ErrorCodes.UnsupportedAttribute, _graph.ModelPath,
                     $"{node.Describe}, opset {_graph.Opset}: this form of {node.OpType} (a weight computed at run time) is not supported yet; export with constant weights");
@@ -190,8 +197,7 @@ public sealed class ArtifactBuilder
 
     static void Activation(ArtifactNode n, Node node)
     {
-        string act = node.Str("activation", "");
-        if (act.Length > 0) n.Attributes["activation"] = act;
+        if (node.Annotations.TryGetValue("activation", out var act)) n.Attributes["activation"] = act;
     }
 
     static string Int(long v) => v.ToString(CultureInfo.InvariantCulture);

@@ -26,13 +26,19 @@ internal static class KernelEmitter
             case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0]); break;
             case "Dense": Dense(w, m, node, name, sig, inputs, outputs[0]); usesDot |= node.Attributes["transA"] == "0"; break;
             case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
-            case "Add": Add(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
-            case "Relu":
-                w.Line($"// y = max(x, 0) over {CodeWriter.N(outputs[0].ElementCount)} elements.");
+            case "Binary": Binary(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
+            case "Unary":
+            {
+                var (op, alpha, beta) = Activations.Parse(node.Attributes["function"]);
+                w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(outputs[0].ElementCount)} elements.");
                 w.Open($"public static void {name}({sig})");
-                w.Line($"for (int i = 0; i < {CodeWriter.N(outputs[0].ElementCount)}; i++) y[i] = Relu(x[i]);");
+                w.Open($"for (int i = 0; i < {CodeWriter.N(outputs[0].ElementCount)}; i++)");
+                w.Line("float v = x[i];");
+                w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
+                w.Close();
                 w.Close();
                 break;
+            }
             case "Copy":
                 w.Line($"// y = x: {CodeWriter.N(outputs[0].ElementCount)} elements copied between two caller buffers.");
                 w.Open($"public static void {name}({sig})");
@@ -42,29 +48,48 @@ internal static class KernelEmitter
             default:
                 throw new FormatException($"unknown kernel '{node.Kernel}'");
         }
-        if (index == 0)
-        {
-            w.Line();
-            w.Line("// max(v, 0) that keeps NaN, as ONNX Runtime does.");
-            w.Line("static float Relu(float v) => v < 0f ? 0f : v;");
-        }
     }
 
     static string InputName(string kernel, int i) => kernel switch
     {
         "Conv" => new[] { "x", "w", "b" }[i],
         "Dense" => new[] { "x", "w", "b" }[i],
-        "MatMul" or "Add" => new[] { "a", "b" }[i],
+        "MatMul" or "Binary" => new[] { "a", "b" }[i],
         _ => i == 0 ? "x" : "x" + i.ToString(CultureInfo.InvariantCulture),
     };
 
     static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
 
-    static string Act(ArtifactNode node, string expr) =>
-        node.Attributes.TryGetValue("activation", out var a) && a == "relu" ? $"Relu({expr})" : expr;
+    /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
+    static string Act(ArtifactNode node, string v = "v")
+    {
+        if (!node.Attributes.TryGetValue("activation", out var a)) return v;
+        var (op, alpha, beta) = Activations.Parse(a);
+        return Activations.Expression(op, alpha, beta, v);
+    }
 
-    static string ActName(ArtifactNode node) =>
-        node.Attributes.TryGetValue("activation", out var a) && a == "relu" ? ", then Relu (fused)" : "";
+    static string ActName(ArtifactNode node)
+    {
+        if (!node.Attributes.TryGetValue("activation", out var a)) return "";
+        var (op, alpha, beta) = Activations.Parse(a);
+        return $", then {op} (fused): {Describe(op, alpha, beta)}";
+    }
+
+    /// <summary>A plain formula for the comment above a kernel.</summary>
+    static string Describe(string op, float alpha, float beta) => op switch
+    {
+        "Relu" => "max(x, 0)",
+        "LeakyRelu" => $"x < 0 ? {Activations.Literal(alpha)}·x : x",
+        "Clip" => $"clamp(x, {Activations.Literal(alpha)}, {Activations.Literal(beta)})",
+        "Elu" => $"x < 0 ? {Activations.Literal(alpha)}·(eˣ − 1) : x",
+        "Selu" => $"{Activations.Literal(beta)}·(x ≤ 0 ? {Activations.Literal(alpha)}·(eˣ − 1) : x)",
+        "HardSigmoid" => $"clamp({Activations.Literal(alpha)}·x + {Activations.Literal(beta)}, 0, 1)",
+        "HardSwish" => "x·clamp(x/6 + 1/2, 0, 1)",
+        "Sigmoid" => "1 / (1 + e⁻ˣ)",
+        "Softplus" => "ln(1 + eˣ)",
+        "Softsign" => "x / (1 + |x|)",
+        _ => op.ToLowerInvariant() + "(x)",
+    };
 
     static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy)
     {
@@ -76,7 +101,7 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         int cpg = c / group, mpg = m / group;
-        bool relu = node.Attributes.TryGetValue("activation", out var act) && act == "relu";
+        bool relu = node.Attributes.ContainsKey("activation");
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line("// Direct convolution: each weight scales a run of input pixels into a run of output pixels (y += w·x),");
         w.Line("// so the innermost loop walks contiguous memory" + (s[1] == 1 ? " and vectorizes." : "."));
@@ -109,7 +134,13 @@ internal static class KernelEmitter
             w.Line($"for (int col = first; col < last; col++) plane[oh * {ow} + col] += weight * x[row + col * {s[1]}];");
         }
         w.Close(); w.Close(); w.Close(); w.Close();
-        if (relu) w.Line("for (int i = 0; i < plane.Length; i++) plane[i] = Relu(plane[i]);");
+        if (relu)
+        {
+            w.Open("for (int i = 0; i < plane.Length; i++)");
+            w.Line("float v = plane[i];");
+            w.Line($"plane[i] = {Act(node)};");
+            w.Close();
+        }
         w.Close(); w.Close(); w.Close();
     }
 
@@ -151,12 +182,16 @@ internal static class KernelEmitter
         if (!transA) w.Line($"global::System.ReadOnlySpan<float> row = x.Slice(r * {k}, {k});");
         w.Open($"for (int j = 0; j < {n}; j++)");
         if (!transA)
-            w.Line($"y[r * {n} + j] = {Act(node, $"Dot(row, w.Slice(j * {k}, {k})){bias}")};");
+        {
+            w.Line($"float v = Dot(row, w.Slice(j * {k}, {k})){bias};");
+            w.Line($"y[r * {n} + j] = {Act(node)};");
+        }
         else
         {
             w.Line("float sum = 0f;");
             w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[j * {k} + p];");
-            w.Line($"y[r * {n} + j] = {Act(node, "sum" + bias)};");
+            w.Line($"float v = sum{bias};");
+            w.Line($"y[r * {n} + j] = {Act(node)};");
         }
         w.Close(); w.Close(); w.Close();
     }
@@ -207,12 +242,17 @@ internal static class KernelEmitter
         return terms.Count == 0 ? "0" : "(" + string.Join(" + ", terms) + ")";
     }
 
-    static void Add(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
     {
         long count = y.ElementCount;
-        w.Line($"// Add: y{CodeWriter.Shape(y.Shape)} = a{CodeWriter.Shape(a.Shape)} + b{CodeWriter.Shape(b.Shape)} (numpy broadcasting){ActName(node)}.");
+        string op = node.Attributes["op"];
+        w.Line($"// {op}: y{CodeWriter.Shape(y.Shape)} = {Activations.BinaryExpression(op, "a", "b")} for a{CodeWriter.Shape(a.Shape)}, b{CodeWriter.Shape(b.Shape)} (numpy broadcasting){ActName(node)}.");
         w.Open($"public static void {name}({sig})");
-        w.Line($"for (int i = 0; i < {count}; i++) y[i] = {Act(node, $"a[{Index(a.Shape, y.Shape)}] + b[{Index(b.Shape, y.Shape)}]")};");
+        w.Open($"for (int i = 0; i < {count}; i++)");
+        w.Line($"float left = a[{Index(a.Shape, y.Shape)}], right = b[{Index(b.Shape, y.Shape)}];");
+        w.Line($"float v = {Activations.BinaryExpression(op, "left", "right")};");
+        w.Line($"y[i] = {Act(node)};");
+        w.Close();
         w.Close();
     }
 

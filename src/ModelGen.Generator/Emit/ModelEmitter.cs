@@ -226,6 +226,12 @@ public static class ModelEmitter
                 _w.Line();
                 KernelEmitter.EmitAxpy(_w, _m.Simd);
             }
+            if (_m.Nodes.Any(n => n.Attributes.Any(a => (a.Key == "function" || a.Key == "activation") && a.Value.StartsWith("Erf", StringComparison.Ordinal))))
+            {
+                _w.Line();
+                _w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
+                foreach (var line in Activations.ErfSource.Split('\n')) _w.Line(line.TrimEnd('\r'));
+            }
             _w.Close();
             _w.Line();
         }
