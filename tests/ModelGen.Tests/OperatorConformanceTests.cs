@@ -1,7 +1,3 @@
-using ModelGen.Artifact;
-using ModelGen.Compiler;
-using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
 using ModelGen.Tests.Support;
 
 namespace ModelGen.Tests;
@@ -13,40 +9,39 @@ namespace ModelGen.Tests;
 /// </summary>
 public sealed class OperatorConformanceTests
 {
-    public sealed record Case(string Name, OnnxBuilder Model, (string Name, int[] Shape)[] Inputs, int BatchSize = 1);
 
     static float[] R(int n, int seed) => OnnxBuilder.Random(n, seed);
     static int Size(int[] s) => s.Aggregate(1, (a, b) => a * b);
 
-    static Case Conv(string name, int[] x, int[] w, bool bias, params (string, object)[] attrs)
+    static ConformanceCase Conv(string name, int[] x, int[] w, bool bias, params (string, object)[] attrs)
     {
         var b = new OnnxBuilder().Input("x", [.. x.Select(d => (int?)d)]).Initializer("w", w, R(Size(w), 2));
         if (bias) b.Initializer("b", [w[0]], R(w[0], 3));
         b.Node("Conv", bias ? ["x", "w", "b"] : ["x", "w"], ["y"], attrs).Output("y");
-        return new Case(name, b, [("x", x)]);
+        return new ConformanceCase(name, b, [("x", x)]);
     }
 
-    static Case Unary(string name, string op, int[] x, long opset = 13, params (string, object)[] attrs) =>
+    static ConformanceCase Unary(string name, string op, int[] x, long opset = 13, params (string, object)[] attrs) =>
         new(name, new OnnxBuilder(opset).Input("x", [.. x.Select(d => (int?)d)]).Node(op, ["x"], ["y"], attrs).Output("y"), [("x", x)]);
 
-    static Case Gemm(string name, int[] a, int[] bShape, int[]? c, params (string, object)[] attrs)
+    static ConformanceCase Gemm(string name, int[] a, int[] bShape, int[]? c, params (string, object)[] attrs)
     {
         var b = new OnnxBuilder().Input("a", [.. a.Select(d => (int?)d)]).Initializer("B", bShape, R(Size(bShape), 5));
         if (c is not null) b.Initializer("C", c, R(Math.Max(1, Size(c)), 6));
         b.Node("Gemm", c is null ? ["a", "B"] : ["a", "B", "C"], ["y"], attrs).Output("y");
-        return new Case(name, b, [("a", a)]);
+        return new ConformanceCase(name, b, [("a", a)]);
     }
 
-    static Case Binary(string name, string op, int[] a, int[] b, bool bConst = false)
+    static ConformanceCase Binary(string name, string op, int[] a, int[] b, bool bConst = false)
     {
         var m = new OnnxBuilder().Input("a", [.. a.Select(d => (int?)d)]);
         if (bConst) m.Initializer("b", b, R(Math.Max(1, Size(b)), 7));
         else m.Input("b", [.. b.Select(d => (int?)d)]);
         m.Node(op, ["a", "b"], ["y"]).Output("y");
-        return new Case(name, m, bConst ? [("a", a)] : [("a", a), ("b", b)]);
+        return new ConformanceCase(name, m, bConst ? [("a", a)] : [("a", a), ("b", b)]);
     }
 
-    public static readonly Case[] All =
+    public static readonly ConformanceCase[] All =
     [
         Conv("ConvBasic", [1, 3, 8, 8], [4, 3, 3, 3], true),
         Conv("ConvNoBias", [1, 3, 8, 8], [4, 3, 3, 3], false),
@@ -60,7 +55,7 @@ public sealed class OperatorConformanceTests
         Conv("ConvValid", [1, 2, 7, 7], [3, 2, 3, 3], true, ("auto_pad", "VALID"), ("strides", new[] { 2, 2 })),
         Conv("ConvKernelShape", [2, 1, 5, 5], [2, 1, 2, 2], true, ("kernel_shape", new[] { 2, 2 })),
         Conv("Conv1D", [1, 2, 10], [3, 2, 3], true, ("pads", new[] { 1, 1 }), ("strides", new[] { 2 })),
-        new("ConvRelu", new OnnxBuilder().Input("x", 1, 2, 6, 6).Initializer("w", [3, 2, 3, 3], R(54, 2)).Initializer("b", [3], R(3, 3))
+        new ConformanceCase("ConvRelu", new OnnxBuilder().Input("x", 1, 2, 6, 6).Initializer("w", [3, 2, 3, 3], R(54, 2)).Initializer("b", [3], R(3, 3))
             .Node("Conv", ["x", "w", "b"], ["c"]).Node("Relu", ["c"], ["y"]).Output("y"), [("x", [1, 2, 6, 6])]),
 
         Unary("MaxPool2x2", "MaxPool", [1, 3, 8, 8], 13, ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 })),
@@ -79,12 +74,12 @@ public sealed class OperatorConformanceTests
         Gemm("GemmColumnC", [3, 4], [4, 5], [3, 1]),
         Gemm("GemmTransA", [4, 3], [4, 5], [5], ("transA", 1)),
         Gemm("GemmNoC", [2, 6], [6, 3], null),
-        new("GemmRelu", new OnnxBuilder().Input("a", 2, 8).Initializer("B", [8, 4], R(32, 5)).Initializer("C", [4], R(4, 6))
+        new ConformanceCase("GemmRelu", new OnnxBuilder().Input("a", 2, 8).Initializer("B", [8, 4], R(32, 5)).Initializer("C", [4], R(4, 6))
             .Node("Gemm", ["a", "B", "C"], ["g"]).Node("Relu", ["g"], ["y"]).Output("y"), [("a", [2, 8])]),
 
-        new("MatMulConstAdd", new OnnxBuilder().Input("x", 2, 3, 4).Initializer("W", [4, 5], R(20, 8)).Initializer("bias", [5], R(5, 9))
+        new ConformanceCase("MatMulConstAdd", new OnnxBuilder().Input("x", 2, 3, 4).Initializer("W", [4, 5], R(20, 8)).Initializer("bias", [5], R(5, 9))
             .Node("MatMul", ["x", "W"], ["m"]).Node("Add", ["m", "bias"], ["y"]).Output("y"), [("x", [2, 3, 4])]),
-        new("MatMulConstAddReluSymbolicBatch", new OnnxBuilder(9).Input("x", null, 4).Initializer("W", [4, 3], R(12, 8)).Initializer("bias", [3], R(3, 9))
+        new ConformanceCase("MatMulConstAddReluSymbolicBatch", new OnnxBuilder(9).Input("x", null, 4).Initializer("W", [4, 3], R(12, 8)).Initializer("bias", [3], R(3, 9))
             .Node("MatMul", ["x", "W"], ["m"]).Node("Add", ["bias", "m"], ["s"]).Node("Relu", ["s"], ["y"]).Output("y"), [("x", [3, 4])], BatchSize: 3),
         Binary("MatMul2D", "MatMul", [3, 4], [4, 2]),
         Binary("MatMulBatchedBroadcast", "MatMul", [2, 1, 3, 4], [3, 4, 2]),
@@ -97,7 +92,7 @@ public sealed class OperatorConformanceTests
         Binary("AddBroadcastBoth", "Add", [2, 1, 4], [3, 1]),
         Binary("AddScalarConst", "Add", [2, 3], [], bConst: true),
         Binary("AddConstChannels", "Add", [1, 3, 2, 2], [3, 1, 1], bConst: true),
-        new("AddRelu", new OnnxBuilder().Input("a", 2, 5).Input("b", 2, 5).Node("Add", ["a", "b"], ["s"]).Node("Relu", ["s"], ["y"]).Output("y"), [("a", [2, 5]), ("b", [2, 5])]),
+        new ConformanceCase("AddRelu", new OnnxBuilder().Input("a", 2, 5).Input("b", 2, 5).Node("Add", ["a", "b"], ["s"]).Node("Relu", ["s"], ["y"]).Output("y"), [("a", [2, 5]), ("b", [2, 5])]),
         Unary("Relu", "Relu", [2, 3, 5]),
         Unary("LeakyReluDefault", "LeakyRelu", [2, 7]),
         Unary("LeakyReluAlpha", "LeakyRelu", [2, 7], 13, ("alpha", 0.3f)),
@@ -117,15 +112,15 @@ public sealed class OperatorConformanceTests
         Unary("Neg", "Neg", [3, 9]),
         Unary("Abs", "Abs", [3, 9]),
         Unary("ClipOpset10", "Clip", [3, 9], 10, ("min", -0.25f), ("max", 0.5f)),
-        new("ClipInputs", new OnnxBuilder().Input("x", 3, 9).Initializer("lo", [], [-0.3f]).Initializer("hi", [], [0.2f])
+        new ConformanceCase("ClipInputs", new OnnxBuilder().Input("x", 3, 9).Initializer("lo", [], [-0.3f]).Initializer("hi", [], [0.2f])
             .Node("Clip", ["x", "lo", "hi"], ["y"]).Output("y"), [("x", [3, 9])]),
-        new("ClipMaxOnly", new OnnxBuilder().Input("x", 3, 9).Initializer("hi", [], [0.2f])
+        new ConformanceCase("ClipMaxOnly", new OnnxBuilder().Input("x", 3, 9).Initializer("hi", [], [0.2f])
             .Node("Clip", ["x", "", "hi"], ["y"]).Output("y"), [("x", [3, 9])]),
-        new("ConvRelu6", new OnnxBuilder().Input("x", 1, 2, 6, 6).Initializer("w", [3, 2, 3, 3], R(54, 2)).Initializer("lo", [], [0f]).Initializer("hi", [], [0.5f])
+        new ConformanceCase("ConvRelu6", new OnnxBuilder().Input("x", 1, 2, 6, 6).Initializer("w", [3, 2, 3, 3], R(54, 2)).Initializer("lo", [], [0f]).Initializer("hi", [], [0.5f])
             .Node("Conv", ["x", "w"], ["c"]).Node("Clip", ["c", "lo", "hi"], ["y"]).Output("y"), [("x", [1, 2, 6, 6])]),
-        new("GemmSigmoid", new OnnxBuilder().Input("a", 2, 8).Initializer("B", [8, 4], R(32, 5))
+        new ConformanceCase("GemmSigmoid", new OnnxBuilder().Input("a", 2, 8).Initializer("B", [8, 4], R(32, 5))
             .Node("Gemm", ["a", "B"], ["g"]).Node("Sigmoid", ["g"], ["y"]).Output("y"), [("a", [2, 8])]),
-        new("MulTanh", new OnnxBuilder().Input("a", 2, 5).Input("b", 5).Node("Mul", ["a", "b"], ["m"]).Node("Tanh", ["m"], ["y"]).Output("y"), [("a", [2, 5]), ("b", [5])]),
+        new ConformanceCase("MulTanh", new OnnxBuilder().Input("a", 2, 5).Input("b", 5).Node("Mul", ["a", "b"], ["m"]).Node("Tanh", ["m"], ["y"]).Output("y"), [("a", [2, 5]), ("b", [5])]),
         Binary("Sub", "Sub", [2, 3, 4], [3, 1]),
         Binary("Mul", "Mul", [2, 3, 4], [4]),
         Binary("Div", "Div", [2, 3, 4], [2, 1, 4]),
@@ -135,75 +130,42 @@ public sealed class OperatorConformanceTests
         Binary("PRelu", "PRelu", [1, 3, 2, 2], [3, 1, 1], bConst: true),
         Binary("Max2", "Max", [2, 3], [3]),
         Binary("Min2", "Min", [2, 1], [1, 3]),
-        new("Sum3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Sum", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
-        new("Mean3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Mean", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
-        new("Max3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Max", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
-        new("Min3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Min", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
-        new("SumOne", new OnnxBuilder().Input("a", 2, 3).Node("Relu", ["a"], ["r"]).Node("Sum", ["r"], ["y"]).Output("y"), [("a", [2, 3])]),
+        new ConformanceCase("Sum3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Sum", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
+        new ConformanceCase("Mean3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Mean", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
+        new ConformanceCase("Max3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Max", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
+        new ConformanceCase("Min3", new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Node("Min", ["a", "b", "c"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3]), ("c", [2, 1])]),
+        new ConformanceCase("SumOne", new OnnxBuilder().Input("a", 2, 3).Node("Relu", ["a"], ["r"]).Node("Sum", ["r"], ["y"]).Output("y"), [("a", [2, 3])]),
 
         Unary("FlattenAxis1", "Flatten", [2, 3, 4]),
         Unary("FlattenAxis0", "Flatten", [2, 3, 4], 13, ("axis", 0)),
         Unary("FlattenAxis2", "Flatten", [2, 3, 4], 13, ("axis", 2)),
         Unary("FlattenAxisNegative", "Flatten", [2, 3, 4], 13, ("axis", -1)),
-        new("ReshapeZeroAndMinusOne", new OnnxBuilder().Input("x", 2, 3, 4).Initializer("shape", [0, -1]).Node("Reshape", ["x", "shape"], ["r"])
+        new ConformanceCase("ReshapeZeroAndMinusOne", new OnnxBuilder().Input("x", 2, 3, 4).Initializer("shape", [0, -1]).Node("Reshape", ["x", "shape"], ["r"])
             .Node("Relu", ["r"], ["y"]).Output("y"), [("x", [2, 3, 4])]),
-        new("ReshapeInputToOutput", new OnnxBuilder().Input("x", 2, 6).Initializer("shape", [3, 4]).Node("Reshape", ["x", "shape"], ["y"]).Output("y"), [("x", [2, 6])]),
-        new("ReshapeChainToOutput", new OnnxBuilder().Input("x", 2, 6).Initializer("s1", [12]).Initializer("s2", [4, 3])
+        new ConformanceCase("ReshapeInputToOutput", new OnnxBuilder().Input("x", 2, 6).Initializer("shape", [3, 4]).Node("Reshape", ["x", "shape"], ["y"]).Output("y"), [("x", [2, 6])]),
+        new ConformanceCase("ReshapeChainToOutput", new OnnxBuilder().Input("x", 2, 6).Initializer("s1", [12]).Initializer("s2", [4, 3])
             .Node("Relu", ["x"], ["r"]).Node("Reshape", ["r", "s1"], ["f"]).Node("Reshape", ["f", "s2"], ["y"]).Output("y"), [("x", [2, 6])]),
-        new("ConstantNodes", new OnnxBuilder().Input("x", 2, 3)
+        new ConformanceCase("ConstantNodes", new OnnxBuilder().Input("x", 2, 3)
             .Node("Constant", [], ["c"], ("value", OnnxBuilder.Tensor("c", [3], [0.5f, -1f, 2f])))
             .Node("Constant", [], ["s"], ("value_ints", new long[] { 3, 2 }))
             .Node("Add", ["x", "c"], ["a"]).Node("Reshape", ["a", "s"], ["y"]).Output("y"), [("x", [2, 3])]),
-        new("ConstantFloatsFolded", new OnnxBuilder().Input("x", 4)
+        new ConformanceCase("ConstantFloatsFolded", new OnnxBuilder().Input("x", 4)
             .Node("Constant", [], ["c"], ("value_floats", new[] { 1f, 2f, 3f, 4f }))
             .Node("Identity", ["c"], ["c2"]).Node("Add", ["x", "c2"], ["y"]).Output("y"), [("x", [4])]),
-        new("IdentityInputToOutput", new OnnxBuilder().Input("x", 3, 2).Node("Identity", ["x"], ["y"]).Output("y"), [("x", [3, 2])]),
-        new("IdentityInTheMiddle", new OnnxBuilder().Input("x", 3, 2).Node("Relu", ["x"], ["r"]).Node("Identity", ["r"], ["i"]).Node("Relu", ["i"], ["y"]).Output("y"), [("x", [3, 2])]),
-        new("TwoOutputsOneValue", new OnnxBuilder().Input("x", 2, 2).Node("Relu", ["x"], ["y"]).Node("Identity", ["y"], ["z"]).Output("y").Output("z"), [("x", [2, 2])]),
+        new ConformanceCase("IdentityInputToOutput", new OnnxBuilder().Input("x", 3, 2).Node("Identity", ["x"], ["y"]).Output("y"), [("x", [3, 2])]),
+        new ConformanceCase("IdentityInTheMiddle", new OnnxBuilder().Input("x", 3, 2).Node("Relu", ["x"], ["r"]).Node("Identity", ["r"], ["i"]).Node("Relu", ["i"], ["y"]).Output("y"), [("x", [3, 2])]),
+        new ConformanceCase("TwoOutputsOneValue", new OnnxBuilder().Input("x", 2, 2).Node("Relu", ["x"], ["y"]).Node("Identity", ["y"], ["z"]).Output("y").Output("z"), [("x", [2, 2])]),
     ];
 
-    public static TheoryData<string> Names => [.. All.Select(c => c.Name)];
+    static readonly ConformanceSuite Suite = new(All);
 
-    static readonly Lazy<(Dictionary<string, (Case Case, string Path, ModelArtifact Artifact)> Compiled, GeneratedModels Models)> Built = new(() =>
-    {
-        var compiled = All.ToDictionary(c => c.Name, c =>
-        {
-            string path = c.Model.Save(c.Name + ".onnx");
-            var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = c.Name, Namespace = "Conformance", BatchSize = c.BatchSize });
-            return (Case: c, Path: path, Artifact: artifact);
-        });
-        return (compiled, GeneratedModels.Build([.. compiled.Values.Select(v => v.Artifact)]));
-    });
+    public static TheoryData<string> Names => Suite.Names;
 
     [Theory]
     [MemberData(nameof(Names))]
-    public void GeneratedCodeMatchesOnnxRuntime(string name)
-    {
-        var (compiled, models) = Built.Value;
-        var (c, path, artifact) = compiled[name];
-        var inputs = c.Inputs.Select((i, k) => (i.Name, Data: R(Size(i.Shape), 100 + k), i.Shape)).ToArray();
-        using var ort = new OnnxRuntimeOracle(path);
-        var expected = ort.Run(inputs);
-
-        var outputs = artifact.Outputs.Select(o => new float[artifact.Tensors[o.Tensor].ElementCount]).ToArray();
-        models.Run(artifact, [.. inputs.Select(i => i.Data)], outputs);
-        Assert.Equal(expected.Length, outputs.Length);
-        for (int o = 0; o < outputs.Length; o++)
-            Tolerance.AssertClose(expected[o], outputs[o], $"{name} output {o}");
-    }
+    public void GeneratedCodeMatchesOnnxRuntime(string name) => Suite.AssertGeneratedMatchesOnnxRuntime(name);
 
     [Theory]
     [MemberData(nameof(Names))]
-    public void ReferenceEvaluatorMatchesOnnxRuntime(string name)
-    {
-        var c = All.Single(x => x.Name == name);
-        string path = c.Model.Save();
-        var graph = ModelCompiler.Import(path, c.BatchSize);
-        var inputs = c.Inputs.Select((i, k) => (i.Name, Data: R(Size(i.Shape), 100 + k), i.Shape)).ToArray();
-        using var ort = new OnnxRuntimeOracle(path);
-        var expected = ort.Run(inputs);
-        var actual = ReferenceEvaluator.Run(graph, inputs.ToDictionary(i => i.Name, i => new TensorData(i.Shape, i.Data)));
-        for (int o = 0; o < expected.Length; o++)
-            Tolerance.AssertClose(expected[o], actual[graph.Outputs[o]].Floats, $"{name} output {o}");
-    }
+    public void ReferenceEvaluatorMatchesOnnxRuntime(string name) => Suite.AssertEvaluatorMatchesOnnxRuntime(name);
 }

@@ -18,6 +18,14 @@ public abstract class Operator
     /// <summary>Computes the outputs from input data (shapes already inferred).</summary>
     public abstract TensorData[] Evaluate(Node node, TensorData?[] inputs);
 
+    /// <summary>
+    /// Adds the node's kernel(s) to the artifact. Operators lowered by ArtifactBuilder itself (Conv,
+    /// Dense, element-wise, aliases) never get here; others override this.
+    /// </summary>
+    public virtual void Lower(Node node, ILowering lowering) =>
+        throw new ModelGenException(ErrorCodes.UnsupportedAttribute, lowering.Graph.ModelPath,
+            $"{node.Describe}, opset {lowering.Graph.Opset}: this form of {node.OpType} (with an input computed at run time) is not supported yet; export it with constant inputs");
+
     protected static int[] ShapeOf(Graph graph, Node node, int input)
     {
         var v = graph[node.Inputs[input]];
@@ -61,6 +69,20 @@ public abstract class Operator
         if (axis < -rank || axis > rank) throw Error(graph, node, $"axis {axis} is out of range for rank {rank}");
         return (int)(axis < 0 ? axis + rank : axis);
     }
+}
+
+/// <summary>What an operator's <see cref="Operator.Lower"/> may do to the artifact being built.</summary>
+public interface ILowering
+{
+    Graph Graph { get; }
+    /// <summary>The artifact tensor id of a graph value (weights embedded on first use).</summary>
+    int Tensor(string value);
+    /// <summary>A new arena tensor for a kernel's temporary result.</summary>
+    int Temporary(string name, int[] shape);
+    /// <summary>Appends a kernel to the schedule.</summary>
+    Artifact.ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs);
+    /// <summary>A constant the compiler made (a re-packed weight) as an embedded tensor.</summary>
+    int Weight(string name, TensorData data);
 }
 
 /// <summary>The operators ModelGen compiles, by ONNX op_type.</summary>

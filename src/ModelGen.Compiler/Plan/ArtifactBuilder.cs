@@ -13,7 +13,7 @@ namespace ModelGen.Compiler.Plan;
 /// Reshape, Flatten and Identity become aliases of their input's storage; a copy only where two
 /// caller spans would have to be the same memory.
 /// </summary>
-public sealed class ArtifactBuilder
+public sealed class ArtifactBuilder : ILowering
 {
     readonly Graph _graph;
     readonly ModelArtifact _artifact = new();
@@ -124,8 +124,8 @@ public sealed class ArtifactBuilder
                 return;
             }
             default:
-                throw new ModelGenException(ErrorCodes.UnsupportedAttribute, _graph.ModelPath,
-                    $"{node.Describe}, opset {_graph.Opset}: this form of {node.OpType} (a weight computed at run time) is not supported yet; export with constant weights");
+                OperatorSet.Get(node, _graph).Lower(node, this);
+                return;
         }
     }
 
@@ -154,7 +154,25 @@ public sealed class ArtifactBuilder
 
     int[] Inputs(Node node) => [.. node.Inputs.Where(i => i.Length > 0).Select(Tensor)];
 
-    int Tensor(string name)
+    Graph ILowering.Graph => _graph;
+
+    int ILowering.Temporary(string name, int[] shape) => NewTensor(name, shape);
+
+    int ILowering.Weight(string name, TensorData data)
+    {
+        int id = NewTensor(name, data.Shape);
+        SetWeight(_artifact.Tensors[id], data);
+        return id;
+    }
+
+    static void SetWeight(ArtifactTensor t, TensorData c)
+    {
+        t.Storage = TensorStorage.Weight;
+        t.Data = new byte[c.Floats.Length * 4];
+        for (int i = 0; i < c.Floats.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(t.Data.AsSpan(i * 4), c.Floats[i]);
+    }
+
+    public int Tensor(string name)
     {
         if (_tensorIds.TryGetValue(name, out int id)) return id;
         var v = _graph[name];
@@ -163,10 +181,7 @@ public sealed class ArtifactBuilder
         {
             if (c.Type != ElementType.Float32)
                 throw new ModelGenException(ErrorCodes.UnsupportedDataType, _graph.ModelPath, $"constant '{name}' is an integer tensor read by a kernel; only float32 weights are supported");
-            var t = _artifact.Tensors[id];
-            t.Storage = TensorStorage.Weight;
-            t.Data = new byte[c.Floats.Length * 4];
-            for (int i = 0; i < c.Floats.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(t.Data.AsSpan(i * 4), c.Floats[i]);
+            SetWeight(_artifact.Tensors[id], c);
         }
         _tensorIds[name] = id;
         return id;
@@ -180,7 +195,7 @@ public sealed class ArtifactBuilder
         return id;
     }
 
-    ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs)
+    public ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs)
     {
         var n = new ArtifactNode { Kernel = kernel, OnnxOp = onnxOp, Name = name, Inputs = inputs, Outputs = outputs };
         _artifact.Nodes.Add(n);

@@ -12,11 +12,18 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class KernelEmitter
 {
-    public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ref bool usesDot, ref bool usesAxpy)
+    /// <summary>Kernels written in their own files (one class per kernel kind), by artifact kernel name.</summary>
+    static readonly Dictionary<string, IKernel> Registered = new IKernel[]
     {
+    }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
+
+    public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
+    {
+        bool usesDot = false, usesAxpy = false;
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
-        string sig = string.Join(", ", inputs.Select((t, i) => "global::System.ReadOnlySpan<float> " + InputName(node.Kernel, i))
+        Registered.TryGetValue(node.Kernel, out var registered);
+        string sig = string.Join(", ", inputs.Select((t, i) => "global::System.ReadOnlySpan<float> " + (registered is null ? InputName(node.Kernel, i) : registered.InputName(i)))
             .Concat(outputs.Select((t, i) => "global::System.Span<float> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
@@ -46,7 +53,32 @@ internal static class KernelEmitter
                 w.Close();
                 break;
             default:
-                throw new FormatException($"unknown kernel '{node.Kernel}'");
+                if (registered is null) throw new FormatException($"unknown kernel '{node.Kernel}'");
+                registered.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
+                break;
+        }
+        if (usesDot) helpers.Add("Dot");
+        if (usesAxpy) helpers.Add("Axpy");
+        foreach (var key in new[] { "function", "activation" })
+            if (node.Attributes.TryGetValue(key, out var f) && f.StartsWith("Erf", StringComparison.Ordinal)) helpers.Add("Erf");
+    }
+
+    /// <summary>Writes the shared helpers the kernels asked for, in ordinal order.</summary>
+    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, string simd)
+    {
+        foreach (var helper in helpers.OrderBy(h => h, StringComparer.Ordinal))
+        {
+            w.Line();
+            switch (helper)
+            {
+                case "Dot": EmitDot(w, simd); break;
+                case "Axpy": EmitAxpy(w, simd); break;
+                case "Erf":
+                    w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
+                    foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));
+                    break;
+                default: throw new FormatException($"unknown helper '{helper}'");
+            }
         }
     }
 
@@ -58,17 +90,17 @@ internal static class KernelEmitter
         _ => i == 0 ? "x" : "x" + i.ToString(CultureInfo.InvariantCulture),
     };
 
-    static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
+    internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
 
     /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
-    static string Act(ArtifactNode node, string v = "v")
+    internal static string Act(ArtifactNode node, string v = "v")
     {
         if (!node.Attributes.TryGetValue("activation", out var a)) return v;
         var (op, alpha, beta) = Activations.Parse(a);
         return Activations.Expression(op, alpha, beta, v);
     }
 
-    static string ActName(ArtifactNode node)
+    internal static string ActName(ArtifactNode node)
     {
         if (!node.Attributes.TryGetValue("activation", out var a)) return "";
         var (op, alpha, beta) = Activations.Parse(a);
@@ -76,7 +108,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>A plain formula for the comment above a kernel.</summary>
-    static string Describe(string op, float alpha, float beta) => op switch
+    internal static string Describe(string op, float alpha, float beta) => op switch
     {
         "Relu" => "max(x, 0)",
         "LeakyRelu" => $"x < 0 ? {Activations.Literal(alpha)}·x : x",
@@ -226,7 +258,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>The expression for the flat index into an operand's batch axes, given the flat output batch index "batch".</summary>
-    static string BatchOffset(int[] operand, int[] outShape, string flat = "batch")
+    internal static string BatchOffset(int[] operand, int[] outShape, string flat = "batch")
     {
         var terms = new List<string>();
         long stride = 1, divisor = 1;
@@ -257,7 +289,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>Index into an operand broadcast to the output shape, from the output's flat index i.</summary>
-    static string Index(int[] shape, int[] outShape)
+    internal static string Index(int[] shape, int[] outShape)
     {
         long count = 1;
         foreach (int v in shape) count *= v;
@@ -315,10 +347,10 @@ internal static class KernelEmitter
 
     static string Short(string v) => v;
 
-    static string Load(string v, string r, string i) => $"{v}.LoadUnsafe(ref {r}, (nuint)({i}))";
+    internal static string Load(string v, string r, string i) => $"{v}.LoadUnsafe(ref {r}, (nuint)({i}))";
 
     /// <summary>The ladder Vector256 → Vector128 → scalar, cut to what the SIMD level allows.</summary>
-    static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
+    internal static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
     {
         var levels = new List<(string V, int Width)>();
         if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));

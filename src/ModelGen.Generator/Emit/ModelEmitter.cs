@@ -41,7 +41,7 @@ public static class ModelEmitter
         {
             "Run", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
         };
-        bool _usesDot, _usesAxpy;
+        readonly HashSet<string> _helpers = new HashSet<string>(StringComparer.Ordinal);
 
         public Emitter(ModelArtifact model) => _m = model;
 
@@ -214,24 +214,9 @@ public static class ModelEmitter
             for (int i = 0; i < _m.Nodes.Count; i++)
             {
                 if (i > 0) _w.Line();
-                KernelEmitter.Emit(_w, _m, _m.Nodes[i], i, ref _usesDot, ref _usesAxpy);
+                KernelEmitter.Emit(_w, _m, _m.Nodes[i], i, _helpers);
             }
-            if (_usesDot)
-            {
-                _w.Line();
-                KernelEmitter.EmitDot(_w, _m.Simd);
-            }
-            if (_usesAxpy)
-            {
-                _w.Line();
-                KernelEmitter.EmitAxpy(_w, _m.Simd);
-            }
-            if (_m.Nodes.Any(n => n.Attributes.Any(a => (a.Key == "function" || a.Key == "activation") && a.Value.StartsWith("Erf", StringComparison.Ordinal))))
-            {
-                _w.Line();
-                _w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
-                foreach (var line in Activations.ErfSource.Split('\n')) _w.Line(line.TrimEnd('\r'));
-            }
+            KernelEmitter.EmitHelpers(_w, _helpers, _m.Simd);
             _w.Close();
             _w.Line();
         }

@@ -1,0 +1,57 @@
+using System;
+using System.Collections.Generic;
+using System.Globalization;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// One kind of artifact kernel: writes the method for a node, specialised to its shapes. A new kernel
+/// is a class implementing this, listed in KernelEmitter's registry.
+/// </summary>
+internal interface IKernel
+{
+    /// <summary>The artifact's <c>kernel=</c> value.</summary>
+    string Kernel { get; }
+
+    /// <summary>The name of the kernel method's i-th input parameter.</summary>
+    string InputName(int i);
+
+    /// <summary>Writes the comment and the method <c>public static void {Name}({Signature})</c>.</summary>
+    void Emit(KernelContext k);
+}
+
+/// <summary>What a kernel emitter needs: the writer, the node, its tensors and the method's name and signature.</summary>
+internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactNode node, string name, string signature,
+    ArtifactTensor[] inputs, ArtifactTensor[] outputs, ISet<string> helpers)
+{
+    public CodeWriter W { get; } = w;
+    public ModelArtifact Model { get; } = model;
+    public ArtifactNode Node { get; } = node;
+    public string Name { get; } = name;
+    public string Signature { get; } = signature;
+    public ArtifactTensor[] Inputs { get; } = inputs;
+    public ArtifactTensor[] Outputs { get; } = outputs;
+    /// <summary>Shared helpers to emit once per class: "Dot", "Axpy", "Erf".</summary>
+    public ISet<string> Helpers { get; } = helpers;
+
+    public ArtifactTensor Y => Outputs[0];
+    public string Simd => Model.Simd;
+
+    public string Attr(string key) =>
+        Node.Attributes.TryGetValue(key, out var v) ? v : throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' lacks attribute '{key}'");
+    public bool Has(string key) => Node.Attributes.ContainsKey(key);
+    public int Int(string key) => int.Parse(Attr(key), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+    public float Float(string key) => float.Parse(Attr(key), NumberStyles.Float, CultureInfo.InvariantCulture);
+    public int[] Ints(string key) => ArtifactText.ParseInts(Attr(key));
+
+    /// <summary>The fused activation applied to the local variable <paramref name="v"/>.</summary>
+    public string Act(string v = "v") => KernelEmitter.Act(Node, v);
+    public string ActName() => KernelEmitter.ActName(Node);
+
+    /// <summary>Opens the kernel method.</summary>
+    public void OpenMethod() => W.Open($"public static void {Name}({Signature})");
+
+    public static string N(long v) => CodeWriter.N(v);
+    public static string F(float v) => Activations.Literal(v);
+}
