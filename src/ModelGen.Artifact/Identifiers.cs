@@ -55,8 +55,9 @@ public static class Identifiers
     public static string Namespace(string name)
     {
         var parts = new List<string>();
+        // Valid parts stay as the user wrote them (code refers to them); only invalid ones are rewritten.
         foreach (string part in name.Split('.'))
-            if (part.Length > 0) parts.Add(Pascal(part, "Models"));
+            if (part.Length > 0) parts.Add(IsValid(part) ? part : Pascal(part, "Models"));
         return parts.Count == 0 ? "ModelGen.Models" : string.Join(".", parts);
     }
 

@@ -70,7 +70,7 @@ public static class Program
             catch (Exception e) when (e is not OutOfMemoryException)
             {
                 // A defect of ModelGen, not of the model: still one clear line for the build log.
-                Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message}); please report it with the model");
+                Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with the model");
                 Console.Error.WriteLine(e.ToString().Replace(Environment.NewLine, " | "));
                 return 1;
             }

@@ -226,7 +226,16 @@ namespace ModelGen.Tasks
         public override bool Execute()
         {
             bool ok = base.Execute();
-            if (ok && !Log.HasLoggedErrors && !File.Exists(ArtifactFile))
+            if (!ok && !Log.HasLoggedErrors)
+            {
+                // ToolTask stops a tool that outlives Timeout with only a warning (MSB5002); a failed
+                // task must explain itself with an error.
+                LogTaskError(ToolFailed, ModelFile, Timeout != System.Threading.Timeout.Infinite
+                        ? "modelgen did not finish within {0} ms and was stopped. Raise ModelGen_Timeout, or leave it empty for no limit."
+                        : "modelgen was stopped before it finished (exit code {1}).",
+                    Timeout.ToString(CultureInfo.InvariantCulture), ExitCode.ToString(CultureInfo.InvariantCulture));
+            }
+            else if (ok && !Log.HasLoggedErrors && !File.Exists(ArtifactFile))
             {
                 LogTaskError(ArtifactNotWritten, ModelFile,
                     "modelgen reported success but did not write '{0}'.", ArtifactFile);

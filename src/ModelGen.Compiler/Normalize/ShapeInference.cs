@@ -19,7 +19,8 @@ public static class ShapeInference
             var op = OperatorSet.Get(node, graph);
             op.InferShapes(node, graph);
             bool foldable = node.Inputs.Any(i => i.Length > 0) && node.Inputs.All(i => i.Length == 0 || graph[i].IsConstant);
-            if (node.OpType == "Constant") continue;
+            // Constant and Shape (shapes are known at build time) define constants themselves.
+            if (node.Outputs.All(o => o.Length == 0 || graph[o].IsConstant)) continue;
             if (foldable)
             {
                 var outputs = ReferenceEvaluator.EvaluateNode(node, graph, name => graph[name].Constant!);

@@ -51,11 +51,14 @@ public abstract class Operator
         if (n < min || n > max)
             throw Error(graph, node, $"takes {min}{(max > min ? $" to {max}" : "")} inputs, got {n}", ErrorCodes.InvalidGraph);
         for (int i = 0; i < n; i++)
-            if (node.HasInput(i) && graph[node.Inputs[i]].Type != ElementType.Float32 && !AcceptsIntInput(node, i))
+            if (node.HasInput(i) && graph[node.Inputs[i]].Type != ElementType.Float32 && !Get(node, graph).AcceptsIntInput(node, i))
                 throw Error(graph, node, $"input {i} ('{node.Inputs[i]}') is not float32; only float32 tensors are supported here", ErrorCodes.UnsupportedDataType);
     }
 
-    static bool AcceptsIntInput(Node node, int i) => node.OpType == "Reshape" && i == 1;
+    /// <summary>Whether input <paramref name="input"/> may be an integer tensor (a shape, indices, axes).</summary>
+    protected virtual bool AcceptsIntInput(Node node, int input) => false;
+
+    static Operator Get(Node node, Graph graph) => OperatorSet.Get(node, graph);
 
     protected static void RejectAttributes(Graph graph, Node node, params string[] known)
     {
@@ -83,6 +86,8 @@ public interface ILowering
     Artifact.ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs);
     /// <summary>A constant the compiler made (a re-packed weight) as an embedded tensor.</summary>
     int Weight(string name, TensorData data);
+    /// <summary>Makes <paramref name="output"/> the same memory as <paramref name="input"/> (a copy where that cannot be).</summary>
+    void Alias(string input, string output, Node node);
 }
 
 /// <summary>The operators ModelGen compiles, by ONNX op_type.</summary>
@@ -91,7 +96,9 @@ public static class OperatorSet
     static readonly Dictionary<string, Operator> All = ((Operator[])
     [
         new ConvOperator(), new MaxPoolOperator(), new GemmOperator(), new MatMulOperator(), new DenseOperator(),
-        new FlattenOperator(), new ReshapeOperator(), new IdentityOperator(), new ConstantOperator(),
+        new FlattenOperator(), new ReshapeOperator(), new IdentityOperator(), new IdentityOperator("Dropout"), new ConstantOperator(),
+        new ShapeOperator(), new CastOperator(), new SqueezeOperator("Squeeze"), new SqueezeOperator("Unsqueeze"), new TransposeOperator(),
+        new SliceOperator(), new GatherOperator(), new ConcatOperator(), new SplitOperator(), new PadOperator(),
         .. Activations.Names.Select(n => new UnaryOperator(n)),
         .. new[] { "Add", "Sub", "Mul", "Div", "Pow", "PRelu" }.Select(n => new BinaryOperator(n)),
         .. new[] { "Sum", "Mean", "Max", "Min" }.Select(n => new VariadicOperator(n)),

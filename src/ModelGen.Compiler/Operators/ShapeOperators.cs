@@ -34,6 +34,8 @@ public sealed class FlattenOperator : Operator
 /// <summary>Reshape to a constant shape input (0 copies the input's dimension unless allowzero, −1 is inferred).</summary>
 public sealed class ReshapeOperator : Operator
 {
+    protected override bool AcceptsIntInput(Node node, int input) => input == 1;
+
     public override string OpType => "Reshape";
 
     public override void InferShapes(Node node, Graph graph)
@@ -91,22 +93,6 @@ public sealed class ReshapeOperator : Operator
         var shape = Resolve(x.Shape, inputs[1]!.Ints, node.Int("allowzero", 0) != 0)!;
         return [x.Type == ElementType.Float32 ? new TensorData(shape, x.Floats) : new TensorData(shape, x.Ints)];
     }
-}
-
-/// <summary>Identity: y = x (removed by normalization; an alias in the emitted code).</summary>
-public sealed class IdentityOperator : Operator
-{
-    public override string OpType => "Identity";
-
-    public override void InferShapes(Node node, Graph graph)
-    {
-        RejectAttributes(graph, node);
-        if (!node.HasInput(0)) throw Error(graph, node, "takes 1 input", ErrorCodes.InvalidGraph);
-        var x = graph[node.Inputs[0]];
-        SetOutput(graph, node, 0, ShapeOf(graph, node, 0), x.Type);
-    }
-
-    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) => [inputs[0]!];
 }
 
 /// <summary>Constant: its value attribute (value, value_float(s), value_int(s)) becomes a constant.</summary>

@@ -78,7 +78,6 @@ public sealed class ArtifactBuilder : ILowering
     {
         switch (node.OpType)
         {
-            case "Identity":
             case "Reshape":
             case "Flatten":
                 Alias(node);
@@ -129,10 +128,12 @@ public sealed class ArtifactBuilder : ILowering
         }
     }
 
-    void Alias(Node node)
+    void Alias(Node node) => ((ILowering)this).Alias(node.Inputs[0], node.Outputs[0], node);
+
+    void ILowering.Alias(string input, string output, Node node)
     {
-        int x = Tensor(node.Inputs[0]);
-        int y = Tensor(node.Outputs[0]);
+        int x = Tensor(input);
+        int y = Tensor(output);
         var (rx, ry) = (Find(x), Find(y));
         var (sx, sy) = (_artifact.Tensors[rx], _artifact.Tensors[ry]);
         bool xFixed = sx.Storage != TensorStorage.Arena, yFixed = sy.Storage != TensorStorage.Arena;

@@ -51,6 +51,15 @@ public sealed class OnnxBuilder
         return this;
     }
 
+    /// <summary>An int64 scalar initializer (rank 0).</summary>
+    public OnnxBuilder ScalarInitializer(string name, long value)
+    {
+        var t = new TensorProto { Name = name, DataType = (int)TensorProto.Types.DataType.Int64 };
+        t.Int64Data.Add(value);
+        Graph.Initializer.Add(t);
+        return this;
+    }
+
     public OnnxBuilder Node(string op, string[] inputs, string[] outputs, params (string Name, object Value)[] attributes)
     {
         var node = new NodeProto { OpType = op, Name = $"{op}_{_nodes++}" };

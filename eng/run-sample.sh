@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Packs ModelGen from the sources into artifacts/feed, then builds and runs samples/Mnist against that
+# package: LeNet-5 compiled into C# at build time recognises the 2,000 MNIST test digits.
+#   eng/run-sample.sh            pack, build, run
+#   MODELGEN_SKIP_PACK=1 eng/run-sample.sh   reuse the package already in artifacts/feed
+set -euo pipefail
+
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 MSBUILDDISABLENODEREUSE=1
+
+if [[ "${MODELGEN_SKIP_PACK:-0}" != "1" ]]; then
+  dotnet pack "$root/src/ModelGen.Package" -c Release -nodeReuse:false
+fi
+
+# Every pack of the same version is a new package; drop the copy restored from an earlier pack.
+rm -rf "$root/samples/.packages/modelgen"
+
+dotnet build "$root/samples/Mnist" -c Release -nodeReuse:false
+dotnet "$root/samples/Mnist/bin/Release/net10.0/Mnist.dll" "$root/data/mnist"

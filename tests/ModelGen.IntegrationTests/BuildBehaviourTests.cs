@@ -1,0 +1,151 @@
+using System.Text.RegularExpressions;
+using ModelGen.IntegrationTests.Support;
+using Xunit.Abstractions;
+
+namespace ModelGen.IntegrationTests;
+
+/// <summary>How the ModelGen targets behave in a real `dotnet build`: incrementality and errors.</summary>
+[Collection(PackageCollection.Name)]
+public sealed class BuildBehaviourTests(PackageFixture package, ITestOutputHelper output)
+{
+    private const string CompileTarget = "_ModelGen_CompileModels";
+
+    // The task's command line as MSBuild logs it at normal verbosity (quoted only with spaces).
+    private static readonly Regex ToolInvocation = new(@"modelgen\.dll""? compile ");
+
+    [Fact]
+    public void RebuildWithoutChangesSkipsTheModelCompileAndChangesRerunIt()
+    {
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Consumer");
+        string model = consumer.CopyModel("lenet5.onnx");
+        consumer.WriteFile("Program.cs", "System.Console.WriteLine(Consumer.LeNet5.OutputLength);\n");
+        consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="LeNet5" />""");
+        string artifact = Path.Combine(consumer.ArtifactFolder, "Consumer.LeNet5.mgen");
+
+        ProcessResult first = Build(consumer, "first build");
+        Assert.Matches(ToolInvocation, first.Output);
+        Assert.True(File.Exists(artifact), $"no artifact at {artifact}\n{first}");
+        DateTime firstWrite = File.GetLastWriteTimeUtc(artifact);
+
+        ProcessResult second = Build(consumer, "no change");
+        Assert.True(second.Output.Contains($"Skipping target \"{CompileTarget}\" because all output files are up-to-date"), second.ToString());
+        Assert.DoesNotMatch(ToolInvocation, second.Output);
+        Assert.True(second.Output.Contains("Skipping target \"CoreCompile\""), "the C# compiler ran again:\n" + second);
+        Assert.Equal(firstWrite, File.GetLastWriteTimeUtc(artifact));
+
+        // Only C# changed: the model compile is skipped, yet the compiler still gets the artifact.
+        consumer.WriteFile("Program.cs", "System.Console.WriteLine(Consumer.LeNet5.InputLength);\n");
+        ProcessResult codeChanged = Build(consumer, "Program.cs changed");
+        Assert.DoesNotMatch(ToolInvocation, codeChanged.Output);
+        Assert.Contains("/additionalfile:", codeChanged.Output);
+        Assert.Equal(firstWrite, File.GetLastWriteTimeUtc(artifact));
+
+        // Metadata is an input through the options file: same artifact path, new content.
+        consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="LeNet5" Simd="none" />""");
+        ProcessResult metadataChanged = Build(consumer, "Simd changed");
+        Assert.Matches(ToolInvocation, metadataChanged.Output);
+        Assert.Contains("--simd none", metadataChanged.Output);
+        DateTime thirdWrite = File.GetLastWriteTimeUtc(artifact);
+        Assert.True(thirdWrite > firstWrite, metadataChanged.ToString());
+
+        ProcessResult unchangedAgain = Build(consumer, "no change after the metadata change");
+        Assert.DoesNotMatch(ToolInvocation, unchangedAgain.Output);
+
+        File.SetLastWriteTimeUtc(model, DateTime.UtcNow);
+        ProcessResult touched = Build(consumer, "model touched");
+        Assert.Matches(ToolInvocation, touched.Output);
+        Assert.True(File.GetLastWriteTimeUtc(artifact) > thirdWrite, touched.ToString());
+
+        // A new class name is a new artifact; the old one no longer reaches the compiler.
+        consumer.WriteFile("Program.cs", "System.Console.WriteLine(Consumer.Digits.OutputLength);\n");
+        consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="Digits" />""");
+        ProcessResult renamed = Build(consumer, "ClassName changed");
+        Assert.Contains("--class Digits", renamed.Output);
+        Assert.True(File.Exists(Path.Combine(consumer.ArtifactFolder, "Consumer.Digits.mgen")), renamed.ToString());
+    }
+
+    [Fact]
+    public void AModelWithoutMetadataInAFolderWithASpaceGetsItsNamesFromTheFileAndProject()
+    {
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Consumer");
+        Directory.CreateDirectory(Path.Combine(consumer.Directory, "Models dir"));
+        File.Copy(Path.Combine(Repo.MnistData, "lenet300.onnx"), Path.Combine(consumer.Directory, "Models dir", "lenet300.onnx"));
+        // Namespace: the project's RootNamespace; class: modelgen's PascalCase of the file name.
+        consumer.WriteFile("Program.cs", "System.Console.WriteLine(\"digit \" + Consumer.Lenet300.Predict(new float[Consumer.Lenet300.InputLength]));\n");
+        consumer.WriteProject("""<CompressedModel Include="Models dir/lenet300.onnx" />""");
+
+        ProcessResult build = Build(consumer, "build");
+        Assert.True(File.Exists(Path.Combine(consumer.ArtifactFolder, "Consumer.lenet300.mgen")), build.ToString());
+        ProcessResult run = consumer.RunBuilt();
+        Assert.True(run.ExitCode == 0 && Regex.IsMatch(run.Output, @"digit \d"), run.ToString());
+    }
+
+    public static TheoryData<string, string[]> BrokenProjects => new()
+    {
+        { "missing", ["missing\\.onnx\\s*:\\s*error MG0100:"] },
+        { "corrupt", ["corrupt\\.onnx\\s*:\\s*error MG\\d{4}:"] },
+        { "truncated", ["truncated\\.onnx\\s*:\\s*error MG\\d{4}:"] },
+        { "metadata", ["lenet5\\.onnx\\s*:\\s*error MG0102:", "lenet5\\.onnx\\s*:\\s*error MG0103:", "lenet5\\.onnx\\s*:\\s*error MG0104:", "lenet5\\.onnx\\s*:\\s*error MG0105:"] },
+        { "duplicate", ["error MG0110:"] },
+    };
+
+    [Theory]
+    [MemberData(nameof(BrokenProjects))]
+    public void ABrokenModelFailsTheBuildWithACodeAndTheFile(string kind, string[] expectedErrors)
+    {
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Broken");
+        consumer.WriteFile("Program.cs", "return 0;\n");
+        switch (kind)
+        {
+            case "missing":
+                consumer.WriteProject("""<CompressedModel Include="missing.onnx" />""");
+                break;
+            case "corrupt":
+                consumer.WriteFile("corrupt.onnx", "this is not an ONNX model\n");
+                consumer.WriteProject("""<CompressedModel Include="corrupt.onnx" />""");
+                break;
+            case "truncated":
+                byte[] bytes = File.ReadAllBytes(Path.Combine(Repo.MnistData, "lenet5.onnx"));
+                File.WriteAllBytes(Path.Combine(consumer.Directory, "truncated.onnx"), bytes[..(bytes.Length / 2)]);
+                consumer.WriteProject("""<CompressedModel Include="truncated.onnx" />""");
+                break;
+            case "metadata":
+                consumer.CopyModel("lenet5.onnx");
+                consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="2fast" Namespace="My-App" BatchSize="0" Simd="avx9" />""");
+                break;
+            case "duplicate":
+                consumer.CopyModel("lenet5.onnx");
+                consumer.CopyModel("lenet300.onnx");
+                consumer.WriteProject("""
+                    <CompressedModel Include="lenet5.onnx" ClassName="Net" />
+                    <CompressedModel Include="lenet300.onnx" ClassName="Net" />
+                    """);
+                break;
+        }
+
+        ProcessResult build = consumer.Build();
+        output.WriteLine(build.ToString());
+        Assert.True(build.ExitCode != 0, "the build succeeded:\n" + build);
+        foreach (string expected in expectedErrors)
+        {
+            Assert.True(Regex.IsMatch(build.Output, expected), $"expected /{expected}/ in:\n{build}");
+        }
+
+        // A clean failure: no task crash (MSB4018), no generic tool failure (MSB6006), no stack trace.
+        Assert.DoesNotContain("MSB4018", build.Output);
+        Assert.DoesNotContain("MSB6006", build.Output);
+        Assert.DoesNotContain("Unhandled exception", build.Output);
+        Assert.DoesNotContain("   at ", build.Output);
+    }
+
+    private ProcessResult Build(ConsumerProject consumer, string step)
+    {
+        ProcessResult result = consumer.Build("-v:n");
+        output.WriteLine($"{step}: {result.Elapsed.TotalSeconds:F1} s");
+        Assert.True(result.ExitCode == 0, $"{step} failed:\n{result}");
+        return result;
+    }
+}

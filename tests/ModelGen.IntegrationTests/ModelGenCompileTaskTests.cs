@@ -1,0 +1,204 @@
+using Microsoft.Build.Framework;
+using ModelGen.IntegrationTests.Support;
+using ModelGen.Tasks;
+
+namespace ModelGen.IntegrationTests;
+
+/// <summary>
+/// The task on its own, with a fake build engine: its command line, its parameter checks and how it
+/// turns the tool's output into diagnostics. A shell script stands in for modelgen (run by /bin/sh in
+/// place of the dotnet host), so these tests need neither the CLI nor MSBuild.
+/// </summary>
+public sealed class ModelGenCompileTaskTests : IDisposable
+{
+    private readonly string _folder = Path.Combine(Path.GetTempPath(), "modelgen task-" + Guid.NewGuid().ToString("N")[..8]);
+    private readonly FakeBuildEngine _engine = new();
+
+    public ModelGenCompileTaskTests()
+    {
+        Directory.CreateDirectory(_folder);
+        File.WriteAllText(Model, "not read by the fake tool");
+        File.WriteAllText(Tool, "");
+    }
+
+    private string Model => Path.Combine(_folder, "my model.onnx");
+
+    private string Tool => Path.Combine(_folder, "modelgen.dll");
+
+    private string Artifact => Path.Combine(_folder, "obj", "modelgen", "App.Digits.mgen");
+
+    [Fact]
+    public void CommandLineCarriesEveryOptionWithPathsQuoted()
+    {
+        ModelGenCompile task = NewTask();
+        task.ClassName = "Digits";
+        task.Namespace = "App.Models";
+        task.BatchSize = "4";
+        task.Simd = "Vector128";
+
+        Assert.Equal(
+            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --artifact \"{Artifact}\"",
+            task.CommandLineForTests);
+    }
+
+    [Fact]
+    public void EmptyOptionsAreLeftToTheToolsDefaults()
+    {
+        ModelGenCompile task = NewTask();
+        task.ClassName = "";
+        task.Namespace = "";
+
+        Assert.Equal($"\"{Tool}\" compile \"{Model}\" --artifact \"{Artifact}\"", task.CommandLineForTests);
+    }
+
+    [Fact]
+    public void ValidationReportsEveryProblemBeforeRunningAnything()
+    {
+        ModelGenCompile task = NewTask();
+        task.ModelFile = Path.Combine(_folder, "missing.onnx");
+        task.ToolAssembly = Path.Combine(_folder, "nowhere", "modelgen.dll");
+        task.BatchSize = "0";
+        task.Simd = "avx9";
+        task.ClassName = "class";
+        task.Namespace = "My-App";
+
+        Assert.False(task.Execute());
+
+        Assert.Equal(["MG0100", "MG0101", "MG0102", "MG0103", "MG0104", "MG0105"], _engine.Errors.Select(e => e.Code).ToArray());
+        Assert.All(_engine.Errors, e => Assert.Equal(task.ModelFile, e.File));
+        Assert.DoesNotContain(_engine.Messages, m => m.Message?.Contains(" compile ") == true);
+    }
+
+    [Theory]
+    [InlineData("Digits", true)]
+    [InlineData("_x9", true)]
+    [InlineData("Ünïcode", true)]
+    [InlineData("9lives", false)]
+    [InlineData("my-model", false)]
+    [InlineData("class", false)]
+    [InlineData("", false)]
+    public void ClassNamesMustBeIdentifiers(string name, bool valid) =>
+        Assert.Equal(valid, ModelGenCompile.IsIdentifier(name));
+
+    [Fact]
+    public void CanonicalErrorsFromTheToolBecomeBuildErrorsWithCodeAndFile()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        ModelGenCompile task = FakeTool("""
+            echo "modelgen: reading the model"
+            echo "$2: warning MG2001: accuracy below budget" >&2
+            echo "$2: error MG1001: node 'n1' uses operator 'Foo', which is not supported" >&2
+            exit 1
+            """);
+
+        Assert.False(task.Execute());
+
+        BuildErrorEventArgs error = Assert.Single(_engine.Errors);
+        Assert.Equal("MG1001", error.Code);
+        Assert.Equal(Model, error.File);
+        Assert.Contains("operator 'Foo'", error.Message);
+        BuildWarningEventArgs warning = Assert.Single(_engine.Warnings);
+        Assert.Equal("MG2001", warning.Code);
+    }
+
+    [Fact]
+    public void ACrashOfTheToolIsAnErrorWithItsFirstLine()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        ModelGenCompile task = FakeTool("""
+            echo "Unhandled exception. System.InvalidOperationException: boom" >&2
+            echo "   at Somewhere()" >&2
+            exit 134
+            """);
+
+        Assert.False(task.Execute());
+
+        BuildErrorEventArgs error = Assert.Single(_engine.Errors);
+        Assert.Equal("MG0107", error.Code);
+        Assert.Contains("134", error.Message);
+        Assert.Contains("System.InvalidOperationException: boom", error.Message);
+    }
+
+    [Fact]
+    public void AToolThatRunsPastTheTimeoutIsStoppedWithAnError()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        ModelGenCompile task = FakeTool("sleep 30");
+        task.Timeout = 300;
+
+        Assert.False(task.Execute());
+
+        BuildErrorEventArgs error = Assert.Single(_engine.Errors);
+        Assert.Equal("MG0107", error.Code);
+        Assert.Contains("300 ms", error.Message);
+    }
+
+    [Fact]
+    public void SuccessWithoutAnArtifactIsAnError()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        ModelGenCompile task = FakeTool("exit 0");
+
+        Assert.False(task.Execute());
+        Assert.Equal("MG0108", Assert.Single(_engine.Errors).Code);
+    }
+
+    [Fact]
+    public void SuccessWritesTheArtifactAndAStaleOneIsDeletedFirst()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // The fake tool appends, so a surviving stale artifact would show up as two lines.
+        Directory.CreateDirectory(Path.GetDirectoryName(Artifact)!);
+        File.WriteAllText(Artifact, "stale\n");
+        ModelGenCompile task = FakeTool("""
+            while [ "$#" -gt 0 ]; do
+              if [ "$1" = "--artifact" ]; then echo "fresh" >> "$2"; fi
+              shift
+            done
+            """);
+
+        Assert.True(task.Execute(), _engine.Log);
+        Assert.Equal("fresh\n", File.ReadAllText(Artifact));
+        Assert.Empty(_engine.Errors);
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+
+    private ModelGenCompile NewTask() => new()
+    {
+        BuildEngine = _engine,
+        ModelFile = Model,
+        ArtifactFile = Artifact,
+        ToolAssembly = Tool,
+    };
+
+    // The script is the "tool assembly" and /bin/sh the "host": `sh <script> compile <model> ...`,
+    // so in the script $1 is "compile" and $2 the model.
+    private ModelGenCompile FakeTool(string script)
+    {
+        File.WriteAllText(Tool, script + "\n");
+        ModelGenCompile task = NewTask();
+        task.DotnetHostPath = "/bin/sh";
+        return task;
+    }
+}

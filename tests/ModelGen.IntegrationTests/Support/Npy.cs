@@ -1,0 +1,58 @@
+using System.Buffers.Binary;
+using System.Text;
+
+namespace ModelGen.IntegrationTests.Support;
+
+/// <summary>Reads NumPy .npy files (little-endian, C order): just enough for data/mnist.</summary>
+internal static class Npy
+{
+    public static (int[] Shape, float[] Data) ReadFloat32(string path)
+    {
+        var (shape, payload) = Read(path, "<f4");
+        var data = new float[payload.Length / 4];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = BinaryPrimitives.ReadSingleLittleEndian(payload.AsSpan(i * 4));
+        }
+
+        return (shape, data);
+    }
+
+    public static (int[] Shape, long[] Data) ReadInt64(string path)
+    {
+        var (shape, payload) = Read(path, "<i8");
+        var data = new long[payload.Length / 8];
+        for (int i = 0; i < data.Length; i++)
+        {
+            data[i] = BinaryPrimitives.ReadInt64LittleEndian(payload.AsSpan(i * 8));
+        }
+
+        return (shape, data);
+    }
+
+    private static (int[] Shape, byte[] Payload) Read(string path, string descr)
+    {
+        byte[] bytes = File.ReadAllBytes(path);
+        if (bytes.Length < 10 || bytes[0] != 0x93 || Encoding.ASCII.GetString(bytes, 1, 5) != "NUMPY")
+        {
+            throw new InvalidDataException(path + " is not a .npy file");
+        }
+
+        int major = bytes[6];
+        int headerLength = major == 1 ? BinaryPrimitives.ReadUInt16LittleEndian(bytes.AsSpan(8)) : (int)BinaryPrimitives.ReadUInt32LittleEndian(bytes.AsSpan(8));
+        int headerStart = major == 1 ? 10 : 12;
+        string header = Encoding.Latin1.GetString(bytes, headerStart, headerLength);
+        if (!header.Contains("'" + descr + "'") || header.Contains("'fortran_order': True"))
+        {
+            throw new InvalidDataException($"{path}: expected {descr} in C order, header {header}");
+        }
+
+        int open = header.IndexOf('(', header.IndexOf("'shape'", StringComparison.Ordinal));
+        int close = header.IndexOf(')', open);
+        int[] shape = header[(open + 1)..close]
+            .Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            .Select(int.Parse)
+            .ToArray();
+        return (shape, bytes[(headerStart + headerLength)..]);
+    }
+}
