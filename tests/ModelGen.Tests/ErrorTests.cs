@@ -27,7 +27,8 @@ public sealed class ErrorTests
         Assert.Contains("'my_node'", e.Message);
         Assert.Contains("Einsum", e.Message);
         Assert.Contains("opset 13", e.Message);
-        Assert.Contains("supported operators: Abs, Add, Clip, Constant, Conv", e.Message);
+        Assert.Contains("supported operators: Abs, Add, ", e.Message);
+        Assert.Contains(", Conv, ", e.Message);
         Assert.Equal(path, e.File);
     }
 

@@ -18,6 +18,7 @@ public static class Passes
         SplitVariadic(graph);
         GemmToDense(graph);
         MatMulAddToDense(graph);
+        FoldBatchNormalization(graph);
         FuseActivations(graph);
     }
 
@@ -124,11 +125,45 @@ public static class Passes
             string input = act.Inputs[0];
             var producer = graph.ProducerOf(input);
             if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
-            if (producer.OpType is not ("Conv" or DenseOperator.Name) && !Activations.BinaryNames.Contains(producer.OpType)) continue;
+            if (producer.OpType is not ("Conv" or DenseOperator.Name or "BatchNormalization") && !Activations.BinaryNames.Contains(producer.OpType)) continue;
             if (graph.UseCounts()[input] != 1 || graph.Outputs.Contains(input)) continue;
             producer.Annotations["activation"] = act.Annotations["function"];
             producer.Outputs[0] = act.Outputs[0];
             graph.Nodes.Remove(act);
+        }
+    }
+
+    /// <summary>
+    /// BatchNormalization right after a Conv or a 2-D Dense that nothing else reads: its per-channel
+    /// a·x + b is folded into that node's weights and bias (w' = a·w, b' = a·b + shift).
+    /// </summary>
+    public static void FoldBatchNormalization(Graph graph)
+    {
+        foreach (var bn in graph.Nodes.Where(n => n.OpType == "BatchNormalization").ToList())
+        {
+            string input = bn.Inputs[0];
+            var producer = graph.ProducerOf(input);
+            if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
+            if (graph.UseCounts()[input] != 1 || graph.Outputs.Contains(input)) continue;
+            bool conv = producer.OpType == "Conv";
+            bool dense = producer.OpType == DenseOperator.Name && graph[input].Shape!.Length == 2
+                && (!producer.HasInput(2) || graph[producer.Inputs[2]].Constant!.Shape.Length == 1);
+            if (!conv && !dense) continue;
+            var w = graph[producer.Inputs[1]].Constant;
+            if (w is null) continue;
+            var (a, shift) = BatchNormalizationOperator.Affine(bn, graph[bn.Inputs[1]].Constant!, graph[bn.Inputs[2]].Constant!, graph[bn.Inputs[3]].Constant!, graph[bn.Inputs[4]].Constant!);
+            int channels = w.Shape[0];
+            long per = w.Count / channels;
+            var scaled = new float[w.Floats.Length];
+            for (long i = 0; i < scaled.LongLength; i++) scaled[i] = w.Floats[i] * a[i / per];
+            var bias = new float[channels];
+            var oldBias = producer.HasInput(2) ? graph[producer.Inputs[2]].Constant : null;
+            for (int c = 0; c < channels; c++) bias[c] = (oldBias is null ? 0f : oldBias.Floats[c]) * a[c] + shift[c];
+            producer.Inputs[1] = AddConstant(graph, producer.Name + ".weight.bn", new TensorData(w.Shape, scaled));
+            string biasName = AddConstant(graph, producer.Name + ".bias.bn", new TensorData([channels], bias));
+            if (producer.Inputs.Count > 2) producer.Inputs[2] = biasName; else producer.Inputs.Add(biasName);
+            producer.Outputs[0] = bn.Outputs[0];
+            graph.Nodes.Remove(bn);
         }
     }
 

@@ -181,3 +181,67 @@ public sealed class MaxPoolOperator : Operator
         return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
     }
 }
+
+/// <summary>
+/// AveragePool: the mean over each window. With count_include_pad the divisor counts padding up to
+/// the padded input's edge (what ONNX Runtime does under ceil_mode too); without, only real pixels.
+/// </summary>
+public sealed class AveragePoolOperator : Operator
+{
+    public override string OpType => "AveragePool";
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 1, 1);
+        RejectAttributes(graph, node, "auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides");
+        var x = ShapeOf(graph, node, 0);
+        var geo = MaxPoolOperator.Geometry(graph, node, x);
+        SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
+    }
+
+    /// <summary>The divisor of output (oh, ow): shared by the evaluator and (as literals) the kernel.</summary>
+    public static int Divisor(WindowGeometry g, bool includePad, int oh, int ow)
+    {
+        int hs = oh * g.StrideH - g.PadTop, ws = ow * g.StrideW - g.PadLeft;
+        int he = Math.Min(hs + g.KernelH, g.InH + g.PadBottom), we = Math.Min(ws + g.KernelW, g.InW + g.PadRight);
+        if (includePad) return (he - hs) * (we - ws);
+        return (Math.Min(he, g.InH) - Math.Max(hs, 0)) * (Math.Min(we, g.InW) - Math.Max(ws, 0));
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var x = inputs[0]!;
+        var geo = MaxPoolOperator.Geometry(new Graph(), node, x.Shape);
+        bool includePad = node.Int("count_include_pad", 0) != 0;
+        int n = x.Shape[0], c = x.Shape[1];
+        var y = new float[(long)n * c * geo.OutH * geo.OutW];
+        for (int nc = 0; nc < n * c; nc++)
+        for (int oh = 0; oh < geo.OutH; oh++)
+        for (int ow = 0; ow < geo.OutW; ow++)
+        {
+            double sum = 0;
+            for (int kh = 0; kh < geo.KernelH; kh++)
+            {
+                int ih = oh * geo.StrideH - geo.PadTop + kh;
+                if (ih < 0 || ih >= geo.InH) continue;
+                for (int kw = 0; kw < geo.KernelW; kw++)
+                {
+                    int iw = ow * geo.StrideW - geo.PadLeft + kw;
+                    if (iw >= 0 && iw < geo.InW) sum += x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
+                }
+            }
+            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = (float)(sum / Divisor(geo, includePad, oh, ow));
+        }
+        return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
+    }
+
+    public override void Lower(Node node, ILowering lowering)
+    {
+        var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
+        var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        n.Attributes["kernel"] = $"{geo.KernelH},{geo.KernelW}";
+        n.Attributes["strides"] = $"{geo.StrideH},{geo.StrideW}";
+        n.Attributes["pads"] = $"{geo.PadTop},{geo.PadLeft},{geo.PadBottom},{geo.PadRight}";
+        n.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
+    }
+}

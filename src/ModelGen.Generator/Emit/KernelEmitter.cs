@@ -15,7 +15,8 @@ internal static class KernelEmitter
     /// <summary>Kernels written in their own files (one class per kernel kind), by artifact kernel name.</summary>
     static readonly Dictionary<string, IKernel> Registered = new IKernel[]
     {
-        new RemapKernel(),
+        new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
+        new AveragePoolKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)

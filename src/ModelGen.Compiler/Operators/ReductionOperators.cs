@@ -1,0 +1,194 @@
+using System.Globalization;
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Operators;
+
+/// <summary>
+/// A reduction plan: the axes that stay (sizes, strides in x) and the axes reduced (sizes, strides);
+/// y is the kept axes in order, contiguous. ReduceMean/Sum/Max and the global pools share it.
+/// </summary>
+public sealed record ReducePlan(string Op, int[] KeptShape, long[] KeptStrides, int[] ReducedShape, long[] ReducedStrides)
+{
+    public static ReducePlan Of(string op, int[] x, ISet<int> axes)
+    {
+        var strides = RemapPlan.StridesOf(x);
+        var kept = Enumerable.Range(0, x.Length).Where(d => !axes.Contains(d)).ToArray();
+        var reduced = Enumerable.Range(0, x.Length).Where(axes.Contains).ToArray();
+        return new ReducePlan(op, [.. kept.Select(d => x[d])], [.. kept.Select(d => strides[d])], [.. reduced.Select(d => x[d])], [.. reduced.Select(d => strides[d])]);
+    }
+
+    public long ReducedCount => TensorData.Size(ReducedShape);
+
+    public float[] Apply(float[] x)
+    {
+        long outCount = TensorData.Size(KeptShape), inner = ReducedCount;
+        var y = new float[outCount];
+        for (long o = 0; o < outCount; o++)
+        {
+            long baseOffset = Offset(o, KeptShape, KeptStrides);
+            double acc = Op == "Max" ? double.NegativeInfinity : 0;
+            for (long r = 0; r < inner; r++)
+            {
+                float v = x[baseOffset + Offset(r, ReducedShape, ReducedStrides)];
+                acc = Op == "Max" ? (float.IsNaN(v) || double.IsNaN(acc) ? double.NaN : Math.Max(acc, v)) : acc + v;
+            }
+            y[o] = (float)(Op == "Mean" ? acc / inner : acc);
+        }
+        return y;
+    }
+
+    static long Offset(long flat, int[] shape, long[] strides)
+    {
+        long offset = 0;
+        for (int d = shape.Length - 1; d >= 0; d--) { offset += flat % shape[d] * strides[d]; flat /= shape[d]; }
+        return offset;
+    }
+
+    public void WriteTo(Artifact.ArtifactNode node)
+    {
+        static string Join<T>(IEnumerable<T> v) => string.Join(",", v.Select(x => Convert.ToString(x, CultureInfo.InvariantCulture)));
+        node.Attributes["op"] = Op;
+        node.Attributes["kept"] = Join(KeptShape);
+        node.Attributes["keptstrides"] = Join(KeptStrides);
+        node.Attributes["reduced"] = Join(ReducedShape);
+        node.Attributes["reducedstrides"] = Join(ReducedStrides);
+    }
+}
+
+/// <summary>ReduceMean, ReduceSum, ReduceMax over constant axes (attribute or input, by opset), keepdims, noop_with_empty_axes.</summary>
+public sealed class ReduceOperator(string opType) : Operator
+{
+    public override string OpType { get; } = opType;
+    string Kind => OpType["Reduce".Length..];
+
+    protected override bool AcceptsIntInput(Node node, int input) => input == 1;
+
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, ReducePlan> Plans = new();
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, int[]> OutputShapes = new();
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RejectAttributes(graph, node, "axes", "keepdims", "noop_with_empty_axes");
+        RequireInputs(graph, node, 1, 2);
+        var x = ShapeOf(graph, node, 0);
+        long axesFromInput = OpType == "ReduceSum" ? 13 : 18;
+        long[]? raw;
+        if (graph.Opset >= axesFromInput)
+        {
+            raw = null;
+            if (node.HasInput(1))
+                raw = graph[node.Inputs[1]].Constant is { Type: ElementType.Int64 } c ? c.Ints
+                    : throw Error(graph, node, "axes are computed at run time; ModelGen needs them constant", ErrorCodes.DynamicShape);
+        }
+        else raw = node.Ints("axes");
+        bool noop = node.Int("noop_with_empty_axes", 0) != 0;
+        HashSet<int> axes = raw is null || raw.Length == 0
+            ? (noop ? [] : [.. Enumerable.Range(0, x.Length)])
+            : [.. raw.Select(a => NormalizeAxis(graph, node, a, x.Length))];
+        if (axes.Any(a => a >= x.Length)) throw Error(graph, node, "axes out of range");
+        var plan = ReducePlan.Of(Kind, x, axes);
+        Plans.AddOrUpdate(node, plan);
+        bool keep = node.Int("keepdims", 1) != 0;
+        int[] shape = keep ? [.. x.Select((d, i) => axes.Contains(i) ? 1 : d)] : plan.KeptShape;
+        OutputShapes.AddOrUpdate(node, shape);
+        SetOutput(graph, node, 0, shape);
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
+        var shape = OutputShapes.TryGetValue(node, out var o) ? o : throw new InvalidOperationException();
+        return [new TensorData(shape, plan.Apply(inputs[0]!.Floats))];
+    }
+
+    public override void Lower(Node node, ILowering lowering)
+    {
+        var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
+        plan.WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
+    }
+}
+
+/// <summary>GlobalAveragePool and GlobalMaxPool: a mean or maximum over every spatial axis, kept as 1s.</summary>
+public sealed class GlobalPoolOperator(string opType) : Operator
+{
+    public override string OpType { get; } = opType;
+
+    ReducePlan Plan(int[] x) => ReducePlan.Of(OpType == "GlobalAveragePool" ? "Mean" : "Max", x, Enumerable.Range(2, x.Length - 2).ToHashSet());
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 1, 1);
+        RejectAttributes(graph, node);
+        var x = ShapeOf(graph, node, 0);
+        if (x.Length < 3) throw Error(graph, node, "needs an input of rank 3 or more (N, C, spatial…)");
+        SetOutput(graph, node, 0, [x[0], x[1], .. Enumerable.Repeat(1, x.Length - 2)]);
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var x = inputs[0]!;
+        return [new TensorData([x.Shape[0], x.Shape[1], .. Enumerable.Repeat(1, x.Shape.Length - 2)], Plan(x.Shape).Apply(x.Floats))];
+    }
+
+    public override void Lower(Node node, ILowering lowering) =>
+        Plan(lowering.Graph[node.Inputs[0]].Shape!).WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
+}
+
+/// <summary>
+/// Softmax and LogSoftmax. Before opset 13 the input is seen as 2-D at <c>axis</c> (default 1) and
+/// normalized over everything after it; from opset 13 over the one axis (default −1).
+/// </summary>
+public sealed class SoftmaxOperator(string opType) : Operator
+{
+    public override string OpType { get; } = opType;
+
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, int[]> Layouts = new();
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RequireInputs(graph, node, 1, 1);
+        RejectAttributes(graph, node, "axis");
+        var x = ShapeOf(graph, node, 0);
+        int axis = NormalizeAxis(graph, node, node.Int("axis", graph.Opset >= 13 ? -1 : 1), x.Length);
+        if (axis >= x.Length && x.Length > 0) throw Error(graph, node, "axis out of range");
+        int outer = (int)TensorData.Size(x[..axis]);
+        int[] layout = graph.Opset >= 13
+            ? [outer, x[axis], (int)TensorData.Size(x[(axis + 1)..])]
+            : [outer, (int)TensorData.Size(x[axis..]), 1];
+        Layouts.AddOrUpdate(node, layout);
+        SetOutput(graph, node, 0, x);
+    }
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var layout = Layouts.TryGetValue(node, out var l) ? l : throw new InvalidOperationException();
+        var x = inputs[0]!.Floats;
+        var y = new float[x.Length];
+        int outer = layout[0], len = layout[1], inner = layout[2];
+        bool log = OpType == "LogSoftmax";
+        for (int o = 0; o < outer; o++)
+        for (int i = 0; i < inner; i++)
+        {
+            long b = (long)o * len * inner + i;
+            float max = float.NegativeInfinity;
+            for (int a = 0; a < len; a++) max = Math.Max(max, x[b + (long)a * inner]);
+            double sum = 0;
+            for (int a = 0; a < len; a++) sum += Math.Exp(x[b + (long)a * inner] - max);
+            for (int a = 0; a < len; a++)
+            {
+                double v = x[b + (long)a * inner] - max;
+                y[b + (long)a * inner] = (float)(log ? v - Math.Log(sum) : Math.Exp(v) / sum);
+            }
+        }
+        return [new TensorData(inputs[0]!.Shape, y)];
+    }
+
+    public override void Lower(Node node, ILowering lowering)
+    {
+        var layout = Layouts.TryGetValue(node, out var l) ? l : throw new InvalidOperationException();
+        var n = lowering.AddNode("Softmax", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        n.Attributes["layout"] = string.Join(",", layout.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+        n.Attributes["log"] = OpType == "LogSoftmax" ? "1" : "0";
+    }
+}
