@@ -14,7 +14,9 @@ public static class OnnxImporter
     public const long MinOpset = 7;
     public const long MaxOpset = 21;
     /// <summary>No tensor may hold more elements than a .NET span can index.</summary>
-    public const long MaxElements = int.MaxValue / 4;
+    public const long MaxElements = 1 << 28;
+    /// <summary>More nodes than any real model has; bounds the compiler's work on hostile files.</summary>
+    public const int MaxNodes = 50_000;
 
     public static Graph Import(ModelProto model, string modelPath, int batchSize = 1)
     {
@@ -48,6 +50,8 @@ public static class OnnxImporter
         if (graph.Inputs.Count == 0)
             throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no inputs besides initializers; nothing to compute at run time");
 
+        if (g.Node.Count > MaxNodes)
+            throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"the graph has {g.Node.Count} nodes; ModelGen compiles at most {MaxNodes}");
         var produced = new HashSet<string>(graph.Values.Keys, StringComparer.Ordinal);
         var nodes = new List<Node>(g.Node.Count);
         int index = 0;
@@ -131,24 +135,31 @@ public static class OnnxImporter
             foreach (var i in n.Inputs)
                 if (i.Length > 0 && !defined.Contains(i))
                     throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"{n.Describe} reads '{i}', which no node, input or initializer defines (a missing initializer?)");
-        var order = new List<Node>(nodes.Count);
-        var pending = new List<Node>(nodes);
-        while (pending.Count > 0)
-        {
-            int before = order.Count;
-            var next = new List<Node>();
-            foreach (var n in pending)
+        // Kahn's algorithm over value dependencies, linear in nodes + edges; ties keep file order.
+        var waiting = new int[nodes.Count];
+        var readers = new Dictionary<string, List<int>>(StringComparer.Ordinal);
+        for (int n = 0; n < nodes.Count; n++)
+            foreach (var i in nodes[n].Inputs.Where(i => i.Length > 0 && !available.Contains(i)).Distinct())
             {
-                if (n.Inputs.All(i => i.Length == 0 || available.Contains(i)))
-                {
-                    order.Add(n);
-                    foreach (var o in n.Outputs) if (o.Length > 0) available.Add(o);
-                }
-                else next.Add(n);
+                waiting[n]++;
+                if (!readers.TryGetValue(i, out var list)) readers[i] = list = [];
+                list.Add(n);
             }
-            if (order.Count == before)
-                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"the graph has a cycle through {next[0].Describe}; ONNX graphs must be acyclic");
-            pending = next;
+        var ready = new PriorityQueue<int, int>();
+        for (int n = 0; n < nodes.Count; n++) if (waiting[n] == 0) ready.Enqueue(n, n);
+        var order = new List<Node>(nodes.Count);
+        while (ready.TryDequeue(out int n, out _))
+        {
+            order.Add(nodes[n]);
+            foreach (var o in nodes[n].Outputs)
+                if (o.Length > 0 && readers.TryGetValue(o, out var list))
+                    foreach (int r in list)
+                        if (--waiting[r] == 0) ready.Enqueue(r, r);
+        }
+        if (order.Count < nodes.Count)
+        {
+            var stuck = nodes.Where((_, n) => waiting[n] > 0).First();
+            throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"the graph has a cycle through {stuck.Describe}; ONNX graphs must be acyclic");
         }
         return order;
     }

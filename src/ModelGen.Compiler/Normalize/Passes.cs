@@ -58,6 +58,7 @@ public static class Passes
     /// <summary>MatMul(X, W const [K,N]) [→ Add(·, b const broadcasting along N)] → Dense.</summary>
     public static void MatMulAddToDense(Graph graph)
     {
+        var index = new GraphIndex(graph);
         foreach (var node in graph.Nodes.Where(n => n.OpType == "MatMul").ToList())
         {
             var wConst = graph[node.Inputs[1]].Constant;
@@ -69,9 +70,8 @@ public static class Passes
                 w[(long)j * k + p] = wConst.Floats[(long)p * n + j];
             string output = node.Outputs[0];
             TensorData? bias = null;
-            var uses = graph.UseCounts();
-            var add = graph.Nodes.FirstOrDefault(a => a.OpType == "Add" && a.Inputs.Contains(output));
-            if (add is not null && uses[output] == 1 && !graph.Outputs.Contains(output))
+            var add = index.Consumers(output).FirstOrDefault(a => a.OpType == "Add");
+            if (add is not null && index.Uses(output) == 1)
             {
                 string other = add.Inputs[0] == output ? add.Inputs[1] : add.Inputs[0];
                 var b = graph[other].Constant;
@@ -80,28 +80,27 @@ public static class Passes
                     && graph[add.Outputs[0]].Shape!.SequenceEqual(outShape))
                 {
                     bias = new TensorData([n], b.Floats);
-                    graph.Nodes.Remove(add);
+                    index.Remove(add);
                     output = add.Outputs[0];
                 }
             }
             ReplaceWithDense(graph, node, node.Inputs[0], new TensorData([n, k], w), bias, output, transA: false);
         }
+        index.Commit();
     }
 
     static void ReplaceWithDense(Graph graph, Node node, string input, TensorData weight, TensorData? bias, string output, bool transA)
     {
-        var dense = new Node
-        {
-            Name = node.Name,
-            OpType = DenseOperator.Name,
-            Domain = DenseOperator.Domain,
-            Inputs = [input, AddConstant(graph, node.Name + ".weight", weight)],
-            Outputs = [output],
-        };
-        if (bias is not null) dense.Inputs.Add(AddConstant(graph, node.Name + ".bias", bias));
-        if (transA) dense.Attributes["transA"] = new AttributeProto { Name = "transA", Type = AttributeProto.Types.AttributeType.Int, I = 1 };
-        dense.Attributes["onnx_op"] = new AttributeProto { Name = "onnx_op", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(node.OpType) };
-        graph.Nodes[graph.Nodes.IndexOf(node)] = dense;
+        // Rewritten in place: the node keeps its name and its place in the schedule.
+        string onnxOp = node.OpType;
+        node.OpType = DenseOperator.Name;
+        node.Domain = DenseOperator.Domain;
+        node.Inputs = [input, AddConstant(graph, node.Name + ".weight", weight)];
+        node.Outputs = [output];
+        if (bias is not null) node.Inputs.Add(AddConstant(graph, node.Name + ".bias", bias));
+        node.Attributes.Clear();
+        if (transA) node.Attributes["transA"] = new AttributeProto { Name = "transA", Type = AttributeProto.Types.AttributeType.Int, I = 1 };
+        node.Attributes["onnx_op"] = new AttributeProto { Name = "onnx_op", Type = AttributeProto.Types.AttributeType.String, S = ByteString.CopyFromUtf8(onnxOp) };
     }
 
     static string AddConstant(Graph graph, string baseName, TensorData data)
@@ -120,17 +119,19 @@ public static class Passes
     /// </summary>
     public static void FuseActivations(Graph graph)
     {
+        var index = new GraphIndex(graph);
         foreach (var act in graph.Nodes.Where(n => Activations.Names.Contains(n.OpType)).ToList())
         {
             string input = act.Inputs[0];
-            var producer = graph.ProducerOf(input);
+            var producer = index.Producer(input);
             if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
             if (producer.OpType is not ("Conv" or DenseOperator.Name or "BatchNormalization") && !Activations.BinaryNames.Contains(producer.OpType)) continue;
-            if (graph.UseCounts()[input] != 1 || graph.Outputs.Contains(input)) continue;
+            if (index.Uses(input) != 1) continue;
             producer.Annotations["activation"] = act.Annotations["function"];
-            producer.Outputs[0] = act.Outputs[0];
-            graph.Nodes.Remove(act);
+            index.Rewire(producer, act.Outputs[0]);
+            index.Remove(act);
         }
+        index.Commit();
     }
 
     /// <summary>
@@ -139,12 +140,13 @@ public static class Passes
     /// </summary>
     public static void FoldBatchNormalization(Graph graph)
     {
+        var index = new GraphIndex(graph);
         foreach (var bn in graph.Nodes.Where(n => n.OpType == "BatchNormalization").ToList())
         {
             string input = bn.Inputs[0];
-            var producer = graph.ProducerOf(input);
+            var producer = index.Producer(input);
             if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
-            if (graph.UseCounts()[input] != 1 || graph.Outputs.Contains(input)) continue;
+            if (index.Uses(input) != 1) continue;
             bool conv = producer.OpType == "Conv";
             bool dense = producer.OpType == DenseOperator.Name && graph[input].Shape!.Length == 2
                 && (!producer.HasInput(2) || graph[producer.Inputs[2]].Constant!.Shape.Length == 1);
@@ -162,16 +164,23 @@ public static class Passes
             producer.Inputs[1] = AddConstant(graph, producer.Name + ".weight.bn", new TensorData(w.Shape, scaled));
             string biasName = AddConstant(graph, producer.Name + ".bias.bn", new TensorData([channels], bias));
             if (producer.Inputs.Count > 2) producer.Inputs[2] = biasName; else producer.Inputs.Add(biasName);
-            producer.Outputs[0] = bn.Outputs[0];
-            graph.Nodes.Remove(bn);
+            index.Rewire(producer, bn.Outputs[0]);
+            index.Remove(bn);
         }
+        index.Commit();
     }
 
     /// <summary>Sum, Mean, Max, Min of N inputs → a chain of binary nodes (Mean: the sum times 1/N); of one input → Identity.</summary>
     public static void SplitVariadic(Graph graph)
     {
-        foreach (var node in graph.Nodes.Where(n => n.OpType is "Sum" or "Mean" or "Max" or "Min").ToList())
+        var rewritten = new List<Node>(graph.Nodes.Count);
+        foreach (var node in graph.Nodes)
         {
+            if (node.OpType is not ("Sum" or "Mean" or "Max" or "Min"))
+            {
+                rewritten.Add(node);
+                continue;
+            }
             var inputs = node.Inputs.Where(i => i.Length > 0).ToList();
             string binary = node.OpType is "Sum" or "Mean" ? "Add" : node.OpType;
             var chain = new List<Node>();
@@ -192,10 +201,9 @@ public static class Passes
             }
             if (inputs.Count == 1)
                 chain.Add(new Node { Name = node.Name, OpType = "Identity", Inputs = [acc], Outputs = [node.Outputs[0]] });
-            int at = graph.Nodes.IndexOf(node);
-            graph.Nodes.RemoveAt(at);
-            graph.Nodes.InsertRange(at, chain);
+            rewritten.AddRange(chain);
         }
+        graph.Nodes = rewritten;
     }
 
     static string NewValue(Graph graph, string baseName, int[] shape)
@@ -204,5 +212,55 @@ public static class Passes
         for (int i = 2; graph.Values.ContainsKey(name); i++) name = baseName + "_" + i;
         graph.GetOrAdd(name).Shape = shape;
         return name;
+    }
+}
+
+/// <summary>
+/// Who produces and who reads each value, built once per pass so that passes stay linear in the size
+/// of the graph (a hostile model may have very many nodes). Removals are applied by <see cref="Commit"/>.
+/// </summary>
+internal sealed class GraphIndex
+{
+    readonly Graph _graph;
+    readonly Dictionary<string, Node> _producers = new(StringComparer.Ordinal);
+    readonly Dictionary<string, List<Node>> _consumers = new(StringComparer.Ordinal);
+    readonly HashSet<string> _outputs;
+    readonly HashSet<Node> _removed = [];
+
+    public GraphIndex(Graph graph)
+    {
+        _graph = graph;
+        _outputs = new HashSet<string>(graph.Outputs, StringComparer.Ordinal);
+        foreach (var n in graph.Nodes)
+        {
+            foreach (var o in n.Outputs) if (o.Length > 0) _producers[o] = n;
+            foreach (var i in n.Inputs.Where(i => i.Length > 0).Distinct())
+            {
+                if (!_consumers.TryGetValue(i, out var list)) _consumers[i] = list = [];
+                list.Add(n);
+            }
+        }
+    }
+
+    public Node? Producer(string value) => _producers.GetValueOrDefault(value) is { } n && !_removed.Contains(n) ? n : null;
+
+    public IEnumerable<Node> Consumers(string value) => _consumers.TryGetValue(value, out var list) ? list.Where(n => !_removed.Contains(n)) : [];
+
+    /// <summary>Readers of the value, a graph output counting as one.</summary>
+    public int Uses(string value) => Consumers(value).Count() + (_outputs.Contains(value) ? 1 : 0);
+
+    /// <summary>The node's first output becomes <paramref name="output"/> (the node it absorbed wrote that value).</summary>
+    public void Rewire(Node node, string output)
+    {
+        _producers.Remove(node.Outputs[0]);
+        node.Outputs[0] = output;
+        _producers[output] = node;
+    }
+
+    public void Remove(Node node) => _removed.Add(node);
+
+    public void Commit()
+    {
+        if (_removed.Count > 0) _graph.Nodes = [.. _graph.Nodes.Where(n => !_removed.Contains(n))];
     }
 }

@@ -11,6 +11,9 @@ namespace ModelGen.Compiler.Normalize;
 /// </summary>
 public static class ShapeInference
 {
+    /// <summary>Largest tensor constant folding creates (16 M elements, 64 MB of float32).</summary>
+    public const long MaxFoldedElements = 1 << 24;
+
     public static void Run(Graph graph)
     {
         var remaining = new List<Node>(graph.Nodes.Count);
@@ -18,7 +21,10 @@ public static class ShapeInference
         {
             var op = OperatorSet.Get(node, graph);
             op.InferShapes(node, graph);
-            bool foldable = node.Inputs.Any(i => i.Length > 0) && node.Inputs.All(i => i.Length == 0 || graph[i].IsConstant);
+            bool foldable = node.Inputs.Any(i => i.Length > 0) && node.Inputs.All(i => i.Length == 0 || graph[i].IsConstant)
+                // A folded constant is embedded in the assembly: only fold what stays small (a node
+                // that would blow a few bytes up into gigabytes runs at run time instead).
+                && node.Outputs.All(o => o.Length == 0 || TensorData.Size(graph[o].Shape ?? []) <= MaxFoldedElements);
             // Constant and Shape (shapes are known at build time) define constants themselves.
             if (node.Outputs.All(o => o.Length == 0 || graph[o].IsConstant)) continue;
             if (foldable)

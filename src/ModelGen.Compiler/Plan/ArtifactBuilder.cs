@@ -234,10 +234,18 @@ public sealed class ArtifactBuilder : ILowering
                 last[root] = step;
             }
         }
+        var groupBytes = new Dictionary<int, long>();
+        foreach (var t in _artifact.Tensors)
+        {
+            int root = Find(t.Id);
+            groupBytes[root] = Math.Max(groupBytes.GetValueOrDefault(root), t.ElementCount * 4);
+        }
         var requests = first.Keys.Order()
-            .Select(root => new BufferRequest(root, GroupBytes(root), first[root], last[root]))
+            .Select(root => new BufferRequest(root, groupBytes[root], first[root], last[root]))
             .ToList();
         var (offsets, arena) = MemoryPlanner.Plan(requests);
+        if (arena > int.MaxValue)
+            throw new ModelGenException(ErrorCodes.TooLarge, _graph.ModelPath, $"the model needs {arena} bytes of scratch memory at once; ModelGen's limit is 2 GiB: reduce the batch size or input size");
         _artifact.ScratchBytes = arena;
         foreach (var t in _artifact.Tensors)
         {
@@ -247,10 +255,5 @@ public sealed class ArtifactBuilder : ILowering
             if (root.Storage == TensorStorage.Arena) t.Offset = offsets.GetValueOrDefault(root.Id);
             if (root.Storage == TensorStorage.Weight && t.Id != root.Id) t.Data = root.Data;
         }
-        LowerBoundBytes = MemoryPlanner.LowerBound(requests);
     }
-
-    long GroupBytes(int root) => _artifact.Tensors.Where(t => Find(t.Id) == root).Max(t => t.ElementCount) * 4;
-
-    long LowerBoundBytes { get; set; }
 }

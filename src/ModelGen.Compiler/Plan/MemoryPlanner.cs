@@ -36,14 +36,13 @@ public static class MemoryPlanner
         return (offsets, Align(arena));
     }
 
-    /// <summary>The most bytes live at any one step: no plan can use less.</summary>
+    /// <summary>The most bytes live at any one step: no plan can use less. A sweep over start and end events.</summary>
     public static long LowerBound(IReadOnlyList<BufferRequest> buffers)
     {
-        if (buffers.Count == 0) return 0;
-        int last = buffers.Max(b => b.LastStep);
-        long best = 0;
-        for (int step = 0; step <= last; step++)
-            best = Math.Max(best, buffers.Where(b => b.FirstStep <= step && step <= b.LastStep).Sum(b => b.Bytes));
+        var events = buffers.SelectMany(b => new[] { (Step: b.FirstStep, Delta: b.Bytes), (Step: b.LastStep + 1, Delta: -b.Bytes) })
+            .OrderBy(e => e.Step).ThenBy(e => e.Delta);
+        long live = 0, best = 0;
+        foreach (var (_, delta) in events) best = Math.Max(best, live += delta);
         return best;
     }
 
