@@ -74,6 +74,12 @@ public sealed class OperatorConformanceTests
         Gemm("GemmColumnC", [3, 4], [4, 5], [3, 1]),
         Gemm("GemmTransA", [4, 3], [4, 5], [5], ("transA", 1)),
         Gemm("GemmNoC", [2, 6], [6, 3], null),
+        new ConformanceCase("GemmRuntimeB", new OnnxBuilder().Input("a", 3, 4).Input("b", 5, 4).Initializer("C", [1, 5], R(5, 6))
+            .Node("Gemm", ["a", "b", "C"], ["y"], ("transB", 1), ("alpha", 0.5f), ("beta", 2f)).Output("y"), [("a", [3, 4]), ("b", [5, 4])]),
+        new ConformanceCase("GemmRuntimeCTransA", new OnnxBuilder().Input("a", 4, 3).Input("c", 3, 1).Initializer("B", [4, 2], R(8, 6))
+            .Node("Gemm", ["a", "B", "c"], ["g"], ("transA", 1)).Node("Tanh", ["g"], ["y"]).Output("y"), [("a", [4, 3]), ("c", [3, 1])]),
+        new ConformanceCase("GemmRuntimeNoC", new OnnxBuilder(11).Input("a", 2, 3).Input("b", 3, 4)
+            .Node("Gemm", ["a", "b"], ["y"]).Output("y"), [("a", [2, 3]), ("b", [3, 4])]),
         new ConformanceCase("GemmRelu", new OnnxBuilder().Input("a", 2, 8).Initializer("B", [8, 4], R(32, 5)).Initializer("C", [4], R(4, 6))
             .Node("Gemm", ["a", "B", "C"], ["g"]).Node("Relu", ["g"], ["y"]).Output("y"), [("a", [2, 8])]),
 
@@ -127,6 +133,7 @@ public sealed class OperatorConformanceTests
         Binary("DivConst", "Div", [2, 3], [3], bConst: true),
         Binary("Pow", "Pow", [2, 3], [2, 3]),
         Binary("PowConstSquare", "Pow", [2, 3], [], bConst: true),
+        new ConformanceCase("PowIntegerExponent", new OnnxBuilder().Input("a", 2, 3).Initializer("e", [3]).Node("Pow", ["a", "e"], ["y"]).Output("y"), [("a", [2, 3])]),
         Binary("PRelu", "PRelu", [1, 3, 2, 2], [3, 1, 1], bConst: true),
         Binary("Max2", "Max", [2, 3], [3]),
         Binary("Min2", "Min", [2, 1], [1, 3]),

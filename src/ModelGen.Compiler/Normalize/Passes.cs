@@ -125,7 +125,7 @@ public static class Passes
             string input = act.Inputs[0];
             var producer = index.Producer(input);
             if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
-            if (producer.OpType is not ("Conv" or DenseOperator.Name or "BatchNormalization") && !Activations.BinaryNames.Contains(producer.OpType)) continue;
+            if (producer.OpType is not ("Conv" or DenseOperator.Name or "BatchNormalization" or "Gemm") && !Activations.BinaryNames.Contains(producer.OpType)) continue;
             if (index.Uses(input) != 1) continue;
             producer.Annotations["activation"] = act.Annotations["function"];
             index.Rewire(producer, act.Outputs[0]);

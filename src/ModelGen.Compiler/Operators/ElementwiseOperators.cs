@@ -79,8 +79,20 @@ public sealed class BinaryOperator(string opType) : Operator
 {
     public override string OpType { get; } = opType;
 
+    protected override bool AcceptsIntInput(Node node, int input) => OpType == "Pow" && input == 1;
+
     public override void InferShapes(Node node, Graph graph)
     {
+        // Pow's exponent may be an integer tensor (opset 12+): a constant one becomes float32.
+        if (OpType == "Pow" && graph[node.Inputs[1]] is { Type: ElementType.Int64 } e)
+        {
+            if (e.Constant is null) throw Error(graph, node, "an integer exponent computed at run time is not supported", ErrorCodes.UnsupportedDataType);
+            string name = node.Inputs[1] + ".float";
+            var v = graph.GetOrAdd(name);
+            v.Constant = new TensorData(e.Constant.Shape, [.. e.Constant.Ints.Select(i => (float)i)]);
+            v.Shape = e.Constant.Shape;
+            node.Inputs[1] = name;
+        }
         RequireInputs(graph, node, 2, 2);
         RejectAttributes(graph, node);
         var (a, b) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));

@@ -47,6 +47,18 @@ public sealed class GemmOperator : Operator
         }
         return [new TensorData([m, n], y)];
     }
+
+    /// <summary>Gemm with B or C computed at run time (constant ones become Dense during normalization).</summary>
+    public override void Lower(Node node, ILowering lowering)
+    {
+        var inputs = node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor).ToArray();
+        var k = lowering.AddNode("Gemm", "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
+        k.Attributes["transA"] = node.Int("transA", 0) != 0 ? "1" : "0";
+        k.Attributes["transB"] = node.Int("transB", 0) != 0 ? "1" : "0";
+        k.Attributes["alpha"] = node.Float("alpha", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        k.Attributes["beta"] = node.Float("beta", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+        if (node.Annotations.TryGetValue("activation", out var act)) k.Attributes["activation"] = act;
+    }
 }
 
 /// <summary>MatMul with numpy semantics: batched, broadcasting, 1-D operands promoted and the added axis removed.</summary>

@@ -16,7 +16,7 @@ internal static class KernelEmitter
     static readonly Dictionary<string, IKernel> Registered = new IKernel[]
     {
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
-        new AveragePoolKernel(),
+        new AveragePoolKernel(), new GemmKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
@@ -291,15 +291,15 @@ internal static class KernelEmitter
     }
 
     /// <summary>Index into an operand broadcast to the output shape, from the output's flat index i.</summary>
-    internal static string Index(int[] shape, int[] outShape)
+    internal static string Index(int[] shape, int[] outShape, string flat = "i")
     {
         long count = 1;
         foreach (int v in shape) count *= v;
         long outCount = 1;
         foreach (int v in outShape) outCount *= v;
-        if (count == outCount) return "i";
+        if (count == outCount) return flat;
         if (count == 1) return "0";
-        return BatchOffset(shape, outShape, "i");
+        return BatchOffset(shape, outShape, flat);
     }
 
     /// <summary>The dot product of two equal-length spans, widest SIMD first (the JIT keeps one branch).</summary>

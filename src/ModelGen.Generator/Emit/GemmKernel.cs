@@ -1,0 +1,35 @@
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>Gemm with operands computed at run time: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]).</summary>
+internal sealed class GemmKernel : IKernel
+{
+    public string Kernel => "Gemm";
+
+    public string InputName(int i) => new[] { "a", "b", "c" }[i];
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        bool ta = k.Attr("transA") == "1", tb = k.Attr("transB") == "1";
+        string alpha = KernelContext.F(k.Float("alpha")), beta = KernelContext.F(k.Float("beta"));
+        int m = k.Y.Shape[0], n = k.Y.Shape[1];
+        int kk = ta ? k.Inputs[0].Shape[0] : k.Inputs[0].Shape[1];
+        bool hasC = k.Inputs.Length > 2;
+        w.Line($"// Gemm: y[{m}, {n}] = {alpha}·a{(ta ? "ᵀ" : "")}·b{(tb ? "ᵀ" : "")}{(hasC ? $" + {beta}·c{CodeWriter.Shape(k.Inputs[2].Shape)}" : "")}, inner dimension {kk}{k.ActName()}.");
+        k.OpenMethod();
+        w.Open($"for (int i = 0; i < {m}; i++)");
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        w.Line("float sum = 0f;");
+        string aIndex = ta ? $"p * {m} + i" : $"i * {kk} + p";
+        string bIndex = tb ? $"j * {kk} + p" : $"p * {n} + j";
+        w.Line($"for (int p = 0; p < {kk}; p++) sum += a[{aIndex}] * b[{bIndex}];");
+        string c = hasC ? $" + {beta} * c[{KernelEmitter.Index(k.Inputs[2].Shape, new[] { m, n }, $"(i * {n} + j)")}]" : "";
+        w.Line($"float v = {alpha} * sum{c};");
+        w.Line($"y[i * {n} + j] = {k.Act()};");
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+}
