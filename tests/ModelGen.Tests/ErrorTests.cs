@@ -151,3 +151,39 @@ public sealed class ErrorTests
         Assert.Equal(ErrorCodes.BadOption, Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = ok, ClassName = "class" })).Code);
     }
 }
+
+/// <summary>Hostile shapes of graphs: very many nodes, deep chains in reverse file order, padding that explodes.</summary>
+public sealed class HostileGraphTests
+{
+    [Fact]
+    public void TooManyNodesIsRefusedUpFront()
+    {
+        var b = new OnnxBuilder().Input("x", 1, 2);
+        string prev = "x";
+        for (int i = 0; i < Compiler.Import.OnnxImporter.MaxNodes + 1; i++) { b.Node("Relu", [prev], ["v" + i]); prev = "v" + i; }
+        string path = b.Output(prev).Save();
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = path }));
+        Assert.Equal(ErrorCodes.TooLarge, e.Code);
+    }
+
+    [Fact]
+    public void ALongChainInReverseFileOrderCompilesInLinearTime()
+    {
+        // 20,000 nodes listed last-first: a quadratic topological sort would take minutes.
+        var b = new OnnxBuilder().Input("x", 1, 2);
+        const int count = 20_000;
+        for (int i = count - 1; i >= 0; i--) b.Node(i % 2 == 0 ? "Relu" : "Neg", [i == 0 ? "x" : "v" + (i - 1)], ["v" + i]);
+        string path = b.Output("v" + (count - 1)).Save();
+        var graph = ModelCompiler.Import(path);
+        Assert.Equal(count, graph.Nodes.Count);
+        Assert.Equal("x", graph.Nodes[0].Inputs[0]);
+    }
+
+    [Fact]
+    public void PaddingToAGiganticTensorIsRefused()
+    {
+        string path = new OnnxBuilder().Input("x", 1, 2).Initializer("p", [0, 0, 0, 1 << 29]).Node("Pad", ["x", "p"], ["y"]).Output("y").Save();
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = path }));
+        Assert.True(e.Code is ErrorCodes.TooLarge or ErrorCodes.ShapeMismatch, e.Canonical);
+    }
+}

@@ -1,0 +1,112 @@
+using ModelGen.Compiler;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Normalize;
+using ModelGen.Tests.Support;
+
+namespace ModelGen.Tests;
+
+/// <summary>Each normalization pass on its own: the graph's shape after it, and unchanged outputs.</summary>
+public sealed class PassTests
+{
+    static float[] R(int n, int seed) => OnnxBuilder.Random(n, seed);
+
+    /// <summary>Runs <paramref name="pass"/> and checks the evaluator gives the same outputs before and after.</summary>
+    static Graph Check(OnnxBuilder model, Action<Graph> pass, params (string Name, int[] Shape)[] inputs)
+    {
+        var graph = ModelCompiler.Import(model.Save());
+        var feed = inputs.Select((x, k) => (x.Name, Data: new TensorData(x.Shape, R(x.Shape.Aggregate(1, (a, b) => a * b), 50 + k))))
+            .ToDictionary(x => x.Name, x => x.Data);
+        var before = ReferenceEvaluator.Run(graph, feed);
+        pass(graph);
+        var after = ReferenceEvaluator.Run(graph, feed);
+        foreach (var (name, expected) in before)
+            Tolerance.AssertClose(expected.Floats, after[name].Floats, name, 1e-5, 1e-6);
+        return graph;
+    }
+
+    [Fact]
+    public void ConstantFoldingLeavesOnlyRunTimeNodesOfTheShapeChain()
+    {
+        var model = new OnnxBuilder().Input("x", 2, 3, 4)
+            .Node("Shape", ["x"], ["s"]).ScalarInitializer("zero", 0).Node("Gather", ["s", "zero"], ["n"])
+            .Initializer("axes", [0]).Node("Unsqueeze", ["n", "axes"], ["n1"]).Initializer("minus1", [-1])
+            .Node("Concat", ["n1", "minus1"], ["shape"], ("axis", 0)).Node("Reshape", ["x", "shape"], ["r"])
+            .Node("Constant", [], ["c"], ("value_float", 2f)).Node("Mul", ["r", "c"], ["y"]).Output("y");
+        var graph = ModelCompiler.Import(model.Save());
+        Assert.Equal(["Reshape", "Mul"], graph.Nodes.Select(n => n.OpType));
+        Assert.Equal([2L, -1L], graph["shape"].Constant!.Ints);
+        Assert.Equal([2, 12], graph["y"].Shape!);
+    }
+
+    [Fact]
+    public void BatchNormalizationFoldsIntoTheConvBeforeIt()
+    {
+        var model = new OnnxBuilder().Input("x", 1, 2, 5, 5).Initializer("w", [3, 2, 3, 3], R(54, 1))
+            .Initializer("scale", [3], R(3, 2)).Initializer("B", [3], R(3, 3)).Initializer("mean", [3], R(3, 4))
+            .Initializer("var", [3], [.. R(3, 5).Select(v => 1 + Math.Abs(v))])
+            .Node("Conv", ["x", "w"], ["c"]).Node("BatchNormalization", ["c", "scale", "B", "mean", "var"], ["y"]).Output("y");
+        var graph = Check(model, Passes.FoldBatchNormalization, ("x", [1, 2, 5, 5]));
+        var conv = Assert.Single(graph.Nodes);
+        Assert.Equal("Conv", conv.OpType);
+        Assert.Equal("y", conv.Outputs[0]);
+        Assert.Equal(3, conv.Inputs.Count);
+    }
+
+    [Fact]
+    public void ActivationsFuseIntoTheirProducerOnlyWhenNothingElseReadsIt()
+    {
+        var model = new OnnxBuilder().Input("x", 1, 2, 5, 5).Initializer("w", [3, 2, 3, 3], R(54, 1))
+            .Node("Conv", ["x", "w"], ["c"]).Node("Relu", ["c"], ["r"])
+            .Node("Add", ["r", "r"], ["s"]).Node("Sigmoid", ["s"], ["t"]).Node("Tanh", ["s"], ["u"]).Node("Add", ["t", "u"], ["y"]).Output("y");
+        var graph = Check(model, Passes.FuseActivations, ("x", [1, 2, 5, 5]));
+        Assert.Equal(["Conv", "Add", "Sigmoid", "Tanh", "Add"], graph.Nodes.Select(n => n.OpType));
+        Assert.StartsWith("Relu", graph.Nodes[0].Annotations["activation"]);
+        Assert.False(graph.Nodes[1].Annotations.ContainsKey("activation")); // s has two readers
+    }
+
+    [Fact]
+    public void MatMulAndBiasAddBecomeOneDenseNode()
+    {
+        var model = new OnnxBuilder().Input("x", 3, 4).Initializer("W", [4, 5], R(20, 1)).Initializer("b", [5], R(5, 2))
+            .Node("MatMul", ["x", "W"], ["m"]).Node("Add", ["m", "b"], ["y"]).Output("y");
+        var graph = Check(model, Passes.MatMulAddToDense, ("x", [3, 4]));
+        var dense = Assert.Single(graph.Nodes);
+        Assert.Equal("Dense", dense.OpType);
+        Assert.Equal([5, 4], graph[dense.Inputs[1]].Shape!);
+        Assert.Equal(3, dense.Inputs.Count);
+    }
+
+    [Fact]
+    public void GemmWithConstantWeightsBecomesDenseWithAlphaAndBetaFolded()
+    {
+        var model = new OnnxBuilder().Input("x", 3, 4).Initializer("B", [5, 4], R(20, 1)).Initializer("C", [5], R(5, 2))
+            .Node("Gemm", ["x", "B", "C"], ["y"], ("transB", 1), ("alpha", 0.5f), ("beta", -2f)).Output("y");
+        var graph = Check(model, Passes.GemmToDense, ("x", [3, 4]));
+        Assert.Equal("Dense", Assert.Single(graph.Nodes).OpType);
+    }
+
+    [Fact]
+    public void VariadicNodesSplitIntoBinaryChains()
+    {
+        var model = new OnnxBuilder().Input("a", 2, 3).Input("b", 3).Input("c", 2, 1).Input("d", 1)
+            .Node("Mean", ["a", "b", "c", "d"], ["y"]).Output("y");
+        var graph = Check(model, Passes.SplitVariadic, ("a", [2, 3]), ("b", [3]), ("c", [2, 1]), ("d", [1]));
+        Assert.Equal(["Add", "Add", "Add", "Mul"], graph.Nodes.Select(n => n.OpType));
+    }
+
+    [Fact]
+    public void IdentityDropoutReshapeAndFlattenCostNothing()
+    {
+        var model = new OnnxBuilder().Input("x", 2, 6).Initializer("shape", [3, 4])
+            .Node("Relu", ["x"], ["r"]).Node("Identity", ["r"], ["i"]).Node("Dropout", ["i"], ["d"])
+            .Node("Reshape", ["d", "shape"], ["s"]).Node("Flatten", ["s"], ["f"]).Node("Sigmoid", ["f"], ["y"]).Output("y");
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model.Save() });
+        Assert.Equal(["Unary", "Unary"], artifact.Nodes.Select(n => n.Kernel));
+        // The Relu writes the one arena buffer that Identity, Dropout, Reshape and Flatten all name.
+        var relu = artifact.Tensors[artifact.Nodes[0].Outputs[0]];
+        var sigmoidInput = artifact.Tensors[artifact.Nodes[1].Inputs[0]];
+        Assert.Equal(relu.Offset, sigmoidInput.Offset);
+        Assert.Equal(64, artifact.ScratchBytes); // one buffer of 12 floats, rounded up to the 64-byte alignment
+    }
+}
