@@ -11,8 +11,8 @@ namespace ModelGen.Compiler.Import;
 /// </summary>
 public static class OnnxImporter
 {
-    public const long MinOpset = 7;
-    public const long MaxOpset = 21;
+    public const long MinOpset = 1;
+    public const long MaxOpset = 23;
     /// <summary>No tensor may hold more elements than a .NET span can index.</summary>
     public const long MaxElements = 1 << 28;
     /// <summary>More nodes than any real model has; bounds the compiler's work on hostile files.</summary>

@@ -343,7 +343,8 @@ public sealed class ConcatOperator : DataMovementOperator
         RejectAttributes(graph, node, "axis");
         var inputs = node.Inputs.Where(i => i.Length > 0).Select(i => graph[i].Shape ?? throw Error(graph, node, "an input has no shape")).ToList();
         if (inputs.Count == 0) throw Error(graph, node, "takes at least one input", ErrorCodes.InvalidGraph);
-        if (!node.Has("axis")) throw Error(graph, node, "axis is required", ErrorCodes.InvalidGraph);
+        if (!node.Has("axis") && graph.Opset >= 4) throw Error(graph, node, "axis is required", ErrorCodes.InvalidGraph);
+        if (!node.Has("axis")) node.Attributes["axis"] = new Onnx.Proto.AttributeProto { Name = "axis", Type = Onnx.Proto.AttributeProto.Types.AttributeType.Int, I = 1 }; // opsets 1-3 default
         int axis = NormalizeAxis(graph, node, node.Int("axis", 0), inputs[0].Length);
         if (axis >= inputs[0].Length) throw Error(graph, node, "axis out of range");
         foreach (var s in inputs)

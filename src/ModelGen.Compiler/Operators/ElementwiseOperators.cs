@@ -94,14 +94,47 @@ public sealed class BinaryOperator(string opType) : Operator
             node.Inputs[1] = name;
         }
         RequireInputs(graph, node, 2, 2);
-        RejectAttributes(graph, node);
+        RejectAttributes(graph, node, graph.Opset < 7 ? ["broadcast", "axis"] : []);
         var (a, b) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));
+        if (graph.Opset < 7) b = LegacyBroadcast(graph, node, a, b);
         var shape = Broadcast.Shape(a, b) ?? throw Error(graph, node, $"shapes [{string.Join(",", a)}] and [{string.Join(",", b)}] do not broadcast");
         if (OpType == "PRelu" && !shape.SequenceEqual(a)) throw Error(graph, node, "the slope must broadcast to the input's shape");
         SetOutput(graph, node, 0, shape);
     }
 
-    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) => [Apply(OpType, inputs[0]!, inputs[1]!)];
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var b = inputs[1]!;
+        if (node.Annotations.TryGetValue("bshape", out var aligned))
+            b = new TensorData(aligned.Length == 0 ? [] : [.. aligned.Split(',').Select(int.Parse)], b.Floats);
+        return [Apply(OpType, inputs[0]!, b)];
+    }
+
+    /// <summary>
+    /// Opsets 1-6: without broadcast=1 the shapes must be equal; with it, B's shape lines up with A's
+    /// axes from <c>axis</c> (default: the trailing axes), which numpy broadcasting expresses as B
+    /// with 1s appended. The aligned shape is kept in the node's "bshape" annotation.
+    /// </summary>
+    static int[] LegacyBroadcast(Graph graph, Node node, int[] a, int[] b)
+    {
+        if (node.OpType == "PRelu")
+        {
+            // PRelu-6: one slope for all, or one per channel (axis 1).
+            if (b.Length == 1 && a.Length > 1 && b[0] == a[1]) { node.Annotations["bshape"] = string.Join(",", [b[0], .. Enumerable.Repeat(1, a.Length - 2)]); return [b[0], .. Enumerable.Repeat(1, a.Length - 2)]; }
+            if (TensorData.Size(b) == 1) { node.Annotations["bshape"] = ""; return []; }
+        }
+        if (node.Int("broadcast", 0) == 0)
+        {
+            if (!a.SequenceEqual(b)) throw Error(graph, node, "shapes differ and broadcast is not set (opset < 7)");
+            return b;
+        }
+        long axis = node.Has("axis") ? node.Int("axis", 0) : a.Length - b.Length;
+        if (axis < 0) axis += a.Length;
+        if (axis < 0 || axis + b.Length > a.Length) throw Error(graph, node, $"axis {axis} does not fit B of rank {b.Length} in A of rank {a.Length}");
+        int[] aligned = [.. b, .. Enumerable.Repeat(1, (int)(a.Length - axis - b.Length))];
+        node.Annotations["bshape"] = string.Join(",", aligned);
+        return aligned;
+    }
 
     public static TensorData Apply(string op, TensorData a, TensorData b)
     {

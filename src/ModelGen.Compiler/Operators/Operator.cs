@@ -63,7 +63,8 @@ public abstract class Operator
     protected static void RejectAttributes(Graph graph, Node node, params string[] known)
     {
         foreach (var name in node.Attributes.Keys)
-            if (Array.IndexOf(known, name) < 0)
+            // consumed_inputs (opsets 1-5) only described in-place updates for training: no meaning here.
+            if (Array.IndexOf(known, name) < 0 && name != "consumed_inputs")
                 throw Error(graph, node, $"attribute '{name}' is not supported (supported: {string.Join(", ", known)})", ErrorCodes.UnsupportedAttribute);
     }
 

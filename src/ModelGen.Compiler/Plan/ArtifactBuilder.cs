@@ -113,6 +113,7 @@ public sealed class ArtifactBuilder : ILowering
             {
                 var n = AddNode("Binary", node.OpType, node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
                 n.Attributes["op"] = node.OpType;
+                if (node.Annotations.TryGetValue("bshape", out var bshape)) n.Attributes["bshape"] = bshape;
                 Activation(n, node);
                 return;
             }

@@ -283,7 +283,9 @@ internal static class KernelEmitter
         w.Line($"// {op}: y{CodeWriter.Shape(y.Shape)} = {Activations.BinaryExpression(op, "a", "b")} for a{CodeWriter.Shape(a.Shape)}, b{CodeWriter.Shape(b.Shape)} (numpy broadcasting){ActName(node)}.");
         w.Open($"public static void {name}({sig})");
         w.Open($"for (int i = 0; i < {count}; i++)");
-        w.Line($"float left = a[{Index(a.Shape, y.Shape)}], right = b[{Index(b.Shape, y.Shape)}];");
+        // Opsets 1-6 line B up with A's axes from a given axis: "bshape" is B's shape so aligned.
+        int[] bShape = node.Attributes.TryGetValue("bshape", out var aligned) ? ArtifactText.ParseInts(aligned) : b.Shape;
+        w.Line($"float left = a[{Index(a.Shape, y.Shape)}], right = b[{Index(bShape, y.Shape)}];");
         w.Line($"float v = {Activations.BinaryExpression(op, "left", "right")};");
         w.Line($"y[i] = {Act(node)};");
         w.Close();
