@@ -42,6 +42,7 @@ public static class ArtifactText
             if (t.Storage == TensorStorage.Arena)
                 Bare(sb, "offset", t.Offset.ToString(CultureInfo.InvariantCulture));
             Bare(sb, "shape", Ints(t.Shape));
+            if (t.IsInt64) Bare(sb, "type", "int64");
             if (t.Storage == TensorStorage.Weight)
                 Bare(sb, "data", Convert.ToBase64String(t.Data ?? new byte[0]));
             sb.Append('\n');
@@ -117,6 +118,9 @@ public static class ArtifactText
                         if (fields.TryGetValue("index", out string? index)) t.Index = int.Parse(index, CultureInfo.InvariantCulture);
                         if (fields.TryGetValue("offset", out string? offset)) t.Offset = long.Parse(offset, CultureInfo.InvariantCulture);
                         if (fields.TryGetValue("data", out string? data)) t.Data = Convert.FromBase64String(data);
+                        if (fields.TryGetValue("type", out string? type))
+                            t.IsInt64 = type == "int64" ? true : throw new FormatException($"unknown element type '{type}'");
+                        if (t.IsInt64 && t.Storage != TensorStorage.Input) throw new FormatException("only inputs may be int64");
                         model.Tensors.Add(t);
                         break;
                     case "node":

@@ -52,6 +52,8 @@ public sealed class ArtifactTensor
     public int Index { get; set; }
     public long Offset { get; set; }
     public int[] Shape { get; set; } = new int[0];
+    /// <summary>True for an int64 graph input (indices); every other tensor is float32.</summary>
+    public bool IsInt64 { get; set; }
     /// <summary>Little-endian float32 elements, weights only.</summary>
     public byte[]? Data { get; set; }
 
@@ -79,7 +81,7 @@ public sealed class ArtifactBinding
 /// <summary>One kernel of the schedule.</summary>
 public sealed class ArtifactNode
 {
-    /// <summary>Kernel kind: Conv, MaxPool, Dense, MatMul, Add, Relu, Copy.</summary>
+    /// <summary>Kernel kind (docs/artifact-format.md lists them).</summary>
     public string Kernel { get; set; } = "";
     /// <summary>The ONNX node name (untrusted text) and operator this kernel computes.</summary>
     public string Name { get; set; } = "";

@@ -140,11 +140,18 @@ public sealed class ErrorTests
     public void NonFloatInputAndBadOptionsAreReported()
     {
         var b = new OnnxBuilder().Input("x", 1, 2);
-        b.Model.Graph.Input[0].Type.TensorType.ElemType = 7; // int64
+        b.Model.Graph.Input[0].Type.TensorType.ElemType = 11; // double
         string path = b.Node("Relu", ["x"], ["y"]).Output("y").Save();
         var e = Fails(path);
         Assert.Equal(ErrorCodes.UnsupportedDataType, e.Code);
-        Assert.Contains("int64", e.Message);
+        Assert.Contains("double", e.Message);
+
+        // int64 inputs are for indices; arithmetic on them is refused at the node.
+        var ints = new OnnxBuilder().Input("x", 1, 2);
+        ints.Model.Graph.Input[0].Type.TensorType.ElemType = 7;
+        e = Fails(ints.Node("Relu", ["x"], ["y"]).NamedLast("relu_on_ints").Output("y").Save());
+        Assert.Equal(ErrorCodes.UnsupportedDataType, e.Code);
+        Assert.Contains("'relu_on_ints'", e.Message);
 
         string ok = new OnnxBuilder().Input("x", 1, 2).Node("Relu", ["x"], ["y"]).Output("y").Save();
         Assert.Equal(ErrorCodes.BadOption, Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = ok, Simd = "avx9000" })).Code);

@@ -29,7 +29,7 @@ public sealed class LegacyOpsetTests
             .Node("PRelu", ["x", "slope"], ["y"]).Output("y");
         var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model.Save(), ClassName = "LegacyPRelu", Namespace = "Legacy" });
         var y = new float[4];
-        GeneratedModels.Build(artifact).Run(artifact, [[-2f, 3f, -4f, 5f]], [y]);
+        GeneratedModels.Build(artifact).Run(artifact, [new[] { -2f, 3f, -4f, 5f }], [y]);
         Assert.Equal([-1f, 3f, 4f, 5f], y);
     }
 

@@ -41,9 +41,10 @@ public static class OnnxImporter
             if (graph.Values.TryGetValue(input.Name, out var existing) && existing.IsConstant) continue; // an initializer listed as input (IR < 4): a constant for us
             var v = graph.GetOrAdd(input.Name);
             var tt = input.Type?.TensorType ?? throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' is not a tensor; only tensor inputs are supported");
-            if (tt.ElemType != (int)TensorProto.Types.DataType.Float)
-                throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' has element type {DataTypeName(tt.ElemType)}; only float32 inputs are supported");
-            v.Type = ElementType.Float32;
+            // int64 inputs carry indices (token ids for an embedding Gather); everything computed is float32.
+            if (tt.ElemType != (int)TensorProto.Types.DataType.Float && tt.ElemType != (int)TensorProto.Types.DataType.Int64)
+                throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' has element type {DataTypeName(tt.ElemType)}; inputs must be float32 (or int64 indices)");
+            v.Type = tt.ElemType == (int)TensorProto.Types.DataType.Int64 ? ElementType.Int64 : ElementType.Float32;
             v.Shape = InputShape(input, tt, batchSize, modelPath);
             graph.Inputs.Add(input.Name);
         }

@@ -300,10 +300,12 @@ public sealed class GatherOperator : DataMovementOperator
         RequireInputs(graph, node, 2, 2);
         RejectAttributes(graph, node, "axis");
         var x = ShapeOf(graph, node, 0);
-        var indices = ConstantInts(graph, node, 1, "indices")!;
         int axis = NormalizeAxis(graph, node, node.Int("axis", 0), x.Length);
         if (axis >= x.Length) throw Error(graph, node, "axis out of range");
-        foreach (long i in indices)
+        var indexValue = graph[node.Inputs[1]];
+        if (indexValue.Type != ElementType.Int64) throw Error(graph, node, "indices must be integers", ErrorCodes.UnsupportedDataType);
+        // Indices given at run time (token ids into an embedding table) are checked by the kernel.
+        foreach (long i in indexValue.Constant?.Ints ?? [])
             if (i < -x[axis] || i >= x[axis]) throw Error(graph, node, $"index {i} is out of range for axis {axis} of size {x[axis]}");
         var indexShape = graph[node.Inputs[1]].Shape!;
         SetOutput(graph, node, 0, [.. x[..axis], .. indexShape, .. x[(axis + 1)..]], graph[node.Inputs[0]].Type);
@@ -325,12 +327,28 @@ public sealed class GatherOperator : DataMovementOperator
         var x = inputs[0]!;
         var idx = inputs[1]!;
         int axis = (int)(node.Int("axis", 0) is var a && a < 0 ? a + x.Shape.Length : a);
+        foreach (long i in idx.Ints)
+            if (i < -x.Shape[axis] || i >= x.Shape[axis]) throw new ArgumentOutOfRangeException(node.Inputs[1], $"index {i} is outside the {x.Shape[axis]} entries of axis {axis}");
         int[] outShape = [.. x.Shape[..axis], .. idx.Shape, .. x.Shape[(axis + 1)..]];
         return [Plan(node, x.Shape, idx.Ints).Apply(x, outShape)];
     }
 
-    public override void Lower(Node node, ILowering lowering) =>
-        LowerRemap(node, lowering, Plan(node, lowering.Graph[node.Inputs[0]].Shape!, lowering.Graph[node.Inputs[1]].Constant!.Ints));
+    public override void Lower(Node node, ILowering lowering)
+    {
+        var g = lowering.Graph;
+        var x = g[node.Inputs[0]].Shape!;
+        if (g[node.Inputs[1]].Constant is { } constant)
+        {
+            LowerRemap(node, lowering, Plan(node, x, constant.Ints));
+            return;
+        }
+        RequireFloatAtRunTime(node, lowering);
+        int axis = (int)(node.Int("axis", 0) is var a && a < 0 ? a + x.Length : a);
+        var n = lowering.AddNode("GatherRows", "Gather", node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
+        n.Attributes["outer"] = TensorData.Size(x[..axis]).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        n.Attributes["axis"] = x[axis].ToString(System.Globalization.CultureInfo.InvariantCulture);
+        n.Attributes["inner"] = TensorData.Size(x[(axis + 1)..]).ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
 }
 
 /// <summary>Concat along an axis: each input is copied into its slab of the output.</summary>

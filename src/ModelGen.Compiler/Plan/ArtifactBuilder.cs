@@ -47,6 +47,7 @@ public sealed class ArtifactBuilder : ILowering
             int id = Tensor(_graph.Inputs[i]);
             _artifact.Tensors[id].Storage = TensorStorage.Input;
             _artifact.Tensors[id].Index = i;
+            _artifact.Tensors[id].IsInt64 = _graph[_graph.Inputs[i]].Type == ElementType.Int64;
             _artifact.Inputs.Add(new ArtifactBinding { Tensor = id, Name = _graph.Inputs[i], Parameter = Identifiers.Unique(Identifiers.Camel(_graph.Inputs[i], "input"), taken) });
         }
         // Outputs get their tensors now so a node writing an output writes the caller's span directly.

@@ -16,7 +16,7 @@ internal static class KernelEmitter
     static readonly Dictionary<string, IKernel> Registered = new IKernel[]
     {
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
-        new AveragePoolKernel(), new GemmKernel(),
+        new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
@@ -25,7 +25,7 @@ internal static class KernelEmitter
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
         Registered.TryGetValue(node.Kernel, out var registered);
-        string sig = string.Join(", ", inputs.Select((t, i) => "global::System.ReadOnlySpan<float> " + (registered is null ? InputName(node.Kernel, i) : registered.InputName(i)))
+        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{(t.IsInt64 ? "long" : "float")}> " + (registered is null ? InputName(node.Kernel, i) : registered.InputName(i)))
             .Concat(outputs.Select((t, i) => "global::System.Span<float> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");

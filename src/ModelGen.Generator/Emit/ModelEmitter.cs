@@ -83,7 +83,7 @@ public static class ModelEmitter
             _w.Line("/// </summary>");
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
-            foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): float32 {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
+            foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
             foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): float32 {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
             _w.Line($"/// <para>Weights: {CodeWriter.N(WeightBytes)} bytes embedded; scratch: {CodeWriter.N(_m.ScratchBytes)} bytes; {CodeWriter.N(_m.Nodes.Count)} kernels.</para>");
             _w.Line("/// </remarks>");
@@ -115,14 +115,14 @@ public static class ModelEmitter
             _w.Line();
         }
 
-        string InParams() => string.Join(", ", _m.Inputs.Select(b => "global::System.ReadOnlySpan<float> " + b.Parameter));
+        string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
         string OutParams() => string.Join(", ", _m.Outputs.Select(b => "global::System.Span<float> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
 
         void ParamDocs()
         {
             foreach (var b in _m.Inputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
             foreach (var b in _m.Outputs)
                 _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
         }

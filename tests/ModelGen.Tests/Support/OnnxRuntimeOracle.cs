@@ -30,5 +30,12 @@ public sealed class OnnxRuntimeOracle : IDisposable
         }
     }
 
+    /// <summary>Runs with inputs of any element type the caller builds (float32 or int64).</summary>
+    public float[][] Run(params (string Name, OrtValue Value)[] inputs)
+    {
+        using var results = _session.Run(new RunOptions(), inputs.Select(i => i.Name).ToList(), inputs.Select(i => i.Value).ToList(), _session.OutputNames);
+        return [.. results.Select(r => r.GetTensorDataAsSpan<float>().ToArray())];
+    }
+
     public void Dispose() => _session.Dispose();
 }

@@ -1,0 +1,27 @@
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>Gather with indices given at run time (an embedding lookup): each index selects a slab of x, copied whole.</summary>
+internal sealed class GatherRowsKernel : IKernel
+{
+    public string Kernel => "GatherRows";
+
+    public string InputName(int i) => i == 0 ? "x" : "indices";
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        int outer = k.Int("outer"), axis = k.Int("axis"), inner = k.Int("inner");
+        long count = k.Inputs[1].ElementCount;
+        w.Line($"// Gather: y{CodeWriter.Shape(k.Y.Shape)} = x{CodeWriter.Shape(k.Inputs[0].Shape)} at {count} run-time indices along an axis of {axis} (negative ones count from the end).");
+        k.OpenMethod();
+        w.Open($"for (int j = 0; j < {count}; j++)");
+        w.Line("long index = indices[j];");
+        w.Line($"if (index < 0) index += {axis};");
+        w.Line($"if ((ulong)index >= {axis}UL) throw new global::System.ArgumentOutOfRangeException(nameof(indices), indices[j], \"An index is outside the {axis} entries it selects from.\");");
+        w.Line($"for (int o = 0; o < {outer}; o++) x.Slice((o * {axis} + (int)index) * {inner}, {inner}).CopyTo(y.Slice((o * {count} + j) * {inner}, {inner}));");
+        w.Close();
+        w.Close();
+    }
+}
