@@ -62,6 +62,18 @@ public sealed class NormalizationConformanceTests
         new("LayerNormalizationBroadcastScale", new OnnxBuilder(17).Input("x", 2, 3, 4).Initializer("s", [1, 4], R(4, 5)).Initializer("b", [4], R(4, 6))
             .Node("LayerNormalization", ["x", "s", "b"], ["y"], ("axis", -2)).Output("y"), [("x", [2, 3, 4])]),
         Unary("LrnSize3", "LRN", [1, 5, 3, 3], 13, ("size", 3)),
+        Unary("AveragePoolDilations", "AveragePool", [1, 2, 7, 7], 19, ("kernel_shape", new[] { 2, 2 }), ("dilations", new[] { 2, 2 }), ("pads", new[] { 1, 1, 1, 1 })),
+        Unary("AveragePoolDilationsCounted", "AveragePool", [1, 1, 8, 8], 19, ("kernel_shape", new[] { 3, 3 }), ("dilations", new[] { 2, 1 }), ("pads", new[] { 1, 1, 2, 2 }), ("count_include_pad", 1), ("strides", new[] { 2, 2 })),
+        new("BatchNormRuntimeStatistics", new OnnxBuilder().Input("x", 2, 3, 2, 2).Input("scale", 3).Input("B", 3).Input("mean", 3).Input("v", 3)
+            .Node("Abs", ["v"], ["va"]).Initializer("half", [], [0.5f]).Node("Add", ["va", "half"], ["var"])
+            .Node("BatchNormalization", ["x", "scale", "B", "mean", "var"], ["y"]).Output("y"),
+            [("x", [2, 3, 2, 2]), ("scale", [3]), ("B", [3]), ("mean", [3]), ("v", [3])]),
+        new("InstanceNormalizationRuntimeScale", new OnnxBuilder().Input("x", 1, 2, 3, 3).Input("s", 2).Input("b", 2)
+            .Node("InstanceNormalization", ["x", "s", "b"], ["y"]).Output("y"), [("x", [1, 2, 3, 3]), ("s", [2]), ("b", [2])]),
+        new("LayerNormalizationStatistics", new OnnxBuilder(17).Input("x", 2, 3, 4).Input("s", 3, 4)
+            .Node("LayerNormalization", ["x", "s"], ["y", "mean", "inv"], ("axis", 1)).Output("y").Output("mean").Output("inv"),
+            [("x", [2, 3, 4]), ("s", [3, 4])]),
+        new("ConstantOnlyModel", new OnnxBuilder().Node("Constant", [], ["c"], ("value", OnnxBuilder.Tensor("c", [2, 2], [1f, -2f, 3f, -4f]))).Node("Relu", ["c"], ["y"]).Output("y"), []),
         Unary("LrnSize5Attributes", "LRN", [2, 6, 2, 2], 13, ("size", 5), ("alpha", 0.01f), ("beta", 0.5f), ("bias", 2f)),
     ];
 

@@ -18,7 +18,7 @@ public static class ReferenceEvaluator
             var given = inputs[name];
             if (given.Count != TensorData.Size(graph[name].Shape!))
                 throw new ArgumentException($"input '{name}' needs {TensorData.Size(graph[name].Shape!)} elements, got {given.Count}");
-            values[name] = new TensorData(graph[name].Shape!, given.Floats);
+            values[name] = given.Type == ElementType.Float32 ? new TensorData(graph[name].Shape!, given.Floats) : new TensorData(graph[name].Shape!, given.Ints);
         }
         TensorData Lookup(string name) => values.TryGetValue(name, out var t) ? t : graph[name].Constant ?? throw new KeyNotFoundException(name);
         foreach (var node in graph.Nodes)

@@ -48,8 +48,6 @@ public static class OnnxImporter
             v.Shape = InputShape(input, tt, batchSize, modelPath);
             graph.Inputs.Add(input.Name);
         }
-        if (graph.Inputs.Count == 0)
-            throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no inputs besides initializers; nothing to compute at run time");
 
         if (g.Node.Count > MaxNodes)
             throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"the graph has {g.Node.Count} nodes; ModelGen compiles at most {MaxNodes}");

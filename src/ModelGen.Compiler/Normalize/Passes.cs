@@ -152,7 +152,8 @@ public static class Passes
                 && (!producer.HasInput(2) || graph[producer.Inputs[2]].Constant!.Shape.Length == 1);
             if (!conv && !dense) continue;
             var w = graph[producer.Inputs[1]].Constant;
-            if (w is null) continue;
+            if (w is null || bn.Inputs.Skip(1).Take(4).Any(i => graph[i].Constant is null)) continue;
+            if (producer.HasInput(2) && graph[producer.Inputs[2]].Constant is null) continue;
             var (a, shift) = BatchNormalizationOperator.Affine(bn, graph[bn.Inputs[1]].Constant!, graph[bn.Inputs[2]].Constant!, graph[bn.Inputs[3]].Constant!, graph[bn.Inputs[4]].Constant!);
             int channels = w.Shape[0];
             long per = w.Count / channels;

@@ -193,19 +193,30 @@ public sealed class AveragePoolOperator : Operator
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);
-        RejectAttributes(graph, node, "auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides");
+        RejectAttributes(graph, node, "auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", "dilations");
         var x = ShapeOf(graph, node, 0);
         var geo = MaxPoolOperator.Geometry(graph, node, x);
         SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
     }
 
-    /// <summary>The divisor of output (oh, ow): shared by the evaluator and (as literals) the kernel.</summary>
+    /// <summary>
+    /// The divisor of output (oh, ow): the window's taps inside the input, or (count_include_pad) inside
+    /// the padded input up to its far edge. Shared by the evaluator and (as the same loop) the kernel.
+    /// </summary>
     public static int Divisor(WindowGeometry g, bool includePad, int oh, int ow)
     {
-        int hs = oh * g.StrideH - g.PadTop, ws = ow * g.StrideW - g.PadLeft;
-        int he = Math.Min(hs + g.KernelH, g.InH + g.PadBottom), we = Math.Min(ws + g.KernelW, g.InW + g.PadRight);
-        if (includePad) return (he - hs) * (we - ws);
-        return (Math.Min(he, g.InH) - Math.Max(hs, 0)) * (Math.Min(we, g.InW) - Math.Max(ws, 0));
+        static int Taps(int start, int kernel, int dilation, int size, int padEnd, bool includePad)
+        {
+            int count = 0;
+            for (int k = 0; k < kernel; k++)
+            {
+                int i = start + k * dilation;
+                if (includePad ? i < size + padEnd : i >= 0 && i < size) count++;
+            }
+            return count;
+        }
+        return Taps(oh * g.StrideH - g.PadTop, g.KernelH, g.DilationH, g.InH, g.PadBottom, includePad)
+             * Taps(ow * g.StrideW - g.PadLeft, g.KernelW, g.DilationW, g.InW, g.PadRight, includePad);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
@@ -222,11 +233,11 @@ public sealed class AveragePoolOperator : Operator
             double sum = 0;
             for (int kh = 0; kh < geo.KernelH; kh++)
             {
-                int ih = oh * geo.StrideH - geo.PadTop + kh;
+                int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
                 if (ih < 0 || ih >= geo.InH) continue;
                 for (int kw = 0; kw < geo.KernelW; kw++)
                 {
-                    int iw = ow * geo.StrideW - geo.PadLeft + kw;
+                    int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
                     if (iw >= 0 && iw < geo.InW) sum += x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
                 }
             }
@@ -241,6 +252,7 @@ public sealed class AveragePoolOperator : Operator
         var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["kernel"] = $"{geo.KernelH},{geo.KernelW}";
         n.Attributes["strides"] = $"{geo.StrideH},{geo.StrideW}";
+        n.Attributes["dilations"] = $"{geo.DilationH},{geo.DilationW}";
         n.Attributes["pads"] = $"{geo.PadTop},{geo.PadLeft},{geo.PadBottom},{geo.PadRight}";
         n.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
     }

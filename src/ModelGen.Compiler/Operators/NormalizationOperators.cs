@@ -23,11 +23,7 @@ public sealed class BatchNormalizationOperator : Operator
         var x = ShapeOf(graph, node, 0);
         if (x.Length < 2) throw Error(graph, node, "input needs a channel axis");
         for (int i = 1; i < 5; i++)
-        {
-            if (graph[node.Inputs[i]].Constant is null)
-                throw Error(graph, node, $"input {i} ('{node.Inputs[i]}') is computed at run time; ModelGen needs the statistics constant", ErrorCodes.UnsupportedAttribute);
             if (TensorData.Size(ShapeOf(graph, node, i)) != x[1]) throw Error(graph, node, $"input {i} must have {x[1]} values (one per channel)");
-        }
         SetOutput(graph, node, 0, x);
     }
 
@@ -70,6 +66,14 @@ public sealed class BatchNormalizationOperator : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var g = lowering.Graph;
+        if (node.Inputs.Skip(1).Take(4).Any(i => g[i].Constant is null))
+        {
+            // Statistics given at run time: the kernel computes a and b itself.
+            var k = lowering.AddNode("BatchNorm", "BatchNormalization", node.Name, [.. node.Inputs.Take(5).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
+            k.Attributes["epsilon"] = node.Float("epsilon", 1e-5f).ToString("R", CultureInfo.InvariantCulture);
+            if (node.Annotations.TryGetValue("activation", out var a2)) k.Attributes["activation"] = a2;
+            return;
+        }
         var (a, b) = Affine(node, g[node.Inputs[1]].Constant!, g[node.Inputs[2]].Constant!, g[node.Inputs[3]].Constant!, g[node.Inputs[4]].Constant!);
         var n = lowering.AddNode("ChannelAffine", "BatchNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), lowering.Weight(node.Name + ".a", new TensorData([a.Length], a)), lowering.Weight(node.Name + ".b", new TensorData([b.Length], b))],
@@ -90,10 +94,7 @@ public sealed class InstanceNormalizationOperator : Operator
         var x = ShapeOf(graph, node, 0);
         if (x.Length < 3) throw Error(graph, node, "needs an input of rank 3 or more");
         for (int i = 1; i < 3; i++)
-        {
-            if (graph[node.Inputs[i]].Constant is null) throw Error(graph, node, $"input {i} is computed at run time; it must be constant", ErrorCodes.UnsupportedAttribute);
             if (TensorData.Size(ShapeOf(graph, node, i)) != x[1]) throw Error(graph, node, $"input {i} must have {x[1]} values");
-        }
         SetOutput(graph, node, 0, x);
     }
 
@@ -106,7 +107,7 @@ public sealed class InstanceNormalizationOperator : Operator
     }
 
     /// <summary>Normalizes each of <paramref name="groups"/> runs of <paramref name="size"/> values; scale and bias by (group, index).</summary>
-    public static float[] Normalize(float[] x, long groups, int size, float epsilon, Func<long, int, float> scale, Func<long, int, float> bias)
+    public static float[] Normalize(float[] x, long groups, int size, float epsilon, Func<long, int, float> scale, Func<long, int, float> bias, float[]? means = null, float[]? invStdDevs = null)
     {
         var y = new float[x.Length];
         for (long g = 0; g < groups; g++)
@@ -119,6 +120,8 @@ public sealed class InstanceNormalizationOperator : Operator
             for (int i = 0; i < size; i++) variance += (x[b + i] - mean) * (x[b + i] - mean);
             variance /= size;
             double inv = 1 / Math.Sqrt(variance + epsilon);
+            if (means is not null) means[g] = (float)mean;
+            if (invStdDevs is not null) invStdDevs[g] = (float)inv;
             for (int i = 0; i < size; i++) y[b + i] = (float)((x[b + i] - mean) * inv * scale(g, i) + bias(g, i));
         }
         return y;
@@ -136,7 +139,10 @@ public sealed class InstanceNormalizationOperator : Operator
     }
 }
 
-/// <summary>LayerNormalization (opset 17): normalize over the axes from <c>axis</c> on, then ·Scale + B (broadcast over those axes).</summary>
+/// <summary>
+/// LayerNormalization (opset 17): normalize over the axes from <c>axis</c> on, then ·Scale + B
+/// (broadcast over those axes); optionally also the Mean and InvStdDev of each run.
+/// </summary>
 public sealed class LayerNormalizationOperator : Operator
 {
     public override string OpType => "LayerNormalization";
@@ -145,7 +151,6 @@ public sealed class LayerNormalizationOperator : Operator
     {
         RequireInputs(graph, node, 2, 3);
         RejectAttributes(graph, node, "axis", "epsilon", "stash_type");
-        if (node.Outputs.Skip(1).Any(o => o.Length > 0)) throw Error(graph, node, "the Mean and InvStdDev outputs are not supported", ErrorCodes.UnsupportedAttribute);
         var x = ShapeOf(graph, node, 0);
         int axis = NormalizeAxis(graph, node, node.Int("axis", -1), x.Length);
         if (axis >= x.Length) throw Error(graph, node, "axis out of range");
@@ -153,11 +158,15 @@ public sealed class LayerNormalizationOperator : Operator
         for (int i = 1; i < 3; i++)
         {
             if (!node.HasInput(i)) continue;
-            if (graph[node.Inputs[i]].Constant is null) throw Error(graph, node, $"input {i} is computed at run time; it must be constant", ErrorCodes.UnsupportedAttribute);
             var s = ShapeOf(graph, node, i);
             if (Broadcast.Shape(s, normalized) is not { } b || !b.SequenceEqual(normalized)) throw Error(graph, node, $"input {i} does not broadcast to [{string.Join(",", normalized)}]");
+            if (graph[node.Inputs[i]].Constant is null && TensorData.Size(s) != TensorData.Size(normalized))
+                throw Error(graph, node, $"input {i} is computed at run time and broadcast; give it the full shape [{string.Join(",", normalized)}]", ErrorCodes.UnsupportedAttribute);
         }
         SetOutput(graph, node, 0, x);
+        int[] stats = [.. x[..axis], .. Enumerable.Repeat(1, x.Length - axis)];
+        for (int o = 1; o < Math.Min(3, node.Outputs.Count); o++)
+            if (node.Outputs[o].Length > 0) SetOutput(graph, node, o, stats);
     }
 
     /// <summary>Scale or bias broadcast to the normalized axes, as a flat vector.</summary>
@@ -180,7 +189,12 @@ public sealed class LayerNormalizationOperator : Operator
         var scale = Expand(inputs[1], normalized, 1f);
         var bias = Expand(inputs.Length > 2 ? inputs[2] : null, normalized, 0f);
         int size = (int)TensorData.Size(normalized);
-        return [new TensorData(x.Shape, InstanceNormalizationOperator.Normalize(x.Floats, x.Floats.Length / size, size, node.Float("epsilon", 1e-5f), (g, i) => scale[i], (g, i) => bias[i]))];
+        long groups = x.Floats.Length / size;
+        var mean = new float[groups];
+        var inv = new float[groups];
+        var y = InstanceNormalizationOperator.Normalize(x.Floats, groups, size, node.Float("epsilon", 1e-5f), (g, i) => scale[i], (g, i) => bias[i], mean, inv);
+        int[] stats = [.. x.Shape[..axis], .. Enumerable.Repeat(1, x.Shape.Length - axis)];
+        return [new TensorData(x.Shape, y), new TensorData(stats, mean), new TensorData(stats, inv)];
     }
 
     public override void Lower(Node node, ILowering lowering)
@@ -189,12 +203,21 @@ public sealed class LayerNormalizationOperator : Operator
         var x = g[node.Inputs[0]].Shape!;
         int axis = Axis(node, x.Length);
         int[] normalized = x[axis..];
-        var scale = Expand(g[node.Inputs[1]].Constant, normalized, 1f);
-        var bias = Expand(node.HasInput(2) ? g[node.Inputs[2]].Constant : null, normalized, 0f);
-        int size = scale.Length;
+        int size = (int)TensorData.Size(normalized);
+        int Param(int input, string name, float fallback) =>
+            node.HasInput(input) && g[node.Inputs[input]].Constant is null
+                ? lowering.Tensor(node.Inputs[input])
+                : lowering.Weight(node.Name + name, new TensorData([size], Expand(node.HasInput(input) ? g[node.Inputs[input]].Constant : null, normalized, fallback)));
+        var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
+        bool stats = node.Outputs.Skip(1).Any(o => o.Length > 0);
+        if (stats)
+        {
+            int[] statShape = [.. x[..axis], .. Enumerable.Repeat(1, x.Length - axis)];
+            for (int o = 1; o < 3; o++)
+                outputs.Add(o < node.Outputs.Count && node.Outputs[o].Length > 0 ? lowering.Tensor(node.Outputs[o]) : lowering.Temporary($"{node.Name}.stat{o}", statShape));
+        }
         var n = lowering.AddNode("Normalize", "LayerNormalization", node.Name,
-            [lowering.Tensor(node.Inputs[0]), lowering.Weight(node.Name + ".scale", new TensorData([size], scale)), lowering.Weight(node.Name + ".bias", new TensorData([size], bias))],
-            [lowering.Tensor(node.Outputs[0])]);
+            [lowering.Tensor(node.Inputs[0]), Param(1, ".scale", 1f), Param(2, ".bias", 0f)], [.. outputs]);
         n.Attributes["groups"] = (TensorData.Size(x) / size).ToString(CultureInfo.InvariantCulture);
         n.Attributes["size"] = size.ToString(CultureInfo.InvariantCulture);
         n.Attributes["params"] = size.ToString(CultureInfo.InvariantCulture) + ",per-index";

@@ -16,7 +16,7 @@ internal static class KernelEmitter
     static readonly Dictionary<string, IKernel> Registered = new IKernel[]
     {
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
-        new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(),
+        new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)

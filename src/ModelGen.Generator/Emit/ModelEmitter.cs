@@ -129,11 +129,11 @@ public static class ModelEmitter
 
         void RunMethods()
         {
-            string sep = _m.Outputs.Count > 0 ? ", " : "";
+            string parameters = string.Join(", ", new[] { InParams(), OutParams() }.Where(p => p.Length > 0));
             _w.Line("/// <summary>Runs the model on one input, using a scratch buffer kept per thread (allocated once per thread).</summary>");
             ParamDocs();
             _w.Line("/// <exception cref=\"global::System.ArgumentException\">A span does not have exactly the elements its tensor needs.</exception>");
-            _w.Open($"public static void Run({InParams()}{sep}{OutParams()})");
+            _w.Open($"public static void Run({parameters})");
             _w.Line($"Run({AllArgs()}, ThreadScratch());");
             _w.Close();
             _w.Line();
@@ -142,7 +142,7 @@ public static class ModelEmitter
             ParamDocs();
             _w.Line("/// <param name=\"scratch\">At least <see cref=\"ScratchBytes\"/> bytes; its contents are overwritten.</param>");
             _w.Line("/// <exception cref=\"global::System.ArgumentException\">A span does not have exactly the elements its tensor needs, or scratch is too small.</exception>");
-            _w.Open($"public static void Run({InParams()}{sep}{OutParams()}, global::System.Span<byte> scratch)");
+            _w.Open($"public static void Run({parameters}, global::System.Span<byte> scratch)");
             foreach (var b in _m.Inputs.Concat(_m.Outputs))
                 _w.Line($"if ({b.Parameter}.Length != {CodeWriter.N(T(b.Tensor).ElementCount)}) ThrowLength(nameof({b.Parameter}), {CodeWriter.N(T(b.Tensor).ElementCount)}, {b.Parameter}.Length);");
             _w.Line("if (scratch.Length < ScratchBytes) throw new global::System.ArgumentException($\"scratch must hold at least {ScratchBytes} bytes; it holds {scratch.Length}.\", nameof(scratch));");
@@ -195,7 +195,7 @@ public static class ModelEmitter
             _w.Line(count <= 1024
                 ? $"global::System.Span<float> predicted = stackalloc float[{CodeWriter.N(count)}];"
                 : $"global::System.Span<float> predicted = new float[{CodeWriter.N(count)}];");
-            _w.Line($"Run({string.Join(", ", _m.Inputs.Select(b => b.Parameter))}, predicted);");
+            _w.Line($"Run({string.Join(", ", _m.Inputs.Select(b => b.Parameter).Append("predicted"))});");
             _w.Line("int best = 0;");
             _w.Line("for (int i = 1; i < predicted.Length; i++) if (predicted[i] > predicted[best]) best = i;");
             _w.Line("return best;");

@@ -56,6 +56,11 @@ internal sealed class NormalizeKernel : IKernel
         w.Line("float variance = 0f;");
         w.Line($"for (int i = 0; i < {size}; i++) {{ float d = run[i] - mean; variance += d * d; }}");
         w.Line($"float inv = 1f / global::System.MathF.Sqrt(variance / {size} + {eps});");
+        if (k.Outputs.Length == 3)
+        {
+            w.Line("y1[g] = mean; // the Mean output");
+            w.Line("y2[g] = inv; // the InvStdDev output");
+        }
         if (perIndex)
             w.Line($"for (int i = 0; i < {size}; i++) y[g * {size} + i] = (run[i] - mean) * inv * scale[i] + bias[i];");
         else
@@ -109,23 +114,58 @@ internal sealed class AveragePoolKernel : IKernel
         var w = k.W;
         var x = k.Inputs[0];
         int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), p = k.Ints("pads");
+        int[] d = k.Has("dilations") ? k.Ints("dilations") : new[] { 1, 1 };
         bool countPad = k.Attr("countpad") == "1";
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = k.Y.Shape.Length == 4 ? k.Y.Shape[2] : 1, ow = k.Y.Shape[k.Y.Shape.Length - 1];
-        w.Line($"// AveragePool: y{CodeWriter.Shape(k.Y.Shape)} = mean over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}.");
+        w.Line($"// AveragePool: y{CodeWriter.Shape(k.Y.Shape)} = mean over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}.");
         k.OpenMethod();
         w.Open($"for (int plane = 0; plane < {nc}; plane++)");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
-        w.Line($"int hs = oh * {s[0]} - {p[0]}, ws = ow * {s[1]} - {p[1]};");
-        w.Line($"int he = global::System.Math.Min(hs + {kernel[0]}, {h + p[2]}), we = global::System.Math.Min(ws + {kernel[1]}, {wd + p[3]});");
-        if (countPad) w.Line("int divisor = (he - hs) * (we - ws);");
-        w.Line($"hs = global::System.Math.Max(hs, 0); ws = global::System.Math.Max(ws, 0); he = global::System.Math.Min(he, {h}); we = global::System.Math.Min(we, {wd});");
-        if (!countPad) w.Line("int divisor = (he - hs) * (we - ws);");
         w.Line("float sum = 0f;");
-        w.Line($"for (int ih = hs; ih < he; ih++) for (int iw = ws; iw < we; iw++) sum += x[(plane * {h} + ih) * {wd} + iw];");
-        w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = sum / divisor;");
+        w.Line("int rows = 0, cols = 0;");
+        w.Open($"for (int kh = 0; kh < {kernel[0]}; kh++)");
+        w.Line($"int ih = oh * {s[0]} - {p[0]} + kh * {d[0]};");
+        w.Line(countPad ? $"if (ih < {h + p[2]}) rows++;" : $"if ((uint)ih < {h}u) rows++;");
+        w.Line($"if ((uint)ih >= {h}u) continue;");
+        w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
+        w.Line($"int iw = ow * {s[1]} - {p[1]} + kw * {d[1]};");
+        w.Line($"if ((uint)iw < {wd}u) sum += x[(plane * {h} + ih) * {wd} + iw];");
+        w.Close();
+        w.Close();
+        w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
+        w.Line($"int iw = ow * {s[1]} - {p[1]} + kw * {d[1]};");
+        w.Line(countPad ? $"if (iw < {wd + p[3]}) cols++;" : $"if ((uint)iw < {wd}u) cols++;");
+        w.Close();
+        w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = sum / (rows * cols);");
+        w.Close(); w.Close(); w.Close(); w.Close();
+    }
+}
+
+/// <summary>BatchNormalization with statistics given at run time: y = (x − mean)/√(var + ε)·scale + B.</summary>
+internal sealed class BatchNormKernel : IKernel
+{
+    public string Kernel => "BatchNorm";
+
+    public string InputName(int i) => new[] { "x", "scale", "bias", "mean", "variance" }[i];
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        var x = k.Inputs[0];
+        int n = x.Shape[0], c = x.Shape[1];
+        long inner = x.ElementCount / ((long)n * c);
+        string eps = KernelContext.F(k.Float("epsilon"));
+        w.Line($"// BatchNormalization (inference, statistics given at run time): y = (x − mean)/√(var + {eps})·scale + B per channel{k.ActName()}.");
+        k.OpenMethod();
+        w.Open($"for (int c = 0; c < {c}; c++)");
+        w.Line($"float a = scale[c] / global::System.MathF.Sqrt(variance[c] + {eps}), shift = bias[c] - mean[c] * a;");
+        w.Open($"for (int n = 0; n < {n}; n++)");
+        w.Open($"for (int i = (n * {c} + c) * {inner}; i < (n * {c} + c + 1) * {inner}; i++)");
+        w.Line("float v = x[i] * a + shift;");
+        w.Line($"y[i] = {k.Act()};");
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 }
