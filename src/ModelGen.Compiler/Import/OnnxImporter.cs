@@ -86,6 +86,12 @@ public static class OnnxImporter
                 throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"graph output '{output.Name}' is listed twice");
             graph.Outputs.Add(output.Name);
         }
+        // Declared shapes let an operator whose shape parameters arrive at run time (a Reshape target
+        // given as a graph input) compile to that shape, checking the parameters when it runs.
+        foreach (var info in g.Output.Concat(g.ValueInfo))
+            if (graph.Values.TryGetValue(info.Name, out var v) && info.Type?.TensorType?.Shape is { } shape
+                && shape.Dim.All(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0 && d.DimValue <= MaxElements))
+                v.DeclaredShape = [.. shape.Dim.Select(d => (int)d.DimValue)];
         if (graph.Outputs.Count == 0)
             throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no outputs");
         return graph;
@@ -110,7 +116,7 @@ public static class OnnxImporter
         for (int i = 0; i < shape.Length; i++)
         {
             var d = tt.Shape.Dim[i];
-            if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue > 0)
+            if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0)
             {
                 if (d.DimValue > MaxElements)
                     throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"graph input '{input.Name}' declares dimension {d.DimValue}, beyond what ModelGen compiles");

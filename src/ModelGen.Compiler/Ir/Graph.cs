@@ -47,6 +47,8 @@ public sealed class Value(string name)
     public int[]? Shape { get; set; }
     public TensorData? Constant { get; set; }
     public bool IsConstant => Constant is not null;
+    /// <summary>The static shape the model file declares for this value (graph outputs, value_info), if any.</summary>
+    public int[]? DeclaredShape { get; set; }
 }
 
 /// <summary>One ONNX node. Attributes are kept as protobuf messages and read through <see cref="Attr"/>.</summary>

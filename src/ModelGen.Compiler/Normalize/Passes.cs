@@ -120,7 +120,7 @@ public static class Passes
     public static void FuseActivations(Graph graph)
     {
         var index = new GraphIndex(graph);
-        foreach (var act in graph.Nodes.Where(n => Activations.Names.Contains(n.OpType)).ToList())
+        foreach (var act in graph.Nodes.Where(n => Activations.Names.Contains(n.OpType) && n.Annotations.ContainsKey("function")).ToList())
         {
             string input = act.Inputs[0];
             var producer = index.Producer(input);

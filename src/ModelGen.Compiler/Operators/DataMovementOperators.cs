@@ -154,7 +154,12 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator
         RejectAttributes(graph, node, "axes");
         var x = ShapeOf(graph, node, 0);
         int[] shape;
-        if (OpType == "Squeeze")
+        if (graph.Opset >= 13 && IsRuntimeShapeInput(graph, node, 1))
+        {
+            shape = DeclaredOutput(graph, node, 0, "axes");
+            if (TensorData.Size(shape) != TensorData.Size(x)) throw Error(graph, node, "the declared output shape does not hold the input's elements");
+        }
+        else if (OpType == "Squeeze")
         {
             var axes = Axes(graph, node, x.Length, 13);
             if (axes is not null && axes.Any(a => x[a] != 1)) throw Error(graph, node, "squeezes an axis whose size is not 1");
@@ -185,7 +190,12 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator
         return [x.Type == ElementType.Float32 ? new TensorData(shape, x.Floats) : new TensorData(shape, x.Ints)];
     }
 
-    public override void Lower(Node node, ILowering lowering) => LowerAlias(node, lowering);
+    public override void Lower(Node node, ILowering lowering)
+    {
+        LowerAlias(node, lowering);
+        if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
+            AddShapeCheck(node, lowering, 1, OpType.ToLowerInvariant(), lowering.Graph[node.Inputs[0]].Shape!, lowering.Graph[node.Outputs[0]].Shape!);
+    }
 }
 
 /// <summary>Transpose by <c>perm</c> (default: reverse the axes).</summary>
@@ -229,9 +239,25 @@ public sealed class SliceOperator : DataMovementOperator
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "starts", "ends", "axes");
+        if (graph.Opset >= 10 && Enumerable.Range(1, 4).Any(i => IsRuntimeShapeInput(graph, node, i)))
+        {
+            // Positions given at run time: the declared output shape is compiled in and the kernel
+            // computes (and checks) the slice when it runs.
+            SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "starts, ends, axes or steps"), graph[node.Inputs[0]].Type);
+            return;
+        }
         var plan = Plan(graph, node, ShapeOf(graph, node, 0));
         SetOutput(graph, node, 0, plan.Shape, graph[node.Inputs[0]].Type);
         Plans.AddOrUpdate(node, plan);
+    }
+
+    /// <summary>Slice's plan for given values of its inputs (evaluation with run-time positions).</summary>
+    static RemapPlan PlanFor(Node node, TensorData?[] inputs)
+    {
+        var scratch = new Graph { Opset = 13 };
+        for (int i = 1; i < inputs.Length; i++)
+            if (node.HasInput(i) && inputs[i] is { } t) scratch.GetOrAdd(node.Inputs[i]).Constant = t;
+        return Plan(scratch, node, inputs[0]!.Shape);
     }
 
     // Plans resolved at inference, for Evaluate and Lower (which lack the graph's constants).
@@ -283,11 +309,45 @@ public sealed class SliceOperator : DataMovementOperator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException("Slice evaluated before shape inference");
+        var plan = Plans.TryGetValue(node, out var p) ? p : PlanFor(node, inputs);
         return [plan.Apply(inputs[0]!, plan.Shape)];
     }
 
-    public override void Lower(Node node, ILowering lowering) => LowerRemap(node, lowering, Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException());
+    public override void Lower(Node node, ILowering lowering)
+    {
+        if (Plans.TryGetValue(node, out var p))
+        {
+            LowerRemap(node, lowering, p);
+            return;
+        }
+        LowerRuntime(node, lowering, "SliceRuntime", ["starts", "ends", "axes", "steps"]);
+    }
+
+    /// <summary>A kernel whose int64 parameters come as run-time inputs or, when constant, as literal attributes.</summary>
+    internal static void LowerRuntime(Node node, ILowering lowering, string kernel, string[] parameters, int first = 1)
+    {
+        RequireFloatAtRunTime(node, lowering);
+        var g = lowering.Graph;
+        var inputs = new List<int> { lowering.Tensor(node.Inputs[0]) };
+        var attributes = new List<(string, string)>();
+        for (int i = 0; i < parameters.Length; i++)
+        {
+            int input = first + i;
+            if (!node.HasInput(input)) continue;
+            var v = g[node.Inputs[input]];
+            if (v.Constant is { } c)
+                attributes.Add((parameters[i], c.Type == ElementType.Int64 ? "=" + string.Join(",", c.Ints) : "=f" + string.Join(",", c.Floats.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))));
+            else
+            {
+                attributes.Add((parameters[i], "@" + inputs.Count));
+                inputs.Add(lowering.Tensor(node.Inputs[input]));
+            }
+        }
+        var n = lowering.AddNode(kernel, node.OpType, node.Name, [.. inputs], [lowering.Tensor(node.Outputs[0])]);
+        foreach (var (key, value) in attributes) n.Attributes[key] = value;
+        n.Attributes["in"] = string.Join(",", g[node.Inputs[0]].Shape!);
+        if (node.Str("mode", "") is { Length: > 0 } mode) n.Attributes["mode"] = mode;
+    }
 }
 
 /// <summary>Gather along an axis with constant indices (negative ones count from the end).</summary>
@@ -434,7 +494,10 @@ public sealed class SplitOperator : DataMovementOperator
         var x = ShapeOf(graph, node, 0);
         int axis = NormalizeAxis(graph, node, node.Int("axis", 0), x.Length);
         if (axis >= x.Length) throw Error(graph, node, "axis out of range");
-        long[]? split = graph.Opset >= 13 ? ConstantInts(graph, node, 1, "split") : node.Ints("split");
+        long[]? split;
+        if (graph.Opset >= 13 && IsRuntimeShapeInput(graph, node, 1))
+            split = [.. node.Outputs.Select((o, i) => (long)(o.Length > 0 ? DeclaredOutput(graph, node, i, "split")[axis] : 0))];
+        else split = graph.Opset >= 13 ? ConstantInts(graph, node, 1, "split") : node.Ints("split");
         int parts = node.Outputs.Count;
         if (split is null)
         {
@@ -466,6 +529,12 @@ public sealed class SplitOperator : DataMovementOperator
         var plans = Resolved.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
         for (int i = 0; i < plans.Count; i++)
             if (node.Outputs[i].Length > 0) LowerRemap(node, lowering, plans[i], i);
+        if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
+        {
+            var x = lowering.Graph[node.Inputs[0]].Shape!;
+            int axis = (int)(node.Int("axis", 0) is var a && a < 0 ? a + x.Length : a);
+            AddShapeCheck(node, lowering, 1, "split", x, [.. plans.Select(q => q.Shape[axis])]);
+        }
     }
 }
 
@@ -487,6 +556,15 @@ public sealed class PadOperator : DataMovementOperator
             pads = node.Ints("pads") ?? throw Error(graph, node, "pads is required", ErrorCodes.InvalidGraph);
             value = node.Float("value", 0f);
         }
+        else if (IsRuntimeShapeInput(graph, node, 1) || IsRuntimeShapeInput(graph, node, 3)
+            || (node.HasInput(2) && graph[node.Inputs[2]].Constant is null))
+        {
+            string mode0 = node.Str("mode", "constant");
+            if (mode0 is not ("constant" or "reflect" or "edge"))
+                throw Error(graph, node, $"mode '{mode0}' is not supported (constant, reflect, edge)", ErrorCodes.UnsupportedAttribute);
+            SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "pads"), graph[node.Inputs[0]].Type);
+            return;
+        }
         else
         {
             pads = ConstantInts(graph, node, 1, "pads") ?? throw Error(graph, node, "pads is required", ErrorCodes.InvalidGraph);
@@ -496,7 +574,8 @@ public sealed class PadOperator : DataMovementOperator
                 var c = graph[node.Inputs[2]].Constant ?? throw Error(graph, node, "constant_value is computed at run time", ErrorCodes.DynamicShape);
                 value = c.Type == ElementType.Float32 ? c.Floats[0] : c.Ints[0];
             }
-            if (node.HasInput(3)) throw Error(graph, node, "the axes input (opset 18) is not supported", ErrorCodes.UnsupportedAttribute);
+            if (node.HasInput(3))
+                pads = ExpandAxes(graph, node, pads, ConstantInts(graph, node, 3, "axes")!, x.Length);
         }
         string mode = node.Str("mode", "constant");
         if (mode is not ("constant" or "reflect" or "edge"))
@@ -527,9 +606,42 @@ public sealed class PadOperator : DataMovementOperator
         SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type);
     }
 
-    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) =>
-        Resolved.TryGetValue(node, out var p) ? [p.Apply(inputs[0]!, p.Shape)] : throw new InvalidOperationException();
+    /// <summary>Pads given for some axes only (opset 18): zero for the others.</summary>
+    static long[] ExpandAxes(Graph graph, Node node, long[] pads, long[] axes, int rank)
+    {
+        if (pads.Length != 2 * axes.Length) throw Error(graph, node, "pads must have two values per axis");
+        var full = new long[2 * rank];
+        for (int i = 0; i < axes.Length; i++)
+        {
+            int a = NormalizeAxis(graph, node, axes[i], rank);
+            full[a] = pads[i];
+            full[a + rank] = pads[i + axes.Length];
+        }
+        return full;
+    }
 
-    public override void Lower(Node node, ILowering lowering) =>
-        LowerRemap(node, lowering, Resolved.TryGetValue(node, out var p) ? p : throw new InvalidOperationException());
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        if (Resolved.TryGetValue(node, out var p)) return [p.Apply(inputs[0]!, p.Shape)];
+        // Run-time pads: resolve for these values (as the kernel does when it runs).
+        var scratch = new Graph { Opset = 18 };
+        var x = scratch.GetOrAdd(node.Inputs[0]);
+        x.Shape = inputs[0]!.Shape;
+        for (int i = 1; i < inputs.Length; i++)
+            if (node.HasInput(i) && inputs[i] is { } t) { var v = scratch.GetOrAdd(node.Inputs[i]); v.Constant = t; v.Shape = t.Shape; v.Type = t.Type; }
+        var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
+        foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
+        InferShapes(copy, scratch);
+        return Resolved.TryGetValue(copy, out var q) ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
+    }
+
+    public override void Lower(Node node, ILowering lowering)
+    {
+        if (Resolved.TryGetValue(node, out var p))
+        {
+            LowerRemap(node, lowering, p);
+            return;
+        }
+        SliceOperator.LowerRuntime(node, lowering, "PadRuntime", ["pads", "value", "axes"]);
+    }
 }

@@ -24,9 +24,18 @@ public sealed class UnaryOperator(string opType) : Operator
         RequireInputs(graph, node, 1, OpType == "Clip" ? 3 : 1);
         RejectAttributes(graph, node, AttributeNames.GetValueOrDefault(OpType, []));
         if (OpType == "HardSwish" && graph.Opset < 14) throw Error(graph, node, "HardSwish needs opset 14", ErrorCodes.UnsupportedOperator);
-        node.Annotations["function"] = Resolve(node, graph);
+        if (OpType == "Clip" && graph.Opset >= 11 && (IsRuntime(graph, node, 1) || IsRuntime(graph, node, 2)))
+        {
+            // Bounds given at run time: a kernel that reads them (no fusion, no build-time function).
+            for (int i = 1; i < 3; i++)
+                if (node.HasInput(i) && TensorData.Size(ShapeOf(graph, node, i)) != 1) throw Error(graph, node, $"bound {i} must be a scalar");
+            node.Annotations.Remove("function");
+        }
+        else node.Annotations["function"] = Resolve(node, graph);
         SetOutput(graph, node, 0, ShapeOf(graph, node, 0));
     }
+
+    static bool IsRuntime(Graph graph, Node node, int input) => node.HasInput(input) && graph[node.Inputs[input]].Constant is null;
 
     /// <summary>The activation string "Op:alpha:beta" for this node (Clip's bounds from attributes or constant inputs).</summary>
     public string Resolve(Node node, Graph graph)
@@ -69,7 +78,9 @@ public sealed class UnaryOperator(string opType) : Operator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        string act = node.Annotations["function"]; // set by InferShapes, which always runs first
+        // The function was resolved by InferShapes, which always runs first; Clip with run-time bounds reads them here.
+        string act = node.Annotations.TryGetValue("function", out var f) ? f
+            : Activations.Format("Clip", inputs.Length > 1 && inputs[1] is { } lo ? lo.Floats[0] : float.NegativeInfinity, inputs.Length > 2 && inputs[2] is { } hi ? hi.Floats[0] : float.PositiveInfinity);
         return [new TensorData(inputs[0]!.Shape, [.. inputs[0]!.Floats.Select(v => ActivationMath.Apply(act, v))])];
     }
 }

@@ -68,6 +68,25 @@ public abstract class Operator
                 throw Error(graph, node, $"attribute '{name}' is not supported (supported: {string.Join(", ", known)})", ErrorCodes.UnsupportedAttribute);
     }
 
+    /// <summary>A shape parameter (a Reshape target, axes, split sizes) given at run time as an int64 graph input.</summary>
+    protected static bool IsRuntimeShapeInput(Graph graph, Node node, int input) =>
+        node.HasInput(input) && graph[node.Inputs[input]] is { Constant: null, Type: ElementType.Int64 };
+
+    /// <summary>The shape the model declares for an output, which a run-time shape parameter must then produce.</summary>
+    protected static int[] DeclaredOutput(Graph graph, Node node, int output, string what) =>
+        graph[node.Outputs[output]].DeclaredShape
+            ?? throw Error(graph, node, $"{what} ('{node.Inputs[1]}') is given at run time and the model declares no fixed shape for '{node.Outputs[output]}'; ModelGen compiles fixed shapes: make {what} a constant (or declare the output's shape)", ErrorCodes.DynamicShape);
+
+    /// <summary>Adds the kernel that checks, when the model runs, that a run-time shape parameter gives the compiled shape.</summary>
+    protected static void AddShapeCheck(Node node, ILowering lowering, int input, string rule, int[] inShape, int[] outShape, params (string Key, string Value)[] extra)
+    {
+        var check = lowering.AddNode("CheckShape", node.OpType, node.Name, [lowering.Tensor(node.Inputs[input])], []);
+        check.Attributes["rule"] = rule;
+        check.Attributes["in"] = string.Join(",", inShape);
+        check.Attributes["expected"] = string.Join(",", outShape);
+        foreach (var (key, value) in extra) check.Attributes[key] = value;
+    }
+
     protected static int NormalizeAxis(Graph graph, Node node, long axis, int rank)
     {
         if (axis < -rank || axis > rank) throw Error(graph, node, $"axis {axis} is out of range for rank {rank}");

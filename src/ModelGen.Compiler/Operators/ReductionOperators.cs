@@ -74,7 +74,10 @@ public sealed class ReduceOperator(string opType) : Operator
         var x = ShapeOf(graph, node, 0);
         long axesFromInput = OpType == "ReduceSum" ? 13 : 18;
         long[]? raw;
-        if (graph.Opset >= axesFromInput)
+        bool noop = node.Int("noop_with_empty_axes", 0) != 0;
+        if (graph.Opset >= axesFromInput && IsRuntimeShapeInput(graph, node, 1))
+            raw = AxesFromDeclaredShape(graph, node, x);
+        else if (graph.Opset >= axesFromInput)
         {
             raw = null;
             if (node.HasInput(1))
@@ -82,7 +85,6 @@ public sealed class ReduceOperator(string opType) : Operator
                     : throw Error(graph, node, "axes are computed at run time; ModelGen needs them constant", ErrorCodes.DynamicShape);
         }
         else raw = node.Ints("axes");
-        bool noop = node.Int("noop_with_empty_axes", 0) != 0;
         HashSet<int> axes = raw is null || raw.Length == 0
             ? (noop ? [] : [.. Enumerable.Range(0, x.Length)])
             : [.. raw.Select(a => NormalizeAxis(graph, node, a, x.Length))];
@@ -93,6 +95,40 @@ public sealed class ReduceOperator(string opType) : Operator
         int[] shape = keep ? [.. x.Select((d, i) => axes.Contains(i) ? 1 : d)] : plan.KeptShape;
         OutputShapes.AddOrUpdate(node, shape);
         SetOutput(graph, node, 0, shape);
+    }
+
+    /// <summary>
+    /// Axes given at run time: the reduced axes are read off the declared output shape (with keepdims,
+    /// the axes that became 1; without, those that vanished, matched left to right). The kernel checks
+    /// when it runs that the axes it is given produce that shape.
+    /// </summary>
+    static long[] AxesFromDeclaredShape(Graph graph, Node node, int[] x)
+    {
+        var y = DeclaredOutput(graph, node, 0, "axes");
+        bool keep = node.Int("keepdims", 1) != 0;
+        var axes = new List<long>();
+        if (keep)
+        {
+            if (y.Length != x.Length) throw Error(graph, node, "the declared output's rank differs from the input's");
+            for (int i = 0; i < x.Length; i++)
+                if (y[i] != x[i]) axes.Add(y[i] == 1 ? i : throw Error(graph, node, "the declared output shape is not a reduction of the input's"));
+            // Nothing changed: without noop the axes can only be size-1 axes (reducing them changes nothing).
+            if (axes.Count == 0 && node.Int("noop_with_empty_axes", 0) == 0)
+            {
+                axes.AddRange(Enumerable.Range(0, x.Length).Where(i => x[i] == 1).Select(i => (long)i));
+                if (axes.Count == 0) throw Error(graph, node, "the declared output shape equals the input's, which no axes produce without noop_with_empty_axes");
+            }
+        }
+        else
+        {
+            // Matched from the right: the kernel's run-time check refuses axes that would mean another match.
+            int j = y.Length - 1;
+            for (int i = x.Length - 1; i >= 0; i--)
+                if (j >= 0 && x[i] == y[j] && i >= j) j--;
+                else axes.Insert(0, i);
+            if (j != -1) throw Error(graph, node, "the declared output shape is not a reduction of the input's");
+        }
+        return [.. axes];
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
@@ -106,6 +142,16 @@ public sealed class ReduceOperator(string opType) : Operator
     {
         var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
         plan.WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
+        if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
+        {
+            // The compiled axes, for the check: reducing a different set with the same output shape would compute something else.
+            var x = lowering.Graph[node.Inputs[0]].Shape!;
+            var strides = RemapPlan.StridesOf(x);
+            var reduced = Enumerable.Range(0, x.Length).Where(d => x[d] != 1 && plan.ReducedStrides.Contains(strides[d]) && plan.ReducedShape.Length > 0);
+            AddShapeCheck(node, lowering, 1, "reduce", x, lowering.Graph[node.Outputs[0]].Shape!,
+                ("keepdims", node.Int("keepdims", 1) != 0 ? "1" : "0"), ("noop", node.Int("noop_with_empty_axes", 0) != 0 ? "1" : "0"),
+                ("axes", string.Join(",", reduced)));
+        }
     }
 }
 

@@ -44,6 +44,14 @@ public sealed class ReshapeOperator : Operator
         if (!node.HasInput(1))
             throw Error(graph, node, "Reshape with a 'shape' attribute (opset < 5) is not supported", ErrorCodes.UnsupportedAttribute);
         RequireInputs(graph, node, 2, 2);
+        if (IsRuntimeShapeInput(graph, node, 1))
+        {
+            var declared = DeclaredOutput(graph, node, 0, "the target shape");
+            if (TensorData.Size(declared) != TensorData.Size(ShapeOf(graph, node, 0)))
+                throw Error(graph, node, $"the declared output shape [{string.Join(",", declared)}] does not hold the input's elements");
+            SetOutput(graph, node, 0, declared);
+            return;
+        }
         var shapeValue = graph[node.Inputs[1]];
         if (shapeValue.Constant is not { Type: ElementType.Int64 } target)
             throw Error(graph, node, $"the target shape '{shapeValue.Name}' is computed at run time; ModelGen needs it constant (export with fixed shapes, or simplify the model with onnxsim)", ErrorCodes.DynamicShape);
@@ -87,10 +95,19 @@ public sealed class ReshapeOperator : Operator
         return shape;
     }
 
+    public override void Lower(Node node, ILowering lowering)
+    {
+        lowering.Alias(node.Inputs[0], node.Outputs[0], node);
+        if (lowering.Graph[node.Inputs[1]].Constant is null)
+            AddShapeCheck(node, lowering, 1, "reshape", lowering.Graph[node.Inputs[0]].Shape!, lowering.Graph[node.Outputs[0]].Shape!,
+                ("allowzero", node.Int("allowzero", 0) != 0 ? "1" : "0"));
+    }
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        var shape = Resolve(x.Shape, inputs[1]!.Ints, node.Int("allowzero", 0) != 0)!;
+        var shape = Resolve(x.Shape, inputs[1]!.Ints, node.Int("allowzero", 0) != 0)
+            ?? throw new ArgumentException($"{node.Describe}: cannot reshape [{string.Join(",", x.Shape)}] to [{string.Join(",", inputs[1]!.Ints)}]");
         return [x.Type == ElementType.Float32 ? new TensorData(shape, x.Floats) : new TensorData(shape, x.Ints)];
     }
 }

@@ -79,7 +79,6 @@ public sealed class ArtifactBuilder : ILowering
     {
         switch (node.OpType)
         {
-            case "Reshape":
             case "Flatten":
                 Alias(node);
                 return;
@@ -116,6 +115,12 @@ public sealed class ArtifactBuilder : ILowering
                 n.Attributes["op"] = node.OpType;
                 if (node.Annotations.TryGetValue("bshape", out var bshape)) n.Attributes["bshape"] = bshape;
                 Activation(n, node);
+                return;
+            }
+            case "Clip" when !node.Annotations.ContainsKey("function"):
+            {
+                var n = AddNode("ClipRuntime", "Clip", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(Tensor)], [Tensor(node.Outputs[0])]);
+                n.Attributes["bounds"] = (node.HasInput(1) ? "min" : "") + (node.HasInput(2) ? "max" : "");
                 return;
             }
             case var op when Activations.Names.Contains(op):

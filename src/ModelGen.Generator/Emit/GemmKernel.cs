@@ -33,3 +33,24 @@ internal sealed class GemmKernel : IKernel
         w.Close();
     }
 }
+
+/// <summary>Clip whose bounds are inputs given at run time (scalars).</summary>
+internal sealed class ClipRuntimeKernel : IKernel
+{
+    public string Kernel => "ClipRuntime";
+
+    public string InputName(int i) => new[] { "x", "first", "second" }[i];
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        string bounds = k.Attr("bounds");
+        bool hasMin = bounds.StartsWith("min", System.StringComparison.Ordinal), hasMax = bounds.EndsWith("max", System.StringComparison.Ordinal);
+        w.Line($"// Clip: y = clamp(x, {(hasMin ? "min" : "−∞")}, {(hasMax ? "max" : "+∞")}), the bounds given at run time.");
+        k.OpenMethod();
+        w.Line(hasMin ? "float lo = first[0];" : "float lo = float.NegativeInfinity;");
+        w.Line(hasMax ? $"float hi = {(hasMin ? "second" : "first")}[0];" : "float hi = float.PositiveInfinity;");
+        w.Line($"for (int i = 0; i < {k.Y.ElementCount}; i++) {{ float v = x[i]; y[i] = float.IsNaN(v) ? v : global::System.MathF.Min(global::System.MathF.Max(v, lo), hi); }}");
+        w.Close();
+    }
+}

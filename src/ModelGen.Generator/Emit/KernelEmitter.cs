@@ -16,7 +16,8 @@ internal static class KernelEmitter
     static readonly Dictionary<string, IKernel> Registered = new IKernel[]
     {
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
-        new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(),
+        new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
+        new SliceRuntimeKernel(), new PadRuntimeKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
@@ -78,6 +79,12 @@ internal static class KernelEmitter
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
                     foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));
+                    break;
+                case "RuntimeShapes":
+                    foreach (var line in PadRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
+                    break;
+                case "ShapeChecks":
+                    foreach (var line in CheckShapeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
                     break;
                 default: throw new FormatException($"unknown helper '{helper}'");
             }

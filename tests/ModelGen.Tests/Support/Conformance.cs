@@ -6,7 +6,11 @@ using ModelGen.Compiler.Ir;
 namespace ModelGen.Tests.Support;
 
 /// <summary>One conformance case: an ONNX model, the shapes of its inputs, the batch size to compile with.</summary>
-public sealed record ConformanceCase(string Name, OnnxBuilder Model, (string Name, int[] Shape)[] Inputs, int BatchSize = 1);
+public sealed record ConformanceCase(string Name, OnnxBuilder Model, (string Name, int[] Shape)[] Inputs, int BatchSize = 1)
+{
+    /// <summary>int64 inputs with the values to run with (after the float inputs, in graph order).</summary>
+    public (string Name, long[] Values)[] IntInputs { get; init; } = [];
+}
 
 /// <summary>
 /// Compiles a family of cases through the source generator into one assembly (one Roslyn compilation
@@ -37,12 +41,23 @@ public sealed class ConformanceSuite(ConformanceCase[] cases)
         var (c, path, artifact) = compiled[name];
         var inputs = Inputs(c, inputScale);
         using var ort = new OnnxRuntimeOracle(path);
-        var expected = ort.Run(inputs);
+        var expected = RunOrt(ort, c, inputs);
         var outputs = artifact.Outputs.Select(o => new float[artifact.Tensors[o.Tensor].ElementCount]).ToArray();
-        models.Run(artifact, [.. inputs.Select(i => i.Data)], outputs);
+        var byName = inputs.ToDictionary(i => i.Name, i => (object)i.Data);
+        foreach (var (n, values) in c.IntInputs) byName[n] = values;
+        models.Run(artifact, [.. artifact.Inputs.Select(b => byName[b.Name])], outputs);
         Assert.Equal(expected.Length, outputs.Length);
         for (int o = 0; o < outputs.Length; o++)
             Tolerance.AssertClose(expected[o], outputs[o], $"{name} output {o}", relative, absolute);
+    }
+
+    static float[][] RunOrt(OnnxRuntimeOracle ort, ConformanceCase c, (string Name, float[] Data, int[] Shape)[] inputs)
+    {
+        if (c.IntInputs.Length == 0) return ort.Run(inputs);
+        var values = inputs.Select(i => (i.Name, Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(i.Data, [.. i.Shape.Select(d => (long)d)])))
+            .Concat(c.IntInputs.Select(i => (i.Name, Microsoft.ML.OnnxRuntime.OrtValue.CreateTensorValueFromMemory(i.Values, [i.Values.Length])))).ToArray();
+        try { return ort.Run(values); }
+        finally { foreach (var (_, v) in values) v.Dispose(); }
     }
 
     /// <summary>The reference evaluator's outputs equal ONNX Runtime's.</summary>
@@ -53,8 +68,10 @@ public sealed class ConformanceSuite(ConformanceCase[] cases)
         var graph = ModelCompiler.Import(path, c.BatchSize);
         var inputs = Inputs(c, inputScale);
         using var ort = new OnnxRuntimeOracle(path);
-        var expected = ort.Run(inputs);
-        var actual = ReferenceEvaluator.Run(graph, inputs.ToDictionary(i => i.Name, i => new TensorData(i.Shape, i.Data)));
+        var expected = RunOrt(ort, c, inputs);
+        var feed = inputs.ToDictionary(i => i.Name, i => new TensorData(i.Shape, i.Data));
+        foreach (var (n, values) in c.IntInputs) feed[n] = new TensorData(graph[n].Shape!, values);
+        var actual = ReferenceEvaluator.Run(graph, feed);
         for (int o = 0; o < expected.Length; o++)
             Tolerance.AssertClose(expected[o], actual[graph.Outputs[o]].Floats, $"{name} output {o}", relative, absolute);
     }

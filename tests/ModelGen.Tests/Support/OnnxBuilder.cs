@@ -28,6 +28,22 @@ public sealed class OnnxBuilder
         return this;
     }
 
+    /// <summary>An int64 graph input (indices, or shape parameters given at run time).</summary>
+    public OnnxBuilder IntInput(string name, params int[] shape)
+    {
+        var info = ValueInfo(name, [.. shape.Select(d => (int?)d)]);
+        info.Type.TensorType.ElemType = (int)TensorProto.Types.DataType.Int64;
+        Graph.Input.Add(info);
+        return this;
+    }
+
+    /// <summary>A float32 graph output with a declared shape.</summary>
+    public OnnxBuilder Output(string name, params int[] shape)
+    {
+        Graph.Output.Add(ValueInfo(name, [.. shape.Select(d => (int?)d)]));
+        return this;
+    }
+
     /// <summary>A float32 graph output of unstated shape (ONNX Runtime and ModelGen infer it).</summary>
     public OnnxBuilder Output(string name)
     {

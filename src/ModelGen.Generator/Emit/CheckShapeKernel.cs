@@ -1,0 +1,144 @@
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// A shape parameter (Reshape target, Squeeze/Unsqueeze/Reduce axes, Split sizes) that the model takes
+/// as an input: the compiled code has one fixed shape, so the values given are checked against it
+/// when the model runs, and a mismatch is an ArgumentException naming the parameter.
+/// </summary>
+internal sealed class CheckShapeKernel : IKernel
+{
+    public string Kernel => "CheckShape";
+
+    public string InputName(int i) => "given";
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        string rule = k.Attr("rule");
+        int[] input = k.Ints("in"), expected = k.Ints("expected");
+        string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[0])?.Parameter ?? "given";
+        string In() => $"stackalloc int[] {{ {string.Join(", ", input)} }}";
+        string Expected() => expected.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", expected)} }}";
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: its {(rule == "reshape" ? "target shape" : rule == "split" ? "split sizes" : "axes")} arrive at run time in '{parameter}'; they must give {CodeWriter.Shape(expected)}, what this code was compiled for.");
+        k.OpenMethod();
+        switch (rule)
+        {
+            case "reshape":
+                w.Line($"ShapeChecks.Reshape(given, {In()}, {Expected()}, {(k.Attr("allowzero") == "1" ? "true" : "false")}, \"{parameter}\");");
+                break;
+            case "split":
+                w.Line($"ShapeChecks.Values(given, {Expected()}, \"{parameter}\");");
+                break;
+            default:
+                bool keep = !k.Has("keepdims") || k.Attr("keepdims") == "1", noop = k.Has("noop") && k.Attr("noop") == "1";
+                w.Line($"ShapeChecks.Axes(given, ShapeChecks.Rule.{char.ToUpperInvariant(rule[0]) + rule.Substring(1)}, {In()}, {Expected()}, {(keep ? "true" : "false")}, {(noop ? "true" : "false")}, \"{parameter}\");");
+                if (rule == "reduce")
+                {
+                    int[] axes = k.Ints("axes");
+                    w.Line($"ShapeChecks.ReducedAxes(given, {In()}, {(axes.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", axes)} }}")}, {(noop ? "true" : "false")}, {Expected()}, \"{parameter}\");");
+                }
+                break;
+        }
+        w.Close();
+        k.Helpers.Add("ShapeChecks");
+    }
+
+    public const string HelperSource = @"/// <summary>Checks that shape parameters given at run time produce the shapes this code was compiled for.</summary>
+static class ShapeChecks
+{
+    public enum Rule { Squeeze, Unsqueeze, Reduce }
+
+    public static void Reshape(global::System.ReadOnlySpan<long> target, global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> expected, bool allowZero, string parameter)
+    {
+        long total = 1, known = 1;
+        foreach (int d in input) total *= d;
+        bool ok = target.Length == expected.Length;
+        int inferred = -1;
+        for (int i = 0; ok && i < target.Length; i++)
+        {
+            long d = target[i];
+            if (d == -1)
+            {
+                ok = inferred < 0;
+                inferred = i;
+                continue;
+            }
+            if (d == 0 && !allowZero) d = i < input.Length ? input[i] : -1;
+            ok = d >= 0 && d == expected[i];
+            known *= d;
+        }
+        if (ok && inferred >= 0) ok = known != 0 && total % known == 0 && total / known == expected[inferred];
+        if (!ok) Fail(parameter, expected);
+    }
+
+    public static void Axes(global::System.ReadOnlySpan<long> axes, Rule rule, global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> expected, bool keepDims, bool noop, string parameter)
+    {
+        int rank = rule == Rule.Unsqueeze ? input.Length + axes.Length : input.Length;
+        if (rank > 64) Fail(parameter, expected);
+        global::System.Span<bool> marked = stackalloc bool[rank];
+        foreach (long given in axes)
+        {
+            long a = given < 0 ? given + rank : given;
+            if (a < 0 || a >= rank || marked[(int)a]) Fail(parameter, expected);
+            marked[(int)a] = true;
+        }
+        global::System.Span<int> result = stackalloc int[rank];
+        int n = 0, next = 0;
+        for (int i = 0; i < rank; i++)
+        {
+            switch (rule)
+            {
+                case Rule.Unsqueeze:
+                    result[n++] = marked[i] ? 1 : input[next++];
+                    break;
+                case Rule.Squeeze:
+                    if (axes.Length == 0 ? input[i] == 1 : marked[i])
+                    {
+                        if (input[i] != 1) Fail(parameter, expected);
+                    }
+                    else result[n++] = input[i];
+                    break;
+                default:
+                    if (axes.Length == 0 ? !noop : marked[i])
+                    {
+                        if (keepDims) result[n++] = 1;
+                    }
+                    else result[n++] = input[i];
+                    break;
+            }
+        }
+        if (!global::System.MemoryExtensions.SequenceEqual((global::System.ReadOnlySpan<int>)result.Slice(0, n), expected)) Fail(parameter, expected);
+    }
+
+    /// <summary>The axes reduced (those of size 1 aside, whose reduction changes nothing) must be the compiled ones.</summary>
+    public static void ReducedAxes(global::System.ReadOnlySpan<long> axes, global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> compiled, bool noop, global::System.ReadOnlySpan<int> expected, string parameter)
+    {
+        int rank = input.Length;
+        if (rank > 64) Fail(parameter, expected);
+        global::System.Span<bool> marked = stackalloc bool[rank];
+        if (axes.Length == 0 && !noop) marked.Fill(true);
+        foreach (long given in axes) marked[(int)(given < 0 ? given + rank : given)] = true;
+        int count = 0;
+        for (int i = 0; i < rank; i++)
+        {
+            if (!marked[i] || input[i] == 1) continue;
+            if (global::System.MemoryExtensions.IndexOf(compiled, i) < 0) Fail(parameter, expected);
+            count++;
+        }
+        if (count != compiled.Length) Fail(parameter, expected);
+    }
+
+    public static void Values(global::System.ReadOnlySpan<long> given, global::System.ReadOnlySpan<int> expected, string parameter)
+    {
+        bool ok = given.Length == expected.Length;
+        for (int i = 0; ok && i < given.Length; i++) ok = given[i] == expected[i];
+        if (!ok) Fail(parameter, expected);
+    }
+
+    static void Fail(string parameter, global::System.ReadOnlySpan<int> expected) =>
+        throw new global::System.ArgumentException($""{parameter} does not give the shape this model was compiled for ([{string.Join("", "", expected.ToArray())}])."", parameter);
+}";
+}
