@@ -120,7 +120,7 @@ public static class ArtifactText
                         if (fields.TryGetValue("data", out string? data)) t.Data = Convert.FromBase64String(data);
                         if (fields.TryGetValue("type", out string? type))
                             t.IsInt64 = type == "int64" ? true : throw new FormatException($"unknown element type '{type}'");
-                        if (t.IsInt64 && t.Storage != TensorStorage.Input) throw new FormatException("only inputs may be int64");
+                        if (t.IsInt64 && t.Storage == TensorStorage.Arena) throw new FormatException("int64 tensors are inputs, outputs or constants, never computed");
                         model.Tensors.Add(t);
                         break;
                     case "node":
@@ -161,8 +161,8 @@ public static class ArtifactText
                 if (id < 0 || id >= count) throw new FormatException($"node '{n.Name}' names tensor {id}, which does not exist");
         foreach (var t in model.Tensors)
         {
-            if (t.Storage == TensorStorage.Weight && (t.Data == null || t.Data.LongLength != t.ElementCount * 4))
-                throw new FormatException($"tensor {t.Id} holds {t.Data?.Length ?? 0} bytes, its shape needs {t.ElementCount * 4}");
+            if (t.Storage == TensorStorage.Weight && (t.Data == null || t.Data.LongLength != t.ElementCount * (t.IsInt64 ? 8 : 4)))
+                throw new FormatException($"tensor {t.Id} holds {t.Data?.Length ?? 0} bytes, its shape needs {t.ElementCount * (t.IsInt64 ? 8 : 4)}");
             if (t.Storage == TensorStorage.Arena && (t.Offset < 0 || t.Offset + t.ElementCount * 4 > model.ScratchBytes))
                 throw new FormatException($"tensor {t.Id} lies outside the scratch arena");
         }

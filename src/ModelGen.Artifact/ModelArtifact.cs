@@ -52,7 +52,7 @@ public sealed class ArtifactTensor
     public int Index { get; set; }
     public long Offset { get; set; }
     public int[] Shape { get; set; } = new int[0];
-    /// <summary>True for an int64 graph input (indices); every other tensor is float32.</summary>
+    /// <summary>True for int64 data (indices in, a constant shape out); everything computed is float32.</summary>
     public bool IsInt64 { get; set; }
     /// <summary>Little-endian float32 elements, weights only.</summary>
     public byte[]? Data { get; set; }

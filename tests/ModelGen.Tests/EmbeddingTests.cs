@@ -42,4 +42,16 @@ public sealed class EmbeddingTests
         var e = Assert.Throws<System.Reflection.TargetInvocationException>(() => models.Run(artifact, [new long[] { 1, 2, 10, 0, 0 }], [y]));
         Assert.IsType<ArgumentOutOfRangeException>(e.InnerException);
     }
+
+    [Fact]
+    public void AShapeFoldedToAConstantCanBeAnInt64Output()
+    {
+        string path = new OnnxBuilder().Input("x", 2, 3, 4).Node("Shape", ["x"], ["dims"]).Node("Relu", ["x"], ["y"]).Output("dims").Output("y").Save();
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "WithShape", Namespace = "Embedding" });
+        Assert.Contains("global::System.Span<long> dims", Generator.Emit.ModelEmitter.Emit(artifact));
+        var dims = new long[3];
+        var y = new float[24];
+        GeneratedModels.Build(artifact).Run(artifact, [new float[24]], [dims, y]);
+        Assert.Equal([2L, 3L, 4L], dims);
+    }
 }

@@ -90,12 +90,12 @@ public sealed class BinaryOperator(string opType) : Operator
 {
     public override string OpType { get; } = opType;
 
-    protected override bool AcceptsIntInput(Node node, int input) => OpType == "Pow" && input == 1;
+    protected override bool AcceptsIntInput(Node node, int input) => true; // checked in InferShapes: integers only as constants
 
     public override void InferShapes(Node node, Graph graph)
     {
         // Pow's exponent may be an integer tensor (opset 12+): a constant one becomes float32.
-        if (OpType == "Pow" && graph[node.Inputs[1]] is { Type: ElementType.Int64 } e)
+        if (OpType == "Pow" && graph[node.Inputs[0]].Type == ElementType.Float32 && graph[node.Inputs[1]] is { Type: ElementType.Int64 } e)
         {
             if (e.Constant is null) throw Error(graph, node, "an integer exponent computed at run time is not supported", ErrorCodes.UnsupportedDataType);
             string name = node.Inputs[1] + ".float";
@@ -105,12 +105,13 @@ public sealed class BinaryOperator(string opType) : Operator
             node.Inputs[1] = name;
         }
         RequireInputs(graph, node, 2, 2);
+        RequireIntegersConstant(graph, node);
         RejectAttributes(graph, node, graph.Opset < 7 ? ["broadcast", "axis"] : []);
         var (a, b) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));
         if (graph.Opset < 7) b = LegacyBroadcast(graph, node, a, b);
         var shape = Broadcast.Shape(a, b) ?? throw Error(graph, node, $"shapes [{string.Join(",", a)}] and [{string.Join(",", b)}] do not broadcast");
         if (OpType == "PRelu" && !shape.SequenceEqual(a)) throw Error(graph, node, "the slope must broadcast to the input's shape");
-        SetOutput(graph, node, 0, shape);
+        SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type == ElementType.Int64 && graph[node.Inputs[1]].Type == ElementType.Int64 ? ElementType.Int64 : ElementType.Float32);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
@@ -151,11 +152,31 @@ public sealed class BinaryOperator(string opType) : Operator
     {
         var shape = Broadcast.Shape(a.Shape, b.Shape)!;
         var (sa, sb) = (Broadcast.Strides(a.Shape, shape), Broadcast.Strides(b.Shape, shape));
+        if (a.Type == ElementType.Int64 && b.Type == ElementType.Int64)
+        {
+            // Shape arithmetic on integer constants (folded at build time only).
+            var yi = new long[TensorData.Size(shape)];
+            for (long i = 0; i < yi.LongLength; i++)
+                yi[i] = ApplyInt(op, a.Ints[Broadcast.Offset(i, shape, sa)], b.Ints[Broadcast.Offset(i, shape, sb)]);
+            return new TensorData(shape, yi);
+        }
         var y = new float[TensorData.Size(shape)];
         for (long i = 0; i < y.LongLength; i++)
             y[i] = Apply(op, a.Floats[Broadcast.Offset(i, shape, sa)], b.Floats[Broadcast.Offset(i, shape, sb)]);
         return new TensorData(shape, y);
     }
+
+    static long ApplyInt(string op, long a, long b) => op switch
+    {
+        "Add" or "Sum" or "Mean" => a + b,
+        "Sub" => a - b,
+        "Mul" => a * b,
+        "Div" => b == 0 ? throw new DivideByZeroException("integer division by zero in a constant") : a / b,
+        "Pow" => (long)Math.Pow(a, b),
+        "Max" => Math.Max(a, b),
+        "Min" => Math.Min(a, b),
+        _ => throw new ArgumentException(op),
+    };
 
     /// <summary>Same float32 operations as <see cref="Activations.BinaryExpression"/> emits.</summary>
     public static float Apply(string op, float a, float b) => op switch
@@ -175,16 +196,19 @@ public sealed class BinaryOperator(string opType) : Operator
 /// <summary>Sum, Mean, Max, Min over 1 to N inputs, broadcasting. Normalization splits them into binary nodes.</summary>
 public sealed class VariadicOperator(string opType) : Operator
 {
+    protected override bool AcceptsIntInput(Node node, int input) => true; // integers only as constants, checked in InferShapes
+
     public override string OpType { get; } = opType;
 
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1024);
+        RequireIntegersConstant(graph, node);
         RejectAttributes(graph, node);
         var shape = ShapeOf(graph, node, 0);
         for (int i = 1; i < node.Inputs.Count; i++)
             shape = Broadcast.Shape(shape, ShapeOf(graph, node, i)) ?? throw Error(graph, node, $"input {i} does not broadcast");
-        SetOutput(graph, node, 0, shape);
+        SetOutput(graph, node, 0, shape, node.Inputs.Where(i => i.Length > 0).All(i => graph[i].Type == ElementType.Int64) ? ElementType.Int64 : ElementType.Float32);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)

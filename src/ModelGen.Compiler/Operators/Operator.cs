@@ -55,6 +55,21 @@ public abstract class Operator
                 throw Error(graph, node, $"input {i} ('{node.Inputs[i]}') is not float32; only float32 tensors are supported here", ErrorCodes.UnsupportedDataType);
     }
 
+    /// <summary>
+    /// Integer tensors are only ever constants folded at build time (shape arithmetic); an integer
+    /// operand computed at run time, or one mixed with float32, is refused.
+    /// </summary>
+    protected static void RequireIntegersConstant(Graph graph, Node node)
+    {
+        var inputs = node.Inputs.Where(i => i.Length > 0).Select(i => graph[i]).ToList();
+        bool anyInt = inputs.Any(v => v.Type == ElementType.Int64);
+        if (!anyInt) return;
+        // Pow alone may raise floats to an integer power; its exponent is converted to float32.
+        if (node.OpType == "Pow" && inputs[0].Type == ElementType.Float32) return;
+        if (inputs.Any(v => v.Type != ElementType.Int64) || inputs.Any(v => !v.IsConstant))
+            throw Error(graph, node, $"computes with integer tensors{(inputs.Any(v => !v.IsConstant) ? " at run time" : " mixed with float32")}; only float32 is computed at run time (integers only as build-time constants)", ErrorCodes.UnsupportedDataType);
+    }
+
     /// <summary>Whether input <paramref name="input"/> may be an integer tensor (a shape, indices, axes).</summary>
     protected virtual bool AcceptsIntInput(Node node, int input) => false;
 

@@ -59,6 +59,9 @@ public sealed class ArtifactBuilder : ILowering
             int id = source.IsConstant || _graph.Inputs.Contains(name) ? NewTensor(name, source.Shape!) : Tensor(name);
             _artifact.Tensors[id].Storage = TensorStorage.Output;
             _artifact.Tensors[id].Index = j;
+            _artifact.Tensors[id].IsInt64 = source.Type == ElementType.Int64;
+            if (source.Type == ElementType.Int64 && !source.IsConstant && !_graph.Inputs.Contains(name))
+                throw new ModelGenException(ErrorCodes.UnsupportedDataType, _graph.ModelPath, $"graph output '{name}' is an integer tensor computed at run time; only float32 is computed at run time");
             _artifact.Outputs.Add(new ArtifactBinding { Tensor = id, Name = name, Parameter = Identifiers.Unique(Identifiers.Camel(name, "output"), taken) });
             outputIds.Add(id);
         }
@@ -176,6 +179,14 @@ public sealed class ArtifactBuilder : ILowering
     static void SetWeight(ArtifactTensor t, TensorData c)
     {
         t.Storage = TensorStorage.Weight;
+        if (c.Type == ElementType.Int64)
+        {
+            // An integer constant only ever reaches a kernel as a graph output (a folded Shape, say).
+            t.IsInt64 = true;
+            t.Data = new byte[c.Ints.Length * 8];
+            for (int i = 0; i < c.Ints.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(t.Data.AsSpan(i * 8), c.Ints[i]);
+            return;
+        }
         t.Data = new byte[c.Floats.Length * 4];
         for (int i = 0; i < c.Floats.Length; i++) BinaryPrimitives.WriteSingleLittleEndian(t.Data.AsSpan(i * 4), c.Floats[i]);
     }
@@ -187,8 +198,6 @@ public sealed class ArtifactBuilder : ILowering
         id = NewTensor(name, v.Shape!);
         if (v.Constant is { } c)
         {
-            if (c.Type != ElementType.Float32)
-                throw new ModelGenException(ErrorCodes.UnsupportedDataType, _graph.ModelPath, $"constant '{name}' is an integer tensor read by a kernel; only float32 weights are supported");
             SetWeight(_artifact.Tensors[id], c);
         }
         _tensorIds[name] = id;

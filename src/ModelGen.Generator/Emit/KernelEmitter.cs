@@ -27,7 +27,7 @@ internal static class KernelEmitter
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
         Registered.TryGetValue(node.Kernel, out var registered);
         string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{(t.IsInt64 ? "long" : "float")}> " + (registered is null ? InputName(node.Kernel, i) : registered.InputName(i)))
-            .Concat(outputs.Select((t, i) => "global::System.Span<float> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.IsInt64 ? "long" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         switch (node.Kernel)

@@ -20,7 +20,7 @@ public static class ModelEmitter
 
     /// <summary>Whether the class gets a Predict method: one output holding one sample's class scores.</summary>
     public static bool HasPredict(ModelArtifact model) =>
-        model.Outputs.Count == 1 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
+        model.Outputs.Count == 1 && !model.Tensors[model.Outputs[0].Tensor].IsInt64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
 
     public static string Emit(ModelArtifact model)
     {
@@ -49,7 +49,7 @@ public static class ModelEmitter
 
         bool Single => _m.Inputs.Count == 1 && _m.Outputs.Count == 1;
 
-        long WeightBytes => _m.Tensors.Where(t => t.Storage == TensorStorage.Weight).Sum(t => (long)(t.Data?.Length ?? 0));
+        long WeightBytes => _m.Tensors.Where(t => t.Storage == TensorStorage.Weight && _weightNames.ContainsKey(t.Id)).Sum(t => (long)(t.Data?.Length ?? 0));
 
         public string Run()
         {
@@ -84,7 +84,7 @@ public static class ModelEmitter
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
             foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
-            foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): float32 {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
+            foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
             _w.Line($"/// <para>Weights: {CodeWriter.N(WeightBytes)} bytes embedded; scratch: {CodeWriter.N(_m.ScratchBytes)} bytes; {CodeWriter.N(_m.Nodes.Count)} kernels.</para>");
             _w.Line("/// </remarks>");
         }
@@ -116,7 +116,7 @@ public static class ModelEmitter
         }
 
         string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
-        string OutParams() => string.Join(", ", _m.Outputs.Select(b => "global::System.Span<float> " + b.Parameter));
+        string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
 
         void ParamDocs()
@@ -124,7 +124,7 @@ public static class ModelEmitter
             foreach (var b in _m.Inputs)
                 _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
             foreach (var b in _m.Outputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
         }
 
         void RunMethods()
@@ -233,8 +233,9 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: float32 {CodeWriter.Shape(t.Shape)}.</summary>");
-                _w.Line($"public static global::System.ReadOnlySpan<float> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, float>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)}));");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                string type = t.IsInt64 ? "long" : "float";
+                _w.Line($"public static global::System.ReadOnlySpan<{type}> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, {type}>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)}));");
             }
             _w.Close();
         }

@@ -52,7 +52,7 @@ public sealed class GeneratedModels
     }
 
     /// <summary>Runs model <paramref name="className"/> once: inputs and outputs in ONNX order.</summary>
-    public void Run(ModelArtifact model, object[] inputs, float[][] outputs) =>
+    public void Run(ModelArtifact model, object[] inputs, object[] outputs) =>
         Method(model, "Run").Invoke(null, [inputs, outputs]);
 
     /// <summary>Runs a single-input, single-output model on <paramref name="count"/> consecutive samples.</summary>
@@ -77,7 +77,7 @@ public sealed class GeneratedModels
     {
         string cls = $"global::{m.Namespace}.{m.ClassName}";
         var ins = m.Inputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])inputs[{i}]");
-        var outs = m.Outputs.Select((_, i) => $"outputs[{i}]");
+        var outs = m.Outputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])outputs[{i}]");
         string single = m.Inputs.Count == 1 && m.Outputs.Count == 1 && !m.Tensors[m.Inputs[0].Tensor].IsInt64
             ? $$"""
                 public static void RunMany(float[] inputs, float[] outputs, int count)
@@ -93,7 +93,7 @@ public sealed class GeneratedModels
             {
                 public static class {{m.Namespace.Replace('.', '_')}}_{{m.ClassName}}
                 {
-                    public static void Run(object[] inputs, float[][] outputs) => {{cls}}.Run({{string.Join(", ", ins.Concat(outs))}});
+                    public static void Run(object[] inputs, object[] outputs) => {{cls}}.Run({{string.Join(", ", ins.Concat(outs))}});
                     {{single}}
                     {{predict}}
                 }
