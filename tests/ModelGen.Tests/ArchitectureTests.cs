@@ -8,7 +8,7 @@ namespace ModelGen.Tests;
 /// transformer encoder block (multi-head attention, LayerNorm, GELU via Erf). Random weights, checked
 /// end to end through the generator against ONNX Runtime.
 /// </summary>
-public sealed class ArchitectureTests
+public sealed class ArchitectureTests : ConformanceTests
 {
     static float[] R(int n, int seed, float scale = 0.5f) => [.. OnnxBuilder.Random(n, seed).Select(v => v * scale)];
     static float[] Positive(int n, int seed) => [.. OnnxBuilder.Random(n, seed).Select(v => 0.5f + Math.Abs(v))];
@@ -80,15 +80,9 @@ public sealed class ArchitectureTests
         return new ConformanceCase("TransformerEncoderBlock", b, [("x", [1, t, d])]);
     }
 
-    static readonly ConformanceSuite Suite = new([MobileNetBlock(), KeywordSpotter(), TransformerBlock()]);
+    static readonly ConformanceSuite Cases = new([MobileNetBlock(), KeywordSpotter(), TransformerBlock()]);
 
-    public static TheoryData<string> Names => Suite.Names;
+    protected override ConformanceSuite Suite => Cases;
 
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void GeneratedCodeMatchesOnnxRuntime(string name) => Suite.AssertGeneratedMatchesOnnxRuntime(name);
-
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void ReferenceEvaluatorMatchesOnnxRuntime(string name) => Suite.AssertEvaluatorMatchesOnnxRuntime(name);
+    public static TheoryData<string> Names => Cases.Names;
 }

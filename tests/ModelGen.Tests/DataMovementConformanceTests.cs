@@ -3,7 +3,7 @@ using ModelGen.Tests.Support;
 namespace ModelGen.Tests;
 
 /// <summary>Transpose, Slice, Squeeze, Unsqueeze, Gather, Concat, Split, Pad, Dropout, Cast and the Shape arithmetic exporters write.</summary>
-public sealed class DataMovementConformanceTests
+public sealed class DataMovementConformanceTests : ConformanceTests
 {
     static ConformanceCase Unary(string name, string op, int[] x, long opset = 13, params (string, object)[] attrs) =>
         new(name, new OnnxBuilder(opset).Input("x", [.. x.Select(d => (int?)d)]).Node(op, ["x"], ["y"], attrs).Output("y"), [("x", x)]);
@@ -80,15 +80,9 @@ public sealed class DataMovementConformanceTests
         return new ConformanceCase(name, b.Node("Gather", ["x", "idx"], ["y"], ("axis", axis)).Output("y"), [("x", x)]);
     }
 
-    static readonly ConformanceSuite Suite = new(All);
+    static readonly ConformanceSuite Cases = new(All);
 
-    public static TheoryData<string> Names => Suite.Names;
+    protected override ConformanceSuite Suite => Cases;
 
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void GeneratedCodeMatchesOnnxRuntime(string name) => Suite.AssertGeneratedMatchesOnnxRuntime(name);
-
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void ReferenceEvaluatorMatchesOnnxRuntime(string name) => Suite.AssertEvaluatorMatchesOnnxRuntime(name);
+    public static TheoryData<string> Names => Cases.Names;
 }

@@ -3,7 +3,7 @@ using ModelGen.Tests.Support;
 namespace ModelGen.Tests;
 
 /// <summary>Pooling, reductions, Softmax/LogSoftmax and the normalizations (BatchNormalization folded or not, Instance, Layer, LRN).</summary>
-public sealed class NormalizationConformanceTests
+public sealed class NormalizationConformanceTests : ConformanceTests
 {
     static float[] R(int n, int seed) => OnnxBuilder.Random(n, seed);
     static float[] Positive(int n, int seed) => [.. R(n, seed).Select(v => 0.5f + Math.Abs(v))];
@@ -77,15 +77,9 @@ public sealed class NormalizationConformanceTests
         Unary("LrnSize5Attributes", "LRN", [2, 6, 2, 2], 13, ("size", 5), ("alpha", 0.01f), ("beta", 0.5f), ("bias", 2f)),
     ];
 
-    static readonly ConformanceSuite Suite = new(All);
+    static readonly ConformanceSuite Cases = new(All);
 
-    public static TheoryData<string> Names => Suite.Names;
+    protected override ConformanceSuite Suite => Cases;
 
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void GeneratedCodeMatchesOnnxRuntime(string name) => Suite.AssertGeneratedMatchesOnnxRuntime(name);
-
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void ReferenceEvaluatorMatchesOnnxRuntime(string name) => Suite.AssertEvaluatorMatchesOnnxRuntime(name);
+    public static TheoryData<string> Names => Cases.Names;
 }

@@ -7,7 +7,7 @@ namespace ModelGen.Tests;
 /// is compiled through the source generator and its outputs compared with ONNX Runtime's (1e-4
 /// relative). The reference evaluator is held to the same bar.
 /// </summary>
-public sealed class OperatorConformanceTests
+public sealed class OperatorConformanceTests : ConformanceTests
 {
 
     static float[] R(int n, int seed) => OnnxBuilder.Random(n, seed);
@@ -164,15 +164,9 @@ public sealed class OperatorConformanceTests
         new ConformanceCase("TwoOutputsOneValue", new OnnxBuilder().Input("x", 2, 2).Node("Relu", ["x"], ["y"]).Node("Identity", ["y"], ["z"]).Output("y").Output("z"), [("x", [2, 2])]),
     ];
 
-    static readonly ConformanceSuite Suite = new(All);
+    static readonly ConformanceSuite Cases = new(All);
 
-    public static TheoryData<string> Names => Suite.Names;
+    protected override ConformanceSuite Suite => Cases;
 
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void GeneratedCodeMatchesOnnxRuntime(string name) => Suite.AssertGeneratedMatchesOnnxRuntime(name);
-
-    [Theory]
-    [MemberData(nameof(Names))]
-    public void ReferenceEvaluatorMatchesOnnxRuntime(string name) => Suite.AssertEvaluatorMatchesOnnxRuntime(name);
+    public static TheoryData<string> Names => Cases.Names;
 }

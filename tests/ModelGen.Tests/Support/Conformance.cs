@@ -76,3 +76,25 @@ public sealed class ConformanceSuite(ConformanceCase[] cases)
             Tolerance.AssertClose(expected[o], actual[graph.Outputs[o]].Floats, $"{name} output {o}", relative, absolute);
     }
 }
+
+/// <summary>
+/// The two checks every operator family runs on each of its cases. A family derives from this, lists
+/// its cases, and exposes them as <c>public static TheoryData&lt;string&gt; Names</c> (xunit finds it on the
+/// derived class).
+/// </summary>
+public abstract class ConformanceTests
+{
+    protected abstract ConformanceSuite Suite { get; }
+
+    // xUnit1015: the analyzer looks for Names on this class; at run time xunit reads it from the derived one.
+#pragma warning disable xUnit1015
+
+    [Theory]
+    [MemberData("Names")]
+    public void GeneratedCodeMatchesOnnxRuntime(string name) => Suite.AssertGeneratedMatchesOnnxRuntime(name);
+
+    [Theory]
+    [MemberData("Names")]
+    public void ReferenceEvaluatorMatchesOnnxRuntime(string name) => Suite.AssertEvaluatorMatchesOnnxRuntime(name);
+#pragma warning restore xUnit1015
+}
