@@ -193,4 +193,21 @@ public sealed class HostileGraphTests
         var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = path }));
         Assert.True(e.Code is ErrorCodes.TooLarge or ErrorCodes.ShapeMismatch, e.Canonical);
     }
+
+    [Fact]
+    public void ConstantFoldingStopsAtABudgetTiedToTheFileSize()
+    {
+        // A few hundred bytes that would fold into 30 M floats (5 M, 10 M, 15 M): the last Pad is left to run time.
+        const long step = 5_000_000;
+        string path = new OnnxBuilder().Input("x", 1, 1)
+            .Node("Constant", [], ["c"], ("value", OnnxBuilder.Tensor("c", [1, 1], [1f])))
+            .Initializer("p1", [0, 0, 0, step - 1]).Node("Pad", ["c", "p1"], ["a"])
+            .Initializer("p2", [0, 0, 0, step]).Node("Pad", ["a", "p2"], ["b"])
+            .Initializer("p3", [0, 0, 0, step]).Node("Pad", ["b", "p3"], ["d"])
+            .Node("ReduceSum", ["d"], ["s"]).Node("Add", ["x", "s"], ["y"]).Output("y").Save();
+        var graph = ModelCompiler.Import(path);
+        Assert.True(new FileInfo(path).Length < 1000);
+        Assert.Contains(graph.Nodes, n => n.OpType == "Pad");
+        Assert.Equal(2, graph.Values.Values.Count(v => v.Constant is { Count: > 1_000_000 }));
+    }
 }

@@ -22,7 +22,7 @@ public static class OnnxImporter
     {
         if (batchSize < 1 || batchSize > 1_000_000)
             throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"batch size {batchSize} is out of range; give a value from 1 to 1000000");
-        var graph = new Graph { ModelPath = modelPath, Producer = (model.ProducerName + " " + model.ProducerVersion).Trim() };
+        var graph = new Graph { ModelPath = modelPath, Producer = (model.ProducerName + " " + model.ProducerVersion).Trim(), FileBytes = model.CalculateSize() };
         graph.Opset = ReadOpset(model, modelPath);
         var g = model.Graph;
 

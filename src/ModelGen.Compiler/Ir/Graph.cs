@@ -85,6 +85,8 @@ public sealed class Graph
 {
     /// <summary>The model file, for error messages.</summary>
     public string ModelPath { get; set; } = "";
+    /// <summary>Size of the model file (and its external data): the scale for the compiler's own memory bounds.</summary>
+    public long FileBytes { get; set; }
     public long Opset { get; set; }
     public string Producer { get; set; } = "";
     public List<Node> Nodes { get; set; } = [];

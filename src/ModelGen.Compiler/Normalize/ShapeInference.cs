@@ -14,9 +14,16 @@ public static class ShapeInference
     /// <summary>Largest tensor constant folding creates (16 M elements, 64 MB of float32).</summary>
     public const long MaxFoldedElements = 1 << 24;
 
+    /// <summary>
+    /// All folding together may create at most this many elements, or eight per byte of the model file
+    /// if that is more: the compiler's memory stays tied to the size of its input.
+    /// </summary>
+    public static long FoldingBudget(Graph graph) => Math.Max(MaxFoldedElements, 8 * graph.FileBytes);
+
     public static void Run(Graph graph)
     {
         var remaining = new List<Node>(graph.Nodes.Count);
+        long budget = FoldingBudget(graph);
         foreach (var node in graph.Nodes)
         {
             var op = OperatorSet.Get(node, graph);
@@ -24,11 +31,13 @@ public static class ShapeInference
             bool foldable = node.Inputs.Any(i => i.Length > 0) && node.Inputs.All(i => i.Length == 0 || graph[i].IsConstant)
                 // A folded constant is embedded in the assembly: only fold what stays small (a node
                 // that would blow a few bytes up into gigabytes runs at run time instead).
-                && node.Outputs.All(o => o.Length == 0 || TensorData.Size(graph[o].Shape ?? []) <= MaxFoldedElements);
+                && node.Outputs.All(o => o.Length == 0 || TensorData.Size(graph[o].Shape ?? []) <= MaxFoldedElements)
+                && node.Outputs.Sum(o => o.Length == 0 ? 0 : TensorData.Size(graph[o].Shape ?? [])) <= budget;
             // Constant and Shape (shapes are known at build time) define constants themselves.
             if (node.Outputs.All(o => o.Length == 0 || graph[o].IsConstant)) continue;
             if (foldable)
             {
+                budget -= node.Outputs.Sum(o => o.Length == 0 ? 0 : TensorData.Size(graph[o].Shape ?? []));
                 var outputs = ReferenceEvaluator.EvaluateNode(node, graph, name => graph[name].Constant!);
                 for (int i = 0; i < outputs.Length && i < node.Outputs.Count; i++)
                 {

@@ -10,6 +10,9 @@ namespace ModelGen.Compiler.Operators;
 /// </summary>
 public abstract class DataMovementOperator : Operator
 {
+    /// <summary>Longest build-time index table (Pad, Gather) the compiler makes.</summary>
+    protected const int MaxTableEntries = 1 << 24;
+
     protected override bool AcceptsIntInput(Node node, int input) => true;
 
     /// <summary>Reads a constant integer input (axes, pads, starts…), or null when the input is absent.</summary>
@@ -365,6 +368,7 @@ public sealed class GatherOperator : DataMovementOperator
         var indexValue = graph[node.Inputs[1]];
         if (indexValue.Type != ElementType.Int64) throw Error(graph, node, "indices must be integers", ErrorCodes.UnsupportedDataType);
         // Indices given at run time (token ids into an embedding table) are checked by the kernel.
+        if (indexValue.Constant is { } idx && idx.Count > MaxTableEntries) throw Error(graph, node, $"{idx.Count} indices; ModelGen gathers at most {MaxTableEntries}", ErrorCodes.TooLarge);
         foreach (long i in indexValue.Constant?.Ints ?? [])
             if (i < -x[axis] || i >= x[axis]) throw Error(graph, node, $"index {i} is out of range for axis {axis} of size {x[axis]}");
         var indexShape = graph[node.Inputs[1]].Shape!;
@@ -591,6 +595,8 @@ public sealed class PadOperator : DataMovementOperator
             if (begin == 0 && end == 0) continue;
             if (mode != "constant" && x[d] == 0) throw Error(graph, node, $"cannot {mode}-pad an empty axis");
             if (mode == "reflect" && (begin >= x[d] || end >= x[d])) throw Error(graph, node, $"reflect pads of axis {d} must be smaller than its size {x[d]}");
+            // The index table is built at compile time: keep it proportionate (a hostile pad of 2^28 is refused).
+            if (size > MaxTableEntries) throw Error(graph, node, $"pads make axis {d} {size} long; ModelGen pads axes of up to {MaxTableEntries} elements", ErrorCodes.TooLarge);
             var map = new int[size];
             for (int o = 0; o < size; o++)
             {
