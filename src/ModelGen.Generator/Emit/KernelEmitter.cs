@@ -32,9 +32,12 @@ internal static class KernelEmitter
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         switch (node.Kernel)
         {
-            case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy); break;
+            case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy, m.Simd); break;
             case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0]); break;
-            case "Dense": Dense(w, m, node, name, sig, inputs, outputs[0]); usesDot |= node.Attributes["transA"] == "0"; break;
+            case "Dense":
+                Dense(w, m, node, name, sig, inputs, outputs[0]);
+                if (node.Attributes["transA"] == "0") { helpers.Add("Gemv"); helpers.Add("Dot"); }
+                break;
             case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
             case "Binary": Binary(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
             case "Unary":
@@ -75,6 +78,7 @@ internal static class KernelEmitter
             switch (helper)
             {
                 case "Dot": EmitDot(w, simd); break;
+                case "Gemv": EmitGemv(w, simd); break;
                 case "Axpy": EmitAxpy(w, simd); break;
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
@@ -132,8 +136,13 @@ internal static class KernelEmitter
         _ => op.ToLowerInvariant() + "(x)",
     };
 
-    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy)
+    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
     {
+        if (Ints(node, "strides")[1] == 1 && simd != "none")
+        {
+            ConvOutputStationary(w, node, name, sig, inputs, y, simd);
+            return;
+        }
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
         int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
@@ -185,6 +194,78 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close();
     }
 
+    /// <summary>
+    /// Conv with unit horizontal stride: each output row is computed a vector of columns at a time, the
+    /// accumulator staying in a register across every (channel, kh, kw) tap: one broadcast weight times
+    /// one unaligned load of input per tap. Columns whose taps would read padding are done one by one.
+    /// </summary>
+    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1];
+        bool hasBias = inputs.Length > 2;
+        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
+        int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
+        int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
+        int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
+        int cpg = c / group, mpg = m / group, taps = cpg * k[0] * k[1];
+        // Columns [first, last) have every tap inside the input: ow − pl ≥ 0 and ow + (kW−1)·dW − pl ≤ W − 1.
+        int first = Math.Min(p[1], ow), last = Math.Max(first, Math.Min(ow, wd - 1 + p[1] - (k[1] - 1) * d[1] + 1));
+        bool act = node.Attributes.ContainsKey("activation");
+        w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
+        w.Line($"// Output-stationary: columns {first}..{last - 1} of each row a vector at a time over {taps} taps; the rest one by one.");
+        w.Open($"public static void {name}({sig})");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Open($"for (int n = 0; n < {n}; n++)");
+        w.Open($"for (int m = 0; m < {m}; m++)");
+        w.Line($"global::System.ReadOnlySpan<float> wm = w.Slice(m * {taps}, {taps});");
+        w.Line($"float bias = {(hasBias ? "b[m]" : "0f")};");
+        w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
+        w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
+        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+        w.Line($"int col = {first};");
+        var levels = new List<(string V, int Width)>();
+        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        for (int l = 0; l < levels.Count; l++)
+        {
+            var (v, width) = levels[l];
+            if (last - first < width) continue;
+            w.Open($"if ({v}.IsHardwareAccelerated)");
+            w.Open($"for (; col <= {last - width}; col += {width})");
+            w.Line($"{v}<float> acc = {v}.Create(bias);");
+            w.Line("int t = 0;");
+            w.Open($"for (int c = 0; c < {cpg}; c++)");
+            w.Open($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})");
+            w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+            if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
+            w.Line($"int row = xBase + c * {h * wd} + ih * {wd} + col - {p[1]};");
+            w.Line($"for (int kw = 0; kw < {k[1]}; kw++) acc += {v}.Create(wm[t + kw]) * {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
+            w.Close(); w.Close();
+            if (act)
+                w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(acc, e); y[yBase + oh * {ow} + col + e] = {Act(node)}; }}");
+            else w.Line($"{v}.CopyTo(acc, y.Slice(yBase + oh * {ow} + col, {width}));");
+            w.Close(); w.Close();
+        }
+        w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
+        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
+        w.Line($"if (ow >= {first} && ow < col) continue;");
+        w.Line("float sum = bias;");
+        w.Line("int t = 0;");
+        w.Open($"for (int c = 0; c < {cpg}; c++)");
+        w.Open($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})");
+        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+        w.Line($"if ((uint)ih >= {h}u) continue;");
+        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
+        w.Line($"int iw = ow + kw * {d[1]} - {p[1]};");
+        w.Line($"if ((uint)iw < {wd}u) sum += wm[t + kw] * x[xBase + c * {h * wd} + ih * {wd} + iw];");
+        w.Close(); w.Close(); w.Close();
+        w.Line("float v = sum;");
+        w.Line($"y[yBase + oh * {ow} + ow] = {Act(node)};");
+        w.Close();
+        w.Close(); w.Close(); w.Close(); w.Close();
+    }
+
     static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y)
     {
         int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
@@ -217,24 +298,32 @@ internal static class KernelEmitter
         int n = wt.Shape[0], k = wt.Shape[1];
         long rows = y.ElementCount / n;
         string bias = inputs.Length < 3 ? "" : inputs[2].ElementCount == n ? " + b[j]" : $" + b[r * {n} + j]";
+        bool epilogue = bias.Length > 0 || node.Attributes.ContainsKey("activation");
         w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[j, k]{(bias.Length > 0 ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} stored [N, K] (transposed at build time){ActName(node)}.");
         w.Open($"public static void {name}({sig})");
         w.Open($"for (int r = 0; r < {rows}; r++)");
-        if (!transA) w.Line($"global::System.ReadOnlySpan<float> row = x.Slice(r * {k}, {k});");
-        w.Open($"for (int j = 0; j < {n}; j++)");
         if (!transA)
         {
-            w.Line($"float v = Dot(row, w.Slice(j * {k}, {k})){bias};");
-            w.Line($"y[r * {n} + j] = {Act(node)};");
+            w.Line($"global::System.Span<float> outputs = y.Slice(r * {n}, {n});");
+            w.Line($"Gemv(x.Slice(r * {k}, {k}), w, outputs);");
+            if (epilogue)
+            {
+                w.Open($"for (int j = 0; j < {n}; j++)");
+                w.Line($"float v = outputs[j]{bias};");
+                w.Line($"outputs[j] = {Act(node)};");
+                w.Close();
+            }
         }
         else
         {
+            w.Open($"for (int j = 0; j < {n}; j++)");
             w.Line("float sum = 0f;");
             w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[j * {k} + p];");
             w.Line($"float v = sum{bias};");
             w.Line($"y[r * {n} + j] = {Act(node)};");
+            w.Close();
         }
-        w.Close(); w.Close(); w.Close();
+        w.Close(); w.Close();
     }
 
     static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
@@ -337,6 +426,42 @@ internal static class KernelEmitter
         w.Close();
     }
 
+    /// <summary>y[j] = Σi x[i]·w[j·k + i]: four rows of w share each load of x (register blocking).</summary>
+    public static void EmitGemv(CodeWriter w, string simd)
+    {
+        w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
+        w.Open("static void Gemv(global::System.ReadOnlySpan<float> x, global::System.ReadOnlySpan<float> w, global::System.Span<float> y)");
+        w.Line("int k = x.Length, n = y.Length;");
+        w.Line("if (w.Length < n * k) throw new global::System.ArgumentException(\"weights too short\");");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line("int j = 0;");
+        w.Open("for (; j <= n - 4; j += 4)");
+        w.Line("int i = 0, o0 = j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;");
+        w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
+        VectorLoop(w, simd, "k", (v, width) => new[]
+        {
+            $"{v}<float> a0 = {v}<float>.Zero, a1 = a0, a2 = a0, a3 = a0;",
+            $"for (; i <= k - {width}; i += {width})",
+            "{",
+            $"    {v}<float> xv = {Load(v, "rx", "i")};",
+            $"    a0 += {Load(v, "rw", "o0 + i")} * xv;",
+            $"    a1 += {Load(v, "rw", "o1 + i")} * xv;",
+            $"    a2 += {Load(v, "rw", "o2 + i")} * xv;",
+            $"    a3 += {Load(v, "rw", "o3 + i")} * xv;",
+            "}",
+            $"s0 = {v}.Sum(a0); s1 = {v}.Sum(a1); s2 = {v}.Sum(a2); s3 = {v}.Sum(a3);",
+        });
+        w.Open("for (; i < k; i++)");
+        w.Line("float xi = x[i];");
+        w.Line("s0 += xi * w[o0 + i]; s1 += xi * w[o1 + i]; s2 += xi * w[o2 + i]; s3 += xi * w[o3 + i];");
+        w.Close();
+        w.Line("y[j] = s0; y[j + 1] = s1; y[j + 2] = s2; y[j + 3] = s3;");
+        w.Close();
+        w.Line("for (; j < n; j++) y[j] = Dot(x, w.Slice(j * k, k));");
+        w.Close();
+    }
+
     /// <summary>y += alpha·x over equal-length spans.</summary>
     public static void EmitAxpy(CodeWriter w, string simd)
     {
@@ -364,6 +489,7 @@ internal static class KernelEmitter
     internal static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
     {
         var levels = new List<(string V, int Width)>();
+        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16));
         if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
         if (simd == "auto" || simd == "vector128") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         for (int l = 0; l < levels.Count; l++)
