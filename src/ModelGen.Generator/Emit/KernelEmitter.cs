@@ -209,17 +209,21 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         int cpg = c / group, mpg = m / group, taps = cpg * k[0] * k[1];
+        // Output channels computed together share each load of input (register blocking).
+        int block = mpg % 4 == 0 ? 4 : mpg % 2 == 0 ? 2 : 1;
         // Columns [first, last) have every tap inside the input: ow − pl ≥ 0 and ow + (kW−1)·dW − pl ≤ W − 1.
         int first = Math.Min(p[1], ow), last = Math.Max(first, Math.Min(ow, wd - 1 + p[1] - (k[1] - 1) * d[1] + 1));
         bool act = node.Attributes.ContainsKey("activation");
+        var blockIndexes = Enumerable.Range(0, block).ToArray();
+        string Each(Func<int, string> f) => string.Join(" ", blockIndexes.Select(f));
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
-        w.Line($"// Output-stationary: columns {first}..{last - 1} of each row a vector at a time over {taps} taps; the rest one by one.");
+        w.Line($"// Output-stationary, {block} output channels at a time: columns {first}..{last - 1} of each row a vector at a time over {taps} taps, accumulators in registers; edge columns one by one.");
         w.Open($"public static void {name}({sig})");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int m = 0; m < {m}; m++)");
-        w.Line($"global::System.ReadOnlySpan<float> wm = w.Slice(m * {taps}, {taps});");
-        w.Line($"float bias = {(hasBias ? "b[m]" : "0f")};");
+        w.Open($"for (int m = 0; m < {m}; m += {block})");
+        w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
+        w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
         w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
         w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
@@ -227,30 +231,36 @@ internal static class KernelEmitter
         var levels = new List<(string V, int Width)>();
         if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
         levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        foreach (var (v, width) in levels)
         {
-            var (v, width) = levels[l];
             if (last - first < width) continue;
             w.Open($"if ({v}.IsHardwareAccelerated)");
             w.Open($"for (; col <= {last - width}; col += {width})");
-            w.Line($"{v}<float> acc = {v}.Create(bias);");
+            w.Line(Each(i => $"{v}<float> a{i} = {v}.Create(bias{i});"));
             w.Line("int t = 0;");
             w.Open($"for (int c = 0; c < {cpg}; c++)");
             w.Open($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})");
             w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
             if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
             w.Line($"int row = xBase + c * {h * wd} + ih * {wd} + col - {p[1]};");
-            w.Line($"for (int kw = 0; kw < {k[1]}; kw++) acc += {v}.Create(wm[t + kw]) * {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
-            w.Close(); w.Close();
-            if (act)
-                w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(acc, e); y[yBase + oh * {ow} + col + e] = {Act(node)}; }}");
-            else w.Line($"{v}.CopyTo(acc, y.Slice(yBase + oh * {ow} + col, {width}));");
+            w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
+            w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
+            w.Line(Each(i => $"a{i} += {v}.Create(w{i}[t + kw]) * xv;"));
+            w.Close(); w.Close(); w.Close();
+            foreach (int i in blockIndexes)
+            {
+                string at = $"yBase + {i * oh * ow} + oh * {ow} + col";
+                if (act) w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(a{i}, e); y[{at} + e] = {Act(node)}; }}");
+                else w.Line($"{v}.CopyTo(a{i}, y.Slice({at}, {width}));");
+            }
             w.Close(); w.Close();
         }
         w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line($"if (ow >= {first} && ow < col) continue;");
-        w.Line("float sum = bias;");
+        w.Open($"for (int i = 0; i < {block}; i++)");
+        w.Line($"global::System.ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
+        w.Line($"float sum = {(hasBias ? "b[m + i]" : "0f")};");
         w.Line("int t = 0;");
         w.Open($"for (int c = 0; c < {cpg}; c++)");
         w.Open($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})");
@@ -261,7 +271,8 @@ internal static class KernelEmitter
         w.Line($"if ((uint)iw < {wd}u) sum += wm[t + kw] * x[xBase + c * {h * wd} + ih * {wd} + iw];");
         w.Close(); w.Close(); w.Close();
         w.Line("float v = sum;");
-        w.Line($"y[yBase + oh * {ow} + ow] = {Act(node)};");
+        w.Line($"y[yBase + i * {oh * ow} + oh * {ow} + ow] = {Act(node)};");
+        w.Close();
         w.Close();
         w.Close(); w.Close(); w.Close(); w.Close();
     }
