@@ -11,7 +11,9 @@ internal sealed class CodeWriter
 
     public void Line(string text = "")
     {
-        if (text.Length > 0) _sb.Append(' ', _indent * 4).Append(text);
+        // Preprocessor lines start at the margin, as people write them.
+        if (text.Length > 0 && text[0] != '#') _sb.Append(' ', _indent * 4);
+        _sb.Append(text);
         _sb.Append('\n');
     }
 

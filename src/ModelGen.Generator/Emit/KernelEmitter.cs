@@ -245,6 +245,7 @@ internal static class KernelEmitter
             w.Line($"int row = xBase + c * {h * wd} + ih * {wd} + col - {p[1]};");
             w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
             w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
+            // Multiply then add: measured faster here than FusedMultiplyAdd, whose latency chains each accumulator.
             w.Line(Each(i => $"a{i} += {v}.Create(w{i}[t + kw]) * xv;"));
             w.Close(); w.Close(); w.Close();
             foreach (int i in blockIndexes)
@@ -456,10 +457,17 @@ internal static class KernelEmitter
             $"for (; i <= k - {width}; i += {width})",
             "{",
             $"    {v}<float> xv = {Load(v, "rx", "i")};",
+            "#if NET9_0_OR_GREATER",
+            $"    a0 = {v}.FusedMultiplyAdd({Load(v, "rw", "o0 + i")}, xv, a0);",
+            $"    a1 = {v}.FusedMultiplyAdd({Load(v, "rw", "o1 + i")}, xv, a1);",
+            $"    a2 = {v}.FusedMultiplyAdd({Load(v, "rw", "o2 + i")}, xv, a2);",
+            $"    a3 = {v}.FusedMultiplyAdd({Load(v, "rw", "o3 + i")}, xv, a3);",
+            "#else",
             $"    a0 += {Load(v, "rw", "o0 + i")} * xv;",
             $"    a1 += {Load(v, "rw", "o1 + i")} * xv;",
             $"    a2 += {Load(v, "rw", "o2 + i")} * xv;",
             $"    a3 += {Load(v, "rw", "o3 + i")} * xv;",
+            "#endif",
             "}",
             $"s0 = {v}.Sum(a0); s1 = {v}.Sum(a1); s2 = {v}.Sum(a2); s3 = {v}.Sum(a3);",
         });
