@@ -79,4 +79,29 @@ public sealed class MnistModelTests
         Assert.Equal(Generator.Emit.ModelEmitter.Emit(ArtifactText.Read(a)), Generator.Emit.ModelEmitter.Emit(ArtifactText.Read(b)));
         Assert.Equal("Lenet300", ArtifactText.Read(a).ClassName);
     }
+
+    [Fact]
+    public void RunAllocatesNothingAndIsSafeFromManyThreadsAtOnce()
+    {
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet5.onnx"), ClassName = "Shared", Namespace = "Mnist.Threads" });
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        Assert.Equal(0, models.AllocatedBytes(artifact, images[..784], new float[10], 100));
+
+        const int count = 400;
+        var sequential = new float[count * 10];
+        models.RunMany(artifact, images, sequential, count);
+        var parallel = new float[count * 10];
+        // Each worker runs a different slice, many at once; the per-thread scratch keeps them apart.
+        Parallel.For(0, 8, new ParallelOptions { MaxDegreeOfParallelism = 8 }, worker =>
+        {
+            for (int i = worker; i < count; i += 8)
+            {
+                var y = new float[10];
+                models.Run(artifact, [images[(i * 784)..((i + 1) * 784)]], [y]);
+                y.CopyTo(parallel, i * 10);
+            }
+        });
+        Assert.Equal(sequential, parallel);
+    }
 }

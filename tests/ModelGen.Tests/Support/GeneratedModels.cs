@@ -59,6 +59,10 @@ public sealed class GeneratedModels
     public void RunMany(ModelArtifact model, float[] inputs, float[] outputs, int count) =>
         Method(model, "RunMany").Invoke(null, [inputs, outputs, count]);
 
+    /// <summary>Bytes the thread allocated over <paramref name="count"/> calls of Run (after a first call).</summary>
+    public long AllocatedBytes(ModelArtifact model, float[] input, float[] output, int count) =>
+        (long)Method(model, "AllocatedBytesPerRuns").Invoke(null, [input, output, count])!;
+
     public int Predict(ModelArtifact model, float[] input) => (int)Method(model, "Predict").Invoke(null, [input])!;
 
     public object? Member(ModelArtifact model, string name)
@@ -80,6 +84,14 @@ public sealed class GeneratedModels
         var outs = m.Outputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])outputs[{i}]");
         string single = m.Inputs.Count == 1 && m.Outputs.Count == 1 && !m.Tensors[m.Inputs[0].Tensor].IsInt64
             ? $$"""
+                public static long AllocatedBytesPerRuns(float[] input, float[] output, int count)
+                {
+                    {{cls}}.Run(input, output); // the thread's scratch buffer is made on the first call
+                    long before = global::System.GC.GetAllocatedBytesForCurrentThread();
+                    for (int i = 0; i < count; i++) {{cls}}.Run(input, output);
+                    return global::System.GC.GetAllocatedBytesForCurrentThread() - before;
+                }
+
                 public static void RunMany(float[] inputs, float[] outputs, int count)
                 {
                     for (int i = 0; i < count; i++)
