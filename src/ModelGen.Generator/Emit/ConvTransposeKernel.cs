@@ -1,0 +1,50 @@
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>ConvTranspose: y = bias, then every input pixel adds x·w over its kernel window in the output.</summary>
+internal sealed class ConvTransposeKernel : IKernel
+{
+    public string Kernel => "ConvTranspose";
+
+    public string InputName(int i) => new[] { "x", "w", "b" }[i];
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        int[] input = k.Ints("in"), output = k.Ints("out"), kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("padbegin");
+        int group = k.Int("group");
+        var x = k.Inputs[0];
+        int n = x.Shape[0], c = x.Shape[1], mpg = k.Inputs[1].Shape[1], m = mpg * group, cpg = c / group;
+        int planeIn = input[0] * input[1], planeOut = output[0] * output[1];
+        bool hasBias = k.Inputs.Length > 2;
+        w.Line($"// ConvTranspose: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(x.Shape)} and w{CodeWriter.Shape(k.Inputs[1].Shape)}: each input pixel scatters x·w over a {kernel[0]}x{kernel[1]} window, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, leading pads {p[0]},{p[1]}, group {group}{k.ActName()}.");
+        k.OpenMethod();
+        w.Open($"for (int n = 0; n < {n}; n++)");
+        w.Open($"for (int m = 0; m < {m}; m++)");
+        w.Line($"y.Slice((n * {m} + m) * {planeOut}, {planeOut}).Fill({(hasBias ? "b[m]" : "0f")});");
+        w.Close();
+        w.Open($"for (int c = 0; c < {c}; c++)");
+        w.Line($"int g = c / {cpg};");
+        w.Open($"for (int j = 0; j < {mpg}; j++)");
+        w.Line($"int yBase = (n * {m} + g * {mpg} + j) * {planeOut};");
+        w.Line($"int wBase = (c * {mpg} + j) * {kernel[0] * kernel[1]};");
+        w.Open($"for (int ih = 0; ih < {input[0]}; ih++)");
+        w.Open($"for (int iw = 0; iw < {input[1]}; iw++)");
+        w.Line($"float v = x[(n * {c} + c) * {planeIn} + ih * {input[1]} + iw];");
+        w.Open($"for (int kh = 0; kh < {kernel[0]}; kh++)");
+        w.Line($"int oh = ih * {s[0]} - {p[0]} + kh * {d[0]};");
+        w.Line($"if ((uint)oh >= {output[0]}u) continue;");
+        w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
+        w.Line($"int ow = iw * {s[1]} - {p[1]} + kw * {d[1]};");
+        w.Line($"if ((uint)ow < {output[1]}u) y[yBase + oh * {output[1]} + ow] += v * w[wBase + kh * {kernel[1]} + kw];");
+        w.Close(); w.Close(); w.Close(); w.Close(); w.Close(); w.Close();
+        if (k.Has("activation"))
+        {
+            w.Line($"global::System.Span<float> all = y.Slice(n * {m * planeOut}, {m * planeOut});");
+            w.Line($"for (int i = 0; i < all.Length; i++) {{ float v = all[i]; all[i] = {k.Act()}; }}");
+        }
+        w.Close();
+        w.Close();
+    }
+}
