@@ -60,9 +60,10 @@ public sealed class ConvTransposeOperator : Operator
                 : -1;
             if (target >= 0)
             {
-                long total = full - target;
-                if (total < 0) throw Error(graph, node, $"output_shape {target} is larger than the transposed convolution produces ({full})");
-                begin[i] = (int)(autoPad == "SAME_UPPER" ? total / 2 : total - total / 2);
+                // A negative total (output_shape past the full size) pads the end: floor division, as ONNX's reference does.
+                long total = full - target, half = (long)Math.Floor(total / 2.0);
+                if (target < 1 || target > Import.OnnxImporter.MaxElements) throw Error(graph, node, $"output_shape {target} is out of range");
+                begin[i] = (int)(autoPad == "SAME_UPPER" ? half : total - half);
                 output[i] = (int)target;
             }
             else
