@@ -1,0 +1,196 @@
+using System.Globalization;
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Operators;
+
+/// <summary>
+/// Resize (and opset 9's Upsample) with mode nearest or linear, every coordinate transformation mode
+/// but tf_crop_and_resize, every nearest_mode; scales or sizes constant. All coordinate arithmetic is
+/// done at build time: nearest becomes a Remap (an index table per axis), linear a table of two
+/// neighbours and a weight per output index and axis.
+/// </summary>
+public sealed class ResizeOperator(string opType = "Resize") : Operator
+{
+    public override string OpType { get; } = opType;
+
+    protected override bool AcceptsIntInput(Node node, int input) => input == 3;
+
+    /// <summary>Per axis: the two source indices and the weight of the second, for each output index.</summary>
+    public sealed record AxisTable(int[] Index0, int[] Index1, float[] Weight1, bool Identity);
+
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, AxisTable[]> Tables = new();
+
+    public override void InferShapes(Node node, Graph graph)
+    {
+        RejectAttributes(graph, node, "mode", "coordinate_transformation_mode", "nearest_mode", "cubic_coeff_a", "exclude_outside",
+            "extrapolation_value", "scales", "antialias", "axes", "keep_aspect_ratio_policy");
+        var x = ShapeOf(graph, node, 0);
+        string mode = node.Str("mode", "nearest");
+        if (mode is not ("nearest" or "linear" or "bilinear"))
+            throw Error(graph, node, $"mode '{mode}' is not supported (nearest, linear)", ErrorCodes.UnsupportedAttribute);
+        if (node.Int("antialias", 0) != 0) throw Error(graph, node, "antialias is not supported", ErrorCodes.UnsupportedAttribute);
+        if (node.Has("axes")) throw Error(graph, node, "the axes attribute (opset 18) is not supported", ErrorCodes.UnsupportedAttribute);
+        if (node.Str("keep_aspect_ratio_policy", "stretch") != "stretch") throw Error(graph, node, "keep_aspect_ratio_policy other than stretch is not supported", ErrorCodes.UnsupportedAttribute);
+        string transform = graph.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";
+        if (transform is not ("half_pixel" or "pytorch_half_pixel" or "align_corners" or "asymmetric" or "tf_half_pixel_for_nearest" or "half_pixel_symmetric"))
+            throw Error(graph, node, $"coordinate_transformation_mode '{transform}' is not supported", ErrorCodes.UnsupportedAttribute);
+        string nearest = graph.Opset >= 11 ? node.Str("nearest_mode", "round_prefer_floor") : "floor";
+
+        // Scales or sizes, from the attribute (Upsample-7), the input (Upsample-9, Resize-10: 1; Resize-11+: 2 and 3).
+        float[]? scales = null;
+        long[]? sizes = null;
+        if (OpType == "Upsample" && graph.Opset < 9) scales = node.Attributes.TryGetValue("scales", out var a) ? [.. a.Floats] : null;
+        else
+        {
+            int scalesInput = graph.Opset >= 11 && OpType == "Resize" ? 2 : 1;
+            if (node.HasInput(scalesInput))
+            {
+                var v = graph[node.Inputs[scalesInput]];
+                if (v.Constant is null) throw Error(graph, node, "scales are computed at run time; ModelGen needs them constant", ErrorCodes.DynamicShape);
+                if (v.Constant.Count > 0) scales = v.Constant.Floats;
+            }
+            if (scalesInput == 2 && node.HasInput(3))
+            {
+                var v = graph[node.Inputs[3]];
+                if (v.Constant is null) throw Error(graph, node, "sizes are computed at run time; ModelGen needs them constant", ErrorCodes.DynamicShape);
+                sizes = v.Constant.Ints;
+            }
+        }
+        if ((scales is null) == (sizes is null)) throw Error(graph, node, "exactly one of scales and sizes must be given", ErrorCodes.InvalidGraph);
+        if ((scales?.Length ?? sizes!.Length) != x.Length) throw Error(graph, node, $"scales or sizes must have {x.Length} values");
+        var output = new int[x.Length];
+        var scale = new double[x.Length];
+        for (int d = 0; d < x.Length; d++)
+        {
+            if (sizes is not null)
+            {
+                if (sizes[d] < 1 || sizes[d] > Import.OnnxImporter.MaxElements) throw Error(graph, node, $"size {sizes[d]} is out of range");
+                output[d] = (int)sizes[d];
+                scale[d] = (double)output[d] / x[d];
+            }
+            else
+            {
+                if (!(scales![d] > 0) || x[d] * (double)scales[d] > Import.OnnxImporter.MaxElements) throw Error(graph, node, $"scale {scales[d]} is out of range");
+                scale[d] = scales[d];
+                output[d] = (int)Math.Floor(x[d] * (double)scales[d]);
+                if (output[d] < 1) throw Error(graph, node, $"scale {scales[d]} leaves axis {d} empty");
+            }
+        }
+        var tables = new AxisTable[x.Length];
+        for (int d = 0; d < x.Length; d++)
+            tables[d] = Table(x[d], output[d], scale[d], transform, mode == "nearest" ? nearest : null, (float)scale[d]);
+        Tables.AddOrUpdate(node, tables);
+        SetOutput(graph, node, 0, output);
+    }
+
+    /// <summary>The source coordinate of each output index on one axis, then its neighbours (linear) or its nearest index.</summary>
+    static AxisTable Table(int lengthIn, int lengthOut, double scale, string transform, string? nearest, float scaleF)
+    {
+        var i0 = new int[lengthOut];
+        var i1 = new int[lengthOut];
+        var w1 = new float[lengthOut];
+        bool identity = lengthIn == lengthOut && scale == 1;
+        for (int o = 0; o < lengthOut; o++)
+        {
+            // Float32 arithmetic, as ONNX Runtime computes the coordinates.
+            float s = scaleF;
+            float x = transform switch
+            {
+                "half_pixel" => (o + 0.5f) / s - 0.5f,
+                "pytorch_half_pixel" => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
+                "align_corners" => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthOut - 1),
+                "asymmetric" => o / s,
+                "tf_half_pixel_for_nearest" => (o + 0.5f) / s,
+                _ => HalfPixelSymmetric(o, lengthIn, lengthOut, s),
+            };
+            if (nearest is not null)
+            {
+                double n = nearest switch
+                {
+                    "round_prefer_ceil" => Math.Floor(x + 0.5),
+                    "floor" => Math.Floor(x),
+                    "ceil" => Math.Ceiling(x),
+                    _ => x == Math.Floor(x) + 0.5 ? Math.Floor(x) : Math.Round(x),
+                };
+                i0[o] = i1[o] = (int)Math.Clamp(n, 0, lengthIn - 1);
+                continue;
+            }
+            x = Math.Clamp(x, 0f, lengthIn - 1);
+            int lo = (int)Math.Floor(x);
+            i0[o] = lo;
+            i1[o] = Math.Min(lo + 1, lengthIn - 1);
+            w1[o] = x - lo;
+        }
+        return new AxisTable(i0, i1, w1, identity);
+    }
+
+    static float HalfPixelSymmetric(int o, int lengthIn, int lengthOut, float s)
+    {
+        float adjustment = lengthOut / (s * lengthIn);
+        float center = lengthIn / 2f;
+        float offset = center * (1 - adjustment);
+        return offset + (o + 0.5f) / s - 0.5f;
+    }
+
+    AxisTable[] TablesOf(Node node) => Tables.TryGetValue(node, out var t) ? t : throw new InvalidOperationException("Resize used before shape inference");
+
+    bool IsNearest(Node node) => node.Str("mode", "nearest") == "nearest";
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
+    {
+        var x = inputs[0]!;
+        var tables = TablesOf(node);
+        int[] outShape = [.. tables.Select(t => t.Index0.Length)];
+        if (IsNearest(node)) return [NearestPlan(x.Shape, tables).Apply(x, outShape)];
+        var strides = RemapPlan.StridesOf(x.Shape);
+        var y = new float[TensorData.Size(outShape)];
+        var index = new int[outShape.Length];
+        for (long o = 0; o < y.LongLength; o++)
+        {
+            long rem = o;
+            for (int d = outShape.Length - 1; d >= 0; d--) { index[d] = (int)(rem % outShape[d]); rem /= outShape[d]; }
+            double sum = 0;
+            for (int corner = 0; corner < 1 << outShape.Length; corner++)
+            {
+                double weight = 1;
+                long offset = 0;
+                for (int d = 0; d < outShape.Length; d++)
+                {
+                    bool second = (corner >> d & 1) == 1;
+                    var t = tables[d];
+                    float w1 = t.Weight1[index[d]];
+                    weight *= second ? w1 : 1 - w1;
+                    offset += (second ? t.Index1[index[d]] : t.Index0[index[d]]) * strides[d];
+                }
+                if (weight != 0) sum += weight * x.Floats[offset];
+            }
+            y[o] = (float)sum;
+        }
+        return [new TensorData(outShape, y)];
+    }
+
+    static RemapPlan NearestPlan(int[] x, AxisTable[] tables) =>
+        new([.. tables.Select(t => t.Index0.Length)], 0, RemapPlan.StridesOf(x), [.. tables.Select(t => t.Identity ? null : t.Index0)]);
+
+    public override void Lower(Node node, ILowering lowering)
+    {
+        var x = lowering.Graph[node.Inputs[0]].Shape!;
+        var tables = TablesOf(node);
+        if (IsNearest(node))
+        {
+            var plan = NearestPlan(x, tables);
+            plan.WriteTo(lowering.AddNode("Remap", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
+            return;
+        }
+        var k = lowering.AddNode("ResizeLinear", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        for (int d = 0; d < x.Length; d++)
+        {
+            var t = tables[d];
+            if (t.Identity) continue;
+            k.Attributes[$"i0.{d}"] = string.Join(",", t.Index0);
+            k.Attributes[$"i1.{d}"] = string.Join(",", t.Index1);
+            k.Attributes[$"w1.{d}"] = string.Join(",", t.Weight1.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+        }
+    }
+}

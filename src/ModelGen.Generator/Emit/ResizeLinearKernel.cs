@@ -1,0 +1,53 @@
+using System.Globalization;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// Resize, linear: on every resized axis each output index reads two neighbours with weights made at
+/// build time (tables below the comment); the value is the weighted sum over all their corners.
+/// </summary>
+internal sealed class ResizeLinearKernel : IKernel
+{
+    public string Kernel => "ResizeLinear";
+
+    public string InputName(int i) => "x";
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        int[] x = k.Inputs[0].Shape, y = k.Y.Shape;
+        int rank = x.Length;
+        var resized = Enumerable.Range(0, rank).Where(d => k.Has($"i0.{d}")).ToArray();
+        var strides = new long[rank];
+        long s = 1;
+        for (int d = rank - 1; d >= 0; d--) { strides[d] = s; s *= x[d]; }
+        w.Line($"// Resize (linear): y{CodeWriter.Shape(y)} from x{CodeWriter.Shape(x)}; axes {string.Join(", ", resized)} interpolate between two neighbours ({1 << resized.Length} corners per value).");
+        foreach (int d in resized)
+        {
+            w.Line($"static global::System.ReadOnlySpan<int> {k.Name}Low{d} => new int[] {{ {k.Attr($"i0.{d}")} }};");
+            w.Line($"static global::System.ReadOnlySpan<int> {k.Name}High{d} => new int[] {{ {k.Attr($"i1.{d}")} }};");
+            w.Line($"static global::System.ReadOnlySpan<float> {k.Name}Weight{d} => new float[] {{ {string.Join(", ", k.Attr($"w1.{d}").Split(',').Select(v => v + "f"))} }};");
+        }
+        k.OpenMethod();
+        w.Line("int o = 0;");
+        for (int d = 0; d < rank; d++)
+        {
+            w.Open($"for (int i{d} = 0; i{d} < {y[d]}; i{d}++)");
+            if (resized.Contains(d))
+                w.Line($"int lo{d} = {k.Name}Low{d}[i{d}] * {strides[d]}, hi{d} = {k.Name}High{d}[i{d}] * {strides[d]}; float f{d} = {k.Name}Weight{d}[i{d}];");
+        }
+        // The weighted sum over the corners: each resized axis contributes (1 − f)·low + f·high.
+        string Sum(int at, string offset)
+        {
+            // Axes not resized read their own index.
+            while (at < rank && !resized.Contains(at)) { offset += $" + i{at} * {strides[at]}"; at++; }
+            if (at == rank) return $"x[{offset}]";
+            return $"((1f - f{at}) * {Sum(at + 1, offset + $" + lo{at}")} + f{at} * {Sum(at + 1, offset + $" + hi{at}")})";
+        }
+        w.Line($"y[o++] = {Sum(0, "0")};");
+        for (int d = 0; d < rank; d++) w.Close();
+        w.Close();
+    }
+}

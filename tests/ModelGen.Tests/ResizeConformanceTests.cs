@@ -1,0 +1,59 @@
+using ModelGen.Tests.Support;
+
+namespace ModelGen.Tests;
+
+/// <summary>Resize: nearest and linear, every supported coordinate transformation and nearest mode, scales or sizes, opsets 10 to 19.</summary>
+public sealed class ResizeConformanceTests : ConformanceTests
+{
+    static ConformanceCase Scales(string name, int[] x, float[] scales, long opset = 13, params (string, object)[] attrs)
+    {
+        var b = new OnnxBuilder(opset).Input("x", [.. x.Select(d => (int?)d)]).Initializer("scales", [scales.Length], scales);
+        b.Node("Resize", opset >= 11 ? ["x", "", "scales"] : ["x", "scales"], ["y"], attrs).Output("y");
+        return new ConformanceCase(name, b, [("x", x)]);
+    }
+
+    static ConformanceCase Sizes(string name, int[] x, long[] sizes, long opset = 13, params (string, object)[] attrs)
+    {
+        var b = new OnnxBuilder(opset).Input("x", [.. x.Select(d => (int?)d)]).Initializer("sizes", sizes);
+        b.Node("Resize", ["x", "", "", "sizes"], ["y"], attrs).Output("y");
+        return new ConformanceCase(name, b, [("x", x)]);
+    }
+
+    public static readonly ConformanceCase[] All =
+    [
+        Scales("NearestUpsampleDefault", [1, 2, 3, 3], [1, 1, 2, 2]),
+        Scales("NearestDownsample", [1, 1, 6, 8], [1, 1, 0.5f, 0.6f]),
+        Scales("NearestAsymmetricFloor", [1, 1, 3, 4], [1, 1, 2, 1.5f], 13, ("coordinate_transformation_mode", "asymmetric"), ("nearest_mode", "floor")),
+        Scales("NearestAlignCornersCeil", [1, 1, 3, 4], [1, 1, 2, 2], 13, ("coordinate_transformation_mode", "align_corners"), ("nearest_mode", "ceil")),
+        Sizes("NearestSizes", [1, 2, 4, 5], [1, 2, 7, 3]),
+        Scales("LinearUpsampleHalfPixel", [1, 2, 3, 3], [1, 1, 2, 2], 13, ("mode", "linear")),
+        Scales("LinearDownsample", [1, 1, 6, 8], [1, 1, 0.5f, 0.75f], 13, ("mode", "linear")),
+        Scales("LinearAlignCorners", [1, 1, 3, 4], [1, 1, 2, 2], 13, ("mode", "linear"), ("coordinate_transformation_mode", "align_corners")),
+        Scales("LinearAsymmetric", [1, 1, 3, 4], [1, 1, 2.5f, 2], 13, ("mode", "linear"), ("coordinate_transformation_mode", "asymmetric")),
+        Sizes("LinearPytorchHalfPixel", [1, 2, 4, 4], [1, 2, 7, 1], 13, ("mode", "linear"), ("coordinate_transformation_mode", "pytorch_half_pixel")),
+        Sizes("LinearHalfPixelSymmetric", [1, 1, 4, 4], [1, 1, 6, 3], 19, ("mode", "linear"), ("coordinate_transformation_mode", "half_pixel_symmetric")),
+        Scales("Linear1DAxis", [2, 5], [1, 1.6f], 13, ("mode", "linear")),
+        Scales("Opset10Nearest", [1, 1, 2, 3], [1, 1, 2, 3], 10),
+        Scales("Opset10Linear", [1, 1, 2, 3], [1, 1, 2, 1.5f], 10, ("mode", "linear")),
+        new ConformanceCase("Opset11WithRoi", new OnnxBuilder(11).Input("x", 1, 1, 2, 2).Initializer("roi", [0], []).Initializer("scales", [4], [1, 1, 3, 2])
+            .Node("Resize", ["x", "roi", "scales"], ["y"], ("mode", "linear")).Output("y"), [("x", [1, 1, 2, 2])]),
+    ];
+
+    static readonly ConformanceSuite Cases = new(All);
+
+    protected override ConformanceSuite Suite => Cases;
+
+    public static TheoryData<string> Names => Cases.Names;
+
+    [Fact]
+    public void TfHalfPixelForNearestPicksTheSourceAtHalfPixelOffsets()
+    {
+        // ONNX Runtime dropped this mode; by the specification x_original = (x + 0.5)/scale: 1 and 3 for scale 0.5.
+        var model = new OnnxBuilder(13).Input("x", 1, 4).Initializer("scales", [2], [1f, 0.5f])
+            .Node("Resize", ["x", "", "scales"], ["y"], ("coordinate_transformation_mode", "tf_half_pixel_for_nearest"), ("nearest_mode", "round_prefer_ceil")).Output("y");
+        var artifact = Compiler.ModelCompiler.Compile(new Compiler.CompileOptions { ModelPath = model.Save(), ClassName = "TfNearest", Namespace = "Resize" });
+        var y = new float[2];
+        GeneratedModels.Build(artifact).Run(artifact, [new[] { 10f, 11f, 12f, 13f }], [y]);
+        Assert.Equal([11f, 13f], y);
+    }
+}
