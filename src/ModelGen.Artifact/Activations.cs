@@ -17,8 +17,14 @@ public static class Activations
         "Erf", "Exp", "Log", "Sqrt", "Neg", "Abs", "Clip",
     ];
 
+    /// <summary>Functions that recurrent layers (LSTM, GRU) may name in <c>activations</c> but that are not operators.</summary>
+    public static readonly string[] RecurrentOnly = ["Affine", "ThresholdedRelu", "ScaledTanh"];
+
     public static (float Alpha, float Beta) Defaults(string op) => op switch
     {
+        "Affine" => (1f, 0f),
+        "ThresholdedRelu" => (1f, 0f),
+        "ScaledTanh" => (1f, 1f),
         "LeakyRelu" => (0.01f, 0f),
         "Elu" => (1f, 0f),
         "Selu" => (1.67326319217681884765625f, 1.05070102214813232421875f),
@@ -34,7 +40,7 @@ public static class Activations
     public static (string Op, float Alpha, float Beta) Parse(string text)
     {
         string[] parts = text.Split(':');
-        if (Array.IndexOf(Names, parts[0]) < 0) throw new FormatException($"unknown activation '{parts[0]}'");
+        if (Array.IndexOf(Names, parts[0]) < 0 && Array.IndexOf(RecurrentOnly, parts[0]) < 0) throw new FormatException($"unknown activation '{parts[0]}'");
         if (parts.Length == 1) { var d = Defaults(parts[0]); return (parts[0], d.Alpha, d.Beta); }
         if (parts.Length != 3) throw new FormatException($"bad activation '{text}'");
         return (parts[0], float.Parse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture), float.Parse(parts[2], NumberStyles.Float, CultureInfo.InvariantCulture));
@@ -64,6 +70,9 @@ public static class Activations
             "Neg" => $"(-{v})",
             "Abs" => $"{M}.Abs({v})",
             "Clip" => $"(float.IsNaN({v}) ? {v} : {M}.Min({M}.Max({v}, {a}), {b}))",
+            "Affine" => $"({a} * {v} + {b})",
+            "ThresholdedRelu" => $"({v} > {a} ? {v} : 0f)",
+            "ScaledTanh" => $"({a} * {M}.Tanh({b} * {v}))",
             _ => throw new FormatException($"unknown activation '{op}'"),
         };
     }

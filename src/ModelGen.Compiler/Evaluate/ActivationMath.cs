@@ -25,6 +25,9 @@ public static class ActivationMath
         "Neg" => -v,
         "Abs" => MathF.Abs(v),
         "Clip" => float.IsNaN(v) ? v : MathF.Min(MathF.Max(v, alpha), beta),
+        "Affine" => alpha * v + beta,
+        "ThresholdedRelu" => v > alpha ? v : 0f,
+        "ScaledTanh" => alpha * MathF.Tanh(beta * v),
         _ => throw new ArgumentException($"unknown activation '{op}'"),
     };
 

@@ -130,7 +130,8 @@ public static class OperatorSet
 {
     static readonly Dictionary<string, Operator> All = ((Operator[])
     [
-        new ConvOperator(), new ConvTransposeOperator(), new MaxPoolOperator(), new ResizeOperator(), new ResizeOperator("Upsample"), new GemmOperator(), new MatMulOperator(), new DenseOperator(),
+        new ConvOperator(), new ConvTransposeOperator(), new MaxPoolOperator(), new ResizeOperator(), new ResizeOperator("Upsample"),
+        new RecurrentOperator("LSTM"), new RecurrentOperator("GRU"), new GemmOperator(), new MatMulOperator(), new DenseOperator(),
         new FlattenOperator(), new ReshapeOperator(), new IdentityOperator(), new IdentityOperator("Dropout"), new ConstantOperator(),
         new ShapeOperator(), new CastOperator(), new SqueezeOperator("Squeeze"), new SqueezeOperator("Unsqueeze"), new TransposeOperator(),
         new SliceOperator(), new GatherOperator(), new ConcatOperator(), new SplitOperator(), new PadOperator(),

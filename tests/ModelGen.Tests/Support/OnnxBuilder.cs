@@ -134,9 +134,17 @@ public sealed class OnnxBuilder
         int[] ints => Ints(name, ints.Select(v => (long)v)),
         long[] longs => Ints(name, longs),
         float[] floats => FloatList(name, floats),
+        string[] strings => StringList(name, strings),
         TensorProto t => new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Tensor, T = t },
         _ => throw new ArgumentException($"attribute type {value.GetType()}"),
     };
+
+    static AttributeProto StringList(string name, string[] values)
+    {
+        var a = new AttributeProto { Name = name, Type = AttributeProto.Types.AttributeType.Strings };
+        a.Strings.AddRange(values.Select(ByteString.CopyFromUtf8));
+        return a;
+    }
 
     static AttributeProto FloatList(string name, float[] values)
     {
