@@ -73,6 +73,8 @@ public sealed class RecurrentConformanceTests : ConformanceTests
         Rnn("GruClip", "GRU", 3, 2, 3, 3, attrs: ("clip", 0.25f)),
         Rnn("GruActivations", "GRU", 3, 1, 2, 3, attrs: Activations("Sigmoid", "LeakyRelu")),
         Rnn("GruOpset7", "GRU", 3, 1, 2, 3, opset: 7),
+        new ConformanceCase("LstmWeightsAtRunTime", new OnnxBuilder().Input("x", 3, 2, 4).Input("w", 1, 12, 4).Input("r", 1, 12, 3)
+            .Node("LSTM", ["x", "w", "r"], ["y", "yh"], ("hidden_size", 3)).Output("y").Output("yh"), [("x", [3, 2, 4]), ("w", [1, 12, 4]), ("r", [1, 12, 3])]),
     ];
 
     static readonly ConformanceSuite Cases = new(All);

@@ -9,7 +9,7 @@ namespace ModelGen.Compiler.Operators;
 /// <summary>
 /// LSTM and GRU as ONNX defines them: forward, reverse or bidirectional, gates in ONNX order (LSTM i o f c,
 /// GRU z r h), optional bias, initial states, peepholes, sequence lengths (constant), clip, input_forget,
-/// linear_before_reset, any activations, both layouts. W, R, B and P are constants.
+/// linear_before_reset, any activations, both layouts. W, R, B and P constant (embedded) or given at run time.
 /// </summary>
 public sealed class RecurrentOperator(string opType) : Operator
 {
@@ -41,9 +41,7 @@ public sealed class RecurrentOperator(string opType) : Operator
         int hidden = (int)node.Int("hidden_size", w.Length == 3 ? w[1] / Gates : 0);
         if (hidden < 1 || !w.SequenceEqual([dirs, Gates * hidden, input])) throw Error(graph, node, $"W must be [{dirs}, {Gates}·hidden, {input}]");
         if (!ShapeOf(graph, node, 2).SequenceEqual([dirs, Gates * hidden, hidden])) throw Error(graph, node, $"R must be [{dirs}, {Gates * hidden}, {hidden}]");
-        foreach (int i in new[] { 1, 2, 3, 7 })
-            if (node.HasInput(i) && graph[node.Inputs[i]].Constant is null)
-                throw Error(graph, node, $"input {i} ('{node.Inputs[i]}') is computed at run time; ModelGen needs the weights constant", ErrorCodes.UnsupportedAttribute);
+        // W, R, B and P may be given at run time too: the kernel reads them as spans either way.
         if (node.HasInput(3) && !ShapeOf(graph, node, 3).SequenceEqual([dirs, 2 * Gates * hidden])) throw Error(graph, node, "B has the wrong shape");
         if (Lstm && node.HasInput(7) && !ShapeOf(graph, node, 7).SequenceEqual([dirs, 3 * hidden])) throw Error(graph, node, "P has the wrong shape");
         int[] stateShape = layout1 ? [batch, dirs, hidden] : [dirs, batch, hidden];
