@@ -35,6 +35,12 @@ public sealed class ResizeConformanceTests : ConformanceTests
         Scales("Linear1DAxis", [2, 5], [1, 1.6f], 13, ("mode", "linear")),
         Scales("Opset10Nearest", [1, 1, 2, 3], [1, 1, 2, 3], 10),
         Scales("Opset10Linear", [1, 1, 2, 3], [1, 1, 2, 1.5f], 10, ("mode", "linear")),
+        new ConformanceCase("RuntimeSizesLinear", new OnnxBuilder(13).Input("x", 1, 2, 4, 4).IntInput("sizes", 4)
+            .Node("Resize", ["x", "", "", "sizes"], ["y"], ("mode", "linear")).Output("y", 1, 2, 3, 6), [("x", [1, 2, 4, 4])]) { IntInputs = [("sizes", [1, 2, 3, 6])] },
+        new ConformanceCase("RuntimeSizesNearestAxes", new OnnxBuilder(18).Input("x", 1, 2, 4, 4).IntInput("sizes", 2)
+            .Node("Resize", ["x", "", "", "sizes"], ["y"], ("axes", new[] { 3, 2 })).Output("y", 1, 2, 7, 5), [("x", [1, 2, 4, 4])]) { IntInputs = [("sizes", [5, 7])] },
+        new ConformanceCase("SizesAxesNotLarger", new OnnxBuilder(18).Input("x", 1, 1, 4, 6).Initializer("sizes", [5, 5])
+            .Node("Resize", ["x", "", "", "sizes"], ["y"], ("axes", new[] { 2, 3 }), ("keep_aspect_ratio_policy", "not_larger"), ("mode", "linear")).Output("y"), [("x", [1, 1, 4, 6])]),
         new ConformanceCase("Opset11WithRoi", new OnnxBuilder(11).Input("x", 1, 1, 2, 2).Initializer("roi", [0], []).Initializer("scales", [4], [1, 1, 3, 2])
             .Node("Resize", ["x", "roi", "scales"], ["y"], ("mode", "linear")).Output("y"), [("x", [1, 1, 2, 2])]),
     ];

@@ -30,12 +30,25 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         if (mode is not ("nearest" or "linear" or "bilinear"))
             throw Error(graph, node, $"mode '{mode}' is not supported (nearest, linear)", ErrorCodes.UnsupportedAttribute);
         if (node.Int("antialias", 0) != 0) throw Error(graph, node, "antialias is not supported", ErrorCodes.UnsupportedAttribute);
-        if (node.Has("axes")) throw Error(graph, node, "the axes attribute (opset 18) is not supported", ErrorCodes.UnsupportedAttribute);
-        if (node.Str("keep_aspect_ratio_policy", "stretch") != "stretch") throw Error(graph, node, "keep_aspect_ratio_policy other than stretch is not supported", ErrorCodes.UnsupportedAttribute);
+        string policy = node.Str("keep_aspect_ratio_policy", "stretch");
+        if (policy is not ("stretch" or "not_larger" or "not_smaller"))
+            throw Error(graph, node, $"keep_aspect_ratio_policy '{policy}' is not stretch, not_larger or not_smaller", ErrorCodes.UnsupportedAttribute);
         string transform = graph.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";
         if (transform is not ("half_pixel" or "pytorch_half_pixel" or "align_corners" or "asymmetric" or "tf_half_pixel_for_nearest" or "half_pixel_symmetric"))
             throw Error(graph, node, $"coordinate_transformation_mode '{transform}' is not supported", ErrorCodes.UnsupportedAttribute);
         string nearest = graph.Opset >= 11 ? node.Str("nearest_mode", "round_prefer_floor") : "floor";
+
+        // Scales or sizes given at run time: the declared output shape is compiled in; the kernel works
+        // out the coordinates when it runs (and checks the shape).
+        int sInput = graph.Opset >= 11 && OpType == "Resize" ? 2 : 1;
+        if ((node.HasInput(sInput) && graph[node.Inputs[sInput]].Constant is null) || (sInput == 2 && node.HasInput(3) && graph[node.Inputs[3]].Constant is null))
+        {
+            if (transform == "tf_half_pixel_for_nearest")
+                throw Error(graph, node, $"coordinate_transformation_mode '{transform}' needs constant scales or sizes", ErrorCodes.UnsupportedAttribute);
+            SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "scales or sizes"));
+            node.Annotations["opset"] = graph.Opset.ToString(CultureInfo.InvariantCulture);
+            return;
+        }
 
         // Scales or sizes, from the attribute (Upsample-7), the input (Upsample-9, Resize-10: 1; Resize-11+: 2 and 3).
         float[]? scales = null;
@@ -58,7 +71,36 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             }
         }
         if ((scales is null) == (sizes is null)) throw Error(graph, node, "exactly one of scales and sizes must be given", ErrorCodes.InvalidGraph);
+        if (node.Has("axes") && graph.Opset < 18) throw Error(graph, node, "the axes attribute needs opset 18", ErrorCodes.UnsupportedAttribute);
+        // Opset 18's axes: scales or sizes name only some axes; the others keep their size.
+        if (node.Ints("axes") is { } axes)
+        {
+            var normalized = axes.Select(a => NormalizeAxis(graph, node, a, x.Length)).ToArray();
+            if (normalized.Distinct().Count() != normalized.Length || (scales?.Length ?? sizes!.Length) != normalized.Length)
+                throw Error(graph, node, "axes repeat or do not match scales or sizes");
+            if (scales is not null)
+            {
+                var full = Enumerable.Repeat(1f, x.Length).ToArray();
+                for (int i = 0; i < normalized.Length; i++) full[normalized[i]] = scales[i];
+                scales = full;
+            }
+            else
+            {
+                var full = x.Select(d => (long)d).ToArray();
+                for (int i = 0; i < normalized.Length; i++) full[normalized[i]] = sizes![i];
+                sizes = full;
+            }
+        }
         if ((scales?.Length ?? sizes!.Length) != x.Length) throw Error(graph, node, $"scales or sizes must have {x.Length} values");
+        // not_larger / not_smaller: one scale for every resized axis, the smallest or largest the sizes ask for.
+        if (sizes is not null && policy != "stretch")
+        {
+            var resizedAxes = Enumerable.Range(0, x.Length).Where(d => node.Ints("axes") is not { } ax || ax.Any(a => (a < 0 ? a + x.Length : a) == d)).ToArray();
+            var ratios = resizedAxes.Select(d => (double)sizes[d] / x[d]);
+            double common = policy == "not_larger" ? ratios.Min() : ratios.Max();
+            scales = [.. Enumerable.Range(0, x.Length).Select(d => resizedAxes.Contains(d) ? (float)common : 1f)];
+            sizes = [.. Enumerable.Range(0, x.Length).Select(d => resizedAxes.Contains(d) ? (long)Math.Floor(x[d] * common + 0.5) : x[d])];
+        }
         var output = new int[x.Length];
         var scale = new double[x.Length];
         for (int d = 0; d < x.Length; d++)
@@ -67,7 +109,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             {
                 if (sizes[d] < 1 || sizes[d] > Import.OnnxImporter.MaxElements) throw Error(graph, node, $"size {sizes[d]} is out of range");
                 output[d] = (int)sizes[d];
-                scale[d] = (double)output[d] / x[d];
+                scale[d] = scales is not null ? scales[d] : (double)output[d] / x[d];
             }
             else
             {
@@ -99,7 +141,8 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             {
                 "half_pixel" => (o + 0.5f) / s - 0.5f,
                 "pytorch_half_pixel" => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
-                "align_corners" => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthOut - 1),
+                // The resized length before flooring (lengthIn·scale), as ONNX's reference has it.
+                "align_corners" => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthIn * s - 1),
                 "asymmetric" => o / s,
                 "tf_half_pixel_for_nearest" => (o + 0.5f) / s,
                 _ => HalfPixelSymmetric(o, lengthIn, lengthOut, s),
@@ -135,12 +178,26 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
 
     AxisTable[] TablesOf(Node node) => Tables.TryGetValue(node, out var t) ? t : throw new InvalidOperationException("Resize used before shape inference");
 
+    /// <summary>With run-time scales or sizes, resolves the tables for the values given (evaluation).</summary>
+    AxisTable[] TablesFor(Node node, TensorData?[] inputs, int opset)
+    {
+        var scratch = new Graph { Opset = opset };
+        var x = scratch.GetOrAdd(node.Inputs[0]);
+        x.Shape = inputs[0]!.Shape;
+        for (int i = 1; i < inputs.Length; i++)
+            if (node.HasInput(i) && inputs[i] is { } t) { var v = scratch.GetOrAdd(node.Inputs[i]); v.Constant = t; v.Shape = t.Shape; v.Type = t.Type; }
+        var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
+        foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
+        InferShapes(copy, scratch);
+        return TablesOf(copy);
+    }
+
     bool IsNearest(Node node) => node.Str("mode", "nearest") == "nearest";
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        var tables = TablesOf(node);
+        var tables = Tables.TryGetValue(node, out var known) ? known : TablesFor(node, inputs, int.Parse(node.Annotations["opset"], CultureInfo.InvariantCulture));
         int[] outShape = [.. tables.Select(t => t.Index0.Length)];
         if (IsNearest(node)) return [NearestPlan(x.Shape, tables).Apply(x, outShape)];
         var strides = RemapPlan.StridesOf(x.Shape);
@@ -176,7 +233,32 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var x = lowering.Graph[node.Inputs[0]].Shape!;
-        var tables = TablesOf(node);
+        if (!Tables.TryGetValue(node, out var tables))
+        {
+            var g = lowering.Graph;
+            string transform = g.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";
+            string nearest = g.Opset >= 11 ? node.Str("nearest_mode", "round_prefer_floor") : "floor";
+            int sInput = g.Opset >= 11 && OpType == "Resize" ? 2 : 1;
+            var k2 = lowering.AddNode("ResizeRuntime", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+            var inputs = new List<int>(k2.Inputs);
+            void Param(int input, string key)
+            {
+                if (!node.HasInput(input)) return;
+                var v = g[node.Inputs[input]];
+                if (v.Constant is { } c) k2.Attributes[key] = c.Type == ElementType.Int64 ? "=" + string.Join(",", c.Ints) : "=f" + string.Join(",", c.Floats.Select(f => f.ToString("R", CultureInfo.InvariantCulture)));
+                else { k2.Attributes[key] = "@" + inputs.Count; inputs.Add(lowering.Tensor(node.Inputs[input])); }
+            }
+            Param(sInput, "scales");
+            if (sInput == 2) Param(3, "sizes");
+            k2.Inputs = [.. inputs];
+            k2.Attributes["in"] = string.Join(",", x);
+            k2.Attributes["transform"] = transform;
+            k2.Attributes["nearest"] = nearest;
+            k2.Attributes["mode"] = IsNearest(node) ? "nearest" : "linear";
+            k2.Attributes["policy"] = node.Str("keep_aspect_ratio_policy", "stretch");
+            if (node.Ints("axes") is { } axes) k2.Attributes["axes"] = string.Join(",", axes.Select(a => a < 0 ? a + x.Length : a));
+            return;
+        }
         if (IsNearest(node))
         {
             var plan = NearestPlan(x, tables);

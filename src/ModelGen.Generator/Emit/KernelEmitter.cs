@@ -18,7 +18,7 @@ internal static class KernelEmitter
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
         new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
         new SliceRuntimeKernel(), new PadRuntimeKernel(), new ConvTransposeKernel(), new ResizeLinearKernel(),
-        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"),
+        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
@@ -84,6 +84,9 @@ internal static class KernelEmitter
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
                     foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));
+                    break;
+                case "RuntimeResize":
+                    foreach (var line in ResizeRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
                     break;
                 case "RuntimeShapes":
                     foreach (var line in PadRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));

@@ -1,0 +1,149 @@
+using System;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// Resize whose scales or sizes arrive at run time: the output shape is compiled in; the coordinates
+/// are worked out when the model runs, with the same float32 arithmetic the compiler uses for constant
+/// scales, and the shape they give is checked.
+/// </summary>
+internal sealed class ResizeRuntimeKernel : IKernel
+{
+    public string Kernel => "ResizeRuntime";
+
+    public string InputName(int i) => i == 0 ? "x" : "p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    static string Param(KernelContext k, string key, string type)
+    {
+        if (!k.Has(key)) return $"global::System.ReadOnlySpan<{type}>.Empty";
+        string v = k.Attr(key);
+        if (v.StartsWith("@", StringComparison.Ordinal)) return "p" + v.Substring(1);
+        string body = v.StartsWith("=f", StringComparison.Ordinal) ? v.Substring(2) : v.Substring(1);
+        if (body.Length == 0) return $"global::System.ReadOnlySpan<{type}>.Empty";
+        return type == "float" ? $"stackalloc float[] {{ {string.Join(", ", body.Split(',').Select(f => f + "f"))} }}" : $"stackalloc long[] {{ {body} }}";
+    }
+
+    public void Emit(KernelContext k)
+    {
+        int[] input = k.Ints("in");
+        string transform = k.Attr("transform"), nearest = k.Attr("nearest"), mode = k.Attr("mode"), policy = k.Attr("policy");
+        int[] axes = k.Has("axes") ? k.Ints("axes") : Enumerable.Range(0, input.Length).ToArray();
+        int t = Array.IndexOf(new[] { "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric" }, transform);
+        int nm = Array.IndexOf(new[] { "round_prefer_floor", "round_prefer_ceil", "floor", "ceil" }, nearest);
+        int pol = Array.IndexOf(new[] { "stretch", "not_larger", "not_smaller" }, policy);
+        k.W.Line($"// Resize ({mode}, {transform}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, the scales or sizes given at run time.");
+        k.OpenMethod();
+        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {(mode == "linear" ? "true" : "false")}, {pol});");
+        k.W.Close();
+        k.Helpers.Add("RuntimeResize");
+    }
+
+    public const string HelperSource = @"/// <summary>Resize with scales or sizes given at run time (nearest or linear), checked against the compiled output shape.</summary>
+static class RuntimeResize
+{
+    public static void Run(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> dims, global::System.ReadOnlySpan<int> outDims,
+        global::System.ReadOnlySpan<float> scales, global::System.ReadOnlySpan<long> sizes, global::System.ReadOnlySpan<int> axes, int transform, int nearestMode, bool linear, int policy)
+    {
+        int rank = dims.Length;
+        if (rank > 8) throw new global::System.ArgumentException(""Resize: rank above 8."");
+        global::System.Span<float> scale = stackalloc float[rank];
+        global::System.Span<long> size = stackalloc long[rank];
+        for (int d = 0; d < rank; d++) { scale[d] = 1f; size[d] = dims[d]; }
+        if (sizes.Length > 0)
+        {
+            if (sizes.Length != axes.Length) throw new global::System.ArgumentException(""Resize: sizes must name one size per axis."");
+            double common = policy == 1 ? double.MaxValue : 0;
+            for (int i = 0; i < axes.Length; i++)
+            {
+                double ratio = (double)sizes[i] / dims[axes[i]];
+                common = policy == 1 ? global::System.Math.Min(common, ratio) : global::System.Math.Max(common, ratio);
+            }
+            for (int i = 0; i < axes.Length; i++)
+            {
+                int a = axes[i];
+                if (policy == 0) { size[a] = sizes[i]; scale[a] = (float)((double)sizes[i] / dims[a]); }
+                else { size[a] = (long)global::System.Math.Floor(dims[a] * common + 0.5); scale[a] = (float)common; }
+            }
+        }
+        else
+        {
+            if (scales.Length != axes.Length) throw new global::System.ArgumentException(""Resize: scales must name one scale per axis."");
+            for (int i = 0; i < axes.Length; i++) { scale[axes[i]] = scales[i]; size[axes[i]] = (long)global::System.Math.Floor(dims[axes[i]] * (double)scales[i]); }
+        }
+        int total = 0;
+        for (int d = 0; d < rank; d++)
+        {
+            if (size[d] != outDims[d]) throw new global::System.ArgumentException($""Resize: the scales or sizes given make axis {d} {size[d]} long; this code was compiled for {outDims[d]}."");
+            total += outDims[d];
+        }
+        // Per axis and output index: two source indices and the weight of the second (nearest: the same index twice).
+        int[]? rented = total > 1024 ? new int[2 * total] : null;
+        global::System.Span<int> index = rented ?? stackalloc int[2 * total];
+        float[]? rentedWeights = total > 1024 ? new float[total] : null;
+        global::System.Span<float> weight = rentedWeights ?? stackalloc float[total];
+        global::System.Span<int> start = stackalloc int[rank];
+        for (int d = 0, at = 0; d < rank; at += outDims[d], d++)
+        {
+            start[d] = at;
+            int lengthIn = dims[d], lengthOut = outDims[d];
+            float s = scale[d];
+            for (int o = 0; o < lengthOut; o++)
+            {
+                float c = transform switch
+                {
+                    0 => (o + 0.5f) / s - 0.5f,
+                    1 => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
+                    2 => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthIn * s - 1),
+                    3 => o / s,
+                    _ => lengthIn / 2f * (1 - lengthOut / (s * lengthIn)) + (o + 0.5f) / s - 0.5f,
+                };
+                if (!linear)
+                {
+                    double n = nearestMode switch
+                    {
+                        1 => global::System.Math.Floor(c + 0.5),
+                        2 => global::System.Math.Floor(c),
+                        3 => global::System.Math.Ceiling(c),
+                        _ => c == global::System.Math.Floor(c) + 0.5 ? global::System.Math.Floor(c) : global::System.Math.Round(c),
+                    };
+                    int i = (int)global::System.Math.Clamp(n, 0, lengthIn - 1);
+                    index[2 * (at + o)] = i;
+                    index[2 * (at + o) + 1] = i;
+                    weight[at + o] = 0f;
+                    continue;
+                }
+                c = global::System.Math.Clamp(c, 0f, lengthIn - 1);
+                int lo = (int)global::System.Math.Floor(c);
+                index[2 * (at + o)] = lo;
+                index[2 * (at + o) + 1] = global::System.Math.Min(lo + 1, lengthIn - 1);
+                weight[at + o] = c - lo;
+            }
+        }
+        global::System.Span<long> stride = stackalloc long[rank];
+        long sx = 1;
+        for (int d = rank - 1; d >= 0; d--) { stride[d] = sx; sx *= dims[d]; }
+        global::System.Span<int> position = stackalloc int[rank];
+        for (int o = 0; o < y.Length; o++)
+        {
+            double sum = 0;
+            for (int corner = 0; corner < 1 << rank; corner++)
+            {
+                double w = 1;
+                long offset = 0;
+                for (int d = 0; d < rank && w != 0; d++)
+                {
+                    int e = start[d] + position[d];
+                    bool second = (corner >> d & 1) == 1;
+                    w *= second ? weight[e] : 1 - weight[e];
+                    offset += index[2 * e + (second ? 1 : 0)] * stride[d];
+                }
+                if (w != 0) sum += w * x[(int)offset];
+            }
+            y[o] = (float)sum;
+            for (int d = rank - 1; d >= 0 && ++position[d] == outDims[d]; d--) position[d] = 0;
+        }
+    }
+}";
+}
