@@ -33,12 +33,18 @@ public sealed class ResizeConformanceTests : ConformanceTests
         Sizes("LinearPytorchHalfPixel", [1, 2, 4, 4], [1, 2, 7, 1], 13, ("mode", "linear"), ("coordinate_transformation_mode", "pytorch_half_pixel")),
         Sizes("LinearHalfPixelSymmetric", [1, 1, 4, 4], [1, 1, 6, 3], 19, ("mode", "linear"), ("coordinate_transformation_mode", "half_pixel_symmetric")),
         Scales("Linear1DAxis", [2, 5], [1, 1.6f], 13, ("mode", "linear")),
+        Scales("CubicUpsample", [1, 2, 4, 4], [1, 1, 2, 1.5f], 13, ("mode", "cubic")),
+        Scales("CubicDownsampleExcludeOutside", [1, 1, 8, 8], [1, 1, 0.6f, 0.8f], 13, ("mode", "cubic"), ("exclude_outside", 1), ("cubic_coeff_a", -0.5f)),
+        Sizes("CubicAlignCorners", [1, 1, 4, 5], [1, 1, 7, 3], 13, ("mode", "cubic"), ("coordinate_transformation_mode", "align_corners")),
+        Scales("CubicAsymmetric", [1, 1, 3, 4], [1, 1, 2, 2], 13, ("mode", "cubic"), ("coordinate_transformation_mode", "asymmetric")),
         Scales("Opset10Nearest", [1, 1, 2, 3], [1, 1, 2, 3], 10),
         Scales("Opset10Linear", [1, 1, 2, 3], [1, 1, 2, 1.5f], 10, ("mode", "linear")),
         new ConformanceCase("RuntimeSizesLinear", new OnnxBuilder(13).Input("x", 1, 2, 4, 4).IntInput("sizes", 4)
             .Node("Resize", ["x", "", "", "sizes"], ["y"], ("mode", "linear")).Output("y", 1, 2, 3, 6), [("x", [1, 2, 4, 4])]) { IntInputs = [("sizes", [1, 2, 3, 6])] },
         new ConformanceCase("RuntimeSizesNearestAxes", new OnnxBuilder(18).Input("x", 1, 2, 4, 4).IntInput("sizes", 2)
             .Node("Resize", ["x", "", "", "sizes"], ["y"], ("axes", new[] { 3, 2 })).Output("y", 1, 2, 7, 5), [("x", [1, 2, 4, 4])]) { IntInputs = [("sizes", [5, 7])] },
+        new ConformanceCase("RuntimeSizesCubicExclude", new OnnxBuilder(13).Input("x", 1, 1, 5, 5).IntInput("sizes", 4)
+            .Node("Resize", ["x", "", "", "sizes"], ["y"], ("mode", "cubic"), ("exclude_outside", 1)).Output("y", 1, 1, 3, 8), [("x", [1, 1, 5, 5])]) { IntInputs = [("sizes", [1, 1, 3, 8])] },
         new ConformanceCase("SizesAxesNotLarger", new OnnxBuilder(18).Input("x", 1, 1, 4, 6).Initializer("sizes", [5, 5])
             .Node("Resize", ["x", "", "", "sizes"], ["y"], ("axes", new[] { 2, 3 }), ("keep_aspect_ratio_policy", "not_larger"), ("mode", "linear")).Output("y"), [("x", [1, 1, 4, 6])]),
         new ConformanceCase("Opset11WithRoi", new OnnxBuilder(11).Input("x", 1, 1, 2, 2).Initializer("roi", [0], []).Initializer("scales", [4], [1, 1, 3, 2])

@@ -17,7 +17,12 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
     protected override bool AcceptsIntInput(Node node, int input) => input == 3;
 
     /// <summary>Per axis: the two source indices and the weight of the second, for each output index.</summary>
-    public sealed record AxisTable(int[] Index0, int[] Index1, float[] Weight1, bool Identity);
+    public sealed record AxisTable(int[] Index0, int[] Index1, float[] Weight1, bool Identity)
+    {
+        /// <summary>Cubic only: four source indices and weights per output index (tap-major).</summary>
+        public int[][]? CubicIndex { get; init; }
+        public float[][]? CubicWeight { get; init; }
+    }
 
     static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, AxisTable[]> Tables = new();
 
@@ -27,8 +32,8 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             "extrapolation_value", "scales", "antialias", "axes", "keep_aspect_ratio_policy");
         var x = ShapeOf(graph, node, 0);
         string mode = node.Str("mode", "nearest");
-        if (mode is not ("nearest" or "linear" or "bilinear"))
-            throw Error(graph, node, $"mode '{mode}' is not supported (nearest, linear)", ErrorCodes.UnsupportedAttribute);
+        if (mode is not ("nearest" or "linear" or "bilinear" or "cubic"))
+            throw Error(graph, node, $"mode '{mode}' is not supported (nearest, linear, cubic)", ErrorCodes.UnsupportedAttribute);
         if (node.Int("antialias", 0) != 0) throw Error(graph, node, "antialias is not supported", ErrorCodes.UnsupportedAttribute);
         string policy = node.Str("keep_aspect_ratio_policy", "stretch");
         if (policy is not ("stretch" or "not_larger" or "not_smaller"))
@@ -121,7 +126,9 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         }
         var tables = new AxisTable[x.Length];
         for (int d = 0; d < x.Length; d++)
-            tables[d] = Table(x[d], output[d], scale[d], transform, mode == "nearest" ? nearest : null, (float)scale[d]);
+            tables[d] = mode == "cubic" && !(x[d] == output[d] && scale[d] == 1)
+                ? CubicTable(x[d], output[d], scale[d], transform, (float)scale[d], node.Float("cubic_coeff_a", -0.75f), node.Int("exclude_outside", 0) != 0)
+                : Table(x[d], output[d], scale[d], transform, mode == "nearest" || mode == "cubic" ? nearest : null, (float)scale[d]);
         Tables.AddOrUpdate(node, tables);
         SetOutput(graph, node, 0, output);
     }
@@ -168,6 +175,51 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         return new AxisTable(i0, i1, w1, identity);
     }
 
+    /// <summary>
+    /// Cubic convolution (Keys, coefficient a): taps at ⌊x⌋−1 … ⌊x⌋+2; outside the input they repeat the
+    /// edge, or with exclude_outside weigh nothing and the rest are renormalized. x is not clamped.
+    /// </summary>
+    static AxisTable CubicTable(int lengthIn, int lengthOut, double scale, string transform, float scaleF, float a, bool excludeOutside)
+    {
+        var index = new int[4][];
+        var weight = new float[4][];
+        for (int k = 0; k < 4; k++) { index[k] = new int[lengthOut]; weight[k] = new float[lengthOut]; }
+        for (int o = 0; o < lengthOut; o++)
+        {
+            float x = Coordinate(o, lengthIn, lengthOut, scaleF, transform);
+            int lo = (int)Math.Floor(x);
+            float t = x - lo;
+            float[] c =
+            [
+                ((a * (t + 1) - 5 * a) * (t + 1) + 8 * a) * (t + 1) - 4 * a,
+                ((a + 2) * t - (a + 3)) * t * t + 1,
+                ((a + 2) * (1 - t) - (a + 3)) * (1 - t) * (1 - t) + 1,
+                ((a * (2 - t) - 5 * a) * (2 - t) + 8 * a) * (2 - t) - 4 * a,
+            ];
+            float total = 0;
+            for (int k = 0; k < 4; k++)
+            {
+                int i = lo - 1 + k;
+                bool inside = i >= 0 && i < lengthIn;
+                if (excludeOutside && !inside) c[k] = 0;
+                total += c[k];
+                index[k][o] = Math.Clamp(i, 0, lengthIn - 1);
+            }
+            for (int k = 0; k < 4; k++) weight[k][o] = excludeOutside && total != 0 ? c[k] / total : c[k];
+        }
+        return new AxisTable(index[0], index[1], weight[1], false) { CubicIndex = index, CubicWeight = weight };
+    }
+
+    static float Coordinate(int o, int lengthIn, int lengthOut, float s, string transform) => transform switch
+    {
+        "half_pixel" => (o + 0.5f) / s - 0.5f,
+        "pytorch_half_pixel" => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
+        "align_corners" => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthIn * s - 1),
+        "asymmetric" => o / s,
+        "tf_half_pixel_for_nearest" => (o + 0.5f) / s,
+        _ => HalfPixelSymmetric(o, lengthIn, lengthOut, s),
+    };
+
     static float HalfPixelSymmetric(int o, int lengthIn, int lengthOut, float s)
     {
         float adjustment = lengthOut / (s * lengthIn);
@@ -203,22 +255,34 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         var strides = RemapPlan.StridesOf(x.Shape);
         var y = new float[TensorData.Size(outShape)];
         var index = new int[outShape.Length];
+        // Taps per axis: linear 2 (low, high), cubic 4; the value sums every combination.
+        var taps = tables.Select(t => t.CubicIndex is null ? 2 : 4).ToArray();
+        long combinations = taps.Aggregate(1L, (p, q) => p * q);
         for (long o = 0; o < y.LongLength; o++)
         {
             long rem = o;
             for (int d = outShape.Length - 1; d >= 0; d--) { index[d] = (int)(rem % outShape[d]); rem /= outShape[d]; }
             double sum = 0;
-            for (int corner = 0; corner < 1 << outShape.Length; corner++)
+            for (long combination = 0; combination < combinations; combination++)
             {
                 double weight = 1;
-                long offset = 0;
+                long offset = 0, c = combination;
                 for (int d = 0; d < outShape.Length; d++)
                 {
-                    bool second = (corner >> d & 1) == 1;
+                    int k = (int)(c % taps[d]);
+                    c /= taps[d];
                     var t = tables[d];
-                    float w1 = t.Weight1[index[d]];
-                    weight *= second ? w1 : 1 - w1;
-                    offset += (second ? t.Index1[index[d]] : t.Index0[index[d]]) * strides[d];
+                    if (t.CubicIndex is { } ci)
+                    {
+                        weight *= t.CubicWeight![k][index[d]];
+                        offset += ci[k][index[d]] * strides[d];
+                    }
+                    else
+                    {
+                        float w1 = t.Weight1[index[d]];
+                        weight *= k == 1 ? w1 : 1 - w1;
+                        offset += (k == 1 ? t.Index1[index[d]] : t.Index0[index[d]]) * strides[d];
+                    }
                 }
                 if (weight != 0) sum += weight * x.Floats[offset];
             }
@@ -254,7 +318,8 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             k2.Attributes["in"] = string.Join(",", x);
             k2.Attributes["transform"] = transform;
             k2.Attributes["nearest"] = nearest;
-            k2.Attributes["mode"] = IsNearest(node) ? "nearest" : "linear";
+            k2.Attributes["mode"] = node.Str("mode", "nearest") is "cubic" ? "cubic" : IsNearest(node) ? "nearest" : "linear";
+            k2.Attributes["cubic"] = node.Float("cubic_coeff_a", -0.75f).ToString("R", CultureInfo.InvariantCulture) + (node.Int("exclude_outside", 0) != 0 ? ",exclude" : "");
             k2.Attributes["policy"] = node.Str("keep_aspect_ratio_policy", "stretch");
             if (node.Ints("axes") is { } axes) k2.Attributes["axes"] = string.Join(",", axes.Select(a => a < 0 ? a + x.Length : a));
             return;
@@ -270,6 +335,15 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         {
             var t = tables[d];
             if (t.Identity) continue;
+            if (t.CubicIndex is { } ci)
+            {
+                for (int tap = 0; tap < 4; tap++)
+                {
+                    k.Attributes[$"c{tap}.{d}"] = string.Join(",", ci[tap]);
+                    k.Attributes[$"cw{tap}.{d}"] = string.Join(",", t.CubicWeight![tap].Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+                }
+                continue;
+            }
             k.Attributes[$"i0.{d}"] = string.Join(",", t.Index0);
             k.Attributes[$"i1.{d}"] = string.Join(",", t.Index1);
             k.Attributes[$"w1.{d}"] = string.Join(",", t.Weight1.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));

@@ -20,10 +20,19 @@ internal sealed class ResizeLinearKernel : IKernel
         int[] x = k.Inputs[0].Shape, y = k.Y.Shape;
         int rank = x.Length;
         var resized = Enumerable.Range(0, rank).Where(d => k.Has($"i0.{d}")).ToArray();
+        var cubic = Enumerable.Range(0, rank).Where(d => k.Has($"c0.{d}")).ToArray();
         var strides = new long[rank];
         long s = 1;
         for (int d = rank - 1; d >= 0; d--) { strides[d] = s; s *= x[d]; }
-        w.Line($"// Resize (linear): y{CodeWriter.Shape(y)} from x{CodeWriter.Shape(x)}; axes {string.Join(", ", resized)} interpolate between two neighbours ({1 << resized.Length} corners per value).");
+        w.Line(cubic.Length > 0
+            ? $"// Resize (cubic): y{CodeWriter.Shape(y)} from x{CodeWriter.Shape(x)}; axes {string.Join(", ", cubic)} weigh four neighbours each (tables below)."
+            : $"// Resize (linear): y{CodeWriter.Shape(y)} from x{CodeWriter.Shape(x)}; axes {string.Join(", ", resized)} interpolate between two neighbours ({1 << resized.Length} corners per value).");
+        foreach (int d in cubic)
+            for (int tap = 0; tap < 4; tap++)
+            {
+                w.Line($"static global::System.ReadOnlySpan<int> {k.Name}Tap{tap}Of{d} => new int[] {{ {k.Attr($"c{tap}.{d}")} }};");
+                w.Line($"static global::System.ReadOnlySpan<float> {k.Name}Weight{tap}Of{d} => new float[] {{ {string.Join(", ", k.Attr($"cw{tap}.{d}").Split(',').Select(v => v + "f"))} }};");
+            }
         foreach (int d in resized)
         {
             w.Line($"static global::System.ReadOnlySpan<int> {k.Name}Low{d} => new int[] {{ {k.Attr($"i0.{d}")} }};");
@@ -37,13 +46,18 @@ internal sealed class ResizeLinearKernel : IKernel
             w.Open($"for (int i{d} = 0; i{d} < {y[d]}; i{d}++)");
             if (resized.Contains(d))
                 w.Line($"int lo{d} = {k.Name}Low{d}[i{d}] * {strides[d]}, hi{d} = {k.Name}High{d}[i{d}] * {strides[d]}; float f{d} = {k.Name}Weight{d}[i{d}];");
+            if (cubic.Contains(d))
+                for (int tap = 0; tap < 4; tap++)
+                    w.Line($"int t{tap}x{d} = {k.Name}Tap{tap}Of{d}[i{d}] * {strides[d]}; float c{tap}x{d} = {k.Name}Weight{tap}Of{d}[i{d}];");
         }
         // The weighted sum over the corners: each resized axis contributes (1 − f)·low + f·high.
         string Sum(int at, string offset)
         {
             // Axes not resized read their own index.
-            while (at < rank && !resized.Contains(at)) { offset += $" + i{at} * {strides[at]}"; at++; }
+            while (at < rank && !resized.Contains(at) && !cubic.Contains(at)) { offset += $" + i{at} * {strides[at]}"; at++; }
             if (at == rank) return $"x[{offset}]";
+            if (cubic.Contains(at))
+                return "(" + string.Join(" + ", Enumerable.Range(0, 4).Select(tap => $"c{tap}x{at} * {Sum(at + 1, offset + $" + t{tap}x{at}")}")) + ")";
             return $"((1f - f{at}) * {Sum(at + 1, offset + $" + lo{at}")} + f{at} * {Sum(at + 1, offset + $" + hi{at}")})";
         }
         w.Line($"y[o++] = {Sum(0, "0")};");

@@ -35,7 +35,9 @@ internal sealed class ResizeRuntimeKernel : IKernel
         int pol = Array.IndexOf(new[] { "stretch", "not_larger", "not_smaller" }, policy);
         k.W.Line($"// Resize ({mode}, {transform}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, the scales or sizes given at run time.");
         k.OpenMethod();
-        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {(mode == "linear" ? "true" : "false")}, {pol});");
+        string[] cubic = k.Has("cubic") ? k.Attr("cubic").Split(',') : new[] { "-0.75" };
+        int modeCode = mode == "cubic" ? 2 : mode == "linear" ? 1 : 0;
+        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {cubic[0]}f, {(cubic.Length > 1 ? "true" : "false")}, {pol});");
         k.W.Close();
         k.Helpers.Add("RuntimeResize");
     }
@@ -44,7 +46,7 @@ internal sealed class ResizeRuntimeKernel : IKernel
 static class RuntimeResize
 {
     public static void Run(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> dims, global::System.ReadOnlySpan<int> outDims,
-        global::System.ReadOnlySpan<float> scales, global::System.ReadOnlySpan<long> sizes, global::System.ReadOnlySpan<int> axes, int transform, int nearestMode, bool linear, int policy)
+        global::System.ReadOnlySpan<float> scales, global::System.ReadOnlySpan<long> sizes, global::System.ReadOnlySpan<int> axes, int transform, int nearestMode, int mode, float cubicA, bool excludeOutside, int policy)
     {
         int rank = dims.Length;
         if (rank > 8) throw new global::System.ArgumentException(""Resize: rank above 8."");
@@ -78,19 +80,24 @@ static class RuntimeResize
             if (size[d] != outDims[d]) throw new global::System.ArgumentException($""Resize: the scales or sizes given make axis {d} {size[d]} long; this code was compiled for {outDims[d]}."");
             total += outDims[d];
         }
-        // Per axis and output index: two source indices and the weight of the second (nearest: the same index twice).
-        int[]? rented = total > 1024 ? new int[2 * total] : null;
-        global::System.Span<int> index = rented ?? stackalloc int[2 * total];
-        float[]? rentedWeights = total > 1024 ? new float[total] : null;
-        global::System.Span<float> weight = rentedWeights ?? stackalloc float[total];
+        // Per axis and output index: the source indices and weights of its taps (nearest 1 used of 2, linear 2, cubic 4).
+        int taps = mode == 2 ? 4 : 2;
+        int[]? rented = total > 512 ? new int[taps * total] : null;
+        global::System.Span<int> index = rented ?? stackalloc int[taps * total];
+        float[]? rentedWeights = total > 512 ? new float[taps * total] : null;
+        global::System.Span<float> weight = rentedWeights ?? stackalloc float[taps * total];
         global::System.Span<int> start = stackalloc int[rank];
         for (int d = 0, at = 0; d < rank; at += outDims[d], d++)
         {
             start[d] = at;
             int lengthIn = dims[d], lengthOut = outDims[d];
             float s = scale[d];
+            bool identity = lengthIn == lengthOut && s == 1f;
             for (int o = 0; o < lengthOut; o++)
             {
+                int e = taps * (at + o);
+                for (int k = 0; k < taps; k++) { index[e + k] = 0; weight[e + k] = 0f; }
+                if (identity) { index[e] = o; weight[e] = 1f; continue; }
                 float c = transform switch
                 {
                     0 => (o + 0.5f) / s - 0.5f,
@@ -99,7 +106,7 @@ static class RuntimeResize
                     3 => o / s,
                     _ => lengthIn / 2f * (1 - lengthOut / (s * lengthIn)) + (o + 0.5f) / s - 0.5f,
                 };
-                if (!linear)
+                if (mode == 0)
                 {
                     double n = nearestMode switch
                     {
@@ -108,38 +115,60 @@ static class RuntimeResize
                         3 => global::System.Math.Ceiling(c),
                         _ => c == global::System.Math.Floor(c) + 0.5 ? global::System.Math.Floor(c) : global::System.Math.Round(c),
                     };
-                    int i = (int)global::System.Math.Clamp(n, 0, lengthIn - 1);
-                    index[2 * (at + o)] = i;
-                    index[2 * (at + o) + 1] = i;
-                    weight[at + o] = 0f;
-                    continue;
+                    index[e] = (int)global::System.Math.Clamp(n, 0, lengthIn - 1);
+                    weight[e] = 1f;
                 }
-                c = global::System.Math.Clamp(c, 0f, lengthIn - 1);
-                int lo = (int)global::System.Math.Floor(c);
-                index[2 * (at + o)] = lo;
-                index[2 * (at + o) + 1] = global::System.Math.Min(lo + 1, lengthIn - 1);
-                weight[at + o] = c - lo;
+                else if (mode == 1)
+                {
+                    c = global::System.Math.Clamp(c, 0f, lengthIn - 1);
+                    int lo = (int)global::System.Math.Floor(c);
+                    index[e] = lo;
+                    index[e + 1] = global::System.Math.Min(lo + 1, lengthIn - 1);
+                    weight[e + 1] = c - lo;
+                    weight[e] = 1 - weight[e + 1];
+                }
+                else
+                {
+                    int lo = (int)global::System.Math.Floor(c);
+                    float t = c - lo, total4 = 0f;
+                    for (int k = 0; k < 4; k++)
+                    {
+                        float u = k == 0 ? t + 1 : k == 1 ? t : k == 2 ? 1 - t : 2 - t;
+                        float w = k == 1 || k == 2 ? ((cubicA + 2) * u - (cubicA + 3)) * u * u + 1 : ((cubicA * u - 5 * cubicA) * u + 8 * cubicA) * u - 4 * cubicA;
+                        int i = lo - 1 + k;
+                        if (excludeOutside && (i < 0 || i >= lengthIn)) w = 0f;
+                        index[e + k] = global::System.Math.Clamp(i, 0, lengthIn - 1);
+                        weight[e + k] = w;
+                        total4 += w;
+                    }
+                    if (excludeOutside && total4 != 0f) for (int k = 0; k < 4; k++) weight[e + k] /= total4;
+                }
             }
         }
         global::System.Span<long> stride = stackalloc long[rank];
         long sx = 1;
         for (int d = rank - 1; d >= 0; d--) { stride[d] = sx; sx *= dims[d]; }
         global::System.Span<int> position = stackalloc int[rank];
+        global::System.Span<int> tap = stackalloc int[rank];
         for (int o = 0; o < y.Length; o++)
         {
             double sum = 0;
-            for (int corner = 0; corner < 1 << rank; corner++)
+            // Every combination of one tap per axis (an odometer in base taps), skipping zero weights.
+            tap.Clear();
+            while (true)
             {
                 double w = 1;
                 long offset = 0;
                 for (int d = 0; d < rank && w != 0; d++)
                 {
-                    int e = start[d] + position[d];
-                    bool second = (corner >> d & 1) == 1;
-                    w *= second ? weight[e] : 1 - weight[e];
-                    offset += index[2 * e + (second ? 1 : 0)] * stride[d];
+                    int e = taps * (start[d] + position[d]) + tap[d];
+                    w *= weight[e];
+                    offset += index[e] * stride[d];
                 }
                 if (w != 0) sum += w * x[(int)offset];
+                int q = rank - 1;
+                while (q >= 0 && ++tap[q] == taps) tap[q--] = 0;
+                if (q < 0) break;
             }
             y[o] = (float)sum;
             for (int d = rank - 1; d >= 0 && ++position[d] == outDims[d]; d--) position[d] = 0;
