@@ -13,11 +13,14 @@ public sealed record WindowGeometry(
 {
     public bool HasPadding => PadTop != 0 || PadLeft != 0 || PadBottom != 0 || PadRight != 0;
 
-    public static WindowGeometry Resolve(Graph graph, Node node, int[] inShape, int[] kernel, bool ceilMode)
+    /// <summary>Per spatial axis (1 to 3 of them): output size, stride, dilation, leading and trailing pad.</summary>
+    public sealed record Axes(int[] Kernel, int[] Out, int[] Strides, int[] Dilations, int[] PadBegin, int[] PadEnd, int[] In);
+
+    public static Axes ResolveAxes(Graph graph, Node node, int[] inShape, int[] kernel, bool ceilMode, int maxSpatial)
     {
         int spatial = inShape.Length - 2;
-        if (spatial < 1 || spatial > 2)
-            throw new ModelGenException(ErrorCodes.UnsupportedAttribute, graph.ModelPath, $"{node.Describe}, opset {graph.Opset}: input of rank {inShape.Length}; 1-D and 2-D windows (rank 3 or 4) are supported");
+        if (spatial < 1 || spatial > maxSpatial)
+            throw new ModelGenException(ErrorCodes.UnsupportedAttribute, graph.ModelPath, $"{node.Describe}, opset {graph.Opset}: input of rank {inShape.Length}; windows of 1 to {maxSpatial} spatial dimensions (rank 3 to {maxSpatial + 2}) are supported");
         if (kernel.Length != spatial)
             throw new ModelGenException(ErrorCodes.ShapeMismatch, graph.ModelPath, $"{node.Describe}: kernel of rank {kernel.Length} for {spatial} spatial dimensions");
         long[] strides = node.Ints("strides") ?? Enumerable.Repeat(1L, spatial).ToArray();
@@ -59,6 +62,17 @@ public sealed record WindowGeometry(
             if (ceilMode && (o - 1) * strides[i] >= input + pads[i]) o--;
             outSize[i] = (int)o;
         }
+        return new Axes(kernel, outSize, [.. strides.Select(v => (int)v)], [.. dilations.Select(v => (int)v)],
+            [.. pads.Take(spatial).Select(v => (int)v)], [.. pads.Skip(spatial).Select(v => (int)v)], inShape[2..]);
+    }
+
+    public static WindowGeometry Resolve(Graph graph, Node node, int[] inShape, int[] kernel, bool ceilMode)
+    {
+        var a = ResolveAxes(graph, node, inShape, kernel, ceilMode, 2);
+        int spatial = inShape.Length - 2;
+        int[] outSize = a.Out;
+        int[] strides = a.Strides, dilations = a.Dilations;
+        int[] pads = [.. a.PadBegin, .. a.PadEnd];
         if (spatial == 1)
             return new WindowGeometry(1, kernel[0], 1, (int)strides[0], 1, (int)dilations[0], 0, (int)pads[0], 0, (int)pads[1], 1, inShape[2], 1, outSize[0]);
         return new WindowGeometry(kernel[0], kernel[1], (int)strides[0], (int)strides[1], (int)dilations[0], (int)dilations[1],
@@ -144,9 +158,16 @@ public sealed class MaxPoolOperator : Operator
         if (node.Outputs.Count > 1 && node.Outputs[1].Length > 0)
             throw Error(graph, node, "the Indices output is not supported", ErrorCodes.UnsupportedAttribute);
         var x = ShapeOf(graph, node, 0);
+        if (x.Length == 5)
+        {
+            SetOutput(graph, node, 0, Pool3D.OutputShape(graph, node, x));
+            return;
+        }
         var geo = Geometry(graph, node, x);
         SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
     }
+
+    public override void Lower(Node node, ILowering lowering) => Pool3D.Lower(node, lowering, average: false);
 
     internal static WindowGeometry Geometry(Graph graph, Node node, int[] x)
     {
@@ -157,6 +178,7 @@ public sealed class MaxPoolOperator : Operator
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
+        if (x.Shape.Length == 5) return [Pool3D.Evaluate(node, x, average: false)];
         var geo = Geometry(new Graph(), node, x.Shape);
         int n = x.Shape[0], c = x.Shape[1];
         var y = new float[(long)n * c * geo.OutH * geo.OutW];
@@ -195,6 +217,11 @@ public sealed class AveragePoolOperator : Operator
         RequireInputs(graph, node, 1, 1);
         RejectAttributes(graph, node, "auto_pad", "ceil_mode", "count_include_pad", "kernel_shape", "pads", "strides", "dilations");
         var x = ShapeOf(graph, node, 0);
+        if (x.Length == 5)
+        {
+            SetOutput(graph, node, 0, Pool3D.OutputShape(graph, node, x));
+            return;
+        }
         var geo = MaxPoolOperator.Geometry(graph, node, x);
         SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
     }
@@ -222,6 +249,7 @@ public sealed class AveragePoolOperator : Operator
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
+        if (x.Shape.Length == 5) return [Pool3D.Evaluate(node, x, average: true)];
         var geo = MaxPoolOperator.Geometry(new Graph(), node, x.Shape);
         bool includePad = node.Int("count_include_pad", 0) != 0;
         int n = x.Shape[0], c = x.Shape[1];
@@ -248,6 +276,11 @@ public sealed class AveragePoolOperator : Operator
 
     public override void Lower(Node node, ILowering lowering)
     {
+        if (lowering.Graph[node.Inputs[0]].Shape!.Length == 5)
+        {
+            Pool3D.Lower(node, lowering, average: true);
+            return;
+        }
         var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
         var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["kernel"] = $"{geo.KernelH},{geo.KernelW}";
@@ -255,5 +288,87 @@ public sealed class AveragePoolOperator : Operator
         n.Attributes["dilations"] = $"{geo.DilationH},{geo.DilationW}";
         n.Attributes["pads"] = $"{geo.PadTop},{geo.PadLeft},{geo.PadBottom},{geo.PadRight}";
         n.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
+    }
+}
+
+/// <summary>
+/// MaxPool and AveragePool over three spatial axes (N, C, D, H, W): the same windows, pads, dilations,
+/// ceil_mode and divisor rules as the 2-D ones, one axis more.
+/// </summary>
+internal static class Pool3D
+{
+    static WindowGeometry.Axes Axes(Graph graph, Node node, int[] x)
+    {
+        var kernel = node.Ints("kernel_shape") ?? throw new ModelGenException(ErrorCodes.InvalidGraph, graph.ModelPath, $"{node.Describe}: kernel_shape is required");
+        return WindowGeometry.ResolveAxes(graph, node, x, [.. kernel.Select(k => (int)Math.Clamp(k, 0, 1 << 16))], node.Int("ceil_mode", 0) != 0, 3);
+    }
+
+    public static int[] OutputShape(Graph graph, Node node, int[] x)
+    {
+        if (node.OpType == "MaxPool" && node.Outputs.Count > 1 && node.Outputs[1].Length > 0)
+            throw new ModelGenException(ErrorCodes.UnsupportedAttribute, graph.ModelPath, $"{node.Describe}: the Indices output is not supported");
+        return [x[0], x[1], .. Axes(graph, node, x).Out];
+    }
+
+    /// <summary>Taps of one axis inside the input, or (count_include_pad) inside the padded input up to its far edge.</summary>
+    static int Taps(int start, int kernel, int dilation, int size, int padEnd, bool includePad)
+    {
+        int count = 0;
+        for (int k = 0; k < kernel; k++)
+        {
+            int i = start + k * dilation;
+            if (includePad ? i < size + padEnd : i >= 0 && i < size) count++;
+        }
+        return count;
+    }
+
+    public static TensorData Evaluate(Node node, TensorData x, bool average)
+    {
+        var a = Axes(new Graph(), node, x.Shape);
+        bool includePad = node.Int("count_include_pad", 0) != 0;
+        int planes = x.Shape[0] * x.Shape[1];
+        int[] o = a.Out, i = a.In;
+        var y = new float[(long)planes * o[0] * o[1] * o[2]];
+        long at = 0;
+        for (int p = 0; p < planes; p++)
+        for (int od = 0; od < o[0]; od++)
+        for (int oh = 0; oh < o[1]; oh++)
+        for (int ow = 0; ow < o[2]; ow++)
+        {
+            int[] start = [od * a.Strides[0] - a.PadBegin[0], oh * a.Strides[1] - a.PadBegin[1], ow * a.Strides[2] - a.PadBegin[2]];
+            double sum = 0;
+            float max = float.NegativeInfinity;
+            for (int kd = 0; kd < a.Kernel[0]; kd++)
+            for (int kh = 0; kh < a.Kernel[1]; kh++)
+            for (int kw = 0; kw < a.Kernel[2]; kw++)
+            {
+                int d = start[0] + kd * a.Dilations[0], h = start[1] + kh * a.Dilations[1], w = start[2] + kw * a.Dilations[2];
+                if (d < 0 || d >= i[0] || h < 0 || h >= i[1] || w < 0 || w >= i[2]) continue;
+                float v = x.Floats[(((long)p * i[0] + d) * i[1] + h) * i[2] + w];
+                sum += v;
+                if (v > max || float.IsNaN(v)) max = v;
+            }
+            int divisor = Taps(start[0], a.Kernel[0], a.Dilations[0], i[0], a.PadEnd[0], includePad)
+                        * Taps(start[1], a.Kernel[1], a.Dilations[1], i[1], a.PadEnd[1], includePad)
+                        * Taps(start[2], a.Kernel[2], a.Dilations[2], i[2], a.PadEnd[2], includePad);
+            y[at++] = average ? (float)(sum / divisor) : max;
+        }
+        return new TensorData([x.Shape[0], x.Shape[1], .. o], y);
+    }
+
+    public static void Lower(Node node, ILowering lowering, bool average)
+    {
+        var x = lowering.Graph[node.Inputs[0]].Shape!;
+        if (x.Length != 5) throw new InvalidOperationException("2-D pools lower in ArtifactBuilder");
+        var a = Axes(lowering.Graph, node, x);
+        var k = lowering.AddNode("Pool3D", node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        static string J(int[] v) => string.Join(",", v);
+        k.Attributes["kernel"] = J(a.Kernel);
+        k.Attributes["strides"] = J(a.Strides);
+        k.Attributes["dilations"] = J(a.Dilations);
+        k.Attributes["padbegin"] = J(a.PadBegin);
+        k.Attributes["padend"] = J(a.PadEnd);
+        k.Attributes["op"] = average ? "average" : "max";
+        k.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
     }
 }

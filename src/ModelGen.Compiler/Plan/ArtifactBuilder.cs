@@ -96,6 +96,9 @@ public sealed class ArtifactBuilder : ILowering
                 Activation(n, node);
                 return;
             }
+            case "MaxPool" when _graph[node.Inputs[0]].Shape!.Length == 5:
+                OperatorSet.Get(node, _graph).Lower(node, this);
+                return;
             case "MaxPool":
             {
                 var geo = MaxPoolOperator.Geometry(_graph, node, _graph[node.Inputs[0]].Shape!);
