@@ -21,6 +21,14 @@ public sealed class RuntimeShapeInputTests : ConformanceTests
         Case("UnsqueezeRuntimeAxes", new OnnxBuilder().Input("x", 3, 4).IntInput("axes", 2).Node("Unsqueeze", ["x", "axes"], ["y"]).Output("y", 3, 1, 4, 1), [3, 4], ("axes", [-1, 1])),
         Case("ReduceSumRuntimeAxesKeep", new OnnxBuilder().Input("x", 2, 3, 4).IntInput("axes", 1).Node("ReduceSum", ["x", "axes"], ["y"]).Output("y", 2, 1, 4), [2, 3, 4], ("axes", [1])),
         Case("ReduceMeanRuntimeAxesDrop", new OnnxBuilder(18).Input("x", 2, 3, 4).IntInput("axes", 2).Node("ReduceMean", ["x", "axes"], ["y"], ("keepdims", 0)).Output("y", 3), [2, 3, 4], ("axes", [0, -1])),
+        // [3,2,2] → [3,2] is a reduction over axis 1 or over axis 2: the axes given decide, when the model runs.
+        Case("ReduceSumRuntimeAxesAmbiguousFirst", new OnnxBuilder(18).Input("x", 3, 2, 2).IntInput("axes", 1).Node("ReduceSum", ["x", "axes"], ["y"], ("keepdims", 0)).Output("y", 3, 2), [3, 2, 2], ("axes", [1])),
+        Case("ReduceSumRuntimeAxesAmbiguousSecond", new OnnxBuilder(18).Input("x", 3, 2, 2).IntInput("axes", 1).Node("ReduceSum", ["x", "axes"], ["y"], ("keepdims", 0)).Output("y", 3, 2), [3, 2, 2], ("axes", [2])),
+        Case("ReduceMaxRuntimeAxesAmbiguous", new OnnxBuilder(18).Input("x", 2, 3, 3).IntInput("axes", 1).Node("ReduceMax", ["x", "axes"], ["y"], ("keepdims", 0)).Output("y", 2, 3), [2, 3, 3], ("axes", [-2])),
+        Case("ReduceMeanRuntimeAxesEmptyMeansAll", new OnnxBuilder(18).Input("x", 2, 3).IntInput("axes", 0).Node("ReduceMean", ["x", "axes"], ["y"]).Output("y", 1, 1), [2, 3], ("axes", [])),
+        // The ReduceSum's own output has no declared shape; the Log after it declares it (ReduceLogSum expanded).
+        Case("ReduceSumRuntimeAxesShapeFromUnaryConsumer", new OnnxBuilder(18).Input("x", 3, 4, 5).IntInput("axes", 1).Node("ReduceSum", ["x", "axes"], ["s"])
+            .Node("Log", ["s"], ["y"]).Output("y", 3, 1, 5), [3, 4, 5], ("axes", [1])),
         Case("SplitRuntimeSizes", new OnnxBuilder().Input("x", 2, 7).IntInput("split", 2).Node("Split", ["x", "split"], ["y0", "y1"], ("axis", 1)).Output("y0", 2, 3).Output("y1", 2, 4), [2, 7], ("split", [3, 4])),
         Case("SliceRuntimePositions", new OnnxBuilder().Input("x", 5, 6).IntInput("starts", 2).IntInput("ends", 2).IntInput("axes", 2).IntInput("steps", 2)
             .Node("Slice", ["x", "starts", "ends", "axes", "steps"], ["y"]).Output("y", 2, 3), [5, 6], ("starts", [4, 1]), ("ends", [0, 100]), ("axes", [0, 1]), ("steps", [-2, 2])),
@@ -49,10 +57,15 @@ public sealed class RuntimeShapeInputTests : ConformanceTests
         var reduce = new OnnxBuilder().Input("x", 3, 3).IntInput("axes", 1).Node("ReduceSum", ["x", "axes"], ["y"], ("keepdims", 0)).Output("y", 3);
         var reduceArtifact = ModelCompiler.Compile(new CompileOptions { ModelPath = reduce.Save(), ClassName = "Reducer", Namespace = "Runtime" });
         var reducer = GeneratedModels.Build(reduceArtifact);
-        // [3,3] → [3] is either axis: the compiled one works, the other (same shape, other sums) is refused.
-        int compiled = reduceArtifact.Nodes.Single(n => n.Kernel == "CheckShape").Attributes["axes"] == "1" ? 1 : 0;
-        reducer.Run(reduceArtifact, [new float[9], new long[] { compiled }], [new float[3]]);
-        Assert.Throws<System.Reflection.TargetInvocationException>(() => reducer.Run(reduceArtifact, [new float[9], new long[] { 1 - compiled }], [new float[3]]));
+        // [3,3] → [3] is either axis: the kernel reduces the one given; axes giving another shape are refused.
+        var x9 = Enumerable.Range(0, 9).Select(i => (float)i).ToArray();
+        var rows = new float[3];
+        reducer.Run(reduceArtifact, [x9, new long[] { 1 }], [rows]);
+        Assert.Equal([3f, 12f, 21f], rows);
+        var columns = new float[3];
+        reducer.Run(reduceArtifact, [x9, new long[] { 0 }], [columns]);
+        Assert.Equal([9f, 12f, 15f], columns);
+        Assert.Throws<System.Reflection.TargetInvocationException>(() => reducer.Run(reduceArtifact, [x9, new long[] { 0, 1 }], [new float[3]]));
     }
 
     [Fact]

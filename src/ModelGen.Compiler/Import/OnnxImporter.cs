@@ -92,10 +92,26 @@ public static class OnnxImporter
             if (graph.Values.TryGetValue(info.Name, out var v) && info.Type?.TensorType?.Shape is { } shape
                 && shape.Dim.All(d => d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0 && d.DimValue <= MaxElements))
                 v.DeclaredShape = [.. shape.Dim.Select(d => (int)d.DimValue)];
+        // An elementwise unary node keeps its input's shape, so a shape declared for its output is its
+        // input's too (exporters declare the graph output, not the ReduceSum feeding the final Log).
+        for (int i = graph.Nodes.Count - 1; i >= 0; i--)
+        {
+            var n = graph.Nodes[i];
+            if (ShapePreservingUnary.Contains(n.OpType) && n.Inputs.Count >= 1 && n.Outputs.Count >= 1
+                && graph.Values.TryGetValue(n.Outputs[0], out var y) && y.DeclaredShape is { } declared
+                && graph.Values.TryGetValue(n.Inputs[0], out var x) && x.DeclaredShape is null)
+                x.DeclaredShape = declared;
+        }
         if (graph.Outputs.Count == 0)
             throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no outputs");
         return graph;
     }
+
+    static readonly HashSet<string> ShapePreservingUnary = new(StringComparer.Ordinal)
+    {
+        "Abs", "Neg", "Exp", "Log", "Sqrt", "Relu", "Sigmoid", "Tanh", "Softplus", "Softsign", "Erf", "Elu", "Selu",
+        "LeakyRelu", "HardSigmoid", "HardSwish", "Reciprocal", "Floor", "Ceil", "Identity", "Softmax", "LogSoftmax",
+    };
 
     static long ReadOpset(ModelProto model, string modelPath)
     {

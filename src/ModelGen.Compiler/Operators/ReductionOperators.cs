@@ -76,7 +76,10 @@ public sealed class ReduceOperator(string opType) : Operator
         long[]? raw;
         bool noop = node.Int("noop_with_empty_axes", 0) != 0;
         if (graph.Opset >= axesFromInput && IsRuntimeShapeInput(graph, node, 1))
+        {
             raw = AxesFromDeclaredShape(graph, node, x);
+            RuntimeAxes.AddOrUpdate(node, node);
+        }
         else if (graph.Opset >= axesFromInput)
         {
             raw = null;
@@ -135,23 +138,47 @@ public sealed class ReduceOperator(string opType) : Operator
     {
         var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
         var shape = OutputShapes.TryGetValue(node, out var o) ? o : throw new InvalidOperationException();
+        if (RuntimeAxes.TryGetValue(node, out _) && inputs.Length > 1 && inputs[1] is { } given)
+            plan = PlanForGivenAxes(node, inputs[0]!.Shape, given.Ints, shape);
         return [new TensorData(shape, plan.Apply(inputs[0]!.Floats))];
+    }
+
+    /// <summary>Marks nodes whose axes arrive at run time (the generated kernel reads them when it runs).</summary>
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, object> RuntimeAxes = new();
+
+    /// <summary>The plan for axes given at run time, which must produce the compiled output shape (as the kernel checks).</summary>
+    ReducePlan PlanForGivenAxes(Node node, int[] x, long[] given, int[] compiled)
+    {
+        bool keep = node.Int("keepdims", 1) != 0, noop = node.Int("noop_with_empty_axes", 0) != 0;
+        var axes = new HashSet<int>();
+        foreach (long a in given)
+        {
+            long n = a < 0 ? a + x.Length : a;
+            if (n < 0 || n >= x.Length || !axes.Add((int)n)) throw new ArgumentException($"axes of node '{node.Name}' ({OpType}) are out of range or repeated", node.Inputs[1]);
+        }
+        if (given.Length == 0 && !noop) axes.UnionWith(Enumerable.Range(0, x.Length));
+        var plan = ReducePlan.Of(Kind, x, axes);
+        int[] shape = keep ? [.. x.Select((d, i) => axes.Contains(i) ? 1 : d)] : plan.KeptShape;
+        if (!shape.SequenceEqual(compiled))
+            throw new ArgumentException($"{node.Inputs[1]} does not give the shape this model was compiled for ([{string.Join(", ", compiled)}]).", node.Inputs[1]);
+        return plan;
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
         var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
-        plan.WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
         if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
         {
-            // The compiled axes, for the check: reducing a different set with the same output shape would compute something else.
-            var x = lowering.Graph[node.Inputs[0]].Shape!;
-            var strides = RemapPlan.StridesOf(x);
-            var reduced = Enumerable.Range(0, x.Length).Where(d => x[d] != 1 && plan.ReducedStrides.Contains(strides[d]) && plan.ReducedShape.Length > 0);
-            AddShapeCheck(node, lowering, 1, "reduce", x, lowering.Graph[node.Outputs[0]].Shape!,
-                ("keepdims", node.Int("keepdims", 1) != 0 ? "1" : "0"), ("noop", node.Int("noop_with_empty_axes", 0) != 0 ? "1" : "0"),
-                ("axes", string.Join(",", reduced)));
+            // Axes given at run time: several sets of axes can give the compiled output shape, so the kernel
+            // reads them when it runs (and checks the shape they give) rather than assuming one.
+            var runtime = lowering.AddNode("ReduceRuntime", OpType, node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
+            runtime.Attributes["op"] = Kind;
+            runtime.Attributes["in"] = string.Join(",", lowering.Graph[node.Inputs[0]].Shape!);
+            runtime.Attributes["keepdims"] = node.Int("keepdims", 1) != 0 ? "1" : "0";
+            runtime.Attributes["noop"] = node.Int("noop_with_empty_axes", 0) != 0 ? "1" : "0";
+            return;
         }
+        plan.WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
     }
 }
 

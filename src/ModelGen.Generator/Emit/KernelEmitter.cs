@@ -18,7 +18,7 @@ internal static class KernelEmitter
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
         new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
         new SliceRuntimeKernel(), new PadRuntimeKernel(), new ConvTransposeKernel(), new ResizeLinearKernel(),
-        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(),
+        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
@@ -90,6 +90,9 @@ internal static class KernelEmitter
                     break;
                 case "RuntimeShapes":
                     foreach (var line in PadRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
+                    break;
+                case "RuntimeReduce":
+                    foreach (var line in ReduceRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
                     break;
                 case "ShapeChecks":
                     foreach (var line in CheckShapeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));

@@ -86,3 +86,70 @@ internal sealed class SoftmaxKernel : IKernel
         w.Close();
     }
 }
+
+/// <summary>
+/// ReduceMean/Sum/Max whose axes arrive at run time: the output shape is compiled in, but several sets of
+/// axes can give it ([3,2,2] → [3,2] by axis 1 or 2), so the kernel reads the axes when it runs, checks
+/// the shape they give, and reduces with strides worked out then.
+/// </summary>
+internal sealed class ReduceRuntimeKernel : IKernel
+{
+    public string Kernel => "ReduceRuntime";
+
+    public string InputName(int i) => i == 0 ? "x" : "axes";
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        string op = k.Attr("op");
+        int[] input = k.Ints("in");
+        string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[1])?.Parameter ?? "axes";
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(input)} over the axes given at run time in '{parameter}'.");
+        k.OpenMethod();
+        string Ints(int[] v) => v.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", v)} }}";
+        int opCode = op == "Max" ? 2 : op == "Mean" ? 1 : 0;
+        w.Line($"RuntimeReduce.Reduce(x, y, axes, {Ints(input)}, {Ints(k.Y.Shape)}, {(k.Attr("keepdims") == "1" ? "true" : "false")}, {(k.Attr("noop") == "1" ? "true" : "false")}, {opCode}, \"{parameter}\");");
+        w.Close();
+        k.Helpers.Add("ShapeChecks");
+        k.Helpers.Add("RuntimeReduce");
+    }
+
+    public const string HelperSource = @"/// <summary>A reduction over axes given at run time (checked to give the compiled output shape).</summary>
+static class RuntimeReduce
+{
+    /// <param name=""op"">0 sum, 1 mean, 2 max.</param>
+    public static void Reduce(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<long> axes, global::System.ReadOnlySpan<int> dims,
+        global::System.ReadOnlySpan<int> outDims, bool keepDims, bool noop, int op, string parameter)
+    {
+        ShapeChecks.Axes(axes, ShapeChecks.Rule.Reduce, dims, outDims, keepDims, noop, parameter);
+        int rank = dims.Length;
+        global::System.Span<bool> marked = stackalloc bool[rank];
+        if (axes.Length == 0 && !noop) marked.Fill(true);
+        foreach (long a in axes) marked[(int)(a < 0 ? a + rank : a)] = true;
+        // Kept and reduced axes as (size, stride) lists, innermost last.
+        global::System.Span<int> keptSize = stackalloc int[rank], keptStride = stackalloc int[rank], redSize = stackalloc int[rank], redStride = stackalloc int[rank];
+        int kept = 0, red = 0, stride = 1, keptCount = 1, redCount = 1;
+        for (int d = rank - 1; d >= 0; d--)
+        {
+            if (marked[d]) { redSize[red] = dims[d]; redStride[red++] = stride; redCount *= dims[d]; }
+            else { keptSize[kept] = dims[d]; keptStride[kept++] = stride; keptCount *= dims[d]; }
+            stride *= dims[d];
+        }
+        for (int o = 0; o < keptCount; o++)
+        {
+            int baseOffset = 0;
+            for (int d = 0, rest = o; d < kept; d++) { baseOffset += rest % keptSize[d] * keptStride[d]; rest /= keptSize[d]; }
+            float acc = op == 2 ? float.NegativeInfinity : 0f;
+            for (int r = 0; r < redCount; r++)
+            {
+                int offset = baseOffset;
+                for (int d = 0, rest = r; d < red; d++) { offset += rest % redSize[d] * redStride[d]; rest /= redSize[d]; }
+                float v = x[offset];
+                if (op != 2) acc += v;
+                else if (v > acc || float.IsNaN(v)) acc = v;
+            }
+            y[o] = op == 1 ? acc / redCount : acc;
+        }
+    }
+}";
+}
