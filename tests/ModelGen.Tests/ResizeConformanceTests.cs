@@ -2,7 +2,7 @@ using ModelGen.Tests.Support;
 
 namespace ModelGen.Tests;
 
-/// <summary>Resize: nearest and linear, every supported coordinate transformation and nearest mode, scales or sizes, opsets 10 to 19.</summary>
+/// <summary>Resize: nearest, linear and cubic, every coordinate transformation and nearest mode, scales or sizes, opsets 10 to 19.</summary>
 public sealed class ResizeConformanceTests : ConformanceTests
 {
     static ConformanceCase Scales(string name, int[] x, float[] scales, long opset = 13, params (string, object)[] attrs)
@@ -49,7 +49,22 @@ public sealed class ResizeConformanceTests : ConformanceTests
             .Node("Resize", ["x", "", "", "sizes"], ["y"], ("axes", new[] { 2, 3 }), ("keep_aspect_ratio_policy", "not_larger"), ("mode", "linear")).Output("y"), [("x", [1, 1, 4, 6])]),
         new ConformanceCase("Opset11WithRoi", new OnnxBuilder(11).Input("x", 1, 1, 2, 2).Initializer("roi", [0], []).Initializer("scales", [4], [1, 1, 3, 2])
             .Node("Resize", ["x", "roi", "scales"], ["y"], ("mode", "linear")).Output("y"), [("x", [1, 1, 2, 2])]),
+        // tf_crop_and_resize: a crop given as fractions (roi), resized; sources outside the input take extrapolation_value.
+        TfCrop("TfCropAndResizeLinear", [1, 1, 4, 4], [0, 0, 0.4f, 0.6f, 1, 1, 0.6f, 0.8f], [1, 1, 3, 3], "linear"),
+        TfCrop("TfCropAndResizeExtrapolation", [1, 1, 4, 4], [0, 0, 0.4f, 0.6f, 1, 1, 1.2f, 1.7f], [1, 1, 3, 3], "linear", ("extrapolation_value", 10f)),
+        TfCrop("TfCropAndResizeNearest", [1, 2, 5, 4], [0, 0, -0.2f, 0.1f, 1, 1, 0.9f, 1.3f], [1, 2, 4, 5], "nearest"),
+        TfCrop("TfCropAndResizeCubic", [1, 1, 6, 6], [0, 0, 0.1f, 0.2f, 1, 1, 0.8f, 0.9f], [1, 1, 4, 5], "cubic"),
+        new ConformanceCase("TfCropAndResizeRuntimeRoiAndSizesAxes", new OnnxBuilder(18).Input("x", 1, 1, 4, 4).Input("roi", 4).IntInput("sizes", 2)
+            .Node("Resize", ["x", "roi", "", "sizes"], ["y"], ("mode", "linear"), ("coordinate_transformation_mode", "tf_crop_and_resize"), ("axes", new[] { 3, 2 }), ("extrapolation_value", -1f))
+            .Output("y", 1, 1, 3, 3), [("x", [1, 1, 4, 4]), ("roi", [4])]) { IntInputs = [("sizes", [3, 3])] },
     ];
+
+    static ConformanceCase TfCrop(string name, int[] x, float[] roi, long[] sizes, string mode, params (string, object)[] attrs)
+    {
+        var b = new OnnxBuilder(13).Input("x", [.. x.Select(d => (int?)d)]).Initializer("roi", [roi.Length], roi).Initializer("sizes", sizes);
+        b.Node("Resize", ["x", "roi", "", "sizes"], ["y"], [("mode", mode), ("coordinate_transformation_mode", "tf_crop_and_resize"), .. attrs]).Output("y");
+        return new ConformanceCase(name, b, [("x", x)]);
+    }
 
     static readonly ConformanceSuite Cases = new(All);
 

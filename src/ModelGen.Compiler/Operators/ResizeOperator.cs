@@ -5,8 +5,8 @@ using ModelGen.Onnx;
 namespace ModelGen.Compiler.Operators;
 
 /// <summary>
-/// Resize (and opset 9's Upsample) with mode nearest or linear, every coordinate transformation mode
-/// but tf_crop_and_resize, every nearest_mode; scales or sizes constant. All coordinate arithmetic is
+/// Resize (and opset 9's Upsample) with mode nearest, linear or cubic, every coordinate transformation
+/// mode (tf_crop_and_resize with a constant roi), every nearest_mode; scales or sizes constant or given at run time. All coordinate arithmetic is
 /// done at build time: nearest becomes a Remap (an index table per axis), linear a table of two
 /// neighbours and a weight per output index and axis.
 /// </summary>
@@ -19,6 +19,8 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
     /// <summary>Per axis: the two source indices and the weight of the second, for each output index.</summary>
     public sealed record AxisTable(int[] Index0, int[] Index1, float[] Weight1, bool Identity)
     {
+        /// <summary>tf_crop_and_resize only: output indices whose source lies outside the input (they take extrapolation_value).</summary>
+        public bool[]? Outside { get; init; }
         /// <summary>Cubic only: four source indices and weights per output index (tap-major).</summary>
         public int[][]? CubicIndex { get; init; }
         public float[][]? CubicWeight { get; init; }
@@ -39,7 +41,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         if (policy is not ("stretch" or "not_larger" or "not_smaller"))
             throw Error(graph, node, $"keep_aspect_ratio_policy '{policy}' is not stretch, not_larger or not_smaller", ErrorCodes.UnsupportedAttribute);
         string transform = graph.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";
-        if (transform is not ("half_pixel" or "pytorch_half_pixel" or "align_corners" or "asymmetric" or "tf_half_pixel_for_nearest" or "half_pixel_symmetric"))
+        if (transform is not ("half_pixel" or "pytorch_half_pixel" or "align_corners" or "asymmetric" or "tf_half_pixel_for_nearest" or "half_pixel_symmetric" or "tf_crop_and_resize"))
             throw Error(graph, node, $"coordinate_transformation_mode '{transform}' is not supported", ErrorCodes.UnsupportedAttribute);
         string nearest = graph.Opset >= 11 ? node.Str("nearest_mode", "round_prefer_floor") : "floor";
 
@@ -124,36 +126,49 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
                 if (output[d] < 1) throw Error(graph, node, $"scale {scales[d]} leaves axis {d} empty");
             }
         }
+        var roi = transform == "tf_crop_and_resize" ? Roi(graph, node, x.Length) : null;
         var tables = new AxisTable[x.Length];
         for (int d = 0; d < x.Length; d++)
-            tables[d] = mode == "cubic" && !(x[d] == output[d] && scale[d] == 1)
-                ? CubicTable(x[d], output[d], scale[d], transform, (float)scale[d], node.Float("cubic_coeff_a", -0.75f), node.Int("exclude_outside", 0) != 0)
-                : Table(x[d], output[d], scale[d], transform, mode == "nearest" || mode == "cubic" ? nearest : null, (float)scale[d]);
+        {
+            var crop = roi is null ? (0f, 1f) : (roi[d], roi[x.Length + d]);
+            bool unchanged = x[d] == output[d] && scale[d] == 1 && crop == (0f, 1f);
+            tables[d] = mode == "cubic" && !unchanged
+                ? CubicTable(x[d], output[d], scale[d], transform, (float)scale[d], node.Float("cubic_coeff_a", -0.75f), node.Int("exclude_outside", 0) != 0, crop)
+                : Table(x[d], output[d], scale[d], transform, mode == "nearest" || mode == "cubic" ? nearest : null, (float)scale[d], crop);
+        }
         Tables.AddOrUpdate(node, tables);
         SetOutput(graph, node, 0, output);
     }
 
+    /// <summary>
+    /// tf_crop_and_resize's roi (input 1): the start and end of the crop on each axis, as fractions of the
+    /// input; with opset 18's axes, only for those axes (the others 0 to 1). It must be a constant.
+    /// </summary>
+    static float[] Roi(Graph graph, Node node, int rank)
+    {
+        if (!node.HasInput(1) || graph[node.Inputs[1]].Constant is not { Type: ElementType.Float32 } c)
+            throw Error(graph, node, "coordinate_transformation_mode 'tf_crop_and_resize' needs its roi (input 1) as a float32 constant", ErrorCodes.DynamicShape);
+        var axes = node.Ints("axes")?.Select(a => NormalizeAxis(graph, node, a, rank)).ToArray() ?? [.. Enumerable.Range(0, rank)];
+        if (c.Count != 2 * axes.Length) throw Error(graph, node, $"roi has {c.Count} values; it needs {2 * axes.Length} (a start and an end per resized axis)");
+        var roi = new float[2 * rank];
+        for (int d = 0; d < rank; d++) roi[rank + d] = 1f;
+        for (int i = 0; i < axes.Length; i++) { roi[axes[i]] = c.Floats[i]; roi[rank + axes[i]] = c.Floats[axes.Length + i]; }
+        return roi;
+    }
+
     /// <summary>The source coordinate of each output index on one axis, then its neighbours (linear) or its nearest index.</summary>
-    static AxisTable Table(int lengthIn, int lengthOut, double scale, string transform, string? nearest, float scaleF)
+    static AxisTable Table(int lengthIn, int lengthOut, double scale, string transform, string? nearest, float scaleF, (float Start, float End) crop)
     {
         var i0 = new int[lengthOut];
         var i1 = new int[lengthOut];
         var w1 = new float[lengthOut];
-        bool identity = lengthIn == lengthOut && scale == 1;
+        bool[]? outside = transform == "tf_crop_and_resize" ? new bool[lengthOut] : null;
+        bool identity = lengthIn == lengthOut && scale == 1 && crop == (0f, 1f);
         for (int o = 0; o < lengthOut; o++)
         {
             // Float32 arithmetic, as ONNX Runtime computes the coordinates.
-            float s = scaleF;
-            float x = transform switch
-            {
-                "half_pixel" => (o + 0.5f) / s - 0.5f,
-                "pytorch_half_pixel" => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
-                // The resized length before flooring (lengthIn·scale), as ONNX's reference has it.
-                "align_corners" => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthIn * s - 1),
-                "asymmetric" => o / s,
-                "tf_half_pixel_for_nearest" => (o + 0.5f) / s,
-                _ => HalfPixelSymmetric(o, lengthIn, lengthOut, s),
-            };
+            float x = Coordinate(o, lengthIn, lengthOut, scaleF, transform, crop);
+            if (outside is not null && (x < 0 || x > lengthIn - 1)) outside[o] = true;
             if (nearest is not null)
             {
                 double n = nearest switch
@@ -172,21 +187,23 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             i1[o] = Math.Min(lo + 1, lengthIn - 1);
             w1[o] = x - lo;
         }
-        return new AxisTable(i0, i1, w1, identity);
+        return new AxisTable(i0, i1, w1, identity && outside is null) { Outside = outside is not null && outside.Contains(true) ? outside : null };
     }
 
     /// <summary>
     /// Cubic convolution (Keys, coefficient a): taps at ⌊x⌋−1 … ⌊x⌋+2; outside the input they repeat the
     /// edge, or with exclude_outside weigh nothing and the rest are renormalized. x is not clamped.
     /// </summary>
-    static AxisTable CubicTable(int lengthIn, int lengthOut, double scale, string transform, float scaleF, float a, bool excludeOutside)
+    static AxisTable CubicTable(int lengthIn, int lengthOut, double scale, string transform, float scaleF, float a, bool excludeOutside, (float Start, float End) crop)
     {
+        var outside = new bool[lengthOut];
         var index = new int[4][];
         var weight = new float[4][];
         for (int k = 0; k < 4; k++) { index[k] = new int[lengthOut]; weight[k] = new float[lengthOut]; }
         for (int o = 0; o < lengthOut; o++)
         {
-            float x = Coordinate(o, lengthIn, lengthOut, scaleF, transform);
+            float x = Coordinate(o, lengthIn, lengthOut, scaleF, transform, crop);
+            outside[o] = transform == "tf_crop_and_resize" && (x < 0 || x > lengthIn - 1);
             int lo = (int)Math.Floor(x);
             float t = x - lo;
             float[] c =
@@ -207,16 +224,20 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             }
             for (int k = 0; k < 4; k++) weight[k][o] = excludeOutside && total != 0 ? c[k] / total : c[k];
         }
-        return new AxisTable(index[0], index[1], weight[1], false) { CubicIndex = index, CubicWeight = weight };
+        return new AxisTable(index[0], index[1], weight[1], false) { CubicIndex = index, CubicWeight = weight, Outside = outside.Contains(true) ? outside : null };
     }
 
-    static float Coordinate(int o, int lengthIn, int lengthOut, float s, string transform) => transform switch
+    static float Coordinate(int o, int lengthIn, int lengthOut, float s, string transform, (float Start, float End) crop) => transform switch
     {
         "half_pixel" => (o + 0.5f) / s - 0.5f,
         "pytorch_half_pixel" => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
+        // The resized length before flooring (lengthIn·scale), as ONNX's reference has it.
         "align_corners" => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthIn * s - 1),
         "asymmetric" => o / s,
         "tf_half_pixel_for_nearest" => (o + 0.5f) / s,
+        "tf_crop_and_resize" => lengthOut > 1
+            ? crop.Start * (lengthIn - 1) + o * (crop.End - crop.Start) * (lengthIn - 1) / (lengthOut - 1)
+            : 0.5f * (crop.Start + crop.End) * (lengthIn - 1),
         _ => HalfPixelSymmetric(o, lengthIn, lengthOut, s),
     };
 
@@ -251,7 +272,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         var x = inputs[0]!;
         var tables = Tables.TryGetValue(node, out var known) ? known : TablesFor(node, inputs, int.Parse(node.Annotations["opset"], CultureInfo.InvariantCulture));
         int[] outShape = [.. tables.Select(t => t.Index0.Length)];
-        if (IsNearest(node)) return [NearestPlan(x.Shape, tables).Apply(x, outShape)];
+        if (IsNearest(node)) return [Extrapolate(node, tables, NearestPlan(x.Shape, tables).Apply(x, outShape))];
         var strides = RemapPlan.StridesOf(x.Shape);
         var y = new float[TensorData.Size(outShape)];
         var index = new int[outShape.Length];
@@ -288,7 +309,38 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             }
             y[o] = (float)sum;
         }
-        return [new TensorData(outShape, y)];
+        return [Extrapolate(node, tables, new TensorData(outShape, y))];
+    }
+
+    /// <summary>1 where every axis's source lies inside the input, 0 where one lies outside (tf_crop_and_resize), or null.</summary>
+    static float[]? InsideMask(AxisTable[] tables)
+    {
+        if (tables.All(t => t.Outside is null)) return null;
+        int[] shape = [.. tables.Select(t => t.Index0.Length)];
+        var mask = new float[TensorData.Size(shape)];
+        var index = new int[shape.Length];
+        for (long o = 0; o < mask.LongLength; o++)
+        {
+            long rem = o;
+            bool inside = true;
+            for (int d = shape.Length - 1; d >= 0; d--)
+            {
+                index[d] = (int)(rem % shape[d]);
+                rem /= shape[d];
+                if (tables[d].Outside is { } outside && outside[index[d]]) inside = false;
+            }
+            mask[o] = inside ? 1f : 0f;
+        }
+        return mask;
+    }
+
+    static TensorData Extrapolate(Node node, AxisTable[] tables, TensorData y)
+    {
+        if (InsideMask(tables) is not { } mask) return y;
+        float value = node.Float("extrapolation_value", 0f);
+        var floats = y.Floats;
+        for (long i = 0; i < floats.LongLength; i++) if (mask[i] == 0) floats[i] = value;
+        return y;
     }
 
     static RemapPlan NearestPlan(int[] x, AxisTable[] tables) =>
@@ -314,6 +366,13 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             }
             Param(sInput, "scales");
             if (sInput == 2) Param(3, "sizes");
+            if (transform == "tf_crop_and_resize")
+            {
+                if (!node.HasInput(1) || g[node.Inputs[1]].Type != ElementType.Float32)
+                    throw Error(g, node, "coordinate_transformation_mode 'tf_crop_and_resize' needs its roi (input 1) in float32", ErrorCodes.UnsupportedAttribute);
+                Param(1, "roi");
+                k2.Attributes["extrapolation"] = node.Float("extrapolation_value", 0f).ToString("R", CultureInfo.InvariantCulture);
+            }
             k2.Inputs = [.. inputs];
             k2.Attributes["in"] = string.Join(",", x);
             k2.Attributes["transform"] = transform;
@@ -324,13 +383,25 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             if (node.Ints("axes") is { } axes) k2.Attributes["axes"] = string.Join(",", axes.Select(a => a < 0 ? a + x.Length : a));
             return;
         }
+        // tf_crop_and_resize: positions whose source lies outside the input take extrapolation_value,
+        // applied after the resize as y = resized·inside + (1 − inside)·value with build-time masks.
+        int[] outShape = [.. tables.Select(t => t.Index0.Length)];
+        var mask = InsideMask(tables);
+        int target = mask is null ? lowering.Tensor(node.Outputs[0]) : lowering.Temporary(node.Name + ".resized", outShape);
         if (IsNearest(node))
-        {
-            var plan = NearestPlan(x, tables);
-            plan.WriteTo(lowering.AddNode("Remap", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
-            return;
-        }
-        var k = lowering.AddNode("ResizeLinear", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+            NearestPlan(x, tables).WriteTo(lowering.AddNode("Remap", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [target]));
+        else
+            LowerInterpolation(lowering.AddNode("ResizeLinear", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [target]), x, tables);
+        if (mask is null) return;
+        float value = node.Float("extrapolation_value", 0f);
+        int masked = lowering.Temporary(node.Name + ".masked", outShape);
+        lowering.AddNode("Binary", OpType, node.Name + ".inside", [target, lowering.Weight(node.Name + ".inside", new TensorData(outShape, mask))], [masked]).Attributes["op"] = "Mul";
+        var fill = mask.Select(m => m == 0 ? value : 0f).ToArray();
+        lowering.AddNode("Binary", OpType, node.Name + ".extrapolation", [masked, lowering.Weight(node.Name + ".extrapolation", new TensorData(outShape, fill))], [lowering.Tensor(node.Outputs[0])]).Attributes["op"] = "Add";
+    }
+
+    static void LowerInterpolation(Artifact.ArtifactNode k, int[] x, AxisTable[] tables)
+    {
         for (int d = 0; d < x.Length; d++)
         {
             var t = tables[d];

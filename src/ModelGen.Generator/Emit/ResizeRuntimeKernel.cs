@@ -30,14 +30,14 @@ internal sealed class ResizeRuntimeKernel : IKernel
         int[] input = k.Ints("in");
         string transform = k.Attr("transform"), nearest = k.Attr("nearest"), mode = k.Attr("mode"), policy = k.Attr("policy");
         int[] axes = k.Has("axes") ? k.Ints("axes") : Enumerable.Range(0, input.Length).ToArray();
-        int t = Array.IndexOf(new[] { "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric" }, transform);
+        int t = Array.IndexOf(new[] { "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric", "tf_crop_and_resize" }, transform);
         int nm = Array.IndexOf(new[] { "round_prefer_floor", "round_prefer_ceil", "floor", "ceil" }, nearest);
         int pol = Array.IndexOf(new[] { "stretch", "not_larger", "not_smaller" }, policy);
         k.W.Line($"// Resize ({mode}, {transform}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, the scales or sizes given at run time.");
         k.OpenMethod();
         string[] cubic = k.Has("cubic") ? k.Attr("cubic").Split(',') : new[] { "-0.75" };
         int modeCode = mode == "cubic" ? 2 : mode == "linear" ? 1 : 0;
-        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {cubic[0]}f, {(cubic.Length > 1 ? "true" : "false")}, {pol});");
+        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {cubic[0]}f, {(cubic.Length > 1 ? "true" : "false")}, {pol}, {Param(k, "roi", "float")}, {KernelContext.F(k.Has("extrapolation") ? k.Float("extrapolation") : 0f)});");
         k.W.Close();
         k.Helpers.Add("RuntimeResize");
     }
@@ -46,7 +46,8 @@ internal sealed class ResizeRuntimeKernel : IKernel
 static class RuntimeResize
 {
     public static void Run(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> dims, global::System.ReadOnlySpan<int> outDims,
-        global::System.ReadOnlySpan<float> scales, global::System.ReadOnlySpan<long> sizes, global::System.ReadOnlySpan<int> axes, int transform, int nearestMode, int mode, float cubicA, bool excludeOutside, int policy)
+        global::System.ReadOnlySpan<float> scales, global::System.ReadOnlySpan<long> sizes, global::System.ReadOnlySpan<int> axes, int transform, int nearestMode, int mode, float cubicA, bool excludeOutside, int policy,
+        global::System.ReadOnlySpan<float> roi, float extrapolation)
     {
         int rank = dims.Length;
         if (rank > 8) throw new global::System.ArgumentException(""Resize: rank above 8."");
@@ -74,6 +75,14 @@ static class RuntimeResize
             if (scales.Length != axes.Length) throw new global::System.ArgumentException(""Resize: scales must name one scale per axis."");
             for (int i = 0; i < axes.Length; i++) { scale[axes[i]] = scales[i]; size[axes[i]] = (long)global::System.Math.Floor(dims[axes[i]] * (double)scales[i]); }
         }
+        // tf_crop_and_resize (transform 5): the crop's start and end on each axis, as fractions of the input.
+        global::System.Span<float> cropStart = stackalloc float[rank], cropEnd = stackalloc float[rank];
+        for (int d = 0; d < rank; d++) { cropStart[d] = 0f; cropEnd[d] = 1f; }
+        if (transform == 5)
+        {
+            if (roi.Length != 2 * axes.Length) throw new global::System.ArgumentException(""Resize: roi must give a start and an end per resized axis."");
+            for (int i = 0; i < axes.Length; i++) { cropStart[axes[i]] = roi[i]; cropEnd[axes[i]] = roi[axes.Length + i]; }
+        }
         int total = 0;
         for (int d = 0; d < rank; d++)
         {
@@ -86,17 +95,20 @@ static class RuntimeResize
         global::System.Span<int> index = rented ?? stackalloc int[taps * total];
         float[]? rentedWeights = total > 512 ? new float[taps * total] : null;
         global::System.Span<float> weight = rentedWeights ?? stackalloc float[taps * total];
+        bool[]? rentedOutside = total > 512 ? new bool[total] : null;
+        global::System.Span<bool> outside = rentedOutside ?? stackalloc bool[total];
         global::System.Span<int> start = stackalloc int[rank];
         for (int d = 0, at = 0; d < rank; at += outDims[d], d++)
         {
             start[d] = at;
             int lengthIn = dims[d], lengthOut = outDims[d];
             float s = scale[d];
-            bool identity = lengthIn == lengthOut && s == 1f;
+            bool identity = lengthIn == lengthOut && s == 1f && cropStart[d] == 0f && cropEnd[d] == 1f;
             for (int o = 0; o < lengthOut; o++)
             {
                 int e = taps * (at + o);
                 for (int k = 0; k < taps; k++) { index[e + k] = 0; weight[e + k] = 0f; }
+                outside[at + o] = false;
                 if (identity) { index[e] = o; weight[e] = 1f; continue; }
                 float c = transform switch
                 {
@@ -104,8 +116,12 @@ static class RuntimeResize
                     1 => lengthOut > 1 ? (o + 0.5f) / s - 0.5f : 0f,
                     2 => lengthOut == 1 ? 0f : o * (float)(lengthIn - 1) / (lengthIn * s - 1),
                     3 => o / s,
+                    5 => lengthOut > 1
+                        ? cropStart[d] * (lengthIn - 1) + o * (cropEnd[d] - cropStart[d]) * (lengthIn - 1) / (lengthOut - 1)
+                        : 0.5f * (cropStart[d] + cropEnd[d]) * (lengthIn - 1),
                     _ => lengthIn / 2f * (1 - lengthOut / (s * lengthIn)) + (o + 0.5f) / s - 0.5f,
                 };
+                if (transform == 5 && (c < 0 || c > lengthIn - 1)) outside[at + o] = true;
                 if (mode == 0)
                 {
                     double n = nearestMode switch
@@ -152,6 +168,14 @@ static class RuntimeResize
         global::System.Span<int> tap = stackalloc int[rank];
         for (int o = 0; o < y.Length; o++)
         {
+            bool extrapolated = false;
+            for (int d = 0; d < rank; d++) extrapolated |= outside[start[d] + position[d]];
+            if (extrapolated)
+            {
+                y[o] = extrapolation;
+                for (int d = rank - 1; d >= 0 && ++position[d] == outDims[d]; d--) position[d] = 0;
+                continue;
+            }
             double sum = 0;
             // Every combination of one tap per axis (an odometer in base taps), skipping zero weights.
             tap.Clear();
