@@ -229,15 +229,18 @@ internal static class KernelEmitter
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
-        w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
-        w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
+        var levels = new List<(string V, int Width)>();
+        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        if (levels.Any(l => last - first >= l.Width))
+        {
+            w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
+            w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
+        }
         w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
         w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"int col = {first};");
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         foreach (var (v, width) in levels)
         {
             if (last - first < width) continue;

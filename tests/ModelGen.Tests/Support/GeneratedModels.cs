@@ -82,7 +82,7 @@ public sealed class GeneratedModels
         string cls = $"global::{m.Namespace}.{m.ClassName}";
         var ins = m.Inputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])inputs[{i}]");
         var outs = m.Outputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])outputs[{i}]");
-        string single = m.Inputs.Count == 1 && m.Outputs.Count == 1 && !m.Tensors[m.Inputs[0].Tensor].IsInt64
+        string single = m.Inputs.Count == 1 && m.Outputs.Count == 1 && !m.Tensors[m.Inputs[0].Tensor].IsInt64 && !m.Tensors[m.Outputs[0].Tensor].IsInt64
             ? $$"""
                 public static long AllocatedBytesPerRuns(float[] input, float[] output, int count)
                 {
