@@ -23,6 +23,11 @@ public sealed class ArtifactBuilder : ILowering
 
     ArtifactBuilder(Graph graph) => _graph = graph;
 
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ModelArtifact, MemoryPlanReport> Reports = new();
+
+    /// <summary>How the arena of an artifact this builder made compares with its tensors (null for one read from text).</summary>
+    public static MemoryPlanReport? MemoryPlanOf(ModelArtifact artifact) => Reports.TryGetValue(artifact, out var r) ? r : null;
+
     public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, string simd)
     {
         var b = new ArtifactBuilder(graph);
@@ -90,9 +95,22 @@ public sealed class ArtifactBuilder : ILowering
                 var x = _graph[node.Inputs[0]].Shape!;
                 var w = _graph[node.Inputs[1]].Shape!;
                 var geo = ConvOperator.Geometry(node, x, w);
-                var n = AddNode("Conv", "Conv", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                int group = (int)node.Int("group", 1);
+                var y = _graph[node.Outputs[0]].Shape!;
+                // A GEMM (weights [M, K] times the input's patches [K, N]) wherever there is SIMD, but for
+                // depthwise convolutions with unit stride, which the direct kernel does row by row. The
+                // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
+                // (then the input already is that matrix).
+                bool depthwise = group > 1 && w[1] == 1 && w[0] == group;
+                bool gemm = _artifact.Simd != "none" && !(depthwise && geo.StrideW == 1);
+                var outputs = new List<int> { Tensor(node.Outputs[0]) };
+                bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
+                if (gemm && !pointwise)
+                    outputs.Add(((ILowering)this).Temporary(node.Name + ".patches", [w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b), y.Skip(2).Aggregate(1, (a, b) => a * b)]));
+                var n = AddNode("Conv", "Conv", node.Name, Inputs(node), [.. outputs]);
                 Window(n, geo);
-                n.Attributes["group"] = Int(node.Int("group", 1));
+                n.Attributes["group"] = Int(group);
+                if (gemm) n.Attributes["method"] = "gemm";
                 Activation(n, node);
                 return;
             }
@@ -107,8 +125,24 @@ public sealed class ArtifactBuilder : ILowering
             }
             case DenseOperator.Name:
             {
-                var n = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                // One row of x (batch 1): W stays [N, K], each output one contiguous dot product. Several
+                // rows: W re-packed [K, N], so the GEMM reads a contiguous row of N outputs per k.
+                var weight = _graph[node.Inputs[1]].Constant ?? throw new InvalidOperationException("Dense without constant weights");
+                int outN = weight.Shape[0], inK = weight.Shape[1];
+                bool oneRow = TensorData.Size(_graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
+                int packedWeight;
+                if (oneRow) packedWeight = Tensor(node.Inputs[1]);
+                else
+                {
+                    var packed = new float[weight.Count];
+                    for (int j = 0; j < outN; j++)
+                        for (int p = 0; p < inK; p++) packed[(long)p * outN + j] = weight.Floats[(long)j * inK + p];
+                    packedWeight = ((ILowering)this).Weight(node.Inputs[1] + ".kn", new TensorData([inK, outN], packed));
+                }
+                int[] inputs = [Tensor(node.Inputs[0]), packedWeight, .. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+                var n = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, inputs, [Tensor(node.Outputs[0])]);
                 n.Attributes["transA"] = Int(node.Int("transA", 0));
+                n.Attributes["layout"] = oneRow ? "nk" : "kn";
                 Activation(n, node);
                 return;
             }
@@ -263,6 +297,7 @@ public sealed class ArtifactBuilder : ILowering
             .Select(root => new BufferRequest(root, groupBytes[root], first[root], last[root]))
             .ToList();
         var (offsets, arena) = MemoryPlanner.Plan(requests);
+        Reports.AddOrUpdate(_artifact, new MemoryPlanReport(arena, requests.Sum(r => r.Bytes), MemoryPlanner.LowerBound(requests)));
         if (arena > int.MaxValue)
             throw new ModelGenException(ErrorCodes.TooLarge, _graph.ModelPath, $"the model needs {arena} bytes of scratch memory at once; ModelGen's limit is 2 GiB: reduce the batch size or input size");
         _artifact.ScratchBytes = arena;

@@ -24,6 +24,13 @@ internal sealed class CodeWriter
         _indent++;
     }
 
+    /// <summary>A bare block, for locals that end with it.</summary>
+    public void OpenBlock()
+    {
+        Line("{");
+        _indent++;
+    }
+
     public void Close(string suffix = "")
     {
         _indent--;

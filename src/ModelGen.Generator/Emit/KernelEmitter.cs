@@ -33,12 +33,10 @@ internal static class KernelEmitter
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         switch (node.Kernel)
         {
+            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "gemm": ConvGemm(w, node, name, sig, inputs, outputs, m.Simd); break;
             case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy, m.Simd); break;
             case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0]); break;
-            case "Dense":
-                Dense(w, m, node, name, sig, inputs, outputs[0]);
-                if (node.Attributes["transA"] == "0") { helpers.Add("Gemv"); helpers.Add("Dot"); }
-                break;
+            case "Dense": Dense(w, node, name, sig, inputs, outputs[0], m.Simd); break;
             case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
             case "Binary": Binary(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
             case "Unary":
@@ -142,6 +140,89 @@ internal static class KernelEmitter
         "Softsign" => "x / (1 + |x|)",
         _ => op.ToLowerInvariant() + "(x)",
     };
+
+    internal static bool HasActivation(ArtifactNode node) => node.Attributes.ContainsKey("activation");
+
+    /// <summary>
+    /// Conv as a GEMM per image and group: y[M, OH·OW] = w[M, K]·patches[K, OH·OW] + b, K = C/group·kH·kW.
+    /// The patches (im2col) are gathered into scratch first, unless the convolution is 1x1 with unit
+    /// stride and no pads, when the input already is that matrix.
+    /// </summary>
+    static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
+        bool hasBias = inputs.Length > 2, patches = outputs.Length > 1;
+        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
+        int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
+        int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
+        int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
+        int cpg = c / group, mpg = m / group, kk = cpg * k[0] * k[1], cols = oh * ow;
+        w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
+        w.Line($"// As a GEMM per image{(group > 1 ? " and group" : "")}: y[{mpg}, {cols}] = w[{mpg}, {kk}]·patches[{kk}, {cols}]{(hasBias ? " + b" : "")}{(patches ? "; the patches (im2col) gathered into scratch y1 first" : "; x itself is the patch matrix (1x1, stride 1, no pads)")}.");
+        w.Open($"public static void {name}({sig})");
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {m}" : "")}{(patches ? $" || y1.Length < {(long)kk * cols}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+        w.Line(patches ? "ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
+        w.Open($"for (int image = 0; image < {n}; image++)");
+        w.Open($"for (int grp = 0; grp < {group}; grp++)");
+        w.Line($"int xBase = (image * {c} + grp * {cpg}) * {h * wd};");
+        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow);
+        var g = new GemmSpec
+        {
+            M = mpg, N = cols, K = kk,
+            ABase = $"grp * {mpg * kk}", Lda = kk,
+            BBase = patches ? "0" : "xBase", Ldb = cols,
+            CBase = $"(image * {m} + grp * {mpg}) * {cols}", Ldc = cols,
+            BiasKind = hasBias ? BiasKind.PerRow : BiasKind.None, BiasBase = $"grp * {mpg}",
+        };
+        GemmEmitter.Emit(w, g, node, simd);
+        w.Close(); w.Close();
+        w.Close();
+    }
+
+    /// <summary>
+    /// im2col into y1: row (c, i, j) of the patch matrix holds x[c, oy·sH + i·dH − pT, ox·sW + j·dW − pL]
+    /// for every output pixel (oy, ox), 0 in the padding. The j loop is unrolled so each run of columns
+    /// inside the image is a copy of a constant length, which the JIT turns into a few vector moves.
+    /// </summary>
+    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow)
+    {
+        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        int cols = oh * ow;
+        w.Line($"// Patches: row (c, i, j) holds x[c, oy·{s[0]} + i·{d[0]} − {p[0]}, ox·{s[1]} + j·{d[1]} − {p[1]}] for every output pixel, 0 in the padding.");
+        w.Open($"for (int c = 0; c < {cpg}; c++)");
+        w.Open($"for (int i = 0; i < {k[0]}; i++)");
+        w.Line($"int patchRow = (c * {k[0]} + i) * {k[1] * cols};");
+        w.Line($"int plane = xBase + c * {h * wd};");
+        for (int j = 0; j < k[1]; j++)
+        {
+            int shift = j * d[1] - p[1];
+            // Output columns whose input column lies inside the image: [first, last).
+            int first = shift >= 0 ? 0 : (-shift + s[1] - 1) / s[1];
+            int last = shift > wd - 1 ? 0 : Math.Min(ow, (wd - 1 - shift) / s[1] + 1);
+            if (last < first) last = first;
+            w.Line($"// j = {j}: output columns {first}..{last - 1} read input columns ox·{s[1]} {(shift < 0 ? "− " + (-shift) : "+ " + shift)}.");
+            w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+            w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + {j * cols} + oy * {ow});");
+            w.Line($"int ih = oy * {s[0]} + i * {d[0]} - {p[0]};");
+            if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
+                w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
+            if (first > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {first * 4});");
+            if (last > first)
+            {
+                w.Line($"ref float src = ref {U}.Add(ref rx, plane + ih * {wd} + {first * s[1] + shift});");
+                if (s[1] == 1) w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {first})), ref {U}.As<float, byte>(ref src), {(last - first) * 4});");
+                else w.Line($"for (int ox = 0; ox < {last - first}; ox++) {U}.Add(ref dst, {first} + ox) = {U}.Add(ref src, ox * {s[1]});");
+            }
+            if (last < ow) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {last})), 0, {(ow - last) * 4});");
+            w.Close();
+        }
+        w.Close(); w.Close();
+    }
 
     static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
     {
@@ -296,6 +377,31 @@ internal static class KernelEmitter
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
         w.Open($"public static void {name}({sig})");
+        bool inside = p.All(v => v == 0) && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h && (ow - 1) * s[1] + (k[1] - 1) * d[1] < wd;
+        if (inside && k[0] * k[1] <= 25)
+        {
+            // Every window lies inside the input: the taps unrolled, no bounds to test.
+            const string U = "global::System.Runtime.CompilerServices.Unsafe";
+            w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
+            w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+            w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+            w.Open($"for (int plane = 0; plane < {nc}; plane++)");
+            w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+            w.Line($"ref float window = ref {U}.Add(ref rx, (plane * {h} + oh * {s[0]}) * {wd});");
+            w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
+            w.Open($"for (int ow = 0; ow < {ow}; ow++)");
+            w.Line($"ref float at = ref {U}.Add(ref window, ow * {s[1]});");
+            var taps = new List<string>();
+            for (int i = 0; i < k[0]; i++)
+                for (int j = 0; j < k[1]; j++)
+                    taps.Add(CodeWriter.N(i * d[0] * wd + j * d[1]));
+            w.Line($"float max = {U}.Add(ref at, {taps[0]});");
+            foreach (var t in taps.Skip(1))
+                w.Line($"max = global::System.MathF.Max(max, {U}.Add(ref at, {t}));");
+            w.Line($"{U}.Add(ref row, ow) = max;");
+            w.Close(); w.Close(); w.Close(); w.Close();
+            return;
+        }
         w.Open($"for (int plane = 0; plane < {nc}; plane++)");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
@@ -313,39 +419,45 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 
-    static void Dense(CodeWriter w, ModelArtifact m, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y)
+    static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool transA = node.Attributes["transA"] != "0";
-        int n = wt.Shape[0], k = wt.Shape[1];
-        long rows = y.ElementCount / n;
-        string bias = inputs.Length < 3 ? "" : inputs[2].ElementCount == n ? " + b[j]" : $" + b[r * {n} + j]";
-        bool epilogue = bias.Length > 0 || node.Attributes.ContainsKey("activation");
-        w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[j, k]{(bias.Length > 0 ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} stored [N, K] (transposed at build time){ActName(node)}.");
+        if (node.Attributes.TryGetValue("layout", out var layout) && layout == "nk")
+        {
+            GemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
+            return;
+        }
+        int k = wt.Shape[0], n = wt.Shape[1];
+        int rows = (int)(y.ElementCount / n);
+        bool hasBias = inputs.Length > 2, fullBias = hasBias && inputs[2].ElementCount != n;
+        w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[k, j]{(hasBias ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} re-packed [K, N] at build time{ActName(node)}.");
         w.Open($"public static void {name}({sig})");
-        w.Open($"for (int r = 0; r < {rows}; r++)");
         if (!transA)
         {
-            w.Line($"global::System.Span<float> outputs = y.Slice(r * {n}, {n});");
-            w.Line($"Gemv(x.Slice(r * {k}, {k}), w, outputs);");
-            if (epilogue)
+            w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {inputs[2].ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
+            w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+            w.Line("ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+            w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+            if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+            GemmEmitter.Emit(w, new GemmSpec
             {
-                w.Open($"for (int j = 0; j < {n}; j++)");
-                w.Line($"float v = outputs[j]{bias};");
-                w.Line($"outputs[j] = {Act(node)};");
-                w.Close();
-            }
+                M = rows, N = n, K = k, Lda = k, Ldb = n, Ldc = n,
+                BiasKind = !hasBias ? BiasKind.None : fullBias ? BiasKind.Full : BiasKind.PerColumn,
+            }, node, simd);
         }
         else
         {
+            string bias = !hasBias ? "" : fullBias ? $" + b[r * {n} + j]" : " + b[j]";
+            w.Open($"for (int r = 0; r < {rows}; r++)");
             w.Open($"for (int j = 0; j < {n}; j++)");
             w.Line("float sum = 0f;");
-            w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[j * {k} + p];");
+            w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[p * {n} + j];");
             w.Line($"float v = sum{bias};");
             w.Line($"y[r * {n} + j] = {Act(node)};");
-            w.Close();
+            w.Close(); w.Close();
         }
-        w.Close(); w.Close();
+        w.Close();
     }
 
     static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)

@@ -1,0 +1,248 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>Where a GEMM's bias comes from: none, one per row of C, one per column, or a whole matrix laid out as C.</summary>
+internal enum BiasKind { None, PerRow, PerColumn, Full }
+
+/// <summary>
+/// C[M×N] = A[M×K]·B[K×N] (+ bias), then the node's activation, with every size a constant. A, B, C
+/// are refs named by the caller (row strides lda, ldb, ldc; base offsets as expressions).
+/// </summary>
+internal sealed class GemmSpec
+{
+    public int M, N, K;
+    public string A = "ra", B = "rb", C = "rc", Bias = "rbias";
+    public string ABase = "0", BBase = "0", CBase = "0", BiasBase = "0";
+    public int Lda, Ldb, Ldc;
+    public BiasKind BiasKind;
+}
+
+/// <summary>
+/// Register-blocked GEMM, emitted per node. The micro-kernel keeps an MR×NR tile of C (NR vectors of
+/// columns) in registers across the whole K loop: per k, NR loads of a B row, MR broadcasts of A, MR·NR
+/// fused multiply-adds. Vector512 / Vector256 / Vector128 paths (chosen by IsHardwareAccelerated, which
+/// the JIT and NativeAOT fold) and a scalar path; column tails use the narrower vectors, then scalars.
+/// </summary>
+internal static class GemmEmitter
+{
+    const string Unsafe = "global::System.Runtime.CompilerServices.Unsafe";
+
+    sealed record Level(string V, int Width, int MaxAccumulators, bool Fused);
+
+    static List<Level> Levels(string simd)
+    {
+        var levels = new List<Level>();
+        // Accumulators: x64 has 32 vector registers with AVX-512, 16 with AVX2/SSE; the rest hold B's vectors and A's broadcast.
+        if (simd == "auto")
+        {
+            levels.Add(new Level("global::System.Runtime.Intrinsics.Vector512", 16, 24, true));
+            levels.Add(new Level("global::System.Runtime.Intrinsics.Vector256", 8, 12, true));
+        }
+        // Vector128 multiplies then adds: where it is the best level (x64 without AVX, NativeAOT's default
+        // target) FMA may be missing and the fused form would fall back to a slow exact emulation.
+        if (simd is "auto" or "vector128") levels.Add(new Level("global::System.Runtime.Intrinsics.Vector128", 4, 12, false));
+        return levels;
+    }
+
+    /// <summary>Emits the GEMM; the refs, <c>ra</c>-style names in <paramref name="g"/>, must be in scope.</summary>
+    public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, string simd)
+    {
+        var levels = Levels(simd);
+        for (int l = 0; l < levels.Count; l++)
+        {
+            w.Open($"{(l == 0 ? "if" : "else if")} ({levels[l].V}.IsHardwareAccelerated)");
+            EmitLevel(w, g, node, levels.Skip(l).ToList());
+            w.Close();
+        }
+        if (levels.Count > 0) w.Open("else");
+        EmitScalar(w, g, node);
+        if (levels.Count > 0) w.Close();
+        if (KernelEmitter.HasActivation(node) && VectorActivation(node, "x", "v") is null)
+        {
+            w.Line("// The activation, over C once the sums are done.");
+            w.Open($"for (int r = 0; r < {g.M}; r++)");
+            w.Open($"for (int c = 0; c < {g.N}; c++)");
+            w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c);");
+            w.Line("float v = cell;");
+            w.Line($"cell = {KernelEmitter.Act(node)};");
+            w.Close(); w.Close();
+        }
+    }
+
+    /// <summary>A vector form of the node's fused activation (Relu, Clip), or null when it is applied afterwards.</summary>
+    static string? VectorActivation(ArtifactNode node, string v, string acc)
+    {
+        if (!node.Attributes.TryGetValue("activation", out var f)) return acc;
+        var (op, alpha, beta) = Activations.Parse(f);
+        return op switch
+        {
+            "Relu" => $"{v}.Max({acc}, {v}<float>.Zero)",
+            "Clip" => $"{v}.Min({v}.Max({acc}, {v}.Create({Activations.Literal(alpha)})), {v}.Create({Activations.Literal(beta)}))",
+            _ => null,
+        };
+    }
+
+    /// <summary>Bytes of B a K chunk may span so that it stays in a 48 KiB L1 data cache with A's rows beside it.</summary>
+    const int L1Budget = 32 * 1024;
+
+    /// <summary>
+    /// One SIMD level. Loops: K in chunks (so the chunk of B stays in L1), then column segments (tiles
+    /// of NR vectors, single vectors, narrower vectors, scalars), then row blocks of MR, so each tile of
+    /// B is reused by every row block while it is in L1.
+    /// </summary>
+    static void EmitLevel(CodeWriter w, GemmSpec g, ArtifactNode node, List<Level> ladder)
+    {
+        var top = ladder[0];
+        int mr = g.M == 1 ? 1 : Math.Min(g.M, top.Width == 16 ? 6 : 4);
+        int vectors = g.N / top.Width;
+        int nr = g.M == 1
+            ? Math.Max(1, Math.Min(vectors, top.MaxAccumulators - 4))
+            : Math.Max(1, Math.Min(top.MaxAccumulators / mr, Math.Min(vectors, top.Width == 16 ? 4 : 3)));
+        int kc = g.K;
+        long rowBytes = (long)Math.Max(1, g.N) * 4;
+        if (g.M > 1 && g.K * rowBytes > L1Budget) kc = (int)Math.Max(16, L1Budget / rowBytes / 8 * 8);
+        var chunk = new Chunk(kc >= g.K ? null : "k0", kc);
+        if (chunk.Var is not null)
+        {
+            w.Line($"// K in chunks of {kc}: the chunk of B ({kc} rows) stays in L1 while every row block uses it; C carries the sums between chunks.");
+            w.Open($"for (int k0 = 0; k0 < {g.K}; k0 += {kc})");
+            w.Line($"int kEnd = global::System.Math.Min(k0 + {kc}, {g.K});");
+            w.Line("bool firstChunk = k0 == 0, lastChunk = kEnd == " + g.K + ";");
+        }
+        int n = 0;
+        int tile = nr * top.Width;
+        int tiles = g.N / tile;
+        if (tiles > 0)
+        {
+            if (tiles > 1) w.Open($"for (int n0 = 0; n0 < {tiles * tile}; n0 += {tile})");
+            RowBlocks(w, g, node, top, mr, nr, tiles > 1 ? "n0" : "0", chunk);
+            if (tiles > 1) w.Close();
+            n = tiles * tile;
+        }
+        int singles = (g.N - n) / top.Width;
+        if (singles > 0)
+        {
+            RowBlocks(w, g, node, top, mr, singles, N(n), chunk);
+            n += singles * top.Width;
+        }
+        foreach (var narrower in ladder.Skip(1))
+        {
+            if (g.N - n < narrower.Width) continue;
+            int count = (g.N - n) / narrower.Width;
+            RowBlocks(w, g, node, narrower, mr, count, N(n), chunk);
+            n += count * narrower.Width;
+        }
+        if (n < g.N) ScalarColumns(w, g, node, n, g.N, chunk);
+        if (chunk.Var is not null) w.Close();
+    }
+
+    /// <summary>The K range a tile sums over: all of K, or the chunk [k0, kEnd).</summary>
+    sealed record Chunk(string? Var, int Size);
+
+    static string N(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+    /// <summary>Every row block (MR rows, then the remainder) of one column segment.</summary>
+    static void RowBlocks(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int mr, int vectors, string n0, Chunk chunk)
+    {
+        int fullRows = g.M - g.M % mr;
+        if (fullRows > mr)
+        {
+            w.Open($"for (int m0 = 0; m0 < {fullRows}; m0 += {mr})");
+            Tile(w, g, node, level, mr, vectors, "m0", n0, chunk);
+            w.Close();
+        }
+        else if (fullRows == mr) Tile(w, g, node, level, mr, vectors, "0", n0, chunk);
+        if (g.M % mr != 0) Tile(w, g, node, level, g.M % mr, vectors, N(fullRows), n0, chunk);
+    }
+
+    /// <summary>An MR×(NR vectors) block of C: accumulators in registers over the K loop, then one store each.</summary>
+    static void Tile(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int rows, int nr, string m0, string n0, Chunk chunk)
+    {
+        string v = level.V;
+        var rs = Enumerable.Range(0, rows).ToArray();
+        var qs = Enumerable.Range(0, nr).ToArray();
+        w.OpenBlock();
+        string Cell(int r, int q) => $"{g.CBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * level.Width}";
+        foreach (int r in rs)
+            w.Line(string.Join(" ", qs.Select(q => chunk.Var is null
+                ? $"{v}<float> c{r}_{q} = {Init(g, v, level.Width, r, q, m0, n0)};"
+                : $"{v}<float> c{r}_{q} = firstChunk ? {Init(g, v, level.Width, r, q, m0, n0)} : {v}.LoadUnsafe(ref {g.C}, (nuint)({Cell(r, q)}));")));
+        string k0 = chunk.Var ?? "0";
+        w.Line($"int pa = {g.ABase} + {m0} * {g.Lda} + {k0}, pb = {g.BBase} + {k0} * {g.Ldb} + {n0};");
+        w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++, pa++, pb += {g.Ldb})" : $"for (int k = k0; k < kEnd; k++, pa++, pb += {g.Ldb})");
+        foreach (int q in qs)
+            w.Line($"{v}<float> b{q} = {v}.LoadUnsafe(ref {g.B}, (nuint)(pb{(q == 0 ? "" : " + " + q * level.Width)}));");
+        foreach (int r in rs)
+        {
+            w.Line($"{v}<float> a{r} = {v}.Create({Unsafe}.Add(ref {g.A}, pa{(r == 0 ? "" : " + " + r * g.Lda)}));");
+            foreach (int q in qs)
+                w.Line(level.Fused ? $"c{r}_{q} = {v}.FusedMultiplyAdd(a{r}, b{q}, c{r}_{q});" : $"c{r}_{q} += a{r} * b{q};");
+        }
+        w.Close();
+        bool activate = KernelEmitter.HasActivation(node) && VectorActivation(node, v, "c") is not null;
+        if (chunk.Var is not null && activate) w.Open("if (lastChunk)");
+        if (activate)
+            foreach (int r in rs)
+                w.Line(string.Join(" ", qs.Select(q => $"c{r}_{q} = {VectorActivation(node, v, $"c{r}_{q}")};")));
+        if (chunk.Var is not null && activate) w.Close();
+        foreach (int r in rs)
+            foreach (int q in qs)
+                w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, (nuint)({Cell(r, q)}));");
+        w.Close();
+    }
+
+    static string Init(GemmSpec g, string v, int width, int r, int q, string m0, string n0) => g.BiasKind switch
+    {
+        BiasKind.PerRow => $"{v}.Create({Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {m0} + {r}))",
+        BiasKind.PerColumn => $"{v}.LoadUnsafe(ref {g.Bias}, (nuint)({g.BiasBase} + {n0} + {q * width}))",
+        BiasKind.Full => $"{v}.LoadUnsafe(ref {g.Bias}, (nuint)({g.BiasBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * width}))",
+        _ => $"{v}<float>.Zero",
+    };
+
+    static string ScalarBias(GemmSpec g, string row, string col) => g.BiasKind switch
+    {
+        BiasKind.PerRow => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {row})",
+        BiasKind.PerColumn => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {col})",
+        BiasKind.Full => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + ({row}) * {g.Ldc} + {col})",
+        _ => "0f",
+    };
+
+    /// <summary>Columns [from, to), narrower than any vector, one at a time for every row.</summary>
+    static void ScalarColumns(CodeWriter w, GemmSpec g, ArtifactNode node, int from, int to, Chunk chunk)
+    {
+        w.Open($"for (int r = 0; r < {g.M}; r++)");
+        w.Open($"for (int c = {from}; c < {to}; c++)");
+        string cell = $"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c)";
+        w.Line(chunk.Var is null ? $"float sum = {ScalarBias(g, "r", "c")};" : $"float sum = firstChunk ? {ScalarBias(g, "r", "c")} : {cell};");
+        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda} + k) * {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
+        bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
+        if (vectorActivation)
+        {
+            w.Line("float v = sum;");
+            w.Line(chunk.Var is null ? $"{cell} = {KernelEmitter.Act(node)};" : $"{cell} = lastChunk ? {KernelEmitter.Act(node)} : v;");
+        }
+        else w.Line($"{cell} = sum;");
+        w.Close(); w.Close();
+    }
+
+    /// <summary>No SIMD: each row of C accumulates k by k (y_row += a·B_row), walking B and C contiguously.</summary>
+    static void EmitScalar(CodeWriter w, GemmSpec g, ArtifactNode node)
+    {
+        bool vectorActivation = VectorActivation(node, "x", "v") is not null;
+        w.Open($"for (int r = 0; r < {g.M}; r++)");
+        w.Line($"ref float crow = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc});");
+        w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) = {ScalarBias(g, "r", "c")};");
+        w.Open($"for (int k = 0; k < {g.K}; k++)");
+        w.Line($"float a = {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda} + k);");
+        w.Line($"ref float brow = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb});");
+        w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Unsafe}.Add(ref brow, c);");
+        w.Close();
+        if (KernelEmitter.HasActivation(node) && vectorActivation)
+            w.Line($"for (int c = 0; c < {g.N}; c++) {{ float v = {Unsafe}.Add(ref crow, c); {Unsafe}.Add(ref crow, c) = {KernelEmitter.Act(node)}; }}");
+        w.Close();
+    }
+}

@@ -1,0 +1,85 @@
+using System.Collections.Generic;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// A fully connected layer on one row (batch 1): y[j] = Σk x[k]·W[j, k] + b[j] with W [N, K]. Each output
+/// is a dot product over a contiguous row of W; R rows at a time share every load of x, each with its
+/// own vector accumulator, summed across lanes once at the end. Reading W once is the whole cost, so
+/// the rows stream in order.
+/// </summary>
+internal static class GemvEmitter
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1];
+        int n = wt.Shape[0], k = wt.Shape[1];
+        bool hasBias = inputs.Length > 2;
+        w.Line($"// Fully connected, one row: y[j] = Σk x[k]·W[j, k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, W {CodeWriter.Shape(wt.Shape)} row-major{KernelEmitter.ActName(node)}.");
+        w.Open($"public static void {name}({sig})");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        var levels = new List<(string V, int Width, bool Fused)>();
+        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
+        if (simd is "auto" or "vector128") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
+        levels = levels.Where(l => k >= l.Width).ToList();
+        for (int l = 0; l < levels.Count; l++)
+        {
+            var (v, width, fused) = levels[l];
+            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
+            int rows = width == 16 ? 8 : 4;
+            int full = n - n % rows;
+            if (full > 0)
+            {
+                w.Open($"for (int j = 0; j < {full}; j += {rows})");
+                Block(w, node, v, width, fused, rows, "j", k, hasBias);
+                w.Close();
+            }
+            if (n % rows != 0)
+            {
+                w.Open($"for (int j = {full}; j < {n}; j++)");
+                Block(w, node, v, width, fused, 1, "j", k, hasBias);
+                w.Close();
+            }
+            w.Close();
+        }
+        if (levels.Count > 0) w.Open("else");
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        w.Line("float sum = 0f;");
+        w.Line($"for (int i = 0; i < {k}; i++) sum += {U}.Add(ref rx, i) * {U}.Add(ref rw, j * {k} + i);");
+        w.Line($"float v = sum{(hasBias ? " + b[j]" : "")};");
+        w.Line($"y[j] = {KernelEmitter.Act(node)};");
+        w.Close();
+        if (levels.Count > 0) w.Close();
+        w.Close();
+    }
+
+    /// <summary><paramref name="rows"/> outputs from row <paramref name="j"/>: vector accumulators over K, a scalar tail, one sum each.</summary>
+    static void Block(CodeWriter w, ArtifactNode node, string v, int width, bool fused, int rows, string j, int k, bool hasBias)
+    {
+        var rs = Enumerable.Range(0, rows).ToArray();
+        w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
+        w.Line($"int row = {j} * {k};");
+        int vectorEnd = k - k % width;
+        w.Open($"for (int i = 0; i < {vectorEnd}; i += {width})");
+        w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)i);");
+        foreach (int r in rs)
+        {
+            string load = $"{v}.LoadUnsafe(ref rw, (nuint)(row + {r * k} + i))";
+            w.Line(fused ? $"a{r} = {v}.FusedMultiplyAdd({load}, xv, a{r});" : $"a{r} += {load} * xv;");
+        }
+        w.Close();
+        foreach (int r in rs)
+        {
+            w.Line($"float s{r} = {v}.Sum(a{r});");
+            if (vectorEnd < k)
+                w.Line($"for (int i = {vectorEnd}; i < {k}; i++) s{r} += {U}.Add(ref rx, i) * {U}.Add(ref rw, row + {r * k} + i);");
+            w.Line($"{{ float v = s{r}{(hasBias ? $" + b[{j} + {r}]" : "")}; y[{j} + {r}] = {KernelEmitter.Act(node)}; }}");
+        }
+    }
+}
