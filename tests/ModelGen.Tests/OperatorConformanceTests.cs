@@ -62,6 +62,10 @@ public sealed class OperatorConformanceTests : ConformanceTests
             .Node("Conv", ["x", "w", "b"], ["c"]).Node("Relu", ["c"], ["y"]).Output("y"), [("x", [1, 2, 6, 6])]),
 
         Unary("MaxPool2x2", "MaxPool", [1, 3, 8, 8], 13, ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 })),
+        // 23 output columns: a Vector512 step (16), a Vector128 step (4), 3 scalars; odd input width 47 (the last column unused).
+        Unary("MaxPool2x2Wide", "MaxPool", [1, 2, 6, 47], 13, ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 })),
+        Unary("MaxPool2x2Mid", "MaxPool", [2, 3, 4, 26], 13, ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 })),
+        Unary("MaxPool3x3Stride1", "MaxPool", [1, 2, 9, 9], 13, ("kernel_shape", new[] { 3, 3 })),
         Unary("MaxPool3x3Pad", "MaxPool", [1, 2, 7, 7], 13, ("kernel_shape", new[] { 3, 3 }), ("pads", new[] { 1, 1, 1, 1 })),
         Unary("MaxPoolCeil", "MaxPool", [1, 2, 7, 7], 13, ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 }), ("ceil_mode", 1)),
         Unary("MaxPoolDilation", "MaxPool", [1, 1, 8, 8], 13, ("kernel_shape", new[] { 2, 2 }), ("dilations", new[] { 2, 2 })),

@@ -35,7 +35,7 @@ internal static class KernelEmitter
         {
             case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "gemm": ConvGemm(w, node, name, sig, inputs, outputs, m.Simd); break;
             case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy, m.Simd); break;
-            case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0]); break;
+            case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0], m.Simd); break;
             case "Dense": Dense(w, node, name, sig, inputs, outputs[0], m.Simd); break;
             case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
             case "Binary": Binary(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
@@ -369,7 +369,47 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 
-    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y)
+    /// <summary>
+    /// The common 2x2, stride 2 MaxPool, every window inside: per output row, the two input rows' maximum
+    /// a vector at a time, then the maximum of each adjacent pair (even and odd lanes split by narrowing
+    /// the pairs seen as 64-bit lanes).
+    /// </summary>
+    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, string simd)
+    {
+        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        w.Open($"for (int plane = 0; plane < {nc}; plane++)");
+        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+        w.Line($"ref float top = ref {U}.Add(ref rx, (plane * {h} + oh * 2) * {wd});");
+        w.Line($"ref float bottom = ref {U}.Add(ref top, {wd});");
+        w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
+        w.Line("int ow = 0;");
+        var levels = new List<(string V, int Width)>();
+        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        foreach (var (v, width) in levels)
+        {
+            if (ow < width) continue;
+            w.Open($"if ({v}.IsHardwareAccelerated)");
+            w.Open($"for (; ow <= {ow - width}; ow += {width})");
+            w.Line($"var lo = {v}.AsUInt64({v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow))));");
+            w.Line($"var hi = {v}.AsUInt64({v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width}))));");
+            w.Line($"var even = {v}.AsSingle({v}.Narrow(lo, hi));");
+            w.Line($"var odd = {v}.AsSingle({v}.Narrow({v}.ShiftRightLogical(lo, 32), {v}.ShiftRightLogical(hi, 32)));");
+            w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
+            w.Close(); w.Close();
+        }
+        w.Open($"for (; ow < {ow}; ow++)");
+        w.Line($"float a = global::System.MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
+        w.Line($"float b = global::System.MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
+        w.Line($"{U}.Add(ref row, ow) = global::System.MathF.Max(a, b);");
+        w.Close();
+        w.Close(); w.Close(); w.Close();
+    }
+
+    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
     {
         int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
         int nc = x.Shape[0] * x.Shape[1];
@@ -378,6 +418,11 @@ internal static class KernelEmitter
         w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
         w.Open($"public static void {name}({sig})");
         bool inside = p.All(v => v == 0) && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h && (ow - 1) * s[1] + (k[1] - 1) * d[1] < wd;
+        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != "none")
+        {
+            MaxPool2x2(w, x, y, nc, h, wd, oh, ow, simd);
+            return;
+        }
         if (inside && k[0] * k[1] <= 25)
         {
             // Every window lies inside the input: the taps unrolled, no bounds to test.
