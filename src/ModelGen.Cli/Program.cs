@@ -17,6 +17,7 @@ public static class Program
         var root = new RootCommand("ModelGen: compiles ONNX models into dependency-free C# at build time.");
         root.Subcommands.Add(CompileCommand());
         root.Subcommands.Add(InspectCommand());
+        root.Subcommands.Add(Bench.BenchCommand.Create());
         return root.Parse(args).Invoke();
     }
 

@@ -27,7 +27,7 @@ public static class ModelCompiler
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
 
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
-    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "Predict", "ThreadScratch", "ThrowLength"];
+    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
 
     /// <summary>Imports and infers shapes: the graph exactly as the ONNX file defines it.</summary>
     public static Graph Import(string modelPath, int batchSize = 1)

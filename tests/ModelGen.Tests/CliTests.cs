@@ -55,4 +55,41 @@ public sealed class CliTests
         Assert.StartsWith("MG1001", bad.Problem);
         Assert.Equal(2, Cli.Program.Main(["inspect", path]));
     }
+
+    [Fact]
+    public void BenchComparesWithOnnxRuntimeAndReportsThePlan()
+    {
+        var result = Cli.Bench.BenchCommand.Run(new Cli.Bench.BenchCommand.BenchOptions(
+            TestData.Mnist("lenet300.onnx"), TestData.Mnist("test-images.npy"), Uint8Scale: 1, BatchSize: 1, Simd: "auto", Seconds: 0.2, Samples: 200));
+        // Same answers as ONNX Runtime on the 200 digits, no allocation per run.
+        Assert.Equal(200, result.Agreement.Compared);
+        Assert.Equal(200, result.Agreement.SameTop1);
+        Assert.Equal(0, result.Agreement.OutsideTolerance);
+        Assert.Equal(0, result.OursAllocated);
+        // Known sizes of LeNet-300-100: 784·300 + 300·100 + 100·10 multiply-adds; its 266,610 float32 parameters.
+        Assert.Equal(784 * 300 + 300 * 100 + 100 * 10, result.MultiplyAdds);
+        Assert.Equal(266_610 * 4, result.WeightBytes);
+        Assert.Equal(3, result.Kernels.Count);
+        Assert.InRange(result.Plan.ArenaBytes, result.Plan.LowerBound, result.Plan.TensorBytes + 64 * 3);
+        Assert.True(result.OursSeconds > 0 && result.OrtSeconds > 0 && result.Peak.Gflops > 0);
+        string table = result.Format();
+        Assert.Contains("ONNX Runtime", table);
+        Assert.Contains("per kernel", table);
+    }
+
+    [Fact]
+    public void BenchRefusesDataThatDoesNotFitTheInput()
+    {
+        var stderr = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(stderr);
+        string bad = Path.Combine(Directory.CreateTempSubdirectory("modelgen-bench").FullName, "bad.npy");
+        File.WriteAllBytes(bad, [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, 4, 0, (byte)'{', (byte)'}', (byte)' ', (byte)'\n']);
+        try
+        {
+            Assert.Equal(1, Cli.Program.Main(["bench", TestData.Mnist("lenet300.onnx"), "--data", bad]));
+        }
+        finally { Console.SetError(old); }
+        Assert.Contains("bad.npy: error MG0201: ", stderr.ToString());
+    }
 }

@@ -55,6 +55,11 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Conv("ConvValid", [1, 2, 7, 7], [3, 2, 3, 3], true, ("auto_pad", "VALID"), ("strides", new[] { 2, 2 })),
         Conv("ConvKernelShape", [2, 1, 5, 5], [2, 1, 2, 2], true, ("kernel_shape", new[] { 2, 2 })),
         Conv("Conv1D", [1, 2, 10], [3, 2, 3], true, ("pads", new[] { 1, 1 }), ("strides", new[] { 2 })),
+        // K = 16·5·5 = 400 in chunks, 13 output channels (2 row blocks and 1), 8x8 = 64 columns; two images.
+        Conv("ConvDeepChunked", [2, 16, 12, 12], [13, 16, 5, 5], true),
+        // 1x1, stride 1, no pads: the input is the patch matrix (no im2col); 7x7 = 49 columns (3 vectors and a scalar).
+        Conv("ConvPointwise", [1, 24, 7, 7], [10, 24, 1, 1], true),
+        Conv("ConvStride2Pad", [1, 3, 11, 11], [8, 3, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
         // Too narrow for any vector: every column is an edge column (ONNX's test_basic_conv_with_padding, weights given at run time).
         new ConformanceCase("ConvNarrowRuntimeWeights", new OnnxBuilder().Input("x", 1, 1, 5, 5).Input("w", 1, 1, 3, 3).Node("Conv", ["x", "w"], ["y"], ("pads", new[] { 1, 1, 1, 1 })).Output("y"),
             [("x", [1, 1, 5, 5]), ("w", [1, 1, 3, 3])]),
@@ -81,6 +86,12 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Gemm("GemmColumnC", [3, 4], [4, 5], [3, 1]),
         Gemm("GemmTransA", [4, 3], [4, 5], [5], ("transA", 1)),
         Gemm("GemmNoC", [2, 6], [6, 3], null),
+        // Register-blocked GEMM shapes: row blocks of 6 and a remainder, K in chunks (300 > 128), 37 columns
+        // (two full vectors of 16, then the padded last vector) and 70 (a 4-vector tile, then a padded one).
+        Gemm("GemmBlockedChunkedPadded", [20, 300], [300, 37], [37]),
+        Gemm("GemmBlockedWide", [13, 40], [40, 70], [70], ("transB", 0)),
+        new ConformanceCase("GemmBlockedRelu", new OnnxBuilder().Input("a", 9, 200).Initializer("B", [200, 48], R(9600, 5)).Initializer("C", [48], R(48, 6))
+            .Node("Gemm", ["a", "B", "C"], ["g"]).Node("Relu", ["g"], ["y"]).Output("y"), [("a", [9, 200])]),
         new ConformanceCase("GemmRuntimeB", new OnnxBuilder().Input("a", 3, 4).Input("b", 5, 4).Initializer("C", [1, 5], R(5, 6))
             .Node("Gemm", ["a", "b", "C"], ["y"], ("transB", 1), ("alpha", 0.5f), ("beta", 2f)).Output("y"), [("a", [3, 4]), ("b", [5, 4])]),
         new ConformanceCase("GemmRuntimeCTransA", new OnnxBuilder().Input("a", 4, 3).Input("c", 3, 1).Initializer("B", [4, 2], R(8, 6))

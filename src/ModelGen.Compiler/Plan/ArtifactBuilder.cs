@@ -46,7 +46,7 @@ public sealed class ArtifactBuilder : ILowering
     void Lower()
     {
         // Names the emitted Run and Predict use for their own locals and parameters.
-        var taken = new HashSet<string>(["scratch", "arena", "predicted", "best", "i", "parameter", "expected", "actual"], StringComparer.Ordinal);
+        var taken = new HashSet<string>(["scratch", "arena", "predicted", "best", "i", "parameter", "expected", "actual", "ticks", "start", "now"], StringComparer.Ordinal);
         for (int i = 0; i < _graph.Inputs.Count; i++)
         {
             int id = Tensor(_graph.Inputs[i]);
@@ -131,15 +131,27 @@ public sealed class ArtifactBuilder : ILowering
                 int outN = weight.Shape[0], inK = weight.Shape[1];
                 bool oneRow = TensorData.Size(_graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
                 int packedWeight;
+                int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
                 if (oneRow) packedWeight = Tensor(node.Inputs[1]);
                 else
                 {
-                    var packed = new float[weight.Count];
+                    // N padded with zero columns to a multiple of 16 (with a bias of N, padded too), so the
+                    // last columns are one more vector tile rather than scalar code.
+                    var bias = node.Inputs.Count > 2 && node.Inputs[2].Length > 0 ? _graph[node.Inputs[2]].Constant : null;
+                    bool pad = outN % 16 != 0 && (bias is null || bias.Count == outN);
+                    int padN = pad ? (outN + 15) / 16 * 16 : outN;
+                    var packed = new float[(long)inK * padN];
                     for (int j = 0; j < outN; j++)
-                        for (int p = 0; p < inK; p++) packed[(long)p * outN + j] = weight.Floats[(long)j * inK + p];
-                    packedWeight = ((ILowering)this).Weight(node.Inputs[1] + ".kn", new TensorData([inK, outN], packed));
+                        for (int p = 0; p < inK; p++) packed[(long)p * padN + j] = weight.Floats[(long)j * inK + p];
+                    packedWeight = ((ILowering)this).Weight(node.Inputs[1] + ".kn", new TensorData([inK, padN], packed));
+                    if (pad && bias is not null)
+                    {
+                        var padded = new float[padN];
+                        Array.Copy(bias.Floats, padded, outN);
+                        biasInput = [((ILowering)this).Weight(node.Inputs[2] + ".padded", new TensorData([padN], padded))];
+                    }
                 }
-                int[] inputs = [Tensor(node.Inputs[0]), packedWeight, .. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+                int[] inputs = [Tensor(node.Inputs[0]), packedWeight, .. biasInput];
                 var n = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, inputs, [Tensor(node.Outputs[0])]);
                 n.Attributes["transA"] = Int(node.Int("transA", 0));
                 n.Attributes["layout"] = oneRow ? "nk" : "kn";

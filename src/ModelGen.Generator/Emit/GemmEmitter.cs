@@ -19,6 +19,11 @@ internal sealed class GemmSpec
     public string ABase = "0", BBase = "0", CBase = "0", BiasBase = "0";
     public int Lda, Ldb, Ldc;
     public BiasKind BiasKind;
+    /// <summary>
+    /// B's columns (and a per-column bias) are readable up to this count, zeros past N: the last columns
+    /// are then one more vector tile whose partial vector is stored through a small buffer.
+    /// </summary>
+    public int PaddedColumns;
 }
 
 /// <summary>
@@ -52,6 +57,7 @@ internal static class GemmEmitter
     public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, string simd)
     {
         var levels = Levels(simd);
+        if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("global::System.Span<float> edge = stackalloc float[16];");
         for (int l = 0; l < levels.Count; l++)
         {
             w.Open($"{(l == 0 ? "if" : "else if")} ({levels[l].V}.IsHardwareAccelerated)");
@@ -102,9 +108,10 @@ internal static class GemmEmitter
         int nr = g.M == 1
             ? Math.Max(1, Math.Min(vectors, top.MaxAccumulators - 4))
             : Math.Max(1, Math.Min(top.MaxAccumulators / mr, Math.Min(vectors, top.Width == 16 ? 4 : 3)));
+        // The tile of B that every row block reuses is K × (NR vectors); cut K so that it fits in L1.
         int kc = g.K;
-        long rowBytes = (long)Math.Max(1, g.N) * 4;
-        if (g.M > 1 && g.K * rowBytes > L1Budget) kc = (int)Math.Max(16, L1Budget / rowBytes / 8 * 8);
+        long rowBytes = (long)Math.Min(g.N, nr * top.Width) * 4;
+        if (g.M > mr && g.K * rowBytes > L1Budget) kc = (int)Math.Max(64, L1Budget / rowBytes / 8 * 8);
         var chunk = new Chunk(kc >= g.K ? null : "k0", kc);
         if (chunk.Var is not null)
         {
@@ -129,6 +136,12 @@ internal static class GemmEmitter
             RowBlocks(w, g, node, top, mr, singles, N(n), chunk);
             n += singles * top.Width;
         }
+        int partialFrom = -1;
+        if (n < g.N && g.PaddedColumns >= n + top.Width)
+        {
+            partialFrom = n;
+            n = g.N;
+        }
         foreach (var narrower in ladder.Skip(1))
         {
             if (g.N - n < narrower.Width) continue;
@@ -138,6 +151,8 @@ internal static class GemmEmitter
         }
         if (n < g.N) ScalarColumns(w, g, node, n, g.N, chunk);
         if (chunk.Var is not null) w.Close();
+        // The last columns as one vector over B's zero padding, over all of K at once (C holds only N columns).
+        if (partialFrom >= 0) RowBlocks(w, g, node, top, mr, 1, N(partialFrom), new Chunk(null, g.K), partial: g.N - partialFrom);
     }
 
     /// <summary>The K range a tile sums over: all of K, or the chunk [k0, kEnd).</summary>
@@ -146,21 +161,21 @@ internal static class GemmEmitter
     static string N(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Every row block (MR rows, then the remainder) of one column segment.</summary>
-    static void RowBlocks(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int mr, int vectors, string n0, Chunk chunk)
+    static void RowBlocks(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int mr, int vectors, string n0, Chunk chunk, int partial = 0)
     {
         int fullRows = g.M - g.M % mr;
         if (fullRows > mr)
         {
             w.Open($"for (int m0 = 0; m0 < {fullRows}; m0 += {mr})");
-            Tile(w, g, node, level, mr, vectors, "m0", n0, chunk);
+            Tile(w, g, node, level, mr, vectors, "m0", n0, chunk, partial);
             w.Close();
         }
-        else if (fullRows == mr) Tile(w, g, node, level, mr, vectors, "0", n0, chunk);
-        if (g.M % mr != 0) Tile(w, g, node, level, g.M % mr, vectors, N(fullRows), n0, chunk);
+        else if (fullRows == mr) Tile(w, g, node, level, mr, vectors, "0", n0, chunk, partial);
+        if (g.M % mr != 0) Tile(w, g, node, level, g.M % mr, vectors, N(fullRows), n0, chunk, partial);
     }
 
     /// <summary>An MR×(NR vectors) block of C: accumulators in registers over the K loop, then one store each.</summary>
-    static void Tile(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int rows, int nr, string m0, string n0, Chunk chunk)
+    static void Tile(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int rows, int nr, string m0, string n0, Chunk chunk, int partial = 0)
     {
         string v = level.V;
         var rs = Enumerable.Range(0, rows).ToArray();
@@ -189,9 +204,19 @@ internal static class GemmEmitter
             foreach (int r in rs)
                 w.Line(string.Join(" ", qs.Select(q => $"c{r}_{q} = {VectorActivation(node, v, $"c{r}_{q}")};")));
         if (chunk.Var is not null && activate) w.Close();
-        foreach (int r in rs)
-            foreach (int q in qs)
-                w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, (nuint)({Cell(r, q)}));");
+        if (partial > 0)
+        {
+            // The last {partial} columns: the vector through a buffer, then only the columns that exist.
+            foreach (int r in rs)
+            {
+                w.Line($"{v}.StoreUnsafe(c{r}_0, ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(edge));");
+                w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Cell(r, 0)} + e) = edge[e];");
+            }
+        }
+        else
+            foreach (int r in rs)
+                foreach (int q in qs)
+                    w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, (nuint)({Cell(r, q)}));");
         w.Close();
     }
 

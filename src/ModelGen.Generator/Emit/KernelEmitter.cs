@@ -377,9 +377,7 @@ internal static class KernelEmitter
     static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, string simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
         w.Open($"for (int plane = 0; plane < {nc}; plane++)");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"ref float top = ref {U}.Add(ref rx, (plane * {h} + oh * 2) * {wd});");
@@ -409,6 +407,16 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close();
     }
 
+    /// <summary>
+    /// The start of a kernel that indexes without bounds checks: one check that every span is as long as
+    /// the shapes say (so the unchecked reads below stay inside), then a ref to each span's first element.
+    /// </summary>
+    internal static void CheckedRefs(CodeWriter w, (string Span, long Length)[] lengths, params (string Ref, string Span)[] refs)
+    {
+        w.Line($"if ({string.Join(" || ", lengths.Select(l => $"{l.Span}.Length < {l.Length}"))}) throw new global::System.ArgumentException(\"buffer too short\");");
+        foreach (var (r, span) in refs) w.Line($"ref float {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
+    }
+
     static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
     {
         int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
@@ -427,9 +435,7 @@ internal static class KernelEmitter
         {
             // Every window lies inside the input: the taps unrolled, no bounds to test.
             const string U = "global::System.Runtime.CompilerServices.Unsafe";
-            w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
-            w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-            w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+            CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
             w.Open($"for (int plane = 0; plane < {nc}; plane++)");
             w.Open($"for (int oh = 0; oh < {oh}; oh++)");
             w.Line($"ref float window = ref {U}.Add(ref rx, (plane * {h} + oh * {s[0]}) * {wd});");
@@ -473,10 +479,11 @@ internal static class KernelEmitter
             GemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
             return;
         }
-        int k = wt.Shape[0], n = wt.Shape[1];
+        // W is [K, N padded]: N (y's last axis) may be rounded up with zero columns, and the bias with it.
+        int k = wt.Shape[0], ldw = wt.Shape[1], n = y.Shape[y.Shape.Length - 1];
         int rows = (int)(y.ElementCount / n);
-        bool hasBias = inputs.Length > 2, fullBias = hasBias && inputs[2].ElementCount != n;
-        w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[k, j]{(hasBias ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} re-packed [K, N] at build time{ActName(node)}.");
+        bool hasBias = inputs.Length > 2, fullBias = hasBias && inputs[2].ElementCount != n && inputs[2].ElementCount != ldw;
+        w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[k, j]{(hasBias ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} re-packed [K, N] at build time{(ldw != n ? $" (N padded to {ldw} with zeros)" : "")}{ActName(node)}.");
         w.Open($"public static void {name}({sig})");
         if (!transA)
         {
@@ -487,7 +494,7 @@ internal static class KernelEmitter
             if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
             GemmEmitter.Emit(w, new GemmSpec
             {
-                M = rows, N = n, K = k, Lda = k, Ldb = n, Ldc = n,
+                M = rows, N = n, K = k, Lda = k, Ldb = ldw, Ldc = n, PaddedColumns = ldw,
                 BiasKind = !hasBias ? BiasKind.None : fullBias ? BiasKind.Full : BiasKind.PerColumn,
             }, node, simd);
         }
@@ -497,7 +504,7 @@ internal static class KernelEmitter
             w.Open($"for (int r = 0; r < {rows}; r++)");
             w.Open($"for (int j = 0; j < {n}; j++)");
             w.Line("float sum = 0f;");
-            w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[p * {n} + j];");
+            w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[p * {ldw} + j];");
             w.Line($"float v = sum{bias};");
             w.Line($"y[r * {n} + j] = {Act(node)};");
             w.Close(); w.Close();

@@ -22,14 +22,20 @@ public static class ModelEmitter
     public static bool HasPredict(ModelArtifact model) =>
         model.Outputs.Count == 1 && !model.Tensors[model.Outputs[0].Tensor].IsInt64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
 
-    public static string Emit(ModelArtifact model)
+    public static string Emit(ModelArtifact model) => Emit(model, profile: false);
+
+    /// <summary>
+    /// With <paramref name="profile"/>, the class also gets <c>RunProfiled</c>, which adds each kernel's
+    /// Stopwatch ticks to a span: for <c>modelgen bench</c>, never in a user's build.
+    /// </summary>
+    public static string Emit(ModelArtifact model, bool profile)
     {
         if (!Identifiers.IsValid(model.ClassName)) throw new FormatException($"class name '{model.ClassName}' is not an identifier");
         foreach (var part in model.Namespace.Split('.'))
             if (!Identifiers.IsValid(part)) throw new FormatException($"namespace '{model.Namespace}' is not a dotted identifier");
         foreach (var b in model.Inputs.Concat(model.Outputs))
             if (!Identifiers.IsValid(b.Parameter)) throw new FormatException($"parameter '{b.Parameter}' is not an identifier");
-        return new Emitter(model).Run();
+        return new Emitter(model, profile).Run();
     }
 
     sealed class Emitter
@@ -39,11 +45,17 @@ public static class ModelEmitter
         readonly Dictionary<int, string> _weightNames = new Dictionary<int, string>();
         readonly HashSet<string> _members = new HashSet<string>(StringComparer.Ordinal)
         {
-            "Run", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
+            "Run", "RunProfiled", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
         };
         readonly HashSet<string> _helpers = new HashSet<string>(StringComparer.Ordinal);
 
-        public Emitter(ModelArtifact model) => _m = model;
+        readonly bool _profile;
+
+        public Emitter(ModelArtifact model, bool profile)
+        {
+            _m = model;
+            _profile = profile;
+        }
 
         ArtifactTensor T(int id) => _m.Tensors[id];
 
@@ -150,13 +162,25 @@ public static class ModelEmitter
             _w.Line("if (!global::System.BitConverter.IsLittleEndian) throw new global::System.PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
             _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scratch);");
             for (int i = 0; i < _m.Nodes.Count; i++)
-            {
-                var n = _m.Nodes[i];
-                var args = n.Inputs.Select(Span).Concat(n.Outputs.Select(Span));
-                _w.Line($"Kernels.Node{CodeWriter.N(i)}({string.Join(", ", args)}); // {n.OnnxOp} '{CodeWriter.Comment(n.Name)}'");
-            }
+                _w.Line($"{KernelCall(i)} // {_m.Nodes[i].OnnxOp} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
             _w.Close();
             _w.Line();
+
+            if (_profile)
+            {
+                _w.Line("/// <summary>Runs like Run, adding each kernel's elapsed Stopwatch ticks to ticks[kernel] (for modelgen bench).</summary>");
+                _w.Open($"public static void RunProfiled({parameters}, global::System.Span<long> ticks)");
+                _w.Line($"if (ticks.Length < {CodeWriter.N(_m.Nodes.Count)}) throw new global::System.ArgumentException(\"one tick counter per kernel\", nameof(ticks));");
+                _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ThreadScratch());");
+                _w.Line("long start = global::System.Diagnostics.Stopwatch.GetTimestamp(), now;");
+                for (int i = 0; i < _m.Nodes.Count; i++)
+                {
+                    _w.Line(KernelCall(i));
+                    _w.Line($"now = global::System.Diagnostics.Stopwatch.GetTimestamp(); ticks[{CodeWriter.N(i)}] += now - start; start = now;");
+                }
+                _w.Close();
+                _w.Line();
+            }
 
             _w.Open("static void ThrowLength(string parameter, int expected, int actual)");
             _w.Line("throw new global::System.ArgumentException($\"{parameter} must have exactly {expected} elements; it has {actual}.\", parameter);");
@@ -167,6 +191,13 @@ public static class ModelEmitter
             _w.Line();
             _w.Line("static global::System.Span<byte> ThreadScratch() => t_scratch ??= new byte[ScratchBytes];");
             _w.Line();
+        }
+
+        /// <summary>The call of kernel <paramref name="i"/> on its tensors' spans.</summary>
+        string KernelCall(int i)
+        {
+            var n = _m.Nodes[i];
+            return $"Kernels.Node{CodeWriter.N(i)}({string.Join(", ", n.Inputs.Select(Span).Concat(n.Outputs.Select(Span)))});";
         }
 
         string Span(int id)

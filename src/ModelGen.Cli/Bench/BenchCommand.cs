@@ -1,0 +1,336 @@
+using System.CommandLine;
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.ML.OnnxRuntime;
+using ModelGen.Artifact;
+using ModelGen.Compiler;
+using ModelGen.Compiler.Data;
+using ModelGen.Compiler.Plan;
+using ModelGen.Onnx;
+
+namespace ModelGen.Cli.Bench;
+
+/// <summary>
+/// <c>modelgen bench</c>: the generated code against ONNX Runtime on the same model and input, in one
+/// process, measured side by side (interleaved rounds, medians), with the memory plan and the agreement.
+/// </summary>
+public static class BenchCommand
+{
+    public static Command Create()
+    {
+        var model = new Argument<FileInfo>("model") { Description = "The ONNX model file." };
+        var data = new Option<FileInfo?>("--data") { Description = "A .npy of inputs for the first model input, samples stacked on axis 0 (uint8 is divided by --uint8-scale). Default: pseudo-random inputs in [0, 1)." };
+        var uint8Scale = new Option<float>("--uint8-scale") { Description = "Divisor applied to uint8 data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
+        var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
+        var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none.", DefaultValueFactory = _ => "auto" };
+        var seconds = new Option<double>("--seconds") { Description = "Measuring time per contender (after warm-up).", DefaultValueFactory = _ => 3 };
+        var samples = new Option<int>("--samples") { Description = "Most samples of --data to compare outputs on.", DefaultValueFactory = _ => 1000 };
+        var command = new Command("bench", "Time the generated code against ONNX Runtime on the same model and input (one thread, batch as compiled) and print one table.")
+        {
+            model, data, uint8Scale, batch, simd, seconds, samples,
+        };
+        command.SetAction(parse =>
+        {
+            var modelFile = parse.GetValue(model)!;
+            try
+            {
+                var options = new BenchOptions(modelFile.FullName, parse.GetValue(data)?.FullName, parse.GetValue(uint8Scale), parse.GetValue(batch),
+                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples));
+                Console.Write(Run(options).Format());
+                return 0;
+            }
+            catch (ModelGenException e)
+            {
+                Console.Error.WriteLine(e.Canonical);
+                return 1;
+            }
+            catch (Exception e) when (e is OnnxRuntimeException or InvalidOperationException)
+            {
+                Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: the benchmark failed ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")})");
+                return 1;
+            }
+        });
+        return command;
+    }
+
+    public sealed record BenchOptions(string ModelPath, string? DataPath, float Uint8Scale, int BatchSize, string Simd, double Seconds, int Samples);
+
+    public static BenchResult Run(BenchOptions o)
+    {
+        if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd });
+        var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
+        var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
+
+        // Inputs: the first from --data (sample by sample), the others pseudo-random (int64: zeros, valid indices).
+        var inputTensors = artifact.Inputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
+        var outputTensors = artifact.Outputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
+        var random = new Random(1234);
+        object[] inputs = [.. inputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : Enumerable.Range(0, (int)t.ElementCount).Select(_ => random.NextSingle()).ToArray())];
+        object[] outputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
+        object[] ortOutputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
+        float[]? dataset = null;
+        int batches = 1;
+        if (o.DataPath is not null)
+        {
+            if (inputTensors[0].IsInt64) throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, "--data feeds the first model input, which takes int64 indices; give a model whose first input is float32");
+            var array = NpyReader.Read(o.DataPath, o.Uint8Scale);
+            long per = inputTensors[0].ElementCount;
+            if (array.Data.Length < per || array.Data.Length % per != 0)
+                throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, $"the data has {array.Data.Length} values [{string.Join(",", array.Shape)}], not a whole number of inputs of {per} values ([{string.Join(",", inputTensors[0].Shape)}]); give samples stacked on axis 0 in the model's input shape");
+            dataset = array.Data;
+            batches = (int)Math.Min(array.Data.Length / per, Math.Max(1, o.Samples / Math.Max(1, inputTensors[0].Shape.FirstOrDefault(1))));
+            Array.Copy(dataset, (float[])inputs[0], per);
+        }
+
+        string ortVersion = OrtEnv.Instance().GetVersionString();
+        using var ort = new OnnxRuntimeModel(o.ModelPath,
+            [.. artifact.Inputs.Select((b, i) => (b.Name, (Array)inputs[i], inputTensors[i].Shape))],
+            [.. artifact.Outputs.Select((b, i) => (b.Name, (Array)ortOutputs[i], outputTensors[i].Shape))]);
+
+        // Agreement on every batch of the data (or the one random input).
+        var agreement = new Agreement();
+        for (int s = 0; s < batches; s++)
+        {
+            if (dataset is not null) Array.Copy(dataset, s * inputTensors[0].ElementCount, (float[])inputs[0], 0, inputTensors[0].ElementCount);
+            ours.Run(inputs, outputs);
+            ort.Run();
+            agreement.Add(outputs, ortOutputs, outputTensors);
+        }
+        if (dataset is not null) Array.Copy(dataset, (float[])inputs[0], inputTensors[0].ElementCount);
+
+        // Warm-up (tiered JIT, caches), then interleaved rounds; each contender's median per inference.
+        Calibrate(() => ours.Ticks(inputs, outputs, 1), 0.5);
+        Calibrate(() => ort.Ticks(1), 0.5);
+        int oursCount = Calibrate(() => ours.Ticks(inputs, outputs, 1), 0.05), ortCount = Calibrate(() => ort.Ticks(1), 0.05);
+        int rounds = Math.Max(5, (int)(o.Seconds / 0.1));
+        var oursTimes = new List<double>();
+        var ortTimes = new List<double>();
+        for (int r = 0; r < rounds; r++)
+        {
+            oursTimes.Add(Seconds(ours.Ticks(inputs, outputs, oursCount)) / oursCount);
+            ortTimes.Add(Seconds(ort.Ticks(ortCount)) / ortCount);
+        }
+        long oursAllocated = ours.Allocated(inputs, outputs, 100) / 100, ortAllocated = ort.Allocated(100) / 100;
+        // Where the time goes: each kernel timed over as many runs as one round.
+        var ticks = new long[artifact.Nodes.Count];
+        ours.Profile(inputs, outputs, oursCount, ticks);
+        var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel, Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
+        long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
+        return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
+            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * inputTensors[0].Shape.FirstOrDefault(1), dataset is not null, kernels, MeasurePeak());
+    }
+
+    /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
+    static int Calibrate(Func<long> once, double seconds)
+    {
+        long start = Stopwatch.GetTimestamp();
+        int n = 0;
+        while (Seconds(Stopwatch.GetTimestamp() - start) < seconds) { once(); n++; }
+        return Math.Max(1, n);
+    }
+
+    static double Seconds(long ticks) => (double)ticks / Stopwatch.Frequency;
+
+    static double Median(List<double> values)
+    {
+        var sorted = values.Order().ToList();
+        return sorted.Count % 2 == 1 ? sorted[sorted.Count / 2] : (sorted[sorted.Count / 2 - 1] + sorted[sorted.Count / 2]) / 2;
+    }
+
+    /// <summary>Multiply-adds of the kernels that do them (convolutions, matrix products, recurrent layers' gates); one per output element elsewhere is not counted.</summary>
+    public static long MultiplyAdds(ModelArtifact m) => m.Nodes.Sum(n => MultiplyAdds(m, n));
+
+    static long MultiplyAdds(ModelArtifact m, ArtifactNode node)
+    {
+        long total = 0;
+        {
+            var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
+            var y = node.Outputs.Length > 0 ? m.Tensors[node.Outputs[0]] : null;
+            switch (node.Kernel)
+            {
+                case "Conv" when y is not null:
+                    total += y.ElementCount * (inputs[1].ElementCount / inputs[1].Shape[0]);
+                    break;
+                case "ConvTranspose":
+                    total += inputs[0].ElementCount * (inputs[1].ElementCount / inputs[1].Shape[0]);
+                    break;
+                case "Dense" when y is not null:
+                    // W is [N, K] (one row) or [K, N(padded)] (several rows).
+                    total += y.ElementCount * (node.Attributes.TryGetValue("layout", out var layout) && layout == "kn" ? inputs[1].Shape[0] : inputs[1].Shape[1]);
+                    break;
+                case "MatMul" when y is not null:
+                    total += y.ElementCount * inputs[0].Shape[inputs[0].Shape.Length - 1];
+                    break;
+                case "Gemm" when y is not null:
+                    total += y.ElementCount * (node.Attributes.TryGetValue("transA", out var t) && t == "1" ? inputs[0].Shape[0] : inputs[0].Shape[inputs[0].Shape.Length - 1]);
+                    break;
+                case "LSTM" or "GRU":
+                    // W and R times each step's input and state: their element counts per step (and batch).
+                    var dims = ArtifactText.ParseInts(node.Attributes["dims"]);
+                    total += (long)dims[0] * dims[1] * (inputs[1].ElementCount + inputs[2].ElementCount);
+                    break;
+            }
+        }
+        return total;
+    }
+
+    /// <summary>
+    /// This processor's float32 peak, measured: twelve independent chains of fused multiply-adds on the
+    /// widest vectors the runtime accelerates (enough in flight to cover the FMA latency on every port).
+    /// </summary>
+    public static Peak MeasurePeak()
+    {
+        var (width, loop) = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? (16, (Func<long, float>)FmaLoop512)
+            : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? (8, FmaLoop256) : (4, FmaLoop128);
+        loop(1000);
+        double best = 0;
+        for (int r = 0; r < 5; r++)
+        {
+            const long n = 2_000_000;
+            long start = Stopwatch.GetTimestamp();
+            loop(n);
+            best = Math.Max(best, n * 12.0 * width * 2 / Seconds(Stopwatch.GetTimestamp() - start) / 1e9);
+        }
+        return new Peak(best, width * 32);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining | System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoop512(long n)
+    {
+        var v = System.Runtime.Intrinsics.Vector512.Create(1.0000001f); var m = System.Runtime.Intrinsics.Vector512.Create(0.9999999f);
+        System.Runtime.Intrinsics.Vector512<float> c0 = v, c1 = v + m, c2 = v - m, c3 = v * m, c4 = c1 + m, c5 = c2 + m, c6 = c3 + m, c7 = c4 + m, c8 = c5 + m, c9 = c6 + m, c10 = c7 + m, c11 = c8 + m;
+        for (long i = 0; i < n; i++)
+        {
+            c0 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c0, m, v); c1 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c1, m, v);
+            c2 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c2, m, v); c3 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c3, m, v);
+            c4 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c4, m, v); c5 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c5, m, v);
+            c6 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c6, m, v); c7 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c7, m, v);
+            c8 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c8, m, v); c9 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c9, m, v);
+            c10 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c10, m, v); c11 = System.Runtime.Intrinsics.Vector512.FusedMultiplyAdd(c11, m, v);
+        }
+        return System.Runtime.Intrinsics.Vector512.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining | System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoop256(long n)
+    {
+        var v = System.Runtime.Intrinsics.Vector256.Create(1.0000001f); var m = System.Runtime.Intrinsics.Vector256.Create(0.9999999f);
+        System.Runtime.Intrinsics.Vector256<float> c0 = v, c1 = v + m, c2 = v - m, c3 = v * m, c4 = c1 + m, c5 = c2 + m, c6 = c3 + m, c7 = c4 + m, c8 = c5 + m, c9 = c6 + m, c10 = c7 + m, c11 = c8 + m;
+        for (long i = 0; i < n; i++)
+        {
+            c0 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c0, m, v); c1 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c1, m, v);
+            c2 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c2, m, v); c3 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c3, m, v);
+            c4 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c4, m, v); c5 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c5, m, v);
+            c6 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c6, m, v); c7 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c7, m, v);
+            c8 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c8, m, v); c9 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c9, m, v);
+            c10 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c10, m, v); c11 = System.Runtime.Intrinsics.Vector256.FusedMultiplyAdd(c11, m, v);
+        }
+        return System.Runtime.Intrinsics.Vector256.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining | System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static float FmaLoop128(long n)
+    {
+        var v = System.Runtime.Intrinsics.Vector128.Create(1.0000001f); var m = System.Runtime.Intrinsics.Vector128.Create(0.9999999f);
+        System.Runtime.Intrinsics.Vector128<float> c0 = v, c1 = v + m, c2 = v - m, c3 = v * m, c4 = c1 + m, c5 = c2 + m, c6 = c3 + m, c7 = c4 + m, c8 = c5 + m, c9 = c6 + m, c10 = c7 + m, c11 = c8 + m;
+        for (long i = 0; i < n; i++)
+        {
+            c0 = c0 * m + v; c1 = c1 * m + v; c2 = c2 * m + v; c3 = c3 * m + v; c4 = c4 * m + v; c5 = c5 * m + v;
+            c6 = c6 * m + v; c7 = c7 * m + v; c8 = c8 * m + v; c9 = c9 * m + v; c10 = c10 * m + v; c11 = c11 * m + v;
+        }
+        return System.Runtime.Intrinsics.Vector128.Sum(c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9 + c10 + c11);
+    }
+}
+
+/// <summary>How far the generated code's outputs are from ONNX Runtime's.</summary>
+public sealed class Agreement
+{
+    public int Compared { get; private set; }
+    public int SameTop1 { get; private set; }
+    public double MaxAbsolute { get; private set; }
+    public double MaxRelative { get; private set; }
+    /// <summary>Output values outside 1e-4 relative and 1e-5 absolute of ONNX Runtime's (DESIGN.md §6).</summary>
+    public long OutsideTolerance { get; private set; }
+    public long Values { get; private set; }
+
+    public void Add(object[] ours, object[] theirs, ArtifactTensor[] tensors)
+    {
+        for (int o = 0; o < ours.Length; o++)
+        {
+            if (ours[o] is not float[] a || theirs[o] is not float[] b) continue;
+            for (int i = 0; i < a.Length; i++)
+            {
+                double d = Math.Abs((double)a[i] - b[i]);
+                Values++;
+                if (!(d <= 1e-5 || d <= 1e-4 * Math.Abs(b[i]))) OutsideTolerance++;
+                MaxAbsolute = Math.Max(MaxAbsolute, d);
+                if (Math.Abs(b[i]) > 1e-5) MaxRelative = Math.Max(MaxRelative, d / Math.Abs(b[i]));
+            }
+            if (o != 0) continue;
+            // Top-1 over the last axis of the first output, per row.
+            int classes = tensors[0].Shape.Length == 0 ? 1 : tensors[0].Shape[^1];
+            for (int row = 0; row + classes <= a.Length; row += classes)
+            {
+                Compared++;
+                if (ArgMax(a, row, classes) == ArgMax(b, row, classes)) SameTop1++;
+            }
+        }
+    }
+
+    static int ArgMax(float[] v, int start, int count)
+    {
+        int best = 0;
+        for (int i = 1; i < count; i++) if (v[start + i] > v[start + best]) best = i;
+        return best;
+    }
+}
+
+/// <summary>One kernel's share of a run.</summary>
+public sealed record KernelTime(string OnnxOp, string Node, string Kernel, double Seconds, long MultiplyAdds);
+
+/// <summary>The measured float32 peak (GFLOP/s) and the vector width (bits) it was measured with.</summary>
+public sealed record Peak(double Gflops, int Bits);
+
+public sealed record BenchResult(string Model, int BatchSize, string Simd, string OrtVersion, double OursSeconds, double OrtSeconds, long OursAllocated, long OrtAllocated,
+    MemoryPlanReport Plan, long WeightBytes, long MultiplyAdds, Agreement Agreement, int Samples, bool FromData, IReadOnlyList<KernelTime> Kernels, Peak Peak)
+{
+    public string Format()
+    {
+        static string Time(double s) => s < 1e-3 ? $"{s * 1e6:F1} µs" : $"{s * 1e3:F2} ms";
+        static string Bytes(long b) => b.ToString("N0", CultureInfo.InvariantCulture) + " B";
+        double gflops(double s) => 2.0 * MultiplyAdds / s / 1e9;
+        double ratio = OrtSeconds / OursSeconds;
+        string Above(long v) => Plan.LowerBound == 0 ? "" : $" ({100.0 * (v - Plan.LowerBound) / Plan.LowerBound:+0.0;-0.0;0.0}% over the bound)";
+        var rows = new List<string[]>
+        {
+            new[] { "", "ModelGen", $"ONNX Runtime {OrtVersion}", "ratio" },
+            new[] { "latency (median, batch " + BatchSize + ")", Time(OursSeconds), Time(OrtSeconds), ratio >= 1 ? $"{ratio:F2}x faster" : $"{1 / ratio:F2}x slower" },
+            new[] { "allocated per run", Bytes(OursAllocated), Bytes(OrtAllocated), "" },
+            new[] { "GFLOP/s (2 x multiply-adds / latency)", $"{gflops(OursSeconds):F2}", $"{gflops(OrtSeconds):F2}", "" },
+        };
+        int[] widths = [.. Enumerable.Range(0, 4).Select(c => rows.Max(r => r[c].Length))];
+        var w = new System.Text.StringBuilder();
+        w.AppendLine($"modelgen bench {Model}: batch {BatchSize}, SIMD {Simd}, one thread, {Environment.ProcessorCount} processors, .NET {Environment.Version}");
+        foreach (var r in rows) w.AppendLine(string.Join("  ", r.Select((cell, c) => c == 0 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))).TrimEnd());
+        w.AppendLine($"multiply-adds per run  {MultiplyAdds.ToString("N0", CultureInfo.InvariantCulture)}");
+        w.AppendLine($"weights                {Bytes(WeightBytes)}");
+        w.AppendLine($"arena (ScratchBytes)   {Bytes(Plan.ArenaBytes)}{Above(Plan.ArenaBytes)}; liveness lower bound {Bytes(Plan.LowerBound)}; all tensors without reuse {Bytes(Plan.TensorBytes)}");
+        w.AppendLine($"float32 peak           {Peak.Gflops:F1} GFLOP/s measured (12 independent {Peak.Bits}-bit FMA chains); ModelGen reaches {100 * gflops(OursSeconds) / Peak.Gflops:F1}% of it");
+        w.AppendLine($"agreement              top-1 same on {Agreement.SameTop1} of {Agreement.Compared} {(FromData ? $"rows ({Samples} samples of the data)" : "rows (a pseudo-random input)")}; max |difference| {Agreement.MaxAbsolute:G3}; {Agreement.OutsideTolerance} of {Agreement.Values} values outside 1e-4 relative / 1e-5 absolute");
+        w.AppendLine();
+        w.AppendLine("per kernel (ModelGen, profiled run)");
+        var table = new List<string[]> { new[] { "#", "ONNX node", "kernel", "time", "share", "GFLOP/s", "of peak" } };
+        double total = Kernels.Sum(k => k.Seconds);
+        for (int i = 0; i < Kernels.Count; i++)
+        {
+            var k = Kernels[i];
+            double g = k.MultiplyAdds == 0 || k.Seconds <= 0 ? 0 : 2.0 * k.MultiplyAdds / k.Seconds / 1e9;
+            table.Add(new[] { i.ToString(CultureInfo.InvariantCulture), $"{k.OnnxOp} '{k.Node}'", k.Kernel, Time(k.Seconds), $"{100 * k.Seconds / total:F1}%",
+                g > 0 ? $"{g:F1}" : "", g > 0 ? $"{100 * g / Peak.Gflops:F0}%" : "" });
+        }
+        int[] tw = [.. Enumerable.Range(0, 7).Select(c => table.Max(r => r[c].Length))];
+        foreach (var r in table) w.AppendLine(string.Join("  ", r.Select((cell, c) => c is 1 or 2 ? cell.PadRight(tw[c]) : cell.PadLeft(tw[c]))).TrimEnd());
+        return w.ToString();
+    }
+}
