@@ -80,7 +80,8 @@ public sealed class ArchitectureTests : ConformanceTests
         return new ConformanceCase("TransformerEncoderBlock", b, [("x", [1, t, d])]);
     }
 
-    static readonly ConformanceSuite Cases = new([MobileNetBlock(), KeywordSpotter(), TransformerBlock()]);
+    static readonly ConformanceSuite Cases = new([MobileNetBlock(), KeywordSpotter(), TransformerBlock(),
+        new ConformanceCase("DepthwiseSeparableCnn", SyntheticModels.DepthwiseSeparableCnn(), [("image", [1, 1, 28, 28])])]);
 
     protected override ConformanceSuite Suite => Cases;
 

@@ -66,19 +66,23 @@ public sealed class GeneratorTests
     }
 
     [Theory]
-    [InlineData("none")]
-    [InlineData("vector128")]
-    public void EverySimdLevelGivesOnnxRuntimesOutputs(string simd)
+    [InlineData("none", "lenet300.onnx")]
+    [InlineData("vector128", "lenet300.onnx")]
+    [InlineData("none", "lenet5.onnx")]
+    [InlineData("vector128", "lenet5.onnx")]
+    [InlineData("none", "dwsep")]
+    [InlineData("vector128", "dwsep")]
+    public void EverySimdLevelGivesOnnxRuntimesOutputs(string simd, string model)
     {
-        string path = TestData.Mnist("lenet300.onnx");
-        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "Mlp", Namespace = "Simd." + simd, Simd = simd });
+        string path = model == "dwsep" ? SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-" + simd + ".onnx") : TestData.Mnist(model);
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "Net", Namespace = "Simd." + simd + "." + Path.GetFileNameWithoutExtension(model), Simd = simd });
         var source = ModelGen.Generator.Emit.ModelEmitter.Emit(artifact);
         Assert.Equal(simd == "none", !source.Contains("Vector128"));
         Assert.DoesNotContain("Vector256", source);
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         using var ort = new OnnxRuntimeOracle(path);
-        for (int i = 0; i < 50; i++)
+        for (int i = 0; i < 20; i++)
         {
             var x = images[(i * 784)..((i + 1) * 784)];
             var y = new float[10];

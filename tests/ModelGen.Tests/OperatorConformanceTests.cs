@@ -49,6 +49,16 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Conv("ConvAsymmetricPads", [1, 2, 6, 7], [2, 2, 3, 2], true, ("pads", new[] { 0, 1, 2, 1 })),
         Conv("ConvDilation", [1, 2, 10, 10], [2, 2, 3, 3], true, ("dilations", new[] { 2, 2 })),
         Conv("ConvDepthwise", [1, 3, 8, 8], [3, 1, 3, 3], true, ("group", 3), ("pads", new[] { 1, 1, 1, 1 })),
+        // The depthwise kernel: wide rows (Vector512, Vector256 and Vector128 steps, then edges), stride 2
+        // (even lanes of two loads), 5x5 with dilation, no pads, two images, a depth multiplier of 2 (a GEMM).
+        Conv("ConvDepthwiseWide", [1, 4, 5, 31], [4, 1, 3, 3], true, ("group", 4), ("pads", new[] { 1, 1, 1, 1 })),
+        Conv("ConvDepthwiseStride2", [2, 3, 9, 70], [3, 1, 3, 3], true, ("group", 3), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
+        Conv("ConvDepthwiseStride2NoPad", [1, 2, 8, 41], [2, 1, 3, 3], false, ("group", 2), ("strides", new[] { 2, 2 })),
+        Conv("ConvDepthwise5x5Dilated", [1, 2, 12, 30], [2, 1, 5, 5], true, ("group", 2), ("pads", new[] { 4, 4, 4, 4 }), ("dilations", new[] { 2, 2 })),
+        Conv("ConvDepthwiseStride3", [1, 2, 10, 40], [2, 1, 3, 3], true, ("group", 2), ("strides", new[] { 3, 3 })),
+        Conv("ConvDepthMultiplier2", [1, 3, 8, 20], [6, 1, 3, 3], true, ("group", 3), ("pads", new[] { 1, 1, 1, 1 })),
+        new ConformanceCase("ConvDepthwiseSigmoid", new OnnxBuilder().Input("x", 1, 3, 6, 40).Initializer("w", [3, 1, 3, 3], R(27, 2)).Initializer("b", [3], R(3, 3))
+            .Node("Conv", ["x", "w", "b"], ["c"], ("group", 3), ("pads", new[] { 1, 1, 1, 1 })).Node("Sigmoid", ["c"], ["y"]).Output("y"), [("x", [1, 3, 6, 40])]),
         Conv("ConvGroup2", [1, 4, 6, 6], [6, 2, 3, 3], true, ("group", 2)),
         Conv("ConvSameUpper", [1, 2, 7, 7], [3, 2, 5, 5], true, ("auto_pad", "SAME_UPPER"), ("strides", new[] { 2, 2 })),
         Conv("ConvSameLower", [1, 2, 6, 6], [3, 2, 4, 4], true, ("auto_pad", "SAME_LOWER")),

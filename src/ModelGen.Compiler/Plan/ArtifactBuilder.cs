@@ -102,7 +102,7 @@ public sealed class ArtifactBuilder : ILowering
                 // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
                 // (then the input already is that matrix).
                 bool depthwise = group > 1 && w[1] == 1 && w[0] == group;
-                bool gemm = _artifact.Simd != "none" && !(depthwise && geo.StrideW == 1);
+                bool gemm = _artifact.Simd != "none" && !depthwise;
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };
                 bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
                 if (gemm && !pointwise)
@@ -111,6 +111,7 @@ public sealed class ArtifactBuilder : ILowering
                 Window(n, geo);
                 n.Attributes["group"] = Int(group);
                 if (gemm) n.Attributes["method"] = "gemm";
+                else if (depthwise) n.Attributes["method"] = "depthwise";
                 Activation(n, node);
                 return;
             }

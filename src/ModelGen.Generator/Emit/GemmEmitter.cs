@@ -80,7 +80,7 @@ internal static class GemmEmitter
     }
 
     /// <summary>A vector form of the node's fused activation (Relu, Clip), or null when it is applied afterwards.</summary>
-    static string? VectorActivation(ArtifactNode node, string v, string acc)
+    internal static string? VectorActivation(ArtifactNode node, string v, string acc)
     {
         if (!node.Attributes.TryGetValue("activation", out var f)) return acc;
         var (op, alpha, beta) = Activations.Parse(f);

@@ -1,0 +1,104 @@
+using System;
+using System.Collections.Generic;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// Depthwise Conv (one filter per channel): per channel and output row, the interior columns (every tap
+/// inside the input) a vector at a time, each tap one fused multiply-add of a broadcast weight and a
+/// run of input (stride 1: a plain load; stride 2: the even lanes of two loads); the edge columns, whose
+/// taps reach into the padding, one by one.
+/// </summary>
+internal static class DepthwiseConvEmitter
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1];
+        bool hasBias = inputs.Length > 2;
+        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int n = x.Shape[0], c = x.Shape[1];
+        int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
+        int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
+        int taps = k[0] * k[1];
+        // Interior columns [first, last): ox·sW − pL ≥ 0 and ox·sW + (kW−1)·dW − pL ≤ W − 1.
+        int first = Math.Min(ow, (p[1] + s[1] - 1) / s[1]);
+        int last = Math.Max(first, Math.Min(ow, (wd - 1 + p[1] - (k[1] - 1) * d[1]) / s[1] + 1));
+        // Stride 2 reads one element past the last tap of the last column (the odd lane of the pair).
+        int lastVector = s[1] == 2 ? Math.Max(first, Math.Min(last, (wd - 2 + p[1] - (k[1] - 1) * d[1]) / 2 + 1)) : last;
+        bool vectorizable = s[1] is 1 or 2 && simd != "none";
+        w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, one {k[0]}x{k[1]} filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
+        w.Line(vectorizable
+            ? $"// Columns {first}..{lastVector - 1} of each output row a vector at a time ({taps} fused multiply-adds each); the others one by one."
+            : "// Every output one by one (a horizontal stride other than 1 or 2).");
+        w.Open($"public static void {name}({sig})");
+        var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
+        if (hasBias) lengths.Add(("b", c));
+        KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"));
+        w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
+        w.Line($"int ch = plane % {c};");
+        w.Line($"ref float xp = ref {U}.Add(ref rx, plane * {h * wd});");
+        w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {taps});");
+        w.Line($"float bias = {(hasBias ? "b[ch]" : "0f")};");
+        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+        w.Line($"ref float yrow = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
+        w.Line($"int iy = oy * {s[0]} - {p[0]};");
+        w.Line($"int ox = {first};");
+        if (vectorizable && lastVector > first)
+        {
+            var levels = new List<(string V, int Width, bool Fused)>();
+            if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
+            levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
+            foreach (var (v, width, fused) in levels)
+            {
+                if (lastVector - first < width) continue;
+                w.Open($"if ({v}.IsHardwareAccelerated)");
+                w.Open($"for (; ox <= {lastVector - width}; ox += {width})");
+                w.Line($"{v}<float> acc = {v}.Create(bias);");
+                for (int kh = 0; kh < k[0]; kh++)
+                {
+                    string ih = $"iy + {kh * d[0]}";
+                    bool rowAlwaysInside = p[0] == 0 && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h;
+                    if (rowAlwaysInside) w.OpenBlock();
+                    else w.Open($"if ((uint)({ih}) < {h}u)");
+                    w.Line($"ref float row = ref {U}.Add(ref xp, ({ih}) * {wd});");
+                    for (int kw = 0; kw < k[1]; kw++)
+                    {
+                        string at = $"ox * {s[1]} + {kw * d[1] - p[1]}";
+                        string load = s[1] == 1
+                            ? $"{v}.LoadUnsafe(ref row, (nuint)({at}))"
+                            : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({v}.LoadUnsafe(ref row, (nuint)({at}))), {v}.AsUInt64({v}.LoadUnsafe(ref row, (nuint)({at} + {width})))))";
+                        string weight = $"{v}.Create({U}.Add(ref wp, {kh * k[1] + kw}))";
+                        w.Line(fused ? $"acc = {v}.FusedMultiplyAdd({weight}, {load}, acc);" : $"acc += {weight} * {load};");
+                    }
+                    w.Close();
+                }
+                if (GemmEmitter.VectorActivation(node, v, "acc") is { } value) w.Line($"{v}.StoreUnsafe({value}, ref yrow, (nuint)ox);");
+                else
+                {
+                    w.Line($"{v}.StoreUnsafe(acc, ref yrow, (nuint)ox);");
+                    w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {U}.Add(ref yrow, ox + e); {U}.Add(ref yrow, ox + e) = {KernelEmitter.Act(node)}; }}");
+                }
+                w.Close(); w.Close();
+            }
+        }
+        w.Line("// The other columns: edges (taps in the padding) and what no vector covered.");
+        w.Open($"for (int col = 0; col < {ow}; col++)");
+        w.Line($"if (col >= {first} && col < ox) continue;");
+        w.Line("float sum = bias;");
+        w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
+        w.Line($"int ih = iy + kh * {d[0]};");
+        w.Line($"if ((uint)ih >= {h}u) continue;");
+        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
+        w.Line($"int iw = col * {s[1]} + kw * {d[1]} - {p[1]};");
+        w.Line($"if ((uint)iw < {wd}u) sum += {U}.Add(ref wp, kh * {k[1]} + kw) * {U}.Add(ref xp, ih * {wd} + iw);");
+        w.Close(); w.Close();
+        w.Line("float v = sum;");
+        w.Line($"{U}.Add(ref yrow, col) = {KernelEmitter.Act(node)};");
+        w.Close();
+        w.Close(); w.Close(); w.Close();
+    }
+}
