@@ -1,4 +1,6 @@
+using ModelGen.Compiler;
 using ModelGen.Compiler.Plan;
+using ModelGen.Tests.Support;
 
 namespace ModelGen.Tests;
 
@@ -35,5 +37,33 @@ public sealed class MemoryPlannerTests
         var (offsets, arena) = MemoryPlanner.Plan(buffers);
         Assert.Equal(1536, arena);
         Assert.Equal(offsets[0], offsets[2]);
+    }
+
+    /// <summary>Every model the tests compile: the conformance grids, the whole architectures, the MNIST models.</summary>
+    public static IEnumerable<(string Name, string Path, int BatchSize)> TestModels()
+    {
+        var grids = new[] { OperatorConformanceTests.All, DataMovementConformanceTests.All, NormalizationConformanceTests.All, ConvTransposeConformanceTests.All,
+            RecurrentConformanceTests.All, ResizeConformanceTests.All, RuntimeShapeInputTests.All };
+        foreach (var c in grids.SelectMany(g => g)) yield return (c.Name, c.Model.Save(c.Name + ".onnx"), c.BatchSize);
+        yield return ("DepthwiseSeparableCnn", SyntheticModels.DepthwiseSeparableCnn().Save("dwsep.onnx"), 1);
+        foreach (string m in new[] { "lenet5.onnx", "lenet300.onnx" })
+            foreach (int batch in new[] { 1, 8 }) yield return ($"{m} batch {batch}", TestData.Mnist(m), batch);
+    }
+
+    [Fact]
+    public void OnEveryTestModelTheArenaIsWithinFivePercentOfTheLivenessLowerBound()
+    {
+        int models = 0;
+        foreach (var (name, path, batch) in TestModels())
+        {
+            var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "M", BatchSize = batch });
+            var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
+            Assert.Equal(plan.ArenaBytes, artifact.ScratchBytes);
+            Assert.True(plan.LowerBound <= plan.ArenaBytes && plan.ArenaBytes <= plan.TensorBytes + 64L * artifact.Tensors.Count, $"{name}: arena {plan.ArenaBytes} outside [{plan.LowerBound}, all tensors]");
+            long slack = plan.LowerBound / 20;
+            Assert.True(plan.ArenaBytes <= plan.LowerBound + slack, $"{name}: arena {plan.ArenaBytes} B, liveness lower bound {plan.LowerBound} B");
+            models++;
+        }
+        Assert.True(models > 250, $"{models} models");
     }
 }

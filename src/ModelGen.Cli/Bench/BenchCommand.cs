@@ -315,7 +315,7 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
         foreach (var r in rows) w.AppendLine(string.Join("  ", r.Select((cell, c) => c == 0 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))).TrimEnd());
         w.AppendLine($"multiply-adds per run  {MultiplyAdds.ToString("N0", CultureInfo.InvariantCulture)}");
         w.AppendLine($"weights                {Bytes(WeightBytes)}");
-        w.AppendLine($"arena (ScratchBytes)   {Bytes(Plan.ArenaBytes)}{Above(Plan.ArenaBytes)}; liveness lower bound {Bytes(Plan.LowerBound)}; all tensors without reuse {Bytes(Plan.TensorBytes)}");
+        w.AppendLine($"arena (ScratchBytes)   {Bytes(Plan.ArenaBytes)}{Above(Plan.ArenaBytes)}; liveness lower bound {Bytes(Plan.LowerBound)} (buffers 64-byte aligned); all tensors without reuse {Bytes(Plan.TensorBytes)}");
         w.AppendLine($"float32 peak           {Peak.Gflops:F1} GFLOP/s measured (12 independent {Peak.Bits}-bit FMA chains); ModelGen reaches {100 * gflops(OursSeconds) / Peak.Gflops:F1}% of it");
         w.AppendLine($"agreement              top-1 same on {Agreement.SameTop1} of {Agreement.Compared} {(FromData ? $"rows ({Samples} samples of the data)" : "rows (a pseudo-random input)")}; max |difference| {Agreement.MaxAbsolute:G3}; {Agreement.OutsideTolerance} of {Agreement.Values} values outside 1e-4 relative / 1e-5 absolute");
         w.AppendLine();

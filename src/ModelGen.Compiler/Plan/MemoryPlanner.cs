@@ -2,7 +2,7 @@ namespace ModelGen.Compiler.Plan;
 
 /// <summary>
 /// The arena a plan needs, against the sum of every arena tensor (no reuse at all) and the liveness
-/// lower bound (the most bytes live at one step, which no plan can beat).
+/// lower bound (the most bytes live at one step, buffers 64-byte aligned, which no plan can beat).
 /// </summary>
 public sealed record MemoryPlanReport(long ArenaBytes, long TensorBytes, long LowerBound);
 
@@ -42,10 +42,13 @@ public static class MemoryPlanner
         return (offsets, Align(arena));
     }
 
-    /// <summary>The most bytes live at any one step: no plan can use less. A sweep over start and end events.</summary>
+    /// <summary>
+    /// The most bytes live at any one step, each buffer rounded up to the plan's alignment: no plan that
+    /// aligns its buffers can use less. A sweep over start and end events.
+    /// </summary>
     public static long LowerBound(IReadOnlyList<BufferRequest> buffers)
     {
-        var events = buffers.SelectMany(b => new[] { (Step: b.FirstStep, Delta: b.Bytes), (Step: b.LastStep + 1, Delta: -b.Bytes) })
+        var events = buffers.SelectMany(b => new[] { (Step: b.FirstStep, Delta: Align(b.Bytes)), (Step: b.LastStep + 1, Delta: -Align(b.Bytes)) })
             .OrderBy(e => e.Step).ThenBy(e => e.Delta);
         long live = 0, best = 0;
         foreach (var (_, delta) in events) best = Math.Max(best, live += delta);
