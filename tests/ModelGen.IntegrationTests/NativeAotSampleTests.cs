@@ -14,7 +14,13 @@ namespace ModelGen.IntegrationTests;
 public sealed class NativeAotSampleTests(PackageFixture package, ITestOutputHelper output)
 {
     [Fact]
-    public void TheMnistSamplePublishedWithNativeAotRunsAndKeepsItsAccuracy()
+    public void TheMnistSamplePublishedWithNativeAotRunsAndKeepsItsAccuracy() => PublishAndRun("aot", "-p:PublishAot=true");
+
+    [Fact]
+    public void TheMnistSamplePublishedTrimmedRunsAndKeepsItsAccuracy() => PublishAndRun("trimmed", "--self-contained", "-p:PublishTrimmed=true");
+
+    /// <summary>Publishes the sample with the given options: no warning (trimming, AOT or ours), then it runs at its accuracy.</summary>
+    void PublishAndRun(string kind, params string[] options)
     {
         package.AssertPacked();
         string rid = RuntimeInformation.RuntimeIdentifier;
@@ -31,21 +37,26 @@ public sealed class NativeAotSampleTests(PackageFixture package, ITestOutputHelp
             Directory.Delete(stale, recursive: true);
         }
 
-        string publishFolder = Path.Combine(Path.GetTempPath(), "modelgen-it", "mnist-aot-" + Guid.NewGuid().ToString("N")[..8]);
+        string publishFolder = Path.Combine(Path.GetTempPath(), "modelgen-it", $"mnist-{kind}-" + Guid.NewGuid().ToString("N")[..8]);
         try
         {
             ProcessResult publish = Dotnet.Run(
                 ["publish", Path.Combine(Repo.Root, "samples", "Mnist", "Mnist.csproj"), "-c", "Release", "-r", rid,
-                 "-p:PublishAot=true", "-nodeReuse:false", "-p:UseSharedCompilation=false", "-o", publishFolder],
+                 .. options, "-nodeReuse:false", "-p:UseSharedCompilation=false", "-o", publishFolder],
                 Repo.Root,
                 TimeSpan.FromMinutes(15));
             output.WriteLine($"publish: {publish.Elapsed.TotalSeconds:F1} s");
             Assert.True(publish.ExitCode == 0, publish.ToString());
 
+            Assert.DoesNotMatch(@"warning (IL|CS|MG)\d+", publish.Output);
             string binary = Path.Combine(publishFolder, "Mnist");
-            Assert.True(File.Exists(binary), $"no native binary at {binary}\n{publish}");
-            Assert.False(File.Exists(Path.Combine(publishFolder, "Mnist.dll")), "the publish folder holds IL, not a native binary");
-            output.WriteLine($"native binary: {new FileInfo(binary).Length:N0} bytes");
+            Assert.True(File.Exists(binary), $"no binary at {binary}\n{publish}");
+            if (kind == "aot")
+            {
+                Assert.False(File.Exists(Path.Combine(publishFolder, "Mnist.dll")), "the publish folder holds IL, not a native binary");
+                output.WriteLine($"native binary: {new FileInfo(binary).Length:N0} bytes");
+            }
+            else output.WriteLine($"trimmed publish folder: {Directory.EnumerateFiles(publishFolder, "*", SearchOption.AllDirectories).Sum(f => new FileInfo(f).Length):N0} bytes");
 
             ProcessResult run = Dotnet.Exec(binary, [Repo.MnistData], publishFolder, TimeSpan.FromMinutes(5));
             output.WriteLine(run.Output.Trim());
