@@ -18,6 +18,8 @@ public sealed class GeneratedModels
     readonly Assembly _assembly;
     public ImmutableArray<Diagnostic> GeneratorDiagnostics { get; }
     public IReadOnlyDictionary<string, string> Sources { get; }
+    /// <summary>Bytes of the compiled assembly (generated classes and harness).</summary>
+    public long AssemblyBytes { get; private init; }
 
     GeneratedModels(Assembly assembly, ImmutableArray<Diagnostic> diagnostics, IReadOnlyDictionary<string, string> sources)
     {
@@ -48,7 +50,7 @@ public sealed class GeneratedModels
             "generated code must compile without warnings:\n" + string.Join("\n", genDiagnostics.Concat(problems).Take(20)));
         stream.Position = 0;
         var context = new AssemblyLoadContext(null, isCollectible: true);
-        return new GeneratedModels(context.LoadFromStream(stream), genDiagnostics, sources);
+        return new GeneratedModels(context.LoadFromStream(stream), genDiagnostics, sources) { AssemblyBytes = stream.Length };
     }
 
     /// <summary>Runs model <paramref name="className"/> once: inputs and outputs in ONNX order.</summary>

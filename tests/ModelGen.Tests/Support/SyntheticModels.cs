@@ -41,4 +41,15 @@ public static class SyntheticModels
             .Initializer("fc.w", [10, 128], R(1280, seed++, 0.1f)).Initializer("fc.b", [10], R(10, seed, 0.1f))
             .Node("Gemm", ["flat", "fc.w", "fc.b"], ["scores"], ("transB", 1)).Output("scores");
     }
+
+    /// <summary>x [1, inputs] → Gemm (hidden) → Relu → Gemm (outputs): (inputs + outputs)·hidden float32 weights.</summary>
+    public static OnnxBuilder LargeMlp(int inputs, int hidden, int outputs)
+    {
+        float scale = MathF.Sqrt(2f / inputs);
+        return new OnnxBuilder(13, "large").Input("x", 1, inputs)
+            .Initializer("w1", [hidden, inputs], R(hidden * inputs, 11, scale)).Initializer("b1", [hidden], R(hidden, 12, 0.1f))
+            .Node("Gemm", ["x", "w1", "b1"], ["h"], ("transB", 1)).Node("Relu", ["h"], ["r"])
+            .Initializer("w2", [outputs, hidden], R(outputs * hidden, 13, MathF.Sqrt(2f / hidden))).Initializer("b2", [outputs], R(outputs, 14, 0.1f))
+            .Node("Gemm", ["r", "w2", "b2"], ["y"], ("transB", 1)).Output("y");
+    }
 }
