@@ -107,6 +107,13 @@ public sealed class ArtifactBuilder : ILowering
                 bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
                 if (gemm && !pointwise)
                     outputs.Add(((ILowering)this).Temporary(node.Name + ".patches", [w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b), y.Skip(2).Aggregate(1, (a, b) => a * b)]));
+                if (depthwise && _artifact.Simd != "none" && DepthwisePlane(geo, x, y) is var (rows, width, wide))
+                {
+                    // A zero-padded copy of one input plane and a wide output plane: every tap is then one
+                    // run of memory over the whole plane (see DepthwiseConvEmitter).
+                    outputs.Add(((ILowering)this).Temporary(node.Name + ".padded", [rows, width]));
+                    outputs.Add(((ILowering)this).Temporary(node.Name + ".wide", [wide]));
+                }
                 var n = AddNode("Conv", "Conv", node.Name, Inputs(node), [.. outputs]);
                 Window(n, geo);
                 n.Attributes["group"] = Int(group);
@@ -267,6 +274,24 @@ public sealed class ArtifactBuilder : ILowering
         var n = new ArtifactNode { Kernel = kernel, OnnxOp = onnxOp, Name = name, Inputs = inputs, Outputs = outputs };
         _artifact.Nodes.Add(n);
         return n;
+    }
+
+    /// <summary>
+    /// For a depthwise Conv with equal strides of 1 or 2 (and SIMD): the padded plane (rows, width) and
+    /// the wide output's length. Output (oy, ox) is element j = oy·width + ox of the wide output, and
+    /// tap (kh, kw) reads padded element stride·j + kh·dH·width + kw·dW: for the whole plane, a run of
+    /// memory (stride 1) or its even elements (stride 2). Lengths are rounded to whole 16-float vectors
+    /// and the padded plane has the rows the last vector reads.
+    /// </summary>
+    public static (int Rows, int Width, int Wide)? DepthwisePlane(WindowGeometry g, int[] x, int[] y)
+    {
+        if (g.StrideH != g.StrideW || g.StrideW is not (1 or 2) || x.Length != 4) return null;
+        int width = x[3] + g.PadLeft + g.PadRight;
+        long wide = ((long)y[2] * width + 15) / 16 * 16;
+        long reach = g.StrideW * (wide - 1) + (g.KernelH - 1) * g.DilationH * width + (g.KernelW - 1) * g.DilationW + g.StrideW;
+        long rows = Math.Max(x[2] + g.PadTop + g.PadBottom, (reach + width) / width);
+        if (rows * width > 1 << 26) return null;
+        return ((int)rows, width, (int)wide);
     }
 
     static void Window(ArtifactNode n, WindowGeometry g)

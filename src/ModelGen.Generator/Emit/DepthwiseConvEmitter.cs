@@ -15,8 +15,14 @@ internal static class DepthwiseConvEmitter
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
-    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
     {
+        if (outputs.Length == 3)
+        {
+            EmitPlane(w, node, name, sig, inputs, outputs, simd);
+            return;
+        }
+        var y = outputs[0];
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
         int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
@@ -100,5 +106,79 @@ internal static class DepthwiseConvEmitter
         w.Line($"{U}.Add(ref yrow, col) = {KernelEmitter.Act(node)};");
         w.Close();
         w.Close(); w.Close(); w.Close();
+    }
+
+    /// <summary>
+    /// Equal strides of 1 or 2: each input plane is copied into a zero-padded plane (y1, width Wp), and the
+    /// output computed as a wide plane (y2) where output (oy, ox) is element j = oy·Wp + ox. Tap (kh, kw)
+    /// then reads padded element stride·j + kh·dH·Wp + kw·dW for every j: one run of memory (stride 1)
+    /// or its even elements (stride 2), so the whole plane is a few long vector loops, whatever its
+    /// width. The columns past OW are computed and dropped when the rows are copied out.
+    /// </summary>
+    static void EmitPlane(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
+        bool hasBias = inputs.Length > 2;
+        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
+        int rows = outputs[1].Shape[0], pw = outputs[1].Shape[1], wide = (int)outputs[2].ElementCount, stride = s[1];
+        int taps = k[0] * k[1];
+        w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, one {k[0]}x{k[1]} filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
+        w.Line($"// Per channel: the plane copied into y1 ({rows}x{pw}, zero padding), {wide} outputs computed as a wide plane in y2");
+        w.Line($"// (output (oy, ox) at oy·{pw} + ox; tap (kh, kw) reads y1 at {stride}·j + kh·{d[0] * pw} + kw·{d[1]}), then {ow} columns per row copied out.");
+        w.Open($"public static void {name}({sig})");
+        var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount), ("y1", (long)rows * pw), ("y2", wide) };
+        if (hasBias) lengths.Add(("b", c));
+        KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"), ("rp", "y1"), ("rq", "y2"));
+        w.Line("y1.Slice(0, " + (rows * pw) + ").Clear(); // the padding, which the planes copied in never touch");
+        w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
+        w.Line($"int ch = plane % {c};");
+        w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {taps});");
+        w.Line($"float bias = {(hasBias ? "b[ch]" : "0f")};");
+        w.Open($"for (int r = 0; r < {h}; r++)");
+        w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
+        w.Close();
+        var offsets = new List<int>();
+        for (int kh = 0; kh < k[0]; kh++)
+            for (int kw = 0; kw < k[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
+        var levels = new List<(string V, int Width, bool Fused)>();
+        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
+        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
+        bool vectorActivation = GemmEmitter.VectorActivation(node, "V", "acc") is not null;
+        for (int l = 0; l < levels.Count; l++)
+        {
+            var (v, width, fused) = levels[l];
+            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
+            w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var w{t} = {v}.Create({U}.Add(ref wp, {t}));")));
+            w.Open($"for (int j = 0; j < {wide}; j += {width})");
+            w.Line($"{v}<float> acc = {v}.Create(bias);");
+            for (int t = 0; t < taps; t++)
+            {
+                string at = stride == 1 ? $"j + {offsets[t]}" : $"2 * j + {offsets[t]}";
+                string load = stride == 1
+                    ? $"{v}.LoadUnsafe(ref rp, (nuint)({at}))"
+                    : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({v}.LoadUnsafe(ref rp, (nuint)({at}))), {v}.AsUInt64({v}.LoadUnsafe(ref rp, (nuint)({at} + {width})))))";
+                w.Line(fused ? $"acc = {v}.FusedMultiplyAdd(w{t}, {load}, acc);" : $"acc += w{t} * {load};");
+            }
+            w.Line($"{v}.StoreUnsafe({GemmEmitter.VectorActivation(node, v, "acc") ?? "acc"}, ref rq, (nuint)j);");
+            w.Close();
+            w.Close();
+        }
+        w.Open("else");
+        w.Open($"for (int j = 0; j < {wide}; j++)");
+        w.Line("float sum = bias;");
+        for (int t = 0; t < taps; t++) w.Line($"sum += {U}.Add(ref wp, {t}) * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
+        w.Line("float v = sum;");
+        w.Line($"{U}.Add(ref rq, j) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
+        w.Close();
+        w.Close();
+        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+        w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
+        w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref row), ref {U}.As<float, byte>(ref {U}.Add(ref rq, oy * {pw})), {ow * 4});");
+        if (KernelEmitter.HasActivation(node) && !vectorActivation)
+            w.Line($"for (int ox = 0; ox < {ow}; ox++) {{ float v = {U}.Add(ref row, ox); {U}.Add(ref row, ox) = {KernelEmitter.Act(node)}; }}");
+        w.Close();
+        w.Close();
+        w.Close();
     }
 }

@@ -34,7 +34,7 @@ internal static class KernelEmitter
         switch (node.Kernel)
         {
             case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "gemm": ConvGemm(w, node, name, sig, inputs, outputs, m.Simd); break;
-            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "depthwise": DepthwiseConvEmitter.Emit(w, node, name, sig, inputs, outputs[0], m.Simd); break;
+            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "depthwise": DepthwiseConvEmitter.Emit(w, node, name, sig, inputs, outputs, m.Simd); break;
             case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy, m.Simd); break;
             case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0], m.Simd); break;
             case "Dense": Dense(w, node, name, sig, inputs, outputs[0], m.Simd); break;
