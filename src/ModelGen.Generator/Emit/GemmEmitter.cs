@@ -58,6 +58,7 @@ internal static class GemmEmitter
     {
         var levels = Levels(simd);
         if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("global::System.Span<float> edge = stackalloc float[16];");
+        if (HasColumnBuffer(g) && levels.Count > 0) w.Line($"global::System.Span<float> column = stackalloc float[{g.K}];");
         for (int l = 0; l < levels.Count; l++)
         {
             w.Open($"{(l == 0 ? "if" : "else if")} ({levels[l].V}.IsHardwareAccelerated)");
@@ -149,8 +150,14 @@ internal static class GemmEmitter
             RowBlocks(w, g, node, narrower, mr, count, N(n), chunk);
             n += count * narrower.Width;
         }
-        if (n < g.N) ScalarColumns(w, g, node, n, g.N, chunk);
+        int tailFrom = n;
         if (chunk.Var is not null) w.Close();
+        // The last columns, narrower than any vector, over all of K at once.
+        if (tailFrom < g.N)
+        {
+            if (HasColumnBuffer(g)) DotColumns(w, g, node, top, tailFrom, g.N);
+            else ScalarColumns(w, g, node, tailFrom, g.N, new Chunk(null, g.K));
+        }
         // The last columns as one vector over B's zero padding, over all of K at once (C holds only N columns).
         if (partialFrom >= 0) RowBlocks(w, g, node, top, mr, 1, N(partialFrom), new Chunk(null, g.K), partial: g.N - partialFrom);
     }
@@ -252,6 +259,34 @@ internal static class GemmEmitter
         }
         else w.Line($"{cell} = sum;");
         w.Close(); w.Close();
+    }
+
+    /// <summary>Whether the last columns (N not a multiple of 4) go through a K-long stack buffer.</summary>
+    static bool HasColumnBuffer(GemmSpec g) => g.N % 4 != 0 && g.PaddedColumns <= g.N && g.K >= 16 && g.K <= 4096;
+
+    /// <summary>
+    /// Columns [from, to), narrower than any vector: each copied out of B into a contiguous column, then
+    /// for every row of C one vector dot product over K (A's rows are contiguous).
+    /// </summary>
+    static void DotColumns(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int from, int to)
+    {
+        string v = level.V;
+        int width = level.Width;
+        w.Open($"for (int c = {from}; c < {to}; c++)");
+        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
+        w.Line("ref float rcol = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(column);");
+        w.Open($"for (int r = 0; r < {g.M}; r++)");
+        w.Line($"ref float arow = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda});");
+        w.Line($"{v}<float> acc = {v}<float>.Zero;");
+        int vectorEnd = g.K - g.K % width;
+        w.Line($"for (int k = 0; k < {vectorEnd}; k += {width}) acc = {(level.Fused ? $"{v}.FusedMultiplyAdd({v}.LoadUnsafe(ref arow, (nuint)k), {v}.LoadUnsafe(ref rcol, (nuint)k), acc)" : $"acc + {v}.LoadUnsafe(ref arow, (nuint)k) * {v}.LoadUnsafe(ref rcol, (nuint)k)")};");
+        w.Line($"float sum = {v}.Sum(acc) + {ScalarBias(g, "r", "c")};");
+        if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Unsafe}.Add(ref arow, k) * column[k];");
+        bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
+        w.Line("float v = sum;");
+        w.Line($"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
+        w.Close();
+        w.Close();
     }
 
     /// <summary>No SIMD: each row of C accumulates k by k (y_row += a·B_row), walking B and C contiguously.</summary>

@@ -18,6 +18,35 @@ internal sealed class ReduceKernel : IKernel
         long count = reduced.Aggregate(1L, (a, b) => a * b);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(k.Inputs[0].Shape)} over {count} values each (reduced sizes {CodeWriter.Shape(reduced)}).");
         k.OpenMethod();
+        // The reduced values of each output one contiguous run (global pooling, a reduction over the last
+        // axes): a vector sum or maximum over the run.
+        bool contiguous = reduced.Length > 0 && Enumerable.Range(0, reduced.Length).All(d => reducedStrides[d] == reduced.Skip(d + 1).Aggregate(1, (a, b) => a * b))
+            && Enumerable.Range(0, kept.Length).All(d => keptStrides[d] == count * kept.Skip(d + 1).Aggregate(1, (a, b) => a * b));
+        if (contiguous && k.Simd != "none" && count >= 8)
+        {
+            long outputs = kept.Aggregate(1L, (a, b) => a * b);
+            const string U = "global::System.Runtime.CompilerServices.Unsafe";
+            KernelEmitter.CheckedRefs(w, [("x", k.Inputs[0].ElementCount), ("y", k.Y.ElementCount)], ("rx", "x"));
+            w.Open($"for (int o = 0; o < {outputs}; o++)");
+            w.Line($"ref float run = ref {U}.Add(ref rx, o * {count});");
+            w.Line("int i = 0;");
+            w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
+            string v = k.Simd == "auto" ? "global::System.Runtime.Intrinsics.Vector256" : "global::System.Runtime.Intrinsics.Vector128";
+            int width = k.Simd == "auto" ? 8 : 4;
+            if (count >= width)
+            {
+                w.Open($"if ({v}.IsHardwareAccelerated)");
+                w.Line($"var vacc = {(op == "Max" ? $"{v}.Create(float.NegativeInfinity)" : $"{v}<float>.Zero")};");
+                w.Line($"for (; i <= {count - width}; i += {width}) vacc = {(op == "Max" ? $"{v}.Max(vacc, {v}.LoadUnsafe(ref run, (nuint)i))" : $"vacc + {v}.LoadUnsafe(ref run, (nuint)i)")};");
+                w.Line(op == "Max" ? $"for (int e = 0; e < {width}; e++) {{ float lane = {v}.GetElement(vacc, e); if (lane > acc || float.IsNaN(lane)) acc = lane; }}" : $"acc = {v}.Sum(vacc);");
+                w.Close();
+            }
+            w.Line(op == "Max" ? $"for (; i < {count}; i++) {{ float v = {U}.Add(ref run, i); if (v > acc || float.IsNaN(v)) acc = v; }}" : $"for (; i < {count}; i++) acc += {U}.Add(ref run, i);");
+            w.Line(op == "Mean" ? $"y[o] = acc / {count};" : "y[o] = acc;");
+            w.Close();
+            w.Close();
+            return;
+        }
         string offset = "0";
         for (int d = 0; d < kept.Length; d++)
         {
