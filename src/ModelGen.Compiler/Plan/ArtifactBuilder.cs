@@ -335,7 +335,7 @@ public sealed class ArtifactBuilder : ILowering
             .Select(root => new BufferRequest(root, groupBytes[root], first[root], last[root]))
             .ToList();
         var (offsets, arena) = MemoryPlanner.Plan(requests);
-        Reports.AddOrUpdate(_artifact, new MemoryPlanReport(arena, requests.Sum(r => r.Bytes), MemoryPlanner.LowerBound(requests)));
+        Reports.AddOrUpdate(_artifact, new MemoryPlanReport(arena, requests.Sum(r => MemoryPlanner.Align(r.Bytes)), MemoryPlanner.LowerBound(requests)));
         if (arena > int.MaxValue)
             throw new ModelGenException(ErrorCodes.TooLarge, _graph.ModelPath, $"the model needs {arena} bytes of scratch memory at once; ModelGen's limit is 2 GiB: reduce the batch size or input size");
         _artifact.ScratchBytes = arena;

@@ -55,5 +55,5 @@ public static class MemoryPlanner
         return best;
     }
 
-    static long Align(long v) => (v + Alignment - 1) / Alignment * Alignment;
+    public static long Align(long v) => (v + Alignment - 1) / Alignment * Alignment;
 }
