@@ -9,7 +9,7 @@ namespace ModelGen.Tests;
 public sealed class NpyReaderTests
 {
     /// <summary>A .npy file by hand: magic, version, header padded to 64 bytes with a newline, then the data.</summary>
-    static byte[] Npy(string descr, string shape, byte[] data, int major = 1, string fortran = "False")
+    internal static byte[] Npy(string descr, string shape, byte[] data, int major = 1, string fortran = "False")
     {
         string dict = $"{{'descr': '{descr}', 'fortran_order': {fortran}, 'shape': {shape}, }}";
         int prefix = major == 1 ? 10 : 12;
@@ -23,7 +23,7 @@ public sealed class NpyReaderTests
         return [.. bytes];
     }
 
-    static byte[] Floats(params float[] v) => [.. v.SelectMany(BitConverter.GetBytes)];
+    internal static byte[] Floats(params float[] v) => [.. v.SelectMany(BitConverter.GetBytes)];
 
     [Fact]
     public void ReadsFloat32WithItsShape()

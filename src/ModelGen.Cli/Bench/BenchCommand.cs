@@ -19,7 +19,7 @@ public static class BenchCommand
     public static Command Create()
     {
         var model = new Argument<FileInfo>("model") { Description = "The ONNX model file." };
-        var data = new Option<FileInfo?>("--data") { Description = "A .npy of inputs for the first model input, samples stacked on axis 0 (uint8 is divided by --uint8-scale). Default: pseudo-random inputs in [0, 1)." };
+        var data = new Option<FileInfo?>("--data") { Description = "Inputs, samples stacked on axis 0: a .npy (one input; uint8 is divided by --uint8-scale), a .npz (an array per input, by name), a .pb or a folder of .pb files. Default: pseudo-random inputs in [0, 1)." };
         var uint8Scale = new Option<float>("--uint8-scale") { Description = "Divisor applied to uint8 data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none.", DefaultValueFactory = _ => "auto" };
@@ -69,19 +69,29 @@ public static class BenchCommand
         object[] inputs = [.. inputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : Enumerable.Range(0, (int)t.ElementCount).Select(_ => random.NextSingle()).ToArray())];
         object[] outputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
         object[] ortOutputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
-        float[]? dataset = null;
-        int batches = 1;
+        // --data: samples for every float32 input (a .npy for one input, a .npz by input name, .pb files).
+        DataSet? dataset = null;
+        int batches = 1, batch = Math.Max(1, inputTensors[0].Shape.FirstOrDefault(1));
+        var fed = Enumerable.Range(0, inputTensors.Length).Where(i => !inputTensors[i].IsInt64).ToArray();
         if (o.DataPath is not null)
         {
-            if (inputTensors[0].IsInt64) throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, "--data feeds the first model input, which takes int64 indices; give a model whose first input is float32");
-            var array = NpyReader.Read(o.DataPath, o.Uint8Scale);
-            long per = inputTensors[0].ElementCount;
-            if (array.Data.Length < per || array.Data.Length % per != 0)
-                throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, $"the data has {array.Data.Length} values [{string.Join(",", array.Shape)}], not a whole number of inputs of {per} values ([{string.Join(",", inputTensors[0].Shape)}]); give samples stacked on axis 0 in the model's input shape");
-            dataset = array.Data;
-            batches = (int)Math.Min(array.Data.Length / per, Math.Max(1, o.Samples / Math.Max(1, inputTensors[0].Shape.FirstOrDefault(1))));
-            Array.Copy(dataset, (float[])inputs[0], per);
+            if (fed.Length == 0) throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, "the model has no float32 input for --data to feed");
+            dataset = CalibrationData.Load(o.DataPath, [.. fed.Select(i => new DataInput(artifact.Inputs[i].Name, inputTensors[i].Shape))], o.Uint8Scale);
+            if (dataset.Count < batch)
+                throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, $"the data holds {dataset.Count} samples; one run at batch size {batch} needs {batch}");
+            batches = Math.Min(dataset.Count / batch, Math.Max(1, o.Samples / batch));
         }
+        // Batch s of the data into the model's input buffers.
+        void Feed(int s)
+        {
+            if (dataset is null) return;
+            for (int f = 0; f < fed.Length; f++)
+            {
+                int length = (int)(dataset.SampleLength(f) * batch);
+                Array.Copy(dataset.Values[f], (long)s * length, (float[])inputs[fed[f]], 0, length);
+            }
+        }
+        Feed(0);
 
         string ortVersion = OrtEnv.Instance().GetVersionString();
         using var ort = new OnnxRuntimeModel(o.ModelPath,
@@ -92,12 +102,12 @@ public static class BenchCommand
         var agreement = new Agreement();
         for (int s = 0; s < batches; s++)
         {
-            if (dataset is not null) Array.Copy(dataset, s * inputTensors[0].ElementCount, (float[])inputs[0], 0, inputTensors[0].ElementCount);
+            Feed(s);
             ours.Run(inputs, outputs);
             ort.Run();
             agreement.Add(outputs, ortOutputs, outputTensors);
         }
-        if (dataset is not null) Array.Copy(dataset, (float[])inputs[0], inputTensors[0].ElementCount);
+        Feed(0);
 
         // Warm-up (tiered JIT, caches), then interleaved rounds; each contender's median per inference.
         Calibrate(() => ours.Ticks(inputs, outputs, 1), 0.5);
@@ -118,7 +128,7 @@ public static class BenchCommand
         var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel, Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
-            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * inputTensors[0].Shape.FirstOrDefault(1), dataset is not null, kernels, MeasurePeak());
+            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak());
     }
 
     /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
