@@ -12,7 +12,7 @@ status=${PIPESTATUS[0]}
 # The generated kernels choose Vector512, Vector256, Vector128 or scalar code when they run; this
 # machine takes the widest. The runtime's switches force each narrower path for the conformance grids
 # and the whole models, so every path is compared with ONNX Runtime here.
-kernels='FullyQualifiedName~Conformance|FullyQualifiedName~MnistModelTests|FullyQualifiedName~ArchitectureTests'
+kernels='FullyQualifiedName~Conformance|FullyQualifiedName~MnistModelTests|FullyQualifiedName~ArchitectureTests|FullyQualifiedName~QuantizationTests'
 for level in DOTNET_EnableAVX512 DOTNET_EnableAVX DOTNET_EnableHWIntrinsic; do
   echo "== generated kernels with ${level}=0 =="
   env "${level}=0" dotnet test tests/ModelGen.Tests -c Release --no-build --filter "${kernels}" 2>&1 | tee -a artifacts/test.log

@@ -43,6 +43,7 @@ public static class ArtifactText
                 Bare(sb, "offset", t.Offset.ToString(CultureInfo.InvariantCulture));
             Bare(sb, "shape", Ints(t.Shape));
             if (t.IsInt64) Bare(sb, "type", "int64");
+            if (t.IsInt8) Bare(sb, "type", "int8");
             if (t.Storage == TensorStorage.Weight)
                 Bare(sb, "data", Convert.ToBase64String(t.Data ?? new byte[0]));
             sb.Append('\n');
@@ -119,8 +120,13 @@ public static class ArtifactText
                         if (fields.TryGetValue("offset", out string? offset)) t.Offset = long.Parse(offset, CultureInfo.InvariantCulture);
                         if (fields.TryGetValue("data", out string? data)) t.Data = Convert.FromBase64String(data);
                         if (fields.TryGetValue("type", out string? type))
-                            t.IsInt64 = type == "int64" ? true : throw new FormatException($"unknown element type '{type}'");
+                        {
+                            t.IsInt64 = type == "int64";
+                            t.IsInt8 = type == "int8";
+                            if (!t.IsInt64 && !t.IsInt8) throw new FormatException($"unknown element type '{type}'");
+                        }
                         if (t.IsInt64 && t.Storage == TensorStorage.Arena) throw new FormatException("int64 tensors are inputs, outputs or constants, never computed");
+                        if (t.IsInt8 && t.Storage != TensorStorage.Weight) throw new FormatException("int8 tensors are weights");
                         model.Tensors.Add(t);
                         break;
                     case "node":
@@ -161,8 +167,8 @@ public static class ArtifactText
                 if (id < 0 || id >= count) throw new FormatException($"node '{n.Name}' names tensor {id}, which does not exist");
         foreach (var t in model.Tensors)
         {
-            if (t.Storage == TensorStorage.Weight && (t.Data == null || t.Data.LongLength != t.ElementCount * (t.IsInt64 ? 8 : 4)))
-                throw new FormatException($"tensor {t.Id} holds {t.Data?.Length ?? 0} bytes, its shape needs {t.ElementCount * (t.IsInt64 ? 8 : 4)}");
+            if (t.Storage == TensorStorage.Weight && (t.Data == null || t.Data.LongLength != t.ElementCount * t.ElementBytes))
+                throw new FormatException($"tensor {t.Id} holds {t.Data?.Length ?? 0} bytes, its shape needs {t.ElementCount * t.ElementBytes}");
             if (t.Storage == TensorStorage.Arena && (t.Offset < 0 || t.Offset + t.ElementCount * 4 > model.ScratchBytes))
                 throw new FormatException($"tensor {t.Id} lies outside the scratch arena");
         }

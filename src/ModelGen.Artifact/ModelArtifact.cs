@@ -54,7 +54,13 @@ public sealed class ArtifactTensor
     public int[] Shape { get; set; } = new int[0];
     /// <summary>True for int64 data (indices in, a constant shape out); everything computed is float32.</summary>
     public bool IsInt64 { get; set; }
-    /// <summary>Little-endian float32 elements, weights only.</summary>
+    /// <summary>True for int8 weights (quantized, with their scales in another tensor).</summary>
+    public bool IsInt8 { get; set; }
+    /// <summary>Bytes per element: 8 (int64), 1 (int8) or 4 (float32).</summary>
+    public int ElementBytes => IsInt64 ? 8 : IsInt8 ? 1 : 4;
+    /// <summary>The C# element type of the tensor's spans.</summary>
+    public string CSharpType => IsInt64 ? "long" : IsInt8 ? "sbyte" : "float";
+    /// <summary>Little-endian elements (float32, int64 or int8), weights only.</summary>
     public byte[]? Data { get; set; }
 
     public long ElementCount

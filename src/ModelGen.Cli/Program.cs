@@ -28,11 +28,12 @@ public static class Program
         var ns = new Option<string>("--namespace") { Description = "Namespace (item metadata Namespace).", DefaultValueFactory = _ => "ModelGen.Models" };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension (item metadata BatchSize).", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none (item metadata Simd).", DefaultValueFactory = _ => "auto" };
+        var compression = new Option<string>("--compression") { Description = "none, or int8-weights: fully connected weights in int8 (item metadata Compression).", DefaultValueFactory = _ => "none" };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
-            model, className, ns, batch, simd, outDir, artifact,
+            model, className, ns, batch, simd, compression, outDir, artifact,
         };
         command.SetAction(parse =>
         {
@@ -46,6 +47,7 @@ public static class Program
                     Namespace = parse.GetValue(ns)!,
                     BatchSize = parse.GetValue(batch),
                     Simd = parse.GetValue(simd)!,
+                    Compression = parse.GetValue(compression)!,
                 });
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);

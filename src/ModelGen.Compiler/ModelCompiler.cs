@@ -19,12 +19,20 @@ public sealed record CompileOptions
     public int BatchSize { get; init; } = 1;
     /// <summary>auto, vector128 or none.</summary>
     public string Simd { get; init; } = "auto";
+    /// <summary>none, or int8-weights (weight-only int8 for fully connected layers).</summary>
+    public string Compression { get; init; } = "none";
 }
 
 /// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>
 public static class ModelCompiler
 {
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
+
+    /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
+    public static readonly string[] CompressionKinds = ["none", "int8-weights"];
+
+    /// <summary>Compression values issue 5 names that this version does not have yet (said so, not silently ignored).</summary>
+    static readonly string[] CompressionPlanned = ["int8", "int4-weights", "mixed"];
 
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
     static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
@@ -38,6 +46,23 @@ public static class ModelCompiler
         return graph;
     }
 
+    /// <summary>
+    /// Import, normalize and compress: the graph the artifact is built from, which the reference
+    /// evaluator runs to compute what the emitted code computes.
+    /// </summary>
+    public static Graph Prepare(CompileOptions options)
+    {
+        string compression = options.Compression.ToLowerInvariant();
+        if (Array.IndexOf(CompressionKinds, compression) < 0)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, Array.IndexOf(CompressionPlanned, compression) >= 0
+                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none or int8-weights"
+                : $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
+        var graph = Import(options.ModelPath, options.BatchSize);
+        Passes.Run(graph);
+        if (compression == "int8-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph);
+        return graph;
+    }
+
     /// <summary>Import, normalize, plan: the artifact the generator turns into C#.</summary>
     public static ModelArtifact Compile(CompileOptions options)
     {
@@ -48,8 +73,7 @@ public static class ModelCompiler
         if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className))
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
         string ns = Identifiers.Namespace(options.Namespace);
-        var graph = Import(options.ModelPath, options.BatchSize);
-        Passes.Run(graph);
+        var graph = Prepare(options);
         string sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(options.ModelPath)));
         return ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
     }

@@ -76,6 +76,10 @@ namespace ModelGen.Tasks
         /// (case-insensitive, MG0103). Maps to <c>--simd</c>; empty means <c>auto</c>.</summary>
         public string? Simd { get; set; }
 
+        /// <summary>Compression: <c>none</c> or <c>int8-weights</c>. Maps to <c>--compression</c>; the
+        /// compiler checks the value (MG0007). Empty means <c>none</c>.</summary>
+        public string? Compression { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -126,6 +130,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--namespace ", NullIfEmpty(Namespace));
             builder.AppendSwitchIfNotNull("--batch-size ", NullIfEmpty(BatchSize));
             builder.AppendSwitchIfNotNull("--simd ", NullIfEmpty(Simd)?.ToLowerInvariant());
+            builder.AppendSwitchIfNotNull("--compression ", NullIfEmpty(Compression)?.ToLowerInvariant());
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }

@@ -23,11 +23,12 @@ public static class BenchCommand
         var uint8Scale = new Option<float>("--uint8-scale") { Description = "Divisor applied to uint8 data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none.", DefaultValueFactory = _ => "auto" };
+        var compression = new Option<string>("--compression") { Description = "none or int8-weights (ONNX Runtime runs the original model).", DefaultValueFactory = _ => "none" };
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per contender (after warm-up).", DefaultValueFactory = _ => 3 };
         var samples = new Option<int>("--samples") { Description = "Most samples of --data to compare outputs on.", DefaultValueFactory = _ => 1000 };
         var command = new Command("bench", "Time the generated code against ONNX Runtime on the same model and input (one thread, batch as compiled) and print one table.")
         {
-            model, data, uint8Scale, batch, simd, seconds, samples,
+            model, data, uint8Scale, batch, simd, compression, seconds, samples,
         };
         command.SetAction(parse =>
         {
@@ -35,7 +36,7 @@ public static class BenchCommand
             try
             {
                 var options = new BenchOptions(modelFile.FullName, parse.GetValue(data)?.FullName, parse.GetValue(uint8Scale), parse.GetValue(batch),
-                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples));
+                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples)) { Compression = parse.GetValue(compression)! };
                 Console.Write(Run(options).Format());
                 return 0;
             }
@@ -53,12 +54,15 @@ public static class BenchCommand
         return command;
     }
 
-    public sealed record BenchOptions(string ModelPath, string? DataPath, float Uint8Scale, int BatchSize, string Simd, double Seconds, int Samples);
+    public sealed record BenchOptions(string ModelPath, string? DataPath, float Uint8Scale, int BatchSize, string Simd, double Seconds, int Samples)
+    {
+        public string Compression { get; init; } = "none";
+    }
 
     public static BenchResult Run(BenchOptions o)
     {
         if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
-        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd });
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd, Compression = o.Compression });
         var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
         var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
 
@@ -128,7 +132,7 @@ public static class BenchCommand
         var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel, Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
-            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak());
+            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak()) { Compression = o.Compression };
     }
 
     /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
@@ -305,6 +309,8 @@ public sealed record Peak(double Gflops, int Bits);
 public sealed record BenchResult(string Model, int BatchSize, string Simd, string OrtVersion, double OursSeconds, double OrtSeconds, long OursAllocated, long OrtAllocated,
     MemoryPlanReport Plan, long WeightBytes, long MultiplyAdds, Agreement Agreement, int Samples, bool FromData, IReadOnlyList<KernelTime> Kernels, Peak Peak)
 {
+    public string Compression { get; init; } = "none";
+
     public string Format()
     {
         static string Time(double s) => s < 1e-3 ? $"{s * 1e6:F1} µs" : $"{s * 1e3:F2} ms";
@@ -321,7 +327,7 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
         };
         int[] widths = [.. Enumerable.Range(0, 4).Select(c => rows.Max(r => r[c].Length))];
         var w = new System.Text.StringBuilder();
-        w.AppendLine($"modelgen bench {Model}: batch {BatchSize}, SIMD {Simd}, one thread, {Environment.ProcessorCount} processors, .NET {Environment.Version}");
+        w.AppendLine($"modelgen bench {Model}: batch {BatchSize}, SIMD {Simd}, compression {Compression}, one thread, {Environment.ProcessorCount} processors, .NET {Environment.Version}");
         foreach (var r in rows) w.AppendLine(string.Join("  ", r.Select((cell, c) => c == 0 ? cell.PadRight(widths[c]) : cell.PadLeft(widths[c]))).TrimEnd());
         w.AppendLine($"multiply-adds per run  {MultiplyAdds.ToString("N0", CultureInfo.InvariantCulture)}");
         w.AppendLine($"weights                {Bytes(WeightBytes)}");

@@ -140,6 +140,20 @@ public sealed class ArtifactBuilder : ILowering
                 bool oneRow = TensorData.Size(_graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
                 int packedWeight;
                 int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+                if (oneRow && Compress.WeightQuantization.Of(node) is { } quantized)
+                {
+                    // int8 weights [N, K] and a float32 scale per output: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j].
+                    int q = NewTensor(node.Inputs[1], [quantized.N, quantized.K]);
+                    _artifact.Tensors[q].Storage = TensorStorage.Weight;
+                    _artifact.Tensors[q].IsInt8 = true;
+                    _artifact.Tensors[q].Data = (byte[])(Array)quantized.Q.Clone();
+                    int scales = ((ILowering)this).Weight(node.Inputs[1] + ".scales", new TensorData([quantized.N], quantized.Scales));
+                    var dense8 = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q, scales, .. biasInput], [Tensor(node.Outputs[0])]);
+                    dense8.Attributes["transA"] = "0";
+                    dense8.Attributes["layout"] = "nk8";
+                    Activation(dense8, node);
+                    return;
+                }
                 if (oneRow) packedWeight = Tensor(node.Inputs[1]);
                 else
                 {

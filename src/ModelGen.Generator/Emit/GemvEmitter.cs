@@ -82,4 +82,69 @@ internal static class GemvEmitter
             w.Line($"{{ float v = s{r}{(hasBias ? $" + b[{j} + {r}]" : "")}; y[{j} + {r}] = {KernelEmitter.Act(node)}; }}");
         }
     }
+
+    /// <summary>
+    /// Weight-only int8, one row: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j]. Each step loads 16 (or 8) int8
+    /// weights, sign-extends them to int32 and converts them to float32 in registers (vpmovsxbd,
+    /// vcvtdq2ps), then a fused multiply-add with x: a quarter of the bytes of float32 weights to read.
+    /// Without Vector512 or Vector256 (x86), the weights are converted one by one.
+    /// </summary>
+    public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1];
+        int n = wt.Shape[0], k = wt.Shape[1];
+        bool hasBias = inputs.Length > 3;
+        w.Line($"// Fully connected, one row, int8 weights: y[j] = scale[j]·Σk q[j, k]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, q {CodeWriter.Shape(wt.Shape)} int8 row-major{KernelEmitter.ActName(node)}.");
+        w.Open($"public static void {name}({sig})");
+        string bias = hasBias ? " || b.Length < " + n : "";
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{bias} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", V64 = "global::System.Runtime.Intrinsics.Vector64";
+        var levels = new List<(string V, int Width, string Convert)>();
+        if (simd == "auto")
+        {
+            levels.Add((V512, 16, $"{V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)(at))))"));
+            levels.Add((V256, 8, $"{V256}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32({V128}.Create({V64}.LoadUnsafe(ref rw, (nuint)(at)), {V64}<sbyte>.Zero)))"));
+        }
+        levels = levels.Where(l => k >= l.Width).ToList();
+        for (int l = 0; l < levels.Count; l++)
+        {
+            var (v, width, convert) = levels[l];
+            // The x86 conversions are there whenever these vector sizes are accelerated on x86; elsewhere the scalar loop runs.
+            string isa = width == 16 ? "global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported" : "global::System.Runtime.Intrinsics.X86.Avx2.IsSupported";
+            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated && {isa})");
+            int rows = 4, full = n - n % rows, vectorEnd = k - k % width;
+            foreach (var (from, to, count) in new[] { (0, full, rows), (full, n, 1) })
+            {
+                if (to <= from) continue;
+                w.Open($"for (int j = {from}; j < {to}; j += {count})");
+                var rs = Enumerable.Range(0, count).ToArray();
+                w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
+                w.Line($"int row = j * {k};");
+                w.Open($"for (int i = 0; i < {vectorEnd}; i += {width})");
+                w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)i);");
+                foreach (int r in rs)
+                    w.Line($"a{r} = {v}.FusedMultiplyAdd({convert.Replace("(at)", $"(row + {r * k} + i)")}, xv, a{r});");
+                w.Close();
+                foreach (int r in rs)
+                {
+                    w.Line($"float s{r} = {v}.Sum(a{r});");
+                    if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) s{r} += {U}.Add(ref rx, i) * {U}.Add(ref rw, row + {r * k} + i);");
+                    w.Line($"{{ float v = scales[j + {r}] * s{r}{(hasBias ? $" + b[j + {r}]" : "")}; y[j + {r}] = {KernelEmitter.Act(node)}; }}");
+                }
+                w.Close();
+            }
+            w.Close();
+        }
+        if (levels.Count > 0) w.Open("else");
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        w.Line("float sum = 0f;");
+        w.Line($"for (int i = 0; i < {k}; i++) sum += {U}.Add(ref rx, i) * {U}.Add(ref rw, j * {k} + i);");
+        w.Line($"float v = scales[j] * sum{(hasBias ? " + b[j]" : "")};");
+        w.Line($"y[j] = {KernelEmitter.Act(node)};");
+        w.Close();
+        if (levels.Count > 0) w.Close();
+        w.Close();
+    }
 }

@@ -27,7 +27,7 @@ internal static class KernelEmitter
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
         Registered.TryGetValue(node.Kernel, out var registered);
-        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{(t.IsInt64 ? "long" : "float")}> " + (registered is null ? InputName(node.Kernel, i) : registered.InputName(i)))
+        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + (registered is null ? InputName(node, i) : registered.InputName(i)))
             .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.IsInt64 ? "long" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
@@ -101,8 +101,9 @@ internal static class KernelEmitter
         }
     }
 
-    static string InputName(string kernel, int i) => kernel switch
+    static string InputName(ArtifactNode node, int i) => node.Kernel switch
     {
+        "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout == "nk8" => new[] { "x", "w", "scales", "b" }[i],
         "Conv" => new[] { "x", "w", "b" }[i],
         "Dense" => new[] { "x", "w", "b" }[i],
         "MatMul" or "Binary" => new[] { "a", "b" }[i],
@@ -478,6 +479,11 @@ internal static class KernelEmitter
         if (node.Attributes.TryGetValue("layout", out var layout) && layout == "nk")
         {
             GemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
+            return;
+        }
+        if (layout == "nk8")
+        {
+            GemvEmitter.EmitInt8(w, node, name, sig, inputs, y, simd);
             return;
         }
         // W is [K, N padded]: N (y's last axis) may be rounded up with zero columns, and the bias with it.

@@ -255,7 +255,7 @@ public static class ModelEmitter
         void Weights()
         {
             _w.Line("/// <summary>");
-            _w.Line("/// Embedded parameters: little-endian float32 bytes carried in UTF-16 string literals and viewed");
+            _w.Line("/// Embedded parameters: little-endian bytes carried in UTF-16 string literals and viewed");
             _w.Line("/// in place (zero-copy; far cheaper to compile than array initializers).");
             _w.Line("/// </summary>");
             _w.Open("static class Weights");
@@ -264,9 +264,11 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
-                string type = t.IsInt64 ? "long" : "float";
-                _w.Line($"public static global::System.ReadOnlySpan<{type}> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, {type}>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)}));");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                string type = t.CSharpType;
+                // int8: an odd byte count is padded to whole UTF-16 units; the slice drops the pad.
+                string slice = t.IsInt8 && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
+                _w.Line($"public static global::System.ReadOnlySpan<{type}> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, {type}>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)})){slice};");
             }
             _w.Close();
         }

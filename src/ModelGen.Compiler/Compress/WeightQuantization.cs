@@ -1,0 +1,57 @@
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>A fully connected layer's weights in int8: W[n, k] ≈ Scales[n]·Q[n, k], symmetric per output channel.</summary>
+public sealed record QuantizedWeights(sbyte[] Q, float[] Scales, int N, int K);
+
+/// <summary>
+/// Weight-only int8 (Compression int8-weights): every fully connected layer's weights become int8 with
+/// one float32 scale per output channel (symmetric, round to nearest, ±127). The graph keeps float
+/// weights equal to Scale·Q, so the reference evaluator computes what the emitted code computes; the
+/// artifact builder embeds Q and the scales where the kernel reads int8 (batch 1).
+/// </summary>
+public static class WeightQuantization
+{
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, QuantizedWeights> Quantized = new();
+
+    /// <summary>The int8 form of a Dense node's weights, if the pass quantized them.</summary>
+    public static QuantizedWeights? Of(Node node) => Quantized.TryGetValue(node, out var q) ? q : null;
+
+    public static void QuantizeDenseWeights(Graph graph)
+    {
+        foreach (var node in graph.Nodes.Where(n => n.OpType == DenseOperator.Name))
+        {
+            var value = graph[node.Inputs[1]];
+            if (value.Constant is not { } w || w.Shape.Length != 2) continue;
+            int n = w.Shape[0], k = w.Shape[1];
+            var q = new sbyte[(long)n * k];
+            var scales = new float[n];
+            var dequantized = new float[(long)n * k];
+            for (int j = 0; j < n; j++)
+            {
+                float max = 0;
+                for (int i = 0; i < k; i++) max = Math.Max(max, Math.Abs(w.Floats[(long)j * k + i]));
+                float scale = max > 0 ? max / 127f : 1f;
+                scales[j] = scale;
+                for (int i = 0; i < k; i++)
+                {
+                    long at = (long)j * k + i;
+                    int v = (int)Math.Clamp(MathF.Round(w.Floats[at] / scale, MidpointRounding.ToEven), -127, 127);
+                    q[at] = (sbyte)v;
+                    dequantized[at] = v * scale;
+                }
+            }
+            // A weight read by another node too keeps its float form there: quantize a private copy.
+            string name = node.Inputs[1] + ".int8";
+            while (graph.Values.ContainsKey(name)) name += "_";
+            var copy = graph.GetOrAdd(name);
+            copy.Constant = new TensorData([n, k], dequantized);
+            copy.Shape = [n, k];
+            copy.Type = ElementType.Float32;
+            node.Inputs[1] = name;
+            Quantized.AddOrUpdate(node, new QuantizedWeights(q, scales, n, k));
+        }
+    }
+}

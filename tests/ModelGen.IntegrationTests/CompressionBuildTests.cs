@@ -1,0 +1,54 @@
+using System.Runtime.InteropServices;
+using ModelGen.IntegrationTests.Support;
+using Xunit.Abstractions;
+
+namespace ModelGen.IntegrationTests;
+
+/// <summary>The Compression item metadata through a real build: int8 weights keep LeNet-300-100's answers.</summary>
+[Collection(PackageCollection.Name)]
+public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHelper output)
+{
+    [Fact]
+    public void Int8WeightsThroughTheItemKeepTheOriginalsTopOne()
+    {
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Compressed");
+        consumer.CopyModel("lenet300.onnx");
+        consumer.WriteProject("""<CompressedModel Include="lenet300.onnx" ClassName="LeNet300" Compression="int8-weights" />""");
+        consumer.WriteFile("Program.cs", """
+            var images = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(args[0])).ToArray();
+            int count = images.Length / Compressed.LeNet300.InputLength;
+            var scores = new float[count * Compressed.LeNet300.OutputLength];
+            for (int i = 0; i < count; i++)
+                Compressed.LeNet300.Run(images.AsSpan(i * 784, 784), scores.AsSpan(i * 10, 10));
+            File.WriteAllBytes(args[1], System.Runtime.InteropServices.MemoryMarshal.AsBytes(scores.AsSpan()).ToArray());
+            Console.WriteLine($"weights {Compressed.LeNet300.WeightBytes} bytes");
+            """);
+        ProcessResult build = consumer.Build();
+        Assert.True(build.ExitCode == 0, build.ToString());
+
+        var (_, images) = Npy.ReadFloat32(Path.Combine(Repo.MnistData, "test-images.npy"));
+        string input = Path.Combine(consumer.Directory, "images.bin"), result = Path.Combine(consumer.Directory, "scores.bin");
+        File.WriteAllBytes(input, MemoryMarshal.AsBytes(images.AsSpan()).ToArray());
+        ProcessResult run = consumer.RunBuilt(input, result);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        output.WriteLine(run.Output.Trim());
+        // float32: 1,066,440 bytes; int8 weights with float32 scales and biases: about a quarter.
+        Assert.Contains("weights 269480 bytes", run.Output);
+
+        float[] actual = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(result)).ToArray();
+        float[] expected = OnnxReference.Run(Path.Combine(Repo.MnistData, "lenet300.onnx"), images, 2000, [1, 28, 28], 10);
+        int same = 0;
+        for (int d = 0; d < 2000; d++)
+            if (ArgMax(actual.AsSpan(d * 10, 10)) == ArgMax(expected.AsSpan(d * 10, 10))) same++;
+        output.WriteLine($"top-1 agreement with the float32 model in ONNX Runtime: {same} of 2000");
+        Assert.True(same >= 1980, $"top-1 agrees on {same} of 2000");
+    }
+
+    static int ArgMax(ReadOnlySpan<float> v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+}

@@ -1,0 +1,67 @@
+using ModelGen.Compiler;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+using ModelGen.Tests.Support;
+
+namespace ModelGen.Tests;
+
+/// <summary>
+/// Compression int8-weights: fully connected weights in int8 with a scale per output channel. The
+/// generated code computes what the evaluator computes on the compressed graph, keeps the original's
+/// answers on the MNIST test digits, and embeds about a quarter of the bytes.
+/// </summary>
+public sealed class QuantizationTests
+{
+    [Fact]
+    public void Int8WeightsKeepLeNet300sAnswersInAQuarterOfTheBytes()
+    {
+        string path = TestData.Mnist("lenet300.onnx");
+        var options = new CompileOptions { ModelPath = path, ClassName = "Int8", Namespace = "Quantized", Compression = "int8-weights" };
+        var artifact = ModelCompiler.Compile(options);
+        var original = ModelCompiler.Compile(options with { ClassName = "Float", Compression = "none" });
+        long Bytes(Artifact.ModelArtifact a) => a.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
+        Assert.True(artifact.Tensors.Count(t => t.IsInt8) == 3, "every fully connected layer in int8");
+        Assert.InRange(Bytes(artifact), Bytes(original) / 4, Bytes(original) * 27 / 100);
+
+        var compressed = ModelCompiler.Prepare(options);
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
+        using var ort = new OnnxRuntimeOracle(path);
+        int same = 0, correct = 0, correctOriginal = 0;
+        const int Digits = 2000;
+        for (int d = 0; d < Digits; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            // The emitted int8 kernels compute the compressed graph (float sums in another order: 1e-4).
+            var evaluated = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats;
+            if (d < 200) Tolerance.AssertClose(evaluated, y, $"digit {d}");
+            var reference = ort.Run(("image", x, [1, 1, 28, 28]))[0];
+            int top = ArgMax(y), expected = ArgMax(reference);
+            if (top == expected) same++;
+            if (top == (int)labels[d]) correct++;
+            if (expected == (int)labels[d]) correctOriginal++;
+        }
+        Assert.True(same >= Digits * 99 / 100, $"top-1 agrees with the float32 model on {same} of {Digits}");
+        Assert.True(correct >= correctOriginal - Digits * 3 / 1000, $"accuracy {correct} vs {correctOriginal} of {Digits}");
+    }
+
+    [Fact]
+    public void CompressionKindsNotYetAvailableSaySo()
+    {
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "int8" }));
+        Assert.Equal(ErrorCodes.BadOption, e.Code);
+        Assert.Contains("not available in this version", e.Message);
+        Assert.Equal(ErrorCodes.BadOption, Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "zip" })).Code);
+    }
+
+    static int ArgMax(float[] v)
+    {
+        int best = 0;
+        for (int i = 1; i < v.Length; i++) if (v[i] > v[best]) best = i;
+        return best;
+    }
+}
