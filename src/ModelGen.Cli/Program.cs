@@ -29,18 +29,22 @@ public static class Program
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension (item metadata BatchSize).", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none (item metadata Simd).", DefaultValueFactory = _ => "auto" };
         var compression = new Option<string>("--compression") { Description = "none, or int8-weights: fully connected weights in int8 (item metadata Compression).", DefaultValueFactory = _ => "none" };
+        var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
+        var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
+        var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
+        var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
-            model, className, ns, batch, simd, compression, outDir, artifact,
+            model, className, ns, batch, simd, compression, calibration, labels, budget, calibrationScale, outDir, artifact,
         };
         command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
             try
             {
-                var compiled = ModelCompiler.Compile(new CompileOptions
+                var options = new CompileOptions
                 {
                     ModelPath = modelFile.FullName,
                     ClassName = parse.GetValue(className),
@@ -48,7 +52,9 @@ public static class Program
                     BatchSize = parse.GetValue(batch),
                     Simd = parse.GetValue(simd)!,
                     Compression = parse.GetValue(compression)!,
-                });
+                    CalibrationUint8Scale = parse.GetValue(calibrationScale),
+                };
+                var compiled = ModelCompiler.Compile(options);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);
@@ -56,6 +62,26 @@ public static class Program
                 var dir = parse.GetValue(outDir);
                 if (artifactFile is null && dir is null)
                     throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "nothing to write: give --out <folder> and/or --artifact <file.mgen>");
+                string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
+                var calibrationFile = parse.GetValue(calibration);
+                if (calibrationFile is null && (accuracyBudget is not null || parse.GetValue(labels) is not null))
+                    throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "an accuracy budget or labels need calibration data: give --calibration (item metadata Calibration)");
+                if (calibrationFile is not null)
+                {
+                    // The report beside the artifact (or the generated file), in the build log, and the budget check.
+                    var report = Compiler.Compress.CompressionReport.Create(options, compiled, calibrationFile.FullName, parse.GetValue(labels)?.FullName, accuracyBudget);
+                    string stem = artifactFile is not null ? artifactFile.FullName : Path.Combine(dir!.FullName, readBack.ClassName);
+                    Directory.CreateDirectory(Path.GetDirectoryName(stem)!);
+                    WriteIfChanged(stem + ".report.md", report.Markdown(), modelFile.FullName);
+                    WriteIfChanged(stem + ".report.json", report.Json(), modelFile.FullName);
+                    Console.WriteLine($"modelgen: {report.Summary()}");
+                    if (report.BudgetMet == false)
+                    {
+                        if (artifactFile is not null && File.Exists(artifactFile.FullName)) File.Delete(artifactFile.FullName);
+                        throw new ModelGenException(ErrorCodes.AccuracyBudgetMissed, modelFile.FullName,
+                            $"the compressed model misses the accuracy budget {accuracyBudget}: {report.Summary()}; see {stem}.report.md, and loosen the budget or use less compression");
+                    }
+                }
                 if (artifactFile is not null) WriteIfChanged(artifactFile.FullName, text, modelFile.FullName);
                 if (dir is not null)
                 {

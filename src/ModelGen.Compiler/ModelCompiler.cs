@@ -21,6 +21,8 @@ public sealed record CompileOptions
     public string Simd { get; init; } = "auto";
     /// <summary>none, or int8-weights (weight-only int8 for fully connected layers).</summary>
     public string Compression { get; init; } = "none";
+    /// <summary>Divisor for uint8 calibration data (255 maps 0..255 to 0..1).</summary>
+    public float CalibrationUint8Scale { get; init; } = 1f;
 }
 
 /// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>

@@ -34,5 +34,6 @@ public static class ErrorCodes
     public const string ShapeMismatch = "MG1006";
     public const string TooLarge = "MG1007";
     public const string WriteFailed = "MG1101";
+    public const string AccuracyBudgetMissed = "MG3001";
     public const string Internal = "MG9000";
 }

@@ -80,6 +80,15 @@ namespace ModelGen.Tasks
         /// compiler checks the value (MG0007). Empty means <c>none</c>.</summary>
         public string? Compression { get; set; }
 
+        /// <summary>Calibration data (<c>--calibration</c>), relative to the project folder.</summary>
+        public string? Calibration { get; set; }
+
+        /// <summary>Labels of the calibration samples (<c>--labels</c>), relative to the project folder.</summary>
+        public string? Labels { get; set; }
+
+        /// <summary>Accuracy budget (<c>--accuracy-budget</c>): "0.5%" or an output error bound.</summary>
+        public string? AccuracyBudget { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -131,6 +140,9 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--batch-size ", NullIfEmpty(BatchSize));
             builder.AppendSwitchIfNotNull("--simd ", NullIfEmpty(Simd)?.ToLowerInvariant());
             builder.AppendSwitchIfNotNull("--compression ", NullIfEmpty(Compression)?.ToLowerInvariant());
+            builder.AppendSwitchIfNotNull("--calibration ", NullIfEmpty(Calibration) is string c ? Path.GetFullPath(c) : null);
+            builder.AppendSwitchIfNotNull("--labels ", NullIfEmpty(Labels) is string l ? Path.GetFullPath(l) : null);
+            builder.AppendSwitchIfNotNull("--accuracy-budget ", NullIfEmpty(AccuracyBudget));
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }

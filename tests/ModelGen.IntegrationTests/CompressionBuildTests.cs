@@ -45,6 +45,29 @@ public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHel
         Assert.True(same >= 1980, $"top-1 agrees on {same} of 2000");
     }
 
+    [Fact]
+    public void AMissedAccuracyBudgetFailsTheBuildWithTheFigures()
+    {
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Budget");
+        consumer.CopyModel("lenet300.onnx");
+        consumer.CopyModel("calibration-256.npy");
+        consumer.WriteFile("Program.cs", "System.Console.WriteLine(Budget.LeNet300.WeightBytes);");
+        // A top-1 budget int8 weights meet: the build passes and the report lies beside the artifact.
+        consumer.WriteProject("""<CompressedModel Include="lenet300.onnx" ClassName="LeNet300" Compression="int8-weights" Calibration="calibration-256.npy" AccuracyBudget="1%" />""");
+        ProcessResult met = consumer.Build();
+        Assert.True(met.ExitCode == 0, met.ToString());
+        string report = Directory.GetFiles(consumer.ArtifactFolder, "*.report.md").Single();
+        output.WriteLine(File.ReadAllText(report));
+        Assert.Contains("budget 1%: met", File.ReadAllText(report));
+
+        // An output error bound no int8 model meets: MG3001 names the model and gives the figures.
+        consumer.WriteProject("""<CompressedModel Include="lenet300.onnx" ClassName="LeNet300" Compression="int8-weights" Calibration="calibration-256.npy" AccuracyBudget="0.000001" />""");
+        ProcessResult missed = consumer.Build();
+        Assert.NotEqual(0, missed.ExitCode);
+        Assert.Matches(@"lenet300\.onnx.*error MG3001: the compressed model misses the accuracy budget 0\.000001: .*top-1 agrees with the original on \d+", missed.Output);
+    }
+
     static int ArgMax(ReadOnlySpan<float> v)
     {
         int best = 0;

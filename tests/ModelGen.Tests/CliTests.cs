@@ -92,4 +92,34 @@ public sealed class CliTests
         finally { Console.SetError(old); }
         Assert.Contains("bad.npy: error MG0201: ", stderr.ToString());
     }
+
+    [Fact]
+    public void CompressionWritesAReportAndAMissedBudgetIsMG3001WithoutAnArtifact()
+    {
+        string dir = Directory.CreateTempSubdirectory("modelgen-report").FullName;
+        string artifact = Path.Combine(dir, "lenet300.mgen");
+        string[] common = ["compile", TestData.Mnist("lenet300.onnx"), "--compression", "int8-weights", "--calibration", TestData.Mnist("calibration-256.npy"), "--artifact", artifact];
+        Assert.Equal(0, Cli.Program.Main([.. common, "--accuracy-budget", "1%"]));
+        Assert.True(File.Exists(artifact));
+        string json = File.ReadAllText(artifact + ".report.json");
+        using var report = System.Text.Json.JsonDocument.Parse(json);
+        var root = report.RootElement;
+        Assert.Equal(256, root.GetProperty("samples").GetInt32());
+        Assert.True(root.GetProperty("top1Agreement").GetDouble() >= 0.99);
+        Assert.True(root.GetProperty("budgetMet").GetBoolean());
+        // Three fully connected layers in int8: about a quarter of the float32 bytes.
+        Assert.Equal(3, root.GetProperty("layers").EnumerateArray().Count(l => l.GetProperty("precision").GetString()!.StartsWith("int8")));
+        Assert.InRange(root.GetProperty("weightBytesAfter").GetInt64() * 100 / root.GetProperty("weightBytesBefore").GetInt64(), 25, 27);
+        Assert.Contains("| /f1/Gemm |", File.ReadAllText(artifact + ".report.md"));
+
+        // An output error bound no int8 model meets: the build's error, with the figures, and no artifact to ship.
+        var stderr = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(stderr);
+        try { Assert.Equal(1, Cli.Program.Main([.. common, "--accuracy-budget", "0.000001"])); }
+        finally { Console.SetError(old); }
+        Assert.Contains("error MG3001: ", stderr.ToString());
+        Assert.Contains("misses the accuracy budget 0.000001", stderr.ToString());
+        Assert.False(File.Exists(artifact));
+    }
 }

@@ -1,0 +1,173 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using ModelGen.Artifact;
+using ModelGen.Compiler.Data;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>One layer of the report: its precision, its weight bytes before and after, and the weights' SQNR.</summary>
+public sealed record LayerReport(string Node, string Operator, string Precision, long BytesBefore, long BytesAfter, double SqnrDb);
+
+/// <summary>
+/// What compression did, measured on the calibration data: per layer precision, bytes and SQNR; for the
+/// model the size ratio, top-1 agreement with the original, accuracy with and without compression when
+/// labels are given, and the worst output error. The reference evaluator computes both models (the
+/// compressed graph is what the emitted code computes).
+/// </summary>
+public sealed record CompressionReport(string Model, string Compression, IReadOnlyList<LayerReport> Layers, long WeightBytesBefore, long WeightBytesAfter,
+    int Samples, int SameTop1, int? CorrectOriginal, int? CorrectCompressed, double WorstOutputError, double MeanOutputError, string? Budget, bool? BudgetMet)
+{
+    /// <summary>Most calibration samples evaluated (the evaluator is exact, not fast).</summary>
+    public const int MaxSamples = 1000;
+
+    public double Agreement => Samples == 0 ? 1 : (double)SameTop1 / Samples;
+
+    public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget)
+    {
+        var original = ModelCompiler.Prepare(options with { Compression = "none" });
+        var compressed = ModelCompiler.Prepare(options);
+        var inputs = original.Inputs.Where(i => original[i].Type == ElementType.Float32).Select(i => new DataInput(i, original[i].Shape!)).ToList();
+        if (inputs.Count != original.Inputs.Count)
+            throw new ModelGenException(ErrorCodes.BadOption, calibrationPath, "the model takes int64 inputs; calibration data feeds float32 inputs only");
+        var data = CalibrationData.Load(calibrationPath, inputs, options.CalibrationUint8Scale);
+        int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
+        int runs = Math.Min(data.Count / batch, Math.Max(1, MaxSamples / batch));
+        if (runs == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, calibrationPath, $"the data holds {data.Count} samples; the model's batch size is {batch}");
+        long[]? labels = null;
+        if (labelsPath is not null)
+        {
+            var l = NpyReader.Read(labelsPath);
+            if (l.Data.Length < runs * batch)
+                throw new ModelGenException(ErrorCodes.DataFileInvalid, labelsPath, $"{l.Data.Length} labels for {runs * batch} samples; give one class index per sample");
+            labels = [.. l.Data.Select(v => (long)v)];
+        }
+
+        int same = 0, correctOriginal = 0, correctCompressed = 0, rows = 0;
+        double worst = 0, sum = 0;
+        long values = 0;
+        for (int r = 0; r < runs; r++)
+        {
+            var feed = new Dictionary<string, TensorData>(StringComparer.Ordinal);
+            for (int i = 0; i < inputs.Count; i++)
+            {
+                long length = data.SampleLength(i) * batch;
+                feed[inputs[i].Name] = new TensorData(inputs[i].Shape, data.Values[i].AsSpan((int)(r * length), (int)length).ToArray());
+            }
+            var a = ReferenceEvaluator.Run(original, feed)[original.Outputs[0]].Floats;
+            var b = ReferenceEvaluator.Run(compressed, feed)[compressed.Outputs[0]].Floats;
+            for (int i = 0; i < a.Length; i++)
+            {
+                double d = Math.Abs((double)a[i] - b[i]);
+                worst = Math.Max(worst, d);
+                sum += d;
+                values++;
+            }
+            // Top-1 over the last axis of the first output, one row per sample.
+            int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
+            for (int row = 0; row + classes <= a.Length; row += classes, rows++)
+            {
+                int ta = ArgMax(a, row, classes), tb = ArgMax(b, row, classes);
+                if (ta == tb) same++;
+                if (labels is not null && rows < labels.Length)
+                {
+                    if (ta == labels[rows]) correctOriginal++;
+                    if (tb == labels[rows]) correctCompressed++;
+                }
+            }
+        }
+
+        var layers = new List<LayerReport>();
+        foreach (var node in compressed.Nodes.Where(n => n.OpType is "Conv" or "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
+            if (node.HasInput(1) && compressed[node.Inputs[1]].Constant is { } kept)
+                layers.Add(new LayerReport(node.Name, node.OpType, "float32", kept.Count * 4L, kept.Count * 4L, double.PositiveInfinity));
+        foreach (var node in compressed.Nodes.Where(n => n.OpType == DenseOperator.Name))
+        {
+            var q = WeightQuantization.Of(node);
+            var before = original.Nodes.FirstOrDefault(n => n.Name == node.Name) is { } o ? original[o.Inputs[1]].Constant : null;
+            var after = compressed[node.Inputs[1]].Constant;
+            if (before is null || after is null) continue;
+            double signal = 0, noise = 0;
+            for (int i = 0; i < before.Count; i++)
+            {
+                signal += (double)before.Floats[i] * before.Floats[i];
+                noise += ((double)before.Floats[i] - after.Floats[i]) * ((double)before.Floats[i] - after.Floats[i]);
+            }
+            double sqnr = noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise);
+            long bytesBefore = before.Count * 4L;
+            layers.Add(new LayerReport(node.Name, node.Str("onnx_op", "Gemm"), q is null ? "float32" : "int8 weights, per-channel scales",
+                bytesBefore, q is null ? bytesBefore : q.Q.LongLength + q.Scales.Length * 4L, sqnr));
+        }
+        var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
+        long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
+
+        var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
+            rows, same, labels is null ? null : correctOriginal, labels is null ? null : correctCompressed, worst, values == 0 ? 0 : sum / values, budget, null);
+        return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
+    }
+
+    /// <summary>
+    /// The budget: "0.5%" is the most top-1 may drop (accuracy against the labels when given, else
+    /// agreement with the original); a plain number is the largest output error allowed.
+    /// </summary>
+    bool Meets(string budget, string modelPath)
+    {
+        string b = budget.Trim();
+        if (b.EndsWith('%') && double.TryParse(b[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double points) && points >= 0)
+            return TopOneDrop * 100 <= points + 1e-9;
+        if (double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out double bound) && bound >= 0)
+            return WorstOutputError <= bound;
+        throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"AccuracyBudget '{budget}' is neither a top-1 drop in percent (\"0.5%\") nor an output error bound (\"0.01\")");
+    }
+
+    /// <summary>The top-1 loss as a fraction: accuracy lost against the labels, or disagreement with the original.</summary>
+    public double TopOneDrop => CorrectOriginal is int o && CorrectCompressed is int c ? (double)(o - c) / Math.Max(1, Samples) : 1 - Agreement;
+
+    static int ArgMax(float[] v, int start, int count)
+    {
+        int best = 0;
+        for (int i = 1; i < count; i++) if (v[start + i] > v[start + best]) best = i;
+        return best;
+    }
+
+    static string P(double fraction) => (100 * fraction).ToString("F2", CultureInfo.InvariantCulture) + "%";
+
+    /// <summary>The report as lines for the build log.</summary>
+    public string Summary()
+    {
+        var s = new StringBuilder();
+        s.Append(CultureInfo.InvariantCulture, $"{Model}: compression {Compression}: weights {WeightBytesBefore:N0} → {WeightBytesAfter:N0} bytes ({P((double)WeightBytesAfter / Math.Max(1, WeightBytesBefore))}); ");
+        s.Append(CultureInfo.InvariantCulture, $"on {Samples} calibration samples top-1 agrees with the original on {SameTop1} ({P(Agreement)})");
+        if (CorrectOriginal is int o && CorrectCompressed is int c) s.Append(CultureInfo.InvariantCulture, $", accuracy {P((double)c / Math.Max(1, Samples))} (original {P((double)o / Math.Max(1, Samples))})");
+        s.Append(CultureInfo.InvariantCulture, $", worst output error {WorstOutputError:G3}");
+        if (Budget is not null) s.Append(CultureInfo.InvariantCulture, $"; budget {Budget}: {(BudgetMet == true ? "met" : "MISSED")}");
+        return s.ToString();
+    }
+
+    public string Markdown()
+    {
+        var s = new StringBuilder();
+        s.AppendLine(CultureInfo.InvariantCulture, $"# ModelGen compression report: {Model}");
+        s.AppendLine();
+        s.AppendLine(Summary());
+        s.AppendLine();
+        s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
+        s.AppendLine("|---|---|---|---|---|---|");
+        foreach (var l in Layers)
+            s.AppendLine(CultureInfo.InvariantCulture, $"| {l.Node.Replace("|", "\\|")} | {l.Operator} | {l.Precision} | {l.BytesBefore:N0} | {l.BytesAfter:N0} | {(double.IsInfinity(l.SqnrDb) ? "exact" : l.SqnrDb.ToString("F1", CultureInfo.InvariantCulture))} |");
+        return s.ToString();
+    }
+
+    public string Json() => JsonSerializer.Serialize(new
+    {
+        model = Model, compression = Compression, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
+        top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
+        accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
+        budget = Budget, budgetMet = BudgetMet,
+        layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) ? (double?)null : l.SqnrDb }),
+    }, new JsonSerializerOptions { WriteIndented = true });
+}
