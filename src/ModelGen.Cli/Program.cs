@@ -28,7 +28,7 @@ public static class Program
         var ns = new Option<string>("--namespace") { Description = "Namespace (item metadata Namespace).", DefaultValueFactory = _ => "ModelGen.Models" };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension (item metadata BatchSize).", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none (item metadata Simd).", DefaultValueFactory = _ => "auto" };
-        var compression = new Option<string>("--compression") { Description = "none, or int8-weights: fully connected weights in int8 (item metadata Compression).", DefaultValueFactory = _ => "none" };
+        var compression = new Option<string>("--compression") { Description = "none, int8-weights or int4-weights: fully connected weights in int8, or int4 reconstructed on the calibration data (item metadata Compression).", DefaultValueFactory = _ => "none" };
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
@@ -53,6 +53,7 @@ public static class Program
                     Simd = parse.GetValue(simd)!,
                     Compression = parse.GetValue(compression)!,
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
+                    CalibrationPath = parse.GetValue(calibration)?.FullName,
                 };
                 var compiled = ModelCompiler.Compile(options);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.

@@ -19,8 +19,10 @@ public sealed record CompileOptions
     public int BatchSize { get; init; } = 1;
     /// <summary>auto, vector128 or none.</summary>
     public string Simd { get; init; } = "auto";
-    /// <summary>none, or int8-weights (weight-only int8 for fully connected layers).</summary>
+    /// <summary>none, int8-weights or int4-weights (weight-only for fully connected layers).</summary>
     public string Compression { get; init; } = "none";
+    /// <summary>Calibration data (int4-weights reconstructs layers on it; the report compares on it).</summary>
+    public string? CalibrationPath { get; init; }
     /// <summary>Divisor for uint8 calibration data (255 maps 0..255 to 0..1).</summary>
     public float CalibrationUint8Scale { get; init; } = 1f;
 }
@@ -31,10 +33,10 @@ public static class ModelCompiler
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
 
     /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
-    public static readonly string[] CompressionKinds = ["none", "int8-weights"];
+    public static readonly string[] CompressionKinds = ["none", "int8-weights", "int4-weights"];
 
     /// <summary>Compression values issue 5 names that this version does not have yet (said so, not silently ignored).</summary>
-    static readonly string[] CompressionPlanned = ["int8", "int4-weights", "mixed"];
+    static readonly string[] CompressionPlanned = ["int8", "mixed"];
 
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
     static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
@@ -57,11 +59,18 @@ public static class ModelCompiler
         string compression = options.Compression.ToLowerInvariant();
         if (Array.IndexOf(CompressionKinds, compression) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, Array.IndexOf(CompressionPlanned, compression) >= 0
-                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none or int8-weights"
+                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none, int8-weights or int4-weights"
                 : $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
         var graph = Import(options.ModelPath, options.BatchSize);
         Passes.Run(graph);
         if (compression == "int8-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph);
+        if (compression == "int4-weights")
+        {
+            // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.
+            var data = options.CalibrationPath is null ? null : Data.CalibrationData.Load(options.CalibrationPath,
+                [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
+            Compress.Int4Quantization.QuantizeDenseWeights(graph, data);
+        }
         return graph;
     }
 

@@ -11,7 +11,7 @@ namespace ModelGen.Tests;
 /// generated code computes what the evaluator computes on the compressed graph, keeps the original's
 /// answers on the MNIST test digits, and embeds about a quarter of the bytes.
 /// </summary>
-public sealed class QuantizationTests
+public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper output)
 {
     [Fact]
     public void Int8WeightsKeepLeNet300sAnswersInAQuarterOfTheBytes()
@@ -45,8 +45,54 @@ public sealed class QuantizationTests
             if (top == (int)labels[d]) correct++;
             if (expected == (int)labels[d]) correctOriginal++;
         }
+        output.WriteLine($"int8-weights: top-1 as the float32 model on {same} of {Digits}; {correct} right (float32: {correctOriginal}); {Bytes(artifact):N0} of {Bytes(original):N0} weight bytes");
         Assert.True(same >= Digits * 99 / 100, $"top-1 agrees with the float32 model on {same} of {Digits}");
         Assert.True(correct >= correctOriginal - Digits * 3 / 1000, $"accuracy {correct} vs {correctOriginal} of {Digits}");
+    }
+
+    [Fact]
+    public void Int4WeightsReconstructedOnCalibrationLoseAtMostAPointOnLeNet300()
+    {
+        string path = TestData.Mnist("lenet300.onnx");
+        var options = new CompileOptions { ModelPath = path, ClassName = "Int4", Namespace = "Quantized", Compression = "int4-weights", CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        var artifact = ModelCompiler.Compile(options);
+        var compressed = ModelCompiler.Prepare(options);
+        // The reconstruction beats round to nearest on every layer (output error on the calibration activations).
+        var layers = compressed.Nodes.Select(Compiler.Compress.Int4Quantization.Of).Where(q => q is not null).ToList();
+        Assert.Equal(3, layers.Count);
+        Assert.All(layers, q => Assert.True(q!.ReconstructionError < q.RoundToNearestError, $"{q.Method}: {q.ReconstructionError} vs {q.RoundToNearestError}"));
+        long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
+        Assert.InRange(bytes, 1_066_440 / 8, 1_066_440 * 14 / 100);
+
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
+        using var ort = new OnnxRuntimeOracle(path);
+        int correct = 0, correctOriginal = 0;
+        for (int d = 0; d < 2000; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            if (d < 100)
+            {
+                var evaluated = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats;
+                Tolerance.AssertClose(evaluated, y, $"digit {d}");
+            }
+            if (ArgMax(y) == (int)labels[d]) correct++;
+            if (ArgMax(ort.Run(("image", x, [1, 1, 28, 28]))[0]) == (int)labels[d]) correctOriginal++;
+        }
+        // The 2,000 test digits are not the calibration samples.
+        output.WriteLine($"int4-weights (GPTQ on calibration-256): {correct} of 2000 test digits right; float32 in ONNX Runtime: {correctOriginal}; {bytes:N0} weight bytes");
+        Assert.True(correct >= correctOriginal - 20, $"int4 accuracy {correct} vs float32 {correctOriginal} of 2000");
+    }
+
+    [Fact]
+    public void Int4WithoutCalibrationRoundsToNearest()
+    {
+        var options = new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "int4-weights" };
+        var compressed = ModelCompiler.Prepare(options);
+        Assert.All(compressed.Nodes.Select(Compiler.Compress.Int4Quantization.Of).Where(q => q is not null), q => Assert.Equal("round to nearest", q!.Method));
     }
 
     [Fact]

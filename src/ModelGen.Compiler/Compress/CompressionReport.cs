@@ -88,6 +88,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         foreach (var node in compressed.Nodes.Where(n => n.OpType == DenseOperator.Name))
         {
             var q = WeightQuantization.Of(node);
+            var q4 = Int4Quantization.Of(node);
             var before = original.Nodes.FirstOrDefault(n => n.Name == node.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             var after = compressed[node.Inputs[1]].Constant;
             if (before is null || after is null) continue;
@@ -99,8 +100,11 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             }
             double sqnr = noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise);
             long bytesBefore = before.Count * 4L;
-            layers.Add(new LayerReport(node.Name, node.Str("onnx_op", "Gemm"), q is null ? "float32" : "int8 weights, per-channel scales",
-                bytesBefore, q is null ? bytesBefore : q.Q.LongLength + q.Scales.Length * 4L, sqnr));
+            string precision = q4 is not null
+                ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
+                : q is not null ? "int8 weights, per-channel scales" : "float32";
+            long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
+            layers.Add(new LayerReport(node.Name, node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
         }
         var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);

@@ -12,6 +12,13 @@ public static class ReferenceEvaluator
     /// <summary>Runs the graph (shapes inferred) on one set of inputs, by input name; returns the outputs by name.</summary>
     public static Dictionary<string, TensorData> Run(Graph graph, IReadOnlyDictionary<string, TensorData> inputs)
     {
+        var values = RunAll(graph, inputs);
+        return graph.Outputs.ToDictionary(o => o, o => values.TryGetValue(o, out var t) ? t : graph[o].Constant!, StringComparer.Ordinal);
+    }
+
+    /// <summary>Runs the graph and returns every value it computed (and its inputs), by name: for calibration.</summary>
+    public static Dictionary<string, TensorData> RunAll(Graph graph, IReadOnlyDictionary<string, TensorData> inputs)
+    {
         var values = new Dictionary<string, TensorData>(StringComparer.Ordinal);
         foreach (var name in graph.Inputs)
         {
@@ -27,7 +34,7 @@ public static class ReferenceEvaluator
             for (int i = 0; i < outputs.Length && i < node.Outputs.Count; i++)
                 if (node.Outputs[i].Length > 0) values[node.Outputs[i]] = outputs[i];
         }
-        return graph.Outputs.ToDictionary(o => o, Lookup, StringComparer.Ordinal);
+        return values;
     }
 
     public static TensorData[] EvaluateNode(Node node, Graph graph, Func<string, TensorData> lookup)

@@ -140,6 +140,21 @@ public sealed class ArtifactBuilder : ILowering
                 bool oneRow = TensorData.Size(_graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
                 int packedWeight;
                 int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+                if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)
+                {
+                    // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.
+                    int packed4 = NewTensor(node.Inputs[1], [int4.N, int4.PaddedK / 2]);
+                    _artifact.Tensors[packed4].Storage = TensorStorage.Weight;
+                    _artifact.Tensors[packed4].IsUInt8 = true;
+                    _artifact.Tensors[packed4].Data = (byte[])int4.Packed.Clone();
+                    int scales4 = ((ILowering)this).Weight(node.Inputs[1] + ".scales", new TensorData([int4.N], int4.Scales));
+                    var dense4 = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), packed4, scales4, .. biasInput], [Tensor(node.Outputs[0])]);
+                    dense4.Attributes["transA"] = "0";
+                    dense4.Attributes["layout"] = "nk4";
+                    dense4.Attributes["k"] = Int(int4.K);
+                    Activation(dense4, node);
+                    return;
+                }
                 if (oneRow && Compress.WeightQuantization.Of(node) is { } quantized)
                 {
                     // int8 weights [N, K] and a float32 scale per output: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j].

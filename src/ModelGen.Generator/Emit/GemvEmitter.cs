@@ -147,4 +147,58 @@ internal static class GemvEmitter
         if (levels.Count > 0) w.Close();
         w.Close();
     }
+
+    /// <summary>
+    /// Weight-only int4, one row: y[j] = scale[j]·Σk (nibble[j, k] − 8)·x[k] + b[j]. Rows hold blocks of 32
+    /// weights in 16 bytes (element i in the low nibble of byte i, element i + 16 in the high nibble): per
+    /// block one load, a mask and a shift give two runs of 16 int4 values, sign-extended and converted to
+    /// float32 in registers. Elements past the last whole block, and machines without AVX-512, one by one.
+    /// </summary>
+    public static void EmitInt4(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    {
+        var wt = inputs[1];
+        int n = wt.Shape[0], rowBytes = wt.Shape[1], k = int.Parse(node.Attributes["k"], System.Globalization.CultureInfo.InvariantCulture);
+        bool hasBias = inputs.Length > 3;
+        int blocks = k / 32;
+        const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
+        w.Line($"// Fully connected, one row, int4 weights: y[j] = scale[j]·Σk (q[j, k] − 8)·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; q packed two per byte, {rowBytes} bytes a row{KernelEmitter.ActName(node)}.");
+        w.Open($"public static void {name}({sig})");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref byte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        string Scalar(string row, string acc) =>
+            $"{{ byte packed = {U}.Add(ref rw, {row} * {rowBytes} + (i >> 5) * 16 + (i & 15)); {acc} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
+        bool vector = simd == "auto" && blocks > 0;
+        if (vector)
+        {
+            w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
+            w.Line($"var low = {V128}.Create((byte)0x0F);");
+            w.Line($"var eight = {V128}.Create((sbyte)8);");
+            w.Open($"for (int j = 0; j < {n}; j++)");
+            w.Line($"{V512}<float> acc = {V512}<float>.Zero;");
+            w.Line($"ref byte row = ref {U}.Add(ref rw, j * {rowBytes});");
+            w.Open($"for (int block = 0; block < {blocks}; block++)");
+            w.Line($"var packed = {V128}.LoadUnsafe(ref row, (nuint)(block * 16));");
+            w.Line($"var first = {V128}.AsSByte(packed & low) - eight;");
+            w.Line($"var second = {V128}.AsSByte({V128}.ShiftRightLogical(packed, 4)) - eight;");
+            w.Line($"acc = {V512}.FusedMultiplyAdd({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(first)), {V512}.LoadUnsafe(ref rx, (nuint)(block * 32)), acc);");
+            w.Line($"acc = {V512}.FusedMultiplyAdd({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(second)), {V512}.LoadUnsafe(ref rx, (nuint)(block * 32 + 16)), acc);");
+            w.Close();
+            w.Line($"float sum = {V512}.Sum(acc);");
+            if (blocks * 32 < k) w.Line($"for (int i = {blocks * 32}; i < {k}; i++) {Scalar("j", "sum")}");
+            w.Line($"float v = scales[j] * sum{(hasBias ? " + b[j]" : "")};");
+            w.Line($"y[j] = {KernelEmitter.Act(node)};");
+            w.Close();
+            w.Close();
+            w.Open("else");
+        }
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        w.Line("float sum = 0f;");
+        w.Line($"for (int i = 0; i < {k}; i++) {Scalar("j", "sum")}");
+        w.Line($"float v = scales[j] * sum{(hasBias ? " + b[j]" : "")};");
+        w.Line($"y[j] = {KernelEmitter.Act(node)};");
+        w.Close();
+        if (vector) w.Close();
+        w.Close();
+    }
 }

@@ -103,7 +103,7 @@ internal static class KernelEmitter
 
     static string InputName(ArtifactNode node, int i) => node.Kernel switch
     {
-        "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout == "nk8" => new[] { "x", "w", "scales", "b" }[i],
+        "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" => new[] { "x", "w", "scales", "b" }[i],
         "Conv" => new[] { "x", "w", "b" }[i],
         "Dense" => new[] { "x", "w", "b" }[i],
         "MatMul" or "Binary" => new[] { "a", "b" }[i],
@@ -484,6 +484,11 @@ internal static class KernelEmitter
         if (layout == "nk8")
         {
             GemvEmitter.EmitInt8(w, node, name, sig, inputs, y, simd);
+            return;
+        }
+        if (layout == "nk4")
+        {
+            GemvEmitter.EmitInt4(w, node, name, sig, inputs, y, simd);
             return;
         }
         // W is [K, N padded]: N (y's last axis) may be rounded up with zero columns, and the bias with it.

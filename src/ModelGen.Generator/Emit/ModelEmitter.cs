@@ -264,10 +264,10 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
                 string type = t.CSharpType;
                 // int8: an odd byte count is padded to whole UTF-16 units; the slice drops the pad.
-                string slice = t.IsInt8 && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
+                string slice = (t.IsInt8 || t.IsUInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
                 _w.Line($"public static global::System.ReadOnlySpan<{type}> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, {type}>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)})){slice};");
             }
             _w.Close();

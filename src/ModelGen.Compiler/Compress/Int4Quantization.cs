@@ -1,0 +1,156 @@
+using MathNet.Numerics.LinearAlgebra;
+using ModelGen.Compiler.Data;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>
+/// A fully connected layer's weights in int4: W[n, k] ≈ Scales[n]·(nibble − 8). Packed two per byte in
+/// blocks of 32 along K: byte i of a block holds element i (low nibble) and element i + 16 (high
+/// nibble), so a kernel unpacks 16 consecutive weights with one mask and one shift. Rows are
+/// <see cref="PaddedK"/> long (zeros past K). The errors are the layer's output error on the
+/// calibration activations, ‖(W − Ŵ)·X‖² / ‖W·X‖², with round-to-nearest and with the reconstruction.
+/// </summary>
+public sealed record QuantizedInt4(byte[] Packed, float[] Scales, int N, int K, int PaddedK, string Method, double RoundToNearestError, double ReconstructionError);
+
+/// <summary>
+/// Weight-only int4 (Compression int4-weights) for fully connected layers: symmetric, one scale per
+/// output channel (max |w| / 7, values −7…7). With calibration data, GPTQ-style layer-wise
+/// reconstruction: columns are quantized in order and each one's rounding error is spread over the
+/// columns not yet quantized through the inverse Hessian H⁻¹ of the layer's inputs (H = 2·XᵀX/S),
+/// so the layer's output on those inputs moves least; without data, round to nearest.
+/// </summary>
+public static class Int4Quantization
+{
+    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, QuantizedInt4> Quantized = new();
+
+    public static QuantizedInt4? Of(Node node) => Quantized.TryGetValue(node, out var q) ? q : null;
+
+    /// <summary>Most calibration samples whose activations enter the Hessians.</summary>
+    public const int MaxSamples = 256;
+
+    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration)
+    {
+        var dense = graph.Nodes.Where(n => n.OpType == DenseOperator.Name && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } && n.Int("transA", 0) == 0).ToList();
+        // Each Dense layer's inputs on the calibration samples, from the float model (before any layer is quantized).
+        var activations = dense.ToDictionary(n => n, _ => new List<float[]>());
+        if (calibration is not null)
+        {
+            int batch = Math.Max(1, calibration.Inputs[0].Shape.FirstOrDefault(1));
+            int runs = Math.Min(calibration.Count / batch, Math.Max(1, MaxSamples / batch));
+            for (int r = 0; r < runs; r++)
+            {
+                var feed = new Dictionary<string, TensorData>(StringComparer.Ordinal);
+                for (int i = 0; i < calibration.Inputs.Count; i++)
+                {
+                    long length = calibration.SampleLength(i) * batch;
+                    feed[calibration.Inputs[i].Name] = new TensorData(calibration.Inputs[i].Shape, calibration.Values[i].AsSpan((int)(r * length), (int)length).ToArray());
+                }
+                var values = ReferenceEvaluator.RunAll(graph, feed);
+                foreach (var node in dense)
+                {
+                    var x = values.TryGetValue(node.Inputs[0], out var v) ? v.Floats : graph[node.Inputs[0]].Constant!.Floats;
+                    int k = graph[node.Inputs[1]].Constant!.Shape[1];
+                    for (int row = 0; row + k <= x.Length; row += k) activations[node].Add(x[row..(row + k)]);
+                }
+            }
+        }
+        foreach (var node in dense)
+        {
+            var w = graph[node.Inputs[1]].Constant!;
+            var q = Quantize(w.Floats, w.Shape[0], w.Shape[1], activations[node]);
+            string name = node.Inputs[1] + ".int4";
+            while (graph.Values.ContainsKey(name)) name += "_";
+            var copy = graph.GetOrAdd(name);
+            copy.Constant = new TensorData([q.N, q.K], Dequantize(q));
+            copy.Shape = [q.N, q.K];
+            copy.Type = ElementType.Float32;
+            node.Inputs[1] = name;
+            Quantized.AddOrUpdate(node, q);
+        }
+    }
+
+    /// <summary>W [n, k] row-major to int4, by reconstruction when activations are given (also measuring round to nearest).</summary>
+    public static QuantizedInt4 Quantize(float[] w, int n, int k, IReadOnlyList<float[]> activations)
+    {
+        var scales = new float[n];
+        for (int j = 0; j < n; j++)
+        {
+            float max = 0;
+            for (int i = 0; i < k; i++) max = Math.Max(max, Math.Abs(w[(long)j * k + i]));
+            scales[j] = max > 0 ? max / 7f : 1f;
+        }
+        var nearest = new sbyte[(long)n * k];
+        for (long at = 0; at < nearest.LongLength; at++) nearest[at] = Round(w[at] / scales[at / k]);
+        if (activations.Count == 0) return Pack(nearest, scales, n, k, "round to nearest", double.NaN, double.NaN);
+
+        // H = 2·XᵀX / S, damped by 1% of its mean diagonal (as GPTQ does) so it is safely invertible.
+        var x = Matrix<double>.Build.Dense(activations.Count, k, (r, c) => activations[r][c]);
+        var h = x.TransposeThisAndMultiply(x).Multiply(2.0 / activations.Count);
+        double damp = 0.01 * Enumerable.Range(0, k).Average(i => h[i, i]) + 1e-8;
+        for (int i = 0; i < k; i++)
+        {
+            if (h[i, i] == 0) h[i, i] = 1; // an input always zero: its weights do not matter
+            h[i, i] += damp;
+        }
+        // The upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹): row k of U carries column k's error to the later columns.
+        var u = h.Inverse().Cholesky().Factor.Transpose();
+        var work = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c]);
+        var reconstructed = new sbyte[(long)n * k];
+        for (int col = 0; col < k; col++)
+        {
+            double d = u[col, col];
+            for (int j = 0; j < n; j++)
+            {
+                sbyte qv = Round((float)(work[j, col] / scales[j]));
+                reconstructed[(long)j * k + col] = qv;
+                double error = (work[j, col] - qv * scales[j]) / d;
+                for (int t = col + 1; t < k; t++) work[j, t] -= error * u[col, t];
+            }
+        }
+        double OutputError(sbyte[] q)
+        {
+            var delta = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c] - q[(long)r * k + c] * scales[r]);
+            var original = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c]);
+            return delta.TransposeAndMultiply(x).FrobeniusNorm() / Math.Max(1e-30, original.TransposeAndMultiply(x).FrobeniusNorm());
+        }
+        double rtn = OutputError(nearest), gptq = OutputError(reconstructed);
+        // The reconstruction minimises a damped objective; where it does not beat rounding, keep rounding.
+        return gptq <= rtn
+            ? Pack(reconstructed, scales, n, k, "GPTQ reconstruction", rtn, gptq)
+            : Pack(nearest, scales, n, k, "round to nearest (reconstruction was no better)", rtn, gptq);
+    }
+
+    static sbyte Round(float v) => (sbyte)Math.Clamp(MathF.Round(v, MidpointRounding.ToEven), -7, 7);
+
+    static QuantizedInt4 Pack(sbyte[] q, float[] scales, int n, int k, string method, double rtn, double gptq)
+    {
+        int paddedK = (k + 31) / 32 * 32;
+        var packed = new byte[(long)n * paddedK / 2];
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < paddedK; i++)
+            {
+                int nibble = (i < k ? q[(long)j * k + i] : 0) + 8;
+                int block = i / 32, within = i % 32;
+                long at = (long)j * paddedK / 2 + block * 16 + within % 16;
+                packed[at] |= (byte)(within < 16 ? nibble : nibble << 4);
+            }
+        return new QuantizedInt4(packed, scales, n, k, paddedK, method, rtn, gptq);
+    }
+
+    /// <summary>The float weights the int4 ones stand for (what the evaluator computes with).</summary>
+    public static float[] Dequantize(QuantizedInt4 q)
+    {
+        var w = new float[(long)q.N * q.K];
+        for (int j = 0; j < q.N; j++)
+            for (int i = 0; i < q.K; i++)
+            {
+                byte b = q.Packed[(long)j * q.PaddedK / 2 + i / 32 * 16 + i % 32 % 16];
+                int nibble = i % 32 < 16 ? b & 0x0F : b >> 4;
+                w[(long)j * q.K + i] = (nibble - 8) * q.Scales[j];
+            }
+        return w;
+    }
+}
