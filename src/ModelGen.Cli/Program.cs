@@ -28,7 +28,7 @@ public static class Program
         var ns = new Option<string>("--namespace") { Description = "Namespace (item metadata Namespace).", DefaultValueFactory = _ => "ModelGen.Models" };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension (item metadata BatchSize).", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none (item metadata Simd).", DefaultValueFactory = _ => "auto" };
-        var compression = new Option<string>("--compression") { Description = "none, int8-weights or int4-weights: fully connected weights in int8, or int4 reconstructed on the calibration data (item metadata Compression).", DefaultValueFactory = _ => "none" };
+        var compression = new Option<string>("--compression") { Description = "none, int8-weights, int4-weights (reconstructed on the calibration data) or mixed-weights (each fully connected layer int4, int8 or float32, the fewest bytes within the budget) (item metadata Compression).", DefaultValueFactory = _ => "none" };
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
@@ -55,6 +55,17 @@ public static class Program
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
                 };
+                string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
+                if (options.Compression.Equals("mixed-weights", StringComparison.OrdinalIgnoreCase))
+                {
+                    if (options.CalibrationPath is null || accuracyBudget is null)
+                        throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
+                    // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
+                    var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName);
+                    options = options with { LayerPrecisions = precisions };
+                    foreach (var c in choices)
+                        Console.WriteLine(FormattableString.Invariant($"modelgen: mixed-weights: {c.Node}: {c.Precision} (loss with it alone in int4: {c.Sensitivity:G3})"));
+                }
                 var compiled = ModelCompiler.Compile(options);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
@@ -63,7 +74,6 @@ public static class Program
                 var dir = parse.GetValue(outDir);
                 if (artifactFile is null && dir is null)
                     throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "nothing to write: give --out <folder> and/or --artifact <file.mgen>");
-                string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
                 var calibrationFile = parse.GetValue(calibration);
                 if (calibrationFile is null && (accuracyBudget is not null || parse.GetValue(labels) is not null))
                     throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "an accuracy budget or labels need calibration data: give --calibration (item metadata Calibration)");

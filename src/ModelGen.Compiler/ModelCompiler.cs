@@ -21,6 +21,8 @@ public sealed record CompileOptions
     public string Simd { get; init; } = "auto";
     /// <summary>none, int8-weights or int4-weights (weight-only for fully connected layers).</summary>
     public string Compression { get; init; } = "none";
+    /// <summary>mixed-weights: the precision of each fully connected layer by node name (int4, int8, float32).</summary>
+    public IReadOnlyDictionary<string, string>? LayerPrecisions { get; init; }
     /// <summary>Calibration data (int4-weights reconstructs layers on it; the report compares on it).</summary>
     public string? CalibrationPath { get; init; }
     /// <summary>Divisor for uint8 calibration data (255 maps 0..255 to 0..1).</summary>
@@ -33,10 +35,12 @@ public static class ModelCompiler
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
 
     /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
-    public static readonly string[] CompressionKinds = ["none", "int8-weights", "int4-weights"];
+    public static readonly string[] CompressionKinds = ["none", "int8-weights", "int4-weights", "mixed-weights"];
 
     /// <summary>Compression values issue 5 names that this version does not have yet (said so, not silently ignored).</summary>
     static readonly string[] CompressionPlanned = ["int8", "mixed"];
+
+    /// <summary>Per fully connected layer (by node name): int4, int8 or float32 (mixed-weights; chosen by MixedPrecision).</summary>
 
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
     static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
@@ -59,17 +63,21 @@ public static class ModelCompiler
         string compression = options.Compression.ToLowerInvariant();
         if (Array.IndexOf(CompressionKinds, compression) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, Array.IndexOf(CompressionPlanned, compression) >= 0
-                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none, int8-weights or int4-weights"
+                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none, int8-weights, int4-weights or mixed-weights"
                 : $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
         var graph = Import(options.ModelPath, options.BatchSize);
         Passes.Run(graph);
-        if (compression == "int8-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph);
-        if (compression == "int4-weights")
+        // mixed-weights: each layer at the precision the options name (MixedPrecision chooses them against the budget).
+        var layers = compression == "mixed-weights" ? options.LayerPrecisions ?? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath,
+            "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
+        string Precision(Ir.Node n) => layers is null ? compression : layers.TryGetValue(n.Name, out var p) ? p : "float32";
+        if (compression is "int8-weights" or "mixed-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph, n => Precision(n) is "int8-weights" or "int8");
+        if (compression is "int4-weights" or "mixed-weights")
         {
             // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.
             var data = options.CalibrationPath is null ? null : Data.CalibrationData.Load(options.CalibrationPath,
                 [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int4Quantization.QuantizeDenseWeights(graph, data);
+            Compress.Int4Quantization.QuantizeDenseWeights(graph, data, n => Precision(n) is "int4-weights" or "int4");
         }
         return graph;
     }

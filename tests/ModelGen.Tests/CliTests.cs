@@ -122,4 +122,33 @@ public sealed class CliTests
         Assert.Contains("misses the accuracy budget 0.000001", stderr.ToString());
         Assert.False(File.Exists(artifact));
     }
+
+    [Fact]
+    public void MixedWeightsChoosesEachLayersPrecisionAgainstTheBudget()
+    {
+        string dir = Directory.CreateTempSubdirectory("modelgen-mixed").FullName;
+        string[] Args(string budget, string name) => ["compile", TestData.Mnist("lenet300.onnx"), "--compression", "mixed-weights", "--calibration", TestData.Mnist("calibration-256.npy"),
+            "--accuracy-budget", budget, "--artifact", Path.Combine(dir, name + ".mgen")];
+        (long Bytes, string[] Precisions) Read(string name)
+        {
+            using var json = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, name + ".mgen.report.json")));
+            Assert.True(json.RootElement.GetProperty("budgetMet").GetBoolean());
+            return (json.RootElement.GetProperty("weightBytesAfter").GetInt64(), [.. json.RootElement.GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("precision").GetString()!.Split(' ')[0])]);
+        }
+        // A loose top-1 budget: every layer int4. A tight output-error budget: some layers stay wider.
+        Assert.Equal(0, Cli.Program.Main(Args("1%", "loose")));
+        var loose = Read("loose");
+        Assert.All(loose.Precisions, p => Assert.Equal("int4", p));
+        Assert.Equal(0, Cli.Program.Main(Args("0.05", "tight")));
+        var tight = Read("tight");
+        Assert.Contains(tight.Precisions, p => p != "int4");
+        Assert.True(tight.Bytes > loose.Bytes && tight.Bytes < 1_066_440, $"{tight.Bytes} bytes");
+
+        var stderr = new StringWriter();
+        var old = Console.Error;
+        Console.SetError(stderr);
+        try { Assert.Equal(1, Cli.Program.Main(["compile", TestData.Mnist("lenet300.onnx"), "--compression", "mixed-weights", "--artifact", Path.Combine(dir, "none.mgen")])); }
+        finally { Console.SetError(old); }
+        Assert.Contains("error MG0007: Compression mixed-weights needs Calibration and AccuracyBudget", stderr.ToString());
+    }
 }

@@ -31,9 +31,9 @@ public static class Int4Quantization
     /// <summary>Most calibration samples whose activations enter the Hessians.</summary>
     public const int MaxSamples = 256;
 
-    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration)
+    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration, Func<Node, bool>? which = null)
     {
-        var dense = graph.Nodes.Where(n => n.OpType == DenseOperator.Name && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } && n.Int("transA", 0) == 0).ToList();
+        var dense = graph.Nodes.Where(n => n.OpType == DenseOperator.Name && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } && n.Int("transA", 0) == 0 && (which is null || which(n))).ToList();
         // Each Dense layer's inputs on the calibration samples, from the float model (before any layer is quantized).
         var activations = dense.ToDictionary(n => n, _ => new List<float[]>());
         if (calibration is not null)

@@ -19,9 +19,9 @@ public static class WeightQuantization
     /// <summary>The int8 form of a Dense node's weights, if the pass quantized them.</summary>
     public static QuantizedWeights? Of(Node node) => Quantized.TryGetValue(node, out var q) ? q : null;
 
-    public static void QuantizeDenseWeights(Graph graph)
+    public static void QuantizeDenseWeights(Graph graph, Func<Node, bool>? which = null)
     {
-        foreach (var node in graph.Nodes.Where(n => n.OpType == DenseOperator.Name))
+        foreach (var node in graph.Nodes.Where(n => n.OpType == DenseOperator.Name && (which is null || which(n))))
         {
             var value = graph[node.Inputs[1]];
             if (value.Constant is not { } w || w.Shape.Length != 2) continue;
