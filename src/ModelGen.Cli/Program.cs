@@ -32,12 +32,13 @@ public static class Program
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
+        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: int8 initializers and DequantizeLinear) that ONNX Runtime runs." };
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
-            model, className, ns, batch, simd, compression, calibration, labels, budget, calibrationScale, outDir, artifact,
+            model, className, ns, batch, simd, compression, calibration, labels, budget, calibrationScale, emitOnnx, outDir, artifact,
         };
         command.SetAction(parse =>
         {
@@ -94,6 +95,11 @@ public static class Program
                     }
                 }
                 if (artifactFile is not null) WriteIfChanged(artifactFile.FullName, text, modelFile.FullName);
+                if (parse.GetValue(emitOnnx) is { } onnxOut)
+                {
+                    foreach (var note in Compiler.Compress.QdqExport.Write(options, onnxOut.FullName)) Console.WriteLine($"modelgen: {note}");
+                    Console.WriteLine($"modelgen: wrote {onnxOut.FullName}");
+                }
                 if (dir is not null)
                 {
                     string path = Path.Combine(dir.FullName, ModelEmitter.FileName(readBack));

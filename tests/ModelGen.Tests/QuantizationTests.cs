@@ -95,6 +95,36 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.All(compressed.Nodes.Select(Compiler.Compress.Int4Quantization.Of).Where(q => q is not null), q => Assert.Equal("round to nearest", q!.Method));
     }
 
+    [Theory]
+    [InlineData("lenet5.onnx", "int8-weights")]
+    [InlineData("lenet300.onnx", "int4-weights")]
+    public void TheOnnxExportRunsInOnnxRuntimeAndAgreesWithTheGeneratedCode(string model, string compression)
+    {
+        string path = TestData.Mnist(model);
+        var options = new CompileOptions { ModelPath = path, ClassName = "Exported", Namespace = "Qdq." + compression.Replace("-", ""), Compression = compression, CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        string exported = Path.Combine(Directory.CreateTempSubdirectory("modelgen-qdq").FullName, "qdq.onnx");
+        var notes = Compiler.Compress.QdqExport.Write(options, exported);
+        Assert.All(notes, n => Assert.Contains("through DequantizeLinear", n));
+        var artifact = ModelCompiler.Compile(options);
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        using var ort = new OnnxRuntimeOracle(exported);
+        int same = 0;
+        double worst = 0;
+        for (int d = 0; d < 500; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            var qdq = ort.Run(("image", x, [1, 1, 28, 28]))[0];
+            if (ArgMax(y) == ArgMax(qdq)) same++;
+            for (int i = 0; i < 10; i++) worst = Math.Max(worst, Math.Abs(y[i] - qdq[i]));
+        }
+        output.WriteLine($"{model} {compression}: top-1 as the QDQ export in ONNX Runtime on {same} of 500; worst output difference {worst:G3}");
+        Assert.True(same >= 495, $"{same} of 500");
+        Assert.True(worst < 1e-3, $"worst difference {worst}");
+    }
+
     [Fact]
     public void CompressionKindsNotYetAvailableSaySo()
     {

@@ -1,0 +1,97 @@
+using Google.Protobuf;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+using ModelGen.Onnx;
+using ModelGen.Onnx.Proto;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>
+/// The compressed model as ONNX that ONNX Runtime runs (QDQ form): each quantized fully connected
+/// layer's weight initializer becomes an int8 initializer and a per-axis DequantizeLinear (int4 values
+/// are stored in int8, −7…7). The rest of the original model is unchanged. A layer is exported quantized
+/// only where its weights are exactly one initializer as the Gemm or MatMul reads it (no alpha, no
+/// folded BatchNormalization); any other stays float32, and the export says which.
+/// </summary>
+public static class QdqExport
+{
+    public static IReadOnlyList<string> Write(CompileOptions options, string outputPath)
+    {
+        var model = OnnxModelLoader.Load(options.ModelPath);
+        long opset = model.OpsetImport.Where(o => o.Domain.Length == 0 || o.Domain == "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
+        if (opset < 13)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"--emit-onnx writes per-axis DequantizeLinear, which needs opset 13; the model imports opset {opset}");
+        var original = ModelCompiler.Prepare(options with { Compression = "none" });
+        var compressed = ModelCompiler.Prepare(options);
+        var g = model.Graph;
+        var initializers = g.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);
+        var notes = new List<string>();
+        var newNodes = new List<NodeProto>();
+        int index = 0;
+        var names = g.Node.Select(n => (Node: n, Name: n.Name.Length > 0 ? n.Name : $"{n.OpType}_{index++}")).ToList();
+        foreach (var dense in compressed.Nodes.Where(n => n.OpType == DenseOperator.Name))
+        {
+            var int8 = WeightQuantization.Of(dense);
+            var int4 = Int4Quantization.Of(dense);
+            if (int8 is null && int4 is null) continue;
+            var (n, k) = int8 is not null ? (int8.N, int8.K) : (int4!.N, int4.K);
+            sbyte[] q = int8?.Q ?? Unpack(int4!);
+            float[] scales = int8?.Scales ?? int4!.Scales;
+            var source = names.FirstOrDefault(p => p.Name == dense.Name).Node;
+            var before = original.Nodes.FirstOrDefault(o => o.Name == dense.Name) is { } o ? original[o.Inputs[1]].Constant : null;
+            string? weight = source is { OpType: "Gemm" or "MatMul", Input.Count: >= 2 } ? source.Input[1] : null;
+            bool transposed = source?.OpType == "Gemm" && source.Attribute.Any(a => a.Name == "transB" && a.I != 0);
+            if (weight is null || before is null || !initializers.TryGetValue(weight, out var init) || g.Node.Count(x => x.Input.Contains(weight)) != 1
+                || !SameWeights(OnnxImporterTensor(init, options.ModelPath), before.Floats, n, k, transposed))
+            {
+                notes.Add($"{dense.Name}: kept float32 in the ONNX export (its weights are not one initializer as written)");
+                continue;
+            }
+            // int8 values in the initializer's own layout: [N, K] (Gemm transB) per axis 0, else [K, N] per axis 1.
+            var data = new byte[(long)n * k];
+            for (int j = 0; j < n; j++)
+                for (int i = 0; i < k; i++)
+                    data[transposed ? (long)j * k + i : (long)i * n + j] = unchecked((byte)q[(long)j * k + i]);
+            var quantized = new TensorProto { Name = weight + "_quantized", DataType = (int)TensorProto.Types.DataType.Int8, RawData = ByteString.CopyFrom(data) };
+            quantized.Dims.AddRange(transposed ? [n, k] : [k, n]);
+            var scale = new TensorProto { Name = weight + "_scale", DataType = (int)TensorProto.Types.DataType.Float };
+            scale.Dims.Add(n);
+            scale.FloatData.AddRange(scales);
+            g.Initializer.Remove(init);
+            g.Initializer.Add(quantized);
+            g.Initializer.Add(scale);
+            var dq = new NodeProto { Name = weight + "_dequantize", OpType = "DequantizeLinear", Output = { weight }, Input = { quantized.Name, scale.Name } };
+            dq.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = transposed ? 0 : 1 });
+            newNodes.Add(dq);
+            notes.Add($"{dense.Name}: {(int8 is not null ? "int8" : "int4 (as int8 values)")} weights through DequantizeLinear");
+        }
+        // DequantizeLinear nodes first: they read only initializers, and ONNX wants nodes in topological order.
+        for (int i = newNodes.Count - 1; i >= 0; i--) g.Node.Insert(0, newNodes[i]);
+        try { File.WriteAllBytes(outputPath, model.ToByteArray()); }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelGenException(ErrorCodes.WriteFailed, outputPath, $"cannot write the ONNX export: {e.Message}");
+        }
+        return notes;
+    }
+
+    static float[] OnnxImporterTensor(TensorProto t, string path) => Import.OnnxImporter.ReadTensor(t, path).Floats;
+
+    /// <summary>Whether the initializer (as written) is exactly the layer's float weights W [n, k].</summary>
+    static bool SameWeights(float[] initializer, float[] w, int n, int k, bool transposed)
+    {
+        if (initializer.Length != w.Length) return false;
+        for (int j = 0; j < n; j++)
+            for (int i = 0; i < k; i++)
+                if (initializer[transposed ? (long)j * k + i : (long)i * n + j] != w[(long)j * k + i]) return false;
+        return true;
+    }
+
+    static sbyte[] Unpack(QuantizedInt4 q)
+    {
+        var w = Int4Quantization.Dequantize(q);
+        var values = new sbyte[w.Length];
+        for (long i = 0; i < w.LongLength; i++) values[i] = (sbyte)MathF.Round(w[i] / q.Scales[i / q.K]);
+        return values;
+    }
+}
