@@ -72,6 +72,7 @@ public static class ModelCompiler
             "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
         string Precision(Ir.Node n) => layers is null ? compression : layers.TryGetValue(n.Name, out var p) ? p : "float32";
         if (compression is "int8-weights" or "mixed-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph, n => Precision(n) is "int8-weights" or "int8");
+        if (compression == "int8-weights" && options.Simd != "none") Compress.WeightQuantization.QuantizeConvWeights(graph);
         if (compression is "int4-weights" or "mixed-weights")
         {
             // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.

@@ -51,6 +51,39 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public void Int8WeightsOfLeNet5ConvolutionsAndLayersKeepItsAccuracyInAQuarterOfTheBytes()
+    {
+        string path = TestData.Mnist("lenet5.onnx");
+        var options = new CompileOptions { ModelPath = path, ClassName = "LeNet5Int8", Namespace = "Quantized", Compression = "int8-weights" };
+        var artifact = ModelCompiler.Compile(options);
+        long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
+        Assert.Equal(4, artifact.Tensors.Count(t => t.IsInt8)); // two convolutions, two fully connected layers
+        Assert.True(bytes <= 1_724_320 * 27 / 100, $"{bytes} of 1,724,320 bytes");
+
+        var compressed = ModelCompiler.Prepare(options);
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
+        using var ort = new OnnxRuntimeOracle(path);
+        int correct = 0, correctOriginal = 0;
+        for (int d = 0; d < 2000; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            if (d < 50)
+            {
+                var evaluated = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats;
+                Tolerance.AssertClose(evaluated, y, $"digit {d}");
+            }
+            if (ArgMax(y) == (int)labels[d]) correct++;
+            if (ArgMax(ort.Run(("image", x, [1, 1, 28, 28]))[0]) == (int)labels[d]) correctOriginal++;
+        }
+        output.WriteLine($"LeNet-5 int8-weights: {correct} of 2000 right; float32 in ONNX Runtime: {correctOriginal}; {bytes:N0} of 1,724,320 weight bytes");
+        Assert.True(correct >= correctOriginal - 6, $"int8-weights accuracy {correct} vs {correctOriginal} of 2000 (0.3 points is 6 digits)");
+    }
+
+    [Fact]
     public void Int4WeightsReconstructedOnCalibrationLoseAtMostAPointOnLeNet300()
     {
         string path = TestData.Mnist("lenet300.onnx");

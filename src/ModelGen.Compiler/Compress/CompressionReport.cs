@@ -82,10 +82,10 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         }
 
         var layers = new List<LayerReport>();
-        foreach (var node in compressed.Nodes.Where(n => n.OpType is "Conv" or "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
+        foreach (var node in compressed.Nodes.Where(n => n.OpType is "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
             if (node.HasInput(1) && compressed[node.Inputs[1]].Constant is { } kept)
                 layers.Add(new LayerReport(node.Name, node.OpType, "float32", kept.Count * 4L, kept.Count * 4L, double.PositiveInfinity));
-        foreach (var node in compressed.Nodes.Where(n => n.OpType == DenseOperator.Name))
+        foreach (var node in compressed.Nodes.Where(n => n.OpType is "Conv" or DenseOperator.Name && n.HasInput(1) && compressed[n.Inputs[1]].Constant is not null))
         {
             var q = WeightQuantization.Of(node);
             var q4 = Int4Quantization.Of(node);
@@ -104,7 +104,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
                 : q is not null ? "int8 weights, per-channel scales" : "float32";
             long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
-            layers.Add(new LayerReport(node.Name, node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
+            layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
         }
         var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);

@@ -29,7 +29,7 @@ public static class QdqExport
         var newNodes = new List<NodeProto>();
         int index = 0;
         var names = g.Node.Select(n => (Node: n, Name: n.Name.Length > 0 ? n.Name : $"{n.OpType}_{index++}")).ToList();
-        foreach (var dense in compressed.Nodes.Where(n => n.OpType == DenseOperator.Name))
+        foreach (var dense in compressed.Nodes.Where(n => n.OpType is DenseOperator.Name or "Conv"))
         {
             var int8 = WeightQuantization.Of(dense);
             var int4 = Int4Quantization.Of(dense);
@@ -39,8 +39,9 @@ public static class QdqExport
             float[] scales = int8?.Scales ?? int4!.Scales;
             var source = names.FirstOrDefault(p => p.Name == dense.Name).Node;
             var before = original.Nodes.FirstOrDefault(o => o.Name == dense.Name) is { } o ? original[o.Inputs[1]].Constant : null;
-            string? weight = source is { OpType: "Gemm" or "MatMul", Input.Count: >= 2 } ? source.Input[1] : null;
-            bool transposed = source?.OpType == "Gemm" && source.Attribute.Any(a => a.Name == "transB" && a.I != 0);
+            string? weight = source is { OpType: "Gemm" or "MatMul" or "Conv", Input.Count: >= 2 } ? source.Input[1] : null;
+            // Conv weights [M, …] and Gemm's transposed B [N, K] hold a channel per row (axis 0); MatMul's and Gemm's B [K, N] per column.
+            bool transposed = source?.OpType == "Conv" || source?.OpType == "Gemm" && source.Attribute.Any(a => a.Name == "transB" && a.I != 0);
             if (weight is null || before is null || !initializers.TryGetValue(weight, out var init) || g.Node.Count(x => x.Input.Contains(weight)) != 1
                 || !SameWeights(OnnxImporterTensor(init, options.ModelPath), before.Floats, n, k, transposed))
             {
@@ -53,7 +54,7 @@ public static class QdqExport
                 for (int i = 0; i < k; i++)
                     data[transposed ? (long)j * k + i : (long)i * n + j] = unchecked((byte)q[(long)j * k + i]);
             var quantized = new TensorProto { Name = weight + "_quantized", DataType = (int)TensorProto.Types.DataType.Int8, RawData = ByteString.CopyFrom(data) };
-            quantized.Dims.AddRange(transposed ? [n, k] : [k, n]);
+            quantized.Dims.AddRange(init.Dims);
             var scale = new TensorProto { Name = weight + "_scale", DataType = (int)TensorProto.Types.DataType.Float };
             scale.Dims.Add(n);
             scale.FloatData.AddRange(scales);

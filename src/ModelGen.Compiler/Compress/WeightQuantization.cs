@@ -19,13 +19,24 @@ public static class WeightQuantization
     /// <summary>The int8 form of a Dense node's weights, if the pass quantized them.</summary>
     public static QuantizedWeights? Of(Node node) => Quantized.TryGetValue(node, out var q) ? q : null;
 
-    public static void QuantizeDenseWeights(Graph graph, Func<Node, bool>? which = null)
+    public static void QuantizeDenseWeights(Graph graph, Func<Node, bool>? which = null) =>
+        Quantize(graph, graph.Nodes.Where(n => n.OpType == DenseOperator.Name && (which is null || which(n)) && graph[n.Inputs[1]].Constant is { Shape.Length: 2 }));
+
+    /// <summary>
+    /// Conv weights [M, C/group, kH, kW] in int8 per output channel, where the GEMM kernel computes the
+    /// convolution (not depthwise ones): the kernel widens them to float32 in scratch each call, so the
+    /// embedded bytes are a quarter and the arithmetic is unchanged.
+    /// </summary>
+    public static void QuantizeConvWeights(Graph graph) =>
+        Quantize(graph, graph.Nodes.Where(n => n.OpType == "Conv" && graph[n.Inputs[1]].Constant is { Shape.Length: 3 or 4 } c
+            && !(n.Int("group", 1) > 1 && c.Shape[1] == 1 && c.Shape[0] == n.Int("group", 1))));
+
+    static void Quantize(Graph graph, IEnumerable<Node> nodes)
     {
-        foreach (var node in graph.Nodes.Where(n => n.OpType == DenseOperator.Name && (which is null || which(n))))
+        foreach (var node in nodes.ToList())
         {
-            var value = graph[node.Inputs[1]];
-            if (value.Constant is not { } w || w.Shape.Length != 2) continue;
-            int n = w.Shape[0], k = w.Shape[1];
+            var w = graph[node.Inputs[1]].Constant!;
+            int n = w.Shape[0], k = (int)(w.Count / n);
             var q = new sbyte[(long)n * k];
             var scales = new float[n];
             var dequantized = new float[(long)n * k];
@@ -47,8 +58,8 @@ public static class WeightQuantization
             string name = node.Inputs[1] + ".int8";
             while (graph.Values.ContainsKey(name)) name += "_";
             var copy = graph.GetOrAdd(name);
-            copy.Constant = new TensorData([n, k], dequantized);
-            copy.Shape = [n, k];
+            copy.Constant = new TensorData(w.Shape, dequantized);
+            copy.Shape = w.Shape;
             copy.Type = ElementType.Float32;
             node.Inputs[1] = name;
             Quantized.AddOrUpdate(node, new QuantizedWeights(q, scales, n, k));

@@ -114,9 +114,24 @@ public sealed class ArtifactBuilder : ILowering
                     outputs.Add(((ILowering)this).Temporary(node.Name + ".padded", [rows, width]));
                     outputs.Add(((ILowering)this).Temporary(node.Name + ".wide", [wide]));
                 }
-                var n = AddNode("Conv", "Conv", node.Name, Inputs(node), [.. outputs]);
+                var q8 = gemm ? Compress.WeightQuantization.Of(node) : null;
+                // The float weights are not embedded when the int8 ones are.
+                int[] convInputs = q8 is null ? Inputs(node) : [Tensor(node.Inputs[0]), -1, .. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+                if (q8 is not null)
+                {
+                    // int8 weights [M, K] and a scale per output channel, widened into scratch [M, K] each call.
+                    int wq = NewTensor(node.Inputs[1], [q8.N, q8.K]);
+                    _artifact.Tensors[wq].Storage = TensorStorage.Weight;
+                    _artifact.Tensors[wq].IsInt8 = true;
+                    _artifact.Tensors[wq].Data = (byte[])(Array)q8.Q.Clone();
+                    int scales = ((ILowering)this).Weight(node.Inputs[1] + ".scales", new TensorData([q8.N], q8.Scales));
+                    convInputs = [convInputs[0], wq, scales, .. convInputs.Skip(2)];
+                    outputs.Add(((ILowering)this).Temporary(node.Name + ".weights", [q8.N, q8.K]));
+                }
+                var n = AddNode("Conv", "Conv", node.Name, convInputs, [.. outputs]);
                 Window(n, geo);
                 n.Attributes["group"] = Int(group);
+                if (convInputs.Length > 1 && _artifact.Tensors[convInputs[1]].IsInt8) n.Attributes["weights"] = "int8";
                 if (gemm) n.Attributes["method"] = "gemm";
                 else if (depthwise) n.Attributes["method"] = "depthwise";
                 Activation(n, node);

@@ -104,6 +104,7 @@ internal static class KernelEmitter
     static string InputName(ArtifactNode node, int i) => node.Kernel switch
     {
         "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" => new[] { "x", "w", "scales", "b" }[i],
+        "Conv" when node.Attributes.TryGetValue("weights", out var weights) && weights == "int8" => new[] { "x", "w", "scales", "b" }[i],
         "Conv" => new[] { "x", "w", "b" }[i],
         "Dense" => new[] { "x", "w", "b" }[i],
         "MatMul" or "Binary" => new[] { "a", "b" }[i],
@@ -153,7 +154,9 @@ internal static class KernelEmitter
     static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
-        bool hasBias = inputs.Length > 2, patches = outputs.Length > 1;
+        // int8 weights: inputs x, w (int8), scales, b; the last output is scratch for the widened weights.
+        bool int8 = wt.IsInt8;
+        bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = outputs.Length > (int8 ? 2 : 1);
         int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
@@ -163,9 +166,29 @@ internal static class KernelEmitter
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line($"// As a GEMM per image{(group > 1 ? " and group" : "")}: y[{mpg}, {cols}] = w[{mpg}, {kk}]·patches[{kk}, {cols}]{(hasBias ? " + b" : "")}{(patches ? "; the patches (im2col) gathered into scratch y1 first" : "; x itself is the patch matrix (1x1, stride 1, no pads)")}.");
         w.Open($"public static void {name}({sig})");
-        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {m}" : "")}{(patches ? $" || y1.Length < {(long)kk * cols}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
+        string widened = "y" + (outputs.Length - 1).ToString(CultureInfo.InvariantCulture);
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {m}" : "")}{(patches ? $" || y1.Length < {(long)kk * cols}" : "")}{(int8 ? $" || scales.Length < {m} || {widened}.Length < {wt.ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        if (int8)
+        {
+            // The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.
+            const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
+            w.Line($"ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({widened});");
+            w.Line("ref sbyte rq = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+            w.Open($"for (int row = 0; row < {m}; row++)");
+            w.Line("float scale = scales[row];");
+            w.Line("int i = 0;");
+            if (simd == "auto" && kk >= 16)
+            {
+                w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
+                w.Line($"var s = {V512}.Create(scale);");
+                w.Line($"for (; i <= {kk - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rq, (nuint)(row * {kk} + i)))) * s, ref ra, (nuint)(row * {kk} + i));");
+                w.Close();
+            }
+            w.Line($"for (; i < {kk}; i++) global::System.Runtime.CompilerServices.Unsafe.Add(ref ra, row * {kk} + i) = global::System.Runtime.CompilerServices.Unsafe.Add(ref rq, row * {kk} + i) * scale;");
+            w.Close();
+        }
+        else w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
         w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
         if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
         w.Line(patches ? "ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
