@@ -13,7 +13,7 @@ status=${PIPESTATUS[0]}
 # machine takes the widest. The runtime's switches force each narrower path for the conformance grids
 # and the whole models, so every path is compared with ONNX Runtime here.
 kernels='FullyQualifiedName~Conformance|FullyQualifiedName~MnistModelTests|FullyQualifiedName~ArchitectureTests|FullyQualifiedName~QuantizationTests'
-for level in DOTNET_EnableAVX512 DOTNET_EnableAVX DOTNET_EnableHWIntrinsic; do
+for level in DOTNET_EnableAVX512 DOTNET_EnableAVXVNNI DOTNET_EnableAVX DOTNET_EnableHWIntrinsic; do
   echo "== generated kernels with ${level}=0 =="
   env "${level}=0" dotnet test tests/ModelGen.Tests -c Release --no-build --filter "${kernels}" 2>&1 | tee -a artifacts/test.log
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1

@@ -35,10 +35,10 @@ public static class ModelCompiler
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
 
     /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
-    public static readonly string[] CompressionKinds = ["none", "int8-weights", "int4-weights", "mixed-weights"];
+    public static readonly string[] CompressionKinds = ["none", "int8", "int8-weights", "int4-weights", "mixed-weights"];
 
     /// <summary>Compression values issue 5 names that this version does not have yet (said so, not silently ignored).</summary>
-    static readonly string[] CompressionPlanned = ["int8", "mixed"];
+    static readonly string[] CompressionPlanned = ["mixed"];
 
     /// <summary>Per fully connected layer (by node name): int4, int8 or float32 (mixed-weights; chosen by MixedPrecision).</summary>
 
@@ -63,7 +63,7 @@ public static class ModelCompiler
         string compression = options.Compression.ToLowerInvariant();
         if (Array.IndexOf(CompressionKinds, compression) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, Array.IndexOf(CompressionPlanned, compression) >= 0
-                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none, int8-weights, int4-weights or mixed-weights"
+                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none, int8, int8-weights, int4-weights or mixed-weights"
                 : $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
         var graph = Import(options.ModelPath, options.BatchSize);
         Passes.Run(graph);
@@ -72,7 +72,14 @@ public static class ModelCompiler
             "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
         string Precision(Ir.Node n) => layers is null ? compression : layers.TryGetValue(n.Name, out var p) ? p : "float32";
         if (compression is "int8-weights" or "mixed-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph, n => Precision(n) is "int8-weights" or "int8");
-        if (compression == "int8-weights" && options.Simd != "none") Compress.WeightQuantization.QuantizeConvWeights(graph);
+        if (compression is "int8-weights" or "int8" && options.Simd != "none") Compress.WeightQuantization.QuantizeConvWeights(graph);
+        if (compression == "int8")
+        {
+            if (options.CalibrationPath is null)
+                throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "Compression int8 needs Calibration: the activations' ranges come from it");
+            var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
+            Compress.Int8Quantization.Quantize(graph, data);
+        }
         if (compression is "int4-weights" or "mixed-weights")
         {
             // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.

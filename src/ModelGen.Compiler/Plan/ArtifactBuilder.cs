@@ -155,6 +155,22 @@ public sealed class ArtifactBuilder : ILowering
                 bool oneRow = TensorData.Size(_graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
                 int packedWeight;
                 int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+                if (oneRow && Compress.Int8Quantization.Of(node) is { } int8)
+                {
+                    // int8 arithmetic: weights int8 [N, K], row sums and multipliers per output (float32 holds both exactly / as used).
+                    int q8 = NewTensor(node.Inputs[1], [int8.N, int8.K]);
+                    _artifact.Tensors[q8].Storage = TensorStorage.Weight;
+                    _artifact.Tensors[q8].IsInt8 = true;
+                    _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
+                    int sums = ((ILowering)this).Weight(node.Inputs[1] + ".rowsums", new TensorData([int8.N], [.. int8.RowSums.Select(v => (float)v)]));
+                    int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.N], int8.Multipliers));
+                    int quantizedInput = ((ILowering)this).Temporary(node.Name + ".xq", [(int8.K + 3) / 4]);
+                    var denseQ = AddNode("DenseInt8", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q8, sums, multipliers, .. biasInput], [Tensor(node.Outputs[0]), quantizedInput]);
+                    denseQ.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
+                    denseQ.Attributes["zero"] = Int(int8.Input.ZeroPoint);
+                    Activation(denseQ, node);
+                    return;
+                }
                 if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)
                 {
                     // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.

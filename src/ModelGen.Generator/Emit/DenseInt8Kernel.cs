@@ -1,0 +1,60 @@
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// A fully connected layer in int8 arithmetic (Compression int8), one row: the input quantized to uint8
+/// (round half to even, saturating), an int32 dot product with the int8 weights of each output, the
+/// zero point removed with the row sums, then y = acc·multiplier + b in float32. Paths: AVX-VNNI
+/// (32 products an instruction), AVX2 (bytes widened to 16 bits, then pairwise multiply-adds into 32 bits:
+/// nothing saturates), scalar. Integer sums are exact, so every path, and the evaluator, give the same bits.
+/// </summary>
+internal sealed class DenseInt8Kernel : IKernel
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+
+    public string Kernel => "DenseInt8";
+
+    public string InputName(int i) => new[] { "x", "w", "sums", "multipliers", "b" }[i];
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        var wt = k.Inputs[1];
+        int n = wt.Shape[0], kk = wt.Shape[1];
+        bool hasBias = k.Inputs.Length > 4;
+        string scale = KernelContext.F(k.Float("scale"));
+        int zero = k.Int("zero");
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: x quantized to uint8 (scale {scale}, zero point {zero}), y[j] = (Σk xq[k]·q[j, k] − {zero}·sum[j])·multiplier[j]{(hasBias ? " + b[j]" : "")}; {n} outputs of {kk} inputs{k.ActName()}.");
+        k.OpenMethod();
+        w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || sums.Length < {n} || multipliers.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n} || y1.Length * 4 < {kk}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line($"global::System.Span<byte> xq = global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(y1).Slice(0, {kk});");
+        w.Line($"for (int i = 0; i < {kk}; i++) xq[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(x[i] / {scale}, global::System.MidpointRounding.ToEven) + {zero}, 0f, 255f);");
+        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
+        w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Open($"for (int j = 0; j < {n}; j++)");
+        w.Line($"ref sbyte row = ref {U}.Add(ref rw, j * {kk});");
+        w.Line("int acc = 0, i = 0;");
+        if (k.Simd == "auto" && kk >= 32)
+        {
+            w.Open($"if ({X86}.AvxVnni.IsSupported)");
+            w.Line($"var sum = {V256}<int>.Zero;");
+            w.Line($"for (; i <= {kk - 32}; i += 32) sum = {X86}.AvxVnni.MultiplyWideningAndAdd(sum, {V256}.LoadUnsafe(ref rx, (nuint)i), {V256}.LoadUnsafe(ref row, (nuint)i));");
+            w.Line($"acc = {V256}.Sum(sum);");
+            w.Close();
+            w.Open($"else if ({X86}.Avx2.IsSupported)");
+            w.Line($"var sum = {V256}<int>.Zero;");
+            w.Line($"for (; i <= {kk - 16}; i += 16) sum += {X86}.Avx2.MultiplyAddAdjacent({X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref rx, (nuint)i)), {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref row, (nuint)i)));");
+            w.Line($"acc = {V256}.Sum(sum);");
+            w.Close();
+        }
+        w.Line($"for (; i < {kk}; i++) acc += {U}.Add(ref rx, i) * {U}.Add(ref row, i);");
+        w.Line($"acc -= {zero} * (int)sums[j];");
+        w.Line($"float v = acc * multipliers[j]{(hasBias ? " + b[j]" : "")};");
+        w.Line($"y[j] = {k.Act()};");
+        w.Close();
+        w.Close();
+    }
+}
