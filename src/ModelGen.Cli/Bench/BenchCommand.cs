@@ -173,6 +173,9 @@ public static class BenchCommand
                     // W is [N, K] (one row) or [K, N(padded)] (several rows).
                     total += y.ElementCount * (node.Attributes.TryGetValue("layout", out var layout) && layout == "kn" ? inputs[1].Shape[0] : inputs[1].Shape[1]);
                     break;
+                case "DenseInt8" when y is not null:
+                    total += y.ElementCount * inputs[1].Shape[1];
+                    break;
                 case "MatMul" when y is not null:
                     total += y.ElementCount * inputs[0].Shape[inputs[0].Shape.Length - 1];
                     break;

@@ -34,27 +34,50 @@ internal sealed class DenseInt8Kernel : IKernel
         w.Line($"for (int i = 0; i < {kk}; i++) xq[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(x[i] / {scale}, global::System.MidpointRounding.ToEven) + {zero}, 0f, 255f);");
         w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-        w.Open($"for (int j = 0; j < {n}; j++)");
-        w.Line($"ref sbyte row = ref {U}.Add(ref rw, j * {kk});");
-        w.Line("int acc = 0, i = 0;");
-        if (k.Simd == "auto" && kk >= 32)
+        // Four outputs at a time, two accumulators each: eight independent chains hide the multiply-add latency.
+        int full = n - n % 4;
+        foreach (var (from, to, rows) in new[] { (0, full, 4), (full, n, 1) })
         {
-            w.Open($"if ({X86}.AvxVnni.IsSupported)");
-            w.Line($"var sum = {V256}<int>.Zero;");
-            w.Line($"for (; i <= {kk - 32}; i += 32) sum = {X86}.AvxVnni.MultiplyWideningAndAdd(sum, {V256}.LoadUnsafe(ref rx, (nuint)i), {V256}.LoadUnsafe(ref row, (nuint)i));");
-            w.Line($"acc = {V256}.Sum(sum);");
+            if (to <= from) continue;
+            var rs = Enumerable.Range(0, rows).ToArray();
+            w.Open($"for (int j = {from}; j < {to}; j += {rows})");
+            w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, (j + {r}) * {kk});")));
+            w.Line(string.Join(" ", rs.Select(r => $"int acc{r} = 0;")) + " int i = 0;");
+            if (k.Simd == "auto" && kk >= 32)
+            {
+                w.Open($"if ({X86}.AvxVnni.IsSupported)");
+                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero; var b{r} = a{r};")));
+                w.Open($"for (; i <= {kk - 64}; i += 64)");
+                w.Line($"var lo = {V256}.LoadUnsafe(ref rx, (nuint)i); var hi = {V256}.LoadUnsafe(ref rx, (nuint)(i + 32));");
+                foreach (int r in rs)
+                    w.Line($"a{r} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}, lo, {V256}.LoadUnsafe(ref row{r}, (nuint)i)); b{r} = {X86}.AvxVnni.MultiplyWideningAndAdd(b{r}, hi, {V256}.LoadUnsafe(ref row{r}, (nuint)(i + 32)));");
+                w.Close();
+                w.Open($"for (; i <= {kk - 32}; i += 32)");
+                w.Line($"var lo = {V256}.LoadUnsafe(ref rx, (nuint)i);");
+                foreach (int r in rs) w.Line($"a{r} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}, lo, {V256}.LoadUnsafe(ref row{r}, (nuint)i));");
+                w.Close();
+                w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r} + b{r});")));
+                w.Close();
+                w.Open($"else if ({X86}.Avx2.IsSupported)");
+                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero;")));
+                w.Open($"for (; i <= {kk - 16}; i += 16)");
+                w.Line($"var xv = {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref rx, (nuint)i));");
+                foreach (int r in rs) w.Line($"a{r} += {X86}.Avx2.MultiplyAddAdjacent(xv, {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref row{r}, (nuint)i)));");
+                w.Close();
+                w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r});")));
+                w.Close();
+            }
+            w.Open($"for (; i < {kk}; i++)");
+            w.Line($"int xi = {U}.Add(ref rx, i);");
+            w.Line(string.Join(" ", rs.Select(r => $"acc{r} += xi * {U}.Add(ref row{r}, i);")));
             w.Close();
-            w.Open($"else if ({X86}.Avx2.IsSupported)");
-            w.Line($"var sum = {V256}<int>.Zero;");
-            w.Line($"for (; i <= {kk - 16}; i += 16) sum += {X86}.Avx2.MultiplyAddAdjacent({X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref rx, (nuint)i)), {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref row, (nuint)i)));");
-            w.Line($"acc = {V256}.Sum(sum);");
+            foreach (int r in rs)
+            {
+                w.Line($"acc{r} -= {zero} * (int)sums[j + {r}];");
+                w.Line($"{{ float v = acc{r} * multipliers[j + {r}]{(hasBias ? $" + b[j + {r}]" : "")}; y[j + {r}] = {k.Act()}; }}");
+            }
             w.Close();
         }
-        w.Line($"for (; i < {kk}; i++) acc += {U}.Add(ref rx, i) * {U}.Add(ref row, i);");
-        w.Line($"acc -= {zero} * (int)sums[j];");
-        w.Line($"float v = acc * multipliers[j]{(hasBias ? " + b[j]" : "")};");
-        w.Line($"y[j] = {k.Act()};");
-        w.Close();
         w.Close();
     }
 }
