@@ -89,9 +89,13 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         {
             var q = WeightQuantization.Of(node);
             var q4 = Int4Quantization.Of(node);
+            var a8 = Int8Quantization.Of(node);
             var before = original.Nodes.FirstOrDefault(n => n.Name == node.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             var after = compressed[node.Inputs[1]].Constant;
             if (before is null || after is null) continue;
+            // int8 arithmetic keeps the graph's float weights; the weights it uses are q·sw, sw = multiplier / sx.
+            if (a8 is not null)
+                after = new TensorData(after.Shape, [.. a8.Q.Select((v, i) => v * (a8.Multipliers[i / a8.K] / a8.Input.Scale))]);
             double signal = 0, noise = 0;
             for (int i = 0; i < before.Count; i++)
             {
@@ -102,8 +106,10 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             long bytesBefore = before.Count * 4L;
             string precision = q4 is not null
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
+                : a8 is not null ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {a8.Input.Scale:G4}, zero point {a8.Input.ZeroPoint}), int8 weights, int32 sums")
                 : q is not null ? "int8 weights, per-channel scales" : "float32";
-            long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
+            long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L : a8 is not null ? a8.Q.LongLength + a8.N * 8L
+                : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
         }
         var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
