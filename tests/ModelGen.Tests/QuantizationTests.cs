@@ -131,6 +131,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     [Theory]
     [InlineData("lenet5.onnx", "int8-weights")]
     [InlineData("lenet300.onnx", "int4-weights")]
+    [InlineData("lenet300.onnx", "int8")]
     public void TheOnnxExportRunsInOnnxRuntimeAndAgreesWithTheGeneratedCode(string model, string compression)
     {
         string path = TestData.Mnist(model);
@@ -155,7 +156,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
         output.WriteLine($"{model} {compression}: top-1 as the QDQ export in ONNX Runtime on {same} of 500; worst output difference {worst:G3}");
         Assert.True(same >= 495, $"{same} of 500");
-        Assert.True(worst < 1e-3, $"worst difference {worst}");
+        // Weight-only: the same dequantized weights in float. int8 arithmetic: ONNX Runtime fuses the QDQ pairs into its own
+        // integer kernels (bias and output rounded its way), so outputs differ by a few hundredths; top-1 is what must agree.
+        Assert.True(worst < (compression == "int8" ? 0.1 : 1e-3), $"worst difference {worst}");
     }
 
     [Fact]

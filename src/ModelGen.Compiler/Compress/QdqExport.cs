@@ -33,10 +33,11 @@ public static class QdqExport
         {
             var int8 = WeightQuantization.Of(dense);
             var int4 = Int4Quantization.Of(dense);
-            if (int8 is null && int4 is null) continue;
-            var (n, k) = int8 is not null ? (int8.N, int8.K) : (int4!.N, int4.K);
-            sbyte[] q = int8?.Q ?? Unpack(int4!);
-            float[] scales = int8?.Scales ?? int4!.Scales;
+            var arithmetic = Int8Quantization.Of(dense);
+            if (int8 is null && int4 is null && arithmetic is null) continue;
+            var (n, k) = int8 is not null ? (int8.N, int8.K) : int4 is not null ? (int4.N, int4.K) : (arithmetic!.N, arithmetic.K);
+            sbyte[] q = int8?.Q ?? (int4 is not null ? Unpack(int4) : arithmetic!.Q);
+            float[] scales = int8?.Scales ?? int4?.Scales ?? [.. arithmetic!.Multipliers.Select(m => m / arithmetic.Input.Scale)];
             var source = names.FirstOrDefault(p => p.Name == dense.Name).Node;
             var before = original.Nodes.FirstOrDefault(o => o.Name == dense.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             string? weight = source is { OpType: "Gemm" or "MatMul" or "Conv", Input.Count: >= 2 } ? source.Input[1] : null;
@@ -64,7 +65,21 @@ public static class QdqExport
             var dq = new NodeProto { Name = weight + "_dequantize", OpType = "DequantizeLinear", Output = { weight }, Input = { quantized.Name, scale.Name } };
             dq.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = transposed ? 0 : 1 });
             newNodes.Add(dq);
-            notes.Add($"{dense.Name}: {(int8 is not null ? "int8" : "int4 (as int8 values)")} weights through DequantizeLinear");
+            if (arithmetic is not null)
+            {
+                // int8 arithmetic: the layer's input through QuantizeLinear/DequantizeLinear (uint8, its calibrated scale and zero point).
+                string input = source!.Input[0], quantizedInput = input + "_" + dense.Name + "_quantized", dequantizedInput = input + "_" + dense.Name + "_dequantized";
+                var inputScale = new TensorProto { Name = quantizedInput + "_scale", DataType = (int)TensorProto.Types.DataType.Float };
+                inputScale.FloatData.Add(arithmetic.Input.Scale);
+                var zero = new TensorProto { Name = quantizedInput + "_zero_point", DataType = (int)TensorProto.Types.DataType.Uint8, RawData = ByteString.CopyFrom((byte)arithmetic.Input.ZeroPoint) };
+                g.Initializer.Add(inputScale);
+                g.Initializer.Add(zero);
+                int at = g.Node.IndexOf(source);
+                g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_dq", OpType = "DequantizeLinear", Input = { quantizedInput, inputScale.Name, zero.Name }, Output = { dequantizedInput } });
+                g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_q", OpType = "QuantizeLinear", Input = { input, inputScale.Name, zero.Name }, Output = { quantizedInput } });
+                source.Input[0] = dequantizedInput;
+            }
+            notes.Add($"{dense.Name}: {(arithmetic is not null ? "int8 input and weights" : int8 is not null ? "int8 weights" : "int4 (as int8 values) weights")} through DequantizeLinear");
         }
         // DequantizeLinear nodes first: they read only initializers, and ONNX wants nodes in topological order.
         for (int i = newNodes.Count - 1; i >= 0; i--) g.Node.Insert(0, newNodes[i]);
