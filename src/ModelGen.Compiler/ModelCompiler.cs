@@ -25,6 +25,8 @@ public sealed record CompileOptions
     public IReadOnlyDictionary<string, string>? LayerPrecisions { get; init; }
     /// <summary>Calibration data (int4-weights reconstructs layers on it; the report compares on it).</summary>
     public string? CalibrationPath { get; init; }
+    /// <summary>int8: shift each layer's bias by the mean output error quantization causes on the calibration data.</summary>
+    public bool BiasCorrection { get; init; } = true;
     /// <summary>Divisor for uint8 calibration data (255 maps 0..255 to 0..1).</summary>
     public float CalibrationUint8Scale { get; init; } = 1f;
 }
@@ -78,7 +80,7 @@ public static class ModelCompiler
             if (options.CalibrationPath is null)
                 throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "Compression int8 needs Calibration: the activations' ranges come from it");
             var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int8Quantization.Quantize(graph, data);
+            Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection);
         }
         if (compression is "int4-weights" or "mixed-weights")
         {
