@@ -78,6 +78,20 @@ public static class QdqExport
                 g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_dq", OpType = "DequantizeLinear", Input = { quantizedInput, inputScale.Name, zero.Name }, Output = { dequantizedInput } });
                 g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_q", OpType = "QuantizeLinear", Input = { input, inputScale.Name, zero.Name }, Output = { quantizedInput } });
                 source.Input[0] = dequantizedInput;
+                // Bias correction changed the bias: Gemm's C carries the corrected one (beta 1, one per output).
+                if (dense.HasInput(2) && compressed[dense.Inputs[2]].Constant is { } bias && dense.Inputs[2].EndsWith(".corrected", StringComparison.Ordinal))
+                {
+                    bool plainGemm = source.OpType == "Gemm" && !source.Attribute.Any(a => a.Name == "beta" && a.F != 1f) && bias.Count == n;
+                    if (plainGemm)
+                    {
+                        var corrected = new TensorProto { Name = dense.Name + "_corrected_bias", DataType = (int)TensorProto.Types.DataType.Float };
+                        corrected.Dims.Add(n);
+                        corrected.FloatData.AddRange(bias.Floats);
+                        g.Initializer.Add(corrected);
+                        if (source.Input.Count > 2) source.Input[2] = corrected.Name; else source.Input.Add(corrected.Name);
+                    }
+                    else notes.Add($"{dense.Name}: its corrected bias is not in the ONNX export (not a Gemm with beta 1)");
+                }
             }
             notes.Add($"{dense.Name}: {(arithmetic is not null ? "int8 input and weights" : int8 is not null ? "int8 weights" : "int4 (as int8 values) weights")} through DequantizeLinear");
         }
