@@ -23,7 +23,7 @@ public static class BenchCommand
         var uint8Scale = new Option<float>("--uint8-scale") { Description = "Divisor applied to uint8 data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none.", DefaultValueFactory = _ => "auto" };
-        var compression = new Option<string>("--compression") { Description = "none, int8-weights or int4-weights (int4 reconstructed on --data; ONNX Runtime runs the original model).", DefaultValueFactory = _ => "none" };
+        var compression = new Option<string>("--compression") { Description = "none, int8, int8-weights or int4-weights (calibrated on --data; ONNX Runtime runs the original model).", DefaultValueFactory = _ => "none" };
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per contender (after warm-up).", DefaultValueFactory = _ => 3 };
         var samples = new Option<int>("--samples") { Description = "Most samples of --data to compare outputs on.", DefaultValueFactory = _ => 1000 };
         var command = new Command("bench", "Time the generated code against ONNX Runtime on the same model and input (one thread, batch as compiled) and print one table.")
