@@ -41,7 +41,8 @@ public sealed class InProcessModel
         if (!emit.Success)
             throw new InvalidOperationException("the generated code did not compile: " + string.Join("; ", emit.Diagnostics.Where(d => d.Severity == DiagnosticSeverity.Error).Take(5)));
         stream.Position = 0;
-        return new InProcessModel(new AssemblyLoadContext(null, isCollectible: true).LoadFromStream(stream));
+        // Not collectible: unloading an assembly with [ThreadStatic] fields can crash the runtime (dotnet/runtime#110837).
+        return new InProcessModel(new AssemblyLoadContext(null, isCollectible: false).LoadFromStream(stream));
     }
 
     /// <summary>One inference: inputs and outputs (float[] or long[]) in ONNX order.</summary>

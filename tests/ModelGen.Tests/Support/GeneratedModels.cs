@@ -49,7 +49,10 @@ public sealed class GeneratedModels
         Assert.True(emit.Success && problems.Count == 0 && genDiagnostics.IsEmpty,
             "generated code must compile without warnings:\n" + string.Join("\n", genDiagnostics.Concat(problems).Take(20)));
         stream.Position = 0;
-        var context = new AssemblyLoadContext(null, isCollectible: true);
+        // Not collectible: the generated classes keep a [ThreadStatic] scratch buffer, and the runtime can crash
+        // (SIGSEGV in libcoreclr) cleaning up thread statics of an unloaded collectible assembly when a pool thread
+        // exits (a race of the kind dotnet/runtime#110837 fixed; seen here twice in one CI run). A test process holds a few hundred small assemblies; they stay loaded.
+        var context = new AssemblyLoadContext(null, isCollectible: false);
         return new GeneratedModels(context.LoadFromStream(stream), genDiagnostics, sources) { AssemblyBytes = stream.Length };
     }
 
