@@ -67,7 +67,7 @@ public static class Program
                     foreach (var c in choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: mixed-weights: {c.Node}: {c.Precision} (loss with it alone in int4: {c.Sensitivity:G3})"));
                 }
-                var compiled = ModelCompiler.Compile(options);
+                var compiled = ModelCompiler.Compile(options, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);
@@ -81,7 +81,7 @@ public static class Program
                 if (calibrationFile is not null)
                 {
                     // The report beside the artifact (or the generated file), in the build log, and the budget check.
-                    var report = Compiler.Compress.CompressionReport.Create(options, compiled, calibrationFile.FullName, parse.GetValue(labels)?.FullName, accuracyBudget);
+                    var report = Compiler.Compress.CompressionReport.Create(options, compiled, calibrationFile.FullName, parse.GetValue(labels)?.FullName, accuracyBudget, prepared);
                     string stem = artifactFile is not null ? artifactFile.FullName : Path.Combine(dir!.FullName, readBack.ClassName);
                     Directory.CreateDirectory(Path.GetDirectoryName(stem)!);
                     WriteIfChanged(stem + ".report.md", report.Markdown(), modelFile.FullName);

@@ -74,7 +74,6 @@ public static class ModelCompiler
             "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
         string Precision(Ir.Node n) => layers is null ? compression : layers.TryGetValue(n.Name, out var p) ? p : "float32";
         if (compression is "int8-weights" or "mixed-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph, n => Precision(n) is "int8-weights" or "int8");
-        if (compression is "int8-weights" or "int8" && options.Simd != "none") Compress.WeightQuantization.QuantizeConvWeights(graph);
         if (compression == "int8")
         {
             if (options.CalibrationPath is null)
@@ -82,6 +81,9 @@ public static class ModelCompiler
             var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
             Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection);
         }
+        // Convolutions not in int8 arithmetic take int8 weights where the GEMM kernel computes them.
+        if (compression is "int8-weights" or "int8" && options.Simd != "none")
+            Compress.WeightQuantization.QuantizeConvWeights(graph, n => Compress.Int8Quantization.OfConv(n) is null);
         if (compression is "int4-weights" or "mixed-weights")
         {
             // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.
@@ -93,7 +95,10 @@ public static class ModelCompiler
     }
 
     /// <summary>Import, normalize, plan: the artifact the generator turns into C#.</summary>
-    public static ModelArtifact Compile(CompileOptions options)
+    public static ModelArtifact Compile(CompileOptions options) => Compile(options, out _);
+
+    /// <summary>Compiles and gives the prepared graph too (the report evaluates it: no second calibration).</summary>
+    public static ModelArtifact Compile(CompileOptions options, out Graph prepared)
     {
         string simd = options.Simd.ToLowerInvariant();
         if (Array.IndexOf(SimdLevels, simd) < 0)
@@ -102,7 +107,7 @@ public static class ModelCompiler
         if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className))
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
         string ns = Identifiers.Namespace(options.Namespace);
-        var graph = Prepare(options);
+        var graph = prepared = Prepare(options);
         string sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(options.ModelPath)));
         return ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
     }

@@ -132,6 +132,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     [InlineData("lenet5.onnx", "int8-weights")]
     [InlineData("lenet300.onnx", "int4-weights")]
     [InlineData("lenet300.onnx", "int8")]
+    [InlineData("lenet5.onnx", "int8")]
     public void TheOnnxExportRunsInOnnxRuntimeAndAgreesWithTheGeneratedCode(string model, string compression)
     {
         string path = TestData.Mnist(model);
@@ -166,9 +167,8 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     {
         string path = TestData.Mnist("lenet300.onnx");
         var options = new CompileOptions { ModelPath = path, ClassName = "Int8", Namespace = "Quantized.Arithmetic", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
-        var artifact = ModelCompiler.Compile(options);
+        var artifact = ModelCompiler.Compile(options, out var compressed);
         Assert.Equal(3, artifact.Nodes.Count(n => n.Kernel == "DenseInt8"));
-        var compressed = ModelCompiler.Prepare(options);
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
@@ -190,6 +190,97 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         }
         output.WriteLine($"LeNet-300 int8 arithmetic: {correct} of 2000 right; float32 in ONNX Runtime: {correctOriginal}");
         Assert.True(correct >= correctOriginal - 6, $"int8 accuracy {correct} vs {correctOriginal} of 2000 (0.3 points is 6 digits)");
+    }
+
+    [Fact]
+    public void Int8ConvolutionsAreBitExactWithTheEvaluatorAndKeepLeNet5sAccuracy()
+    {
+        string path = TestData.Mnist("lenet5.onnx");
+        var options = new CompileOptions { ModelPath = path, ClassName = "LeNet5", Namespace = "Quantized.Convolutions", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        var artifact = ModelCompiler.Compile(options, out var compressed);
+        Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
+        Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "DenseInt8"));
+        long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
+        Assert.True(bytes <= 1_724_320 * 27 / 100, $"{bytes} of 1,724,320 bytes");
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
+        using var ort = new OnnxRuntimeOracle(path);
+        int correct = 0, correctOriginal = 0;
+        for (int d = 0; d < 2000; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            if (d < 200) AssertSameBits(ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats, y, $"digit {d}");
+            if (ArgMax(y) == (int)labels[d]) correct++;
+            if (ArgMax(ort.Run(("image", x, [1, 1, 28, 28]))[0]) == (int)labels[d]) correctOriginal++;
+        }
+        output.WriteLine($"LeNet-5 int8 arithmetic (convolutions and layers): {correct} of 2000 right; float32 in ONNX Runtime: {correctOriginal}; {bytes:N0} of 1,724,320 weight bytes");
+        Assert.True(correct >= correctOriginal - 6, $"int8 accuracy {correct} vs {correctOriginal} of 2000 (0.3 points is 6 digits)");
+    }
+
+    [Fact]
+    public void Int8DepthwiseSeparableCnnIsBitExactWithTheEvaluatorAndFollowsTheFloatModel()
+    {
+        // Depthwise (group = channels, stride 1 and 2), pointwise and a 3x3 stem, with ReLU6 fused, all in int8 arithmetic.
+        string path = SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-int8.onnx");
+        var options = new CompileOptions { ModelPath = path, ClassName = "DwSep", Namespace = "Quantized.Depthwise", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        var artifact = ModelCompiler.Compile(options, out var compressed);
+        Assert.Equal(7, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
+        Assert.Equal(3, artifact.Nodes.Count(n => n.Kernel == "ConvInt8" && n.Attributes["group"] != "1"));
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        using var ort = new OnnxRuntimeOracle(path);
+        int same = 0;
+        double error = 0, scale = 0;
+        const int Digits = 300;
+        for (int d = 0; d < Digits; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            AssertSameBits(ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats, y, $"digit {d}");
+            var reference = ort.Run(("image", x, [1, 1, 28, 28]))[0];
+            if (ArgMax(y) == ArgMax(reference)) same++;
+            for (int i = 0; i < 10; i++) { error += Math.Abs(y[i] - reference[i]); scale += Math.Abs(reference[i]); }
+        }
+        output.WriteLine($"depthwise-separable CNN int8: top-1 as float32 in ONNX Runtime on {same} of {Digits}; mean output error {error / scale:P2} of the mean output");
+        // Random weights, so no accuracy to keep: the int8 outputs must follow the float ones closely.
+        Assert.True(same >= Digits * 95 / 100, $"{same} of {Digits}");
+        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+    }
+
+    [Fact]
+    public void Int8KernelsAtEverySimdLevelGiveTheEvaluatorsBits()
+    {
+        // The Simd item option emits only the Vector128 path, or only scalar code: the same integers, the same bits.
+        string path = SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-int8-simd.onnx");
+        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.Levels", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" }, out var compressed);
+        var scalar = ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" });
+        Assert.Contains(scalar.Nodes, n => n.Kernel == "ConvInt8");
+        var models = GeneratedModels.Build(vector128, scalar);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        for (int d = 0; d < 20; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats;
+            foreach (var artifact in new[] { vector128, scalar })
+            {
+                var y = new float[10];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, digit {d}");
+            }
+        }
+    }
+
+    static void AssertSameBits(float[] expected, float[] actual, string what)
+    {
+        // Whatever path the processor takes (AVX-VNNI, AVX2, Vector128, scalar): the evaluator's very bits.
+        Assert.Equal(expected.Length, actual.Length);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(BitConverter.SingleToInt32Bits(expected[i]) == BitConverter.SingleToInt32Bits(actual[i]), $"{what}, output {i}: evaluator {expected[i]:R}, generated {actual[i]:R}");
     }
 
     [Fact]

@@ -27,10 +27,11 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public double Agreement => Samples == 0 ? 1 : (double)SameTop1 / Samples;
 
-    public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget)
+    /// <param name="prepared">The graph <paramref name="artifact"/> was built from, if the caller has it (else prepared again).</param>
+    public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget, Graph? prepared = null)
     {
         var original = ModelCompiler.Prepare(options with { Compression = "none" });
-        var compressed = ModelCompiler.Prepare(options);
+        var compressed = prepared ?? ModelCompiler.Prepare(options);
         var inputs = original.Inputs.Where(i => original[i].Type == ElementType.Float32).Select(i => new DataInput(i, original[i].Shape!)).ToList();
         if (inputs.Count != original.Inputs.Count)
             throw new ModelGenException(ErrorCodes.BadOption, calibrationPath, "the model takes int64 inputs; calibration data feeds float32 inputs only");
@@ -90,12 +91,14 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             var q = WeightQuantization.Of(node);
             var q4 = Int4Quantization.Of(node);
             var a8 = Int8Quantization.Of(node);
+            var c8 = Int8Quantization.OfConv(node);
             var before = original.Nodes.FirstOrDefault(n => n.Name == node.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             var after = compressed[node.Inputs[1]].Constant;
             if (before is null || after is null) continue;
             // int8 arithmetic keeps the graph's float weights; the weights it uses are q·sw, sw = multiplier / sx.
             if (a8 is not null)
                 after = new TensorData(after.Shape, [.. a8.Q.Select((v, i) => v * (a8.Multipliers[i / a8.K] / a8.Input.Scale))]);
+            if (c8 is not null) after = new TensorData(after.Shape, c8.Dequantized());
             double signal = 0, noise = 0;
             for (int i = 0; i < before.Count; i++)
             {
@@ -106,9 +109,10 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             long bytesBefore = before.Count * 4L;
             string precision = q4 is not null
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
-                : a8 is not null ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {a8.Input.Scale:G4}, zero point {a8.Input.ZeroPoint}), int8 weights, int32 sums")
+                : (a8?.Input ?? c8?.Input) is { } input ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {input.Scale:G4}, zero point {input.ZeroPoint}), int8 weights, int32 sums")
                 : q is not null ? "int8 weights, per-channel scales" : "float32";
             long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L : a8 is not null ? a8.Q.LongLength + a8.N * 8L
+                : c8 is not null ? c8.Q.LongLength + c8.M * 8L
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
         }

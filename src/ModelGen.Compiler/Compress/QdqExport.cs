@@ -8,7 +8,7 @@ namespace ModelGen.Compiler.Compress;
 
 /// <summary>
 /// The compressed model as ONNX that ONNX Runtime runs (QDQ form): each quantized fully connected
-/// layer's weight initializer becomes an int8 initializer and a per-axis DequantizeLinear (int4 values
+/// layer's or convolution's weight initializer becomes an int8 initializer and a per-axis DequantizeLinear (int4 values
 /// are stored in int8, −7…7). The rest of the original model is unchanged. A layer is exported quantized
 /// only where its weights are exactly one initializer as the Gemm or MatMul reads it (no alpha, no
 /// folded BatchNormalization); any other stays float32, and the export says which.
@@ -33,11 +33,15 @@ public static class QdqExport
         {
             var int8 = WeightQuantization.Of(dense);
             var int4 = Int4Quantization.Of(dense);
-            var arithmetic = Int8Quantization.Of(dense);
+            // int8 arithmetic (a fully connected layer or a convolution): int8 weights, and the input quantized with these parameters.
+            var denseArithmetic = Int8Quantization.Of(dense);
+            var convArithmetic = Int8Quantization.OfConv(dense);
+            QuantParams? arithmetic = denseArithmetic?.Input ?? convArithmetic?.Input;
             if (int8 is null && int4 is null && arithmetic is null) continue;
-            var (n, k) = int8 is not null ? (int8.N, int8.K) : int4 is not null ? (int4.N, int4.K) : (arithmetic!.N, arithmetic.K);
-            sbyte[] q = int8?.Q ?? (int4 is not null ? Unpack(int4) : arithmetic!.Q);
-            float[] scales = int8?.Scales ?? int4?.Scales ?? [.. arithmetic!.Multipliers.Select(m => m / arithmetic.Input.Scale)];
+            var (n, k) = int8 is not null ? (int8.N, int8.K) : int4 is not null ? (int4.N, int4.K)
+                : denseArithmetic is not null ? (denseArithmetic.N, denseArithmetic.K) : (convArithmetic!.M, convArithmetic.ChannelsPerGroup * convArithmetic.KernelH * convArithmetic.KernelW);
+            sbyte[] q = int8?.Q ?? (int4 is not null ? Unpack(int4) : denseArithmetic?.Q ?? convArithmetic!.OnnxLayout());
+            float[] scales = int8?.Scales ?? int4?.Scales ?? [.. (denseArithmetic?.Multipliers ?? convArithmetic!.Multipliers).Select(m => m / arithmetic!.Value.Scale)];
             var source = names.FirstOrDefault(p => p.Name == dense.Name).Node;
             var before = original.Nodes.FirstOrDefault(o => o.Name == dense.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             string? weight = source is { OpType: "Gemm" or "MatMul" or "Conv", Input.Count: >= 2 } ? source.Input[1] : null;
@@ -70,18 +74,18 @@ public static class QdqExport
                 // int8 arithmetic: the layer's input through QuantizeLinear/DequantizeLinear (uint8, its calibrated scale and zero point).
                 string input = source!.Input[0], quantizedInput = input + "_" + dense.Name + "_quantized", dequantizedInput = input + "_" + dense.Name + "_dequantized";
                 var inputScale = new TensorProto { Name = quantizedInput + "_scale", DataType = (int)TensorProto.Types.DataType.Float };
-                inputScale.FloatData.Add(arithmetic.Input.Scale);
-                var zero = new TensorProto { Name = quantizedInput + "_zero_point", DataType = (int)TensorProto.Types.DataType.Uint8, RawData = ByteString.CopyFrom((byte)arithmetic.Input.ZeroPoint) };
+                inputScale.FloatData.Add(arithmetic.Value.Scale);
+                var zero = new TensorProto { Name = quantizedInput + "_zero_point", DataType = (int)TensorProto.Types.DataType.Uint8, RawData = ByteString.CopyFrom((byte)arithmetic.Value.ZeroPoint) };
                 g.Initializer.Add(inputScale);
                 g.Initializer.Add(zero);
                 int at = g.Node.IndexOf(source);
                 g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_dq", OpType = "DequantizeLinear", Input = { quantizedInput, inputScale.Name, zero.Name }, Output = { dequantizedInput } });
                 g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_q", OpType = "QuantizeLinear", Input = { input, inputScale.Name, zero.Name }, Output = { quantizedInput } });
                 source.Input[0] = dequantizedInput;
-                // Bias correction changed the bias: Gemm's C carries the corrected one (beta 1, one per output).
+                // Bias correction changed the bias: Conv's B, or Gemm's C (beta 1, one per output), carries the corrected one.
                 if (dense.HasInput(2) && compressed[dense.Inputs[2]].Constant is { } bias && dense.Inputs[2].EndsWith(".corrected", StringComparison.Ordinal))
                 {
-                    bool plainGemm = source.OpType == "Gemm" && !source.Attribute.Any(a => a.Name == "beta" && a.F != 1f) && bias.Count == n;
+                    bool plainGemm = (source.OpType == "Conv" || source.OpType == "Gemm" && !source.Attribute.Any(a => a.Name == "beta" && a.F != 1f)) && bias.Count == n;
                     if (plainGemm)
                     {
                         var corrected = new TensorProto { Name = dense.Name + "_corrected_bias", DataType = (int)TensorProto.Types.DataType.Float };
@@ -90,7 +94,7 @@ public static class QdqExport
                         g.Initializer.Add(corrected);
                         if (source.Input.Count > 2) source.Input[2] = corrected.Name; else source.Input.Add(corrected.Name);
                     }
-                    else notes.Add($"{dense.Name}: its corrected bias is not in the ONNX export (not a Gemm with beta 1)");
+                    else notes.Add($"{dense.Name}: its corrected bias is not in the ONNX export (not a Conv, nor a Gemm with beta 1)");
                 }
             }
             notes.Add($"{dense.Name}: {(arithmetic is not null ? "int8 input and weights" : int8 is not null ? "int8 weights" : "int4 (as int8 values) weights")} through DequantizeLinear");

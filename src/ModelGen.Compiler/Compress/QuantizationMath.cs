@@ -23,6 +23,20 @@ public readonly record struct QuantParams(float Scale, int ZeroPoint)
     public float Dequantize(byte q) => Scale * (q - ZeroPoint);
 }
 
+/// <summary>Symmetric int8 per output channel: one row of weights, scale = max |w| / 127, values in −127…127 (round half to even).</summary>
+public static class SymmetricInt8
+{
+    /// <summary>Writes the row's int8 values and returns its scale (1 for an all-zero row).</summary>
+    public static float Quantize(ReadOnlySpan<float> row, Span<sbyte> values)
+    {
+        float max = 0;
+        foreach (float v in row) max = Math.Max(max, Math.Abs(v));
+        float scale = max > 0 ? max / 127f : 1f;
+        for (int i = 0; i < row.Length; i++) values[i] = (sbyte)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.ToEven), -127, 127);
+        return scale;
+    }
+}
+
 /// <summary>
 /// Fixed-point requantization, integer only, so that every kernel path and the evaluator give the same
 /// integers: a real multiplier M (an int32 accumulator's scale over the output's) is a Q31 integer

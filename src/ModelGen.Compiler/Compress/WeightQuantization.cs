@@ -27,8 +27,8 @@ public static class WeightQuantization
     /// convolution (not depthwise ones): the kernel widens them to float32 in scratch each call, so the
     /// embedded bytes are a quarter and the arithmetic is unchanged.
     /// </summary>
-    public static void QuantizeConvWeights(Graph graph) =>
-        Quantize(graph, graph.Nodes.Where(n => n.OpType == "Conv" && graph[n.Inputs[1]].Constant is { Shape.Length: 3 or 4 } c
+    public static void QuantizeConvWeights(Graph graph, Func<Node, bool>? which = null) =>
+        Quantize(graph, graph.Nodes.Where(n => n.OpType == "Conv" && (which is null || which(n)) && graph[n.Inputs[1]].Constant is { Shape.Length: 3 or 4 } c
             && !(n.Int("group", 1) > 1 && c.Shape[1] == 1 && c.Shape[0] == n.Int("group", 1))));
 
     static void Quantize(Graph graph, IEnumerable<Node> nodes)

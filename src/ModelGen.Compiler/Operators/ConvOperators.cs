@@ -112,31 +112,39 @@ public sealed class ConvOperator : Operator
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
         var geo = Geometry(node, x.Shape, w.Shape);
         int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], group = (int)node.Int("group", 1);
+        // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
+        if (Compress.Int8Quantization.OfConv(node) is { } q)
+            return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), q.Apply(x.Floats, x.Shape, geo, group, b?.Floats))];
         int cPerGroup = c / group, mPerGroup = m / group;
-        var y = new float[(long)n * m * geo.OutH * geo.OutW];
+        int cols = geo.OutH * geo.OutW;
+        var y = new float[(long)n * m * cols];
+        // Each output's sum in double, the bias first, then the taps in (channel, row, column) order; a plane of
+        // sums at a time so the innermost loop walks a row of input and a row of output.
+        var sums = new double[cols];
         for (int ni = 0; ni < n; ni++)
         for (int mi = 0; mi < m; mi++)
         {
             int g = mi / mPerGroup;
-            for (int oh = 0; oh < geo.OutH; oh++)
-            for (int ow = 0; ow < geo.OutW; ow++)
+            Array.Fill(sums, b is null ? 0 : b.Floats[mi]);
+            for (int ci = 0; ci < cPerGroup; ci++)
+            for (int kh = 0; kh < geo.KernelH; kh++)
+            for (int kw = 0; kw < geo.KernelW; kw++)
             {
-                double sum = b is null ? 0 : b.Floats[mi];
-                for (int ci = 0; ci < cPerGroup; ci++)
-                for (int kh = 0; kh < geo.KernelH; kh++)
+                double weight = w.Floats[(((long)mi * cPerGroup + ci) * geo.KernelH + kh) * geo.KernelW + kw];
+                long plane = ((long)ni * c + g * cPerGroup + ci) * geo.InH;
+                for (int oh = 0; oh < geo.OutH; oh++)
                 {
                     int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
                     if (ih < 0 || ih >= geo.InH) continue;
-                    for (int kw = 0; kw < geo.KernelW; kw++)
+                    long row = (plane + ih) * geo.InW;
+                    for (int ow = 0; ow < geo.OutW; ow++)
                     {
                         int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
-                        if (iw < 0 || iw >= geo.InW) continue;
-                        sum += (double)x.Floats[(((long)ni * c + g * cPerGroup + ci) * geo.InH + ih) * geo.InW + iw]
-                             * w.Floats[(((long)mi * cPerGroup + ci) * geo.KernelH + kh) * geo.KernelW + kw];
+                        if (iw >= 0 && iw < geo.InW) sums[oh * geo.OutW + ow] += x.Floats[row + iw] * weight;
                     }
                 }
-                y[(((long)ni * m + mi) * geo.OutH + oh) * geo.OutW + ow] = (float)sum;
             }
+            for (int i = 0; i < cols; i++) y[((long)ni * m + mi) * cols + i] = (float)sums[i];
         }
         return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), y)];
     }

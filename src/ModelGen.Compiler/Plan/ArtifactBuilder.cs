@@ -97,6 +97,11 @@ public sealed class ArtifactBuilder : ILowering
                 var geo = ConvOperator.Geometry(node, x, w);
                 int group = (int)node.Int("group", 1);
                 var y = _graph[node.Outputs[0]].Shape!;
+                if (Compress.Int8Quantization.OfConv(node) is { } int8)
+                {
+                    LowerConvInt8(node, int8, geo, group, x, y);
+                    return;
+                }
                 // A GEMM (weights [M, K] times the input's patches [K, N]) wherever there is SIMD, but for
                 // depthwise convolutions with unit stride, which the direct kernel does row by row. The
                 // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
@@ -352,6 +357,32 @@ public sealed class ArtifactBuilder : ILowering
         long rows = Math.Max(x[2] + g.PadTop + g.PadBottom, (reach + width) / width);
         if (rows * width > 1 << 26) return null;
         return ((int)rows, width, (int)wide);
+    }
+
+    /// <summary>
+    /// Conv in int8 arithmetic (see ConvInt8Kernel): int8 weights [M, C/group·kH·kW'] (kernel rows padded to
+    /// kW' = a multiple of 4), row sums and multipliers per output channel; scratch for the input quantized
+    /// into a plane with zero-point borders, and for the uint8 patch matrix of one group.
+    /// </summary>
+    void LowerConvInt8(Node node, Compress.Int8Conv int8, WindowGeometry geo, int group, int[] x, int[] y)
+    {
+        int q8 = NewTensor(node.Inputs[1], [int8.M, int8.RowLength]);
+        _artifact.Tensors[q8].Storage = TensorStorage.Weight;
+        _artifact.Tensors[q8].IsInt8 = true;
+        _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
+        int sums = ((ILowering)this).Weight(node.Inputs[1] + ".rowsums", new TensorData([int8.M], [.. int8.RowSums.Select(v => (float)v)]));
+        int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.M], int8.Multipliers));
+        int[] bias = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
+        long planeBytes = (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16;
+        long patchBytes = (long)int8.RowLength * ((geo.OutH * geo.OutW + 7) / 8 * 8);
+        int plane = ((ILowering)this).Temporary(node.Name + ".quantized", [checked((int)((planeBytes + 3) / 4))]);
+        int patches = ((ILowering)this).Temporary(node.Name + ".patches", [checked((int)((patchBytes + 3) / 4))]);
+        var n = AddNode("ConvInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, sums, multipliers, .. bias], [Tensor(node.Outputs[0]), plane, patches]);
+        Window(n, geo);
+        n.Attributes["group"] = Int(group);
+        n.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
+        n.Attributes["zero"] = Int(int8.Input.ZeroPoint);
+        Activation(n, node);
     }
 
     static void Window(ArtifactNode n, WindowGeometry g)

@@ -18,7 +18,7 @@ internal static class KernelEmitter
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
         new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
         new SliceRuntimeKernel(), new PadRuntimeKernel(), new ConvTransposeKernel(), new ResizeLinearKernel(),
-        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(),
+        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
@@ -80,6 +80,7 @@ internal static class KernelEmitter
                 case "Dot": EmitDot(w, simd); break;
                 case "Gemv": EmitGemv(w, simd); break;
                 case "Axpy": EmitAxpy(w, simd); break;
+                case "QuantizeU8": ConvInt8Kernel.EmitQuantizeHelper(w, simd); break;
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
                     foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));

@@ -1,0 +1,128 @@
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>
+/// A 2-D convolution (any group, depthwise included) in int8 arithmetic: its input quantized to uint8
+/// with the calibrated <see cref="Input"/> parameters, its weights int8 symmetric per output channel,
+/// int32 sums, then one float32 multiply-add per output:
+/// y[m, p] = (Σ xq·q[m, ·] − zx·RowSums[m])·Multipliers[m] + b[m], Multipliers[m] = sx·sw[m].
+/// Padding reads the zero point, which the row sums take out again, so it counts as 0 exactly.
+/// The weights are laid out as the kernel reads them: row m holds (c, i, j) with each kernel row j
+/// padded with zero weights to <see cref="PaddedKernelW"/>, a multiple of 4, so that four taps are four
+/// neighbouring input bytes (one 32-bit load, one VNNI lane). <see cref="Apply"/> is the emitted
+/// kernel's arithmetic, operation for operation.
+/// </summary>
+public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float[] Multipliers, int M, int ChannelsPerGroup, int KernelH, int KernelW)
+{
+    /// <summary>A kernel row padded with zero weights to a whole number of 4-byte groups.</summary>
+    public int PaddedKernelW => (KernelW + 3) / 4 * 4;
+
+    /// <summary>
+    /// 1x1 kernels group four input channels instead (padding each one-tap row to four would make the
+    /// weights as large as float32's): row m holds channel c at c, padded to a multiple of 4.
+    /// </summary>
+    public bool ChannelPacked => KernelH == 1 && KernelW == 1;
+
+    /// <summary>Weights per output channel in the kernel's layout (a multiple of 4).</summary>
+    public int RowLength => ChannelPacked ? (ChannelsPerGroup + 3) / 4 * 4 : ChannelsPerGroup * KernelH * PaddedKernelW;
+
+    /// <summary>Where tap (channel, i, j) of an output channel's row is in the kernel's layout.</summary>
+    public int Index(int channel, int i, int j) => ChannelPacked ? channel : (channel * KernelH + i) * PaddedKernelW + j;
+
+    /// <summary>Quantizes W [M, C/group, kH, kW] per output channel (symmetric, ±127) for input parameters <paramref name="input"/>.</summary>
+    public static Int8Conv Quantize(QuantParams input, TensorData w)
+    {
+        int m = w.Shape[0], cpg = w.Shape[1], kh = w.Shape[2], kw = w.Shape[3];
+        int taps = cpg * kh * kw;
+        var layout = new Int8Conv(input, [], [], [], m, cpg, kh, kw);
+        int row = layout.RowLength;
+        var q = new sbyte[(long)m * row];
+        var rowSums = new int[m];
+        var multipliers = new float[m];
+        var values = new sbyte[taps];
+        for (int o = 0; o < m; o++)
+        {
+            float scale = SymmetricInt8.Quantize(w.Floats.AsSpan((int)((long)o * taps), taps), values);
+            for (int ch = 0; ch < cpg; ch++)
+                for (int i = 0; i < kh; i++)
+                    for (int j = 0; j < kw; j++)
+                    {
+                        sbyte v = values[(ch * kh + i) * kw + j];
+                        q[(long)o * row + layout.Index(ch, i, j)] = v;
+                        rowSums[o] += v;
+                    }
+            multipliers[o] = input.Scale * scale;
+        }
+        return layout with { Q = q, RowSums = rowSums, Multipliers = multipliers };
+    }
+
+    /// <summary>The float32 weights the int8 ones stand for (q·sw, sw = multiplier / sx), in ONNX's [M, C/group, kH, kW].</summary>
+    public float[] Dequantized()
+    {
+        var w = new float[(long)M * ChannelsPerGroup * KernelH * KernelW];
+        for (int o = 0; o < M; o++)
+        {
+            float scale = Multipliers[o] / Input.Scale;
+            for (int ci = 0; ci < ChannelsPerGroup * KernelH; ci++)
+                for (int j = 0; j < KernelW; j++)
+                    w[((long)o * ChannelsPerGroup * KernelH + ci) * KernelW + j] = Q[(long)o * RowLength + Index(ci / KernelH, ci % KernelH, j)] * scale;
+        }
+        return w;
+    }
+
+    /// <summary>The int8 values in ONNX's [M, C/group, kH, kW] (the kernel's padding dropped).</summary>
+    public sbyte[] OnnxLayout()
+    {
+        var q = new sbyte[(long)M * ChannelsPerGroup * KernelH * KernelW];
+        for (int o = 0; o < M; o++)
+            for (int ci = 0; ci < ChannelsPerGroup * KernelH; ci++)
+                for (int j = 0; j < KernelW; j++)
+                    q[((long)o * ChannelsPerGroup * KernelH + ci) * KernelW + j] = Q[(long)o * RowLength + Index(ci / KernelH, ci % KernelH, j)];
+        return q;
+    }
+
+    /// <summary>x [N, C, H, W] → y [N, M, OH, OW], bias added last (acc·M + b).</summary>
+    public float[] Apply(float[] x, int[] xShape, WindowGeometry geo, int group, float[]? bias)
+    {
+        int n = xShape[0], c = xShape[1], h = xShape[2], wd = xShape[3];
+        int mpg = M / group, cols = geo.OutH * geo.OutW;
+        // The input quantized into planes with zero-point borders, as the kernel does: padding reads the zero point.
+        int ph = h + geo.PadTop + geo.PadBottom, pw = wd + geo.PadLeft + geo.PadRight;
+        var plane = new byte[(long)c * ph * pw];
+        var y = new float[(long)n * M * cols];
+        var acc = new int[cols];
+        for (int image = 0; image < n; image++)
+        {
+            Array.Fill(plane, (byte)Input.ZeroPoint);
+            for (int ch = 0; ch < c; ch++)
+                for (int i = 0; i < h; i++)
+                    for (int j = 0; j < wd; j++)
+                        plane[((long)ch * ph + i + geo.PadTop) * pw + j + geo.PadLeft] = Input.Quantize(x[(((long)image * c + ch) * h + i) * wd + j]);
+            for (int o = 0; o < M; o++)
+            {
+                int g = o / mpg;
+                Array.Clear(acc);
+                for (int ci = 0; ci < ChannelsPerGroup; ci++)
+                    for (int i = 0; i < KernelH; i++)
+                        for (int j = 0; j < KernelW; j++)
+                        {
+                            int q = Q[(long)o * RowLength + Index(ci, i, j)];
+                            long channel = (long)(g * ChannelsPerGroup + ci) * ph;
+                            for (int oy = 0; oy < geo.OutH; oy++)
+                            {
+                                long row = (channel + oy * geo.StrideH + i * geo.DilationH) * pw + j * geo.DilationW;
+                                for (int ox = 0; ox < geo.OutW; ox++) acc[oy * geo.OutW + ox] += plane[row + ox * geo.StrideW] * q;
+                            }
+                        }
+                for (int p = 0; p < cols; p++)
+                {
+                    float v = (acc[p] - Input.ZeroPoint * RowSums[o]) * Multipliers[o];
+                    y[((long)image * M + o) * cols + p] = bias is null ? v : v + bias[o];
+                }
+            }
+        }
+        return y;
+    }
+}

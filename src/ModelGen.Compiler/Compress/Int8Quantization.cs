@@ -1,0 +1,158 @@
+using System.Runtime.CompilerServices;
+using ModelGen.Compiler.Data;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>
+/// Compression int8: fully connected layers (one row) and 2-D convolutions (any group, depthwise
+/// included, unit horizontal dilation) in int8 arithmetic. Each layer's input range comes from the
+/// calibration data (MSE-chosen clipping), its weights are int8 per output channel, its sums int32
+/// (<see cref="Int8Dense"/>, <see cref="Int8Conv"/>); then bias correction. Activations between layers
+/// stay float32 in this version: each int8 layer quantizes its own input.
+/// </summary>
+public static class Int8Quantization
+{
+    static readonly ConditionalWeakTable<Node, Int8Dense> DenseLayers = new();
+    static readonly ConditionalWeakTable<Node, Int8Conv> ConvLayers = new();
+
+    /// <summary>Nodes evaluated in float32 for a moment (bias correction needs the float model's values).</summary>
+    static readonly ConditionalWeakTable<Node, Node> Disabled = new();
+
+    public static Int8Dense? Of(Node node) => !Disabled.TryGetValue(node, out _) && DenseLayers.TryGetValue(node, out var q) ? q : null;
+
+    public static Int8Conv? OfConv(Node node) => !Disabled.TryGetValue(node, out _) && ConvLayers.TryGetValue(node, out var q) ? q : null;
+
+    /// <summary>Most calibration samples that set the ranges.</summary>
+    public const int MaxSamples = 512;
+
+    /// <summary>Most calibration samples bias correction averages over.</summary>
+    public const int BiasSamples = 128;
+
+    /// <summary>Largest weight row of an int8 layer: every int32 sum of 255·127 products stays exact.</summary>
+    const long MaxRow = int.MaxValue / (255L * 127);
+
+    /// <summary>The layers int8 arithmetic applies to (the rest stay float32 or take int8 weights only).</summary>
+    public static List<Node> Candidates(Graph graph) => [.. graph.Nodes.Where(n => IsDense(graph, n) || IsConv(graph, n))];
+
+    static bool IsDense(Graph graph, Node n) =>
+        // One row (batch 1): the int8 kernel is a matrix-vector product; a larger batch keeps float32 in this version.
+        n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0 && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } w
+        && TensorData.Size(graph[n.Outputs[0]].Shape!) == w.Shape[0] && w.Shape[1] <= MaxRow;
+
+    static bool IsConv(Graph graph, Node n) =>
+        n.OpType == "Conv" && graph[n.Inputs[1]].Constant is { Shape.Length: 4 } w && graph[n.Inputs[0]].Shape is { Length: 4 } x
+        && ConvOperator.Geometry(n, x, w.Shape).DilationW == 1 && (long)w.Shape[1] * w.Shape[2] * ((w.Shape[3] + 3) / 4 * 4) <= MaxRow;
+
+    public static void Quantize(Graph graph, DataSet calibration, RangeMethod method = RangeMethod.Mse, bool biasCorrection = true)
+    {
+        var layers = Candidates(graph);
+        if (layers.Count == 0) return;
+        var ranges = layers.ToDictionary(n => n, _ => new ActivationRange());
+        int batch = Math.Max(1, calibration.Inputs[0].Shape.FirstOrDefault(1));
+        int runs = Math.Min(calibration.Count / batch, Math.Max(1, MaxSamples / batch));
+        // Two passes over the data: the extremes, then the histograms within them.
+        foreach (bool histogram in new[] { false, true })
+            for (int r = 0; r < runs; r++)
+            {
+                var values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch));
+                foreach (var node in layers)
+                {
+                    var x = values.TryGetValue(node.Inputs[0], out var v) ? v.Floats : graph[node.Inputs[0]].Constant!.Floats;
+                    if (histogram) ranges[node].Accumulate(x); else ranges[node].Observe(x);
+                }
+            }
+        foreach (var node in layers)
+        {
+            var (lo, hi) = ranges[node].Range(method);
+            var input = QuantParams.ForRange(lo, hi);
+            var w = graph[node.Inputs[1]].Constant!;
+            if (node.OpType == "Conv") ConvLayers.AddOrUpdate(node, Int8Conv.Quantize(input, w));
+            else DenseLayers.AddOrUpdate(node, QuantizeDense(input, w));
+        }
+        // The mean shift settles well before the ranges do: fewer samples (each costs two evaluations per layer).
+        if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch);
+    }
+
+    static Int8Dense QuantizeDense(QuantParams input, TensorData w)
+    {
+        int n = w.Shape[0], k = w.Shape[1];
+        var q = new sbyte[(long)n * k];
+        var rowSums = new int[n];
+        var multipliers = new float[n];
+        for (int j = 0; j < n; j++)
+        {
+            var values = q.AsSpan((int)((long)j * k), k);
+            float scale = SymmetricInt8.Quantize(w.Floats.AsSpan((int)((long)j * k), k), values);
+            foreach (sbyte v in values) rowSums[j] += v;
+            multipliers[j] = input.Scale * scale;
+        }
+        return new Int8Dense(input, q, rowSums, multipliers, n, k);
+    }
+
+    static Dictionary<string, TensorData> Feed(DataSet calibration, int run, int batch)
+    {
+        var feed = new Dictionary<string, TensorData>(StringComparer.Ordinal);
+        for (int i = 0; i < calibration.Inputs.Count; i++)
+        {
+            long length = calibration.SampleLength(i) * batch;
+            feed[calibration.Inputs[i].Name] = new TensorData(calibration.Inputs[i].Shape, calibration.Values[i].AsSpan((int)(run * length), (int)length).ToArray());
+        }
+        return feed;
+    }
+
+    /// <summary>
+    /// Bias correction: the mean, over the calibration data (and, for a convolution, over its output
+    /// pixels), of what quantization shifts each output channel by (float32 layer minus int8 layer, on
+    /// the same float inputs) is added to the layer's bias, so the int8 outputs are centred where the
+    /// float ones are. Both the kernel and the evaluator read the corrected bias, so they stay bit for
+    /// bit the same.
+    /// </summary>
+    static void CorrectBiases(Graph graph, List<Node> layers, DataSet calibration, int runs, int batch)
+    {
+        var channels = layers.ToDictionary(n => n, n => graph[n.Inputs[1]].Constant!.Shape[0]);
+        var shift = layers.ToDictionary(n => n, n => new double[channels[n]]);
+        var counts = layers.ToDictionary(n => n, _ => 0L);
+        for (int r = 0; r < runs; r++)
+        {
+            // The float model's inputs to each layer (quantization is applied per layer, here without the others).
+            Dictionary<string, TensorData> values;
+            foreach (var node in layers) Disabled.AddOrUpdate(node, node);
+            try { values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch)); }
+            finally { foreach (var node in layers) Disabled.Remove(node); }
+            foreach (var node in layers)
+            {
+                TensorData Value(string name) => values.TryGetValue(name, out var v) ? v : graph[name].Constant!;
+                var op = OperatorSet.Get(node, graph);
+                // Without the bias: the difference is the same with it.
+                TensorData?[] inputs = [Value(node.Inputs[0]), Value(node.Inputs[1])];
+                var quantized = op.Evaluate(node, inputs)[0].Floats;
+                Disabled.AddOrUpdate(node, node);
+                float[] exact;
+                try { exact = op.Evaluate(node, inputs)[0].Floats; }
+                finally { Disabled.Remove(node); }
+                // Dense output [rows, N]: channel = index mod N; Conv [N, M, H, W]: channel = index / (H·W) mod M.
+                int m = channels[node], plane = node.OpType == "Conv" ? exact.Length / m / Math.Max(1, graph[node.Outputs[0]].Shape![0]) : 1;
+                for (int i = 0; i < exact.Length; i++) shift[node][i / plane % m] += (double)exact[i] - quantized[i];
+                counts[node] += exact.Length / m;
+            }
+        }
+        foreach (var node in layers)
+        {
+            int m = channels[node];
+            var old = node.HasInput(2) ? graph[node.Inputs[2]].Constant : null;
+            if (node.HasInput(2) && (old is null || old.Count != m)) continue; // a computed bias, or one per row as well as per column: left as is
+            var corrected = new float[m];
+            for (int j = 0; j < m; j++) corrected[j] = (old?.Floats[j] ?? 0f) + (float)(shift[node][j] / Math.Max(1, counts[node]));
+            string name = (node.HasInput(2) ? node.Inputs[2] : node.Name + ".bias") + ".corrected";
+            while (graph.Values.ContainsKey(name)) name += "_";
+            var value = graph.GetOrAdd(name);
+            value.Constant = new TensorData([m], corrected);
+            value.Shape = [m];
+            value.Type = ElementType.Float32;
+            if (node.Inputs.Count > 2) node.Inputs[2] = name; else node.Inputs.Add(name);
+        }
+    }
+}

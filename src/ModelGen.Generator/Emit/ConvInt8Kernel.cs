@@ -1,0 +1,259 @@
+using System.Globalization;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// A 2-D convolution in int8 arithmetic (Compression int8), any group, depthwise included:
+/// 1. the input is quantized to uint8 into a plane whose borders hold the zero point (so padding needs
+///    no tests, and counts as 0 once the row sums are taken out);
+/// 2. per group, the patch matrix is gathered as uint8 in the layout a VNNI lane reads: four neighbouring
+///    taps of a kernel row for one output pixel are four bytes (one 32-bit copy; kernel rows are padded
+///    with zero weights to a multiple of 4 taps);
+/// 3. a GEMM of int8 weights [M, K] by those patches into int32 sums, 4 output channels by 8 pixels at a
+///    time: AVX-VNNI (vpdpbusd), AVX2 (bytes widened to 16 bits, vpmaddwd: no 16-bit saturation),
+///    Vector128 (16-bit products, exact since 255·127 &lt; 2^15, widened to 32 bits) or scalar;
+/// 4. y = (acc − zero·rowsum[m])·multiplier[m] + b[m] in float32, then the fused activation.
+/// Integer sums are exact, so every path and the evaluator (Int8Conv.Apply) give the same bits.
+/// </summary>
+internal sealed class ConvInt8Kernel : IKernel
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe", MM = "global::System.Runtime.InteropServices.MemoryMarshal";
+    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+
+    public string Kernel => "ConvInt8";
+
+    public string InputName(int i) => new[] { "x", "w", "sums", "multipliers", "b" }[i];
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
+        bool hasBias = k.Inputs.Length > 4;
+        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int group = k.Int("group"), zero = k.Int("zero");
+        string scale = KernelContext.F(k.Float("scale"));
+        int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], m = wt.Shape[0], row = wt.Shape[1];
+        int oh = y.Shape[2], ow = y.Shape[3], cols = oh * ow, colsP = (cols + 7) / 8 * 8;
+        int cpg = c / group, mpg = m / group, kwp = (kernel[1] + 3) / 4 * 4, k4 = row / 4;
+        int ph = h + p[0] + p[2], pw = wd + p[1] + p[3];
+        long planeBytes = (long)c * ph * pw + kwp + 16, patchBytes = (long)row * colsP;
+        k.Helpers.Add("QuantizeU8");
+
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{m}, {cpg}, {kernel[0]}, {kernel[1]}]{(hasBias ? " + b" : "")}; window {kernel[0]}x{kernel[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{k.ActName()}.");
+        w.Line($"// x quantized to uint8 (scale {scale}, zero point {zero}) into a plane with zero-point borders; per group a uint8 patch matrix [{k4}·4 taps, {cols} pixels]");
+        w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32; y = (acc − {zero}·sum[m])·multiplier[m]{(hasBias ? " + b[m]" : "")}.");
+        k.OpenMethod();
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || sums.Length < {m} || multipliers.Length < {m}{(hasBias ? $" || b.Length < {m}" : "")} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line($"global::System.Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
+        w.Line($"ref byte rplane = ref {MM}.GetReference(plane);");
+        w.Line($"ref byte rp = ref {MM}.GetReference({MM}.AsBytes(y2));");
+        w.Line($"ref sbyte rw = ref {MM}.GetReference(w);");
+        w.Line($"ref float ry = ref {MM}.GetReference(y);");
+        w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
+        w.Line($"plane.Fill({zero});");
+        w.Open($"for (int image = 0; image < {n}; image++)");
+        w.Open($"for (int r = 0; r < {c * h}; r++)");
+        w.Line($"QuantizeU8(x.Slice(image * {c * h * wd} + r * {wd}, {wd}), plane.Slice((r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}, {wd}), {scale}, {zero});");
+        w.Close();
+        w.Open($"for (int grp = 0; grp < {group}; grp++)");
+        if (kernel[0] == 1 && kernel[1] == 1)
+        {
+            // 1x1: row group t holds channels 4t..4t+3 (the weights of channels past the group's last are zero; they read the last).
+            w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t are channels 4t..4t+3 at that output pixel.");
+            w.Open($"for (int t = 0; t < {k4}; t++)");
+            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, (grp * {cpg} + global::System.Math.Min(4 * t + {b}, {cpg - 1})) * {ph * pw});")));
+            w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+            w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
+            w.Open($"for (int ox = 0; ox < {ow}; ox++)");
+            w.Line($"int at = oy * {s[0] * pw} + ox * {s[1]};");
+            w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.Add(ref s0, at) | {U}.Add(ref s1, at) << 8 | {U}.Add(ref s2, at) << 16 | {U}.Add(ref s3, at) << 24);");
+            w.Close();
+            w.Close();
+            w.Close();
+        }
+        else
+        {
+            w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t = (c, i, q) are taps j = 4q..4q+3 of kernel row i, channel c, for that output pixel.");
+            w.Open($"for (int t = 0; t < {k4}; t++)");
+            w.Line($"int ci = t / {kwp / 4}, q = t % {kwp / 4};");
+            w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+            w.Line($"ref byte src = ref {U}.Add(ref rplane, ((grp * {cpg} + ci / {kernel[0]}) * {ph} + oy * {s[0]} + ci % {kernel[0]} * {d[0]}) * {pw} + q * 4);");
+            w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
+            w.Line("int ox = 0;");
+            if (k.Simd != "none" && s[1] <= 4 && ow >= 4)
+            {
+                // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
+                string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
+                w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, (nuint)(ox * {s[1]})), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
+            }
+            w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, ox * {s[1]})));");
+            w.Close();
+            w.Close();
+        }
+        int full = mpg - mpg % 4;
+        if (full > 0)
+        {
+            w.Open($"for (int m0 = grp * {mpg}; m0 < grp * {mpg} + {full}; m0 += 4)");
+            EmitBlock(k, 4, cols, colsP, row, zero, hasBias);
+            w.Close();
+        }
+        if (mpg % 4 != 0)
+        {
+            w.OpenBlock();
+            w.Line($"int m0 = grp * {mpg} + {full};");
+            EmitBlock(k, mpg % 4, cols, colsP, row, zero, hasBias);
+            w.Close();
+        }
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>Output channels m0..m0+rows−1 of the current group and image, every pixel.</summary>
+    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row, int zero, bool hasBias)
+    {
+        var w = k.W;
+        var rs = Enumerable.Range(0, rows).ToArray();
+        string yBase = $"(image * {k.Inputs[1].Shape[0]} + m0 + {{0}}) * {cols}";
+        w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, (m0 + {r}) * {row});")));
+        if (k.Simd == "auto")
+        {
+            // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
+            w.Open($"if ({X86}.AvxVnni.IsSupported)");
+            // 16 pixels a step (two vectors per channel: up to 8 independent chains hide vpdpbusd's latency), then 8.
+            int wide = colsP / 16 * 16;
+            foreach (var (from, to, vectors) in new[] { (0, wide, 2), (wide, colsP, 1) })
+            {
+                if (to <= from) continue;
+                var vs = Enumerable.Range(0, vectors).ToArray();
+                w.Open($"for (int col = {from}; col < {to}; col += {8 * vectors})");
+                w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
+                w.Open($"for (int t = 0; t < {row / 4}; t++)");
+                w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col + {8 * v}) * 4));")));
+                foreach (int r in rs)
+                {
+                    w.Line($"var q{r} = {V256}.AsSByte({V256}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4)))));");
+                    w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
+                }
+                w.Close();
+                foreach (int v in vs) EmitVectorEpilogue(k, rs, cols, zero, hasBias, yBase, $"_{v}", 8 * v);
+                w.Close();
+            }
+            w.Close();
+            // AVX2: 4 pixels' 16 bytes widened to 16-bit lanes, times the 4 weights (widened, repeated), pairs summed into int32 (vpmaddwd).
+            w.Open($"else if ({X86}.Avx2.IsSupported)");
+            w.Open($"for (int col = 0; col < {colsP}; col += 8)");
+            w.Line(string.Join(" ", rs.Select(r => $"var lo{r} = {V256}<int>.Zero; var hi{r} = lo{r};")));
+            w.Open($"for (int t = 0; t < {row / 4}; t++)");
+            w.Line($"ref byte pt = ref {U}.Add(ref rp, (t * {colsP} + col) * 4);");
+            w.Line($"var plo = {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt)); var phi = {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt, 16));");
+            foreach (int r in rs)
+            {
+                w.Line($"var wv{r} = {X86}.Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                w.Line($"lo{r} += {X86}.Avx2.MultiplyAddAdjacent(plo, wv{r}); hi{r} += {X86}.Avx2.MultiplyAddAdjacent(phi, wv{r});");
+            }
+            w.Close();
+            w.Line("// Each pixel's two pair sums are neighbours: add them (per 128-bit lane), then put the pixels back in order.");
+            w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32({X86}.Avx2.Permute4x64({V256}.AsInt64({X86}.Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
+            EmitVectorEpilogue(k, rs, cols, zero, hasBias, yBase);
+            w.Close();
+            w.Close();
+            w.Open("else");
+        }
+        if (k.Simd != "none")
+        {
+            // Vector128 (SSE, ARM64 AdvSimd): 16-bit products are exact (|255·127| < 2^15), widened to int32 and summed per pixel.
+            w.Open($"if ({V128}.IsHardwareAccelerated)");
+            w.Open($"for (int col = 0; col < {cols}; col += 4)");
+            foreach (int r in rs)
+            {
+                w.OpenBlock();
+                w.Line($"var c0 = {V128}<int>.Zero; var c1 = c0; var c2 = c0; var c3 = c0;");
+                w.Open($"for (int t = 0; t < {row / 4}; t++)");
+                w.Line($"var (p01, p23) = {V128}.Widen({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)));");
+                w.Line($"var wv = {V128}.WidenLower({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                w.Line($"var (e0, e1) = {V128}.Widen({V128}.AsInt16(p01) * wv); var (e2, e3) = {V128}.Widen({V128}.AsInt16(p23) * wv);");
+                w.Line("c0 += e0; c1 += e1; c2 += e2; c3 += e3;");
+                w.Close();
+                w.Line($"int count{r} = global::System.Math.Min(4, {cols} - col);");
+                w.Open($"for (int e = 0; e < count{r}; e++)");
+                w.Line($"int acc = {V128}.Sum(e switch {{ 0 => c0, 1 => c1, 2 => c2, _ => c3 }});");
+                EmitScalarStore(k, r, zero, hasBias, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                w.Close();
+                w.Close();
+            }
+            w.Close();
+            w.Close();
+            w.Open("else");
+        }
+        // Scalar: the same integer sums, one pixel at a time.
+        w.Open($"for (int col = 0; col < {cols}; col++)");
+        foreach (int r in rs)
+        {
+            w.OpenBlock();
+            w.Line("int acc = 0;");
+            w.Open($"for (int t = 0; t < {row}; t++)");
+            w.Line($"acc += {U}.Add(ref rp, (t / 4 * {colsP} + col) * 4 + t % 4) * {U}.Add(ref w{r}, t);");
+            w.Close();
+            EmitScalarStore(k, r, zero, hasBias, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col");
+            w.Close();
+        }
+        w.Close();
+        if (k.Simd != "none") w.Close();
+        if (k.Simd == "auto") w.Close();
+    }
+
+    /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
+    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, int zero, bool hasBias, string yBase, string suffix = "", int offset = 0)
+    {
+        var w = k.W;
+        string? act = GemmEmitter.VectorActivation(k.Node, V256, "v");
+        string col = offset > 0 ? $"col + {offset}" : "col";
+        foreach (int r in rs)
+        {
+            w.OpenBlock();
+            w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} - {V256}.Create({zero} * (int)sums[m0 + {r}])) * {V256}.Create(multipliers[m0 + {r}]){(hasBias ? $" + {V256}.Create(b[m0 + {r}])" : "")};");
+            string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
+            if (act is not null)
+            {
+                if (KernelEmitter.HasActivation(k.Node)) w.Line($"v = {act};");
+                w.Line($"if ({col} + 8 <= {cols}) {V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
+                w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = {V256}.GetElement(v, e);");
+            }
+            else
+                w.Line($"for (int e = 0; e < 8 && {col} + e < {cols}; e++) {{ float s = {V256}.GetElement(v, e); {U}.Add(ref ry, {at} + {col} + e) = {k.Act("s")}; }}");
+            w.Close();
+        }
+    }
+
+    /// <summary>The shared helper: x quantized to uint8 as Int8Conv.Apply and QuantParams.Quantize do it.</summary>
+    public static void EmitQuantizeHelper(CodeWriter w, string simd)
+    {
+        w.Line("// dst[i] = clamp(round(src[i] / scale) + zero, 0, 255), rounding half to even: the uint8 input of the int8 kernels.");
+        w.Open("private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float scale, int zero)");
+        w.Line("int i = 0;");
+        if (simd != "none")
+        {
+            w.Open($"if ({V128}.IsHardwareAccelerated && dst.Length >= src.Length)");
+            w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
+            w.Line($"var s = {V128}.Create(scale); var z = {V128}.Create((float)zero); var top = {V128}.Create(255f);");
+            w.Open("for (; i <= src.Length - 16; i += 16)");
+            w.Line($"var q0 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)i) / s) + z, {V128}<float>.Zero), top));");
+            w.Line($"var q1 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + 4)) / s) + z, {V128}<float>.Zero), top));");
+            w.Line($"var q2 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + 8)) / s) + z, {V128}<float>.Zero), top));");
+            w.Line($"var q3 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + 12)) / s) + z, {V128}<float>.Zero), top));");
+            w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow({V128}.AsUInt32(q0), {V128}.AsUInt32(q1)), {V128}.Narrow({V128}.AsUInt32(q2), {V128}.AsUInt32(q3))), ref rd, (nuint)i);");
+            w.Close();
+            w.Close();
+        }
+        w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] / scale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f);");
+        w.Close();
+    }
+
+    static void EmitScalarStore(KernelContext k, int r, int zero, bool hasBias, string at)
+    {
+        k.W.Line($"{{ float v = (acc - {zero} * (int)sums[m0 + {r}]) * multipliers[m0 + {r}]{(hasBias ? $" + b[m0 + {r}]" : "")}; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
+    }
+}
