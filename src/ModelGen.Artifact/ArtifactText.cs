@@ -45,6 +45,7 @@ public static class ArtifactText
             if (t.IsInt64) Bare(sb, "type", "int64");
             if (t.IsInt8) Bare(sb, "type", "int8");
             if (t.IsUInt8) Bare(sb, "type", "uint8");
+            if (t.IsInt32) Bare(sb, "type", "int32");
             if (t.Storage == TensorStorage.Weight)
                 Bare(sb, "data", Convert.ToBase64String(t.Data ?? new byte[0]));
             sb.Append('\n');
@@ -125,10 +126,11 @@ public static class ArtifactText
                             t.IsInt64 = type == "int64";
                             t.IsInt8 = type == "int8";
                             t.IsUInt8 = type == "uint8";
-                            if (!t.IsInt64 && !t.IsInt8 && !t.IsUInt8) throw new FormatException($"unknown element type '{type}'");
+                            t.IsInt32 = type == "int32";
+                            if (!t.IsInt64 && !t.IsInt8 && !t.IsUInt8 && !t.IsInt32) throw new FormatException($"unknown element type '{type}'");
                         }
                         if (t.IsInt64 && t.Storage == TensorStorage.Arena) throw new FormatException("int64 tensors are inputs, outputs or constants, never computed");
-                        if ((t.IsInt8 || t.IsUInt8) && t.Storage != TensorStorage.Weight) throw new FormatException("int8 and uint8 tensors are weights");
+                        if ((t.IsInt8 || t.IsUInt8 || t.IsInt32) && t.Storage != TensorStorage.Weight) throw new FormatException("int8, uint8 and int32 tensors are weights");
                         model.Tensors.Add(t);
                         break;
                     case "node":

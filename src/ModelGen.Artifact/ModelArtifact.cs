@@ -58,10 +58,12 @@ public sealed class ArtifactTensor
     public bool IsInt8 { get; set; }
     /// <summary>True for raw bytes: packed weights (two int4 per byte), laid out as the kernel reading them says.</summary>
     public bool IsUInt8 { get; set; }
-    /// <summary>Bytes per element: 8 (int64), 1 (int8, uint8) or 4 (float32).</summary>
+    /// <summary>True for int32 weights: the biases of int8 layers, in accumulator units.</summary>
+    public bool IsInt32 { get; set; }
+    /// <summary>Bytes per element: 8 (int64), 1 (int8, uint8) or 4 (float32, int32).</summary>
     public int ElementBytes => IsInt64 ? 8 : IsInt8 || IsUInt8 ? 1 : 4;
     /// <summary>The C# element type of the tensor's spans.</summary>
-    public string CSharpType => IsInt64 ? "long" : IsInt8 ? "sbyte" : IsUInt8 ? "byte" : "float";
+    public string CSharpType => IsInt64 ? "long" : IsInt8 ? "sbyte" : IsUInt8 ? "byte" : IsInt32 ? "int" : "float";
     /// <summary>Little-endian elements (float32, int64 or int8), weights only.</summary>
     public byte[]? Data { get; set; }
 

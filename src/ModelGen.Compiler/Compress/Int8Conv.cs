@@ -7,8 +7,9 @@ namespace ModelGen.Compiler.Compress;
 /// A 2-D convolution (any group, depthwise included) in int8 arithmetic: its input quantized to uint8
 /// with the calibrated <see cref="Input"/> parameters, its weights int8 symmetric per output channel,
 /// int32 sums, then one float32 multiply-add per output:
-/// y[m, p] = (Σ xq·q[m, ·] − zx·RowSums[m])·Multipliers[m] + b[m], Multipliers[m] = sx·sw[m].
-/// Padding reads the zero point, which the row sums take out again, so it counts as 0 exactly.
+/// y[m, p] = (Σ xq·q[m, ·] + bias[m])·Multipliers[m], Multipliers[m] = sx·sw[m], bias the
+/// <see cref="AccumulatorBias"/> (the float bias in accumulator units, less zx·Σq). Padding reads the zero
+/// point, which that bias takes out again, so it counts as 0 exactly.
 /// The weights are laid out as the kernel reads them: row m holds (c, i, j) with each kernel row j
 /// padded with zero weights to <see cref="PaddedKernelW"/>, a multiple of 4, so that four taps are four
 /// neighbouring input bytes (one 32-bit load, one VNNI lane). <see cref="Apply"/> is the emitted
@@ -83,7 +84,10 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
         return q;
     }
 
-    /// <summary>x [N, C, H, W] → y [N, M, OH, OW], bias added last (acc·M + b).</summary>
+    /// <summary>The per-channel integer the kernel adds (the float bias, if any, folded in).</summary>
+    public int[] Bias(float[]? bias) => AccumulatorBias.Fold(bias, Input.ZeroPoint, RowSums, Multipliers);
+
+    /// <summary>x [N, C, H, W] → y [N, M, OH, OW].</summary>
     public float[] Apply(float[] x, int[] xShape, WindowGeometry geo, int group, float[]? bias)
     {
         int n = xShape[0], c = xShape[1], h = xShape[2], wd = xShape[3];
@@ -93,6 +97,7 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
         var plane = new byte[(long)c * ph * pw];
         var y = new float[(long)n * M * cols];
         var acc = new int[cols];
+        var folded = Bias(bias);
         for (int image = 0; image < n; image++)
         {
             Array.Fill(plane, (byte)Input.ZeroPoint);
@@ -116,11 +121,7 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
                                 for (int ox = 0; ox < geo.OutW; ox++) acc[oy * geo.OutW + ox] += plane[row + ox * geo.StrideW] * q;
                             }
                         }
-                for (int p = 0; p < cols; p++)
-                {
-                    float v = (acc[p] - Input.ZeroPoint * RowSums[o]) * Multipliers[o];
-                    y[((long)image * M + o) * cols + p] = bias is null ? v : v + bias[o];
-                }
+                for (int p = 0; p < cols; p++) y[((long)image * M + o) * cols + p] = (acc[p] + folded[o]) * Multipliers[o];
             }
         }
         return y;

@@ -31,20 +31,23 @@ public static class Int8Quantization
     /// <summary>Most calibration samples bias correction averages over.</summary>
     public const int BiasSamples = 128;
 
-    /// <summary>Largest weight row of an int8 layer: every int32 sum of 255·127 products stays exact.</summary>
-    const long MaxRow = int.MaxValue / (255L * 127);
+    /// <summary>Largest weight row of an int8 layer: every sum of 255·127 products stays below 2^30 (room for the bias).</summary>
+    const long MaxRow = (1L << 30) / (255L * 127);
 
     /// <summary>The layers int8 arithmetic applies to (the rest stay float32 or take int8 weights only).</summary>
     public static List<Node> Candidates(Graph graph) => [.. graph.Nodes.Where(n => IsDense(graph, n) || IsConv(graph, n))];
 
+    /// <summary>The bias is folded into an integer at build time: it must be a constant.</summary>
+    static bool ConstantBias(Graph graph, Node n) => !n.HasInput(2) || graph[n.Inputs[2]].Constant is not null;
+
     static bool IsDense(Graph graph, Node n) =>
         // One row (batch 1): the int8 kernel is a matrix-vector product; a larger batch keeps float32 in this version.
         n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0 && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } w
-        && TensorData.Size(graph[n.Outputs[0]].Shape!) == w.Shape[0] && w.Shape[1] <= MaxRow;
+        && TensorData.Size(graph[n.Outputs[0]].Shape!) == w.Shape[0] && w.Shape[1] <= MaxRow && ConstantBias(graph, n);
 
     static bool IsConv(Graph graph, Node n) =>
         n.OpType == "Conv" && graph[n.Inputs[1]].Constant is { Shape.Length: 4 } w && graph[n.Inputs[0]].Shape is { Length: 4 } x
-        && ConvOperator.Geometry(n, x, w.Shape).DilationW == 1 && (long)w.Shape[1] * w.Shape[2] * ((w.Shape[3] + 3) / 4 * 4) <= MaxRow;
+        && ConvOperator.Geometry(n, x, w.Shape).DilationW == 1 && (long)w.Shape[1] * w.Shape[2] * ((w.Shape[3] + 3) / 4 * 4) <= MaxRow && ConstantBias(graph, n);
 
     public static void Quantize(Graph graph, DataSet calibration, RangeMethod method = RangeMethod.Mse, bool biasCorrection = true)
     {

@@ -38,6 +38,31 @@ public static class SymmetricInt8
 }
 
 /// <summary>
+/// The one integer per output channel of an int8 layer: its bias in accumulator units (scale sx·sw, the
+/// multiplier) with the input zero point's share taken out, round(b / multiplier) − zx·Σq. The kernel adds
+/// it to the int32 sum, exactly, and converts once: y = (acc + bias)·multiplier (TFLite's int32 bias).
+/// Rounding the bias moves y by at most half a multiplier, far below an output step.
+/// </summary>
+public static class AccumulatorBias
+{
+    /// <summary>Bounds every (sum + bias) in int32: sums stay below 2^30 (a row is at most 2^30 / (255·127) weights).</summary>
+    const long Limit = 1L << 30;
+
+    /// <param name="bias">Per channel, one value for all, or null.</param>
+    public static int[] Fold(float[]? bias, int zeroPoint, int[] rowSums, float[] multipliers)
+    {
+        var folded = new int[rowSums.Length];
+        for (int m = 0; m < folded.Length; m++)
+        {
+            double b = bias is null ? 0 : bias.Length == 1 ? bias[0] : bias[m];
+            long v = (long)Math.Round(b / multipliers[m], MidpointRounding.ToEven) - (long)zeroPoint * rowSums[m];
+            folded[m] = (int)Math.Clamp(v, -Limit, Limit); // beyond: the bias alone saturates the layer; both kernel and evaluator clamp
+        }
+        return folded;
+    }
+}
+
+/// <summary>
 /// Fixed-point requantization, integer only, so that every kernel path and the evaluator give the same
 /// integers: a real multiplier M (an int32 accumulator's scale over the output's) is a Q31 integer
 /// multiplier and a power-of-two shift, M ≈ multiplier · 2^(shift − 31); applying it is a rounding

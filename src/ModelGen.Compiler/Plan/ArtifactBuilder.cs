@@ -167,10 +167,10 @@ public sealed class ArtifactBuilder : ILowering
                     _artifact.Tensors[q8].Storage = TensorStorage.Weight;
                     _artifact.Tensors[q8].IsInt8 = true;
                     _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
-                    int sums = ((ILowering)this).Weight(node.Inputs[1] + ".rowsums", new TensorData([int8.N], [.. int8.RowSums.Select(v => (float)v)]));
+                    int bias8 = Int32Weight(node.Name + ".bias_int32", int8.Bias(BiasOf(node)));
                     int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.N], int8.Multipliers));
                     int quantizedInput = ((ILowering)this).Temporary(node.Name + ".xq", [(int8.K + 3) / 4]);
-                    var denseQ = AddNode("DenseInt8", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q8, sums, multipliers, .. biasInput], [Tensor(node.Outputs[0]), quantizedInput]);
+                    var denseQ = AddNode("DenseInt8", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q8, bias8, multipliers], [Tensor(node.Outputs[0]), quantizedInput]);
                     denseQ.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
                     denseQ.Attributes["zero"] = Int(int8.Input.ZeroPoint);
                     Activation(denseQ, node);
@@ -370,19 +370,34 @@ public sealed class ArtifactBuilder : ILowering
         _artifact.Tensors[q8].Storage = TensorStorage.Weight;
         _artifact.Tensors[q8].IsInt8 = true;
         _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
-        int sums = ((ILowering)this).Weight(node.Inputs[1] + ".rowsums", new TensorData([int8.M], [.. int8.RowSums.Select(v => (float)v)]));
+        int bias = Int32Weight(node.Name + ".bias_int32", int8.Bias(BiasOf(node)));
         int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.M], int8.Multipliers));
-        int[] bias = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
         long planeBytes = (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16;
         long patchBytes = (long)int8.RowLength * ((geo.OutH * geo.OutW + 7) / 8 * 8);
         int plane = ((ILowering)this).Temporary(node.Name + ".quantized", [checked((int)((planeBytes + 3) / 4))]);
         int patches = ((ILowering)this).Temporary(node.Name + ".patches", [checked((int)((patchBytes + 3) / 4))]);
-        var n = AddNode("ConvInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, sums, multipliers, .. bias], [Tensor(node.Outputs[0]), plane, patches]);
+        var n = AddNode("ConvInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), plane, patches]);
         Window(n, geo);
         n.Attributes["group"] = Int(group);
         n.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
         n.Attributes["zero"] = Int(int8.Input.ZeroPoint);
         Activation(n, node);
+    }
+
+    /// <summary>The float bias of an int8 layer (a constant, or none), which it folds into an integer.</summary>
+    float[]? BiasOf(Node node) => node.HasInput(2) ? _graph[node.Inputs[2]].Constant!.Floats : null;
+
+    /// <summary>An int32 weight tensor (little-endian).</summary>
+    int Int32Weight(string name, int[] values)
+    {
+        while (_graph.Values.ContainsKey(name) || _artifact.Tensors.Any(t => t.Name == name)) name += "_";
+        int id = NewTensor(name, [values.Length]);
+        _artifact.Tensors[id].Storage = TensorStorage.Weight;
+        _artifact.Tensors[id].IsInt32 = true;
+        var data = new byte[values.Length * 4];
+        for (int i = 0; i < values.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(i * 4), values[i]);
+        _artifact.Tensors[id].Data = data;
+        return id;
     }
 
     static void Window(ArtifactNode n, WindowGeometry g)

@@ -14,7 +14,8 @@ namespace ModelGen.Generator.Emit;
 /// 3. a GEMM of int8 weights [M, K] by those patches into int32 sums, 4 output channels by 8 pixels at a
 ///    time: AVX-VNNI (vpdpbusd), AVX2 (bytes widened to 16 bits, vpmaddwd: no 16-bit saturation),
 ///    Vector128 (16-bit products, exact since 255·127 &lt; 2^15, widened to 32 bits) or scalar;
-/// 4. y = (acc − zero·rowsum[m])·multiplier[m] + b[m] in float32, then the fused activation.
+/// 4. y = (acc + bias[m])·multiplier[m] in float32 (bias: the float bias in accumulator units, less the zero
+///    point's share, an int32), then the fused activation.
 /// Integer sums are exact, so every path and the evaluator (Int8Conv.Apply) give the same bits.
 /// </summary>
 internal sealed class ConvInt8Kernel : IKernel
@@ -24,13 +25,12 @@ internal sealed class ConvInt8Kernel : IKernel
 
     public string Kernel => "ConvInt8";
 
-    public string InputName(int i) => new[] { "x", "w", "sums", "multipliers", "b" }[i];
+    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
-        bool hasBias = k.Inputs.Length > 4;
         int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
         int group = k.Int("group"), zero = k.Int("zero");
         string scale = KernelContext.F(k.Float("scale"));
@@ -41,11 +41,11 @@ internal sealed class ConvInt8Kernel : IKernel
         long planeBytes = (long)c * ph * pw + kwp + 16, patchBytes = (long)row * colsP;
         k.Helpers.Add("QuantizeU8");
 
-        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{m}, {cpg}, {kernel[0]}, {kernel[1]}]{(hasBias ? " + b" : "")}; window {kernel[0]}x{kernel[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{k.ActName()}.");
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{m}, {cpg}, {kernel[0]}, {kernel[1]}] + b; window {kernel[0]}x{kernel[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{k.ActName()}.");
         w.Line($"// x quantized to uint8 (scale {scale}, zero point {zero}) into a plane with zero-point borders; per group a uint8 patch matrix [{k4}·4 taps, {cols} pixels]");
-        w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32; y = (acc − {zero}·sum[m])·multiplier[m]{(hasBias ? " + b[m]" : "")}.");
+        w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32; y = (acc + bias[m])·multiplier[m], bias[m] = round(b[m] / multiplier[m]) − {zero}·Σq[m].");
         k.OpenMethod();
-        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || sums.Length < {m} || multipliers.Length < {m}{(hasBias ? $" || b.Length < {m}" : "")} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || bias.Length < {m} || multipliers.Length < {m} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line($"global::System.Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
         w.Line($"ref byte rplane = ref {MM}.GetReference(plane);");
         w.Line($"ref byte rp = ref {MM}.GetReference({MM}.AsBytes(y2));");
@@ -96,14 +96,14 @@ internal sealed class ConvInt8Kernel : IKernel
         if (full > 0)
         {
             w.Open($"for (int m0 = grp * {mpg}; m0 < grp * {mpg} + {full}; m0 += 4)");
-            EmitBlock(k, 4, cols, colsP, row, zero, hasBias);
+            EmitBlock(k, 4, cols, colsP, row);
             w.Close();
         }
         if (mpg % 4 != 0)
         {
             w.OpenBlock();
             w.Line($"int m0 = grp * {mpg} + {full};");
-            EmitBlock(k, mpg % 4, cols, colsP, row, zero, hasBias);
+            EmitBlock(k, mpg % 4, cols, colsP, row);
             w.Close();
         }
         w.Close();
@@ -112,7 +112,7 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>Output channels m0..m0+rows−1 of the current group and image, every pixel.</summary>
-    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row, int zero, bool hasBias)
+    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row)
     {
         var w = k.W;
         var rs = Enumerable.Range(0, rows).ToArray();
@@ -138,7 +138,7 @@ internal sealed class ConvInt8Kernel : IKernel
                     w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
                 }
                 w.Close();
-                foreach (int v in vs) EmitVectorEpilogue(k, rs, cols, zero, hasBias, yBase, $"_{v}", 8 * v);
+                foreach (int v in vs) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v);
                 w.Close();
             }
             w.Close();
@@ -157,7 +157,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
             w.Line("// Each pixel's two pair sums are neighbours: add them (per 128-bit lane), then put the pixels back in order.");
             w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32({X86}.Avx2.Permute4x64({V256}.AsInt64({X86}.Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
-            EmitVectorEpilogue(k, rs, cols, zero, hasBias, yBase);
+            EmitVectorEpilogue(k, rs, cols, yBase);
             w.Close();
             w.Close();
             w.Open("else");
@@ -180,7 +180,7 @@ internal sealed class ConvInt8Kernel : IKernel
                 w.Line($"int count{r} = global::System.Math.Min(4, {cols} - col);");
                 w.Open($"for (int e = 0; e < count{r}; e++)");
                 w.Line($"int acc = {V128}.Sum(e switch {{ 0 => c0, 1 => c1, 2 => c2, _ => c3 }});");
-                EmitScalarStore(k, r, zero, hasBias, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
                 w.Close();
                 w.Close();
             }
@@ -197,7 +197,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Open($"for (int t = 0; t < {row}; t++)");
             w.Line($"acc += {U}.Add(ref rp, (t / 4 * {colsP} + col) * 4 + t % 4) * {U}.Add(ref w{r}, t);");
             w.Close();
-            EmitScalarStore(k, r, zero, hasBias, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col");
+            EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col");
             w.Close();
         }
         w.Close();
@@ -206,7 +206,7 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
-    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, int zero, bool hasBias, string yBase, string suffix = "", int offset = 0)
+    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0)
     {
         var w = k.W;
         string? act = GemmEmitter.VectorActivation(k.Node, V256, "v");
@@ -214,7 +214,7 @@ internal sealed class ConvInt8Kernel : IKernel
         foreach (int r in rs)
         {
             w.OpenBlock();
-            w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} - {V256}.Create({zero} * (int)sums[m0 + {r}])) * {V256}.Create(multipliers[m0 + {r}]){(hasBias ? $" + {V256}.Create(b[m0 + {r}])" : "")};");
+            w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create(bias[m0 + {r}])) * {V256}.Create(multipliers[m0 + {r}]);");
             string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
             if (act is not null)
             {
@@ -252,8 +252,8 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Close();
     }
 
-    static void EmitScalarStore(KernelContext k, int r, int zero, bool hasBias, string at)
+    static void EmitScalarStore(KernelContext k, int r, string at)
     {
-        k.W.Line($"{{ float v = (acc - {zero} * (int)sums[m0 + {r}]) * multipliers[m0 + {r}]{(hasBias ? $" + b[m0 + {r}]" : "")}; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
+        k.W.Line($"{{ float v = (acc + bias[m0 + {r}]) * multipliers[m0 + {r}]; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
     }
 }

@@ -5,8 +5,8 @@ namespace ModelGen.Generator.Emit;
 
 /// <summary>
 /// A fully connected layer in int8 arithmetic (Compression int8), one row: the input quantized to uint8
-/// (round half to even, saturating), an int32 dot product with the int8 weights of each output, the
-/// zero point removed with the row sums, then y = acc·multiplier + b in float32. Paths: AVX-VNNI
+/// (round half to even, saturating), an int32 dot product with the int8 weights of each output plus an
+/// int32 bias (the float bias in accumulator units, less the zero point's share), then y = (acc + bias)·multiplier. Paths: AVX-VNNI
 /// (32 products an instruction), AVX2 (bytes widened to 16 bits, then pairwise multiply-adds into 32 bits:
 /// nothing saturates), scalar. Integer sums are exact, so every path, and the evaluator, give the same bits.
 /// </summary>
@@ -17,19 +17,18 @@ internal sealed class DenseInt8Kernel : IKernel
 
     public string Kernel => "DenseInt8";
 
-    public string InputName(int i) => new[] { "x", "w", "sums", "multipliers", "b" }[i];
+    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var wt = k.Inputs[1];
         int n = wt.Shape[0], kk = wt.Shape[1];
-        bool hasBias = k.Inputs.Length > 4;
         string scale = KernelContext.F(k.Float("scale"));
         int zero = k.Int("zero");
-        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: x quantized to uint8 (scale {scale}, zero point {zero}), y[j] = (Σk xq[k]·q[j, k] − {zero}·sum[j])·multiplier[j]{(hasBias ? " + b[j]" : "")}; {n} outputs of {kk} inputs{k.ActName()}.");
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: x quantized to uint8 (scale {scale}, zero point {zero}), y[j] = (Σk xq[k]·q[j, k] + bias[j])·multiplier[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs{k.ActName()}.");
         k.OpenMethod();
-        w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || sums.Length < {n} || multipliers.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n} || y1.Length * 4 < {kk}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || bias.Length < {n} || multipliers.Length < {n} || y.Length < {n} || y1.Length * 4 < {kk}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line($"global::System.Span<byte> xq = global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(y1).Slice(0, {kk});");
         w.Line($"for (int i = 0; i < {kk}; i++) xq[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(x[i] / {scale}, global::System.MidpointRounding.ToEven) + {zero}, 0f, 255f);");
         w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
@@ -73,8 +72,7 @@ internal sealed class DenseInt8Kernel : IKernel
             w.Close();
             foreach (int r in rs)
             {
-                w.Line($"acc{r} -= {zero} * (int)sums[j + {r}];");
-                w.Line($"{{ float v = acc{r} * multipliers[j + {r}]{(hasBias ? $" + b[j + {r}]" : "")}; y[j + {r}] = {k.Act()}; }}");
+                w.Line($"{{ float v = (acc{r} + bias[j + {r}]) * multipliers[j + {r}]; y[j + {r}] = {k.Act()}; }}");
             }
             w.Close();
         }

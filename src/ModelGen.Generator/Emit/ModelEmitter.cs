@@ -264,7 +264,7 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : t.IsInt32 ? "int32 (bias in accumulator units)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
                 string type = t.CSharpType;
                 // int8: an odd byte count is padded to whole UTF-16 units; the slice drops the pad.
                 string slice = (t.IsInt8 || t.IsUInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
