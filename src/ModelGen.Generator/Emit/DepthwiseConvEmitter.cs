@@ -40,7 +40,7 @@ internal static class DepthwiseConvEmitter
         w.Line(vectorizable
             ? $"// Columns {first}..{lastVector - 1} of each output row a vector at a time ({taps} fused multiply-adds each); the others one by one."
             : "// Every output one by one (a horizontal stride other than 1 or 2).");
-        w.Open($"public static void {name}({sig})");
+        KernelEmitter.OpenKernel(w, name, sig);
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
         if (hasBias) lengths.Add(("b", c));
         KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"));
@@ -126,7 +126,7 @@ internal static class DepthwiseConvEmitter
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, one {k[0]}x{k[1]} filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line($"// Per channel: the plane copied into y1 ({rows}x{pw}, zero padding), {wide} outputs computed as a wide plane in y2");
         w.Line($"// (output (oy, ox) at oy·{pw} + ox; tap (kh, kw) reads y1 at {stride}·j + kh·{d[0] * pw} + kw·{d[1]}), then {ow} columns per row copied out.");
-        w.Open($"public static void {name}({sig})");
+        KernelEmitter.OpenKernel(w, name, sig);
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount), ("y1", (long)rows * pw), ("y2", wide) };
         if (hasBias) lengths.Add(("b", c));
         KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"), ("rp", "y1"), ("rq", "y2"));

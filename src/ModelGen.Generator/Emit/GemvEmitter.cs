@@ -20,7 +20,7 @@ internal static class GemvEmitter
         int n = wt.Shape[0], k = wt.Shape[1];
         bool hasBias = inputs.Length > 2;
         w.Line($"// Fully connected, one row: y[j] = Σk x[k]·W[j, k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, W {CodeWriter.Shape(wt.Shape)} row-major{KernelEmitter.ActName(node)}.");
-        w.Open($"public static void {name}({sig})");
+        KernelEmitter.OpenKernel(w, name, sig);
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Line("ref float rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
@@ -95,7 +95,7 @@ internal static class GemvEmitter
         int n = wt.Shape[0], k = wt.Shape[1];
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int8 weights: y[j] = scale[j]·Σk q[j, k]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, q {CodeWriter.Shape(wt.Shape)} int8 row-major{KernelEmitter.ActName(node)}.");
-        w.Open($"public static void {name}({sig})");
+        KernelEmitter.OpenKernel(w, name, sig);
         string bias = hasBias ? " || b.Length < " + n : "";
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{bias} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
@@ -162,7 +162,7 @@ internal static class GemvEmitter
         int blocks = k / 32;
         const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
         w.Line($"// Fully connected, one row, int4 weights: y[j] = scale[j]·Σk (q[j, k] − 8)·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; q packed two per byte, {rowBytes} bytes a row{KernelEmitter.ActName(node)}.");
-        w.Open($"public static void {name}({sig})");
+        KernelEmitter.OpenKernel(w, name, sig);
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Line("ref byte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");

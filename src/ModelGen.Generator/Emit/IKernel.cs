@@ -50,7 +50,7 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public string ActName() => KernelEmitter.ActName(Node);
 
     /// <summary>Opens the kernel method.</summary>
-    public void OpenMethod() => W.Open($"public static void {Name}({Signature})");
+    public void OpenMethod() => KernelEmitter.OpenKernel(W, Name, Signature);
 
     public static string N(long v) => CodeWriter.N(v);
     public static string F(float v) => Activations.Literal(v);
