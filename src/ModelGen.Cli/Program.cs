@@ -28,7 +28,7 @@ public static class Program
         var ns = new Option<string>("--namespace") { Description = "Namespace (item metadata Namespace).", DefaultValueFactory = _ => "ModelGen.Models" };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension (item metadata BatchSize).", DefaultValueFactory = _ => 1 };
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none (item metadata Simd).", DefaultValueFactory = _ => "auto" };
-        var compression = new Option<string>("--compression") { Description = "none, int8 (fully connected layers in int8 arithmetic; needs --calibration), int8-weights, int4-weights (reconstructed on the calibration data) or mixed-weights (each fully connected layer int4, int8 or float32, the fewest bytes within the budget) (item metadata Compression).", DefaultValueFactory = _ => "none" };
+        var compression = new Option<string>("--compression") { Description = "none, int8 (fully connected layers in int8 arithmetic; needs --calibration), int8-weights, int4-weights (reconstructed on the calibration data) mixed-weights (each fully connected layer int4, int8 or float32, the fewest bytes within the budget) or mixed (each convolution and fully connected layer int8 arithmetic or float32, the most int8 within the budget) (item metadata Compression).", DefaultValueFactory = _ => "none" };
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
@@ -57,15 +57,16 @@ public static class Program
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
                 };
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
-                if (options.Compression.Equals("mixed-weights", StringComparison.OrdinalIgnoreCase))
+                string kind = options.Compression.ToLowerInvariant();
+                if (kind is "mixed-weights" or "mixed")
                 {
                     if (options.CalibrationPath is null || accuracyBudget is null)
-                        throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
+                        throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
                     // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
                     var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName);
                     options = options with { LayerPrecisions = precisions };
                     foreach (var c in choices)
-                        Console.WriteLine(FormattableString.Invariant($"modelgen: mixed-weights: {c.Node}: {c.Precision} (loss with it alone in int4: {c.Sensitivity:G3})"));
+                        Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} (loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3})"));
                 }
                 var compiled = ModelCompiler.Compile(options, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.

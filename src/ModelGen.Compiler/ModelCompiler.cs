@@ -21,7 +21,7 @@ public sealed record CompileOptions
     public string Simd { get; init; } = "auto";
     /// <summary>none, int8-weights or int4-weights (weight-only for fully connected layers).</summary>
     public string Compression { get; init; } = "none";
-    /// <summary>mixed-weights: the precision of each fully connected layer by node name (int4, int8, float32).</summary>
+    /// <summary>mixed-weights: the precision of each fully connected layer by node name (int4, int8, float32); mixed: of each int8-capable layer (int8, float32).</summary>
     public IReadOnlyDictionary<string, string>? LayerPrecisions { get; init; }
     /// <summary>Calibration data (int4-weights reconstructs layers on it; the report compares on it).</summary>
     public string? CalibrationPath { get; init; }
@@ -37,10 +37,7 @@ public static class ModelCompiler
     public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
 
     /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
-    public static readonly string[] CompressionKinds = ["none", "int8", "int8-weights", "int4-weights", "mixed-weights"];
-
-    /// <summary>Compression values issue 5 names that this version does not have yet (said so, not silently ignored).</summary>
-    static readonly string[] CompressionPlanned = ["mixed"];
+    public static readonly string[] CompressionKinds = ["none", "int8", "int8-weights", "int4-weights", "mixed-weights", "mixed"];
 
     /// <summary>Per fully connected layer (by node name): int4, int8 or float32 (mixed-weights; chosen by MixedPrecision).</summary>
 
@@ -64,22 +61,23 @@ public static class ModelCompiler
     {
         string compression = options.Compression.ToLowerInvariant();
         if (Array.IndexOf(CompressionKinds, compression) < 0)
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, Array.IndexOf(CompressionPlanned, compression) >= 0
-                ? $"Compression '{options.Compression}' is not available in this version of ModelGen; use none, int8, int8-weights, int4-weights or mixed-weights"
-                : $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
         var graph = Import(options.ModelPath, options.BatchSize);
         Passes.Run(graph);
         // mixed-weights: each layer at the precision the options name (MixedPrecision chooses them against the budget).
-        var layers = compression == "mixed-weights" ? options.LayerPrecisions ?? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath,
-            "Compression mixed-weights needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
+        var layers = compression is "mixed-weights" or "mixed" ? options.LayerPrecisions ?? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath,
+            $"Compression {compression} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
         string Precision(Ir.Node n) => layers is null ? compression : layers.TryGetValue(n.Name, out var p) ? p : "float32";
         if (compression is "int8-weights" or "mixed-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph, n => Precision(n) is "int8-weights" or "int8");
-        if (compression == "int8")
+        if (compression is "int8" or "mixed")
         {
             if (options.CalibrationPath is null)
-                throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "Compression int8 needs Calibration: the activations' ranges come from it");
+                throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {compression} needs Calibration: the activations' ranges come from it");
             var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
             Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection);
+            // mixed: the layers MixedPrecision keeps in float32 go back to their float weights and bias.
+            if (compression == "mixed")
+                foreach (var node in graph.Nodes) Compress.Int8Quantization.SetFloat(node, Precision(node) != "int8");
         }
         // Convolutions not in int8 arithmetic take int8 weights where the GEMM kernel computes them.
         if (compression is "int8-weights" or "int8" && options.Simd != "none")

@@ -76,7 +76,7 @@ namespace ModelGen.Tasks
         /// (case-insensitive, MG0103). Maps to <c>--simd</c>; empty means <c>auto</c>.</summary>
         public string? Simd { get; set; }
 
-        /// <summary>Compression: <c>none</c> or <c>int8-weights</c>. Maps to <c>--compression</c>; the
+        /// <summary>Compression: <c>none</c>, <c>int8</c>, <c>int8-weights</c>, <c>int4-weights</c>, <c>mixed-weights</c> or <c>mixed</c>. Maps to <c>--compression</c>; the
         /// compiler checks the value (MG0007). Empty means <c>none</c>.</summary>
         public string? Compression { get; set; }
 

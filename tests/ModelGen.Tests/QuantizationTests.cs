@@ -308,12 +308,46 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
-    public void CompressionKindsNotYetAvailableSaySo()
+    public void MixedKeepsTheMostSensitiveLayersInFloat32UntilTheBudgetHolds()
     {
-        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "mixed" }));
-        Assert.Equal(ErrorCodes.BadOption, e.Code);
-        Assert.Contains("not available in this version", e.Message);
+        string path = TestData.Mnist("lenet5.onnx"), calibration = TestData.Mnist("calibration-256.npy");
+        var options = new CompileOptions { ModelPath = path, ClassName = "LeNet5Mixed", Namespace = "Quantized.Mixed", Compression = "mixed", CalibrationPath = calibration };
+        // An output-error bound that all-int8 LeNet-5 misses (its worst error on the calibration digits is about 0.2).
+        const string Budget = "0.1";
+        var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, Budget, null);
+        foreach (var c in choices) output.WriteLine($"{c.Node}: {c.Precision} (loss with it alone in int8: {c.Sensitivity:G3})");
+        Assert.Equal(4, choices.Count);
+        Assert.Contains(choices, c => c.Precision == "float32");
+        Assert.Contains(choices, c => c.Precision == "int8");
+        // The layers kept in float32 are the most sensitive ones.
+        Assert.True(choices.Where(c => c.Precision == "float32").Min(c => c.Sensitivity) >= choices.Where(c => c.Precision == "int8").Max(c => c.Sensitivity));
+
+        options = options with { LayerPrecisions = precisions };
+        var artifact = ModelCompiler.Compile(options, out var compressed);
+        Assert.Equal(choices.Count(c => c.Precision == "int8"), artifact.Nodes.Count(n => n.Kernel is "ConvInt8" or "DenseInt8"));
+        var report = Compiler.Compress.CompressionReport.Create(options, artifact, calibration, null, Budget, compressed);
+        output.WriteLine(report.Summary());
+        Assert.True(report.BudgetMet == true, report.Summary());
+        Assert.All(report.Layers.Where(l => l.Precision == "float32"), l => Assert.Equal(l.BytesBefore, l.BytesAfter));
+
+        var models = GeneratedModels.Build(artifact);
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        for (int d = 0; d < 50; d++)
+        {
+            var x = images[(d * 784)..((d + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            Tolerance.AssertClose(ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats, y, $"digit {d}");
+        }
+    }
+
+    [Fact]
+    public void CompressionKindsAreCheckedAndMixedNeedsABudget()
+    {
         Assert.Equal(ErrorCodes.BadOption, Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "zip" })).Code);
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "mixed", CalibrationPath = TestData.Mnist("calibration-256.npy") }));
+        Assert.Equal(ErrorCodes.BadOption, e.Code);
+        Assert.Contains("AccuracyBudget", e.Message);
     }
 
     static int ArgMax(float[] v)

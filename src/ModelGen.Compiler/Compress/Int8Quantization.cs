@@ -25,6 +25,29 @@ public static class Int8Quantization
 
     public static Int8Conv? OfConv(Node node) => !Disabled.TryGetValue(node, out _) && ConvLayers.TryGetValue(node, out var q) ? q : null;
 
+    /// <summary>A layer's bias input before and after bias correction (null: it had none).</summary>
+    sealed record BiasInputs(string? Original, string Corrected);
+
+    static readonly ConditionalWeakTable<Node, BiasInputs> Biases = new();
+
+    /// <summary>
+    /// Compression mixed: puts a quantized layer back in float32 (its own float weights and bias) or in
+    /// int8 again. Ranges and bias corrections are per layer, measured on the float model, so a layer's
+    /// int8 form does not depend on which others are int8: one calibration serves every assignment.
+    /// </summary>
+    public static void SetFloat(Node node, bool float32)
+    {
+        if (!DenseLayers.TryGetValue(node, out _) && !ConvLayers.TryGetValue(node, out _)) return;
+        if (float32) Disabled.AddOrUpdate(node, node); else Disabled.Remove(node);
+        if (!Biases.TryGetValue(node, out var bias)) return;
+        string? input = float32 ? bias.Original : bias.Corrected;
+        if (input is not null)
+        {
+            if (node.Inputs.Count > 2) node.Inputs[2] = input; else node.Inputs.Add(input);
+        }
+        else if (node.Inputs.Count > 2) node.Inputs.RemoveAt(2);
+    }
+
     /// <summary>Most calibration samples that set the ranges.</summary>
     public const int MaxSamples = 512;
 
@@ -155,6 +178,7 @@ public static class Int8Quantization
             value.Constant = new TensorData([m], corrected);
             value.Shape = [m];
             value.Type = ElementType.Float32;
+            Biases.AddOrUpdate(node, new BiasInputs(node.HasInput(2) ? node.Inputs[2] : null, name));
             if (node.Inputs.Count > 2) node.Inputs[2] = name; else node.Inputs.Add(name);
         }
     }

@@ -7,7 +7,7 @@ using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 
-/// <summary>One layer's choice: its sensitivity (the loss when only it is int4) and the precision kept.</summary>
+/// <summary>One layer's choice: its sensitivity (the loss when only it is int4, or for mixed int8) and the precision kept.</summary>
 public sealed record LayerChoice(string Node, double Sensitivity, string Precision);
 
 /// <summary>
@@ -15,6 +15,9 @@ public sealed record LayerChoice(string Node, double Sensitivity, string Precisi
 /// accuracy budget on the calibration data. Every layer starts in int4; each layer's sensitivity is
 /// the loss when it alone is int4; the most sensitive layers move to int8, then to float32, one at a
 /// time, until the budget holds (all float32 always does).
+/// mixed: each layer int8 arithmetic can compute (convolutions, fully connected) int8 or float32 the same
+/// way: all start in int8, the most sensitive (the loss when it alone is int8) go back to float32 first.
+/// One calibration serves every trial (<see cref="Int8Quantization.SetFloat"/>).
 /// </summary>
 public static class MixedPrecision
 {
@@ -23,7 +26,8 @@ public static class MixedPrecision
 
     public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath)
     {
-        if (options.CalibrationPath is null) throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "Compression mixed-weights needs Calibration");
+        bool int8 = options.Compression.Equals("mixed", StringComparison.OrdinalIgnoreCase);
+        if (options.CalibrationPath is null) throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {options.Compression} needs Calibration");
         var original = ModelCompiler.Prepare(options with { Compression = "none" });
         var inputs = original.Inputs.Select(i => new DataInput(i, original[i].Shape!)).ToList();
         var data = CalibrationData.Load(options.CalibrationPath, inputs, options.CalibrationUint8Scale);
@@ -42,9 +46,20 @@ public static class MixedPrecision
         if (percent) limit /= 100;
 
         // The loss of a precision assignment: the top-1 drop (against the labels, else disagreement) or the worst output error.
+        // mixed: every candidate quantized once; each trial only sets which layers compute in float32.
+        var layers = int8
+            ? Int8Quantization.Candidates(original).Select(n => n.Name).ToList()
+            : original.Nodes.Where(n => n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0).Select(n => n.Name).ToList();
+        var quantized = int8 ? ModelCompiler.Prepare(options with { Compression = "mixed", LayerPrecisions = layers.ToDictionary(l => l, _ => "int8", StringComparer.Ordinal) }) : null;
         double Loss(Dictionary<string, string> precisions)
         {
-            var graph = ModelCompiler.Prepare(options with { Compression = "mixed-weights", LayerPrecisions = precisions });
+            Graph graph;
+            if (quantized is not null)
+            {
+                foreach (var node in quantized.Nodes) Int8Quantization.SetFloat(node, !precisions.TryGetValue(node.Name, out var p) || p != "int8");
+                graph = quantized;
+            }
+            else graph = ModelCompiler.Prepare(options with { Compression = "mixed-weights", LayerPrecisions = precisions });
             int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
             int rows = 0, agree = 0, right = 0, rightOriginal = 0;
             double worst = 0;
@@ -64,12 +79,12 @@ public static class MixedPrecision
             return labels is not null ? (double)(rightOriginal - right) / Math.Max(1, rows) : 1 - (double)agree / Math.Max(1, rows);
         }
 
-        var layers = original.Nodes.Where(n => n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0).Select(n => n.Name).ToList();
-        var chosen = layers.ToDictionary(l => l, _ => "int4", StringComparer.Ordinal);
-        var sensitivity = layers.ToDictionary(l => l, l => Loss(layers.ToDictionary(m => m, m => m == l ? "int4" : "float32", StringComparer.Ordinal)), StringComparer.Ordinal);
+        string lowest = int8 ? "int8" : "int4";
+        var chosen = layers.ToDictionary(l => l, _ => lowest, StringComparer.Ordinal);
+        var sensitivity = layers.ToDictionary(l => l, l => Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal)), StringComparer.Ordinal);
         var order = layers.OrderByDescending(l => sensitivity[l]).ToList();
         bool met = Loss(chosen) <= limit + 1e-12;
-        foreach (string step in new[] { "int8", "float32" })
+        foreach (string step in int8 ? new[] { "float32" } : new[] { "int8", "float32" })
             foreach (string layer in order)
             {
                 if (met) break;
