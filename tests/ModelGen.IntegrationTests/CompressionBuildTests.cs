@@ -46,6 +46,52 @@ public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHel
     }
 
     [Fact]
+    public void Int8ArithmeticThroughTheItemKeepsLeNet5sAccuracy()
+    {
+        // Compression int8 through a real build: calibration in the task, int8 convolutions and layers (int8
+        // and int32 weights in the artifact) through the source generator, run by the consumer.
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Int8");
+        consumer.CopyModel("lenet5.onnx");
+        consumer.CopyModel("calibration-256.npy");
+        consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="LeNet5" Compression="int8" Calibration="calibration-256.npy" />""");
+        consumer.WriteFile("Program.cs", """
+            var images = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(args[0])).ToArray();
+            int count = images.Length / Int8.LeNet5.InputLength;
+            var scores = new float[count * Int8.LeNet5.OutputLength];
+            for (int i = 0; i < count; i++)
+                Int8.LeNet5.Run(images.AsSpan(i * 784, 784), scores.AsSpan(i * 10, 10));
+            File.WriteAllBytes(args[1], System.Runtime.InteropServices.MemoryMarshal.AsBytes(scores.AsSpan()).ToArray());
+            Console.WriteLine($"weights {Int8.LeNet5.WeightBytes} bytes");
+            """);
+        ProcessResult build = consumer.Build();
+        Assert.True(build.ExitCode == 0, build.ToString());
+        Assert.Contains("int8 arithmetic", File.ReadAllText(Directory.GetFiles(consumer.ArtifactFolder, "*.report.md").Single()));
+
+        var (_, images) = Npy.ReadFloat32(Path.Combine(Repo.MnistData, "test-images.npy"));
+        var (_, labels) = Npy.ReadInt64(Path.Combine(Repo.MnistData, "test-labels.npy"));
+        string input = Path.Combine(consumer.Directory, "images.bin"), result = Path.Combine(consumer.Directory, "scores.bin");
+        File.WriteAllBytes(input, MemoryMarshal.AsBytes(images.AsSpan()).ToArray());
+        ProcessResult run = consumer.RunBuilt(input, result);
+        Assert.True(run.ExitCode == 0, run.ToString());
+        output.WriteLine(run.Output.Trim());
+        // float32: 1,724,320 bytes; int8 weights, an int32 bias and a float32 multiplier per channel: about a quarter.
+        long weightBytes = long.Parse(System.Text.RegularExpressions.Regex.Match(run.Output, @"weights (\d+) bytes").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(weightBytes, 1_724_320 / 4, 1_724_320 * 27 / 100);
+
+        float[] actual = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(result)).ToArray();
+        float[] expected = OnnxReference.Run(Path.Combine(Repo.MnistData, "lenet5.onnx"), images, 2000, [1, 28, 28], 10);
+        int right = 0, rightOriginal = 0;
+        for (int d = 0; d < 2000; d++)
+        {
+            if (ArgMax(actual.AsSpan(d * 10, 10)) == labels[d]) right++;
+            if (ArgMax(expected.AsSpan(d * 10, 10)) == labels[d]) rightOriginal++;
+        }
+        output.WriteLine($"int8: {right} of 2000 right; float32 in ONNX Runtime: {rightOriginal}");
+        Assert.True(right >= rightOriginal - 6, $"int8 {right} vs float32 {rightOriginal} of 2000 (0.3 points is 6 digits)");
+    }
+
+    [Fact]
     public void AMissedAccuracyBudgetFailsTheBuildWithTheFigures()
     {
         package.AssertPacked();
