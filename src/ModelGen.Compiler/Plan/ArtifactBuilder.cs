@@ -372,7 +372,9 @@ public sealed class ArtifactBuilder : ILowering
         _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
         int bias = Int32Weight(node.Name + ".bias_int32", int8.Bias(BiasOf(node)));
         int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.M], int8.Multipliers));
-        long planeBytes = (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16;
+        // The padded plane, slack for the last 16-byte loads, and with pads a flat copy of the quantized image.
+        long planeBytes = (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16
+            + (geo.HasPadding ? (long)x[1] * geo.InH * geo.InW : 0);
         long patchBytes = (long)int8.RowLength * ((geo.OutH * geo.OutW + 7) / 8 * 8);
         int plane = ((ILowering)this).Temporary(node.Name + ".quantized", [checked((int)((planeBytes + 3) / 4))]);
         int patches = ((ILowering)this).Temporary(node.Name + ".patches", [checked((int)((patchBytes + 3) / 4))]);

@@ -38,7 +38,10 @@ internal sealed class ConvInt8Kernel : IKernel
         int oh = y.Shape[2], ow = y.Shape[3], cols = oh * ow, colsP = (cols + 7) / 8 * 8;
         int cpg = c / group, mpg = m / group, kwp = (kernel[1] + 3) / 4 * 4, k4 = row / 4;
         int ph = h + p[0] + p[2], pw = wd + p[1] + p[3];
-        long planeBytes = (long)c * ph * pw + kwp + 16, patchBytes = (long)row * colsP;
+        bool padded = p.Any(v => v != 0);
+        // With pads, the image is quantized into a flat copy after the plane first (one vectorized pass, whatever
+        // the row width), then its rows copied into the plane; without, straight into the plane.
+        long flatAt = (long)c * ph * pw + kwp + 16, planeBytes = flatAt + (padded ? (long)c * h * wd : 0), patchBytes = (long)row * colsP;
         k.Helpers.Add("QuantizeU8");
 
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{m}, {cpg}, {kernel[0]}, {kernel[1]}] + b; window {kernel[0]}x{kernel[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{k.ActName()}.");
@@ -54,9 +57,14 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
         w.Line($"plane.Fill({zero});");
         w.Open($"for (int image = 0; image < {n}; image++)");
-        w.Open($"for (int r = 0; r < {c * h}; r++)");
-        w.Line($"QuantizeU8(x.Slice(image * {c * h * wd} + r * {wd}, {wd}), plane.Slice((r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}, {wd}), {scale}, {zero});");
-        w.Close();
+        if (padded)
+        {
+            w.Line($"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {scale}, {zero});");
+            w.Open($"for (int r = 0; r < {c * h}; r++)");
+            w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref rplane, (r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}), ref {U}.Add(ref rplane, {flatAt} + r * {wd}), {wd});");
+            w.Close();
+        }
+        else w.Line($"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {scale}, {zero});");
         w.Open($"for (int grp = 0; grp < {group}; grp++)");
         if (kernel[0] == 1 && kernel[1] == 1)
         {

@@ -30,7 +30,8 @@ internal sealed class DenseInt8Kernel : IKernel
         k.OpenMethod();
         w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || bias.Length < {n} || multipliers.Length < {n} || y.Length < {n} || y1.Length * 4 < {kk}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line($"global::System.Span<byte> xq = global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(y1).Slice(0, {kk});");
-        w.Line($"for (int i = 0; i < {kk}; i++) xq[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(x[i] / {scale}, global::System.MidpointRounding.ToEven) + {zero}, 0f, 255f);");
+        w.Line($"QuantizeU8(x.Slice(0, {kk}), xq, {scale}, {zero});");
+        k.Helpers.Add("QuantizeU8");
         w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
         // Four outputs at a time, two accumulators each: eight independent chains hide the multiply-add latency.
