@@ -90,6 +90,10 @@ public sealed class OperatorConformanceTests : ConformanceTests
 
         Gemm("GemmBias", [3, 4], [4, 5], [5]),
         Gemm("GemmTransB", [3, 4], [5, 4], [5], ("transB", 1)),
+        // One row: W in 4-row panels of 16 columns (a partial panel, a partial last chunk, K below 16).
+        Gemm("GemmOneRowPanels", [1, 100], [10, 100], [10], ("transB", 1)),
+        Gemm("GemmOneRowNotTransposed", [1, 37], [37, 7], [7]),
+        Gemm("GemmOneRowNarrow", [1, 5], [6, 5], null, ("transB", 1)),
         Gemm("GemmAlphaBetaMatrixC", [3, 4], [4, 5], [3, 5], ("alpha", 0.5f), ("beta", 2f)),
         Gemm("GemmRowC", [3, 4], [4, 5], [1, 5]),
         Gemm("GemmScalarC", [3, 4], [4, 5], []),

@@ -170,8 +170,9 @@ public static class BenchCommand
                     total += inputs[0].ElementCount * (inputs[1].ElementCount / inputs[1].Shape[0]);
                     break;
                 case "Dense" when y is not null:
-                    // W is [N, K] (one row) or [K, N(padded)] (several rows).
-                    total += y.ElementCount * (node.Attributes.TryGetValue("layout", out var layout) && layout == "kn" ? inputs[1].Shape[0] : inputs[1].Shape[1]);
+                    // W is [K, N(padded)] (several rows), in 4-row panels with K an attribute (one row), or [N, K] (int8, int4).
+                    node.Attributes.TryGetValue("layout", out var layout);
+                    total += y.ElementCount * (layout == "kn" ? inputs[1].Shape[0] : node.Attributes.TryGetValue("k", out var k) ? int.Parse(k, System.Globalization.CultureInfo.InvariantCulture) : inputs[1].Shape[1]);
                     break;
                 case "DenseInt8" when y is not null:
                     total += y.ElementCount * inputs[1].Shape[1];

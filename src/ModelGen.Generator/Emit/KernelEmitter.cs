@@ -113,6 +113,13 @@ internal static class KernelEmitter
         w.Open($"public static void {name}({sig})");
     }
 
+    /// <summary>
+    /// The weight input a kernel reads in 64-byte-aligned loads, if any: the model passes it padded
+    /// (<see cref="GemvEmitter.AlignPad"/> floats each side) and with its phase as a last argument.
+    /// </summary>
+    internal static int AlignedWeightInput(ArtifactNode node) =>
+        node.Kernel == "Dense" && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
+
     static string InputName(ArtifactNode node, int i) => node.Kernel switch
     {
         "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" => new[] { "x", "w", "scales", "b" }[i],
@@ -511,7 +518,7 @@ internal static class KernelEmitter
     {
         var x = inputs[0]; var wt = inputs[1];
         bool transA = node.Attributes["transA"] != "0";
-        if (node.Attributes.TryGetValue("layout", out var layout) && layout == "nk")
+        if (node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4")
         {
             GemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
             return;

@@ -29,10 +29,13 @@ public sealed class GeneratedModels
     }
 
     /// <summary>Generates and compiles the given artifacts; fails the test on any compiler warning or error.</summary>
-    public static GeneratedModels Build(params ModelArtifact[] models)
+    public static GeneratedModels Build(params ModelArtifact[] models) => BuildWith("", models);
+
+    /// <summary>As <see cref="Build"/>, with more source compiled beside (say, a partial part of a model class that reaches its kernels).</summary>
+    public static GeneratedModels BuildWith(string extraSource, params ModelArtifact[] models)
     {
         var texts = models.Select((m, i) => (AdditionalText)new InMemoryAdditionalText($"/models/m{i}.mgen", ArtifactText.Write(m))).ToImmutableArray();
-        var harness = string.Join("\n", models.Select(Harness));
+        var harness = string.Join("\n", models.Select(Harness)) + "\n" + extraSource;
         var parse = new CSharpParseOptions(LanguageVersion.Latest);
         var compilation = CSharpCompilation.Create(
             "GeneratedModels" + Guid.NewGuid().ToString("N"),
