@@ -66,9 +66,10 @@ public sealed class CliTests
         Assert.Equal(200, result.Agreement.SameTop1);
         Assert.Equal(0, result.Agreement.OutsideTolerance);
         Assert.Equal(0, result.OursAllocated);
-        // Known sizes of LeNet-300-100: 784·300 + 300·100 + 100·10 multiply-adds; its 266,610 float32 parameters.
+        // Known sizes of LeNet-300-100: 784·300 + 300·100 + 100·10 multiply-adds; its 266,610 float32 parameters,
+        // and the zeros that fill the 4-row, 16-column panels of f2 (W [100, 300] as [100, 304]) and f3 ([10, 100] as [12, 112]).
         Assert.Equal(784 * 300 + 300 * 100 + 100 * 10, result.MultiplyAdds);
-        Assert.Equal(266_610 * 4, result.WeightBytes);
+        Assert.Equal((266_610 + 100 * 4 + (12 * 112 - 10 * 100)) * 4, result.WeightBytes);
         Assert.Equal(3, result.Kernels.Count);
         Assert.InRange(result.Plan.ArenaBytes, result.Plan.LowerBound, result.Plan.TensorBytes + 64 * 3);
         Assert.True(result.OursSeconds > 0 && result.OrtSeconds > 0 && result.Peak.Gflops > 0);
