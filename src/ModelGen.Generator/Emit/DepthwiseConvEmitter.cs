@@ -76,7 +76,7 @@ internal static class DepthwiseConvEmitter
                         string at = $"ox * {s[1]} + {kw * d[1] - p[1]}";
                         string load = s[1] == 1
                             ? $"{v}.LoadUnsafe(ref row, (nuint)({at}))"
-                            : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({v}.LoadUnsafe(ref row, (nuint)({at}))), {v}.AsUInt64({v}.LoadUnsafe(ref row, (nuint)({at} + {width})))))";
+                            : KernelEmitter.EvenLanes(v, width, $"{v}.LoadUnsafe(ref row, (nuint)({at}))", $"{v}.LoadUnsafe(ref row, (nuint)({at} + {width}))");
                         string weight = $"{v}.Create({U}.Add(ref wp, {kh * k[1] + kw}))";
                         w.Line(fused ? $"acc = {v}.FusedMultiplyAdd({weight}, {load}, acc);" : $"acc += {weight} * {load};");
                     }
@@ -151,15 +151,21 @@ internal static class DepthwiseConvEmitter
             w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
             w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var w{t} = {v}.Create({U}.Add(ref wp, {t}));")));
             w.Open($"for (int j = 0; j < {wide}; j += {width})");
-            w.Line($"{v}<float> acc = {v}.Create(bias);");
+            // One accumulator per kernel row, summed at the end: a single chain of 9 dependent FMAs made
+            // these kernels latency-bound (a plane has only a few vectors to overlap).
+            int chains = Math.Min(k[0], 3);
+            w.Line($"{v}<float> acc = {v}.Create(bias){string.Concat(Enumerable.Range(1, chains - 1).Select(r => $", acc{r} = {v}<float>.Zero"))};");
             for (int t = 0; t < taps; t++)
             {
                 string at = stride == 1 ? $"j + {offsets[t]}" : $"2 * j + {offsets[t]}";
                 string load = stride == 1
                     ? $"{v}.LoadUnsafe(ref rp, (nuint)({at}))"
-                    : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({v}.LoadUnsafe(ref rp, (nuint)({at}))), {v}.AsUInt64({v}.LoadUnsafe(ref rp, (nuint)({at} + {width})))))";
-                w.Line(fused ? $"acc = {v}.FusedMultiplyAdd(w{t}, {load}, acc);" : $"acc += w{t} * {load};");
+                    : KernelEmitter.EvenLanes(v, width, $"{v}.LoadUnsafe(ref rp, (nuint)({at}))", $"{v}.LoadUnsafe(ref rp, (nuint)({at} + {width}))");
+                int chain = t / k[1] % chains;
+                string acc = chain == 0 ? "acc" : "acc" + chain;
+                w.Line(fused ? $"{acc} = {v}.FusedMultiplyAdd(w{t}, {load}, {acc});" : $"{acc} += w{t} * {load};");
             }
+            if (chains > 1) w.Line($"acc += {string.Join(" + ", Enumerable.Range(1, chains - 1).Select(r => "acc" + r))};");
             w.Line($"{v}.StoreUnsafe({GemmEmitter.VectorActivation(node, v, "acc") ?? "acc"}, ref rq, (nuint)j);");
             w.Close();
             w.Close();
