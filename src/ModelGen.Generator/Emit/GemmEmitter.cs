@@ -194,16 +194,21 @@ internal static class GemmEmitter
                 ? $"{v}<float> c{r}_{q} = {Init(g, v, level.Width, r, q, m0, n0)};"
                 : $"{v}<float> c{r}_{q} = firstChunk ? {Init(g, v, level.Width, r, q, m0, n0)} : {v}.LoadUnsafe(ref {g.C}, (nuint)({Cell(r, q)}));")));
         string k0 = chunk.Var ?? "0";
-        w.Line($"int pa = {g.ABase} + {m0} * {g.Lda} + {k0}, pb = {g.BBase} + {k0} * {g.Ldb} + {n0};");
-        w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++, pa++, pb += {g.Ldb})" : $"for (int k = k0; k < kEnd; k++, pa++, pb += {g.Ldb})");
+        // pa and pb walk A's column and B's row as references: every load is then a register plus a constant,
+        // and no index arithmetic competes with the multiply-adds for the vector ports.
+        w.Line($"ref float pa = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + {m0} * {g.Lda} + {k0});");
+        w.Line($"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
+        w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
         foreach (int q in qs)
-            w.Line($"{v}<float> b{q} = {v}.LoadUnsafe(ref {g.B}, (nuint)(pb{(q == 0 ? "" : " + " + q * level.Width)}));");
+            w.Line(q == 0 ? $"{v}<float> b0 = {v}.LoadUnsafe(ref pb);" : $"{v}<float> b{q} = {v}.LoadUnsafe(ref pb, {q * level.Width});");
         foreach (int r in rs)
         {
-            w.Line($"{v}<float> a{r} = {v}.Create({Unsafe}.Add(ref {g.A}, pa{(r == 0 ? "" : " + " + r * g.Lda)}));");
+            w.Line(r == 0 ? $"{v}<float> a0 = {v}.Create(pa);" : $"{v}<float> a{r} = {v}.Create({Unsafe}.Add(ref pa, {r * g.Lda}));");
             foreach (int q in qs)
                 w.Line(level.Fused ? $"c{r}_{q} = {v}.FusedMultiplyAdd(a{r}, b{q}, c{r}_{q});" : $"c{r}_{q} += a{r} * b{q};");
         }
+        w.Line($"pa = ref {Unsafe}.Add(ref pa, 1);");
+        w.Line($"pb = ref {Unsafe}.Add(ref pb, {g.Ldb});");
         w.Close();
         bool activate = KernelEmitter.HasActivation(node) && VectorActivation(node, v, "c") is not null;
         if (chunk.Var is not null && activate) w.Open("if (lastChunk)");
