@@ -73,8 +73,13 @@ public sealed class CliTests
         Assert.Equal(3, result.Kernels.Count);
         Assert.InRange(result.Plan.ArenaBytes, result.Plan.LowerBound, result.Plan.TensorBytes + 64 * 3);
         Assert.True(result.OursSeconds > 0 && result.OrtSeconds > 0 && result.Peak.Gflops > 0);
+        // The stream bound reads a buffer of the weights' size (whole 256-byte steps of it).
+        var stream = Assert.IsType<Cli.Bench.StreamRate>(result.Stream);
+        Assert.InRange(stream.Bytes, result.WeightBytes - 256, result.WeightBytes);
+        Assert.True(stream.AlignedGBs > 0 && stream.MisalignedGBs > 0);
         string table = result.Format();
         Assert.Contains("ONNX Runtime", table);
+        Assert.Contains("weight stream", table);
         Assert.Contains("per kernel", table);
     }
 

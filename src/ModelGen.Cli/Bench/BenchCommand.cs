@@ -57,6 +57,8 @@ public static class BenchCommand
     public sealed record BenchOptions(string ModelPath, string? DataPath, float Uint8Scale, int BatchSize, string Simd, double Seconds, int Samples)
     {
         public string Compression { get; init; } = "none";
+    /// <summary>How fast a buffer of the weights' size streams in: reading every weight once bounds a batch-1 run.</summary>
+    public StreamRate? Stream { get; init; }
     }
 
     public static BenchResult Run(BenchOptions o)
@@ -132,7 +134,7 @@ public static class BenchCommand
         var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel, Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
-            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak()) { Compression = o.Compression };
+            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak()) { Compression = o.Compression, Stream = MeasureStream(weightBytes) };
     }
 
     /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
@@ -191,6 +193,57 @@ public static class BenchCommand
             }
         }
         return total;
+    }
+
+    /// <summary>
+    /// How fast this processor reads a buffer of the weights' size, once per pass, as a batch-1 model must:
+    /// vector sums over it in 64-byte-aligned loads, then 4 bytes off alignment (every load then straddles two
+    /// cache lines). The buffer is written first: pages never touched all map one zero page and read as if cached.
+    /// </summary>
+    public static StreamRate MeasureStream(long bytes)
+    {
+        int floats = (int)(Math.Clamp(bytes / 4, 4096, 64L << 20) / 64 * 64);
+        var buffer = GC.AllocateArray<float>(floats + 32, pinned: true);
+        for (int i = 0; i < buffer.Length; i++) buffer[i] = i % 7;
+        long address = (long)System.Runtime.InteropServices.Marshal.UnsafeAddrOfPinnedArrayElement(buffer, 0);
+        int aligned = (int)((64 - address % 64) % 64 / 4);
+        double Rate(int offset)
+        {
+            int reps = Math.Max(1, (int)(16_000_000 / floats));
+            StreamSum(buffer, offset, floats);
+            double best = 0;
+            for (int r = 0; r < 5; r++)
+            {
+                long start = Stopwatch.GetTimestamp();
+                for (int i = 0; i < reps; i++) StreamSum(buffer, offset, floats);
+                best = Math.Max(best, (double)floats * 4 * reps / Seconds(Stopwatch.GetTimestamp() - start) / 1e9);
+            }
+            return best;
+        }
+        return new StreamRate((long)floats * 4, Rate(aligned), Rate(aligned + 1));
+    }
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.NoInlining | System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]
+    static float StreamSum(float[] buffer, int offset, int count)
+    {
+        ref float r = ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(buffer);
+        if (System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated)
+        {
+            System.Runtime.Intrinsics.Vector512<float> s0 = default, s1 = default, s2 = default, s3 = default;
+            for (int i = offset; i <= offset + count - 64; i += 64)
+            {
+                s0 += System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref r, (nuint)i); s1 += System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref r, (nuint)(i + 16));
+                s2 += System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref r, (nuint)(i + 32)); s3 += System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref r, (nuint)(i + 48));
+            }
+            return System.Runtime.Intrinsics.Vector512.Sum(s0 + s1 + s2 + s3);
+        }
+        System.Runtime.Intrinsics.Vector128<float> t0 = default, t1 = default, t2 = default, t3 = default;
+        for (int i = offset; i <= offset + count - 16; i += 16)
+        {
+            t0 += System.Runtime.Intrinsics.Vector128.LoadUnsafe(ref r, (nuint)i); t1 += System.Runtime.Intrinsics.Vector128.LoadUnsafe(ref r, (nuint)(i + 4));
+            t2 += System.Runtime.Intrinsics.Vector128.LoadUnsafe(ref r, (nuint)(i + 8)); t3 += System.Runtime.Intrinsics.Vector128.LoadUnsafe(ref r, (nuint)(i + 12));
+        }
+        return System.Runtime.Intrinsics.Vector128.Sum(t0 + t1 + t2 + t3);
     }
 
     /// <summary>
@@ -307,6 +360,9 @@ public sealed class Agreement
 /// <summary>One kernel's share of a run.</summary>
 public sealed record KernelTime(string OnnxOp, string Node, string Kernel, double Seconds, long MultiplyAdds);
 
+/// <summary>Read rates (GB/s) of a buffer of <paramref name="Bytes"/>, in aligned and in misaligned vector loads.</summary>
+public sealed record StreamRate(long Bytes, double AlignedGBs, double MisalignedGBs);
+
 /// <summary>The measured float32 peak (GFLOP/s) and the vector width (bits) it was measured with.</summary>
 public sealed record Peak(double Gflops, int Bits);
 
@@ -314,6 +370,8 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
     MemoryPlanReport Plan, long WeightBytes, long MultiplyAdds, Agreement Agreement, int Samples, bool FromData, IReadOnlyList<KernelTime> Kernels, Peak Peak)
 {
     public string Compression { get; init; } = "none";
+    /// <summary>How fast a buffer of the weights' size streams in: reading every weight once bounds a batch-1 run.</summary>
+    public StreamRate? Stream { get; init; }
 
     public string Format()
     {
@@ -337,6 +395,8 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
         w.AppendLine($"weights                {Bytes(WeightBytes)}");
         w.AppendLine($"arena (ScratchBytes)   {Bytes(Plan.ArenaBytes)}{Above(Plan.ArenaBytes)}; liveness lower bound {Bytes(Plan.LowerBound)} (buffers 64-byte aligned); all tensors without reuse {Bytes(Plan.TensorBytes)}");
         w.AppendLine($"float32 peak           {Peak.Gflops:F1} GFLOP/s measured (12 independent {Peak.Bits}-bit FMA chains); ModelGen reaches {100 * gflops(OursSeconds) / Peak.Gflops:F1}% of it");
+        if (Stream is { } st)
+            w.AppendLine($"weight stream          {st.AlignedGBs:F1} GB/s reading {Bytes(st.Bytes)} in 64-byte-aligned loads ({st.MisalignedGBs:F1} GB/s misaligned): reading the weights once takes {WeightBytes / st.AlignedGBs / 1e3:F1} µs at least");
         w.AppendLine($"agreement              top-1 same on {Agreement.SameTop1} of {Agreement.Compared} {(FromData ? $"rows ({Samples} samples of the data)" : "rows (a pseudo-random input)")}; max |difference| {Agreement.MaxAbsolute:G3}; {Agreement.OutsideTolerance} of {Agreement.Values} values outside 1e-4 relative / 1e-5 absolute");
         w.AppendLine();
         w.AppendLine("per kernel (ModelGen, profiled run)");
