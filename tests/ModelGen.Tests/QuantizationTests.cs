@@ -227,8 +227,12 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string path = SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-int8.onnx");
         var options = new CompileOptions { ModelPath = path, ClassName = "DwSep", Namespace = "Quantized.Depthwise", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
         var artifact = ModelCompiler.Compile(options, out var compressed);
-        Assert.Equal(7, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
-        Assert.Equal(3, artifact.Nodes.Count(n => n.Kernel == "ConvInt8" && n.Attributes["group"] != "1"));
+        // The stem and the pointwise layers are int8 GEMMs; the depthwise ones have their own kernel, whose
+        // weights are the plain [C, 3·3] (no kernel row padded to 4 taps).
+        Assert.Equal(4, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
+        var depthwise = artifact.Nodes.Where(n => n.Kernel == "DepthwiseInt8").ToList();
+        Assert.Equal(3, depthwise.Count);
+        Assert.All(depthwise, n => Assert.Equal(artifact.Tensors[n.Inputs[0]].Shape[1] * 9, artifact.Tensors[n.Inputs[1]].ElementCount));
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         using var ort = new OnnxRuntimeOracle(path);
@@ -260,6 +264,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" }, out var compressed);
         var scalar = ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" });
         Assert.Contains(scalar.Nodes, n => n.Kernel == "ConvInt8");
+        Assert.Contains(scalar.Nodes, n => n.Kernel == "DepthwiseInt8");
         var models = GeneratedModels.Build(vector128, scalar);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         for (int d = 0; d < 20; d++)

@@ -17,14 +17,37 @@ namespace ModelGen.Compiler.Compress;
 /// </summary>
 public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float[] Multipliers, int M, int ChannelsPerGroup, int KernelH, int KernelW)
 {
-    /// <summary>A kernel row padded with zero weights to a whole number of 4-byte groups.</summary>
-    public int PaddedKernelW => (KernelW + 3) / 4 * 4;
+    /// <summary>
+    /// A depthwise convolution with its own kernel (DepthwiseInt8: one channel at a time, taps summed
+    /// exactly in float32), whose weights are the plain [M, kH·kW], no row padded.
+    /// </summary>
+    public bool Depthwise { get; init; }
+
+    /// <summary>A kernel row padded with zero weights to a whole number of 4-byte groups (as is, depthwise).</summary>
+    public int PaddedKernelW => Depthwise ? KernelW : (KernelW + 3) / 4 * 4;
+
+    /// <summary>
+    /// Whether a Conv takes the depthwise int8 kernel: one input channel per output channel, 2-D, equal
+    /// strides of 1 or 2 (the shapes ArtifactBuilder.DepthwisePlane lays out), and few enough taps that
+    /// every sum of products stays below 2^24 (exact in float32).
+    /// </summary>
+    public static bool HasDepthwiseKernel(Graph graph, Node node)
+    {
+        var x = graph[node.Inputs[0]].Shape;
+        var w = graph[node.Inputs[1]].Constant?.Shape;
+        var y = graph[node.Outputs[0]].Shape;
+        if (x is null || w is null || y is null || x.Length != 4 || w.Length != 4) return false;
+        long group = node.Int("group", 1);
+        if (w[1] != 1 || w[0] != group || w[0] != x[1]) return false;
+        if ((long)w[2] * w[3] * 255 * 127 >= 1 << 24) return false;
+        return Plan.ArtifactBuilder.DepthwisePlane(ConvOperator.Geometry(node, x, w), x, y) is not null;
+    }
 
     /// <summary>
     /// 1x1 kernels group four input channels instead (padding each one-tap row to four would make the
     /// weights as large as float32's): row m holds channel c at c, padded to a multiple of 4.
     /// </summary>
-    public bool ChannelPacked => KernelH == 1 && KernelW == 1;
+    public bool ChannelPacked => !Depthwise && KernelH == 1 && KernelW == 1;
 
     /// <summary>Weights per output channel in the kernel's layout (a multiple of 4).</summary>
     public int RowLength => ChannelPacked ? (ChannelsPerGroup + 3) / 4 * 4 : ChannelsPerGroup * KernelH * PaddedKernelW;
@@ -33,11 +56,11 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
     public int Index(int channel, int i, int j) => ChannelPacked ? channel : (channel * KernelH + i) * PaddedKernelW + j;
 
     /// <summary>Quantizes W [M, C/group, kH, kW] per output channel (symmetric, ±127) for input parameters <paramref name="input"/>.</summary>
-    public static Int8Conv Quantize(QuantParams input, TensorData w)
+    public static Int8Conv Quantize(QuantParams input, TensorData w, bool depthwise = false)
     {
         int m = w.Shape[0], cpg = w.Shape[1], kh = w.Shape[2], kw = w.Shape[3];
         int taps = cpg * kh * kw;
-        var layout = new Int8Conv(input, [], [], [], m, cpg, kh, kw);
+        var layout = new Int8Conv(input, [], [], [], m, cpg, kh, kw) { Depthwise = depthwise };
         int row = layout.RowLength;
         var q = new sbyte[(long)m * row];
         var rowSums = new int[m];

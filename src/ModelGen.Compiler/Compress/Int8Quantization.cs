@@ -95,7 +95,7 @@ public static class Int8Quantization
             var (lo, hi) = ranges[node].Range(method);
             var input = QuantParams.ForRange(lo, hi);
             var w = graph[node.Inputs[1]].Constant!;
-            if (node.OpType == "Conv") ConvLayers.AddOrUpdate(node, Int8Conv.Quantize(input, w));
+            if (node.OpType == "Conv") ConvLayers.AddOrUpdate(node, Int8Conv.Quantize(input, w, Int8Conv.HasDepthwiseKernel(graph, node)));
             else DenseLayers.AddOrUpdate(node, QuantizeDense(input, w));
         }
         // The mean shift settles well before the ranges do: fewer samples (each costs two evaluations per layer).

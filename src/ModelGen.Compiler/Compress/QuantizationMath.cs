@@ -17,8 +17,11 @@ public readonly record struct QuantParams(float Scale, int ZeroPoint)
         return new QuantParams(scale, zero);
     }
 
-    /// <summary>Quantizes one value (round half to even, saturating), as the emitted code will.</summary>
-    public byte Quantize(float real) => (byte)Math.Clamp(MathF.Round(real / Scale, MidpointRounding.ToEven) + ZeroPoint, 0, 255);
+    /// <summary>1 / Scale in float32: the emitted code multiplies by it (a divide per value is slow), and so does <see cref="Quantize"/>.</summary>
+    public float InverseScale => 1f / Scale;
+
+    /// <summary>Quantizes one value (round half to even, saturating), as the emitted code will: round(real·(1/scale)) + zero point.</summary>
+    public byte Quantize(float real) => (byte)Math.Clamp(MathF.Round(real * InverseScale, MidpointRounding.ToEven) + ZeroPoint, 0, 255);
 
     public float Dequantize(byte q) => Scale * (q - ZeroPoint);
 }

@@ -373,6 +373,24 @@ public sealed class ArtifactBuilder : ILowering
         _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
         int bias = Int32Weight(node.Name + ".bias_int32", int8.Bias(BiasOf(node)));
         int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.M], int8.Multipliers));
+        if (int8.Depthwise && DepthwisePlane(geo, x, y) is { } dw)
+        {
+            // One channel at a time: its plane quantized (uint8 values held as float32) with the zero point in
+            // the padding, the taps summed over a wide plane as the float32 depthwise kernel does.
+            // The raw plane (zeros in the padding, which quantize to the zero point) and the quantized one,
+            // rounded to whole vectors so the plane quantizes in one flat run.
+            int planeLength = (dw.Rows * dw.Width + 15) / 16 * 16;
+            int raw = ((ILowering)this).Temporary(node.Name + ".plane", [planeLength]);
+            int wide = ((ILowering)this).Temporary(node.Name + ".wide", [dw.Wide]);
+            int quantized = ((ILowering)this).Temporary(node.Name + ".quantized", [planeLength]);
+            var d = AddNode("DepthwiseInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), raw, wide, quantized]);
+            d.Attributes["plane"] = $"{dw.Rows},{dw.Width}";
+            Window(d, geo);
+            d.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
+            d.Attributes["zero"] = Int(int8.Input.ZeroPoint);
+            Activation(d, node);
+            return;
+        }
         // The padded plane, slack for the last 16-byte loads, and with pads a flat copy of the quantized image.
         long planeBytes = (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16
             + (geo.HasPadding ? (long)x[1] * geo.InH * geo.InW : 0);

@@ -24,13 +24,13 @@ internal sealed class DenseInt8Kernel : IKernel
         var w = k.W;
         var wt = k.Inputs[1];
         int n = wt.Shape[0], kk = wt.Shape[1];
-        string scale = KernelContext.F(k.Float("scale"));
+        string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int zero = k.Int("zero");
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: x quantized to uint8 (scale {scale}, zero point {zero}), y[j] = (Σk xq[k]·q[j, k] + bias[j])·multiplier[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs{k.ActName()}.");
         k.OpenMethod();
         w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || bias.Length < {n} || multipliers.Length < {n} || y.Length < {n} || y1.Length * 4 < {kk}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line($"global::System.Span<byte> xq = global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(y1).Slice(0, {kk});");
-        w.Line($"QuantizeU8(x.Slice(0, {kk}), xq, {scale}, {zero});");
+        w.Line($"QuantizeU8(x.Slice(0, {kk}), xq, {inverse}, {zero});");
         k.Helpers.Add("QuantizeU8");
         w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");

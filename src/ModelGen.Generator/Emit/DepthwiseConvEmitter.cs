@@ -109,6 +109,28 @@ internal static class DepthwiseConvEmitter
     }
 
     /// <summary>
+    /// acc = init + Σ taps weight{t}·(the plane rp at stride·j + offset{t}), for one vector of the wide
+    /// output at j. One accumulator per kernel row, summed at the end: a single chain of 9 dependent FMAs
+    /// made these kernels latency-bound (a plane has only a few vectors to overlap).
+    /// </summary>
+    internal static void WideTaps(CodeWriter w, string v, int width, bool fused, string init, string weight, int[] kernel, int stride, List<int> offsets)
+    {
+        int chains = Math.Min(kernel[0], 3);
+        w.Line($"{v}<float> acc = {init}{string.Concat(Enumerable.Range(1, chains - 1).Select(r => $", acc{r} = {v}<float>.Zero"))};");
+        for (int t = 0; t < offsets.Count; t++)
+        {
+            string at = stride == 1 ? $"j + {offsets[t]}" : $"2 * j + {offsets[t]}";
+            string load = stride == 1
+                ? $"{v}.LoadUnsafe(ref rp, (nuint)({at}))"
+                : KernelEmitter.EvenLanes(v, width, $"{v}.LoadUnsafe(ref rp, (nuint)({at}))", $"{v}.LoadUnsafe(ref rp, (nuint)({at} + {width}))");
+            int chain = t / kernel[1] % chains;
+            string acc = chain == 0 ? "acc" : "acc" + chain;
+            w.Line(fused ? $"{acc} = {v}.FusedMultiplyAdd({weight}{t}, {load}, {acc});" : $"{acc} += {weight}{t} * {load};");
+        }
+        if (chains > 1) w.Line($"acc += {string.Join(" + ", Enumerable.Range(1, chains - 1).Select(r => "acc" + r))};");
+    }
+
+    /// <summary>
     /// Equal strides of 1 or 2: each input plane is copied into a zero-padded plane (y1, width Wp), and the
     /// output computed as a wide plane (y2) where output (oy, ox) is element j = oy·Wp + ox. Tap (kh, kw)
     /// then reads padded element stride·j + kh·dH·Wp + kw·dW for every j: one run of memory (stride 1)
@@ -151,21 +173,7 @@ internal static class DepthwiseConvEmitter
             w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
             w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var w{t} = {v}.Create({U}.Add(ref wp, {t}));")));
             w.Open($"for (int j = 0; j < {wide}; j += {width})");
-            // One accumulator per kernel row, summed at the end: a single chain of 9 dependent FMAs made
-            // these kernels latency-bound (a plane has only a few vectors to overlap).
-            int chains = Math.Min(k[0], 3);
-            w.Line($"{v}<float> acc = {v}.Create(bias){string.Concat(Enumerable.Range(1, chains - 1).Select(r => $", acc{r} = {v}<float>.Zero"))};");
-            for (int t = 0; t < taps; t++)
-            {
-                string at = stride == 1 ? $"j + {offsets[t]}" : $"2 * j + {offsets[t]}";
-                string load = stride == 1
-                    ? $"{v}.LoadUnsafe(ref rp, (nuint)({at}))"
-                    : KernelEmitter.EvenLanes(v, width, $"{v}.LoadUnsafe(ref rp, (nuint)({at}))", $"{v}.LoadUnsafe(ref rp, (nuint)({at} + {width}))");
-                int chain = t / k[1] % chains;
-                string acc = chain == 0 ? "acc" : "acc" + chain;
-                w.Line(fused ? $"{acc} = {v}.FusedMultiplyAdd(w{t}, {load}, {acc});" : $"{acc} += w{t} * {load};");
-            }
-            if (chains > 1) w.Line($"acc += {string.Join(" + ", Enumerable.Range(1, chains - 1).Select(r => "acc" + r))};");
+            WideTaps(w, v, width, fused, $"{v}.Create(bias)", "w", k, stride, offsets);
             w.Line($"{v}.StoreUnsafe({GemmEmitter.VectorActivation(node, v, "acc") ?? "acc"}, ref rq, (nuint)j);");
             w.Close();
             w.Close();
