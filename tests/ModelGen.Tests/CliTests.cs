@@ -84,6 +84,17 @@ public sealed class CliTests
     }
 
     [Fact]
+    public void BenchCountsTheMultiplyAddsOfInt8ConvolutionsAsTheirFloat32Ones()
+    {
+        // LeNet-5: c1 20·24·24 outputs of 25 taps, c2 50·8·8 of 20·25, f1 500 of 800, f2 10 of 500, whatever
+        // the int8 kernels pad their weight rows to.
+        var result = Cli.Bench.BenchCommand.Run(new Cli.Bench.BenchCommand.BenchOptions(
+            TestData.Mnist("lenet5.onnx"), TestData.Mnist("test-images.npy"), Uint8Scale: 1, BatchSize: 1, Simd: "auto", Seconds: 0.1, Samples: 50) { Compression = "int8" });
+        Assert.Equal(20L * 24 * 24 * 25 + 50L * 8 * 8 * 500 + 500 * 800 + 10 * 500, result.MultiplyAdds);
+        Assert.Equal(0, result.OursAllocated);
+    }
+
+    [Fact]
     public void BenchRefusesDataThatDoesNotFitTheInput()
     {
         var stderr = new StringWriter();

@@ -57,8 +57,6 @@ public static class BenchCommand
     public sealed record BenchOptions(string ModelPath, string? DataPath, float Uint8Scale, int BatchSize, string Simd, double Seconds, int Samples)
     {
         public string Compression { get; init; } = "none";
-    /// <summary>How fast a buffer of the weights' size streams in: reading every weight once bounds a batch-1 run.</summary>
-    public StreamRate? Stream { get; init; }
     }
 
     public static BenchResult Run(BenchOptions o)
@@ -178,6 +176,12 @@ public static class BenchCommand
                     break;
                 case "DenseInt8" when y is not null:
                     total += y.ElementCount * inputs[1].Shape[1];
+                    break;
+                case "ConvInt8" or "DepthwiseInt8" when y is not null:
+                    // The real taps per output: input channels per group times the window (the int8 rows may be padded).
+                    var window = ArtifactText.ParseInts(node.Attributes["kernel"]);
+                    long perGroup = node.Kernel == "DepthwiseInt8" ? 1 : inputs[0].Shape[1] / int.Parse(node.Attributes["group"], System.Globalization.CultureInfo.InvariantCulture);
+                    total += y.ElementCount * perGroup * window[0] * window[1];
                     break;
                 case "MatMul" when y is not null:
                     total += y.ElementCount * inputs[0].Shape[inputs[0].Shape.Length - 1];
