@@ -121,19 +121,22 @@ internal static class KernelEmitter
         node.Kernel == "Dense" && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
 
     /// <summary>
-    /// The even lanes of two float vectors (lo's, then hi's): the inputs of a stride-2 window. One vpermt2ps
+    /// The even (or odd) lanes of two float vectors (lo's, then hi's): the inputs of a stride-2 window. One vpermt2ps
     /// on AVX-512 and a shuffle and a permute on AVX2; Narrow elsewhere (on AVX-512 the JIT makes it two
     /// vpmovqd and an insert, five shuffle-port micro-ops, which were the bottleneck of stride-2 depthwise
     /// convolutions).
     /// </summary>
-    internal static string EvenLanes(string v, int width, string lo, string hi)
+    internal static string EvenLanes(string v, int width, string lo, string hi, bool odd = false)
     {
-        string narrow = $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))";
+        string narrow = odd
+            ? $"{v}.AsSingle({v}.Narrow({v}.ShiftRightLogical({v}.AsUInt64({lo}), 32), {v}.ShiftRightLogical({v}.AsUInt64({hi}), 32)))"
+            : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))";
         const string X86 = "global::System.Runtime.Intrinsics.X86";
+        int first = odd ? 1 : 0;
         return width switch
         {
-            16 => $"({X86}.Avx512F.IsSupported ? {X86}.Avx512F.PermuteVar16x32x2({lo}, {v}.Create(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30), {hi}) : {narrow})",
-            8 => $"({X86}.Avx2.IsSupported ? {v}.AsSingle({X86}.Avx2.Permute4x64({v}.AsDouble({X86}.Avx.Shuffle({lo}, {hi}, 0x88)), 0xD8)) : {narrow})",
+            16 => $"({X86}.Avx512F.IsSupported ? {X86}.Avx512F.PermuteVar16x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 16).Select(i => 2 * i + first))}), {hi}) : {narrow})",
+            8 => $"({X86}.Avx2.IsSupported ? {v}.AsSingle({X86}.Avx2.Permute4x64({v}.AsDouble({X86}.Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
             _ => narrow,
         };
     }
@@ -454,10 +457,10 @@ internal static class KernelEmitter
             if (ow < width) continue;
             w.Open($"if ({v}.IsHardwareAccelerated)");
             w.Open($"for (; ow <= {ow - width}; ow += {width})");
-            w.Line($"var lo = {v}.AsUInt64({v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow))));");
-            w.Line($"var hi = {v}.AsUInt64({v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width}))));");
-            w.Line($"var even = {v}.AsSingle({v}.Narrow(lo, hi));");
-            w.Line($"var odd = {v}.AsSingle({v}.Narrow({v}.ShiftRightLogical(lo, 32), {v}.ShiftRightLogical(hi, 32)));");
+            w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
+            w.Line($"var hi = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width})));");
+            w.Line($"var even = {EvenLanes(v, width, "lo", "hi")};");
+            w.Line($"var odd = {EvenLanes(v, width, "lo", "hi", odd: true)};");
             w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
             w.Close(); w.Close();
         }
