@@ -46,6 +46,8 @@ public static class ArtifactText
             if (t.IsInt8) Bare(sb, "type", "int8");
             if (t.IsUInt8) Bare(sb, "type", "uint8");
             if (t.IsInt32) Bare(sb, "type", "int32");
+            if (t.IsInt16) Bare(sb, "type", "int16");
+            if (t.IsFloat16) Bare(sb, "type", "float16");
             if (t.Storage == TensorStorage.Weight)
                 Bare(sb, "data", Convert.ToBase64String(t.Data ?? new byte[0]));
             sb.Append('\n');
@@ -127,10 +129,13 @@ public static class ArtifactText
                             t.IsInt8 = type == "int8";
                             t.IsUInt8 = type == "uint8";
                             t.IsInt32 = type == "int32";
-                            if (!t.IsInt64 && !t.IsInt8 && !t.IsUInt8 && !t.IsInt32) throw new FormatException($"unknown element type '{type}'");
+                            t.IsInt16 = type == "int16";
+                            t.IsFloat16 = type == "float16";
+                            if (!t.IsInt64 && !t.IsCompressedType) throw new FormatException($"unknown element type '{type}'");
                         }
                         if (t.IsInt64 && t.Storage == TensorStorage.Arena) throw new FormatException("int64 tensors are inputs, outputs or constants, never computed");
-                        if ((t.IsInt8 || t.IsUInt8 || t.IsInt32) && t.Storage != TensorStorage.Weight) throw new FormatException("int8, uint8 and int32 tensors are weights");
+                        if (t.IsCompressedType && t.Storage != TensorStorage.Weight && !(t.IsUInt8 && t.Storage == TensorStorage.Arena))
+                            throw new FormatException("int8, int16, int32 and float16 tensors are weights; uint8 ones weights or arena");
                         model.Tensors.Add(t);
                         break;
                     case "node":
@@ -173,7 +178,7 @@ public static class ArtifactText
         {
             if (t.Storage == TensorStorage.Weight && (t.Data == null || t.Data.LongLength != t.ElementCount * t.ElementBytes))
                 throw new FormatException($"tensor {t.Id} holds {t.Data?.Length ?? 0} bytes, its shape needs {t.ElementCount * t.ElementBytes}");
-            if (t.Storage == TensorStorage.Arena && (t.Offset < 0 || t.Offset + t.ElementCount * 4 > model.ScratchBytes))
+            if (t.Storage == TensorStorage.Arena && (t.Offset < 0 || t.Offset + t.ArenaBytes > model.ScratchBytes))
                 throw new FormatException($"tensor {t.Id} lies outside the scratch arena");
         }
     }

@@ -56,14 +56,28 @@ public sealed class ArtifactTensor
     public bool IsInt64 { get; set; }
     /// <summary>True for int8 weights (quantized, with their scales in another tensor).</summary>
     public bool IsInt8 { get; set; }
-    /// <summary>True for raw bytes: packed weights (two int4 per byte), laid out as the kernel reading them says.</summary>
+    /// <summary>
+    /// True for raw bytes: packed weights (two int4 per byte), laid out as the kernel reading them says, or in
+    /// the arena the uint8 activations one int8 layer writes for the next (their quantization in the nodes).
+    /// </summary>
     public bool IsUInt8 { get; set; }
     /// <summary>True for int32 weights: the biases of int8 layers, in accumulator units.</summary>
     public bool IsInt32 { get; set; }
-    /// <summary>Bytes per element: 8 (int64), 1 (int8, uint8) or 4 (float32, int32).</summary>
-    public int ElementBytes => IsInt64 ? 8 : IsInt8 || IsUInt8 ? 1 : 4;
+    /// <summary>True for int16 weights: the biases of int8 layers when every one fits in 16 bits.</summary>
+    public bool IsInt16 { get; set; }
+    /// <summary>
+    /// True for float16 weights: an int8 layer's per-channel multipliers over its layer-wide one, positive
+    /// normal numbers in (0, 1] read as their bits (ushort) and widened with two integer operations.
+    /// </summary>
+    public bool IsFloat16 { get; set; }
+    /// <summary>Bytes per element: 8 (int64), 1 (int8, uint8), 2 (int16, float16) or 4 (float32, int32).</summary>
+    public int ElementBytes => IsInt64 ? 8 : IsInt8 || IsUInt8 ? 1 : IsInt16 || IsFloat16 ? 2 : 4;
     /// <summary>The C# element type of the tensor's spans.</summary>
-    public string CSharpType => IsInt64 ? "long" : IsInt8 ? "sbyte" : IsUInt8 ? "byte" : IsInt32 ? "int" : "float";
+    public string CSharpType => IsInt64 ? "long" : IsInt8 ? "sbyte" : IsUInt8 ? "byte" : IsInt32 ? "int" : IsInt16 ? "short" : IsFloat16 ? "ushort" : "float";
+    /// <summary>Bytes the tensor takes in the arena: its elements, rounded up to whole floats (the arena is a float span).</summary>
+    public long ArenaBytes => (ElementCount * ElementBytes + 3) / 4 * 4;
+    /// <summary>Whether the tensor holds something other than float32 or int64 (the compressed weights' types).</summary>
+    public bool IsCompressedType => IsInt8 || IsUInt8 || IsInt32 || IsInt16 || IsFloat16;
     /// <summary>Little-endian elements (float32, int64 or int8), weights only.</summary>
     public byte[]? Data { get; set; }
 

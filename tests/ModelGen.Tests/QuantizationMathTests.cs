@@ -47,6 +47,87 @@ public sealed class QuantizationMathTests
         Assert.Equal(2, FixedPoint.RoundingDivideByPowerOfTwo(9, 2)); // 2.25 → 2
     }
 
+    [Fact]
+    public void ChannelScalesInSixteenBitsRoundUpAndAreTheKernelsFloats()
+    {
+        // Four channels: the largest, a third of it, a tiny one (still a normal float16 ratio) and an all-zero one.
+        float[] rowScales = [0.02f, 0.02f / 3, 0.02f / 10000, 0];
+        var scales = ChannelScales.For(0.05f, rowScales);
+        Assert.NotNull(scales.Ratios);
+        Assert.Equal(0.05f * 0.02f, scales.Layer);
+        for (int m = 0; m < 4; m++)
+        {
+            var r = scales.Ratios![m];
+            Assert.InRange((float)r, 0f, 1f);
+            // The multiplier is the float product the kernel forms from the stored bits: the same float, not a close one.
+            Assert.Equal(BitConverter.SingleToInt32Bits((float)r * scales.Layer), BitConverter.SingleToInt32Bits(scales.Multipliers[m]));
+            if (rowScales[m] == 0) continue;
+            // Rounded up, never down (no weight clips), and by less than one float16 step (11 bits).
+            Assert.True(scales.WeightScales[m] >= rowScales[m] * (1 - 1e-6f), $"channel {m}: {scales.WeightScales[m]} < {rowScales[m]}");
+            Assert.True(scales.WeightScales[m] <= rowScales[m] * (1 + 1f / 1024), $"channel {m}: {scales.WeightScales[m]} vs {rowScales[m]}");
+        }
+        // The widening the generated code does, (bits << 13) + (112 << 23), is (float)Half for these positive normal ratios.
+        foreach (var r in scales.Ratios!)
+            Assert.Equal((float)r, BitConverter.Int32BitsToSingle((BitConverter.HalfToInt16Bits(r) << 13) + 0x38000000));
+        // A channel below 2^-14 of the largest would be a float16 subnormal: that layer keeps float32 multipliers.
+        var wide = ChannelScales.For(0.05f, [1f, 1e-6f]);
+        Assert.Null(wide.Ratios);
+        Assert.Equal(0.05f * 1e-6f, wide.Multipliers[1]);
+    }
+
+    [Fact]
+    public void LargeBiasesAreRoundedToAShiftThatFitsSixteenBits()
+    {
+        int[] rowSums = [0, 0, 0];
+        float[] multipliers = [1e-3f, 1e-3f, 1e-3f];
+        // Biases of 100,000, −7 and 33 units of the multiplier: 100,000 needs a shift of 2 (25,000 · 4).
+        var folded = AccumulatorBias.Fold([100f, -0.007f, 0.033f], 0, rowSums, multipliers);
+        int shift = AccumulatorBias.Shift(folded);
+        Assert.Equal(2, shift);
+        Assert.Equal([100_000, -8, 32], folded);
+        Assert.All(folded, v => Assert.Equal(0, v % (1 << shift)));
+        // A bias that would need a shift beyond 2 (here 5: a million units) keeps every bias exact, for int32.
+        var large = AccumulatorBias.Fold([1000f, -0.007f], 0, [0, 0], [1e-3f, 1e-3f]);
+        Assert.Equal([1_000_000, -7], large);
+        Assert.False(AccumulatorBias.Narrow(large));
+        Assert.True(AccumulatorBias.Narrow(folded));
+        // Small biases need no shift and stay exact, the zero point's share included.
+        var exact = AccumulatorBias.Fold([0.5f, -0.25f], 3, [10, -20], [1e-3f, 1e-3f]);
+        Assert.Equal([500 - 30, -250 + 60], exact);
+        Assert.Equal(0, AccumulatorBias.Shift(exact));
+    }
+
+    [Fact]
+    public void RequantizationRoundsTheRealProductOnceAndClampsToTheActivation()
+    {
+        // Output scale 2^-3, zero point 10; a channel multiplier (sx·sw) of 2^-7: each accumulator unit is 1/16 of an output step.
+        var output = new QuantParams(0.125f, 10);
+        var r = Requantization.For(output, [0.0078125f, 0.004f], "Relu")!;
+        Assert.Equal((10, 255), (r.Lo, r.Hi)); // ReLU: nothing below the zero point
+        long m = r.Multiplier(0.0078125f);
+        Assert.InRange(m, 1L << 30, 1L << 31); // the largest channel keeps 31 bits
+        Assert.Equal(12, r.Apply(24, m)); // 1.5 steps: half up, 2
+        Assert.Equal(11, r.Apply(23, m)); // 1.4375 → 1
+        Assert.Equal(10, r.Apply(-50, m)); // −5 steps: clamped at the ReLU's zero
+        Assert.Equal(255, r.Apply(1 << 30, m)); // far beyond: saturates, no wrap-around
+        // Against the real product, over many sums and multipliers: within half a step plus the multiplier's rounding.
+        var rng = new Random(9);
+        var wide = Requantization.For(new QuantParams(0.05f, 128), [3e-4f, 1e-5f, 2e-6f], null)!;
+        foreach (float multiplier in new[] { 3e-4f, 1e-5f, 2e-6f })
+            for (int i = 0; i < 5000; i++)
+            {
+                int sum = rng.Next(-1 << 24, 1 << 24);
+                double exact = 128 + sum * (double)multiplier / 0.05;
+                int q = wide.Apply(sum, wide.Multiplier(multiplier));
+                if (exact > 0.5 && exact < 254.5) Assert.True(Math.Abs(q - exact) <= 0.5 + 1e-6 * Math.Abs(exact - 128) + 1e-9, $"sum {sum}, multiplier {multiplier}: {q} vs {exact}");
+            }
+        // Clip(0, 6) clamps at the quantized bounds; an activation with no uint8 form, or a multiplier of a whole step or more, is no requantization.
+        var clip = Requantization.For(new QuantParams(0.05f, 0), [0.001f], "Clip:0:6")!;
+        Assert.Equal((0, 120), (clip.Lo, clip.Hi));
+        Assert.Null(Requantization.For(output, [0.01f], "Sigmoid"));
+        Assert.Null(Requantization.For(output, [0.075f], null)); // 0.6 of a step per unit
+    }
+
     static ActivationRange Seen(float[] values)
     {
         var r = new ActivationRange();

@@ -1,4 +1,6 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler;
+using Compress = ModelGen.Compiler.Compress;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
@@ -168,7 +170,19 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string path = TestData.Mnist("lenet300.onnx");
         var options = new CompileOptions { ModelPath = path, ClassName = "Int8", Namespace = "Quantized.Arithmetic", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
         var artifact = ModelCompiler.Compile(options, out var compressed);
-        Assert.Equal(3, artifact.Nodes.Count(n => n.Kernel == "DenseInt8"));
+        var layers = artifact.Nodes.Where(n => n.Kernel == "DenseInt8").ToList();
+        Assert.Equal(3, layers.Count);
+        // Between the layers uint8, requantized in fixed point (the ReLU a clamp at the zero point); the last writes the float32 scores.
+        Assert.True(artifact.Tensors[layers[0].Outputs[0]].IsUInt8 && artifact.Tensors[layers[1].Outputs[0]].IsUInt8);
+        Assert.True(layers[0].Attributes.ContainsKey("requant") && layers[1].Attributes.ContainsKey("requant") && !layers[2].Attributes.ContainsKey("requant"));
+        Assert.False(artifact.Tensors[layers[2].Outputs[0]].IsUInt8);
+        // A reader put back in float32 (compression mixed) gets float32 again.
+        var graphLayers = compressed.Nodes.Where(n => Compress.Int8Quantization.Of(n) is not null).ToList();
+        Assert.NotNull(Compress.Int8Quantization.OutputOf(graphLayers[0]));
+        Compress.Int8Quantization.SetFloat(graphLayers[1], true);
+        Assert.Null(Compress.Int8Quantization.OutputOf(graphLayers[0]));
+        Compress.Int8Quantization.SetFloat(graphLayers[1], false);
+        Assert.NotNull(Compress.Int8Quantization.OutputOf(graphLayers[0]));
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
@@ -233,6 +247,15 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var depthwise = artifact.Nodes.Where(n => n.Kernel == "DepthwiseInt8").ToList();
         Assert.Equal(3, depthwise.Count);
         Assert.All(depthwise, n => Assert.Equal(artifact.Tensors[n.Inputs[0]].Shape[1] * 9, artifact.Tensors[n.Inputs[1]].ElementCount));
+        // Per channel a float16 multiplier and, for every convolution here, an int16 bias (4 bytes, not 8; the
+        // classifier's biases need more than a shift of 2 and stay int32): the weights are at most 27% of float32's.
+        Assert.All(artifact.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8" or "DenseInt8"), n => Assert.True(artifact.Tensors[n.Inputs[3]].IsFloat16, $"{n.Name}: multipliers"));
+        Assert.All(artifact.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8"), n => Assert.True(artifact.Tensors[n.Inputs[2]].IsInt16, $"{n.Name}: bias"));
+        // Between the convolutions uint8 activations, requantized in fixed point: every layer but the last before the pooling.
+        Assert.Equal(6, artifact.Nodes.Count(n => n.Attributes.ContainsKey("requant") && artifact.Tensors[n.Outputs[0]].IsUInt8));
+        static long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
+        long floatBytes = Bytes(ModelCompiler.Compile(options with { Compression = "none", CalibrationPath = null, ClassName = "DwSepFloat" }));
+        Assert.True(Bytes(artifact) <= floatBytes * 27 / 100, $"{Bytes(artifact)} of {floatBytes} bytes");
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         using var ort = new OnnxRuntimeOracle(path);

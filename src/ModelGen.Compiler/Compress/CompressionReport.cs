@@ -111,8 +111,10 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
                 : (a8?.Input ?? c8?.Input) is { } input ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {input.Scale:G4}, zero point {input.ZeroPoint}), int8 weights, int32 sums")
                 : q is not null ? "int8 weights, per-channel scales" : "float32";
-            long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L : a8 is not null ? a8.Q.LongLength + a8.N * 8L
-                : c8 is not null ? c8.Q.LongLength + c8.M * 8L
+            var bias = node.HasInput(2) ? compressed[node.Inputs[2]].Constant?.Floats : null;
+            long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L
+                : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
+                : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
         }

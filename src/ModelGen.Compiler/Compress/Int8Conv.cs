@@ -23,6 +23,12 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
     /// </summary>
     public bool Depthwise { get; init; }
 
+    /// <summary>The multipliers as float16 ratios of <see cref="LayerMultiplier"/> (see <see cref="ChannelScales"/>); null: float32.</summary>
+    public Half[]? MultiplierRatios { get; init; }
+
+    /// <summary>Multipliers[m] = (float)MultiplierRatios[m]·LayerMultiplier, in float32.</summary>
+    public float LayerMultiplier { get; init; }
+
     /// <summary>A kernel row padded with zero weights to a whole number of 4-byte groups (as is, depthwise).</summary>
     public int PaddedKernelW => Depthwise ? KernelW : (KernelW + 3) / 4 * 4;
 
@@ -64,11 +70,11 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
         int row = layout.RowLength;
         var q = new sbyte[(long)m * row];
         var rowSums = new int[m];
-        var multipliers = new float[m];
         var values = new sbyte[taps];
+        var scales = ChannelScales.For(input.Scale, [.. Enumerable.Range(0, m).Select(o => SymmetricInt8.Scale(w.Floats.AsSpan((int)((long)o * taps), taps)))]);
         for (int o = 0; o < m; o++)
         {
-            float scale = SymmetricInt8.Quantize(w.Floats.AsSpan((int)((long)o * taps), taps), values);
+            SymmetricInt8.Quantize(w.Floats.AsSpan((int)((long)o * taps), taps), values, scales.WeightScales[o]);
             for (int ch = 0; ch < cpg; ch++)
                 for (int i = 0; i < kh; i++)
                     for (int j = 0; j < kw; j++)
@@ -77,9 +83,8 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
                         q[(long)o * row + layout.Index(ch, i, j)] = v;
                         rowSums[o] += v;
                     }
-            multipliers[o] = input.Scale * scale;
         }
-        return layout with { Q = q, RowSums = rowSums, Multipliers = multipliers };
+        return layout with { Q = q, RowSums = rowSums, Multipliers = scales.Multipliers, MultiplierRatios = scales.Ratios, LayerMultiplier = scales.Layer };
     }
 
     /// <summary>The float32 weights the int8 ones stand for (q·sw, sw = multiplier / sx), in ONNX's [M, C/group, kH, kW].</summary>
@@ -110,9 +115,10 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
     /// <summary>The per-channel integer the kernel adds (the float bias, if any, folded in).</summary>
     public int[] Bias(float[]? bias) => AccumulatorBias.Fold(bias, Input.ZeroPoint, RowSums, Multipliers);
 
-    /// <summary>x [N, C, H, W] → y [N, M, OH, OW].</summary>
-    public float[] Apply(float[] x, int[] xShape, WindowGeometry geo, int group, float[]? bias)
+    /// <summary>x [N, C, H, W] → y [N, M, OH, OW]; with <paramref name="output"/>, the uint8 outputs (as their real values).</summary>
+    public float[] Apply(float[] x, int[] xShape, WindowGeometry geo, int group, float[]? bias, Requantization? output = null)
     {
+        var integer = output is null ? null : Multipliers.Select(output.Multiplier).ToArray();
         int n = xShape[0], c = xShape[1], h = xShape[2], wd = xShape[3];
         int mpg = M / group, cols = geo.OutH * geo.OutW;
         // The input quantized into planes with zero-point borders, as the kernel does: padding reads the zero point.
@@ -144,7 +150,8 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
                                 for (int ox = 0; ox < geo.OutW; ox++) acc[oy * geo.OutW + ox] += plane[row + ox * geo.StrideW] * q;
                             }
                         }
-                for (int p = 0; p < cols; p++) y[((long)image * M + o) * cols + p] = (acc[p] + folded[o]) * Multipliers[o];
+                for (int p = 0; p < cols; p++)
+                    y[((long)image * M + o) * cols + p] = output is null ? (acc[p] + folded[o]) * Multipliers[o] : output.Output.Dequantize(output.Apply(acc[p] + folded[o], integer![o]));
             }
         }
         return y;

@@ -25,6 +25,27 @@ public static class Int8Quantization
 
     public static Int8Conv? OfConv(Node node) => !Disabled.TryGetValue(node, out _) && ConvLayers.TryGetValue(node, out var q) ? q : null;
 
+    /// <summary>The int8 layers that read a layer's output, when every reader is one (see <see cref="OutputOf"/>).</summary>
+    static readonly ConditionalWeakTable<Node, List<Node>> Readers = new();
+
+    /// <summary>Layers whose output stays float32 for a moment (bias correction measures each layer alone).</summary>
+    static readonly ConditionalWeakTable<Node, Node> FloatOutput = new();
+
+    /// <summary>
+    /// How an int8 layer writes its output as uint8 (fixed-point requantization, the activation a clamp) when
+    /// every layer that reads it is int8 arithmetic too, all with the same input parameters: then no float32
+    /// passes between them. Null: the layer writes float32 (a reader in float32, the model's output, an
+    /// activation with no uint8 form).
+    /// </summary>
+    public static Requantization? OutputOf(Node node)
+    {
+        var multipliers = Of(node)?.Multipliers ?? OfConv(node)?.Multipliers;
+        if (multipliers is null || FloatOutput.TryGetValue(node, out _) || !Readers.TryGetValue(node, out var readers)) return null;
+        var inputs = readers.Select(r => Of(r)?.Input ?? OfConv(r)?.Input).ToList();
+        if (inputs.Any(i => i is null) || inputs.Distinct().Count() != 1) return null;
+        return Requantization.For(inputs[0]!.Value, multipliers, node.Annotations.GetValueOrDefault("activation"));
+    }
+
     /// <summary>A layer's bias input before and after bias correction (null: it had none).</summary>
     sealed record BiasInputs(string? Original, string Corrected);
 
@@ -99,7 +120,31 @@ public static class Int8Quantization
             else DenseLayers.AddOrUpdate(node, QuantizeDense(input, w));
         }
         // The mean shift settles well before the ranges do: fewer samples (each costs two evaluations per layer).
-        if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch);
+        // It is measured on float32 outputs: a requantized output's clipping is no shift for the bias to undo.
+        foreach (var node in layers) FloatOutput.AddOrUpdate(node, node);
+        try
+        {
+            if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch);
+        }
+        finally { foreach (var node in layers) FloatOutput.Remove(node); }
+        FindReaders(graph, layers);
+    }
+
+    /// <summary>
+    /// Records, for each int8 layer, the layers reading its output when all of them are int8 layers reading it
+    /// as their input x (and it is not a model output).
+    /// </summary>
+    static void FindReaders(Graph graph, List<Node> layers)
+    {
+        var candidates = layers.ToHashSet();
+        foreach (var node in candidates)
+        {
+            string output = node.Outputs[0];
+            if (graph.Outputs.Contains(output)) continue;
+            var readers = graph.Nodes.Where(n => n.Inputs.Contains(output)).ToList();
+            if (readers.Count > 0 && readers.All(r => candidates.Contains(r) && r.Inputs[0] == output && r.Inputs.Count(i => i == output) == 1))
+                Readers.AddOrUpdate(node, readers);
+        }
     }
 
     static Int8Dense QuantizeDense(QuantParams input, TensorData w)
@@ -107,15 +152,14 @@ public static class Int8Quantization
         int n = w.Shape[0], k = w.Shape[1];
         var q = new sbyte[(long)n * k];
         var rowSums = new int[n];
-        var multipliers = new float[n];
+        var scales = ChannelScales.For(input.Scale, [.. Enumerable.Range(0, n).Select(j => SymmetricInt8.Scale(w.Floats.AsSpan((int)((long)j * k), k)))]);
         for (int j = 0; j < n; j++)
         {
             var values = q.AsSpan((int)((long)j * k), k);
-            float scale = SymmetricInt8.Quantize(w.Floats.AsSpan((int)((long)j * k), k), values);
+            SymmetricInt8.Quantize(w.Floats.AsSpan((int)((long)j * k), k), values, scales.WeightScales[j]);
             foreach (sbyte v in values) rowSums[j] += v;
-            multipliers[j] = input.Scale * scale;
         }
-        return new Int8Dense(input, q, rowSums, multipliers, n, k);
+        return new Int8Dense(input, q, rowSums, scales.Multipliers, n, k) { MultiplierRatios = scales.Ratios, LayerMultiplier = scales.Layer };
     }
 
     static Dictionary<string, TensorData> Feed(DataSet calibration, int run, int batch)

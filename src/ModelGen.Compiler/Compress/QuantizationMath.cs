@@ -29,14 +29,18 @@ public readonly record struct QuantParams(float Scale, int ZeroPoint)
 /// <summary>Symmetric int8 per output channel: one row of weights, scale = max |w| / 127, values in −127…127 (round half to even).</summary>
 public static class SymmetricInt8
 {
-    /// <summary>Writes the row's int8 values and returns its scale (1 for an all-zero row).</summary>
-    public static float Quantize(ReadOnlySpan<float> row, Span<sbyte> values)
+    /// <summary>max |w| / 127 for the row; 0 for an all-zero row.</summary>
+    public static float Scale(ReadOnlySpan<float> row)
     {
         float max = 0;
         foreach (float v in row) max = Math.Max(max, Math.Abs(v));
-        float scale = max > 0 ? max / 127f : 1f;
+        return max / 127f;
+    }
+
+    /// <summary>Writes the row's int8 values for a given scale (at least <see cref="Scale"/>: nothing clips).</summary>
+    public static void Quantize(ReadOnlySpan<float> row, Span<sbyte> values, float scale)
+    {
         for (int i = 0; i < row.Length; i++) values[i] = (sbyte)Math.Clamp(MathF.Round(row[i] / scale, MidpointRounding.ToEven), -127, 127);
-        return scale;
     }
 }
 
@@ -45,23 +49,52 @@ public static class SymmetricInt8
 /// multiplier) with the input zero point's share taken out, round(b / multiplier) − zx·Σq. The kernel adds
 /// it to the int32 sum, exactly, and converts once: y = (acc + bias)·multiplier (TFLite's int32 bias).
 /// Rounding the bias moves y by at most half a multiplier, far below an output step.
+/// It is stored in 16 bits with a left shift for the layer (<see cref="Shift"/>): when some bias of the
+/// layer is beyond ±32,767, every one is rounded to a multiple of 2^shift, which moves a sum by at most
+/// 2^(shift−1) units of its channel's multiplier (the evaluator adds the same rounded integers). That is
+/// kept to <see cref="MaxShift"/>, at most 2 units, far below what rounding the weights to int8 moves a sum
+/// by; a layer needing more (a channel with tiny weights and a real bias, common after BatchNormalization
+/// is folded, has a bias of millions of units) keeps exact int32 biases.
 /// </summary>
 public static class AccumulatorBias
 {
     /// <summary>Bounds every (sum + bias) in int32: sums stay below 2^30 (a row is at most 2^30 / (255·127) weights).</summary>
     const long Limit = 1L << 30;
 
+    /// <summary>The largest shift of int16 biases: a bias then moves by at most 2 units.</summary>
+    public const int MaxShift = 2;
+
+    /// <summary>Whether the folded biases are stored as int16 (with <see cref="Shift"/>) rather than int32.</summary>
+    public static bool Narrow(int[] folded) => Shift(folded) <= MaxShift;
+
+    /// <summary>Bytes an int8 layer carries per output channel beside its weights: the bias (2 or 4) and the multiplier (2 or 4).</summary>
+    public static int PerChannelBytes(int[] folded, Half[]? ratios) => (Narrow(folded) ? 2 : 4) + (ratios is null ? 4 : 2);
+
+    /// <summary>The smallest left shift that brings every folded bias (a multiple of 2^shift) into int16.</summary>
+    public static int Shift(int[] folded)
+    {
+        int shift = 0;
+        while (folded.Any(v => Math.Abs((long)v >> shift) > short.MaxValue)) shift++;
+        return shift;
+    }
+
     /// <param name="bias">Per channel, one value for all, or null.</param>
     public static int[] Fold(float[]? bias, int zeroPoint, int[] rowSums, float[] multipliers)
     {
-        var folded = new int[rowSums.Length];
-        for (int m = 0; m < folded.Length; m++)
+        var exact = new long[rowSums.Length];
+        for (int m = 0; m < exact.Length; m++)
         {
             double b = bias is null ? 0 : bias.Length == 1 ? bias[0] : bias[m];
             long v = (long)Math.Round(b / multipliers[m], MidpointRounding.ToEven) - (long)zeroPoint * rowSums[m];
-            folded[m] = (int)Math.Clamp(v, -Limit, Limit); // beyond: the bias alone saturates the layer; both kernel and evaluator clamp
+            exact[m] = Math.Clamp(v, -Limit, Limit); // beyond: the bias alone saturates the layer; both kernel and evaluator clamp
         }
-        return folded;
+        // The int16 storage: round to a multiple of 2^shift, the least shift whose rounded values all fit;
+        // beyond MaxShift, exact (int32 storage).
+        long largest = exact.Length == 0 ? 0 : exact.Max(Math.Abs);
+        int shift = 0;
+        while (Math.Round((double)largest / (1L << shift), MidpointRounding.AwayFromZero) > short.MaxValue) shift++;
+        if (shift > MaxShift) return [.. exact.Select(v => (int)v)];
+        return [.. exact.Select(v => (int)((long)Math.Round((double)v / (1L << shift), MidpointRounding.AwayFromZero) << shift))];
     }
 }
 
@@ -113,5 +146,97 @@ public static class FixedPoint
         long shifted = (long)x << left;
         int input = (int)Math.Clamp(shifted, int.MinValue, int.MaxValue);
         return RoundingDivideByPowerOfTwo(SaturatingRoundingDoublingHighMul(input, multiplier), right);
+    }
+}
+
+/// <summary>
+/// The per-output-channel scales of an int8 layer, stored in 16 bits where that loses nothing that matters:
+/// each channel's weight scale is a float16 ratio r[m] in (0, 1] (rounded up, so no weight clips) of the
+/// layer's largest, and its multiplier is (float)r[m]·<see cref="Layer"/> in float32 (Layer = sx·max sw), the
+/// one product the kernel repeats, so the evaluator and the kernels use the same float. This halves what a
+/// layer carries per channel beside its weights (with an int16 bias: 4 bytes, not 8), which on a small
+/// depthwise-separable net is a tenth of the model. A layer with a channel below 2^-14 of the largest
+/// (a float16 subnormal, fewer bits) keeps float32 multipliers (<see cref="Ratios"/> null).
+/// </summary>
+public sealed record ChannelScales(float[] WeightScales, float[] Multipliers, Half[]? Ratios, float Layer)
+{
+    /// <summary>The smallest normal float16: a smaller ratio has fewer than 11 significant bits.</summary>
+    const float MinRatio = 1f / 16384;
+
+    /// <param name="rowScales">max |w| / 127 per channel, 0 for an all-zero channel (<see cref="SymmetricInt8.Scale"/>).</param>
+    public static ChannelScales For(float inputScale, float[] rowScales)
+    {
+        int n = rowScales.Length;
+        var weightScales = new float[n];
+        var multipliers = new float[n];
+        float top = n == 0 ? 0 : rowScales.Max();
+        if (top > 0 && rowScales.All(s => s == 0 || s / top >= MinRatio))
+        {
+            float layer = inputScale * top;
+            var ratios = new Half[n];
+            for (int m = 0; m < n; m++)
+            {
+                float r = rowScales[m] == 0 ? 1f : rowScales[m] / top;
+                var h = (Half)r;
+                if ((float)h < r) h = Half.BitIncrement(h);
+                ratios[m] = h;
+                weightScales[m] = (float)h * top;
+                multipliers[m] = (float)h * layer;
+            }
+            return new ChannelScales(weightScales, multipliers, ratios, layer);
+        }
+        for (int m = 0; m < n; m++)
+        {
+            weightScales[m] = rowScales[m] > 0 ? rowScales[m] : 1f;
+            multipliers[m] = inputScale * weightScales[m];
+        }
+        return new ChannelScales(weightScales, multipliers, null, 0);
+    }
+}
+
+/// <summary>
+/// An int8 layer's output written as uint8 for the int8 layers that read it, so no float32 passes between
+/// them: q = clamp(zy + ⌊((acc + bias)·M[m] + 2^(Shift−1)) / 2^Shift⌋, Lo, Hi), the channel's multiplier
+/// over the output's scale as an integer M[m] and a power-of-two shift (fixed-point, one rounding, half
+/// up). M[m] = (long)round(multiplier[m]·<see cref="Scale"/>) with Scale = 2^Shift / sy in float32: the kernel
+/// forms the same integer from the same two floats. Shift puts the largest M in [2^30, 2^31), an int32, so
+/// every M keeps as many bits as its channel's multiplier has, and |acc + bias|·M stays below 2^62.
+/// The fused activation becomes the clamp: ReLU's 0 is the zero point, Clip's bounds are quantized
+/// (quantizing is monotone, so clamping the quantized value is quantizing the clipped one).
+/// </summary>
+public sealed record Requantization(QuantParams Output, int Shift, float Scale, int Lo, int Hi)
+{
+    /// <summary>The integer multiplier of a channel whose float32 multiplier (sx·sw) is <paramref name="multiplier"/>.</summary>
+    public long Multiplier(float multiplier) => (long)MathF.Round(multiplier * Scale);
+
+    /// <summary>The uint8 output for an int32 sum (bias included) and a channel's <see cref="Multiplier"/>.</summary>
+    public byte Apply(int sum, long multiplier) =>
+        (byte)Math.Clamp((((long)sum * multiplier + (1L << (Shift - 1))) >> Shift) + Output.ZeroPoint, Lo, Hi);
+
+    /// <summary>
+    /// The requantization of a layer with these multipliers and fused activation into <paramref name="output"/>;
+    /// null when it cannot be exact or has no uint8 form (an activation other than ReLU or Clip, a multiplier
+    /// over the output's scale beyond 2^30 or so small that 2^62 cannot hold its bits).
+    /// </summary>
+    public static Requantization? For(QuantParams output, float[] multipliers, string? activation)
+    {
+        int lo = 0, hi = 255;
+        if (activation is not null)
+        {
+            var (op, alpha, beta) = ModelGen.Artifact.Activations.Parse(activation);
+            if (op == "Relu") lo = output.ZeroPoint;
+            else if (op == "Clip") { lo = output.Quantize(alpha); hi = output.Quantize(beta); }
+            else return null;
+        }
+        double largest = multipliers.Length == 0 ? 0 : multipliers.Max() / (double)output.Scale;
+        if (!(largest > 0) || double.IsInfinity(largest) || multipliers.Any(m => !(m > 0))) return null;
+        int shift = 30 - (int)Math.Floor(Math.Log2(largest));
+        // Shift ≥ 32 (every channel less than half an output step per accumulator unit, as int8 layers are): the
+        // vector kernels then take the high 32 bits of each 64-bit product and shift those. Shift ≤ 62: the bits fit.
+        if (shift < 32 || shift > 62) return null;
+        float scale = (float)(Math.Pow(2, shift) / output.Scale);
+        if (float.IsInfinity(scale)) return null;
+        var r = new Requantization(output, shift, scale, lo, hi);
+        return multipliers.All(m => r.Multiplier(m) <= int.MaxValue) ? r : null;
     }
 }

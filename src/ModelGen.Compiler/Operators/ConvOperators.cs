@@ -114,7 +114,7 @@ public sealed class ConvOperator : Operator
         int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], group = (int)node.Int("group", 1);
         // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
         if (Compress.Int8Quantization.OfConv(node) is { } q)
-            return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), q.Apply(x.Floats, x.Shape, geo, group, b?.Floats))];
+            return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), q.Apply(x.Floats, x.Shape, geo, group, b?.Floats, Compress.Int8Quantization.OutputOf(node)))];
         int cPerGroup = c / group, mPerGroup = m / group;
         int cols = geo.OutH * geo.OutW;
         var y = new float[(long)n * m * cols];

@@ -146,7 +146,7 @@ public sealed class DenseOperator : Operator
         int n = w.Shape[0], k = w.Shape[1];
         // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
         if (Compress.Int8Quantization.Of(node) is { } q)
-            return [new TensorData(OutputShape(node, x.Shape, n), q.Apply(x.Floats, b?.Floats, (int)(x.Count / k)))];
+            return [new TensorData(OutputShape(node, x.Shape, n), q.Apply(x.Floats, b?.Floats, (int)(x.Count / k), Compress.Int8Quantization.OutputOf(node)))];
         long rows = ta ? x.Shape[1] : x.Count / k;
         var y = new float[rows * n];
         for (long r = 0; r < rows; r++)

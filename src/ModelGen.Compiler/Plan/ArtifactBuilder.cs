@@ -159,7 +159,6 @@ public sealed class ArtifactBuilder : ILowering
                 int outN = weight.Shape[0], inK = weight.Shape[1];
                 bool oneRow = TensorData.Size(_graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
                 int packedWeight;
-                int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
                 if (oneRow && Compress.Int8Quantization.Of(node) is { } int8)
                 {
                     // int8 arithmetic: weights int8 [N, K], row sums and multipliers per output (float32 holds both exactly / as used).
@@ -167,15 +166,21 @@ public sealed class ArtifactBuilder : ILowering
                     _artifact.Tensors[q8].Storage = TensorStorage.Weight;
                     _artifact.Tensors[q8].IsInt8 = true;
                     _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
-                    int bias8 = Int32Weight(node.Name + ".bias_int32", int8.Bias(BiasOf(node)));
-                    int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.N], int8.Multipliers));
-                    int quantizedInput = ((ILowering)this).Temporary(node.Name + ".xq", [(int8.K + 3) / 4]);
+                    int bias8 = AccumulatorBiasWeight(node.Name + ".bias_int", int8.Bias(BiasOf(node)), out int biasShift);
+                    int multipliers = MultiplierWeight(node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
+                    // Scratch for the quantized input, unless the layer before wrote it as uint8 already.
+                    bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
+                    int quantizedInput = ((ILowering)this).Temporary(node.Name + ".xq", [byteInput ? 1 : (int8.K + 3) / 4]);
                     var denseQ = AddNode("DenseInt8", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q8, bias8, multipliers], [Tensor(node.Outputs[0]), quantizedInput]);
                     denseQ.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
                     denseQ.Attributes["zero"] = Int(int8.Input.ZeroPoint);
-                    Activation(denseQ, node);
+                    LayerMultiplier(denseQ, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
+                    if (Compress.Int8Quantization.OutputOf(node) is { } requant) Requantize(denseQ, requant);
+                    else Activation(denseQ, node);
                     return;
                 }
+                // (After the int8 case, which folds the float bias into an integer: a bias tensor made before would be embedded unused.)
+                int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(Tensor)];
                 if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)
                 {
                     // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.
@@ -371,8 +376,8 @@ public sealed class ArtifactBuilder : ILowering
         _artifact.Tensors[q8].Storage = TensorStorage.Weight;
         _artifact.Tensors[q8].IsInt8 = true;
         _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
-        int bias = Int32Weight(node.Name + ".bias_int32", int8.Bias(BiasOf(node)));
-        int multipliers = ((ILowering)this).Weight(node.Inputs[1] + ".multipliers", new TensorData([int8.M], int8.Multipliers));
+        int bias = AccumulatorBiasWeight(node.Name + ".bias_int", int8.Bias(BiasOf(node)), out int biasShift);
+        int multipliers = MultiplierWeight(node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
         if (int8.Depthwise && DepthwisePlane(geo, x, y) is { } dw)
         {
             // One channel at a time: its plane quantized (uint8 values held as float32) with the zero point in
@@ -380,7 +385,9 @@ public sealed class ArtifactBuilder : ILowering
             // The raw plane (zeros in the padding, which quantize to the zero point) and the quantized one,
             // rounded to whole vectors so the plane quantizes in one flat run.
             int planeLength = (dw.Rows * dw.Width + 15) / 16 * 16;
-            int raw = ((ILowering)this).Temporary(node.Name + ".plane", [planeLength]);
+            // (A uint8 input, as the int8 layer before wrote it, goes straight into the quantized plane: no raw one.)
+            bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
+            int raw = ((ILowering)this).Temporary(node.Name + ".plane", [byteInput ? 1 : planeLength]);
             int wide = ((ILowering)this).Temporary(node.Name + ".wide", [dw.Wide]);
             int quantized = ((ILowering)this).Temporary(node.Name + ".quantized", [planeLength]);
             var d = AddNode("DepthwiseInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), raw, wide, quantized]);
@@ -388,11 +395,15 @@ public sealed class ArtifactBuilder : ILowering
             Window(d, geo);
             d.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
             d.Attributes["zero"] = Int(int8.Input.ZeroPoint);
-            Activation(d, node);
+            LayerMultiplier(d, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
+            if (Compress.Int8Quantization.OutputOf(node) is { } dwRequant) Requantize(d, dwRequant);
+            else Activation(d, node);
             return;
         }
-        // The padded plane, slack for the last 16-byte loads, and with pads a flat copy of the quantized image.
-        long planeBytes = (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16
+        // The padded plane, slack for the last 16-byte loads, and with pads a flat copy of the quantized image;
+        // none for a pointwise convolution (1x1, stride 1, no pads), whose input quantizes straight into its patches.
+        bool pointwise = int8.ChannelPacked && geo.StrideH == 1 && geo.StrideW == 1 && !geo.HasPadding;
+        long planeBytes = pointwise ? 4 : (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16
             + (geo.HasPadding ? (long)x[1] * geo.InH * geo.InW : 0);
         long patchBytes = (long)int8.RowLength * ((geo.OutH * geo.OutW + 7) / 8 * 8);
         int plane = ((ILowering)this).Temporary(node.Name + ".quantized", [checked((int)((planeBytes + 3) / 4))]);
@@ -402,22 +413,69 @@ public sealed class ArtifactBuilder : ILowering
         n.Attributes["group"] = Int(group);
         n.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
         n.Attributes["zero"] = Int(int8.Input.ZeroPoint);
-        Activation(n, node);
+        LayerMultiplier(n, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
+        if (Compress.Int8Quantization.OutputOf(node) is { } requant) Requantize(n, requant);
+        else Activation(n, node);
+    }
+
+    /// <summary>
+    /// An int8 layer's per-channel multipliers: float16 ratios of the layer-wide multiplier (attribute
+    /// "multiplier"; the kernel forms (float)ratio·multiplier, the evaluator's float) or, without ratios, float32.
+    /// </summary>
+    int MultiplierWeight(string name, float[] multipliers, Half[]? ratios)
+    {
+        if (ratios is null) return ((ILowering)this).Weight(name, new TensorData([multipliers.Length], multipliers));
+        while (_graph.Values.ContainsKey(name) || _artifact.Tensors.Any(t => t.Name == name)) name += "_";
+        int id = NewTensor(name, [ratios.Length]);
+        _artifact.Tensors[id].Storage = TensorStorage.Weight;
+        _artifact.Tensors[id].IsFloat16 = true;
+        var data = new byte[ratios.Length * 2];
+        for (int i = 0; i < ratios.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(data.AsSpan(i * 2), ratios[i]);
+        _artifact.Tensors[id].Data = data;
+        return id;
+    }
+
+    /// <summary>
+    /// The layer writes uint8 (its output tensor's type) for the int8 layers reading it: attributes of the
+    /// fixed-point requantization (Compress.Requantization), whose clamp is the fused activation.
+    /// </summary>
+    void Requantize(ArtifactNode n, Compress.Requantization r)
+    {
+        _artifact.Tensors[n.Outputs[0]].IsUInt8 = true;
+        n.Attributes["out_zero"] = Int(r.Output.ZeroPoint);
+        n.Attributes["out_scale"] = r.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
+        n.Attributes["requant"] = $"{Int(r.Shift)},{r.Scale.ToString("R", CultureInfo.InvariantCulture)},{Int(r.Lo)},{Int(r.Hi)}";
+    }
+
+    static void LayerMultiplier(ArtifactNode n, Half[]? ratios, float layer, int biasShift)
+    {
+        if (ratios is not null) n.Attributes["multiplier"] = layer.ToString("R", CultureInfo.InvariantCulture);
+        if (biasShift != 0) n.Attributes["bias_shift"] = Int(biasShift);
     }
 
     /// <summary>The float bias of an int8 layer (a constant, or none), which it folds into an integer.</summary>
     float[]? BiasOf(Node node) => node.HasInput(2) ? _graph[node.Inputs[2]].Constant!.Floats : null;
 
-    /// <summary>An int32 weight tensor (little-endian).</summary>
-    int Int32Weight(string name, int[] values)
+    /// <summary>
+    /// The biases of an int8 layer in accumulator units, little-endian: int16 when they fit with a small shift
+    /// (each folded bias a multiple of 2^shift, AccumulatorBias.Fold), stored shifted right, with the node's
+    /// "bias_shift" attribute saying by how much the kernel shifts it back; int32 otherwise, as they are.
+    /// </summary>
+    int AccumulatorBiasWeight(string name, int[] values, out int shift)
     {
+        bool narrow = Compress.AccumulatorBias.Narrow(values);
+        shift = narrow ? Compress.AccumulatorBias.Shift(values) : 0;
         while (_graph.Values.ContainsKey(name) || _artifact.Tensors.Any(t => t.Name == name)) name += "_";
         int id = NewTensor(name, [values.Length]);
-        _artifact.Tensors[id].Storage = TensorStorage.Weight;
-        _artifact.Tensors[id].IsInt32 = true;
-        var data = new byte[values.Length * 4];
-        for (int i = 0; i < values.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(i * 4), values[i]);
-        _artifact.Tensors[id].Data = data;
+        var t = _artifact.Tensors[id];
+        t.Storage = TensorStorage.Weight;
+        t.IsInt16 = narrow;
+        t.IsInt32 = !narrow;
+        var data = new byte[values.Length * (narrow ? 2 : 4)];
+        for (int i = 0; i < values.Length; i++)
+            if (narrow) System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(data.AsSpan(i * 2), checked((short)(values[i] >> shift)));
+            else System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(i * 4), values[i]);
+        t.Data = data;
         return id;
     }
 
@@ -474,7 +532,7 @@ public sealed class ArtifactBuilder : ILowering
         foreach (var t in _artifact.Tensors)
         {
             int root = Find(t.Id);
-            groupBytes[root] = Math.Max(groupBytes.GetValueOrDefault(root), t.ElementCount * 4);
+            groupBytes[root] = Math.Max(groupBytes.GetValueOrDefault(root), t.ArenaBytes);
         }
         var requests = first.Keys.Order()
             .Select(root => new BufferRequest(root, groupBytes[root], first[root], last[root]))

@@ -39,34 +39,62 @@ internal sealed class ConvInt8Kernel : IKernel
         int cpg = c / group, mpg = m / group, kwp = (kernel[1] + 3) / 4 * 4, k4 = row / 4;
         int ph = h + p[0] + p[2], pw = wd + p[1] + p[3];
         bool padded = p.Any(v => v != 0);
+        // A pointwise convolution (1x1, stride 1, no pads) needs no plane: its patch matrix is the input itself,
+        // four channels interleaved, which QuantizeInterleave4 writes as it quantizes (no fill, no gather).
+        bool pointwise = PointwiseDirect(kernel, s, p);
         // With pads, the image is quantized into a flat copy after the plane first (one vectorized pass, whatever
         // the row width), then its rows copied into the plane; without, straight into the plane.
-        long flatAt = (long)c * ph * pw + kwp + 16, planeBytes = flatAt + (padded ? (long)c * h * wd : 0), patchBytes = (long)row * colsP;
-        k.Helpers.Add("QuantizeU8");
+        long flatAt = (long)c * ph * pw + kwp + 16, planeBytes = pointwise ? 0 : flatAt + (padded ? (long)c * h * wd : 0), patchBytes = (long)row * colsP;
+        // uint8 in: the layer before wrote x quantized (these parameters); uint8 out: requantized for the next int8 layer.
+        bool byteInput = x.IsUInt8;
+        var requant = Requant.Of(k);
+        if (byteInput || requant is not null) k.Helpers.Add("Requantize");
+        if (!byteInput) k.Helpers.Add(pointwise ? "QuantizeInterleave4" : "QuantizeU8");
 
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{m}, {cpg}, {kernel[0]}, {kernel[1]}] + b; window {kernel[0]}x{kernel[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{k.ActName()}.");
-        w.Line($"// x quantized to uint8 (scale {scale}, zero point {zero}) into a plane with zero-point borders; per group a uint8 patch matrix [{k4}·4 taps, {cols} pixels]");
-        w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32; y = (acc + bias[m])·multiplier[m], bias[m] = round(b[m] / multiplier[m]) − {zero}·Σq[m].");
+        string quantized = byteInput ? $"x, uint8 as the layer before wrote it (scale {scale}, zero point {zero})," : $"x quantized to uint8 (scale {scale}, zero point {zero})";
+        if (pointwise) w.Line($"// {quantized} straight into the patch matrix [{k4}·4 channels, {cols} pixels], four channels a pixel's 32 bits;");
+        else w.Line($"// {quantized} into a plane with zero-point borders; per group a uint8 patch matrix [{k4}·4 taps, {cols} pixels]");
+        w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32: acc = Σ + bias[m], bias[m] = round(b[m] / multiplier[m]) − {zero}·Σq[m];");
+        w.Line(requant is null ? $"// y = acc·multiplier[m]{k.ActName()}." : $"// {requant.Describe().Replace("[j]", "[m]")}.");
         k.OpenMethod();
         w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || bias.Length < {m} || multipliers.Length < {m} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line($"global::System.Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
-        w.Line($"ref byte rplane = ref {MM}.GetReference(plane);");
+        if (!pointwise)
+        {
+            w.Line($"global::System.Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
+            w.Line($"ref byte rplane = ref {MM}.GetReference(plane);");
+        }
+        else w.Line($"ref {(byteInput ? "byte" : "float")} rx = ref {MM}.GetReference(x);");
         w.Line($"ref byte rp = ref {MM}.GetReference({MM}.AsBytes(y2));");
         w.Line($"ref sbyte rw = ref {MM}.GetReference(w);");
-        w.Line($"ref float ry = ref {MM}.GetReference(y);");
-        w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
-        w.Line($"plane.Fill({zero});");
-        w.Open($"for (int image = 0; image < {n}; image++)");
-        if (padded)
+        w.Line($"ref {(requant is null ? "float" : "byte")} ry = ref {MM}.GetReference(y);");
+        if (!pointwise)
         {
-            w.Line($"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
+            w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
+            w.Line($"plane.Fill({zero});");
+        }
+        w.Open($"for (int image = 0; image < {n}; image++)");
+        if (pointwise) { }
+        else if (padded)
+        {
+            w.Line(byteInput ? $"x.Slice(image * {c * h * wd}, {c * h * wd}).CopyTo(plane.Slice({flatAt}, {c * h * wd}));" : $"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
             w.Open($"for (int r = 0; r < {c * h}; r++)");
             w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref rplane, (r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}), ref {U}.Add(ref rplane, {flatAt} + r * {wd}), {wd});");
             w.Close();
         }
-        else w.Line($"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {inverse}, {zero});");
+        else w.Line(byteInput ? $"x.Slice(image * {c * h * wd}, {c * h * wd}).CopyTo(plane.Slice(0, {c * h * wd}));" : $"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {inverse}, {zero});");
         w.Open($"for (int grp = 0; grp < {group}; grp++)");
-        if (kernel[0] == 1 && kernel[1] == 1)
+        if (pointwise)
+        {
+            w.Line($"// Patches: row group t is channels 4t..4t+3, quantized and interleaved (the weights of channels past the group's last are zero; they read the last).");
+            w.Open($"for (int t = 0; t < {k4}; t++)");
+            w.Line($"int first = image * {c} + grp * {cpg};");
+            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"int c{b} = first + global::System.Math.Min(4 * t + {b}, {cpg - 1});")));
+            string channels = $"ref {U}.Add(ref rx, c0 * {cols}), ref {U}.Add(ref rx, c1 * {cols}), ref {U}.Add(ref rx, c2 * {cols}), ref {U}.Add(ref rx, c3 * {cols}), ref {U}.Add(ref rp, t * {colsP * 4}), {cols}";
+            w.Line(byteInput ? $"Interleave4U8({channels});" : $"QuantizeInterleave4({channels}, {inverse}, {zero});");
+            w.Close();
+        }
+        else if (kernel[0] == 1 && kernel[1] == 1)
         {
             // 1x1: row group t holds channels 4t..4t+3 (the weights of channels past the group's last are zero; they read the last).
             w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t are channels 4t..4t+3 at that output pixel.");
@@ -126,6 +154,11 @@ internal sealed class ConvInt8Kernel : IKernel
         var rs = Enumerable.Range(0, rows).ToArray();
         string yBase = $"(image * {k.Inputs[1].Shape[0]} + m0 + {{0}}) * {cols}";
         w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, (m0 + {r}) * {row});")));
+        w.Line($"ref {k.Inputs[2].CSharpType} rb = ref {U}.Add(ref {MM}.GetReference(bias), m0); ref {k.Inputs[3].CSharpType} rm = ref {U}.Add(ref {MM}.GetReference(multipliers), m0);");
+        w.Line("// Each channel's int32 bias and float32 multiplier, once for all its pixels.");
+        w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {Bias(k, $"{U}.Add(ref rb, {r})")}; float s{r} = {Multiplier(k, $"{U}.Add(ref rm, {r})")};")));
+        if (Requant.Of(k) is { } requant)
+            w.Line(string.Join(" ", rs.Select(r => $"int im{r} = (int)({requant.IntegerMultiplier($"s{r}")});")));
         if (k.Simd == "auto")
         {
             // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
@@ -137,7 +170,8 @@ internal sealed class ConvInt8Kernel : IKernel
                 if (to <= from) continue;
                 var vs = Enumerable.Range(0, vectors).ToArray();
                 w.Open($"for (int col = {from}; col < {to}; col += {8 * vectors})");
-                w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
+                w.Line("// The sums start at the bias (the same int32 sum as adding it after).");
+                w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}.Create(b{r});"))));
                 w.Open($"for (int t = 0; t < {row / 4}; t++)");
                 w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col + {8 * v}) * 4));")));
                 foreach (int r in rs)
@@ -146,7 +180,20 @@ internal sealed class ConvInt8Kernel : IKernel
                     w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
                 }
                 w.Close();
-                foreach (int v in vs) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v);
+                if (vectors == 2 && to <= cols && Requant.Of(k) is { } wide16)
+                {
+                    // uint8 out, 16 whole pixels: both vectors requantized (fixed point), narrowed together, one 16-byte store.
+                    const string V512 = "global::System.Runtime.Intrinsics.Vector512";
+                    w.Open($"if ({X86}.Avx512F.IsSupported)");
+                    foreach (int r in rs)
+                        w.Line($"{V128}.StoreUnsafe({wide16.Vector16($"{V512}.Create(a{r}_0, a{r}_1)", $"{V512}.Create(im{r})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                    w.Close();
+                    w.Open("else");
+                    foreach (int r in rs)
+                        w.Line($"{V128}.StoreUnsafe(PackBytes16({wide16.Vector($"a{r}_0", $"{V256}.Create(im{r})")}, {wide16.Vector($"a{r}_1", $"{V256}.Create(im{r})")}), ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                    w.Close();
+                }
+                else foreach (int v in vs) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v, biasAdded: true, full: to <= cols);
                 w.Close();
             }
             w.Close();
@@ -214,21 +261,47 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
-    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0)
+    /// <param name="biasAdded">The sums started at the bias.</param>
+    /// <param name="full">Every step of the loop stores 8 whole pixels (no test for the last).</param>
+    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0, bool biasAdded = false, bool full = false)
     {
         var w = k.W;
-        string? act = GemmEmitter.VectorActivation(k.Node, V256, "v");
+        string? act = GemmEmitter.VectorActivation(k.Node, V256, "v", neverNaN: true);
         string col = offset > 0 ? $"col + {offset}" : "col";
+        if (Requant.Of(k) is { } requant)
+        {
+            // uint8 out: 8 sums requantized (fixed point), 8 bytes stored.
+            foreach (int r in rs)
+            {
+                w.OpenBlock();
+                string sum = biasAdded ? $"a{r}{suffix}" : $"a{r}{suffix} + {V256}.Create(b{r})";
+                w.Line($"var q = {requant.Vector(sum, $"{V256}.Create(im{r})")};");
+                string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
+                if (full) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
+                else
+                {
+                    w.Line($"if ({col} + 8 <= {cols}) {U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
+                    w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = (byte){V256}.GetElement(q, e);");
+                }
+                w.Close();
+            }
+            return;
+        }
         foreach (int r in rs)
         {
             w.OpenBlock();
-            w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create(bias[m0 + {r}])) * {V256}.Create(multipliers[m0 + {r}]);");
+            string sum = biasAdded ? $"a{r}{suffix}" : $"a{r}{suffix} + {V256}.Create(b{r})";
+            w.Line($"var v = {V256}.ConvertToSingle({sum}) * {V256}.Create(s{r});");
             string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
             if (act is not null)
             {
                 if (KernelEmitter.HasActivation(k.Node)) w.Line($"v = {act};");
-                w.Line($"if ({col} + 8 <= {cols}) {V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
-                w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = {V256}.GetElement(v, e);");
+                if (full) w.Line($"{V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
+                else
+                {
+                    w.Line($"if ({col} + 8 <= {cols}) {V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
+                    w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = {V256}.GetElement(v, e);");
+                }
             }
             else
                 w.Line($"for (int e = 0; e < 8 && {col} + e < {cols}; e++) {{ float s = {V256}.GetElement(v, e); {U}.Add(ref ry, {at} + {col} + e) = {k.Act("s")}; }}");
@@ -261,8 +334,56 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Close();
     }
 
+    /// <summary>1x1, stride 1, no pads: the input is the patch matrix, quantized in place of a plane (ArtifactBuilder sizes no plane for it).</summary>
+    public static bool PointwiseDirect(int[] kernel, int[] strides, int[] pads) =>
+        kernel[0] == 1 && kernel[1] == 1 && strides[0] == 1 && strides[1] == 1 && pads.All(v => v == 0);
+
+    /// <summary>The helper of pointwise int8 convolutions: four channel planes quantized as QuantizeU8 does and interleaved.</summary>
+    public static void EmitInterleaveHelper(CodeWriter w, string simd)
+    {
+        w.Line("// dst[4p + b] = clamp(round(cb[p]·inverseScale) + zero, 0, 255) for b = 0..3, p < count: four channels quantized as QuantizeU8");
+        w.Line("// does and interleaved, so each int32 of dst holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution).");
+        w.Open("private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
+        w.Line("int p = 0;");
+        foreach (string v in simd == "auto" ? new[] { V256, V128 } : simd == "none" ? new string[0] : new[] { V128 })
+        {
+            int lanes = v == V256 ? 8 : 4;
+            w.Open($"if ({v}.IsHardwareAccelerated)");
+            w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create((float)zero); var top = {v}.Create(255f);");
+            w.Open($"for (; p <= count - {lanes}; p += {lanes})");
+            for (int b = 0; b < 4; b++)
+                w.Line($"var q{b} = {v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({v}.LoadUnsafe(ref c{b}, (nuint)p) * s) + z, {v}<float>.Zero), top));");
+            w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
+            w.Close();
+            w.Close();
+        }
+        w.Open("for (; p < count; p++)");
+        w.Line("int packed = 0;");
+        w.Open("for (int b = 0; b < 4; b++)");
+        w.Line("float v = b switch { 0 => " + U + ".Add(ref c0, p), 1 => " + U + ".Add(ref c1, p), 2 => " + U + ".Add(ref c2, p), _ => " + U + ".Add(ref c3, p) };");
+        w.Line("packed |= (int)global::System.Math.Clamp(global::System.MathF.Round(v * inverseScale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f) << (8 * b);");
+        w.Close();
+        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), packed);");
+        w.Close();
+        w.Close();
+    }
+
     static void EmitScalarStore(KernelContext k, int r, string at)
     {
-        k.W.Line($"{{ float v = (acc + bias[m0 + {r}]) * multipliers[m0 + {r}]; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
+        if (Requant.Of(k) is { } requant) k.W.Line($"{U}.Add(ref ry, {at}) = {requant.Scalar($"acc + b{r}", $"im{r}")};");
+        else k.W.Line($"{{ float v = (acc + b{r}) * s{r}; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
     }
+
+    /// <summary>A channel's int32 bias from its stored int16 element, shifted back by the node's "bias_shift" (AccumulatorBias).</summary>
+    internal static string Bias(KernelContext k, string element) =>
+        k.Node.Attributes.TryGetValue("bias_shift", out var shift) ? $"({element} << {int.Parse(shift, CultureInfo.InvariantCulture)})" : $"(int){element}";
+
+    /// <summary>
+    /// A channel's float32 multiplier from its stored element: as is, or with the node's "multiplier" attribute a
+    /// float16 ratio times that layer-wide multiplier (the product the evaluator formed, ChannelScales). The ratio
+    /// is a positive normal float16, whose float32 bits are its own shifted into place plus the exponent's change
+    /// of bias (112 &lt;&lt; 23): exactly (float)Half, without the conversion's code inlined into the kernel.
+    /// </summary>
+    internal static string Multiplier(KernelContext k, string element) =>
+        k.Node.Attributes.ContainsKey("multiplier") ? $"(global::System.BitConverter.Int32BitsToSingle(({element} << 13) + 0x38000000) * {KernelContext.F(k.Float("multiplier"))})" : element;
 }

@@ -26,13 +26,20 @@ internal sealed class DenseInt8Kernel : IKernel
         int n = wt.Shape[0], kk = wt.Shape[1];
         string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int zero = k.Int("zero");
-        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: x quantized to uint8 (scale {scale}, zero point {zero}), y[j] = (Σk xq[k]·q[j, k] + bias[j])·multiplier[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs{k.ActName()}.");
+        bool byteInput = k.Inputs[0].IsUInt8;
+        var requant = Requant.Of(k);
+        w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: {(byteInput ? "x uint8 as the layer before wrote it" : "x quantized to uint8")} (scale {scale}, zero point {zero}), acc[j] = Σk xq[k]·q[j, k] + bias[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs;");
+        w.Line(requant is null ? $"// y[j] = acc[j]·multiplier[j]{k.ActName()}." : $"// {requant.Describe()}.");
         k.OpenMethod();
-        w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || bias.Length < {n} || multipliers.Length < {n} || y.Length < {n} || y1.Length * 4 < {kk}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line($"global::System.Span<byte> xq = global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(y1).Slice(0, {kk});");
-        w.Line($"QuantizeU8(x.Slice(0, {kk}), xq, {inverse}, {zero});");
-        k.Helpers.Add("QuantizeU8");
-        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
+        w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || bias.Length < {n} || multipliers.Length < {n} || y.Length < {n}{(byteInput ? "" : $" || y1.Length * 4 < {kk}")}) throw new global::System.ArgumentException(\"buffer too short\");");
+        if (byteInput) w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        else
+        {
+            w.Line($"global::System.Span<byte> xq = global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(y1).Slice(0, {kk});");
+            w.Line($"QuantizeU8(x.Slice(0, {kk}), xq, {inverse}, {zero});");
+            k.Helpers.Add("QuantizeU8");
+            w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xq);");
+        }
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
         // Four outputs at a time, two accumulators each: eight independent chains hide the multiply-add latency.
         int full = n - n % 4;
@@ -92,7 +99,8 @@ internal sealed class DenseInt8Kernel : IKernel
             w.Close();
             foreach (int r in rs)
             {
-                w.Line($"{{ float v = (acc{r} + bias[j + {r}]) * multipliers[j + {r}]; y[j + {r}] = {k.Act()}; }}");
+                if (requant is null) w.Line($"{{ float v = (acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}) * {ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")}; y[j + {r}] = {k.Act()}; }}");
+                else w.Line($"y[j + {r}] = {requant.Scalar($"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}", requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")))};");
             }
             w.Close();
         }

@@ -19,6 +19,8 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
+    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+
     public string Kernel => "DepthwiseInt8";
 
     public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
@@ -30,32 +32,59 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         int[] planeShape = k.Ints("plane");
-        int rows = planeShape[0], pw = planeShape[1], planeLength = (int)k.Outputs[1].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
+        int rows = planeShape[0], pw = planeShape[1], planeLength = (int)k.Outputs[3].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
         int taps = kernel[0] * kernel[1];
         if (k.Inputs[1].ElementCount != (long)c * taps || s[0] != s[1] || stride is not (1 or 2))
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{c}, {taps}] and strides equal, 1 or 2");
         string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int zero = k.Int("zero");
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{c}, {kernel[0]}x{kernel[1]}], one filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{k.ActName()}.");
-        w.Line($"// Per channel: the plane copied into y1 ({rows}x{pw}, zeros in the padding), then all of it quantized to uint8 values (scale {scale},");
-        w.Line($"// zero point {zero}; a padding 0 becomes the zero point) held as float32 in y3;");
-        w.Line($"// sum = Σ taps xq·q over a wide plane in y2 (exact in float32: every sum is an integer below 2^24), y = (sum + bias[c])·multiplier[c]; then {ow} columns per row copied out.");
+        // uint8 in: the layer before wrote x quantized with these parameters; uint8 out: requantized for the next int8 layer.
+        bool byteInput = x.IsUInt8;
+        var requant = Requant.Of(k);
+        if (byteInput || requant is not null) k.Helpers.Add("Requantize");
+        if (byteInput)
+            w.Line($"// Per channel: x's uint8 plane (scale {scale}, zero point {zero}, as the layer before wrote it) widened to float32 into y3 ({rows}x{pw}; the zero point in the padding);");
+        else
+        {
+            w.Line($"// Per channel: the plane copied into y1 ({rows}x{pw}, zeros in the padding), then all of it quantized to uint8 values (scale {scale},");
+            w.Line($"// zero point {zero}; a padding 0 becomes the zero point) held as float32 in y3;");
+        }
+        w.Line($"// sum = Σ taps xq·q + bias[c] over a wide plane in y2 (exact in float32: every sum is an integer below 2^24);");
+        w.Line(requant is null ? $"// y = sum·multiplier[c]{k.ActName()}; then {ow} columns per row copied out." : $"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}, {ow} columns per row.");
         k.OpenMethod();
-        if (planeLength < rows * pw || planeLength % 16 != 0 || k.Outputs[3].ElementCount < planeLength)
+        if (planeLength < rows * pw || planeLength % 16 != 0 || !byteInput && k.Outputs[1].ElementCount < planeLength)
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the planes must hold {rows}x{pw} floats in whole vectors");
-        KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", c), ("multipliers", c), ("y", y.ElementCount), ("y1", planeLength), ("y2", wide), ("y3", planeLength)],
+        KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", c), ("multipliers", c), ("y", y.ElementCount), ("y1", byteInput ? 1 : planeLength), ("y2", wide), ("y3", planeLength)],
             ("rx", "x"), ("ry", "y"), ("rr", "y1"), ("rq", "y2"), ("rp", "y3"));
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-        w.Line($"y1.Slice(0, {planeLength}).Clear(); // the padding, which the planes copied in never touch");
+        if (byteInput) w.Line($"y3.Slice(0, {planeLength}).Fill({zero}f); // the padding (the zero point), which the planes widened in never touch");
+        else w.Line($"y1.Slice(0, {planeLength}).Clear(); // the padding, which the planes copied in never touch");
         w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
         w.Line($"int ch = plane % {c};");
-        w.Line("int b = bias[ch];");
-        w.Line("float m = multipliers[ch];");
+        w.Line($"int b = {ConvInt8Kernel.Bias(k, "bias[ch]")};");
+        w.Line($"float m = {ConvInt8Kernel.Multiplier(k, "multipliers[ch]")};");
+        if (requant is not null) w.Line($"int im = (int)({requant.IntegerMultiplier("m")}); ref byte rqb = ref {U}.As<float, byte>(ref rq);");
         w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"float w{t} = {U}.Add(ref rw, ch * {taps} + {t});")));
         w.Open($"for (int r = 0; r < {h}; r++)");
-        w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rr, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
+        if (byteInput)
+        {
+            w.Line($"ref byte src = ref {U}.Add(ref rx, (plane * {h} + r) * {wd}); ref float dst = ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]});");
+            if (k.Simd == "auto" && wd >= 8)
+            {
+                // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
+                var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
+                w.Open($"if ({X86}.Avx2.IsSupported)");
+                foreach (int o in at)
+                    w.Line($"{V256}.StoreUnsafe({X86}.Avx.ConvertToVector256Single({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, {o})))))), ref dst, {o});");
+                w.Close();
+                w.Line($"else WidenU8(ref src, ref dst, {wd});");
+            }
+            else w.Line($"WidenU8(ref src, ref dst, {wd});");
+        }
+        else w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rr, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
         w.Close();
-        Quantize(w, k.Simd, planeLength, inverse, zero);
+        if (!byteInput) Quantize(w, k.Simd, planeLength, inverse, zero);
         var offsets = new List<int>();
         for (int kh = 0; kh < kernel[0]; kh++)
             for (int kw = 0; kw < kernel[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
@@ -71,8 +100,23 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             w.Line($"var vb = {v}.Create(b); var vm = {v}.Create(m);");
             w.Open($"for (int j = 0; j < {wide}; j += {width})");
             DepthwiseConvEmitter.WideTaps(w, v, width, true, $"{v}<float>.Zero", "v", kernel, stride, offsets);
-            w.Line($"var v = {v}.ConvertToSingle({v}.ConvertToInt32(acc) + vb) * vm;");
-            w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
+            if (requant is not null)
+            {
+                // uint8 out: the int32 sums requantized (fixed point) into bytes of y2, copied out row by row below.
+                w.Line($"var sum = {v}.ConvertToInt32(acc) + vb;");
+                string mv = $"{V256}.Create(im)";
+                if (width == 16)
+                    w.Line($"{V128}.StoreUnsafe({requant.Vector16("sum", $"{v}.Create(im)")}, ref rqb, (nuint)j);");
+                else if (width == 8)
+                    w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref rqb, j), PackBytes8({requant.Vector("sum", mv)}));");
+                else
+                    w.Line($"for (int e = 0; e < {width}; e++) {U}.Add(ref rqb, j + e) = {requant.Scalar($"{v}.GetElement(sum, e)", "im")};");
+            }
+            else
+            {
+                w.Line($"var v = {v}.ConvertToSingle({v}.ConvertToInt32(acc) + vb) * vm;");
+                w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
+            }
             w.Close();
             w.Close();
         }
@@ -80,12 +124,18 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Open($"for (int j = 0; j < {wide}; j++)");
         w.Line("float sum = 0f;");
         for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
-        w.Line("float v = ((int)sum + b) * m;");
-        w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
+        if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
+        else
+        {
+            w.Line("float v = ((int)sum + b) * m;");
+            w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
+        }
         w.Close();
         if (levels.Count > 0) w.Close();
         w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-        if (vectorAct is null)
+        if (requant is not null)
+            w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow}), ref {U}.Add(ref rqb, oy * {pw}), {ow});");
+        else if (vectorAct is null)
         {
             // An activation with no vector form: applied here, once per output.
             w.Line($"for (int ox = 0; ox < {ow}; ox++) {{ float v = {U}.Add(ref rq, oy * {pw} + ox); {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox) = {k.Act()}; }}");

@@ -81,14 +81,17 @@ internal static class GemmEmitter
     }
 
     /// <summary>A vector form of the node's fused activation (Relu, Clip), or null when it is applied afterwards.</summary>
-    internal static string? VectorActivation(ArtifactNode node, string v, string acc)
+    /// <param name="neverNaN">The value cannot be NaN (an int8 kernel's int32 sum times a finite multiplier): the plain
+    /// maxps/minps (MaxNative) serve, without the fix-up instruction IEEE NaN propagation costs.</param>
+    internal static string? VectorActivation(ArtifactNode node, string v, string acc, bool neverNaN = false)
     {
         if (!node.Attributes.TryGetValue("activation", out var f)) return acc;
         var (op, alpha, beta) = Activations.Parse(f);
+        string max = neverNaN ? "MaxNative" : "Max", min = neverNaN ? "MinNative" : "Min";
         return op switch
         {
-            "Relu" => $"{v}.Max({acc}, {v}<float>.Zero)",
-            "Clip" => $"{v}.Min({v}.Max({acc}, {v}.Create({Activations.Literal(alpha)})), {v}.Create({Activations.Literal(beta)}))",
+            "Relu" => $"{v}.{max}({acc}, {v}<float>.Zero)",
+            "Clip" => $"{v}.{min}({v}.{max}({acc}, {v}.Create({Activations.Literal(alpha)})), {v}.Create({Activations.Literal(beta)}))",
             _ => null,
         };
     }

@@ -28,7 +28,7 @@ internal static class KernelEmitter
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
         Registered.TryGetValue(node.Kernel, out var registered);
         string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + (registered is null ? InputName(node, i) : registered.InputName(i)))
-            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.IsInt64 ? "long" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.IsInt64 ? "long" : t.IsUInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         switch (node.Kernel)
@@ -81,6 +81,8 @@ internal static class KernelEmitter
                 case "Gemv": EmitGemv(w, simd); break;
                 case "Axpy": EmitAxpy(w, simd); break;
                 case "QuantizeU8": ConvInt8Kernel.EmitQuantizeHelper(w, simd); break;
+                case "QuantizeInterleave4": ConvInt8Kernel.EmitInterleaveHelper(w, simd); break;
+                case "Requantize": Requant.EmitHelpers(w, simd); break;
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
                     foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));
@@ -479,7 +481,7 @@ internal static class KernelEmitter
     internal static void CheckedRefs(CodeWriter w, (string Span, long Length)[] lengths, params (string Ref, string Span)[] refs)
     {
         w.Line($"if ({string.Join(" || ", lengths.Select(l => $"{l.Span}.Length < {l.Length}"))}) throw new global::System.ArgumentException(\"buffer too short\");");
-        foreach (var (r, span) in refs) w.Line($"ref float {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
+        foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
     }
 
     static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)

@@ -222,6 +222,8 @@ public static class ModelEmitter
                 case TensorStorage.Weight: return "Weights." + _weightNames[t.Id];
                 default:
                     if (t.Offset % 4 != 0) throw new FormatException($"tensor {t.Id} has an unaligned arena offset");
+                    // uint8 activations (one int8 layer's output for the next) are bytes within whole floats of the arena.
+                    if (t.IsUInt8) return $"global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
                     return $"arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ElementCount)})";
             }
         }
@@ -276,7 +278,7 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : t.IsInt32 ? "int32 (bias in accumulator units)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : t.IsInt32 ? "int32 (bias in accumulator units)" : t.IsInt16 ? "int16 (bias in accumulator units)" : t.IsFloat16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
                 string type = t.CSharpType;
                 if (_aligned.Contains(t.Id))
                 {

@@ -1,0 +1,141 @@
+using System.Globalization;
+using System.Linq;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// The fixed-point requantization of an int8 layer that writes uint8 for the next (attribute "requant" =
+/// shift, scale, lo, hi; "out_zero"): q = clamp(zero + ⌊(sum·M + 2^(shift−1)) / 2^shift⌋, lo, hi) with
+/// M = (long)round(multiplier·scale) per channel, as Compress.Requantization computes it.
+/// </summary>
+internal sealed class Requant
+{
+    public int Shift { get; private set; }
+    public string Scale { get; private set; } = "";
+    public int Lo { get; private set; }
+    public int Hi { get; private set; }
+    public int Zero { get; private set; }
+
+    /// <summary>The node's requantization, or null when it writes float32.</summary>
+    public static Requant? Of(KernelContext k)
+    {
+        if (!k.Node.Attributes.TryGetValue("requant", out var text)) return null;
+        var parts = text.Split(',');
+        if (parts.Length != 4) throw new System.FormatException($"'{k.Node.Name}': requant must be shift,scale,lo,hi");
+        var r = new Requant
+        {
+            Shift = int.Parse(parts[0], CultureInfo.InvariantCulture),
+            Scale = KernelContext.F(float.Parse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture)),
+            Lo = int.Parse(parts[2], CultureInfo.InvariantCulture),
+            Hi = int.Parse(parts[3], CultureInfo.InvariantCulture),
+            Zero = k.Int("out_zero"),
+        };
+        if (r.Shift < 32 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
+            throw new System.FormatException($"'{k.Node.Name}': requant shift must be 32…62 and lo ≤ hi, zero in 0…255");
+        if (!k.Y.IsUInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
+        return r;
+    }
+
+    /// <summary>The integer multiplier of a channel from its float32 multiplier expression.</summary>
+    public string IntegerMultiplier(string multiplier) => $"(long)global::System.MathF.Round({multiplier} * {Scale})";
+
+    /// <summary>The uint8 output of one int32 sum (bias included) and its channel's integer multiplier.</summary>
+    public string Scalar(string sum, string multiplier) =>
+        $"(byte)global::System.Math.Clamp(((long)({sum}) * {multiplier} + {1L << (Shift - 1)}L >> {Shift}) + {Zero}, {Lo}, {Hi})";
+
+    /// <summary>8 int32 sums (bias included) requantized with the per-channel int32 multiplier vector <paramref name="m"/> (AVX2).</summary>
+    public string Vector(string sum, string m) =>
+        $"Requantize8({sum}, {m}, {V256}.Create({1L << (Shift - 1)}L), {Shift - 32}, {V256}.Create({Zero}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
+
+    /// <summary>16 int32 sums (bias included) requantized into 16 bytes with the int32 multiplier vector <paramref name="m"/> (AVX-512).</summary>
+    public string Vector16(string sum, string m) =>
+        $"Requantize16({sum}, {m}, {V512}.Create({1L << (Shift - 1)}L), {Shift - 32}, {V512}.Create({Zero}), {V512}.Create({Lo}), {V512}.Create({Hi}))";
+
+    const string V512 = "global::System.Runtime.Intrinsics.Vector512";
+
+    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string Inline = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]";
+
+    /// <summary>
+    /// The helpers: Requantize8, Requantize16, PackBytes8 and PackBytes16 (AVX2 and AVX-512, so emitted with SIMD
+    /// auto), Interleave4U8 and WidenU8 (the uint8 inputs of the convolutions, every level).
+    /// </summary>
+    public static void EmitHelpers(CodeWriter w, string simd)
+    {
+        if (simd == "auto")
+        {
+            w.Line("// Fixed-point requantization of 8 int32 sums (bias included) to uint8 values in int32 lanes (shift = 32 + extra):");
+            w.Line("// clamp(zero + ((sum·m + round) >> shift), lo, hi) as Requantization.Apply computes it. pmuldq multiplies the even");
+            w.Line("// lanes into 64 bits, and the odd ones moved down; the high halves of the products are the sums >> 32.");
+            w.Line(Inline);
+            w.Open($"private static {V256}<int> Requantize8({V256}<int> sum, {V256}<int> m, {V256}<long> round, byte extra, {V256}<int> zero, {V256}<int> lo, {V256}<int> hi)");
+            w.Line($"var even = {X86}.Avx2.Multiply(sum, m) + round;");
+            w.Line($"var odd = {X86}.Avx2.Multiply({V256}.AsInt32({X86}.Avx2.ShiftRightLogical({V256}.AsInt64(sum), 32)), m) + round;");
+            w.Line($"var high = {X86}.Avx2.Blend({V256}.AsInt32({X86}.Avx2.ShiftRightLogical(even, 32)), {V256}.AsInt32(odd), 0b10101010);");
+            w.Line($"return {V256}.Min({V256}.Max({X86}.Avx2.ShiftRightArithmetic(high, extra) + zero, lo), hi);");
+            w.Close();
+            w.Line();
+            w.Line("// The low bytes of 8 int32 lanes (each 0…255), in order, as one 64-bit value: one pshufb per 128-bit half.");
+            w.Line(Inline);
+            w.Open($"private static ulong PackBytes8({V256}<int> q)");
+            string pick = string.Join(", ", Enumerable.Range(0, 32).Select(i => i % 16 < 4 ? $"(byte){i % 16 * 4}" : "(byte)0x80"));
+            w.Line($"var b = {X86}.Avx2.Shuffle({V256}.AsByte(q), {V256}.Create({pick}));");
+            w.Line($"return {V128}.ToScalar({V128}.AsUInt32({V256}.GetLower(b))) | (ulong){V128}.ToScalar({V128}.AsUInt32({V256}.GetUpper(b))) << 32;");
+            w.Close();
+            w.Line();
+        }
+        if (simd == "auto")
+        {
+            w.Line("// Requantize8 for 16 sums at once (vpmuldq on zmm), narrowed to their 16 bytes by one vpmovdb.");
+            w.Line(Inline);
+            w.Open($"private static {V128}<byte> Requantize16({V512}<int> sum, {V512}<int> m, {V512}<long> round, byte extra, {V512}<int> zero, {V512}<int> lo, {V512}<int> hi)");
+            w.Line($"var even = {X86}.Avx512F.Multiply(sum, m) + round;");
+            w.Line($"var odd = {X86}.Avx512F.Multiply({V512}.AsInt32({X86}.Avx512F.ShiftRightLogical({V512}.AsInt64(sum), 32)), m) + round;");
+            w.Line($"var high = {V512}.ConditionalSelect({V512}.AsInt32({V512}.Create(0xFFFFFFFF00000000UL)), {V512}.AsInt32(odd), {V512}.AsInt32({X86}.Avx512F.ShiftRightLogical(even, 32)));");
+            w.Line($"return {X86}.Avx512F.ConvertToVector128Byte({V512}.Min({V512}.Max({X86}.Avx512F.ShiftRightArithmetic(high, extra) + zero, lo), hi));");
+            w.Close();
+            w.Line();
+            w.Line("// The low bytes of 16 int32 lanes (each 0…255), in order.");
+            w.Line(Inline);
+            w.Open($"private static {V128}<byte> PackBytes16({V256}<int> q0, {V256}<int> q1)");
+            w.Line($"var s = {V256}.AsUInt16({V256}.Narrow(q0, q1));");
+            w.Line($"return {V128}.Narrow({V256}.GetLower(s), {V256}.GetUpper(s));");
+            w.Close();
+            w.Line();
+        }
+        w.Line("// dst[4p + b] = cb[p] for b = 0..3, p < count: four channels' uint8 values interleaved, so each int32 of dst");
+        w.Line("// holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution reading uint8 activations).");
+        w.Open("private static void Interleave4U8(ref byte c0, ref byte c1, ref byte c2, ref byte c3, ref byte dst, int count)");
+        w.Line("int p = 0;");
+        if (simd != "none")
+        {
+            w.Open($"if ({V128}.IsHardwareAccelerated)");
+            w.Open("for (; p <= count - 16; p += 16)");
+            w.Line($"var (a0, a1) = {V128}.Widen({V128}.LoadUnsafe(ref c0, (nuint)p)); var (b0, b1) = {V128}.Widen({V128}.LoadUnsafe(ref c1, (nuint)p));");
+            w.Line($"var (e0, e1) = {V128}.Widen({V128}.LoadUnsafe(ref c2, (nuint)p)); var (d0, d1) = {V128}.Widen({V128}.LoadUnsafe(ref c3, (nuint)p));");
+            w.Line("// Bytes 0 and 1 of each pixel as 16-bit lanes, then bytes 2 and 3, then the two halves into 32 bits.");
+            w.Line($"var (l0, l1) = {V128}.Widen(a0 | (b0 << 8)); var (l2, l3) = {V128}.Widen(a1 | (b1 << 8));");
+            w.Line($"var (h0, h1) = {V128}.Widen(e0 | (d0 << 8)); var (h2, h3) = {V128}.Widen(e1 | (d1 << 8));");
+            w.Line($"ref uint out32 = ref {U}.As<byte, uint>(ref {U}.Add(ref dst, 4 * p));");
+            w.Line($"{V128}.StoreUnsafe(l0 | (h0 << 16), ref out32); {V128}.StoreUnsafe(l1 | (h1 << 16), ref out32, 4); {V128}.StoreUnsafe(l2 | (h2 << 16), ref out32, 8); {V128}.StoreUnsafe(l3 | (h3 << 16), ref out32, 12);");
+            w.Close();
+            w.Close();
+        }
+        w.Line($"for (; p < count; p++) {U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), {U}.Add(ref c0, p) | {U}.Add(ref c1, p) << 8 | {U}.Add(ref c2, p) << 16 | {U}.Add(ref c3, p) << 24);");
+        w.Close();
+        w.Line();
+        w.Line("// dst[i] = src[i] for i < count: uint8 values as float32 (the depthwise int8 kernel's quantized plane).");
+        w.Open("private static void WidenU8(ref byte src, ref float dst, int count)");
+        w.Line("int i = 0;");
+        if (simd != "none")
+        {
+            w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= count - 4; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref src, i))))))), ref dst, (nuint)i);");
+        }
+        w.Line($"for (; i < count; i++) {U}.Add(ref dst, i) = {U}.Add(ref src, i);");
+        w.Close();
+    }
+
+    public string Describe() =>
+        $"y[j] = clamp({Zero} + ⌊(acc[j]·M[j] + 2^{Shift - 1}) / 2^{Shift}⌋, {Lo}, {Hi}) in uint8 for the next int8 layer, M[j] = round(multiplier[j]·{Scale}) (fixed point; the activation is the clamp)";
+}
