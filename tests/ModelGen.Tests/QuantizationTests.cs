@@ -214,6 +214,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var artifact = ModelCompiler.Compile(options, out var compressed);
         Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
         Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "DenseInt8"));
+        // conv1 → ReLU → max pooling → conv2 in uint8: the pooling on bytes (max commutes with quantizing).
+        var pool = Assert.Single(artifact.Nodes, n => n.Kernel == "MaxPoolU8");
+        Assert.True(artifact.Tensors[pool.Inputs[0]].IsUInt8 && artifact.Tensors[pool.Outputs[0]].IsUInt8);
         long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
         Assert.True(bytes <= 1_724_320 * 27 / 100, $"{bytes} of 1,724,320 bytes");
         var models = GeneratedModels.Build(artifact);

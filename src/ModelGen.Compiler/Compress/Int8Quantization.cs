@@ -131,21 +131,35 @@ public static class Int8Quantization
     }
 
     /// <summary>
-    /// Records, for each int8 layer, the layers reading its output when all of them are int8 layers reading it
-    /// as their input x (and it is not a model output).
+    /// Records, for each int8 layer, the int8 layers reading its output when every reader is one, reading it as
+    /// its input x, directly or through 2-D max poolings (max commutes with quantizing: a uint8 pooling is
+    /// exact), and the output is not a model output.
     /// </summary>
     static void FindReaders(Graph graph, List<Node> layers)
     {
         var candidates = layers.ToHashSet();
-        foreach (var node in candidates)
+        List<Node>? Int8Readers(string value)
         {
-            string output = node.Outputs[0];
-            if (graph.Outputs.Contains(output)) continue;
-            var readers = graph.Nodes.Where(n => n.Inputs.Contains(output)).ToList();
-            if (readers.Count > 0 && readers.All(r => candidates.Contains(r) && r.Inputs[0] == output && r.Inputs.Count(i => i == output) == 1))
-                Readers.AddOrUpdate(node, readers);
+            if (graph.Outputs.Contains(value)) return null;
+            var readers = graph.Nodes.Where(n => n.Inputs.Contains(value)).ToList();
+            if (readers.Count == 0) return null;
+            var found = new List<Node>();
+            foreach (var r in readers)
+            {
+                if (r.Inputs[0] != value || r.Inputs.Count(i => i == value) != 1) return null;
+                if (candidates.Contains(r)) found.Add(r);
+                else if (IsBytePool(graph, r) && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
+                else return null;
+            }
+            return found;
         }
+        foreach (var node in candidates)
+            if (Int8Readers(node.Outputs[0]) is { } readers) Readers.AddOrUpdate(node, readers);
     }
+
+    /// <summary>A MaxPool that can pass uint8 activations on (ArtifactBuilder lowers it to MaxPoolU8): 2-D, no indices output.</summary>
+    public static bool IsBytePool(Graph graph, Node node) =>
+        node.OpType == "MaxPool" && graph[node.Inputs[0]].Shape is { Length: 4 } && node.Outputs.Count(o => o.Length > 0) == 1 && node.Outputs[0].Length > 0;
 
     static Int8Dense QuantizeDense(QuantParams input, TensorData w)
     {

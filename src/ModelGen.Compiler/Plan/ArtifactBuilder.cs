@@ -148,6 +148,15 @@ public sealed class ArtifactBuilder : ILowering
             case "MaxPool":
             {
                 var geo = MaxPoolOperator.Geometry(_graph, node, _graph[node.Inputs[0]].Shape!);
+                int input = Tensor(node.Inputs[0]);
+                if (_artifact.Tensors[input].IsUInt8 && Compress.Int8Quantization.IsBytePool(_graph, node))
+                {
+                    // Between int8 layers (Int8Quantization.OutputOf): uint8 in, uint8 out, the same quantization.
+                    int output = Tensor(node.Outputs[0]);
+                    _artifact.Tensors[output].IsUInt8 = true;
+                    Window(AddNode("MaxPoolU8", "MaxPool", node.Name, [input], [output]), geo);
+                    return;
+                }
                 Window(AddNode("MaxPool", "MaxPool", node.Name, Inputs(node), [Tensor(node.Outputs[0])]), geo);
                 return;
             }

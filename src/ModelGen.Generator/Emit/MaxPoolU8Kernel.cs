@@ -1,0 +1,71 @@
+using System;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// MaxPool on the uint8 activations between two int8 layers: the same quantization in and out, and max
+/// commutes with quantizing, so this is exactly the float32 pooling's result quantized. Padding never wins
+/// (a window always holds a real value, and every byte is at least the 0 it starts from). 2x2 windows with
+/// stride 2 take 16 input bytes of two rows at once and keep the larger of each even and odd pair.
+/// </summary>
+internal sealed class MaxPoolU8Kernel : IKernel
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
+
+    public string Kernel => "MaxPoolU8";
+
+    public string InputName(int i) => "x";
+
+    public void Emit(KernelContext k)
+    {
+        var w = k.W;
+        var x = k.Inputs[0]; var y = k.Y;
+        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        if (x.Shape.Length != 4 || y.Shape.Length != 4 || !x.IsUInt8 || !y.IsUInt8)
+            throw new FormatException($"MaxPoolU8 '{k.Node.Name}': x and y must be uint8 [N, C, H, W]");
+        int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
+        w.Line($"// MaxPool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = max over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
+        w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
+        k.OpenMethod();
+        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref byte ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        w.Open($"for (int plane = 0; plane < {planes}; plane++)");
+        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+        w.Line("int ox = 0;");
+        bool pairs = kernel[0] == 2 && kernel[1] == 2 && s[0] == 2 && s[1] == 2 && d.All(v => v == 1) && p.All(v => v == 0) && 2 * oh <= h;
+        if (pairs && k.Simd != "none" && wd >= 16)
+        {
+            // 8 outputs from 16 bytes of each of the two rows: the larger of the rows, then of each even and odd byte.
+            string even = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i}" : "(byte)255"));
+            string odd = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i + 1}" : "(byte)255"));
+            w.Open($"if ({V128}.IsHardwareAccelerated)");
+            w.Line($"ref byte r0 = ref {U}.Add(ref rx, (plane * {h} + 2 * oy) * {wd}); ref byte r1 = ref {U}.Add(ref r0, {wd});");
+            w.Open($"for (; ox <= {ow - 8} && 2 * ox <= {wd - 16}; ox += 8)");
+            w.Line($"var m = {V128}.Max({V128}.LoadUnsafe(ref r0, (nuint)(2 * ox)), {V128}.LoadUnsafe(ref r1, (nuint)(2 * ox)));");
+            w.Line($"var v = {V128}.Max({V128}.Shuffle(m, {V128}.Create({even})), {V128}.Shuffle(m, {V128}.Create({odd})));");
+            w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox), {V128}.ToScalar({V128}.AsUInt64(v)));");
+            w.Close();
+            w.Close();
+        }
+        w.Open($"for (; ox < {ow}; ox++)");
+        w.Line("int best = 0;");
+        w.Open($"for (int i = 0; i < {kernel[0]}; i++)");
+        w.Line($"int iy = oy * {s[0]} - {p[0]} + i * {d[0]};");
+        w.Line($"if ((uint)iy >= {h}u) continue;");
+        w.Open($"for (int j = 0; j < {kernel[1]}; j++)");
+        w.Line($"int ix = ox * {s[1]} - {p[1]} + j * {d[1]};");
+        w.Line($"if ((uint)ix >= {wd}u) continue;");
+        w.Line($"int v = {U}.Add(ref rx, (plane * {h} + iy) * {wd} + ix);");
+        w.Line("if (v > best) best = v;");
+        w.Close();
+        w.Close();
+        w.Line($"{U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox) = (byte)best;");
+        w.Close();
+        w.Close();
+        w.Close();
+        w.Close();
+    }
+}
