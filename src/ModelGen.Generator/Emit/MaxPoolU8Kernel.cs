@@ -43,11 +43,19 @@ internal sealed class MaxPoolU8Kernel : IKernel
             string odd = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i + 1}" : "(byte)255"));
             w.Open($"if ({V128}.IsHardwareAccelerated)");
             w.Line($"ref byte r0 = ref {U}.Add(ref rx, (plane * {h} + 2 * oy) * {wd}); ref byte r1 = ref {U}.Add(ref r0, {wd});");
+            // Whole steps of 8 outputs, then (when the row allows) one last step ending at the row's end, which
+            // recomputes a few outputs with the same values rather than leaving them to the scalar loop.
+            int last = ow >= 8 && 2 * (ow - 8) + 16 <= wd ? ow - 8 : -1;
             w.Open($"for (; ox <= {ow - 8} && 2 * ox <= {wd - 16}; ox += 8)");
-            w.Line($"var m = {V128}.Max({V128}.LoadUnsafe(ref r0, (nuint)(2 * ox)), {V128}.LoadUnsafe(ref r1, (nuint)(2 * ox)));");
-            w.Line($"var v = {V128}.Max({V128}.Shuffle(m, {V128}.Create({even})), {V128}.Shuffle(m, {V128}.Create({odd})));");
-            w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox), {V128}.ToScalar({V128}.AsUInt64(v)));");
+            EmitStep(w, "ox", even, odd, oh, ow);
             w.Close();
+            if (last >= 0 && last % 8 != 0)
+            {
+                w.Open($"if (ox < {ow})");
+                EmitStep(w, last.ToString(System.Globalization.CultureInfo.InvariantCulture), even, odd, oh, ow);
+                w.Line($"ox = {ow};");
+                w.Close();
+            }
             w.Close();
         }
         w.Open($"for (; ox < {ow}; ox++)");
@@ -67,5 +75,13 @@ internal sealed class MaxPoolU8Kernel : IKernel
         w.Close();
         w.Close();
         w.Close();
+    }
+
+    /// <summary>8 outputs from 16 bytes of each of the two rows, starting at output <paramref name="at"/>.</summary>
+    static void EmitStep(CodeWriter w, string at, string even, string odd, int oh, int ow)
+    {
+        w.Line($"var m = {V128}.Max({V128}.LoadUnsafe(ref r0, (nuint)(2 * {at})), {V128}.LoadUnsafe(ref r1, (nuint)(2 * {at})));");
+        w.Line($"var v = {V128}.Max({V128}.Shuffle(m, {V128}.Create({even})), {V128}.Shuffle(m, {V128}.Create({odd})));");
+        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + {at}), {V128}.ToScalar({V128}.AsUInt64(v)));");
     }
 }
