@@ -49,8 +49,9 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Conv("ConvAsymmetricPads", [1, 2, 6, 7], [2, 2, 3, 2], true, ("pads", new[] { 0, 1, 2, 1 })),
         Conv("ConvDilation", [1, 2, 10, 10], [2, 2, 3, 3], true, ("dilations", new[] { 2, 2 })),
         Conv("ConvDepthwise", [1, 3, 8, 8], [3, 1, 3, 3], true, ("group", 3), ("pads", new[] { 1, 1, 1, 1 })),
-        // The depthwise kernel: wide rows (Vector512, Vector256 and Vector128 steps, then edges), stride 2
-        // (even lanes of two loads), 5x5 with dilation, no pads, two images, a depth multiplier of 2 (a GEMM).
+        // The depthwise kernels: strips of rows (a last strip overlapping the one before, stride 2 as the even
+        // lanes of two loads, no pads, two images, a depth multiplier of 2); 5x5 with dilation and stride 3
+        // (the kernels with a padded copy and with edge columns one by one).
         Conv("ConvDepthwiseWide", [1, 4, 5, 31], [4, 1, 3, 3], true, ("group", 4), ("pads", new[] { 1, 1, 1, 1 })),
         Conv("ConvDepthwiseStride2", [2, 3, 9, 70], [3, 1, 3, 3], true, ("group", 3), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
         Conv("ConvDepthwiseStride2NoPad", [1, 2, 8, 41], [2, 1, 3, 3], false, ("group", 2), ("strides", new[] { 2, 2 })),
@@ -59,6 +60,20 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Conv("ConvDepthMultiplier2", [1, 3, 8, 20], [6, 1, 3, 3], true, ("group", 3), ("pads", new[] { 1, 1, 1, 1 })),
         new ConformanceCase("ConvDepthwiseSigmoid", new OnnxBuilder().Input("x", 1, 3, 6, 40).Initializer("w", [3, 1, 3, 3], R(27, 2)).Initializer("b", [3], R(3, 3))
             .Node("Conv", ["x", "w", "b"], ["c"], ("group", 3), ("pads", new[] { 1, 1, 1, 1 })).Node("Sigmoid", ["c"], ["y"]).Output("y"), [("x", [1, 3, 6, 40])]),
+        // The strips' edges: loads that would leave a plane of 18 (moved in and shuffled back), 5x5 (five rows in
+        // flight), asymmetric pads, vertical-only and horizontal-only stride 2, rows of 7 (Vector256) and 3
+        // (Vector128), pads wider than the kernel reach (whole rows and columns of padding), one input channel
+        // feeding 8 filters (a first layer), a multiplier with stride 2 and two images.
+        Conv("ConvDepthwiseTinyPlane", [1, 2, 2, 9], [2, 1, 3, 3], true, ("group", 2), ("pads", new[] { 1, 1, 1, 1 })),
+        Conv("ConvDepthwise5x5", [1, 3, 11, 23], [3, 1, 5, 5], true, ("group", 3), ("pads", new[] { 2, 2, 2, 2 })),
+        Conv("ConvDepthwiseAsymmetricPads", [1, 2, 7, 19], [2, 1, 3, 3], true, ("group", 2), ("pads", new[] { 0, 2, 2, 1 })),
+        Conv("ConvDepthwiseRowStride2", [1, 2, 9, 17], [2, 1, 3, 3], true, ("group", 2), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 1 })),
+        Conv("ConvDepthwiseColumnStride2", [1, 2, 6, 33], [2, 1, 3, 3], true, ("group", 2), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 1, 2 })),
+        Conv("ConvDepthwiseRowsOf7", [1, 4, 14, 14], [4, 1, 3, 3], true, ("group", 4), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
+        Conv("ConvDepthwiseRowsOf3", [1, 2, 4, 3], [2, 1, 3, 3], false, ("group", 2), ("pads", new[] { 1, 1, 1, 1 })),
+        Conv("ConvDepthwiseWidePads", [1, 2, 5, 6], [2, 1, 3, 3], true, ("group", 2), ("pads", new[] { 3, 3, 3, 3 })),
+        Conv("ConvOneChannelEightFilters", [1, 1, 12, 28], [8, 1, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 })),
+        Conv("ConvDepthMultiplierStride2", [2, 2, 9, 20], [6, 1, 3, 3], true, ("group", 2), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
         Conv("ConvGroup2", [1, 4, 6, 6], [6, 2, 3, 3], true, ("group", 2)),
         Conv("ConvSameUpper", [1, 2, 7, 7], [3, 2, 5, 5], true, ("auto_pad", "SAME_UPPER"), ("strides", new[] { 2, 2 })),
         Conv("ConvSameLower", [1, 2, 6, 6], [3, 2, 4, 4], true, ("auto_pad", "SAME_LOWER")),

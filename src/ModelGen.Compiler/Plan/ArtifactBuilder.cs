@@ -106,13 +106,18 @@ public sealed class ArtifactBuilder : ILowering
                 // depthwise convolutions with unit stride, which the direct kernel does row by row. The
                 // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
                 // (then the input already is that matrix).
-                bool depthwise = group > 1 && w[1] == 1 && w[0] == group;
+                // Undilated depthwise convolutions with a horizontal stride of 1 or 2 read the input in place
+                // (DepthwiseRowsEmitter), and so do those with several filters per input channel (a first
+                // layer on one channel, unless its weights are to be stored in int8); other depthwise
+                // convolutions work on a padded copy of each plane.
+                bool depthwiseRows = x.Length == 4 && geo.DilationH == 1 && geo.DilationW == 1 && geo.StrideW is 1 or 2;
+                bool depthwise = w[1] == 1 && (group > 1 && w[0] == group || depthwiseRows && Compress.WeightQuantization.Of(node) is null);
                 bool gemm = _artifact.Simd != "none" && !depthwise;
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };
                 bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
                 if (gemm && !pointwise)
                     outputs.Add(((ILowering)this).Temporary(node.Name + ".patches", [w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b), y.Skip(2).Aggregate(1, (a, b) => a * b)]));
-                if (depthwise && _artifact.Simd != "none" && DepthwisePlane(geo, x, y) is var (rows, width, wide))
+                if (depthwise && !depthwiseRows && _artifact.Simd != "none" && DepthwisePlane(geo, x, y) is var (rows, width, wide))
                 {
                     // A zero-padded copy of one input plane and a wide output plane: every tap is then one
                     // run of memory over the whole plane (see DepthwiseConvEmitter).

@@ -22,6 +22,7 @@ internal static class DepthwiseConvEmitter
             EmitPlane(w, node, name, sig, inputs, outputs, simd);
             return;
         }
+        if (DepthwiseRowsEmitter.TryEmit(w, node, name, sig, inputs, outputs, simd)) return;
         var y = outputs[0];
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;

@@ -138,7 +138,8 @@ internal static class KernelEmitter
         return width switch
         {
             16 => $"({X86}.Avx512F.IsSupported ? {X86}.Avx512F.PermuteVar16x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 16).Select(i => 2 * i + first))}), {hi}) : {narrow})",
-            8 => $"({X86}.Avx2.IsSupported ? {v}.AsSingle({X86}.Avx2.Permute4x64({v}.AsDouble({X86}.Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
+            // One two-source permute where AVX-512VL has it; on AVX2 a shuffle within lanes and a cross-lane fix-up.
+            8 => $"({X86}.Avx512F.VL.IsSupported ? {X86}.Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 8).Select(i => 2 * i + first))}), {hi}) : {X86}.Avx2.IsSupported ? {v}.AsSingle({X86}.Avx2.Permute4x64({v}.AsDouble({X86}.Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
             _ => narrow,
         };
     }
