@@ -214,9 +214,12 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var artifact = ModelCompiler.Compile(options, out var compressed);
         Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
         Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "DenseInt8"));
-        // conv1 → ReLU → max pooling → conv2 in uint8: the pooling on bytes (max commutes with quantizing).
-        var pool = Assert.Single(artifact.Nodes, n => n.Kernel == "MaxPoolU8");
-        Assert.True(artifact.Tensors[pool.Inputs[0]].IsUInt8 && artifact.Tensors[pool.Outputs[0]].IsUInt8);
+        // conv1 → ReLU → max pooling → conv2 → ReLU → max pooling → Flatten → f1 in uint8: the poolings on bytes
+        // (max commutes with quantizing), Flatten the same bytes under another shape.
+        var pools = artifact.Nodes.Where(n => n.Kernel == "MaxPoolU8").ToList();
+        Assert.Equal(2, pools.Count);
+        Assert.All(pools, pool => Assert.True(artifact.Tensors[pool.Inputs[0]].IsUInt8 && artifact.Tensors[pool.Outputs[0]].IsUInt8));
+        Assert.True(artifact.Tensors[artifact.Nodes.First(n => n.Kernel == "DenseInt8").Inputs[0]].IsUInt8);
         long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
         Assert.True(bytes <= 1_724_320 * 27 / 100, $"{bytes} of 1,724,320 bytes");
         var models = GeneratedModels.Build(artifact);
@@ -278,6 +281,53 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         output.WriteLine($"depthwise-separable CNN int8: top-1 as float32 in ONNX Runtime on {same} of {Digits}; mean output error {error / scale:P2} of the mean output");
         // Random weights, so no accuracy to keep: the int8 outputs must follow the float ones closely.
         Assert.True(same >= Digits * 95 / 100, $"{same} of {Digits}");
+        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+    }
+
+    [Fact]
+    public void Int8DepthwiseKernelIsBitExactOnSignedInputsAndWideFilters()
+    {
+        // What the test CNN lacks: a depthwise layer reading float32 (quantized in the kernel) with a zero point
+        // far from 0 (inputs in [−1, 1], no ReLU), asymmetric pads and stride 2, writing uint8 with a zero point
+        // of its own for a 5x5 depthwise layer (five rows in flight), which writes float32 (the model's output);
+        // rows of 7 and 13 (Vector256 and Vector512 strips).
+        var model = new OnnxBuilder(13, "dwedges").Input("x", 1, 3, 13, 13)
+            .Initializer("w1", [3, 1, 3, 3], OnnxBuilder.Random(27, 21)).Initializer("b1", [3], OnnxBuilder.Random(3, 22))
+            .Node("Conv", ["x", "w1", "b1"], ["a"], ("group", 3), ("pads", new[] { 1, 0, 1, 2 }), ("strides", new[] { 2, 2 }))
+            .Initializer("w2", [3, 1, 5, 5], OnnxBuilder.Random(75, 23)).Initializer("b2", [3], OnnxBuilder.Random(3, 24))
+            .Node("Conv", ["a", "w2", "b2"], ["y"], ("group", 3), ("pads", new[] { 2, 2, 2, 2 }))
+            .Output("y");
+        string path = model.Save("dwedges.onnx");
+        var samples = OnnxBuilder.Random(64 * 3 * 13 * 13, 25);
+        string calibration = Path.Combine(Path.GetDirectoryName(path)!, "calibration.npy");
+        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(64, 3, 13, 13)", NpyReaderTests.Floats(samples)));
+        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.DepthwiseEdges", Compression = "int8", CalibrationPath = calibration };
+        var auto = ModelCompiler.Compile(options with { ClassName = "Auto" }, out var compressed);
+        var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" });
+        var scalar = ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" });
+        var layers = auto.Nodes.Where(n => n.Kernel == "DepthwiseInt8").ToList();
+        Assert.Equal(2, layers.Count);
+        Assert.False(auto.Tensors[layers[0].Inputs[0]].IsUInt8);
+        Assert.True(auto.Tensors[layers[0].Outputs[0]].IsUInt8);
+        Assert.All(layers, n => Assert.NotEqual(0, int.Parse(n.Attributes["zero"], System.Globalization.CultureInfo.InvariantCulture)));
+        Assert.NotEqual("0", layers[0].Attributes["out_zero"]);
+        var models = GeneratedModels.Build(auto, vector128, scalar);
+        using var ort = new OnnxRuntimeOracle(path);
+        double error = 0, scale = 0;
+        for (int s = 0; s < 10; s++)
+        {
+            var x = OnnxBuilder.Random(3 * 13 * 13, 100 + s);
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 3, 13, 13], x) })[compressed.Outputs[0]].Floats;
+            foreach (var artifact in new[] { auto, vector128, scalar })
+            {
+                var y = new float[expected.Length];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
+            }
+            var reference = ort.Run(("x", x, [1, 3, 13, 13]))[0];
+            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
+        }
+        // And int8 still computes the same convolutions: the outputs follow ONNX Runtime's float32 ones.
         Assert.True(error / scale < 0.05, $"relative error {error / scale}");
     }
 

@@ -133,7 +133,7 @@ public static class Int8Quantization
     /// <summary>
     /// Records, for each int8 layer, the int8 layers reading its output when every reader is one, reading it as
     /// its input x, directly or through 2-D max poolings (max commutes with quantizing: a uint8 pooling is
-    /// exact), and the output is not a model output.
+    /// exact) and Flatten (the same bytes under another shape), and the output is not a model output.
     /// </summary>
     static void FindReaders(Graph graph, List<Node> layers)
     {
@@ -148,7 +148,7 @@ public static class Int8Quantization
             {
                 if (r.Inputs[0] != value || r.Inputs.Count(i => i == value) != 1) return null;
                 if (candidates.Contains(r)) found.Add(r);
-                else if (IsBytePool(graph, r) && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
+                else if ((IsBytePool(graph, r) || r.OpType == "Flatten") && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
                 else return null;
             }
             return found;

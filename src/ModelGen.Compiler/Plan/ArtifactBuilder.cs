@@ -107,11 +107,13 @@ public sealed class ArtifactBuilder : ILowering
                 // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
                 // (then the input already is that matrix).
                 // Undilated depthwise convolutions with a horizontal stride of 1 or 2 read the input in place
-                // (DepthwiseRowsEmitter), and so do those with several filters per input channel (a first
-                // layer on one channel, unless its weights are to be stored in int8); other depthwise
-                // convolutions work on a padded copy of each plane.
+                // (DepthwiseRowsEmitter); other depthwise convolutions work on a padded copy of each plane.
+                // Several filters per input channel (a first layer on one channel) take the strips too when
+                // their weights stay float32 and have at most 9 taps: with 5x5, 25 weight vectors no longer
+                // fit the registers (LeNet-5's conv1 took 8.6 µs so, against 5.9 µs as a GEMM).
                 bool depthwiseRows = x.Length == 4 && geo.DilationH == 1 && geo.DilationW == 1 && geo.StrideW is 1 or 2;
-                bool depthwise = w[1] == 1 && (group > 1 && w[0] == group || depthwiseRows && Compress.WeightQuantization.Of(node) is null);
+                bool depthwise = w[1] == 1 && (group > 1 && w[0] == group
+                    || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
                 bool gemm = _artifact.Simd != "none" && !depthwise;
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };
                 bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
@@ -288,6 +290,8 @@ public sealed class ArtifactBuilder : ILowering
         int y = Tensor(output);
         var (rx, ry) = (Find(x), Find(y));
         var (sx, sy) = (_artifact.Tensors[rx], _artifact.Tensors[ry]);
+        // uint8 activations between int8 layers (a Flatten between a pooling and a fully connected layer) stay bytes.
+        if (_artifact.Tensors[x].IsUInt8) _artifact.Tensors[y].IsUInt8 = true;
         bool xFixed = sx.Storage != TensorStorage.Arena, yFixed = sy.Storage != TensorStorage.Arena;
         if (xFixed && yFixed)
         {
@@ -392,20 +396,32 @@ public sealed class ArtifactBuilder : ILowering
         _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
         int bias = AccumulatorBiasWeight(node.Name + ".bias_int", int8.Bias(BiasOf(node)), out int biasShift);
         int multipliers = MultiplierWeight(node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
-        if (int8.Depthwise && DepthwisePlane(geo, x, y) is { } dw)
+        if (int8.Depthwise)
         {
-            // One channel at a time: its plane quantized (uint8 values held as float32) with the zero point in
-            // the padding, the taps summed over a wide plane as the float32 depthwise kernel does.
-            // The raw plane (zeros in the padding, which quantize to the zero point) and the quantized one,
-            // rounded to whole vectors so the plane quantizes in one flat run.
-            int planeLength = (dw.Rows * dw.Width + 15) / 16 * 16;
-            // (A uint8 input, as the int8 layer before wrote it, goes straight into the quantized plane: no raw one.)
-            bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
-            int raw = ((ILowering)this).Temporary(node.Name + ".plane", [byteInput ? 1 : planeLength]);
-            int wide = ((ILowering)this).Temporary(node.Name + ".wide", [dw.Wide]);
-            int quantized = ((ILowering)this).Temporary(node.Name + ".quantized", [planeLength]);
-            var d = AddNode("DepthwiseInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), raw, wide, quantized]);
-            d.Attributes["plane"] = $"{dw.Rows},{dw.Width}";
+            int[] scratch;
+            string? planeShape = null;
+            if (geo.DilationH == 1 && geo.DilationW == 1)
+            {
+                // One channel at a time: its plane quantized (uint8 values less the zero point, held as float32) into
+                // scratch, then the float32 depthwise kernel's strips over it (see DepthwiseInt8Kernel).
+                scratch = [((ILowering)this).Temporary(node.Name + ".quantized", [x[2] * x[3]])];
+            }
+            else
+            {
+                // Dilated: one channel at a time, its plane quantized (uint8 values held as float32) with the zero
+                // point in the padding, the taps summed over a wide plane. The raw plane (zeros in the padding,
+                // which quantize to the zero point) and the quantized one, rounded to whole vectors so the plane
+                // quantizes in one flat run; a uint8 input, as the int8 layer before wrote it, goes straight into
+                // the quantized plane (no raw one).
+                var dw = DepthwisePlane(geo, x, y) ?? throw new InvalidOperationException($"'{node.Name}': no depthwise plane");
+                int planeLength = (dw.Rows * dw.Width + 15) / 16 * 16;
+                bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
+                scratch = [((ILowering)this).Temporary(node.Name + ".plane", [byteInput ? 1 : planeLength]),
+                    ((ILowering)this).Temporary(node.Name + ".wide", [dw.Wide]), ((ILowering)this).Temporary(node.Name + ".quantized", [planeLength])];
+                planeShape = $"{dw.Rows},{dw.Width}";
+            }
+            var d = AddNode("DepthwiseInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), .. scratch]);
+            if (planeShape is not null) d.Attributes["plane"] = planeShape;
             Window(d, geo);
             d.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
             d.Attributes["zero"] = Int(int8.Input.ZeroPoint);

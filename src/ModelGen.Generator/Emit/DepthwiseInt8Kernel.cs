@@ -19,7 +19,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
-    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+    const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
 
     public string Kernel => "DepthwiseInt8";
 
@@ -27,6 +27,11 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 
     public void Emit(KernelContext k)
     {
+        if (k.Outputs.Length == 2)
+        {
+            EmitRows(k);
+            return;
+        }
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
         int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
@@ -145,6 +150,139 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Close();
         w.Close();
         w.Close();
+    }
+
+    /// <summary>
+    /// Undilated, horizontal stride 1 or 2: the strips of the float32 kernel (DepthwiseRowsEmitter) over one
+    /// plane at a time of xq − zero point in y1 (float32; exact), so the padding, which stands for the zero
+    /// point, is a plain zero. The sums then lack zero·Σw, which the bias takes back:
+    /// Σ taps q·w (padding q = zero) + bias = Σ inside (q − zero)·w + bias + zero·Σ taps w.
+    /// </summary>
+    static void EmitRows(KernelContext k)
+    {
+        var w = k.W;
+        var x = k.Inputs[0]; var y = k.Y;
+        var g = DepthwiseRowsEmitter.Geometry(k.Node, x, y) ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the strips need no dilation and a horizontal stride of 1 or 2");
+        int[] p = k.Ints("pads");
+        if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < g.Plane)
+            throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold a plane of {g.Plane}");
+        var requant = Requant.Of(k);
+        if (x.IsUInt8 || requant is not null) k.Helpers.Add("Requantize");
+        string scale = KernelContext.F(k.Float("scale"));
+        w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{g.M}, {g.KH}x{g.KW}], {DepthwiseRowsEmitter.Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{k.ActName()}.");
+        w.Line(x.IsUInt8
+            ? $"// Per channel: x's uint8 plane (scale {scale}, zero point {k.Int("zero")}, as the layer before wrote it) minus the zero point, as float32 in y1;"
+            : $"// Per channel: the plane quantized to uint8 values (scale {scale}, zero point {k.Int("zero")}) minus the zero point, as float32 in y1;");
+        w.Line($"// the taps summed in vector strips of the output rows, {g.Accumulators} row(s) in flight, the padding masked to zero (exact in float32:");
+        w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
+        if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
+        k.OpenMethod();
+        KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", g.M), ("multipliers", g.M), ("y", y.ElementCount), ("y1", g.Plane)],
+            ("rx", "x"), ("ry", "y"), ("rp", "y1"));
+        w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        DepthwiseRowsEmitter.EmitBody(w, g, k.Simd, new Int8Rows(k, requant));
+        w.Close();
+    }
+
+    sealed class Int8Rows(KernelContext k, Requant? requant) : DepthwiseRowsEmitter.Flavor
+    {
+        readonly int _zero = k.Int("zero");
+
+        public override void BeginPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g, string? v)
+        {
+            w.Line($"ref sbyte wq = ref {U}.Add(ref rw, ch * {g.Taps});");
+            string weightSum = string.Join(" + ", Enumerable.Range(0, g.Taps).Select(t => $"{U}.Add(ref wq, {t})"));
+            w.Line($"int bz = {ConvInt8Kernel.Bias(k, "bias[ch]")}{(_zero == 0 ? "" : $" + {_zero} * ({weightSum})")};");
+            w.Line($"float m = {ConvInt8Kernel.Multiplier(k, "multipliers[ch]")};");
+            if (requant is not null) w.Line($"int im = (int)({requant.IntegerMultiplier("m")});");
+            for (int t = 0; t < g.Taps; t += g.KW)
+                w.Line(string.Join(" ", Enumerable.Range(t, g.KW).Select(i => v is null ? $"float w{i} = {U}.Add(ref wq, {i});" : $"var w{i} = {v}.Create((float){U}.Add(ref wq, {i}));")));
+            if (v is null) w.Line("float start = 0f;");
+            else
+            {
+                w.Line($"var start = {v}<float>.Zero; var vb = {v}.Create(bz);");
+                if (requant is null) w.Line($"var vm = {v}.Create(m);");
+                else if (v.EndsWith("Vector512", StringComparison.Ordinal) || v.EndsWith("Vector256", StringComparison.Ordinal)) w.Line($"var vim = {v}.Create(im);");
+            }
+            w.Line($"ref {(requant is null ? "float" : "byte")} yp = ref {U}.Add(ref ry, plane * {g.OH * g.OW});");
+            FillPlane(w, g);
+            w.Line("ref float xp = ref rp;");
+        }
+
+        /// <summary>y1 = the plane's uint8 values minus the zero point: x's bytes widened, or x quantized (QuantizeU8's arithmetic).</summary>
+        void FillPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g)
+        {
+            bool bytes = k.Inputs[0].IsUInt8;
+            string inverse = KernelContext.F(1f / k.Float("scale"));
+            w.Line($"ref {(bytes ? "byte" : "float")} src = ref {U}.Add(ref rx, plane * {g.Plane});");
+            w.Line("int i = 0;");
+            if (k.Simd == "auto")
+            {
+                if (bytes)
+                {
+                    w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {g.Plane - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref src, (nuint)i)) - {V512}.Create({_zero})), ref rp, (nuint)i);");
+                    w.Line($"if ({X86}.Avx2.IsSupported) for (; i <= {g.Plane - 8}; i += 8) {V256}.StoreUnsafe({V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, i))))) - {V256}.Create({_zero})), ref rp, (nuint)i);");
+                }
+                else
+                {
+                    foreach (var v in new[] { V512, V256 })
+                        w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref rp, (nuint)i);");
+                }
+            }
+            if (k.Simd != "none")
+            {
+                w.Line(bytes
+                    ? $"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref src, i))))))) - {V128}.Create({_zero})), ref rp, (nuint)i);"
+                    : $"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref rp, (nuint)i);");
+            }
+            w.Line(bytes
+                ? $"for (; i < {g.Plane}; i++) {U}.Add(ref rp, i) = {U}.Add(ref src, i){(_zero == 0 ? "" : $" - {_zero}")};"
+                : $"for (; i < {g.Plane}; i++) {U}.Add(ref rp, i) = global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}, global::System.MidpointRounding.ToEven) + {_zero}f, 0f, 255f) - {_zero}f;");
+        }
+
+        string Quantized(string v, string src, string inverse) =>
+            $"{v}.Min({v}.Max({v}.Round({v}.LoadUnsafe(ref {src}, (nuint)i) * {v}.Create({inverse})) + {v}.Create({_zero}f), {v}<float>.Zero), {v}.Create(255f)) - {v}.Create({_zero}f)";
+
+        public override void Store(CodeWriter w, DepthwiseRowsEmitter.Shape g, DepthwiseRowsEmitter.Level l, string at, int lanes, bool partial)
+        {
+            string v = l.V;
+            w.Line($"var sum = {v}.ConvertToInt32(acc0) + vb;");
+            if (requant is null)
+            {
+                w.Line($"var done = {GemmEmitter.VectorActivation(k.Node, v, $"{v}.ConvertToSingle(sum) * vm") ?? $"{v}.ConvertToSingle(sum) * vm"};");
+                if (!partial) w.Line($"{v}.StoreUnsafe(done, ref yp, (nuint)({at}));");
+                else DepthwiseRowsEmitter.StorePrefix(w, "done", l.Width, lanes, at);
+                if (GemmEmitter.VectorActivation(k.Node, v, "v") is null)
+                    w.Line($"for (int e = 0; e < {lanes}; e++) {{ float v = {U}.Add(ref yp, {at} + e); {U}.Add(ref yp, {at} + e) = {k.Act()}; }}");
+                return;
+            }
+            // uint8 out: a narrow row's spare bytes land on the next row, written later; the plane's last row writes only its own.
+            if (l.Width == 16)
+            {
+                w.Line($"var q = {requant.Vector16("sum", "vim")};");
+                if (!partial) w.Line($"{V128}.StoreUnsafe(q, ref yp, (nuint)({at}));");
+                else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {V128}.GetElement(q, {e});");
+            }
+            else if (l.Width == 8)
+            {
+                w.Line($"ulong q = PackBytes8({requant.Vector("sum", "vim")});");
+                if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
+                else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = (byte)(q >> {8 * e});");
+            }
+            else
+                for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
+        }
+
+        public override void StoreScalar(CodeWriter w, DepthwiseRowsEmitter.Shape g, string at)
+        {
+            if (requant is not null)
+            {
+                w.Line($"{U}.Add(ref yp, {at}) = {requant.Scalar("(int)sum + bz", "im")};");
+                return;
+            }
+            w.Line("float v = ((int)sum + bz) * m;");
+            w.Line($"{U}.Add(ref yp, {at}) = {k.Act()};");
+        }
     }
 
     /// <summary>y3 = clamp(round(y1·inverseScale) + zero, 0, 255) over the whole plane, the arithmetic of QuantizeU8.</summary>

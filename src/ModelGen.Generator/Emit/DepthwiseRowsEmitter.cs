@@ -20,7 +20,7 @@ internal static class DepthwiseRowsEmitter
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
     const string Intrinsics = "global::System.Runtime.Intrinsics.";
 
-    sealed class Shape
+    internal sealed class Shape
     {
         /// <summary>Output planes (N·M), output channels M, output channels per input channel.</summary>
         public int Planes, M, Multiplier;
@@ -30,7 +30,7 @@ internal static class DepthwiseRowsEmitter
         public int Taps => KH * KW;
     }
 
-    readonly struct Level
+    internal readonly struct Level
     {
         public Level(int width, bool fused) { Width = width; Fused = fused; }
         public int Width { get; }
@@ -38,57 +38,113 @@ internal static class DepthwiseRowsEmitter
         public string V => Intrinsics + "Vector" + (Width * 32);
     }
 
-    /// <summary>Writes the kernel and returns true, or returns false when the shape does not suit it.</summary>
-    public static bool TryEmit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    /// <summary>The strips' view of a depthwise node, or null when it does not suit them (dilation, strides, rank).</summary>
+    internal static Shape? Geometry(ArtifactNode node, ArtifactTensor x, ArtifactTensor y)
     {
-        var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
-        if (outputs.Length != 1 || x.Shape.Length != 4 || y.Shape.Length != 4 || y.Shape[1] % x.Shape[1] != 0) return false;
+        if (x.Shape.Length != 4 || y.Shape.Length != 4 || y.Shape[1] % x.Shape[1] != 0) return null;
         int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
-        if (d[0] != 1 || d[1] != 1 || s[1] is not (1 or 2)) return false;
-        var g = new Shape
+        if (d[0] != 1 || d[1] != 1 || s[1] is not (1 or 2)) return null;
+        return new Shape
         {
             Planes = y.Shape[0] * y.Shape[1], M = y.Shape[1], Multiplier = y.Shape[1] / x.Shape[1], H = x.Shape[2], W = x.Shape[3], OH = y.Shape[2], OW = y.Shape[3],
             KH = k[0], KW = k[1], SH = s[0], SW = s[1], PT = p[0], PL = p[1],
         };
-        var levels = new List<Level>();
-        if (simd == "auto") { levels.Add(new Level(16, true)); levels.Add(new Level(8, true)); }
-        if (simd != "none") levels.Add(new Level(4, false));
-        // A level is worth it when a row fills more than half a vector, and it needs a plane at least a
-        // vector long (the loads moved inside the plane).
-        levels = levels.Where(l => 2 * g.OW > l.Width && g.Plane >= l.Width).ToList();
+    }
 
+    /// <summary>Writes the float32 kernel and returns true, or returns false when the shape does not suit it.</summary>
+    public static bool TryEmit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    {
+        var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
+        if (outputs.Length != 1 || Geometry(node, x, y) is not { } g) return false;
+        int[] p = KernelEmitter.Ints(node, "pads");
         bool hasBias = inputs.Length > 2;
-        w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, {(g.Multiplier == 1 ? "one" : CodeWriter.N(g.Multiplier))} {g.KH}x{g.KW} filter{(g.Multiplier == 1 ? "" : "s")} per input channel; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
+        w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, {Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line($"// Per channel, each output row in vector strips; a strip walks down the plane keeping {g.Accumulators} output row(s) in");
         w.Line("// flight, and each input row it loads is added into all of them. Lanes in the padding are masked to zero.");
         KernelEmitter.OpenKernel(w, name, sig);
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
         if (hasBias) lengths.Add(("b", g.M));
         KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"));
-        for (int i = 0; i < levels.Count; i++)
-        {
-            w.Open($"{(i == 0 ? "if" : "else if")} ({levels[i].V}.IsHardwareAccelerated)");
-            EmitLevel(w, node, g, levels[i], hasBias);
-            w.Close();
-        }
-        if (levels.Count > 0) w.Open("else");
-        EmitScalar(w, node, g, hasBias);
-        if (levels.Count > 0) w.Close();
+        EmitBody(w, g, simd, new FloatRows(node, hasBias));
         w.Close();
         return true;
     }
 
-    static void EmitLevel(CodeWriter w, ArtifactNode node, Shape g, Level l, bool hasBias)
+    internal static string Filters(Shape g) =>
+        $"{(g.Multiplier == 1 ? "one" : CodeWriter.N(g.Multiplier))} {g.KH}x{g.KW} filter{(g.Multiplier == 1 ? "" : "s")} per input channel";
+
+    /// <summary>
+    /// What a kernel built on the strips supplies: per plane, the input plane <c>xp</c> (float32), the
+    /// weights <c>w0…</c> and the accumulators' start <c>start</c>; and how a finished row is stored.
+    /// </summary>
+    internal abstract class Flavor
     {
-        string v = l.V;
+        /// <summary>Inside the plane loop (<c>plane</c> and <c>ch</c> defined): xp, w0… and start as vectors of v, or as floats when v is null.</summary>
+        public abstract void BeginPlane(CodeWriter w, Shape g, string? v);
+
+        /// <summary>Stores accumulator 0, the output row's columns from <paramref name="at"/> (within the plane); partial: only the first lanes.</summary>
+        public abstract void Store(CodeWriter w, Shape g, Level l, string at, int lanes, bool partial);
+
+        /// <summary>Stores the float <c>sum</c> of one output at <paramref name="at"/> (within the plane).</summary>
+        public abstract void StoreScalar(CodeWriter w, Shape g, string at);
+    }
+
+    sealed class FloatRows(ArtifactNode node, bool hasBias) : Flavor
+    {
+        public override void BeginPlane(CodeWriter w, Shape g, string? v)
+        {
+            w.Line($"ref float xp = ref {U}.Add(ref rx, {(g.Multiplier == 1 ? "plane" : $"plane / {g.Multiplier}")} * {g.Plane});");
+            w.Line($"ref float yp = ref {U}.Add(ref ry, plane * {g.OH * g.OW});");
+            w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {g.Taps});");
+            for (int t = 0; t < g.Taps; t += g.KW)
+                w.Line(string.Join(" ", Enumerable.Range(t, g.KW).Select(i => v is null ? $"float w{i} = {U}.Add(ref wp, {i});" : $"var w{i} = {v}.Create({U}.Add(ref wp, {i}));")));
+            string b = hasBias ? "b[ch]" : "0f";
+            w.Line(v is null ? $"float start = {b};" : $"var start = {(hasBias ? $"{v}.Create({b})" : $"{v}<float>.Zero")};");
+        }
+
+        public override void Store(CodeWriter w, Shape g, Level l, string at, int lanes, bool partial)
+        {
+            string v = l.V;
+            string? value = GemmEmitter.VectorActivation(node, v, "acc0");
+            w.Line($"var done = {value ?? "acc0"};");
+            if (!partial) w.Line($"{v}.StoreUnsafe(done, ref yp, (nuint)({at}));"); // a narrow row's spare lanes land on the next row, written later
+            else StorePrefix(w, "done", l.Width, lanes, at);
+            if (value is null)
+                w.Line($"for (int e = 0; e < {lanes}; e++) {{ float v = {U}.Add(ref yp, {at} + e); {U}.Add(ref yp, {at} + e) = {KernelEmitter.Act(node)}; }}");
+        }
+
+        public override void StoreScalar(CodeWriter w, Shape g, string at)
+        {
+            w.Line("float v = sum;");
+            w.Line($"{U}.Add(ref yp, {at}) = {KernelEmitter.Act(node)};");
+        }
+    }
+
+    /// <summary>The kernel's body (inside its method, after the span checks): one loop over the planes per SIMD level, then scalar.</summary>
+    internal static void EmitBody(CodeWriter w, Shape g, string simd, Flavor flavor)
+    {
+        var levels = new List<Level>();
+        if (simd == "auto") { levels.Add(new Level(16, true)); levels.Add(new Level(8, true)); }
+        if (simd != "none") levels.Add(new Level(4, false));
+        // A level is worth it when a row fills more than half a vector, and it needs a plane at least a
+        // vector long (the loads moved inside the plane).
+        levels = levels.Where(l => 2 * g.OW > l.Width && g.Plane >= l.Width).ToList();
+        for (int i = 0; i < levels.Count; i++)
+        {
+            w.Open($"{(i == 0 ? "if" : "else if")} ({levels[i].V}.IsHardwareAccelerated)");
+            EmitLevel(w, g, levels[i], flavor);
+            w.Close();
+        }
+        if (levels.Count > 0) w.Open("else");
+        EmitScalar(w, g, flavor);
+        if (levels.Count > 0) w.Close();
+    }
+
+    static void EmitLevel(CodeWriter w, Shape g, Level l, Flavor flavor)
+    {
         w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
         w.Line($"int ch = plane % {g.M};");
-        w.Line($"ref float xp = ref {U}.Add(ref rx, {(g.Multiplier == 1 ? "plane" : $"plane / {g.Multiplier}")} * {g.Plane});");
-        w.Line($"ref float yp = ref {U}.Add(ref ry, plane * {g.OH * g.OW});");
-        w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {g.Taps});");
-        for (int t = 0; t < g.Taps; t += g.KW)
-            w.Line(string.Join(" ", Enumerable.Range(t, g.KW).Select(i => $"var w{i} = {v}.Create({U}.Add(ref wp, {i}));")));
-        w.Line($"var bias = {(hasBias ? $"{v}.Create(b[ch])" : $"{v}<float>.Zero")};");
+        flavor.BeginPlane(w, g, l.V);
 
         // Strips: whole vectors from the left, and a last one ending at the row's end (overlapping the one
         // before it) when OW is not a multiple of the width; a row narrower than a vector is one strip.
@@ -110,14 +166,14 @@ internal static class DepthwiseRowsEmitter
             {
                 if (c0 != interior[0]) continue;
                 w.Open($"for (int c0 = {interior[0]}; c0 <= {interior.Last()}; c0 += {width})");
-                EmitStrip(w, node, g, l, null, lanes);
+                EmitStrip(w, flavor, g, l, null, lanes);
                 w.Close();
             }
             else
             {
                 w.Line($"// Columns {c0}..{c0 + lanes - 1}.");
                 w.OpenBlock();
-                EmitStrip(w, node, g, l, c0, lanes);
+                EmitStrip(w, flavor, g, l, c0, lanes);
                 w.Close();
             }
         }
@@ -137,10 +193,10 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>One strip (columns c0.. of every output row; c0 null: the loop variable c0) down the plane.</summary>
-    static void EmitStrip(CodeWriter w, ArtifactNode node, Shape g, Level l, int? c0, int lanes)
+    static void EmitStrip(CodeWriter w, Flavor flavor, Shape g, Level l, int? c0, int lanes)
     {
         int a = g.Accumulators;
-        w.Line($"{l.V}<float> {string.Join(", ", Enumerable.Range(0, a).Select(j => $"acc{j} = bias"))};");
+        w.Line($"{l.V}<float> {string.Join(", ", Enumerable.Range(0, a).Select(j => $"acc{j} = start"))};");
         // Rows with the same code (all input rows inside, every load inside the plane, every output row
         // they reach there) form the loop; the others are written out.
         var regular = Enumerable.Range(0, g.OH).Select(oy => Regular(g, l, c0, lanes, oy)).ToArray();
@@ -152,14 +208,14 @@ internal static class DepthwiseRowsEmitter
             from = to = oy + 1;
         }
         if (bestTo - bestFrom < 2) bestFrom = bestTo = g.OH;
-        for (int oy = 0; oy < bestFrom; oy++) EmitRow(w, node, g, l, c0, lanes, oy);
+        for (int oy = 0; oy < bestFrom; oy++) EmitRow(w, flavor, g, l, c0, lanes, oy);
         if (bestTo > bestFrom)
         {
             w.Open($"for (int oy = {bestFrom}; oy < {bestTo}; oy++)");
-            EmitRow(w, node, g, l, c0, lanes, null);
+            EmitRow(w, flavor, g, l, c0, lanes, null);
             w.Close();
         }
-        for (int oy = bestTo; oy < g.OH; oy++) EmitRow(w, node, g, l, c0, lanes, oy);
+        for (int oy = bestTo; oy < g.OH; oy++) EmitRow(w, flavor, g, l, c0, lanes, oy);
     }
 
     /// <summary>The input rows first read for output row oy, as offsets r: input row oy·sH − pT + r.</summary>
@@ -189,7 +245,7 @@ internal static class DepthwiseRowsEmitter
     /// Output row oy (null: the loop variable) of the strip: the input rows it reads first, added into
     /// every accumulator they reach; then accumulator 0 (row oy, now complete) stored and the rest rolled.
     /// </summary>
-    static void EmitRow(CodeWriter w, ArtifactNode node, Shape g, Level l, int? c0, int lanes, int? oy)
+    static void EmitRow(CodeWriter w, Flavor flavor, Shape g, Level l, int? c0, int lanes, int? oy)
     {
         string v = l.V;
         int a = g.Accumulators;
@@ -215,16 +271,9 @@ internal static class DepthwiseRowsEmitter
                 }
         }
         string at = $"{(oy is int o2 ? CodeWriter.N((long)o2 * g.OW) : $"oy * {g.OW}")}{(c0 is int c ? (c == 0 ? "" : $" + {c}") : " + c0")}";
-        string? value = GemmEmitter.VectorActivation(node, v, "acc0");
-        w.Line($"var done = {value ?? "acc0"};");
-        if (lanes == l.Width || oy != g.OH - 1)
-            w.Line($"{v}.StoreUnsafe(done, ref yp, (nuint)({at}));"); // a narrow row's spare lanes land on the next row, written later
-        else
-            StorePrefix(w, "done", l.Width, lanes, at);
-        if (value is null)
-            w.Line($"for (int e = 0; e < {lanes}; e++) {{ float v = {U}.Add(ref yp, {at} + e); {U}.Add(ref yp, {at} + e) = {KernelEmitter.Act(node)}; }}");
-        if (a > 1) w.Line(string.Join(" ", Enumerable.Range(0, a - 1).Select(j => $"acc{j} = acc{j + 1};")) + $" acc{a - 1} = bias;");
-        else w.Line("acc0 = bias;");
+        flavor.Store(w, g, l, at, lanes, partial: lanes < l.Width && oy == g.OH - 1);
+        if (a > 1) w.Line(string.Join(" ", Enumerable.Range(0, a - 1).Select(j => $"acc{j} = acc{j + 1};")) + $" acc{a - 1} = start;");
+        else w.Line("acc0 = start;");
         w.Close();
     }
 
@@ -262,7 +311,7 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>Stores the first count lanes of a vector: halves while they fit, then single elements.</summary>
-    static void StorePrefix(CodeWriter w, string value, int width, int count, string at)
+    internal static void StorePrefix(CodeWriter w, string value, int width, int count, string at)
     {
         string v = Intrinsics + "Vector" + (width * 32);
         if (count == 0) return;
@@ -277,24 +326,23 @@ internal static class DepthwiseRowsEmitter
         if (count > half) StorePrefix(w, $"{v}.GetUpper({value})", half, count - half, $"{at} + {half}");
     }
 
-    static void EmitScalar(CodeWriter w, ArtifactNode node, Shape g, bool hasBias)
+    static void EmitScalar(CodeWriter w, Shape g, Flavor flavor)
     {
         w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
         w.Line($"int ch = plane % {g.M};");
-        w.Line($"ref float xp = ref {U}.Add(ref rx, {(g.Multiplier == 1 ? "plane" : $"plane / {g.Multiplier}")} * {g.Plane});");
-        w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {g.Taps});");
+        flavor.BeginPlane(w, g, null);
         w.Open($"for (int oy = 0; oy < {g.OH}; oy++)");
         w.Open($"for (int ox = 0; ox < {g.OW}; ox++)");
-        w.Line($"float sum = {(hasBias ? "b[ch]" : "0f")};");
-        w.Open($"for (int kh = 0; kh < {g.KH}; kh++)");
-        w.Line($"int ih = oy * {g.SH} + kh - {g.PT};");
-        w.Line($"if ((uint)ih >= {g.H}u) continue;");
-        w.Open($"for (int kw = 0; kw < {g.KW}; kw++)");
-        w.Line($"int iw = ox * {g.SW} + kw - {g.PL};");
-        w.Line($"if ((uint)iw < {g.W}u) sum += {U}.Add(ref wp, kh * {g.KW} + kw) * {U}.Add(ref xp, ih * {g.W} + iw);");
-        w.Close(); w.Close();
-        w.Line("float v = sum;");
-        w.Line($"{U}.Add(ref ry, (plane * {g.OH} + oy) * {g.OW} + ox) = {KernelEmitter.Act(node)};");
+        w.Line("float sum = start;");
+        for (int kh = 0; kh < g.KH; kh++)
+        {
+            w.Line($"int ih{kh} = oy * {g.SH} + {kh - g.PT};");
+            w.Open($"if ((uint)ih{kh} < {g.H}u)");
+            for (int kw = 0; kw < g.KW; kw++)
+                w.Line($"if ((uint)(ox * {g.SW} + {kw - g.PL}) < {g.W}u) sum += w{kh * g.KW + kw} * {U}.Add(ref xp, ih{kh} * {g.W} + ox * {g.SW} + {kw - g.PL});");
+            w.Close();
+        }
+        flavor.StoreScalar(w, g, $"oy * {g.OW} + ox");
         w.Close(); w.Close(); w.Close();
     }
 }
