@@ -257,8 +257,13 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         // classifier's biases need more than a shift of 2 and stay int32): the weights are at most 27% of float32's.
         Assert.All(artifact.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8" or "DenseInt8"), n => Assert.True(artifact.Tensors[n.Inputs[3]].IsFloat16, $"{n.Name}: multipliers"));
         Assert.All(artifact.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8"), n => Assert.True(artifact.Tensors[n.Inputs[2]].IsInt16, $"{n.Name}: bias"));
-        // Between the convolutions uint8 activations, requantized in fixed point: every layer but the last before the pooling.
-        Assert.Equal(6, artifact.Nodes.Count(n => n.Attributes.ContainsKey("requant") && artifact.Tensors[n.Outputs[0]].IsUInt8));
+        // Between the layers uint8 activations, requantized in fixed point: every convolution; the global average
+        // pooling averages the last one's bytes (its reader's input calibrated on the pooling's input), and the
+        // classifier reads the mean bytes through Flatten.
+        Assert.Equal(7, artifact.Nodes.Count(n => n.Attributes.ContainsKey("requant") && artifact.Tensors[n.Outputs[0]].IsUInt8));
+        var average = Assert.Single(artifact.Nodes, n => n.Kernel == "GlobalAveragePoolU8");
+        Assert.True(artifact.Tensors[average.Inputs[0]].IsUInt8 && artifact.Tensors[average.Outputs[0]].IsUInt8);
+        Assert.True(artifact.Tensors[artifact.Nodes.Single(n => n.Kernel == "DenseInt8").Inputs[0]].IsUInt8);
         static long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
         long floatBytes = Bytes(ModelCompiler.Compile(options with { Compression = "none", CalibrationPath = null, ClassName = "DwSepFloat" }));
         Assert.True(Bytes(artifact) <= floatBytes * 27 / 100, $"{Bytes(artifact)} of {floatBytes} bytes");

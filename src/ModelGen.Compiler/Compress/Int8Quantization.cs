@@ -107,7 +107,8 @@ public static class Int8Quantization
                 var values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch));
                 foreach (var node in layers)
                 {
-                    var x = values.TryGetValue(node.Inputs[0], out var v) ? v.Floats : graph[node.Inputs[0]].Constant!.Floats;
+                    string source = AveragedInput(graph, node, layers) ?? node.Inputs[0];
+                    var x = values.TryGetValue(source, out var v) ? v.Floats : graph[source].Constant!.Floats;
                     if (histogram) ranges[node].Accumulate(x); else ranges[node].Observe(x);
                 }
             }
@@ -149,12 +150,60 @@ public static class Int8Quantization
                 if (r.Inputs[0] != value || r.Inputs.Count(i => i == value) != 1) return null;
                 if (candidates.Contains(r)) found.Add(r);
                 else if ((IsBytePool(graph, r) || r.OpType == "Flatten") && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
+                // An average pooling only where its reader's input range was set on the pooling's input (AveragedInput).
+                else if (IsByteAverage(graph, r) && Int8Readers(r.Outputs[0]) is { } averaged && averaged.All(a => AveragedInput(graph, a, layers) == r.Inputs[0])) found.AddRange(averaged);
                 else return null;
             }
             return found;
         }
         foreach (var node in candidates)
-            if (Int8Readers(node.Outputs[0]) is { } readers) Readers.AddOrUpdate(node, readers);
+        {
+            if (Int8Readers(node.Outputs[0]) is not { } readers) continue;
+            Readers.AddOrUpdate(node, readers);
+            foreach (var average in graph.Nodes.Where(n => n.Inputs.Count > 0 && n.Inputs[0] == node.Outputs[0] && IsByteAverage(graph, n)))
+                Averages.AddOrUpdate(average, node);
+        }
+    }
+
+    /// <summary>Global average poolings between two int8 layers, with the layer that writes their input.</summary>
+    static readonly ConditionalWeakTable<Node, Node> Averages = new();
+
+    /// <summary>A GlobalAveragePool that can average uint8 activations (GlobalAveragePoolU8): 4-D input.</summary>
+    public static bool IsByteAverage(Graph graph, Node node) =>
+        node.OpType == "GlobalAveragePool" && graph[node.Inputs[0]].Shape is { Length: 4 };
+
+    /// <summary>
+    /// The quantization of a global average pooling's uint8 input and output, when the layer before writes uint8
+    /// for it (the layer after then reads bytes with the same parameters): the output is the rounded integer
+    /// mean of the input bytes (<see cref="AverageBytes"/>). Null: the pooling averages float32.
+    /// </summary>
+    public static QuantParams? ByteAverageOf(Node node) =>
+        Averages.TryGetValue(node, out var writer) && OutputOf(writer) is { } requant ? requant.Output : null;
+
+    /// <summary>The mean of n uint8 values rounded half up, in integers: what GlobalAveragePoolU8 computes.</summary>
+    public static byte AverageBytes(int sum, int n) => (byte)((sum + n / 2) / n);
+
+    /// <summary>
+    /// For a layer that reads a global average pooling (through a Flatten, perhaps) of an int8 layer's output, the
+    /// pooling's input: its range sets the layer's input quantization, so that the layer before can write uint8 for
+    /// the pooling to average as bytes with the same parameters (a range set on the means would clip the values
+    /// before they are averaged). Null for any other layer.
+    /// </summary>
+    static string? AveragedInput(Graph graph, Node node, List<Node> layers)
+    {
+        Node? Producer(string value) => graph.Nodes.FirstOrDefault(n => n.Outputs.Contains(value));
+        bool OnlyReader(string value, Node reader) => !graph.Outputs.Contains(value) && graph.Nodes.All(n => n == reader || !n.Inputs.Contains(value));
+        var producer = Producer(node.Inputs[0]);
+        if (producer?.OpType == "Flatten" && OnlyReader(producer.Outputs[0], node))
+        {
+            var flatten = producer;
+            producer = Producer(flatten.Inputs[0]);
+            if (producer is null || !OnlyReader(producer.Outputs[0], flatten)) return null;
+        }
+        else if (producer is null || !OnlyReader(producer.Outputs[0], node)) return null;
+        if (!IsByteAverage(graph, producer)) return null;
+        var writer = Producer(producer.Inputs[0]);
+        return writer is not null && layers.Contains(writer) && OnlyReader(writer.Outputs[0], producer) ? producer.Inputs[0] : null;
     }
 
     /// <summary>A MaxPool that can pass uint8 activations on (ArtifactBuilder lowers it to MaxPoolU8): 2-D, no indices output.</summary>

@@ -123,6 +123,10 @@ public interface ILowering
     int Weight(string name, TensorData data);
     /// <summary>Makes <paramref name="output"/> the same memory as <paramref name="input"/> (a copy where that cannot be).</summary>
     void Alias(string input, string output, Node node);
+    /// <summary>Whether a tensor holds uint8 activations (written requantized by an int8 layer for the next).</summary>
+    bool IsUInt8(int tensor);
+    /// <summary>Makes a tensor hold uint8 activations.</summary>
+    void MarkUInt8(int tensor);
 }
 
 /// <summary>The operators ModelGen compiles, by ONNX op_type.</summary>

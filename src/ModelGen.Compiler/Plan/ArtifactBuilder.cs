@@ -313,6 +313,10 @@ public sealed class ArtifactBuilder : ILowering
 
     Graph ILowering.Graph => _graph;
 
+    bool ILowering.IsUInt8(int tensor) => _artifact.Tensors[tensor].IsUInt8;
+
+    void ILowering.MarkUInt8(int tensor) => _artifact.Tensors[tensor].IsUInt8 = true;
+
     int ILowering.Temporary(string name, int[] shape) => NewTensor(name, shape);
 
     int ILowering.Weight(string name, TensorData data)
