@@ -74,6 +74,10 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Conv("ConvDepthwiseWidePads", [1, 2, 5, 6], [2, 1, 3, 3], true, ("group", 2), ("pads", new[] { 3, 3, 3, 3 })),
         Conv("ConvOneChannelEightFilters", [1, 1, 12, 28], [8, 1, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 })),
         Conv("ConvDepthMultiplierStride2", [2, 2, 9, 20], [6, 1, 3, 3], true, ("group", 2), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
+        // TensorFlow's "same" padding before a stride-2 depthwise convolution, as a Pad node folded into the Conv's pads.
+        new ConformanceCase("ZeroPadThenDepthwiseStride2", new OnnxBuilder().Input("x", 1, 3, 16, 17).Initializer("pads", [0L, 0, 0, 0, 0, 0, 1, 1])
+            .Initializer("w", [3, 1, 3, 3], R(27, 2)).Initializer("b", [3], R(3, 3))
+            .Node("Pad", ["x", "pads"], ["p"]).Node("Conv", ["p", "w", "b"], ["y"], ("group", 3), ("strides", new[] { 2, 2 })).Output("y"), [("x", [1, 3, 16, 17])]),
         Conv("ConvGroup2", [1, 4, 6, 6], [6, 2, 3, 3], true, ("group", 2)),
         Conv("ConvSameUpper", [1, 2, 7, 7], [3, 2, 5, 5], true, ("auto_pad", "SAME_UPPER"), ("strides", new[] { 2, 2 })),
         Conv("ConvSameLower", [1, 2, 6, 6], [3, 2, 4, 4], true, ("auto_pad", "SAME_LOWER")),

@@ -54,6 +54,38 @@ public sealed class PassTests
     }
 
     [Fact]
+    public void ZeroPadFoldsIntoTheConvsThatReadIt()
+    {
+        // TensorFlow's "same" padding for a stride-2 convolution: one more row and column at the end, as a Pad
+        // node; two Convs read it (one already padded). Both take the Pad's amounts, and the Pad goes.
+        var model = new OnnxBuilder(13).Input("x", 1, 2, 8, 9).Initializer("pads", [0L, 0, 0, 0, 0, 0, 1, 1])
+            .Node("Pad", ["x", "pads"], ["p"])
+            .Initializer("w", [3, 2, 3, 3], R(54, 1)).Node("Conv", ["p", "w"], ["a"], ("strides", new[] { 2, 2 }))
+            .Initializer("v", [2, 1, 3, 3], R(18, 2)).Node("Conv", ["p", "v"], ["b"], ("group", 2), ("pads", new[] { 1, 0, 1, 2 }))
+            .Output("a").Output("b");
+        var graph = Check(model, Passes.FoldPadIntoConv, ("x", [1, 2, 8, 9]));
+        Assert.Equal(["Conv", "Conv"], graph.Nodes.Select(n => n.OpType));
+        Assert.All(graph.Nodes, n => Assert.Equal("x", n.Inputs[0]));
+        Assert.Equal([0L, 0, 1, 1], graph.Nodes[0].Ints("pads")!);
+        Assert.Equal([1L, 0, 2, 3], graph.Nodes[1].Ints("pads")!);
+    }
+
+    [Fact]
+    public void PadsThatAreNotZerosOnTheSpatialAxesStay()
+    {
+        // A non-zero value, padded channels, edge mode, and a Pad that something else reads too: all kept.
+        var model = new OnnxBuilder(13).Input("x", 1, 2, 6, 6).Initializer("w", [3, 2, 3, 3], R(54, 1)).Initializer("w3", [3, 3, 3, 3], R(81, 2))
+            .Initializer("hw", [0L, 0, 1, 1, 0, 0, 1, 1]).Initializer("ch", [0L, 0, 0, 0, 0, 1, 0, 0]).Initializer("one", [1], [1f])
+            .Node("Pad", ["x", "hw", "one"], ["p1"]).Node("Conv", ["p1", "w"], ["a"])
+            .Node("Pad", ["x", "ch"], ["p2"]).Node("Conv", ["p2", "w3"], ["b"])
+            .Node("Pad", ["x", "hw"], ["p3"], ("mode", "edge")).Node("Conv", ["p3", "w"], ["c"])
+            .Node("Pad", ["x", "hw"], ["p4"]).Node("Conv", ["p4", "w"], ["d"]).Node("Relu", ["p4"], ["e"])
+            .Output("a").Output("b").Output("c").Output("d").Output("e");
+        var graph = Check(model, Passes.FoldPadIntoConv, ("x", [1, 2, 6, 6]));
+        Assert.Equal(4, graph.Nodes.Count(n => n.OpType == "Pad"));
+    }
+
+    [Fact]
     public void ActivationsFuseIntoTheirProducerOnlyWhenNothingElseReadsIt()
     {
         var model = new OnnxBuilder().Input("x", 1, 2, 5, 5).Initializer("w", [3, 2, 3, 3], R(54, 1))
