@@ -218,7 +218,9 @@ public sealed record Requantization(QuantParams Output, int Shift, float Scale, 
     /// null when it cannot be exact or has no uint8 form (an activation other than ReLU or Clip, a multiplier
     /// over the output's scale beyond 2^30 or so small that 2^62 cannot hold its bits).
     /// </summary>
-    public static Requantization? For(QuantParams output, float[] multipliers, string? activation)
+    /// <param name="sumBound">The largest |acc + bias| the layer can reach: with a shift under 32, the vector kernels
+    /// shift the sums left to 32 first (exact), so sumBound·2^(32 − shift) must stay below 2^31.</param>
+    public static Requantization? For(QuantParams output, float[] multipliers, string? activation, long sumBound = 1L << 30)
     {
         int lo = 0, hi = 255;
         if (activation is not null)
@@ -231,9 +233,11 @@ public sealed record Requantization(QuantParams Output, int Shift, float Scale, 
         double largest = multipliers.Length == 0 ? 0 : multipliers.Max() / (double)output.Scale;
         if (!(largest > 0) || double.IsInfinity(largest) || multipliers.Any(m => !(m > 0))) return null;
         int shift = 30 - (int)Math.Floor(Math.Log2(largest));
-        // Shift ≥ 32 (every channel less than half an output step per accumulator unit, as int8 layers are): the
-        // vector kernels then take the high 32 bits of each 64-bit product and shift those. Shift ≤ 62: the bits fit.
-        if (shift < 32 || shift > 62) return null;
+        // The vector kernels take the high 32 bits of each 64-bit product and shift those: shift ≥ 32 (every channel
+        // less than half an output step per accumulator unit, as most int8 layers are). A layer with larger
+        // multipliers (a depthwise one with large weights) has its sums shifted left to 32 first, (acc·2^k)·M / 2^(shift+k)
+        // being the same number, where every sum so shifted stays an int32. Shift ≤ 62: the bits fit.
+        if (shift > 62 || shift < 1 || (shift < 32 && sumBound > (long)int.MaxValue >> (32 - shift))) return null;
         float scale = (float)(Math.Pow(2, shift) / output.Scale);
         if (float.IsInfinity(scale)) return null;
         var r = new Requantization(output, shift, scale, lo, hi);

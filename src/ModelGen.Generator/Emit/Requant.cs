@@ -30,8 +30,8 @@ internal sealed class Requant
             Hi = int.Parse(parts[3], CultureInfo.InvariantCulture),
             Zero = k.Int("out_zero"),
         };
-        if (r.Shift < 32 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
-            throw new System.FormatException($"'{k.Node.Name}': requant shift must be 32…62 and lo ≤ hi, zero in 0…255");
+        if (r.Shift < 1 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
+            throw new System.FormatException($"'{k.Node.Name}': requant shift must be 1…62 and lo ≤ hi, zero in 0…255");
         if (!k.Y.IsUInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
         return r;
     }
@@ -43,13 +43,22 @@ internal sealed class Requant
     public string Scalar(string sum, string multiplier) =>
         $"(byte)global::System.Math.Clamp(((long)({sum}) * {multiplier} + {1L << (Shift - 1)}L >> {Shift}) + {Zero}, {Lo}, {Hi})";
 
+    /// <summary>
+    /// The vector helpers keep the high 32 bits of each product: a shift under 32 (large multipliers) becomes 32 with
+    /// the sums shifted left by the difference first, the same quotient (the build checked that the sums so shifted
+    /// stay int32: Compress.Requantization.For).
+    /// </summary>
+    int PreShift => System.Math.Max(0, 32 - Shift);
+
+    string Shifted(string sum) => PreShift == 0 ? sum : $"({sum} << {PreShift})";
+
     /// <summary>8 int32 sums (bias included) requantized with the per-channel int32 multiplier vector <paramref name="m"/> (AVX2).</summary>
     public string Vector(string sum, string m) =>
-        $"Requantize8({sum}, {m}, {V256}.Create({1L << (Shift - 1)}L), {Shift - 32}, {V256}.Create({Zero}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
+        $"Requantize8({Shifted(sum)}, {m}, {V256}.Create({1L << (Shift + PreShift - 1)}L), {Shift + PreShift - 32}, {V256}.Create({Zero}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
 
     /// <summary>16 int32 sums (bias included) requantized into 16 bytes with the int32 multiplier vector <paramref name="m"/> (AVX-512).</summary>
     public string Vector16(string sum, string m) =>
-        $"Requantize16({sum}, {m}, {V512}.Create({1L << (Shift - 1)}L), {Shift - 32}, {V512}.Create({Zero}), {V512}.Create({Lo}), {V512}.Create({Hi}))";
+        $"Requantize16({Shifted(sum)}, {m}, {V512}.Create({1L << (Shift + PreShift - 1)}L), {Shift + PreShift - 32}, {V512}.Create({Zero}), {V512}.Create({Lo}), {V512}.Create({Hi}))";
 
     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
 
