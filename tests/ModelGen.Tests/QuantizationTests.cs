@@ -342,12 +342,13 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         // Large weights before a ReLU6 (MobileNetV2's depthwise layers, batch norm folded): the output's scale is
         // set by the clip, not by the sums, and a channel's multiplier sx·sw is more than half an output step per
         // accumulator unit, a requantization shift under 32. The vector kernels shift such sums left first; the
-        // layers must still write uint8 and give the evaluator's bits at every SIMD level.
+        // layers must still write uint8 and give the evaluator's bits at every SIMD level. The depthwise layer's stride
+        // 2 makes 4x4 planes: rows of 4, requantized on 8 lanes.
         static float[] Scaled(int count, int seed, float by) => [.. OnnxBuilder.Random(count, seed).Select(v => v * by)];
-        var model = new OnnxBuilder(13, "large").Input("x", 1, 16, 12, 12)
+        var model = new OnnxBuilder(13, "large").Input("x", 1, 16, 8, 8)
             .Initializer("zero", [], [0f]).Initializer("six", [], [6f])
             .Initializer("w1", [16, 1, 3, 3], Scaled(144, 31, 400)).Initializer("b1", [16], OnnxBuilder.Random(16, 32))
-            .Node("Conv", ["x", "w1", "b1"], ["a"], ("group", 16), ("pads", new[] { 1, 1, 1, 1 }))
+            .Node("Conv", ["x", "w1", "b1"], ["a"], ("group", 16), ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 }))
             .Node("Clip", ["a", "zero", "six"], ["a6"])
             .Initializer("w2", [16, 16, 1, 1], Scaled(256, 33, 200)).Initializer("b2", [16], OnnxBuilder.Random(16, 34))
             .Node("Conv", ["a6", "w2", "b2"], ["c"]).Node("Clip", ["c", "zero", "six"], ["c6"])
@@ -355,7 +356,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Node("Conv", ["c6", "w3"], ["y"]).Output("y");
         string path = model.Save("large-multipliers.onnx");
         string calibration = Path.Combine(Path.GetDirectoryName(path)!, "large-calibration.npy");
-        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 16, 12, 12)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 16 * 144, 36))));
+        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 16, 8, 8)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 16 * 64, 36))));
         var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.LargeMultipliers", Compression = "int8", CalibrationPath = calibration };
         var auto = ModelCompiler.Compile(options with { ClassName = "Auto" }, out var compressed);
         var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" });
@@ -370,15 +371,15 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         double error = 0, scale = 0;
         for (int s = 0; s < 8; s++)
         {
-            var x = OnnxBuilder.Random(16 * 144, 200 + s);
-            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 16, 12, 12], x) })[compressed.Outputs[0]].Floats;
+            var x = OnnxBuilder.Random(16 * 64, 200 + s);
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 16, 8, 8], x) })[compressed.Outputs[0]].Floats;
             foreach (var artifact in new[] { auto, vector128, scalar })
             {
                 var y = new float[expected.Length];
                 models.Run(artifact, [x], [y]);
                 AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
             }
-            var reference = ort.Run(("x", x, [1, 16, 12, 12]))[0];
+            var reference = ort.Run(("x", x, [1, 16, 8, 8]))[0];
             for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
         }
         // And int8 still computes the same model: the outputs follow ONNX Runtime's float32 ones.

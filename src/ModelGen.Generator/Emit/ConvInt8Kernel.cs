@@ -183,10 +183,11 @@ internal sealed class ConvInt8Kernel : IKernel
                 if (vectors == 2 && to <= cols && Requant.Of(k) is { } wide16)
                 {
                     // uint8 out, 16 whole pixels: both vectors requantized (fixed point), narrowed together, one 16-byte store.
+                    // (WithUpper: one vinserti32x8; Vector512.Create(lo, hi) went through a stack slot.)
                     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
                     w.Open($"if ({X86}.Avx512F.IsSupported)");
                     foreach (int r in rs)
-                        w.Line($"{V128}.StoreUnsafe({wide16.Vector16($"{V512}.Create(a{r}_0, a{r}_1)", $"{V512}.Create(im{r})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                        w.Line($"{V128}.StoreUnsafe({wide16.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1)", $"{V512}.Create(im{r})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
                     w.Close();
                     w.Open("else");
                     foreach (int r in rs)

@@ -108,7 +108,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             if (requant is not null)
             {
                 // uint8 out: the int32 sums requantized (fixed point) into bytes of y2, copied out row by row below.
-                w.Line($"var sum = {v}.ConvertToInt32(acc) + vb;");
+                w.Line($"var sum = {v}.ConvertToInt32Native(acc) + vb;");
                 string mv = $"{V256}.Create(im)";
                 if (width == 16)
                     w.Line($"{V128}.StoreUnsafe({requant.Vector16("sum", $"{v}.Create(im)")}, ref rqb, (nuint)j);");
@@ -119,7 +119,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             }
             else
             {
-                w.Line($"var v = {v}.ConvertToSingle({v}.ConvertToInt32(acc) + vb) * vm;");
+                w.Line($"var v = {v}.ConvertToSingle({v}.ConvertToInt32Native(acc) + vb) * vm;");
                 w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
             }
             w.Close();
@@ -246,7 +246,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         public override void Store(CodeWriter w, DepthwiseRowsEmitter.Shape g, DepthwiseRowsEmitter.Level l, string at, int lanes, bool partial)
         {
             string v = l.V;
-            w.Line($"var sum = {v}.ConvertToInt32(acc0) + vb;");
+            w.Line($"var sum = {v}.ConvertToInt32Native(acc0) + vb;");
             if (requant is null)
             {
                 w.Line($"var done = {GemmEmitter.VectorActivation(k.Node, v, $"{v}.ConvertToSingle(sum) * vm") ?? $"{v}.ConvertToSingle(sum) * vm"};");
@@ -270,7 +270,20 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = (byte)(q >> {8 * e});");
             }
             else
+            {
+                if (k.Simd == "auto" && l.Width == 4)
+                {
+                    // Rows of 4 (4x4 planes): the 8-lane requantization on the sums and 4 zero lanes, 4 bytes out.
+                    w.Open($"if ({X86}.Avx2.IsSupported)");
+                    w.Line($"uint q = (uint)PackBytes8({requant.Vector($"{V256}.Create(sum, {V128}<int>.Zero)", $"{V256}.Create(im)")});");
+                    if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
+                    else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = (byte)(q >> {8 * e});");
+                    w.Close();
+                    w.Open("else");
+                }
                 for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
+                if (k.Simd == "auto" && l.Width == 4) w.Close();
+            }
         }
 
         public override void StoreScalar(CodeWriter w, DepthwiseRowsEmitter.Shape g, string at)

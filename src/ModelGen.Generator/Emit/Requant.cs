@@ -88,6 +88,7 @@ internal sealed class Requant
             w.Line("// The low bytes of 8 int32 lanes (each 0…255), in order, as one 64-bit value: one pshufb per 128-bit half.");
             w.Line(Inline);
             w.Open($"private static ulong PackBytes8({V256}<int> q)");
+            w.Line($"if ({X86}.Avx512F.VL.IsSupported) return {V128}.ToScalar({V128}.AsUInt64({X86}.Avx512F.VL.ConvertToVector128Byte(q))); // one vpmovdb");
             string pick = string.Join(", ", Enumerable.Range(0, 32).Select(i => i % 16 < 4 ? $"(byte){i % 16 * 4}" : "(byte)0x80"));
             w.Line($"var b = {X86}.Avx2.Shuffle({V256}.AsByte(q), {V256}.Create({pick}));");
             w.Line($"return {V128}.ToScalar({V128}.AsUInt32({V256}.GetLower(b))) | (ulong){V128}.ToScalar({V128}.AsUInt32({V256}.GetUpper(b))) << 32;");
