@@ -406,9 +406,11 @@ public sealed class ArtifactBuilder : ILowering
             string? planeShape = null;
             if (geo.DilationH == 1 && geo.DilationW == 1)
             {
-                // One channel at a time: its plane quantized (uint8 values less the zero point, held as float32) into
-                // scratch, then the float32 depthwise kernel's strips over it (see DepthwiseInt8Kernel).
-                scratch = [((ILowering)this).Temporary(node.Name + ".quantized", [x[2] * x[3]])];
+                // The weights as float32 (converted once a call), then one channel at a time the float32 depthwise
+                // kernel's strips (see DepthwiseInt8Kernel): over a uint8 input as it is, each load widened; over a
+                // float32 input, its plane quantized (uint8 values less the zero point, held as float32) after the weights.
+                bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
+                scratch = [((ILowering)this).Temporary(node.Name + ".quantized", [checked(int8.M * geo.KernelH * geo.KernelW + (byteInput ? 0 : x[2] * x[3]))])];
             }
             else
             {

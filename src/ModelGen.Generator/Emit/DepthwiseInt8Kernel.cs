@@ -164,29 +164,64 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         var x = k.Inputs[0]; var y = k.Y;
         var g = DepthwiseRowsEmitter.Geometry(k.Node, x, y) ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the strips need no dilation and a horizontal stride of 1 or 2");
         int[] p = k.Ints("pads");
-        if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < g.Plane)
-            throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold a plane of {g.Plane}");
+        bool bytes = x.IsUInt8;
+        long scratch = (long)g.M * g.Taps + (bytes ? 0 : g.Plane);
+        if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < scratch)
+            throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold {scratch} floats (the weights{(bytes ? "" : " and a plane")})");
         var requant = Requant.Of(k);
         if (x.IsUInt8 || requant is not null) k.Helpers.Add("Requantize");
         string scale = KernelContext.F(k.Float("scale"));
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{g.M}, {g.KH}x{g.KW}], {DepthwiseRowsEmitter.Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{k.ActName()}.");
-        w.Line(x.IsUInt8
-            ? $"// Per channel: x's uint8 plane (scale {scale}, zero point {k.Int("zero")}, as the layer before wrote it) minus the zero point, as float32 in y1;"
-            : $"// Per channel: the plane quantized to uint8 values (scale {scale}, zero point {k.Int("zero")}) minus the zero point, as float32 in y1;");
+        w.Line($"// The int8 weights as float32 in y1 (once a call); per channel, {(bytes
+            ? $"x's uint8 values (scale {scale}, zero point {k.Int("zero")}, as the layer before wrote it) widened as they are loaded, minus the zero point;"
+            : $"the plane quantized to uint8 values (scale {scale}, zero point {k.Int("zero")}) minus the zero point, as float32 in y1 after the weights;")}");
         w.Line($"// the taps summed in vector strips of the output rows, {g.Accumulators} row(s) in flight, the padding masked to zero (exact in float32:");
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
         k.OpenMethod();
-        KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", g.M), ("multipliers", g.M), ("y", y.ElementCount), ("y1", g.Plane)],
+        KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", g.M), ("multipliers", g.M), ("y", y.ElementCount), ("y1", scratch)],
             ("rx", "x"), ("ry", "y"), ("rp", "y1"));
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        EmitFloatWeights(w, k.Simd, g.M * g.Taps);
+        if (!bytes) w.Line($"ref float qp = ref {U}.Add(ref rp, {g.M * g.Taps});");
         DepthwiseRowsEmitter.EmitBody(w, g, k.Simd, new Int8Rows(k, requant));
+        w.Close();
+    }
+
+    /// <summary>wf = y1[0..count) = the int8 weights as float32 (exact), converted once a call rather than once a plane.</summary>
+    static void EmitFloatWeights(CodeWriter w, string simd, int count)
+    {
+        w.Line("ref float wf = ref rp;");
+        w.OpenBlock();
+        w.Line("int i = 0;");
+        if (simd == "auto")
+            w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)i))), ref wf, (nuint)i);");
+        if (simd != "none")
+            w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
+        w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
         w.Close();
     }
 
     sealed class Int8Rows(KernelContext k, Requant? requant) : DepthwiseRowsEmitter.Flavor
     {
         readonly int _zero = k.Int("zero");
+        readonly bool _bytes = k.Inputs[0].IsUInt8;
+
+        /// <summary>A uint8 input is read in place: each load widens its bytes to float32 (less the zero point).</summary>
+        public override string Load(string v, int width, string offset, bool constant)
+        {
+            if (!_bytes) return base.Load(v, width, offset, constant);
+            string at = constant ? offset : $"(nuint)({offset})";
+            string widened = width switch
+            {
+                16 => $"{V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref xb, {at})))",
+                8 => $"{V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref xb, {offset}))))))",
+                _ => $"{V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref xb, {offset}))))))))",
+            };
+            return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
+        }
+
+        public override string LoadScalar(string index) => _bytes ? $"(float)({U}.Add(ref xb, {index}) - {_zero})" : base.LoadScalar(index);
 
         public override void BeginPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g, string? v)
         {
@@ -195,8 +230,9 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             w.Line($"int bz = {ConvInt8Kernel.Bias(k, "bias[ch]")}{(_zero == 0 ? "" : $" + {_zero} * ({weightSum})")};");
             w.Line($"float m = {ConvInt8Kernel.Multiplier(k, "multipliers[ch]")};");
             if (requant is not null) w.Line($"int im = (int)({requant.IntegerMultiplier("m")});");
+            w.Line($"ref float wc = ref {U}.Add(ref wf, ch * {g.Taps});");
             for (int t = 0; t < g.Taps; t += g.KW)
-                w.Line(string.Join(" ", Enumerable.Range(t, g.KW).Select(i => v is null ? $"float w{i} = {U}.Add(ref wq, {i});" : $"var w{i} = {v}.Create((float){U}.Add(ref wq, {i}));")));
+                w.Line(string.Join(" ", Enumerable.Range(t, g.KW).Select(i => v is null ? $"float w{i} = {U}.Add(ref wc, {i});" : $"var w{i} = {v}.Create({U}.Add(ref wc, {i}));")));
             if (v is null) w.Line("float start = 0f;");
             else
             {
@@ -205,39 +241,26 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 else if (v.EndsWith("Vector512", StringComparison.Ordinal) || v.EndsWith("Vector256", StringComparison.Ordinal)) w.Line($"var vim = {v}.Create(im);");
             }
             w.Line($"ref {(requant is null ? "float" : "byte")} yp = ref {U}.Add(ref ry, plane * {g.OH * g.OW});");
-            FillPlane(w, g);
-            w.Line("ref float xp = ref rp;");
+            if (_bytes) w.Line($"ref byte xb = ref {U}.Add(ref rx, plane * {g.Plane});");
+            else
+            {
+                FillPlane(w, g);
+                w.Line("ref float xp = ref qp;");
+            }
         }
 
-        /// <summary>y1 = the plane's uint8 values minus the zero point: x's bytes widened, or x quantized (QuantizeU8's arithmetic).</summary>
+        /// <summary>The plane quantized (QuantizeU8's arithmetic) less the zero point, as float32 in qp (after the weights in y1).</summary>
         void FillPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g)
         {
-            bool bytes = k.Inputs[0].IsUInt8;
             string inverse = KernelContext.F(1f / k.Float("scale"));
-            w.Line($"ref {(bytes ? "byte" : "float")} src = ref {U}.Add(ref rx, plane * {g.Plane});");
+            w.Line($"ref float src = ref {U}.Add(ref rx, plane * {g.Plane});");
             w.Line("int i = 0;");
             if (k.Simd == "auto")
-            {
-                if (bytes)
-                {
-                    w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {g.Plane - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref src, (nuint)i)) - {V512}.Create({_zero})), ref rp, (nuint)i);");
-                    w.Line($"if ({X86}.Avx2.IsSupported) for (; i <= {g.Plane - 8}; i += 8) {V256}.StoreUnsafe({V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, i))))) - {V256}.Create({_zero})), ref rp, (nuint)i);");
-                }
-                else
-                {
-                    foreach (var v in new[] { V512, V256 })
-                        w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref rp, (nuint)i);");
-                }
-            }
+                foreach (var v in new[] { V512, V256 })
+                    w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref qp, (nuint)i);");
             if (k.Simd != "none")
-            {
-                w.Line(bytes
-                    ? $"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref src, i))))))) - {V128}.Create({_zero})), ref rp, (nuint)i);"
-                    : $"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref rp, (nuint)i);");
-            }
-            w.Line(bytes
-                ? $"for (; i < {g.Plane}; i++) {U}.Add(ref rp, i) = {U}.Add(ref src, i){(_zero == 0 ? "" : $" - {_zero}")};"
-                : $"for (; i < {g.Plane}; i++) {U}.Add(ref rp, i) = global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}, global::System.MidpointRounding.ToEven) + {_zero}f, 0f, 255f) - {_zero}f;");
+                w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref qp, (nuint)i);");
+            w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}, global::System.MidpointRounding.ToEven) + {_zero}f, 0f, 255f) - {_zero}f;");
         }
 
         string Quantized(string v, string src, string inverse) =>

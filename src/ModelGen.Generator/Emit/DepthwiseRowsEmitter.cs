@@ -87,6 +87,13 @@ internal static class DepthwiseRowsEmitter
 
         /// <summary>Stores the float <c>sum</c> of one output at <paramref name="at"/> (within the plane).</summary>
         public abstract void StoreScalar(CodeWriter w, Shape g, string at);
+
+        /// <summary>The float32 vector of v at element <paramref name="offset"/> of the plane (an int expression; constant: a literal).</summary>
+        public virtual string Load(string v, int width, string offset, bool constant) =>
+            constant ? $"{v}.LoadUnsafe(ref xp, {offset})" : $"{v}.LoadUnsafe(ref xp, (nuint)({offset}))";
+
+        /// <summary>The float32 value at element <paramref name="index"/> of the plane.</summary>
+        public virtual string LoadScalar(string index) => $"{U}.Add(ref xp, {index})";
     }
 
     sealed class FloatRows(ArtifactNode node, bool hasBias) : Flavor
@@ -262,7 +269,7 @@ internal static class DepthwiseRowsEmitter
                 if (kh >= 0 && kh < g.KH && (oy is not int o || o + j < g.OH)) reach.Add((j, kh));
             }
             if (reach.Count == 0) continue;
-            for (int kw = 0; kw < g.KW; kw++) w.Line($"var t{r}_{kw} = {Tap(g, l, c0, lanes, oy, r, kw)};");
+            for (int kw = 0; kw < g.KW; kw++) w.Line($"var t{r}_{kw} = {Tap(flavor, g, l, c0, lanes, oy, r, kw)};");
             foreach (var (j, kh) in reach)
                 for (int kw = 0; kw < g.KW; kw++)
                 {
@@ -281,7 +288,7 @@ internal static class DepthwiseRowsEmitter
     /// The kW tap vector of input row oy·sH − pT + r for the strip: lane e holds input column
     /// sW·(c0 + e) + kw − pL, or zero where that column is padding.
     /// </summary>
-    static string Tap(Shape g, Level l, int? c0, int lanes, int? oy, int r, int kw)
+    static string Tap(Flavor flavor, Shape g, Level l, int? c0, int lanes, int? oy, int r, int kw)
     {
         string v = l.V;
         int width = l.Width;
@@ -294,14 +301,14 @@ internal static class DepthwiseRowsEmitter
         }
         string Load(int extra)
         {
-            if (q is not int at) return $"{v}.LoadUnsafe(ref xp, (nuint)({QExpr(extra)}))";
+            if (q is not int at) return flavor.Load(v, width, QExpr(extra), constant: false);
             at += extra;
-            if (at >= 0 && at + width <= g.Plane) return $"{v}.LoadUnsafe(ref xp, {CodeWriter.N(at)})";
+            if (at >= 0 && at + width <= g.Plane) return flavor.Load(v, width, CodeWriter.N(at), constant: true);
             if (at + width <= 0 || at >= g.Plane) return $"{v}<float>.Zero";
             // The load would leave the plane: load the vector inside it and move the lanes back.
             int inside = at < 0 ? 0 : g.Plane - width;
             var index = Enumerable.Range(0, width).Select(e => at + e - inside).Select(i => i >= 0 && i < width ? i : width);
-            return $"{v}.Shuffle({v}.LoadUnsafe(ref xp, {CodeWriter.N(inside)}), {v}.Create({string.Join(", ", index)}))";
+            return $"{v}.Shuffle({flavor.Load(v, width, CodeWriter.N(inside), constant: true)}, {v}.Create({string.Join(", ", index)}))";
         }
         string tap = g.SW == 1 ? Load(0) : KernelEmitter.EvenLanes(v, width, Load(0), Load(width));
         if (c0 is not int c2) return tap;
@@ -339,7 +346,7 @@ internal static class DepthwiseRowsEmitter
             w.Line($"int ih{kh} = oy * {g.SH} + {kh - g.PT};");
             w.Open($"if ((uint)ih{kh} < {g.H}u)");
             for (int kw = 0; kw < g.KW; kw++)
-                w.Line($"if ((uint)(ox * {g.SW} + {kw - g.PL}) < {g.W}u) sum += w{kh * g.KW + kw} * {U}.Add(ref xp, ih{kh} * {g.W} + ox * {g.SW} + {kw - g.PL});");
+                w.Line($"if ((uint)(ox * {g.SW} + {kw - g.PL}) < {g.W}u) sum += w{kh * g.KW + kw} * {flavor.LoadScalar($"ih{kh} * {g.W} + ox * {g.SW} + {kw - g.PL}")};");
             w.Close();
         }
         flavor.StoreScalar(w, g, $"oy * {g.OW} + ox");
