@@ -89,6 +89,10 @@ public sealed class OperatorConformanceTests : ConformanceTests
         // 1x1, stride 1, no pads: the input is the patch matrix (no im2col); 7x7 = 49 columns (3 vectors and a scalar).
         Conv("ConvPointwise", [1, 24, 7, 7], [10, 24, 1, 1], true),
         Conv("ConvStride2Pad", [1, 3, 11, 11], [8, 3, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
+        // Stride-2 patches gathered a vector at a time: rows of 20 and 37 outputs (whole vectors, an overlapping last
+        // one, a scalar end), asymmetric "same" pads as TensorFlow exports them, and a 5-wide kernel.
+        Conv("ConvStride2WideRows", [1, 3, 40, 40], [4, 3, 3, 3], true, ("pads", new[] { 0, 0, 1, 1 }), ("strides", new[] { 2, 2 })),
+        Conv("ConvStride2Rows37", [1, 2, 6, 75], [3, 2, 5, 5], false, ("pads", new[] { 2, 2, 2, 2 }), ("strides", new[] { 2, 2 })),
         // Too narrow for any vector: every column is an edge column (ONNX's test_basic_conv_with_padding, weights given at run time).
         new ConformanceCase("ConvNarrowRuntimeWeights", new OnnxBuilder().Input("x", 1, 1, 5, 5).Input("w", 1, 1, 3, 3).Node("Conv", ["x", "w"], ["y"], ("pads", new[] { 1, 1, 1, 1 })).Output("y"),
             [("x", [1, 1, 5, 5]), ("w", [1, 1, 3, 3])]),

@@ -238,7 +238,7 @@ internal static class KernelEmitter
         w.Open($"for (int image = 0; image < {n}; image++)");
         w.Open($"for (int grp = 0; grp < {group}; grp++)");
         w.Line($"int xBase = (image * {c} + grp * {cpg}) * {h * wd};");
-        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow);
+        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, simd);
         var g = new GemmSpec
         {
             M = mpg, N = cols, K = kk,
@@ -257,7 +257,7 @@ internal static class KernelEmitter
     /// for every output pixel (oy, ox), 0 in the padding. The j loop is unrolled so each run of columns
     /// inside the image is a copy of a constant length, which the JIT turns into a few vector moves.
     /// </summary>
-    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow)
+    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, string simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         int cols = oh * ow;
@@ -284,12 +284,40 @@ internal static class KernelEmitter
             {
                 w.Line($"ref float src = ref {U}.Add(ref rx, plane + ih * {wd} + {first * s[1] + shift});");
                 if (s[1] == 1) w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {first})), ref {U}.As<float, byte>(ref src), {(last - first) * 4});");
-                else w.Line($"for (int ox = 0; ox < {last - first}; ox++) {U}.Add(ref dst, {first} + ox) = {U}.Add(ref src, ox * {s[1]});");
+                else
+                {
+                    w.Line("int ox = 0;");
+                    if (s[1] == 2 && simd != "none") EmitEvenGather(w, last - first, first, simd);
+                    w.Line($"for (; ox < {last - first}; ox++) {U}.Add(ref dst, {first} + ox) = {U}.Add(ref src, ox * {s[1]});");
+                }
             }
             if (last < ow) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {last})), 0, {(ow - last) * 4});");
             w.Close();
         }
         w.Close(); w.Close();
+    }
+
+    /// <summary>
+    /// dst[first + ox] = src[2·ox] for ox &lt; count, a vector at a time (the even lanes of two loads), as far as every
+    /// load stays within src[0 .. 2·(count − 1)]; then one vector overlapping the last (the same values again), and
+    /// the scalar loop after it takes the rest. Stride-2 patches (a MobileNetV2 stem) were a scalar copy.
+    /// </summary>
+    static void EmitEvenGather(CodeWriter w, int count, int first, string simd)
+    {
+        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        var widths = simd == "auto" ? new[] { 16, 8, 4 } : new[] { 4 };
+        bool opened = false;
+        foreach (int width in widths)
+        {
+            if (count <= width) continue;
+            string v = "global::System.Runtime.Intrinsics.Vector" + (width * 32);
+            w.Open($"{(opened ? "else if" : "if")} ({v}.IsHardwareAccelerated)");
+            opened = true;
+            string Even(string at) => EvenLanes(v, width, $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at}))", $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at} + {width}))");
+            w.Line($"for (; ox + {width} < {count}; ox += {width}) {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox);");
+            w.Line($"ox = {count - 1 - width}; {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox); ox += {width};");
+            w.Close();
+        }
     }
 
     static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
