@@ -33,7 +33,7 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
     public int PaddedKernelW => Depthwise ? KernelW : (KernelW + 3) / 4 * 4;
 
     /// <summary>
-    /// Whether a Conv takes the depthwise int8 kernel: one input channel per group (one or several filters each), 2-D, equal
+    /// Whether a Conv takes the depthwise int8 kernel: one input channel per output channel, 2-D, equal
     /// strides of 1 or 2 (the shapes ArtifactBuilder.DepthwisePlane lays out), and few enough taps that
     /// every sum of products stays below 2^24 (exact in float32).
     /// </summary>
@@ -44,13 +44,9 @@ public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float
         var y = graph[node.Outputs[0]].Shape;
         if (x is null || w is null || y is null || x.Length != 4 || w.Length != 4) return false;
         long group = node.Int("group", 1);
-        if (w[1] != 1 || group != x[1] || w[0] % group != 0) return false;
+        if (w[1] != 1 || w[0] != group || w[0] != x[1]) return false;
         if ((long)w[2] * w[3] * 255 * 127 >= 1 << 24) return false;
-        var geo = ConvOperator.Geometry(node, x, w);
-        // Several filters per input channel (a one-channel first layer): only on the strips, undilated, and with
-        // at most 9 taps, whose weight vectors stay in registers (as for float32).
-        if (w[0] != x[1] && (geo.DilationH != 1 || geo.DilationW != 1 || (long)w[2] * w[3] > 9)) return false;
-        return Plan.ArtifactBuilder.DepthwisePlane(geo, x, y) is not null;
+        return Plan.ArtifactBuilder.DepthwisePlane(ConvOperator.Geometry(node, x, w), x, y) is not null;
     }
 
     /// <summary>

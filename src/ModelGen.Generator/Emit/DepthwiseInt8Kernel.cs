@@ -166,7 +166,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         int[] p = k.Ints("pads");
         bool bytes = x.IsUInt8;
         long scratch = (long)g.M * g.Taps + (bytes ? 0 : g.Plane);
-        if (k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < scratch)
+        if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < scratch)
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold {scratch} floats (the weights{(bytes ? "" : " and a plane")})");
         var requant = Requant.Of(k);
         if (x.IsUInt8 || requant is not null) k.Helpers.Add("Requantize");
@@ -241,24 +241,19 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 else if (v.EndsWith("Vector512", StringComparison.Ordinal) || v.EndsWith("Vector256", StringComparison.Ordinal)) w.Line($"var vim = {v}.Create(im);");
             }
             w.Line($"ref {(requant is null ? "float" : "byte")} yp = ref {U}.Add(ref ry, plane * {g.OH * g.OW});");
-            string input = g.Multiplier == 1 ? "plane" : $"plane / {g.Multiplier}";
-            if (_bytes) w.Line($"ref byte xb = ref {U}.Add(ref rx, {input} * {g.Plane});");
+            if (_bytes) w.Line($"ref byte xb = ref {U}.Add(ref rx, plane * {g.Plane});");
             else
             {
-                // Several filters per input channel: the planes of one input channel follow each other, so it is quantized once for all.
-                if (g.Multiplier != 1) w.Open($"if (plane % {g.Multiplier} == 0)");
-                else w.OpenBlock();
-                FillPlane(w, g, input);
-                w.Close();
+                FillPlane(w, g);
                 w.Line("ref float xp = ref qp;");
             }
         }
 
         /// <summary>The plane quantized (QuantizeU8's arithmetic) less the zero point, as float32 in qp (after the weights in y1).</summary>
-        void FillPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g, string input)
+        void FillPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g)
         {
             string inverse = KernelContext.F(1f / k.Float("scale"));
-            w.Line($"ref float src = ref {U}.Add(ref rx, {input} * {g.Plane});");
+            w.Line($"ref float src = ref {U}.Add(ref rx, plane * {g.Plane});");
             w.Line("int i = 0;");
             if (k.Simd == "auto")
                 foreach (var v in new[] { V512, V256 })
