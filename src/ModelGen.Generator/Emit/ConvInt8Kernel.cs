@@ -315,7 +315,7 @@ internal sealed class ConvInt8Kernel : IKernel
     {
         w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even: the uint8 input of the int8 kernels.");
         w.Line("// (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
-        w.Open("private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float inverseScale, int zero)");
+        KernelEmitter.OpenHelper(w, "private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float inverseScale, int zero)");
         w.Line("int i = 0;");
         if (simd != "none")
         {
@@ -344,7 +344,7 @@ internal sealed class ConvInt8Kernel : IKernel
     {
         w.Line("// dst[4p + b] = clamp(round(cb[p]·inverseScale) + zero, 0, 255) for b = 0..3, p < count: four channels quantized as QuantizeU8");
         w.Line("// does and interleaved, so each int32 of dst holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution).");
-        w.Open("private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
+        KernelEmitter.OpenHelper(w, "private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
         w.Line("int p = 0;");
         foreach (string v in simd == "auto" ? new[] { V256, V128 } : simd == "none" ? new string[0] : new[] { V128 })
         {

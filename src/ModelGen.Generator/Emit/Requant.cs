@@ -116,7 +116,7 @@ internal sealed class Requant
         }
         w.Line("// dst[4p + b] = cb[p] for b = 0..3, p < count: four channels' uint8 values interleaved, so each int32 of dst");
         w.Line("// holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution reading uint8 activations).");
-        w.Open("private static void Interleave4U8(ref byte c0, ref byte c1, ref byte c2, ref byte c3, ref byte dst, int count)");
+        KernelEmitter.OpenHelper(w, "private static void Interleave4U8(ref byte c0, ref byte c1, ref byte c2, ref byte c3, ref byte dst, int count)");
         w.Line("int p = 0;");
         if (simd != "none")
         {
@@ -136,7 +136,7 @@ internal sealed class Requant
         w.Close();
         w.Line();
         w.Line("// dst[i] = src[i] for i < count: uint8 values as float32 (the depthwise int8 kernel's quantized plane).");
-        w.Open("private static void WidenU8(ref byte src, ref float dst, int count)");
+        KernelEmitter.OpenHelper(w, "private static void WidenU8(ref byte src, ref float dst, int count)");
         w.Line("int i = 0;");
         if (simd != "none")
         {
