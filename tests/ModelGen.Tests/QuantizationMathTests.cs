@@ -19,6 +19,47 @@ public sealed class QuantizationMathTests
         Assert.Equal(new QuantParams(1f, 0), QuantParams.ForRange(0f, 0f));
     }
 
+    [Fact]
+    public void Uint8AddsAreTheRealSumQuantized()
+    {
+        // Known values: scales 0.5 and 0.25 over an output scale of 1 are exact multipliers. a = 0.5·(20 − 10) = 5,
+        // b = 0.25·(8 − 0) = 2: 7 in the output's units, plus its zero point 5.
+        var exact = Int8Add.For(new QuantParams(0.5f, 10), new QuantParams(0.25f, 0), new QuantParams(1f, 5), null)!;
+        Assert.Equal(12, exact.Apply(20, 8));
+        Assert.Equal(191, exact.Apply(255, 255)); // 0.5·245 + 0.25·255 = 186.25
+        Assert.Equal(3, exact.Apply(6, 0)); // −2 + 5
+        Assert.Equal(6, exact.Apply(10, 3)); // 0.75 rounds to 1
+        Assert.Equal(6, exact.Apply(11, 0)); // ties round up: 0.5 to 1
+        Assert.Equal(5, exact.Apply(9, 0)); // and −0.5 to 0
+        Assert.Equal(255, Int8Add.For(new QuantParams(2f, 0), new QuantParams(2f, 0), new QuantParams(1f, 0), null)!.Apply(100, 100)); // 400 saturates
+        // ReLU's clamp is the output's zero point; Clip's bounds are quantized.
+        Assert.Equal(5, Int8Add.For(new QuantParams(0.5f, 10), new QuantParams(0.25f, 0), new QuantParams(1f, 5), "Relu")!.Apply(0, 0));
+        Assert.Equal(11, Int8Add.For(new QuantParams(0.5f, 10), new QuantParams(0.25f, 0), new QuantParams(1f, 5), "Clip:0:6")!.Apply(40, 40));
+        // Arbitrary scales: against the real sum in double, rounded half up. Off by one only next to a tie.
+        var random = new Random(7);
+        for (int t = 0; t < 200; t++)
+        {
+            // An Add's output range is about its inputs' (here 0.5 to 2.5 times the larger input scale): the multipliers'
+            // rounding (2^-21 of the larger, over up to 255 steps of each input) moves a result by 2.4e-4 of a step at most.
+            var (a, b) = (new QuantParams((float)(0.001 + random.NextDouble()), random.Next(256)), new QuantParams((float)(0.001 + random.NextDouble()), random.Next(256)));
+            var y = new QuantParams((float)((0.5 + 2 * random.NextDouble()) * Math.Max(a.Scale, b.Scale)), random.Next(256));
+            var add = Int8Add.For(a, b, y, null)!;
+            Assert.InRange(add.MultiplierA, 0, 1 << 20);
+            Assert.InRange(add.MultiplierB, 0, 1 << 20);
+            for (int i = 0; i < 50; i++)
+            {
+                byte qa = (byte)random.Next(256), qb = (byte)random.Next(256);
+                double real = ((double)a.Scale * (qa - a.ZeroPoint) + (double)b.Scale * (qb - b.ZeroPoint)) / y.Scale + y.ZeroPoint;
+                int expected = (int)Math.Clamp(Math.Floor(real + 0.5), 0, 255);
+                double fromTie = Math.Abs(real - Math.Floor(real) - 0.5);
+                if (fromTie > 1e-3) Assert.Equal(expected, add.Apply(qa, qb));
+                else Assert.InRange(add.Apply(qa, qb), expected - 1, expected);
+            }
+        }
+        // An input 2^20 times the output's scale has no shift that keeps the multipliers in 2^20: no uint8 form.
+        Assert.Null(Int8Add.For(new QuantParams(1f, 0), new QuantParams(1f, 0), new QuantParams(1f / (1 << 21), 0), null));
+    }
+
     [Theory]
     [InlineData(0.5, 1 << 30, 0)]
     [InlineData(0.25, 1 << 30, -1)]

@@ -307,9 +307,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string calibration = Path.Combine(Path.GetDirectoryName(path)!, "calibration.npy");
         File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(64, 3, 13, 13)", NpyReaderTests.Floats(samples)));
         var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.DepthwiseEdges", Compression = "int8", CalibrationPath = calibration };
-        var auto = ModelCompiler.Compile(options with { ClassName = "Auto" }, out var compressed);
-        var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" });
-        var scalar = ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" });
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         var layers = auto.Nodes.Where(n => n.Kernel == "DepthwiseInt8").ToList();
         Assert.Equal(2, layers.Count);
         Assert.False(auto.Tensors[layers[0].Inputs[0]].IsUInt8);
@@ -358,9 +356,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string calibration = Path.Combine(Path.GetDirectoryName(path)!, "large-calibration.npy");
         File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 16, 8, 8)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 16 * 64, 36))));
         var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.LargeMultipliers", Compression = "int8", CalibrationPath = calibration };
-        var auto = ModelCompiler.Compile(options with { ClassName = "Auto" }, out var compressed);
-        var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" });
-        var scalar = ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" });
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         // Both large layers write uint8, each with a shift under 32.
         var large = auto.Nodes.Where(n => n.Kernel is "DepthwiseInt8" or "ConvInt8" && n.Attributes.ContainsKey("requant")).ToList();
         Assert.Equal(["DepthwiseInt8", "ConvInt8"], large.Select(n => n.Kernel));
@@ -387,6 +383,73 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public void Int8ResidualAddsAddUint8ExactlyAtEverySimdLevel()
+    {
+        // MobileNetV2's residual blocks: a tensor read by a layer and by an Add (the skip), a linear projection into the
+        // Add, and an Add's output read by a layer and by the next Add (this one with a ReLU). Every Add adds uint8, the
+        // layers around them write uint8 for them, and the generated code gives the evaluator's bits: 12x11x11 planes
+        // are 1,452 bytes, which the 64-, 16-byte and scalar loops share.
+        var model = new OnnxBuilder(13, "residual").Input("x", 1, 8, 11, 11)
+            .Initializer("zero", [], [0f]).Initializer("six", [], [6f])
+            .Initializer("w1", [12, 8, 3, 3], OnnxBuilder.Random(864, 41)).Initializer("b1", [12], OnnxBuilder.Random(12, 42))
+            .Node("Conv", ["x", "w1", "b1"], ["c1"], ("pads", new[] { 1, 1, 1, 1 })).Node("Clip", ["c1", "zero", "six"], ["a"])
+            .Initializer("w2", [12, 1, 3, 3], OnnxBuilder.Random(108, 43)).Initializer("b2", [12], OnnxBuilder.Random(12, 44))
+            .Node("Conv", ["a", "w2", "b2"], ["c2"], ("group", 12), ("pads", new[] { 1, 1, 1, 1 })).Node("Clip", ["c2", "zero", "six"], ["d"])
+            .Initializer("w3", [12, 12, 1, 1], OnnxBuilder.Random(144, 45)).Initializer("b3", [12], OnnxBuilder.Random(12, 46))
+            .Node("Conv", ["d", "w3", "b3"], ["p"])
+            .Node("Add", ["p", "a"], ["s1"])
+            .Initializer("w4", [12, 12, 1, 1], OnnxBuilder.Random(144, 47))
+            .Node("Conv", ["s1", "w4"], ["e"])
+            .Node("Add", ["s1", "e"], ["s2r"]).Node("Relu", ["s2r"], ["s2"])
+            .Initializer("w5", [4, 12, 1, 1], OnnxBuilder.Random(48, 48))
+            .Node("Conv", ["s2", "w5"], ["y"]).Output("y");
+        string path = model.Save("residual.onnx");
+        string calibration = Path.Combine(Path.GetDirectoryName(path)!, "residual-calibration.npy");
+        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 8, 11, 11)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 8 * 121, 49))));
+        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.Residual", Compression = "int8", CalibrationPath = calibration };
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        var adds = auto.Nodes.Where(n => n.Kernel == "AddU8").ToList();
+        Assert.Equal(2, adds.Count);
+        Assert.All(adds, n => Assert.True(n.Inputs.Concat(n.Outputs).All(t => auto.Tensors[t].IsUInt8)));
+        Assert.Equal(adds[1].Attributes["out_zero"], adds[1].Attributes["clamp"].Split(',')[0]); // the fused ReLU clamps at the zero point
+        // Every layer but the last writes uint8; the last reads the second Add's bytes.
+        Assert.Equal(4, auto.Nodes.Count(n => n.Attributes.ContainsKey("requant")));
+        Assert.DoesNotContain(auto.Nodes, n => n.Kernel == "Binary");
+        // mixed: one layer of the blocks in float32 puts the Adds back in float32, and the layers around them write float32.
+        var mixed = ModelCompiler.Compile(options with
+        {
+            ClassName = "Mixed", Compression = "mixed",
+            LayerPrecisions = compressed.Nodes.Where(n => n.OpType == "Conv").Select((n, i) => (n.Name, i == 3 ? "float32" : "int8")).ToDictionary(p => p.Item1, p => p.Item2),
+        }, out var mixedGraph);
+        Assert.DoesNotContain(mixed.Nodes, n => n.Kernel == "AddU8");
+        Assert.Equal(2, mixed.Nodes.Count(n => n.Kernel == "Binary"));
+        var models = GeneratedModels.Build(auto, vector128, scalar, mixed);
+        using var ort = new OnnxRuntimeOracle(path);
+        double error = 0, scale = 0;
+        for (int s = 0; s < 8; s++)
+        {
+            var x = OnnxBuilder.Random(8 * 121, 300 + s);
+            var feed = new Dictionary<string, TensorData> { ["x"] = new([1, 8, 11, 11], x) };
+            var expected = ReferenceEvaluator.Run(compressed, feed)[compressed.Outputs[0]].Floats;
+            foreach (var artifact in new[] { auto, vector128, scalar })
+            {
+                var y = new float[expected.Length];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
+            }
+            var mixedExpected = ReferenceEvaluator.Run(mixedGraph, feed)[mixedGraph.Outputs[0]].Floats;
+            var mixedY = new float[mixedExpected.Length];
+            models.Run(mixed, [x], [mixedY]);
+            AssertSameBits(mixedExpected, mixedY, $"mixed, sample {s}");
+            var reference = ort.Run(("x", x, [1, 8, 11, 11]))[0];
+            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
+        }
+        // And int8 still computes the same model: the outputs follow ONNX Runtime's float32 ones.
+        output.WriteLine($"residual net int8: mean output error {error / scale:P2} of the mean output");
+        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+    }
+
+    [Fact]
     public void Int8KernelsAtEverySimdLevelGiveTheEvaluatorsBits()
     {
         // The Simd item option emits only the Vector128 path, or only scalar code: the same integers, the same bits.
@@ -409,6 +472,14 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
                 AssertSameBits(expected, y, $"{artifact.ClassName}, digit {d}");
             }
         }
+    }
+
+    /// <summary>The model compiled with SIMD auto, Vector128 only and scalar only, and the auto compile's prepared graph.</summary>
+    static (ModelArtifact Auto, ModelArtifact Vector128, ModelArtifact Scalar, Graph Compressed) CompileAtEverySimdLevel(CompileOptions options)
+    {
+        var auto = ModelCompiler.Compile(options with { ClassName = "Auto" }, out var compressed);
+        return (auto, ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" }),
+            ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" }), compressed);
     }
 
     static void AssertSameBits(float[] expected, float[] actual, string what)

@@ -10,7 +10,7 @@ using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 
-/// <summary>One layer of the report: its precision, its weight bytes before and after, and the weights' SQNR.</summary>
+/// <summary>One layer of the report: its precision, its weight bytes before and after, and the weights' SQNR (infinite: exact; NaN: no weights, as a uint8 Add).</summary>
 public sealed record LayerReport(string Node, string Operator, string Precision, long BytesBefore, long BytesAfter, double SqnrDb);
 
 /// <summary>
@@ -118,6 +118,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
         }
+        // Residual Adds between int8 layers add uint8 activations (no weights).
+        foreach (var node in compressed.Nodes.Where(n => n.OpType == "Add"))
+            if (Int8Quantization.ByteAddOf(node) is { } add)
+                layers.Add(new LayerReport(node.Name, "Add", FormattableString.Invariant(
+                    $"uint8 activations added in integers: inputs (scale {add.A.Scale:G4}, zero point {add.A.ZeroPoint}) and (scale {add.B.Scale:G4}, zero point {add.B.ZeroPoint}), output (scale {add.Output.Scale:G4}, zero point {add.Output.ZeroPoint})"),
+                    0, 0, double.NaN));
         var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
 
@@ -174,7 +180,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
         s.AppendLine("|---|---|---|---|---|---|");
         foreach (var l in Layers)
-            s.AppendLine(CultureInfo.InvariantCulture, $"| {l.Node.Replace("|", "\\|")} | {l.Operator} | {l.Precision} | {l.BytesBefore:N0} | {l.BytesAfter:N0} | {(double.IsInfinity(l.SqnrDb) ? "exact" : l.SqnrDb.ToString("F1", CultureInfo.InvariantCulture))} |");
+            s.AppendLine(CultureInfo.InvariantCulture, $"| {l.Node.Replace("|", "\\|")} | {l.Operator} | {l.Precision} | {l.BytesBefore:N0} | {l.BytesAfter:N0} | {(double.IsNaN(l.SqnrDb) ? "—" : double.IsInfinity(l.SqnrDb) ? "exact" : l.SqnrDb.ToString("F1", CultureInfo.InvariantCulture))} |");
         return s.ToString();
     }
 
@@ -184,6 +190,6 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
         budget = Budget, budgetMet = BudgetMet,
-        layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) ? (double?)null : l.SqnrDb }),
+        layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });
 }

@@ -25,8 +25,15 @@ public static class Int8Quantization
 
     public static Int8Conv? OfConv(Node node) => !Disabled.TryGetValue(node, out _) && ConvLayers.TryGetValue(node, out var q) ? q : null;
 
-    /// <summary>The int8 layers that read a layer's output, when every reader is one (see <see cref="OutputOf"/>).</summary>
-    static readonly ConditionalWeakTable<Node, List<Node>> Readers = new();
+    /// <summary>
+    /// The int8 layers and uint8 Adds that read a layer's output, when every reader is one (see <see cref="OutputOf"/>),
+    /// each with the tensor it reads (the output, or a max pooling's or Flatten's of it).
+    /// </summary>
+    static readonly ConditionalWeakTable<Node, List<(Node Reader, string Tensor)>> Readers = new();
+
+    /// <summary>The quantization a reader of uint8 activations wants for <paramref name="tensor"/>; null when it reads float32.</summary>
+    static QuantParams? ReaderInput(Node reader, string tensor) =>
+        Of(reader)?.Input ?? OfConv(reader)?.Input ?? (ByteAddOf(reader) is { } add ? (reader.Inputs[0] == tensor ? add.A : add.B) : null);
 
     /// <summary>Layers whose output stays float32 for a moment (bias correction measures each layer alone).</summary>
     static readonly ConditionalWeakTable<Node, Node> FloatOutput = new();
@@ -41,7 +48,7 @@ public static class Int8Quantization
     {
         var multipliers = Of(node)?.Multipliers ?? OfConv(node)?.Multipliers;
         if (multipliers is null || FloatOutput.TryGetValue(node, out _) || !Readers.TryGetValue(node, out var readers)) return null;
-        var inputs = readers.Select(r => Of(r)?.Input ?? OfConv(r)?.Input).ToList();
+        var inputs = readers.Select(r => ReaderInput(r.Reader, r.Tensor)).ToList();
         if (inputs.Any(i => i is null) || inputs.Distinct().Count() != 1) return null;
         long bound = SumBounds.TryGetValue(node, out var b) ? b.Value : 1L << 30;
         return Requantization.For(inputs[0]!.Value, multipliers, node.Annotations.GetValueOrDefault("activation"), bound);
@@ -121,7 +128,13 @@ public static class Int8Quantization
     {
         var layers = Candidates(graph);
         if (layers.Count == 0) return;
-        var ranges = layers.ToDictionary(n => n, _ => new ActivationRange());
+        // One range per tensor: what each layer reads, and the inputs and output of each Add that may add uint8
+        // activations (a tensor read by a layer and an Add gets one quantization, as a uint8 tensor has).
+        var sources = layers.ToDictionary(n => n, n => AveragedInput(graph, n, layers) ?? n.Inputs[0]);
+        var adds = AddCandidates(graph);
+        var ranges = new Dictionary<string, ActivationRange>(StringComparer.Ordinal);
+        foreach (var tensor in sources.Values.Concat(adds.SelectMany(a => new[] { a.Inputs[0], a.Inputs[1], a.Outputs[0] })))
+            ranges.TryAdd(tensor, new ActivationRange());
         int batch = Math.Max(1, calibration.Inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(calibration.Count / batch, Math.Max(1, MaxSamples / batch));
         // Two passes over the data: the extremes, then the histograms within them.
@@ -129,17 +142,24 @@ public static class Int8Quantization
             for (int r = 0; r < runs; r++)
             {
                 var values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch));
-                foreach (var node in layers)
+                foreach (var (tensor, range) in ranges)
                 {
-                    string source = AveragedInput(graph, node, layers) ?? node.Inputs[0];
-                    var x = values.TryGetValue(source, out var v) ? v.Floats : graph[source].Constant!.Floats;
-                    if (histogram) ranges[node].Accumulate(x); else ranges[node].Observe(x);
+                    var x = values.TryGetValue(tensor, out var v) ? v.Floats : graph[tensor].Constant!.Floats;
+                    if (histogram) range.Accumulate(x); else range.Observe(x);
                 }
             }
+        QuantParams Params(string tensor)
+        {
+            var (lo, hi) = ranges[tensor].Range(method);
+            return QuantParams.ForRange(lo, hi);
+        }
+        var addForms = new Dictionary<Node, Int8Add>();
+        foreach (var add in adds)
+            if (Int8Add.For(Params(add.Inputs[0]), Params(add.Inputs[1]), Params(add.Outputs[0]), add.Annotations.GetValueOrDefault("activation")) is { } form)
+                addForms[add] = form;
         foreach (var node in layers)
         {
-            var (lo, hi) = ranges[node].Range(method);
-            var input = QuantParams.ForRange(lo, hi);
+            var input = Params(sources[node]);
             var w = graph[node.Inputs[1]].Constant!;
             if (node.OpType == "Conv") ConvLayers.AddOrUpdate(node, Int8Conv.Quantize(input, w, Int8Conv.HasDepthwiseKernel(graph, node)));
             else DenseLayers.AddOrUpdate(node, QuantizeDense(input, w));
@@ -152,33 +172,86 @@ public static class Int8Quantization
             if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch);
         }
         finally { foreach (var node in layers) FloatOutput.Remove(node); }
-        FindReaders(graph, layers);
+        FindReaders(graph, layers, addForms);
     }
 
     /// <summary>
-    /// Records, for each int8 layer, the int8 layers reading its output when every reader is one, reading it as
-    /// its input x, directly or through 2-D max poolings (max commutes with quantizing: a uint8 pooling is
-    /// exact) and Flatten (the same bytes under another shape), and the output is not a model output.
+    /// Adds that may add uint8 activations (<see cref="Int8Add"/>): two different tensors computed at run time, of the
+    /// output's shape (no broadcasting), the output not a model output. Whether one does is decided with its
+    /// neighbours (<see cref="FindReaders"/>).
     /// </summary>
-    static void FindReaders(Graph graph, List<Node> layers)
+    static List<Node> AddCandidates(Graph graph) =>
+        [.. graph.Nodes.Where(n => n.OpType == "Add" && n.Inputs.Count == 2 && n.Inputs[0] != n.Inputs[1] && !n.Annotations.ContainsKey("bshape")
+            && n.Inputs.All(i => graph[i].Constant is null && graph[i].Type == ElementType.Float32 && graph[i].Shape is { } shape && shape.SequenceEqual(graph[n.Outputs[0]].Shape!))
+            && !graph.Outputs.Contains(n.Outputs[0]))];
+
+    /// <summary>
+    /// Records, for each int8 layer, the int8 layers (and uint8 Adds) reading its output when every reader is one,
+    /// reading it as its input x, directly or through 2-D max poolings (max commutes with quantizing: a uint8 pooling
+    /// is exact) and Flatten (the same bytes under another shape), and the output is not a model output.
+    /// An Add of two tensors adds uint8 activations when both come as uint8 straight from an int8 layer or another
+    /// such Add, and every reader of its output takes uint8 in the quantization it writes; found by elimination, all
+    /// candidates first, until none fails.
+    /// </summary>
+    static void FindReaders(Graph graph, List<Node> layers, Dictionary<Node, Int8Add> addForms)
     {
         var candidates = layers.ToHashSet();
-        List<Node>? Int8Readers(string value)
+        var adds = addForms.Keys.ToHashSet();
+        Node? Producer(string value) => graph.Nodes.FirstOrDefault(n => n.Outputs.Contains(value));
+        List<(Node, string)>? Int8Readers(string value)
         {
             if (graph.Outputs.Contains(value)) return null;
             var readers = graph.Nodes.Where(n => n.Inputs.Contains(value)).ToList();
             if (readers.Count == 0) return null;
-            var found = new List<Node>();
+            var found = new List<(Node, string)>();
             foreach (var r in readers)
             {
+                if (adds.Contains(r)) { found.Add((r, value)); continue; }
                 if (r.Inputs[0] != value || r.Inputs.Count(i => i == value) != 1) return null;
-                if (candidates.Contains(r)) found.Add(r);
+                if (candidates.Contains(r)) found.Add((r, value));
                 else if ((IsBytePool(graph, r) || r.OpType == "Flatten") && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
                 // An average pooling only where its reader's input range was set on the pooling's input (AveragedInput).
-                else if (IsByteAverage(graph, r) && Int8Readers(r.Outputs[0]) is { } averaged && averaged.All(a => AveragedInput(graph, a, layers) == r.Inputs[0])) found.AddRange(averaged);
+                else if (IsByteAverage(graph, r) && Int8Readers(r.Outputs[0]) is { } averaged && averaged.All(a => candidates.Contains(a.Item1) && AveragedInput(graph, a.Item1, layers) == r.Inputs[0])) found.AddRange(averaged);
                 else return null;
             }
             return found;
+        }
+        // What a reader wants for a tensor, nothing being disabled yet (ReaderInput, with the candidate Adds).
+        QuantParams Wanted(Node reader, string tensor) =>
+            adds.Contains(reader) ? (reader.Inputs[0] == tensor ? addForms[reader].A : addForms[reader].B) : (Of(reader)?.Input ?? OfConv(reader)!.Input);
+        bool WritesBytes(Node writer)
+        {
+            if (adds.Contains(writer)) return true;
+            if (!candidates.Contains(writer) || Int8Readers(writer.Outputs[0]) is not { } readers) return false;
+            var wanted = readers.Select(r => Wanted(r.Item1, r.Item2)).Distinct().ToList();
+            var multipliers = Of(writer)?.Multipliers ?? OfConv(writer)!.Multipliers;
+            return wanted.Count == 1 && Requantization.For(wanted[0], multipliers, writer.Annotations.GetValueOrDefault("activation"), SumBound(graph, writer)) is not null;
+        }
+        for (bool changed = true; changed;)
+        {
+            changed = false;
+            foreach (var add in adds.ToList())
+            {
+                bool inputsAreBytes = add.Inputs.All(i => Producer(i) is { } p && p.Outputs[0] == i && WritesBytes(p));
+                bool outputIsRead = Int8Readers(add.Outputs[0]) is { } readers && readers.All(r => Wanted(r.Item1, r.Item2) == addForms[add].Output);
+                if (!inputsAreBytes || !outputIsRead) { adds.Remove(add); changed = true; }
+            }
+        }
+        // Every node whose uint8 output an Add depends on, with the Add: when mixed precision puts one of its layers in
+        // float32, every Add of the group adds float32 (ByteAddOf), and the layers around it write float32 for it.
+        var group = new Dictionary<Node, Node>();
+        Node Find(Node n) { while (group.TryGetValue(n, out var up) && up != n) n = up; return n; }
+        foreach (var node in candidates.Concat(adds))
+        {
+            if (Int8Readers(node.Outputs[0]) is not { } readers) continue;
+            if (!adds.Contains(node) && !readers.Any(r => adds.Contains(r.Item1))) continue;
+            group.TryAdd(node, node);
+            foreach (var (reader, _) in readers) { group.TryAdd(reader, reader); group[Find(reader)] = Find(node); }
+        }
+        foreach (var add in adds)
+        {
+            var root = Find(add);
+            ByteAdds.AddOrUpdate(add, new AddGroup(addForms[add], [.. group.Keys.Where(n => candidates.Contains(n) && Find(n) == root)]));
         }
         foreach (var node in candidates)
         {
@@ -189,6 +262,19 @@ public static class Int8Quantization
                 Averages.AddOrUpdate(average, node);
         }
     }
+
+    /// <summary>A uint8 Add's integer form and the int8 layers whose uint8 outputs it depends on (FindReaders).</summary>
+    sealed record AddGroup(Int8Add Form, List<Node> Layers);
+
+    static readonly ConditionalWeakTable<Node, AddGroup> ByteAdds = new();
+
+    /// <summary>
+    /// How an Add adds uint8 activations (the residual connections between int8 layers): its inputs come as uint8 from
+    /// int8 layers or such Adds, and it writes uint8 for int8 layers or such Adds. Null: it adds float32, as when
+    /// mixed precision has put a layer around it in float32.
+    /// </summary>
+    public static Int8Add? ByteAddOf(Node node) =>
+        ByteAdds.TryGetValue(node, out var g) && g.Layers.All(l => (Of(l) is not null || OfConv(l) is not null) && !FloatOutput.TryGetValue(l, out _)) ? g.Form : null;
 
     /// <summary>Global average poolings between two int8 layers, with the layer that writes their input.</summary>
     static readonly ConditionalWeakTable<Node, Node> Averages = new();

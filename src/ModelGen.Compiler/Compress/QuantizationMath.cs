@@ -206,6 +206,22 @@ public sealed record ChannelScales(float[] WeightScales, float[] Multipliers, Ha
 /// </summary>
 public sealed record Requantization(QuantParams Output, int Shift, float Scale, int Lo, int Hi)
 {
+    /// <summary>
+    /// A fused activation as a clamp of uint8 outputs quantized as <paramref name="output"/>: ReLU's 0 is the zero point,
+    /// Clip's bounds are quantized (quantizing is monotone). Null for any other activation (no uint8 form).
+    /// </summary>
+    public static (int Lo, int Hi)? Clamp(QuantParams output, string? activation)
+    {
+        if (activation is null) return (0, 255);
+        var (op, alpha, beta) = ModelGen.Artifact.Activations.Parse(activation);
+        return op switch
+        {
+            "Relu" => (output.ZeroPoint, 255),
+            "Clip" => (output.Quantize(alpha), output.Quantize(beta)),
+            _ => null,
+        };
+    }
+
     /// <summary>The integer multiplier of a channel whose float32 multiplier (sx·sw) is <paramref name="multiplier"/>.</summary>
     public long Multiplier(float multiplier) => (long)MathF.Round(multiplier * Scale);
 
@@ -222,14 +238,7 @@ public sealed record Requantization(QuantParams Output, int Shift, float Scale, 
     /// shift the sums left to 32 first (exact), so sumBound·2^(32 − shift) must stay below 2^31.</param>
     public static Requantization? For(QuantParams output, float[] multipliers, string? activation, long sumBound = 1L << 30)
     {
-        int lo = 0, hi = 255;
-        if (activation is not null)
-        {
-            var (op, alpha, beta) = ModelGen.Artifact.Activations.Parse(activation);
-            if (op == "Relu") lo = output.ZeroPoint;
-            else if (op == "Clip") { lo = output.Quantize(alpha); hi = output.Quantize(beta); }
-            else return null;
-        }
+        if (Clamp(output, activation) is not (int lo, int hi)) return null;
         double largest = multipliers.Length == 0 ? 0 : multipliers.Max() / (double)output.Scale;
         if (!(largest > 0) || double.IsInfinity(largest) || multipliers.Any(m => !(m > 0))) return null;
         int shift = 30 - (int)Math.Floor(Math.Log2(largest));

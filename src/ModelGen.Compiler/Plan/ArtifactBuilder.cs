@@ -256,6 +256,23 @@ public sealed class ArtifactBuilder : ILowering
             case "MatMul":
                 AddNode("MatMul", "MatMul", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
                 return;
+            case "Add" when Compress.Int8Quantization.ByteAddOf(node) is { } add:
+            {
+                // Between int8 layers (Int8Quantization.ByteAddOf): uint8 in, uint8 out, integers only.
+                int a = Tensor(node.Inputs[0]), b = Tensor(node.Inputs[1]), y = Tensor(node.Outputs[0]);
+                if (!_artifact.Tensors[a].IsUInt8 || !_artifact.Tensors[b].IsUInt8)
+                    throw new InvalidOperationException($"Add '{node.Name}': a uint8 Add's inputs must be uint8 (the layers before requantize for it)");
+                _artifact.Tensors[y].IsUInt8 = true;
+                var n = AddNode("AddU8", "Add", node.Name, [a, b], [y]);
+                n.Attributes["a_zero"] = Int(add.A.ZeroPoint);
+                n.Attributes["b_zero"] = Int(add.B.ZeroPoint);
+                n.Attributes["out_zero"] = Int(add.Output.ZeroPoint);
+                n.Attributes["out_scale"] = add.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
+                n.Attributes["multipliers"] = $"{Int(add.MultiplierA)},{Int(add.MultiplierB)}";
+                n.Attributes["shift"] = Int(add.Shift);
+                n.Attributes["clamp"] = $"{Int(add.Lo)},{Int(add.Hi)}";
+                return;
+            }
             case "Add" or "Sub" or "Mul" or "Div" or "Pow" or "PRelu" or "Max" or "Min":
             {
                 var n = AddNode("Binary", node.OpType, node.Name, Inputs(node), [Tensor(node.Outputs[0])]);

@@ -18,7 +18,7 @@ internal static class KernelEmitter
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
         new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
         new SliceRuntimeKernel(), new PadRuntimeKernel(), new ConvTransposeKernel(), new ResizeLinearKernel(),
-        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(), new DepthwiseInt8Kernel(), new MaxPoolU8Kernel(), new GlobalAveragePoolU8Kernel(),
+        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(), new DepthwiseInt8Kernel(), new MaxPoolU8Kernel(), new GlobalAveragePoolU8Kernel(), new AddU8Kernel(),
     }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
