@@ -40,6 +40,28 @@ public sealed class PassTests
     }
 
     [Fact]
+    public void WholeWindowAveragePoolsBecomeGlobal()
+    {
+        // TensorFlow's last pooling in MobileNetV2: one window over the whole input (here with strides and ceil_mode,
+        // still one window). A padded one and a smaller one stay AveragePool.
+        var model = new OnnxBuilder(13).Input("x", 1, 3, 4, 5)
+            .Node("AveragePool", ["x"], ["a"], ("kernel_shape", new[] { 4, 5 }), ("strides", new[] { 2, 2 }), ("ceil_mode", 1))
+            .Node("AveragePool", ["x"], ["b"], ("kernel_shape", new[] { 4, 5 }), ("pads", new[] { 1, 0, 0, 0 }))
+            .Node("AveragePool", ["x"], ["c"], ("kernel_shape", new[] { 2, 5 }))
+            .Output("a").Output("b").Output("c");
+        var graph = Check(model, Passes.WholeWindowAveragePools, ("x", [1, 3, 4, 5]));
+        Assert.Equal(["GlobalAveragePool", "AveragePool", "AveragePool"], graph.Nodes.Select(n => n.OpType));
+        Assert.Empty(graph.Nodes[0].Attributes);
+        // The means ONNX Runtime computes for the original node.
+        var x = R(60, 9);
+        using var ort = new OnnxRuntimeOracle(model.Save());
+        var expected = ort.Run(("x", x, [1, 3, 4, 5]))[0];
+        var actual = ReferenceEvaluator.Run(graph, new Dictionary<string, TensorData> { ["x"] = new([1, 3, 4, 5], x) })["a"];
+        Assert.Equal([1, 3, 1, 1], actual.Shape);
+        Tolerance.AssertClose(expected, actual.Floats, "a", 1e-5, 1e-6);
+    }
+
+    [Fact]
     public void BatchNormalizationFoldsIntoTheConvBeforeIt()
     {
         var model = new OnnxBuilder().Input("x", 1, 2, 5, 5).Initializer("w", [3, 2, 3, 3], R(54, 1))

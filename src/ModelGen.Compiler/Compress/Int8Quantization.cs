@@ -188,7 +188,7 @@ public static class Int8Quantization
     /// <summary>
     /// Records, for each int8 layer, the int8 layers (and uint8 Adds) reading its output when every reader is one,
     /// reading it as its input x, directly or through 2-D max poolings (max commutes with quantizing: a uint8 pooling
-    /// is exact) and Flatten (the same bytes under another shape), and the output is not a model output.
+    /// is exact) and Flatten or Reshape (the same bytes under another shape), and the output is not a model output.
     /// An Add of two tensors adds uint8 activations when both come as uint8 straight from an int8 layer or another
     /// such Add, and every reader of its output takes uint8 in the quantization it writes; found by elimination, all
     /// candidates first, until none fails.
@@ -209,7 +209,7 @@ public static class Int8Quantization
                 if (adds.Contains(r)) { found.Add((r, value)); continue; }
                 if (r.Inputs[0] != value || r.Inputs.Count(i => i == value) != 1) return null;
                 if (candidates.Contains(r)) found.Add((r, value));
-                else if ((IsBytePool(graph, r) || r.OpType == "Flatten") && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
+                else if ((IsBytePool(graph, r) || r.OpType is "Flatten" or "Reshape") && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
                 // An average pooling only where its reader's input range was set on the pooling's input (AveragedInput).
                 else if (IsByteAverage(graph, r) && Int8Readers(r.Outputs[0]) is { } averaged && averaged.All(a => candidates.Contains(a.Item1) && AveragedInput(graph, a.Item1, layers) == r.Inputs[0])) found.AddRange(averaged);
                 else return null;
@@ -305,7 +305,7 @@ public static class Int8Quantization
         Node? Producer(string value) => graph.Nodes.FirstOrDefault(n => n.Outputs.Contains(value));
         bool OnlyReader(string value, Node reader) => !graph.Outputs.Contains(value) && graph.Nodes.All(n => n == reader || !n.Inputs.Contains(value));
         var producer = Producer(node.Inputs[0]);
-        if (producer?.OpType == "Flatten" && OnlyReader(producer.Outputs[0], node))
+        if (producer?.OpType is "Flatten" or "Reshape" && OnlyReader(producer.Outputs[0], node))
         {
             var flatten = producer;
             producer = Producer(flatten.Inputs[0]);

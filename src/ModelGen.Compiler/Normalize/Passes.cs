@@ -20,7 +20,25 @@ public static class Passes
         MatMulAddToDense(graph);
         FoldBatchNormalization(graph);
         FoldPadIntoConv(graph);
+        WholeWindowAveragePools(graph);
         FuseActivations(graph);
+    }
+
+    /// <summary>
+    /// An AveragePool whose one window is its whole input (kernel = the spatial dims, no pads, no dilation; TensorFlow
+    /// exports MobileNetV2's last pooling so) → GlobalAveragePool: the same means, by the global kernel, which between
+    /// int8 layers averages the uint8 activations as they are.
+    /// </summary>
+    public static void WholeWindowAveragePools(Graph graph)
+    {
+        foreach (var node in graph.Nodes.Where(n => n.OpType == "AveragePool"))
+        {
+            if (graph[node.Inputs[0]].Shape is not { Length: >= 3 } x || node.Ints("kernel_shape") is not { } kernel || !kernel.SequenceEqual(x.Skip(2).Select(v => (long)v))) continue;
+            if (node.Ints("pads") is { } pads && pads.Any(p => p != 0) || node.Ints("dilations") is { } d && d.Any(v => v != 1)) continue;
+            if (node.Str("auto_pad", "NOTSET") is not ("NOTSET" or "VALID")) continue;
+            node.OpType = "GlobalAveragePool";
+            node.Attributes.Clear();
+        }
     }
 
     /// <summary>
