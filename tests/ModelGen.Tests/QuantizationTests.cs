@@ -450,6 +450,50 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public void Int8AveragePoolsAverageUint8Exactly()
+    {
+        // Windowed average poolings between int8 layers: 3x3 stride 2 with counted pads and ceil_mode (a counted pad is
+        // a real 0, the zero point), then 2x2 stride 2 with uncounted pads. Both average the bytes; the layers after them
+        // read bytes with the same quantization, and the generated code gives the evaluator's bits.
+        var model = new OnnxBuilder(13, "avgpool").Input("x", 1, 4, 12, 12)
+            .Initializer("w1", [8, 4, 3, 3], OnnxBuilder.Random(288, 51)).Initializer("b1", [8], OnnxBuilder.Random(8, 52))
+            .Node("Conv", ["x", "w1", "b1"], ["c1"], ("pads", new[] { 1, 1, 1, 1 }))
+            .Node("AveragePool", ["c1"], ["p1"], ("kernel_shape", new[] { 3, 3 }), ("strides", new[] { 2, 2 }), ("pads", new[] { 1, 1, 1, 1 }), ("count_include_pad", 1), ("ceil_mode", 1))
+            .Initializer("w2", [8, 8, 1, 1], OnnxBuilder.Random(64, 53))
+            .Node("Conv", ["p1", "w2"], ["c2"]).Node("Relu", ["c2"], ["r2"])
+            .Node("AveragePool", ["r2"], ["p2"], ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 }), ("pads", new[] { 0, 0, 1, 1 }))
+            .Initializer("w3", [3, 8, 1, 1], OnnxBuilder.Random(24, 54))
+            .Node("Conv", ["p2", "w3"], ["y"]).Output("y");
+        string path = model.Save("avgpool.onnx");
+        string calibration = Path.Combine(Path.GetDirectoryName(path)!, "avgpool-calibration.npy");
+        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 4, 12, 12)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 4 * 144, 55))));
+        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.AveragePools", Compression = "int8", CalibrationPath = calibration };
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        var pools = auto.Nodes.Where(n => n.Kernel == "AveragePool").ToList();
+        Assert.Equal(2, pools.Count);
+        Assert.All(pools, n => Assert.True(auto.Tensors[n.Inputs[0]].IsUInt8 && auto.Tensors[n.Outputs[0]].IsUInt8));
+        Assert.NotEqual("0", pools[0].Attributes["zero"]); // the first pooling's input is signed: its counted pads are not byte 0
+        var models = GeneratedModels.Build(auto, vector128, scalar);
+        using var ort = new OnnxRuntimeOracle(path);
+        double error = 0, scale = 0;
+        for (int s = 0; s < 8; s++)
+        {
+            var x = OnnxBuilder.Random(4 * 144, 400 + s);
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 4, 12, 12], x) })[compressed.Outputs[0]].Floats;
+            foreach (var artifact in new[] { auto, vector128, scalar })
+            {
+                var y = new float[expected.Length];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
+            }
+            var reference = ort.Run(("x", x, [1, 4, 12, 12]))[0];
+            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
+        }
+        output.WriteLine($"average pooling net int8: mean output error {error / scale:P2} of the mean output");
+        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+    }
+
+    [Fact]
     public void Int8KernelsAtEverySimdLevelGiveTheEvaluatorsBits()
     {
         // The Simd item option emits only the Vector128 path, or only scalar code: the same integers, the same bits.

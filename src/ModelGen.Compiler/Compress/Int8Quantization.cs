@@ -276,12 +276,15 @@ public static class Int8Quantization
     public static Int8Add? ByteAddOf(Node node) =>
         ByteAdds.TryGetValue(node, out var g) && g.Layers.All(l => (Of(l) is not null || OfConv(l) is not null) && !FloatOutput.TryGetValue(l, out _)) ? g.Form : null;
 
-    /// <summary>Global average poolings between two int8 layers, with the layer that writes their input.</summary>
+    /// <summary>Average poolings between two int8 layers, with the layer that writes their input.</summary>
     static readonly ConditionalWeakTable<Node, Node> Averages = new();
 
-    /// <summary>A GlobalAveragePool that can average uint8 activations (GlobalAveragePoolU8): 4-D input.</summary>
+    /// <summary>
+    /// A GlobalAveragePool (GlobalAveragePoolU8) or a 2-D AveragePool (the AveragePool kernel on bytes) that can average
+    /// uint8 activations: 4-D input.
+    /// </summary>
     public static bool IsByteAverage(Graph graph, Node node) =>
-        node.OpType == "GlobalAveragePool" && graph[node.Inputs[0]].Shape is { Length: 4 };
+        node.OpType is "GlobalAveragePool" or "AveragePool" && graph[node.Inputs[0]].Shape is { Length: 4 };
 
     /// <summary>
     /// The quantization of a global average pooling's uint8 input and output, when the layer before writes uint8

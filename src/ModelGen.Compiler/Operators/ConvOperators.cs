@@ -262,11 +262,13 @@ public sealed class AveragePoolOperator : Operator
         bool includePad = node.Int("count_include_pad", 0) != 0;
         int n = x.Shape[0], c = x.Shape[1];
         var y = new float[(long)n * c * geo.OutH * geo.OutW];
+        var bytes = Compress.Int8Quantization.ByteAverageOf(node);
         for (int nc = 0; nc < n * c; nc++)
         for (int oh = 0; oh < geo.OutH; oh++)
         for (int ow = 0; ow < geo.OutW; ow++)
         {
             double sum = 0;
+            int byteSum = 0, inside = 0;
             for (int kh = 0; kh < geo.KernelH; kh++)
             {
                 int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
@@ -274,10 +276,18 @@ public sealed class AveragePoolOperator : Operator
                 for (int kw = 0; kw < geo.KernelW; kw++)
                 {
                     int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
-                    if (iw >= 0 && iw < geo.InW) sum += x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
+                    if (iw < 0 || iw >= geo.InW) continue;
+                    float v = x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
+                    sum += v;
+                    if (bytes is { } q) { byteSum += q.Quantize(v); inside++; }
                 }
             }
-            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = (float)(sum / Divisor(geo, includePad, oh, ow));
+            int divisor = Divisor(geo, includePad, oh, ow);
+            // Between two int8 layers, x holds the real values of uint8 activations: average the bytes as the kernel does
+            // (a counted pad is a real 0, the zero point) and pass on the real value of the mean byte.
+            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = bytes is { } p
+                ? p.Dequantize(Compress.Int8Quantization.AverageBytes(byteSum + (divisor - inside) * p.ZeroPoint, divisor))
+                : (float)(sum / divisor);
         }
         return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
     }
@@ -290,7 +300,14 @@ public sealed class AveragePoolOperator : Operator
             return;
         }
         var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
-        var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        int x = lowering.Tensor(node.Inputs[0]), y = lowering.Tensor(node.Outputs[0]);
+        var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [x], [y]);
+        if (lowering.IsUInt8(x) && Compress.Int8Quantization.ByteAverageOf(node) is { } bytes)
+        {
+            // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
+            lowering.MarkUInt8(y);
+            n.Attributes["zero"] = bytes.ZeroPoint.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
         n.Attributes["kernel"] = $"{geo.KernelH},{geo.KernelW}";
         n.Attributes["strides"] = $"{geo.StrideH},{geo.StrideW}";
         n.Attributes["dilations"] = $"{geo.DilationH},{geo.DilationW}";

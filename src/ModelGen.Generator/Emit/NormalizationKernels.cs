@@ -102,7 +102,12 @@ internal sealed class LrnKernel : IKernel
     }
 }
 
-/// <summary>AveragePool: window sums over real pixels divided by the ONNX divisor (padding counted or not).</summary>
+/// <summary>
+/// AveragePool: window sums over real pixels divided by the ONNX divisor (padding counted or not). On the uint8
+/// activations between int8 layers (x and y uint8, one quantization, attribute "zero" its zero point): integer
+/// sums, a counted pad adding the zero point (a real 0), the mean rounded half up, as the evaluator's
+/// Int8Quantization.AverageBytes; the same loops in every SIMD level.
+/// </summary>
 internal sealed class AveragePoolKernel : IKernel
 {
     public string Kernel => "AveragePool";
@@ -115,16 +120,19 @@ internal sealed class AveragePoolKernel : IKernel
         var x = k.Inputs[0];
         int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), p = k.Ints("pads");
         int[] d = k.Has("dilations") ? k.Ints("dilations") : new[] { 1, 1 };
-        bool countPad = k.Attr("countpad") == "1";
+        bool countPad = k.Attr("countpad") == "1", bytes = x.IsUInt8;
+        if (bytes != k.Y.IsUInt8 || bytes && !k.Has("zero"))
+            throw new System.FormatException($"AveragePool '{k.Node.Name}': uint8 input and output go together, with the zero point they share");
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = k.Y.Shape.Length == 4 ? k.Y.Shape[2] : 1, ow = k.Y.Shape[k.Y.Shape.Length - 1];
-        w.Line($"// AveragePool: y{CodeWriter.Shape(k.Y.Shape)} = mean over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}.");
+        w.Line($"// AveragePool{(bytes ? " on uint8 activations (the int8 layers around it share one quantization)" : "")}: y{CodeWriter.Shape(k.Y.Shape)} = mean over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
+        w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}{(bytes ? $" (as the zero point {k.Int("zero")}); the mean byte rounded half up" : "")}.");
         k.OpenMethod();
         w.Open($"for (int plane = 0; plane < {nc}; plane++)");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
-        w.Line("float sum = 0f;");
+        w.Line(bytes ? "int sum = 0, inside = 0;" : "float sum = 0f;");
         w.Line("int rows = 0, cols = 0;");
         w.Open($"for (int kh = 0; kh < {kernel[0]}; kh++)");
         w.Line($"int ih = oh * {s[0]} - {p[0]} + kh * {d[0]};");
@@ -132,14 +140,19 @@ internal sealed class AveragePoolKernel : IKernel
         w.Line($"if ((uint)ih >= {h}u) continue;");
         w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
         w.Line($"int iw = ow * {s[1]} - {p[1]} + kw * {d[1]};");
-        w.Line($"if ((uint)iw < {wd}u) sum += x[(plane * {h} + ih) * {wd} + iw];");
+        w.Line($"if ((uint)iw < {wd}u) {{ sum += x[(plane * {h} + ih) * {wd} + iw];{(bytes ? " inside++;" : "")} }}");
         w.Close();
         w.Close();
         w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
         w.Line($"int iw = ow * {s[1]} - {p[1]} + kw * {d[1]};");
         w.Line(countPad ? $"if (iw < {wd + p[3]}) cols++;" : $"if ((uint)iw < {wd}u) cols++;");
         w.Close();
-        w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = sum / (rows * cols);");
+        if (bytes)
+        {
+            w.Line($"int count = rows * cols; sum += (count - inside) * {k.Int("zero")};");
+            w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = (byte)((sum + count / 2) / count);");
+        }
+        else w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = sum / (rows * cols);");
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 }
