@@ -314,24 +314,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(auto.Tensors[layers[0].Outputs[0]].IsUInt8);
         Assert.All(layers, n => Assert.NotEqual(0, int.Parse(n.Attributes["zero"], System.Globalization.CultureInfo.InvariantCulture)));
         Assert.NotEqual("0", layers[0].Attributes["out_zero"]);
-        var models = GeneratedModels.Build(auto, vector128, scalar);
-        using var ort = new OnnxRuntimeOracle(path);
-        double error = 0, scale = 0;
-        for (int s = 0; s < 10; s++)
-        {
-            var x = OnnxBuilder.Random(3 * 13 * 13, 100 + s);
-            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 3, 13, 13], x) })[compressed.Outputs[0]].Floats;
-            foreach (var artifact in new[] { auto, vector128, scalar })
-            {
-                var y = new float[expected.Length];
-                models.Run(artifact, [x], [y]);
-                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
-            }
-            var reference = ort.Run(("x", x, [1, 3, 13, 13]))[0];
-            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
-        }
+        double error = SameBitsAtEveryLevel(path, compressed, [1, 3, 13, 13], 10, 100, auto, vector128, scalar);
         // And int8 still computes the same convolutions: the outputs follow ONNX Runtime's float32 ones.
-        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+        Assert.True(error < 0.05, $"relative error {error}");
     }
 
     [Fact]
@@ -362,24 +347,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(["DepthwiseInt8", "ConvInt8"], large.Select(n => n.Kernel));
         Assert.All(large, n => Assert.True(int.Parse(n.Attributes["requant"].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture) < 32, n.Attributes["requant"]));
         Assert.All(large, n => Assert.True(auto.Tensors[n.Outputs[0]].IsUInt8));
-        var models = GeneratedModels.Build(auto, vector128, scalar);
-        using var ort = new OnnxRuntimeOracle(path);
-        double error = 0, scale = 0;
-        for (int s = 0; s < 8; s++)
-        {
-            var x = OnnxBuilder.Random(16 * 64, 200 + s);
-            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 16, 8, 8], x) })[compressed.Outputs[0]].Floats;
-            foreach (var artifact in new[] { auto, vector128, scalar })
-            {
-                var y = new float[expected.Length];
-                models.Run(artifact, [x], [y]);
-                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
-            }
-            var reference = ort.Run(("x", x, [1, 16, 8, 8]))[0];
-            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
-        }
+        double error = SameBitsAtEveryLevel(path, compressed, [1, 16, 8, 8], 8, 200, auto, vector128, scalar);
         // And int8 still computes the same model: the outputs follow ONNX Runtime's float32 ones.
-        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+        Assert.True(error < 0.05, $"relative error {error}");
     }
 
     [Fact]
@@ -473,24 +443,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.Equal(2, pools.Count);
         Assert.All(pools, n => Assert.True(auto.Tensors[n.Inputs[0]].IsUInt8 && auto.Tensors[n.Outputs[0]].IsUInt8));
         Assert.NotEqual("0", pools[0].Attributes["zero"]); // the first pooling's input is signed: its counted pads are not byte 0
-        var models = GeneratedModels.Build(auto, vector128, scalar);
-        using var ort = new OnnxRuntimeOracle(path);
-        double error = 0, scale = 0;
-        for (int s = 0; s < 8; s++)
-        {
-            var x = OnnxBuilder.Random(4 * 144, 400 + s);
-            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 4, 12, 12], x) })[compressed.Outputs[0]].Floats;
-            foreach (var artifact in new[] { auto, vector128, scalar })
-            {
-                var y = new float[expected.Length];
-                models.Run(artifact, [x], [y]);
-                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
-            }
-            var reference = ort.Run(("x", x, [1, 4, 12, 12]))[0];
-            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
-        }
-        output.WriteLine($"average pooling net int8: mean output error {error / scale:P2} of the mean output");
-        Assert.True(error / scale < 0.05, $"relative error {error / scale}");
+        double error = SameBitsAtEveryLevel(path, compressed, [1, 4, 12, 12], 8, 400, auto, vector128, scalar);
+        output.WriteLine($"average pooling net int8: mean output error {error:P2} of the mean output");
+        Assert.True(error < 0.05, $"relative error {error}");
     }
 
     [Fact]
@@ -516,6 +471,31 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
                 AssertSameBits(expected, y, $"{artifact.ClassName}, digit {d}");
             }
         }
+    }
+
+    /// <summary>
+    /// Runs the artifacts (one model at several SIMD levels) on random inputs "x": each must give the evaluator's very bits.
+    /// Returns the evaluator's mean absolute error against ONNX Runtime's float32 outputs, over the mean |output|.
+    /// </summary>
+    static double SameBitsAtEveryLevel(string path, Graph compressed, int[] shape, int samples, int seed, params ModelArtifact[] artifacts)
+    {
+        var models = GeneratedModels.Build(artifacts);
+        using var ort = new OnnxRuntimeOracle(path);
+        double error = 0, scale = 0;
+        for (int s = 0; s < samples; s++)
+        {
+            var x = OnnxBuilder.Random(shape.Aggregate(1, (a, b) => a * b), seed + s);
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new(shape, x) })[compressed.Outputs[0]].Floats;
+            foreach (var artifact in artifacts)
+            {
+                var y = new float[expected.Length];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
+            }
+            var reference = ort.Run(("x", x, shape))[0];
+            for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
+        }
+        return error / scale;
     }
 
     /// <summary>The model compiled with SIMD auto, Vector128 only and scalar only, and the auto compile's prepared graph.</summary>
