@@ -52,13 +52,32 @@ internal sealed class Requant
 
     string Shifted(string sum) => PreShift == 0 ? sum : $"({sum} << {PreShift})";
 
+    /// <summary>The right shift after the high 32 bits of each product are taken.</summary>
+    int Extra => Shift + PreShift - 32;
+
+    /// <summary>
+    /// What the vector helpers add to the high halves before the extra shift (pre) and after it (post). With an extra
+    /// shift e ≥ 1, ⌊(acc·M + 2^(31+e)) / 2^(32+e)⌋ = ⌊(⌊acc·M / 2^32⌋ + 2^(e−1)) / 2^e⌋ (the rounding half is a whole
+    /// number of 2^32), and the zero point joins it as zero·2^e while the sum stays an int32 (|⌊acc·M / 2^32⌋| &lt; 2^30).
+    /// With e = 0 the rounding half goes into the 64-bit products and the zero point after.
+    /// </summary>
+    (int Pre, int Post) Offsets
+    {
+        get
+        {
+            if (Extra == 0) return (0, Zero);
+            long folded = (1L << (Extra - 1)) + ((long)Zero << Extra);
+            return folded < 1L << 30 ? ((int)folded, 0) : (1 << (Extra - 1), Zero);
+        }
+    }
+
     /// <summary>8 int32 sums (bias included) requantized with the per-channel int32 multiplier vector <paramref name="m"/> (AVX2).</summary>
     public string Vector(string sum, string m) =>
-        $"Requantize8({Shifted(sum)}, {m}, {V256}.Create({1L << (Shift + PreShift - 1)}L), {Shift + PreShift - 32}, {V256}.Create({Zero}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
+        $"Requantize8({Shifted(sum)}, {m}, {Extra}, {V256}.Create({Offsets.Pre}), {V256}.Create({Offsets.Post}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
 
     /// <summary>16 int32 sums (bias included) requantized into 16 bytes with the int32 multiplier vector <paramref name="m"/> (AVX-512).</summary>
     public string Vector16(string sum, string m) =>
-        $"Requantize16({Shifted(sum)}, {m}, {V512}.Create({1L << (Shift + PreShift - 1)}L), {Shift + PreShift - 32}, {V512}.Create({Zero}), {V512}.Create({Lo}), {V512}.Create({Hi}))";
+        $"Requantize16({Shifted(sum)}, {m}, {Extra}, {V512}.Create({Offsets.Pre}), {V512}.Create({Offsets.Post}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})";
 
     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
 
@@ -75,14 +94,17 @@ internal sealed class Requant
         if (simd == "auto")
         {
             w.Line("// Fixed-point requantization of 8 int32 sums (bias included) to uint8 values in int32 lanes (shift = 32 + extra):");
-            w.Line("// clamp(zero + ((sum·m + round) >> shift), lo, hi) as Requantization.Apply computes it. pmuldq multiplies the even");
-            w.Line("// lanes into 64 bits, and the odd ones moved down; the high halves of the products are the sums >> 32.");
+            w.Line("// clamp(zero + ((sum·m + 2^(shift−1)) >> shift), lo, hi) as Requantization.Apply computes it. pmuldq multiplies the");
+            w.Line("// even lanes into 64 bits, and the odd ones moved down; the high halves of the products are ⌊sum·m / 2^32⌋. With");
+            w.Line("// extra ≥ 1 the rounding half and the zero point are added to those (pre, as zero·2^extra, and post), the same integers.");
             w.Line(Inline);
-            w.Open($"private static {V256}<int> Requantize8({V256}<int> sum, {V256}<int> m, {V256}<long> round, byte extra, {V256}<int> zero, {V256}<int> lo, {V256}<int> hi)");
-            w.Line($"var even = {X86}.Avx2.Multiply(sum, m) + round;");
-            w.Line($"var odd = {X86}.Avx2.Multiply({V256}.AsInt32({X86}.Avx2.ShiftRightLogical({V256}.AsInt64(sum), 32)), m) + round;");
+            w.Open($"private static {V256}<int> Requantize8({V256}<int> sum, {V256}<int> m, byte extra, {V256}<int> pre, {V256}<int> post, {V256}<int> lo, {V256}<int> hi)");
+            w.Line($"var even = {X86}.Avx2.Multiply(sum, m);");
+            w.Line($"var odd = {X86}.Avx2.Multiply({V256}.AsInt32({X86}.Avx2.ShiftRightLogical({V256}.AsInt64(sum), 32)), m);");
+            w.Line($"if (extra == 0) {{ even += {V256}.Create(0x80000000L); odd += {V256}.Create(0x80000000L); }}");
             w.Line($"var high = {X86}.Avx2.Blend({V256}.AsInt32({X86}.Avx2.ShiftRightLogical(even, 32)), {V256}.AsInt32(odd), 0b10101010);");
-            w.Line($"return {V256}.Min({V256}.Max({X86}.Avx2.ShiftRightArithmetic(high, extra) + zero, lo), hi);");
+            w.Line($"var q = (extra == 0 ? high : {X86}.Avx2.ShiftRightArithmetic(high + pre, extra)) + post;");
+            w.Line($"return {V256}.Min({V256}.Max(q, lo), hi);");
             w.Close();
             w.Line();
             w.Line("// The low bytes of 8 int32 lanes (each 0…255), in order, as one 64-bit value: one pshufb per 128-bit half.");
@@ -97,13 +119,16 @@ internal sealed class Requant
         }
         if (simd == "auto")
         {
-            w.Line("// Requantize8 for 16 sums at once (vpmuldq on zmm), narrowed to their 16 bytes by one vpmovdb.");
+            w.Line("// Requantize8 for 16 sums at once (vpmuldq on zmm), narrowed to their 16 bytes by one vpmovdb, or by one vpmovusdb");
+            w.Line("// when the upper bound is 255 (saturate: the narrowing is the clamp).");
             w.Line(Inline);
-            w.Open($"private static {V128}<byte> Requantize16({V512}<int> sum, {V512}<int> m, {V512}<long> round, byte extra, {V512}<int> zero, {V512}<int> lo, {V512}<int> hi)");
-            w.Line($"var even = {X86}.Avx512F.Multiply(sum, m) + round;");
-            w.Line($"var odd = {X86}.Avx512F.Multiply({V512}.AsInt32({X86}.Avx512F.ShiftRightLogical({V512}.AsInt64(sum), 32)), m) + round;");
+            w.Open($"private static {V128}<byte> Requantize16({V512}<int> sum, {V512}<int> m, byte extra, {V512}<int> pre, {V512}<int> post, {V512}<int> lo, {V512}<int> hi, bool saturate)");
+            w.Line($"var even = {X86}.Avx512F.Multiply(sum, m);");
+            w.Line($"var odd = {X86}.Avx512F.Multiply({V512}.AsInt32({X86}.Avx512F.ShiftRightLogical({V512}.AsInt64(sum), 32)), m);");
+            w.Line($"if (extra == 0) {{ even += {V512}.Create(0x80000000L); odd += {V512}.Create(0x80000000L); }}");
             w.Line($"var high = {V512}.ConditionalSelect({V512}.AsInt32({V512}.Create(0xFFFFFFFF00000000UL)), {V512}.AsInt32(odd), {V512}.AsInt32({X86}.Avx512F.ShiftRightLogical(even, 32)));");
-            w.Line($"return {X86}.Avx512F.ConvertToVector128Byte({V512}.Min({V512}.Max({X86}.Avx512F.ShiftRightArithmetic(high, extra) + zero, lo), hi));");
+            w.Line($"var q = {V512}.Max((extra == 0 ? high : {X86}.Avx512F.ShiftRightArithmetic(high + pre, extra)) + post, lo);");
+            w.Line($"return saturate ? {X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : {X86}.Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
             w.Close();
             w.Line();
             w.Line("// The low bytes of 16 int32 lanes (each 0…255), in order.");
