@@ -337,10 +337,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Node("Conv", ["a6", "w2", "b2"], ["c"]).Node("Clip", ["c", "zero", "six"], ["c6"])
             .Initializer("w3", [4, 16, 1, 1], OnnxBuilder.Random(64, 35))
             .Node("Conv", ["c6", "w3"], ["y"]).Output("y");
-        string path = model.Save("large-multipliers.onnx");
-        string calibration = Path.Combine(Path.GetDirectoryName(path)!, "large-calibration.npy");
-        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 16, 8, 8)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 16 * 64, 36))));
-        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.LargeMultipliers", Compression = "int8", CalibrationPath = calibration };
+        var (path, options) = Int8WithRandomCalibration(model, "large-multipliers", "Quantized.LargeMultipliers", [16, 8, 8], 36);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         // Both large layers write uint8, each with a shift under 32.
         var large = auto.Nodes.Where(n => n.Kernel is "DepthwiseInt8" or "ConvInt8" && n.Attributes.ContainsKey("requant")).ToList();
@@ -373,10 +370,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Node("Add", ["s1", "e"], ["s2r"]).Node("Relu", ["s2r"], ["s2"])
             .Initializer("w5", [4, 12, 1, 1], OnnxBuilder.Random(48, 48))
             .Node("Conv", ["s2", "w5"], ["y"]).Output("y");
-        string path = model.Save("residual.onnx");
-        string calibration = Path.Combine(Path.GetDirectoryName(path)!, "residual-calibration.npy");
-        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 8, 11, 11)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 8 * 121, 49))));
-        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.Residual", Compression = "int8", CalibrationPath = calibration };
+        var (path, options) = Int8WithRandomCalibration(model, "residual", "Quantized.Residual", [8, 11, 11], 49);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         var adds = auto.Nodes.Where(n => n.Kernel == "AddU8").ToList();
         Assert.Equal(2, adds.Count);
@@ -434,10 +428,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Node("AveragePool", ["r2"], ["p2"], ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 }), ("pads", new[] { 0, 0, 1, 1 }))
             .Initializer("w3", [3, 8, 1, 1], OnnxBuilder.Random(24, 54))
             .Node("Conv", ["p2", "w3"], ["y"]).Output("y");
-        string path = model.Save("avgpool.onnx");
-        string calibration = Path.Combine(Path.GetDirectoryName(path)!, "avgpool-calibration.npy");
-        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(32, 4, 12, 12)", NpyReaderTests.Floats(OnnxBuilder.Random(32 * 4 * 144, 55))));
-        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.AveragePools", Compression = "int8", CalibrationPath = calibration };
+        var (path, options) = Int8WithRandomCalibration(model, "avgpool", "Quantized.AveragePools", [4, 12, 12], 55);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         var pools = auto.Nodes.Where(n => n.Kernel == "AveragePool").ToList();
         Assert.Equal(2, pools.Count);
@@ -446,6 +437,46 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         double error = SameBitsAtEveryLevel(path, compressed, [1, 4, 12, 12], 8, 400, auto, vector128, scalar);
         output.WriteLine($"average pooling net int8: mean output error {error:P2} of the mean output");
         Assert.True(error < 0.05, $"relative error {error}");
+    }
+
+    [Fact]
+    public void Int8ConcatsJoinUint8Exactly()
+    {
+        // SqueezeNet's fire module: a squeeze layer read by a 1x1 and a 3x3 expansion, joined by a Concat on the channel
+        // axis and read by the next layer. Both expansions requantize into the Concat's quantization, the Concat copies
+        // bytes, and the generated code gives the evaluator's bits. With one expansion in float32 (mixed) the Concat joins
+        // float32 and both expansions write float32.
+        var model = new OnnxBuilder(13, "fire").Input("x", 1, 6, 9, 9)
+            .Initializer("ws", [4, 6, 1, 1], OnnxBuilder.Random(24, 61)).Initializer("bs", [4], OnnxBuilder.Random(4, 62))
+            .Node("Conv", ["x", "ws", "bs"], ["s"]).Node("Relu", ["s"], ["sr"])
+            .Initializer("we1", [8, 4, 1, 1], OnnxBuilder.Random(32, 63)).Initializer("be1", [8], OnnxBuilder.Random(8, 64))
+            .Node("Conv", ["sr", "we1", "be1"], ["e1"]).Node("Relu", ["e1"], ["e1r"])
+            .Initializer("we3", [8, 4, 3, 3], OnnxBuilder.Random(288, 65)).Initializer("be3", [8], OnnxBuilder.Random(8, 66))
+            .Node("Conv", ["sr", "we3", "be3"], ["e3"], ("pads", new[] { 1, 1, 1, 1 })).Node("Relu", ["e3"], ["e3r"])
+            .Node("Concat", ["e1r", "e3r"], ["cat"], ("axis", 1))
+            .Initializer("wy", [3, 16, 1, 1], OnnxBuilder.Random(48, 67))
+            .Node("Conv", ["cat", "wy"], ["y"]).Output("y");
+        var (path, options) = Int8WithRandomCalibration(model, "fire", "Quantized.Fire", [6, 9, 9], 68);
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        var copies = auto.Nodes.Where(n => n.OnnxOp == "Concat").ToList();
+        Assert.Equal(2, copies.Count);
+        Assert.All(copies, n => Assert.True(auto.Tensors[n.Inputs[0]].IsUInt8 && auto.Tensors[n.Outputs[0]].IsUInt8));
+        // The squeeze layer and both expansions write uint8; the two expansions in one quantization, the Concat's.
+        var expansions = auto.Nodes.Where(n => n.Kernel == "ConvInt8" && copies.Any(c => c.Inputs[0] == n.Outputs[0])).ToList();
+        Assert.Equal(2, expansions.Count);
+        Assert.Equal(expansions[0].Attributes["out_zero"], expansions[1].Attributes["out_zero"]);
+        Assert.Equal(expansions[0].Attributes["out_scale"], expansions[1].Attributes["out_scale"]);
+        Assert.Equal(3, auto.Nodes.Count(n => n.Attributes.ContainsKey("requant")));
+        double error = SameBitsAtEveryLevel(path, compressed, [1, 6, 9, 9], 8, 500, auto, vector128, scalar);
+        output.WriteLine($"fire module int8: mean output error {error:P2} of the mean output");
+        Assert.True(error < 0.05, $"relative error {error}");
+        var mixed = ModelCompiler.Compile(options with
+        {
+            ClassName = "Mixed", Compression = "mixed",
+            LayerPrecisions = compressed.Nodes.Where(n => n.OpType == "Conv").Select((n, i) => (n.Name, i == 2 ? "float32" : "int8")).ToDictionary(p => p.Item1, p => p.Item2),
+        }, out var mixedGraph);
+        Assert.All(mixed.Nodes.Where(n => n.OnnxOp == "Concat"), n => Assert.False(mixed.Tensors[n.Outputs[0]].IsUInt8));
+        SameBitsAtEveryLevel(path, mixedGraph, [1, 6, 9, 9], 4, 510, mixed);
     }
 
     [Fact]
@@ -496,6 +527,16 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             for (int i = 0; i < reference.Length; i++) { error += Math.Abs(expected[i] - reference[i]); scale += Math.Abs(reference[i]); }
         }
         return error / scale;
+    }
+
+    /// <summary>The model saved as <paramref name="name"/>.onnx and int8 options calibrated on 32 random samples of one input's shape (N omitted).</summary>
+    static (string Path, CompileOptions Options) Int8WithRandomCalibration(OnnxBuilder model, string name, string ns, int[] sample, int seed)
+    {
+        string path = model.Save(name + ".onnx");
+        string calibration = Path.Combine(Path.GetDirectoryName(path)!, name + "-calibration.npy");
+        int length = sample.Aggregate(1, (a, b) => a * b);
+        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", $"(32, {string.Join(", ", sample)})", NpyReaderTests.Floats(OnnxBuilder.Random(32 * length, seed))));
+        return (path, new CompileOptions { ModelPath = path, Namespace = ns, Compression = "int8", CalibrationPath = calibration });
     }
 
     /// <summary>The model compiled with SIMD auto, Vector128 only and scalar only, and the auto compile's prepared graph.</summary>

@@ -33,7 +33,7 @@ public static class Int8Quantization
 
     /// <summary>The quantization a reader of uint8 activations wants for <paramref name="tensor"/>; null when it reads float32.</summary>
     static QuantParams? ReaderInput(Node reader, string tensor) =>
-        Of(reader)?.Input ?? OfConv(reader)?.Input ?? (ByteAddOf(reader) is { } add ? (reader.Inputs[0] == tensor ? add.A : add.B) : null);
+        Of(reader)?.Input ?? OfConv(reader)?.Input ?? ByteConcatOf(reader) ?? (ByteAddOf(reader) is { } add ? (reader.Inputs[0] == tensor ? add.A : add.B) : null);
 
     /// <summary>Layers whose output stays float32 for a moment (bias correction measures each layer alone).</summary>
     static readonly ConditionalWeakTable<Node, Node> FloatOutput = new();
@@ -132,8 +132,9 @@ public static class Int8Quantization
         // activations (a tensor read by a layer and an Add gets one quantization, as a uint8 tensor has).
         var sources = layers.ToDictionary(n => n, n => AveragedInput(graph, n, layers) ?? n.Inputs[0]);
         var adds = AddCandidates(graph);
+        var concats = ConcatCandidates(graph);
         var ranges = new Dictionary<string, ActivationRange>(StringComparer.Ordinal);
-        foreach (var tensor in sources.Values.Concat(adds.SelectMany(a => new[] { a.Inputs[0], a.Inputs[1], a.Outputs[0] })))
+        foreach (var tensor in sources.Values.Concat(adds.SelectMany(a => new[] { a.Inputs[0], a.Inputs[1], a.Outputs[0] })).Concat(concats.Select(c => c.Outputs[0])))
             ranges.TryAdd(tensor, new ActivationRange());
         int batch = Math.Max(1, calibration.Inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(calibration.Count / batch, Math.Max(1, MaxSamples / batch));
@@ -157,6 +158,7 @@ public static class Int8Quantization
         foreach (var add in adds)
             if (Int8Add.For(Params(add.Inputs[0]), Params(add.Inputs[1]), Params(add.Outputs[0]), add.Annotations.GetValueOrDefault("activation")) is { } form)
                 addForms[add] = form;
+        var concatParams = concats.ToDictionary(c => c, c => Params(c.Outputs[0]));
         foreach (var node in layers)
         {
             var input = Params(sources[node]);
@@ -172,8 +174,16 @@ public static class Int8Quantization
             if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch);
         }
         finally { foreach (var node in layers) FloatOutput.Remove(node); }
-        FindReaders(graph, layers, addForms);
+        FindReaders(graph, layers, addForms, concatParams);
     }
+
+    /// <summary>
+    /// Concats that may join uint8 activations (all inputs quantized as the output, so the bytes are copied as
+    /// they are): different 4-D tensors computed at run time, the output not a model output.
+    /// </summary>
+    static List<Node> ConcatCandidates(Graph graph) =>
+        [.. graph.Nodes.Where(n => n.OpType == "Concat" && n.Inputs.Count >= 2 && n.Inputs.Distinct().Count() == n.Inputs.Count && graph[n.Outputs[0]].Shape is { Length: 4 }
+            && n.Inputs.All(i => i.Length > 0 && graph[i].Constant is null && graph[i].Type == ElementType.Float32) && !graph.Outputs.Contains(n.Outputs[0]))];
 
     /// <summary>
     /// Adds that may add uint8 activations (<see cref="Int8Add"/>): two different tensors computed at run time, of the
@@ -190,13 +200,15 @@ public static class Int8Quantization
     /// reading it as its input x, directly or through 2-D max poolings (max commutes with quantizing: a uint8 pooling
     /// is exact) and Flatten or Reshape (the same bytes under another shape), and the output is not a model output.
     /// An Add of two tensors adds uint8 activations when both come as uint8 straight from an int8 layer or another
-    /// such Add, and every reader of its output takes uint8 in the quantization it writes; found by elimination, all
-    /// candidates first, until none fails.
+    /// such Add, and every reader of its output takes uint8 in the quantization it writes; a Concat joins uint8 when
+    /// every input comes straight from an int8 layer written in the Concat's quantization, and every reader of its
+    /// output takes uint8 in it. Both are found by elimination, all candidates first, until none fails.
     /// </summary>
-    static void FindReaders(Graph graph, List<Node> layers, Dictionary<Node, Int8Add> addForms)
+    static void FindReaders(Graph graph, List<Node> layers, Dictionary<Node, Int8Add> addForms, Dictionary<Node, QuantParams> concatParams)
     {
         var candidates = layers.ToHashSet();
         var adds = addForms.Keys.ToHashSet();
+        var concats = concatParams.Keys.ToHashSet();
         Node? Producer(string value) => graph.Nodes.FirstOrDefault(n => n.Outputs.Contains(value));
         List<(Node, string)>? Int8Readers(string value)
         {
@@ -206,7 +218,7 @@ public static class Int8Quantization
             var found = new List<(Node, string)>();
             foreach (var r in readers)
             {
-                if (adds.Contains(r)) { found.Add((r, value)); continue; }
+                if (adds.Contains(r) || concats.Contains(r)) { found.Add((r, value)); continue; }
                 if (r.Inputs[0] != value || r.Inputs.Count(i => i == value) != 1) return null;
                 if (candidates.Contains(r)) found.Add((r, value));
                 else if ((IsBytePool(graph, r) || r.OpType is "Flatten" or "Reshape") && Int8Readers(r.Outputs[0]) is { } after) found.AddRange(after);
@@ -218,10 +230,11 @@ public static class Int8Quantization
         }
         // What a reader wants for a tensor, nothing being disabled yet (ReaderInput, with the candidate Adds).
         QuantParams Wanted(Node reader, string tensor) =>
-            adds.Contains(reader) ? (reader.Inputs[0] == tensor ? addForms[reader].A : addForms[reader].B) : (Of(reader)?.Input ?? OfConv(reader)!.Input);
+            concats.Contains(reader) ? concatParams[reader]
+            : adds.Contains(reader) ? (reader.Inputs[0] == tensor ? addForms[reader].A : addForms[reader].B) : (Of(reader)?.Input ?? OfConv(reader)!.Input);
         bool WritesBytes(Node writer)
         {
-            if (adds.Contains(writer)) return true;
+            if (adds.Contains(writer) || concats.Contains(writer)) return true;
             if (!candidates.Contains(writer) || Int8Readers(writer.Outputs[0]) is not { } readers) return false;
             var wanted = readers.Select(r => Wanted(r.Item1, r.Item2)).Distinct().ToList();
             var multipliers = Of(writer)?.Multipliers ?? OfConv(writer)!.Multipliers;
@@ -236,15 +249,21 @@ public static class Int8Quantization
                 bool outputIsRead = Int8Readers(add.Outputs[0]) is { } readers && readers.All(r => Wanted(r.Item1, r.Item2) == addForms[add].Output);
                 if (!inputsAreBytes || !outputIsRead) { adds.Remove(add); changed = true; }
             }
+            foreach (var concat in concats.ToList())
+            {
+                bool inputsAreBytes = concat.Inputs.All(i => Producer(i) is { } p && p.Outputs[0] == i && (candidates.Contains(p) || adds.Contains(p)) && WritesBytes(p));
+                bool outputIsRead = Int8Readers(concat.Outputs[0]) is { } readers && readers.All(r => Wanted(r.Item1, r.Item2) == concatParams[concat]);
+                if (!inputsAreBytes || !outputIsRead) { concats.Remove(concat); changed = true; }
+            }
         }
         // Every node whose uint8 output an Add depends on, with the Add: when mixed precision puts one of its layers in
         // float32, every Add of the group adds float32 (ByteAddOf), and the layers around it write float32 for it.
         var group = new Dictionary<Node, Node>();
         Node Find(Node n) { while (group.TryGetValue(n, out var up) && up != n) n = up; return n; }
-        foreach (var node in candidates.Concat(adds))
+        foreach (var node in candidates.Concat(adds).Concat(concats))
         {
             if (Int8Readers(node.Outputs[0]) is not { } readers) continue;
-            if (!adds.Contains(node) && !readers.Any(r => adds.Contains(r.Item1))) continue;
+            if (!adds.Contains(node) && !concats.Contains(node) && !readers.Any(r => adds.Contains(r.Item1) || concats.Contains(r.Item1))) continue;
             group.TryAdd(node, node);
             foreach (var (reader, _) in readers) { group.TryAdd(reader, reader); group[Find(reader)] = Find(node); }
         }
@@ -252,6 +271,11 @@ public static class Int8Quantization
         {
             var root = Find(add);
             ByteAdds.AddOrUpdate(add, new AddGroup(addForms[add], [.. group.Keys.Where(n => candidates.Contains(n) && Find(n) == root)]));
+        }
+        foreach (var concat in concats)
+        {
+            var root = Find(concat);
+            ByteConcats.AddOrUpdate(concat, new ConcatGroup(concatParams[concat], [.. group.Keys.Where(n => candidates.Contains(n) && Find(n) == root)]));
         }
         foreach (var node in candidates)
         {
@@ -267,6 +291,19 @@ public static class Int8Quantization
     sealed record AddGroup(Int8Add Form, List<Node> Layers);
 
     static readonly ConditionalWeakTable<Node, AddGroup> ByteAdds = new();
+
+    /// <summary>A uint8 Concat's quantization (its inputs' and output's) and the int8 layers it depends on (FindReaders).</summary>
+    sealed record ConcatGroup(QuantParams Params, List<Node> Layers);
+
+    static readonly ConditionalWeakTable<Node, ConcatGroup> ByteConcats = new();
+
+    /// <summary>
+    /// The quantization a Concat joins uint8 activations in: every input is written as uint8 in it by an int8 layer (or
+    /// a uint8 Add) for this Concat, and every reader of the output takes uint8 in it, so the Concat copies bytes.
+    /// Null: it joins float32 (as when mixed precision has put a layer around it in float32).
+    /// </summary>
+    public static QuantParams? ByteConcatOf(Node node) =>
+        ByteConcats.TryGetValue(node, out var g) && g.Layers.All(l => (Of(l) is not null || OfConv(l) is not null) && !FloatOutput.TryGetValue(l, out _)) ? g.Params : null;
 
     /// <summary>
     /// How an Add adds uint8 activations (the residual connections between int8 layers): its inputs come as uint8 from

@@ -476,6 +476,13 @@ public sealed class ConcatOperator : DataMovementOperator
         var names = node.Inputs.Where(i => i.Length > 0).ToList();
         var plans = Plans(node, [.. names.Select(n => lowering.Graph[n].Shape!)]).ToList();
         int y = lowering.Tensor(node.Outputs[0]);
+        if (Compress.Int8Quantization.ByteConcatOf(node) is not null)
+        {
+            // Between int8 layers: every input is uint8 in the output's quantization; the bytes are copied as they are.
+            if (!names.All(n => lowering.IsUInt8(lowering.Tensor(n))))
+                throw new InvalidOperationException($"Concat '{node.Name}': a uint8 Concat's inputs must be uint8 (the layers before requantize for it)");
+            lowering.MarkUInt8(y);
+        }
         for (int k = 0; k < names.Count; k++)
         {
             if (lowering.Graph[names[k]].Type != ElementType.Float32) RequireFloatAtRunTime(node, lowering);
