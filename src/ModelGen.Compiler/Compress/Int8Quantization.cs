@@ -228,7 +228,7 @@ public static class Int8Quantization
             }
             return found;
         }
-        // What a reader wants for a tensor, nothing being disabled yet (ReaderInput, with the candidate Adds).
+        // What a reader wants for a tensor, nothing being disabled yet (ReaderInput, with the candidate Adds and Concats).
         QuantParams Wanted(Node reader, string tensor) =>
             concats.Contains(reader) ? concatParams[reader]
             : adds.Contains(reader) ? (reader.Inputs[0] == tensor ? addForms[reader].A : addForms[reader].B) : (Of(reader)?.Input ?? OfConv(reader)!.Input);
@@ -256,8 +256,9 @@ public static class Int8Quantization
                 if (!inputsAreBytes || !outputIsRead) { concats.Remove(concat); changed = true; }
             }
         }
-        // Every node whose uint8 output an Add depends on, with the Add: when mixed precision puts one of its layers in
-        // float32, every Add of the group adds float32 (ByteAddOf), and the layers around it write float32 for it.
+        // Every node whose uint8 output an Add or a Concat depends on, with it: when mixed precision puts one of the group's
+        // layers in float32, every Add and Concat of the group works in float32 (ByteAddOf, ByteConcatOf), and the layers
+        // around them write float32 for them.
         var group = new Dictionary<Node, Node>();
         Node Find(Node n) { while (group.TryGetValue(n, out var up) && up != n) n = up; return n; }
         foreach (var node in candidates.Concat(adds).Concat(concats))
