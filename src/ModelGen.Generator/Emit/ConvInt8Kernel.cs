@@ -68,6 +68,10 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line($"ref byte rp = ref {MM}.GetReference({MM}.AsBytes(y2));");
         w.Line($"ref sbyte rw = ref {MM}.GetReference(w);");
         w.Line($"ref {(requant is null ? "float" : "byte")} ry = ref {MM}.GetReference(y);");
+        // The vector loops read each channel's bias and multiplier from memory: kept in registers across the pixel loop,
+        // they took the 16 registers a VEX vpdpbusd can name, and the JIT moved every sum in and out of the others.
+        w.Line($"global::System.Span<int> constants = stackalloc int[{2 * BlockRows}];");
+        w.Line($"ref int bc = ref {MM}.GetReference(constants);");
         if (!pointwise)
         {
             w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
@@ -128,18 +132,19 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
             w.Close();
         }
-        int full = mpg - mpg % 4;
+        int block = BlockRows;
+        int full = mpg - mpg % block;
         if (full > 0)
         {
-            w.Open($"for (int m0 = grp * {mpg}; m0 < grp * {mpg} + {full}; m0 += 4)");
-            EmitBlock(k, 4, cols, colsP, row);
+            w.Open($"for (int m0 = grp * {mpg}; m0 < grp * {mpg} + {full}; m0 += {block})");
+            EmitBlock(k, block, cols, colsP, row);
             w.Close();
         }
-        if (mpg % 4 != 0)
+        if (mpg % block != 0)
         {
             w.OpenBlock();
             w.Line($"int m0 = grp * {mpg} + {full};");
-            EmitBlock(k, mpg % 4, cols, colsP, row);
+            EmitBlock(k, mpg % block, cols, colsP, row);
             w.Close();
         }
         w.Close();
@@ -148,6 +153,10 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>Output channels m0..m0+rows−1 of the current group and image, every pixel.</summary>
+    /// <summary>Output channels a block computes: 6 by 16 pixels is 12 int32 sums, 12 independent vpdpbusd chains (two a
+    /// cycle at a latency of 5 need 10), in the 16 registers VEX-encoded AVX-VNNI can name with the 2 patch vectors and
+    /// the weights.</summary>
+    const int BlockRows = 6;
     static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row)
     {
         var w = k.W;
@@ -159,19 +168,39 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {Bias(k, $"{U}.Add(ref rb, {r})")}; float s{r} = {Multiplier(k, $"{U}.Add(ref rm, {r})")};")));
         if (Requant.Of(k) is { } requant)
             w.Line(string.Join(" ", rs.Select(r => $"int im{r} = (int)({requant.IntegerMultiplier($"s{r}")});")));
+        w.Line(string.Join(" ", rs.Select(r => $"{U}.Add(ref bc, {r}) = b{r}; {U}.Add(ref bc, {BlockRows + r}) = {(Requant.Of(k) is null ? $"global::System.BitConverter.SingleToInt32Bits(s{r})" : $"im{r}")};")));
         if (k.Simd == "auto")
         {
             // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
             w.Open($"if ({X86}.AvxVnni.IsSupported)");
-            // 16 pixels a step (two vectors per channel: up to 8 independent chains hide vpdpbusd's latency), then 8.
-            int wide = colsP / 16 * 16;
-            foreach (var (from, to, vectors) in new[] { (0, wide, 2), (wide, colsP, 1) })
+            // 16 pixels a step (two vectors per channel: 12 independent chains hide vpdpbusd's latency), then 8. With an odd
+            // number of 8-pixel vectors the last step takes 24 pixels (three vectors: 18 sums, in the 32 registers EVEX
+            // gives AVX-512 machines) instead of a step of 8 whose 6 chains wait on vpdpbusd's latency.
+            int vectorsInRow = colsP / 8;
+            if (vectorsInRow % 2 == 1 && vectorsInRow >= 3)
             {
-                if (to <= from) continue;
+                int last = colsP - 24;
+                if (last > 0) EmitStep(0, last, 2);
+                w.Open($"if ({X86}.Avx512F.VL.IsSupported)");
+                EmitStep(last, colsP, 3);
+                w.Close();
+                w.Open("else");
+                EmitStep(last, colsP - 8, 2);
+                EmitStep(colsP - 8, colsP, 1);
+                w.Close();
+            }
+            else
+            {
+                int wide = colsP / 16 * 16;
+                if (wide > 0) EmitStep(0, wide, 2);
+                if (colsP > wide) EmitStep(wide, colsP, 1);
+            }
+
+            void EmitStep(int from, int to, int vectors)
+            {
                 var vs = Enumerable.Range(0, vectors).ToArray();
                 w.Open($"for (int col = {from}; col < {to}; col += {8 * vectors})");
-                w.Line("// The sums start at the bias (the same int32 sum as adding it after).");
-                w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}.Create(b{r});"))));
+                w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
                 w.Open($"for (int t = 0; t < {row / 4}; t++)");
                 w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col + {8 * v}) * 4));")));
                 foreach (int r in rs)
@@ -180,21 +209,27 @@ internal sealed class ConvInt8Kernel : IKernel
                     w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
                 }
                 w.Close();
-                if (vectors == 2 && to <= cols && Requant.Of(k) is { } wide16)
+                // uint8 out, 16 whole pixels: two vectors requantized (fixed point), narrowed together, one 16-byte store.
+                // (WithUpper: one vinserti32x8; Vector512.Create(lo, hi) went through a stack slot.) The 24-pixel step runs
+                // once, on AVX-512 only: its first 16 pixels so when whole, its last 8 as the 8-pixel steps.
+                bool pair = Requant.Of(k) is not null && (vectors == 2 ? to <= cols : vectors == 3 && from + 16 <= cols);
+                if (pair)
                 {
-                    // uint8 out, 16 whole pixels: both vectors requantized (fixed point), narrowed together, one 16-byte store.
-                    // (WithUpper: one vinserti32x8; Vector512.Create(lo, hi) went through a stack slot.)
+                    var wide16 = Requant.Of(k)!;
                     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
-                    w.Open($"if ({X86}.Avx512F.IsSupported)");
+                    if (vectors == 2) w.Open($"if ({X86}.Avx512F.IsSupported)");
                     foreach (int r in rs)
-                        w.Line($"{V128}.StoreUnsafe({wide16.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1)", $"{V512}.Create(im{r})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
-                    w.Close();
-                    w.Open("else");
-                    foreach (int r in rs)
-                        w.Line($"{V128}.StoreUnsafe(PackBytes16({wide16.Vector($"a{r}_0", $"{V256}.Create(im{r})")}, {wide16.Vector($"a{r}_1", $"{V256}.Create(im{r})")}), ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
-                    w.Close();
+                        w.Line($"{V128}.StoreUnsafe({wide16.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                    if (vectors == 2)
+                    {
+                        w.Close();
+                        w.Open("else");
+                        foreach (int r in rs)
+                            w.Line($"{V128}.StoreUnsafe(PackBytes16({wide16.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {wide16.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                        w.Close();
+                    }
                 }
-                else foreach (int v in vs) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v, biasAdded: true, full: to <= cols);
+                foreach (int v in vs.Skip(pair ? 2 : 0)) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v, full: to <= cols);
                 w.Close();
             }
             w.Close();
@@ -262,9 +297,8 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
-    /// <param name="biasAdded">The sums started at the bias.</param>
     /// <param name="full">Every step of the loop stores 8 whole pixels (no test for the last).</param>
-    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0, bool biasAdded = false, bool full = false)
+    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0, bool full = false)
     {
         var w = k.W;
         string? act = GemmEmitter.VectorActivation(k.Node, V256, "v", neverNaN: true);
@@ -275,8 +309,7 @@ internal sealed class ConvInt8Kernel : IKernel
             foreach (int r in rs)
             {
                 w.OpenBlock();
-                string sum = biasAdded ? $"a{r}{suffix}" : $"a{r}{suffix} + {V256}.Create(b{r})";
-                w.Line($"var q = {requant.Vector(sum, $"{V256}.Create(im{r})")};");
+                w.Line($"var q = {requant.Vector($"a{r}{suffix} + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")};");
                 string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
                 if (full) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
                 else
@@ -291,8 +324,7 @@ internal sealed class ConvInt8Kernel : IKernel
         foreach (int r in rs)
         {
             w.OpenBlock();
-            string sum = biasAdded ? $"a{r}{suffix}" : $"a{r}{suffix} + {V256}.Create(b{r})";
-            w.Line($"var v = {V256}.ConvertToSingle({sum}) * {V256}.Create(s{r});");
+            w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create({BiasAt(r)})) * {V256}.Create({U}.As<int, float>(ref {MultiplierAt(r)}));");
             string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
             if (act is not null)
             {
@@ -374,6 +406,10 @@ internal sealed class ConvInt8Kernel : IKernel
         if (Requant.Of(k) is { } requant) k.W.Line($"{U}.Add(ref ry, {at}) = {requant.Scalar($"acc + b{r}", $"im{r}")};");
         else k.W.Line($"{{ float v = (acc + b{r}) * s{r}; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
     }
+
+    /// <summary>Block row r's int32 bias and its multiplier (integer, or float32 bits), as EmitBlock stored them.</summary>
+    static string BiasAt(int r) => $"{U}.Add(ref bc, {r})";
+    static string MultiplierAt(int r) => $"{U}.Add(ref bc, {BlockRows + r})";
 
     /// <summary>A channel's int32 bias from its stored int16 element, shifted back by the node's "bias_shift" (AccumulatorBias).</summary>
     internal static string Bias(KernelContext k, string element) =>
