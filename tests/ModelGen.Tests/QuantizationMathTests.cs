@@ -169,6 +169,40 @@ public sealed class QuantizationMathTests
         Assert.Null(Requantization.For(output, [0.075f], null)); // 0.6 of a step per unit
     }
 
+    [Fact]
+    public void NarrowRequantizationStaysInInt32ForEverySumTheLayerCanReachAndKeepsTenBits()
+    {
+        // A 3x3 depthwise-like layer: per channel at most 255·Σ|w| + |bias| in the accumulator.
+        var output = new QuantParams(0.02f, 7);
+        float[] multipliers = [4e-5f, 1.5e-5f, 9e-5f];
+        long[] bounds = [255L * 700 + 900, 255L * 1143, 255L * 300 + 40];
+        var wide = Requantization.For(output, multipliers, "Relu")!;
+        var narrow = Requantization.For(output, multipliers, "Relu", bounds)!;
+        Assert.False(wide.Narrow);
+        Assert.True(narrow.Narrow);
+        Assert.True(narrow.Shift < wide.Shift);
+        var rng = new Random(5);
+        for (int c = 0; c < multipliers.Length; c++)
+        {
+            long m = narrow.Multiplier(multipliers[c]);
+            Assert.InRange(m, 1L << 10, int.MaxValue); // at least 10 bits
+            int offset = checked((1 << (narrow.Shift - 1)) + (output.ZeroPoint << narrow.Shift));
+            for (int i = 0; i < 4000; i++)
+            {
+                int sum = i < 2 ? (int)(i == 0 ? bounds[c] : -bounds[c]) : rng.Next((int)-bounds[c], (int)bounds[c] + 1);
+                // What the vector helper computes in 32-bit lanes (vpmulld, vpaddd, vpsrad), checked: no wrap-around.
+                int lanes = Math.Clamp(checked(sum * (int)m + offset) >> narrow.Shift, narrow.Lo, narrow.Hi);
+                Assert.Equal(narrow.Apply(sum, m), lanes);
+                // Within one step of the 31-bit multiplier's result (a relative error under 2^-11 of the product).
+                Assert.InRange(narrow.Apply(sum, m) - wide.Apply(sum, wide.Multiplier(multipliers[c])), -1, 1);
+            }
+        }
+        // Sums too large for int32 at any shift that keeps 10 bits: the wide requantization.
+        Assert.False(Requantization.For(output, multipliers, "Relu", [1L << 40, 1L << 40, 1L << 40])!.Narrow);
+        // A channel whose multiplier is 2^-12 of the largest would keep under 10 bits: the wide one too.
+        Assert.False(Requantization.For(output, [4e-5f, 4e-5f / 4096], "Relu", [255L * 1143, 255L * 1143])!.Narrow);
+    }
+
     static ActivationRange Seen(float[] values)
     {
         var r = new ActivationRange();

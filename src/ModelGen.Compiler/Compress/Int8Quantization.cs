@@ -50,31 +50,31 @@ public static class Int8Quantization
         if (multipliers is null || FloatOutput.TryGetValue(node, out _) || !Readers.TryGetValue(node, out var readers)) return null;
         var inputs = readers.Select(r => ReaderInput(r.Reader, r.Tensor)).ToList();
         if (inputs.Any(i => i is null) || inputs.Distinct().Count() != 1) return null;
-        long bound = SumBounds.TryGetValue(node, out var b) ? b.Value : 1L << 30;
-        return Requantization.For(inputs[0]!.Value, multipliers, node.Annotations.GetValueOrDefault("activation"), bound);
+        return Requantization.For(inputs[0]!.Value, multipliers, node.Annotations.GetValueOrDefault("activation"), SumBounds.TryGetValue(node, out var bounds) ? bounds : null);
     }
 
-    /// <summary>Per int8 layer that writes uint8, the largest |sum + bias| its int32 accumulator can reach (<see cref="SumBound"/>).</summary>
-    static readonly ConditionalWeakTable<Node, StrongBox<long>> SumBounds = new();
+    /// <summary>Per int8 layer that writes uint8, per channel the largest |sum + bias| its int32 accumulator can reach (<see cref="SumBound"/>).</summary>
+    static readonly ConditionalWeakTable<Node, long[]> SumBounds = new();
 
     /// <summary>
-    /// The largest |Σ q·w + bias| over a layer's channels for any uint8 input q: 255·Σ|w| + |bias| per channel,
-    /// the bias folded as the kernel adds it. A requantization with a shift under 32 needs it (Requantization.For).
+    /// Per channel of a layer, the largest |Σ q·w + bias| for any uint8 input q: 255·Σ|w| + |bias|, the bias folded
+    /// as the kernel adds it. A requantization with a shift under 32 needs it, a narrow one too (Requantization.For).
+    /// Null when the layer is not int8.
     /// </summary>
-    static long SumBound(Graph graph, Node node)
+    static long[]? SumBound(Graph graph, Node node)
     {
         var bias = node.HasInput(2) ? graph[node.Inputs[2]].Constant?.Floats : null;
         var (q, folded) = OfConv(node) is { } conv ? (conv.Q, conv.Bias(bias)) : Of(node) is { } dense ? (dense.Q, dense.Bias(bias)) : (null, null);
-        if (q is null || folded is null || folded.Length == 0) return 1L << 30;
+        if (q is null || folded is null || folded.Length == 0) return null;
         int row = q.Length / folded.Length;
-        long bound = 0;
+        var bounds = new long[folded.Length];
         for (int m = 0; m < folded.Length; m++)
         {
             long absolute = 0;
             for (int i = 0; i < row; i++) absolute += Math.Abs((int)q[(long)m * row + i]);
-            bound = Math.Max(bound, 255 * absolute + Math.Abs((long)folded[m]));
+            bounds[m] = 255 * absolute + Math.Abs((long)folded[m]);
         }
-        return bound;
+        return bounds;
     }
 
     /// <summary>A layer's bias input before and after bias correction (null: it had none).</summary>
@@ -282,7 +282,7 @@ public static class Int8Quantization
         {
             if (Int8Readers(node.Outputs[0]) is not { } readers) continue;
             Readers.AddOrUpdate(node, readers);
-            SumBounds.AddOrUpdate(node, new StrongBox<long>(SumBound(graph, node)));
+            if (SumBound(graph, node) is { } bounds) SumBounds.AddOrUpdate(node, bounds);
             foreach (var average in graph.Nodes.Where(n => n.Inputs.Count > 0 && n.Inputs[0] == node.Outputs[0] && IsByteAverage(graph, n)))
                 Averages.AddOrUpdate(average, node);
         }

@@ -17,11 +17,13 @@ public sealed record LayerChoice(string Node, double Sensitivity, string Precisi
 /// time, until the budget holds (all float32 always does).
 /// mixed: each layer int8 arithmetic can compute (convolutions, fully connected) int8 or float32 the same
 /// way: all start in int8, the most sensitive (the loss when it alone is int8) go back to float32 first.
-/// One calibration serves every trial (<see cref="Int8Quantization.SetFloat"/>).
+/// One calibration serves every trial (<see cref="Int8Quantization.SetFloat"/>). Sensitivities are measured on the
+/// first <see cref="Samples"/> calibration samples; whether the budget holds, on the samples the build report
+/// checks (CompressionReport.MaxSamples), so the search stops only where the report will say "met".
 /// </summary>
 public static class MixedPrecision
 {
-    /// <summary>Calibration samples each trial evaluates (the search runs the evaluator many times).</summary>
+    /// <summary>Calibration samples each sensitivity trial evaluates (the search runs the evaluator many times).</summary>
     public const int Samples = 128;
 
     public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath)
@@ -33,7 +35,8 @@ public static class MixedPrecision
         var data = CalibrationData.Load(options.CalibrationPath, inputs, options.CalibrationUint8Scale);
         long[]? labels = labelsPath is null ? null : [.. NpyReader.Read(labelsPath).Data.Select(v => (long)v)];
         int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
-        int runs = Math.Min(data.Count / batch, Math.Max(1, Samples / batch));
+        int runs = Math.Min(data.Count / batch, Math.Max(1, CompressionReport.MaxSamples / batch));
+        int rankRuns = Math.Min(runs, Math.Max(1, Samples / batch));
         var feeds = Enumerable.Range(0, runs).Select(r => inputs.Select((input, i) =>
         {
             long length = data.SampleLength(i) * batch;
@@ -51,7 +54,7 @@ public static class MixedPrecision
             ? Int8Quantization.Candidates(original).Select(n => n.Name).ToList()
             : original.Nodes.Where(n => n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0).Select(n => n.Name).ToList();
         var quantized = int8 ? ModelCompiler.Prepare(options with { Compression = "mixed", LayerPrecisions = layers.ToDictionary(l => l, _ => "int8", StringComparer.Ordinal) }) : null;
-        double Loss(Dictionary<string, string> precisions)
+        double Loss(Dictionary<string, string> precisions, int count)
         {
             Graph graph;
             if (quantized is not null)
@@ -63,7 +66,7 @@ public static class MixedPrecision
             int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
             int rows = 0, agree = 0, right = 0, rightOriginal = 0;
             double worst = 0;
-            for (int r = 0; r < feeds.Count; r++)
+            for (int r = 0; r < count; r++)
             {
                 var y = ReferenceEvaluator.Run(graph, feeds[r])[graph.Outputs[0]].Floats;
                 var x = reference[r];
@@ -81,15 +84,15 @@ public static class MixedPrecision
 
         string lowest = int8 ? "int8" : "int4";
         var chosen = layers.ToDictionary(l => l, _ => lowest, StringComparer.Ordinal);
-        var sensitivity = layers.ToDictionary(l => l, l => Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal)), StringComparer.Ordinal);
+        var sensitivity = layers.ToDictionary(l => l, l => Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal), rankRuns), StringComparer.Ordinal);
         var order = layers.OrderByDescending(l => sensitivity[l]).ToList();
-        bool met = Loss(chosen) <= limit + 1e-12;
+        bool met = Loss(chosen, runs) <= limit + 1e-12;
         foreach (string step in int8 ? new[] { "float32" } : new[] { "int8", "float32" })
             foreach (string layer in order)
             {
                 if (met) break;
                 chosen[layer] = step;
-                met = Loss(chosen) <= limit + 1e-12;
+                met = Loss(chosen, runs) <= limit + 1e-12;
             }
         return (chosen, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))]);
     }

@@ -203,8 +203,13 @@ public sealed record ChannelScales(float[] WeightScales, float[] Multipliers, Ha
 /// every M keeps as many bits as its channel's multiplier has, and |acc + bias|·M stays below 2^62.
 /// The fused activation becomes the clamp: ReLU's 0 is the zero point, Clip's bounds are quantized
 /// (quantizing is monotone, so clamping the quantized value is quantizing the clipped one).
+/// <see cref="Narrow"/>: a smaller shift, chosen when the layer's sums are small enough (a 3x3 depthwise layer, a
+/// stem, a pointwise layer with few inputs), that keeps sum·M + 2^(Shift−1) + zy·2^Shift inside int32 for every sum
+/// the layer can reach; the vector kernels then compute it with one 32-bit multiply (vpmulld) instead of two
+/// 64-bit ones and a blend. The formula, and so every integer, is the same; M keeps at least 10 bits (a relative
+/// error under 2^-11, a fraction of an int8 weight's rounding).
 /// </summary>
-public sealed record Requantization(QuantParams Output, int Shift, float Scale, int Lo, int Hi)
+public sealed record Requantization(QuantParams Output, int Shift, float Scale, int Lo, int Hi, bool Narrow = false)
 {
     /// <summary>
     /// A fused activation as a clamp of uint8 outputs quantized as <paramref name="output"/>: ReLU's 0 is the zero point,
@@ -234,22 +239,45 @@ public sealed record Requantization(QuantParams Output, int Shift, float Scale, 
     /// null when it cannot be exact or has no uint8 form (an activation other than ReLU or Clip, a multiplier
     /// over the output's scale beyond 2^30 or so small that 2^62 cannot hold its bits).
     /// </summary>
-    /// <param name="sumBound">The largest |acc + bias| the layer can reach: with a shift under 32, the vector kernels
-    /// shift the sums left to 32 first (exact), so sumBound·2^(32 − shift) must stay below 2^31.</param>
-    public static Requantization? For(QuantParams output, float[] multipliers, string? activation, long sumBound = 1L << 30)
+    /// <param name="sumBounds">Per channel, the largest |acc + bias| the layer can reach (null: not known). With a shift
+    /// under 32, the vector kernels shift the sums left to 32 first (exact), so the largest bound·2^(32 − shift) must
+    /// stay below 2^31; with them a <see cref="Narrow"/> requantization may be chosen.</param>
+    public static Requantization? For(QuantParams output, float[] multipliers, string? activation, long[]? sumBounds = null)
     {
         if (Clamp(output, activation) is not (int lo, int hi)) return null;
         double largest = multipliers.Length == 0 ? 0 : multipliers.Max() / (double)output.Scale;
         if (!(largest > 0) || double.IsInfinity(largest) || multipliers.Any(m => !(m > 0))) return null;
+        if (sumBounds is not null && (sumBounds.Length != multipliers.Length || sumBounds.Any(b => b < 0))) throw new ArgumentException("one non-negative sum bound per channel", nameof(sumBounds));
+        long sumBound = sumBounds is null || sumBounds.Length == 0 ? 1L << 30 : sumBounds.Max();
         int shift = 30 - (int)Math.Floor(Math.Log2(largest));
         // The vector kernels take the high 32 bits of each 64-bit product and shift those: shift ≥ 32 (every channel
         // less than half an output step per accumulator unit, as most int8 layers are). A layer with larger
         // multipliers (a depthwise one with large weights) has its sums shifted left to 32 first, (acc·2^k)·M / 2^(shift+k)
         // being the same number, where every sum so shifted stays an int32. Shift ≤ 62: the bits fit.
         if (shift > 62 || shift < 1 || (shift < 32 && sumBound > (long)int.MaxValue >> (32 - shift))) return null;
+        var r = At(output, shift, lo, hi, false);
+        if (r is null || multipliers.Any(m => r.Multiplier(m) > int.MaxValue)) return null;
+        if (sumBounds is null) return r;
+        // Narrow: the largest shift whose every sum·M + 2^(shift−1) + zero·2^shift fits int32, if its multipliers keep 10 bits.
+        for (int narrow = Math.Min(shift, 31); narrow >= 1; narrow--)
+        {
+            if (At(output, narrow, lo, hi, true) is not { } candidate) continue;
+            Int128 offset = ((Int128)1 << (narrow - 1)) + ((Int128)output.ZeroPoint << narrow);
+            bool fits = true, precise = true;
+            for (int c = 0; c < multipliers.Length && fits; c++)
+            {
+                long m = candidate.Multiplier(multipliers[c]);
+                fits = (Int128)sumBounds[c] * m + offset <= int.MaxValue;
+                precise &= m >= 1 << 10;
+            }
+            if (fits) return precise ? candidate : r;
+        }
+        return r;
+    }
+
+    static Requantization? At(QuantParams output, int shift, int lo, int hi, bool narrow)
+    {
         float scale = (float)(Math.Pow(2, shift) / output.Scale);
-        if (float.IsInfinity(scale)) return null;
-        var r = new Requantization(output, shift, scale, lo, hi);
-        return multipliers.All(m => r.Multiplier(m) <= int.MaxValue) ? r : null;
+        return float.IsInfinity(scale) ? null : new Requantization(output, shift, scale, lo, hi, narrow);
     }
 }

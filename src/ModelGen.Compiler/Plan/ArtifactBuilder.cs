@@ -497,7 +497,8 @@ public sealed class ArtifactBuilder : ILowering
         _artifact.Tensors[n.Outputs[0]].IsUInt8 = true;
         n.Attributes["out_zero"] = Int(r.Output.ZeroPoint);
         n.Attributes["out_scale"] = r.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
-        n.Attributes["requant"] = $"{Int(r.Shift)},{r.Scale.ToString("R", CultureInfo.InvariantCulture)},{Int(r.Lo)},{Int(r.Hi)}";
+        // A fifth part, "narrow", says every sum·M + rounding fits int32 (Requantization.Narrow): one 32-bit multiply.
+        n.Attributes["requant"] = $"{Int(r.Shift)},{r.Scale.ToString("R", CultureInfo.InvariantCulture)},{Int(r.Lo)},{Int(r.Hi)}{(r.Narrow ? ",narrow" : "")}";
     }
 
     static void LayerMultiplier(ArtifactNode n, Half[]? ratios, float layer, int biasShift)

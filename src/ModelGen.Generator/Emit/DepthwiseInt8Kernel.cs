@@ -164,6 +164,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         var x = k.Inputs[0]; var y = k.Y;
         var g = DepthwiseRowsEmitter.Geometry(k.Node, x, y) ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the strips need no dilation and a horizontal stride of 1 or 2");
         int[] p = k.Ints("pads");
+        // A uint8 input is read in place, each load widened. (Widening each plane first into y1 measured no faster.)
         bool bytes = x.IsUInt8;
         long scratch = (long)g.M * g.Taps + (bytes ? 0 : g.Plane);
         if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < scratch)
@@ -218,6 +219,21 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 8 => $"{V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref xb, {offset}))))))",
                 _ => $"{V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref xb, {offset}))))))))",
             };
+            return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
+        }
+
+        /// <summary>
+        /// Stride 2 on a uint8 input: the 2·width bytes as width 16-bit lanes widened to int32 (vpmovzxwd), whose low
+        /// bytes are the even elements; one widening instead of two and a permute.
+        /// </summary>
+        public override string? LoadEven(string v, int width, string offset, bool constant)
+        {
+            if (!_bytes || k.Simd != "auto" || width is not (16 or 8)) return null;
+            string at = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref xb, {offset}))";
+            string pairs = width == 16
+                ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({at}))"
+                : $"{X86}.Avx2.ConvertToVector256Int32({V128}.LoadUnsafe({at}))";
+            string widened = $"{v}.ConvertToSingle({pairs} & {v}.Create(0xFF))";
             return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
         }
 

@@ -94,6 +94,12 @@ internal static class DepthwiseRowsEmitter
 
         /// <summary>The float32 value at element <paramref name="index"/> of the plane.</summary>
         public virtual string LoadScalar(string index) => $"{U}.Add(ref xp, {index})";
+
+        /// <summary>
+        /// A stride-2 tap, lane e = element offset + 2e of the plane (elements offset … offset + 2·width − 1 are inside it),
+        /// in fewer instructions than two loads and a permute; null: the strip composes it so.
+        /// </summary>
+        public virtual string? LoadEven(string v, int width, string offset, bool constant) => null;
     }
 
     sealed class FloatRows(ArtifactNode node, bool hasBias) : Flavor
@@ -310,7 +316,9 @@ internal static class DepthwiseRowsEmitter
             var index = Enumerable.Range(0, width).Select(e => at + e - inside).Select(i => i >= 0 && i < width ? i : width);
             return $"{v}.Shuffle({flavor.Load(v, width, CodeWriter.N(inside), constant: true)}, {v}.Create({string.Join(", ", index)}))";
         }
-        string tap = g.SW == 1 ? Load(0) : KernelEmitter.EvenLanes(v, width, Load(0), Load(width));
+        string? EvenLoad() => q is not int from ? flavor.LoadEven(v, width, QExpr(0), constant: false)
+            : from >= 0 && from + 2 * width <= g.Plane ? flavor.LoadEven(v, width, CodeWriter.N(from), constant: true) : null;
+        string tap = g.SW == 1 ? Load(0) : EvenLoad() ?? KernelEmitter.EvenLanes(v, width, Load(0), Load(width));
         if (c0 is not int c2) return tap;
         var keep = Enumerable.Range(0, width).Select(e => e >= lanes || (uint)(g.SW * (c2 + e) + kw - g.PL) < (uint)g.W).ToArray();
         if (keep.All(k => k)) return tap;

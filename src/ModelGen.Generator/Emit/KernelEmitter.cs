@@ -83,6 +83,7 @@ internal static class KernelEmitter
                 case "QuantizeU8": ConvInt8Kernel.EmitQuantizeHelper(w, simd); break;
                 case "QuantizeInterleave4": ConvInt8Kernel.EmitInterleaveHelper(w, simd); break;
                 case "Requantize": Requant.EmitHelpers(w, simd); break;
+                case "RequantizeNarrow": Requant.EmitNarrowHelpers(w, simd); break;
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
                     foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));

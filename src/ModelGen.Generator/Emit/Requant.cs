@@ -5,8 +5,10 @@ namespace ModelGen.Generator.Emit;
 
 /// <summary>
 /// The fixed-point requantization of an int8 layer that writes uint8 for the next (attribute "requant" =
-/// shift, scale, lo, hi; "out_zero"): q = clamp(zero + ⌊(sum·M + 2^(shift−1)) / 2^shift⌋, lo, hi) with
-/// M = (long)round(multiplier·scale) per channel, as Compress.Requantization computes it.
+/// shift, scale, lo, hi[, narrow]; "out_zero"): q = clamp(zero + ⌊(sum·M + 2^(shift−1)) / 2^shift⌋, lo, hi) with
+/// M = (long)round(multiplier·scale) per channel, as Compress.Requantization computes it. "narrow": the build
+/// checked that sum·M + 2^(shift−1) + zero·2^shift fits int32 for every sum the layer can reach, so the vector
+/// helpers compute it in 32-bit lanes (RequantizeNarrow8, RequantizeNarrow16).
 /// </summary>
 internal sealed class Requant
 {
@@ -15,13 +17,14 @@ internal sealed class Requant
     public int Lo { get; private set; }
     public int Hi { get; private set; }
     public int Zero { get; private set; }
+    public bool Narrow { get; private set; }
 
     /// <summary>The node's requantization, or null when it writes float32.</summary>
     public static Requant? Of(KernelContext k)
     {
         if (!k.Node.Attributes.TryGetValue("requant", out var text)) return null;
         var parts = text.Split(',');
-        if (parts.Length != 4) throw new System.FormatException($"'{k.Node.Name}': requant must be shift,scale,lo,hi");
+        if (parts.Length is not (4 or 5) || parts.Length == 5 && parts[4] != "narrow") throw new System.FormatException($"'{k.Node.Name}': requant must be shift,scale,lo,hi[,narrow]");
         var r = new Requant
         {
             Shift = int.Parse(parts[0], CultureInfo.InvariantCulture),
@@ -29,10 +32,14 @@ internal sealed class Requant
             Lo = int.Parse(parts[2], CultureInfo.InvariantCulture),
             Hi = int.Parse(parts[3], CultureInfo.InvariantCulture),
             Zero = k.Int("out_zero"),
+            Narrow = parts.Length == 5,
         };
         if (r.Shift < 1 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
             throw new System.FormatException($"'{k.Node.Name}': requant shift must be 1…62 and lo ≤ hi, zero in 0…255");
         if (!k.Y.IsUInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
+        if (r.Narrow && (r.Shift > 31 || (1L << (r.Shift - 1)) + ((long)r.Zero << r.Shift) > int.MaxValue))
+            throw new System.FormatException($"'{k.Node.Name}': a narrow requant needs 2^(shift−1) + zero·2^shift within int32");
+        if (r.Narrow) k.Helpers.Add("RequantizeNarrow");
         return r;
     }
 
@@ -72,14 +79,38 @@ internal sealed class Requant
     }
 
     /// <summary>8 int32 sums (bias included) requantized with the per-channel int32 multiplier vector <paramref name="m"/> (AVX2).</summary>
-    public string Vector(string sum, string m) =>
-        $"Requantize8({Shifted(sum)}, {m}, {Extra}, {V256}.Create({Offsets.Pre}), {V256}.Create({Offsets.Post}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
+    public string Vector(string sum, string m) => Narrow
+        ? $"RequantizeNarrow8({sum}, {m}, {Shift}, {V256}.Create({NarrowOffset}), {V256}.Create({Lo}), {V256}.Create({Hi}))"
+        : $"Requantize8({Shifted(sum)}, {m}, {Extra}, {V256}.Create({Offsets.Pre}), {V256}.Create({Offsets.Post}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
 
     /// <summary>16 int32 sums (bias included) requantized into 16 bytes with the int32 multiplier vector <paramref name="m"/> (AVX-512).</summary>
-    public string Vector16(string sum, string m) =>
-        $"Requantize16({Shifted(sum)}, {m}, {Extra}, {V512}.Create({Offsets.Pre}), {V512}.Create({Offsets.Post}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})";
+    public string Vector16(string sum, string m) => Narrow
+        ? $"RequantizeNarrow16({sum}, {m}, {Shift}, {V512}.Create({NarrowOffset}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})"
+        : $"Requantize16({Shifted(sum)}, {m}, {Extra}, {V512}.Create({Offsets.Pre}), {V512}.Create({Offsets.Post}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})";
 
     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
+
+    /// <summary>The narrow helpers' addend: the rounding half and the zero point, 2^(shift−1) + zero·2^shift.</summary>
+    int NarrowOffset => (int)((1L << (Shift - 1)) + ((long)Zero << Shift));
+
+    /// <summary>RequantizeNarrow8 and RequantizeNarrow16, for the layers whose requant is narrow (vector helpers: SIMD auto).</summary>
+    public static void EmitNarrowHelpers(CodeWriter w, string simd)
+    {
+        if (simd != "auto") return;
+        w.Line("// The requantization of a layer whose every sum·m + 2^(shift−1) + zero·2^shift fits int32 (the build checked it");
+        w.Line("// against the largest sum each channel can reach): one 32-bit multiply (vpmulld), the same integers as Requantize8.");
+        w.Line(Inline);
+        w.Open($"private static {V256}<int> RequantizeNarrow8({V256}<int> sum, {V256}<int> m, byte shift, {V256}<int> offset, {V256}<int> lo, {V256}<int> hi)");
+        w.Line($"return {V256}.Min({V256}.Max({X86}.Avx2.ShiftRightArithmetic(sum * m + offset, shift), lo), hi);");
+        w.Close();
+        w.Line();
+        w.Line("// RequantizeNarrow8 for 16 sums, narrowed to their 16 bytes (vpmovusdb when the upper bound is 255: the narrowing is the clamp).");
+        w.Line(Inline);
+        w.Open($"private static {V128}<byte> RequantizeNarrow16({V512}<int> sum, {V512}<int> m, byte shift, {V512}<int> offset, {V512}<int> lo, {V512}<int> hi, bool saturate)");
+        w.Line($"var q = {V512}.Max({X86}.Avx512F.ShiftRightArithmetic(sum * m + offset, shift), lo);");
+        w.Line($"return saturate ? {X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : {X86}.Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
+        w.Close();
+    }
 
     const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
@@ -172,5 +203,5 @@ internal sealed class Requant
     }
 
     public string Describe() =>
-        $"y[j] = clamp({Zero} + ⌊(acc[j]·M[j] + 2^{Shift - 1}) / 2^{Shift}⌋, {Lo}, {Hi}) in uint8 for the next int8 layer, M[j] = round(multiplier[j]·{Scale}) (fixed point; the activation is the clamp)";
+        $"y[j] = clamp({Zero} + ⌊(acc[j]·M[j] + 2^{Shift - 1}) / 2^{Shift}⌋, {Lo}, {Hi}) in uint8 for the next int8 layer, M[j] = round(multiplier[j]·{Scale}) (fixed point{(Narrow ? ", in 32-bit lanes: every sum·M fits int32" : "")}; the activation is the clamp)";
 }
