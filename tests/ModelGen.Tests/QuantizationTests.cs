@@ -320,6 +320,51 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public void Int8LayersQuantizeFloatInputsAsTheEvaluatorDoesOnTiesNaNsAndOutOfRangeValues()
+    {
+        // Four int8 layers read the float32 input and quantize it, each with its own kernel code: a 3x3 convolution
+        // (QuantizeU8), a depthwise one in strips, a vertically dilated depthwise one (a quantized plane) and a pointwise one
+        // (QuantizeInterleave4). The inputs hold what calibration never saw: NaN, infinities, values far out of range,
+        // and values on a rounding tie of the input's scale.
+        float[] W(int n, int seed) => OnnxBuilder.Random(n, seed);
+        var model = new OnnxBuilder(13, "quantizeedges").Input("x", 1, 4, 9, 9)
+            .Initializer("w1", [4, 4, 3, 3], W(144, 31)).Initializer("w2", [4, 1, 3, 3], W(36, 32)).Initializer("w3", [4, 1, 3, 3], W(36, 33)).Initializer("w4", [4, 4, 1, 1], W(16, 34))
+            .Node("Conv", ["x", "w1"], ["a"], ("pads", new[] { 1, 1, 1, 1 }))
+            .Node("Conv", ["x", "w2"], ["b"], ("group", 4), ("pads", new[] { 1, 1, 1, 1 }))
+            .Node("Conv", ["x", "w3"], ["c"], ("group", 4), ("pads", new[] { 2, 1, 2, 1 }), ("dilations", new[] { 2, 1 }))
+            .Node("Conv", ["x", "w4"], ["d"])
+            .Node("Add", ["a", "b"], ["ab"]).Node("Add", ["c", "d"], ["cd"]).Node("Add", ["ab", "cd"], ["y"])
+            .Output("y");
+        var (path, options) = Int8WithRandomCalibration(model, "quantizeedges", "Quantized.InputEdges", [4, 9, 9], 35);
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        var layers = auto.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8").ToList();
+        Assert.Equal(4, layers.Count);
+        Assert.All(layers, n => Assert.False(auto.Tensors[n.Inputs[0]].IsUInt8));
+        float scale = float.Parse(layers[0].Attributes["scale"], System.Globalization.CultureInfo.InvariantCulture);
+        var models = GeneratedModels.Build(auto, vector128, scalar);
+        var rng = new Random(36);
+        float[] special = [float.NaN, float.PositiveInfinity, float.NegativeInfinity, 1e30f, -1e30f, 3e9f * scale, -3e9f * scale, 0f, -0f, 1000f * scale, -1000f * scale];
+        for (int s = 0; s < 8; s++)
+        {
+            var x = OnnxBuilder.Random(4 * 81, 37 + s);
+            for (int i = 0; i < x.Length; i++)
+            {
+                int pick = rng.Next(4);
+                if (pick == 0) x[i] = special[rng.Next(special.Length)];
+                else if (pick == 1) x[i] = (rng.Next(-140, 140) + 0.5f) * scale; // on (or an ulp from) a tie
+            }
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["x"] = new([1, 4, 9, 9], x) })[compressed.Outputs[0]].Floats;
+            Assert.All(expected, v => Assert.True(float.IsFinite(v)));
+            foreach (var artifact in new[] { auto, vector128, scalar })
+            {
+                var y = new float[expected.Length];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
+            }
+        }
+    }
+
+    [Fact]
     public void Int8LayersWithLargeMultipliersRequantizeExactly()
     {
         // Large weights before a ReLU6 (MobileNetV2's depthwise layers, batch norm folded): the output's scale is

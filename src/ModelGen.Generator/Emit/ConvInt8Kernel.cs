@@ -21,6 +21,7 @@ namespace ModelGen.Generator.Emit;
 internal sealed class ConvInt8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe", MM = "global::System.Runtime.InteropServices.MemoryMarshal";
+    const string V512 = "global::System.Runtime.Intrinsics.Vector512";
     const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
 
     public string Kernel => "ConvInt8";
@@ -216,7 +217,6 @@ internal sealed class ConvInt8Kernel : IKernel
                 if (pair)
                 {
                     var wide16 = Requant.Of(k)!;
-                    const string V512 = "global::System.Runtime.Intrinsics.Vector512";
                     if (vectors == 2) w.Open($"if ({X86}.Avx512F.IsSupported)");
                     foreach (int r in rs)
                         w.Line($"{V128}.StoreUnsafe({wide16.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
@@ -345,26 +345,84 @@ internal sealed class ConvInt8Kernel : IKernel
     /// <summary>The shared helper: x quantized to uint8 as Int8Conv.Apply and QuantParams.Quantize do it.</summary>
     public static void EmitQuantizeHelper(CodeWriter w, string simd)
     {
-        w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even: the uint8 input of the int8 kernels.");
-        w.Line("// (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
+        w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even (NaN gives 0): the uint8 input of the");
+        w.Line("// int8 kernels. (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
         KernelEmitter.OpenHelper(w, "private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float inverseScale, int zero)");
         w.Line("int i = 0;");
         if (simd != "none")
         {
-            w.Open($"if ({V128}.IsHardwareAccelerated && dst.Length >= src.Length)");
+            w.Open("if (dst.Length >= src.Length)");
             w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
+            if (simd == "auto")
+            {
+                w.Open($"if ({X86}.Avx512F.IsSupported)");
+                w.Line($"var s = {V512}.Create(inverseScale); var z = {V512}.Create(zero);");
+                w.Line($"for (; i <= src.Length - 16; i += 16) {V128}.StoreUnsafe({X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32({QuantizedLanes("512", $"{V512}.LoadUnsafe(ref rs, (nuint)i) * s")})), ref rd, (nuint)i);");
+                w.Close();
+                w.Open($"else if ({X86}.Avx2.IsSupported)");
+                w.Line($"var s = {V256}.Create(inverseScale); var z = {V256}.Create(zero);");
+                w.Open("for (; i <= src.Length - 16; i += 16)");
+                w.Line($"var h = {V256}.Narrow({V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)i) * s")}), {V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)(i + 8)) * s")}));");
+                w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V256}.GetLower(h), {V256}.GetUpper(h)), ref rd, (nuint)i);");
+                w.Close();
+                w.Close();
+            }
+            w.Open($"if ({X86}.Sse41.IsSupported)");
+            w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create(zero);");
+            w.Open("for (; i <= src.Length - 16; i += 16)");
+            for (int j = 0; j < 4; j++)
+                w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, (nuint)(i + {4 * j})) * s")});");
+            w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow(q0, q1), {V128}.Narrow(q2, q3)), ref rd, (nuint)i);");
+            w.Close();
+            w.Close();
+            w.Open($"else if ({V128}.IsHardwareAccelerated)");
             w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create((float)zero); var top = {V128}.Create(255f);");
             w.Open("for (; i <= src.Length - 16; i += 16)");
-            w.Line($"var q0 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)i) * s) + z, {V128}<float>.Zero), top));");
-            w.Line($"var q1 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + 4)) * s) + z, {V128}<float>.Zero), top));");
-            w.Line($"var q2 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + 8)) * s) + z, {V128}<float>.Zero), top));");
-            w.Line($"var q3 = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + 12)) * s) + z, {V128}<float>.Zero), top));");
+            for (int j = 0; j < 4; j++)
+                w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + {4 * j})) * s) + z, {V128}<float>.Zero), top));");
             w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow({V128}.AsUInt32(q0), {V128}.AsUInt32(q1)), {V128}.Narrow({V128}.AsUInt32(q2), {V128}.AsUInt32(q3))), ref rd, (nuint)i);");
+            w.Close();
             w.Close();
             w.Close();
         }
         w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] * inverseScale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f);");
         w.Close();
+    }
+
+    /// <summary>
+    /// QuantizeU8's arithmetic on x86 vectors of products x·inverseScale, as int32 lanes 0…255, with the int32 zero point
+    /// vector z: the products clamped to ±1024 first (maxps gives its second operand for a NaN, so a NaN becomes −1024,
+    /// then 0), then rounded half to even by cvtps2dq (the default rounding), then the zero point and the clamp in int32.
+    /// The same numbers as rounding, adding and clamping in float32, without the generic Min/Max/ConvertToInt32's NaN and
+    /// overflow fix-ups (four times the instructions).
+    /// </summary>
+    internal static string QuantizedLanes(string bits, string products, string z = "z")
+    {
+        var (v, f, fi, i, i2) = bits switch
+        {
+            "512" => (V512, "Avx512F", "Avx512F", "Avx512F", "Avx512F"),
+            "256" => (V256, "Avx", "Avx", "Avx2", "Avx2"),
+            _ => (V128, "Sse", "Sse2", "Sse41", "Sse41"),
+        };
+        string clamped = $"{X86}.{f}.Min({X86}.{f}.Max({products}, {v}.Create(-1024f)), {v}.Create(1024f))";
+        string rounded = bits == "512" ? $"{X86}.Avx512F.ConvertToVector512Int32({clamped})" : bits == "256" ? $"{X86}.Avx.ConvertToVector256Int32({clamped})" : $"{X86}.Sse2.ConvertToVector128Int32({clamped})";
+        return $"{X86}.{i2}.Min({X86}.{i}.Max({rounded} + {z}, {v}<int>.Zero), {v}.Create(255))";
+    }
+
+    /// <summary>
+    /// A vector of v (Vector512, Vector256 or Vector128) of x·inverseScale quantized as QuantizeU8 does, less the zero point
+    /// when <paramref name="lessZero"/>, as float32: the x86 arithmetic of <see cref="QuantizedLanes"/> where the processor
+    /// has it (Vector128: SSE4.1, chosen when the JIT compiles), else the generic vector operations.
+    /// </summary>
+    internal static string QuantizedFloats(string v, string products, int zero, bool lessZero)
+    {
+        string less = lessZero ? $" - {v}.Create({zero}f)" : "";
+        string bits = v.EndsWith("512", System.StringComparison.Ordinal) ? "512" : v.EndsWith("256", System.StringComparison.Ordinal) ? "256" : "128";
+        string fast = $"{v}.ConvertToSingle({QuantizedLanes(bits, products, $"{v}.Create({zero})")}){less}";
+        if (bits != "128") return fast;
+        // (The conversion to int32 and back makes a NaN 0, as QuantizeU8 does; the generic Max keeps it.)
+        string generic = $"{v}.ConvertToSingle({v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + {v}.Create({zero}f), {v}<float>.Zero), {v}.Create(255f)))){less}";
+        return $"({X86}.Sse41.IsSupported ? {fast} : {generic})";
     }
 
     /// <summary>1x1, stride 1, no pads: the input is the patch matrix, quantized in place of a plane (ArtifactBuilder sizes no plane for it).</summary>
@@ -382,10 +440,15 @@ internal sealed class ConvInt8Kernel : IKernel
         {
             int lanes = v == V256 ? 8 : 4;
             w.Open($"if ({v}.IsHardwareAccelerated)");
-            w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create((float)zero); var top = {v}.Create(255f);");
+            w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create(zero); var zf = {v}.Create((float)zero); var top = {v}.Create(255f);");
             w.Open($"for (; p <= count - {lanes}; p += {lanes})");
+            // x86: QuantizedLanes (Vector256 here means AVX2); elsewhere the generic operations, the same numbers.
             for (int b = 0; b < 4; b++)
-                w.Line($"var q{b} = {v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({v}.LoadUnsafe(ref c{b}, (nuint)p) * s) + z, {v}<float>.Zero), top));");
+            {
+                string products = $"{v}.LoadUnsafe(ref c{b}, (nuint)p) * s";
+                string generic = $"{v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + zf, {v}<float>.Zero), top))";
+                w.Line(v == V256 ? $"var q{b} = {QuantizedLanes("256", products)};" : $"var q{b} = {X86}.Sse41.IsSupported ? {QuantizedLanes("128", products)} : {generic};");
+            }
             w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
             w.Close();
             w.Close();
