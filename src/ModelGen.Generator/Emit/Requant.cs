@@ -162,11 +162,13 @@ internal sealed class Requant
             w.Line($"return saturate ? {X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : {X86}.Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
             w.Close();
             w.Line();
-            w.Line("// The low bytes of 16 int32 lanes (each 0…255), in order.");
+            w.Line("// The low bytes of 16 int32 lanes (each 0…255), in order: two saturating packs within 128-bit lanes (exact, every");
+            w.Line("// value fits) and one vpermd to put the 4-byte groups in order, all in 256-bit vectors.");
             w.Line(Inline);
             w.Open($"private static {V128}<byte> PackBytes16({V256}<int> q0, {V256}<int> q1)");
-            w.Line($"var s = {V256}.AsUInt16({V256}.Narrow(q0, q1));");
-            w.Line($"return {V128}.Narrow({V256}.GetLower(s), {V256}.GetUpper(s));");
+            w.Line($"var words = {X86}.Avx2.PackSignedSaturate(q0, q1); // q0[0..3] q1[0..3] | q0[4..7] q1[4..7]");
+            w.Line($"var bytes = {V256}.AsInt32({X86}.Avx2.PackUnsignedSaturate(words, words)); // each lane's 8 bytes, twice");
+            w.Line($"return {V128}.AsByte({V256}.GetLower({X86}.Avx2.PermuteVar8x32(bytes, {V256}.Create(0, 4, 1, 5, 0, 4, 1, 5))));");
             w.Close();
             w.Line();
         }
