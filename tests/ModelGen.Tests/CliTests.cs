@@ -81,6 +81,9 @@ public sealed class CliTests
         Assert.Contains("ONNX Runtime", table);
         Assert.Contains("weight stream", table);
         Assert.Contains("per kernel", table);
+        // Uncompressed: no second model of ours to time.
+        Assert.Null(result.Float32Seconds);
+        Assert.DoesNotContain("same rounds", table);
     }
 
     [Fact]
@@ -92,6 +95,9 @@ public sealed class CliTests
             TestData.Mnist("lenet5.onnx"), TestData.Mnist("test-images.npy"), Uint8Scale: 1, BatchSize: 1, Simd: "auto", Seconds: 0.1, Samples: 50) { Compression = "int8" });
         Assert.Equal(20L * 24 * 24 * 25 + 50L * 8 * 8 * 500 + 500 * 800 + 10 * 500, result.MultiplyAdds);
         Assert.Equal(0, result.OursAllocated);
+        // Our float32 model timed in the same rounds, and its row in the table.
+        Assert.True(result.Float32Seconds > 0);
+        Assert.Contains("ModelGen float32, same rounds", result.Format());
     }
 
     [Fact]

@@ -62,9 +62,13 @@ public static class BenchCommand
     public static BenchResult Run(BenchOptions o)
     {
         if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
-        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale });
+        var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
+        var artifact = ModelCompiler.Compile(options);
         var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
         var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
+        // Compressed: our float32 model too, timed in the same rounds, so the two compare side by side.
+        var plain = options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) ? null
+            : InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(ModelCompiler.Compile(options with { Compression = "none", CalibrationPath = null }))));
 
         // Inputs: the first from --data (sample by sample), the others pseudo-random (int64: zeros, valid indices).
         var inputTensors = artifact.Inputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
@@ -116,14 +120,18 @@ public static class BenchCommand
         // Warm-up (tiered JIT, caches), then interleaved rounds; each contender's median per inference.
         Calibrate(() => ours.Ticks(inputs, outputs, 1), 0.5);
         Calibrate(() => ort.Ticks(1), 0.5);
+        if (plain is not null) Calibrate(() => plain.Ticks(inputs, outputs, 1), 0.5);
         int oursCount = Calibrate(() => ours.Ticks(inputs, outputs, 1), 0.05), ortCount = Calibrate(() => ort.Ticks(1), 0.05);
+        int plainCount = plain is null ? 0 : Calibrate(() => plain.Ticks(inputs, outputs, 1), 0.05);
         int rounds = Math.Max(5, (int)(o.Seconds / 0.1));
         var oursTimes = new List<double>();
         var ortTimes = new List<double>();
+        var plainTimes = new List<double>();
         for (int r = 0; r < rounds; r++)
         {
             oursTimes.Add(Seconds(ours.Ticks(inputs, outputs, oursCount)) / oursCount);
             ortTimes.Add(Seconds(ort.Ticks(ortCount)) / ortCount);
+            if (plain is not null) plainTimes.Add(Seconds(plain.Ticks(inputs, outputs, plainCount)) / plainCount);
         }
         long oursAllocated = ours.Allocated(inputs, outputs, 100) / 100, ortAllocated = ort.Allocated(100) / 100;
         // Where the time goes: each kernel timed over as many runs as one round.
@@ -132,7 +140,8 @@ public static class BenchCommand
         var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel, Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
-            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak()) { Compression = o.Compression, Stream = MeasureStream(weightBytes) };
+            plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak())
+        { Compression = o.Compression, Stream = MeasureStream(weightBytes), Float32Seconds = plain is null ? null : Median(plainTimes) };
     }
 
     /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
@@ -374,6 +383,8 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
     MemoryPlanReport Plan, long WeightBytes, long MultiplyAdds, Agreement Agreement, int Samples, bool FromData, IReadOnlyList<KernelTime> Kernels, Peak Peak)
 {
     public string Compression { get; init; } = "none";
+    /// <summary>With compression: our float32 model's median latency, timed in the same rounds.</summary>
+    public double? Float32Seconds { get; init; }
     /// <summary>How fast a buffer of the weights' size streams in: reading every weight once bounds a batch-1 run.</summary>
     public StreamRate? Stream { get; init; }
 
@@ -389,8 +400,13 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
             new[] { "", "ModelGen", $"ONNX Runtime {OrtVersion}", "ratio" },
             new[] { "latency (median, batch " + BatchSize + ")", Time(OursSeconds), Time(OrtSeconds), ratio >= 1 ? $"{ratio:F2}x faster" : $"{1 / ratio:F2}x slower" },
             new[] { "allocated per run", Bytes(OursAllocated), Bytes(OrtAllocated), "" },
-            new[] { "GFLOP/s (2 x multiply-adds / latency)", $"{gflops(OursSeconds):F2}", $"{gflops(OrtSeconds):F2}", "" },
         };
+        if (Float32Seconds is double plain)
+            rows.Insert(2, new[] { "ModelGen float32, same rounds", Time(plain), "", OursSeconds <= plain ? $"{Compression} {plain / OursSeconds:F2}x faster" : $"{Compression} {OursSeconds / plain:F2}x slower" });
+        rows.AddRange(new[]
+        {
+            new[] { "GFLOP/s (2 x multiply-adds / latency)", $"{gflops(OursSeconds):F2}", $"{gflops(OrtSeconds):F2}", "" },
+        });
         int[] widths = [.. Enumerable.Range(0, 4).Select(c => rows.Max(r => r[c].Length))];
         var w = new System.Text.StringBuilder();
         w.AppendLine($"modelgen bench {Model}: batch {BatchSize}, SIMD {Simd}, compression {Compression}, one thread, {Environment.ProcessorCount} processors, .NET {Environment.Version}");
