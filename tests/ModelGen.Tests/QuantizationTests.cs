@@ -319,6 +319,46 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         Assert.True(error < 0.05, $"relative error {error}");
     }
 
+    [Theory]
+    // kernel, stride, pads (top, left, bottom, right), ReLU before (a zero point of 0) or not, the clip after, channel scales spread or not
+    [InlineData(3, 1, new[] { 1, 1, 1, 1 }, true, "relu6", false)]    // rows of 12: two overlapping 8-output blocks
+    [InlineData(7, 2, new[] { 3, 2, 3, 3 }, false, "none", false)]    // two quads per kernel row, an odd pitch rounded up, rows of 6 through the wide buffer
+    [InlineData(3, 1, new[] { 0, 0, 1, 1 }, true, "band", false)]     // lo > 0: a clamp the saturating packs cannot do; rows of 11
+    [InlineData(5, 1, new[] { 2, 2, 2, 2 }, false, "relu6", true)]    // channel scales 10^3 apart: a wide (64-bit) requantization
+    [InlineData(3, 1, new[] { 1, 1, 1, 1 }, true, "none", false, 6)]  // 6x6 planes: the flat wide range, fewer blocks than rows
+    public void Int8DepthwiseLayersOnUint8InputsAreBitExactInEveryLayout(int kernel, int stride, int[] pads, bool relu, string clip, bool spread, int size = 12)
+    {
+        // The AVX-VNNI path of the int8 depthwise kernel (DepthwiseQuadLayout): a uint8 input copied into a padded plane and
+        // expanded into quads, 8 outputs a block written in place, through a wide buffer per row or over the flat wide range.
+        // A pointwise layer before it writes its uint8 input; a pointwise layer after it reads its uint8 output.
+        float[] depthwise = OnnxBuilder.Random(8 * kernel * kernel, 52);
+        if (spread) for (int i = 0; i < depthwise.Length; i++) depthwise[i] *= MathF.Pow(10, i / (kernel * kernel) % 4 - 2);
+        var model = new OnnxBuilder(13, "dwvnni").Input("x", 1, 8, size, size)
+            .Initializer("w1", [8, 8, 1, 1], OnnxBuilder.Random(64, 51)).Initializer("b1", [8], OnnxBuilder.Random(8, 50))
+            .Node("Conv", ["x", "w1", "b1"], [relu ? "p" : "a"]);
+        if (relu) model.Node("Relu", ["p"], ["a"]);
+        model.Initializer("w2", [8, 1, kernel, kernel], depthwise).Initializer("b2", [8], OnnxBuilder.Random(8, 53))
+            .Node("Conv", ["a", "w2", "b2"], [clip == "none" ? "d" : "dc"], ("group", 8), ("pads", pads), ("strides", new[] { stride, stride }));
+        if (clip != "none")
+            model.Initializer("lo", [], [clip == "band" ? 0.25f : 0f]).Initializer("hi", [], [clip == "band" ? 0.75f : 6f]).Node("Clip", ["dc", "lo", "hi"], ["d"]);
+        model.Initializer("w3", [4, 8, 1, 1], OnnxBuilder.Random(32, 54)).Node("Conv", ["d", "w3"], ["y"]).Output("y");
+        string name = $"dwvnni-{kernel}-{stride}-{string.Join("", pads)}-{relu}-{clip}-{spread}-{size}";
+        var (path, options) = Int8WithRandomCalibration(model, name, "Quantized.DepthwiseVnni", [8, size, size], 55);
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        var layer = Assert.Single(auto.Nodes, n => n.Kernel == "DepthwiseInt8");
+        Assert.True(auto.Tensors[layer.Inputs[0]].IsUInt8 && auto.Tensors[layer.Outputs[0]].IsUInt8);
+        Assert.Equal(relu, layer.Attributes["zero"] == "0");
+        var requant = layer.Attributes["requant"].Split(',');
+        if (spread) Assert.Equal(4, requant.Length); // too wide for the narrow form (so is the 7x7 layer's: 49 taps)
+        if (clip == "band") Assert.True(int.Parse(requant[2], System.Globalization.CultureInfo.InvariantCulture) > 0, layer.Attributes["requant"]);
+        var y = auto.Tensors[layer.Outputs[0]].Shape;
+        var x = auto.Tensors[layer.Inputs[0]].Shape;
+        var layout = DepthwiseQuadLayout.For(x[2], x[3], y[2], y[3], kernel, kernel, stride, stride, pads[0], pads[1], pads[2], pads[3], 1, 1)!;
+        Assert.Equal(size == 6 ? (false, false) : y[3] >= 8 ? (true, false) : (false, true), (layout.Direct, layout.PerRow));
+        double error = SameBitsAtEveryLevel(path, compressed, [1, 8, size, size], 6, 56, auto, vector128, scalar);
+        Assert.True(error < 0.1, $"relative error {error}");
+    }
+
     [Fact]
     public void Int8LayersQuantizeFloatInputsAsTheEvaluatorDoesOnTiesNaNsAndOutOfRangeValues()
     {

@@ -426,8 +426,14 @@ public sealed class ArtifactBuilder : ILowering
                 // The weights as float32 (converted once a call), then one channel at a time the float32 depthwise
                 // kernel's strips (see DepthwiseInt8Kernel): over a uint8 input as it is, each load widened; over a
                 // float32 input, its plane quantized (uint8 values less the zero point, held as float32) after the weights.
+                // Over a uint8 input, machines with AVX-VNNI take the padded plane and its quads instead (DepthwiseQuadLayout),
+                // in the same scratch.
                 bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
-                scratch = [((ILowering)this).Temporary(node.Name + ".quantized", [checked(int8.M * geo.KernelH * geo.KernelW + (byteInput ? 0 : x[2] * x[3]))])];
+                long floats = int8.M * geo.KernelH * geo.KernelW + (byteInput ? 0 : x[2] * x[3]);
+                if (byteInput && DepthwiseQuadLayout.For(geo.InH, geo.InW, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, geo.StrideH, geo.StrideW,
+                        geo.PadTop, geo.PadLeft, geo.PadBottom, geo.PadRight, geo.DilationH, geo.DilationW) is { } quads)
+                    floats = Math.Max(floats, (quads.ScratchBytes + 3) / 4);
+                scratch = [((ILowering)this).Temporary(node.Name + ".quantized", [checked((int)floats)])];
             }
             else
             {

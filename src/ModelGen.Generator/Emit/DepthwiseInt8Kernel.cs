@@ -13,7 +13,8 @@ namespace ModelGen.Generator.Emit;
 /// float32 sums are exact whatever their order, and identical to the int32 sums of the evaluator. Last
 /// comes y = (sum + bias[c])·multiplier[c] in int32 and then float32, as in the other int8 kernels.
 /// A grouped GEMM with one channel per group, which these layers took before, spent most of its time
-/// gathering patches.
+/// gathering patches. Undilated layers take the strips of the float32 depthwise kernel instead (EmitRows),
+/// and over a uint8 input, on machines with AVX-VNNI, 4 taps a vpdpbusd from "quads" (EmitQuads).
 /// </summary>
 internal sealed class DepthwiseInt8Kernel : IKernel
 {
@@ -180,12 +181,174 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
         k.OpenMethod();
+        var quads = bytes && k.Simd == "auto" && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
+            ? DepthwiseQuadLayout.For(g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, p[0], p[1], p[2], p[3], 1, 1) : null;
+        if (quads is not null)
+        {
+            scratch = Math.Max(scratch, (quads.ScratchBytes + 3) / 4);
+            if (k.Outputs[1].ElementCount < scratch)
+                throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': y1 must hold {quads.ScratchBytes} bytes (the padded plane and its quads)");
+        }
         KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", g.M), ("multipliers", g.M), ("y", y.ElementCount), ("y1", scratch)],
             ("rx", "x"), ("ry", "y"), ("rp", "y1"));
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        if (quads is not null)
+        {
+            w.Open($"if ({X86}.AvxVnni.IsSupported)");
+            EmitQuads(k, g, quads, requant);
+            w.Close();
+            w.Open("else");
+        }
         EmitFloatWeights(w, k.Simd, g.M * g.Taps);
         if (!bytes) w.Line($"ref float qp = ref {U}.Add(ref rp, {g.M * g.Taps});");
         DepthwiseRowsEmitter.EmitBody(w, g, k.Simd, new Int8Rows(k, requant));
+        if (quads is not null) w.Close();
+        w.Close();
+    }
+
+    /// <summary>
+    /// AVX-VNNI over a uint8 input (DepthwiseQuadLayout): per channel the plane copied into a padded plane (the zero
+    /// point in the padding, written once a call), expanded into quads (one vpshufb per 8), then per 8 outputs one
+    /// vpdpbusd per kernel row and 4 taps, from the channel's bias: the evaluator's Σ taps q·w + bias, in int32.
+    /// The three steps run a channel apart (two padded planes and two quad planes, used in turn): the loads of each
+    /// step read what was stored a whole channel before, not stores still in flight, which they cannot take bytes
+    /// from when they straddle two (a store-forwarding stall; building and using in one pass measured slower than
+    /// the float32 strips it replaces).
+    /// </summary>
+    static void EmitQuads(KernelContext k, DepthwiseRowsEmitter.Shape g, DepthwiseQuadLayout layout, Requant? requant)
+    {
+        var w = k.W;
+        int zero = k.Int("zero"), s = layout.Stride, pitch = layout.Pitch, planeBytes = layout.PlaneBytes, quadBytes = 4 * layout.Quads;
+        w.Line($"// AVX-VNNI: per channel the plane copied into a padded plane (pitch {pitch}, the zero point in the padding) and expanded into");
+        w.Line($"// quads, the 4 bytes from element {(s == 1 ? "i" : "2i")} on at int32 i; then per 8 outputs one vpdpbusd per kernel row{(layout.Groups == 1 ? "" : " and 4 taps")} adds");
+        w.Line("// q·w over 4 taps into the int32 sums (a zero weight past the row's last tap). Channel c's sums are taken while c + 1's quads");
+        w.Line("// are built and c + 2's plane copied, into the other of two buffers each: no load waits on a store just made.");
+        w.Line($"ref byte pb = ref {U}.As<float, byte>(ref rp); ref byte qd = ref {U}.Add(ref pb, {2 * planeBytes});");
+        if (!layout.Direct) w.Line($"ref byte wb = ref {U}.Add(ref qd, {2 * quadBytes}); // the wide outputs, row pitch {pitch}");
+        w.Line($"{U}.InitBlockUnaligned(ref pb, (byte){zero}, {2 * planeBytes}u); // the padding, which the rows copied in never touch");
+        // Lane L of a quad vector holds quads 4L…4L+3 of 8: bytes e + b (+ 4 in lane 1) of the 16 loaded into both halves for
+        // stride 1; for stride 2, bytes 2e + b of 16 loaded from 2i (lane 0) and 2i + 8 (lane 1).
+        var pick = Enumerable.Range(0, 32).Select(i => { int lane = i / 16, e = i % 16 / 4, b = i % 4; return s == 1 ? 4 * lane + e + b : 2 * e + b; });
+        w.Line($"var qpick = {V256}.Create({string.Join(", ", pick.Select(i => $"(byte){i}"))});");
+        void CopyPlane(string plane, string buffer) =>
+            w.Line($"for (int r = 0; r < {g.H}; r++) {U}.CopyBlockUnaligned(ref {U}.Add(ref pb, {buffer} * {planeBytes} + (r + {g.PT}) * {pitch} + {g.PL}), ref {U}.Add(ref rx, {plane} * {g.Plane} + r * {g.W}), {g.W});");
+        // Four vectors of 8 quads a step (the source and destination refs moved on, constant offsets), the rest one by one.
+        void BuildQuads(string buffer)
+        {
+            w.OpenBlock();
+            w.Line($"ref byte src = ref {U}.Add(ref pb, {buffer} * {planeBytes}); ref byte dst = ref {U}.Add(ref qd, {buffer} * {quadBytes});");
+            string Quad(int n)
+            {
+                int from = s * 8 * n;
+                string source = s == 1
+                    ? $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}))"
+                    : $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}), {V128}.LoadUnsafe(ref src, {from + 8}))";
+                return $"{V256}.StoreUnsafe({X86}.Avx2.Shuffle({source}, qpick), ref dst{(n == 0 ? "" : $", {32 * n}")});";
+            }
+            int vectors = layout.Quads / 8;
+            if (vectors >= 4)
+            {
+                w.Open($"for (int n = 0; n < {vectors / 4}; n++)");
+                for (int n = 0; n < 4; n++) w.Line(Quad(n));
+                w.Line($"src = ref {U}.Add(ref src, {32 * s}); dst = ref {U}.Add(ref dst, 128);");
+                w.Close();
+            }
+            for (int n = 0; n < vectors % 4; n++) w.Line(Quad(n));
+            w.Close();
+        }
+        w.Line("// The first channel's quads, and the second's plane.");
+        CopyPlane("0", "0");
+        BuildQuads("0");
+        if (g.Planes > 1) CopyPlane("1", "1");
+        w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
+        if (g.Planes > 1)
+        {
+            w.Line($"if (plane + 1 < {g.Planes}) // the next channel's quads, from the plane copied a channel ago");
+            BuildQuads("((plane + 1) & 1)");
+            w.Line($"if (plane + 2 < {g.Planes}) // the one after's plane, into this one's (its quads are built)");
+            w.Indent();
+            CopyPlane("(plane + 2)", "(plane & 1)");
+            w.Outdent();
+        }
+        w.Line($"ref byte qc = ref {U}.Add(ref qd, (plane & 1) * {quadBytes}); // this channel's quads");
+        w.Line($"int ch = plane % {g.M};");
+        w.Line($"ref sbyte wq = ref {U}.Add(ref rw, ch * {g.Taps});");
+        w.Line($"var vb = {V256}.Create({ConvInt8Kernel.Bias(k, "bias[ch]")});");
+        if (requant is not null) w.Line($"var vim = {V256}.Create((int)({requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, "multipliers[ch]"))}));");
+        else w.Line($"var vm = {V256}.Create({ConvInt8Kernel.Multiplier(k, "multipliers[ch]")});");
+        for (int kh = 0; kh < g.KH; kh++)
+            for (int q = 0; q < layout.Groups; q++)
+            {
+                var bytes = Enumerable.Range(0, 4).Where(b => 4 * q + b < g.KW).Select(b => $"(byte){U}.Add(ref wq, {kh * g.KW + 4 * q + b}){(b == 0 ? "" : $" << {8 * b}")}");
+                w.Line($"var w{kh}_{q} = {V256}.AsSByte({V256}.Create((int)({string.Join(" | ", bytes)}))); // taps {kh},{4 * q}…{Math.Min(g.KW, 4 * q + 4) - 1}");
+            }
+        string yOffset = $"plane * {g.OH * g.OW}";
+        string vectorAct = requant is null ? GemmEmitter.VectorActivation(k.Node, V256, $"{V256}.ConvertToSingle(SUMS) * vm")! : "";
+
+        // The int32 sums of the 8 outputs whose first quad is element j of the row's quads qr (j a constant).
+        string Sums(int j)
+        {
+            string acc = $"a{j}";
+            w.Line($"var {acc} = vb;");
+            for (int kh = 0; kh < g.KH; kh++)
+                for (int q = 0; q < layout.Groups; q++)
+                {
+                    long at = 4 * (j + (long)kh * layout.RowStep + q * layout.GroupStep);
+                    w.Line($"{acc} = {X86}.AvxVnni.MultiplyWideningAndAdd({acc}, {V256}.LoadUnsafe(ref qr{(at == 0 ? "" : $", {at}")}), w{kh}_{q});");
+                }
+            return acc;
+        }
+        // Blocks in pairs: one requantization each, one pack of the two into 16 bytes.
+        void Blocks(int[] starts, string target, Func<int, int> store)
+        {
+            for (int b = 0; b < starts.Length; b += 2)
+            {
+                w.OpenBlock();
+                if (b + 1 < starts.Length && requant is not null)
+                {
+                    string a0 = Sums(starts[b]), a1 = Sums(starts[b + 1]);
+                    w.Line($"var q = PackBytes16({requant.VectorForPack(a0, "vim")}, {requant.VectorForPack(a1, "vim")});");
+                    int at0 = store(starts[b]), at1 = store(starts[b + 1]);
+                    if (at1 == at0 + 8) w.Line($"{V128}.StoreUnsafe(q, ref {target}{(at0 == 0 ? "" : $", {at0}")});");
+                    else
+                    {
+                        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at0}), {V128}.GetElement({V128}.AsUInt64(q), 0));");
+                        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at1}), {V128}.GetElement({V128}.AsUInt64(q), 1));");
+                    }
+                }
+                else
+                    for (int e = b; e < Math.Min(b + 2, starts.Length); e++)
+                    {
+                        string acc = Sums(starts[e]);
+                        int at = store(starts[e]);
+                        w.Line(requant is not null
+                            ? $"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at}), PackBytes8({requant.Vector(acc, "vim")}));"
+                            : $"{V256}.StoreUnsafe({vectorAct.Replace("SUMS", acc)}, ref {target}{(at == 0 ? "" : $", {at}")});");
+                    }
+                w.Close();
+            }
+        }
+        string elem = requant is null ? "float" : "byte";
+        if (layout.Direct)
+        {
+            w.Open($"for (int oy = 0; oy < {g.OH}; oy++)");
+            w.Line($"ref byte qr = ref {U}.Add(ref qc, oy * {4 * pitch}); ref {elem} yr = ref {U}.Add(ref ry, {yOffset} + oy * {g.OW});");
+            Blocks(layout.Columns, "yr", ox => ox);
+            w.Close();
+        }
+        else
+        {
+            w.Line($"ref {elem} wr = ref {(requant is null ? $"{U}.As<byte, float>(ref wb)" : "wb")};");
+            if (layout.PerRow) w.Open($"for (int oy = 0; oy < {g.OH}; oy++)");
+            else w.Open($"for (int j = 0; j < {layout.WideLength}; j += 8)");
+            string at = layout.PerRow ? $"oy * {pitch}" : "j";
+            w.Line($"ref byte qr = ref {U}.Add(ref qc, 4 * {at}); ref {elem} yr = ref {U}.Add(ref wr, {at});");
+            Blocks([0], "yr", ox => ox);
+            w.Close();
+            int size = requant is null ? 4 : 1;
+            string row = $"ref {U}.Add(ref ry, {yOffset} + oy * {g.OW})";
+            w.Line($"for (int oy = 0; oy < {g.OH}; oy++) {U}.CopyBlockUnaligned({(requant is null ? $"ref {U}.As<float, byte>({row})" : row)}, ref {U}.Add(ref wb, oy * {pitch * size}), {g.OW * size});");
+        }
         w.Close();
     }
 

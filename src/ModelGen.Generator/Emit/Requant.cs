@@ -83,6 +83,19 @@ internal sealed class Requant
         ? $"RequantizeNarrow8({sum}, {m}, {Shift}, {V256}.Create({NarrowOffset}), {V256}.Create({Lo}), {V256}.Create({Hi}))"
         : $"Requantize8({Shifted(sum)}, {m}, {Extra}, {V256}.Create({Offsets.Pre}), {V256}.Create({Offsets.Post}), {V256}.Create({Lo}), {V256}.Create({Hi}))";
 
+    /// <summary>
+    /// 8 int32 sums requantized for PackBytes16, whose saturating packs clamp to 0…255: a narrow requant leaves out the
+    /// clamps those do (the Max for lo = 0, the Min for hi = 255); the wide form is <see cref="Vector"/>.
+    /// </summary>
+    public string VectorForPack(string sum, string m)
+    {
+        if (!Narrow) return Vector(sum, m);
+        string q = $"{X86}.Avx2.ShiftRightArithmetic({sum} * {m} + {V256}.Create({NarrowOffset}), {Shift})";
+        if (Lo > 0) q = $"{V256}.Max({q}, {V256}.Create({Lo}))";
+        if (Hi < 255) q = $"{V256}.Min({q}, {V256}.Create({Hi}))";
+        return q;
+    }
+
     /// <summary>16 int32 sums (bias included) requantized into 16 bytes with the int32 multiplier vector <paramref name="m"/> (AVX-512).</summary>
     public string Vector16(string sum, string m) => Narrow
         ? $"RequantizeNarrow16({sum}, {m}, {Shift}, {V512}.Create({NarrowOffset}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})"
@@ -162,8 +175,8 @@ internal sealed class Requant
             w.Line($"return saturate ? {X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : {X86}.Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
             w.Close();
             w.Line();
-            w.Line("// The low bytes of 16 int32 lanes (each 0…255), in order: two saturating packs within 128-bit lanes (exact, every");
-            w.Line("// value fits) and one vpermd to put the 4-byte groups in order, all in 256-bit vectors.");
+            w.Line("// 16 int32 lanes clamped to 0…255 as bytes, in order: two saturating packs within 128-bit lanes (int32 to int16, then to");
+            w.Line("// uint8: the clamp) and one vpermd to put the 4-byte groups in order, all in 256-bit vectors.");
             w.Line(Inline);
             w.Open($"private static {V128}<byte> PackBytes16({V256}<int> q0, {V256}<int> q1)");
             w.Line($"var words = {X86}.Avx2.PackSignedSaturate(q0, q1); // q0[0..3] q1[0..3] | q0[4..7] q1[4..7]");
