@@ -56,4 +56,27 @@ public static class ActivationMath
         var (op, alpha, beta) = Activations.Parse(activation);
         return Apply(op, alpha, beta, v);
     }
+
+    /// <summary>
+    /// The function over every value, its text parsed once: parsing it per value (Apply) was 40% of an int8 compile
+    /// of MobileNetV2, whose calibration evaluates every fused ReLU6 on every output.
+    /// </summary>
+    public static float[] ApplyAll(string activation, float[] values)
+    {
+        var (op, alpha, beta) = Activations.Parse(activation);
+        var y = new float[values.Length];
+        switch (op)
+        {
+            case "Relu":
+                for (int i = 0; i < y.Length; i++) y[i] = values[i] < 0f ? 0f : values[i];
+                break;
+            case "Clip":
+                for (int i = 0; i < y.Length; i++) y[i] = float.IsNaN(values[i]) ? values[i] : MathF.Min(MathF.Max(values[i], alpha), beta);
+                break;
+            default:
+                for (int i = 0; i < y.Length; i++) y[i] = Apply(op, alpha, beta, values[i]);
+                break;
+        }
+        return y;
+    }
 }

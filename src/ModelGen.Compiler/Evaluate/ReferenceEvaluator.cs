@@ -43,7 +43,7 @@ public static class ReferenceEvaluator
         var inputs = node.Inputs.Select(i => i.Length == 0 ? null : lookup(i)).ToArray();
         var outputs = op.Evaluate(node, inputs);
         if (node.Annotations.TryGetValue("activation", out var activation))
-            outputs[0] = new TensorData(outputs[0].Shape, [.. outputs[0].Floats.Select(v => ActivationMath.Apply(activation, v))]);
+            outputs[0] = new TensorData(outputs[0].Shape, ActivationMath.ApplyAll(activation, outputs[0].Floats));
         return outputs;
     }
 }

@@ -81,7 +81,7 @@ public sealed class UnaryOperator(string opType) : Operator
         // The function was resolved by InferShapes, which always runs first; Clip with run-time bounds reads them here.
         string act = node.Annotations.TryGetValue("function", out var f) ? f
             : Activations.Format("Clip", inputs.Length > 1 && inputs[1] is { } lo ? lo.Floats[0] : float.NegativeInfinity, inputs.Length > 2 && inputs[2] is { } hi ? hi.Floats[0] : float.PositiveInfinity);
-        return [new TensorData(inputs[0]!.Shape, [.. inputs[0]!.Floats.Select(v => ActivationMath.Apply(act, v))])];
+        return [new TensorData(inputs[0]!.Shape, ActivationMath.ApplyAll(act, inputs[0]!.Floats))];
     }
 }
 
