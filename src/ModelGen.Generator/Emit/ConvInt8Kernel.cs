@@ -22,7 +22,7 @@ internal sealed class ConvInt8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe", MM = "global::System.Runtime.InteropServices.MemoryMarshal";
     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
-    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86", Arm = "global::System.Runtime.Intrinsics.Arm";
 
     public string Kernel => "ConvInt8";
 
@@ -264,8 +264,33 @@ internal sealed class ConvInt8Kernel : IKernel
         }
         if (k.Simd != "none")
         {
+            // ARM64 dot product (sdot): signed bytes only, so each patch byte less 128 (a flip of its top bit) times the
+            // weights, and 128·Σq of the channel's row added back: Σ (x − 128)·q + 128·Σ q = Σ x·q, the same integers.
+            // 4 pixels a vector, one sdot per 4 taps of each of the block's channels.
+            w.Open($"if ({Arm}.Dp.IsSupported)");
+            w.Line(string.Join(" ", rs.Select(r => $"int rowSum{r} = 0;")));
+            w.Open($"for (int t = 0; t < {row}; t++)");
+            w.Line(string.Join(" ", rs.Select(r => $"rowSum{r} += {U}.Add(ref w{r}, t);")));
+            w.Close();
+            w.Open($"for (int col = 0; col < {cols}; col += 4)");
+            w.Line(string.Join(" ", rs.Select(r => $"var d{r} = {V128}.Create(128 * rowSum{r});")));
+            w.Open($"for (int t = 0; t < {row / 4}; t++)");
+            w.Line($"var p = {V128}.AsSByte({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)) ^ {V128}.Create((byte)0x80));");
+            foreach (int r in rs)
+                w.Line($"d{r} = {Arm}.Dp.DotProduct(d{r}, p, {V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+            w.Close();
+            w.Line($"int count = global::System.Math.Min(4, {cols} - col);");
+            foreach (int r in rs)
+            {
+                w.Open("for (int e = 0; e < count; e++)");
+                w.Line($"int acc = {V128}.GetElement(d{r}, e);");
+                EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                w.Close();
+            }
+            w.Close();
+            w.Close();
             // Vector128 (SSE, ARM64 AdvSimd): 16-bit products are exact (|255·127| < 2^15), widened to int32 and summed per pixel.
-            w.Open($"if ({V128}.IsHardwareAccelerated)");
+            w.Open($"else if ({V128}.IsHardwareAccelerated)");
             w.Open($"for (int col = 0; col < {cols}; col += 4)");
             foreach (int r in rs)
             {

@@ -13,7 +13,7 @@ namespace ModelGen.Generator.Emit;
 internal sealed class DenseInt8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
-    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86", Arm = "global::System.Runtime.Intrinsics.Arm";
 
     public string Kernel => "DenseInt8";
 
@@ -91,6 +91,19 @@ internal sealed class DenseInt8Kernel : IKernel
                 foreach (int r in rs) w.Line($"a{r} += {X86}.Avx2.MultiplyAddAdjacent(xv, {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref row{r}, (nuint)i)));");
                 w.Close();
                 w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r});")));
+                w.Close();
+                // ARM64 dot product (udot): unsigned bytes only, so each weight plus 128 (a flip of its top bit) times x,
+                // and 128·Σx taken back once for every row: Σ x·(q + 128) − 128·Σ x = Σ x·q, the same integers.
+                w.Open($"else if ({Arm}.Dp.IsSupported)");
+                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V128}<uint>.Zero;")) + $" var xs = {V128}<uint>.Zero;");
+                w.Open($"for (; i <= {kk - 16}; i += 16)");
+                w.Line($"var xv = {V128}.LoadUnsafe(ref rx, (nuint)i);");
+                w.Line($"xs = {Arm}.Dp.DotProduct(xs, xv, {V128}.Create((byte)1));");
+                foreach (int r in rs)
+                    w.Line($"a{r} = {Arm}.Dp.DotProduct(a{r}, xv, {V128}.AsByte({V128}.LoadUnsafe(ref row{r}, (nuint)i)) ^ {V128}.Create((byte)0x80));");
+                w.Close();
+                w.Line($"int taken = 128 * (int){V128}.Sum(xs);");
+                w.Line(string.Join(" ", rs.Select(r => $"acc{r} = (int){V128}.Sum(a{r}) - taken;")));
                 w.Close();
             }
             w.Open($"for (; i < {kk}; i++)");

@@ -19,7 +19,10 @@ public sealed class GeneratedModels
     public ImmutableArray<Diagnostic> GeneratorDiagnostics { get; }
     public IReadOnlyDictionary<string, string> Sources { get; }
     /// <summary>Bytes of the compiled assembly (generated classes and harness).</summary>
-    public long AssemblyBytes { get; private init; }
+    public long AssemblyBytes => Image.Length;
+
+    /// <summary>The compiled assembly itself (IL: another runtime, as the ARM64 runner, can load it).</summary>
+    public byte[] Image { get; private init; } = [];
 
     GeneratedModels(Assembly assembly, ImmutableArray<Diagnostic> diagnostics, IReadOnlyDictionary<string, string> sources)
     {
@@ -56,7 +59,7 @@ public sealed class GeneratedModels
         // (SIGSEGV in libcoreclr) cleaning up thread statics of an unloaded collectible assembly when a pool thread
         // exits (a race of the kind dotnet/runtime#110837 fixed; seen here twice in one CI run). A test process holds a few hundred small assemblies; they stay loaded.
         var context = new AssemblyLoadContext(null, isCollectible: false);
-        return new GeneratedModels(context.LoadFromStream(stream), genDiagnostics, sources) { AssemblyBytes = stream.Length };
+        return new GeneratedModels(context.LoadFromStream(stream), genDiagnostics, sources) { Image = stream.ToArray() };
     }
 
     /// <summary>Runs model <paramref name="className"/> once: inputs and outputs in ONNX order.</summary>
@@ -82,8 +85,10 @@ public sealed class GeneratedModels
 
     public Type ModelType(ModelArtifact model) => _assembly.GetType(model.Namespace + "." + model.ClassName)!;
 
-    MethodInfo Method(ModelArtifact model, string name) =>
-        _assembly.GetType($"TestHarness.{model.Namespace.Replace('.', '_')}_{model.ClassName}")!.GetMethod(name)!;
+    MethodInfo Method(ModelArtifact model, string name) => _assembly.GetType(HarnessType(model))!.GetMethod(name)!;
+
+    /// <summary>The harness class of a model: Run, and for one float32 input and output RunMany.</summary>
+    public static string HarnessType(ModelArtifact model) => $"TestHarness.{model.Namespace.Replace('.', '_')}_{model.ClassName}";
 
     static string Harness(ModelArtifact m)
     {
