@@ -90,7 +90,9 @@ internal sealed class Requant
     public string VectorForPack(string sum, string m)
     {
         if (!Narrow) return Vector(sum, m);
-        string q = $"{X86}.Avx2.ShiftRightArithmetic({sum} * {m} + {V256}.Create({NarrowOffset}), {Shift})";
+        // A sum that is an expression (say a + bias) goes in parentheses: it is multiplied here, not passed to a helper.
+        string operand = sum.All(c => char.IsLetterOrDigit(c) || c == '_') ? sum : $"({sum})";
+        string q = $"{X86}.Avx2.ShiftRightArithmetic({operand} * {m} + {V256}.Create({NarrowOffset}), {Shift})";
         if (Lo > 0) q = $"{V256}.Max({q}, {V256}.Create({Lo}))";
         if (Hi < 255) q = $"{V256}.Min({q}, {V256}.Create({Hi}))";
         return q;
