@@ -24,6 +24,15 @@ internal sealed class GemmSpec
     /// are then one more vector tile whose partial vector is stored through a small buffer.
     /// </summary>
     public int PaddedColumns;
+    /// <summary>
+    /// B is gathered by the kernel itself (a convolution's patches): emits code that fills B's rows [from, to),
+    /// writing row k at row k − from. Where a level sums K in chunks and every column inside the chunk loop,
+    /// each chunk is gathered just before it is used, into the same rows (the working set stays one chunk);
+    /// otherwise all of B is gathered first.
+    /// </summary>
+    public Action<CodeWriter, string, string>? GatherB;
+    /// <summary>With <see cref="GatherB"/>: the chunks' rows come in multiples of this (one input channel's patch rows).</summary>
+    public int GatherRows = 1;
 }
 
 /// <summary>
@@ -66,6 +75,7 @@ internal static class GemmEmitter
             w.Close();
         }
         if (levels.Count > 0) w.Open("else");
+        g.GatherB?.Invoke(w, "0", N(g.K));
         EmitScalar(w, g, node);
         if (levels.Count > 0) w.Close();
         if (KernelEmitter.HasActivation(node) && VectorActivation(node, "x", "v") is null)
@@ -136,13 +146,23 @@ internal static class GemmEmitter
         int kc = g.K;
         long rowBytes = (long)Math.Min(g.N, nr * top.Width) * 4;
         if (g.M > mr && g.K * rowBytes > L1Budget) kc = (int)Math.Max(64, L1Budget / rowBytes / 8 * 8);
-        var chunk = new Chunk(kc >= g.K ? null : "k0", kc);
+        // A gathered B is gathered a chunk at a time when every column is summed inside the chunk loop (the columns
+        // left after it read all of K); its chunks then hold whole input channels.
+        bool gatherPerChunk = g.GatherB is not null && kc < g.K && ColumnsInChunkLoop(g, ladder, nr);
+        if (gatherPerChunk) kc = Math.Max(g.GatherRows, kc / g.GatherRows * g.GatherRows);
+        var chunk = new Chunk(kc >= g.K ? null : "k0", kc, gatherPerChunk);
+        if (!chunk.Relative) g.GatherB?.Invoke(w, "0", N(g.K));
         if (chunk.Var is not null)
         {
             w.Line($"// K in chunks of {kc}: the chunk of B ({kc} rows) stays in L1 while every row block uses it; C carries the sums between chunks.");
             w.Open($"for (int k0 = 0; k0 < {g.K}; k0 += {kc})");
             w.Line($"int kEnd = global::System.Math.Min(k0 + {kc}, {g.K});");
             w.Line("bool firstChunk = k0 == 0, lastChunk = kEnd == " + g.K + ";");
+            if (chunk.Relative)
+            {
+                w.Line("// This chunk's rows of B, gathered now into B's first rows: they are still in L1 when the tiles read them.");
+                g.GatherB!(w, "k0", "kEnd");
+            }
         }
         int n = 0;
         int tile = nr * top.Width;
@@ -185,8 +205,24 @@ internal static class GemmEmitter
         if (partialFrom >= 0) RowBlocks(w, g, node, top, mr, 1, N(partialFrom), new Chunk(null, g.K), partial: g.N - partialFrom);
     }
 
-    /// <summary>The K range a tile sums over: all of K, or the chunk [k0, kEnd).</summary>
-    sealed record Chunk(string? Var, int Size);
+    /// <summary>The K range a tile sums over: all of K, or the chunk [k0, kEnd); Relative: B holds only the chunk's rows.</summary>
+    sealed record Chunk(string? Var, int Size, bool Relative = false);
+
+    /// <summary>
+    /// Whether EmitLevel sums every column of C inside its chunk loop: no last columns narrower than any vector
+    /// and no partial vector over B's padding (those read all of K after the loop). The same steps as EmitLevel.
+    /// </summary>
+    static bool ColumnsInChunkLoop(GemmSpec g, List<Level> ladder, int nr)
+    {
+        var top = ladder[0];
+        int tile = nr * top.Width;
+        int n = g.N / tile * tile;
+        n += (g.N - n) / top.Width * top.Width;
+        if (n < g.N && g.PaddedColumns >= n + top.Width) return false;
+        foreach (var narrower in ladder.Skip(1))
+            n += (g.N - n) / narrower.Width * narrower.Width;
+        return n == g.N;
+    }
 
     static string N(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
@@ -220,7 +256,9 @@ internal static class GemmEmitter
         // pa and pb walk A's column and B's row as references: every load is then a register plus a constant,
         // and no index arithmetic competes with the multiply-adds for the vector ports.
         w.Line($"ref float pa = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + {m0} * {g.Lda} + {k0});");
-        w.Line($"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
+        w.Line(chunk.Relative
+            ? $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {n0});"
+            : $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
         w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
         foreach (int q in qs)
             w.Line(q == 0 ? $"{v}<float> b0 = {v}.LoadUnsafe(ref pb);" : $"{v}<float> b{q} = {v}.LoadUnsafe(ref pb, {q * level.Width});");

@@ -247,12 +247,14 @@ internal static class KernelEmitter
         w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
         if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
         w.Line(patches ? "ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
+        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, simd);
         w.Open($"for (int image = 0; image < {n}; image++)");
         w.Open($"for (int grp = 0; grp < {group}; grp++)");
         w.Line($"int xBase = (image * {c} + grp * {cpg}) * {h * wd};");
-        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, simd);
         var g = new GemmSpec
         {
+            GatherB = patches ? (cw, from, to) => cw.Line($"Patches(ref rx, ref rb, xBase, {from}, {to});") : null,
+            GatherRows = k[0] * k[1],
             M = mpg, N = cols, K = kk,
             ABase = $"grp * {mpg * kk}", Lda = kk,
             BBase = patches ? "0" : "xBase", Ldb = cols,
@@ -272,11 +274,13 @@ internal static class KernelEmitter
     static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, string simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        int cols = oh * ow;
+        int cols = oh * ow, rowsPerChannel = k[0] * k[1];
         w.Line($"// Patches: row (c, i, j) holds x[c, oy·{s[0]} + i·{d[0]} − {p[0]}, ox·{s[1]} + j·{d[1]} − {p[1]}] for every output pixel, 0 in the padding.");
-        w.Open($"for (int c = 0; c < {cpg}; c++)");
+        w.Line($"// Rows fromRow..toRow (whole channels, {rowsPerChannel} rows each) are stored from row 0 of rb: the GEMM gathers each K chunk just before it sums it.");
+        w.Open("static void Patches(ref float rx, ref float rb, int xBase, int fromRow, int toRow)");
+        w.Open($"for (int c = fromRow / {rowsPerChannel}; c < toRow / {rowsPerChannel}; c++)");
         w.Open($"for (int i = 0; i < {k[0]}; i++)");
-        w.Line($"int patchRow = (c * {k[0]} + i) * {k[1] * cols};");
+        w.Line($"int patchRow = (c * {k[0]} + i) * {k[1] * cols} - fromRow * {cols};");
         w.Line($"int plane = xBase + c * {h * wd};");
         for (int j = 0; j < k[1]; j++)
         {
@@ -306,7 +310,7 @@ internal static class KernelEmitter
             if (last < ow) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {last})), 0, {(ow - last) * 4});");
             w.Close();
         }
-        w.Close(); w.Close();
+        w.Close(); w.Close(); w.Close();
     }
 
     /// <summary>
