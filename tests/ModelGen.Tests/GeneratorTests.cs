@@ -65,6 +65,23 @@ public sealed class GeneratorTests
         Assert.Null(result.Results[0].Exception);
     }
 
+    /// <summary>
+    /// Keeps OperatorConformanceTests' GemmOneRowZigzag case meaningful: a one-row layer with more than ZigzagBytes of
+    /// weights alternates its reading direction (the conformance suite checks a first and a second call against
+    /// ONNX Runtime), and one with fewer reads in order only.
+    /// </summary>
+    [Theory]
+    [InlineData(1030, 259, true)]
+    [InlineData(784, 300, false)]
+    public void OnlyOneRowLayersLargerThanL2AlternateTheirReadingDirection(int k, int n, bool alternates)
+    {
+        string path = new OnnxBuilder().Input("a", 1, k).Initializer("B", [n, k], OnnxBuilder.Random(n * k, 3))
+            .Node("Gemm", ["a", "B"], ["y"], ("transB", 1)).Output("y").Save($"zigzag-{k}x{n}.onnx");
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "Net", Namespace = "Zigzag" });
+        var source = ModelGen.Generator.Emit.ModelEmitter.Emit(artifact);
+        Assert.Equal(alternates, source.Contains("Backward = !backward"));
+    }
+
     [Theory]
     [InlineData("none", "lenet300.onnx")]
     [InlineData("vector128", "lenet300.onnx")]
