@@ -93,6 +93,10 @@ public sealed class OperatorConformanceTests : ConformanceTests
         // one, a scalar end), asymmetric "same" pads as TensorFlow exports them, and a 5-wide kernel.
         Conv("ConvStride2WideRows", [1, 3, 40, 40], [4, 3, 3, 3], true, ("pads", new[] { 0, 0, 1, 1 }), ("strides", new[] { 2, 2 })),
         Conv("ConvStride2Rows37", [1, 2, 6, 75], [3, 2, 5, 5], false, ("pads", new[] { 2, 2, 2, 2 }), ("strides", new[] { 2, 2 })),
+        // Patches far larger than L1 with few rows (a stem): the GEMM runs in bands of output rows (ConvBands), here
+        // 3 rows of 65 (33 rows, two images) and, per group, 10 rows of 40.
+        Conv("ConvStemBands", [2, 3, 66, 130], [8, 3, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
+        Conv("ConvGroupBands", [1, 4, 40, 40], [4, 2, 3, 3], true, ("group", 2), ("pads", new[] { 1, 1, 1, 1 })),
         // Too narrow for any vector: every column is an edge column (ONNX's test_basic_conv_with_padding, weights given at run time).
         new ConformanceCase("ConvNarrowRuntimeWeights", new OnnxBuilder().Input("x", 1, 1, 5, 5).Input("w", 1, 1, 3, 3).Node("Conv", ["x", "w"], ["y"], ("pads", new[] { 1, 1, 1, 1 })).Output("y"),
             [("x", [1, 1, 5, 5]), ("w", [1, 1, 3, 3])]),

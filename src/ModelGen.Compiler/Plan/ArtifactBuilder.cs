@@ -118,7 +118,12 @@ public sealed class ArtifactBuilder : ILowering
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };
                 bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
                 if (gemm && !pointwise)
-                    outputs.Add(((ILowering)this).Temporary(node.Name + ".patches", [w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b), y.Skip(2).Aggregate(1, (a, b) => a * b)]));
+                {
+                    // The patches of one band of output rows (all of them unless ConvBands splits a large stem).
+                    int patchRows = w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b);
+                    int columns = y.Length == 4 ? ConvBands.Rows(patchRows, y[2], y[3]) * y[3] : y.Skip(2).Aggregate(1, (a, b) => a * b);
+                    outputs.Add(((ILowering)this).Temporary(node.Name + ".patches", [patchRows, columns]));
+                }
                 if (depthwise && !depthwiseRows && _artifact.Simd != "none" && DepthwisePlane(geo, x, y) is var (rows, width, wide))
                 {
                     // A zero-padded copy of one input plane and a wide output plane: every tap is then one

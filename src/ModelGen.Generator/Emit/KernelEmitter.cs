@@ -218,11 +218,15 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         int cpg = c / group, mpg = m / group, kk = cpg * k[0] * k[1], cols = oh * ow;
+        // Output rows per band (ConvBands, as the compiler sized the patches): oh unless a large stem is split.
+        int band = patches ? ConvBands.Rows(kk, oh, ow) : oh, bandCols = band * ow;
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line($"// As a GEMM per image{(group > 1 ? " and group" : "")}: y[{mpg}, {cols}] = w[{mpg}, {kk}]·patches[{kk}, {cols}]{(hasBias ? " + b" : "")}{(patches ? "; the patches (im2col) gathered into scratch y1 first" : "; x itself is the patch matrix (1x1, stride 1, no pads)")}.");
+        if (band < oh)
+            w.Line($"// In bands of {band} output rows ({bandCols} columns): a band's patches ({(long)kk * bandCols * 4} bytes) are still in L1 when its GEMM reads them.");
         KernelEmitter.OpenKernel(w, name, sig);
         string widened = "y" + (outputs.Length - 1).ToString(CultureInfo.InvariantCulture);
-        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {m}" : "")}{(patches ? $" || y1.Length < {(long)kk * cols}" : "")}{(int8 ? $" || scales.Length < {m} || {widened}.Length < {wt.ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {m}" : "")}{(patches ? $" || y1.Length < {(long)kk * bandCols}" : "")}{(int8 ? $" || scales.Length < {m} || {widened}.Length < {wt.ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         if (int8)
         {
@@ -247,21 +251,23 @@ internal static class KernelEmitter
         w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
         if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
         w.Line(patches ? "ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
-        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, simd);
+        if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, band, simd);
         w.Open($"for (int image = 0; image < {n}; image++)");
         w.Open($"for (int grp = 0; grp < {group}; grp++)");
         w.Line($"int xBase = (image * {c} + grp * {cpg}) * {h * wd};");
+        if (band < oh) w.Open($"for (int oy0 = 0; oy0 < {oh}; oy0 += {band})");
         var g = new GemmSpec
         {
-            GatherB = patches ? (cw, from, to) => cw.Line($"Patches(ref rx, ref rb, xBase, {from}, {to});") : null,
+            GatherB = patches ? (cw, from, to) => cw.Line($"Patches(ref rx, ref rb, xBase, {from}, {to}, {(band < oh ? "oy0" : "0")});") : null,
             GatherRows = k[0] * k[1],
-            M = mpg, N = cols, K = kk,
+            M = mpg, N = bandCols, K = kk,
             ABase = $"grp * {mpg * kk}", Lda = kk,
-            BBase = patches ? "0" : "xBase", Ldb = cols,
-            CBase = $"(image * {m} + grp * {mpg}) * {cols}", Ldc = cols,
+            BBase = patches ? "0" : "xBase", Ldb = bandCols,
+            CBase = $"(image * {m} + grp * {mpg}) * {cols}{(band < oh ? $" + oy0 * {ow}" : "")}", Ldc = cols,
             BiasKind = hasBias ? BiasKind.PerRow : BiasKind.None, BiasBase = $"grp * {mpg}",
         };
         GemmEmitter.Emit(w, g, node, simd);
+        if (band < oh) w.Close();
         w.Close(); w.Close();
         w.Close();
     }
@@ -271,13 +277,13 @@ internal static class KernelEmitter
     /// for every output pixel (oy, ox), 0 in the padding. The j loop is unrolled so each run of columns
     /// inside the image is a copy of a constant length, which the JIT turns into a few vector moves.
     /// </summary>
-    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, string simd)
+    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, string simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        int cols = oh * ow, rowsPerChannel = k[0] * k[1];
-        w.Line($"// Patches: row (c, i, j) holds x[c, oy·{s[0]} + i·{d[0]} − {p[0]}, ox·{s[1]} + j·{d[1]} − {p[1]}] for every output pixel, 0 in the padding.");
+        int cols = band * ow, rowsPerChannel = k[0] * k[1];
+        w.Line($"// Patches: row (c, i, j) holds x[c, oy·{s[0]} + i·{d[0]} − {p[0]}, ox·{s[1]} + j·{d[1]} − {p[1]}] for every output pixel{(band < oh ? $" of the band's {band} rows oy0.." : "")}, 0 in the padding.");
         w.Line($"// Rows fromRow..toRow (whole channels, {rowsPerChannel} rows each) are stored from row 0 of rb: the GEMM gathers each K chunk just before it sums it.");
-        w.Open("static void Patches(ref float rx, ref float rb, int xBase, int fromRow, int toRow)");
+        w.Open("static void Patches(ref float rx, ref float rb, int xBase, int fromRow, int toRow, int oy0)");
         w.Open($"for (int c = fromRow / {rowsPerChannel}; c < toRow / {rowsPerChannel}; c++)");
         w.Open($"for (int i = 0; i < {k[0]}; i++)");
         w.Line($"int patchRow = (c * {k[0]} + i) * {k[1] * cols} - fromRow * {cols};");
@@ -290,9 +296,9 @@ internal static class KernelEmitter
             int last = shift > wd - 1 ? 0 : Math.Min(ow, (wd - 1 - shift) / s[1] + 1);
             if (last < first) last = first;
             w.Line($"// j = {j}: output columns {first}..{last - 1} read input columns ox·{s[1]} {(shift < 0 ? "− " + (-shift) : "+ " + shift)}.");
-            w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+            w.Open($"for (int oy = 0; oy < {band}; oy++)");
             w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + {j * cols} + oy * {ow});");
-            w.Line($"int ih = oy * {s[0]} + i * {d[0]} - {p[0]};");
+            w.Line($"int ih = (oy0 + oy) * {s[0]} + i * {d[0]} - {p[0]};");
             if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
                 w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
             if (first > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {first * 4});");
