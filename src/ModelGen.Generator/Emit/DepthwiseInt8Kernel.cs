@@ -372,15 +372,16 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         readonly bool _bytes = k.Inputs[0].IsUInt8;
 
         /// <summary>A uint8 input is read in place: each load widens its bytes to float32 (less the zero point).</summary>
-        public override string Load(string v, int width, string offset, bool constant)
+        public override string Load(string v, int width, string offset, bool constant, string? at = null)
         {
-            if (!_bytes) return base.Load(v, width, offset, constant);
-            string at = constant ? offset : $"(nuint)({offset})";
+            if (!_bytes) return base.Load(v, width, offset, constant, at);
+            string index = constant ? offset : $"(nuint)({offset})";
+            string xb = at ?? "xb";
             string widened = width switch
             {
-                16 => $"{V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref xb, {at})))",
-                8 => $"{V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref xb, {offset}))))))",
-                _ => $"{V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref xb, {offset}))))))))",
+                16 => $"{V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref {xb}, {index})))",
+                8 => $"{V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref {xb}, {offset}))))))",
+                _ => $"{V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref {xb}, {offset}))))))))",
             };
             return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
         }
@@ -389,18 +390,24 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         /// Stride 2 on a uint8 input: the 2·width bytes as width 16-bit lanes widened to int32 (vpmovzxwd), whose low
         /// bytes are the even elements; one widening instead of two and a permute.
         /// </summary>
-        public override string? LoadEven(string v, int width, string offset, bool constant)
+        public override string? LoadEven(string v, int width, string offset, bool constant, string? at = null)
         {
             if (!_bytes || k.Simd != "auto" || width is not (16 or 8)) return null;
-            string at = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref xb, {offset}))";
+            string pairsAt = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref {at ?? "xb"}, {offset}))";
             string pairs = width == 16
-                ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({at}))"
-                : $"{X86}.Avx2.ConvertToVector256Int32({V128}.LoadUnsafe({at}))";
+                ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({pairsAt}))"
+                : $"{X86}.Avx2.ConvertToVector256Int32({V128}.LoadUnsafe({pairsAt}))";
             string widened = $"{v}.ConvertToSingle({pairs} & {v}.Create(0xFF))";
             return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
         }
 
         public override string LoadScalar(string index) => _bytes ? $"(float)({U}.Add(ref xb, {index}) - {_zero})" : base.LoadScalar(index);
+
+        public override void DeclareRow(CodeWriter w, string name, string offset)
+        {
+            if (_bytes) w.Line($"ref byte {name} = ref {U}.Add(ref xb, {offset});");
+            else base.DeclareRow(w, name, offset);
+        }
 
         public override void BeginPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g, string? v)
         {

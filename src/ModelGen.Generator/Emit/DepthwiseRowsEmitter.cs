@@ -88,9 +88,18 @@ internal static class DepthwiseRowsEmitter
         /// <summary>Stores the float <c>sum</c> of one output at <paramref name="at"/> (within the plane).</summary>
         public abstract void StoreScalar(CodeWriter w, Shape g, string at);
 
-        /// <summary>The float32 vector of v at element <paramref name="offset"/> of the plane (an int expression; constant: a literal).</summary>
-        public virtual string Load(string v, int width, string offset, bool constant) =>
-            constant ? $"{v}.LoadUnsafe(ref xp, {offset})" : $"{v}.LoadUnsafe(ref xp, (nuint)({offset}))";
+        /// <summary>
+        /// The float32 vector of v at element <paramref name="offset"/> (an int expression; constant: a literal) of the plane,
+        /// or past <paramref name="at"/>, a ref to an element of the plane (see <see cref="DeclareRow"/>).
+        /// </summary>
+        public virtual string Load(string v, int width, string offset, bool constant, string? at = null) =>
+            constant ? $"{v}.LoadUnsafe(ref {at ?? "xp"}, {offset})" : $"{v}.LoadUnsafe(ref {at ?? "xp"}, (nuint)({offset}))";
+
+        /// <summary>
+        /// Declares <paramref name="name"/>, a ref to element <paramref name="offset"/> of the plane, for loads relative to it:
+        /// a row's loads are then a register plus a constant, with no index arithmetic per load.
+        /// </summary>
+        public virtual void DeclareRow(CodeWriter w, string name, string offset) => w.Line($"ref float {name} = ref {U}.Add(ref xp, {offset});");
 
         /// <summary>The float32 value at element <paramref name="index"/> of the plane.</summary>
         public virtual string LoadScalar(string index) => $"{U}.Add(ref xp, {index})";
@@ -99,7 +108,7 @@ internal static class DepthwiseRowsEmitter
         /// A stride-2 tap, lane e = element offset + 2e of the plane (elements offset … offset + 2·width − 1 are inside it),
         /// in fewer instructions than two loads and a permute; null: the strip composes it so.
         /// </summary>
-        public virtual string? LoadEven(string v, int width, string offset, bool constant) => null;
+        public virtual string? LoadEven(string v, int width, string offset, bool constant, string? at = null) => null;
     }
 
     sealed class FloatRows(ArtifactNode node, bool hasBias) : Flavor
@@ -275,6 +284,8 @@ internal static class DepthwiseRowsEmitter
                 if (kh >= 0 && kh < g.KH && (oy is not int o || o + j < g.OH)) reach.Add((j, kh));
             }
             if (reach.Count == 0) continue;
+            int rowStart = (r - g.PT) * g.W;
+            if (oy is null) flavor.DeclareRow(w, $"xr{r}", $"oy * {g.SH * g.W}{(rowStart == 0 ? "" : rowStart > 0 ? $" + {rowStart}" : $" - {-rowStart}")}");
             for (int kw = 0; kw < g.KW; kw++) w.Line($"var t{r}_{kw} = {Tap(flavor, g, l, c0, lanes, oy, r, kw)};");
             foreach (var (j, kh) in reach)
                 for (int kw = 0; kw < g.KW; kw++)
@@ -305,8 +316,19 @@ internal static class DepthwiseRowsEmitter
             string colPart = c0 is int c1 ? CodeWriter.N(g.SW * c1 + kw - g.PL + extra) : $"{(g.SW == 1 ? "c0" : "2 * c0")} + {kw - g.PL + extra}";
             return $"{rowPart} + {colPart}";
         }
+        // In the loop over rows, loads are relative to the row's ref xr{r} (declared by EmitRow): constant columns
+        // become constant offsets (a negative one through Unsafe.Add: the element is still inside the plane).
+        string rowRef = $"xr{r}";
+        string ColumnExpr(int extra) => $"{(g.SW == 1 ? "c0" : "2 * c0")} + {kw - g.PL + extra}";
         string Load(int extra)
         {
+            if (oy is null && c0 is int cc)
+            {
+                int col = g.SW * cc + kw - g.PL + extra;
+                return col >= 0 ? flavor.Load(v, width, CodeWriter.N(col), constant: true, at: rowRef)
+                    : flavor.Load(v, width, "0", constant: true, at: $"{U}.Add(ref {rowRef}, {col})");
+            }
+            if (oy is null) return flavor.Load(v, width, ColumnExpr(extra), constant: false, at: rowRef);
             if (q is not int at) return flavor.Load(v, width, QExpr(extra), constant: false);
             at += extra;
             if (at >= 0 && at + width <= g.Plane) return flavor.Load(v, width, CodeWriter.N(at), constant: true);
@@ -316,8 +338,18 @@ internal static class DepthwiseRowsEmitter
             var index = Enumerable.Range(0, width).Select(e => at + e - inside).Select(i => i >= 0 && i < width ? i : width);
             return $"{v}.Shuffle({flavor.Load(v, width, CodeWriter.N(inside), constant: true)}, {v}.Create({string.Join(", ", index)}))";
         }
-        string? EvenLoad() => q is not int from ? flavor.LoadEven(v, width, QExpr(0), constant: false)
-            : from >= 0 && from + 2 * width <= g.Plane ? flavor.LoadEven(v, width, CodeWriter.N(from), constant: true) : null;
+        string? EvenLoad()
+        {
+            if (oy is null && c0 is int cc)
+            {
+                int col = g.SW * cc + kw - g.PL;
+                return col >= 0 ? flavor.LoadEven(v, width, CodeWriter.N(col), constant: true, at: rowRef)
+                    : flavor.LoadEven(v, width, "0", constant: true, at: $"{U}.Add(ref {rowRef}, {col})");
+            }
+            if (oy is null) return flavor.LoadEven(v, width, ColumnExpr(0), constant: false, at: rowRef);
+            return q is not int from ? flavor.LoadEven(v, width, QExpr(0), constant: false)
+                : from >= 0 && from + 2 * width <= g.Plane ? flavor.LoadEven(v, width, CodeWriter.N(from), constant: true) : null;
+        }
         string tap = g.SW == 1 ? Load(0) : EvenLoad() ?? KernelEmitter.EvenLanes(v, width, Load(0), Load(width));
         if (c0 is not int c2) return tap;
         var keep = Enumerable.Range(0, width).Select(e => e >= lanes || (uint)(g.SW * (c2 + e) + kw - g.PL) < (uint)g.W).ToArray();
