@@ -66,6 +66,38 @@ public sealed class GeneratorTests
     }
 
     /// <summary>
+    /// Under tiered compilation, the default in an app, a method starts in unoptimized tier-0 code: every kernel
+    /// method and every local function in one (a convolution's patch gather) must be AggressiveOptimization (or, for
+    /// a loop-free helper, AggressiveInlining). A local function without it ran LeNet-5's float32 convolutions at half
+    /// speed in modelgen bench, where the tests, which compare outputs only, could not see it.
+    /// </summary>
+    [Theory]
+    [InlineData("lenet5.onnx", "none")]
+    [InlineData("lenet5.onnx", "int8")]
+    [InlineData("dwsep", "none")]
+    [InlineData("dwsep", "int8")]
+    public void EveryKernelMethodAndLocalFunctionIsOptimizedAtOnce(string model, string compression)
+    {
+        string path = model == "dwsep" ? SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-tiering.onnx") : TestData.Mnist(model);
+        var artifact = ModelCompiler.Compile(new CompileOptions
+        {
+            ModelPath = path, ClassName = "Net", Namespace = "Tiering",
+            Compression = compression, CalibrationPath = compression == "none" ? null : TestData.Mnist("calibration-256.npy"),
+        });
+        var root = CSharpSyntaxTree.ParseText(ModelGen.Generator.Emit.ModelEmitter.Emit(artifact)).GetRoot();
+        var kernels = root.DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.ClassDeclarationSyntax>().Single(c => c.Identifier.Text == "Kernels");
+        var methods = kernels.DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.MethodDeclarationSyntax>()
+            .Select(m => (Name: m.Identifier.Text, m.AttributeLists))
+            .Concat(kernels.DescendantNodes().OfType<Microsoft.CodeAnalysis.CSharp.Syntax.LocalFunctionStatementSyntax>().Select(f => (Name: f.Identifier.Text, f.AttributeLists)))
+            .ToList();
+        Assert.NotEmpty(methods);
+        if (model == "lenet5.onnx" && compression == "none") Assert.Contains(methods, m => m.Name == "Patches");
+        // Loop-free helpers may be AggressiveInlining instead: inlined, they are compiled with the kernel that calls them.
+        foreach (var (name, attributes) in methods)
+            Assert.True(attributes.ToString() is var a && (a.Contains("AggressiveOptimization") || a.Contains("AggressiveInlining")), $"{name} is neither AggressiveOptimization nor AggressiveInlining");
+    }
+
+    /// <summary>
     /// Keeps OperatorConformanceTests' GemmOneRowZigzag case meaningful: a one-row layer with more than ZigzagBytes of
     /// weights alternates its reading direction (the conformance suite checks a first and a second call against
     /// ONNX Runtime), and one with fewer reads in order only.
