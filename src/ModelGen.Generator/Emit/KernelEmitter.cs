@@ -282,7 +282,8 @@ internal static class KernelEmitter
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         int cols = band * ow, rowsPerChannel = k[0] * k[1];
         w.Line($"// Patches: row (c, i, j) holds x[c, oy·{s[0]} + i·{d[0]} − {p[0]}, ox·{s[1]} + j·{d[1]} − {p[1]}] for every output pixel{(band < oh ? $" of the band's {band} rows oy0.." : "")}, 0 in the padding.");
-        w.Line($"// Rows fromRow..toRow (whole channels, {rowsPerChannel} rows each) are stored from row 0 of rb: the GEMM gathers each K chunk just before it sums it.");
+        w.Line($"// Rows fromRow..toRow (whole channels, {rowsPerChannel} rows each) are stored from row 0 of rb: the GEMM calls it for each K chunk just");
+        w.Line("// before it sums the chunk where its chunks hold every column, else once for all the rows.");
         // AggressiveOptimization too: without it, under tiered compilation, LeNet-5 ran at half speed in modelgen bench.
         OpenHelper(w, "static void Patches(ref float rx, ref float rb, int xBase, int fromRow, int toRow, int oy0)");
         w.Open($"for (int c = fromRow / {rowsPerChannel}; c < toRow / {rowsPerChannel}; c++)");
