@@ -4,9 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export DOTNET_CLI_TELEMETRY_OPTOUT=1 DOTNET_NOLOGO=1 MSBUILDDISABLENODEREUSE=1
+# Installs what the tests need (qemu-user for the ARM64 tests), or says what to install.
+bash eng/prerequisites.sh
 mkdir -p artifacts
 dotnet build ModelGen.sln -c Release -nodeReuse:false
-# The ARM64 runner: Arm64Tests run the generated code on it under qemu-aarch64 (.ci/run installs qemu-user).
+# The ARM64 runner: Arm64Tests run the generated code on it under qemu-aarch64 (eng/prerequisites.sh installs qemu-user).
 dotnet publish tests/ModelGen.Arm64Runner -c Release -o artifacts/arm64-runner -nodeReuse:false
 set +e
 dotnet test ModelGen.sln -c Release --no-build -nodeReuse:false 2>&1 | tee artifacts/test.log
