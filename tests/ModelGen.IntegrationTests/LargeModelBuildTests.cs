@@ -49,7 +49,8 @@ public sealed class LargeModelBuildTests(PackageFixture package, ITestOutputHelp
 
         using var session = new InferenceSession(model);
         using var value = OrtValue.CreateTensorValueFromMemory(x, [1, 1024]);
-        using var outputs = session.Run(new RunOptions(), ["x"], [value], ["y"]);
+        using var runOptions = new RunOptions(); // kept alive through Run: see OnnxRuntimeOracle
+        using var outputs = session.Run(runOptions, ["x"], [value], ["y"]);
         float[] expected = outputs[0].GetTensorDataAsSpan<float>().ToArray();
         Assert.Equal(expected.Length, actual.Length);
         for (int i = 0; i < expected.Length; i++)

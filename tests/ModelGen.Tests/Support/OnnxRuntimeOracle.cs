@@ -21,7 +21,10 @@ public sealed class OnnxRuntimeOracle : IDisposable
         var values = inputs.Select(i => OrtValue.CreateTensorValueFromMemory(i.Data, [.. i.Shape.Select(d => (long)d)])).ToList();
         try
         {
-            using var results = _session.Run(new RunOptions(), inputs.Select(i => i.Name).ToList(), values, _session.OutputNames);
+            // Held in a using: a RunOptions nothing references during Run can be finalized mid-call (its native
+            // handle freed), which ONNX Runtime reports as an invalid log severity level.
+            using var runOptions = new RunOptions();
+            using var results = _session.Run(runOptions, inputs.Select(i => i.Name).ToList(), values, _session.OutputNames);
             return [.. results.Select(r => r.GetTensorDataAsSpan<float>().ToArray())];
         }
         finally
@@ -33,7 +36,8 @@ public sealed class OnnxRuntimeOracle : IDisposable
     /// <summary>Runs with inputs of any element type the caller builds (float32 or int64).</summary>
     public float[][] Run(params (string Name, OrtValue Value)[] inputs)
     {
-        using var results = _session.Run(new RunOptions(), inputs.Select(i => i.Name).ToList(), inputs.Select(i => i.Value).ToList(), _session.OutputNames);
+        using var runOptions = new RunOptions();
+        using var results = _session.Run(runOptions, inputs.Select(i => i.Name).ToList(), inputs.Select(i => i.Value).ToList(), _session.OutputNames);
         return [.. results.Select(r => r.GetTensorDataAsSpan<float>().ToArray())];
     }
 
