@@ -72,6 +72,9 @@ public static class Program
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);
+                // Emitted here as the generator will emit it: what a build would compile is checked against its budget.
+                string source = ModelEmitter.Emit(readBack);
+                ModelCompiler.CheckEmittedSize(source.Length, compiled, prepared);
                 var artifactFile = parse.GetValue(artifact);
                 var dir = parse.GetValue(outDir);
                 if (artifactFile is null && dir is null)
@@ -104,7 +107,7 @@ public static class Program
                 if (dir is not null)
                 {
                     string path = Path.Combine(dir.FullName, ModelEmitter.FileName(readBack));
-                    WriteIfChanged(path, ModelEmitter.Emit(readBack), modelFile.FullName);
+                    WriteIfChanged(path, source, modelFile.FullName);
                     Console.WriteLine($"modelgen: wrote {path}");
                 }
                 return 0;

@@ -106,7 +106,39 @@ public static class ModelCompiler
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
         string ns = Identifiers.Namespace(options.Namespace);
         var graph = prepared = Prepare(options);
-        string sha = Convert.ToHexStringLower(SHA256.HashData(File.ReadAllBytes(options.ModelPath)));
-        return ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
+        string sha = Convert.ToHexStringLower(SHA256.HashData(OnnxModelLoader.ReadModelBytes(options.ModelPath)));
+        var artifact = ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
+        CheckEmbeddedBytes(artifact, graph);
+        return artifact;
+    }
+
+    /// <summary>What the generated code may embed (weights, tables): 16 bytes per byte of the model, and at least 16 MiB.</summary>
+    public static long EmbeddedBudget(Graph graph) => Math.Max(16L << 20, 16 * graph.FileBytes);
+
+    /// <summary>
+    /// The C# emitted for a model: its embedded bytes as literals (3 characters a byte at most) and 256 K
+    /// characters of code a node, an average ten times what MobileNetV2's kernels take. Emitters keep their code
+    /// independent of large shapes (loops, not unrolled kernels thousands wide); this is the backstop.
+    /// </summary>
+    public static void CheckEmittedSize(long sourceChars, ModelArtifact artifact, Graph graph)
+    {
+        long budget = 3 * EmbeddedBudget(graph) + (256L << 10) * (artifact.Nodes.Count + 1);
+        if (sourceChars > budget)
+            throw new ModelGenException(ErrorCodes.TooLarge, graph.ModelPath,
+                $"the generated C# would be {sourceChars:N0} characters for {artifact.Nodes.Count} kernels, more than the {budget:N0} ModelGen allows; please report the model: an emitter grows with a shape it should loop over");
+    }
+
+    /// <summary>
+    /// The last of the compiler's size budgets: a small file that would still become a huge C# file (and a
+    /// consumer build that takes minutes and gigabytes) is refused here, whatever made it grow.
+    /// </summary>
+    static void CheckEmbeddedBytes(ModelArtifact artifact, Graph graph)
+    {
+        long embedded = artifact.Tensors.Sum(t => (long)(t.Data?.Length ?? 0))
+            + artifact.Nodes.Sum(n => n.Attributes.Sum(a => (long)a.Value.Length));
+        long budget = EmbeddedBudget(graph);
+        if (embedded > budget)
+            throw new ModelGenException(ErrorCodes.TooLarge, graph.ModelPath,
+                $"the generated code would embed {embedded:N0} bytes of weights and tables from a model of {graph.FileBytes:N0} bytes, more than the {budget:N0} ModelGen allows it (16 times the model, or 16 MiB); check the model for constants that broadcast or tile into millions of values");
     }
 }

@@ -24,6 +24,8 @@ public static class ErrorCodes
     public const string ExternalDataOutsideFolder = "MG0005";
     public const string ExternalDataMissing = "MG0006";
     public const string BadOption = "MG0007";
+    public const string NotRegularFile = "MG0008";
+    public const string FileUnreadable = "MG0009";
     public const string DataFileInvalid = "MG0201";
     public const string DataTypeUnsupported = "MG0202";
     public const string UnsupportedOperator = "MG1001";

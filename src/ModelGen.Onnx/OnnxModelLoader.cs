@@ -12,19 +12,16 @@ public static class OnnxModelLoader
     /// <summary>Protobuf caps one message at 2 GiB; ONNX larger than that uses external data.</summary>
     public const long MaxModelBytes = int.MaxValue;
 
-    public static ModelProto Load(string path)
-    {
-        var info = new FileInfo(path);
-        if (!info.Exists)
-            throw new ModelGenException(ErrorCodes.FileNotFound, path, "the model file does not exist; check the path of the CompressedModel item");
-        if (info.Length > MaxModelBytes)
-            throw new ModelGenException(ErrorCodes.FileTooLarge, path, $"the model file is {info.Length} bytes; ONNX files over 2 GiB must keep their weights in external data files");
-        byte[] bytes = File.ReadAllBytes(path);
-        return Parse(bytes, path);
-    }
+    public static ModelProto Load(string path) => Parse(ReadModelBytes(path), path);
+
+    /// <summary>The model file's bytes, read through <see cref="GuardedFile"/> (regular files only, size checked first).</summary>
+    public static byte[] ReadModelBytes(string path) =>
+        GuardedFile.ReadAll(path, MaxModelBytes, "the model file", ErrorCodes.FileTooLarge,
+            "ONNX files over 2 GiB must keep their weights in external data files");
 
     public static ModelProto Parse(byte[] bytes, string path)
     {
+        WireBudget.Check(bytes, path);
         ModelProto model;
         try
         {
@@ -60,23 +57,27 @@ public static class OnnxModelLoader
         }
         if (string.IsNullOrEmpty(location))
             throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}' says its data is external but names no location");
-        string folder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".");
-        string full = Path.GetFullPath(Path.Combine(folder, location));
-        string folderWithSep = folder.EndsWith(Path.DirectorySeparatorChar) ? folder : folder + Path.DirectorySeparatorChar;
-        if (Path.IsPathRooted(location) || !full.StartsWith(folderWithSep, StringComparison.Ordinal))
-            throw new ModelGenException(ErrorCodes.ExternalDataOutsideFolder, modelPath, $"initializer '{tensor.Name}' points to external data '{location}' outside the model's folder; ModelGen reads external data only from the model's own folder");
-        var info = new FileInfo(full);
-        if (!info.Exists)
-            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}' needs the external data file '{location}', which does not exist beside the model");
+        if (location.Contains('\0') || Path.IsPathRooted(location))
+            throw new ModelGenException(ErrorCodes.ExternalDataOutsideFolder, modelPath, $"initializer '{tensor.Name}' points to external data '{Printable(location)}', which is not a relative path inside the model's folder; ModelGen reads external data only from the model's own folder");
+        // Confined after every symbolic link is resolved, the folders' too: a link inside the folder may not
+        // lead out of it.
+        string folder = GuardedFile.RealPath(Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".");
+        string full = GuardedFile.RealPath(Path.Combine(folder, location));
+        if (!GuardedFile.IsInside(full, folder))
+            throw new ModelGenException(ErrorCodes.ExternalDataOutsideFolder, modelPath, $"initializer '{tensor.Name}' points to external data '{Printable(location)}', which is outside the model's folder (it resolves to {full}); ModelGen reads external data only from the model's own folder, symbolic links resolved");
+        if (!File.Exists(full) && !Directory.Exists(full))
+            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}' needs the external data file '{Printable(location)}', which does not exist beside the model");
+        var info = GuardedFile.Regular(full, $"the external data file '{Printable(location)}' of initializer '{tensor.Name}'");
         if (length < 0) length = expectedBytes;
-        if (length != expectedBytes || offset < 0 || offset + length > info.Length)
-            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}': external data '{location}' offset {offset} length {length} does not fit the file ({info.Length} bytes) or the tensor ({expectedBytes} bytes)");
-        var data = new byte[length];
-        using var stream = File.OpenRead(full);
-        stream.Seek(offset, SeekOrigin.Begin);
-        stream.ReadExactly(data);
-        return data;
+        // offset + length may overflow: compare by subtraction.
+        if (length != expectedBytes || offset < 0 || offset > info.Length || length > info.Length - offset)
+            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}': external data '{Printable(location)}' offset {offset} length {length} does not fit the file ({info.Length} bytes) or the tensor ({expectedBytes} bytes)");
+        return GuardedFile.ReadRange(info, offset, length, modelPath, $"the external data file '{Printable(location)}'");
     }
+
+    /// <summary>A name from the model as it may appear in a message: control characters escaped.</summary>
+    static string Printable(string s) =>
+        string.Concat(s.Select(c => char.IsControl(c) || c is >= '\u202A' and <= '\u202E' or >= '\u2066' and <= '\u2069' ? $"\\u{(int)c:X4}" : c.ToString()));
 
     static long ParseLong(string s, TensorProto tensor, string modelPath) =>
         long.TryParse(s, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long v)

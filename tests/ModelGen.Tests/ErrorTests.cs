@@ -62,7 +62,8 @@ public sealed class ErrorTests
             string path = Path.Combine(dir, $"truncated-{length}.onnx");
             File.WriteAllBytes(path, model[..length]);
             var e = Fails(path);
-            Assert.True(e.Code is ErrorCodes.NotOnnx or ErrorCodes.NoGraph or ErrorCodes.InvalidGraph, e.Canonical);
+            // An empty file cannot be told from a FIFO or device before it is opened: MG0008 says so.
+            Assert.True(length == 0 ? e.Code == ErrorCodes.NotRegularFile : e.Code is ErrorCodes.NotOnnx or ErrorCodes.NoGraph or ErrorCodes.InvalidGraph, e.Canonical);
             failures++;
         }
         for (int i = 0; i < 40; i++)

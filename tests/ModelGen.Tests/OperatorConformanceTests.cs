@@ -79,6 +79,12 @@ public sealed class OperatorConformanceTests : ConformanceTests
             .Initializer("w", [3, 1, 3, 3], R(27, 2)).Initializer("b", [3], R(3, 3))
             .Node("Pad", ["x", "pads"], ["p"]).Node("Conv", ["p", "w", "b"], ["y"], ("group", 3), ("strides", new[] { 2, 2 })).Output("y"), [("x", [1, 3, 16, 17])]),
         Conv("ConvGroup2", [1, 4, 6, 6], [6, 2, 3, 3], true, ("group", 2)),
+        // Kernels too wide to unroll (the patch gather loops over their columns) and depthwise kernels of too
+        // many taps for the depthwise kernels (they take the GEMM): padded, strided, dilated.
+        Conv("ConvKernel1x20Padded", [1, 2, 3, 40], [3, 2, 1, 20], true, ("pads", new[] { 0, 5, 0, 7 })),
+        Conv("ConvKernel3x17Stride2Dilated", [1, 1, 9, 60], [2, 1, 3, 17], true, ("pads", new[] { 1, 9, 1, 2 }), ("strides", new[] { 2, 3 }), ("dilations", new[] { 1, 2 })),
+        Conv("ConvKernel1x24WiderThanInput", [1, 1, 2, 10], [2, 1, 1, 24], false, ("pads", new[] { 0, 8, 0, 8 })),
+        Conv("ConvDepthwise9x9", [1, 3, 12, 14], [3, 1, 9, 9], true, ("group", 3), ("pads", new[] { 4, 4, 4, 4 })),
         Conv("ConvSameUpper", [1, 2, 7, 7], [3, 2, 5, 5], true, ("auto_pad", "SAME_UPPER"), ("strides", new[] { 2, 2 })),
         Conv("ConvSameLower", [1, 2, 6, 6], [3, 2, 4, 4], true, ("auto_pad", "SAME_LOWER")),
         Conv("ConvValid", [1, 2, 7, 7], [3, 2, 3, 3], true, ("auto_pad", "VALID"), ("strides", new[] { 2, 2 })),

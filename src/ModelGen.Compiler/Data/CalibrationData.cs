@@ -31,8 +31,13 @@ public sealed record DataSet(IReadOnlyList<DataInput> Inputs, IReadOnlyList<floa
 /// </summary>
 public static class CalibrationData
 {
-    /// <summary>Largest uncompressed array a .npz entry may declare (the data must also fit the bound on samples).</summary>
-    const long MaxEntryBytes = 1L << 31;
+    /// <summary>
+    /// How far a .npz entry may inflate: its stored size times this, or <see cref="InflateFloorBytes"/>. numpy's
+    /// savez stores arrays as they are and savez_compressed deflates real data a few times over; a thousandfold
+    /// is a zip bomb.
+    /// </summary>
+    const long MaxInflateRatio = 100;
+    const long InflateFloorBytes = 16 << 20;
 
     public static DataSet Load(string path, IReadOnlyList<DataInput> inputs, float uint8Scale = 1f)
     {
@@ -54,8 +59,9 @@ public static class CalibrationData
 
     static DataSet FromNpz(string path, IReadOnlyList<DataInput> inputs, float uint8Scale)
     {
+        var file = GuardedFile.Regular(path, "the .npz file");
         ZipArchive zip;
-        try { zip = ZipFile.OpenRead(path); }
+        try { zip = new ZipArchive(file.OpenRead(), ZipArchiveMode.Read, leaveOpen: false); }
         catch (InvalidDataException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not a readable .npz (zip) file: {e.Message}"); }
         using (zip)
         {
@@ -69,32 +75,48 @@ public static class CalibrationData
                 var entry = arrays.TryGetValue(inputs[i].Name, out var named) ? named
                     : inputs.Count == 1 && arrays.Count == 1 ? arrays.Values.Single()
                     : throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"no array named '{inputs[i].Name}' (the model's input {i}); it holds {(arrays.Count == 0 ? "no arrays" : string.Join(", ", arrays.Keys))}: save with numpy.savez(path, {string.Join(", ", inputs.Select(x => x.Name + "=..."))})");
-                if (entry.Length > MaxEntryBytes || entry.Length < 0)
-                    throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' declares {entry.Length} bytes, more than ModelGen reads");
-                var bytes = new byte[entry.Length];
-                try
-                {
-                    using var stream = entry.Open();
-                    int total = 0;
-                    // Never more than the entry declares: a lying header cannot make this allocate more.
-                    while (total < bytes.Length)
-                    {
-                        int n = stream.Read(bytes, total, bytes.Length - total);
-                        if (n == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' is truncated");
-                        total += n;
-                    }
-                }
-                catch (InvalidDataException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' cannot be decompressed: {e.Message}"); }
+                var bytes = Inflate(entry, path);
                 read.Add(NpyReader.Read(bytes, $"{path}[{entry.FullName}]", uint8Scale));
             }
             return Stack(path, inputs, [.. Enumerable.Range(0, inputs.Count)], read);
         }
     }
 
+    /// <summary>
+    /// The entry's bytes, bounded by what it may inflate to (<see cref="MaxInflateRatio"/>) before anything is
+    /// allocated, and counted as they inflate: neither the declared size nor the data can make this read more.
+    /// </summary>
+    static byte[] Inflate(ZipArchiveEntry entry, string path)
+    {
+        long limit = Math.Min(Array.MaxLength, Math.Max(InflateFloorBytes, entry.CompressedLength * MaxInflateRatio));
+        if (entry.Length > limit || entry.Length < 0)
+            throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
+                $"array '{entry.FullName}' declares {entry.Length:N0} bytes from {entry.CompressedLength:N0} compressed, more than ModelGen inflates ({limit:N0}: {MaxInflateRatio} times the compressed size, or 16 MiB); save it with numpy.save or numpy.savez");
+        var bytes = new byte[entry.Length];
+        try
+        {
+            using var stream = entry.Open();
+            int total = 0;
+            while (total < bytes.Length)
+            {
+                int n = stream.Read(bytes, total, bytes.Length - total);
+                if (n == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' is truncated");
+                total += n;
+            }
+            // More data than the entry declares: a lying header; nothing past the declared size is kept.
+            if (stream.ReadByte() >= 0)
+                throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' inflates to more than the {entry.Length:N0} bytes it declares");
+        }
+        catch (InvalidDataException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' cannot be decompressed: {e.Message}"); }
+        catch (IOException e) when (e is not EndOfStreamException) { throw new ModelGenException(ErrorCodes.FileUnreadable, path, $"array '{entry.FullName}' cannot be read: {e.Message}"); }
+        return bytes;
+    }
+
     static NpyArray ReadPb(string path)
     {
-        var bytes = File.ReadAllBytes(path);
+        var bytes = GuardedFile.ReadAll(path, Array.MaxLength, "the .pb file", ErrorCodes.DataFileInvalid, "save fewer samples per file");
         TensorProto proto;
+        WireBudget.CheckTensor(bytes, path);
         try { proto = TensorProto.Parser.ParseFrom(bytes); }
         catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }
         TensorData t;

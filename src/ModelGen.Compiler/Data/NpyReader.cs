@@ -27,20 +27,7 @@ public static class NpyReader
     /// <summary>Reads <paramref name="path"/>; uint8 values are divided by <paramref name="uint8Scale"/> (1 keeps 0..255, 255 maps them to 0..1).</summary>
     public static NpyArray Read(string path, float uint8Scale = 1f)
     {
-        if (!File.Exists(path)) throw new ModelGenException(ErrorCodes.FileNotFound, path, "the data file does not exist; check the path");
-        byte[] bytes;
-        try
-        {
-            long length = new FileInfo(path).Length;
-            if (length > Array.MaxLength)
-                throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
-                    $"the .npy file is {length} bytes, more than the {Array.MaxLength} a data file may have; save fewer samples per file");
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.SecurityException)
-        {
-            throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"the .npy file cannot be read ({e.Message}); check that it is a readable file");
-        }
+        var bytes = GuardedFile.ReadAll(path, Array.MaxLength, "the .npy file", ErrorCodes.DataFileInvalid, "save fewer samples per file");
         return Read(bytes, path, uint8Scale);
     }
 

@@ -16,7 +16,7 @@ public static class OnnxImporter
     /// <summary>No tensor may hold more elements than a .NET span can index.</summary>
     public const long MaxElements = 1 << 28;
     /// <summary>More nodes than any real model has; bounds the compiler's work on hostile files.</summary>
-    public const int MaxNodes = 50_000;
+    public const int MaxNodes = WireBudget.MaxNodes;
 
     public static Graph Import(ModelProto model, string modelPath, int batchSize = 1)
     {
@@ -30,6 +30,7 @@ public static class OnnxImporter
         {
             var v = graph.GetOrAdd(init.Name);
             v.Constant = ReadTensor(init, modelPath);
+            if (init.DataLocation == TensorProto.Types.DataLocation.External) graph.FileBytes += v.Constant.Count * 4;
             v.Type = v.Constant.Type;
             v.Shape = v.Constant.Shape;
         }

@@ -15,10 +15,16 @@ public static class ShapeInference
     public const long MaxFoldedElements = 1 << 24;
 
     /// <summary>
-    /// All folding together may create at most this many elements, or eight per byte of the model file
-    /// if that is more: the compiler's memory stays tied to the size of its input.
+    /// All folding together may create at most two elements (eight bytes) per byte of the model (its file and external
+    /// data), and at least a million: the compiler's memory, and the weights it embeds, stay tied to the size
+    /// of its input. Exporters fold shape arithmetic and weight reshapes, which stay within this; a few bytes
+    /// broadcast into millions of constants (Add of a [1,N] and an [N,1] initializer) do not, and run at run
+    /// time instead.
     /// </summary>
-    public static long FoldingBudget(Graph graph) => Math.Max(MaxFoldedElements, 8 * graph.FileBytes);
+    public static long FoldingBudget(Graph graph) => Math.Max(MinFoldingBudget, 2 * graph.FileBytes);
+
+    /// <summary>The budget of a small model: a million elements (4 MB of float32).</summary>
+    public const long MinFoldingBudget = 1 << 20;
 
     public static void Run(Graph graph)
     {

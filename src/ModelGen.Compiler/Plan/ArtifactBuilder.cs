@@ -112,7 +112,9 @@ public sealed class ArtifactBuilder : ILowering
                 // their weights stay float32 and have at most 9 taps: with 5x5, 25 weight vectors no longer
                 // fit the registers (LeNet-5's conv1 took 8.6 µs so, against 5.9 µs as a GEMM).
                 bool depthwiseRows = x.Length == 4 && geo.DilationH == 1 && geo.DilationW == 1 && geo.StrideW is 1 or 2;
-                bool depthwise = w[1] == 1 && (group > 1 && w[0] == group
+                // The depthwise kernels unroll their taps: a kernel of more than 64 takes the GEMM, whose code
+                // does not grow with the kernel.
+                bool depthwise = w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
                     || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
                 bool gemm = _artifact.Simd != "none" && !depthwise;
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };

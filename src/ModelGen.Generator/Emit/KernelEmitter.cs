@@ -290,11 +290,17 @@ internal static class KernelEmitter
         w.Open($"for (int i = 0; i < {k[0]}; i++)");
         w.Line($"int patchRow = (c * {k[0]} + i) * {k[1] * cols} - fromRow * {cols};");
         w.Line($"int plane = xBase + c * {h * wd};");
+        if (k[1] > MaxUnrolledKernelColumns)
+        {
+            EmitPatchColumnsLoop(w, k, s, d, p, h, wd, oh, ow, band, cols);
+            w.Close(); w.Close(); w.Close();
+            return;
+        }
         for (int j = 0; j < k[1]; j++)
         {
             int shift = j * d[1] - p[1];
             // Output columns whose input column lies inside the image: [first, last).
-            int first = shift >= 0 ? 0 : (-shift + s[1] - 1) / s[1];
+            int first = shift >= 0 ? 0 : Math.Min(ow, (-shift + s[1] - 1) / s[1]); // a pad wider than the output: all of it
             int last = shift > wd - 1 ? 0 : Math.Min(ow, (wd - 1 - shift) / s[1] + 1);
             if (last < first) last = first;
             w.Line($"// j = {j}: output columns {first}..{last - 1} read input columns ox·{s[1]} {(shift < 0 ? "− " + (-shift) : "+ " + shift)}.");
@@ -319,6 +325,37 @@ internal static class KernelEmitter
             w.Close();
         }
         w.Close(); w.Close(); w.Close();
+    }
+
+    /// <summary>
+    /// Kernel columns unrolled in the patch gather at most: each is a block of code, and a kernel thousands
+    /// of columns wide (a few bytes of ONNX) would otherwise be megabytes of C#.
+    /// </summary>
+    const int MaxUnrolledKernelColumns = 16;
+
+    /// <summary>The patch rows of one kernel row (c, i) with the column loop j at run time: a kernel wider than <see cref="MaxUnrolledKernelColumns"/>.</summary>
+    static void EmitPatchColumnsLoop(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int h, int wd, int oh, int ow, int band, int cols)
+    {
+        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        w.Line($"// {k[1]} kernel columns, too many to unroll: for each j, output columns first..last-1 read input columns ox·{s[1]} + j·{d[1]} − {p[1]}.");
+        w.Open($"for (int j = 0; j < {k[1]}; j++)");
+        w.Line($"int shift = j * {d[1]} - {p[1]};");
+        w.Line($"int first = shift >= 0 ? 0 : global::System.Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
+        w.Line($"int last = shift > {wd - 1} ? 0 : global::System.Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+        w.Line("if (last < first) last = first;");
+        w.Open($"for (int oy = 0; oy < {band}; oy++)");
+        w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + j * {cols} + oy * {ow});");
+        w.Line($"int ih = (oy0 + oy) * {s[0]} + i * {d[0]} - {p[0]};");
+        if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
+            w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
+        w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, (uint)(first * 4));");
+        w.Open("if (last > first)");
+        w.Line($"ref float src = ref {U}.Add(ref rx, plane + ih * {wd} + first * {s[1]} + shift);");
+        w.Line($"for (int ox = first; ox < last; ox++) {U}.Add(ref dst, ox) = {U}.Add(ref src, (ox - first) * {s[1]});");
+        w.Close();
+        w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, last)), 0, (uint)(({ow} - last) * 4));");
+        w.Close();
+        w.Close();
     }
 
     /// <summary>
