@@ -146,6 +146,11 @@ public static class CalibrationData
             if (!shaped || sampleLength == 0 || array.Data.LongLength % sampleLength != 0)
                 throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
                     $"the data for input '{inputs[i].Name}' has shape ({string.Join(", ", array.Shape)}); it must be samples of shape ({string.Join(", ", sample)}) stacked on axis 0: (N, {string.Join(", ", sample)})");
+            // NaN or infinity would poison the activation ranges, GPTQ's matrices and the report's figures.
+            int bad = Array.FindIndex(array.Data, v => !float.IsFinite(v));
+            if (bad >= 0)
+                throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
+                    $"input '{inputs[i].Name}' sample {bad / sampleLength} holds {array.Data[bad].ToString(System.Globalization.CultureInfo.InvariantCulture)} (element {bad % sampleLength} of the sample); the data must be finite numbers: drop or repair that sample");
             int n = (int)(array.Data.LongLength / sampleLength);
             if (count >= 0 && n != count)
                 throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"input '{inputs[i].Name}' has {n} samples, another input {count}: every input needs the same number");
