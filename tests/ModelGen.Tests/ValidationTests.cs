@@ -70,4 +70,43 @@ public sealed class ValidationTests
             AssertNothingWritten(dir);
         }
     }
+
+    [Theory]
+    [InlineData("<i8", 99L)]
+    [InlineData("<i8", -1L)]
+    [InlineData("<i8", 1L << 62)]
+    [InlineData("<f8", double.NaN)]
+    [InlineData("<f8", 2.5)]
+    [InlineData("<f8", double.PositiveInfinity)]
+    public void LabelsMustBeClassIndicesOfTheModel(string dtype, object bad)
+    {
+        string dir = Dir();
+        var values = Enumerable.Range(0, 256).Select(i => (double)(i % 10)).ToArray();
+        byte[] Bytes(int i) => i == 7
+            ? dtype == "<i8" ? BitConverter.GetBytes(Convert.ToInt64(bad, CultureInfo.InvariantCulture)) : BitConverter.GetBytes(Convert.ToDouble(bad, CultureInfo.InvariantCulture))
+            : dtype == "<i8" ? BitConverter.GetBytes((long)values[i]) : BitConverter.GetBytes(values[i]);
+        string labels = Write(dir, "labels.npy", NpyReaderTests.Npy(dtype, "(256,)", [.. Enumerable.Range(0, 256).SelectMany(Bytes)]));
+
+        var (exit, stderr) = Run(Compress(dir, TestData.Mnist("calibration-256.npy"), "--labels", labels));
+        Assert.Equal(1, exit);
+        Assert.Contains($"{labels}: error MG0201: label 7 is ", stderr);
+        Assert.Contains("a whole number from 0 to 9 (the model's output has 10 classes)", stderr);
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
+    public void LabelsCountMustBeTheSampleCount()
+    {
+        // 2,000 test labels for the 256 calibration digits: an error, not an accuracy of 11.72%.
+        string dir = Dir();
+        var (exit, stderr) = Run(Compress(dir, TestData.Mnist("calibration-256.npy"), "--labels", TestData.Mnist("test-labels.npy")));
+        Assert.Equal(1, exit);
+        Assert.Contains($"{TestData.Mnist("test-labels.npy")}: error MG0201: 2000 labels for 256 calibration samples", stderr);
+        AssertNothingWritten(dir);
+
+        // Over the evaluator's 1,000 samples: labels and samples are cut alike, so 2,000 of each is right.
+        var e = Assert.Throws<ModelGenException>(() => CalibrationData.LoadLabels(TestData.Mnist("test-labels.npy"), 1999, 10));
+        Assert.Contains("2000 labels for 1999 calibration samples", e.Message);
+        Assert.Equal(2000, CalibrationData.LoadLabels(TestData.Mnist("test-labels.npy"), 2000, 10).Length);
+    }
 }

@@ -39,14 +39,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(data.Count / batch, Math.Max(1, MaxSamples / batch));
         if (runs == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, calibrationPath, $"the data holds {data.Count} samples; the model's batch size is {batch}");
-        long[]? labels = null;
-        if (labelsPath is not null)
-        {
-            var l = NpyReader.Read(labelsPath);
-            if (l.Data.Length < runs * batch)
-                throw new ModelGenException(ErrorCodes.DataFileInvalid, labelsPath, $"{l.Data.Length} labels for {runs * batch} samples; give one class index per sample");
-            labels = [.. l.Data.Select(v => (long)v)];
-        }
+        // Only the first runs·batch samples are evaluated; their labels are the first ones too.
+        int classes = Classes(original);
+        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, classes);
 
         int same = 0, correctOriginal = 0, correctCompressed = 0, rows = 0;
         double worst = 0, sum = 0;
@@ -69,7 +64,6 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 values++;
             }
             // Top-1 over the last axis of the first output, one row per sample.
-            int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
             for (int row = 0; row + classes <= a.Length; row += classes, rows++)
             {
                 int ta = ArgMax(a, row, classes), tb = ArgMax(b, row, classes);
@@ -148,6 +142,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     /// <summary>The top-1 loss as a fraction: accuracy lost against the labels, or disagreement with the original.</summary>
     public double TopOneDrop => CorrectOriginal is int o && CorrectCompressed is int c ? (double)(o - c) / Math.Max(1, Samples) : 1 - Agreement;
+
+    /// <summary>Classes of the model: the last axis of its first output.</summary>
+    public static int Classes(Graph graph) => Math.Max(1, graph[graph.Outputs[0]].Shape!.LastOrDefault(1));
 
     static int ArgMax(float[] v, int start, int count)
     {

@@ -33,7 +33,7 @@ public static class MixedPrecision
         var original = ModelCompiler.Prepare(options with { Compression = "none" });
         var inputs = original.Inputs.Select(i => new DataInput(i, original[i].Shape!)).ToList();
         var data = CalibrationData.Load(options.CalibrationPath, inputs, options.CalibrationUint8Scale);
-        long[]? labels = labelsPath is null ? null : [.. NpyReader.Read(labelsPath).Data.Select(v => (long)v)];
+        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, CompressionReport.Classes(original));
         int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(data.Count / batch, Math.Max(1, CompressionReport.MaxSamples / batch));
         int rankRuns = Math.Min(runs, Math.Max(1, Samples / batch));
@@ -63,7 +63,7 @@ public static class MixedPrecision
                 graph = quantized;
             }
             else graph = ModelCompiler.Prepare(options with { Compression = "mixed-weights", LayerPrecisions = precisions });
-            int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
+            int classes = CompressionReport.Classes(original);
             int rows = 0, agree = 0, right = 0, rightOriginal = 0;
             double worst = 0;
             for (int r = 0; r < count; r++)
