@@ -109,4 +109,32 @@ public sealed class ValidationTests
         Assert.Contains("2000 labels for 1999 calibration samples", e.Message);
         Assert.Equal(2000, CalibrationData.LoadLabels(TestData.Mnist("test-labels.npy"), 2000, 10).Length);
     }
+
+    [Theory]
+    [InlineData("200%")]
+    [InlineData("100.5%")]
+    [InlineData("Infinity")]
+    [InlineData("NaN")]
+    [InlineData("NaN%")]
+    [InlineData("1e400")]
+    [InlineData("1e400%")]
+    [InlineData("-1")]
+    [InlineData("-0.5%")]
+    [InlineData("half")]
+    public void BudgetsOutOfRangeAreMG0007WithTheValidRange(string budget)
+    {
+        string dir = Dir();
+        foreach (string compression in new[] { "int8-weights", "mixed-weights" })
+        {
+            var (exit, stderr) = Run(["compile", TestData.Mnist("lenet300.onnx"), "--compression", compression, "--calibration", TestData.Mnist("calibration-256.npy"),
+                "--artifact", Path.Combine(dir, "out", "m.mgen"), "--accuracy-budget", budget]);
+            Assert.Equal(1, exit);
+            Assert.Contains($"{TestData.Mnist("lenet300.onnx")}: error MG0007: AccuracyBudget '{budget}' is out of range: give a top-1 drop in percent from 0% to 100%", stderr);
+            Assert.Contains("an output error bound, a finite number from 0", stderr);
+            AssertNothingWritten(dir);
+        }
+        Assert.Equal((true, 0.005), Compiler.Compress.CompressionReport.ParseBudget("0.5%", "m"));
+        Assert.Equal((true, 1.0), Compiler.Compress.CompressionReport.ParseBudget("100%", "m"));
+        Assert.Equal((false, 0.0), Compiler.Compress.CompressionReport.ParseBudget("0", "m"));
+    }
 }

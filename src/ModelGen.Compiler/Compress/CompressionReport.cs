@@ -132,12 +132,22 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// </summary>
     bool Meets(string budget, string modelPath)
     {
+        var (topOne, limit) = ParseBudget(budget, modelPath);
+        return topOne ? TopOneDrop <= limit + 1e-11 : WorstOutputError <= limit;
+    }
+
+    /// <summary>
+    /// An AccuracyBudget: a top-1 drop in percent, 0% to 100% (returned as a fraction), or an output
+    /// error bound, finite and at least 0. Anything else (200%, NaN, Infinity, 1e400, -1) is MG0007.
+    /// </summary>
+    public static (bool TopOne, double Limit) ParseBudget(string budget, string file)
+    {
         string b = budget.Trim();
-        if (b.EndsWith('%') && double.TryParse(b[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double points) && points >= 0)
-            return TopOneDrop * 100 <= points + 1e-9;
-        if (double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out double bound) && bound >= 0)
-            return WorstOutputError <= bound;
-        throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"AccuracyBudget '{budget}' is neither a top-1 drop in percent (\"0.5%\") nor an output error bound (\"0.01\")");
+        bool topOne = b.EndsWith('%');
+        if (double.TryParse(topOne ? b[..^1] : b, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v) && v >= 0 && (!topOne || v <= 100))
+            return (topOne, topOne ? v / 100 : v);
+        throw new ModelGenException(ErrorCodes.BadOption, file,
+            $"AccuracyBudget '{budget}' is out of range: give a top-1 drop in percent from 0% to 100% (\"0.5%\") or an output error bound, a finite number from 0 (\"0.01\")");
     }
 
     /// <summary>The top-1 loss as a fraction: accuracy lost against the labels, or disagreement with the original.</summary>

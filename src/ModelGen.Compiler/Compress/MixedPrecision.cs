@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
@@ -43,10 +42,7 @@ public static class MixedPrecision
             return (input.Name, Tensor: new TensorData(input.Shape, data.Values[i].AsSpan((int)(r * length), (int)length).ToArray()));
         }).ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal)).ToList();
         var reference = feeds.Select(f => ReferenceEvaluator.Run(original, f)[original.Outputs[0]].Floats).ToList();
-        bool percent = budget.Trim().EndsWith('%');
-        if (!double.TryParse(budget.Trim().TrimEnd('%'), NumberStyles.Float, CultureInfo.InvariantCulture, out double limit) || limit < 0)
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"AccuracyBudget '{budget}' is neither a top-1 drop in percent (\"0.5%\") nor an output error bound (\"0.01\")");
-        if (percent) limit /= 100;
+        var (percent, limit) = CompressionReport.ParseBudget(budget, options.ModelPath);
 
         // The loss of a precision assignment: the top-1 drop (against the labels, else disagreement) or the worst output error.
         // mixed: every candidate quantized once; each trial only sets which layers compute in float32.
