@@ -137,4 +137,36 @@ public sealed class ValidationTests
         Assert.Equal((true, 1.0), Compiler.Compress.CompressionReport.ParseBudget("100%", "m"));
         Assert.Equal((false, 0.0), Compiler.Compress.CompressionReport.ParseBudget("0", "m"));
     }
+
+    [Theory]
+    [InlineData("class.Foo")]
+    [InlineData("My.class")]
+    [InlineData("My..Models")]
+    [InlineData(".My")]
+    [InlineData("My.")]
+    [InlineData("9lives")]
+    [InlineData("My-Models")]
+    [InlineData("My.Mod\u00e8les")]
+    [InlineData("global.My")]
+    [InlineData("@")]
+    [InlineData("My.@9")]
+    public void InvalidNamespacesAreRefusedNotRewritten(string ns)
+    {
+        string dir = Dir();
+        string model = new OnnxBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"]).Output("y").Save();
+        var (exit, stderr) = Run(["compile", model, "--namespace", ns, "--out", Path.Combine(dir, "out"), "--artifact", Path.Combine(dir, "out", "m.mgen")]);
+        Assert.Equal(1, exit);
+        Assert.Contains($"{model}: error MG0007: namespace '{ns}' is not a C# namespace", stderr);
+        AssertNothingWritten(dir);
+    }
+
+    [Fact]
+    public void KeywordsAreNamespacePartsWithAnAt()
+    {
+        string model = new OnnxBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"]).Output("y").Save();
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model, ClassName = "Net", Namespace = "My.@class.record.@global" });
+        Assert.Equal("My.@class.record.@global", artifact.Namespace);
+        var models = GeneratedModels.Build(artifact); // compiles without warnings
+        Assert.Equal("My.class.record.global", models.ModelType(artifact).Namespace);
+    }
 }

@@ -31,8 +31,7 @@ public static class ModelEmitter
     public static string Emit(ModelArtifact model, bool profile)
     {
         if (!Identifiers.IsValid(model.ClassName)) throw new FormatException($"class name '{model.ClassName}' is not an identifier");
-        foreach (var part in model.Namespace.Split('.'))
-            if (!Identifiers.IsValid(part)) throw new FormatException($"namespace '{model.Namespace}' is not a dotted identifier");
+        if (!Identifiers.IsNamespace(model.Namespace)) throw new FormatException($"namespace '{model.Namespace}' is not a dotted identifier");
         foreach (var b in model.Inputs.Concat(model.Outputs))
             if (!Identifiers.IsValid(b.Parameter)) throw new FormatException($"parameter '{b.Parameter}' is not an identifier");
         return new Emitter(model, profile).Run();

@@ -78,17 +78,20 @@ public sealed class GeneratedModels
 
     public object? Member(ModelArtifact model, string name)
     {
-        var type = _assembly.GetType(model.Namespace + "." + model.ClassName)!;
+        var type = ModelType(model);
         var field = type.GetField(name, BindingFlags.Public | BindingFlags.Static);
         return field is not null ? field.GetValue(null) : Method(model, "Get" + name).Invoke(null, []);
     }
 
-    public Type ModelType(ModelArtifact model) => _assembly.GetType(model.Namespace + "." + model.ClassName)!;
+    public Type ModelType(ModelArtifact model) => _assembly.GetType(model.Namespace.Replace("@", "") + "." + model.ClassName)!;
 
     MethodInfo Method(ModelArtifact model, string name) => _assembly.GetType(HarnessType(model))!.GetMethod(name)!;
 
     /// <summary>The harness class of a model: Run, and for one float32 input and output RunMany.</summary>
-    public static string HarnessType(ModelArtifact model) => $"TestHarness.{model.Namespace.Replace('.', '_')}_{model.ClassName}";
+    public static string HarnessType(ModelArtifact model) => $"TestHarness.{HarnessName(model)}";
+
+    /// <summary>The harness class's name: the namespace's parts (without '@') and the class joined by '_'.</summary>
+    static string HarnessName(ModelArtifact model) => $"{model.Namespace.Replace("@", "").Replace('.', '_')}_{model.ClassName}";
 
     static string Harness(ModelArtifact m)
     {
@@ -118,7 +121,7 @@ public sealed class GeneratedModels
         return $$"""
             namespace TestHarness
             {
-                public static class {{m.Namespace.Replace('.', '_')}}_{{m.ClassName}}
+                public static class {{HarnessName(m)}}
                 {
                     public static void Run(object[] inputs, object[] outputs) => {{cls}}.Run({{string.Join(", ", ins.Concat(outs))}});
                     {{single}}
