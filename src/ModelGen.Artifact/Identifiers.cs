@@ -44,7 +44,20 @@ public static class Identifiers
         }
         string s = sb.Length == 0 ? fallback : sb.ToString();
         if (char.IsDigit(s[0])) s = "_" + s;
+        // C# refuses names over 512 characters (CS7013); a hash of the whole name keeps long names apart.
+        if (s.Length > MaxLength) s = s.Substring(0, MaxLength - 9) + "_" + Hash(name);
         return Keywords.Contains(s) ? "_" + s : s;
+    }
+
+    /// <summary>Longest identifier derived from a name.</summary>
+    public const int MaxLength = 100;
+
+    /// <summary>FNV-1a of the name, 8 hex digits: the same on every machine and run.</summary>
+    static string Hash(string name)
+    {
+        uint h = 2166136261;
+        foreach (char c in name) h = (h ^ c) * 16777619;
+        return h.ToString("x8", CultureInfo.InvariantCulture);
     }
 
     /// <summary>camelCase identifier (parameters), e.g. "input.1" → "input1", "class" → "class_".</summary>

@@ -169,4 +169,25 @@ public sealed class ValidationTests
         var models = GeneratedModels.Build(artifact); // compiles without warnings
         Assert.Equal("My.class.record.global", models.ModelType(artifact).Namespace);
     }
+
+    [Fact]
+    public void LongNamesAreCappedAndStayDistinct()
+    {
+        // Two 100,000-character names that differ only in their last character.
+        string a = new('a', 100_000), b = new string('a', 99_999) + "b";
+        string model = new OnnxBuilder().Input(a, 1, 3).Node("Relu", [a], [b + "x"]).Node("Neg", [a], [b]).Output(b + "x").Output(b).Save(new string('m', 200) + ".onnx");
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model });
+        var names = artifact.Inputs.Concat(artifact.Outputs).Select(p => p.Parameter).Append(artifact.ClassName).ToList();
+        Assert.All(names, n => Assert.InRange(n.Length, 1, Identifiers.MaxLength + 1));
+        Assert.Equal(names.Count, names.Distinct().Count());
+        var models = GeneratedModels.Build(artifact); // CS7013 (names over 512 characters) if not capped
+        var y1 = new float[3];
+        var y2 = new float[3];
+        models.Run(artifact, [new[] { -1f, 2f, -3f }], [y1, y2]);
+        Assert.Equal([0f, 2f, 0f], y1);
+        Assert.Equal([1f, -2f, 3f], y2);
+        // The same name gives the same identifier on every run and machine.
+        Assert.Equal(Identifiers.Camel(a), Identifiers.Camel(new string('a', 100_000)));
+        Assert.NotEqual(Identifiers.Pascal(a), Identifiers.Pascal(b));
+    }
 }
