@@ -190,4 +190,24 @@ public sealed class ValidationTests
         Assert.Equal(Identifiers.Camel(a), Identifiers.Camel(new string('a', 100_000)));
         Assert.NotEqual(Identifiers.Pascal(a), Identifiers.Pascal(b));
     }
+
+    [Fact]
+    public void BidiAndOtherControlCharactersReachTheGeneratedCodeOnlyEscaped()
+    {
+        const string rlo = "\u202E", isolate = "\u2066", zeroWidth = "\u200B";
+        string input = "x" + rlo + "gnp.exe", output = "y" + isolate + "\u0007";
+        var b = new OnnxBuilder().Input(input, 1, 3).Node("Relu", [input], [output]).NamedLast("node" + rlo + zeroWidth).Output(output);
+        b.Model.ProducerName = "tool" + rlo;
+        b.Model.DocString = "doc" + rlo;
+        string model = b.Save("bidi" + rlo + ".onnx");
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model, ClassName = "Bidi", Namespace = "Escaped" });
+        var models = GeneratedModels.Build(artifact);
+        string source = models.Sources["Escaped.Bidi.g.cs"];
+        Assert.DoesNotContain(source, c => char.GetUnicodeCategory(c) is UnicodeCategory.Format or UnicodeCategory.Surrogate
+            || char.IsControl(c) && c != '\n');
+        Assert.Contains("x\\u202Egnp.exe", source);
+        Assert.Contains("y\\u2066\\u0007", source);
+        Assert.Contains("node\\u202E\\u200B", source);
+        Assert.Contains("tool\\u202E", source);
+    }
 }

@@ -170,7 +170,7 @@ public static class ModelEmitter
             _w.Line("if (!global::System.BitConverter.IsLittleEndian) throw new global::System.PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
             _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scratch);");
             for (int i = 0; i < _m.Nodes.Count; i++)
-                _w.Line($"{KernelCall(i)} // {_m.Nodes[i].OnnxOp} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
+                _w.Line($"{KernelCall(i)} // {CodeWriter.Comment(_m.Nodes[i].OnnxOp)} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
             _w.Close();
             _w.Line();
 
