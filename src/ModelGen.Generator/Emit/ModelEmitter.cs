@@ -99,7 +99,7 @@ public static class ModelEmitter
         void ClassDoc()
         {
             _w.Line("/// <summary>");
-            _w.Line($"/// The ONNX model <c>{CodeWriter.Xml(_m.SourceFile)}</c> compiled to C# by ModelGen (float32). Call <see cref=\"Run\"/>: it allocates nothing and is safe from any thread.");
+            _w.Line($"/// The ONNX model <c>{CodeWriter.Xml(_m.SourceFile)}</c> compiled to C# by ModelGen (float32). Call <see cref=\"{RunCref()}\"/>: it allocates nothing and is safe from any thread.");
             _w.Line("/// </summary>");
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
@@ -135,9 +135,14 @@ public static class ModelEmitter
             _w.Line();
         }
 
-        string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
-        string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
+        string Element(ArtifactBinding b) => T(b.Tensor).IsInt64 ? "long" : "float";
+        string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{Element(b)}> " + b.Parameter));
+        string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{Element(b)}> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
+
+        /// <summary>The Run overload without scratch, exactly: a bare cref="Run" is ambiguous (CS0419) where the consumer generates documentation.</summary>
+        string RunCref() => "Run(" + string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan{{{Element(b)}}}")
+            .Concat(_m.Outputs.Select(b => $"global::System.Span{{{Element(b)}}}"))) + ")";
 
         void ParamDocs()
         {

@@ -35,11 +35,15 @@ public sealed class GeneratedModels
     public static GeneratedModels Build(params ModelArtifact[] models) => BuildWith("", models);
 
     /// <summary>As <see cref="Build"/>, with more source compiled beside (say, a partial part of a model class that reaches its kernels).</summary>
-    public static GeneratedModels BuildWith(string extraSource, params ModelArtifact[] models)
+    public static GeneratedModels BuildWith(string extraSource, params ModelArtifact[] models) => BuildWith(extraSource, false, models);
+
+    /// <summary>With <paramref name="documentation"/>, as a consumer with GenerateDocumentationFile: doc comment warnings (CS0419, CS1574…) count too.</summary>
+    public static GeneratedModels BuildWith(string extraSource, bool documentation, params ModelArtifact[] models)
     {
         var texts = models.Select((m, i) => (AdditionalText)new InMemoryAdditionalText($"/models/m{i}.mgen", ArtifactText.Write(m))).ToImmutableArray();
-        var harness = string.Join("\n", models.Select(Harness)) + "\n" + extraSource;
-        var parse = new CSharpParseOptions(LanguageVersion.Latest);
+        // The harness is undocumented on purpose: CS1591 only for the generated code.
+        var harness = "#pragma warning disable CS1591\n" + string.Join("\n", models.Select(Harness)) + "\n" + extraSource;
+        var parse = new CSharpParseOptions(LanguageVersion.Latest, documentation ? DocumentationMode.Diagnose : DocumentationMode.Parse);
         var compilation = CSharpCompilation.Create(
             "GeneratedModels" + Guid.NewGuid().ToString("N"),
             [CSharpSyntaxTree.ParseText(harness, parse)],
@@ -50,7 +54,7 @@ public sealed class GeneratedModels
         var run = driver.GetRunResult();
         var sources = run.Results.SelectMany(r => r.GeneratedSources).ToDictionary(s => s.HintName, s => s.SourceText.ToString());
         using var stream = new MemoryStream();
-        var emit = output.Emit(stream);
+        var emit = output.Emit(stream, xmlDocumentationStream: documentation ? new MemoryStream() : null);
         var problems = emit.Diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
         Assert.True(emit.Success && problems.Count == 0 && genDiagnostics.IsEmpty,
             "generated code must compile without warnings:\n" + string.Join("\n", genDiagnostics.Concat(problems).Take(20)));
