@@ -210,4 +210,37 @@ public sealed class ValidationTests
         Assert.Contains("node\\u202E\\u200B", source);
         Assert.Contains("tool\\u202E", source);
     }
+
+    [Fact]
+    public void AFloat64InitializerAddedToAFloat32InputIsMG1002AsInOnnxRuntime()
+    {
+        var b = new OnnxBuilder().Input("x", 1, 3).Node("Add", ["x", "w"], ["y"]).NamedLast("add_w").Output("y");
+        var w = new TensorProto { Name = "w", DataType = (int)TensorProto.Types.DataType.Double };
+        w.Dims.Add(3);
+        w.DoubleData.AddRange([1, 2, 3]);
+        b.Model.Graph.Initializer.Add(w);
+        string model = b.Save();
+        Assert.ThrowsAny<OnnxRuntimeException>(() => new OnnxRuntimeOracle(model).Dispose());
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = model }));
+        Assert.Equal(ErrorCodes.UnsupportedDataType, e.Code);
+        Assert.Equal(model, e.File);
+        Assert.Contains("node 'add_w' (Add) takes inputs of different element types ('x' float, 'w' double)", e.Message);
+
+        // Carried through a node that keeps its input's type: Relu(w) is float64 too.
+        var c = new OnnxBuilder().Input("x", 1, 3).Node("Relu", ["w"], ["r"]).Node("Mul", ["r", "x"], ["y"]).NamedLast("mul_r").Output("y");
+        c.Model.Graph.Initializer.Add(w);
+        e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = c.Save() }));
+        Assert.Contains("node 'mul_r' (Mul)", e.Message);
+    }
+
+    [Fact]
+    public void TwoGraphInputsWithOneNameAreMG1005AsInOnnxRuntime()
+    {
+        string model = new OnnxBuilder().Input("x", 1, 3).Input("x", 1, 3).Node("Relu", ["x"], ["y"]).Output("y").Save();
+        Assert.ThrowsAny<OnnxRuntimeException>(() => new OnnxRuntimeOracle(model).Dispose());
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = model }));
+        Assert.Equal(ErrorCodes.InvalidGraph, e.Code);
+        Assert.Equal(model, e.File);
+        Assert.Contains("graph input 'x' is listed twice", e.Message);
+    }
 }
