@@ -70,17 +70,20 @@ public static class Identifiers
     }
 
     /// <summary>
-    /// Whether <paramref name="name"/> is a dotted namespace of ASCII identifiers. A reserved keyword is a
-    /// part only written with '@' (My.@class), and so is global (global::). The user's code refers to the
-    /// namespace, so it is refused, never rewritten.
+    /// Whether <paramref name="name"/> is a dotted namespace of C# identifiers (letters of any script, as
+    /// the MSBuild task takes a project's RootNamespace; no format characters such as bidi controls). A
+    /// reserved keyword is a part only written with '@' (My.@class), and so is global (global::). The
+    /// user's code refers to the namespace, so it is refused, never rewritten.
     /// </summary>
     public static bool IsNamespace(string name)
     {
         foreach (string part in name.Split('.'))
         {
             string p = part.StartsWith("@", System.StringComparison.Ordinal) ? part.Substring(1) : part;
-            if (p.Length == 0 || char.IsDigit(p[0]) || (p == part && (Reserved.Contains(p) || p == "global"))) return false;
-            foreach (char c in p) if (!(IsAsciiLetterOrDigit(c) || c == '_')) return false;
+            if (p.Length == 0 || !(char.IsLetter(p[0]) || p[0] == '_') || (p == part && (Reserved.Contains(p) || p == "global"))) return false;
+            foreach (char c in p)
+                if (!(char.IsLetterOrDigit(c) || CharUnicodeInfo.GetUnicodeCategory(c) is UnicodeCategory.ConnectorPunctuation
+                    or UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark)) return false;
         }
         return true;
     }

@@ -146,7 +146,7 @@ public sealed class ValidationTests
     [InlineData("My.")]
     [InlineData("9lives")]
     [InlineData("My-Models")]
-    [InlineData("My.Mod\u00e8les")]
+    [InlineData("My.Mod\u202Eels")]
     [InlineData("global.My")]
     [InlineData("@")]
     [InlineData("My.@9")]
@@ -161,13 +161,16 @@ public sealed class ValidationTests
     }
 
     [Fact]
-    public void KeywordsAreNamespacePartsWithAnAt()
+    public void KeywordsAreNamespacePartsWithAnAtAndLettersOfAnyScriptAreTaken()
     {
         string model = new OnnxBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"]).Output("y").Save();
         var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = model, ClassName = "Net", Namespace = "My.@class.record.@global" });
         Assert.Equal("My.@class.record.@global", artifact.Namespace);
-        var models = GeneratedModels.Build(artifact); // compiles without warnings
+        // Letters of any script, as a project's RootNamespace may have them.
+        var unicode = ModelCompiler.Compile(new CompileOptions { ModelPath = model, ClassName = "Net", Namespace = "Mod\u00e8les.\u00dcberweisung_1" });
+        var models = GeneratedModels.Build(artifact, unicode); // compiles without warnings
         Assert.Equal("My.class.record.global", models.ModelType(artifact).Namespace);
+        Assert.Equal("Mod\u00e8les.\u00dcberweisung_1", models.ModelType(unicode).Namespace);
     }
 
     [Fact]
