@@ -10,7 +10,8 @@ namespace ModelGen.Artifact;
 /// </summary>
 public static class Identifiers
 {
-    static readonly HashSet<string> Keywords = new HashSet<string>(System.StringComparer.Ordinal)
+    /// <summary>Keywords C# never takes as a name without '@'.</summary>
+    static readonly HashSet<string> Reserved = new HashSet<string>(System.StringComparer.Ordinal)
     {
         "abstract","as","base","bool","break","byte","case","catch","char","checked","class","const","continue",
         "decimal","default","delegate","do","double","else","enum","event","explicit","extern","false","finally",
@@ -19,7 +20,11 @@ public static class Identifiers
         "readonly","ref","return","sbyte","sealed","short","sizeof","stackalloc","static","string","struct","switch",
         "this","throw","true","try","typeof","uint","ulong","unchecked","unsafe","ushort","using","virtual","void",
         "volatile","while",
-        // Contextual keywords that break code in some positions: avoided everywhere for simplicity.
+    };
+
+    // Contextual keywords that break code in some positions: avoided everywhere in derived names for simplicity.
+    static readonly HashSet<string> Keywords = new HashSet<string>(Reserved, System.StringComparer.Ordinal)
+    {
         "var","dynamic","value","nameof","async","await","record","file","scoped","required","global","partial","field",
     };
 
@@ -39,7 +44,20 @@ public static class Identifiers
         }
         string s = sb.Length == 0 ? fallback : sb.ToString();
         if (char.IsDigit(s[0])) s = "_" + s;
+        // C# refuses names over 512 characters (CS7013); a hash of the whole name keeps long names apart.
+        if (s.Length > MaxLength) s = s.Substring(0, MaxLength - 9) + "_" + Hash(name);
         return Keywords.Contains(s) ? "_" + s : s;
+    }
+
+    /// <summary>Longest identifier derived from a name.</summary>
+    public const int MaxLength = 100;
+
+    /// <summary>FNV-1a of the name, 8 hex digits: the same on every machine and run.</summary>
+    static string Hash(string name)
+    {
+        uint h = 2166136261;
+        foreach (char c in name) h = (h ^ c) * 16777619;
+        return h.ToString("x8", CultureInfo.InvariantCulture);
     }
 
     /// <summary>camelCase identifier (parameters), e.g. "input.1" → "input1", "class" → "class_".</summary>
@@ -51,14 +69,23 @@ public static class Identifiers
         return Keywords.Contains(c) ? c + "_" : c;
     }
 
-    /// <summary>A dotted namespace whose every part is an identifier.</summary>
-    public static string Namespace(string name)
+    /// <summary>
+    /// Whether <paramref name="name"/> is a dotted namespace of C# identifiers (letters of any script, as
+    /// the MSBuild task takes a project's RootNamespace; no format characters such as bidi controls). A
+    /// reserved keyword is a part only written with '@' (My.@class), and so is global (global::). The
+    /// user's code refers to the namespace, so it is refused, never rewritten.
+    /// </summary>
+    public static bool IsNamespace(string name)
     {
-        var parts = new List<string>();
-        // Valid parts stay as the user wrote them (code refers to them); only invalid ones are rewritten.
         foreach (string part in name.Split('.'))
-            if (part.Length > 0) parts.Add(IsValid(part) ? part : Pascal(part, "Models"));
-        return parts.Count == 0 ? "ModelGen.Models" : string.Join(".", parts);
+        {
+            string p = part.StartsWith("@", System.StringComparison.Ordinal) ? part.Substring(1) : part;
+            if (p.Length == 0 || !(char.IsLetter(p[0]) || p[0] == '_') || (p == part && (Reserved.Contains(p) || p == "global"))) return false;
+            foreach (char c in p)
+                if (!(char.IsLetterOrDigit(c) || CharUnicodeInfo.GetUnicodeCategory(c) is UnicodeCategory.ConnectorPunctuation
+                    or UnicodeCategory.NonSpacingMark or UnicodeCategory.SpacingCombiningMark)) return false;
+        }
+        return true;
     }
 
     /// <summary>Makes <paramref name="candidate"/> unique within <paramref name="taken"/> by numbering it.</summary>

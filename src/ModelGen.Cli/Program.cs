@@ -57,6 +57,7 @@ public static class Program
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
                 };
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
+                if (accuracyBudget is not null) Compiler.Compress.CompressionReport.ParseBudget(accuracyBudget, modelFile.FullName); // out of range: MG0007 before any work
                 string kind = options.Compression.ToLowerInvariant();
                 if (kind is "mixed-weights" or "mixed")
                 {

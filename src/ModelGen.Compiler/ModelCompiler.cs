@@ -104,7 +104,9 @@ public static class ModelCompiler
         string className = options.ClassName is { Length: > 0 } c ? c : Identifiers.Pascal(Path.GetFileNameWithoutExtension(options.ModelPath));
         if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className))
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
-        string ns = Identifiers.Namespace(options.Namespace);
+        string ns = options.Namespace is { Length: > 0 } n ? n : "ModelGen.Models";
+        if (!Identifiers.IsNamespace(ns))
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"namespace '{ns}' is not a C# namespace; set Namespace (--namespace) to identifiers of letters, digits and '_' separated by '.', none starting with a digit, a keyword only as @keyword (My.@class)");
         var graph = prepared = Prepare(options);
         string sha = Convert.ToHexStringLower(SHA256.HashData(OnnxModelLoader.ReadModelBytes(options.ModelPath)));
         var artifact = ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);

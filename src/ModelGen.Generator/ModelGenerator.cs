@@ -45,7 +45,8 @@ public sealed class ModelGenerator : IIncrementalGenerator
         try
         {
             var model = ArtifactText.Read(input.Text);
-            return new EmitResult(input.Path, model.Namespace + "." + ModelEmitter.FileName(model), ModelEmitter.Emit(model), null);
+            // A hint name takes no '@' (a namespace's keyword part, My.@class).
+            return new EmitResult(input.Path, model.Namespace.Replace("@", "") + "." + ModelEmitter.FileName(model), ModelEmitter.Emit(model), null);
         }
         catch (Exception e) when (e is FormatException || e is ArgumentException || e is IndexOutOfRangeException || e is System.Collections.Generic.KeyNotFoundException)
         {

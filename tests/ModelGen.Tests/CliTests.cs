@@ -5,6 +5,7 @@ using ModelGen.Tests.Support;
 namespace ModelGen.Tests;
 
 /// <summary>`modelgen compile` writes exactly what the source generator emits for the same options.</summary>
+[Collection("Console")] // Console.SetError is process-wide: no two classes that capture stderr at once
 public sealed class CliTests
 {
     [Fact]

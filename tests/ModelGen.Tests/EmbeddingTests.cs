@@ -7,7 +7,7 @@ namespace ModelGen.Tests;
 /// <summary>int64 inputs (token ids) into a Gather: the embedding lookup of small transformers and keyword models.</summary>
 public sealed class EmbeddingTests
 {
-    static OnnxBuilder Model()
+    internal static OnnxBuilder Model()
     {
         var b = new OnnxBuilder().Input("x", 1, 2).Initializer("table", [10, 4], OnnxBuilder.Random(40, 1))
             .Initializer("w", [4, 3], OnnxBuilder.Random(12, 2));

@@ -139,4 +139,24 @@ public sealed class GeneratorTests
             Tolerance.AssertClose(ort.Run(("image", x, [1, 1, 28, 28]))[0], y, $"digit {i}");
         }
     }
+
+    [Fact]
+    public void GeneratedCodeHasNoDocumentationWarningsWhereTheConsumerGeneratesDocumentation()
+    {
+        // GenerateDocumentationFile=true: a bare cref="Run" was ambiguous (CS0419) between the two overloads.
+        // float32 with weights and Predict, int64 inputs, two outputs: every doc comment the emitter writes.
+        var lenet = ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet5.onnx"), ClassName = "LeNet5", Namespace = "Docs" });
+        var embedder = ModelCompiler.Compile(new CompileOptions { ModelPath = EmbeddingTests.Model().Save(), ClassName = "Embedder", Namespace = "Docs" });
+        var two = ModelCompiler.Compile(new CompileOptions
+        {
+            ModelPath = new OnnxBuilder().Input("x", 1, 4).Node("Relu", ["x"], ["y"]).Node("Neg", ["x"], ["z"]).Output("y").Output("z").Save(),
+            ClassName = "Two", Namespace = "Docs",
+        });
+        var models = GeneratedModels.BuildWith("", documentation: true, lenet, embedder, two); // asserts no warning at all, CS0419, CS1574 and CS1591 included
+        Assert.Contains("<see cref=\"Run(global::System.ReadOnlySpan{float}, global::System.Span{float})\"/>", models.Sources["Docs.LeNet5.g.cs"]);
+
+        // The check is live: the bare cref the emitter used to write fails the same build.
+        var e = Assert.ThrowsAny<Xunit.Sdk.XunitException>(() => GeneratedModels.BuildWith("/// <summary>See <see cref=\"Docs.Two.Run\"/>.</summary>\npublic static class Probe { }", documentation: true, two));
+        Assert.Contains("CS0419", e.Message);
+    }
 }

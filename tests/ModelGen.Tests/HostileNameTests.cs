@@ -22,7 +22,7 @@ public sealed class HostileNameTests
         b.Model.ProducerName = "\"; #error producer";
         string path = b.Save("weird name \" #.onnx");
 
-        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, Namespace = "Hostile.class.9lives" });
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, Namespace = "Hostile.@class.Lives9" });
         Assert.Equal("WeirdName", artifact.ClassName);
         var models = GeneratedModels.Build(artifact); // no warnings, no errors, no injected members
 

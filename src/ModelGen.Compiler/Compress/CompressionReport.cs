@@ -39,14 +39,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(data.Count / batch, Math.Max(1, MaxSamples / batch));
         if (runs == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, calibrationPath, $"the data holds {data.Count} samples; the model's batch size is {batch}");
-        long[]? labels = null;
-        if (labelsPath is not null)
-        {
-            var l = NpyReader.Read(labelsPath);
-            if (l.Data.Length < runs * batch)
-                throw new ModelGenException(ErrorCodes.DataFileInvalid, labelsPath, $"{l.Data.Length} labels for {runs * batch} samples; give one class index per sample");
-            labels = [.. l.Data.Select(v => (long)v)];
-        }
+        // Only the first runs·batch samples are evaluated; their labels are the first ones too.
+        int classes = Classes(original);
+        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, classes);
 
         int same = 0, correctOriginal = 0, correctCompressed = 0, rows = 0;
         double worst = 0, sum = 0;
@@ -69,7 +64,6 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 values++;
             }
             // Top-1 over the last axis of the first output, one row per sample.
-            int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
             for (int row = 0; row + classes <= a.Length; row += classes, rows++)
             {
                 int ta = ArgMax(a, row, classes), tb = ArgMax(b, row, classes);
@@ -138,16 +132,29 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// </summary>
     bool Meets(string budget, string modelPath)
     {
+        var (topOne, limit) = ParseBudget(budget, modelPath);
+        return topOne ? TopOneDrop <= limit + 1e-11 : WorstOutputError <= limit;
+    }
+
+    /// <summary>
+    /// An AccuracyBudget: a top-1 drop in percent, 0% to 100% (returned as a fraction), or an output
+    /// error bound, finite and at least 0. Anything else (200%, NaN, Infinity, 1e400, -1) is MG0007.
+    /// </summary>
+    public static (bool TopOne, double Limit) ParseBudget(string budget, string file)
+    {
         string b = budget.Trim();
-        if (b.EndsWith('%') && double.TryParse(b[..^1], NumberStyles.Float, CultureInfo.InvariantCulture, out double points) && points >= 0)
-            return TopOneDrop * 100 <= points + 1e-9;
-        if (double.TryParse(b, NumberStyles.Float, CultureInfo.InvariantCulture, out double bound) && bound >= 0)
-            return WorstOutputError <= bound;
-        throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"AccuracyBudget '{budget}' is neither a top-1 drop in percent (\"0.5%\") nor an output error bound (\"0.01\")");
+        bool topOne = b.EndsWith('%');
+        if (double.TryParse(topOne ? b[..^1] : b, NumberStyles.Float, CultureInfo.InvariantCulture, out double v) && double.IsFinite(v) && v >= 0 && (!topOne || v <= 100))
+            return (topOne, topOne ? v / 100 : v);
+        throw new ModelGenException(ErrorCodes.BadOption, file,
+            $"AccuracyBudget '{budget}' is out of range: give a top-1 drop in percent from 0% to 100% (\"0.5%\") or an output error bound, a finite number from 0 (\"0.01\")");
     }
 
     /// <summary>The top-1 loss as a fraction: accuracy lost against the labels, or disagreement with the original.</summary>
     public double TopOneDrop => CorrectOriginal is int o && CorrectCompressed is int c ? (double)(o - c) / Math.Max(1, Samples) : 1 - Agreement;
+
+    /// <summary>Classes of the model: the last axis of its first output.</summary>
+    public static int Classes(Graph graph) => Math.Max(1, graph[graph.Outputs[0]].Shape!.LastOrDefault(1));
 
     static int ArgMax(float[] v, int start, int count)
     {

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
@@ -33,7 +32,7 @@ public static class MixedPrecision
         var original = ModelCompiler.Prepare(options with { Compression = "none" });
         var inputs = original.Inputs.Select(i => new DataInput(i, original[i].Shape!)).ToList();
         var data = CalibrationData.Load(options.CalibrationPath, inputs, options.CalibrationUint8Scale);
-        long[]? labels = labelsPath is null ? null : [.. NpyReader.Read(labelsPath).Data.Select(v => (long)v)];
+        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, CompressionReport.Classes(original));
         int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(data.Count / batch, Math.Max(1, CompressionReport.MaxSamples / batch));
         int rankRuns = Math.Min(runs, Math.Max(1, Samples / batch));
@@ -43,10 +42,7 @@ public static class MixedPrecision
             return (input.Name, Tensor: new TensorData(input.Shape, data.Values[i].AsSpan((int)(r * length), (int)length).ToArray()));
         }).ToDictionary(p => p.Name, p => p.Tensor, StringComparer.Ordinal)).ToList();
         var reference = feeds.Select(f => ReferenceEvaluator.Run(original, f)[original.Outputs[0]].Floats).ToList();
-        bool percent = budget.Trim().EndsWith('%');
-        if (!double.TryParse(budget.Trim().TrimEnd('%'), NumberStyles.Float, CultureInfo.InvariantCulture, out double limit) || limit < 0)
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"AccuracyBudget '{budget}' is neither a top-1 drop in percent (\"0.5%\") nor an output error bound (\"0.01\")");
-        if (percent) limit /= 100;
+        var (percent, limit) = CompressionReport.ParseBudget(budget, options.ModelPath);
 
         // The loss of a precision assignment: the top-1 drop (against the labels, else disagreement) or the worst output error.
         // mixed: every candidate quantized once; each trial only sets which layers compute in float32.
@@ -63,7 +59,7 @@ public static class MixedPrecision
                 graph = quantized;
             }
             else graph = ModelCompiler.Prepare(options with { Compression = "mixed-weights", LayerPrecisions = precisions });
-            int classes = Math.Max(1, original[original.Outputs[0]].Shape!.LastOrDefault(1));
+            int classes = CompressionReport.Classes(original);
             int rows = 0, agree = 0, right = 0, rightOriginal = 0;
             double worst = 0;
             for (int r = 0; r < count; r++)

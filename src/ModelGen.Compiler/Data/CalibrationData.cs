@@ -54,6 +54,22 @@ public static class CalibrationData
         };
     }
 
+    /// <summary>
+    /// Class labels (.npy): one per sample of the data, <paramref name="samples"/> in all, each a whole
+    /// number in [0, <paramref name="classes"/>). Anything else would make the report's accuracy a lie.
+    /// </summary>
+    public static long[] LoadLabels(string path, int samples, int classes)
+    {
+        var labels = NpyReader.Read(path).Data;
+        if (labels.Length != samples)
+            throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"{labels.Length} labels for {samples} calibration samples; give one class index per sample, in the samples' order");
+        for (int i = 0; i < labels.Length; i++)
+            if (!(labels[i] >= 0 && labels[i] < classes && labels[i] == MathF.Floor(labels[i])))
+                throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
+                    $"label {i} is {labels[i].ToString(System.Globalization.CultureInfo.InvariantCulture)}; a label is a class index, a whole number from 0 to {classes - 1} (the model's output has {classes} classes)");
+        return [.. labels.Select(v => (long)v)];
+    }
+
     static int OnlyInput(string path, IReadOnlyList<DataInput> inputs, string advice) =>
         inputs.Count == 1 ? 0 : throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"the model has {inputs.Count} inputs ({string.Join(", ", inputs.Select(i => i.Name))}); {advice}");
 
@@ -168,6 +184,11 @@ public static class CalibrationData
             if (!shaped || sampleLength == 0 || array.Data.LongLength % sampleLength != 0)
                 throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
                     $"the data for input '{inputs[i].Name}' has shape ({string.Join(", ", array.Shape)}); it must be samples of shape ({string.Join(", ", sample)}) stacked on axis 0: (N, {string.Join(", ", sample)})");
+            // NaN or infinity would poison the activation ranges, GPTQ's matrices and the report's figures.
+            int bad = Array.FindIndex(array.Data, v => !float.IsFinite(v));
+            if (bad >= 0)
+                throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
+                    $"input '{inputs[i].Name}' sample {bad / sampleLength} holds {array.Data[bad].ToString(System.Globalization.CultureInfo.InvariantCulture)} (element {bad % sampleLength} of the sample); the data must be finite numbers: drop or repair that sample");
             int n = (int)(array.Data.LongLength / sampleLength);
             if (count >= 0 && n != count)
                 throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"input '{inputs[i].Name}' has {n} samples, another input {count}: every input needs the same number");

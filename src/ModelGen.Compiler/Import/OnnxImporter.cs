@@ -40,6 +40,8 @@ public static class OnnxImporter
         foreach (var input in g.Input)
         {
             if (graph.Values.TryGetValue(input.Name, out var existing) && existing.IsConstant) continue; // an initializer listed as input (IR < 4): a constant for us
+            if (graph.Inputs.Contains(input.Name))
+                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"graph input '{input.Name}' is listed twice; ONNX Runtime refuses such a model too: give each input its own name");
             var v = graph.GetOrAdd(input.Name);
             var tt = input.Type?.TensorType ?? throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' is not a tensor; only tensor inputs are supported");
             // int64 inputs carry indices (token ids for an embedding Gather); everything computed is float32.
@@ -75,6 +77,7 @@ public static class OnnxImporter
             nodes.Add(node);
         }
         graph.Nodes = TopologicalOrder(nodes, produced, graph, modelPath);
+        CheckElementTypes(g, graph.Nodes, modelPath);
         foreach (var n in graph.Nodes)
             foreach (var o in n.Outputs)
                 if (o.Length > 0) graph.GetOrAdd(o);
@@ -106,6 +109,40 @@ public static class OnnxImporter
         if (graph.Outputs.Count == 0)
             throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, "the graph has no outputs");
         return graph;
+    }
+
+    /// <summary>Operators whose inputs share one type parameter T (Clip's min and max, Conv's bias…).</summary>
+    static readonly HashSet<string> SameTypeInputs = new(StringComparer.Ordinal)
+    {
+        "Add", "Sub", "Mul", "Div", "Max", "Min", "Sum", "Mean", "MatMul", "Gemm", "Conv", "ConvTranspose", "Concat", "PRelu",
+        "Clip", "InstanceNormalization",
+    };
+
+    /// <summary>
+    /// ONNX Runtime refuses a node whose inputs of one type T differ (a float64 initializer added to a
+    /// float32 input), so it is MG1002 here too, not a silent conversion. Types are known from the graph's
+    /// inputs, initializers, Constant and Cast, and carried through operators that keep their input's type.
+    /// </summary>
+    static void CheckElementTypes(GraphProto g, List<Node> nodes, string modelPath)
+    {
+        var types = new Dictionary<string, int>(StringComparer.Ordinal);
+        foreach (var input in g.Input) if (input.Type?.TensorType is { } tt) types[input.Name] = tt.ElemType;
+        foreach (var init in g.Initializer) types[init.Name] = init.DataType;
+        foreach (var node in nodes)
+        {
+            int? type = null;
+            if (node.OpType == "Constant" && node.Attributes.TryGetValue("value", out var value) && value.T is { } t) type = t.DataType;
+            else if (node.OpType == "Cast" && node.Attributes.TryGetValue("to", out var to)) type = (int)to.I;
+            else if (SameTypeInputs.Contains(node.OpType) || ShapePreservingUnary.Contains(node.OpType))
+            {
+                var known = node.Inputs.Where(i => i.Length > 0 && types.ContainsKey(i)).ToList();
+                if (known.Select(i => types[i]).Distinct().Count() > 1)
+                    throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath,
+                        $"{node.Describe} takes inputs of different element types ({string.Join(", ", known.Select(i => $"'{i}' {DataTypeName(types[i])}"))}); ONNX requires one type for them and ONNX Runtime refuses the model: export them all as float32");
+                if (known.Count > 0) type = types[known[0]];
+            }
+            if (type is int output && node.Outputs.Count > 0 && node.Outputs[0].Length > 0) types[node.Outputs[0]] = output;
+        }
     }
 
     static readonly HashSet<string> ShapePreservingUnary = new(StringComparer.Ordinal)

@@ -44,12 +44,24 @@ internal sealed class CodeWriter
 
     public static string N(long v) => v.ToString(CultureInfo.InvariantCulture);
 
-    /// <summary>Text from the model made safe for a // comment: no line breaks or control characters survive.</summary>
+    /// <summary>
+    /// Text from the model made safe for a // comment: line breaks, control and format characters (bidi
+    /// overrides such as U+202E, zero-width characters) and lone surrogates become \uXXXX text, so no
+    /// model can end the comment or make an editor show code other than what compiles.
+    /// </summary>
     public static string Comment(string s)
     {
         var sb = new StringBuilder(s.Length);
-        foreach (char c in s)
-            sb.Append(c < 0x20 || c == 0x7F || c == '\u0085' || c == '\u2028' || c == '\u2029' ? '?' : c);
+        for (int i = 0; i < s.Length; i++)
+        {
+            char c = s[i];
+            if (char.IsSurrogatePair(s, i)) { sb.Append(c).Append(s[++i]); continue; }
+            var category = CharUnicodeInfo.GetUnicodeCategory(c);
+            if (category is UnicodeCategory.Control or UnicodeCategory.Format or UnicodeCategory.LineSeparator
+                or UnicodeCategory.ParagraphSeparator or UnicodeCategory.Surrogate)
+                sb.Append("\\u").Append(((int)c).ToString("X4", CultureInfo.InvariantCulture));
+            else sb.Append(c);
+        }
         return sb.ToString();
     }
 

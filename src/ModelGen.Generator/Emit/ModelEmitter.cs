@@ -31,8 +31,7 @@ public static class ModelEmitter
     public static string Emit(ModelArtifact model, bool profile)
     {
         if (!Identifiers.IsValid(model.ClassName)) throw new FormatException($"class name '{model.ClassName}' is not an identifier");
-        foreach (var part in model.Namespace.Split('.'))
-            if (!Identifiers.IsValid(part)) throw new FormatException($"namespace '{model.Namespace}' is not a dotted identifier");
+        if (!Identifiers.IsNamespace(model.Namespace)) throw new FormatException($"namespace '{model.Namespace}' is not a dotted identifier");
         foreach (var b in model.Inputs.Concat(model.Outputs))
             if (!Identifiers.IsValid(b.Parameter)) throw new FormatException($"parameter '{b.Parameter}' is not an identifier");
         return new Emitter(model, profile).Run();
@@ -100,7 +99,7 @@ public static class ModelEmitter
         void ClassDoc()
         {
             _w.Line("/// <summary>");
-            _w.Line($"/// The ONNX model <c>{CodeWriter.Xml(_m.SourceFile)}</c> compiled to C# by ModelGen (float32). Call <see cref=\"Run\"/>: it allocates nothing and is safe from any thread.");
+            _w.Line($"/// The ONNX model <c>{CodeWriter.Xml(_m.SourceFile)}</c> compiled to C# by ModelGen (float32). Call <see cref=\"{RunCref()}\"/>: it allocates nothing and is safe from any thread.");
             _w.Line("/// </summary>");
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
@@ -136,9 +135,14 @@ public static class ModelEmitter
             _w.Line();
         }
 
-        string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
-        string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{(T(b.Tensor).IsInt64 ? "long" : "float")}> " + b.Parameter));
+        string Element(ArtifactBinding b) => T(b.Tensor).IsInt64 ? "long" : "float";
+        string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{Element(b)}> " + b.Parameter));
+        string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{Element(b)}> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
+
+        /// <summary>The Run overload without scratch, exactly: a bare cref="Run" is ambiguous (CS0419) where the consumer generates documentation.</summary>
+        string RunCref() => "Run(" + string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan{{{Element(b)}}}")
+            .Concat(_m.Outputs.Select(b => $"global::System.Span{{{Element(b)}}}"))) + ")";
 
         void ParamDocs()
         {
@@ -171,7 +175,7 @@ public static class ModelEmitter
             _w.Line("if (!global::System.BitConverter.IsLittleEndian) throw new global::System.PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
             _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scratch);");
             for (int i = 0; i < _m.Nodes.Count; i++)
-                _w.Line($"{KernelCall(i)} // {_m.Nodes[i].OnnxOp} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
+                _w.Line($"{KernelCall(i)} // {CodeWriter.Comment(_m.Nodes[i].OnnxOp)} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
             _w.Close();
             _w.Line();
 

@@ -35,11 +35,15 @@ public sealed class GeneratedModels
     public static GeneratedModels Build(params ModelArtifact[] models) => BuildWith("", models);
 
     /// <summary>As <see cref="Build"/>, with more source compiled beside (say, a partial part of a model class that reaches its kernels).</summary>
-    public static GeneratedModels BuildWith(string extraSource, params ModelArtifact[] models)
+    public static GeneratedModels BuildWith(string extraSource, params ModelArtifact[] models) => BuildWith(extraSource, false, models);
+
+    /// <summary>With <paramref name="documentation"/>, as a consumer with GenerateDocumentationFile: doc comment warnings (CS0419, CS1574…) count too.</summary>
+    public static GeneratedModels BuildWith(string extraSource, bool documentation, params ModelArtifact[] models)
     {
         var texts = models.Select((m, i) => (AdditionalText)new InMemoryAdditionalText($"/models/m{i}.mgen", ArtifactText.Write(m))).ToImmutableArray();
-        var harness = string.Join("\n", models.Select(Harness)) + "\n" + extraSource;
-        var parse = new CSharpParseOptions(LanguageVersion.Latest);
+        // The harness is undocumented on purpose: CS1591 only for the generated code.
+        var harness = "#pragma warning disable CS1591\n" + string.Join("\n", models.Select(Harness)) + "\n" + extraSource;
+        var parse = new CSharpParseOptions(LanguageVersion.Latest, documentation ? DocumentationMode.Diagnose : DocumentationMode.Parse);
         var compilation = CSharpCompilation.Create(
             "GeneratedModels" + Guid.NewGuid().ToString("N"),
             [CSharpSyntaxTree.ParseText(harness, parse)],
@@ -50,7 +54,7 @@ public sealed class GeneratedModels
         var run = driver.GetRunResult();
         var sources = run.Results.SelectMany(r => r.GeneratedSources).ToDictionary(s => s.HintName, s => s.SourceText.ToString());
         using var stream = new MemoryStream();
-        var emit = output.Emit(stream);
+        var emit = output.Emit(stream, xmlDocumentationStream: documentation ? new MemoryStream() : null);
         var problems = emit.Diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
         Assert.True(emit.Success && problems.Count == 0 && genDiagnostics.IsEmpty,
             "generated code must compile without warnings:\n" + string.Join("\n", genDiagnostics.Concat(problems).Take(20)));
@@ -78,17 +82,20 @@ public sealed class GeneratedModels
 
     public object? Member(ModelArtifact model, string name)
     {
-        var type = _assembly.GetType(model.Namespace + "." + model.ClassName)!;
+        var type = ModelType(model);
         var field = type.GetField(name, BindingFlags.Public | BindingFlags.Static);
         return field is not null ? field.GetValue(null) : Method(model, "Get" + name).Invoke(null, []);
     }
 
-    public Type ModelType(ModelArtifact model) => _assembly.GetType(model.Namespace + "." + model.ClassName)!;
+    public Type ModelType(ModelArtifact model) => _assembly.GetType(model.Namespace.Replace("@", "") + "." + model.ClassName)!;
 
     MethodInfo Method(ModelArtifact model, string name) => _assembly.GetType(HarnessType(model))!.GetMethod(name)!;
 
     /// <summary>The harness class of a model: Run, and for one float32 input and output RunMany.</summary>
-    public static string HarnessType(ModelArtifact model) => $"TestHarness.{model.Namespace.Replace('.', '_')}_{model.ClassName}";
+    public static string HarnessType(ModelArtifact model) => $"TestHarness.{HarnessName(model)}";
+
+    /// <summary>The harness class's name: the namespace's parts (without '@') and the class joined by '_'.</summary>
+    static string HarnessName(ModelArtifact model) => $"{model.Namespace.Replace("@", "").Replace('.', '_')}_{model.ClassName}";
 
     static string Harness(ModelArtifact m)
     {
@@ -118,7 +125,7 @@ public sealed class GeneratedModels
         return $$"""
             namespace TestHarness
             {
-                public static class {{m.Namespace.Replace('.', '_')}}_{{m.ClassName}}
+                public static class {{HarnessName(m)}}
                 {
                     public static void Run(object[] inputs, object[] outputs) => {{cls}}.Run({{string.Join(", ", ins.Concat(outs))}});
                     {{single}}
