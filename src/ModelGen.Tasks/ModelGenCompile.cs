@@ -337,18 +337,8 @@ namespace ModelGen.Tasks
             return null;
         }
 
-        internal static bool IsNamespace(string value)
-        {
-            foreach (string part in value.Split('.'))
-            {
-                if (!IsIdentifier(part))
-                {
-                    return false;
-                }
-            }
-
-            return true;
-        }
+        /// <summary>The compiler's own rule (ModelGen.Artifact's Identifiers): a keyword part only as @keyword, no format characters.</summary>
+        internal static bool IsNamespace(string value) => ModelGen.Artifact.Identifiers.IsNamespace(value);
 
         internal static bool IsIdentifier(string value)
         {

@@ -70,6 +70,19 @@ public sealed class ModelGenCompileTaskTests : IDisposable
     }
 
     [Theory]
+    [InlineData("My.@class", true)]
+    [InlineData("Modèles.Überweisung_1", true)]
+    [InlineData("My.class", false)]
+    [InlineData("My.global", false)]
+    [InlineData("My.\u202Eevil", false)]
+    [InlineData("My..App", false)]
+    public void NamespacesFollowTheCompilersRule(string ns, bool valid)
+    {
+        // The task compiles in the compiler's own rule (ValidationTests holds the compiler to the same cases).
+        Assert.Equal(valid, ModelGenCompile.IsNamespace(ns));
+    }
+
+    [Theory]
     [InlineData("Digits", true)]
     [InlineData("_x9", true)]
     [InlineData("Ünïcode", true)]
