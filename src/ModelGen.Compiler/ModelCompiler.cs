@@ -102,8 +102,8 @@ public static class ModelCompiler
         if (Array.IndexOf(SimdLevels, simd) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
         string className = options.ClassName is { Length: > 0 } c ? c : Identifiers.Pascal(Path.GetFileNameWithoutExtension(options.ModelPath));
-        if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className))
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{className}' is not a valid C# identifier or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
+        if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className) || className.Length > Identifiers.MaxLength)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{(className.Length > Identifiers.MaxLength ? className[..Identifiers.MaxLength] + "…" : className)}' is not a valid C# identifier of at most {Identifiers.MaxLength} characters, or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");
         string ns = options.Namespace is { Length: > 0 } n ? n : "ModelGen.Models";
         if (!Identifiers.IsNamespace(ns))
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"namespace '{ns}' is not a C# namespace; set Namespace (--namespace) to identifiers of letters, digits and '_' separated by '.', none starting with a digit, a keyword only as @keyword (My.@class)");

@@ -342,7 +342,7 @@ namespace ModelGen.Tasks
 
         internal static bool IsIdentifier(string value)
         {
-            if (value.Length == 0 || Keywords.Contains(value))
+            if (value.Length == 0 || value.Length > ModelGen.Artifact.Identifiers.MaxLength || Keywords.Contains(value))
             {
                 return false;
             }

@@ -94,6 +94,14 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         Assert.Equal(valid, ModelGenCompile.IsIdentifier(name));
 
     [Fact]
+    public void ClassNamesAreAtMostAHundredCharacters()
+    {
+        // C# refuses names over 512 characters (CS7013); the compiler caps them at 100 (MG0007) and so does the task.
+        Assert.True(ModelGenCompile.IsIdentifier(new string('A', 100)));
+        Assert.False(ModelGenCompile.IsIdentifier(new string('A', 101)));
+    }
+
+    [Fact]
     public void CanonicalErrorsFromTheToolBecomeBuildErrorsWithCodeAndFile()
     {
         if (OperatingSystem.IsWindows())

@@ -196,6 +196,16 @@ public sealed class HostileGraphTests
     }
 
     [Fact]
+    public void ClassNamesOverAHundredCharactersAreMG0007()
+    {
+        string path = new OnnxBuilder().Input("x", 1, 2).Node("Relu", ["x"], ["y"]).Output("y").Save();
+        Assert.Equal("A100", ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "A100" }).ClassName);
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = new string('A', 100_000) }));
+        Assert.Equal(ErrorCodes.BadOption, e.Code);
+        Assert.True(e.Message.Length < 1000, "the message quotes the name cut short");
+    }
+
+    [Fact]
     public void ConstantFoldingStopsAtABudgetTiedToTheFileSize()
     {
         // A few hundred bytes that would fold into 2 M floats (0.4 M, 0.8 M, 0.8 M) against a budget of 1 M
