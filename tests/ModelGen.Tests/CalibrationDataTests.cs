@@ -36,6 +36,22 @@ public sealed class CalibrationDataTests
     static byte[] Pb(int[] shape, float[] values) => OnnxBuilder.Tensor("t", shape, values).ToByteArray();
 
     [Fact]
+    public void SamplesSavedAsTheModelsInputWithALeadingSampleAxisAreRead()
+    {
+        // An input [1, 3, 2] and a file (4, 1, 3, 2): each sample as the model takes it, batch axis included.
+        var set = CalibrationData.Load(Write("x.npy", NpyReaderTests.Npy("<f4", "(4, 1, 3, 2)", NpyReaderTests.Floats([.. Enumerable.Range(0, 24).Select(i => (float)i)]))), [new DataInput("x", [1, 3, 2])]);
+        Assert.Equal(4, set.Count);
+        Assert.Equal([6f, 7f, 8f, 9f, 10f, 11f], set.Sample(0, 1).ToArray());
+        // With BatchSize 2 the input is [2, 3]: a (5, 2, 3) file is ten samples of (3).
+        var batched = CalibrationData.Load(Write("b.npy", NpyReaderTests.Npy("<f4", "(5, 2, 3)", NpyReaderTests.Floats([.. Enumerable.Range(0, 30).Select(i => (float)i)]))), [new DataInput("x", [2, 3])]);
+        Assert.Equal(10, batched.Count);
+        // Any other layout names both it may take.
+        var e = Assert.Throws<ModelGenException>(() => CalibrationData.Load(Write("c.npy", NpyReaderTests.Npy("<f4", "(4, 2, 3, 1)", NpyReaderTests.Floats([.. Enumerable.Range(0, 24).Select(i => (float)i)]))), [new DataInput("x", [1, 3, 2])]));
+        Assert.Contains("(N, 3, 2)", e.Message);
+        Assert.Contains("(N, 1, 3, 2)", e.Message);
+    }
+
+    [Fact]
     public void NpySamplesStackOnAxisZero()
     {
         var set = CalibrationData.Load(Write("x.npy", NpyReaderTests.Npy("<f4", "(2, 1, 2, 2)", NpyReaderTests.Floats(1, 2, 3, 4, 5, 6, 7, 8))), Image);

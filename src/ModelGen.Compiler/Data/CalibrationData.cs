@@ -177,13 +177,16 @@ public static class CalibrationData
             int[] sample = inputs[i].Shape.Skip(1).ToArray();
             long sampleLength = sample.Aggregate(1L, (x, y) => x * y);
             var array = arrays[a];
-            // [N, sample…], or [sample…] for one sample, or, concatenated, any stacking whose length is whole samples.
+            // [N, sample…], or [sample…] for one sample, or [N, input shape…] (each sample saved as the model's
+            // input, batch axis and all: a (200, 1, 25, 96) file for an input [1, 25, 96]), or, concatenated,
+            // any stacking whose length is whole samples.
             bool shaped = array.Shape.Length == sample.Length + 1 && array.Shape.Skip(1).SequenceEqual(sample)
                 || array.Shape.Length == sample.Length && array.Shape.SequenceEqual(sample)
+                || array.Shape.Length == inputs[i].Shape.Length + 1 && array.Shape.Skip(1).SequenceEqual(inputs[i].Shape)
                 || array.Shape.Length > 0 && array.Shape[0] == -1;
             if (!shaped || sampleLength == 0 || array.Data.LongLength % sampleLength != 0)
                 throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
-                    $"the data for input '{inputs[i].Name}' has shape ({string.Join(", ", array.Shape)}); it must be samples of shape ({string.Join(", ", sample)}) stacked on axis 0: (N, {string.Join(", ", sample)})");
+                    $"the data for input '{inputs[i].Name}' has shape ({string.Join(", ", array.Shape)}); it must be samples of shape ({string.Join(", ", sample)}) stacked on axis 0: (N, {string.Join(", ", sample)}), or the input's shape with a leading sample axis: (N, {string.Join(", ", inputs[i].Shape)})");
             // NaN or infinity would poison the activation ranges, GPTQ's matrices and the report's figures.
             int bad = Array.FindIndex(array.Data, v => !float.IsFinite(v));
             if (bad >= 0)
