@@ -87,7 +87,7 @@ public sealed class BuildBehaviourTests(PackageFixture package, ITestOutputHelpe
         { "missing", ["missing\\.onnx\\s*:\\s*error MG0100:"] },
         { "corrupt", ["corrupt\\.onnx\\s*:\\s*error MG\\d{4}:"] },
         { "truncated", ["truncated\\.onnx\\s*:\\s*error MG\\d{4}:"] },
-        { "metadata", ["lenet5\\.onnx\\s*:\\s*error MG0102:", "lenet5\\.onnx\\s*:\\s*error MG0103:", "lenet5\\.onnx\\s*:\\s*error MG0104:", "lenet5\\.onnx\\s*:\\s*error MG0105:"] },
+        { "metadata", ["Broken\\.csproj\\s*:\\s*warning MG0111:.*'Compresion'.*did you mean 'Compression'", "lenet5\\.onnx\\s*:\\s*error MG0102:", "lenet5\\.onnx\\s*:\\s*error MG0103:", "lenet5\\.onnx\\s*:\\s*error MG0104:", "lenet5\\.onnx\\s*:\\s*error MG0105:"] },
         { "duplicate", ["error MG0110:"] },
     };
 
@@ -114,7 +114,7 @@ public sealed class BuildBehaviourTests(PackageFixture package, ITestOutputHelpe
                 break;
             case "metadata":
                 consumer.CopyModel("lenet5.onnx");
-                consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="2fast" Namespace="My-App" BatchSize="0" Simd="avx9" />""");
+                consumer.WriteProject("""<CompressedModel Include="lenet5.onnx" ClassName="2fast" Namespace="My-App" BatchSize="0" Simd="avx9" Compresion="int8" />""");
                 break;
             case "duplicate":
                 consumer.CopyModel("lenet5.onnx");

@@ -94,6 +94,28 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         Assert.Equal(valid, ModelGenCompile.IsIdentifier(name));
 
     [Fact]
+    public void UnknownMetadataWarnsWithTheClosestKnownName()
+    {
+        var item = new Microsoft.Build.Utilities.TaskItem("model.onnx");
+        item.SetMetadata("Compresion", "int8");
+        item.SetMetadata("calibration", "data.npy"); // MSBuild's names ignore case: this is Calibration
+        item.SetMetadata("Link", "Models/model.onnx");
+        item.SetMetadata("Flavour", "x");
+        var task = new ModelGenCheckItems { BuildEngine = _engine, Items = [item], ProjectFile = "Consumer.csproj" };
+
+        Assert.True(task.Execute());
+
+        Assert.Equal(2, _engine.Warnings.Count);
+        Assert.All(_engine.Warnings, w => Assert.Equal("MG0111", w.Code));
+        Assert.All(_engine.Warnings, w => Assert.Equal("Consumer.csproj", w.File));
+        Assert.Contains("'Compresion'", _engine.Warnings[0].Message);
+        Assert.Contains("did you mean 'Compression'?", _engine.Warnings[0].Message);
+        Assert.Contains("'Flavour'", _engine.Warnings[1].Message);
+        Assert.DoesNotContain("did you mean", _engine.Warnings[1].Message);
+        Assert.Empty(_engine.Errors);
+    }
+
+    [Fact]
     public void ClassNamesAreAtMostAHundredCharacters()
     {
         // C# refuses names over 512 characters (CS7013); the compiler caps them at 100 (MG0007) and so does the task.
