@@ -276,8 +276,18 @@ namespace ModelGen.Tasks
                 _lastUnexplainedErrorLine = singleLine.Trim();
             }
 
+            // modelgen's own report lines (the compression summary, the layers the mixed searches chose) show
+            // at normal verbosity: a compression that took minutes says what it did. Its other output stays low.
+            if (messageImportance == StandardOutputLoggingImportance && singleLine.StartsWith(ReportPrefix, StringComparison.Ordinal))
+            {
+                messageImportance = MessageImportance.High;
+            }
+
             base.LogEventsFromTextOutput(singleLine, messageImportance);
         }
+
+        /// <summary>What modelgen puts before a line meant for the build log at normal verbosity.</summary>
+        internal const string ReportPrefix = "modelgen: ";
 
         /// <inheritdoc />
         protected override bool HandleTaskExecutionErrors()

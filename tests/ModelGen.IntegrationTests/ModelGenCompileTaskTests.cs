@@ -149,6 +149,26 @@ public sealed class ModelGenCompileTaskTests : IDisposable
     }
 
     [Fact]
+    public void TheToolsReportLinesShowAtNormalVerbosityAndItsOtherOutputDoesNot()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        ModelGenCompile task = FakeTool("""
+            echo "modelgen: int8: 26% of the weight bytes, top-1 as the original on 100.00% of 256 samples"
+            echo "some other chatter"
+            mkdir -p "$(dirname "$4")" && echo artifact > "$4"
+            """);
+
+        Assert.True(task.Execute(), _engine.Log);
+
+        Assert.Equal(MessageImportance.High, Assert.Single(_engine.Messages, m => m.Message!.StartsWith("modelgen: int8")).Importance);
+        Assert.Equal(MessageImportance.Low, Assert.Single(_engine.Messages, m => m.Message == "some other chatter").Importance);
+    }
+
+    [Fact]
     public void ACrashOfTheToolIsAnErrorWithItsFirstLine()
     {
         if (OperatingSystem.IsWindows())
