@@ -9,16 +9,50 @@ namespace ModelGen.Cli;
 /// <summary>
 /// <c>modelgen</c>: the same engine the MSBuild task runs. Errors go to stderr in MSBuild's canonical
 /// form (<c>file: error MGnnnn: message</c>) and the exit code is 1, so the task reports them as-is.
+/// Every command keeps that contract through <see cref="Guarded"/>.
 /// </summary>
 public static class Program
 {
+    internal static readonly Option<bool> Verbose = new("--verbose") { Description = "On an internal error (MG9000), also print the stack trace.", Recursive = true };
+
     public static int Main(string[] args)
     {
         var root = new RootCommand("ModelGen: compiles ONNX models into dependency-free C# at build time.");
+        root.Options.Add(Verbose);
         root.Subcommands.Add(CompileCommand());
         root.Subcommands.Add(InspectCommand());
         root.Subcommands.Add(Bench.BenchCommand.Create());
-        return root.Parse(args).Invoke();
+        var parse = root.Parse(args);
+        // A value that does not parse (--samples x) is a bad option like any other: one canonical line each.
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors) Console.Error.WriteLine($"modelgen: error {ErrorCodes.BadOption}: {error.Message}");
+            return 1;
+        }
+        return parse.Invoke();
+    }
+
+    /// <summary>
+    /// Runs a command under the error contract: a <see cref="ModelGenException"/> is its canonical line; any other
+    /// exception is a defect of ModelGen, MG9000 with its message, and its stack trace only with --verbose. Exit code 1.
+    /// </summary>
+    public static int Guarded(string file, bool verbose, Func<int> command)
+    {
+        try
+        {
+            return command();
+        }
+        catch (ModelGenException e)
+        {
+            Console.Error.WriteLine(e.Canonical);
+            return 1;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"{file}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with the model");
+            if (verbose) Console.Error.WriteLine(e);
+            return 1;
+        }
     }
 
     static Command CompileCommand()
@@ -43,7 +77,7 @@ public static class Program
         command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
-            try
+            return Guarded(modelFile.FullName, parse.GetValue(Verbose), () =>
             {
                 var options = new CompileOptions
                 {
@@ -108,19 +142,7 @@ public static class Program
                     Console.WriteLine($"modelgen: wrote {path}");
                 }
                 return 0;
-            }
-            catch (ModelGenException e)
-            {
-                Console.Error.WriteLine(e.Canonical);
-                return 1;
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                // A defect of ModelGen, not of the model: still one clear line for the build log.
-                Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with the model");
-                Console.Error.WriteLine(e.ToString().Replace(Environment.NewLine, " | "));
-                return 1;
-            }
+            });
         });
         return command;
     }
@@ -133,7 +155,7 @@ public static class Program
         command.SetAction(parse =>
         {
             var file = parse.GetValue(model)!;
-            try
+            return Guarded(file.FullName, parse.GetValue(Verbose), () =>
             {
                 var r = ModelInspector.Inspect(file.FullName, parse.GetValue(batch));
                 static string Shape(int[]? s) => s is null ? "[?]" : "[" + string.Join(", ", s) + "]";
@@ -148,12 +170,7 @@ public static class Program
                 bool ok = r.Problem is null && r.Operators.All(o => o.Supported);
                 Console.WriteLine(ok ? "ModelGen can compile this model." : $"ModelGen cannot compile this model yet{(r.Problem is null ? "" : ": " + r.Problem)}");
                 return ok ? 0 : 2;
-            }
-            catch (ModelGenException e)
-            {
-                Console.Error.WriteLine(e.Canonical);
-                return 1;
-            }
+            });
         });
         return command;
     }

@@ -60,6 +60,9 @@ public static class OnnxModelLoader
         }
         if (string.IsNullOrEmpty(location))
             throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}' says its data is external but names no location");
+        // A NUL (or, on Windows, another character no path holds) names no file; Path would throw ArgumentException.
+        if (location.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}': external data location '{location.Replace("\0", "\\0")}' holds a NUL or another character no file name can");
         string folder = Path.GetFullPath(Path.GetDirectoryName(Path.GetFullPath(modelPath)) ?? ".");
         string full = Path.GetFullPath(Path.Combine(folder, location));
         string folderWithSep = folder.EndsWith(Path.DirectorySeparatorChar) ? folder : folder + Path.DirectorySeparatorChar;
@@ -69,12 +72,20 @@ public static class OnnxModelLoader
         if (!info.Exists)
             throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}' needs the external data file '{location}', which does not exist beside the model");
         if (length < 0) length = expectedBytes;
-        if (length != expectedBytes || offset < 0 || offset + length > info.Length)
+        // offset > file length − length: offset + length could overflow (an offset of 2^63 − 1).
+        if (length != expectedBytes || offset < 0 || offset > info.Length - length)
             throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}': external data '{location}' offset {offset} length {length} does not fit the file ({info.Length} bytes) or the tensor ({expectedBytes} bytes)");
         var data = new byte[length];
-        using var stream = File.OpenRead(full);
-        stream.Seek(offset, SeekOrigin.Begin);
-        stream.ReadExactly(data);
+        try
+        {
+            using var stream = File.OpenRead(full);
+            stream.Seek(offset, SeekOrigin.Begin);
+            stream.ReadExactly(data);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}': cannot read external data '{location}': {e.Message}");
+        }
         return data;
     }
 
