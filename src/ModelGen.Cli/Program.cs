@@ -102,6 +102,9 @@ public static class Program
                     foreach (var c in choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} (loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3})"));
                 }
+                // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.
+                foreach (var output in new[] { parse.GetValue(artifact), parse.GetValue(emitOnnx) })
+                    if (output is not null) OutputFile.RequireRegular(output.FullName, modelFile.FullName);
                 var compiled = ModelCompiler.Compile(options, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
@@ -176,24 +179,6 @@ public static class Program
     }
 
     /// <summary>Writes UTF-8 (no BOM) only when the content differs, so unchanged outputs keep their timestamps.</summary>
-    static void WriteIfChanged(string path, string content, string modelPath)
-    {
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            var bytes = new System.Text.UTF8Encoding(false).GetBytes(content);
-            if (File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes))
-            {
-                File.SetLastWriteTimeUtc(path, DateTime.UtcNow); // up to date for MSBuild's timestamp check
-                return;
-            }
-            string temp = path + ".tmp";
-            File.WriteAllBytes(temp, bytes);
-            File.Move(temp, path, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelGenException(ErrorCodes.WriteFailed, modelPath, $"cannot write '{path}': {e.Message}");
-        }
-    }
+    static void WriteIfChanged(string path, string content, string modelPath) =>
+        OutputFile.WriteIfChanged(path, new System.Text.UTF8Encoding(false).GetBytes(content), modelPath);
 }

@@ -238,4 +238,25 @@ public sealed class CliTests
         foreach (string command in new[] { "compile", "inspect", "bench" })
             FailsWith("MG0001", Modelgen(command, "/no/such/model.onnx", "--verbose"));
     }
+
+    [Fact]
+    public void AFailedWriteDeletesItsTemporaryFileAndIsMG1101()
+    {
+        string dir = Directory.CreateTempSubdirectory("modelgen-write").FullName;
+        string lenet300 = TestData.Mnist("lenet300.onnx");
+        // The generated file's name taken by a folder: the temporary file is written, then the rename fails.
+        string taken = Directory.CreateDirectory(Path.Combine(dir, "Net.g.cs")).FullName;
+        FailsWith("MG1101", Modelgen("compile", lenet300, "--class", "Net", "--out", dir));
+        Assert.Equal([taken], Directory.GetFileSystemEntries(dir));
+        Assert.Empty(Directory.GetFileSystemEntries(taken));
+        if (!File.Exists("/dev/full")) return;
+        // A device as the output: refused before any work, neither read (it never ends) nor renamed over (as root, that
+        // would replace the device), and no report or temporary file beside it.
+        foreach (string[] outputs in new[] { new[] { "--artifact", "/dev/full" }, ["--out", dir, "--emit-onnx", "/dev/full"] })
+        {
+            FailsWith("MG1101", Modelgen(["compile", lenet300, "--class", "Net", .. outputs]));
+            Assert.Equal(0, new FileInfo("/dev/full").Length);
+            Assert.False(File.Exists("/dev/full.tmp"));
+        }
+    }
 }

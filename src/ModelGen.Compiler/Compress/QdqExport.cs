@@ -113,11 +113,7 @@ public static class QdqExport
         }
         // DequantizeLinear nodes first: they read only initializers, and ONNX wants nodes in topological order.
         for (int i = newNodes.Count - 1; i >= 0; i--) g.Node.Insert(0, newNodes[i]);
-        try { File.WriteAllBytes(outputPath, model.ToByteArray()); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelGenException(ErrorCodes.WriteFailed, outputPath, $"cannot write the ONNX export: {e.Message}");
-        }
+        OutputFile.WriteIfChanged(outputPath, model.ToByteArray(), options.ModelPath);
         return notes;
     }
 
