@@ -26,7 +26,7 @@ public static class Program
         // A value that does not parse (--samples x) is a bad option like any other: one canonical line each.
         if (parse.Errors.Count > 0)
         {
-            foreach (var error in parse.Errors) Console.Error.WriteLine($"modelgen: error {ErrorCodes.BadOption}: {error.Message}");
+            foreach (var error in parse.Errors) Console.Error.WriteLine($"modelgen: error {ErrorCodes.BadOption}: {error.Message} (modelgen --help lists the commands and their options)");
             return 1;
         }
         return parse.Invoke();
@@ -66,7 +66,7 @@ public static class Program
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
-        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: int8 initializers and DequantizeLinear) that ONNX Runtime runs." };
+        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: the int8 weights as uint8 + 128 initializers and DequantizeLinear) that ONNX Runtime runs." };
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
