@@ -216,6 +216,13 @@ public sealed class CliTests
     public void BenchRefusesEveryNumericOptionOutOfRangeAsMG0007(string option, string value) =>
         FailsWith("MG0007", Modelgen("bench", TestData.Mnist("lenet300.onnx"), "--seconds", "0.1", option, value));
 
+    [Theory]
+    [InlineData("0")]
+    [InlineData("NaN")]
+    [InlineData("-Infinity")]
+    public void CompileRefusesADivisorOfUint8DataOutOfRangeAsMG0007(string scale) =>
+        FailsWith("MG0007", Modelgen("compile", TestData.Mnist("lenet300.onnx"), "--calibration-scale", scale, "--out", Path.GetTempPath()));
+
     [Fact]
     public void BenchOnAModelWithoutInputsIsMG1005()
     {

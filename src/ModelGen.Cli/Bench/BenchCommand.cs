@@ -54,7 +54,6 @@ public static class BenchCommand
         // Comparisons written so that NaN fails them too.
         if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
         if (o.Samples < 1) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, $"--samples must be at least 1 (it is {o.Samples})");
-        if (!(o.Uint8Scale > 0 && float.IsFinite(o.Uint8Scale))) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, $"--uint8-scale must be a finite number above 0 (it is {o.Uint8Scale.ToString(CultureInfo.InvariantCulture)})");
         var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
         var artifact = ModelCompiler.Compile(options);
         var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
