@@ -96,7 +96,9 @@ public static class QdqExport
                 // storage may round it by up to 2 units), so ONNX Runtime gets that bias, not the float one, to compute the same.
                 var floatBias = dense.HasInput(2) ? compressed[dense.Inputs[2]].Constant : null;
                 bool takesBias = source.OpType == "Conv" || source.OpType == "Gemm" && !source.Attribute.Any(a => a.Name == "beta" && a.F != 1f);
-                if (takesBias && (floatBias is not null || !dense.HasInput(2)))
+                // A source bias the layer does not carry (computed elsewhere in the graph) stays as it is.
+                bool sourceBias = source.Input.Count > 2 && source.Input[2].Length > 0;
+                if (takesBias && (floatBias is not null || !dense.HasInput(2) && !sourceBias))
                 {
                     int[] rowSums = denseArithmetic?.RowSums ?? convArithmetic!.RowSums;
                     int[] folded = denseArithmetic?.Bias(floatBias?.Floats) ?? convArithmetic!.Bias(floatBias?.Floats);
