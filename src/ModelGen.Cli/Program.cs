@@ -9,16 +9,50 @@ namespace ModelGen.Cli;
 /// <summary>
 /// <c>modelgen</c>: the same engine the MSBuild task runs. Errors go to stderr in MSBuild's canonical
 /// form (<c>file: error MGnnnn: message</c>) and the exit code is 1, so the task reports them as-is.
+/// Every command keeps that contract through <see cref="Guarded"/>.
 /// </summary>
 public static class Program
 {
+    internal static readonly Option<bool> Verbose = new("--verbose") { Description = "On an internal error (MG9000), also print the stack trace.", Recursive = true };
+
     public static int Main(string[] args)
     {
         var root = new RootCommand("ModelGen: compiles ONNX models into dependency-free C# at build time.");
+        root.Options.Add(Verbose);
         root.Subcommands.Add(CompileCommand());
         root.Subcommands.Add(InspectCommand());
         root.Subcommands.Add(Bench.BenchCommand.Create());
-        return root.Parse(args).Invoke();
+        var parse = root.Parse(args);
+        // A value that does not parse (--samples x) is a bad option like any other: one canonical line each.
+        if (parse.Errors.Count > 0)
+        {
+            foreach (var error in parse.Errors) Console.Error.WriteLine($"modelgen: error {ErrorCodes.BadOption}: {error.Message} (modelgen --help lists the commands and their options)");
+            return 1;
+        }
+        return parse.Invoke();
+    }
+
+    /// <summary>
+    /// Runs a command under the error contract: a <see cref="ModelGenException"/> is its canonical line; any other
+    /// exception is a defect of ModelGen, MG9000 with its message, and its stack trace only with --verbose. Exit code 1.
+    /// </summary>
+    public static int Guarded(string file, bool verbose, Func<int> command)
+    {
+        try
+        {
+            return command();
+        }
+        catch (ModelGenException e)
+        {
+            Console.Error.WriteLine(e.Canonical);
+            return 1;
+        }
+        catch (Exception e)
+        {
+            Console.Error.WriteLine($"{file}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with the model");
+            if (verbose) Console.Error.WriteLine(e);
+            return 1;
+        }
     }
 
     static Command CompileCommand()
@@ -32,7 +66,7 @@ public static class Program
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
-        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: int8 initializers and DequantizeLinear) that ONNX Runtime runs." };
+        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: the int8 weights as uint8 + 128 initializers and DequantizeLinear) that ONNX Runtime runs." };
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
@@ -43,7 +77,7 @@ public static class Program
         command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
-            try
+            return Guarded(modelFile.FullName, parse.GetValue(Verbose), () =>
             {
                 var options = new CompileOptions
                 {
@@ -69,6 +103,9 @@ public static class Program
                     foreach (var c in choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} (loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3})"));
                 }
+                // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.
+                foreach (var output in new[] { parse.GetValue(artifact), parse.GetValue(emitOnnx) })
+                    if (output is not null) OutputFile.RequireRegular(output.FullName, modelFile.FullName);
                 var compiled = ModelCompiler.Compile(options, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
@@ -112,19 +149,7 @@ public static class Program
                     Console.WriteLine($"modelgen: wrote {path}");
                 }
                 return 0;
-            }
-            catch (ModelGenException e)
-            {
-                Console.Error.WriteLine(e.Canonical);
-                return 1;
-            }
-            catch (Exception e) when (e is not OutOfMemoryException)
-            {
-                // A defect of ModelGen, not of the model: still one clear line for the build log.
-                Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with the model");
-                Console.Error.WriteLine(e.ToString().Replace(Environment.NewLine, " | "));
-                return 1;
-            }
+            });
         });
         return command;
     }
@@ -137,7 +162,7 @@ public static class Program
         command.SetAction(parse =>
         {
             var file = parse.GetValue(model)!;
-            try
+            return Guarded(file.FullName, parse.GetValue(Verbose), () =>
             {
                 var r = ModelInspector.Inspect(file.FullName, parse.GetValue(batch));
                 static string Shape(int[]? s) => s is null ? "[?]" : "[" + string.Join(", ", s) + "]";
@@ -152,35 +177,12 @@ public static class Program
                 bool ok = r.Problem is null && r.Operators.All(o => o.Supported);
                 Console.WriteLine(ok ? "ModelGen can compile this model." : $"ModelGen cannot compile this model yet{(r.Problem is null ? "" : ": " + r.Problem)}");
                 return ok ? 0 : 2;
-            }
-            catch (ModelGenException e)
-            {
-                Console.Error.WriteLine(e.Canonical);
-                return 1;
-            }
+            });
         });
         return command;
     }
 
     /// <summary>Writes UTF-8 (no BOM) only when the content differs, so unchanged outputs keep their timestamps.</summary>
-    static void WriteIfChanged(string path, string content, string modelPath)
-    {
-        try
-        {
-            Directory.CreateDirectory(Path.GetDirectoryName(path)!);
-            var bytes = new System.Text.UTF8Encoding(false).GetBytes(content);
-            if (File.Exists(path) && File.ReadAllBytes(path).AsSpan().SequenceEqual(bytes))
-            {
-                File.SetLastWriteTimeUtc(path, DateTime.UtcNow); // up to date for MSBuild's timestamp check
-                return;
-            }
-            string temp = path + ".tmp";
-            File.WriteAllBytes(temp, bytes);
-            File.Move(temp, path, overwrite: true);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelGenException(ErrorCodes.WriteFailed, modelPath, $"cannot write '{path}': {e.Message}");
-        }
-    }
+    static void WriteIfChanged(string path, string content, string modelPath) =>
+        OutputFile.WriteIfChanged(path, new System.Text.UTF8Encoding(false).GetBytes(content), modelPath);
 }

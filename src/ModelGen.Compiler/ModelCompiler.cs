@@ -62,6 +62,8 @@ public static class ModelCompiler
         string compression = options.Compression.ToLowerInvariant();
         if (Array.IndexOf(CompressionKinds, compression) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
+        if (!(options.CalibrationUint8Scale > 0 && float.IsFinite(options.CalibrationUint8Scale))) // NaN fails the comparison too
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"the divisor of uint8 data (--calibration-scale, bench's --uint8-scale) must be a finite number above 0, not {options.CalibrationUint8Scale.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
         var graph = Import(options.ModelPath, options.BatchSize);
         Passes.Run(graph);
         // mixed-weights: each layer at the precision the options name (MixedPrecision chooses them against the budget).

@@ -57,7 +57,10 @@ public static class OnnxModelLoader
         }
         if (string.IsNullOrEmpty(location))
             throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}' says its data is external but names no location");
-        if (location.Contains('\0') || Path.IsPathRooted(location))
+        // A NUL (or, on Windows, another character no path holds) names no file; Path would throw ArgumentException.
+        if (location.IndexOfAny(Path.GetInvalidPathChars()) >= 0)
+            throw new ModelGenException(ErrorCodes.ExternalDataMissing, modelPath, $"initializer '{tensor.Name}': external data location '{Printable(location)}' holds a NUL or another character no file name can");
+        if (Path.IsPathRooted(location))
             throw new ModelGenException(ErrorCodes.ExternalDataOutsideFolder, modelPath, $"initializer '{tensor.Name}' points to external data '{Printable(location)}', which is not a relative path inside the model's folder; ModelGen reads external data only from the model's own folder");
         // Confined after every symbolic link is resolved, the folders' too: a link inside the folder may not
         // lead out of it.

@@ -26,16 +26,9 @@ public sealed class CliTests
     [Fact]
     public void ErrorsGoToStderrInMSBuildFormatWithExitCode1()
     {
-        var stderr = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(stderr);
-        try
-        {
-            int exit = Cli.Program.Main(["compile", "/no/such/model.onnx", "--out", Path.GetTempPath()]);
-            Assert.Equal(1, exit);
-        }
-        finally { Console.SetError(old); }
-        Assert.Contains("/no/such/model.onnx: error MG0001: ", stderr.ToString());
+        var (exit, stderr) = Modelgen("compile", "/no/such/model.onnx", "--out", Path.GetTempPath());
+        Assert.Equal(1, exit);
+        Assert.Contains("/no/such/model.onnx: error MG0001: ", stderr);
     }
 
     [Fact]
@@ -104,17 +97,11 @@ public sealed class CliTests
     [Fact]
     public void BenchRefusesDataThatDoesNotFitTheInput()
     {
-        var stderr = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(stderr);
         string bad = Path.Combine(Directory.CreateTempSubdirectory("modelgen-bench").FullName, "bad.npy");
         File.WriteAllBytes(bad, [0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0, 4, 0, (byte)'{', (byte)'}', (byte)' ', (byte)'\n']);
-        try
-        {
-            Assert.Equal(1, Cli.Program.Main(["bench", TestData.Mnist("lenet300.onnx"), "--data", bad]));
-        }
-        finally { Console.SetError(old); }
-        Assert.Contains("bad.npy: error MG0201: ", stderr.ToString());
+        var (exit, stderr) = Modelgen("bench", TestData.Mnist("lenet300.onnx"), "--data", bad);
+        Assert.Equal(1, exit);
+        Assert.Contains("bad.npy: error MG0201: ", stderr);
     }
 
     [Fact]
@@ -137,13 +124,10 @@ public sealed class CliTests
         Assert.Contains("| /f1/Gemm |", File.ReadAllText(artifact + ".report.md"));
 
         // An output error bound no int8 model meets: the build's error, with the figures, and no artifact to ship.
-        var stderr = new StringWriter();
-        var old = Console.Error;
-        Console.SetError(stderr);
-        try { Assert.Equal(1, Cli.Program.Main([.. common, "--accuracy-budget", "0.000001"])); }
-        finally { Console.SetError(old); }
-        Assert.Contains("error MG3001: ", stderr.ToString());
-        Assert.Contains("misses the accuracy budget 0.000001", stderr.ToString());
+        var (exit, stderr) = Modelgen([.. common, "--accuracy-budget", "0.000001"]);
+        Assert.Equal(1, exit);
+        Assert.Contains("error MG3001: ", stderr);
+        Assert.Contains("misses the accuracy budget 0.000001", stderr);
         Assert.False(File.Exists(artifact));
     }
 
@@ -168,11 +152,119 @@ public sealed class CliTests
         Assert.Contains(tight.Precisions, p => p != "int4");
         Assert.True(tight.Bytes > loose.Bytes && tight.Bytes < 1_066_440, $"{tight.Bytes} bytes");
 
+        var (exit, stderr) = Modelgen("compile", TestData.Mnist("lenet300.onnx"), "--compression", "mixed-weights", "--artifact", Path.Combine(dir, "none.mgen"));
+        Assert.Equal(1, exit);
+        Assert.Contains("error MG0007: Compression mixed-weights needs Calibration and AccuracyBudget", stderr);
+    }
+    /// <summary>Runs a command with stderr captured.</summary>
+    static (int Exit, string Stderr) Captured(Func<int> run)
+    {
         var stderr = new StringWriter();
         var old = Console.Error;
         Console.SetError(stderr);
-        try { Assert.Equal(1, Cli.Program.Main(["compile", TestData.Mnist("lenet300.onnx"), "--compression", "mixed-weights", "--artifact", Path.Combine(dir, "none.mgen")])); }
+        try { return (run(), stderr.ToString()); }
         finally { Console.SetError(old); }
-        Assert.Contains("error MG0007: Compression mixed-weights needs Calibration and AccuracyBudget", stderr.ToString());
+    }
+
+    static (int Exit, string Stderr) Modelgen(params string[] args) => Captured(() => Cli.Program.Main(args));
+
+    /// <summary>The error contract of every command: exit code 1 and one canonical line with the code, no stack trace.</summary>
+    static void FailsWith(string code, (int Exit, string Stderr) run)
+    {
+        Assert.Equal(1, run.Exit);
+        Assert.Contains($": error {code}: ", run.Stderr);
+        Assert.Single(run.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.DoesNotContain("   at ", run.Stderr);
+    }
+
+    [Theory]
+    [InlineData("a NUL in the location")]
+    [InlineData("an offset of 2^63 - 1")]
+    public void BadExternalDataIsMG0006InInspectAsInCompile(string fault)
+    {
+        var b = new OnnxBuilder().Input("x", 1, 2);
+        var t = new Onnx.Proto.TensorProto { Name = "w", DataType = 1, DataLocation = Onnx.Proto.TensorProto.Types.DataLocation.External };
+        t.Dims.Add(2);
+        t.ExternalData.Add(new Onnx.Proto.StringStringEntryProto { Key = "location", Value = fault.Contains("NUL") ? "weights\0.bin" : "weights.bin" });
+        if (fault.Contains("offset")) t.ExternalData.Add(new Onnx.Proto.StringStringEntryProto { Key = "offset", Value = long.MaxValue.ToString(System.Globalization.CultureInfo.InvariantCulture) });
+        b.Model.Graph.Initializer.Add(t);
+        string path = b.Node("Add", ["x", "w"], ["y"]).Output("y").Save();
+        File.WriteAllBytes(Path.Combine(Path.GetDirectoryName(path)!, "weights.bin"), new byte[8]);
+        FailsWith("MG0006", Modelgen("inspect", path));
+        FailsWith("MG0006", Modelgen("compile", path, "--artifact", Path.Combine(Path.GetDirectoryName(path)!, "model.mgen")));
+        Assert.Equal(Onnx.ErrorCodes.ExternalDataMissing, Assert.Throws<Onnx.ModelGenException>(() => ModelInspector.Inspect(path)).Code);
+    }
+
+    [Theory]
+    [InlineData("--samples", "-1")]
+    [InlineData("--samples", "0")]
+    [InlineData("--samples", "many")]
+    [InlineData("--samples", "3000000000")]
+    [InlineData("--seconds", "0")]
+    [InlineData("--seconds", "-1")]
+    [InlineData("--seconds", "601")]
+    [InlineData("--seconds", "NaN")]
+    [InlineData("--seconds", "Infinity")]
+    [InlineData("--seconds", "1e400")]
+    [InlineData("--uint8-scale", "0")]
+    [InlineData("--uint8-scale", "-255")]
+    [InlineData("--uint8-scale", "NaN")]
+    [InlineData("--uint8-scale", "Infinity")]
+    [InlineData("--uint8-scale", "1e40")]
+    [InlineData("--batch-size", "0")]
+    [InlineData("--batch-size", "-1")]
+    [InlineData("--batch-size", "2000000")]
+    public void BenchRefusesEveryNumericOptionOutOfRangeAsMG0007(string option, string value) =>
+        FailsWith("MG0007", Modelgen("bench", TestData.Mnist("lenet300.onnx"), "--seconds", "0.1", option, value));
+
+    [Theory]
+    [InlineData("0")]
+    [InlineData("NaN")]
+    [InlineData("-Infinity")]
+    public void CompileRefusesADivisorOfUint8DataOutOfRangeAsMG0007(string scale) =>
+        FailsWith("MG0007", Modelgen("compile", TestData.Mnist("lenet300.onnx"), "--calibration-scale", scale, "--out", Path.GetTempPath()));
+
+    [Fact]
+    public void BenchOnAModelWithoutInputsIsMG1005()
+    {
+        string path = new OnnxBuilder().Initializer("w", [2], [1f, -2f]).Node("Relu", ["w"], ["y"]).Output("y", 2).Save();
+        FailsWith("MG1005", Modelgen("bench", path, "--seconds", "0.1"));
+    }
+
+    [Fact]
+    public void AnyOtherExceptionIsMG9000WithTheStackTraceOnlyWithVerbose()
+    {
+        static int Fails() => throw new InvalidOperationException("a defect");
+        var quiet = Captured(() => Cli.Program.Guarded("model.onnx", verbose: false, Fails));
+        FailsWith("MG9000", quiet);
+        Assert.StartsWith("model.onnx: error MG9000: ", quiet.Stderr);
+        Assert.Contains("InvalidOperationException: a defect", quiet.Stderr);
+        var verbose = Captured(() => Cli.Program.Guarded("model.onnx", verbose: true, Fails));
+        Assert.Equal(1, verbose.Exit);
+        Assert.Contains("   at ", verbose.Stderr);
+        // Every command takes --verbose (not an unknown option, MG0007): each reports the missing model.
+        foreach (string command in new[] { "compile", "inspect", "bench" })
+            FailsWith("MG0001", Modelgen(command, "/no/such/model.onnx", "--verbose"));
+    }
+
+    [Fact]
+    public void AFailedWriteDeletesItsTemporaryFileAndIsMG1101()
+    {
+        string dir = Directory.CreateTempSubdirectory("modelgen-write").FullName;
+        string lenet300 = TestData.Mnist("lenet300.onnx");
+        // The generated file's name taken by a folder: the temporary file is written, then the rename fails.
+        string taken = Directory.CreateDirectory(Path.Combine(dir, "Net.g.cs")).FullName;
+        FailsWith("MG1101", Modelgen("compile", lenet300, "--class", "Net", "--out", dir));
+        Assert.Equal([taken], Directory.GetFileSystemEntries(dir));
+        Assert.Empty(Directory.GetFileSystemEntries(taken));
+        if (!File.Exists("/dev/full")) return;
+        // A device as the output: refused before any work, neither read (it never ends) nor renamed over (as root, that
+        // would replace the device), and no report or temporary file beside it.
+        foreach (string[] outputs in new[] { new[] { "--artifact", "/dev/full" }, ["--out", dir, "--emit-onnx", "/dev/full"] })
+        {
+            FailsWith("MG1101", Modelgen(["compile", lenet300, "--class", "Net", .. outputs]));
+            Assert.Equal(0, new FileInfo("/dev/full").Length);
+            Assert.False(File.Exists("/dev/full.tmp"));
+        }
     }
 }

@@ -146,7 +146,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         using var ort = new OnnxRuntimeOracle(exported);
-        int same = 0;
+        int same = 0, exact = 0;
         double worst = 0;
         for (int d = 0; d < 500; d++)
         {
@@ -155,13 +155,19 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             models.Run(artifact, [x], [y]);
             var qdq = ort.Run(("image", x, [1, 1, 28, 28]))[0];
             if (ArgMax(y) == ArgMax(qdq)) same++;
-            for (int i = 0; i < 10; i++) worst = Math.Max(worst, Math.Abs(y[i] - qdq[i]));
+            double sampleWorst = 0;
+            for (int i = 0; i < 10; i++) sampleWorst = Math.Max(sampleWorst, Math.Abs(y[i] - qdq[i]));
+            worst = Math.Max(worst, sampleWorst);
+            if (sampleWorst < 1e-3) exact++;
         }
-        output.WriteLine($"{model} {compression}: top-1 as the QDQ export in ONNX Runtime on {same} of 500; worst output difference {worst:G3}");
-        Assert.True(same >= 495, $"{same} of 500");
-        // Weight-only: the same dequantized weights in float. int8 arithmetic: ONNX Runtime fuses the QDQ pairs into its own
-        // integer kernels (bias and output rounded its way), so outputs differ by a few hundredths; top-1 is what must agree.
-        Assert.True(worst < (compression == "int8" ? 0.1 : 1e-3), $"worst difference {worst}");
+        output.WriteLine($"{model} {compression}: top-1 as the QDQ export in ONNX Runtime on {same} of 500; {exact} of 500 within 1e-3; worst output difference {worst:G3}");
+        Assert.True(same >= 499, $"{same} of 500");
+        // Weight-only: the same dequantized weights in float. int8 arithmetic: the export carries the kernels' folded biases
+        // and requantization multipliers, and uint8 weights keep ONNX Runtime off its u8s8 kernels, whose 16-bit pair sums
+        // saturate on AVX2 without VNNI (there: top-1 on 498 of 500, worst difference 5.0). What is left is a rare rounding
+        // difference in a hidden layer (ONNX Runtime's float requantization against our fixed point), one uint8 step: hundredths.
+        Assert.True(exact >= (compression == "int8" ? 490 : 500), $"{exact} of 500 within 1e-3");
+        Assert.True(worst < (compression == "int8" ? 0.05 : 1e-4), $"worst difference {worst}");
     }
 
     [Fact]

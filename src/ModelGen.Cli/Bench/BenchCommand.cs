@@ -33,23 +33,13 @@ public static class BenchCommand
         command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
-            try
+            return Program.Guarded(modelFile.FullName, parse.GetValue(Program.Verbose), () =>
             {
                 var options = new BenchOptions(modelFile.FullName, parse.GetValue(data)?.FullName, parse.GetValue(uint8Scale), parse.GetValue(batch),
                     parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples)) { Compression = parse.GetValue(compression)! };
                 Console.Write(Run(options).Format());
                 return 0;
-            }
-            catch (ModelGenException e)
-            {
-                Console.Error.WriteLine(e.Canonical);
-                return 1;
-            }
-            catch (Exception e) when (e is OnnxRuntimeException or InvalidOperationException)
-            {
-                Console.Error.WriteLine($"{modelFile.FullName}: error {ErrorCodes.Internal}: the benchmark failed ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")})");
-                return 1;
-            }
+            });
         });
         return command;
     }
@@ -61,7 +51,9 @@ public static class BenchCommand
 
     public static BenchResult Run(BenchOptions o)
     {
+        // Comparisons written so that NaN fails them too.
         if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
+        if (o.Samples < 1) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, $"--samples must be at least 1 (it is {o.Samples})");
         var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
         var artifact = ModelCompiler.Compile(options);
         var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
@@ -73,6 +65,8 @@ public static class BenchCommand
         // Inputs: the first from --data (sample by sample), the others pseudo-random (int64: zeros, valid indices).
         var inputTensors = artifact.Inputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
         var outputTensors = artifact.Outputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
+        if (inputTensors.Length == 0)
+            throw new ModelGenException(ErrorCodes.InvalidGraph, o.ModelPath, "the model has no inputs: its outputs are constants, and there is nothing to time");
         var random = new Random(1234);
         object[] inputs = [.. inputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : Enumerable.Range(0, (int)t.ElementCount).Select(_ => random.NextSingle()).ToArray())];
         object[] outputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];

@@ -8,8 +8,8 @@ namespace ModelGen.Compiler.Compress;
 
 /// <summary>
 /// The compressed model as ONNX that ONNX Runtime runs (QDQ form): each quantized fully connected
-/// layer's or convolution's weight initializer becomes an int8 initializer and a per-axis DequantizeLinear (int4 values
-/// are stored in int8, −7…7). The rest of the original model is unchanged. A layer is exported quantized
+/// layer's or convolution's weight initializer becomes a uint8 initializer (the int8 values + 128, zero point 128) and a
+/// per-axis DequantizeLinear (int4 values are stored the same way, 121…135). The rest of the original model is unchanged. A layer is exported quantized
 /// only where its weights are exactly one initializer as the Gemm or MatMul reads it (no alpha, no
 /// folded BatchNormalization); any other stays float32, and the export says which.
 /// </summary>
@@ -42,6 +42,11 @@ public static class QdqExport
                 : denseArithmetic is not null ? (denseArithmetic.N, denseArithmetic.K) : (convArithmetic!.M, convArithmetic.ChannelsPerGroup * convArithmetic.KernelH * convArithmetic.KernelW);
             sbyte[] q = int8?.Q ?? (int4 is not null ? Unpack(int4) : denseArithmetic?.Q ?? convArithmetic!.OnnxLayout());
             float[] scales = int8?.Scales ?? int4?.Scales ?? [.. (denseArithmetic?.Multipliers ?? convArithmetic!.Multipliers).Select(m => m / arithmetic!.Value.Scale)];
+            // A kernel that requantizes its output to uint8 multiplies by an integer over 2^shift, which may keep as few as
+            // 10 bits of sx·sw / sy: the weight scales are then the ones whose sx·sw / sy is that multiplier, so that
+            // ONNX Runtime rounds to the same uint8 outputs.
+            if (arithmetic is not null && Int8Quantization.OutputOf(dense) is { } requant)
+                scales = [.. scales.Select(s => (float)(requant.Multiplier(s * arithmetic.Value.Scale) * (double)requant.Output.Scale / Math.Pow(2, requant.Shift) / arithmetic.Value.Scale))];
             var source = names.FirstOrDefault(p => p.Name == dense.Name).Node;
             var before = original.Nodes.FirstOrDefault(o => o.Name == dense.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             string? weight = source is { OpType: "Gemm" or "MatMul" or "Conv", Input.Count: >= 2 } ? source.Input[1] : null;
@@ -53,20 +58,25 @@ public static class QdqExport
                 notes.Add($"{dense.Name}: kept float32 in the ONNX export (its weights are not one initializer as written)");
                 continue;
             }
-            // int8 values in the initializer's own layout: [N, K] (Gemm transB) per axis 0, else [K, N] per axis 1.
+            // The int8 values stored as uint8 (q + 128, zero point 128) in the initializer's own layout: [N, K] (Gemm transB)
+            // per axis 0, else [K, N] per axis 1. uint8 weights make ONNX Runtime take its u8u8 kernels, which widen to 16 bits
+            // and are exact; its u8s8 kernels on AVX2 without VNNI (vpmaddubsw) saturate pair sums and differ from ours.
             var data = new byte[(long)n * k];
             for (int j = 0; j < n; j++)
                 for (int i = 0; i < k; i++)
-                    data[transposed ? (long)j * k + i : (long)i * n + j] = unchecked((byte)q[(long)j * k + i]);
-            var quantized = new TensorProto { Name = weight + "_quantized", DataType = (int)TensorProto.Types.DataType.Int8, RawData = ByteString.CopyFrom(data) };
+                    data[transposed ? (long)j * k + i : (long)i * n + j] = (byte)(q[(long)j * k + i] + 128);
+            var quantized = new TensorProto { Name = weight + "_quantized", DataType = (int)TensorProto.Types.DataType.Uint8, RawData = ByteString.CopyFrom(data) };
             quantized.Dims.AddRange(init.Dims);
             var scale = new TensorProto { Name = weight + "_scale", DataType = (int)TensorProto.Types.DataType.Float };
             scale.Dims.Add(n);
             scale.FloatData.AddRange(scales);
+            var weightZero = new TensorProto { Name = weight + "_zero_point", DataType = (int)TensorProto.Types.DataType.Uint8, RawData = ByteString.CopyFrom(Enumerable.Repeat((byte)128, n).ToArray()) };
+            weightZero.Dims.Add(n);
             g.Initializer.Remove(init);
             g.Initializer.Add(quantized);
             g.Initializer.Add(scale);
-            var dq = new NodeProto { Name = weight + "_dequantize", OpType = "DequantizeLinear", Output = { weight }, Input = { quantized.Name, scale.Name } };
+            g.Initializer.Add(weightZero);
+            var dq = new NodeProto { Name = weight + "_dequantize", OpType = "DequantizeLinear", Output = { weight }, Input = { quantized.Name, scale.Name, weightZero.Name } };
             dq.Attribute.Add(new AttributeProto { Name = "axis", Type = AttributeProto.Types.AttributeType.Int, I = transposed ? 0 : 1 });
             newNodes.Add(dq);
             if (arithmetic is not null)
@@ -82,30 +92,30 @@ public static class QdqExport
                 g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_dq", OpType = "DequantizeLinear", Input = { quantizedInput, inputScale.Name, zero.Name }, Output = { dequantizedInput } });
                 g.Node.Insert(at, new NodeProto { Name = quantizedInput + "_q", OpType = "QuantizeLinear", Input = { input, inputScale.Name, zero.Name }, Output = { quantizedInput } });
                 source.Input[0] = dequantizedInput;
-                // Bias correction changed the bias: Conv's B, or Gemm's C (beta 1, one per output), carries the corrected one.
-                if (dense.HasInput(2) && compressed[dense.Inputs[2]].Constant is { } bias && dense.Inputs[2].EndsWith(".corrected", StringComparison.Ordinal))
+                // The bias the kernel adds: folded into the accumulator in integers (bias correction included, and int16
+                // storage may round it by up to 2 units), so ONNX Runtime gets that bias, not the float one, to compute the same.
+                var floatBias = dense.HasInput(2) ? compressed[dense.Inputs[2]].Constant : null;
+                bool takesBias = source.OpType == "Conv" || source.OpType == "Gemm" && !source.Attribute.Any(a => a.Name == "beta" && a.F != 1f);
+                // A source bias the layer does not carry (computed elsewhere in the graph) stays as it is.
+                bool sourceBias = source.Input.Count > 2 && source.Input[2].Length > 0;
+                if (takesBias && (floatBias is not null || !dense.HasInput(2) && !sourceBias))
                 {
-                    bool plainGemm = (source.OpType == "Conv" || source.OpType == "Gemm" && !source.Attribute.Any(a => a.Name == "beta" && a.F != 1f)) && bias.Count == n;
-                    if (plainGemm)
-                    {
-                        var corrected = new TensorProto { Name = dense.Name + "_corrected_bias", DataType = (int)TensorProto.Types.DataType.Float };
-                        corrected.Dims.Add(n);
-                        corrected.FloatData.AddRange(bias.Floats);
-                        g.Initializer.Add(corrected);
-                        if (source.Input.Count > 2) source.Input[2] = corrected.Name; else source.Input.Add(corrected.Name);
-                    }
-                    else notes.Add($"{dense.Name}: its corrected bias is not in the ONNX export (not a Conv, nor a Gemm with beta 1)");
+                    int[] rowSums = denseArithmetic?.RowSums ?? convArithmetic!.RowSums;
+                    int[] folded = denseArithmetic?.Bias(floatBias?.Floats) ?? convArithmetic!.Bias(floatBias?.Floats);
+                    var kernelBias = new TensorProto { Name = dense.Name + "_kernel_bias", DataType = (int)TensorProto.Types.DataType.Float };
+                    kernelBias.Dims.Add(n);
+                    for (int j = 0; j < n; j++) kernelBias.FloatData.Add((float)(((long)folded[j] + (long)arithmetic.Value.ZeroPoint * rowSums[j]) * (double)arithmetic.Value.Scale * scales[j]));
+                    g.Initializer.Add(kernelBias);
+                    if (source.Input.Count > 2) source.Input[2] = kernelBias.Name; else source.Input.Add(kernelBias.Name);
                 }
+                else if (dense.HasInput(2) && dense.Inputs[2].EndsWith(".corrected", StringComparison.Ordinal))
+                    notes.Add($"{dense.Name}: its corrected bias is not in the ONNX export (not a Conv, nor a Gemm with beta 1)");
             }
             notes.Add($"{dense.Name}: {(arithmetic is not null ? "int8 input and weights" : int8 is not null ? "int8 weights" : "int4 (as int8 values) weights")} through DequantizeLinear");
         }
         // DequantizeLinear nodes first: they read only initializers, and ONNX wants nodes in topological order.
         for (int i = newNodes.Count - 1; i >= 0; i--) g.Node.Insert(0, newNodes[i]);
-        try { File.WriteAllBytes(outputPath, model.ToByteArray()); }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelGenException(ErrorCodes.WriteFailed, outputPath, $"cannot write the ONNX export: {e.Message}");
-        }
+        OutputFile.WriteIfChanged(outputPath, model.ToByteArray(), options.ModelPath);
         return notes;
     }
 
