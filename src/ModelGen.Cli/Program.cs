@@ -128,7 +128,10 @@ public static class Program
                     Directory.CreateDirectory(Path.GetDirectoryName(stem)!);
                     WriteIfChanged(stem + ".report.md", report.Markdown(), modelFile.FullName);
                     WriteIfChanged(stem + ".report.json", report.Json(), modelFile.FullName);
-                    Console.WriteLine($"modelgen: {report.Summary()}");
+                    Console.WriteLine($"modelgen: {report.Summary()}; report: {stem}.report.md");
+                    foreach (var note in report.Notes) Console.WriteLine($"modelgen: {note}");
+                    // Canonical warnings: the MSBuild task makes build warnings of them.
+                    foreach (var warning in report.Warnings) Console.Error.WriteLine($"{calibrationFile.FullName}: warning {ErrorCodes.DataRangeSuspect}: {warning}");
                     if (report.BudgetMet == false)
                     {
                         if (artifactFile is not null && File.Exists(artifactFile.FullName)) File.Delete(artifactFile.FullName);

@@ -28,6 +28,8 @@ public static class ErrorCodes
     public const string FileUnreadable = "MG0009";
     public const string DataFileInvalid = "MG0201";
     public const string DataTypeUnsupported = "MG0202";
+    /// <summary>A warning: calibration data whose range looks unlike what the model saw (uint8 taken as 0..255).</summary>
+    public const string DataRangeSuspect = "MG0203";
     public const string UnsupportedOperator = "MG1001";
     public const string UnsupportedDataType = "MG1002";
     public const string UnsupportedAttribute = "MG1003";

@@ -89,6 +89,10 @@ namespace ModelGen.Tasks
         /// <summary>Accuracy budget (<c>--accuracy-budget</c>): "0.5%" or an output error bound.</summary>
         public string? AccuracyBudget { get; set; }
 
+        /// <summary>Divisor of uint8 calibration data (<c>--calibration-scale</c>): 255 maps images stored as 0..255
+        /// to the 0..1 a model trained on scaled pixels saw. The compiler checks the value (MG0007).</summary>
+        public string? CalibrationScale { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -143,6 +147,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--calibration ", NullIfEmpty(Calibration) is string c ? Path.GetFullPath(c) : null);
             builder.AppendSwitchIfNotNull("--labels ", NullIfEmpty(Labels) is string l ? Path.GetFullPath(l) : null);
             builder.AppendSwitchIfNotNull("--accuracy-budget ", NullIfEmpty(AccuracyBudget));
+            builder.AppendSwitchIfNotNull("--calibration-scale ", NullIfEmpty(CalibrationScale));
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }

@@ -35,9 +35,10 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.Namespace = "App.Models";
         task.BatchSize = "4";
         task.Simd = "Vector128";
+        task.CalibrationScale = "255";
 
         Assert.Equal(
-            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --artifact \"{Artifact}\"",
+            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --artifact \"{Artifact}\"",
             task.CommandLineForTests);
     }
 

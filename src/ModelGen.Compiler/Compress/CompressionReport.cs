@@ -27,6 +27,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public double Agreement => Samples == 0 ? 1 : (double)SameTop1 / Samples;
 
+    /// <summary>What the user should check (MG0203 in the build log): uint8 data taken as 0..255.</summary>
+    public IReadOnlyList<string> Warnings { get; init; } = [];
+
+    /// <summary>Limits that applied (the sample cap), stated in the build log and the report.</summary>
+    public IReadOnlyList<string> Notes { get; init; } = [];
+
     /// <param name="prepared">The graph <paramref name="artifact"/> was built from, if the caller has it (else prepared again).</param>
     public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget, Graph? prepared = null)
     {
@@ -123,8 +129,15 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
             rows, same, labels is null ? null : correctOriginal, labels is null ? null : correctCompressed, worst, values == 0 ? 0 : sum / values, budget, null);
+        report = report with { Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = rows < data.Count ? [$"evaluated on the first {rows:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
     }
+
+    /// <summary>uint8 data taken as 0..255: right for a model trained on raw pixels, ruinous for one trained on 0..1.</summary>
+    static string[] DataWarnings(DataSet data, float uint8Scale) =>
+        uint8Scale == 1 && data.RawUint8Inputs.Count > 0
+            ? [$"the calibration data of input {string.Join(", ", data.RawUint8Inputs.Select(i => $"'{i}'"))} is uint8, taken as 0..255; if the model was trained on values scaled to 0..1, set CalibrationScale=\"255\" (--calibration-scale 255), else the int8 ranges are calibrated on values it never sees"]
+            : [];
 
     /// <summary>
     /// The budget: "0.5%" is the most top-1 may drop (accuracy against the labels when given, else
@@ -184,6 +197,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         s.AppendLine();
         s.AppendLine(Summary());
         s.AppendLine();
+        foreach (var w in Warnings) s.AppendLine($"**Warning:** {w}.").AppendLine();
+        foreach (var n in Notes) s.AppendLine($"Note: {n}.").AppendLine();
         s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
         s.AppendLine("|---|---|---|---|---|---|");
         foreach (var l in Layers)
@@ -196,7 +211,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         model = Model, compression = Compression, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
         top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
-        budget = Budget, budgetMet = BudgetMet,
+        budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });
 }

@@ -15,6 +15,9 @@ public sealed record DataInput(string Name, int[] Shape);
 /// </summary>
 public sealed record DataSet(IReadOnlyList<DataInput> Inputs, IReadOnlyList<float[]> Values, int Count)
 {
+    /// <summary>Inputs whose data was uint8 and taken as 0..255 (no divisor): likely not what a model trained on scaled pixels saw.</summary>
+    public IReadOnlyList<string> RawUint8Inputs { get; init; } = [];
+
     /// <summary>Elements of one sample of input <paramref name="i"/> (its shape without the batch axis).</summary>
     public long SampleLength(int i) => Inputs[i].Shape.Skip(1).Aggregate(1L, (a, b) => a * b);
 
@@ -170,6 +173,7 @@ public static class CalibrationData
     static DataSet Stack(string path, IReadOnlyList<DataInput> inputs, int[] order, IReadOnlyList<NpyArray> arrays)
     {
         var values = new float[inputs.Count][];
+        var rawUint8 = new List<string>();
         int count = -1;
         for (int a = 0; a < arrays.Count; a++)
         {
@@ -197,8 +201,9 @@ public static class CalibrationData
                 throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"input '{inputs[i].Name}' has {n} samples, another input {count}: every input needs the same number");
             count = n;
             values[i] = array.Data;
+            if (array.DType is "|u1" or "<u1" or "u1" && array.Data.Any(v => v > 1)) rawUint8.Add(inputs[i].Name);
         }
         if (count == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, path, "the data holds no samples");
-        return new DataSet(inputs, values, count);
+        return new DataSet(inputs, values, count) { RawUint8Inputs = rawUint8 };
     }
 }
