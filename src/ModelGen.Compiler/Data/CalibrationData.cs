@@ -54,8 +54,15 @@ public static class CalibrationData
 
     static DataSet FromNpz(string path, IReadOnlyList<DataInput> inputs, float uint8Scale)
     {
+        using var file = File.OpenRead(path);
+        return FromNpz(file, path, inputs, uint8Scale);
+    }
+
+    /// <summary>A .npz read from <paramref name="data"/> (the fuzzer's entry point); <paramref name="path"/> names it in the errors.</summary>
+    internal static DataSet FromNpz(Stream data, string path, IReadOnlyList<DataInput> inputs, float uint8Scale)
+    {
         ZipArchive zip;
-        try { zip = ZipFile.OpenRead(path); }
+        try { zip = new ZipArchive(data, ZipArchiveMode.Read, leaveOpen: true); }
         catch (InvalidDataException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not a readable .npz (zip) file: {e.Message}"); }
         using (zip)
         {
@@ -91,9 +98,11 @@ public static class CalibrationData
         }
     }
 
-    static NpyArray ReadPb(string path)
+    static NpyArray ReadPb(string path) => ReadPb(File.ReadAllBytes(path), path);
+
+    /// <summary>The tensor in the bytes of a .pb file (the fuzzer's entry point); <paramref name="path"/> names it in the errors.</summary>
+    internal static NpyArray ReadPb(byte[] bytes, string path)
     {
-        var bytes = File.ReadAllBytes(path);
         TensorProto proto;
         try { proto = TensorProto.Parser.ParseFrom(bytes); }
         catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }
@@ -129,7 +138,7 @@ public static class CalibrationData
         parts.Count == 1 ? parts[0] : new NpyArray([-1, .. parts[0].Shape], [.. parts.SelectMany(p => p.Data)], parts[0].DType);
 
     /// <summary>Checks each array against its input's sample shape and counts the samples (equal for every input).</summary>
-    static DataSet Stack(string path, IReadOnlyList<DataInput> inputs, int[] order, IReadOnlyList<NpyArray> arrays)
+    internal static DataSet Stack(string path, IReadOnlyList<DataInput> inputs, int[] order, IReadOnlyList<NpyArray> arrays)
     {
         var values = new float[inputs.Count][];
         int count = -1;
