@@ -32,7 +32,7 @@ public static class OnnxModelLoader
             // allocation, and nesting is capped by the parser's recursion limit (100).
             model = ModelProto.Parser.ParseFrom(bytes);
         }
-        catch (InvalidProtocolBufferException e)
+        catch (Exception e) when (IsMalformed(e))
         {
             throw new ModelGenException(ErrorCodes.NotOnnx, path, $"the file is not a valid ONNX model ({e.Message}); re-export it or check that it is not truncated");
         }
@@ -40,6 +40,13 @@ public static class OnnxModelLoader
             throw new ModelGenException(ErrorCodes.NoGraph, path, "the file holds no ONNX graph; is it an ONNX model?");
         return model;
     }
+
+    /// <summary>
+    /// Whether a protobuf parser's exception means malformed input: besides InvalidProtocolBufferException,
+    /// Google.Protobuf throws IndexOutOfRangeException or ArgumentOutOfRangeException on some truncated
+    /// varints and unknown groups (found by the fuzzer).
+    /// </summary>
+    public static bool IsMalformed(Exception e) => e is InvalidProtocolBufferException or IndexOutOfRangeException or ArgumentOutOfRangeException;
 
     /// <summary>
     /// The bytes of a tensor stored in an external file (TensorProto.data_location = EXTERNAL),

@@ -62,7 +62,11 @@ public static class CalibrationData
     internal static DataSet FromNpz(Stream data, string path, IReadOnlyList<DataInput> inputs, float uint8Scale)
     {
         ZipArchive zip;
-        try { zip = new ZipArchive(data, ZipArchiveMode.Read, leaveOpen: true); }
+        try
+        {
+            zip = new ZipArchive(data, ZipArchiveMode.Read, leaveOpen: true);
+            _ = zip.Entries; // read here: a central directory that does not add up is an InvalidDataException too
+        }
         catch (InvalidDataException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not a readable .npz (zip) file: {e.Message}"); }
         using (zip)
         {
@@ -76,7 +80,7 @@ public static class CalibrationData
                 var entry = arrays.TryGetValue(inputs[i].Name, out var named) ? named
                     : inputs.Count == 1 && arrays.Count == 1 ? arrays.Values.Single()
                     : throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"no array named '{inputs[i].Name}' (the model's input {i}); it holds {(arrays.Count == 0 ? "no arrays" : string.Join(", ", arrays.Keys))}: save with numpy.savez(path, {string.Join(", ", inputs.Select(x => x.Name + "=..."))})");
-                if (entry.Length > MaxEntryBytes || entry.Length < 0)
+                if (entry.Length > Math.Min(MaxEntryBytes, Array.MaxLength) || entry.Length < 0)
                     throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"array '{entry.FullName}' declares {entry.Length} bytes, more than ModelGen reads");
                 var bytes = new byte[entry.Length];
                 try
@@ -105,7 +109,7 @@ public static class CalibrationData
     {
         TensorProto proto;
         try { proto = TensorProto.Parser.ParseFrom(bytes); }
-        catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }
+        catch (Exception e) when (OnnxModelLoader.IsMalformed(e)) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }
         TensorData t;
         try { t = OnnxImporter.ReadTensor(proto, path); }
         catch (ModelGenException e) { throw new ModelGenException(e.Code == ErrorCodes.UnsupportedDataType ? ErrorCodes.DataTypeUnsupported : ErrorCodes.DataFileInvalid, path, e.Message); }

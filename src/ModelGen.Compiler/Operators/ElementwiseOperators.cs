@@ -94,6 +94,7 @@ public sealed class BinaryOperator(string opType) : Operator
 
     public override void InferShapes(Node node, Graph graph)
     {
+        RequireInputs(graph, node, 2, 2);
         // Pow's exponent may be an integer tensor (opset 12+): a constant one becomes float32.
         if (OpType == "Pow" && graph[node.Inputs[0]].Type == ElementType.Float32 && graph[node.Inputs[1]] is { Type: ElementType.Int64 } e)
         {
@@ -104,7 +105,6 @@ public sealed class BinaryOperator(string opType) : Operator
             v.Shape = e.Constant.Shape;
             node.Inputs[1] = name;
         }
-        RequireInputs(graph, node, 2, 2);
         RequireIntegersConstant(graph, node);
         RejectAttributes(graph, node, graph.Opset < 7 ? ["broadcast", "axis"] : []);
         var (a, b) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));
@@ -174,7 +174,7 @@ public sealed class BinaryOperator(string opType) : Operator
         "Add" or "Sum" or "Mean" => a + b,
         "Sub" => a - b,
         "Mul" => a * b,
-        "Div" => b == 0 ? throw new DivideByZeroException("integer division by zero in a constant") : a / b,
+        "Div" => b == 0 ? throw new DivideByZeroException("integer division by zero in a constant") : b == -1 ? unchecked(-a) : a / b,
         "Pow" => (long)Math.Pow(a, b),
         "Max" => Math.Max(a, b),
         "Min" => Math.Min(a, b),
