@@ -28,8 +28,9 @@ public static class OnnxModelLoader
         ModelProto model;
         try
         {
-            // Parsing from a byte array: a length prefix larger than what is left fails before any
-            // allocation, and nesting is capped by the parser's recursion limit (100).
+            // The wire format first: the parser would allocate what a lying length prefix declares.
+            if (WireFormat.Problem(bytes, ModelProto.Descriptor) is { } problem)
+                throw new ModelGenException(ErrorCodes.NotOnnx, path, $"the file is not a valid ONNX model ({problem}); re-export it or check that it is not truncated");
             model = ModelProto.Parser.ParseFrom(bytes);
         }
         catch (Exception e) when (IsMalformed(e))

@@ -92,6 +92,18 @@ public sealed class FuzzFindingTests
     public void ProtobufParserExceptionsAreNotOnnx(string model) =>
         Assert.Equal(ErrorCodes.NotOnnx, Assert.Throws<ModelGenException>(() => OnnxModelLoader.Parse(Convert.FromBase64String(model), Path)).Code);
 
+    // Google.Protobuf allocated 2 GB for a packed double_data declaring 0x7FFFFFD0 bytes (in a 226-byte
+    // model) before failing; the wire format is checked first now.
+    [Fact]
+    public void ALengthPrefixNearTwoGibibytesAllocatesNothing() =>
+        RefuseCheaply(() => OnnxModelLoader.Parse(Convert.FromBase64String(
+            "CAgSDk1vZGVsR2VuLlRlc3RzOs8BCjoKAXgKAXcSAWMaD0NvbnZUcmFuc3Bvc2VfMCINQ29udlRyaQAAAAhzZSoPCgdzdHJpZGVzQgECoAEHCiQKAWMSAWESAWIaB1NwbGl0XzEiA1BhZCoLCgRheGlzGAGgAQIKFQoBYQoBYhIBeRoFTXVsXzIiA011bBIEdGVzdComCgMBAgIQAUIBd0oQe8MhP1Rkez8kBQM+hFw0vlLQ////BwoBeBIWChQIARIQCgIIAQoCCAEKAggDCgIIAmIJCgF5EgQKAggBQgIQDQ=="), Path),
+            ErrorCodes.NotOnnx);
+
+    [Fact]
+    public void APbLengthPrefixNearTwoGibibytesAllocatesNothing() =>
+        RefuseCheaply(() => CalibrationData.ReadPb([0x08, 0x01, 0x10, 0x0B, 0x52, 0xD0, 0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0, 0, 0, 0, 0], "data.pb"), ErrorCodes.DataFileInvalid);
+
     /// <summary>A float tensor of 2^28 elements (the most allowed) holding one value: 1 GB was allocated before the count was checked.</summary>
     static TensorProto Hollow()
     {
