@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using System.IO.Compression;
 using Google.Protobuf;
+using ModelGen.Compiler;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Import;
 using ModelGen.Compiler.Normalize;
@@ -103,6 +104,16 @@ public sealed class FuzzFindingTests
     [Fact]
     public void APbLengthPrefixNearTwoGibibytesAllocatesNothing() =>
         RefuseCheaply(() => CalibrationData.ReadPb([0x08, 0x01, 0x10, 0x0B, 0x52, 0xD0, 0xFF, 0xFF, 0xFF, 0x07, 0, 0, 0, 0, 0, 0, 0, 0], "data.pb"), ErrorCodes.DataFileInvalid);
+
+    // NullReferenceException planning the arena: a Sigmoid naming a second output, the graph's output.
+    [Fact]
+    public void AnOutputTheOperatorDoesNotHaveIsAnInvalidGraph()
+    {
+        string path = new OnnxBuilder().Input("x", 1, 4).Node("Sigmoid", ["x"], ["s", "y"]).Output("y").Save();
+        var e = Assert.Throws<ModelGenException>(() => ModelCompiler.Compile(new CompileOptions { ModelPath = path }));
+        Assert.Equal(ErrorCodes.InvalidGraph, e.Code);
+        Assert.Contains("'y' has no shape", e.Message);
+    }
 
     /// <summary>A float tensor of 2^28 elements (the most allowed) holding one value: 1 GB was allocated before the count was checked.</summary>
     static TensorProto Hollow()
