@@ -29,7 +29,7 @@ public static class OnnxModelLoader
         try
         {
             // The wire format first: the parser would allocate what a lying length prefix declares.
-            if (WireFormat.Problem(bytes, ModelProto.Descriptor) is { } problem)
+            if (WireCheck.Problem(bytes, ModelProto.Descriptor) is { } problem)
                 throw new ModelGenException(ErrorCodes.NotOnnx, path, $"the file is not a valid ONNX model ({problem}); re-export it or check that it is not truncated");
             model = ModelProto.Parser.ParseFrom(bytes);
         }

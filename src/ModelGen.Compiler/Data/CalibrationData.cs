@@ -108,7 +108,7 @@ public static class CalibrationData
     internal static NpyArray ReadPb(byte[] bytes, string path)
     {
         TensorProto proto;
-        if (WireFormat.Problem(bytes, TensorProto.Descriptor) is { } problem)
+        if (WireCheck.Problem(bytes, TensorProto.Descriptor) is { } problem)
             throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {problem}");
         try { proto = TensorProto.Parser.ParseFrom(bytes); }
         catch (Exception e) when (OnnxModelLoader.IsMalformed(e)) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }

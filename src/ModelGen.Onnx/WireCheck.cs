@@ -10,7 +10,7 @@ namespace ModelGen.Onnx;
 /// every length-delimited field must fit in what contains it, nested messages are checked the same
 /// way (at most 100 deep, as the parser allows), and groups, which ONNX never uses, are refused.
 /// </summary>
-public static class WireFormat
+public static class WireCheck
 {
     public const int MaxDepth = 100;
 
