@@ -86,12 +86,12 @@ public sealed partial class Engine(Target target, FuzzOptions options)
 
     static string Safe(string s) => Unsafe().Replace(s, "_");
 
-    /// <summary>The message without numbers and quoted names: errors of one kind share it.</summary>
+    /// <summary>The start of the message without numbers, quoted names, lists and header text: errors of one kind share it.</summary>
     static string Shape(string message)
     {
-        string s = Braced().Replace(Quoted().Replace(message, "''"), "{}");
+        string s = Listed().Replace(Braced().Replace(Quoted().Replace(message, "''"), "{}"), "[]");
         s = Digits().Replace(s, "#");
-        return s.Length > 80 ? s[..80] : s;
+        return s.Length > 56 ? s[..56] : s;
     }
 
     public void Run()
@@ -106,7 +106,7 @@ public sealed partial class Engine(Target target, FuzzOptions options)
         var corpus = new List<byte[]>();
         var classes = new HashSet<string>(StringComparer.Ordinal);
         var rng = new Random(options.Seed * 1_000_003 + Array.IndexOf(Targets.All, target));
-        var mutator = new Mutator(rng, target.Parser);
+        var mutator = new Mutator(rng, target.Message);
         var clock = Stopwatch.StartNew();
         TimeSpan slowest = default, lastReport = default;
         long mostAllocated = 0;
@@ -170,6 +170,9 @@ public sealed partial class Engine(Target target, FuzzOptions options)
 
     [GeneratedRegex(@"\{[^}]*\}?")]
     private static partial Regex Braced();
+
+    [GeneratedRegex(@"\[[^\]]*\]?")]
+    private static partial Regex Listed();
 
     [GeneratedRegex(@"\d+")]
     private static partial Regex Digits();

@@ -14,7 +14,7 @@ namespace ModelGen.Fuzz;
 /// repeated element removed, duplicated or copied from elsewhere, a sub-message dropped), which reach
 /// the importer and the compiler past the protobuf parser. Deterministic for the generator's seed.
 /// </summary>
-public sealed class Mutator(Random rng, MessageParser? parser)
+public sealed class Mutator(Random rng, MessageDescriptor? message)
 {
     static readonly long[] Interesting =
     [
@@ -42,7 +42,7 @@ public sealed class Mutator(Random rng, MessageParser? parser)
     {
         byte[] result = input;
         // Structural first when the input parses (most of the time), then zero to three byte mutations.
-        if (parser is not null && rng.Next(4) != 0 && TryStructural(input, other) is { } structural) result = structural;
+        if (message is not null && rng.Next(4) != 0 && TryStructural(input, other) is { } structural) result = structural;
         else result = Bytes(result, other);
         for (int n = rng.Next(4) == 0 ? rng.Next(1, 4) : 0; n > 0; n--) result = Bytes(result, other);
         return result.Length > maxLength ? result[..maxLength] : result;
@@ -116,16 +116,18 @@ public sealed class Mutator(Random rng, MessageParser? parser)
     /// <summary>One field of the parsed message changed; null when the input does not parse.</summary>
     byte[]? TryStructural(byte[] input, byte[] other)
     {
-        IMessage message, donor;
+        IMessage parsed, donor;
+        // Google.Protobuf would allocate what a lying length declares (the inputs of findings are in the corpus).
+        if (WireCheck.Problem(input, message!) is not null || WireCheck.Problem(other, message!) is not null) return null;
         try
         {
-            message = parser!.ParseFrom(input);
-            donor = parser.ParseFrom(other);
+            parsed = message!.Parser.ParseFrom(input);
+            donor = message.Parser.ParseFrom(other);
         }
         catch (Exception e) when (OnnxModelLoader.IsMalformed(e)) { return null; }
         var slots = new List<(IMessage Owner, FieldDescriptor Field)>();
         var pool = new List<(IMessage Owner, FieldDescriptor Field)>();
-        Collect(message, slots, 0);
+        Collect(parsed, slots, 0);
         Collect(donor, pool, 0);
         if (slots.Count == 0) return null;
         int mutations = 1 + (rng.Next(3) == 0 ? rng.Next(3) : 0);
@@ -135,7 +137,7 @@ public sealed class Mutator(Random rng, MessageParser? parser)
             try { MutateField(owner, field, pool); }
             catch (Exception e) when (e is ArgumentException or InvalidCastException or InvalidOperationException) { }
         }
-        try { return message.ToByteArray(); }
+        try { return parsed.ToByteArray(); }
         catch (InvalidOperationException) { return null; } // a message the mutations left unserializable
     }
 

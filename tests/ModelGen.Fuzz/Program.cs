@@ -9,6 +9,7 @@ using ModelGen.Fuzz;
 //   fuzz list                          the targets
 // Exit code: 0 no finding, 1 findings (saved under --findings), 2 a hang (the input saved), 64 bad usage.
 
+AppDomain.CurrentDomain.ProcessExit += (_, _) => Targets.Cleanup();
 string corpusDefault = Path.Combine(AppContext.BaseDirectory, "corpus");
 if (args.Length == 0 || args[0] is "-h" or "--help") return Usage();
 switch (args[0])

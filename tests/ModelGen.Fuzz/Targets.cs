@@ -1,5 +1,5 @@
 using System.IO.Compression;
-using Google.Protobuf;
+using Google.Protobuf.Reflection;
 using ModelGen.Artifact;
 using ModelGen.Compiler;
 using ModelGen.Compiler.Data;
@@ -13,9 +13,9 @@ namespace ModelGen.Fuzz;
 
 /// <summary>
 /// One thing fuzzed: bytes in, and the contract that they end in success or a <see cref="ModelGenException"/>
-/// (other than MG9000). <see cref="Parser"/> is set for protobuf inputs (structural mutations).
+/// (other than MG9000). <see cref="Message"/> is set for protobuf inputs (structural mutations).
 /// </summary>
-public sealed record Target(string Name, string Description, MessageParser? Parser, int MaxInputBytes, Action<byte[]> Run);
+public sealed record Target(string Name, string Description, MessageDescriptor? Message, int MaxInputBytes, Action<byte[]> Run);
 
 /// <summary>An input that hits an issue known and fixed elsewhere: counted, not a finding.</summary>
 public sealed class KnownIssueException(string message) : Exception(message);
@@ -25,12 +25,19 @@ public static class Targets
     /// <summary>An empty folder the targets name as the file's place: external data and data files resolve inside it, to nothing.</summary>
     static readonly string Scratch = Directory.CreateTempSubdirectory("modelgen-fuzz").FullName;
 
+    /// <summary>Removes the scratch folder (at exit).</summary>
+    public static void Cleanup()
+    {
+        try { Directory.Delete(Scratch, recursive: true); }
+        catch (IOException) { }
+    }
+
     static readonly DataInput[] OneInput = [new("x", [1, 2, 3])];
     static readonly DataInput[] TwoInputs = [new("x", [1, 2, 3]), new("y", [1, 4])];
 
     public static readonly Target[] All =
     [
-        new("onnx", "OnnxModelLoader.Parse, OnnxImporter.Import and shape inference", ModelProto.Parser, 64 * 1024, bytes =>
+        new("onnx", "OnnxModelLoader.Parse, OnnxImporter.Import and shape inference", ModelProto.Descriptor, 64 * 1024, bytes =>
         {
             string path = Path.Combine(Scratch, "fuzz.onnx");
             var graph = OnnxImporter.Import(OnnxModelLoader.Parse(bytes, path), path);
@@ -48,12 +55,12 @@ public static class Targets
             SkipDeclaredSizeBomb(stream);
             CalibrationData.FromNpz(stream, path, bytes.Length % 2 == 0 ? OneInput : TwoInputs, Scale(bytes));
         }),
-        new("pb", "CalibrationData's TensorProto .pb reader (bytes) and stacking against a [1,2,3] input", TensorProto.Parser, 16 * 1024, bytes =>
+        new("pb", "CalibrationData's TensorProto .pb reader (bytes) and stacking against a [1,2,3] input", TensorProto.Descriptor, 16 * 1024, bytes =>
         {
             string path = Path.Combine(Scratch, "fuzz.pb");
             CalibrationData.Stack(path, OneInput, [0], [CalibrationData.ReadPb(bytes, path)]);
         }),
-        new("compile", "the whole compile (ModelCompiler.Compile, the artifact text round trip, ModelEmitter.Emit) of a tiny model, with options chosen by the input's hash", ModelProto.Parser, 32 * 1024, Compile),
+        new("compile", "the whole compile (ModelCompiler.Compile, the artifact text round trip, ModelEmitter.Emit) of a tiny model, with options chosen by the input's hash", ModelProto.Descriptor, 32 * 1024, Compile),
     ];
 
     /// <summary>FNV-1a of the input.</summary>
