@@ -174,7 +174,7 @@ public sealed class BinaryOperator(string opType) : Operator
         "Add" or "Sum" or "Mean" => a + b,
         "Sub" => a - b,
         "Mul" => a * b,
-        "Div" => b == 0 ? throw new DivideByZeroException("integer division by zero in a constant") : b == -1 ? unchecked(-a) : a / b,
+        "Div" => b == 0 ? throw new DivideByZeroException("integer division by zero in a constant") : a / b,
         "Pow" => (long)Math.Pow(a, b),
         "Max" => Math.Max(a, b),
         "Min" => Math.Min(a, b),
