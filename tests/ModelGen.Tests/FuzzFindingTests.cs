@@ -118,6 +118,16 @@ public sealed class FuzzFindingTests
         Assert.Contains("'y' has no shape", e.Message);
     }
 
+    // InvalidOperationException: a Shape of a constant naming a second output was folded, and Shape's
+    // Evaluate throws (its value is set during shape inference).
+    [Fact]
+    public void AShapeWithTwoOutputsIsAnInvalidGraph()
+    {
+        var e = Refuse(new OnnxBuilder().Input("x", 1, 4).Initializer("w", [2, 3], new float[6])
+            .Node("Shape", ["w"], ["s", "t"]).Node("Reshape", ["x", "s"], ["y"]).Output("y"));
+        Assert.Contains("Shape has one", e.Message);
+    }
+
     /// <summary>A float tensor of 2^28 elements (the most allowed) holding one value: 1 GB was allocated before the count was checked.</summary>
     static TensorProto Hollow()
     {
