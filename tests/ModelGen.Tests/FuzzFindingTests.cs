@@ -128,6 +128,16 @@ public sealed class FuzzFindingTests
         Assert.Contains("Shape has one", e.Message);
     }
 
+    // KeyNotFoundException: folding a Split of a constant looked up its unnamed second output.
+    [Fact]
+    public void FoldingSkipsAnUnnamedOutput()
+    {
+        var model = new OnnxBuilder().Input("x", 1, 4).Initializer("w", [4], [1, 2, 3, 4])
+            .Node("Split", ["w"], ["a", ""], ("axis", 0)).Node("Add", ["x", "a"], ["y"]).Output("y");
+        var e = Refuse(model, ErrorCodes.ShapeMismatch); // x [1,4] + a [2] do not broadcast: the fold itself went through
+        Assert.Contains("do not broadcast", e.Message);
+    }
+
     /// <summary>A float tensor of 2^28 elements (the most allowed) holding one value: 1 GB was allocated before the count was checked.</summary>
     static TensorProto Hollow()
     {

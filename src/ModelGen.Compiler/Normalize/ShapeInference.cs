@@ -53,6 +53,7 @@ public static class ShapeInference
                 }
                 for (int i = 0; i < outputs.Length && i < node.Outputs.Count; i++)
                 {
+                    if (node.Outputs[i].Length == 0) continue; // an output left unnamed (not used)
                     var v = graph[node.Outputs[i]];
                     v.Constant = outputs[i];
                     v.Shape = outputs[i].Shape;
