@@ -138,6 +138,15 @@ public sealed class FuzzFindingTests
         Assert.Contains("do not broadcast", e.Message);
     }
 
+    // NullReferenceException: a Slice (opset 10+) whose starts input has an empty name.
+    [Fact]
+    public void ASliceWithoutStartsIsAnInvalidGraph()
+    {
+        var e = Refuse(new OnnxBuilder().Input("x", 1, 4).Initializer("ends", [2L])
+            .Node("Slice", ["x", "", "ends"], ["y"]).Output("y"));
+        Assert.Contains("starts is required", e.Message);
+    }
+
     /// <summary>A float tensor of 2^28 elements (the most allowed) holding one value: 1 GB was allocated before the count was checked.</summary>
     static TensorProto Hollow()
     {

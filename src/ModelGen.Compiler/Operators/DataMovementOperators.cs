@@ -280,7 +280,7 @@ public sealed class SliceOperator : DataMovementOperator
         }
         else
         {
-            starts = ConstantInts(graph, node, 1, "starts")!;
+            starts = ConstantInts(graph, node, 1, "starts") ?? throw Error(graph, node, "starts is required", ErrorCodes.InvalidGraph);
             ends = ConstantInts(graph, node, 2, "ends") ?? throw Error(graph, node, "ends is required", ErrorCodes.InvalidGraph);
             axes = ConstantInts(graph, node, 3, "axes");
             steps = ConstantInts(graph, node, 4, "steps");
