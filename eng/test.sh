@@ -22,6 +22,12 @@ for level in DOTNET_EnableAVX512 DOTNET_EnableAVXVNNI DOTNET_EnableAVX DOTNET_En
   env "${level}=0" dotnet test tests/ModelGen.Tests -c Release --no-build --filter "${kernels}" 2>&1 | tee -a artifacts/test.log
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 done
+# The fuzzer (docs/fuzzing.md): a bounded run of every target from the seed corpus, deterministic for
+# the seed up to the time cap; a crash, an MG9000, a hang or an allocation over 1 GB fails the script,
+# its input saved under artifacts/fuzz-findings. Its line "fuzz: Passed: N, Failed: N" counts targets.
+echo "== fuzz =="
+dotnet run --project tests/ModelGen.Fuzz -c Release --no-build -- all --execs 20000 --seconds 30 --seed 1 2>&1 | tee -a artifacts/test.log
+[ "${PIPESTATUS[0]}" -eq 0 ] || status=1
 set -e
 # One closing line CI can read: "N passed, N failed".
 passed=$(grep -Eo 'Passed: +[0-9]+' artifacts/test.log | awk '{s+=$2} END {print s+0}')

@@ -21,15 +21,15 @@ public static class OnnxModelLoader
 
     public static ModelProto Parse(byte[] bytes, string path)
     {
-        WireBudget.Check(bytes, path);
         ModelProto model;
         try
         {
-            // Parsing from a byte array: a length prefix larger than what is left fails before any
-            // allocation, and nesting is capped by the parser's recursion limit (100).
+            // The wire format first: the parser would allocate what a lying length prefix declares.
+            if (WireCheck.Problem(bytes, ModelProto.Descriptor, path) is { } problem)
+                throw new ModelGenException(ErrorCodes.NotOnnx, path, $"the file is not a valid ONNX model ({problem}); re-export it or check that it is not truncated");
             model = ModelProto.Parser.ParseFrom(bytes);
         }
-        catch (InvalidProtocolBufferException e)
+        catch (Exception e) when (IsMalformed(e))
         {
             throw new ModelGenException(ErrorCodes.NotOnnx, path, $"the file is not a valid ONNX model ({e.Message}); re-export it or check that it is not truncated");
         }
@@ -37,6 +37,13 @@ public static class OnnxModelLoader
             throw new ModelGenException(ErrorCodes.NoGraph, path, "the file holds no ONNX graph; is it an ONNX model?");
         return model;
     }
+
+    /// <summary>
+    /// Whether a protobuf parser's exception means malformed input: besides InvalidProtocolBufferException,
+    /// Google.Protobuf throws IndexOutOfRangeException or ArgumentOutOfRangeException on some truncated
+    /// varints and unknown groups (found by the fuzzer).
+    /// </summary>
+    public static bool IsMalformed(Exception e) => e is InvalidProtocolBufferException or IndexOutOfRangeException or ArgumentOutOfRangeException;
 
     /// <summary>
     /// The bytes of a tensor stored in an external file (TensorProto.data_location = EXTERNAL),

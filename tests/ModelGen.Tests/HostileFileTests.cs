@@ -199,6 +199,11 @@ public sealed class HostileFileTests
         PatchAfter(bytes, [0x50, 0x4B, 0x01, 0x02], 24, 0x7FFFFFD0);
         File.WriteAllBytes(path, bytes);
         Assert.Equal(ErrorCodes.DataFileInvalid, Fails(() => CalibrationData.Load(path, [new DataInput("x", [1, 1])])).Code);
+        // And so does the compressed size (offsets 18 and 20): the bound holds to what the archive has.
+        PatchAfter(bytes, [0x50, 0x4B, 0x03, 0x04], 18, 0x7FFFFFD0);
+        PatchAfter(bytes, [0x50, 0x4B, 0x01, 0x02], 20, 0x7FFFFFD0);
+        File.WriteAllBytes(path, bytes);
+        Assert.Equal(ErrorCodes.DataFileInvalid, Fails(() => CalibrationData.Load(path, [new DataInput("x", [1, 1])])).Code);
     }
 
     static void PatchAfter(byte[] bytes, byte[] signature, int offset, uint value)

@@ -79,8 +79,19 @@ public static class CalibrationData
     static DataSet FromNpz(string path, IReadOnlyList<DataInput> inputs, float uint8Scale)
     {
         var file = GuardedFile.Regular(path, "the .npz file");
+        using var stream = file.OpenRead();
+        return FromNpz(stream, path, inputs, uint8Scale);
+    }
+
+    /// <summary>A .npz read from <paramref name="data"/> (the fuzzer's entry point); <paramref name="path"/> names it in the errors.</summary>
+    internal static DataSet FromNpz(Stream data, string path, IReadOnlyList<DataInput> inputs, float uint8Scale)
+    {
         ZipArchive zip;
-        try { zip = new ZipArchive(file.OpenRead(), ZipArchiveMode.Read, leaveOpen: false); }
+        try
+        {
+            zip = new ZipArchive(data, ZipArchiveMode.Read, leaveOpen: true);
+            _ = zip.Entries; // read here: a central directory that does not add up is an InvalidDataException too
+        }
         catch (InvalidDataException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not a readable .npz (zip) file: {e.Message}"); }
         using (zip)
         {
@@ -94,7 +105,7 @@ public static class CalibrationData
                 var entry = arrays.TryGetValue(inputs[i].Name, out var named) ? named
                     : inputs.Count == 1 && arrays.Count == 1 ? arrays.Values.Single()
                     : throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"no array named '{inputs[i].Name}' (the model's input {i}); it holds {(arrays.Count == 0 ? "no arrays" : string.Join(", ", arrays.Keys))}: save with numpy.savez(path, {string.Join(", ", inputs.Select(x => x.Name + "=..."))})");
-                var bytes = Inflate(entry, path);
+                var bytes = Inflate(entry, data.CanSeek ? data.Length : long.MaxValue, path);
                 read.Add(NpyReader.Read(bytes, $"{path}[{entry.FullName}]", uint8Scale));
             }
             return Stack(path, inputs, [.. Enumerable.Range(0, inputs.Count)], read);
@@ -105,12 +116,14 @@ public static class CalibrationData
     /// The entry's bytes, bounded by what it may inflate to (<see cref="MaxInflateRatio"/>) before anything is
     /// allocated, and counted as they inflate: neither the declared size nor the data can make this read more.
     /// </summary>
-    static byte[] Inflate(ZipArchiveEntry entry, string path)
+    static byte[] Inflate(ZipArchiveEntry entry, long archiveBytes, string path)
     {
-        long limit = Math.Min(Array.MaxLength, Math.Max(InflateFloorBytes, entry.CompressedLength * MaxInflateRatio));
+        // The compressed size is declared too: no more than the archive holds.
+        long compressed = Math.Min(entry.CompressedLength, archiveBytes);
+        long limit = Math.Min(Array.MaxLength, Math.Max(InflateFloorBytes, compressed * MaxInflateRatio));
         if (entry.Length > limit || entry.Length < 0)
             throw new ModelGenException(ErrorCodes.DataFileInvalid, path,
-                $"array '{entry.FullName}' declares {entry.Length:N0} bytes from {entry.CompressedLength:N0} compressed, more than ModelGen inflates ({limit:N0}: {MaxInflateRatio} times the compressed size, or 16 MiB); save it with numpy.save or numpy.savez");
+                $"array '{entry.FullName}' declares {entry.Length:N0} bytes from {compressed:N0} compressed, more than ModelGen inflates ({limit:N0}: {MaxInflateRatio} times the compressed size, or 16 MiB); save it with numpy.save or numpy.savez");
         var bytes = new byte[entry.Length];
         try
         {
@@ -131,13 +144,17 @@ public static class CalibrationData
         return bytes;
     }
 
-    static NpyArray ReadPb(string path)
+    static NpyArray ReadPb(string path) =>
+        ReadPb(GuardedFile.ReadAll(path, Array.MaxLength, "the .pb file", ErrorCodes.DataFileInvalid, "save fewer samples per file"), path);
+
+    /// <summary>The tensor in the bytes of a .pb file (the fuzzer's entry point); <paramref name="path"/> names it in the errors.</summary>
+    internal static NpyArray ReadPb(byte[] bytes, string path)
     {
-        var bytes = GuardedFile.ReadAll(path, Array.MaxLength, "the .pb file", ErrorCodes.DataFileInvalid, "save fewer samples per file");
         TensorProto proto;
-        WireBudget.CheckTensor(bytes, path);
+        if (WireCheck.Problem(bytes, TensorProto.Descriptor, path) is { } problem)
+            throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {problem}");
         try { proto = TensorProto.Parser.ParseFrom(bytes); }
-        catch (Google.Protobuf.InvalidProtocolBufferException e) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }
+        catch (Exception e) when (OnnxModelLoader.IsMalformed(e)) { throw new ModelGenException(ErrorCodes.DataFileInvalid, path, $"not an ONNX TensorProto: {e.Message}"); }
         TensorData t;
         try { t = OnnxImporter.ReadTensor(proto, path); }
         catch (ModelGenException e) { throw new ModelGenException(e.Code == ErrorCodes.UnsupportedDataType ? ErrorCodes.DataTypeUnsupported : ErrorCodes.DataFileInvalid, path, e.Message); }
@@ -170,7 +187,7 @@ public static class CalibrationData
         parts.Count == 1 ? parts[0] : new NpyArray([-1, .. parts[0].Shape], [.. parts.SelectMany(p => p.Data)], parts[0].DType);
 
     /// <summary>Checks each array against its input's sample shape and counts the samples (equal for every input).</summary>
-    static DataSet Stack(string path, IReadOnlyList<DataInput> inputs, int[] order, IReadOnlyList<NpyArray> arrays)
+    internal static DataSet Stack(string path, IReadOnlyList<DataInput> inputs, int[] order, IReadOnlyList<NpyArray> arrays)
     {
         var values = new float[inputs.Count][];
         var rawUint8 = new List<string>();

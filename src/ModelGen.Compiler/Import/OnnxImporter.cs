@@ -16,7 +16,7 @@ public static class OnnxImporter
     /// <summary>No tensor may hold more elements than a .NET span can index.</summary>
     public const long MaxElements = 1 << 28;
     /// <summary>More nodes than any real model has; bounds the compiler's work on hostile files.</summary>
-    public const int MaxNodes = WireBudget.MaxNodes;
+    public const int MaxNodes = WireCheck.MaxNodes;
 
     public static Graph Import(ModelProto model, string modelPath, int batchSize = 1)
     {
@@ -71,6 +71,8 @@ public static class OnnxImporter
             foreach (var a in np.Attribute) node.Attributes[a.Name] = a;
             if (node.Domain.Length > 0 && node.Domain != "ai.onnx")
                 throw new ModelGenException(ErrorCodes.UnsupportedOperator, modelPath, $"{node.Describe} is in operator domain '{node.Domain}'; only the standard ONNX domain is supported");
+            if (!node.Outputs.Any(o => o.Length > 0))
+                throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"{node.Describe} has no outputs; every ONNX operator writes at least one");
             foreach (var o in node.Outputs)
                 if (o.Length > 0 && !produced.Add(o))
                     throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"{node.Describe} writes '{o}', which another node, input or initializer already defines");
@@ -256,6 +258,17 @@ public static class OnnxImporter
         if (useRaw && raw.Length != count * elementSize)
             throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"tensor '{t.Name}' holds {raw.Length} bytes of data; its shape needs {count * elementSize}");
 
+        int have = type switch
+        {
+            TensorProto.Types.DataType.Float => t.FloatData.Count,
+            TensorProto.Types.DataType.Double => t.DoubleData.Count,
+            TensorProto.Types.DataType.Int32 => t.Int32Data.Count,
+            _ => t.Int64Data.Count,
+        };
+        // Before allocating: a tensor that declares many elements but holds few costs nothing.
+        if (!useRaw && have != count)
+            throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"tensor '{t.Name}' holds {have} values; its shape needs {count}");
+
         switch (type)
         {
             case TensorProto.Types.DataType.Float:
@@ -263,8 +276,7 @@ public static class OnnxImporter
                 var values = new float[count];
                 if (useRaw)
                     for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadSingleLittleEndian(raw.Slice(i * 4));
-                else if (t.FloatData.Count == count) t.FloatData.CopyTo(values, 0);
-                else throw DataCount(t, t.FloatData.Count, count, modelPath);
+                else t.FloatData.CopyTo(values, 0);
                 return new TensorData(shape, values);
             }
             case TensorProto.Types.DataType.Double:
@@ -272,8 +284,7 @@ public static class OnnxImporter
                 var values = new float[count];
                 if (useRaw)
                     for (int i = 0; i < count; i++) values[i] = (float)BinaryPrimitives.ReadDoubleLittleEndian(raw.Slice(i * 8));
-                else if (t.DoubleData.Count == count) for (int i = 0; i < count; i++) values[i] = (float)t.DoubleData[i];
-                else throw DataCount(t, t.DoubleData.Count, count, modelPath);
+                else for (int i = 0; i < count; i++) values[i] = (float)t.DoubleData[i];
                 return new TensorData(shape, values);
             }
             case TensorProto.Types.DataType.Int32:
@@ -281,8 +292,7 @@ public static class OnnxImporter
                 var values = new long[count];
                 if (useRaw)
                     for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadInt32LittleEndian(raw.Slice(i * 4));
-                else if (t.Int32Data.Count == count) for (int i = 0; i < count; i++) values[i] = t.Int32Data[i];
-                else throw DataCount(t, t.Int32Data.Count, count, modelPath);
+                else for (int i = 0; i < count; i++) values[i] = t.Int32Data[i];
                 return new TensorData(shape, values);
             }
             default:
@@ -290,15 +300,11 @@ public static class OnnxImporter
                 var values = new long[count];
                 if (useRaw)
                     for (int i = 0; i < count; i++) values[i] = BinaryPrimitives.ReadInt64LittleEndian(raw.Slice(i * 8));
-                else if (t.Int64Data.Count == count) t.Int64Data.CopyTo(values, 0);
-                else throw DataCount(t, t.Int64Data.Count, count, modelPath);
+                else t.Int64Data.CopyTo(values, 0);
                 return new TensorData(shape, values);
             }
         }
     }
-
-    static ModelGenException DataCount(TensorProto t, int have, long need, string modelPath) =>
-        new(ErrorCodes.InvalidGraph, modelPath, $"tensor '{t.Name}' holds {have} values; its shape needs {need}");
 
     public static string DataTypeName(int type) =>
         Enum.IsDefined(typeof(TensorProto.Types.DataType), type) ? ((TensorProto.Types.DataType)type).ToString().ToLowerInvariant() : $"#{type}";

@@ -1,6 +1,7 @@
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
+using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Normalize;
 
@@ -33,7 +34,13 @@ public static class ShapeInference
         foreach (var node in graph.Nodes)
         {
             var op = OperatorSet.Get(node, graph);
-            op.InferShapes(node, graph);
+            try { op.InferShapes(node, graph); }
+            catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
+            {
+                // A node of a hostile file without an input, output or attribute value its operator reads.
+                throw new ModelGenException(ErrorCodes.InvalidGraph, graph.ModelPath,
+                    $"{node.Describe}, opset {graph.Opset}: lacks an input, output or attribute value {node.OpType} needs (inputs [{string.Join(", ", node.Inputs)}], outputs [{string.Join(", ", node.Outputs)}]); check the node against the ONNX operator's definition");
+            }
             bool foldable = node.Inputs.Any(i => i.Length > 0) && node.Inputs.All(i => i.Length == 0 || graph[i].IsConstant)
                 // A folded constant is embedded in the assembly: only fold what stays small (a node
                 // that would blow a few bytes up into gigabytes runs at run time instead).
@@ -44,9 +51,15 @@ public static class ShapeInference
             if (foldable)
             {
                 budget -= node.Outputs.Sum(o => o.Length == 0 ? 0 : TensorData.Size(graph[o].Shape ?? []));
-                var outputs = ReferenceEvaluator.EvaluateNode(node, graph, name => graph[name].Constant!);
+                TensorData[] outputs;
+                try { outputs = ReferenceEvaluator.EvaluateNode(node, graph, name => graph[name].Constant!); }
+                catch (ArithmeticException e)
+                {
+                    throw new ModelGenException(ErrorCodes.InvalidGraph, graph.ModelPath, $"{node.Describe}, opset {graph.Opset}: its constant inputs cannot be computed ({e.Message})");
+                }
                 for (int i = 0; i < outputs.Length && i < node.Outputs.Count; i++)
                 {
+                    if (node.Outputs[i].Length == 0) continue; // an output left unnamed (not used)
                     var v = graph[node.Outputs[i]];
                     v.Constant = outputs[i];
                     v.Shape = outputs[i].Shape;

@@ -96,6 +96,8 @@ public sealed class ShapeOperator : DataMovementOperator
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "start", "end");
+        // A second output would be folded as if it were computed, and Shape computes nothing (Evaluate).
+        if (node.Outputs.Count > 1) throw Error(graph, node, $"names {node.Outputs.Count} outputs; Shape has one", ErrorCodes.InvalidGraph);
         var x = ShapeOf(graph, node, 0);
         int rank = x.Length;
         long start = node.Int("start", 0), end = node.Int("end", rank);
@@ -278,7 +280,7 @@ public sealed class SliceOperator : DataMovementOperator
         }
         else
         {
-            starts = ConstantInts(graph, node, 1, "starts")!;
+            starts = ConstantInts(graph, node, 1, "starts") ?? throw Error(graph, node, "starts is required", ErrorCodes.InvalidGraph);
             ends = ConstantInts(graph, node, 2, "ends") ?? throw Error(graph, node, "ends is required", ErrorCodes.InvalidGraph);
             axes = ConstantInts(graph, node, 3, "axes");
             steps = ConstantInts(graph, node, 4, "steps");

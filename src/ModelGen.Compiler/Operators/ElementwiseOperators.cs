@@ -94,6 +94,7 @@ public sealed class BinaryOperator(string opType) : Operator
 
     public override void InferShapes(Node node, Graph graph)
     {
+        RequireInputs(graph, node, 2, 2);
         // Pow's exponent may be an integer tensor (opset 12+): a constant one becomes float32.
         if (OpType == "Pow" && graph[node.Inputs[0]].Type == ElementType.Float32 && graph[node.Inputs[1]] is { Type: ElementType.Int64 } e)
         {
@@ -104,7 +105,6 @@ public sealed class BinaryOperator(string opType) : Operator
             v.Shape = e.Constant.Shape;
             node.Inputs[1] = name;
         }
-        RequireInputs(graph, node, 2, 2);
         RequireIntegersConstant(graph, node);
         RejectAttributes(graph, node, graph.Opset < 7 ? ["broadcast", "axis"] : []);
         var (a, b) = (ShapeOf(graph, node, 0), ShapeOf(graph, node, 1));

@@ -28,6 +28,7 @@ public abstract class Operator
 
     protected static int[] ShapeOf(Graph graph, Node node, int input)
     {
+        if (!node.HasInput(input)) throw Error(graph, node, $"input {input} is missing", ErrorCodes.InvalidGraph);
         var v = graph[node.Inputs[input]];
         return v.Shape ?? throw Error(graph, node, $"input {input} ('{v.Name}') has no known shape");
     }
@@ -39,6 +40,7 @@ public abstract class Operator
     {
         if (TensorData.Size(shape) > Import.OnnxImporter.MaxElements)
             throw Error(graph, node, $"output of shape [{string.Join(",", shape)}] is too large", ErrorCodes.TooLarge);
+        if (output >= node.Outputs.Count) throw Error(graph, node, $"output {output} is missing", ErrorCodes.InvalidGraph);
         var v = graph.GetOrAdd(node.Outputs[output]);
         v.Shape = shape;
         v.Type = type;
@@ -50,6 +52,8 @@ public abstract class Operator
         while (n > 0 && node.Inputs[n - 1].Length == 0) n--;
         if (n < min || n > max)
             throw Error(graph, node, $"takes {min}{(max > min ? $" to {max}" : "")} inputs, got {n}", ErrorCodes.InvalidGraph);
+        for (int i = 0; i < min; i++)
+            if (!node.HasInput(i)) throw Error(graph, node, $"input {i} is missing (its name is empty)", ErrorCodes.InvalidGraph);
         for (int i = 0; i < n; i++)
             if (node.HasInput(i) && graph[node.Inputs[i]].Type != ElementType.Float32 && !Get(node, graph).AcceptsIntInput(node, i))
                 throw Error(graph, node, $"input {i} ('{node.Inputs[i]}') is not float32; only float32 tensors are supported here", ErrorCodes.UnsupportedDataType);

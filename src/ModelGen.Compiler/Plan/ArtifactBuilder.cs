@@ -369,7 +369,9 @@ public sealed class ArtifactBuilder : ILowering
     {
         if (_tensorIds.TryGetValue(name, out int id)) return id;
         var v = _graph[name];
-        id = NewTensor(name, v.Shape!);
+        // A node of a hostile file may name more outputs than its operator has: those get no shape.
+        id = NewTensor(name, v.Shape ?? throw new ModelGenException(ErrorCodes.InvalidGraph, _graph.ModelPath,
+            $"'{name}' has no shape: the node writing it names an output its operator does not have"));
         if (v.Constant is { } c)
         {
             SetWeight(_artifact.Tensors[id], c);
