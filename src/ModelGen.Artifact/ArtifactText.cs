@@ -28,6 +28,8 @@ public static class ArtifactText
         Bare(sb, "opset", model.Opset.ToString(CultureInfo.InvariantCulture));
         Bare(sb, "simd", model.Simd);
         Bare(sb, "scratch", model.ScratchBytes.ToString(CultureInfo.InvariantCulture));
+        Str(sb, "compression", model.Compression);
+        if (model.Measured.Length > 0) Str(sb, "measured", model.Measured);
         sb.Append('\n');
         foreach (var b in model.Inputs) WriteBinding(sb, "input", b);
         foreach (var b in model.Outputs) WriteBinding(sb, "output", b);
@@ -100,6 +102,8 @@ public static class ArtifactText
                         model.Opset = long.Parse(Get(fields, "opset"), CultureInfo.InvariantCulture);
                         model.Simd = Get(fields, "simd");
                         model.ScratchBytes = long.Parse(Get(fields, "scratch"), CultureInfo.InvariantCulture);
+                        model.Compression = fields.TryGetValue("compression", out string? compression) ? compression : "none";
+                        model.Measured = fields.TryGetValue("measured", out string? measured) ? measured : "";
                         break;
                     case "input":
                     case "output":

@@ -21,6 +21,10 @@ public sealed class ModelArtifact
     public long Opset { get; set; }
     /// <summary>auto, vector128 or none: the widest SIMD the emitted kernels may use.</summary>
     public string Simd { get; set; } = "auto";
+    /// <summary>The compression the model was compiled with (none, int8, int8-weights…).</summary>
+    public string Compression { get; set; } = "none";
+    /// <summary>The compression report's summary, when calibration data measured it; empty otherwise.</summary>
+    public string Measured { get; set; } = "";
     /// <summary>Bytes of the scratch arena that holds every intermediate tensor.</summary>
     public long ScratchBytes { get; set; }
 

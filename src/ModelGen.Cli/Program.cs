@@ -138,6 +138,11 @@ public static class Program
                         throw new ModelGenException(ErrorCodes.AccuracyBudgetMissed, modelFile.FullName,
                             $"the compressed model misses the accuracy budget {accuracyBudget}: {report.Summary()}; see {stem}.report.md, and loosen the budget or use less compression");
                     }
+                    // The generated class's documentation states what was measured.
+                    compiled.Measured = report.Summary();
+                    text = ArtifactText.Write(compiled);
+                    readBack = ArtifactText.Read(text);
+                    source = ModelEmitter.Emit(readBack);
                 }
                 if (artifactFile is not null) WriteIfChanged(artifactFile.FullName, text, modelFile.FullName);
                 if (parse.GetValue(emitOnnx) is { } onnxOut)

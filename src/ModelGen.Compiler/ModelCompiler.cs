@@ -112,6 +112,7 @@ public static class ModelCompiler
         var graph = prepared = Prepare(options);
         string sha = Convert.ToHexStringLower(SHA256.HashData(OnnxModelLoader.ReadModelBytes(options.ModelPath)));
         var artifact = ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
+        artifact.Compression = options.Compression.ToLowerInvariant();
         CheckEmbeddedBytes(artifact, graph);
         return artifact;
     }

@@ -66,7 +66,11 @@ public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHel
             """);
         ProcessResult build = consumer.Build();
         Assert.True(build.ExitCode == 0, build.ToString());
-        Assert.Contains("int8 arithmetic", File.ReadAllText(Directory.GetFiles(consumer.ArtifactFolder, "*.report.md").Single()));
+        string reportFile = Directory.GetFiles(consumer.ArtifactFolder, "*.report.md").Single();
+        Assert.Contains("int8 arithmetic", File.ReadAllText(reportFile));
+        // The one-line summary, with the report's path, shows at the default verbosity.
+        Assert.Contains($"modelgen: lenet5.onnx: compression int8: weights ", build.Output);
+        Assert.Contains($"report: {reportFile}", build.Output);
 
         var (_, images) = Npy.ReadFloat32(Path.Combine(Repo.MnistData, "test-images.npy"));
         var (_, labels) = Npy.ReadInt64(Path.Combine(Repo.MnistData, "test-labels.npy"));
@@ -89,6 +93,11 @@ public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHel
         }
         output.WriteLine($"int8: {right} of 2000 right; float32 in ONNX Runtime: {rightOriginal}");
         Assert.True(right >= rightOriginal - 6, $"int8 {right} vs float32 {rightOriginal} of 2000 (0.3 points is 6 digits)");
+
+        // `dotnet clean` takes the reports with the artifact.
+        ProcessResult clean = Dotnet.Run(["clean", consumer.ProjectPath, "-c", "Release", "-nodeReuse:false"], consumer.Directory, TimeSpan.FromMinutes(5));
+        Assert.True(clean.ExitCode == 0, clean.ToString());
+        Assert.Empty(Directory.Exists(consumer.ArtifactFolder) ? Directory.GetFiles(consumer.ArtifactFolder, "*.report.*") : []);
     }
 
     [Fact]

@@ -122,6 +122,14 @@ public sealed class CliTests
         Assert.Equal(3, root.GetProperty("layers").EnumerateArray().Count(l => l.GetProperty("precision").GetString()!.StartsWith("int8")));
         Assert.InRange(root.GetProperty("weightBytesAfter").GetInt64() * 100 / root.GetProperty("weightBytesBefore").GetInt64(), 25, 27);
         Assert.Contains("| /f1/Gemm |", File.ReadAllText(artifact + ".report.md"));
+        // The generated class's documentation states the compression and what was measured (the artifact carries both).
+        var compiled = ArtifactText.Read(File.ReadAllText(artifact));
+        Assert.Equal("int8-weights", compiled.Compression);
+        string summary = Generator.Emit.ModelEmitter.Emit(compiled).Split('\n').First(l => l.Contains("/// The ONNX model"));
+        Assert.Contains("compression int8-weights", summary);
+        string measured = Generator.Emit.ModelEmitter.Emit(compiled).Split('\n').First(l => l.Contains("/// Measured at build time"));
+        Assert.Contains("against the original model: lenet300.onnx: compression int8-weights: weights ", measured);
+        Assert.Contains("top-1 agrees with the original on 256", measured);
 
         // An output error bound no int8 model meets: the build's error, with the figures, and no artifact to ship.
         var (exit, stderr) = Modelgen([.. common, "--accuracy-budget", "0.000001"]);

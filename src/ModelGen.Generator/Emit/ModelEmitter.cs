@@ -15,6 +15,9 @@ public static class ModelEmitter
 {
     public const string Version = "0.1.0";
 
+    /// <summary>"1 element", "784 elements".</summary>
+    static string Elements(long count) => CodeWriter.N(count) + (count == 1 ? " element" : " elements");
+
     /// <summary>The file name the CLI writes and the hint name the generator uses.</summary>
     public static string FileName(ModelArtifact model) => model.ClassName + ".g.cs";
 
@@ -99,7 +102,8 @@ public static class ModelEmitter
         void ClassDoc()
         {
             _w.Line("/// <summary>");
-            _w.Line($"/// The ONNX model <c>{CodeWriter.Xml(_m.SourceFile)}</c> compiled to C# by ModelGen (float32). Call <see cref=\"{RunCref()}\"/>: it allocates nothing and is safe from any thread.");
+            _w.Line($"/// The ONNX model <c>{CodeWriter.Xml(_m.SourceFile)}</c> compiled to C# by ModelGen ({(_m.Compression == "none" ? "float32, uncompressed" : "compression " + CodeWriter.Xml(_m.Compression))}). Call <see cref=\"{RunCref()}\"/>: it allocates nothing and is safe from any thread.");
+            if (_m.Measured.Length > 0) _w.Line($"/// Measured at build time against the original model: {CodeWriter.Xml(_m.Measured)}.");
             _w.Line("/// </summary>");
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
@@ -147,9 +151,9 @@ public static class ModelEmitter
         void ParamDocs()
         {
             foreach (var b in _m.Inputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
             foreach (var b in _m.Outputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
         }
 
         void RunMethods()
@@ -238,7 +242,7 @@ public static class ModelEmitter
             var output = T(_m.Outputs[0].Tensor);
             _w.Line("/// <summary>Runs the model and returns the index of the largest output (the predicted class).</summary>");
             foreach (var b in _m.Inputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)}: exactly {CodeWriter.N(T(b.Tensor).ElementCount)} elements.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)}: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
             _w.Open($"public static int Predict({InParams()})");
             long count = output.ElementCount;
             _w.Line(count <= 1024
