@@ -45,6 +45,10 @@ for (int i = 0; i < count; i++)
 Console.WriteLine($"LeNet-5 compiled by ModelGen: {LeNet5.InputLength} inputs, {LeNet5.OutputLength} outputs, " +
                   $"{LeNet5.WeightBytes / 1024.0:F0} KiB of weights, {LeNet5.ScratchBytes / 1024.0:F0} KiB of scratch");
 Console.WriteLine($"accuracy: {100.0 * correct / count:F2}% ({correct} of {count} test digits)");
+// The widest vectors the generated kernels run on here: vector256 on an AVX2 processor, vector512 with
+// AVX-512 under the JIT; a NativeAOT binary gets what its instruction set allows (ModelGen sets
+// x86-64-v3 for x64 unless the project chose: README, Performance).
+Console.WriteLine($"SIMD: {LeNet5.SimdLevel}");
 
 // Speed. The first calls run unoptimised code (tiered JIT); warm up before timing. A NativeAOT binary
 // is compiled ahead of time and needs no warm-up, but it does no harm.

@@ -4,6 +4,8 @@ using Microsoft.CodeAnalysis.CSharp;
 using Microsoft.CodeAnalysis.Text;
 using ModelGen.Artifact;
 using ModelGen.Compiler;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
 using ModelGen.Generator;
 using ModelGen.Tests.Support;
 
@@ -128,7 +130,9 @@ public sealed class GeneratorTests
         var source = ModelGen.Generator.Emit.ModelEmitter.Emit(artifact);
         Assert.Equal(simd == "none", !source.Contains("Vector128"));
         Assert.DoesNotContain("Vector256", source);
+        Assert.DoesNotContain("Vector512", source);
         var models = GeneratedModels.Build(artifact);
+        Assert.Equal(simd == "vector128" && System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "vector128" : "none", SimdLevelOf(models, artifact));
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         using var ort = new OnnxRuntimeOracle(path);
         for (int i = 0; i < 20; i++)
@@ -139,6 +143,51 @@ public sealed class GeneratorTests
             Tolerance.AssertClose(ort.Run(("image", x, [1, 1, 28, 28]))[0], y, $"digit {i}");
         }
     }
+
+    /// <summary>
+    /// Issue 19: Simd naming one level emits that level's paths alone (and the scalar code its tails need): no
+    /// wider vectors and none of the x86 int8 paths that only auto takes (AVX2, AVX-VNNI, AVX-512), for the int8
+    /// kernels too, whose outputs stay the evaluator's bits. SimdLevel says which path ran.
+    /// </summary>
+    [Theory]
+    [InlineData("lenet5.onnx")]
+    [InlineData("dwsep")]
+    public void Vector128EmitsOnlyVector128PathsForInt8ModelsAndKeepsTheEvaluatorsBits(string model)
+    {
+        string path = model == "dwsep" ? SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-int8-v128.onnx") : TestData.Mnist(model);
+        var options = new CompileOptions { ModelPath = path, ClassName = "Net", Namespace = "Simd.Int8V128." + Path.GetFileNameWithoutExtension(model), Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy"), Simd = "vector128" };
+        var artifact = ModelCompiler.Compile(options, out var compressed);
+        var source = ModelGen.Generator.Emit.ModelEmitter.Emit(artifact);
+        foreach (var wider in new[] { "Vector256", "Vector512", "Avx2", "AvxVnni", "Avx512" })
+            Assert.DoesNotContain(wider, source);
+        Assert.Contains("Vector128", source);
+        var models = GeneratedModels.Build(artifact);
+        Assert.Equal(System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "vector128" : "none", SimdLevelOf(models, artifact));
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        for (int i = 0; i < 50; i++)
+        {
+            var x = images[(i * 784)..((i + 1) * 784)];
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats;
+            for (int j = 0; j < 10; j++)
+                Assert.True(BitConverter.SingleToInt32Bits(expected[j]) == BitConverter.SingleToInt32Bits(y[j]), $"digit {i}, output {j}: {y[j]} against the evaluator's {expected[j]}");
+        }
+    }
+
+    [Fact]
+    public void SimdLevelIsTheWidestPathTheKernelsTakeInThisProcess()
+    {
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), ClassName = "Net", Namespace = "Simd.Level.Auto" });
+        var models = GeneratedModels.Build(artifact);
+        string expected = System.Runtime.Intrinsics.Vector512.IsHardwareAccelerated ? "vector512"
+            : System.Runtime.Intrinsics.Vector256.IsHardwareAccelerated ? "vector256"
+            : System.Runtime.Intrinsics.Vector128.IsHardwareAccelerated ? "vector128" : "none";
+        Assert.Equal(expected, SimdLevelOf(models, artifact));
+    }
+
+    static string SimdLevelOf(GeneratedModels models, ModelArtifact artifact) =>
+        (string)models.ModelType(artifact).GetProperty("SimdLevel")!.GetValue(null)!;
 
     [Fact]
     public void GeneratedCodeHasNoDocumentationWarningsWhereTheConsumerGeneratesDocumentation()

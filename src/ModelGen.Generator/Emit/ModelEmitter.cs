@@ -47,7 +47,7 @@ public static class ModelEmitter
         readonly Dictionary<int, string> _weightNames = new Dictionary<int, string>();
         readonly HashSet<string> _members = new HashSet<string>(StringComparer.Ordinal)
         {
-            "Run", "RunProfiled", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
+            "Run", "RunProfiled", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "SimdLevel", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
         };
         readonly HashSet<string> _helpers = new HashSet<string>(StringComparer.Ordinal);
         /// <summary>float32 weights some kernel reads in 64-byte-aligned loads: emitted padded, with their phase.</summary>
@@ -136,6 +136,26 @@ public static class ModelEmitter
             _w.Line();
             _w.Line("/// <summary>Bytes of scratch memory one call needs (the caller's buffer for <c>Run(…, scratch)</c>).</summary>");
             _w.Line($"public const int ScratchBytes = {CodeWriter.N(_m.ScratchBytes)};");
+            _w.Line();
+            SimdLevel();
+        }
+
+        /// <summary>
+        /// SimdLevel: the widest vectors the kernels take in this process, by the same IsHardwareAccelerated
+        /// checks as the kernels' dispatch (folded by the JIT, and by NativeAOT for its instruction set).
+        /// </summary>
+        void SimdLevel()
+        {
+            string v = "global::System.Runtime.Intrinsics.Vector";
+            var levels = new List<string>();
+            if (_m.Simd is "auto" or "vector512") levels.Add("512");
+            if (_m.Simd is "auto" or "vector256") levels.Add("256");
+            if (_m.Simd is "auto" or "vector128") levels.Add("128");
+            string expression = "\"none\"";
+            for (int i = levels.Count - 1; i >= 0; i--)
+                expression = $"{v}{levels[i]}.IsHardwareAccelerated ? \"vector{levels[i]}\" : {expression}";
+            _w.Line($"/// <summary>The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd)}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.</summary>");
+            _w.Line($"public static string SimdLevel => {expression};");
             _w.Line();
         }
 
