@@ -126,6 +126,7 @@ public static class Program
                     var report = Compiler.Compress.CompressionReport.Create(options, compiled, calibrationFile.FullName, parse.GetValue(labels)?.FullName, accuracyBudget, prepared);
                     string stem = artifactFile is not null ? artifactFile.FullName : Path.Combine(dir!.FullName, readBack.ClassName);
                     Directory.CreateDirectory(Path.GetDirectoryName(stem)!);
+                    report.Code = Compiler.Compress.EmittedCode.Of(source, readBack);
                     WriteIfChanged(stem + ".report.md", report.Markdown(), modelFile.FullName);
                     WriteIfChanged(stem + ".report.json", report.Json(), modelFile.FullName);
                     Console.WriteLine($"modelgen: {report.Summary()}; report: {stem}.report.md");
@@ -143,7 +144,14 @@ public static class Program
                     text = ArtifactText.Write(compiled);
                     readBack = ArtifactText.Read(text);
                     source = ModelEmitter.Emit(readBack);
+                    // The report states the code as finally emitted (its documentation now carries the summary).
+                    report.Code = Compiler.Compress.EmittedCode.Of(source, readBack);
+                    WriteIfChanged(stem + ".report.md", report.Markdown(), modelFile.FullName);
+                    WriteIfChanged(stem + ".report.json", report.Json(), modelFile.FullName);
                 }
+                // Code size beside the weights and the arena, for every model (issue 19), at normal verbosity in a build.
+                long weightBytes = readBack.Tensors.Where(t => t.Storage == TensorStorage.Weight).Sum(t => (long)(t.Data?.Length ?? 0));
+                Console.WriteLine(FormattableString.Invariant($"modelgen: {modelFile.Name}: code {Compiler.Compress.EmittedCode.Of(source, readBack).Describe()}; weights {weightBytes:N0} bytes"));
                 if (artifactFile is not null) WriteIfChanged(artifactFile.FullName, text, modelFile.FullName);
                 if (parse.GetValue(emitOnnx) is { } onnxOut)
                 {

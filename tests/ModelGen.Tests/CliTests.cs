@@ -125,6 +125,13 @@ public sealed class CliTests
         // The generated class's documentation states the compression and what was measured (the artifact carries both).
         var compiled = ArtifactText.Read(File.ReadAllText(artifact));
         Assert.Equal("int8-weights", compiled.Compression);
+        // The report gives the emitted code's size (issue 19): the C# the generator writes for this artifact, exactly.
+        var code = root.GetProperty("code");
+        string source = Generator.Emit.ModelEmitter.Emit(compiled);
+        Assert.Equal(source.Length, code.GetProperty("csharpCharacters").GetInt64());
+        Assert.Equal(compiled.Nodes.Count, code.GetProperty("kernels").GetInt32());
+        Assert.Equal("auto", code.GetProperty("simd").GetString());
+        Assert.Contains(FormattableString.Invariant($"Emitted code: {source.Length:N0} characters of C#"), File.ReadAllText(artifact + ".report.md"));
         string summary = Generator.Emit.ModelEmitter.Emit(compiled).Split('\n').First(l => l.Contains("/// The ONNX model"));
         Assert.Contains("compression int8-weights", summary);
         string measured = Generator.Emit.ModelEmitter.Emit(compiled).Split('\n').First(l => l.Contains("/// Measured at build time"));

@@ -33,6 +33,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>Limits that applied (the sample cap), stated in the build log and the report.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
+    /// <summary>The emitted code of the compressed model (issue 19): its C# as the generator writes it, and the SIMD level it was emitted for.</summary>
+    public EmittedCode? Code { get; set; }
+
     /// <param name="prepared">The graph <paramref name="artifact"/> was built from, if the caller has it (else prepared again).</param>
     public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget, Graph? prepared = null)
     {
@@ -199,6 +202,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         s.AppendLine();
         foreach (var w in Warnings) s.AppendLine($"**Warning:** {w}.").AppendLine();
         foreach (var n in Notes) s.AppendLine($"Note: {n}.").AppendLine();
+        if (Code is { } code) s.AppendLine(CultureInfo.InvariantCulture, $"Emitted code: {code.Describe()}; weights {WeightBytesAfter:N0} bytes.").AppendLine();
         s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
         s.AppendLine("|---|---|---|---|---|---|");
         foreach (var l in Layers)
@@ -212,6 +216,21 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
         budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes,
+        code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });
+}
+
+/// <summary>
+/// The size of a model's emitted code as the compile step can measure it: characters and lines of the C#
+/// the generator writes (the same text). The IL and native bytes it becomes depend on the C# compiler and
+/// on NativeAOT's instruction set; tests measure those (docs/implementation-notes.md).
+/// </summary>
+public sealed record EmittedCode(long Characters, long Lines, int Kernels, string Simd, long ArenaBytes)
+{
+    public static EmittedCode Of(string source, ModelGen.Artifact.ModelArtifact artifact) =>
+        new(source.Length, source.Count(c => c == '\n'), artifact.Nodes.Count, artifact.Simd, artifact.ScratchBytes);
+
+    public string Describe() => string.Create(CultureInfo.InvariantCulture,
+        $"{Characters:N0} characters of C# ({Lines:N0} lines, {Kernels:N0} kernels, Simd {Simd}); arena {ArenaBytes:N0} bytes");
 }
