@@ -216,21 +216,27 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
         budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes,
-        code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
+        code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });
 }
 
 /// <summary>
 /// The size of a model's emitted code as the compile step can measure it: characters and lines of the C#
-/// the generator writes (the same text). The IL and native bytes it becomes depend on the C# compiler and
-/// on NativeAOT's instruction set; tests measure those (docs/implementation-notes.md).
+/// the generator writes (the same text), without the class that holds the weights' literals (counted apart:
+/// they are data, and their bytes are the weights). The IL and native bytes the code becomes depend on the
+/// C# compiler and on NativeAOT's instruction set; tests measure those (docs/implementation-notes.md).
 /// </summary>
-public sealed record EmittedCode(long Characters, long Lines, int Kernels, string Simd, long ArenaBytes)
+public sealed record EmittedCode(long Characters, long Lines, long WeightCharacters, int Kernels, string Simd, long ArenaBytes)
 {
-    public static EmittedCode Of(string source, ModelGen.Artifact.ModelArtifact artifact) =>
-        new(source.Length, source.Count(c => c == '\n'), artifact.Nodes.Count, artifact.Simd, artifact.ScratchBytes);
+    public static EmittedCode Of(string source, ModelGen.Artifact.ModelArtifact artifact)
+    {
+        // The weights are the class's last member, `static class Weights` (ModelEmitter); without one, all is code.
+        var weights = System.Text.RegularExpressions.Regex.Match(source, @"^[ \t]*static class Weights\b", System.Text.RegularExpressions.RegexOptions.Multiline);
+        int split = weights.Success ? weights.Index : source.Length;
+        return new(split, source.AsSpan(0, split).Count('\n'), source.Length - split, artifact.Nodes.Count, artifact.Simd, artifact.ScratchBytes);
+    }
 
     public string Describe() => string.Create(CultureInfo.InvariantCulture,
-        $"{Characters:N0} characters of C# ({Lines:N0} lines, {Kernels:N0} kernels, Simd {Simd}); arena {ArenaBytes:N0} bytes");
+        $"{Characters:N0} characters of C# ({Lines:N0} lines, {Kernels:N0} kernels, Simd {Simd}; the weights' literals {WeightCharacters:N0} characters more); arena {ArenaBytes:N0} bytes");
 }
