@@ -36,12 +36,12 @@ public sealed class NativeAotCodeSizeTests(PackageFixture package, ITestOutputHe
             return;
         }
 
-        using var empty = ConsumerProject.Create("EmptyApp");
+        using var empty = ConsumerProject.Create("EmptyApp", spaceInPath: false);
         empty.WriteProject("", "<PublishAot>true</PublishAot><InvariantGlobalization>true</InvariantGlobalization>");
         // The same program with a constant in place of the model's output: both keep Console and float formatting.
         empty.WriteFile("Program.cs", "float[] x = new float[args.Length + 49152];\nfloat[] y = new float[args.Length + 2];\ny[0] = x[0] + x.Length;\nSystem.Console.WriteLine(y[0] + \" \" + y.Length + \" none weights 0\");\n");
 
-        using var model = ConsumerProject.Create("ModelApp");
+        using var model = ConsumerProject.Create("ModelApp", spaceInPath: false);
         string onnx = Path.Combine(MobileNetFolder, "model.onnx"), data = Path.Combine(MobileNetFolder, "random-inputs-50.npy");
         model.WriteProject(
             $"""<CompressedModel Include="{onnx}" ClassName="Person" Compression="int8" Calibration="{data}" Simd="vector128" />""",

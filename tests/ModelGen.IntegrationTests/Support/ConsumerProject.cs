@@ -26,9 +26,11 @@ internal sealed class ConsumerProject : IDisposable
     /// <summary>The artifact folder for a Release build without a runtime identifier.</summary>
     public string ArtifactFolder => Path.Combine(Directory, "obj", "Release", "net10.0", "modelgen");
 
-    public static ConsumerProject Create(string name)
+    /// <param name="spaceInPath">False for a NativeAOT publish: ILCompiler 10.0.12's link step passes the package
+    /// folder's paths to the linker unquoted ("/usr/bin/ld.bfd: cannot find /tmp/modelgen"), not ModelGen's doing.</param>
+    public static ConsumerProject Create(string name, bool spaceInPath = true)
     {
-        string directory = Path.Combine(Path.GetTempPath(), "modelgen it", name + "-" + Guid.NewGuid().ToString("N")[..8]);
+        string directory = Path.Combine(Path.GetTempPath(), spaceInPath ? "modelgen it" : "modelgen-it", name + "-" + Guid.NewGuid().ToString("N")[..8]);
         System.IO.Directory.CreateDirectory(directory);
         var project = new ConsumerProject(directory, name);
         File.WriteAllText(Path.Combine(directory, "nuget.config"), $"""
