@@ -81,8 +81,10 @@ for (int round = 0; round < 5; round++)
     }
 }
 
-string simd = Vector512.IsHardwareAccelerated ? "Vector512" : Vector256.IsHardwareAccelerated ? "Vector256" : Vector128.IsHardwareAccelerated ? "Vector128" : "scalar";
-Console.WriteLine($"LeNet-5 compiled by ModelGen, {count:N0} test digits, one thread, {simd} ({(System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "NativeAOT")}):");
+// The widest vectors the generated kernels (Simd="auto") run on here: they choose as these properties say.
+string simd = Vector512.IsHardwareAccelerated ? "vector512" : Vector256.IsHardwareAccelerated ? "vector256" : Vector128.IsHardwareAccelerated ? "vector128" : "none";
+Console.WriteLine($"LeNet-5 compiled by ModelGen, {count:N0} test digits, one thread, {(System.Runtime.CompilerServices.RuntimeFeature.IsDynamicCodeSupported ? "JIT" : "NativeAOT")}");
+Console.WriteLine($"SIMD: {simd}");
 Console.WriteLine();
 Console.WriteLine("| model      | compression | weights      | scratch    | accuracy | Run, µs per inference |");
 Console.WriteLine("|------------|-------------|--------------|------------|----------|-----------------------|");
@@ -92,9 +94,10 @@ for (int m = 0; m < models.Length; m++)
 }
 
 Console.WriteLine();
+Console.WriteLine($"accuracy: {100.0 * correct[1] / count:F2}% in int8 ({correct[1]} of {count} test digits), {100.0 * correct[0] / count:F2}% in float32 ({correct[0]})");
 Console.WriteLine($"int8: {100.0 * models[1].WeightBytes / models[0].WeightBytes:F1}% of the weight bytes, " +
                   $"{microseconds[0] / microseconds[1]:F2}x the speed of float32, " +
-                  $"accuracy {100.0 * (correct[1] - correct[0]) / count:+0.00;-0.00;0.00} points ({correct[1]} against {correct[0]} of {count} digits right)");
+                  $"accuracy {100.0 * (correct[1] - correct[0]) / count:+0.00;-0.00;0.00} points");
 return 0;
 
 ReadOnlySpan<float> Image(int index) => images.AsSpan(index * LeNet5.InputLength, LeNet5.InputLength);

@@ -8,7 +8,7 @@ namespace ModelGen.IntegrationTests;
 
 /// <summary>
 /// samples/Mnist published with NativeAOT against the packed package: one native file that runs the
-/// generated LeNet-5, float32 and int8, without the .NET runtime or ONNX Runtime.
+/// generated LeNet-5 without the .NET runtime or ONNX Runtime.
 /// </summary>
 [Collection(PackageCollection.Name)]
 public sealed class NativeAotSampleTests(PackageFixture package, ITestOutputHelper output)
@@ -61,12 +61,9 @@ public sealed class NativeAotSampleTests(PackageFixture package, ITestOutputHelp
             ProcessResult run = Dotnet.Exec(binary, [Repo.MnistData], publishFolder, TimeSpan.FromMinutes(5));
             output.WriteLine(run.Output.Trim());
             Assert.True(run.ExitCode == 0, run.ToString());
-            // The sample's table: a row for float32 and one for int8, each with its weight bytes and accuracy.
-            var rows = Regex.Matches(run.Output, @"(?m)^\| (LeNet5\w*) +\| (\w+) +\| +([\d,]+) B \| +[\d,]+ B \| +(\d+\.\d+)% \|")
-                .ToDictionary(m => m.Groups[2].Value, m => (Bytes: long.Parse(m.Groups[3].Value.Replace(",", ""), CultureInfo.InvariantCulture), Accuracy: double.Parse(m.Groups[4].Value, CultureInfo.InvariantCulture)));
-            Assert.True(rows.ContainsKey("float32") && rows.ContainsKey("int8"), run.ToString());
-            Assert.True(rows["float32"].Accuracy >= 97.0 && rows["int8"].Accuracy >= 97.0, run.ToString());
-            Assert.True(rows["int8"].Bytes * 3 < rows["float32"].Bytes, run.ToString());
+            Match accuracy = Regex.Match(run.Output, @"accuracy: (\d+\.\d+)%");
+            Assert.True(accuracy.Success, run.ToString());
+            Assert.True(double.Parse(accuracy.Groups[1].Value, CultureInfo.InvariantCulture) >= 97.0, run.ToString());
         }
         finally
         {
