@@ -158,6 +158,31 @@ public sealed partial class QuickStartTests(PackageFixture package, ITestOutputH
         Assert.DoesNotContain(toolNames, n => n.Contains("runtimes/android", StringComparison.Ordinal) || n.Contains("runtimes/ios", StringComparison.Ordinal));
     }
 
+    [Fact]
+    public void BenchFromTheBuildPackagesOwnModelgenSaysToInstallTheTool()
+    {
+        // The build package's modelgen has no ONNX Runtime native library; bench needs one, and must say
+        // so with its code rather than fail as an internal error.
+        using var temp = new TempFolder("package-bench");
+        using (var build = ZipFile.OpenRead(package.PackagePath))
+        {
+            foreach (var entry in build.Entries.Where(e => e.FullName.StartsWith("tools/net10.0/", StringComparison.Ordinal) && e.Name.Length > 0))
+            {
+                string target = Path.Combine(temp.Path, entry.FullName);
+                Directory.CreateDirectory(Path.GetDirectoryName(target)!);
+                entry.ExtractToFile(target);
+            }
+        }
+
+        string model = Path.Combine(Repo.MnistData, "lenet300.onnx");
+        var bench = Dotnet.Run([Path.Combine(temp.Path, "tools", "net10.0", "modelgen.dll"), "bench", model, "--seconds", "0.2"], temp.Path, TimeSpan.FromMinutes(2));
+        output.WriteLine(bench.ToString());
+        Assert.NotEqual(0, bench.ExitCode);
+        Assert.Contains("error MG0010", bench.Output);
+        Assert.Contains("dotnet tool install --global ModelGen.Cli", bench.Output);
+        Assert.DoesNotContain("MG9000", bench.Output);
+    }
+
     /// <summary>The README's <c>MODELGEN=…</c> line, the clone's folder, set to this repository (it must be there once).</summary>
     private static string SetCloneFolder(string code)
     {

@@ -95,7 +95,7 @@ public static class BenchCommand
         }
         Feed(0);
 
-        string ortVersion = OrtEnv.Instance().GetVersionString();
+        string ortVersion = OnnxRuntimeVersion(o.ModelPath);
         using var ort = new OnnxRuntimeModel(o.ModelPath,
             [.. artifact.Inputs.Select((b, i) => (b.Name, (Array)inputs[i], inputTensors[i].Shape))],
             [.. artifact.Outputs.Select((b, i) => (b.Name, (Array)ortOutputs[i], outputTensors[i].Shape))]);
@@ -139,6 +139,25 @@ public static class BenchCommand
     }
 
     /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
+    /// <summary>
+    /// ONNX Runtime's version, or MG0010 when its native library cannot load: the copy of modelgen inside
+    /// the ModelGen build package leaves the native libraries out (compiling never needs them).
+    /// </summary>
+    static string OnnxRuntimeVersion(string modelPath)
+    {
+        try
+        {
+            return OrtEnv.Instance().GetVersionString();
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException or EntryPointNotFoundException)
+        {
+            throw new ModelGenException(ErrorCodes.OnnxRuntimeMissing, modelPath,
+                $"modelgen bench runs the model in ONNX Runtime too, and its native library does not load here ({e.GetBaseException().Message}). " +
+                "The modelgen inside the ModelGen build package leaves ONNX Runtime out; install the modelgen tool, which carries it: " +
+                "dotnet tool install --global ModelGen.Cli --prerelease (see the README's quick-start).");
+        }
+    }
+
     static int Calibrate(Func<long> once, double seconds)
     {
         long start = Stopwatch.GetTimestamp();
