@@ -27,14 +27,34 @@ public static class ShapeInference
     /// <summary>The budget of a small model: a million elements (4 MB of float32).</summary>
     public const long MinFoldingBudget = 1 << 20;
 
-    public static void Run(Graph graph)
+    public static void Run(Graph graph) => Run(graph, null);
+
+    /// <summary>
+    /// <paramref name="blockers"/>: when given (modelgen inspect), a node whose shapes cannot be inferred is added to it and
+    /// the rest go on; nodes of an unsupported operator or domain (the inspector lists those itself) and nodes reading a
+    /// value of unknown shape (after such a node, or an input InputShape must fix) are skipped.
+    /// </summary>
+    public static void Run(Graph graph, List<Blocker>? blockers)
     {
         var remaining = new List<Node>(graph.Nodes.Count);
         long budget = FoldingBudget(graph);
         foreach (var node in graph.Nodes)
         {
+            if (blockers is not null && (!OperatorSet.IsSupported(node.OpType) || node.Domain is { Length: > 0 } and not "ai.onnx"
+                || node.Inputs.Any(i => i.Length > 0 && graph[i].Shape is null)))
+            {
+                remaining.Add(node);
+                continue;
+            }
             var op = OperatorSet.Get(node, graph);
             try { op.InferShapes(node, graph); }
+            catch (ModelGenException e) when (blockers is not null)
+            {
+                blockers.Add(new Blocker(e.Code, e.Message));
+                foreach (var o in node.Outputs) if (o.Length > 0) graph[o].Shape = null;
+                remaining.Add(node);
+                continue;
+            }
             catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
             {
                 // A node of a hostile file without an input, output or attribute value its operator reads.
