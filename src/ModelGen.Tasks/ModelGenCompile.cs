@@ -17,7 +17,7 @@ namespace ModelGen.Tasks
     /// <remarks>
     /// The command line is
     /// <c>"$(DOTNET_HOST_PATH)" "&lt;ToolAssembly&gt;" compile "&lt;ModelFile&gt;" --artifact "&lt;ArtifactFile&gt;"
-    /// [--class &lt;ClassName&gt;] [--namespace &lt;Namespace&gt;] [--batch-size &lt;BatchSize&gt;] [--simd &lt;Simd&gt;]</c>.
+    /// [--class &lt;ClassName&gt;] [--namespace &lt;Namespace&gt;] [--batch-size &lt;BatchSize&gt;] [--input-shape &lt;InputShape&gt;] [--simd &lt;Simd&gt;] …</c>.
     /// The program prints its diagnostics in MSBuild's canonical form (<c>file: error MG0001: text</c>),
     /// which <see cref="ToolTask"/> turns into build errors and warnings with their code and file.
     /// Codes MG0100–MG0199 belong to this task; docs/msbuild.md lists them.
