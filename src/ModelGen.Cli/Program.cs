@@ -189,7 +189,8 @@ public static class Program
                 Console.WriteLine($"model      {r.File}");
                 Console.WriteLine($"producer   {(r.Producer.Length > 0 ? r.Producer : "unknown")}, ONNX opset {r.Opset}");
                 Console.WriteLine($"parameters {r.Parameters:N0} ({r.Parameters * 4:N0} bytes as float32)");
-                foreach (var (name, shape) in r.Inputs) Console.WriteLine($"input      {name} float32 {Shape(shape)}");
+                foreach (var (name, shape) in r.Inputs)
+                    Console.WriteLine(shape is null && r.Declared.TryGetValue(name, out var declared) ? $"input      {name} {declared} (not fixed)" : $"input      {name} float32 {Shape(shape)}");
                 foreach (var (name, shape) in r.Outputs) Console.WriteLine($"output     {name} float32 {Shape(shape)}");
                 Console.WriteLine("operators");
                 foreach (var (op, count, supported) in r.Operators)
@@ -202,6 +203,8 @@ public static class Program
                 // Every blocker, each with what lifts it; nodes after a failing one are not checked, so more may follow.
                 Console.WriteLine($"ModelGen cannot compile this model yet: {r.Blockers.Count} {(r.Blockers.Count == 1 ? "blocker" : "blockers")}");
                 foreach (var b in r.Blockers) Console.WriteLine($"  {b.Code} {b.Message}");
+                if (r.Unchecked > 0)
+                    Console.WriteLine($"{r.Unchecked} {(r.Unchecked == 1 ? "node reads" : "nodes read")} what these leave unknown and {(r.Unchecked == 1 ? "was" : "were")} not checked: inspect again once they are lifted.");
                 return 2;
             });
         });

@@ -15,6 +15,12 @@ public sealed record ModelReport(
     IReadOnlyList<(string Name, int[]? Shape)> Inputs, IReadOnlyList<(string Name, int[]? Shape)> Outputs,
     IReadOnlyList<(string OpType, int Count, bool Supported)> Operators, IReadOnlyList<Blocker> Blockers)
 {
+    /// <summary>Each input's shape as the model declares it ([batch, samples]), for inputs whose shape is not fixed.</summary>
+    public IReadOnlyDictionary<string, string> Declared { get; init; } = new Dictionary<string, string>();
+
+    /// <summary>Supported nodes whose shapes were not checked: they read what a blocker left unknown.</summary>
+    public int Unchecked { get; init; }
+
     /// <summary>The first blocker as "MGnnnn: message", or null when the model compiles.</summary>
     public string? Problem => Blockers.Count == 0 ? null : $"{Blockers[0].Code}: {Blockers[0].Message}";
 }
@@ -46,10 +52,12 @@ public static class ModelInspector
                 $"operator '{g.Key}' (opset {graph.Opset}) is not supported, {(names.Count == 1 ? "node" : $"{names.Count} nodes")} {listed}: re-export the model without it (replace it with supported operators, or simplify it with onnxsim), or ask for it in an issue"));
         }
         // An opset ModelGen does not read gives operators meanings it does not know: no shapes then.
-        if (graph.Opset >= 0) ShapeInference.Run(graph, blockers);
+        int unchecked_ = graph.Opset >= 0 ? ShapeInference.Run(graph, blockers) : graph.Nodes.Count;
+        var declared = proto.Graph.Input.Where(i => i.Type?.TensorType?.Shape is not null)
+            .GroupBy(i => i.Name, StringComparer.Ordinal).ToDictionary(g => g.Key, g => InputShapes.Declared(g.First().Type.TensorType), StringComparer.Ordinal);
         return new ModelReport(path, graph.Producer, graph.Opset, parameters,
             [.. graph.Inputs.Select(i => (i, graph[i].Shape))],
             [.. graph.Outputs.Select(o => (o, graph.Values.TryGetValue(o, out var v) ? v.Shape : null))],
-            operators, blockers);
+            operators, blockers) { Declared = declared, Unchecked = unchecked_ };
     }
 }

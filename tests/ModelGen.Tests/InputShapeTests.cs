@@ -181,6 +181,10 @@ public sealed class InputShapeTests
         Assert.Equal(2, exit);
         Assert.Contains("ModelGen cannot compile this model yet: 5 blockers", stdout.ToString());
         Assert.Contains("  MG1004 graph input 'audio'", stdout.ToString());
+        Assert.Contains("input      audio [N, samples] (not fixed)", stdout.ToString());
+        // Relu reads the failed MatMul: not checked, and said so (Einsum and DFT are blockers themselves).
+        Assert.Equal(1, r.Unchecked);
+        Assert.Contains("1 node reads what these leave unknown and was not checked", stdout.ToString());
 
         // With the sample count fixed, that blocker is lifted and the operators' remain.
         var fixedShape = ModelInspector.Inspect(path, inputShape: "audio:1x16000");
@@ -188,8 +192,10 @@ public sealed class InputShapeTests
         Assert.Equal([1, 16000], fixedShape.Inputs[0].Shape!);
         // The mel model: blocked by its sample count alone, compilable once it is fixed.
         Assert.Equal(["MG1004"], ModelInspector.Inspect(TestData.Audio("mel.onnx")).Blockers.Select(x => x.Code).ToArray());
+        Assert.Equal(11, ModelInspector.Inspect(TestData.Audio("mel.onnx")).Unchecked);
         var mel = ModelInspector.Inspect(TestData.Audio("mel.onnx"), inputShape: "audio:1x16000");
         Assert.Empty(mel.Blockers);
+        Assert.Equal(0, mel.Unchecked);
         Assert.Equal([1, 249, 40], mel.Outputs[0].Shape!);
     }
 

@@ -34,15 +34,18 @@ public static class ShapeInference
     /// the rest go on; nodes of an unsupported operator or domain (the inspector lists those itself) and nodes reading a
     /// value of unknown shape (after such a node, or an input InputShape must fix) are skipped.
     /// </summary>
-    public static void Run(Graph graph, List<Blocker>? blockers)
+    /// <returns>How many supported nodes were skipped because they read a value of unknown shape.</returns>
+    public static int Run(Graph graph, List<Blocker>? blockers)
     {
         var remaining = new List<Node>(graph.Nodes.Count);
         long budget = FoldingBudget(graph);
+        int skipped = 0;
         foreach (var node in graph.Nodes)
         {
             if (blockers is not null && (!OperatorSet.IsSupported(node.OpType) || node.Domain is { Length: > 0 } and not "ai.onnx"
                 || node.Inputs.Any(i => i.Length > 0 && graph[i].Shape is null)))
             {
+                if (OperatorSet.IsSupported(node.OpType) && node.Domain is "" or "ai.onnx") skipped++;
                 remaining.Add(node);
                 continue;
             }
@@ -90,5 +93,6 @@ public static class ShapeInference
             remaining.Add(node);
         }
         graph.Nodes = remaining;
+        return skipped;
     }
 }
