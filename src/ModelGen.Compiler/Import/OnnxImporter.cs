@@ -202,7 +202,8 @@ public static class OnnxImporter
     {
         var given = new Dictionary<string, int[]>(StringComparer.Ordinal);
         var named = new Dictionary<string, int>(StringComparer.Ordinal);
-        string Inputs() => string.Join(", ", inputs.Select(i => i.Type?.TensorType is { Shape: not null } t ? $"{i.Name} {InputShapes.Declared(t)}" : i.Name));
+        string Inputs() => string.Join(", ", inputs.Take(20).Select(i => i.Type?.TensorType is { Shape: not null } t ? $"{i.Name} {InputShapes.Declared(t)}" : i.Name))
+            + (inputs.Count > 20 ? $" and {inputs.Count - 20} more" : ""); // a hostile file's thousands of inputs stay one line
         foreach (var spec in specs)
         {
             var input = spec.Name is null
