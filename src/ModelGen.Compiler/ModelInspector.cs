@@ -33,9 +33,12 @@ public static class ModelInspector
     /// with symbolic sizes, foreign operator domains, and nodes whose shapes fail (nodes after those are not checked).
     /// A file that cannot be read at all, or a bad InputShape, is still an error.
     /// </summary>
-    public static ModelReport Inspect(string path, int batchSize = 1, string? inputShape = null)
+    public static ModelReport Inspect(string path, int batchSize = 1, string? inputShape = null) =>
+        Inspect(OnnxModelLoader.Load(path), path, batchSize, inputShape);
+
+    /// <summary>The same on a model already read (<paramref name="path"/> names it in messages).</summary>
+    public static ModelReport Inspect(Onnx.Proto.ModelProto proto, string path, int batchSize = 1, string? inputShape = null)
     {
-        var proto = OnnxModelLoader.Load(path);
         var blockers = new List<Blocker>();
         var graph = OnnxImporter.Import(proto, path, batchSize, InputShapes.Parse(inputShape, path), blockers);
         var operators = graph.Nodes.GroupBy(n => n.OpType, StringComparer.Ordinal)
