@@ -39,6 +39,8 @@ public static class ErrorCodes
     public const string InvalidGraph = "MG1005";
     public const string ShapeMismatch = "MG1006";
     public const string TooLarge = "MG1007";
+    /// <summary>InputShape (--input-shape) does not fit the model: an input it lacks, another rank, a fixed size contradicted.</summary>
+    public const string InputShapeMismatch = "MG1008";
     public const string WriteFailed = "MG1101";
     public const string AccuracyBudgetMissed = "MG3001";
     public const string Internal = "MG9000";
