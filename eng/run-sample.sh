@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Packs ModelGen from the sources into artifacts/feed, then builds and runs samples/Mnist against that
-# package: LeNet-5 compiled into C# at build time recognises the 2,000 MNIST test digits.
+# package: LeNet-5 compiled into C# at build time, in float32 and compressed to int8, recognises the 2,000
+# MNIST test digits; a table gives each one's weight bytes, accuracy and speed.
 #   eng/run-sample.sh            pack, build, run
 #   MODELGEN_SKIP_PACK=1 eng/run-sample.sh   reuse the package already in artifacts/feed
 set -euo pipefail

@@ -61,6 +61,7 @@ public static class Program
         var className = new Option<string?>("--class") { Description = "Class name (item metadata ClassName). Default: from the file name." };
         var ns = new Option<string>("--namespace") { Description = "Namespace (item metadata Namespace).", DefaultValueFactory = _ => "ModelGen.Models" };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension (item metadata BatchSize).", DefaultValueFactory = _ => 1 };
+        var inputShape = InputShapeOption();
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none (item metadata Simd).", DefaultValueFactory = _ => "auto" };
         var compression = new Option<string>("--compression") { Description = "none, int8 (fully connected layers in int8 arithmetic; needs --calibration), int8-weights, int4-weights (reconstructed on the calibration data) mixed-weights (each fully connected layer int4, int8 or float32, the fewest bytes within the budget) or mixed (each convolution and fully connected layer int8 arithmetic or float32, the most int8 within the budget) (item metadata Compression).", DefaultValueFactory = _ => "none" };
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
@@ -72,7 +73,7 @@ public static class Program
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
-            model, className, ns, batch, simd, compression, calibration, labels, budget, calibrationScale, emitOnnx, outDir, artifact,
+            model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, calibrationScale, emitOnnx, outDir, artifact,
         };
         command.SetAction(parse =>
         {
@@ -85,6 +86,7 @@ public static class Program
                     ClassName = parse.GetValue(className),
                     Namespace = parse.GetValue(ns)!,
                     BatchSize = parse.GetValue(batch),
+                    InputShape = InputShapeValue(parse, inputShape),
                     Simd = parse.GetValue(simd)!,
                     Compression = parse.GetValue(compression)!,
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
@@ -170,29 +172,48 @@ public static class Program
         return command;
     }
 
+    /// <summary>--input-shape, the same in compile, inspect and bench: repeatable, or entries separated by ';'.</summary>
+    internal static Option<string[]> InputShapeOption() => new("--input-shape")
+    {
+        Description = "The whole shape of an input, fixing its symbolic sizes: name:dims with the dims separated by 'x' (--input-shape audio:1x16000); repeat it, or separate entries by ';', for several inputs; bare dims (1x16000) for a model with one input (item metadata InputShape).",
+    };
+
+    internal static string? InputShapeValue(ParseResult parse, Option<string[]> option) =>
+        parse.GetValue(option) is { Length: > 0 } values ? string.Join(";", values) : null;
+
     static Command InspectCommand()
     {
         var model = new Argument<FileInfo>("model") { Description = "The ONNX model file." };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
-        var command = new Command("inspect", "List a model's operators (and which ModelGen supports), its parameter count and its input and output shapes.") { model, batch };
+        var inputShape = InputShapeOption();
+        var command = new Command("inspect", "List a model's operators (and which ModelGen supports), its parameter count, its input and output shapes, and every blocker that keeps it from compiling with what would lift it (exit code 2 when there is one).") { model, batch, inputShape };
         command.SetAction(parse =>
         {
             var file = parse.GetValue(model)!;
             return Guarded(file.FullName, parse.GetValue(Verbose), () =>
             {
-                var r = ModelInspector.Inspect(file.FullName, parse.GetValue(batch));
+                var r = ModelInspector.Inspect(file.FullName, parse.GetValue(batch), InputShapeValue(parse, inputShape));
                 static string Shape(int[]? s) => s is null ? "[?]" : "[" + string.Join(", ", s) + "]";
                 Console.WriteLine($"model      {r.File}");
                 Console.WriteLine($"producer   {(r.Producer.Length > 0 ? r.Producer : "unknown")}, ONNX opset {r.Opset}");
                 Console.WriteLine($"parameters {r.Parameters:N0} ({r.Parameters * 4:N0} bytes as float32)");
-                foreach (var (name, shape) in r.Inputs) Console.WriteLine($"input      {name} float32 {Shape(shape)}");
+                foreach (var (name, shape) in r.Inputs)
+                    Console.WriteLine(shape is null && r.Declared.TryGetValue(name, out var declared) ? $"input      {name} {declared} (not fixed)" : $"input      {name} float32 {Shape(shape)}");
                 foreach (var (name, shape) in r.Outputs) Console.WriteLine($"output     {name} float32 {Shape(shape)}");
                 Console.WriteLine("operators");
                 foreach (var (op, count, supported) in r.Operators)
                     Console.WriteLine($"  {op,-24} {count,5}  {(supported ? "supported" : "NOT SUPPORTED")}");
-                bool ok = r.Problem is null && r.Operators.All(o => o.Supported);
-                Console.WriteLine(ok ? "ModelGen can compile this model." : $"ModelGen cannot compile this model yet{(r.Problem is null ? "" : ": " + r.Problem)}");
-                return ok ? 0 : 2;
+                if (r.Blockers.Count == 0)
+                {
+                    Console.WriteLine("ModelGen can compile this model.");
+                    return 0;
+                }
+                // Every blocker, each with what lifts it; nodes after a failing one are not checked, so more may follow.
+                Console.WriteLine($"ModelGen cannot compile this model yet: {r.Blockers.Count} {(r.Blockers.Count == 1 ? "blocker" : "blockers")}");
+                foreach (var b in r.Blockers) Console.WriteLine($"  {b.Code} {b.Message}");
+                if (r.Unchecked > 0)
+                    Console.WriteLine($"{r.Unchecked} {(r.Unchecked == 1 ? "node reads" : "nodes read")} what these leave unknown and {(r.Unchecked == 1 ? "was" : "were")} not checked: inspect again once they are lifted.");
+                return 2;
             });
         });
         return command;

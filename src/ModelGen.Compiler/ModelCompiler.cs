@@ -17,6 +17,8 @@ public sealed record CompileOptions
     public string Namespace { get; init; } = "ModelGen.Models";
     /// <summary>The size given to a symbolic first (batch) dimension.</summary>
     public int BatchSize { get; init; } = 1;
+    /// <summary>InputShape (--input-shape): "audio:1x16000;mask:1x50", the whole shape of each input named (fixes its symbolic sizes).</summary>
+    public string? InputShape { get; init; }
     /// <summary>auto, vector128 or none.</summary>
     public string Simd { get; init; } = "auto";
     /// <summary>none, int8-weights or int4-weights (weight-only for fully connected layers).</summary>
@@ -45,10 +47,11 @@ public static class ModelCompiler
     static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
 
     /// <summary>Imports and infers shapes: the graph exactly as the ONNX file defines it.</summary>
-    public static Graph Import(string modelPath, int batchSize = 1)
+    public static Graph Import(string modelPath, int batchSize = 1, string? inputShape = null)
     {
+        var shapes = InputShapes.Parse(inputShape, modelPath); // a bad value is MG0007 before the model is read
         var model = OnnxModelLoader.Load(modelPath);
-        var graph = OnnxImporter.Import(model, modelPath, batchSize);
+        var graph = OnnxImporter.Import(model, modelPath, batchSize, shapes, null);
         ShapeInference.Run(graph);
         return graph;
     }
@@ -64,7 +67,7 @@ public static class ModelCompiler
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
         if (!(options.CalibrationUint8Scale > 0 && float.IsFinite(options.CalibrationUint8Scale))) // NaN fails the comparison too
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"the divisor of uint8 data (--calibration-scale, bench's --uint8-scale) must be a finite number above 0, not {options.CalibrationUint8Scale.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
-        var graph = Import(options.ModelPath, options.BatchSize);
+        var graph = Import(options.ModelPath, options.BatchSize, options.InputShape);
         Passes.Run(graph);
         // mixed-weights: each layer at the precision the options name (MixedPrecision chooses them against the budget).
         var layers = compression is "mixed-weights" or "mixed" ? options.LayerPrecisions ?? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath,

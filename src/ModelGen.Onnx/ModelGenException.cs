@@ -26,6 +26,8 @@ public static class ErrorCodes
     public const string BadOption = "MG0007";
     public const string NotRegularFile = "MG0008";
     public const string FileUnreadable = "MG0009";
+    /// <summary>`modelgen bench` needs ONNX Runtime's native library, which this copy of modelgen lacks.</summary>
+    public const string OnnxRuntimeMissing = "MG0010";
     public const string DataFileInvalid = "MG0201";
     public const string DataTypeUnsupported = "MG0202";
     /// <summary>A warning: calibration data whose range looks unlike what the model saw (uint8 taken as 0..255).</summary>
@@ -37,6 +39,8 @@ public static class ErrorCodes
     public const string InvalidGraph = "MG1005";
     public const string ShapeMismatch = "MG1006";
     public const string TooLarge = "MG1007";
+    /// <summary>InputShape (--input-shape) does not fit the model: an input it lacks, another rank, a fixed size contradicted.</summary>
+    public const string InputShapeMismatch = "MG1008";
     public const string WriteFailed = "MG1101";
     public const string AccuracyBudgetMissed = "MG3001";
     public const string Internal = "MG9000";

@@ -18,7 +18,7 @@ namespace ModelGen.Tasks
         /// <summary>The metadata ModelGen reads (docs/msbuild.md lists each one).</summary>
         internal static readonly string[] Known =
         {
-            "ClassName", "Namespace", "BatchSize", "Simd", "Compression", "Calibration", "Labels", "AccuracyBudget", "CalibrationScale", "AdditionalInputs",
+            "ClassName", "Namespace", "BatchSize", "Simd", "Compression", "Calibration", "Labels", "AccuracyBudget", "CalibrationScale", "InputShape", "AdditionalInputs",
         };
 
         /// <summary>Metadata that IDEs, NuGet and the SDK put on any item: never a misspelling of ours.</summary>
@@ -34,7 +34,7 @@ namespace ModelGen.Tasks
         [Required]
         public ITaskItem[] Items { get; set; } = Array.Empty<ITaskItem>();
 
-        /// <summary>The project file, where the warnings point (tasks cannot see an item's own line).</summary>
+        /// <summary>The project file, where the warnings point when an item does not say which file defines it.</summary>
         public string? ProjectFile { get; set; }
 
         /// <inheritdoc />
@@ -42,15 +42,25 @@ namespace ModelGen.Tasks
         {
             foreach (var item in Items)
             {
+                // The warning points at the item's own element: the file that defines it, and its line when that file names it once.
+                string? file = ItemFile(item, ProjectFile ?? BuildEngine?.ProjectFileOfTaskNode);
+                var (line, column) = ItemLocation.Find(file, item.ItemSpec);
                 foreach (string name in item.MetadataNames.Cast<string>().Where(IsUnknown).OrderBy(n => n, StringComparer.Ordinal))
                 {
                     string? closest = Closest(name);
-                    Log.LogWarning(null, UnknownMetadata, null, ProjectFile ?? BuildEngine?.ProjectFileOfTaskNode, 0, 0, 0, 0,
+                    Log.LogWarning(null, UnknownMetadata, null, file, line, column, 0, 0,
                         "CompressedModel '{0}' has metadata '{1}', which ModelGen does not read{2}. The metadata ModelGen reads: {3}.",
                         item.ItemSpec, name, closest is null ? "" : $"; did you mean '{closest}'?", string.Join(", ", Known));
                 }
             }
             return true;
+        }
+
+        /// <summary>The file whose element defines the item (a Directory.Build.props, an imported file), else the project.</summary>
+        internal static string? ItemFile(ITaskItem item, string? project)
+        {
+            string defining = item.GetMetadata("DefiningProjectFullPath");
+            return string.IsNullOrEmpty(defining) ? project : defining;
         }
 
         /// <summary>Neither ours, nor MSBuild's well-known metadata (FullPath, Filename…), nor common IDE metadata.</summary>

@@ -17,7 +17,7 @@ namespace ModelGen.Tasks
     /// <remarks>
     /// The command line is
     /// <c>"$(DOTNET_HOST_PATH)" "&lt;ToolAssembly&gt;" compile "&lt;ModelFile&gt;" --artifact "&lt;ArtifactFile&gt;"
-    /// [--class &lt;ClassName&gt;] [--namespace &lt;Namespace&gt;] [--batch-size &lt;BatchSize&gt;] [--simd &lt;Simd&gt;]</c>.
+    /// [--class &lt;ClassName&gt;] [--namespace &lt;Namespace&gt;] [--batch-size &lt;BatchSize&gt;] [--input-shape &lt;InputShape&gt;] [--simd &lt;Simd&gt;] …</c>.
     /// The program prints its diagnostics in MSBuild's canonical form (<c>file: error MG0001: text</c>),
     /// which <see cref="ToolTask"/> turns into build errors and warnings with their code and file.
     /// Codes MG0100–MG0199 belong to this task; docs/msbuild.md lists them.
@@ -35,6 +35,18 @@ namespace ModelGen.Tasks
         internal const string ToolFailed = "MG0107";
         internal const string ArtifactNotWritten = "MG0108";
         internal const string HostNotFound = "MG0109";
+        internal const string InvalidInputShape = "MG0112";
+
+        // modelgen's codes for a bad option value (MG0007) and an InputShape that does not fit the model (MG1008): both
+        // are fixed in the item's metadata, so they point at the item in the project file, not at the model.
+        private static readonly string[] MetadataCodes = { "MG0007", "MG1008" };
+
+        private static readonly Regex ToolDiagnostic = new Regex(
+            @"^(?<file>.+?): (?<kind>error|warning) (?<code>MG\d{4}): (?<message>.*)$", RegexOptions.CultureInvariant);
+
+        // name:dims or bare dims, sizes separated by 'x' (the compiler checks names and sizes against the model).
+        private static readonly Regex InputShapeEntry = new Regex(
+            @"^\s*(?:(?<name>[^;]*\S)\s*:)?\s*(?<dims>\d+(?:\s*[xX]\s*\d+)*)\s*$", RegexOptions.CultureInvariant);
 
         private static readonly string[] SimdLevels = { "auto", "vector128", "none" };
 
@@ -93,6 +105,17 @@ namespace ModelGen.Tasks
         /// to the 0..1 a model trained on scaled pixels saw. The compiler checks the value (MG0007).</summary>
         public string? CalibrationScale { get; set; }
 
+        /// <summary>The whole shape of each input named, fixing its symbolic sizes (<c>--input-shape</c>):
+        /// <c>audio:1x16000</c>, several separated by ';' (MG0112 when it does not parse; the compiler checks it against the model).</summary>
+        public string? InputShape { get; set; }
+
+        /// <summary>The item as the project writes it (<c>%(Identity)</c>), named in diagnostics about its metadata.</summary>
+        public string? ItemSpec { get; set; }
+
+        /// <summary>The file that defines the item (<c>%(DefiningProjectFullPath)</c>), where diagnostics about its metadata
+        /// point, at the item's line when the file names it once. Empty: the project of this task.</summary>
+        public string? ItemFile { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -142,6 +165,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--class ", NullIfEmpty(ClassName));
             builder.AppendSwitchIfNotNull("--namespace ", NullIfEmpty(Namespace));
             builder.AppendSwitchIfNotNull("--batch-size ", NullIfEmpty(BatchSize));
+            builder.AppendSwitchIfNotNull("--input-shape ", NullIfEmpty(InputShape?.Trim()));
             builder.AppendSwitchIfNotNull("--simd ", NullIfEmpty(Simd)?.ToLowerInvariant());
             builder.AppendSwitchIfNotNull("--compression ", NullIfEmpty(Compression)?.ToLowerInvariant());
             builder.AppendSwitchIfNotNull("--calibration ", NullIfEmpty(Calibration) is string c ? Path.GetFullPath(c) : null);
@@ -162,12 +186,12 @@ namespace ModelGen.Tasks
 
             if (string.IsNullOrWhiteSpace(ModelFile))
             {
-                LogTaskError(ModelNotFound, null, "No model file was given: the CompressedModel item has an empty Include.");
+                LogItemError(ModelNotFound, "No model file was given: the CompressedModel item has an empty Include.");
                 ok = false;
             }
             else if (!File.Exists(ModelFile))
             {
-                LogTaskError(ModelNotFound, ModelFile,
+                LogItemError(ModelNotFound,
                     "The model file '{0}' does not exist. Check the Include of the CompressedModel item (relative paths start at the project folder).",
                     ModelFile);
                 ok = false;
@@ -190,7 +214,7 @@ namespace ModelGen.Tasks
             if (!string.IsNullOrEmpty(BatchSize) &&
                 (!int.TryParse(BatchSize, NumberStyles.None, CultureInfo.InvariantCulture, out int batch) || batch < 1))
             {
-                LogTaskError(InvalidBatchSize, ModelFile,
+                LogItemError(InvalidBatchSize,
                     "BatchSize '{0}' is not a positive integer. Set the BatchSize metadata of the CompressedModel item to 1 or more.",
                     BatchSize);
                 ok = false;
@@ -198,14 +222,14 @@ namespace ModelGen.Tasks
 
             if (!string.IsNullOrEmpty(Simd) && Array.IndexOf(SimdLevels, Simd!.ToLowerInvariant()) < 0)
             {
-                LogTaskError(InvalidSimd, ModelFile,
+                LogItemError(InvalidSimd,
                     "Simd '{0}' is not a SIMD level. Use one of: {1}.", Simd, string.Join(", ", SimdLevels));
                 ok = false;
             }
 
             if (!string.IsNullOrEmpty(ClassName) && !IsIdentifier(ClassName!))
             {
-                LogTaskError(InvalidClassName, ModelFile,
+                LogItemError(InvalidClassName,
                     "ClassName '{0}' is not a C# identifier. Use letters, digits and '_', not starting with a digit, and not a C# keyword.",
                     ClassName);
                 ok = false;
@@ -213,13 +237,49 @@ namespace ModelGen.Tasks
 
             if (!string.IsNullOrEmpty(Namespace) && !IsNamespace(Namespace!))
             {
-                LogTaskError(InvalidNamespace, ModelFile,
+                LogItemError(InvalidNamespace,
                     "Namespace '{0}' is not a C# namespace. Use identifiers separated by '.', or set the Namespace metadata of the CompressedModel item.",
                     Namespace);
                 ok = false;
             }
 
+            if (!string.IsNullOrWhiteSpace(InputShape) && BadInputShapeEntry(InputShape!) is string bad)
+            {
+                LogItemError(InvalidInputShape,
+                    "InputShape '{0}': '{1}' is not name:dims with each size a whole number from 1 to 268435456. Write the whole shape of each input whose sizes you fix, dims separated by 'x', entries by ';' (InputShape=\"audio:1x16000\"), or bare dims (\"1x16000\") for a model with one input.",
+                    InputShape, bad);
+                ok = false;
+            }
+
             return ok;
+        }
+
+        /// <summary>The first entry of an InputShape value that does not parse, or null.</summary>
+        internal static string? BadInputShapeEntry(string value)
+        {
+            foreach (string entry in value.Split(';'))
+            {
+                if (entry.Trim().Length == 0)
+                {
+                    continue;
+                }
+
+                Match m = InputShapeEntry.Match(entry);
+                if (!m.Success)
+                {
+                    return entry.Trim();
+                }
+
+                foreach (string size in m.Groups["dims"].Value.Split('x', 'X'))
+                {
+                    if (!long.TryParse(size.Trim(), NumberStyles.None, CultureInfo.InvariantCulture, out long n) || n < 1 || n > 1 << 28)
+                    {
+                        return entry.Trim();
+                    }
+                }
+            }
+
+            return null;
         }
 
         /// <inheritdoc />
@@ -288,7 +348,55 @@ namespace ModelGen.Tasks
                 messageImportance = MessageImportance.High;
             }
 
+            // An option modelgen refuses came from the item's metadata: point at the item, not the model.
+            Match d = ToolDiagnostic.Match(singleLine);
+            if (d.Success && Array.IndexOf(MetadataCodes, d.Groups["code"].Value) >= 0 && SameFile(d.Groups["file"].Value, ModelFile))
+            {
+                var (file, line, column) = ItemPosition();
+                string message = $"CompressedModel '{Item}': {d.Groups["message"].Value}";
+                if (d.Groups["kind"].Value == "error")
+                {
+                    Log.LogError(null, d.Groups["code"].Value, null, file, line, column, 0, 0, "{0}", message);
+                }
+                else
+                {
+                    Log.LogWarning(null, d.Groups["code"].Value, null, file, line, column, 0, 0, "{0}", message);
+                }
+
+                return;
+            }
+
             base.LogEventsFromTextOutput(singleLine, messageImportance);
+        }
+
+        private string Item => string.IsNullOrEmpty(ItemSpec) ? ModelFile : ItemSpec!;
+
+        private (string? File, int Line, int Column) ItemPosition()
+        {
+            string? file = string.IsNullOrEmpty(ItemFile) ? BuildEngine?.ProjectFileOfTaskNode : ItemFile;
+            var (line, column) = ItemLocation.Find(file, Item);
+            return (file, line, column);
+        }
+
+        private static bool SameFile(string a, string b)
+        {
+            try
+            {
+                return string.Equals(Path.GetFullPath(a), Path.GetFullPath(b), StringComparison.Ordinal);
+            }
+            catch (Exception e) when (e is ArgumentException || e is NotSupportedException || e is PathTooLongException)
+            {
+                return false;
+            }
+        }
+
+        /// <summary>An error about the item's metadata or Include: at the item in the project file, naming it.</summary>
+        private void LogItemError(string code, string message, params object?[] args)
+        {
+            var (file, line, column) = ItemPosition();
+            Log.LogError(subcategory: null, errorCode: code, helpKeyword: null, file: file,
+                lineNumber: line, columnNumber: column, endLineNumber: 0, endColumnNumber: 0,
+                message: "{0}", messageArgs: "CompressedModel '" + Item + "': " + string.Format(CultureInfo.InvariantCulture, message, args));
         }
 
         /// <summary>What modelgen puts before a line meant for the build log at normal verbosity.</summary>

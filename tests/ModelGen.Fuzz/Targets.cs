@@ -34,9 +34,12 @@ public static class Targets
 
     public static readonly Target[] All =
     [
-        new("onnx", "OnnxModelLoader.Parse, OnnxImporter.Import and shape inference", ModelProto.Descriptor, 64 * 1024, bytes =>
+        new("onnx", "OnnxModelLoader.Parse, ModelInspector.Inspect (every blocker: the import and shape inference going on past errors), OnnxImporter.Import and shape inference", ModelProto.Descriptor, 64 * 1024, bytes =>
         {
             string path = Path.Combine(Scratch, "fuzz.onnx");
+            // inspect goes on where compile stops, so it meets states compile never does; either may refuse the file.
+            try { ModelInspector.Inspect(OnnxModelLoader.Parse(bytes, path), path); }
+            catch (ModelGenException e) when (e.Code != ErrorCodes.Internal) { }
             var graph = OnnxImporter.Import(OnnxModelLoader.Parse(bytes, path), path);
             ShapeInference.Run(graph);
         }),

@@ -66,8 +66,102 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         Assert.False(task.Execute());
 
         Assert.Equal(["MG0100", "MG0101", "MG0102", "MG0103", "MG0104", "MG0105"], _engine.Errors.Select(e => e.Code).ToArray());
-        Assert.All(_engine.Errors, e => Assert.Equal(task.ModelFile, e.File));
+        // The item's Include and metadata are fixed in the project: there the errors point, naming the item; the
+        // package's missing program is no fault of the item.
+        Assert.All(_engine.Errors.Where(e => e.Code != "MG0101"), e => Assert.Equal("Consumer.csproj", e.File));
+        Assert.All(_engine.Errors.Where(e => e.Code != "MG0101"), e => Assert.StartsWith($"CompressedModel '{task.ModelFile}': ", e.Message));
+        Assert.Equal(task.ModelFile, _engine.Errors.Single(e => e.Code == "MG0101").File);
         Assert.DoesNotContain(_engine.Messages, m => m.Message?.Contains(" compile ") == true);
+    }
+
+    [Fact]
+    public void InputShapeGoesOnTheCommandLineAndOneThatDoesNotParseIsMG0112AtTheItemsLine()
+    {
+        ModelGenCompile task = NewTask();
+        task.InputShape = "audio:1x16000; mask:1x50";
+        Assert.Equal($"\"{Tool}\" compile \"{Model}\" --input-shape \"audio:1x16000; mask:1x50\" --artifact \"{Artifact}\"", task.CommandLineForTests);
+
+        foreach (string good in new[] { "1x16000", "input:0:1X16000", "a:1x2;", " a : 1 x 2 " })
+            Assert.Null(ModelGenCompile.BadInputShapeEntry(good));
+        foreach (var (bad, entry) in new[] { ("audio:1x0", "audio:1x0"), ("a:1x2;audio:1x-5", "audio:1x-5"), ("audio:", "audio:"), (":1x2", ":1x2"), ("audio:1x268435457", "audio:1x268435457"), ("audio:1,2", "audio:1,2"), ("audio:99999999999999999999", "audio:99999999999999999999") })
+            Assert.Equal(entry, ModelGenCompile.BadInputShapeEntry(bad));
+
+        string project = WriteProject();
+        task = NewTask();
+        task.ItemSpec = "Models/mel.onnx";
+        task.ItemFile = project;
+        task.InputShape = "audio:1x0";
+        task.BatchSize = "x";
+        Assert.False(task.Execute());
+        Assert.Equal(["MG0102", "MG0112"], _engine.Errors.Select(e => e.Code).ToArray());
+        Assert.All(_engine.Errors, e => Assert.Equal((project, 5, 6), (e.File, e.LineNumber, e.ColumnNumber)));
+        Assert.StartsWith("CompressedModel 'Models/mel.onnx': InputShape 'audio:1x0': 'audio:1x0' is not name:dims", _engine.Errors[1].Message);
+    }
+
+    [Fact]
+    public void TheToolsOptionErrorsPointAtTheItemAndItsModelErrorsAtTheModel()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        string project = WriteProject();
+        ModelGenCompile task = FakeTool("""
+            echo "$2: error MG0007: Compression 'int9' is not one of none, int8" >&2
+            echo "$2: error MG1008: InputShape names input 'voice', which the model does not have" >&2
+            echo "$2: error MG1004: graph input 'audio' has symbolic dimension 1" >&2
+            exit 1
+            """);
+        task.ItemSpec = "Models/mel.onnx";
+        task.ItemFile = project;
+
+        Assert.False(task.Execute());
+
+        Assert.Equal(["MG0007", "MG1008", "MG1004"], _engine.Errors.Select(e => e.Code).ToArray());
+        Assert.Equal((project, 5, 6), (_engine.Errors[0].File, _engine.Errors[0].LineNumber, _engine.Errors[0].ColumnNumber));
+        Assert.Equal("CompressedModel 'Models/mel.onnx': Compression 'int9' is not one of none, int8", _engine.Errors[0].Message);
+        Assert.Equal((project, 5), (_engine.Errors[1].File, _engine.Errors[1].LineNumber));
+        // About the model's content: the model.
+        Assert.Equal((Model, 0), (_engine.Errors[2].File, _engine.Errors[2].LineNumber));
+    }
+
+    [Fact]
+    public void UnknownMetadataPointsAtTheItemsLineInTheFileThatDefinesIt()
+    {
+        string project = WriteProject();
+        var item = new Microsoft.Build.Utilities.TaskItem("Models/mel.onnx");
+        item.SetMetadata("Compresion", "int8");
+        var task = new ModelGenCheckItems { BuildEngine = _engine, Items = [item], ProjectFile = project };
+
+        Assert.True(task.Execute());
+
+        var warning = Assert.Single(_engine.Warnings);
+        Assert.Equal((project, 5, 6), (warning.File, warning.LineNumber, warning.ColumnNumber));
+        // An item two elements name, or none (a wildcard): the file alone.
+        Assert.Equal((0, 0), ItemLocation.Find(project, "Models/*.onnx"));
+        Assert.Equal((0, 0), ItemLocation.Find(project, "twice.onnx"));
+        Assert.Equal((7, 6), ItemLocation.Find(project, "b.onnx"));
+        Assert.Equal((0, 0), ItemLocation.Find(Path.Combine(_folder, "none.csproj"), "b.onnx"));
+    }
+
+    /// <summary>A project naming Models/mel.onnx on line 5 (column 6, after four spaces and '&lt;'), twice.onnx twice, b.onnx in a list.</summary>
+    private string WriteProject()
+    {
+        string path = Path.Combine(_folder, "App.csproj");
+        File.WriteAllText(path, """
+            <Project Sdk="Microsoft.NET.Sdk">
+              <!-- a comment: <CompressedModel Include="Models/mel.onnx" /> -->
+              <ItemGroup>
+                <CompressedModel Include="twice.onnx" />
+                <CompressedModel Include="Models\mel.onnx"
+                                 InputShape="audio:1x0" />
+                <CompressedModel Include="a.onnx; b.onnx" />
+                <CompressedModel Include="twice.onnx" />
+              </ItemGroup>
+            </Project>
+            """);
+        return path;
     }
 
     [Theory]

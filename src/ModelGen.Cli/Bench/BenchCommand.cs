@@ -22,13 +22,14 @@ public static class BenchCommand
         var data = new Option<FileInfo?>("--data") { Description = "Inputs, samples stacked on axis 0: a .npy (one input; uint8 is divided by --uint8-scale), a .npz (an array per input, by name), a .pb or a folder of .pb files. Default: pseudo-random inputs in [0, 1)." };
         var uint8Scale = new Option<float>("--uint8-scale") { Description = "Divisor applied to uint8 data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var batch = new Option<int>("--batch-size") { Description = "Size given to a symbolic batch dimension.", DefaultValueFactory = _ => 1 };
+        var inputShape = Program.InputShapeOption();
         var simd = new Option<string>("--simd") { Description = "SIMD level of the emitted code: auto, vector128 or none.", DefaultValueFactory = _ => "auto" };
         var compression = new Option<string>("--compression") { Description = "none, int8, int8-weights or int4-weights (calibrated on --data; ONNX Runtime runs the original model).", DefaultValueFactory = _ => "none" };
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per contender (after warm-up).", DefaultValueFactory = _ => 3 };
         var samples = new Option<int>("--samples") { Description = "Most samples of --data to compare outputs on.", DefaultValueFactory = _ => 1000 };
         var command = new Command("bench", "Time the generated code against ONNX Runtime on the same model and input (one thread, batch as compiled) and print one table.")
         {
-            model, data, uint8Scale, batch, simd, compression, seconds, samples,
+            model, data, uint8Scale, batch, inputShape, simd, compression, seconds, samples,
         };
         command.SetAction(parse =>
         {
@@ -36,7 +37,7 @@ public static class BenchCommand
             return Program.Guarded(modelFile.FullName, parse.GetValue(Program.Verbose), () =>
             {
                 var options = new BenchOptions(modelFile.FullName, parse.GetValue(data)?.FullName, parse.GetValue(uint8Scale), parse.GetValue(batch),
-                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples)) { Compression = parse.GetValue(compression)! };
+                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples)) { Compression = parse.GetValue(compression)!, InputShape = Program.InputShapeValue(parse, inputShape) };
                 Console.Write(Run(options).Format());
                 return 0;
             });
@@ -47,6 +48,8 @@ public static class BenchCommand
     public sealed record BenchOptions(string ModelPath, string? DataPath, float Uint8Scale, int BatchSize, string Simd, double Seconds, int Samples)
     {
         public string Compression { get; init; } = "none";
+        /// <summary>--input-shape: fixes symbolic sizes beyond the batch.</summary>
+        public string? InputShape { get; init; }
     }
 
     public static BenchResult Run(BenchOptions o)
@@ -54,7 +57,7 @@ public static class BenchCommand
         // Comparisons written so that NaN fails them too.
         if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
         if (o.Samples < 1) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, $"--samples must be at least 1 (it is {o.Samples})");
-        var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
+        var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, InputShape = o.InputShape, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
         var artifact = ModelCompiler.Compile(options);
         var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
         var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
@@ -95,7 +98,7 @@ public static class BenchCommand
         }
         Feed(0);
 
-        string ortVersion = OrtEnv.Instance().GetVersionString();
+        string ortVersion = OnnxRuntimeVersion(o.ModelPath);
         using var ort = new OnnxRuntimeModel(o.ModelPath,
             [.. artifact.Inputs.Select((b, i) => (b.Name, (Array)inputs[i], inputTensors[i].Shape))],
             [.. artifact.Outputs.Select((b, i) => (b.Name, (Array)ortOutputs[i], outputTensors[i].Shape))]);
@@ -139,6 +142,25 @@ public static class BenchCommand
     }
 
     /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
+    /// <summary>
+    /// ONNX Runtime's version, or MG0010 when its native library cannot load: the copy of modelgen inside
+    /// the ModelGen build package leaves the native libraries out (compiling never needs them).
+    /// </summary>
+    static string OnnxRuntimeVersion(string modelPath)
+    {
+        try
+        {
+            return OrtEnv.Instance().GetVersionString();
+        }
+        catch (Exception e) when (e is DllNotFoundException or TypeInitializationException or BadImageFormatException or EntryPointNotFoundException)
+        {
+            throw new ModelGenException(ErrorCodes.OnnxRuntimeMissing, modelPath,
+                $"modelgen bench runs the model in ONNX Runtime too, and its native library does not load here ({e.GetBaseException().Message}). " +
+                "The modelgen inside the ModelGen build package leaves ONNX Runtime out; install the modelgen tool, which carries it: " +
+                "dotnet tool install --global ModelGen.Cli --prerelease (see the README's quick-start).");
+        }
+    }
+
     static int Calibrate(Func<long> once, double seconds)
     {
         long start = Stopwatch.GetTimestamp();

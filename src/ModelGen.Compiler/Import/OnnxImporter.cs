@@ -18,12 +18,24 @@ public static class OnnxImporter
     /// <summary>More nodes than any real model has; bounds the compiler's work on hostile files.</summary>
     public const int MaxNodes = WireCheck.MaxNodes;
 
-    public static Graph Import(ModelProto model, string modelPath, int batchSize = 1)
+    public static Graph Import(ModelProto model, string modelPath, int batchSize = 1) => Import(model, modelPath, batchSize, null, null);
+
+    /// <summary>
+    /// <paramref name="inputShapes"/>: InputShape, the whole shape of the inputs it names. <paramref name="blockers"/>: when
+    /// given (modelgen inspect), what keeps the model from compiling is added to it (an input's type or symbolic
+    /// sizes, a node's domain, mixed element types) and the import goes on; such an input gets no shape.
+    /// </summary>
+    public static Graph Import(ModelProto model, string modelPath, int batchSize, IReadOnlyList<InputShapeSpec>? inputShapes, List<Blocker>? blockers)
     {
         if (batchSize < 1 || batchSize > 1_000_000)
             throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"batch size {batchSize} is out of range; give a value from 1 to 1000000");
         var graph = new Graph { ModelPath = modelPath, Producer = (model.ProducerName + " " + model.ProducerVersion).Trim(), FileBytes = model.CalculateSize() };
-        graph.Opset = ReadOpset(model, modelPath);
+        try { graph.Opset = ReadOpset(model, modelPath); }
+        catch (ModelGenException e) when (blockers is not null)
+        {
+            blockers.Add(new Blocker(e.Code, e.Message));
+            graph.Opset = -1; // unknown: inspect infers no shapes
+        }
         var g = model.Graph;
 
         foreach (var init in g.Initializer)
@@ -37,19 +49,28 @@ public static class OnnxImporter
         if (g.SparseInitializer.Count > 0)
             throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"sparse initializer '{g.SparseInitializer[0].Values?.Name}' is not supported; export the model with dense initializers");
 
-        foreach (var input in g.Input)
+        var graphInputs = g.Input.Where(i => !(graph.Values.TryGetValue(i.Name, out var existing) && existing.IsConstant)).ToList(); // an initializer listed as input (IR < 4): a constant for us
+        var (given, named) = ResolveInputShapes(inputShapes ?? [], graphInputs, batchSize, modelPath);
+        foreach (var input in graphInputs)
         {
-            if (graph.Values.TryGetValue(input.Name, out var existing) && existing.IsConstant) continue; // an initializer listed as input (IR < 4): a constant for us
             if (graph.Inputs.Contains(input.Name))
                 throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"graph input '{input.Name}' is listed twice; ONNX Runtime refuses such a model too: give each input its own name");
             var v = graph.GetOrAdd(input.Name);
-            var tt = input.Type?.TensorType ?? throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' is not a tensor; only tensor inputs are supported");
-            // int64 inputs carry indices (token ids for an embedding Gather); everything computed is float32.
-            if (tt.ElemType != (int)TensorProto.Types.DataType.Float && tt.ElemType != (int)TensorProto.Types.DataType.Int64)
-                throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' has element type {DataTypeName(tt.ElemType)}; inputs must be float32 (or int64 indices)");
-            v.Type = tt.ElemType == (int)TensorProto.Types.DataType.Int64 ? ElementType.Int64 : ElementType.Float32;
-            v.Shape = InputShape(input, tt, batchSize, modelPath);
             graph.Inputs.Add(input.Name);
+            v.Type = ElementType.Float32;
+            try
+            {
+                var tt = input.Type?.TensorType ?? throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' is not a tensor; only tensor inputs are supported");
+                // int64 inputs carry indices (token ids for an embedding Gather); everything computed is float32.
+                if (tt.ElemType != (int)TensorProto.Types.DataType.Float && tt.ElemType != (int)TensorProto.Types.DataType.Int64)
+                    throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath, $"graph input '{input.Name}' has element type {DataTypeName(tt.ElemType)}; inputs must be float32 (or int64 indices): export it as float32, or cast inside the model");
+                v.Type = tt.ElemType == (int)TensorProto.Types.DataType.Int64 ? ElementType.Int64 : ElementType.Float32;
+                v.Shape = InputShape(input, tt, batchSize, given, named, modelPath);
+            }
+            catch (ModelGenException e) when (blockers is not null && e.Code is ErrorCodes.UnsupportedDataType or ErrorCodes.DynamicShape)
+            {
+                blockers.Add(new Blocker(e.Code, e.Message));
+            }
         }
 
         if (g.Node.Count > MaxNodes)
@@ -70,7 +91,11 @@ public static class OnnxImporter
             index++;
             foreach (var a in np.Attribute) node.Attributes[a.Name] = a;
             if (node.Domain.Length > 0 && node.Domain != "ai.onnx")
-                throw new ModelGenException(ErrorCodes.UnsupportedOperator, modelPath, $"{node.Describe} is in operator domain '{node.Domain}'; only the standard ONNX domain is supported");
+            {
+                var e = new ModelGenException(ErrorCodes.UnsupportedOperator, modelPath, $"{node.Describe} is in operator domain '{node.Domain}'; only the standard ONNX domain is supported: re-export with standard operators (e.g. without onnxruntime's fusions)");
+                if (blockers is null) throw e;
+                blockers.Add(new Blocker(e.Code, e.Message));
+            }
             if (!node.Outputs.Any(o => o.Length > 0))
                 throw new ModelGenException(ErrorCodes.InvalidGraph, modelPath, $"{node.Describe} has no outputs; every ONNX operator writes at least one");
             foreach (var o in node.Outputs)
@@ -79,7 +104,7 @@ public static class OnnxImporter
             nodes.Add(node);
         }
         graph.Nodes = TopologicalOrder(nodes, produced, graph, modelPath);
-        CheckElementTypes(g, graph.Nodes, modelPath);
+        CheckElementTypes(g, graph.Nodes, modelPath, blockers);
         foreach (var n in graph.Nodes)
             foreach (var o in n.Outputs)
                 if (o.Length > 0) graph.GetOrAdd(o);
@@ -125,7 +150,7 @@ public static class OnnxImporter
     /// float32 input), so it is MG1002 here too, not a silent conversion. Types are known from the graph's
     /// inputs, initializers, Constant and Cast, and carried through operators that keep their input's type.
     /// </summary>
-    static void CheckElementTypes(GraphProto g, List<Node> nodes, string modelPath)
+    static void CheckElementTypes(GraphProto g, List<Node> nodes, string modelPath, List<Blocker>? blockers)
     {
         var types = new Dictionary<string, int>(StringComparer.Ordinal);
         foreach (var input in g.Input) if (input.Type?.TensorType is { } tt) types[input.Name] = tt.ElemType;
@@ -139,8 +164,12 @@ public static class OnnxImporter
             {
                 var known = node.Inputs.Where(i => i.Length > 0 && types.ContainsKey(i)).ToList();
                 if (known.Select(i => types[i]).Distinct().Count() > 1)
-                    throw new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath,
+                {
+                    var e = new ModelGenException(ErrorCodes.UnsupportedDataType, modelPath,
                         $"{node.Describe} takes inputs of different element types ({string.Join(", ", known.Select(i => $"'{i}' {DataTypeName(types[i])}"))}); ONNX requires one type for them and ONNX Runtime refuses the model: export them all as float32");
+                    if (blockers is null) throw e;
+                    blockers.Add(new Blocker(e.Code, e.Message));
+                }
                 if (known.Count > 0) type = types[known[0]];
             }
             if (type is int output && node.Outputs.Count > 0 && node.Outputs[0].Length > 0) types[node.Outputs[0]] = output;
@@ -164,11 +193,75 @@ public static class OnnxImporter
         return opset;
     }
 
-    static int[] InputShape(ValueInfoProto input, TypeProto.Types.Tensor tt, int batchSize, string modelPath)
+    /// <summary>
+    /// Checks InputShape against the model's inputs (MG1008: an input it does not have, another rank, a fixed size it
+    /// contradicts) and gives each named input's shape, and the sizes it fixes by their symbolic names (another input's
+    /// 'sequence' is the same 'sequence').
+    /// </summary>
+    static (Dictionary<string, int[]> Given, Dictionary<string, int> Named) ResolveInputShapes(IReadOnlyList<InputShapeSpec> specs, List<ValueInfoProto> inputs, int batchSize, string modelPath)
     {
+        var given = new Dictionary<string, int[]>(StringComparer.Ordinal);
+        var named = new Dictionary<string, int>(StringComparer.Ordinal);
+        string Inputs() => string.Join(", ", inputs.Take(20).Select(i => i.Type?.TensorType is { Shape: not null } t ? $"{i.Name} {InputShapes.Declared(t)}" : i.Name))
+            + (inputs.Count > 20 ? $" and {inputs.Count - 20} more" : ""); // a hostile file's thousands of inputs stay one line
+        foreach (var spec in specs)
+        {
+            var input = spec.Name is null
+                ? inputs.Count == 1 ? inputs[0] : throw new ModelGenException(ErrorCodes.InputShapeMismatch, modelPath,
+                    $"InputShape '{spec.Text}' names no input, and the model has {inputs.Count} inputs ({Inputs()}); write name:dims for each input to fix")
+                : inputs.FirstOrDefault(i => i.Name == spec.Name) ?? throw new ModelGenException(ErrorCodes.InputShapeMismatch, modelPath,
+                    $"InputShape names input '{spec.Name}', which the model does not have; its inputs: {Inputs()}");
+            string what = $"InputShape '{spec.Text}' for input '{input.Name}'";
+            if (input.Type?.TensorType is not { Shape: not null } tt)
+            {
+                given[input.Name] = spec.Shape; // no declared shape: InputShape gives it
+                continue;
+            }
+            string declared = InputShapes.Declared(tt);
+            if (tt.Shape.Dim.Count != spec.Shape.Length)
+                throw new ModelGenException(ErrorCodes.InputShapeMismatch, modelPath,
+                    $"{what} has {spec.Shape.Length} dimensions; the model declares {tt.Shape.Dim.Count}: {declared}; give one size for each, e.g. {InputShapes.Suggestion(input.Name, tt, batchSize)}");
+            for (int i = 0; i < spec.Shape.Length; i++)
+            {
+                var d = tt.Shape.Dim[i];
+                if (d.ValueCase == TensorShapeProto.Types.Dimension.ValueOneofCase.DimValue && d.DimValue >= 0)
+                {
+                    if (d.DimValue != spec.Shape[i])
+                        throw new ModelGenException(ErrorCodes.InputShapeMismatch, modelPath,
+                            $"{what} gives dimension {i} as {spec.Shape[i]}; the model fixes it at {d.DimValue}: {declared}; give {InputShapes.Suggestion(input.Name, tt, batchSize)} (only symbolic sizes can be chosen)");
+                }
+                else
+                {
+                    // BatchSize left at its default yields to InputShape; a BatchSize given too must agree.
+                    if (i == 0 && batchSize != 1 && spec.Shape[0] != batchSize)
+                        throw new ModelGenException(ErrorCodes.InputShapeMismatch, modelPath,
+                            $"{what} gives the batch dimension as {spec.Shape[0]}, and BatchSize (--batch-size) is {batchSize}; make them agree, or leave BatchSize at 1 and let InputShape set it");
+                    if (d.DimParam.Length > 0)
+                    {
+                        if (named.TryGetValue(d.DimParam, out int other) && other != spec.Shape[i])
+                            throw new ModelGenException(ErrorCodes.InputShapeMismatch, modelPath,
+                                $"{what} gives '{d.DimParam}' (dimension {i}) as {spec.Shape[i]}, and another input's InputShape gives it as {other}; the model names both '{d.DimParam}', so they must be equal");
+                        named[d.DimParam] = spec.Shape[i];
+                    }
+                }
+            }
+            given[input.Name] = spec.Shape;
+        }
+        return (given, named);
+    }
+
+    static int[] InputShape(ValueInfoProto input, TypeProto.Types.Tensor tt, int batchSize, Dictionary<string, int[]> given, Dictionary<string, int> named, string modelPath)
+    {
+        if (given.TryGetValue(input.Name, out var fixedShape))
+        {
+            if (TensorData.Size(fixedShape) > MaxElements)
+                throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"graph input '{input.Name}' of shape [{string.Join(",", fixedShape)}] (InputShape) has more than {MaxElements} elements; give smaller sizes");
+            return fixedShape;
+        }
         if (tt.Shape is null)
-            throw new ModelGenException(ErrorCodes.DynamicShape, modelPath, $"graph input '{input.Name}' has no shape; ModelGen compiles fixed shapes: export with a known input shape");
+            throw new ModelGenException(ErrorCodes.DynamicShape, modelPath, $"graph input '{input.Name}' has no shape; ModelGen compiles fixed shapes: give it with the item metadata InputShape=\"{input.Name}:<dims>\" (modelgen --input-shape {input.Name}:<dims>), dims separated by 'x', or export with a known input shape");
         var shape = new int[tt.Shape.Dim.Count];
+        var symbolic = new List<string>();
         for (int i = 0; i < shape.Length; i++)
         {
             var d = tt.Shape.Dim[i];
@@ -178,10 +271,18 @@ public static class OnnxImporter
                     throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"graph input '{input.Name}' declares dimension {d.DimValue}, beyond what ModelGen compiles");
                 shape[i] = (int)d.DimValue;
             }
+            else if (d.DimParam.Length > 0 && named.TryGetValue(d.DimParam, out int size))
+                shape[i] = size; // a size InputShape fixed on another input under the same name
             else if (i == 0)
                 shape[i] = batchSize; // symbolic or unknown batch dimension
             else
-                throw new ModelGenException(ErrorCodes.DynamicShape, modelPath, $"graph input '{input.Name}' dimension {i} is symbolic ('{d.DimParam}'); only the first (batch) dimension may be: export with a fixed size");
+                symbolic.Add(d.DimParam.Length > 0 ? $"{i} ('{d.DimParam}')" : $"{i} (unnamed)");
+        }
+        if (symbolic.Count > 0)
+        {
+            string suggestion = InputShapes.Suggestion(input.Name, tt, batchSize);
+            throw new ModelGenException(ErrorCodes.DynamicShape, modelPath,
+                $"graph input '{input.Name}' {InputShapes.Declared(tt)} has symbolic {(symbolic.Count == 1 ? "dimension" : "dimensions")} {string.Join(", ", symbolic)}; ModelGen compiles fixed sizes (only the first, batch dimension takes BatchSize): fix {(symbolic.Count == 1 ? "it" : "them")} with the item metadata InputShape=\"{suggestion}\" (modelgen --input-shape {suggestion}), each <…> replaced by the size you will run it with, or export the model with fixed sizes");
         }
         if (TensorData.Size(shape) > MaxElements)
             throw new ModelGenException(ErrorCodes.TooLarge, modelPath, $"graph input '{input.Name}' of shape [{string.Join(",", shape)}] is too large");

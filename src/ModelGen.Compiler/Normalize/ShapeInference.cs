@@ -27,14 +27,37 @@ public static class ShapeInference
     /// <summary>The budget of a small model: a million elements (4 MB of float32).</summary>
     public const long MinFoldingBudget = 1 << 20;
 
-    public static void Run(Graph graph)
+    public static void Run(Graph graph) => Run(graph, null);
+
+    /// <summary>
+    /// <paramref name="blockers"/>: when given (modelgen inspect), a node whose shapes cannot be inferred is added to it and
+    /// the rest go on; nodes of an unsupported operator or domain (the inspector lists those itself) and nodes reading a
+    /// value of unknown shape (after such a node, or an input InputShape must fix) are skipped.
+    /// </summary>
+    /// <returns>How many supported nodes were skipped because they read a value of unknown shape.</returns>
+    public static int Run(Graph graph, List<Blocker>? blockers)
     {
         var remaining = new List<Node>(graph.Nodes.Count);
         long budget = FoldingBudget(graph);
+        int skipped = 0;
         foreach (var node in graph.Nodes)
         {
+            if (blockers is not null && (!OperatorSet.IsSupported(node.OpType) || node.Domain is { Length: > 0 } and not "ai.onnx"
+                || node.Inputs.Any(i => i.Length > 0 && graph[i].Shape is null)))
+            {
+                if (OperatorSet.IsSupported(node.OpType) && node.Domain is "" or "ai.onnx") skipped++;
+                remaining.Add(node);
+                continue;
+            }
             var op = OperatorSet.Get(node, graph);
             try { op.InferShapes(node, graph); }
+            catch (ModelGenException e) when (blockers is not null)
+            {
+                blockers.Add(new Blocker(e.Code, e.Message));
+                foreach (var o in node.Outputs) if (o.Length > 0) graph[o].Shape = null;
+                remaining.Add(node);
+                continue;
+            }
             catch (Exception e) when (e is ArgumentOutOfRangeException or IndexOutOfRangeException or KeyNotFoundException)
             {
                 // A node of a hostile file without an input, output or attribute value its operator reads.
@@ -70,5 +93,6 @@ public static class ShapeInference
             remaining.Add(node);
         }
         graph.Nodes = remaining;
+        return skipped;
     }
 }

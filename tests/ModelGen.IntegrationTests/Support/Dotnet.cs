@@ -21,7 +21,8 @@ internal static class Dotnet
     public static ProcessResult Run(IEnumerable<string> arguments, string workingDirectory, TimeSpan timeout) =>
         Exec(HostPath, arguments, workingDirectory, timeout);
 
-    public static ProcessResult Exec(string fileName, IEnumerable<string> arguments, string workingDirectory, TimeSpan timeout)
+    /// <summary>Runs a program; <paramref name="environment"/> sets variables of its own (after the ones every child gets).</summary>
+    public static ProcessResult Exec(string fileName, IEnumerable<string> arguments, string workingDirectory, TimeSpan timeout, IReadOnlyDictionary<string, string>? environment = null)
     {
         var info = new ProcessStartInfo(fileName)
         {
@@ -53,6 +54,10 @@ internal static class Dotnet
         info.Environment["MSBUILDDISABLENODEREUSE"] = "1";
         info.Environment["DOTNET_CLI_USE_MSBUILD_SERVER"] = "0";
         info.Environment["UseSharedCompilation"] = "false";
+        foreach (var (name, value) in environment ?? new Dictionary<string, string>())
+        {
+            info.Environment[name] = value;
+        }
 
         var output = new StringBuilder();
         var stopwatch = Stopwatch.StartNew();

@@ -7,6 +7,9 @@ public static class TestData
 
     public static string Mnist(string file) => Path.Combine(Root, "data", "mnist", file);
 
+    /// <summary>data/audio: mel.onnx and vad.onnx, written by data/audio/make_mel.py.</summary>
+    public static string Audio(string file) => Path.Combine(Root, "data", "audio", file);
+
     static string FindRoot()
     {
         for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
