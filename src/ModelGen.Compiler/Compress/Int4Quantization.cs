@@ -1,4 +1,3 @@
-using MathNet.Numerics.LinearAlgebra;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
@@ -87,35 +86,63 @@ public static class Int4Quantization
         if (activations.Count == 0) return Pack(nearest, scales, n, k, "round to nearest", double.NaN, double.NaN);
 
         // H = 2·XᵀX / S, damped by 1% of its mean diagonal (as GPTQ does) so it is safely invertible.
-        var x = Matrix<double>.Build.Dense(activations.Count, k, (r, c) => activations[r][c]);
-        var h = x.TransposeThisAndMultiply(x).Multiply(2.0 / activations.Count);
-        double damp = 0.01 * Enumerable.Range(0, k).Average(i => h[i, i]) + 1e-8;
+        int samples = activations.Count;
+        var xt = new double[(long)k * samples];
+        for (int r = 0; r < samples; r++)
+            for (int c = 0; c < k; c++) xt[(long)c * samples + r] = activations[r][c];
+        var h = DenseMath.Gram(xt, k, samples);
+        double factor = 2.0 / samples, diagonal = 0;
+        for (long i = 0; i < h.LongLength; i++) h[i] *= factor;
+        for (int i = 0; i < k; i++) diagonal += h[(long)i * k + i];
+        double damp = 0.01 * (diagonal / k) + 1e-8;
         for (int i = 0; i < k; i++)
         {
-            if (h[i, i] == 0) h[i, i] = 1; // an input always zero: its weights do not matter
-            h[i, i] += damp;
+            long at = (long)i * k + i;
+            if (h[at] == 0) h[at] = 1; // an input always zero: its weights do not matter
+            h[at] += damp;
         }
-        // The upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹): row k of U carries column k's error to the later columns.
-        var u = h.Inverse().Cholesky().Factor.Transpose();
-        var work = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c]);
+        // The upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹), stored as its transpose's rows: row col of U carries
+        // column col's error to the later columns.
+        var hInverse = DenseMath.InverseFromCholesky(DenseMath.Cholesky(h, k), k);
+        var lower = DenseMath.Cholesky(hInverse, k);
+        var u = new double[(long)k * k];
+        for (int r = 0; r < k; r++)
+            for (int c = 0; c <= r; c++) u[(long)c * k + r] = lower[(long)r * k + c];
         var reconstructed = new sbyte[(long)n * k];
-        for (int col = 0; col < k; col++)
+        // Each output channel's row is reconstructed on its own (it reads only itself and U): rows in parallel.
+        DenseMath.ParallelRows(0, n, j =>
         {
-            double d = u[col, col];
-            for (int j = 0; j < n; j++)
+            var work = new double[k];
+            for (int c = 0; c < k; c++) work[c] = w[(long)j * k + c];
+            for (int col = 0; col < k; col++)
             {
-                sbyte qv = Round((float)(work[j, col] / scales[j]));
+                sbyte qv = Round((float)(work[col] / scales[j]));
                 reconstructed[(long)j * k + col] = qv;
-                double error = (work[j, col] - qv * scales[j]) / d;
-                for (int t = col + 1; t < k; t++) work[j, t] -= error * u[col, t];
+                double error = (work[col] - qv * scales[j]) / u[(long)col * k + col];
+                DenseMath.SubtractScaled(work.AsSpan(col + 1), error, u.AsSpan(col * k + col + 1, k - col - 1));
             }
-        }
-        double OutputError(sbyte[] q)
+        }, (long)k * k);
+        // ‖(W − Ŵ)·X‖ / ‖W·X‖ over the calibration activations, per row and sample in a fixed order.
+        var x = new double[(long)samples * k];
+        for (int r = 0; r < samples; r++)
+            for (int c = 0; c < k; c++) x[(long)r * k + c] = activations[r][c];
+        double Norm(Func<long, double> weight)
         {
-            var delta = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c] - q[(long)r * k + c] * scales[r]);
-            var original = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c]);
-            return delta.TransposeAndMultiply(x).FrobeniusNorm() / Math.Max(1e-30, original.TransposeAndMultiply(x).FrobeniusNorm());
+            var rows = new double[n];
+            DenseMath.ParallelRows(0, n, j =>
+            {
+                var row = new double[k];
+                for (int c = 0; c < k; c++) row[c] = weight((long)j * k + c);
+                double sum = 0;
+                for (int r = 0; r < samples; r++) { double y = DenseMath.Dot(row, x.AsSpan(r * k, k)); sum += y * y; }
+                rows[j] = sum;
+            }, (long)k * samples);
+            double total = 0;
+            foreach (double v in rows) total += v;
+            return Math.Sqrt(total);
         }
+        double reference = Math.Max(1e-30, Norm(at => w[at]));
+        double OutputError(sbyte[] q) => Norm(at => w[at] - q[at] * scales[at / k]) / reference;
         double rtn = OutputError(nearest), gptq = OutputError(reconstructed);
         // The reconstruction minimises a damped objective; where it does not beat rounding, keep rounding.
         return gptq <= rtn
