@@ -29,7 +29,14 @@ public sealed record CompileOptions
     public bool BiasCorrection { get; init; } = true;
     /// <summary>Divisor for uint8 calibration data (255 maps 0..255 to 0..1).</summary>
     public float CalibrationUint8Scale { get; init; } = 1f;
+    /// <summary>How outputs are compared (classification, binary[:threshold], regression); null: chosen from the model's output.</summary>
+    public string? Measure { get; init; }
+    /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>
+    public IProgress<CompileProgress>? Progress { get; init; }
 }
+
+/// <summary>A step of a long phase done: <paramref name="Done"/> of <paramref name="Total"/> (<paramref name="Item"/>: what was just done, e.g. a layer).</summary>
+public sealed record CompileProgress(string Phase, int Done, int Total, string? Item = null);
 
 /// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>
 public static class ModelCompiler
@@ -89,7 +96,7 @@ public static class ModelCompiler
             // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.
             var data = options.CalibrationPath is null ? null : Data.CalibrationData.Load(options.CalibrationPath,
                 [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int4Quantization.QuantizeDenseWeights(graph, data, n => Precision(n) is "int4-weights" or "int4");
+            Compress.Int4Quantization.QuantizeDenseWeights(graph, data, n => Precision(n) is "int4-weights" or "int4", options.Progress);
         }
         return graph;
     }

@@ -30,7 +30,7 @@ public static class Int4Quantization
     /// <summary>Most calibration samples whose activations enter the Hessians.</summary>
     public const int MaxSamples = 256;
 
-    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration, Func<Node, bool>? which = null)
+    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration, Func<Node, bool>? which = null, IProgress<CompileProgress>? progress = null)
     {
         var dense = graph.Nodes.Where(n => n.OpType == DenseOperator.Name && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } && n.Int("transA", 0) == 0 && (which is null || which(n))).ToList();
         // Each Dense layer's inputs on the calibration samples, from the float model (before any layer is quantized).
@@ -48,6 +48,7 @@ public static class Int4Quantization
                     feed[calibration.Inputs[i].Name] = new TensorData(calibration.Inputs[i].Shape, calibration.Values[i].AsSpan((int)(r * length), (int)length).ToArray());
                 }
                 var values = ReferenceEvaluator.RunAll(graph, feed);
+                progress?.Report(new CompileProgress("int4 activations", r + 1, runs));
                 foreach (var node in dense)
                 {
                     var x = values.TryGetValue(node.Inputs[0], out var v) ? v.Floats : graph[node.Inputs[0]].Constant!.Floats;
@@ -68,6 +69,7 @@ public static class Int4Quantization
             copy.Type = ElementType.Float32;
             node.Inputs[1] = name;
             Quantized.AddOrUpdate(node, q);
+            progress?.Report(new CompileProgress("int4 GPTQ", dense.IndexOf(node) + 1, dense.Count, node.Name));
         }
     }
 
