@@ -105,7 +105,7 @@ public static class Program
                     var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName);
                     options = options with { LayerPrecisions = precisions };
                     foreach (var c in choices)
-                        Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} (loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3})"));
+                        Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} ({(double.IsNaN(c.Sensitivity) ? $"every layer in {(kind == "mixed" ? "int8" : "int4")} meets the budget" : $"loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3}")})"));
                 }
                 // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.
                 foreach (var output in new[] { parse.GetValue(artifact), parse.GetValue(emitOnnx) })

@@ -83,7 +83,7 @@ public static class ModelCompiler
             if (options.CalibrationPath is null)
                 throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {compression} needs Calibration: the activations' ranges come from it");
             var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection);
+            Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection, progress: options.Progress);
             // mixed: the layers MixedPrecision keeps in float32 go back to their float weights and bias.
             if (compression == "mixed")
                 foreach (var node in graph.Nodes) Compress.Int8Quantization.SetFloat(node, Precision(node) != "int8");

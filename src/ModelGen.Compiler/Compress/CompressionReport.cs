@@ -74,7 +74,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         }).ToList();
         // Both models on every run, runs in parallel; the tally adds them in order, so the figures do not depend on threads.
         var outputs = new (float[] A, float[] B)[runs];
-        Parallel.For(0, runs, r => outputs[r] = (ReferenceEvaluator.Run(original, feeds[r])[original.Outputs[0]].Floats, ReferenceEvaluator.Run(compressed, feeds[r])[compressed.Outputs[0]].Floats));
+        int evaluated = 0;
+        Parallel.For(0, runs, r =>
+        {
+            outputs[r] = (ReferenceEvaluator.Run(original, feeds[r])[original.Outputs[0]].Floats, ReferenceEvaluator.Run(compressed, feeds[r])[compressed.Outputs[0]].Floats);
+            if (options.Progress is { } progress) lock (outputs) progress.Report(new CompileProgress("report", ++evaluated, runs)); // in order: the last says done
+        });
         foreach (var (a, b) in outputs) tally.Add(a, b);
 
         var layers = new List<LayerReport>();

@@ -134,7 +134,10 @@ static class DenseMath
     /// <summary>Runs body(i) for i in [from, to): in parallel when there is enough work (cost: a rough count of operations per row).</summary>
     public static void ParallelRows(int from, int to, Action<int> body, long cost)
     {
-        if ((long)(to - from) * cost < 1 << 16) { for (int i = from; i < to; i++) body(i); return; }
-        Parallel.For(from, to, body);
+        if ((long)(to - from) * cost < 1 << 16 || MaxThreads == 1) { for (int i = from; i < to; i++) body(i); return; }
+        Parallel.For(from, to, new ParallelOptions { MaxDegreeOfParallelism = MaxThreads ?? -1 }, body);
     }
+
+    /// <summary>Tests set 1 to prove the bytes do not depend on the thread count.</summary>
+    internal static int? MaxThreads { get; set; }
 }

@@ -6,7 +6,7 @@ using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 
-/// <summary>One layer's choice: its sensitivity (the loss when only it is int4, or for mixed int8) and the precision kept.</summary>
+/// <summary>One layer's choice: its sensitivity (the loss when only it is int4, or for mixed int8; NaN when every layer at that precision met the budget, so none was measured) and the precision kept.</summary>
 public sealed record LayerChoice(string Node, double Sensitivity, string Precision);
 
 /// <summary>
@@ -105,9 +105,11 @@ public static class MixedPrecision
 
         string lowest = int8 ? "int8" : "int4";
         var chosen = layers.ToDictionary(l => l, _ => lowest, StringComparer.Ordinal);
-        var sensitivity = layers.ToDictionary(l => l, l => Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal), rankRuns), StringComparer.Ordinal);
-        var order = layers.OrderByDescending(l => sensitivity[l]).ToList();
+        // Every layer at the lowest precision first: when that meets the budget, the search is over and the
+        // sensitivities (one trial per layer) are not needed to choose (NaN: not measured).
         bool met = Loss(chosen, runs) <= limit + 1e-12;
+        var sensitivity = layers.ToDictionary(l => l, l => met ? double.NaN : Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal), rankRuns), StringComparer.Ordinal);
+        var order = layers.OrderByDescending(l => sensitivity[l]).ToList();
         foreach (string step in int8 ? new[] { "float32" } : new[] { "int8", "float32" })
             foreach (string layer in order)
             {
