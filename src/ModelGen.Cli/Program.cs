@@ -97,12 +97,13 @@ public static class Program
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
                 if (accuracyBudget is not null) Compiler.Compress.CompressionReport.ParseBudget(accuracyBudget, modelFile.FullName); // out of range: MG0007 before any work
                 string kind = options.Compression.ToLowerInvariant();
+                Compiler.Ir.Graph? searched = null;
                 if (kind is "mixed-weights" or "mixed")
                 {
                     if (options.CalibrationPath is null || accuracyBudget is null)
                         throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
                     // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
-                    var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName);
+                    var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName, out searched);
                     options = options with { LayerPrecisions = precisions };
                     foreach (var c in choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} ({(double.IsNaN(c.Sensitivity) ? $"every layer in {(kind == "mixed" ? "int8" : "int4")} meets the budget" : $"loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3}")})"));
@@ -110,7 +111,7 @@ public static class Program
                 // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.
                 foreach (var output in new[] { parse.GetValue(artifact), parse.GetValue(emitOnnx) })
                     if (output is not null) OutputFile.RequireRegular(output.FullName, modelFile.FullName);
-                var compiled = ModelCompiler.Compile(options, out var prepared);
+                var compiled = ModelCompiler.Compile(options, searched, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);

@@ -105,7 +105,10 @@ public static class ModelCompiler
     public static ModelArtifact Compile(CompileOptions options) => Compile(options, out _);
 
     /// <summary>Compiles and gives the prepared graph too (the report evaluates it: no second calibration).</summary>
-    public static ModelArtifact Compile(CompileOptions options, out Graph prepared)
+    public static ModelArtifact Compile(CompileOptions options, out Graph prepared) => Compile(options, null, out prepared);
+
+    /// <summary>Compiles <paramref name="preparedGraph"/> when given: <see cref="Prepare"/>'s graph for these same options (the mixed search's, calibrated once).</summary>
+    public static ModelArtifact Compile(CompileOptions options, Graph? preparedGraph, out Graph prepared)
     {
         string simd = options.Simd.ToLowerInvariant();
         if (Array.IndexOf(SimdLevels, simd) < 0)
@@ -116,7 +119,7 @@ public static class ModelCompiler
         string ns = options.Namespace is { Length: > 0 } n ? n : "ModelGen.Models";
         if (!Identifiers.IsNamespace(ns))
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"namespace '{ns}' is not a C# namespace; set Namespace (--namespace) to identifiers of letters, digits and '_' separated by '.', none starting with a digit, a keyword only as @keyword (My.@class)");
-        var graph = prepared = Prepare(options);
+        var graph = prepared = preparedGraph ?? Prepare(options);
         string sha = Convert.ToHexStringLower(SHA256.HashData(OnnxModelLoader.ReadModelBytes(options.ModelPath)));
         var artifact = ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
         artifact.Compression = options.Compression.ToLowerInvariant();

@@ -206,3 +206,46 @@ public sealed class MeasureTests
         Assert.Equal("MG0007", error.Code);
     }
 }
+
+/// <summary>Progress of the long steps: reported by the compressor, shown throttled in the build log.</summary>
+public sealed class ProgressTests
+{
+    sealed class Recorder : IProgress<CompileProgress>
+    {
+        public readonly List<CompileProgress> Reports = [];
+        public void Report(CompileProgress value) { lock (Reports) Reports.Add(value); }
+    }
+
+    [Fact]
+    public void Int4ReportsItsActivationsAndEachLayersReconstruction()
+    {
+        var recorder = new Recorder();
+        ModelCompiler.Prepare(new CompileOptions
+        {
+            ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "int4-weights", CalibrationPath = TestData.Mnist("calibration-256.npy"), Progress = recorder,
+        });
+        var gptq = recorder.Reports.Where(r => r.Phase == "int4 GPTQ").ToList();
+        Assert.Equal([1, 2, 3], gptq.Select(r => r.Done));
+        Assert.All(gptq, r => Assert.Equal(3, r.Total));
+        Assert.Equal(["/f1/Gemm", "/f2/Gemm", "/f3/Gemm"], gptq.Select(r => r.Item));
+        var activations = recorder.Reports.Where(r => r.Phase == "int4 activations").ToList();
+        Assert.Equal(256, activations.Count);
+        Assert.Equal(256, activations[^1].Done);
+    }
+
+    [Fact]
+    public void PlainLinesAreThrottledToOneEveryTwoSecondsAndQuickPhasesStaySilent()
+    {
+        var now = TimeSpan.Zero;
+        var output = new StringWriter();
+        var progress = new Cli.ConsoleProgress(output, live: false, () => now);
+        // A phase over within two seconds: nothing.
+        for (int i = 1; i <= 10; i++) { now += TimeSpan.FromMilliseconds(150); progress.Report(new CompileProgress("quick", i, 10)); }
+        Assert.Equal("", output.ToString());
+        // A long one, a step every 0.5 s for 10 s: a line at 2, 4, 6, 8 s and the last.
+        for (int i = 1; i <= 20; i++) { now += TimeSpan.FromMilliseconds(500); progress.Report(new CompileProgress("int4 GPTQ", i, 20, $"layer{i}")); }
+        string[] lines = output.ToString().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(["modelgen: int4 GPTQ: 5 of 20 (layer5), 2 s", "modelgen: int4 GPTQ: 9 of 20 (layer9), 4 s", "modelgen: int4 GPTQ: 13 of 20 (layer13), 6 s",
+            "modelgen: int4 GPTQ: 17 of 20 (layer17), 8 s", "modelgen: int4 GPTQ: 20 of 20 (layer20), 10 s"], lines.Select(l => l.TrimEnd('\r')));
+    }
+}

@@ -405,30 +405,37 @@ public static class Int8Quantization
         var channels = layers.ToDictionary(n => n, n => graph[n.Inputs[1]].Constant!.Shape[0]);
         var shift = layers.ToDictionary(n => n, n => new double[channels[n]]);
         var counts = layers.ToDictionary(n => n, _ => 0L);
-        for (int r = 0; r < runs; r++)
+        // A few runs at a time in parallel: the float model's values, then each layer quantized and exact on them.
+        // Each layer's shifts are summed run by run and element by element, the order of one thread.
+        int chunk = Math.Max(1, Environment.ProcessorCount);
+        for (int first = 0; first < runs; first += chunk)
         {
+            int count = Math.Min(chunk, runs - first);
             // The float model's inputs to each layer (quantization is applied per layer, here without the others).
-            Dictionary<string, TensorData> values;
+            var values = new Dictionary<string, TensorData>[count];
             foreach (var node in layers) Disabled.AddOrUpdate(node, node);
-            try { values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch)); }
+            try { Parallel.For(0, count, i => values[i] = ReferenceEvaluator.RunAll(graph, Feed(calibration, first + i, batch))); }
             finally { foreach (var node in layers) Disabled.Remove(node); }
             foreach (var node in layers)
             {
-                TensorData Value(string name) => values.TryGetValue(name, out var v) ? v : graph[name].Constant!;
                 var op = OperatorSet.Get(node, graph);
                 // Without the bias: the difference is the same with it.
-                TensorData?[] inputs = [Value(node.Inputs[0]), Value(node.Inputs[1])];
-                var quantized = op.Evaluate(node, inputs)[0].Floats;
+                TensorData?[] Inputs(int i) => [.. node.Inputs.Take(2).Select(name => values[i].TryGetValue(name, out var v) ? v : graph[name].Constant!)];
+                var quantized = new float[count][];
+                var exact = new float[count][];
+                Parallel.For(0, count, i => quantized[i] = op.Evaluate(node, Inputs(i))[0].Floats);
                 Disabled.AddOrUpdate(node, node);
-                float[] exact;
-                try { exact = op.Evaluate(node, inputs)[0].Floats; }
+                try { Parallel.For(0, count, i => exact[i] = op.Evaluate(node, Inputs(i))[0].Floats); }
                 finally { Disabled.Remove(node); }
-                // Dense output [rows, N]: channel = index mod N; Conv [N, M, H, W]: channel = index / (H·W) mod M.
-                int m = channels[node], plane = node.OpType == "Conv" ? exact.Length / m / Math.Max(1, graph[node.Outputs[0]].Shape![0]) : 1;
-                for (int i = 0; i < exact.Length; i++) shift[node][i / plane % m] += (double)exact[i] - quantized[i];
-                counts[node] += exact.Length / m;
+                for (int i = 0; i < count; i++)
+                {
+                    // Dense output [rows, N]: channel = index mod N; Conv [N, M, H, W]: channel = index / (H·W) mod M.
+                    int m = channels[node], plane = node.OpType == "Conv" ? exact[i].Length / m / Math.Max(1, graph[node.Outputs[0]].Shape![0]) : 1;
+                    for (int e = 0; e < exact[i].Length; e++) shift[node][e / plane % m] += (double)exact[i][e] - quantized[i][e];
+                    counts[node] += exact[i].Length / m;
+                }
             }
-            progress?.Report(new CompileProgress("int8 bias correction", r + 1, runs));
+            progress?.Report(new CompileProgress("int8 bias correction", first + count, runs));
         }
         foreach (var node in layers)
         {

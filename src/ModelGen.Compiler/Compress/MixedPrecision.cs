@@ -25,7 +25,11 @@ public static class MixedPrecision
     /// <summary>Calibration samples each sensitivity trial evaluates (the search runs the evaluator many times).</summary>
     public const int Samples = 128;
 
-    public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath)
+    public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath) =>
+        Choose(options, budget, labelsPath, out _);
+
+    /// <param name="prepared">mixed: the graph <see cref="ModelCompiler.Prepare"/> gives for the options with the chosen precisions (calibrated once, for the search); mixed-weights: null.</param>
+    public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath, out Graph? prepared)
     {
         bool int8 = options.Compression.Equals("mixed", StringComparison.OrdinalIgnoreCase);
         if (options.CalibrationPath is null) throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {options.Compression} needs Calibration");
@@ -57,7 +61,7 @@ public static class MixedPrecision
         // set of int8 layers serves every trial with that set. A trial points each layer at the weights of its precision.
         Graph? trial = null;
         var trialWeights = new Dictionary<string, (Ir.Value Value, TensorData Float)>(StringComparer.Ordinal);
-        var prepared = new Dictionary<string, Graph>(StringComparer.Ordinal);
+        var preparedSets = new Dictionary<string, Graph>(StringComparer.Ordinal);
         if (!int8)
         {
             trial = ModelCompiler.Prepare(options with { Compression = "none" });
@@ -84,8 +88,8 @@ public static class MixedPrecision
             else
             {
                 string set = string.Join("\n", layers.Where(l => precisions.GetValueOrDefault(l) == "int8"));
-                if (!prepared.TryGetValue(set, out var source))
-                    prepared[set] = source = ModelCompiler.Prepare(options with
+                if (!preparedSets.TryGetValue(set, out var source))
+                    preparedSets[set] = source = ModelCompiler.Prepare(options with
                     {
                         Compression = "mixed-weights", LayerPrecisions = layers.ToDictionary(l => l, l => precisions.GetValueOrDefault(l) == "int8" ? "int8" : "int4", StringComparer.Ordinal),
                     });
@@ -117,6 +121,10 @@ public static class MixedPrecision
                 chosen[layer] = step;
                 met = Loss(chosen, runs) <= limit + 1e-12;
             }
+        // The quantized graph with the chosen layers in float32 is what Prepare gives for the chosen precisions.
+        if (quantized is not null)
+            foreach (var node in quantized.Nodes) Int8Quantization.SetFloat(node, !chosen.TryGetValue(node.Name, out var p) || p != "int8");
+        prepared = quantized;
         return (chosen, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))]);
     }
 
