@@ -66,20 +66,41 @@ static class DenseMath
         for (; i < n; i++) y[i] -= s * x[i];
     }
 
-    /// <summary>The lower Cholesky factor L (L·Lᵀ = A) of a symmetric positive definite k×k matrix, in place of a copy.</summary>
+    /// <summary>Rows (or columns) handled together, so each row read from memory serves many dot products.</summary>
+    const int Block = 64, Group = 16;
+
+    /// <summary>
+    /// The lower Cholesky factor L (L·Lᵀ = A) of a symmetric positive definite k×k matrix. Every element is
+    /// (A[i, j] − Dot(L[i, 0..j), L[j, 0..j))) / L[j, j], whatever the order the elements are computed in; they
+    /// are computed by blocks of rows, each row j to their left read once for a group of rows (the one-column-at-
+    /// a-time order read the whole triangle once per column: 9 s for a 2,400-wide Hessian, bound by memory).
+    /// </summary>
     public static double[] Cholesky(double[] a, int k)
     {
         var l = new double[(long)k * k];
-        for (int j = 0; j < k; j++)
+        for (int i0 = 0; i0 < k; i0 += Block)
         {
-            var rowJ = l.AsSpan(j * k, j);
-            double d = a[(long)j * k + j] - Dot(rowJ, rowJ);
-            if (!(d > 0)) throw new InvalidOperationException("the layer's Hessian is not positive definite");
-            double diag = Math.Sqrt(d);
-            l[(long)j * k + j] = diag;
-            int jj = j;
-            // Column j below the diagonal: each row independent of the others.
-            ParallelRows(j + 1, k, i => l[(long)i * k + jj] = (a[(long)i * k + jj] - Dot(l.AsSpan(i * k, jj), l.AsSpan(jj * k, jj))) / diag, k - j);
+            int i1 = Math.Min(k, i0 + Block), first = i0;
+            // The columns left of the block: the rows of a group depend only on rows above the block.
+            ParallelRows(0, (i1 - i0 + Group - 1) / Group, g =>
+            {
+                int g0 = first + g * Group, g1 = Math.Min(i1, g0 + Group);
+                for (int j = 0; j < first; j++)
+                {
+                    var rowJ = l.AsSpan(j * k, j);
+                    double diag = l[(long)j * k + j];
+                    for (int i = g0; i < g1; i++) l[(long)i * k + j] = (a[(long)i * k + j] - Dot(l.AsSpan(i * k, j), rowJ)) / diag;
+                }
+            }, (long)Group * first * first / 2);
+            // Within the block, column by column.
+            for (int j = i0; j < i1; j++)
+            {
+                var rowJ = l.AsSpan(j * k, j);
+                double d = a[(long)j * k + j] - Dot(rowJ, rowJ);
+                if (!(d > 0)) throw new InvalidOperationException("the layer's Hessian is not positive definite");
+                double diag = l[(long)j * k + j] = Math.Sqrt(d);
+                for (int i = j + 1; i < i1; i++) l[(long)i * k + j] = (a[(long)i * k + j] - Dot(l.AsSpan(i * k, j), l.AsSpan(j * k, j))) / diag;
+            }
         }
         return l;
     }
@@ -88,14 +109,18 @@ static class DenseMath
     public static double[] InverseFromCholesky(double[] l, int k)
     {
         // Row c of t is column c of L⁻¹ (zero before c): forward substitution, each column independent.
+        // A group of columns at a time, so each row of L is read once for the group.
         var t = new double[(long)k * k];
-        ParallelRows(0, k, c =>
+        ParallelRows(0, (k + Group - 1) / Group, g =>
         {
-            var x = t.AsSpan(c * k, k);
-            x[c] = 1 / l[(long)c * k + c];
-            for (int i = c + 1; i < k; i++)
-                x[i] = -Dot(l.AsSpan(i * k + c, i - c), x[c..i]) / l[(long)i * k + i];
-        }, k);
+            int c0 = g * Group, c1 = Math.Min(k, c0 + Group);
+            for (int i = c0; i < k; i++)
+                for (int c = c0; c < c1 && c <= i; c++)
+                {
+                    var x = t.AsSpan(c * k, k);
+                    x[i] = i == c ? 1 / l[(long)c * k + c] : -Dot(l.AsSpan(i * k + c, i - c), x[c..i]) / l[(long)i * k + i];
+                }
+        }, (long)Group * k * k / 2);
         // (L⁻ᵀL⁻¹)[a, b] = Σ_p L⁻¹[p, a]·L⁻¹[p, b] over p ≥ max(a, b).
         var inverse = new double[(long)k * k];
         // Four rows a at a time, so each row b is read once for four dots (the product is bound by memory).
