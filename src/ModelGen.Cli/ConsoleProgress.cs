@@ -15,6 +15,7 @@ public sealed class ConsoleProgress(TextWriter output, bool live, Func<TimeSpan>
     readonly Lock _lock = new();
     readonly Dictionary<string, (TimeSpan Started, TimeSpan Last, bool Shown)> _phases = new(StringComparer.Ordinal);
     int _liveLength;
+    TimeSpan _lastLive = TimeSpan.FromSeconds(-1);
 
     /// <summary>On the console: live when stdout is a terminal.</summary>
     public ConsoleProgress() : this(Console.Out, !Console.IsOutputRedirected) { }
@@ -36,6 +37,9 @@ public sealed class ConsoleProgress(TextWriter output, bool live, Func<TimeSpan>
             string line = $"modelgen: {value.Phase}: {value.Done} of {value.Total}{(value.Item is null ? "" : $" ({value.Item})")}, {elapsed.TotalSeconds:F0} s";
             if (live)
             {
+                // Ten updates a second are plenty.
+                if (!done && now - _lastLive < TimeSpan.FromMilliseconds(100)) { _phases[value.Phase] = phase; return; }
+                _lastLive = now;
                 // The line in place; a finished phase that took a while stays on screen.
                 string text = line.Length > 119 ? line[..119] : line;
                 output.Write("\r" + text.PadRight(_liveLength));

@@ -248,4 +248,16 @@ public sealed class ProgressTests
         Assert.Equal(["modelgen: int4 GPTQ: 5 of 20 (layer5), 2 s", "modelgen: int4 GPTQ: 9 of 20 (layer9), 4 s", "modelgen: int4 GPTQ: 13 of 20 (layer13), 6 s",
             "modelgen: int4 GPTQ: 17 of 20 (layer17), 8 s", "modelgen: int4 GPTQ: 20 of 20 (layer20), 10 s"], lines.Select(l => l.TrimEnd('\r')));
     }
+
+    [Fact]
+    public void OnATerminalOneLineIsRewrittenAndAFinishedLongPhaseStays()
+    {
+        var now = TimeSpan.Zero;
+        var output = new StringWriter();
+        var progress = new Cli.ConsoleProgress(output, live: true, () => now);
+        for (int i = 1; i <= 30; i++) { now += TimeSpan.FromMilliseconds(100); progress.Report(new CompileProgress("report", i, 30)); }
+        string text = output.ToString();
+        Assert.Equal(30, text.Count(c => c == '\r')); // one rewrite per update, ten a second
+        Assert.EndsWith("modelgen: report: 30 of 30, 3 s" + Environment.NewLine, text, StringComparison.Ordinal);
+    }
 }
