@@ -46,16 +46,18 @@ public sealed class GptqTests
             for (int c = 0; c < k; c++) a[c] = c == 7 ? 0 : noise[s * k + c] + (c > 0 ? 0.6f * a[c - 1] : 0);
             return a;
         }).ToList();
-        var many = Int4Quantization.Quantize(w, n, k, activations);
+        var many = Int4Quantization.Reconstruct(w, n, k, activations); // not the memo of Quantize: computed here
         Assert.Equal("GPTQ reconstruction", many.Method);
         var reference = Reference(w, n, k, activations, many.Scales);
         var codes = Int4Quantization.Dequantize(many).Select((v, i) => (sbyte)MathF.Round(v / many.Scales[i / k])).ToArray();
         Assert.Equal(reference, codes);
         // The reconstruction does better than rounding on the data it was fitted to.
         Assert.True(many.ReconstructionError < many.RoundToNearestError);
+        // The same weights and inputs again: the reconstruction already made.
+        Assert.Same(Int4Quantization.Quantize(w, n, k, activations), Int4Quantization.Quantize(w, n, k, activations));
 
         DenseMath.MaxThreads = 1;
-        try { Assert.Equal(many.Packed, Int4Quantization.Quantize(w, n, k, activations).Packed); }
+        try { Assert.Equal(many.Packed, Int4Quantization.Reconstruct(w, n, k, activations).Packed); }
         finally { DenseMath.MaxThreads = null; }
     }
 }

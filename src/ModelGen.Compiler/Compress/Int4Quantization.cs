@@ -76,6 +76,24 @@ public static class Int4Quantization
     /// <summary>W [n, k] row-major to int4, by reconstruction when activations are given (also measuring round to nearest).</summary>
     public static QuantizedInt4 Quantize(float[] w, int n, int k, IReadOnlyList<float[]> activations)
     {
+        // mixed-weights prepares the model once per set of int8 layers and once more to compile: a layer whose weights
+        // and inputs did not change is reconstructed once (the result is a function of them alone).
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(BitConverter.GetBytes(((long)n << 32) | (uint)k));
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()));
+        foreach (var a in activations) hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
+        string key = Convert.ToHexString(hash.GetHashAndReset());
+        if (Reconstructed.TryGetValue(key, out var known)) return known;
+        var q = Reconstruct(w, n, k, activations);
+        if (Reconstructed.Count >= 64) Reconstructed.Clear(); // a bound for long-lived processes (tests)
+        Reconstructed[key] = q;
+        return q;
+    }
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<string, QuantizedInt4> Reconstructed = new(StringComparer.Ordinal);
+
+    internal static QuantizedInt4 Reconstruct(float[] w, int n, int k, IReadOnlyList<float[]> activations)
+    {
         var scales = new float[n];
         for (int j = 0; j < n; j++)
         {
