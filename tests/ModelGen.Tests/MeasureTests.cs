@@ -192,6 +192,7 @@ public sealed class MeasureTests
         var artifact = ModelCompiler.Compile(options);
         var report = CompressionReport.Create(options, artifact, data, null, null);
         Assert.Equal(OutputMeasure.Regression, report.Measure.Kind);
+        Assert.Equal(Samples, report.EvaluatedSamples);
         Assert.Equal(worst, report.WorstOutputError, 1e-5);
         Assert.Equal(max - min, report.OutputRange, 1e-5);
         Assert.Equal(Math.Sqrt(sumSquares / Samples), report.Rmse, 1e-5);

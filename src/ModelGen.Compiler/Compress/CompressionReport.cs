@@ -27,7 +27,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public double Agreement => Samples == 0 ? 1 : (double)SameTop1 / Samples;
 
-    /// <summary>How the outputs were compared (Samples counts rows of class scores or decisions; regression none).</summary>
+    /// <summary>How the outputs were compared (Samples counts rows of class scores, or decisions; for regression, samples).</summary>
     public OutputMeasure Measure { get; init; } = new(OutputMeasure.Classification);
 
     /// <summary>Calibration samples evaluated.</summary>
@@ -128,7 +128,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
 
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
-            tally.Rows, tally.Same, labels is null ? null : tally.RightOriginal, labels is null ? null : tally.RightCompressed, tally.Worst, tally.Values == 0 ? 0 : tally.SumAbs / tally.Values, budget, null)
+            measure.Kind == OutputMeasure.Regression ? runs * batch : tally.Rows, tally.Same, labels is null ? null : tally.RightOriginal, labels is null ? null : tally.RightCompressed, tally.Worst, tally.Values == 0 ? 0 : tally.SumAbs / tally.Values, budget, null)
         {
             Measure = measure, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
@@ -180,13 +180,6 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>Classes of the model: the last axis of its first output.</summary>
     public static int Classes(Graph graph) => Math.Max(1, graph[graph.Outputs[0]].Shape!.LastOrDefault(1));
 
-    static int ArgMax(float[] v, int start, int count)
-    {
-        int best = 0;
-        for (int i = 1; i < count; i++) if (v[start + i] > v[start + best]) best = i;
-        return best;
-    }
-
     static string P(double fraction) => (100 * fraction).ToString("F2", CultureInfo.InvariantCulture) + "%";
 
     /// <summary>The report as lines for the build log.</summary>
@@ -232,7 +225,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         model = Model, compression = Compression, measure = Measure.Kind, threshold = Measure.Kind == OutputMeasure.Binary ? (double?)Measure.Threshold : null,
         evaluatedSamples = EvaluatedSamples, decisionsFlipped = Measure.Kind == OutputMeasure.Binary ? (int?)(Samples - SameTop1) : null,
         outputRange = OutputRange, rmse = Rmse, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
-        top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
+        top1Agreement = Measure.Kind == OutputMeasure.Regression ? (double?)null : Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
         budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),

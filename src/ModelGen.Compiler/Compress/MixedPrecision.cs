@@ -127,11 +127,4 @@ public static class MixedPrecision
         prepared = quantized;
         return (chosen, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))]);
     }
-
-    static int ArgMax(float[] v, int start, int count)
-    {
-        int best = 0;
-        for (int i = 1; i < count; i++) if (v[start + i] > v[start + best]) best = i;
-        return best;
-    }
 }
