@@ -68,12 +68,13 @@ public static class Program
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
         var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: the int8 weights as uint8 + 128 initializers and DequantizeLinear) that ONNX Runtime runs." };
+        var measure = new Option<string?>("--measure") { Description = "How the compressed model's output is compared with the original's (item metadata Measure): classification (top-1), binary or binary:<threshold> (decisions above the threshold, default 0.5), regression (output error, also relative to the original outputs' range). Default: from the model's first output (2 or more values: classification; one value: binary when a Sigmoid computes it, else regression)." };
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
-            model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, calibrationScale, emitOnnx, outDir, artifact,
+            model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, measure, calibrationScale, emitOnnx, outDir, artifact,
         };
         command.SetAction(parse =>
         {
@@ -91,24 +92,28 @@ public static class Program
                     Compression = parse.GetValue(compression)!,
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
+                    Measure = string.IsNullOrWhiteSpace(parse.GetValue(measure)) ? null : parse.GetValue(measure),
+                    Progress = new ConsoleProgress(),
                 };
+                if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
                 if (accuracyBudget is not null) Compiler.Compress.CompressionReport.ParseBudget(accuracyBudget, modelFile.FullName); // out of range: MG0007 before any work
                 string kind = options.Compression.ToLowerInvariant();
+                Compiler.Ir.Graph? searched = null;
                 if (kind is "mixed-weights" or "mixed")
                 {
                     if (options.CalibrationPath is null || accuracyBudget is null)
                         throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
                     // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
-                    var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName);
+                    var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName, out searched);
                     options = options with { LayerPrecisions = precisions };
                     foreach (var c in choices)
-                        Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} (loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3})"));
+                        Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} ({(double.IsNaN(c.Sensitivity) ? $"every layer in {(kind == "mixed" ? "int8" : "int4")} meets the budget" : $"loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3}")})"));
                 }
                 // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.
                 foreach (var output in new[] { parse.GetValue(artifact), parse.GetValue(emitOnnx) })
                     if (output is not null) OutputFile.RequireRegular(output.FullName, modelFile.FullName);
-                var compiled = ModelCompiler.Compile(options, out var prepared);
+                var compiled = ModelCompiler.Compile(options, searched, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);

@@ -31,7 +31,14 @@ public sealed record CompileOptions
     public bool BiasCorrection { get; init; } = true;
     /// <summary>Divisor for uint8 calibration data (255 maps 0..255 to 0..1).</summary>
     public float CalibrationUint8Scale { get; init; } = 1f;
+    /// <summary>How outputs are compared (classification, binary[:threshold], regression); null: chosen from the model's output.</summary>
+    public string? Measure { get; init; }
+    /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>
+    public IProgress<CompileProgress>? Progress { get; init; }
 }
+
+/// <summary>A step of a long phase done: <paramref name="Done"/> of <paramref name="Total"/> (<paramref name="Item"/>: what was just done, e.g. a layer).</summary>
+public sealed record CompileProgress(string Phase, int Done, int Total, string? Item = null);
 
 /// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>
 public static class ModelCompiler
@@ -79,7 +86,7 @@ public static class ModelCompiler
             if (options.CalibrationPath is null)
                 throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {compression} needs Calibration: the activations' ranges come from it");
             var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection);
+            Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection, progress: options.Progress);
             // mixed: the layers MixedPrecision keeps in float32 go back to their float weights and bias.
             if (compression == "mixed")
                 foreach (var node in graph.Nodes) Compress.Int8Quantization.SetFloat(node, Precision(node) != "int8");
@@ -92,7 +99,7 @@ public static class ModelCompiler
             // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.
             var data = options.CalibrationPath is null ? null : Data.CalibrationData.Load(options.CalibrationPath,
                 [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int4Quantization.QuantizeDenseWeights(graph, data, n => Precision(n) is "int4-weights" or "int4");
+            Compress.Int4Quantization.QuantizeDenseWeights(graph, data, n => Precision(n) is "int4-weights" or "int4", options.Progress);
         }
         return graph;
     }
@@ -101,7 +108,10 @@ public static class ModelCompiler
     public static ModelArtifact Compile(CompileOptions options) => Compile(options, out _);
 
     /// <summary>Compiles and gives the prepared graph too (the report evaluates it: no second calibration).</summary>
-    public static ModelArtifact Compile(CompileOptions options, out Graph prepared)
+    public static ModelArtifact Compile(CompileOptions options, out Graph prepared) => Compile(options, null, out prepared);
+
+    /// <summary>Compiles <paramref name="preparedGraph"/> when given: <see cref="Prepare"/>'s graph for these same options (the mixed search's, calibrated once).</summary>
+    public static ModelArtifact Compile(CompileOptions options, Graph? preparedGraph, out Graph prepared)
     {
         string simd = options.Simd.ToLowerInvariant();
         if (Array.IndexOf(SimdLevels, simd) < 0)
@@ -112,7 +122,7 @@ public static class ModelCompiler
         string ns = options.Namespace is { Length: > 0 } n ? n : "ModelGen.Models";
         if (!Identifiers.IsNamespace(ns))
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"namespace '{ns}' is not a C# namespace; set Namespace (--namespace) to identifiers of letters, digits and '_' separated by '.', none starting with a digit, a keyword only as @keyword (My.@class)");
-        var graph = prepared = Prepare(options);
+        var graph = prepared = preparedGraph ?? Prepare(options);
         string sha = Convert.ToHexStringLower(SHA256.HashData(OnnxModelLoader.ReadModelBytes(options.ModelPath)));
         var artifact = ArtifactBuilder.Build(graph, className, ns, Path.GetFileName(options.ModelPath), sha, simd);
         artifact.Compression = options.Compression.ToLowerInvariant();

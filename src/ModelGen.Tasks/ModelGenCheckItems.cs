@@ -18,7 +18,7 @@ namespace ModelGen.Tasks
         /// <summary>The metadata ModelGen reads (docs/msbuild.md lists each one).</summary>
         internal static readonly string[] Known =
         {
-            "ClassName", "Namespace", "BatchSize", "Simd", "Compression", "Calibration", "Labels", "AccuracyBudget", "CalibrationScale", "InputShape", "AdditionalInputs",
+            "ClassName", "Namespace", "BatchSize", "Simd", "Compression", "Calibration", "Labels", "AccuracyBudget", "CalibrationScale", "InputShape", "Measure", "AdditionalInputs",
         };
 
         /// <summary>Metadata that IDEs, NuGet and the SDK put on any item: never a misspelling of ours.</summary>

@@ -116,6 +116,10 @@ namespace ModelGen.Tasks
         /// point, at the item's line when the file names it once. Empty: the project of this task.</summary>
         public string? ItemFile { get; set; }
 
+        /// <summary>How outputs are compared (<c>--measure</c>): classification, binary, binary:&lt;threshold&gt; or
+        /// regression; empty: chosen from the model's output. The compiler checks the value (MG0007).</summary>
+        public string? Measure { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -172,6 +176,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--labels ", NullIfEmpty(Labels) is string l ? Path.GetFullPath(l) : null);
             builder.AppendSwitchIfNotNull("--accuracy-budget ", NullIfEmpty(AccuracyBudget));
             builder.AppendSwitchIfNotNull("--calibration-scale ", NullIfEmpty(CalibrationScale));
+            builder.AppendSwitchIfNotNull("--measure ", NullIfEmpty(Measure));
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }

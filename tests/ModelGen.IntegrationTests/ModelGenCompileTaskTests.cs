@@ -36,9 +36,10 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.BatchSize = "4";
         task.Simd = "Vector128";
         task.CalibrationScale = "255";
+        task.Measure = "binary:0.7";
 
         Assert.Equal(
-            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --artifact \"{Artifact}\"",
+            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --artifact \"{Artifact}\"",
             task.CommandLineForTests);
     }
 

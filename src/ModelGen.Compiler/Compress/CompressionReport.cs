@@ -27,6 +27,16 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public double Agreement => Samples == 0 ? 1 : (double)SameTop1 / Samples;
 
+    /// <summary>How the outputs were compared (Samples counts rows of class scores, or decisions; for regression, samples).</summary>
+    public OutputMeasure Measure { get; init; } = new(OutputMeasure.Classification);
+
+    /// <summary>Calibration samples evaluated.</summary>
+    public int EvaluatedSamples { get; init; }
+
+    /// <summary>The original outputs' range (max − min) on the data, and the root mean square output error.</summary>
+    public double OutputRange { get; init; }
+    public double Rmse { get; init; }
+
     /// <summary>What the user should check (MG0203 in the build log): uint8 data taken as 0..255.</summary>
     public IReadOnlyList<string> Warnings { get; init; } = [];
 
@@ -50,12 +60,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         if (runs == 0) throw new ModelGenException(ErrorCodes.DataFileInvalid, calibrationPath, $"the data holds {data.Count} samples; the model's batch size is {batch}");
         // Only the first runs·batch samples are evaluated; their labels are the first ones too.
         int classes = Classes(original);
-        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, classes);
-
-        int same = 0, correctOriginal = 0, correctCompressed = 0, rows = 0;
-        double worst = 0, sum = 0;
-        long values = 0;
-        for (int r = 0; r < runs; r++)
+        var measure = OutputMeasure.For(original, options.Measure);
+        if (labelsPath is not null && measure.Kind == OutputMeasure.Regression)
+            throw new ModelGenException(ErrorCodes.BadOption, labelsPath, $"labels are class indices; the output of {Path.GetFileName(options.ModelPath)} is measured as regression (one value, not computed by a Sigmoid): give no Labels, or set Measure to binary or classification");
+        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, measure.LabelClasses(classes));
+        var tally = new MeasureTally(measure, classes, labels);
+        var feeds = Enumerable.Range(0, runs).Select(r =>
         {
             var feed = new Dictionary<string, TensorData>(StringComparer.Ordinal);
             for (int i = 0; i < inputs.Count; i++)
@@ -63,27 +73,17 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 long length = data.SampleLength(i) * batch;
                 feed[inputs[i].Name] = new TensorData(inputs[i].Shape, data.Values[i].AsSpan((int)(r * length), (int)length).ToArray());
             }
-            var a = ReferenceEvaluator.Run(original, feed)[original.Outputs[0]].Floats;
-            var b = ReferenceEvaluator.Run(compressed, feed)[compressed.Outputs[0]].Floats;
-            for (int i = 0; i < a.Length; i++)
-            {
-                double d = Math.Abs((double)a[i] - b[i]);
-                worst = Math.Max(worst, d);
-                sum += d;
-                values++;
-            }
-            // Top-1 over the last axis of the first output, one row per sample.
-            for (int row = 0; row + classes <= a.Length; row += classes, rows++)
-            {
-                int ta = ArgMax(a, row, classes), tb = ArgMax(b, row, classes);
-                if (ta == tb) same++;
-                if (labels is not null && rows < labels.Length)
-                {
-                    if (ta == labels[rows]) correctOriginal++;
-                    if (tb == labels[rows]) correctCompressed++;
-                }
-            }
-        }
+            return feed;
+        }).ToList();
+        // Both models on every run, runs in parallel; the tally adds them in order, so the figures do not depend on threads.
+        var outputs = new (float[] A, float[] B)[runs];
+        int evaluated = 0;
+        Parallel.For(0, runs, r =>
+        {
+            outputs[r] = (ReferenceEvaluator.Run(original, feeds[r])[original.Outputs[0]].Floats, ReferenceEvaluator.Run(compressed, feeds[r])[compressed.Outputs[0]].Floats);
+            if (options.Progress is { } progress) lock (outputs) progress.Report(new CompileProgress("report", ++evaluated, runs)); // in order: the last says done
+        });
+        foreach (var (a, b) in outputs) tally.Add(a, b);
 
         var layers = new List<LayerReport>();
         foreach (var node in compressed.Nodes.Where(n => n.OpType is "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
@@ -131,8 +131,11 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
 
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
-            rows, same, labels is null ? null : correctOriginal, labels is null ? null : correctCompressed, worst, values == 0 ? 0 : sum / values, budget, null);
-        report = report with { Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = rows < data.Count ? [$"evaluated on the first {rows:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
+            measure.Kind == OutputMeasure.Regression ? runs * batch : tally.Rows, tally.Same, labels is null ? null : tally.RightOriginal, labels is null ? null : tally.RightCompressed, tally.Worst, tally.Values == 0 ? 0 : tally.SumAbs / tally.Values, budget, null)
+        {
+            Measure = measure, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
+        };
+        report = report with { Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
     }
 
@@ -148,9 +151,17 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// </summary>
     bool Meets(string budget, string modelPath)
     {
-        var (topOne, limit) = ParseBudget(budget, modelPath);
-        return topOne ? TopOneDrop <= limit + 1e-11 : WorstOutputError <= limit;
+        var (percent, limit) = ParseBudget(budget, modelPath);
+        return percent ? Drop <= limit + 1e-11 : WorstOutputError <= limit;
     }
+
+    /// <summary>
+    /// What a budget in percent bounds, as a fraction: the top-1 or decision drop (accuracy against the labels, or
+    /// disagreement with the original), or for regression the worst output error relative to the original outputs' range.
+    /// </summary>
+    public double Drop => Measure.Kind == OutputMeasure.Regression
+        ? (OutputRange > 0 ? WorstOutputError / OutputRange : WorstOutputError > 0 ? double.PositiveInfinity : 0)
+        : TopOneDrop;
 
     /// <summary>
     /// An AccuracyBudget: a top-1 drop in percent, 0% to 100% (returned as a fraction), or an output
@@ -172,13 +183,6 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>Classes of the model: the last axis of its first output.</summary>
     public static int Classes(Graph graph) => Math.Max(1, graph[graph.Outputs[0]].Shape!.LastOrDefault(1));
 
-    static int ArgMax(float[] v, int start, int count)
-    {
-        int best = 0;
-        for (int i = 1; i < count; i++) if (v[start + i] > v[start + best]) best = i;
-        return best;
-    }
-
     static string P(double fraction) => (100 * fraction).ToString("F2", CultureInfo.InvariantCulture) + "%";
 
     /// <summary>The report as lines for the build log.</summary>
@@ -186,9 +190,19 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     {
         var s = new StringBuilder();
         s.Append(CultureInfo.InvariantCulture, $"{Model}: compression {Compression}: weights {WeightBytesBefore:N0} → {WeightBytesAfter:N0} bytes ({P((double)WeightBytesAfter / Math.Max(1, WeightBytesBefore))}); ");
-        s.Append(CultureInfo.InvariantCulture, $"on {Samples} calibration samples top-1 agrees with the original on {SameTop1} ({P(Agreement)})");
-        if (CorrectOriginal is int o && CorrectCompressed is int c) s.Append(CultureInfo.InvariantCulture, $", accuracy {P((double)c / Math.Max(1, Samples))} (original {P((double)o / Math.Max(1, Samples))})");
-        s.Append(CultureInfo.InvariantCulture, $", worst output error {WorstOutputError:G3}");
+        string accuracy = CorrectOriginal is int o && CorrectCompressed is int c ? $", accuracy {P((double)c / Math.Max(1, Samples))} (original {P((double)o / Math.Max(1, Samples))})" : "";
+        switch (Measure.Kind)
+        {
+            case OutputMeasure.Binary:
+                s.Append(CultureInfo.InvariantCulture, $"on {EvaluatedSamples} calibration samples (binary, threshold {Measure.Threshold:G}) {Samples - SameTop1} of {Samples} decisions flip ({P(1 - Agreement)}){accuracy}, worst output error {WorstOutputError:G3}");
+                break;
+            case OutputMeasure.Regression:
+                s.Append(CultureInfo.InvariantCulture, $"on {EvaluatedSamples} calibration samples (regression) worst output error {WorstOutputError:G3} ({P(Drop)} of the original outputs' range {OutputRange:G3}), mean absolute error {MeanOutputError:G3}, RMSE {Rmse:G3}");
+                break;
+            default:
+                s.Append(CultureInfo.InvariantCulture, $"on {Samples} calibration samples top-1 agrees with the original on {SameTop1} ({P(Agreement)}){accuracy}, worst output error {WorstOutputError:G3}");
+                break;
+        }
         if (Budget is not null) s.Append(CultureInfo.InvariantCulture, $"; budget {Budget}: {(BudgetMet == true ? "met" : "MISSED")}");
         return s.ToString();
     }
@@ -212,8 +226,10 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public string Json() => JsonSerializer.Serialize(new
     {
-        model = Model, compression = Compression, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
-        top1Agreement = Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
+        model = Model, compression = Compression, measure = Measure.Kind, threshold = Measure.Kind == OutputMeasure.Binary ? (double?)Measure.Threshold : null,
+        evaluatedSamples = EvaluatedSamples, decisionsFlipped = Measure.Kind == OutputMeasure.Binary ? (int?)(Samples - SameTop1) : null,
+        outputRange = OutputRange, rmse = Rmse, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
+        top1Agreement = Measure.Kind == OutputMeasure.Regression ? (double?)null : Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
         budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes,
         code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,

@@ -1,4 +1,3 @@
-using MathNet.Numerics.LinearAlgebra;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
@@ -31,7 +30,7 @@ public static class Int4Quantization
     /// <summary>Most calibration samples whose activations enter the Hessians.</summary>
     public const int MaxSamples = 256;
 
-    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration, Func<Node, bool>? which = null)
+    public static void QuantizeDenseWeights(Graph graph, DataSet? calibration, Func<Node, bool>? which = null, IProgress<CompileProgress>? progress = null)
     {
         var dense = graph.Nodes.Where(n => n.OpType == DenseOperator.Name && graph[n.Inputs[1]].Constant is { Shape.Length: 2 } && n.Int("transA", 0) == 0 && (which is null || which(n))).ToList();
         // Each Dense layer's inputs on the calibration samples, from the float model (before any layer is quantized).
@@ -49,6 +48,7 @@ public static class Int4Quantization
                     feed[calibration.Inputs[i].Name] = new TensorData(calibration.Inputs[i].Shape, calibration.Values[i].AsSpan((int)(r * length), (int)length).ToArray());
                 }
                 var values = ReferenceEvaluator.RunAll(graph, feed);
+                progress?.Report(new CompileProgress("int4 activations", r + 1, runs));
                 foreach (var node in dense)
                 {
                     var x = values.TryGetValue(node.Inputs[0], out var v) ? v.Floats : graph[node.Inputs[0]].Constant!.Floats;
@@ -69,11 +69,30 @@ public static class Int4Quantization
             copy.Type = ElementType.Float32;
             node.Inputs[1] = name;
             Quantized.AddOrUpdate(node, q);
+            progress?.Report(new CompileProgress("int4 GPTQ", dense.IndexOf(node) + 1, dense.Count, node.Name));
         }
     }
 
     /// <summary>W [n, k] row-major to int4, by reconstruction when activations are given (also measuring round to nearest).</summary>
     public static QuantizedInt4 Quantize(float[] w, int n, int k, IReadOnlyList<float[]> activations)
+    {
+        // mixed-weights prepares the model once per set of int8 layers and once more to compile: a layer whose weights
+        // and inputs did not change is reconstructed once (the result is a function of them alone).
+        using var hash = System.Security.Cryptography.IncrementalHash.CreateHash(System.Security.Cryptography.HashAlgorithmName.SHA256);
+        hash.AppendData(BitConverter.GetBytes(((long)n << 32) | (uint)k));
+        hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()));
+        foreach (var a in activations) hash.AppendData(System.Runtime.InteropServices.MemoryMarshal.AsBytes(a.AsSpan()));
+        string key = Convert.ToHexString(hash.GetHashAndReset());
+        if (Reconstructed.TryGetValue(key, out var known)) return known;
+        var q = Reconstruct(w, n, k, activations);
+        if (Reconstructed.Count >= 64) Reconstructed.Clear(); // a bound for long-lived processes (tests)
+        Reconstructed[key] = q;
+        return q;
+    }
+
+    static readonly System.Collections.Concurrent.ConcurrentDictionary<string, QuantizedInt4> Reconstructed = new(StringComparer.Ordinal);
+
+    internal static QuantizedInt4 Reconstruct(float[] w, int n, int k, IReadOnlyList<float[]> activations)
     {
         var scales = new float[n];
         for (int j = 0; j < n; j++)
@@ -87,35 +106,63 @@ public static class Int4Quantization
         if (activations.Count == 0) return Pack(nearest, scales, n, k, "round to nearest", double.NaN, double.NaN);
 
         // H = 2·XᵀX / S, damped by 1% of its mean diagonal (as GPTQ does) so it is safely invertible.
-        var x = Matrix<double>.Build.Dense(activations.Count, k, (r, c) => activations[r][c]);
-        var h = x.TransposeThisAndMultiply(x).Multiply(2.0 / activations.Count);
-        double damp = 0.01 * Enumerable.Range(0, k).Average(i => h[i, i]) + 1e-8;
+        int samples = activations.Count;
+        var xt = new double[(long)k * samples];
+        for (int r = 0; r < samples; r++)
+            for (int c = 0; c < k; c++) xt[(long)c * samples + r] = activations[r][c];
+        var h = DenseMath.Gram(xt, k, samples);
+        double factor = 2.0 / samples, diagonal = 0;
+        for (long i = 0; i < h.LongLength; i++) h[i] *= factor;
+        for (int i = 0; i < k; i++) diagonal += h[(long)i * k + i];
+        double damp = 0.01 * (diagonal / k) + 1e-8;
         for (int i = 0; i < k; i++)
         {
-            if (h[i, i] == 0) h[i, i] = 1; // an input always zero: its weights do not matter
-            h[i, i] += damp;
+            long at = (long)i * k + i;
+            if (h[at] == 0) h[at] = 1; // an input always zero: its weights do not matter
+            h[at] += damp;
         }
-        // The upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹): row k of U carries column k's error to the later columns.
-        var u = h.Inverse().Cholesky().Factor.Transpose();
-        var work = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c]);
+        // The upper Cholesky factor U of H⁻¹ (UᵀU = H⁻¹), stored as its transpose's rows: row col of U carries
+        // column col's error to the later columns.
+        var hInverse = DenseMath.InverseFromCholesky(DenseMath.Cholesky(h, k), k);
+        var lower = DenseMath.Cholesky(hInverse, k);
+        var u = new double[(long)k * k];
+        for (int r = 0; r < k; r++)
+            for (int c = 0; c <= r; c++) u[(long)c * k + r] = lower[(long)r * k + c];
         var reconstructed = new sbyte[(long)n * k];
-        for (int col = 0; col < k; col++)
+        // Each output channel's row is reconstructed on its own (it reads only itself and U): rows in parallel.
+        DenseMath.ParallelRows(0, n, j =>
         {
-            double d = u[col, col];
-            for (int j = 0; j < n; j++)
+            var work = new double[k];
+            for (int c = 0; c < k; c++) work[c] = w[(long)j * k + c];
+            for (int col = 0; col < k; col++)
             {
-                sbyte qv = Round((float)(work[j, col] / scales[j]));
+                sbyte qv = Round((float)(work[col] / scales[j]));
                 reconstructed[(long)j * k + col] = qv;
-                double error = (work[j, col] - qv * scales[j]) / d;
-                for (int t = col + 1; t < k; t++) work[j, t] -= error * u[col, t];
+                double error = (work[col] - qv * scales[j]) / u[(long)col * k + col];
+                DenseMath.SubtractScaled(work.AsSpan(col + 1), error, u.AsSpan(col * k + col + 1, k - col - 1));
             }
-        }
-        double OutputError(sbyte[] q)
+        }, (long)k * k);
+        // ‖(W − Ŵ)·X‖ / ‖W·X‖ over the calibration activations, per row and sample in a fixed order.
+        var x = new double[(long)samples * k];
+        for (int r = 0; r < samples; r++)
+            for (int c = 0; c < k; c++) x[(long)r * k + c] = activations[r][c];
+        double Norm(Func<long, double> weight)
         {
-            var delta = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c] - q[(long)r * k + c] * scales[r]);
-            var original = Matrix<double>.Build.Dense(n, k, (r, c) => w[(long)r * k + c]);
-            return delta.TransposeAndMultiply(x).FrobeniusNorm() / Math.Max(1e-30, original.TransposeAndMultiply(x).FrobeniusNorm());
+            var rows = new double[n];
+            DenseMath.ParallelRows(0, n, j =>
+            {
+                var row = new double[k];
+                for (int c = 0; c < k; c++) row[c] = weight((long)j * k + c);
+                double sum = 0;
+                for (int r = 0; r < samples; r++) { double y = DenseMath.Dot(row, x.AsSpan(r * k, k)); sum += y * y; }
+                rows[j] = sum;
+            }, (long)k * samples);
+            double total = 0;
+            foreach (double v in rows) total += v;
+            return Math.Sqrt(total);
         }
+        double reference = Math.Max(1e-30, Norm(at => w[at]));
+        double OutputError(sbyte[] q) => Norm(at => w[at] - q[at] * scales[at / k]) / reference;
         double rtn = OutputError(nearest), gptq = OutputError(reconstructed);
         // The reconstruction minimises a damped objective; where it does not beat rounding, keep rounding.
         return gptq <= rtn

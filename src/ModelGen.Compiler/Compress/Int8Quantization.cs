@@ -124,7 +124,7 @@ public static class Int8Quantization
         n.OpType == "Conv" && graph[n.Inputs[1]].Constant is { Shape.Length: 4 } w && graph[n.Inputs[0]].Shape is { Length: 4 } x
         && ConvOperator.Geometry(n, x, w.Shape).DilationW == 1 && (long)w.Shape[1] * w.Shape[2] * ((w.Shape[3] + 3) / 4 * 4) <= MaxRow && ConstantBias(graph, n);
 
-    public static void Quantize(Graph graph, DataSet calibration, RangeMethod method = RangeMethod.Mse, bool biasCorrection = true)
+    public static void Quantize(Graph graph, DataSet calibration, RangeMethod method = RangeMethod.Mse, bool biasCorrection = true, IProgress<CompileProgress>? progress = null)
     {
         var layers = Candidates(graph);
         if (layers.Count == 0) return;
@@ -139,15 +139,20 @@ public static class Int8Quantization
         int batch = Math.Max(1, calibration.Inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(calibration.Count / batch, Math.Max(1, MaxSamples / batch));
         // Two passes over the data: the extremes, then the histograms within them.
+        // Runs evaluated a few at a time in parallel, observed in order: the ranges do not depend on the thread count.
+        int chunk = Math.Max(1, Environment.ProcessorCount);
         foreach (bool histogram in new[] { false, true })
-            for (int r = 0; r < runs; r++)
+            for (int first = 0; first < runs; first += chunk)
             {
-                var values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch));
-                foreach (var (tensor, range) in ranges)
-                {
-                    var x = values.TryGetValue(tensor, out var v) ? v.Floats : graph[tensor].Constant!.Floats;
-                    if (histogram) range.Accumulate(x); else range.Observe(x);
-                }
+                var computed = new Dictionary<string, TensorData>[Math.Min(chunk, runs - first)];
+                Parallel.For(0, computed.Length, i => computed[i] = ReferenceEvaluator.RunAll(graph, Feed(calibration, first + i, batch)));
+                foreach (var values in computed)
+                    foreach (var (tensor, range) in ranges)
+                    {
+                        var x = values.TryGetValue(tensor, out var v) ? v.Floats : graph[tensor].Constant!.Floats;
+                        if (histogram) range.Accumulate(x); else range.Observe(x);
+                    }
+                progress?.Report(new CompileProgress(histogram ? "int8 calibration (histograms)" : "int8 calibration (ranges)", first + computed.Length, runs));
             }
         QuantParams Params(string tensor)
         {
@@ -171,7 +176,7 @@ public static class Int8Quantization
         foreach (var node in layers) FloatOutput.AddOrUpdate(node, node);
         try
         {
-            if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch);
+            if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch, progress);
         }
         finally { foreach (var node in layers) FloatOutput.Remove(node); }
         FindReaders(graph, layers, addForms, concatParams);
@@ -395,34 +400,42 @@ public static class Int8Quantization
     /// float ones are. Both the kernel and the evaluator read the corrected bias, so they stay bit for
     /// bit the same.
     /// </summary>
-    static void CorrectBiases(Graph graph, List<Node> layers, DataSet calibration, int runs, int batch)
+    static void CorrectBiases(Graph graph, List<Node> layers, DataSet calibration, int runs, int batch, IProgress<CompileProgress>? progress)
     {
         var channels = layers.ToDictionary(n => n, n => graph[n.Inputs[1]].Constant!.Shape[0]);
         var shift = layers.ToDictionary(n => n, n => new double[channels[n]]);
         var counts = layers.ToDictionary(n => n, _ => 0L);
-        for (int r = 0; r < runs; r++)
+        // A few runs at a time in parallel: the float model's values, then each layer quantized and exact on them.
+        // Each layer's shifts are summed run by run and element by element, the order of one thread.
+        int chunk = Math.Max(1, Environment.ProcessorCount);
+        for (int first = 0; first < runs; first += chunk)
         {
+            int count = Math.Min(chunk, runs - first);
             // The float model's inputs to each layer (quantization is applied per layer, here without the others).
-            Dictionary<string, TensorData> values;
+            var values = new Dictionary<string, TensorData>[count];
             foreach (var node in layers) Disabled.AddOrUpdate(node, node);
-            try { values = ReferenceEvaluator.RunAll(graph, Feed(calibration, r, batch)); }
+            try { Parallel.For(0, count, i => values[i] = ReferenceEvaluator.RunAll(graph, Feed(calibration, first + i, batch))); }
             finally { foreach (var node in layers) Disabled.Remove(node); }
             foreach (var node in layers)
             {
-                TensorData Value(string name) => values.TryGetValue(name, out var v) ? v : graph[name].Constant!;
                 var op = OperatorSet.Get(node, graph);
                 // Without the bias: the difference is the same with it.
-                TensorData?[] inputs = [Value(node.Inputs[0]), Value(node.Inputs[1])];
-                var quantized = op.Evaluate(node, inputs)[0].Floats;
+                TensorData?[] Inputs(int i) => [.. node.Inputs.Take(2).Select(name => values[i].TryGetValue(name, out var v) ? v : graph[name].Constant!)];
+                var quantized = new float[count][];
+                var exact = new float[count][];
+                Parallel.For(0, count, i => quantized[i] = op.Evaluate(node, Inputs(i))[0].Floats);
                 Disabled.AddOrUpdate(node, node);
-                float[] exact;
-                try { exact = op.Evaluate(node, inputs)[0].Floats; }
+                try { Parallel.For(0, count, i => exact[i] = op.Evaluate(node, Inputs(i))[0].Floats); }
                 finally { Disabled.Remove(node); }
-                // Dense output [rows, N]: channel = index mod N; Conv [N, M, H, W]: channel = index / (H·W) mod M.
-                int m = channels[node], plane = node.OpType == "Conv" ? exact.Length / m / Math.Max(1, graph[node.Outputs[0]].Shape![0]) : 1;
-                for (int i = 0; i < exact.Length; i++) shift[node][i / plane % m] += (double)exact[i] - quantized[i];
-                counts[node] += exact.Length / m;
+                for (int i = 0; i < count; i++)
+                {
+                    // Dense output [rows, N]: channel = index mod N; Conv [N, M, H, W]: channel = index / (H·W) mod M.
+                    int m = channels[node], plane = node.OpType == "Conv" ? exact[i].Length / m / Math.Max(1, graph[node.Outputs[0]].Shape![0]) : 1;
+                    for (int e = 0; e < exact[i].Length; e++) shift[node][e / plane % m] += (double)exact[i][e] - quantized[i][e];
+                    counts[node] += exact[i].Length / m;
+                }
             }
+            progress?.Report(new CompileProgress("int8 bias correction", first + count, runs));
         }
         foreach (var node in layers)
         {

@@ -6,7 +6,7 @@ using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 
-/// <summary>One layer's choice: its sensitivity (the loss when only it is int4, or for mixed int8) and the precision kept.</summary>
+/// <summary>One layer's choice: its sensitivity (the loss when only it is int4, or for mixed int8; NaN when every layer at that precision met the budget, so none was measured) and the precision kept.</summary>
 public sealed record LayerChoice(string Node, double Sensitivity, string Precision);
 
 /// <summary>
@@ -25,14 +25,20 @@ public static class MixedPrecision
     /// <summary>Calibration samples each sensitivity trial evaluates (the search runs the evaluator many times).</summary>
     public const int Samples = 128;
 
-    public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath)
+    public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath) =>
+        Choose(options, budget, labelsPath, out _);
+
+    /// <param name="prepared">mixed: the graph <see cref="ModelCompiler.Prepare"/> gives for the options with the chosen precisions (calibrated once, for the search); mixed-weights: null.</param>
+    public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath, out Graph? prepared)
     {
         bool int8 = options.Compression.Equals("mixed", StringComparison.OrdinalIgnoreCase);
         if (options.CalibrationPath is null) throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {options.Compression} needs Calibration");
         var original = ModelCompiler.Prepare(options with { Compression = "none" });
         var inputs = original.Inputs.Select(i => new DataInput(i, original[i].Shape!)).ToList();
         var data = CalibrationData.Load(options.CalibrationPath, inputs, options.CalibrationUint8Scale);
-        long[]? labels = labelsPath is null ? null : CalibrationData.LoadLabels(labelsPath, data.Count, CompressionReport.Classes(original));
+        int classes = CompressionReport.Classes(original);
+        var measure = OutputMeasure.For(original, options.Measure);
+        long[]? labels = labelsPath is null || measure.Kind == OutputMeasure.Regression ? null : CalibrationData.LoadLabels(labelsPath, data.Count, measure.LabelClasses(classes));
         int batch = Math.Max(1, inputs[0].Shape.FirstOrDefault(1));
         int runs = Math.Min(data.Count / batch, Math.Max(1, CompressionReport.MaxSamples / batch));
         int rankRuns = Math.Min(runs, Math.Max(1, Samples / batch));
@@ -50,6 +56,27 @@ public static class MixedPrecision
             ? Int8Quantization.Candidates(original).Select(n => n.Name).ToList()
             : original.Nodes.Where(n => n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0).Select(n => n.Name).ToList();
         var quantized = int8 ? ModelCompiler.Prepare(options with { Compression = "mixed", LayerPrecisions = layers.ToDictionary(l => l, _ => "int8", StringComparer.Ordinal) }) : null;
+        // mixed-weights: a layer's int8 weights are its own, its int4 ones are reconstructed on the activations of the model
+        // whose int8 layers are quantized (the others float), so they depend on that set alone: one preparation per
+        // set of int8 layers serves every trial with that set. A trial points each layer at the weights of its precision.
+        Graph? trial = null;
+        var trialWeights = new Dictionary<string, (Ir.Value Value, TensorData Float)>(StringComparer.Ordinal);
+        var preparedSets = new Dictionary<string, Graph>(StringComparer.Ordinal);
+        if (!int8)
+        {
+            trial = ModelCompiler.Prepare(options with { Compression = "none" });
+            foreach (var node in trial.Nodes.Where(n => layers.Contains(n.Name)))
+            {
+                string name = node.Inputs[1] + ".trial";
+                while (trial.Values.ContainsKey(name)) name += "_";
+                var value = trial.GetOrAdd(name);
+                var source = trial[node.Inputs[1]];
+                (value.Constant, value.Shape, value.Type) = (source.Constant, source.Shape, source.Type);
+                trialWeights[node.Name] = (value, source.Constant!);
+                node.Inputs[1] = name;
+            }
+        }
+        int trials = 0, totalTrials = layers.Count * (int8 ? 2 : 3) + 1;
         double Loss(Dictionary<string, string> precisions, int count)
         {
             Graph graph;
@@ -58,31 +85,35 @@ public static class MixedPrecision
                 foreach (var node in quantized.Nodes) Int8Quantization.SetFloat(node, !precisions.TryGetValue(node.Name, out var p) || p != "int8");
                 graph = quantized;
             }
-            else graph = ModelCompiler.Prepare(options with { Compression = "mixed-weights", LayerPrecisions = precisions });
-            int classes = CompressionReport.Classes(original);
-            int rows = 0, agree = 0, right = 0, rightOriginal = 0;
-            double worst = 0;
-            for (int r = 0; r < count; r++)
+            else
             {
-                var y = ReferenceEvaluator.Run(graph, feeds[r])[graph.Outputs[0]].Floats;
-                var x = reference[r];
-                for (int i = 0; i < y.Length; i++) worst = Math.Max(worst, Math.Abs((double)y[i] - x[i]));
-                for (int row = 0; row + classes <= y.Length; row += classes, rows++)
-                {
-                    int a = ArgMax(x, row, classes), b = ArgMax(y, row, classes);
-                    if (a == b) agree++;
-                    if (labels is not null && rows < labels.Length) { if (a == labels[rows]) rightOriginal++; if (b == labels[rows]) right++; }
-                }
+                string set = string.Join("\n", layers.Where(l => precisions.GetValueOrDefault(l) == "int8"));
+                if (!preparedSets.TryGetValue(set, out var source))
+                    preparedSets[set] = source = ModelCompiler.Prepare(options with
+                    {
+                        Compression = "mixed-weights", LayerPrecisions = layers.ToDictionary(l => l, l => precisions.GetValueOrDefault(l) == "int8" ? "int8" : "int4", StringComparer.Ordinal),
+                    });
+                foreach (var node in source.Nodes)
+                    if (trialWeights.TryGetValue(node.Name, out var weights))
+                        weights.Value.Constant = precisions.GetValueOrDefault(node.Name, "float32") == "float32" ? weights.Float : source[node.Inputs[1]].Constant;
+                graph = trial!;
             }
-            if (!percent) return worst;
-            return labels is not null ? (double)(rightOriginal - right) / Math.Max(1, rows) : 1 - (double)agree / Math.Max(1, rows);
+            options.Progress?.Report(new CompileProgress(options.Compression + " search", ++trials, totalTrials));
+            var tally = new MeasureTally(measure, classes, labels);
+            var outputs = new float[count][];
+            // Runs in parallel, tallied in order: the same loss whatever the thread count.
+            Parallel.For(0, count, r => outputs[r] = ReferenceEvaluator.Run(graph, feeds[r])[graph.Outputs[0]].Floats);
+            for (int r = 0; r < count; r++) tally.Add(reference[r], outputs[r]);
+            return tally.Loss(percent);
         }
 
         string lowest = int8 ? "int8" : "int4";
         var chosen = layers.ToDictionary(l => l, _ => lowest, StringComparer.Ordinal);
-        var sensitivity = layers.ToDictionary(l => l, l => Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal), rankRuns), StringComparer.Ordinal);
-        var order = layers.OrderByDescending(l => sensitivity[l]).ToList();
+        // Every layer at the lowest precision first: when that meets the budget, the search is over and the
+        // sensitivities (one trial per layer) are not needed to choose (NaN: not measured).
         bool met = Loss(chosen, runs) <= limit + 1e-12;
+        var sensitivity = layers.ToDictionary(l => l, l => met ? double.NaN : Loss(layers.ToDictionary(m => m, m => m == l ? lowest : "float32", StringComparer.Ordinal), rankRuns), StringComparer.Ordinal);
+        var order = layers.OrderByDescending(l => sensitivity[l]).ToList();
         foreach (string step in int8 ? new[] { "float32" } : new[] { "int8", "float32" })
             foreach (string layer in order)
             {
@@ -90,13 +121,10 @@ public static class MixedPrecision
                 chosen[layer] = step;
                 met = Loss(chosen, runs) <= limit + 1e-12;
             }
+        // The quantized graph with the chosen layers in float32 is what Prepare gives for the chosen precisions.
+        if (quantized is not null)
+            foreach (var node in quantized.Nodes) Int8Quantization.SetFloat(node, !chosen.TryGetValue(node.Name, out var p) || p != "int8");
+        prepared = quantized;
         return (chosen, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))]);
-    }
-
-    static int ArgMax(float[] v, int start, int count)
-    {
-        int best = 0;
-        for (int i = 1; i < count; i++) if (v[start + i] > v[start + best]) best = i;
-        return best;
     }
 }
