@@ -71,6 +71,9 @@ public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHel
         // The one-line summary, with the report's path, shows at the default verbosity.
         Assert.Contains($"modelgen: lenet5.onnx: compression int8: weights ", build.Output);
         Assert.Contains($"report: {reportFile}", build.Output);
+        // Each model's code size beside its arena and weights (issue 19), at the default verbosity too.
+        var codeLine = System.Text.RegularExpressions.Regex.Match(build.Output, @"modelgen: lenet5\.onnx: code [\d,]+ characters of C# \([\d,]+ lines, \d+ kernels, Simd auto; the weights' literals [\d,]+ characters more\); arena [\d,]+ bytes; weights ([\d,]+) bytes");
+        Assert.True(codeLine.Success, build.ToString());
 
         var (_, images) = Npy.ReadFloat32(Path.Combine(Repo.MnistData, "test-images.npy"));
         var (_, labels) = Npy.ReadInt64(Path.Combine(Repo.MnistData, "test-labels.npy"));
@@ -82,6 +85,7 @@ public sealed class CompressionBuildTests(PackageFixture package, ITestOutputHel
         // float32: 1,724,320 bytes; int8 weights, an int32 bias and a float32 multiplier per channel: about a quarter.
         long weightBytes = long.Parse(System.Text.RegularExpressions.Regex.Match(run.Output, @"weights (\d+) bytes").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(weightBytes, 1_724_320 / 4, 1_724_320 * 27 / 100);
+        Assert.Equal(weightBytes, long.Parse(codeLine.Groups[1].Value, System.Globalization.NumberStyles.AllowThousands, System.Globalization.CultureInfo.InvariantCulture));
 
         float[] actual = MemoryMarshal.Cast<byte, float>(File.ReadAllBytes(result)).ToArray();
         float[] expected = OnnxReference.Run(Path.Combine(Repo.MnistData, "lenet5.onnx"), images, 2000, [1, 28, 28], 10);
