@@ -419,7 +419,9 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
             w.Close();
         }
-        w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] * inverseScale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f);");
+        // MathF.Round(v) rounds halves to even, as MidpointRounding.ToEven does; the overload taking the mode validates it
+        // and so pulled enum formatting and reflection (about 80 KB) into NativeAOT binaries (issue 19).
+        w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] * inverseScale) + zero, 0f, 255f);");
         w.Close();
     }
 
@@ -491,7 +493,7 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line("int packed = 0;");
         w.Open("for (int b = 0; b < 4; b++)");
         w.Line("float v = b switch { 0 => " + U + ".Add(ref c0, p), 1 => " + U + ".Add(ref c1, p), 2 => " + U + ".Add(ref c2, p), _ => " + U + ".Add(ref c3, p) };");
-        w.Line("packed |= (int)global::System.Math.Clamp(global::System.MathF.Round(v * inverseScale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f) << (8 * b);");
+        w.Line("packed |= (int)global::System.Math.Clamp(global::System.MathF.Round(v * inverseScale) + zero, 0f, 255f) << (8 * b);");
         w.Close();
         w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), packed);");
         w.Close();
