@@ -3,6 +3,7 @@ using ModelGen.Compiler;
 using Compress = ModelGen.Compiler.Compress;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
+using ModelGen.Generator.Emit;
 using ModelGen.Onnx;
 using ModelGen.Tests.Support;
 
@@ -599,6 +600,41 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     /// Runs the artifacts (one model at several SIMD levels) on random inputs "x": each must give the evaluator's very bits.
     /// Returns the evaluator's mean absolute error against ONNX Runtime's float32 outputs, over the mean |output|.
     /// </summary>
+    /// <summary>
+    /// Issue 19: with Simd naming one level, MobileNetV2-0.5's int8 kernels of one structure are one shared method
+    /// taking each node's numbers (KernelSharing); Auto keeps a method per node. Either way, every level gives the
+    /// evaluator's bits, and the shared code has at most half the kernel bodies.
+    /// </summary>
+    [Fact]
+    public void MobileNetV2SharesItsInt8KernelsAtOneSimdLevelAndKeepsTheEvaluatorsBits()
+    {
+        string path = Path.Combine(TestData.Root, "data", "models", "mobilenetv2-0.5-128-person", "model.onnx");
+        int[] shape = [1, 3, 128, 128];
+        string calibration = Path.Combine(Path.GetTempPath(), "modelgen-mobilenet-calibration-" + Environment.ProcessId + ".npy");
+        File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(4, 3, 128, 128)", NpyReaderTests.Floats(OnnxBuilder.Random(4 * 3 * 128 * 128, 19).Select(v => Math.Abs(v)).ToArray())));
+        var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.MobileNet", Compression = "int8", CalibrationPath = calibration };
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        File.Delete(calibration);
+        static int Bodies(ModelArtifact m) => ModelEmitter.Emit(m).Split('\n').Count(l => l.TrimStart().StartsWith("public static void Node", StringComparison.Ordinal) && !l.Contains("=> Shared", StringComparison.Ordinal))
+            + ModelEmitter.Emit(m).Split('\n').Count(l => l.TrimStart().StartsWith("static void Shared", StringComparison.Ordinal));
+        Assert.DoesNotContain("static void Shared", ModelEmitter.Emit(auto), StringComparison.Ordinal);
+        foreach (var one in new[] { vector128, scalar })
+            Assert.True(Bodies(one) * 2 <= Bodies(auto), $"{one.ClassName}: {Bodies(one)} kernel bodies against {Bodies(auto)} at auto");
+        var models = GeneratedModels.Build(auto, vector128, scalar);
+        string input = compressed.Inputs[0];
+        for (int s = 0; s < 2; s++)
+        {
+            var x = OnnxBuilder.Random(3 * 128 * 128, 190 + s).Select(v => Math.Abs(v)).ToArray();
+            var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { [input] = new(shape, x) })[compressed.Outputs[0]].Floats;
+            foreach (var artifact in new[] { auto, vector128, scalar })
+            {
+                var y = new float[expected.Length];
+                models.Run(artifact, [x], [y]);
+                AssertSameBits(expected, y, $"{artifact.ClassName}, sample {s}");
+            }
+        }
+    }
+
     static double SameBitsAtEveryLevel(string path, Graph compressed, int[] shape, int samples, int seed, params ModelArtifact[] artifacts)
     {
         var models = GeneratedModels.Build(artifacts);

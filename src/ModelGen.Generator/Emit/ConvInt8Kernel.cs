@@ -59,7 +59,10 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32: acc = Σ + bias[m], bias[m] = round(b[m] / multiplier[m]) − {zero}·Σq[m];");
         w.Line(requant is null ? $"// y = acc·multiplier[m]{k.ActName()}." : $"// {requant.Describe().Replace("[j]", "[m]")}.");
         k.OpenMethod();
-        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || bias.Length < {m} || multipliers.Length < {m} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
+        bool untyped = Untyped(k);
+        string biasLength = untyped ? $"{MM}.AsBytes(bias).Length < {m * (k.Inputs[2].CSharpType == "short" ? 2 : 4)}" : $"bias.Length < {m}";
+        string multipliersLength = untyped ? $"{MM}.AsBytes(multipliers).Length < {m * (k.Inputs[3].CSharpType == "ushort" ? 2 : 4)}" : $"multipliers.Length < {m}";
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || {biasLength} || {multipliersLength} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
         if (!pointwise)
         {
             w.Line($"global::System.Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
@@ -76,7 +79,7 @@ internal sealed class ConvInt8Kernel : IKernel
         if (!pointwise)
         {
             w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
-            w.Line($"plane.Fill({zero});");
+            w.Line($"plane.Fill((byte){zero});");
         }
         w.Open($"for (int image = 0; image < {n}; image++)");
         if (pointwise) { }
@@ -164,9 +167,14 @@ internal sealed class ConvInt8Kernel : IKernel
         var rs = Enumerable.Range(0, rows).ToArray();
         string yBase = $"(image * {k.Inputs[1].Shape[0]} + m0 + {{0}}) * {cols}";
         w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, (m0 + {r}) * {row});")));
-        w.Line($"ref {k.Inputs[2].CSharpType} rb = ref {U}.Add(ref {MM}.GetReference(bias), m0); ref {k.Inputs[3].CSharpType} rm = ref {U}.Add(ref {MM}.GetReference(multipliers), m0);");
         w.Line("// Each channel's int32 bias and float32 multiplier, once for all its pixels.");
-        w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {Bias(k, $"{U}.Add(ref rb, {r})")}; float s{r} = {Multiplier(k, $"{U}.Add(ref rm, {r})")};")));
+        if (Untyped(k))
+            w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {UntypedBias(k, $"m0 + {r}")}; float s{r} = {UntypedMultiplier(k, $"m0 + {r}")};")));
+        else
+        {
+            w.Line($"ref {k.Inputs[2].CSharpType} rb = ref {U}.Add(ref {MM}.GetReference(bias), m0); ref {k.Inputs[3].CSharpType} rm = ref {U}.Add(ref {MM}.GetReference(multipliers), m0);");
+            w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {Bias(k, $"{U}.Add(ref rb, {r})")}; float s{r} = {Multiplier(k, $"{U}.Add(ref rm, {r})")};")));
+        }
         if (Requant.Of(k) is { } requant)
             w.Line(string.Join(" ", rs.Select(r => $"int im{r} = (int)({requant.IntegerMultiplier($"s{r}")});")));
         w.Line(string.Join(" ", rs.Select(r => $"{U}.Add(ref bc, {r}) = b{r}; {U}.Add(ref bc, {BlockRows + r}) = {(Requant.Of(k) is null ? $"global::System.BitConverter.SingleToInt32Bits(s{r})" : $"im{r}")};")));
@@ -419,7 +427,9 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
             w.Close();
         }
-        w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] * inverseScale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f);");
+        // MathF.Round(v) rounds halves to even, as MidpointRounding.ToEven does; the overload taking the mode validates it
+        // and so pulled enum formatting and reflection (about 80 KB) into NativeAOT binaries (issue 19).
+        w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] * inverseScale) + zero, 0f, 255f);");
         w.Close();
     }
 
@@ -491,7 +501,7 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line("int packed = 0;");
         w.Open("for (int b = 0; b < 4; b++)");
         w.Line("float v = b switch { 0 => " + U + ".Add(ref c0, p), 1 => " + U + ".Add(ref c1, p), 2 => " + U + ".Add(ref c2, p), _ => " + U + ".Add(ref c3, p) };");
-        w.Line("packed |= (int)global::System.Math.Clamp(global::System.MathF.Round(v * inverseScale, global::System.MidpointRounding.ToEven) + zero, 0f, 255f) << (8 * b);");
+        w.Line("packed |= (int)global::System.Math.Clamp(global::System.MathF.Round(v * inverseScale) + zero, 0f, 255f) << (8 * b);");
         w.Close();
         w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), packed);");
         w.Close();
@@ -507,6 +517,41 @@ internal sealed class ConvInt8Kernel : IKernel
     /// <summary>Block row r's int32 bias and its multiplier (integer, or float32 bits), as EmitBlock stored them.</summary>
     static string BiasAt(int r) => $"{U}.Add(ref bc, {r})";
     static string MultiplierAt(int r) => $"{U}.Add(ref bc, {BlockRows + r})";
+
+    /// <summary>
+    /// Whether the kernel reads bias and multipliers as bytes whatever their stored type (int16 or int32 biases,
+    /// float16 ratios or float32 multipliers), so nodes storing them differently can share one method (KernelSharing,
+    /// when Simd names one level): the storage becomes two numbers passed, read once per block of channels.
+    /// </summary>
+    internal static bool Untyped(KernelContext k) =>
+        KernelSharing.Applies(k.Model) && k.Inputs.Length > 3
+        && (k.Inputs[2].CSharpType == "int" && !k.Node.Attributes.ContainsKey("bias_shift") || k.Inputs[2].CSharpType == "short")
+        && (k.Inputs[3].CSharpType == "float" && !k.Node.Attributes.ContainsKey("multiplier") || k.Inputs[3].CSharpType == "ushort" && k.Node.Attributes.ContainsKey("multiplier"));
+
+    /// <summary>Channel <paramref name="index"/>'s int32 bias read from the bytes of "bias": an int32, or an int16 shifted (shift ≥ 0).</summary>
+    internal static string UntypedBias(KernelContext k, string index)
+    {
+        k.Helpers.Add("UntypedConstants");
+        int shift = k.Inputs[2].CSharpType == "int" ? -1 : k.Node.Attributes.TryGetValue("bias_shift", out var s) ? int.Parse(s, CultureInfo.InvariantCulture) : 0;
+        return $"BiasOf({MM}.AsBytes(bias), {index}, {shift})";
+    }
+
+    /// <summary>Channel <paramref name="index"/>'s float32 multiplier read from the bytes of "multipliers": a float32 (layer 0), or a float16 ratio times the layer's.</summary>
+    internal static string UntypedMultiplier(KernelContext k, string index)
+    {
+        k.Helpers.Add("UntypedConstants");
+        return $"MultiplierOf({MM}.AsBytes(multipliers), {index}, {(k.Node.Attributes.ContainsKey("multiplier") ? KernelContext.F(k.Float("multiplier")) : "0f")})";
+    }
+
+    /// <summary>The helpers of <see cref="UntypedBias"/> and <see cref="UntypedMultiplier"/>: the same arithmetic as <see cref="Bias"/> and <see cref="Multiplier"/>.</summary>
+    internal static void EmitUntypedHelpers(CodeWriter w)
+    {
+        w.Line("// A channel's bias and multiplier from their stored bytes, whatever the storage (shared int8 kernels): the typed kernels' arithmetic.");
+        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
+        w.Line($"static int BiasOf(global::System.ReadOnlySpan<byte> bias, int i, int shift) => shift < 0 ? {U}.ReadUnaligned<int>(ref {U}.Add(ref {MM}.GetReference(bias), i * 4)) : {U}.ReadUnaligned<short>(ref {U}.Add(ref {MM}.GetReference(bias), i * 2)) << shift;");
+        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
+        w.Line($"static float MultiplierOf(global::System.ReadOnlySpan<byte> multipliers, int i, float layer) => layer == 0f ? {U}.ReadUnaligned<float>(ref {U}.Add(ref {MM}.GetReference(multipliers), i * 4)) : global::System.BitConverter.Int32BitsToSingle(({U}.ReadUnaligned<ushort>(ref {U}.Add(ref {MM}.GetReference(multipliers), i * 2)) << 13) + 0x38000000) * layer;");
+    }
 
     /// <summary>A channel's int32 bias from its stored int16 element, shifted back by the node's "bias_shift" (AccumulatorBias).</summary>
     internal static string Bias(KernelContext k, string element) =>

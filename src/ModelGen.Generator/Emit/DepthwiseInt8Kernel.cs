@@ -446,7 +446,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                     w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref qp, (nuint)i);");
             if (k.Simd != "none")
                 w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref qp, (nuint)i);");
-            w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}, global::System.MidpointRounding.ToEven) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
+            w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
         }
 
         string Quantized(string v, string src, string inverse) =>
@@ -522,6 +522,6 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             w.Line($"for (; i < {length}; i += {width}) {v}.StoreUnsafe({ConvInt8Kernel.QuantizedFloats(v, $"{v}.LoadUnsafe(ref rr, (nuint)i) * s", zero, lessZero: false)}, ref rp, (nuint)i);");
             w.Close();
         }
-        w.Line($"for (; i < {length}; i++) {U}.Add(ref rp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref rr, i) * {inverse}, global::System.MidpointRounding.ToEven) + {zero}f, 0f, 255f); // (byte): a NaN becomes 0, as in QuantizeU8");
+        w.Line($"for (; i < {length}; i++) {U}.Add(ref rp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref rr, i) * {inverse}) + {zero}f, 0f, 255f); // (byte): a NaN becomes 0, as in QuantizeU8");
     }
 }

@@ -9,6 +9,7 @@ namespace ModelGen.Generator.Emit;
 /// <summary>
 /// Emits one kernel method per artifact node, with every shape, stride and pad a literal so the JIT
 /// (and NativeAOT) fold the index arithmetic. The comment above each names the ONNX node it computes.
+/// With Simd naming one level, KernelSharing then writes the int8 kernels of one structure once.
 /// </summary>
 internal static class KernelEmitter
 {
@@ -83,6 +84,7 @@ internal static class KernelEmitter
                 case "QuantizeU8": ConvInt8Kernel.EmitQuantizeHelper(w, simd); break;
                 case "QuantizeInterleave4": ConvInt8Kernel.EmitInterleaveHelper(w, simd); break;
                 case "Requantize": Requant.EmitHelpers(w, simd); break;
+                case "UntypedConstants": ConvInt8Kernel.EmitUntypedHelpers(w); break;
                 case "RequantizeNarrow": Requant.EmitNarrowHelpers(w, simd); break;
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");

@@ -288,13 +288,19 @@ public static class ModelEmitter
 
         void Kernels()
         {
-            _w.Line("/// <summary>One method per kernel, in schedule order, each specialised to its node's shapes.</summary>");
+            _w.Line(KernelSharing.Applies(_m)
+                ? "/// <summary>One method per node, in schedule order: specialised to its node's shapes, or calling the method its int8 kernel shares with nodes of the same structure (Shared…) with its numbers.</summary>"
+                : "/// <summary>One method per kernel, in schedule order, each specialised to its node's shapes.</summary>");
             _w.Open("static class Kernels");
+            // Each node's method written alone first, so KernelSharing can find nodes whose kernels differ only in numbers.
+            var kernels = new List<string>(_m.Nodes.Count);
             for (int i = 0; i < _m.Nodes.Count; i++)
             {
-                if (i > 0) _w.Line();
-                KernelEmitter.Emit(_w, _m, _m.Nodes[i], i, _helpers);
+                var node = new CodeWriter();
+                KernelEmitter.Emit(node, _m, _m.Nodes[i], i, _helpers);
+                kernels.Add(node.ToString());
             }
+            KernelSharing.Write(_w, _m, kernels);
             KernelEmitter.EmitHelpers(_w, _helpers, _m.Simd);
             _w.Close();
             _w.Line();

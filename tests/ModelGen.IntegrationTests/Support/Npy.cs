@@ -3,9 +3,29 @@ using System.Text;
 
 namespace ModelGen.IntegrationTests.Support;
 
-/// <summary>Reads NumPy .npy files (little-endian, C order): just enough for data/mnist.</summary>
+/// <summary>Reads NumPy .npy files (little-endian, C order): just enough for data/mnist; writes float32 ones.</summary>
 internal static class Npy
 {
+    /// <summary>Writes a version-1.0 float32 .npy (the header padded so the data starts on a 64-byte boundary).</summary>
+    public static void WriteFloat32(string path, int[] shape, float[] data)
+    {
+        string dims = string.Join(", ", shape) + (shape.Length == 1 ? "," : "");
+        string header = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + dims + "), }";
+        header = header.PadRight((10 + header.Length + 1 + 63) / 64 * 64 - 10 - 1) + "\n";
+        var bytes = new byte[10 + header.Length + data.Length * 4];
+        bytes[0] = 0x93;
+        Encoding.ASCII.GetBytes("NUMPY").CopyTo(bytes, 1);
+        bytes[6] = 1;
+        BinaryPrimitives.WriteUInt16LittleEndian(bytes.AsSpan(8), (ushort)header.Length);
+        Encoding.ASCII.GetBytes(header).CopyTo(bytes, 10);
+        for (int i = 0; i < data.Length; i++)
+        {
+            BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(10 + header.Length + i * 4), data[i]);
+        }
+
+        File.WriteAllBytes(path, bytes);
+    }
+
     public static (int[] Shape, float[] Data) ReadFloat32(string path)
     {
         var (shape, payload) = Read(path, "<f4");
