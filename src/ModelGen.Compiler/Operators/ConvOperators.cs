@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -15,6 +16,12 @@ public sealed record WindowGeometry(
     int PadTop, int PadLeft, int PadBottom, int PadRight, int InH, int InW, int OutH, int OutW)
 {
     public bool HasPadding => PadTop != 0 || PadLeft != 0 || PadBottom != 0 || PadRight != 0;
+
+    /// <summary>The window as the artifact's attributes give it: kernel (h, w), strides, dilations, pads (top, left, bottom, right).</summary>
+    public int[] Kernel => [KernelH, KernelW];
+    public int[] Strides => [StrideH, StrideW];
+    public int[] Dilations => [DilationH, DilationW];
+    public int[] Pads => [PadTop, PadLeft, PadBottom, PadRight];
 
     /// <summary>Per spatial axis (1 to 3 of them): output size, stride, dilation, leading and trailing pad.</summary>
     public sealed record Axes(int[] Kernel, int[] Out, int[] Strides, int[] Dilations, int[] PadBegin, int[] PadEnd, int[] In);
@@ -319,7 +326,7 @@ public sealed class AveragePoolOperator : Operator
         }
         var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
         int x = lowering.Tensor(node.Inputs[0]), y = lowering.Tensor(node.Outputs[0]);
-        var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [x], [y]);
+        var n = lowering.AddNode(KernelKind.AveragePool, "AveragePool", node.Name, [x], [y]);
         if (lowering.IsUInt8(x) && Compress.Int8Quantization.ByteAverageOf(node) is { } bytes)
         {
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
@@ -404,7 +411,7 @@ internal static class Pool3D
         var x = lowering.Graph[node.Inputs[0]].Shape!;
         if (x.Length != 5) throw new InvalidOperationException("2-D pools lower in ArtifactBuilder");
         var a = Axes(lowering.Graph, node, x);
-        var k = lowering.AddNode("Pool3D", node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        var k = lowering.AddNode(KernelKind.Pool3D, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         static string J(int[] v) => string.Join(",", v);
         k.Attributes["kernel"] = J(a.Kernel);
         k.Attributes["strides"] = J(a.Strides);

@@ -1,3 +1,4 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -52,7 +53,7 @@ public sealed class GemmOperator : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var inputs = node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor).ToArray();
-        var k = lowering.AddNode("Gemm", "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
+        var k = lowering.AddNode(KernelKind.Gemm, "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
         k.Attributes["transA"] = node.Int("transA", 0) != 0 ? "1" : "0";
         k.Attributes["transB"] = node.Int("transB", 0) != 0 ? "1" : "0";
         k.Attributes["alpha"] = node.Float("alpha", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);

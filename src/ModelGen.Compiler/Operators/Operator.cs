@@ -99,7 +99,7 @@ public abstract class Operator
     /// <summary>Adds the kernel that checks, when the model runs, that a run-time shape parameter gives the compiled shape.</summary>
     protected static void AddShapeCheck(Node node, ILowering lowering, int input, string rule, int[] inShape, int[] outShape, params (string Key, string Value)[] extra)
     {
-        var check = lowering.AddNode("CheckShape", node.OpType, node.Name, [lowering.Tensor(node.Inputs[input])], []);
+        var check = lowering.AddNode(KernelKind.CheckShape, node.OpType, node.Name, [lowering.Tensor(node.Inputs[input])], []);
         check.Attributes["rule"] = rule;
         check.Attributes["in"] = string.Join(",", inShape);
         check.Attributes["expected"] = string.Join(",", outShape);
@@ -122,7 +122,7 @@ public interface ILowering
     /// <summary>A new arena tensor for a kernel's temporary result.</summary>
     int Temporary(string name, int[] shape);
     /// <summary>Appends a kernel to the schedule.</summary>
-    Artifact.ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs);
+    Artifact.ArtifactNode AddNode(KernelKind kernel, string onnxOp, string name, int[] inputs, int[] outputs);
     /// <summary>A constant the compiler made (a re-packed weight) as an embedded tensor.</summary>
     int Weight(string name, TensorData data);
     /// <summary>Makes <paramref name="output"/> the same memory as <paramref name="input"/> (a copy where that cannot be).</summary>

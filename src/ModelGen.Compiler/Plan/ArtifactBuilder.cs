@@ -52,7 +52,7 @@ public sealed class ArtifactBuilder : ILowering
             int id = Tensor(_graph.Inputs[i]);
             _artifact.Tensors[id].Storage = TensorStorage.Input;
             _artifact.Tensors[id].Index = i;
-            _artifact.Tensors[id].IsInt64 = _graph[_graph.Inputs[i]].Type == ElementType.Int64;
+            if (_graph[_graph.Inputs[i]].Type == ElementType.Int64) _artifact.Tensors[id].Element = TensorElement.Int64;
             _artifact.Inputs.Add(new ArtifactBinding { Tensor = id, Name = _graph.Inputs[i], Parameter = Identifiers.Unique(Identifiers.Camel(_graph.Inputs[i], "input"), taken) });
         }
         // Outputs get their tensors now so a node writing an output writes the caller's span directly.
@@ -64,7 +64,7 @@ public sealed class ArtifactBuilder : ILowering
             int id = source.IsConstant || _graph.Inputs.Contains(name) ? NewTensor(name, source.Shape!) : Tensor(name);
             _artifact.Tensors[id].Storage = TensorStorage.Output;
             _artifact.Tensors[id].Index = j;
-            _artifact.Tensors[id].IsInt64 = source.Type == ElementType.Int64;
+            if (source.Type == ElementType.Int64) _artifact.Tensors[id].Element = TensorElement.Int64;
             if (source.Type == ElementType.Int64 && !source.IsConstant && !_graph.Inputs.Contains(name))
                 throw new ModelGenException(ErrorCodes.UnsupportedDataType, _graph.ModelPath, $"graph output '{name}' is an integer tensor computed at run time; only float32 is computed at run time");
             _artifact.Outputs.Add(new ArtifactBinding { Tensor = id, Name = name, Parameter = Identifiers.Unique(Identifiers.Camel(name, "output"), taken) });
@@ -78,7 +78,7 @@ public sealed class ArtifactBuilder : ILowering
         {
             string name = _graph.Outputs[j];
             if (_graph[name].IsConstant || _graph.Inputs.Contains(name))
-                AddNode("Copy", "Identity", name, [Tensor(name)], [outputIds[j]]);
+                AddNode(KernelKind.Copy, "Identity", name, [Tensor(name)], [outputIds[j]]);
         }
         PlanArena();
     }
@@ -118,8 +118,7 @@ public sealed class ArtifactBuilder : ILowering
                     || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
                 bool gemm = _artifact.Simd != "none" && !depthwise;
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };
-                bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
-                if (gemm && !pointwise)
+                if (gemm && !ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads))
                 {
                     // The patches of one band of output rows (all of them unless ConvBands splits a large stem).
                     int patchRows = w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b);
@@ -141,16 +140,16 @@ public sealed class ArtifactBuilder : ILowering
                     // int8 weights [M, K] and a scale per output channel, widened into scratch [M, K] each call.
                     int wq = NewTensor(node.Inputs[1], [q8.N, q8.K]);
                     _artifact.Tensors[wq].Storage = TensorStorage.Weight;
-                    _artifact.Tensors[wq].IsInt8 = true;
+                    _artifact.Tensors[wq].Element = TensorElement.Int8;
                     _artifact.Tensors[wq].Data = (byte[])(Array)q8.Q.Clone();
                     int scales = ((ILowering)this).Weight(node.Inputs[1] + ".scales", new TensorData([q8.N], q8.Scales));
                     convInputs = [convInputs[0], wq, scales, .. convInputs.Skip(2)];
                     outputs.Add(((ILowering)this).Temporary(node.Name + ".weights", [q8.N, q8.K]));
                 }
-                var n = AddNode("Conv", "Conv", node.Name, convInputs, [.. outputs]);
+                var n = AddNode(KernelKind.Conv, "Conv", node.Name, convInputs, [.. outputs]);
                 Window(n, geo);
                 n.Attributes["group"] = Int(group);
-                if (convInputs.Length > 1 && _artifact.Tensors[convInputs[1]].IsInt8) n.Attributes["weights"] = "int8";
+                if (convInputs.Length > 1 && _artifact.Tensors[convInputs[1]].Element == TensorElement.Int8) n.Attributes["weights"] = "int8";
                 if (gemm) n.Attributes["method"] = "gemm";
                 else if (depthwise) n.Attributes["method"] = "depthwise";
                 Activation(n, node);
@@ -163,15 +162,15 @@ public sealed class ArtifactBuilder : ILowering
             {
                 var geo = MaxPoolOperator.Geometry(_graph, node, _graph[node.Inputs[0]].Shape!);
                 int input = Tensor(node.Inputs[0]);
-                if (_artifact.Tensors[input].IsUInt8 && Compress.Int8Quantization.IsBytePool(_graph, node))
+                if (_artifact.Tensors[input].Element == TensorElement.UInt8 && Compress.Int8Quantization.IsBytePool(_graph, node))
                 {
                     // Between int8 layers (Int8Quantization.OutputOf): uint8 in, uint8 out, the same quantization.
                     int output = Tensor(node.Outputs[0]);
-                    _artifact.Tensors[output].IsUInt8 = true;
-                    Window(AddNode("MaxPoolU8", "MaxPool", node.Name, [input], [output]), geo);
+                    _artifact.Tensors[output].Element = TensorElement.UInt8;
+                    Window(AddNode(KernelKind.MaxPoolU8, "MaxPool", node.Name, [input], [output]), geo);
                     return;
                 }
-                Window(AddNode("MaxPool", "MaxPool", node.Name, Inputs(node), [Tensor(node.Outputs[0])]), geo);
+                Window(AddNode(KernelKind.MaxPool, "MaxPool", node.Name, Inputs(node), [Tensor(node.Outputs[0])]), geo);
                 return;
             }
             case DenseOperator.Name:
@@ -187,14 +186,14 @@ public sealed class ArtifactBuilder : ILowering
                     // int8 arithmetic: weights int8 [N, K], row sums and multipliers per output (float32 holds both exactly / as used).
                     int q8 = NewTensor(node.Inputs[1], [int8.N, int8.K]);
                     _artifact.Tensors[q8].Storage = TensorStorage.Weight;
-                    _artifact.Tensors[q8].IsInt8 = true;
+                    _artifact.Tensors[q8].Element = TensorElement.Int8;
                     _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
                     int bias8 = AccumulatorBiasWeight(node.Name + ".bias_int", int8.Bias(BiasOf(node)), out int biasShift);
                     int multipliers = MultiplierWeight(node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
                     // Scratch for the quantized input, unless the layer before wrote it as uint8 already.
-                    bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
+                    bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].Element == TensorElement.UInt8;
                     int quantizedInput = ((ILowering)this).Temporary(node.Name + ".xq", [byteInput ? 1 : (int8.K + 3) / 4]);
-                    var denseQ = AddNode("DenseInt8", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q8, bias8, multipliers], [Tensor(node.Outputs[0]), quantizedInput]);
+                    var denseQ = AddNode(KernelKind.DenseInt8, node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q8, bias8, multipliers], [Tensor(node.Outputs[0]), quantizedInput]);
                     denseQ.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
                     denseQ.Attributes["zero"] = Int(int8.Input.ZeroPoint);
                     LayerMultiplier(denseQ, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
@@ -209,10 +208,10 @@ public sealed class ArtifactBuilder : ILowering
                     // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.
                     int packed4 = NewTensor(node.Inputs[1], [int4.N, int4.PaddedK / 2]);
                     _artifact.Tensors[packed4].Storage = TensorStorage.Weight;
-                    _artifact.Tensors[packed4].IsUInt8 = true;
+                    _artifact.Tensors[packed4].Element = TensorElement.UInt8;
                     _artifact.Tensors[packed4].Data = (byte[])int4.Packed.Clone();
                     int scales4 = ((ILowering)this).Weight(node.Inputs[1] + ".scales", new TensorData([int4.N], int4.Scales));
-                    var dense4 = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), packed4, scales4, .. biasInput], [Tensor(node.Outputs[0])]);
+                    var dense4 = AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), packed4, scales4, .. biasInput], [Tensor(node.Outputs[0])]);
                     dense4.Attributes["transA"] = "0";
                     dense4.Attributes["layout"] = "nk4";
                     dense4.Attributes["k"] = Int(int4.K);
@@ -224,10 +223,10 @@ public sealed class ArtifactBuilder : ILowering
                     // int8 weights [N, K] and a float32 scale per output: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j].
                     int q = NewTensor(node.Inputs[1], [quantized.N, quantized.K]);
                     _artifact.Tensors[q].Storage = TensorStorage.Weight;
-                    _artifact.Tensors[q].IsInt8 = true;
+                    _artifact.Tensors[q].Element = TensorElement.Int8;
                     _artifact.Tensors[q].Data = (byte[])(Array)quantized.Q.Clone();
                     int scales = ((ILowering)this).Weight(node.Inputs[1] + ".scales", new TensorData([quantized.N], quantized.Scales));
-                    var dense8 = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q, scales, .. biasInput], [Tensor(node.Outputs[0])]);
+                    var dense8 = AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [Tensor(node.Inputs[0]), q, scales, .. biasInput], [Tensor(node.Outputs[0])]);
                     dense8.Attributes["transA"] = "0";
                     dense8.Attributes["layout"] = "nk8";
                     Activation(dense8, node);
@@ -253,7 +252,7 @@ public sealed class ArtifactBuilder : ILowering
                     }
                 }
                 int[] inputs = [Tensor(node.Inputs[0]), packedWeight, .. biasInput];
-                var n = AddNode("Dense", node.Str("onnx_op", "Gemm"), node.Name, inputs, [Tensor(node.Outputs[0])]);
+                var n = AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, inputs, [Tensor(node.Outputs[0])]);
                 n.Attributes["transA"] = Int(node.Int("transA", 0));
                 n.Attributes["layout"] = oneRow ? "panels4" : "kn";
                 if (oneRow) { n.Attributes["n"] = Int(outN); n.Attributes["k"] = Int(inK); }
@@ -261,16 +260,16 @@ public sealed class ArtifactBuilder : ILowering
                 return;
             }
             case "MatMul":
-                AddNode("MatMul", "MatMul", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                AddNode(KernelKind.MatMul, "MatMul", node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
                 return;
             case "Add" when Compress.Int8Quantization.ByteAddOf(node) is { } add:
             {
                 // Between int8 layers (Int8Quantization.ByteAddOf): uint8 in, uint8 out, integers only.
                 int a = Tensor(node.Inputs[0]), b = Tensor(node.Inputs[1]), y = Tensor(node.Outputs[0]);
-                if (!_artifact.Tensors[a].IsUInt8 || !_artifact.Tensors[b].IsUInt8)
+                if (_artifact.Tensors[a].Element != TensorElement.UInt8 || _artifact.Tensors[b].Element != TensorElement.UInt8)
                     throw new InvalidOperationException($"Add '{node.Name}': a uint8 Add's inputs must be uint8 (the layers before requantize for it)");
-                _artifact.Tensors[y].IsUInt8 = true;
-                var n = AddNode("AddU8", "Add", node.Name, [a, b], [y]);
+                _artifact.Tensors[y].Element = TensorElement.UInt8;
+                var n = AddNode(KernelKind.AddU8, "Add", node.Name, [a, b], [y]);
                 n.Attributes["a_zero"] = Int(add.A.ZeroPoint);
                 n.Attributes["b_zero"] = Int(add.B.ZeroPoint);
                 n.Attributes["out_zero"] = Int(add.Output.ZeroPoint);
@@ -282,7 +281,7 @@ public sealed class ArtifactBuilder : ILowering
             }
             case "Add" or "Sub" or "Mul" or "Div" or "Pow" or "PRelu" or "Max" or "Min":
             {
-                var n = AddNode("Binary", node.OpType, node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
+                var n = AddNode(KernelKind.Binary, node.OpType, node.Name, Inputs(node), [Tensor(node.Outputs[0])]);
                 n.Attributes["op"] = node.OpType;
                 if (node.Annotations.TryGetValue("bshape", out var bshape)) n.Attributes["bshape"] = bshape;
                 Activation(n, node);
@@ -290,13 +289,13 @@ public sealed class ArtifactBuilder : ILowering
             }
             case "Clip" when !node.Annotations.ContainsKey("function"):
             {
-                var n = AddNode("ClipRuntime", "Clip", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(Tensor)], [Tensor(node.Outputs[0])]);
+                var n = AddNode(KernelKind.ClipRuntime, "Clip", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(Tensor)], [Tensor(node.Outputs[0])]);
                 n.Attributes["bounds"] = (node.HasInput(1) ? "min" : "") + (node.HasInput(2) ? "max" : "");
                 return;
             }
             case var op when Activations.Names.Contains(op):
             {
-                var n = AddNode("Unary", op, node.Name, [Tensor(node.Inputs[0])], [Tensor(node.Outputs[0])]);
+                var n = AddNode(KernelKind.Unary, op, node.Name, [Tensor(node.Inputs[0])], [Tensor(node.Outputs[0])]);
                 n.Attributes["function"] = node.Annotations["function"];
                 return;
             }
@@ -315,12 +314,12 @@ public sealed class ArtifactBuilder : ILowering
         var (rx, ry) = (Find(x), Find(y));
         var (sx, sy) = (_artifact.Tensors[rx], _artifact.Tensors[ry]);
         // uint8 activations between int8 layers (a Flatten between a pooling and a fully connected layer) stay bytes.
-        if (_artifact.Tensors[x].IsUInt8) _artifact.Tensors[y].IsUInt8 = true;
+        if (_artifact.Tensors[x].Element == TensorElement.UInt8) _artifact.Tensors[y].Element = TensorElement.UInt8;
         bool xFixed = sx.Storage != TensorStorage.Arena, yFixed = sy.Storage != TensorStorage.Arena;
         if (xFixed && yFixed)
         {
             // Two caller spans (input → output, output → output) are different memory: copy.
-            AddNode("Copy", node.OpType, node.Name, [x], [y]);
+            AddNode(KernelKind.Copy, node.OpType, node.Name, [x], [y]);
             return;
         }
         // The group keeps the fixed storage, if either side has one.
@@ -337,9 +336,9 @@ public sealed class ArtifactBuilder : ILowering
 
     Graph ILowering.Graph => _graph;
 
-    bool ILowering.IsUInt8(int tensor) => _artifact.Tensors[tensor].IsUInt8;
+    bool ILowering.IsUInt8(int tensor) => _artifact.Tensors[tensor].Element == TensorElement.UInt8;
 
-    void ILowering.MarkUInt8(int tensor) => _artifact.Tensors[tensor].IsUInt8 = true;
+    void ILowering.MarkUInt8(int tensor) => _artifact.Tensors[tensor].Element = TensorElement.UInt8;
 
     int ILowering.Temporary(string name, int[] shape) => NewTensor(name, shape);
 
@@ -356,7 +355,7 @@ public sealed class ArtifactBuilder : ILowering
         if (c.Type == ElementType.Int64)
         {
             // An integer constant only ever reaches a kernel as a graph output (a folded Shape, say).
-            t.IsInt64 = true;
+            t.Element = TensorElement.Int64;
             t.Data = new byte[c.Ints.Length * 8];
             for (int i = 0; i < c.Ints.Length; i++) BinaryPrimitives.WriteInt64LittleEndian(t.Data.AsSpan(i * 8), c.Ints[i]);
             return;
@@ -388,7 +387,7 @@ public sealed class ArtifactBuilder : ILowering
         return id;
     }
 
-    public ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs)
+    public ArtifactNode AddNode(KernelKind kernel, string onnxOp, string name, int[] inputs, int[] outputs)
     {
         var n = new ArtifactNode { Kernel = kernel, OnnxOp = onnxOp, Name = name, Inputs = inputs, Outputs = outputs };
         _artifact.Nodes.Add(n);
@@ -422,7 +421,7 @@ public sealed class ArtifactBuilder : ILowering
     {
         int q8 = NewTensor(node.Inputs[1], [int8.M, int8.RowLength]);
         _artifact.Tensors[q8].Storage = TensorStorage.Weight;
-        _artifact.Tensors[q8].IsInt8 = true;
+        _artifact.Tensors[q8].Element = TensorElement.Int8;
         _artifact.Tensors[q8].Data = (byte[])(Array)int8.Q.Clone();
         int bias = AccumulatorBiasWeight(node.Name + ".bias_int", int8.Bias(BiasOf(node)), out int biasShift);
         int multipliers = MultiplierWeight(node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
@@ -430,15 +429,15 @@ public sealed class ArtifactBuilder : ILowering
         {
             int[] scratch;
             string? planeShape = null;
-            if (geo.DilationH == 1 && geo.DilationW == 1)
+            if (ConvScratch.DepthwiseInt8MethodFor(geo.Dilations) == DepthwiseInt8Method.Rows)
             {
                 // The weights as float32 (converted once a call), then one channel at a time the float32 depthwise
                 // kernel's strips (see DepthwiseInt8Kernel): over a uint8 input as it is, each load widened; over a
                 // float32 input, its plane quantized (uint8 values less the zero point, held as float32) after the weights.
                 // Over a uint8 input, machines with AVX-VNNI take the padded plane and its quads instead (DepthwiseQuadLayout),
                 // in the same scratch.
-                bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
-                long floats = int8.M * geo.KernelH * geo.KernelW + (byteInput ? 0 : x[2] * x[3]);
+                bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].Element == TensorElement.UInt8;
+                long floats = ConvScratch.DepthwiseInt8RowsFloats(int8.M, geo.KernelH * geo.KernelW, x[2], x[3], byteInput);
                 if (byteInput && DepthwiseQuadLayout.For(geo.InH, geo.InW, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, geo.StrideH, geo.StrideW,
                         geo.PadTop, geo.PadLeft, geo.PadBottom, geo.PadRight, geo.DilationH, geo.DilationW) is { } quads)
                     floats = Math.Max(floats, (quads.ScratchBytes + 3) / 4);
@@ -453,12 +452,12 @@ public sealed class ArtifactBuilder : ILowering
                 // the quantized plane (no raw one).
                 var dw = DepthwisePlane(geo, x, y) ?? throw new InvalidOperationException($"'{node.Name}': no depthwise plane");
                 int planeLength = (dw.Rows * dw.Width + 15) / 16 * 16;
-                bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].IsUInt8;
+                bool byteInput = _artifact.Tensors[Tensor(node.Inputs[0])].Element == TensorElement.UInt8;
                 scratch = [((ILowering)this).Temporary(node.Name + ".plane", [byteInput ? 1 : planeLength]),
                     ((ILowering)this).Temporary(node.Name + ".wide", [dw.Wide]), ((ILowering)this).Temporary(node.Name + ".quantized", [planeLength])];
                 planeShape = $"{dw.Rows},{dw.Width}";
             }
-            var d = AddNode("DepthwiseInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), .. scratch]);
+            var d = AddNode(KernelKind.DepthwiseInt8, "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), .. scratch]);
             if (planeShape is not null) d.Attributes["plane"] = planeShape;
             Window(d, geo);
             d.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
@@ -470,13 +469,12 @@ public sealed class ArtifactBuilder : ILowering
         }
         // The padded plane, slack for the last 16-byte loads, and with pads a flat copy of the quantized image;
         // none for a pointwise convolution (1x1, stride 1, no pads), whose input quantizes straight into its patches.
-        bool pointwise = int8.ChannelPacked && geo.StrideH == 1 && geo.StrideW == 1 && !geo.HasPadding;
-        long planeBytes = pointwise ? 4 : (long)x[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight) + int8.PaddedKernelW + 16
-            + (geo.HasPadding ? (long)x[1] * geo.InH * geo.InW : 0);
-        long patchBytes = (long)int8.RowLength * ((geo.OutH * geo.OutW + 7) / 8 * 8);
+        bool pointwise = ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads);
+        long planeBytes = Math.Max(4, ConvScratch.Int8PlaneBytes(pointwise, x[1], geo.InH, geo.InW, geo.Pads, int8.PaddedKernelW));
+        long patchBytes = ConvScratch.Int8PatchBytes(int8.RowLength, geo.OutH, geo.OutW);
         int plane = ((ILowering)this).Temporary(node.Name + ".quantized", [checked((int)((planeBytes + 3) / 4))]);
         int patches = ((ILowering)this).Temporary(node.Name + ".patches", [checked((int)((patchBytes + 3) / 4))]);
-        var n = AddNode("ConvInt8", "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), plane, patches]);
+        var n = AddNode(KernelKind.ConvInt8, "Conv", node.Name, [Tensor(node.Inputs[0]), q8, bias, multipliers], [Tensor(node.Outputs[0]), plane, patches]);
         Window(n, geo);
         n.Attributes["group"] = Int(group);
         n.Attributes["scale"] = int8.Input.Scale.ToString("R", CultureInfo.InvariantCulture);
@@ -496,7 +494,7 @@ public sealed class ArtifactBuilder : ILowering
         while (_graph.Values.ContainsKey(name) || _artifact.Tensors.Any(t => t.Name == name)) name += "_";
         int id = NewTensor(name, [ratios.Length]);
         _artifact.Tensors[id].Storage = TensorStorage.Weight;
-        _artifact.Tensors[id].IsFloat16 = true;
+        _artifact.Tensors[id].Element = TensorElement.Float16;
         var data = new byte[ratios.Length * 2];
         for (int i = 0; i < ratios.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(data.AsSpan(i * 2), ratios[i]);
         _artifact.Tensors[id].Data = data;
@@ -509,7 +507,7 @@ public sealed class ArtifactBuilder : ILowering
     /// </summary>
     void Requantize(ArtifactNode n, Compress.Requantization r)
     {
-        _artifact.Tensors[n.Outputs[0]].IsUInt8 = true;
+        _artifact.Tensors[n.Outputs[0]].Element = TensorElement.UInt8;
         n.Attributes["out_zero"] = Int(r.Output.ZeroPoint);
         n.Attributes["out_scale"] = r.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
         // A fifth part, "narrow", says every sum·M + rounding fits int32 (Requantization.Narrow): one 32-bit multiply.
@@ -538,8 +536,7 @@ public sealed class ArtifactBuilder : ILowering
         int id = NewTensor(name, [values.Length]);
         var t = _artifact.Tensors[id];
         t.Storage = TensorStorage.Weight;
-        t.IsInt16 = narrow;
-        t.IsInt32 = !narrow;
+        t.Element = narrow ? TensorElement.Int16 : TensorElement.Int32;
         var data = new byte[values.Length * (narrow ? 2 : 4)];
         for (int i = 0; i < values.Length; i++)
             if (narrow) System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(data.AsSpan(i * 2), checked((short)(values[i] >> shift)));
