@@ -140,6 +140,7 @@ public static class ArtifactText
                         };
                         foreach (var kv in fields)
                             if (kv.Key.StartsWith("attr.", StringComparison.Ordinal)) n.Attributes[kv.Key.Substring(5)] = kv.Value;
+                        n.ParseAttributes();
                         model.Nodes.Add(n);
                         break;
                     default:

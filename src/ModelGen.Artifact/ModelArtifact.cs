@@ -166,4 +166,20 @@ public sealed class ArtifactNode
     public int[] Outputs { get; set; } = new int[0];
     /// <summary>Kernel attributes in their text form, ordinal order (see docs/artifact-format.md).</summary>
     public SortedDictionary<string, string> Attributes { get; } = new SortedDictionary<string, string>(System.StringComparer.Ordinal);
+
+    /// <summary>The window of a windowed kernel (<see cref="KernelWindow.Has"/>), parsed once; null for the others.</summary>
+    public KernelWindow? Window { get; private set; }
+
+    /// <summary>Sets the window and its text form in <see cref="Attributes"/>.</summary>
+    public void SetWindow(KernelWindow window)
+    {
+        Window = window;
+        window.WriteTo(Attributes);
+    }
+
+    /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
+    internal void ParseAttributes()
+    {
+        if (KernelWindow.Has(Kernel)) Window = KernelWindow.Read(Attributes);
+    }
 }

@@ -37,6 +37,8 @@ public sealed class ArtifactContractTests
         Assert.Equal(artifact.Tensors.Select(t => (t.Element, t.Storage, t.Offset)), read.Tensors.Select(t => (t.Element, t.Storage, t.Offset)));
         Assert.Equal(artifact.Nodes.Select(n => n.Kernel), read.Nodes.Select(n => n.Kernel));
         Assert.Equal(artifact.Nodes.Select(n => n.Attributes), read.Nodes.Select(n => n.Attributes));
+        Assert.Contains(read.Nodes, n => n.Window is not null);
+        Assert.Equal(artifact.Nodes.Select(n => n.Window), read.Nodes.Select(n => n.Window));
     }
 
     [Fact]
@@ -67,6 +69,7 @@ public sealed class ArtifactContractTests
     [InlineData("attr.strides=1,1", "attr.strides=1,x")]
     [InlineData("kernel=MaxPool", "kernel=MaxPool3")]
     [InlineData("attr.pads=0,0,0,0", "attr.pads=")]
+    [InlineData("attr.dilations=1,1", "attr.dilations=1")]
     public void AMalformedAttributeIsDiagnosticMG2001NotACrash(string good, string bad)
     {
         string text = ArtifactText.Write(ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-bad"), ClassName = "Net", Namespace = "Contract" }));

@@ -117,6 +117,8 @@ public sealed class ConvOperator : Operator
         SetOutput(graph, node, 0, geo.OutputShape(x[0], w[0], x.Length - 2));
     }
 
+    public override void Lower(Node node, ILowering lowering) => Plan.ConvLowering.Lower(node, lowering);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
@@ -200,7 +202,11 @@ public sealed class MaxPoolOperator : Operator
         SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
     }
 
-    public override void Lower(Node node, ILowering lowering) => Pool3D.Lower(node, lowering, average: false);
+    public override void Lower(Node node, ILowering lowering)
+    {
+        if (lowering.Graph[node.Inputs[0]].Shape!.Length == 5) Pool3D.Lower(node, lowering, average: false);
+        else Plan.MaxPoolLowering.Lower(node, lowering);
+    }
 
     internal static WindowGeometry Geometry(Graph graph, Node node, int[] x)
     {
@@ -333,10 +339,7 @@ public sealed class AveragePoolOperator : Operator
             lowering.MarkUInt8(y);
             n.Attributes["zero"] = bytes.ZeroPoint.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
-        n.Attributes["kernel"] = $"{geo.KernelH},{geo.KernelW}";
-        n.Attributes["strides"] = $"{geo.StrideH},{geo.StrideW}";
-        n.Attributes["dilations"] = $"{geo.DilationH},{geo.DilationW}";
-        n.Attributes["pads"] = $"{geo.PadTop},{geo.PadLeft},{geo.PadBottom},{geo.PadRight}";
+        Plan.LoweringParts.Window(n, geo);
         n.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
     }
 }

@@ -90,6 +90,9 @@ public sealed class MatMulOperator : Operator
         return [.. result];
     }
 
+    public override void Lower(Node node, ILowering lowering) =>
+        lowering.AddNode(KernelKind.MatMul, "MatMul", node.Name, Plan.LoweringParts.Inputs(node, lowering), [lowering.Tensor(node.Outputs[0])]);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var a = inputs[0]!; var b = inputs[1]!;
@@ -139,6 +142,8 @@ public sealed class DenseOperator : Operator
     static bool Transposed(Node node) => node.Int("transA", 0) != 0;
 
     static int[] OutputShape(Node node, int[] x, int n) => Transposed(node) ? [x[1], n] : [.. x[..^1], n];
+
+    public override void Lower(Node node, ILowering lowering) => Plan.DenseLowering.Lower(node, lowering);
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {

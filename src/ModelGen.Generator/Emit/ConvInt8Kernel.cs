@@ -32,7 +32,7 @@ internal sealed class ConvInt8Kernel : IKernel
     {
         var w = k.W;
         var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int group = k.Int("group"), zero = k.Int("zero");
         string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], m = wt.Shape[0], row = wt.Shape[1];

@@ -28,7 +28,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 
     public void Emit(KernelContext k)
     {
-        var method = ConvScratch.DepthwiseInt8MethodFor(k.Ints("dilations"));
+        var method = ConvScratch.DepthwiseInt8MethodFor(k.Window.Dilations);
         if (k.Outputs.Length != 1 + ConvScratch.DepthwiseInt8ScratchOutputs(method))
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the {method} method takes {ConvScratch.DepthwiseInt8ScratchOutputs(method)} scratch outputs");
         if (method == DepthwiseInt8Method.Rows)
@@ -38,7 +38,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         }
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         int[] planeShape = k.Ints("plane");
         int rows = planeShape[0], pw = planeShape[1], planeLength = (int)k.Outputs[3].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
@@ -167,7 +167,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
         var g = DepthwiseRowsEmitter.Geometry(k.Node, x, y) ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the strips need no dilation and a horizontal stride of 1 or 2");
-        int[] p = k.Ints("pads");
+        int[] p = k.Window.Pads;
         // A uint8 input is read in place, each load widened. (Widening each plane first into y1 measured no faster.)
         bool bytes = x.Element == TensorElement.UInt8;
         long scratch = ConvScratch.DepthwiseInt8RowsFloats(g.M, g.Taps, g.H, g.W, bytes);

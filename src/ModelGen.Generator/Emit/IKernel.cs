@@ -44,6 +44,8 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public int Int(string key) => int.Parse(Attr(key), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
     public float Float(string key) => float.Parse(Attr(key), NumberStyles.Float, CultureInfo.InvariantCulture);
     public int[] Ints(string key) => ArtifactText.ParseInts(Attr(key));
+    /// <summary>The node's window (Conv, pools, ConvInt8, DepthwiseInt8).</summary>
+    public KernelWindow Window => KernelEmitter.Window(Node);
 
     /// <summary>The fused activation applied to the local variable <paramref name="v"/>.</summary>
     public string Act(string v = "v") => KernelEmitter.Act(Node, v);

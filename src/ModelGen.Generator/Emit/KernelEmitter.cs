@@ -152,6 +152,10 @@ internal static class KernelEmitter
 
     internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
 
+    /// <summary>The node's window (the reader parsed it; the compiler set it).</summary>
+    internal static KernelWindow Window(ArtifactNode node) =>
+        node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
+
     /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
     internal static string Act(ArtifactNode node, string v = "v")
     {
@@ -195,7 +199,7 @@ internal static class KernelEmitter
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         // int8 weights: inputs x, w (int8), scales, b; the last output is scratch for the widened weights.
         bool int8 = wt.Element == TensorElement.Int8;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = !ConvScratch.IsPointwise(k, s, p);
         if (outputs.Length != 1 + (patches ? 1 : 0) + (int8 ? 1 : 0))
             throw new FormatException($"Conv '{node.Name}': {(patches ? "the patch scratch" : "no patch scratch")}{(int8 ? " and the widened weights" : "")} expected after y");
@@ -369,14 +373,14 @@ internal static class KernelEmitter
 
     internal static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
     {
-        if (Ints(node, "strides")[1] == 1 && simd != "none")
+        if (Window(node).Strides[1] == 1 && simd != "none")
         {
             ConvOutputStationary(w, node, name, sig, inputs, y, simd);
             return;
         }
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -434,7 +438,7 @@ internal static class KernelEmitter
     {
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -562,7 +566,7 @@ internal static class KernelEmitter
 
     internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
     {
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];

@@ -22,7 +22,7 @@ internal sealed class MaxPoolU8Kernel : IKernel
     {
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         if (x.Shape.Length != 4 || y.Shape.Length != 4 || x.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8)
             throw new FormatException($"MaxPoolU8 '{k.Node.Name}': x and y must be uint8 [N, C, H, W]");
         int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];

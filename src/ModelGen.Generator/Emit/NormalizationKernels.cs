@@ -118,8 +118,8 @@ internal sealed class AveragePoolKernel : IKernel
     {
         var w = k.W;
         var x = k.Inputs[0];
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), p = k.Ints("pads");
-        int[] d = k.Has("dilations") ? k.Ints("dilations") : new[] { 1, 1 };
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, p = k.Window.Pads;
+        int[] d = k.Window.Dilations;
         bool countPad = k.Attr("countpad") == "1", bytes = x.Element == TensorElement.UInt8;
         if (bytes != (k.Y.Element == TensorElement.UInt8) || bytes && !k.Has("zero"))
             throw new System.FormatException($"AveragePool '{k.Node.Name}': uint8 input and output go together, with the zero point they share");
