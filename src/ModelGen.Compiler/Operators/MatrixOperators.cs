@@ -1,3 +1,4 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -52,7 +53,7 @@ public sealed class GemmOperator : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var inputs = node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor).ToArray();
-        var k = lowering.AddNode("Gemm", "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
+        var k = lowering.AddNode(KernelKind.Gemm, "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
         k.Attributes["transA"] = node.Int("transA", 0) != 0 ? "1" : "0";
         k.Attributes["transB"] = node.Int("transB", 0) != 0 ? "1" : "0";
         k.Attributes["alpha"] = node.Float("alpha", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
@@ -88,6 +89,9 @@ public sealed class MatMulOperator : Operator
         if (b.Length > 1) result.Add(b2[^1]);
         return [.. result];
     }
+
+    public override void Lower(Node node, ILowering lowering) =>
+        lowering.AddNode(KernelKind.MatMul, "MatMul", node.Name, Plan.LoweringParts.Inputs(node, lowering), [lowering.Tensor(node.Outputs[0])]);
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
@@ -138,6 +142,8 @@ public sealed class DenseOperator : Operator
     static bool Transposed(Node node) => node.Int("transA", 0) != 0;
 
     static int[] OutputShape(Node node, int[] x, int n) => Transposed(node) ? [x[1], n] : [.. x[..^1], n];
+
+    public override void Lower(Node node, ILowering lowering) => Plan.DenseLowering.Lower(node, lowering);
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {

@@ -1,4 +1,5 @@
 using System.Globalization;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -171,14 +172,14 @@ public sealed class ReduceOperator(string opType) : Operator
         {
             // Axes given at run time: several sets of axes can give the compiled output shape, so the kernel
             // reads them when it runs (and checks the shape they give) rather than assuming one.
-            var runtime = lowering.AddNode("ReduceRuntime", OpType, node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
+            var runtime = lowering.AddNode(KernelKind.ReduceRuntime, OpType, node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
             runtime.Attributes["op"] = Kind;
             runtime.Attributes["in"] = string.Join(",", lowering.Graph[node.Inputs[0]].Shape!);
             runtime.Attributes["keepdims"] = node.Int("keepdims", 1) != 0 ? "1" : "0";
             runtime.Attributes["noop"] = node.Int("noop_with_empty_axes", 0) != 0 ? "1" : "0";
             return;
         }
-        plan.WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
+        plan.WriteTo(lowering.AddNode(KernelKind.Reduce, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
     }
 }
 
@@ -213,10 +214,10 @@ public sealed class GlobalPoolOperator(string opType) : Operator
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
             int y = lowering.Tensor(node.Outputs[0]);
             lowering.MarkUInt8(y);
-            lowering.AddNode("GlobalAveragePoolU8", OpType, node.Name, [x], [y]);
+            lowering.AddNode(KernelKind.GlobalAveragePoolU8, OpType, node.Name, [x], [y]);
             return;
         }
-        Plan(lowering.Graph[node.Inputs[0]].Shape!).WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [x], [lowering.Tensor(node.Outputs[0])]));
+        Plan(lowering.Graph[node.Inputs[0]].Shape!).WriteTo(lowering.AddNode(KernelKind.Reduce, OpType, node.Name, [x], [lowering.Tensor(node.Outputs[0])]));
     }
 }
 
@@ -272,7 +273,7 @@ public sealed class SoftmaxOperator(string opType) : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var layout = Layouts.TryGetValue(node, out var l) ? l : throw new InvalidOperationException();
-        var n = lowering.AddNode("Softmax", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        var n = lowering.AddNode(KernelKind.Softmax, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["layout"] = string.Join(",", layout.Select(v => v.ToString(CultureInfo.InvariantCulture)));
         n.Attributes["log"] = OpType == "LogSoftmax" ? "1" : "0";
     }

@@ -13,9 +13,9 @@ internal sealed class AddU8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
-    public string Kernel => "AddU8";
+    public KernelKind Kernel => KernelKind.AddU8;
 
-    public string InputName(int i) => i == 0 ? "a" : "b";
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "a" : "b";
 
     public void Emit(KernelContext k)
     {
@@ -24,7 +24,7 @@ internal sealed class AddU8Kernel : IKernel
         long n = y.ElementCount;
         int[] m = k.Ints("multipliers"), clamp = k.Ints("clamp");
         int za = k.Int("a_zero"), zb = k.Int("b_zero"), zy = k.Int("out_zero"), shift = k.Int("shift");
-        if (!a.IsUInt8 || !b.IsUInt8 || !y.IsUInt8 || a.ElementCount != n || b.ElementCount != n)
+        if (a.Element != TensorElement.UInt8 || b.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8 || a.ElementCount != n || b.ElementCount != n)
             throw new FormatException($"AddU8 '{k.Node.Name}': a, b and y must be uint8 tensors of one size");
         if (m.Length != 2 || clamp.Length != 2 || shift < 1 || shift > 30 || Math.Abs((long)m[0]) > 1 << 20 || Math.Abs((long)m[1]) > 1 << 20
             || za is < 0 or > 255 || zb is < 0 or > 255 || zy is < 0 or > 255 || clamp[0] < 0 || clamp[1] > 255 || clamp[0] > clamp[1])

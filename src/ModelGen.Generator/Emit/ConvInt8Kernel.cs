@@ -24,15 +24,15 @@ internal sealed class ConvInt8Kernel : IKernel
     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
     const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86", Arm = "global::System.Runtime.Intrinsics.Arm";
 
-    public string Kernel => "ConvInt8";
+    public KernelKind Kernel => KernelKind.ConvInt8;
 
-    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int group = k.Int("group"), zero = k.Int("zero");
         string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], m = wt.Shape[0], row = wt.Shape[1];
@@ -42,12 +42,12 @@ internal sealed class ConvInt8Kernel : IKernel
         bool padded = p.Any(v => v != 0);
         // A pointwise convolution (1x1, stride 1, no pads) needs no plane: its patch matrix is the input itself,
         // four channels interleaved, which QuantizeInterleave4 writes as it quantizes (no fill, no gather).
-        bool pointwise = PointwiseDirect(kernel, s, p);
+        bool pointwise = ConvScratch.IsPointwise(kernel, s, p);
         // With pads, the image is quantized into a flat copy after the plane first (one vectorized pass, whatever
         // the row width), then its rows copied into the plane; without, straight into the plane.
-        long flatAt = (long)c * ph * pw + kwp + 16, planeBytes = pointwise ? 0 : flatAt + (padded ? (long)c * h * wd : 0), patchBytes = (long)row * colsP;
+        long flatAt = ConvScratch.Int8FlatOffset(c, h, wd, p, kwp), planeBytes = ConvScratch.Int8PlaneBytes(pointwise, c, h, wd, p, kwp), patchBytes = ConvScratch.Int8PatchBytes(row, oh, ow);
         // uint8 in: the layer before wrote x quantized (these parameters); uint8 out: requantized for the next int8 layer.
-        bool byteInput = x.IsUInt8;
+        bool byteInput = x.Element == TensorElement.UInt8;
         var requant = Requant.Of(k);
         if (byteInput || requant is not null) k.Helpers.Add("Requantize");
         if (!byteInput) k.Helpers.Add(pointwise ? "QuantizeInterleave4" : "QuantizeU8");
@@ -468,10 +468,6 @@ internal sealed class ConvInt8Kernel : IKernel
         string generic = $"{v}.ConvertToSingle({v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + {v}.Create({zero}f), {v}<float>.Zero), {v}.Create(255f)))){less}";
         return $"({X86}.Sse41.IsSupported ? {fast} : {generic})";
     }
-
-    /// <summary>1x1, stride 1, no pads: the input is the patch matrix, quantized in place of a plane (ArtifactBuilder sizes no plane for it).</summary>
-    public static bool PointwiseDirect(int[] kernel, int[] strides, int[] pads) =>
-        kernel[0] == 1 && kernel[1] == 1 && strides[0] == 1 && strides[1] == 1 && pads.All(v => v == 0);
 
     /// <summary>The helper of pointwise int8 convolutions: four channel planes quantized as QuantizeU8 does and interleaved.</summary>
     public static void EmitInterleaveHelper(CodeWriter w, string simd)

@@ -26,7 +26,7 @@ internal static class DepthwiseConvEmitter
         var y = outputs[0];
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int[] k = KernelEmitter.Window(node).Kernel, s = KernelEmitter.Window(node).Strides, d = KernelEmitter.Window(node).Dilations, p = KernelEmitter.Window(node).Pads;
         int n = x.Shape[0], c = x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
@@ -142,7 +142,7 @@ internal static class DepthwiseConvEmitter
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         bool hasBias = inputs.Length > 2;
-        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int[] k = KernelEmitter.Window(node).Kernel, s = KernelEmitter.Window(node).Strides, d = KernelEmitter.Window(node).Dilations, p = KernelEmitter.Window(node).Pads;
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         int rows = outputs[1].Shape[0], pw = outputs[1].Shape[1], wide = (int)outputs[2].ElementCount, stride = s[1];
         int taps = k[0] * k[1];

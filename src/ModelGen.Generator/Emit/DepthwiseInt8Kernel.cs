@@ -22,20 +22,23 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 
     const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
 
-    public string Kernel => "DepthwiseInt8";
+    public KernelKind Kernel => KernelKind.DepthwiseInt8;
 
-    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
-        if (k.Outputs.Length == 2)
+        var method = ConvScratch.DepthwiseInt8MethodFor(k.Window.Dilations);
+        if (k.Outputs.Length != 1 + ConvScratch.DepthwiseInt8ScratchOutputs(method))
+            throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the {method} method takes {ConvScratch.DepthwiseInt8ScratchOutputs(method)} scratch outputs");
+        if (method == DepthwiseInt8Method.Rows)
         {
             EmitRows(k);
             return;
         }
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         int[] planeShape = k.Ints("plane");
         int rows = planeShape[0], pw = planeShape[1], planeLength = (int)k.Outputs[3].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
@@ -46,7 +49,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         int zero = k.Int("zero");
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{c}, {kernel[0]}x{kernel[1]}], one filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{k.ActName()}.");
         // uint8 in: the layer before wrote x quantized with these parameters; uint8 out: requantized for the next int8 layer.
-        bool byteInput = x.IsUInt8;
+        bool byteInput = x.Element == TensorElement.UInt8;
         var requant = Requant.Of(k);
         if (byteInput || requant is not null) k.Helpers.Add("Requantize");
         if (byteInput)
@@ -164,14 +167,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
         var g = DepthwiseRowsEmitter.Geometry(k.Node, x, y) ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the strips need no dilation and a horizontal stride of 1 or 2");
-        int[] p = k.Ints("pads");
+        int[] p = k.Window.Pads;
         // A uint8 input is read in place, each load widened. (Widening each plane first into y1 measured no faster.)
-        bool bytes = x.IsUInt8;
-        long scratch = (long)g.M * g.Taps + (bytes ? 0 : g.Plane);
+        bool bytes = x.Element == TensorElement.UInt8;
+        long scratch = ConvScratch.DepthwiseInt8RowsFloats(g.M, g.Taps, g.H, g.W, bytes);
         if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < scratch)
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold {scratch} floats (the weights{(bytes ? "" : " and a plane")})");
         var requant = Requant.Of(k);
-        if (x.IsUInt8 || requant is not null) k.Helpers.Add("Requantize");
+        if (x.Element == TensorElement.UInt8 || requant is not null) k.Helpers.Add("Requantize");
         string scale = KernelContext.F(k.Float("scale"));
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{g.M}, {g.KH}x{g.KW}], {DepthwiseRowsEmitter.Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{k.ActName()}.");
         w.Line($"// The int8 weights as float32 in y1 (once a call); per channel, {(bytes
@@ -369,7 +372,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     sealed class Int8Rows(KernelContext k, Requant? requant) : DepthwiseRowsEmitter.Flavor
     {
         readonly int _zero = k.Int("zero");
-        readonly bool _bytes = k.Inputs[0].IsUInt8;
+        readonly bool _bytes = k.Inputs[0].Element == TensorElement.UInt8;
 
         /// <summary>A uint8 input is read in place: each load widens its bytes to float32 (less the zero point).</summary>
         public override string Load(string v, int width, string offset, bool constant, string? at = null)

@@ -42,7 +42,7 @@ internal static class DepthwiseRowsEmitter
     internal static Shape? Geometry(ArtifactNode node, ArtifactTensor x, ArtifactTensor y)
     {
         if (x.Shape.Length != 4 || y.Shape.Length != 4 || y.Shape[1] % x.Shape[1] != 0) return null;
-        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int[] k = KernelEmitter.Window(node).Kernel, s = KernelEmitter.Window(node).Strides, d = KernelEmitter.Window(node).Dilations, p = KernelEmitter.Window(node).Pads;
         if (d[0] != 1 || d[1] != 1 || s[1] is not (1 or 2)) return null;
         return new Shape
         {
@@ -56,7 +56,7 @@ internal static class DepthwiseRowsEmitter
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         if (outputs.Length != 1 || Geometry(node, x, y) is not { } g) return false;
-        int[] p = KernelEmitter.Ints(node, "pads");
+        int[] p = KernelEmitter.Window(node).Pads;
         bool hasBias = inputs.Length > 2;
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, {Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line($"// Per channel, each output row in vector strips; a strip walks down the plane keeping {g.Accumulators} output row(s) in");

@@ -13,61 +13,53 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class KernelEmitter
 {
-    /// <summary>Kernels written in their own files (one class per kernel kind), by artifact kernel name.</summary>
-    static readonly Dictionary<string, IKernel> Registered = new IKernel[]
+    /// <summary>Every kernel kind's emitter, one class each (the float32 core ones in FloatKernels.cs).</summary>
+    static readonly Dictionary<KernelKind, IKernel> Registered = new IKernel[]
     {
+        new ConvKernel(), new MaxPoolKernel(), new DenseKernel(), new MatMulKernel(), new BinaryKernel(), new UnaryKernel(), new CopyKernel(),
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
         new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
         new SliceRuntimeKernel(), new PadRuntimeKernel(), new ConvTransposeKernel(), new ResizeLinearKernel(),
-        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(), new DepthwiseInt8Kernel(), new MaxPoolU8Kernel(), new GlobalAveragePoolU8Kernel(), new AddU8Kernel(),
-    }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
+        new RecurrentKernel(KernelKind.LSTM), new RecurrentKernel(KernelKind.GRU), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(), new DepthwiseInt8Kernel(), new MaxPoolU8Kernel(), new GlobalAveragePoolU8Kernel(), new AddU8Kernel(),
+    }.ToDictionary(k => k.Kernel);
+
+    /// <summary>Whether a kernel kind has an emitter (every one should: a test checks).</summary>
+    internal static bool Emits(KernelKind kind) => Registered.ContainsKey(kind);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
     {
-        bool usesDot = false, usesAxpy = false;
+        if (!Registered.TryGetValue(node.Kernel, out var kernel)) throw new FormatException($"unknown kernel '{node.Kernel}'");
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
-        Registered.TryGetValue(node.Kernel, out var registered);
-        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + (registered is null ? InputName(node, i) : registered.InputName(i)))
-            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.IsInt64 ? "long" : t.IsUInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + kernel.InputName(node, i))
+            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.Element == TensorElement.Int64 ? "long" : t.Element == TensorElement.UInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = "Node" + CodeWriter.N(index);
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
-        switch (node.Kernel)
-        {
-            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "gemm": ConvGemm(w, node, name, sig, inputs, outputs, m.Simd); break;
-            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "depthwise": DepthwiseConvEmitter.Emit(w, node, name, sig, inputs, outputs, m.Simd); break;
-            case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy, m.Simd); break;
-            case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0], m.Simd); break;
-            case "Dense": Dense(w, node, name, sig, inputs, outputs[0], m.Simd); break;
-            case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
-            case "Binary": Binary(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
-            case "Unary":
-            {
-                var (op, alpha, beta) = Activations.Parse(node.Attributes["function"]);
-                w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(outputs[0].ElementCount)} elements.");
-                KernelEmitter.OpenKernel(w, name, sig);
-                w.Open($"for (int i = 0; i < {CodeWriter.N(outputs[0].ElementCount)}; i++)");
-                w.Line("float v = x[i];");
-                w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
-                w.Close();
-                w.Close();
-                break;
-            }
-            case "Copy":
-                w.Line($"// y = x: {CodeWriter.N(outputs[0].ElementCount)} elements copied between two caller buffers.");
-                KernelEmitter.OpenKernel(w, name, sig);
-                w.Line("x.CopyTo(y);");
-                w.Close();
-                break;
-            default:
-                if (registered is null) throw new FormatException($"unknown kernel '{node.Kernel}'");
-                registered.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
-                break;
-        }
-        if (usesDot) helpers.Add("Dot");
-        if (usesAxpy) helpers.Add("Axpy");
+        kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
         foreach (var key in new[] { "function", "activation" })
             if (node.Attributes.TryGetValue(key, out var f) && f.StartsWith("Erf", StringComparison.Ordinal)) helpers.Add("Erf");
+    }
+
+    /// <summary>Unary: the element-wise function over every element.</summary>
+    internal static void Unary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor y)
+    {
+        var (op, alpha, beta) = Activations.Parse(node.Attributes["function"]);
+        w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(y.ElementCount)} elements.");
+        KernelEmitter.OpenKernel(w, name, sig);
+        w.Open($"for (int i = 0; i < {CodeWriter.N(y.ElementCount)}; i++)");
+        w.Line("float v = x[i];");
+        w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>Copy: y = x between two caller buffers that cannot alias.</summary>
+    internal static void Copy(CodeWriter w, string name, string sig, ArtifactTensor y)
+    {
+        w.Line($"// y = x: {CodeWriter.N(y.ElementCount)} elements copied between two caller buffers.");
+        KernelEmitter.OpenKernel(w, name, sig);
+        w.Line("x.CopyTo(y);");
+        w.Close();
     }
 
     /// <summary>Writes the shared helpers the kernels asked for, in ordinal order.</summary>
@@ -134,7 +126,7 @@ internal static class KernelEmitter
     /// (<see cref="GemvEmitter.AlignPad"/> floats each side) and with its phase as a last argument.
     /// </summary>
     internal static int AlignedWeightInput(ArtifactNode node) =>
-        node.Kernel == "Dense" && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
+        node.Kernel == KernelKind.Dense && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
 
     /// <summary>
     /// The even (or odd) lanes of two float vectors (lo's, then hi's): the inputs of a stride-2 window. One vpermt2ps
@@ -158,17 +150,11 @@ internal static class KernelEmitter
         };
     }
 
-    static string InputName(ArtifactNode node, int i) => node.Kernel switch
-    {
-        "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" => new[] { "x", "w", "scales", "b" }[i],
-        "Conv" when node.Attributes.TryGetValue("weights", out var weights) && weights == "int8" => new[] { "x", "w", "scales", "b" }[i],
-        "Conv" => new[] { "x", "w", "b" }[i],
-        "Dense" => new[] { "x", "w", "b" }[i],
-        "MatMul" or "Binary" => new[] { "a", "b" }[i],
-        _ => i == 0 ? "x" : "x" + i.ToString(CultureInfo.InvariantCulture),
-    };
-
     internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
+
+    /// <summary>The node's window (the reader parsed it; the compiler set it).</summary>
+    internal static KernelWindow Window(ArtifactNode node) =>
+        node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
 
     /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
     internal static string Act(ArtifactNode node, string v = "v")
@@ -208,13 +194,15 @@ internal static class KernelEmitter
     /// The patches (im2col) are gathered into scratch first, unless the convolution is 1x1 with unit
     /// stride and no pads, when the input already is that matrix.
     /// </summary>
-    static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    internal static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         // int8 weights: inputs x, w (int8), scales, b; the last output is scratch for the widened weights.
-        bool int8 = wt.IsInt8;
-        bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = outputs.Length > (int8 ? 2 : 1);
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        bool int8 = wt.Element == TensorElement.Int8;
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
+        bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = !ConvScratch.IsPointwise(k, s, p);
+        if (outputs.Length != 1 + (patches ? 1 : 0) + (int8 ? 1 : 0))
+            throw new FormatException($"Conv '{node.Name}': {(patches ? "the patch scratch" : "no patch scratch")}{(int8 ? " and the widened weights" : "")} expected after y");
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -383,16 +371,16 @@ internal static class KernelEmitter
         }
     }
 
-    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
+    internal static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
     {
-        if (Ints(node, "strides")[1] == 1 && simd != "none")
+        if (Window(node).Strides[1] == 1 && simd != "none")
         {
             ConvOutputStationary(w, node, name, sig, inputs, y, simd);
             return;
         }
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -450,7 +438,7 @@ internal static class KernelEmitter
     {
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -576,9 +564,9 @@ internal static class KernelEmitter
         foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
     }
 
-    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
+    internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
     {
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
@@ -629,7 +617,7 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 
-    static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    internal static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool transA = node.Attributes["transA"] != "0";
@@ -681,7 +669,7 @@ internal static class KernelEmitter
         w.Close();
     }
 
-    static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    internal static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
     {
         int[] a2 = a.Shape.Length == 1 ? new[] { 1, a.Shape[0] } : a.Shape;
         int[] b2 = b.Shape.Length == 1 ? new[] { b.Shape[0], 1 } : b.Shape;
@@ -727,7 +715,7 @@ internal static class KernelEmitter
         return terms.Count == 0 ? "0" : "(" + string.Join(" + ", terms) + ")";
     }
 
-    static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    internal static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
     {
         long count = y.ElementCount;
         string op = node.Attributes["op"];

@@ -14,16 +14,16 @@ internal sealed class MaxPoolU8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
 
-    public string Kernel => "MaxPoolU8";
+    public KernelKind Kernel => KernelKind.MaxPoolU8;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
-        if (x.Shape.Length != 4 || y.Shape.Length != 4 || !x.IsUInt8 || !y.IsUInt8)
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
+        if (x.Shape.Length != 4 || y.Shape.Length != 4 || x.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8)
             throw new FormatException($"MaxPoolU8 '{k.Node.Name}': x and y must be uint8 [N, C, H, W]");
         int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         w.Line($"// MaxPool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = max over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");

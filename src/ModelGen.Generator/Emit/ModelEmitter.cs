@@ -23,7 +23,7 @@ public static class ModelEmitter
 
     /// <summary>Whether the class gets a Predict method: one output holding one sample's class scores.</summary>
     public static bool HasPredict(ModelArtifact model) =>
-        model.Outputs.Count == 1 && !model.Tensors[model.Outputs[0].Tensor].IsInt64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
+        model.Outputs.Count == 1 && model.Tensors[model.Outputs[0].Tensor].Element != TensorElement.Int64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
 
     public static string Emit(ModelArtifact model) => Emit(model, profile: false);
 
@@ -113,8 +113,8 @@ public static class ModelEmitter
             _w.Line("/// </summary>");
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
-            foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
-            foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
+            foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
+            foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
             _w.Line($"/// <para>Weights: {CodeWriter.N(WeightBytes)} bytes embedded; scratch: {CodeWriter.N(_m.ScratchBytes)} bytes; {CodeWriter.N(_m.Nodes.Count)} kernels.</para>");
             _w.Line("/// </remarks>");
         }
@@ -165,7 +165,7 @@ public static class ModelEmitter
             _w.Line();
         }
 
-        string Element(ArtifactBinding b) => T(b.Tensor).IsInt64 ? "long" : "float";
+        string Element(ArtifactBinding b) => T(b.Tensor).Element == TensorElement.Int64 ? "long" : "float";
         string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{Element(b)}> " + b.Parameter));
         string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{Element(b)}> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
@@ -177,9 +177,9 @@ public static class ModelEmitter
         void ParamDocs()
         {
             foreach (var b in _m.Inputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
             foreach (var b in _m.Outputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
         }
 
         void RunMethods()
@@ -257,7 +257,7 @@ public static class ModelEmitter
                 default:
                     if (t.Offset % 4 != 0) throw new FormatException($"tensor {t.Id} has an unaligned arena offset");
                     // uint8 activations (one int8 layer's output for the next) are bytes within whole floats of the arena.
-                    if (t.IsUInt8) return $"global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
+                    if (t.Element == TensorElement.UInt8) return $"global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
                     return $"arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ElementCount)})";
             }
         }
@@ -319,7 +319,7 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : t.IsInt32 ? "int32 (bias in accumulator units)" : t.IsInt16 ? "int16 (bias in accumulator units)" : t.IsFloat16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.Element == TensorElement.Int64 ? "int64" : t.Element == TensorElement.Int8 ? "int8 (quantized)" : t.Element == TensorElement.UInt8 ? "bytes (int4 packed two per byte)" : t.Element == TensorElement.Int32 ? "int32 (bias in accumulator units)" : t.Element == TensorElement.Int16 ? "int16 (bias in accumulator units)" : t.Element == TensorElement.Float16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
                 string type = t.CSharpType;
                 if (_aligned.Contains(t.Id))
                 {
@@ -327,7 +327,7 @@ public static class ModelEmitter
                     continue;
                 }
                 // int8: an odd byte count is padded to whole UTF-16 units; the slice drops the pad.
-                string slice = (t.IsInt8 || t.IsUInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
+                string slice = (t.Element == TensorElement.Int8 || t.Element == TensorElement.UInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
                 _w.Line($"public static global::System.ReadOnlySpan<{type}> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, {type}>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)})){slice};");
             }
             _w.Close();

@@ -6,9 +6,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>ReduceMean/Sum/Max and the global pools: for each kept index, a reduction over the reduced axes.</summary>
 internal sealed class ReduceKernel : IKernel
 {
-    public string Kernel => "Reduce";
+    public KernelKind Kernel => KernelKind.Reduce;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
@@ -74,9 +74,9 @@ internal sealed class ReduceKernel : IKernel
 /// <summary>Softmax and LogSoftmax over one axis of length n with a stride (layout: outer, n, inner).</summary>
 internal sealed class SoftmaxKernel : IKernel
 {
-    public string Kernel => "Softmax";
+    public KernelKind Kernel => KernelKind.Softmax;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
@@ -123,9 +123,9 @@ internal sealed class SoftmaxKernel : IKernel
 /// </summary>
 internal sealed class ReduceRuntimeKernel : IKernel
 {
-    public string Kernel => "ReduceRuntime";
+    public KernelKind Kernel => KernelKind.ReduceRuntime;
 
-    public string InputName(int i) => i == 0 ? "x" : "axes";
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "x" : "axes";
 
     public void Emit(KernelContext k)
     {

@@ -36,7 +36,7 @@ internal sealed class Requant
         };
         if (r.Shift < 1 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
             throw new System.FormatException($"'{k.Node.Name}': requant shift must be 1…62 and lo ≤ hi, zero in 0…255");
-        if (!k.Y.IsUInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
+        if (k.Y.Element != ModelGen.Artifact.TensorElement.UInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
         if (r.Narrow && (r.Shift > 31 || (1L << (r.Shift - 1)) + ((long)r.Zero << r.Shift) > int.MaxValue))
             throw new System.FormatException($"'{k.Node.Name}': a narrow requant needs 2^(shift−1) + zero·2^shift within int32");
         if (r.Narrow) k.Helpers.Add("RequantizeNarrow");
