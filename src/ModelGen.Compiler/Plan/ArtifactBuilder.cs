@@ -28,7 +28,7 @@ public sealed class ArtifactBuilder : ILowering
     /// <summary>How the arena of an artifact this builder made compares with its tensors (null for one read from text).</summary>
     public static MemoryPlanReport? MemoryPlanOf(ModelArtifact artifact) => Reports.TryGetValue(artifact, out var r) ? r : null;
 
-    public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, string simd)
+    public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, SimdLevel simd)
     {
         var b = new ArtifactBuilder(graph);
         var a = b._artifact;
@@ -116,7 +116,7 @@ public sealed class ArtifactBuilder : ILowering
                 // does not grow with the kernel.
                 bool depthwise = w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
                     || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
-                bool gemm = _artifact.Simd != "none" && !depthwise;
+                bool gemm = _artifact.Simd != SimdLevel.None && !depthwise;
                 var outputs = new List<int> { Tensor(node.Outputs[0]) };
                 bool pointwise = geo.KernelH == 1 && geo.KernelW == 1 && geo.StrideH == 1 && geo.StrideW == 1 && geo.PadTop == 0 && geo.PadLeft == 0 && geo.PadBottom == 0 && geo.PadRight == 0;
                 if (gemm && !pointwise)
@@ -126,7 +126,7 @@ public sealed class ArtifactBuilder : ILowering
                     int columns = y.Length == 4 ? ConvBands.Rows(patchRows, y[2], y[3]) * y[3] : y.Skip(2).Aggregate(1, (a, b) => a * b);
                     outputs.Add(((ILowering)this).Temporary(node.Name + ".patches", [patchRows, columns]));
                 }
-                if (depthwise && !depthwiseRows && _artifact.Simd != "none" && DepthwisePlane(geo, x, y) is var (rows, width, wide))
+                if (depthwise && !depthwiseRows && _artifact.Simd != SimdLevel.None && DepthwisePlane(geo, x, y) is var (rows, width, wide))
                 {
                     // A zero-padded copy of one input plane and a wide output plane: every tap is then one
                     // run of memory over the whole plane (see DepthwiseConvEmitter).

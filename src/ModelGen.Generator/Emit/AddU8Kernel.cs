@@ -41,8 +41,8 @@ internal sealed class AddU8Kernel : IKernel
         w.Line("int i = 0;");
         var levels = k.Simd switch
         {
-            "auto" => new[] { ("Vector512", 64), ("Vector256", 32), ("Vector128", 16) },
-            "vector128" => new[] { ("Vector128", 16) },
+            SimdLevel.Auto => new[] { ("Vector512", 64), ("Vector256", 32), ("Vector128", 16) },
+            SimdLevel.Vector128 => new[] { ("Vector128", 16) },
             _ => Array.Empty<(string, int)>(),
         };
         bool first = true;

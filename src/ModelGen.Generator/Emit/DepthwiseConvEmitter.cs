@@ -15,7 +15,7 @@ internal static class DepthwiseConvEmitter
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
-    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         if (outputs.Length == 3)
         {
@@ -36,7 +36,7 @@ internal static class DepthwiseConvEmitter
         int last = Math.Max(first, Math.Min(ow, (wd - 1 + p[1] - (k[1] - 1) * d[1]) / s[1] + 1));
         // Stride 2 reads one element past the last tap of the last column (the odd lane of the pair).
         int lastVector = s[1] == 2 ? Math.Max(first, Math.Min(last, (wd - 2 + p[1] - (k[1] - 1) * d[1]) / 2 + 1)) : last;
-        bool vectorizable = s[1] is 1 or 2 && simd != "none";
+        bool vectorizable = s[1] is 1 or 2 && simd != SimdLevel.None;
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, one {k[0]}x{k[1]} filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line(vectorizable
             ? $"// Columns {first}..{lastVector - 1} of each output row a vector at a time ({taps} fused multiply-adds each); the others one by one."
@@ -57,7 +57,7 @@ internal static class DepthwiseConvEmitter
         if (vectorizable && lastVector > first)
         {
             var levels = new List<(string V, int Width, bool Fused)>();
-            if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
+            if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
             levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
             foreach (var (v, width, fused) in levels)
             {
@@ -138,7 +138,7 @@ internal static class DepthwiseConvEmitter
     /// or its even elements (stride 2), so the whole plane is a few long vector loops, whatever its
     /// width. The columns past OW are computed and dropped when the rows are copied out.
     /// </summary>
-    static void EmitPlane(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    static void EmitPlane(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         bool hasBias = inputs.Length > 2;
@@ -165,7 +165,7 @@ internal static class DepthwiseConvEmitter
         for (int kh = 0; kh < k[0]; kh++)
             for (int kw = 0; kw < k[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
         var levels = new List<(string V, int Width, bool Fused)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
+        if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
         levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
         bool vectorActivation = GemmEmitter.VectorActivation(node, "V", "acc") is not null;
         for (int l = 0; l < levels.Count; l++)

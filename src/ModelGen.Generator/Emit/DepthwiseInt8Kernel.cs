@@ -76,7 +76,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         if (byteInput)
         {
             w.Line($"ref byte src = ref {U}.Add(ref rx, (plane * {h} + r) * {wd}); ref float dst = ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]});");
-            if (k.Simd == "auto" && wd >= 8)
+            if (k.Simd == SimdLevel.Auto && wd >= 8)
             {
                 // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
                 var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
@@ -96,8 +96,8 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             for (int kw = 0; kw < kernel[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
         string? vectorAct = GemmEmitter.VectorActivation(k.Node, "V", "v");
         var levels = new List<(string V, int Width)>();
-        if (k.Simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        if (k.Simd != "none") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        if (k.Simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        if (k.Simd != SimdLevel.None) levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         for (int l = 0; l < levels.Count; l++)
         {
             var (v, width) = levels[l];
@@ -181,7 +181,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
         k.OpenMethod();
-        var quads = bytes && k.Simd == "auto" && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
+        var quads = bytes && k.Simd == SimdLevel.Auto && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
             ? DepthwiseQuadLayout.For(g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, p[0], p[1], p[2], p[3], 1, 1) : null;
         if (quads is not null)
         {
@@ -353,14 +353,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     }
 
     /// <summary>wf = y1[0..count) = the int8 weights as float32 (exact), converted once a call rather than once a plane.</summary>
-    static void EmitFloatWeights(CodeWriter w, string simd, int count)
+    static void EmitFloatWeights(CodeWriter w, SimdLevel simd, int count)
     {
         w.Line("ref float wf = ref rp;");
         w.OpenBlock();
         w.Line("int i = 0;");
-        if (simd == "auto")
+        if (simd == SimdLevel.Auto)
             w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)i))), ref wf, (nuint)i);");
-        if (simd != "none")
+        if (simd != SimdLevel.None)
             w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
         w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
         w.Close();
@@ -392,7 +392,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         /// </summary>
         public override string? LoadEven(string v, int width, string offset, bool constant, string? at = null)
         {
-            if (!_bytes || k.Simd != "auto" || width is not (16 or 8)) return null;
+            if (!_bytes || k.Simd != SimdLevel.Auto || width is not (16 or 8)) return null;
             string pairsAt = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref {at ?? "xb"}, {offset}))";
             string pairs = width == 16
                 ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({pairsAt}))"
@@ -441,10 +441,10 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             string inverse = KernelContext.F(1f / k.Float("scale"));
             w.Line($"ref float src = ref {U}.Add(ref rx, plane * {g.Plane});");
             w.Line("int i = 0;");
-            if (k.Simd == "auto")
+            if (k.Simd == SimdLevel.Auto)
                 foreach (var v in new[] { V512, V256 })
                     w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref qp, (nuint)i);");
-            if (k.Simd != "none")
+            if (k.Simd != SimdLevel.None)
                 w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref qp, (nuint)i);");
             w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
         }
@@ -480,7 +480,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             }
             else
             {
-                if (k.Simd == "auto" && l.Width == 4)
+                if (k.Simd == SimdLevel.Auto && l.Width == 4)
                 {
                     // Rows of 4 (4x4 planes): the 8-lane requantization on the sums and 4 zero lanes, 4 bytes out.
                     w.Open($"if ({X86}.Avx2.IsSupported)");
@@ -491,7 +491,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                     w.Open("else");
                 }
                 for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
-                if (k.Simd == "auto" && l.Width == 4) w.Close();
+                if (k.Simd == SimdLevel.Auto && l.Width == 4) w.Close();
             }
         }
 
@@ -508,12 +508,12 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     }
 
     /// <summary>y3 = clamp(round(y1·inverseScale) + zero, 0, 255) over the whole plane, the arithmetic of QuantizeU8.</summary>
-    static void Quantize(CodeWriter w, string simd, int length, string inverse, int zero)
+    static void Quantize(CodeWriter w, SimdLevel simd, int length, string inverse, int zero)
     {
         w.Line("int i = 0;");
         var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        if (simd != "none") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        if (simd != SimdLevel.None) levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         for (int l = 0; l < levels.Count; l++)
         {
             var (v, width) = levels[l];

@@ -52,7 +52,7 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>Writes the float32 kernel and returns true, or returns false when the shape does not suit it.</summary>
-    public static bool TryEmit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    public static bool TryEmit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         if (outputs.Length != 1 || Geometry(node, x, y) is not { } g) return false;
@@ -143,11 +143,11 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>The kernel's body (inside its method, after the span checks): one loop over the planes per SIMD level, then scalar.</summary>
-    internal static void EmitBody(CodeWriter w, Shape g, string simd, Flavor flavor)
+    internal static void EmitBody(CodeWriter w, Shape g, SimdLevel simd, Flavor flavor)
     {
         var levels = new List<Level>();
-        if (simd == "auto") { levels.Add(new Level(16, true)); levels.Add(new Level(8, true)); }
-        if (simd != "none") levels.Add(new Level(4, false));
+        if (simd == SimdLevel.Auto) { levels.Add(new Level(16, true)); levels.Add(new Level(8, true)); }
+        if (simd != SimdLevel.None) levels.Add(new Level(4, false));
         // A level is worth it when a row fills more than half a vector, and it needs a plane at least a
         // vector long (the loads moved inside the plane).
         levels = levels.Where(l => 2 * g.OW > l.Width && g.Plane >= l.Width).ToList();

@@ -47,23 +47,23 @@ internal static class GemmEmitter
 
     sealed record Level(string V, int Width, int MaxAccumulators, bool Fused);
 
-    static List<Level> Levels(string simd)
+    static List<Level> Levels(SimdLevel simd)
     {
         var levels = new List<Level>();
         // Accumulators: x64 has 32 vector registers with AVX-512, 16 with AVX2/SSE; the rest hold B's vectors and A's broadcast.
-        if (simd == "auto")
+        if (simd == SimdLevel.Auto)
         {
             levels.Add(new Level("global::System.Runtime.Intrinsics.Vector512", 16, 24, true));
             levels.Add(new Level("global::System.Runtime.Intrinsics.Vector256", 8, 12, true));
         }
         // Vector128 multiplies then adds: where it is the best level (x64 without AVX, NativeAOT's default
         // target) FMA may be missing and the fused form would fall back to a slow exact emulation.
-        if (simd is "auto" or "vector128") levels.Add(new Level("global::System.Runtime.Intrinsics.Vector128", 4, 12, false));
+        if (simd != SimdLevel.None) levels.Add(new Level("global::System.Runtime.Intrinsics.Vector128", 4, 12, false));
         return levels;
     }
 
     /// <summary>Emits the GEMM; the refs, <c>ra</c>-style names in <paramref name="g"/>, must be in scope.</summary>
-    public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, string simd)
+    public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, SimdLevel simd)
     {
         var levels = Levels(simd);
         if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("global::System.Span<float> edge = stackalloc float[16];");

@@ -24,7 +24,7 @@ internal static class GemvEmitter
     /// shifted into place in registers (vpermt2ps, by wPhase floats): a misaligned 64-byte load touches two
     /// cache lines, which halved the rate the weights came from L2 (74 against 144 GB/s measured here).
     /// </summary>
-    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
         int n = int.Parse(node.Attributes["n"], System.Globalization.CultureInfo.InvariantCulture);
@@ -63,7 +63,7 @@ internal static class GemvEmitter
         if (zigzag) w.Line($"bool backward = s_{name}Backward; s_{name}Backward = !backward;");
         var ctx = new PanelContext(node, n, chunks, fullChunks, tail, hasBias, zigzag);
         bool any = false;
-        if (simd == "auto")
+        if (simd == SimdLevel.Auto)
         {
             w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
             w.Line("nuint p = 0;");
@@ -84,7 +84,7 @@ internal static class GemvEmitter
             w.Close();
             any = true;
         }
-        if (simd is "auto" or "vector128")
+        if (simd != SimdLevel.None)
         {
             w.Open($"{(any ? "else if" : "if")} ({V128}.IsHardwareAccelerated)");
             w.Line("nuint p = 0;");
@@ -213,7 +213,7 @@ internal static class GemvEmitter
     /// vcvtdq2ps), then a fused multiply-add with x: a quarter of the bytes of float32 weights to read.
     /// Without Vector512 or Vector256 (x86), the weights are converted one by one.
     /// </summary>
-    public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         int n = wt.Shape[0], k = wt.Shape[1];
@@ -226,7 +226,7 @@ internal static class GemvEmitter
         w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
         const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", V64 = "global::System.Runtime.Intrinsics.Vector64";
         var levels = new List<(string V, int Width, string Convert)>();
-        if (simd == "auto")
+        if (simd == SimdLevel.Auto)
         {
             levels.Add((V512, 16, $"{V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)(at))))"));
             levels.Add((V256, 8, $"{V256}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32({V128}.Create({V64}.LoadUnsafe(ref rw, (nuint)(at)), {V64}<sbyte>.Zero)))"));
@@ -278,7 +278,7 @@ internal static class GemvEmitter
     /// block one load, a mask and a shift give two runs of 16 int4 values, sign-extended and converted to
     /// float32 in registers. Elements past the last whole block, and machines without AVX-512, one by one.
     /// </summary>
-    public static void EmitInt4(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    public static void EmitInt4(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
         int n = wt.Shape[0], rowBytes = wt.Shape[1], k = int.Parse(node.Attributes["k"], System.Globalization.CultureInfo.InvariantCulture);
@@ -292,7 +292,7 @@ internal static class GemvEmitter
         w.Line("ref byte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
         string Scalar(string row, string acc) =>
             $"{{ byte packed = {U}.Add(ref rw, {row} * {rowBytes} + (i >> 5) * 16 + (i & 15)); {acc} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
-        bool vector = simd == "auto" && blocks > 0;
+        bool vector = simd == SimdLevel.Auto && blocks > 0;
         if (vector)
         {
             w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");

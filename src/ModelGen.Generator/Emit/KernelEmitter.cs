@@ -71,7 +71,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>Writes the shared helpers the kernels asked for, in ordinal order.</summary>
-    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, string simd)
+    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, SimdLevel simd)
     {
         foreach (var helper in helpers.OrderBy(h => h, StringComparer.Ordinal))
         {
@@ -208,7 +208,7 @@ internal static class KernelEmitter
     /// The patches (im2col) are gathered into scratch first, unless the convolution is 1x1 with unit
     /// stride and no pads, when the input already is that matrix.
     /// </summary>
-    static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         // int8 weights: inputs x, w (int8), scales, b; the last output is scratch for the widened weights.
@@ -239,7 +239,7 @@ internal static class KernelEmitter
             w.Open($"for (int row = 0; row < {m}; row++)");
             w.Line("float scale = scales[row];");
             w.Line("int i = 0;");
-            if (simd == "auto" && kk >= 16)
+            if (simd == SimdLevel.Auto && kk >= 16)
             {
                 w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
                 w.Line($"var s = {V512}.Create(scale);");
@@ -279,7 +279,7 @@ internal static class KernelEmitter
     /// for every output pixel (oy, ox), 0 in the padding. The j loop is unrolled so each run of columns
     /// inside the image is a copy of a constant length, which the JIT turns into a few vector moves.
     /// </summary>
-    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, string simd)
+    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         int cols = band * ow, rowsPerChannel = k[0] * k[1];
@@ -319,7 +319,7 @@ internal static class KernelEmitter
                 else
                 {
                     w.Line("int ox = 0;");
-                    if (s[1] == 2 && simd != "none") EmitEvenGather(w, last - first, first, simd);
+                    if (s[1] == 2 && simd != SimdLevel.None) EmitEvenGather(w, last - first, first, simd);
                     w.Line($"for (; ox < {last - first}; ox++) {U}.Add(ref dst, {first} + ox) = {U}.Add(ref src, ox * {s[1]});");
                 }
             }
@@ -365,10 +365,10 @@ internal static class KernelEmitter
     /// load stays within src[0 .. 2·(count − 1)]; then one vector overlapping the last (the same values again), and
     /// the scalar loop after it takes the rest. Stride-2 patches (a MobileNetV2 stem) were a scalar copy.
     /// </summary>
-    static void EmitEvenGather(CodeWriter w, int count, int first, string simd)
+    static void EmitEvenGather(CodeWriter w, int count, int first, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        var widths = simd == "auto" ? new[] { 16, 8, 4 } : new[] { 4 };
+        var widths = simd == SimdLevel.Auto ? new[] { 16, 8, 4 } : new[] { 4 };
         bool opened = false;
         foreach (int width in widths)
         {
@@ -383,9 +383,9 @@ internal static class KernelEmitter
         }
     }
 
-    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
+    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, SimdLevel simd)
     {
-        if (Ints(node, "strides")[1] == 1 && simd != "none")
+        if (Ints(node, "strides")[1] == 1 && simd != SimdLevel.None)
         {
             ConvOutputStationary(w, node, name, sig, inputs, y, simd);
             return;
@@ -446,7 +446,7 @@ internal static class KernelEmitter
     /// accumulator staying in a register across every (channel, kh, kw) tap: one broadcast weight times
     /// one unaligned load of input per tap. Columns whose taps would read padding are done one by one.
     /// </summary>
-    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
@@ -470,7 +470,7 @@ internal static class KernelEmitter
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
         var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
         levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         if (levels.Any(l => last - first >= l.Width))
         {
@@ -533,7 +533,7 @@ internal static class KernelEmitter
     /// a vector at a time, then the maximum of each adjacent pair (even and odd lanes split by narrowing
     /// the pairs seen as 64-bit lanes).
     /// </summary>
-    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, string simd)
+    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
@@ -544,7 +544,7 @@ internal static class KernelEmitter
         w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
         w.Line("int ow = 0;");
         var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
+        if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
         levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         foreach (var (v, width) in levels)
         {
@@ -576,7 +576,7 @@ internal static class KernelEmitter
         foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
     }
 
-    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
+    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, SimdLevel simd)
     {
         int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
         int nc = x.Shape[0] * x.Shape[1];
@@ -585,7 +585,7 @@ internal static class KernelEmitter
         w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
         KernelEmitter.OpenKernel(w, name, sig);
         bool inside = p.All(v => v == 0) && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h && (ow - 1) * s[1] + (k[1] - 1) * d[1] < wd;
-        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != "none")
+        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != SimdLevel.None)
         {
             MaxPool2x2(w, x, y, nc, h, wd, oh, ow, simd);
             return;
@@ -629,7 +629,7 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 
-    static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool transA = node.Attributes["transA"] != "0";
@@ -756,7 +756,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>The dot product of two equal-length spans, widest SIMD first (the JIT keeps one branch).</summary>
-    public static void EmitDot(CodeWriter w, string simd)
+    public static void EmitDot(CodeWriter w, SimdLevel simd)
     {
         w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
         w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
@@ -782,7 +782,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>y[j] = Σi x[i]·w[j·k + i]: four rows of w share each load of x (register blocking).</summary>
-    public static void EmitGemv(CodeWriter w, string simd)
+    public static void EmitGemv(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
         OpenHelper(w, "static void Gemv(global::System.ReadOnlySpan<float> x, global::System.ReadOnlySpan<float> w, global::System.Span<float> y)");
@@ -820,7 +820,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>y += alpha·x over equal-length spans.</summary>
-    public static void EmitAxpy(CodeWriter w, string simd)
+    public static void EmitAxpy(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
         OpenHelper(w, "static void Axpy(global::System.Span<float> y, global::System.ReadOnlySpan<float> x, float alpha)");
@@ -843,12 +843,12 @@ internal static class KernelEmitter
     internal static string Load(string v, string r, string i) => $"{v}.LoadUnsafe(ref {r}, (nuint)({i}))";
 
     /// <summary>The ladder Vector256 → Vector128 → scalar, cut to what the SIMD level allows.</summary>
-    internal static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
+    internal static void VectorLoop(CodeWriter w, SimdLevel simd, string length, Func<string, int, string[]> body)
     {
         var levels = new List<(string V, int Width)>();
-        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16));
-        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
-        if (simd == "auto" || simd == "vector128") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
+        if (simd == SimdLevel.Auto) levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16));
+        if (simd == SimdLevel.Auto) levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
+        if (simd != SimdLevel.None) levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
         for (int l = 0; l < levels.Count; l++)
         {
             var (v, width) = levels[l];

@@ -22,7 +22,7 @@ internal sealed class ReduceKernel : IKernel
         // axes): a vector sum or maximum over the run.
         bool contiguous = reduced.Length > 0 && Enumerable.Range(0, reduced.Length).All(d => reducedStrides[d] == reduced.Skip(d + 1).Aggregate(1, (a, b) => a * b))
             && Enumerable.Range(0, kept.Length).All(d => keptStrides[d] == count * kept.Skip(d + 1).Aggregate(1, (a, b) => a * b));
-        if (contiguous && k.Simd != "none" && count >= 8)
+        if (contiguous && k.Simd != SimdLevel.None && count >= 8)
         {
             long outputs = kept.Aggregate(1L, (a, b) => a * b);
             const string U = "global::System.Runtime.CompilerServices.Unsafe";
@@ -31,8 +31,8 @@ internal sealed class ReduceKernel : IKernel
             w.Line($"ref float run = ref {U}.Add(ref rx, o * {count});");
             w.Line("int i = 0;");
             w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
-            string v = k.Simd == "auto" ? "global::System.Runtime.Intrinsics.Vector256" : "global::System.Runtime.Intrinsics.Vector128";
-            int width = k.Simd == "auto" ? 8 : 4;
+            string v = k.Simd == SimdLevel.Auto ? "global::System.Runtime.Intrinsics.Vector256" : "global::System.Runtime.Intrinsics.Vector128";
+            int width = k.Simd == SimdLevel.Auto ? 8 : 4;
             if (count >= width)
             {
                 w.Open($"if ({v}.IsHardwareAccelerated)");
