@@ -480,10 +480,10 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line("// does and interleaved, so each int32 of dst holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution).");
         KernelEmitter.OpenHelper(w, "private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
         w.Line("int p = 0;");
-        foreach (string v in simd == SimdLevel.Auto ? new[] { V256, V128 } : simd == SimdLevel.None ? new string[0] : new[] { V128 })
+        SimdLadder.Cascade(w, SimdLadder.Widths(simd, widest: 256), width =>
         {
-            int lanes = v == V256 ? 8 : 4;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = width.V;
+            int lanes = width.Floats;
             w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create(zero); var zf = {v}.Create((float)zero); var top = {v}.Create(255f);");
             w.Open($"for (; p <= count - {lanes}; p += {lanes})");
             // x86: QuantizedLanes (Vector256 here means AVX2); elsewhere the generic operations, the same numbers.
@@ -495,8 +495,7 @@ internal sealed class ConvInt8Kernel : IKernel
             }
             w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
             w.Close();
-            w.Close();
-        }
+        });
         w.Open("for (; p < count; p++)");
         w.Line("int packed = 0;");
         w.Open("for (int b = 0; b < 4; b++)");

@@ -233,7 +233,7 @@ internal static class KernelEmitter
         if (int8)
         {
             // The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.
-            const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
+            const string V512 = "global::System.Runtime.Intrinsics.Vector512";
             w.Line($"ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({widened});");
             w.Line("ref sbyte rq = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
             w.Open($"for (int row = 0; row < {m}; row++)");
@@ -241,9 +241,9 @@ internal static class KernelEmitter
             w.Line("int i = 0;");
             if (simd == SimdLevel.Auto && kk >= 16)
             {
-                w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
+                w.Open($"if ({SimdWidth.V512.AcceleratedX86})");
                 w.Line($"var s = {V512}.Create(scale);");
-                w.Line($"for (; i <= {kk - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rq, (nuint)(row * {kk} + i)))) * s, ref ra, (nuint)(row * {kk} + i));");
+                w.Line($"for (; i <= {kk - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rq", $"row * {kk} + i")} * s, ref ra, (nuint)(row * {kk} + i));");
                 w.Close();
             }
             w.Line($"for (; i < {kk}; i++) global::System.Runtime.CompilerServices.Unsafe.Add(ref ra, row * {kk} + i) = global::System.Runtime.CompilerServices.Unsafe.Add(ref rq, row * {kk} + i) * scale;");
@@ -368,19 +368,14 @@ internal static class KernelEmitter
     static void EmitEvenGather(CodeWriter w, int count, int first, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        var widths = simd == SimdLevel.Auto ? new[] { 16, 8, 4 } : new[] { 4 };
-        bool opened = false;
-        foreach (int width in widths)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd).Where(x => count > x.Floats).ToList(), sw =>
         {
-            if (count <= width) continue;
-            string v = "global::System.Runtime.Intrinsics.Vector" + (width * 32);
-            w.Open($"{(opened ? "else if" : "if")} ({v}.IsHardwareAccelerated)");
-            opened = true;
+            string v = sw.V;
+            int width = sw.Floats;
             string Even(string at) => EvenLanes(v, width, $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at}))", $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at} + {width}))");
             w.Line($"for (; ox + {width} < {count}; ox += {width}) {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox);");
             w.Line($"ox = {count - 1 - width}; {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox); ox += {width};");
-            w.Close();
-        }
+        });
     }
 
     static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, SimdLevel simd)
@@ -469,10 +464,8 @@ internal static class KernelEmitter
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
-        var levels = new List<(string V, int Width)>();
-        if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        if (levels.Any(l => last - first >= l.Width))
+        var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
+        if (levels.Count > 0)
         {
             w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
             w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
@@ -481,10 +474,10 @@ internal static class KernelEmitter
         w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"int col = {first};");
-        foreach (var (v, width) in levels)
+        SimdLadder.Cascade(w, levels, sw =>
         {
-            if (last - first < width) continue;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Open($"for (; col <= {last - width}; col += {width})");
             w.Line(Each(i => $"{v}<float> a{i} = {v}.Create(bias{i});"));
             w.Line("int t = 0;");
@@ -504,8 +497,8 @@ internal static class KernelEmitter
                 if (act) w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(a{i}, e); y[{at} + e] = {Act(node)}; }}");
                 else w.Line($"{v}.CopyTo(a{i}, y.Slice({at}, {width}));");
             }
-            w.Close(); w.Close();
-        }
+            w.Close();
+        });
         w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line($"if (ow >= {first} && ow < col) continue;");
@@ -543,21 +536,18 @@ internal static class KernelEmitter
         w.Line($"ref float bottom = ref {U}.Add(ref top, {wd});");
         w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
         w.Line("int ow = 0;");
-        var levels = new List<(string V, int Width)>();
-        if (simd == SimdLevel.Auto) { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        foreach (var (v, width) in levels)
+        SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => ow >= x.Floats), sw =>
         {
-            if (ow < width) continue;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Open($"for (; ow <= {ow - width}; ow += {width})");
             w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
             w.Line($"var hi = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width})));");
             w.Line($"var even = {EvenLanes(v, width, "lo", "hi")};");
             w.Line($"var odd = {EvenLanes(v, width, "lo", "hi", odd: true)};");
             w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
-            w.Close(); w.Close();
-        }
+            w.Close();
+        });
         w.Open($"for (; ow < {ow}; ow++)");
         w.Line($"float a = global::System.MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
         w.Line($"float b = global::System.MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
@@ -845,18 +835,9 @@ internal static class KernelEmitter
     /// <summary>The ladder Vector256 → Vector128 → scalar, cut to what the SIMD level allows.</summary>
     internal static void VectorLoop(CodeWriter w, SimdLevel simd, string length, Func<string, int, string[]> body)
     {
-        var levels = new List<(string V, int Width)>();
-        if (simd == SimdLevel.Auto) levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16));
-        if (simd == SimdLevel.Auto) levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
-        if (simd != SimdLevel.None) levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
-            var (v, width) = levels[l];
-            w.Line($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated && {length} >= {width})");
-            w.Line("{");
-            w.Indent();
-            foreach (var line in body(v, width)) w.Line(line);
-            w.Close();
-        }
+            foreach (var line in body(x.V, x.Floats)) w.Line(line);
+        }, guard: x => $"{x.Accelerated} && {length} >= {x.Floats}");
     }
 }
