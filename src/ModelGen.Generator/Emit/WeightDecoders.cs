@@ -15,9 +15,10 @@ namespace ModelGen.Generator.Emit;
 /// decoder reads, as the node's weight input (per-row scales or a codebook as further inputs); (2) write a
 /// class implementing this interface: the widths it has a vector form for and the run-time test each needs,
 /// the columns one step covers, the statements and the float vector expression that decode a step of a row,
-/// and the scalar term; (3) choose it where the Dense kernel is emitted (KernelEmitter.Dense). Decoded values
-/// must be exact (as int8 and int4 are in float32), so every width sums the same numbers in the same order
-/// for each row and the kernel stays bit-identical across SIMD paths up to the vector sum.
+/// and the scalar term; (3) give it to <see cref="GemvEmitter.EmitRows"/> from an entry point beside
+/// <see cref="GemvEmitter.EmitInt8"/>, which KernelEmitter.Dense calls for the format. Decoding must be
+/// exact (int8 and int4 values are, in float32): the scalar form and every width then multiply the same
+/// numbers, and the reference evaluator's dequantized weights are what the kernel computes with.
 /// </para>
 /// </summary>
 internal interface IWeightDecoder
