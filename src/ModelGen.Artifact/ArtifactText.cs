@@ -26,7 +26,7 @@ public static class ArtifactText
         Bare(sb, "sha256", model.SourceSha256);
         Str(sb, "producer", model.Producer);
         Bare(sb, "opset", model.Opset.ToString(CultureInfo.InvariantCulture));
-        Bare(sb, "simd", model.Simd);
+        Bare(sb, "simd", model.Simd.ToText());
         Bare(sb, "scratch", model.ScratchBytes.ToString(CultureInfo.InvariantCulture));
         Str(sb, "compression", model.Compression);
         if (model.Measured.Length > 0) Str(sb, "measured", model.Measured);
@@ -95,7 +95,7 @@ public static class ArtifactText
                         model.SourceSha256 = Get(fields, "sha256");
                         model.Producer = Get(fields, "producer");
                         model.Opset = long.Parse(Get(fields, "opset"), CultureInfo.InvariantCulture);
-                        model.Simd = Get(fields, "simd");
+                        model.Simd = SimdLevelText.TryParse(Get(fields, "simd"), out var simd) ? simd : throw new FormatException($"unknown SIMD level '{Get(fields, "simd")}'");
                         model.ScratchBytes = long.Parse(Get(fields, "scratch"), CultureInfo.InvariantCulture);
                         model.Compression = fields.TryGetValue("compression", out string? compression) ? compression : "none";
                         model.Measured = fields.TryGetValue("measured", out string? measured) ? measured : "";

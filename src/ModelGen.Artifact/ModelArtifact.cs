@@ -20,8 +20,8 @@ public sealed class ModelArtifact
     public string SourceSha256 { get; set; } = "";
     public string Producer { get; set; } = "";
     public long Opset { get; set; }
-    /// <summary>auto, vector128 or none: the widest SIMD the emitted kernels may use.</summary>
-    public string Simd { get; set; } = "auto";
+    /// <summary>The widest SIMD the emitted kernels may use.</summary>
+    public SimdLevel Simd { get; set; } = SimdLevel.Auto;
     /// <summary>The compression the model was compiled with (none, int8, int8-weights…).</summary>
     public string Compression { get; set; } = "none";
     /// <summary>The compression report's summary, when calibration data measured it; empty otherwise.</summary>
@@ -33,6 +33,37 @@ public sealed class ModelArtifact
     public List<ArtifactBinding> Inputs { get; } = new List<ArtifactBinding>();
     public List<ArtifactBinding> Outputs { get; } = new List<ArtifactBinding>();
     public List<ArtifactNode> Nodes { get; } = new List<ArtifactNode>();
+}
+
+/// <summary>
+/// The widest SIMD the emitted kernels may use. The text form (the Simd option's values, the artifact) is
+/// lower case: <c>auto</c>, <c>vector128</c>, <c>none</c> (<see cref="SimdLevelText"/>).
+/// </summary>
+public enum SimdLevel
+{
+    /// <summary>Vector512, Vector256 and Vector128 paths, each taken where the processor accelerates it.</summary>
+    Auto,
+    /// <summary>Vector128 paths only (smaller code: one path per kernel).</summary>
+    Vector128,
+    /// <summary>Scalar code only.</summary>
+    None,
+}
+
+/// <summary>The text form of <see cref="SimdLevel"/>: what users write and the artifact stores.</summary>
+public static class SimdLevelText
+{
+    /// <summary>The values in <see cref="SimdLevel"/> order.</summary>
+    public static readonly string[] Names = { "auto", "vector128", "none" };
+
+    public static string ToText(this SimdLevel level) => Names[(int)level];
+
+    /// <summary>Parses a value in any case; false when it names no level.</summary>
+    public static bool TryParse(string? text, out SimdLevel level)
+    {
+        int i = text is null ? -1 : System.Array.IndexOf(Names, text.ToLowerInvariant());
+        level = i < 0 ? SimdLevel.Auto : (SimdLevel)i;
+        return i >= 0;
+    }
 }
 
 /// <summary>Where a tensor's elements live when the emitted code runs.</summary>

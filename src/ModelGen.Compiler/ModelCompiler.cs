@@ -43,7 +43,12 @@ public sealed record CompileProgress(string Phase, int Done, int Total, string? 
 /// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>
 public static class ModelCompiler
 {
-    public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
+    /// <summary>The Simd values (docs/msbuild.md), parsed once by <see cref="ParseSimd"/>.</summary>
+    public static readonly string[] SimdLevels = SimdLevelText.Names;
+
+    /// <summary>The options' Simd value as a level; MG-BadOption when it names none.</summary>
+    public static SimdLevel ParseSimd(CompileOptions options) => SimdLevelText.TryParse(options.Simd, out var level) ? level
+        : throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
 
     /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
     public static readonly string[] CompressionKinds = ["none", "int8", "int8-weights", "int4-weights", "mixed-weights", "mixed"];
@@ -98,9 +103,7 @@ public static class ModelCompiler
     /// <summary>Compiles <paramref name="preparedGraph"/> when given: <see cref="Prepare"/>'s graph for these same options (the mixed search's, calibrated once).</summary>
     public static ModelArtifact Compile(CompileOptions options, Graph? preparedGraph, out Graph prepared)
     {
-        string simd = options.Simd.ToLowerInvariant();
-        if (Array.IndexOf(SimdLevels, simd) < 0)
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
+        var simd = ParseSimd(options);
         string className = options.ClassName is { Length: > 0 } c ? c : Identifiers.Pascal(Path.GetFileNameWithoutExtension(options.ModelPath));
         if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className) || className.Length > Identifiers.MaxLength)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{(className.Length > Identifiers.MaxLength ? className[..Identifiers.MaxLength] + "…" : className)}' is not a valid C# identifier of at most {Identifiers.MaxLength} characters, or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");

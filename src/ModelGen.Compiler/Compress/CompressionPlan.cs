@@ -1,3 +1,4 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
@@ -44,7 +45,7 @@ public sealed record CompressionPlan
         return new CompressionPlan
         {
             Kind = kind, LayerPrecisions = layers, CalibrationPath = options.CalibrationPath, CalibrationUint8Scale = options.CalibrationUint8Scale,
-            BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && options.Simd != "none",
+            BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
         };
     }
 

@@ -260,7 +260,7 @@ public sealed record EmittedCode(long Characters, long Lines, long WeightCharact
         // The weights are the class's last member, `static class Weights` (ModelEmitter); without one, all is code.
         var weights = System.Text.RegularExpressions.Regex.Match(source, @"^[ \t]*static class Weights\b", System.Text.RegularExpressions.RegexOptions.Multiline);
         int split = weights.Success ? weights.Index : source.Length;
-        return new(split, source.AsSpan(0, split).Count('\n'), source.Length - split, artifact.Nodes.Count, artifact.Simd, artifact.ScratchBytes);
+        return new(split, source.AsSpan(0, split).Count('\n'), source.Length - split, artifact.Nodes.Count, artifact.Simd.ToText(), artifact.ScratchBytes);
     }
 
     public string Describe() => string.Create(CultureInfo.InvariantCulture,

@@ -130,7 +130,7 @@ public interface ILowering
     /// <summary>Whether a graph value or an artifact tensor already has the name.</summary>
     bool NameTaken(string name);
     /// <summary>The widest SIMD the kernels may use (ModelArtifact.Simd).</summary>
-    string Simd { get; }
+    SimdLevel Simd { get; }
     /// <summary>Makes <paramref name="output"/> the same memory as <paramref name="input"/> (a copy where that cannot be).</summary>
     void Alias(string input, string output, Node node);
     /// <summary>Whether a tensor holds uint8 activations (written requantized by an int8 layer for the next).</summary>

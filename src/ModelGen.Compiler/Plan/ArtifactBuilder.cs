@@ -28,7 +28,7 @@ public sealed class ArtifactBuilder : ILowering
     /// <summary>How the arena of an artifact this builder made compares with its tensors (null for one read from text).</summary>
     public static MemoryPlanReport? MemoryPlanOf(ModelArtifact artifact) => Reports.TryGetValue(artifact, out var r) ? r : null;
 
-    public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, string simd)
+    public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, SimdLevel simd)
     {
         var b = new ArtifactBuilder(graph);
         var a = b._artifact;
@@ -131,7 +131,7 @@ public sealed class ArtifactBuilder : ILowering
 
     bool ILowering.NameTaken(string name) => _graph.Values.ContainsKey(name) || _artifact.Tensors.Any(t => t.Name == name);
 
-    string ILowering.Simd => _artifact.Simd;
+    SimdLevel ILowering.Simd => _artifact.Simd;
 
     int ILowering.Weight(string name, TensorData data)
     {

@@ -38,7 +38,7 @@ internal static class ConvLowering
         // does not grow with the kernel.
         bool depthwise = w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
             || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
-        bool gemm = lowering.Simd != "none" && !depthwise;
+        bool gemm = lowering.Simd != SimdLevel.None && !depthwise;
         var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
         if (gemm && !ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads))
         {
@@ -47,7 +47,7 @@ internal static class ConvLowering
             int columns = y.Length == 4 ? ConvBands.Rows(patchRows, y[2], y[3]) * y[3] : y.Skip(2).Aggregate(1, (a, b) => a * b);
             outputs.Add(lowering.Temporary(node.Name + ".patches", [patchRows, columns]));
         }
-        if (depthwise && !depthwiseRows && lowering.Simd != "none" && ArtifactBuilder.DepthwisePlane(geo, x, y) is var (rows, width, wide))
+        if (depthwise && !depthwiseRows && lowering.Simd != SimdLevel.None && ArtifactBuilder.DepthwisePlane(geo, x, y) is var (rows, width, wide))
         {
             // A zero-padded copy of one input plane and a wide output plane: every tap is then one
             // run of memory over the whole plane (see DepthwiseConvEmitter).

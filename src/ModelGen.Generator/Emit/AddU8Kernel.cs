@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using ModelGen.Artifact;
 
 namespace ModelGen.Generator.Emit;
@@ -39,20 +40,11 @@ internal sealed class AddU8Kernel : IKernel
         w.Line("ref byte rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
         w.Line("ref byte ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
         w.Line("int i = 0;");
-        var levels = k.Simd switch
+        // Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.
+        SimdLadder.Chain(w, SimdLadder.Widths(k.Simd).Where(x => n >= x.Bytes).ToList(), width =>
         {
-            "auto" => new[] { ("Vector512", 64), ("Vector256", 32), ("Vector128", 16) },
-            "vector128" => new[] { ("Vector128", 16) },
-            _ => Array.Empty<(string, int)>(),
-        };
-        bool first = true;
-        foreach (var (name, bytes) in levels)
-        {
-            if (n < bytes) continue;
-            string v = "global::System.Runtime.Intrinsics." + name;
-            // Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.
-            w.Open($"{(first || name == "Vector128" ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
-            first = name == "Vector128";
+            string v = width.V;
+            int bytes = width.Bytes;
             w.Line($"var ma = {v}.Create({m[0]}); var mb = {v}.Create({m[1]}); var bias = {v}.Create({c});");
             w.Line($"var zero = {v}.Create({zy}); var lo = {v}.Create({clamp[0]}); var hi = {v}.Create({clamp[1]});");
             w.Open($"for (; i <= {n - bytes}; i += {bytes})");
@@ -68,8 +60,7 @@ internal sealed class AddU8Kernel : IKernel
             w.Line("// Each lane is within 0…255 after the clamp: narrowing keeps it.");
             w.Line($"{v}.StoreUnsafe({v}.Narrow({v}.Narrow({v}.AsUInt32(q00), {v}.AsUInt32(q01)), {v}.Narrow({v}.AsUInt32(q10), {v}.AsUInt32(q11))), ref ry, (nuint)i);");
             w.Close();
-            w.Close();
-        }
+        }, narrowestFinishes: true);
         w.Line($"for (; i < {n}; i++) {U}.Add(ref ry, i) = (byte)global::System.Math.Clamp(((({U}.Add(ref ra, i) * {m[0]} + {U}.Add(ref rb, i) * {m[1]} + {c}) >> {shift}) + {zy}), {clamp[0]}, {clamp[1]});");
         w.Close();
     }

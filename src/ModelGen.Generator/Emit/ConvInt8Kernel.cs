@@ -126,7 +126,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line($"ref byte src = ref {U}.Add(ref rplane, ((grp * {cpg} + ci / {kernel[0]}) * {ph} + oy * {s[0]} + ci % {kernel[0]} * {d[0]}) * {pw} + q * 4);");
             w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
             w.Line("int ox = 0;");
-            if (k.Simd != "none" && s[1] <= 4 && ow >= 4)
+            if (k.Simd != SimdLevel.None && s[1] <= 4 && ow >= 4)
             {
                 // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
                 string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
@@ -178,7 +178,7 @@ internal sealed class ConvInt8Kernel : IKernel
         if (Requant.Of(k) is { } requant)
             w.Line(string.Join(" ", rs.Select(r => $"int im{r} = (int)({requant.IntegerMultiplier($"s{r}")});")));
         w.Line(string.Join(" ", rs.Select(r => $"{U}.Add(ref bc, {r}) = b{r}; {U}.Add(ref bc, {BlockRows + r}) = {(Requant.Of(k) is null ? $"global::System.BitConverter.SingleToInt32Bits(s{r})" : $"im{r}")};")));
-        if (k.Simd == "auto")
+        if (k.Simd == SimdLevel.Auto)
         {
             // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
             w.Open($"if ({X86}.AvxVnni.IsSupported)");
@@ -270,7 +270,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
             w.Open("else");
         }
-        if (k.Simd != "none")
+        if (k.Simd != SimdLevel.None)
         {
             // ARM64 dot product (sdot): signed bytes only, so each patch byte less 128 (a flip of its top bit) times the
             // weights, and 128·Σq of the channel's row added back: Σ (x − 128)·q + 128·Σ q = Σ x·q, the same integers.
@@ -334,8 +334,8 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
         }
         w.Close();
-        if (k.Simd != "none") w.Close();
-        if (k.Simd == "auto") w.Close();
+        if (k.Simd != SimdLevel.None) w.Close();
+        if (k.Simd == SimdLevel.Auto) w.Close();
     }
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
@@ -385,17 +385,17 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>The shared helper: x quantized to uint8 as Int8Conv.Apply and QuantParams.Quantize do it.</summary>
-    public static void EmitQuantizeHelper(CodeWriter w, string simd)
+    public static void EmitQuantizeHelper(CodeWriter w, SimdLevel simd)
     {
         w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even (NaN gives 0): the uint8 input of the");
         w.Line("// int8 kernels. (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
         KernelEmitter.OpenHelper(w, "private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float inverseScale, int zero)");
         w.Line("int i = 0;");
-        if (simd != "none")
+        if (simd != SimdLevel.None)
         {
             w.Open("if (dst.Length >= src.Length)");
             w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
-            if (simd == "auto")
+            if (simd == SimdLevel.Auto)
             {
                 w.Open($"if ({X86}.Avx512F.IsSupported)");
                 w.Line($"var s = {V512}.Create(inverseScale); var z = {V512}.Create(zero);");
@@ -470,16 +470,16 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>The helper of pointwise int8 convolutions: four channel planes quantized as QuantizeU8 does and interleaved.</summary>
-    public static void EmitInterleaveHelper(CodeWriter w, string simd)
+    public static void EmitInterleaveHelper(CodeWriter w, SimdLevel simd)
     {
         w.Line("// dst[4p + b] = clamp(round(cb[p]·inverseScale) + zero, 0, 255) for b = 0..3, p < count: four channels quantized as QuantizeU8");
         w.Line("// does and interleaved, so each int32 of dst holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution).");
         KernelEmitter.OpenHelper(w, "private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
         w.Line("int p = 0;");
-        foreach (string v in simd == "auto" ? new[] { V256, V128 } : simd == "none" ? new string[0] : new[] { V128 })
+        SimdLadder.Cascade(w, SimdLadder.Widths(simd, widest: 256), width =>
         {
-            int lanes = v == V256 ? 8 : 4;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = width.V;
+            int lanes = width.Floats;
             w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create(zero); var zf = {v}.Create((float)zero); var top = {v}.Create(255f);");
             w.Open($"for (; p <= count - {lanes}; p += {lanes})");
             // x86: QuantizedLanes (Vector256 here means AVX2); elsewhere the generic operations, the same numbers.
@@ -491,8 +491,7 @@ internal sealed class ConvInt8Kernel : IKernel
             }
             w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
             w.Close();
-            w.Close();
-        }
+        });
         w.Open("for (; p < count; p++)");
         w.Line("int packed = 0;");
         w.Open("for (int b = 0; b < 4; b++)");

@@ -50,7 +50,7 @@ internal sealed class DenseInt8Kernel : IKernel
             w.Open($"for (int j = {from}; j < {to}; j += {rows})");
             w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, (j + {r}) * {kk});")));
             w.Line(string.Join(" ", rs.Select(r => $"int acc{r} = 0;")) + " int i = 0;");
-            if (k.Simd == "auto" && kk >= 32)
+            if (k.Simd == SimdLevel.Auto && kk >= 32)
             {
                 w.Open($"if ({X86}.AvxVnni.IsSupported)");
                 w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero; var b{r} = a{r};")));

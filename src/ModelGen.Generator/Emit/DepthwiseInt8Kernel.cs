@@ -79,7 +79,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         if (byteInput)
         {
             w.Line($"ref byte src = ref {U}.Add(ref rx, (plane * {h} + r) * {wd}); ref float dst = ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]});");
-            if (k.Simd == "auto" && wd >= 8)
+            if (k.Simd == SimdLevel.Auto && wd >= 8)
             {
                 // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
                 var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
@@ -98,13 +98,10 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         for (int kh = 0; kh < kernel[0]; kh++)
             for (int kw = 0; kw < kernel[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
         string? vectorAct = GemmEmitter.VectorActivation(k.Node, "V", "v");
-        var levels = new List<(string V, int Width)>();
-        if (k.Simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        if (k.Simd != "none") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(k.Simd), sw =>
         {
-            var (v, width) = levels[l];
-            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var v{t} = {v}.Create(w{t});")));
             w.Line($"var vb = {v}.Create(b); var vm = {v}.Create(m);");
             w.Open($"for (int j = 0; j < {wide}; j += {width})");
@@ -127,20 +124,19 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
             }
             w.Close();
-            w.Close();
-        }
-        if (levels.Count > 0) w.Open("else");
-        w.Open($"for (int j = 0; j < {wide}; j++)");
-        w.Line("float sum = 0f;");
-        for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
-        if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
-        else
+        }, () =>
         {
-            w.Line("float v = ((int)sum + b) * m;");
-            w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
-        }
-        w.Close();
-        if (levels.Count > 0) w.Close();
+            w.Open($"for (int j = 0; j < {wide}; j++)");
+            w.Line("float sum = 0f;");
+            for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
+            if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
+            else
+            {
+                w.Line("float v = ((int)sum + b) * m;");
+                w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
+            }
+            w.Close();
+        });
         w.Open($"for (int oy = 0; oy < {oh}; oy++)");
         if (requant is not null)
             w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow}), ref {U}.Add(ref rqb, oy * {pw}), {ow});");
@@ -184,7 +180,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
         k.OpenMethod();
-        var quads = bytes && k.Simd == "auto" && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
+        var quads = bytes && k.Simd == SimdLevel.Auto && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
             ? DepthwiseQuadLayout.For(g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, p[0], p[1], p[2], p[3], 1, 1) : null;
         if (quads is not null)
         {
@@ -356,14 +352,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     }
 
     /// <summary>wf = y1[0..count) = the int8 weights as float32 (exact), converted once a call rather than once a plane.</summary>
-    static void EmitFloatWeights(CodeWriter w, string simd, int count)
+    static void EmitFloatWeights(CodeWriter w, SimdLevel simd, int count)
     {
         w.Line("ref float wf = ref rp;");
         w.OpenBlock();
         w.Line("int i = 0;");
-        if (simd == "auto")
-            w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)i))), ref wf, (nuint)i);");
-        if (simd != "none")
+        if (simd == SimdLevel.Auto)
+            w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rw", "i")}, ref wf, (nuint)i);");
+        if (simd != SimdLevel.None)
             w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
         w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
         w.Close();
@@ -395,7 +391,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         /// </summary>
         public override string? LoadEven(string v, int width, string offset, bool constant, string? at = null)
         {
-            if (!_bytes || k.Simd != "auto" || width is not (16 or 8)) return null;
+            if (!_bytes || k.Simd != SimdLevel.Auto || width is not (16 or 8)) return null;
             string pairsAt = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref {at ?? "xb"}, {offset}))";
             string pairs = width == 16
                 ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({pairsAt}))"
@@ -444,18 +440,15 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             string inverse = KernelContext.F(1f / k.Float("scale"));
             w.Line($"ref float src = ref {U}.Add(ref rx, plane * {g.Plane});");
             w.Line("int i = 0;");
-            if (k.Simd == "auto")
-                foreach (var v in new[] { V512, V256 })
-                    w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref qp, (nuint)i);");
-            if (k.Simd != "none")
-                w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref qp, (nuint)i);");
+            SimdLadder.CascadeLines(w, SimdLadder.Widths(k.Simd),
+                x => $"for (; i <= {g.Plane - x.Floats}; i += {x.Floats}) {x.V}.StoreUnsafe({Quantized(x.V, "src", inverse)}, ref qp, (nuint)i);");
             w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
         }
 
         string Quantized(string v, string src, string inverse) =>
             ConvInt8Kernel.QuantizedFloats(v, $"{v}.LoadUnsafe(ref {src}, (nuint)i) * {v}.Create({inverse})", _zero, lessZero: true);
 
-        public override void Store(CodeWriter w, DepthwiseRowsEmitter.Shape g, DepthwiseRowsEmitter.Level l, string at, int lanes, bool partial)
+        public override void Store(CodeWriter w, DepthwiseRowsEmitter.Shape g, SimdWidth l, string at, int lanes, bool partial)
         {
             string v = l.V;
             w.Line($"var sum = {v}.ConvertToInt32Native(acc0) + vb;");
@@ -463,19 +456,19 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             {
                 w.Line($"var done = {GemmEmitter.VectorActivation(k.Node, v, $"{v}.ConvertToSingle(sum) * vm") ?? $"{v}.ConvertToSingle(sum) * vm"};");
                 if (!partial) w.Line($"{v}.StoreUnsafe(done, ref yp, (nuint)({at}));");
-                else DepthwiseRowsEmitter.StorePrefix(w, "done", l.Width, lanes, at);
+                else DepthwiseRowsEmitter.StorePrefix(w, "done", l.Floats, lanes, at);
                 if (GemmEmitter.VectorActivation(k.Node, v, "v") is null)
                     w.Line($"for (int e = 0; e < {lanes}; e++) {{ float v = {U}.Add(ref yp, {at} + e); {U}.Add(ref yp, {at} + e) = {k.Act()}; }}");
                 return;
             }
             // uint8 out: a narrow row's spare bytes land on the next row, written later; the plane's last row writes only its own.
-            if (l.Width == 16)
+            if (l.Floats == 16)
             {
                 w.Line($"var q = {requant.Vector16("sum", "vim")};");
                 if (!partial) w.Line($"{V128}.StoreUnsafe(q, ref yp, (nuint)({at}));");
                 else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {V128}.GetElement(q, {e});");
             }
-            else if (l.Width == 8)
+            else if (l.Floats == 8)
             {
                 w.Line($"ulong q = PackBytes8({requant.Vector("sum", "vim")});");
                 if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
@@ -483,7 +476,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             }
             else
             {
-                if (k.Simd == "auto" && l.Width == 4)
+                if (k.Simd == SimdLevel.Auto && l.Floats == 4)
                 {
                     // Rows of 4 (4x4 planes): the 8-lane requantization on the sums and 4 zero lanes, 4 bytes out.
                     w.Open($"if ({X86}.Avx2.IsSupported)");
@@ -494,7 +487,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                     w.Open("else");
                 }
                 for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
-                if (k.Simd == "auto" && l.Width == 4) w.Close();
+                if (k.Simd == SimdLevel.Auto && l.Floats == 4) w.Close();
             }
         }
 
@@ -511,20 +504,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     }
 
     /// <summary>y3 = clamp(round(y1·inverseScale) + zero, 0, 255) over the whole plane, the arithmetic of QuantizeU8.</summary>
-    static void Quantize(CodeWriter w, string simd, int length, string inverse, int zero)
+    static void Quantize(CodeWriter w, SimdLevel simd, int length, string inverse, int zero)
     {
         w.Line("int i = 0;");
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        if (simd != "none") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
-            var (v, width) = levels[l];
-            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
-            w.Line($"var s = {v}.Create({inverse});");
-            w.Line($"for (; i < {length}; i += {width}) {v}.StoreUnsafe({ConvInt8Kernel.QuantizedFloats(v, $"{v}.LoadUnsafe(ref rr, (nuint)i) * s", zero, lessZero: false)}, ref rp, (nuint)i);");
-            w.Close();
-        }
+            w.Line($"var s = {x.V}.Create({inverse});");
+            w.Line($"for (; i < {length}; i += {x.Floats}) {x.V}.StoreUnsafe({ConvInt8Kernel.QuantizedFloats(x.V, $"{x.V}.LoadUnsafe(ref rr, (nuint)i) * s", zero, lessZero: false)}, ref rp, (nuint)i);");
+        });
         w.Line($"for (; i < {length}; i++) {U}.Add(ref rp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref rr, i) * {inverse}) + {zero}f, 0f, 255f); // (byte): a NaN becomes 0, as in QuantizeU8");
     }
 }

@@ -33,7 +33,7 @@ internal sealed class GlobalAveragePoolU8Kernel : IKernel
         w.Open($"for (int plane = 0; plane < {planes}; plane++)");
         w.Line($"ref byte p = ref {U}.Add(ref rx, plane * {n});");
         w.Line("int sum = 0, i = 0;");
-        if (k.Simd != "none" && n >= 16)
+        if (k.Simd != SimdLevel.None && n >= 16)
         {
             // Per step 16 bytes widened and added into four 32-bit lanes.
             w.Open($"if ({V128}.IsHardwareAccelerated)");

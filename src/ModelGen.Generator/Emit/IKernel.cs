@@ -36,7 +36,7 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public ISet<string> Helpers { get; } = helpers;
 
     public ArtifactTensor Y => Outputs[0];
-    public string Simd => Model.Simd;
+    public SimdLevel Simd => Model.Simd;
 
     public string Attr(string key) =>
         Node.Attributes.TryGetValue(key, out var v) ? v : throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' lacks attribute '{key}'");

@@ -63,7 +63,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>Writes the shared helpers the kernels asked for, in ordinal order.</summary>
-    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, string simd)
+    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, SimdLevel simd)
     {
         foreach (var helper in helpers.OrderBy(h => h, StringComparer.Ordinal))
         {
@@ -194,7 +194,7 @@ internal static class KernelEmitter
     /// The patches (im2col) are gathered into scratch first, unless the convolution is 1x1 with unit
     /// stride and no pads, when the input already is that matrix.
     /// </summary>
-    internal static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    internal static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         // int8 weights: inputs x, w (int8), scales, b; the last output is scratch for the widened weights.
@@ -221,17 +221,17 @@ internal static class KernelEmitter
         if (int8)
         {
             // The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.
-            const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
+            const string V512 = "global::System.Runtime.Intrinsics.Vector512";
             w.Line($"ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({widened});");
             w.Line("ref sbyte rq = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
             w.Open($"for (int row = 0; row < {m}; row++)");
             w.Line("float scale = scales[row];");
             w.Line("int i = 0;");
-            if (simd == "auto" && kk >= 16)
+            if (simd == SimdLevel.Auto && kk >= 16)
             {
-                w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
+                w.Open($"if ({SimdWidth.V512.AcceleratedX86})");
                 w.Line($"var s = {V512}.Create(scale);");
-                w.Line($"for (; i <= {kk - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rq, (nuint)(row * {kk} + i)))) * s, ref ra, (nuint)(row * {kk} + i));");
+                w.Line($"for (; i <= {kk - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rq", $"row * {kk} + i")} * s, ref ra, (nuint)(row * {kk} + i));");
                 w.Close();
             }
             w.Line($"for (; i < {kk}; i++) global::System.Runtime.CompilerServices.Unsafe.Add(ref ra, row * {kk} + i) = global::System.Runtime.CompilerServices.Unsafe.Add(ref rq, row * {kk} + i) * scale;");
@@ -267,7 +267,7 @@ internal static class KernelEmitter
     /// for every output pixel (oy, ox), 0 in the padding. The j loop is unrolled so each run of columns
     /// inside the image is a copy of a constant length, which the JIT turns into a few vector moves.
     /// </summary>
-    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, string simd)
+    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         int cols = band * ow, rowsPerChannel = k[0] * k[1];
@@ -307,7 +307,7 @@ internal static class KernelEmitter
                 else
                 {
                     w.Line("int ox = 0;");
-                    if (s[1] == 2 && simd != "none") EmitEvenGather(w, last - first, first, simd);
+                    if (s[1] == 2 && simd != SimdLevel.None) EmitEvenGather(w, last - first, first, simd);
                     w.Line($"for (; ox < {last - first}; ox++) {U}.Add(ref dst, {first} + ox) = {U}.Add(ref src, ox * {s[1]});");
                 }
             }
@@ -353,27 +353,22 @@ internal static class KernelEmitter
     /// load stays within src[0 .. 2·(count − 1)]; then one vector overlapping the last (the same values again), and
     /// the scalar loop after it takes the rest. Stride-2 patches (a MobileNetV2 stem) were a scalar copy.
     /// </summary>
-    static void EmitEvenGather(CodeWriter w, int count, int first, string simd)
+    static void EmitEvenGather(CodeWriter w, int count, int first, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        var widths = simd == "auto" ? new[] { 16, 8, 4 } : new[] { 4 };
-        bool opened = false;
-        foreach (int width in widths)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd).Where(x => count > x.Floats).ToList(), sw =>
         {
-            if (count <= width) continue;
-            string v = "global::System.Runtime.Intrinsics.Vector" + (width * 32);
-            w.Open($"{(opened ? "else if" : "if")} ({v}.IsHardwareAccelerated)");
-            opened = true;
+            string v = sw.V;
+            int width = sw.Floats;
             string Even(string at) => EvenLanes(v, width, $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at}))", $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at} + {width}))");
             w.Line($"for (; ox + {width} < {count}; ox += {width}) {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox);");
             w.Line($"ox = {count - 1 - width}; {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox); ox += {width};");
-            w.Close();
-        }
+        });
     }
 
-    internal static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
+    internal static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, SimdLevel simd)
     {
-        if (Window(node).Strides[1] == 1 && simd != "none")
+        if (Window(node).Strides[1] == 1 && simd != SimdLevel.None)
         {
             ConvOutputStationary(w, node, name, sig, inputs, y, simd);
             return;
@@ -434,7 +429,7 @@ internal static class KernelEmitter
     /// accumulator staying in a register across every (channel, kh, kw) tap: one broadcast weight times
     /// one unaligned load of input per tap. Columns whose taps would read padding are done one by one.
     /// </summary>
-    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
@@ -457,10 +452,8 @@ internal static class KernelEmitter
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        if (levels.Any(l => last - first >= l.Width))
+        var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
+        if (levels.Count > 0)
         {
             w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
             w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
@@ -469,10 +462,10 @@ internal static class KernelEmitter
         w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"int col = {first};");
-        foreach (var (v, width) in levels)
+        SimdLadder.Cascade(w, levels, sw =>
         {
-            if (last - first < width) continue;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Open($"for (; col <= {last - width}; col += {width})");
             w.Line(Each(i => $"{v}<float> a{i} = {v}.Create(bias{i});"));
             w.Line("int t = 0;");
@@ -492,8 +485,8 @@ internal static class KernelEmitter
                 if (act) w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(a{i}, e); y[{at} + e] = {Act(node)}; }}");
                 else w.Line($"{v}.CopyTo(a{i}, y.Slice({at}, {width}));");
             }
-            w.Close(); w.Close();
-        }
+            w.Close();
+        });
         w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line($"if (ow >= {first} && ow < col) continue;");
@@ -521,7 +514,7 @@ internal static class KernelEmitter
     /// a vector at a time, then the maximum of each adjacent pair (even and odd lanes split by narrowing
     /// the pairs seen as 64-bit lanes).
     /// </summary>
-    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, string simd)
+    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
@@ -531,21 +524,18 @@ internal static class KernelEmitter
         w.Line($"ref float bottom = ref {U}.Add(ref top, {wd});");
         w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
         w.Line("int ow = 0;");
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        foreach (var (v, width) in levels)
+        SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => ow >= x.Floats), sw =>
         {
-            if (ow < width) continue;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Open($"for (; ow <= {ow - width}; ow += {width})");
             w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
             w.Line($"var hi = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width})));");
             w.Line($"var even = {EvenLanes(v, width, "lo", "hi")};");
             w.Line($"var odd = {EvenLanes(v, width, "lo", "hi", odd: true)};");
             w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
-            w.Close(); w.Close();
-        }
+            w.Close();
+        });
         w.Open($"for (; ow < {ow}; ow++)");
         w.Line($"float a = global::System.MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
         w.Line($"float b = global::System.MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
@@ -564,7 +554,7 @@ internal static class KernelEmitter
         foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
     }
 
-    internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
+    internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, SimdLevel simd)
     {
         int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int nc = x.Shape[0] * x.Shape[1];
@@ -573,7 +563,7 @@ internal static class KernelEmitter
         w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
         KernelEmitter.OpenKernel(w, name, sig);
         bool inside = p.All(v => v == 0) && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h && (ow - 1) * s[1] + (k[1] - 1) * d[1] < wd;
-        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != "none")
+        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != SimdLevel.None)
         {
             MaxPool2x2(w, x, y, nc, h, wd, oh, ow, simd);
             return;
@@ -617,7 +607,7 @@ internal static class KernelEmitter
         w.Close(); w.Close(); w.Close(); w.Close();
     }
 
-    internal static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    internal static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool transA = node.Attributes["transA"] != "0";
@@ -744,7 +734,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>The dot product of two equal-length spans, widest SIMD first (the JIT keeps one branch).</summary>
-    public static void EmitDot(CodeWriter w, string simd)
+    public static void EmitDot(CodeWriter w, SimdLevel simd)
     {
         w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
         w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
@@ -770,7 +760,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>y[j] = Σi x[i]·w[j·k + i]: four rows of w share each load of x (register blocking).</summary>
-    public static void EmitGemv(CodeWriter w, string simd)
+    public static void EmitGemv(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
         OpenHelper(w, "static void Gemv(global::System.ReadOnlySpan<float> x, global::System.ReadOnlySpan<float> w, global::System.Span<float> y)");
@@ -808,7 +798,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>y += alpha·x over equal-length spans.</summary>
-    public static void EmitAxpy(CodeWriter w, string simd)
+    public static void EmitAxpy(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
         OpenHelper(w, "static void Axpy(global::System.Span<float> y, global::System.ReadOnlySpan<float> x, float alpha)");
@@ -831,20 +821,11 @@ internal static class KernelEmitter
     internal static string Load(string v, string r, string i) => $"{v}.LoadUnsafe(ref {r}, (nuint)({i}))";
 
     /// <summary>The ladder Vector256 → Vector128 → scalar, cut to what the SIMD level allows.</summary>
-    internal static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
+    internal static void VectorLoop(CodeWriter w, SimdLevel simd, string length, Func<string, int, string[]> body)
     {
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16));
-        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
-        if (simd == "auto" || simd == "vector128") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
-            var (v, width) = levels[l];
-            w.Line($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated && {length} >= {width})");
-            w.Line("{");
-            w.Indent();
-            foreach (var line in body(v, width)) w.Line(line);
-            w.Close();
-        }
+            foreach (var line in body(x.V, x.Floats)) w.Line(line);
+        }, guard: x => $"{x.Accelerated} && {length} >= {x.Floats}");
     }
 }

@@ -23,7 +23,7 @@ internal static class KernelSharing
     /// <summary>The int8 kernels whose methods may be shared: their text is checked to be one method.</summary>
     static readonly HashSet<KernelKind> Shareable = [KernelKind.ConvInt8, KernelKind.DepthwiseInt8, KernelKind.DenseInt8, KernelKind.AddU8, KernelKind.MaxPoolU8, KernelKind.GlobalAveragePoolU8];
 
-    public static bool Applies(ModelArtifact m) => m.Simd != "auto";
+    public static bool Applies(ModelArtifact m) => m.Simd != SimdLevel.Auto;
 
     const string Attribute = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]";
 

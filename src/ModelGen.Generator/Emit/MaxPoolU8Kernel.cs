@@ -36,7 +36,7 @@ internal sealed class MaxPoolU8Kernel : IKernel
         w.Open($"for (int oy = 0; oy < {oh}; oy++)");
         w.Line("int ox = 0;");
         bool pairs = kernel[0] == 2 && kernel[1] == 2 && s[0] == 2 && s[1] == 2 && d.All(v => v == 1) && p.All(v => v == 0) && 2 * oh <= h;
-        if (pairs && k.Simd != "none" && wd >= 16)
+        if (pairs && k.Simd != SimdLevel.None && wd >= 16)
         {
             // 8 outputs from 16 bytes of each of the two rows: the larger of the rows, then of each even and odd byte.
             string even = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i}" : "(byte)255"));

@@ -152,15 +152,11 @@ public static class ModelEmitter
         /// </summary>
         void SimdLevel()
         {
-            string v = "global::System.Runtime.Intrinsics.Vector";
-            var levels = new List<string>();
-            if (_m.Simd is "auto" or "vector512") levels.Add("512");
-            if (_m.Simd is "auto" or "vector256") levels.Add("256");
-            if (_m.Simd is "auto" or "vector128") levels.Add("128");
+            var levels = SimdLadder.Widths(_m.Simd);
             string expression = "\"none\"";
             for (int i = levels.Count - 1; i >= 0; i--)
-                expression = $"{v}{levels[i]}.IsHardwareAccelerated ? \"vector{levels[i]}\" : {expression}";
-            _w.Line($"/// <summary>The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd)}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.</summary>");
+                expression = $"{levels[i].Accelerated} ? \"vector{levels[i].Bits}\" : {expression}";
+            _w.Line($"/// <summary>The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd.ToText())}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.</summary>");
             _w.Line($"public static string SimdLevel => {expression};");
             _w.Line();
         }

@@ -22,7 +22,7 @@ internal sealed class ReduceKernel : IKernel
         // axes): a vector sum or maximum over the run.
         bool contiguous = reduced.Length > 0 && Enumerable.Range(0, reduced.Length).All(d => reducedStrides[d] == reduced.Skip(d + 1).Aggregate(1, (a, b) => a * b))
             && Enumerable.Range(0, kept.Length).All(d => keptStrides[d] == count * kept.Skip(d + 1).Aggregate(1, (a, b) => a * b));
-        if (contiguous && k.Simd != "none" && count >= 8)
+        if (contiguous && k.Simd != SimdLevel.None && count >= 8)
         {
             long outputs = kept.Aggregate(1L, (a, b) => a * b);
             const string U = "global::System.Runtime.CompilerServices.Unsafe";
@@ -31,11 +31,13 @@ internal sealed class ReduceKernel : IKernel
             w.Line($"ref float run = ref {U}.Add(ref rx, o * {count});");
             w.Line("int i = 0;");
             w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
-            string v = k.Simd == "auto" ? "global::System.Runtime.Intrinsics.Vector256" : "global::System.Runtime.Intrinsics.Vector128";
-            int width = k.Simd == "auto" ? 8 : 4;
+            // One width, at most Vector256: this kernel has no Vector512 path.
+            var sw = SimdLadder.Widths(k.Simd, widest: 256)[0];
+            string v = sw.V;
+            int width = sw.Floats;
             if (count >= width)
             {
-                w.Open($"if ({v}.IsHardwareAccelerated)");
+                w.Open($"if ({sw.Accelerated})");
                 w.Line($"var vacc = {(op == "Max" ? $"{v}.Create(float.NegativeInfinity)" : $"{v}<float>.Zero")};");
                 w.Line($"for (; i <= {count - width}; i += {width}) vacc = {(op == "Max" ? $"{v}.Max(vacc, {v}.LoadUnsafe(ref run, (nuint)i))" : $"vacc + {v}.LoadUnsafe(ref run, (nuint)i)")};");
                 w.Line(op == "Max" ? $"for (int e = 0; e < {width}; e++) {{ float lane = {v}.GetElement(vacc, e); if (lane > acc || float.IsNaN(lane)) acc = lane; }}" : $"acc = {v}.Sum(vacc);");
