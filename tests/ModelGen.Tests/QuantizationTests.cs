@@ -186,9 +186,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         // A reader put back in float32 (compression mixed) gets float32 again.
         var graphLayers = compressed.Nodes.Where(n => Compress.Int8Quantization.Of(n) is not null).ToList();
         Assert.NotNull(Compress.Int8Quantization.OutputOf(graphLayers[0]));
-        Compress.Int8Quantization.SetFloat(graphLayers[1], true);
+        Compress.Int8Quantization.SetFloat(compressed, graphLayers[1], true);
         Assert.Null(Compress.Int8Quantization.OutputOf(graphLayers[0]));
-        Compress.Int8Quantization.SetFloat(graphLayers[1], false);
+        Compress.Int8Quantization.SetFloat(compressed, graphLayers[1], false);
         Assert.NotNull(Compress.Int8Quantization.OutputOf(graphLayers[0]));
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));

@@ -124,9 +124,6 @@ public sealed class ConvOperator : Operator
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
         var geo = Geometry(node, x.Shape, w.Shape);
         int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], group = (int)node.Int("group", 1);
-        // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
-        if (Compress.Int8Quantization.OfConv(node) is { } q)
-            return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), q.Apply(x.Floats, x.Shape, geo, group, b?.Floats, Compress.Int8Quantization.OutputOf(node)))];
         int cPerGroup = c / group, mPerGroup = m / group;
         int cols = geo.OutH * geo.OutW;
         var y = new float[(long)n * m * cols];
@@ -293,13 +290,11 @@ public sealed class AveragePoolOperator : Operator
         bool includePad = node.Int("count_include_pad", 0) != 0;
         int n = x.Shape[0], c = x.Shape[1];
         var y = new float[(long)n * c * geo.OutH * geo.OutW];
-        var bytes = Compress.Int8Quantization.ByteAverageOf(node);
         for (int nc = 0; nc < n * c; nc++)
         for (int oh = 0; oh < geo.OutH; oh++)
         for (int ow = 0; ow < geo.OutW; ow++)
         {
             double sum = 0;
-            int byteSum = 0, inside = 0;
             for (int kh = 0; kh < geo.KernelH; kh++)
             {
                 int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
@@ -308,17 +303,10 @@ public sealed class AveragePoolOperator : Operator
                 {
                     int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
                     if (iw < 0 || iw >= geo.InW) continue;
-                    float v = x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
-                    sum += v;
-                    if (bytes is { } q) { byteSum += q.Quantize(v); inside++; }
+                    sum += x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
                 }
             }
-            int divisor = Divisor(geo, includePad, oh, ow);
-            // Between two int8 layers, x holds the real values of uint8 activations: average the bytes as the kernel does
-            // (a counted pad is a real 0, the zero point) and pass on the real value of the mean byte.
-            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = bytes is { } p
-                ? p.Dequantize(Compress.Int8Quantization.AverageBytes(byteSum + (divisor - inside) * p.ZeroPoint, divisor))
-                : (float)(sum / divisor);
+            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = (float)(sum / Divisor(geo, includePad, oh, ow));
         }
         return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
     }
@@ -333,7 +321,7 @@ public sealed class AveragePoolOperator : Operator
         var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
         int x = lowering.Tensor(node.Inputs[0]), y = lowering.Tensor(node.Outputs[0]);
         var n = lowering.AddNode(KernelKind.AveragePool, "AveragePool", node.Name, [x], [y]);
-        if (lowering.IsUInt8(x) && Compress.Int8Quantization.ByteAverageOf(node) is { } bytes)
+        if (lowering.IsUInt8(x) && node.Form is Compress.ByteAverageForm { Params: var bytes })
         {
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
             lowering.MarkUInt8(y);

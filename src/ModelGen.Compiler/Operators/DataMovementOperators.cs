@@ -479,7 +479,7 @@ public sealed class ConcatOperator : DataMovementOperator
         var names = node.Inputs.Where(i => i.Length > 0).ToList();
         var plans = Plans(node, [.. names.Select(n => lowering.Graph[n].Shape!)]).ToList();
         int y = lowering.Tensor(node.Outputs[0]);
-        if (Compress.Int8Quantization.ByteConcatOf(node) is not null)
+        if (node.Form is Compress.ByteConcatForm)
         {
             // Between int8 layers: every input is uint8 in the output's quantization; the bytes are copied as they are.
             if (!names.All(n => lowering.IsUInt8(lowering.Tensor(n))))

@@ -121,9 +121,6 @@ public sealed class BinaryOperator(string opType) : Operator
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var b = inputs[1]!;
-        // Between int8 layers: the uint8 Add (residual connections), in integers, as AddU8 computes it.
-        if (OpType == "Add" && Compress.Int8Quantization.ByteAddOf(node) is { } add)
-            return [new TensorData(inputs[0]!.Shape, add.Apply(inputs[0]!.Floats, b.Floats))];
         if (node.Annotations.TryGetValue("bshape", out var aligned))
             b = new TensorData(aligned.Length == 0 ? [] : [.. aligned.Split(',').Select(int.Parse)], b.Floats);
         return [Apply(OpType, inputs[0]!, b)];

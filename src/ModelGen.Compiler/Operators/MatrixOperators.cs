@@ -150,9 +150,6 @@ public sealed class DenseOperator : Operator
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
         bool ta = Transposed(node);
         int n = w.Shape[0], k = w.Shape[1];
-        // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
-        if (Compress.Int8Quantization.Of(node) is { } q)
-            return [new TensorData(OutputShape(node, x.Shape, n), q.Apply(x.Floats, b?.Floats, (int)(x.Count / k), Compress.Int8Quantization.OutputOf(node)))];
         long rows = ta ? x.Shape[1] : x.Count / k;
         var y = new float[rows * n];
         for (long r = 0; r < rows; r++)

@@ -203,27 +203,13 @@ public sealed class GlobalPoolOperator(string opType) : Operator
     {
         var x = inputs[0]!;
         int[] shape = [x.Shape[0], x.Shape[1], .. Enumerable.Repeat(1, x.Shape.Length - 2)];
-        if (Compress.Int8Quantization.ByteAverageOf(node) is { } q)
-        {
-            // Between two int8 layers: x holds the real values of uint8 activations; average the bytes, as
-            // GlobalAveragePoolU8 does, and pass on the real value of the mean byte.
-            int planes = x.Shape[0] * x.Shape[1], n = (int)(x.Count / planes);
-            var y = new float[planes];
-            for (int p = 0; p < planes; p++)
-            {
-                int sum = 0;
-                foreach (float v in x.Floats.AsSpan(p * n, n)) sum += q.Quantize(v);
-                y[p] = q.Dequantize(Compress.Int8Quantization.AverageBytes(sum, n));
-            }
-            return [new TensorData(shape, y)];
-        }
         return [new TensorData(shape, Plan(x.Shape).Apply(x.Floats))];
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
         int x = lowering.Tensor(node.Inputs[0]);
-        if (lowering.IsUInt8(x) && Compress.Int8Quantization.ByteAverageOf(node) is not null)
+        if (lowering.IsUInt8(x) && node.Form is Compress.ByteAverageForm)
         {
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
             int y = lowering.Tensor(node.Outputs[0]);
