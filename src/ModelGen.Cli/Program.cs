@@ -115,6 +115,8 @@ public static class Program
                 // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.
                 foreach (var output in new[] { parse.GetValue(artifact), parse.GetValue(emitOnnx) })
                     if (output is not null) OutputFile.RequireRegular(output.FullName, modelFile.FullName);
+                // With calibration data a report follows: the pipeline keeps the graph after each stage for it to evaluate.
+                searched ??= options.CalibrationPath is null ? null : ModelCompiler.Prepare(options, Compiler.Compress.CompressionPlan.Parse(options) with { KeepStageGraphs = true });
                 var compiled = ModelCompiler.Compile(options, searched, out var prepared);
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);

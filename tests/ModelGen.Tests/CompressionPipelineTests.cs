@@ -1,5 +1,6 @@
 using ModelGen.Compiler;
 using ModelGen.Compiler.Compress;
+using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
@@ -120,6 +121,55 @@ public sealed class CompressionPipelineTests
             $"{floatBytes} → {string.Join(" → ", report.Stages.Select(s => s.WeightBytes))}");
         Assert.Contains("| int8 weights (convolutions) |", report.Markdown(), StringComparison.Ordinal);
         Assert.Contains("\"stages\"", report.Json(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void TheReportEvaluatesEachStageAndItsFirstStageAsAGraphCompressedWithThatStageAlone()
+    {
+        // int8-weights on LeNet5: the fully connected layers' stage, then the convolutions'.
+        var options = new CompileOptions { ModelPath = LeNet5, ClassName = "Staged", Compression = "int8-weights", CalibrationPath = Calibration };
+        var plan = CompressionPlan.Parse(options) with { KeepStageGraphs = true };
+        var artifact = ModelCompiler.Compile(options, ModelCompiler.Prepare(options, plan), out var prepared);
+        var report = CompressionReport.Create(options, artifact, Calibration, null, null, prepared);
+        Assert.Equal(2, report.Stages.Count);
+        Assert.All(report.Stages, s => Assert.NotNull(s.Figures));
+        var last = report.Stages[1].Figures!;
+        Assert.Equal((report.Samples, report.SameTop1, report.WorstOutputError, report.MeanOutputError, report.Rmse), (last.Samples, last.Same, last.WorstOutputError, last.MeanOutputError, last.Rmse));
+
+        // The oracle: the float model and the model with the first stage's pass alone, on the same samples.
+        var original = ModelCompiler.Normalized(options);
+        var firstOnly = original.Clone();
+        CompressionPipeline.Run(firstOnly, [plan.Passes()[0]], new PassContext(plan, null));
+        Assert.Equal(report.Stages[0].Name, Assert.Single(firstOnly.CompressionStages).Name);
+        var data = CalibrationData.Load(Calibration, [new DataInput("image", [1, 1, 28, 28])]);
+        var tally = new MeasureTally(report.Measure, CompressionReport.Classes(original), null);
+        for (int r = 0; r < Math.Min(data.Count, CompressionReport.MaxSamples); r++)
+        {
+            var x = data.Values[0][(r * 784)..((r + 1) * 784)];
+            tally.Add(Evaluate(original, x), Evaluate(firstOnly, x));
+        }
+        var first = report.Stages[0].Figures!;
+        Assert.Equal(MeasureFigures.Of(tally, false, report.EvaluatedSamples), first);
+        Assert.NotEqual(first.WorstOutputError, last.WorstOutputError);
+
+        Assert.Contains("| stage | weight bytes after it | top-1 agreement after it | worst output error after it |", report.Markdown(), StringComparison.Ordinal);
+        Assert.Contains(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"| {report.Stages[0].Name} | {report.Stages[0].WeightBytes:N0} | {100.0 * first.Same / first.Samples:F2}% | {first.WorstOutputError:G3} |"), report.Markdown(), StringComparison.Ordinal);
+        var json = System.Text.Json.JsonDocument.Parse(report.Json()).RootElement;
+        var stage = json.GetProperty("stages")[0];
+        Assert.Equal(first.Agreement, stage.GetProperty("top1Agreement").GetDouble());
+        Assert.Equal(first.WorstOutputError, stage.GetProperty("worstOutputError").GetDouble());
+        Assert.Equal(json.GetProperty("top1Agreement").GetDouble(), json.GetProperty("stages")[1].GetProperty("top1Agreement").GetDouble());
+    }
+
+    [Fact]
+    public void WithOneStageTheStagesFiguresAreTheTotalsAndNoSnapshotIsKept()
+    {
+        var options = new CompileOptions { ModelPath = TestData.Mnist("lenet300.onnx"), Compression = "int8-weights", Simd = "none", CalibrationPath = Calibration }; // Simd none: no convolutions stage
+        var prepared = ModelCompiler.Prepare(options, CompressionPlan.Parse(options) with { KeepStageGraphs = true });
+        Assert.Null(Assert.Single(prepared.CompressionStages).Snapshot); // the last stage's graph is the graph itself
+        var report = CompressionReport.Create(options, ModelCompiler.Compile(options, prepared, out _), Calibration, null, null, prepared);
+        var stage = Assert.Single(report.Stages);
+        Assert.Equal((report.Samples, report.SameTop1, report.WorstOutputError), (stage.Figures!.Samples, stage.Figures.Same, stage.Figures.WorstOutputError));
     }
 
     [Theory]

@@ -30,6 +30,12 @@ public sealed record CompressionPlan
     /// <summary>Convolutions the GEMM kernel computes take int8 weights (int8-weights, int8): not at Simd none.</summary>
     public bool ConvolutionWeights { get; init; }
 
+    /// <summary>
+    /// Keep a clone of the graph after each stage but the last (<see cref="CompressionStage.Snapshot"/>), so the
+    /// compression report evaluates each stage without calibrating or importing again. Set by whoever makes a report.
+    /// </summary>
+    public bool KeepStageGraphs { get; init; }
+
     public static CompressionPlan Parse(CompileOptions options)
     {
         string kind = options.Compression.ToLowerInvariant();
@@ -105,10 +111,15 @@ public static class CompressionPipeline
 
     public static void Run(Graph graph, IEnumerable<ICompressionPass> passes, PassContext context)
     {
-        foreach (var pass in passes.OrderBy(p => p.Stage)) // OrderBy is stable: the plan's order within a stage
+        var ordered = passes.OrderBy(p => p.Stage).ToList(); // OrderBy is stable: the plan's order within a stage
+        for (int i = 0; i < ordered.Count; i++)
         {
-            pass.Apply(graph, context);
-            graph.CompressionStages.Add(new CompressionStage(pass.Name, WeightBytes(graph)));
+            ordered[i].Apply(graph, context);
+            // A snapshot rather than the report running the passes again on clones: that would calibrate again
+            // (int8 ranges, GPTQ). A clone is cheap: it shares the constants and forms, which the later stages
+            // replace rather than change, so it holds only its own nodes and values.
+            var snapshot = context.Plan.KeepStageGraphs && i < ordered.Count - 1 ? graph.Clone() : null;
+            graph.CompressionStages.Add(new CompressionStage(ordered[i].Name, WeightBytes(graph), snapshot));
         }
     }
 

@@ -43,8 +43,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>Limits that applied (the sample cap), stated in the build log and the report.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
-    /// <summary>The compression pipeline's stages, in the order they ran, with the weight bytes after each (CompressionPipeline).</summary>
-    public IReadOnlyList<CompressionStage> Stages { get; init; } = [];
+    /// <summary>The compression pipeline's stages, in the order they ran, with the weight bytes and the measure after each (CompressionPipeline).</summary>
+    public IReadOnlyList<StageReport> Stages { get; init; } = [];
 
     /// <summary>The emitted code of the compressed model (issue 19): its C# as the generator writes it, and the SIMD level it was emitted for.</summary>
     public EmittedCode? Code { get; set; }
@@ -53,7 +53,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget, Graph? prepared = null)
     {
         var original = ModelCompiler.Prepare(options with { Compression = "none" });
-        var compressed = prepared ?? ModelCompiler.Prepare(options);
+        // Each stage's snapshot is evaluated beside the original and the compressed graph (the caller's prepared
+        // graph has them when its plan kept them: the CLI's does).
+        var compressed = prepared ?? ModelCompiler.Prepare(options, CompressionPlan.Parse(options) with { KeepStageGraphs = true });
         var inputs = original.Inputs.Where(i => original[i].Type == ElementType.Float32).Select(i => new DataInput(i, original[i].Shape!)).ToList();
         if (inputs.Count != original.Inputs.Count)
             throw new ModelGenException(ErrorCodes.BadOption, calibrationPath, "the model takes int64 inputs; calibration data feeds float32 inputs only");
@@ -78,15 +80,24 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             }
             return feed;
         }).ToList();
-        // Both models on every run, runs in parallel; the tally adds them in order, so the figures do not depend on threads.
-        var outputs = new (float[] A, float[] B)[runs];
+        // The stages before the last, when more than one ran: the last is the compressed graph, its figures the totals.
+        var stages = compressed.CompressionStages;
+        var stageGraphs = stages.Count > 1 ? stages.Select(s => s.Snapshot).ToArray() : [];
+        var stageTallies = stageGraphs.Select(g => g is null ? null : new MeasureTally(measure, classes, labels)).ToArray();
+        // Both models (and the stages) on every run, runs in parallel; the tallies add them in order, so the figures do not depend on threads.
+        var outputs = new (float[] A, float[] B, float[]?[] Stages)[runs];
         int evaluated = 0;
         Parallel.For(0, runs, r =>
         {
-            outputs[r] = (ReferenceEvaluator.Run(original, feeds[r])[original.Outputs[0]].Floats, ReferenceEvaluator.Run(compressed, feeds[r])[compressed.Outputs[0]].Floats);
+            outputs[r] = (ReferenceEvaluator.Run(original, feeds[r])[original.Outputs[0]].Floats, ReferenceEvaluator.Run(compressed, feeds[r])[compressed.Outputs[0]].Floats,
+                [.. stageGraphs.Select(g => g is null ? null : ReferenceEvaluator.Run(g, feeds[r])[g.Outputs[0]].Floats)]);
             if (options.Progress is { } progress) lock (outputs) progress.Report(new CompileProgress("report", ++evaluated, runs)); // in order: the last says done
         });
-        foreach (var (a, b) in outputs) tally.Add(a, b);
+        foreach (var (a, b, stageOutputs) in outputs)
+        {
+            tally.Add(a, b);
+            for (int s = 0; s < stageTallies.Length; s++) stageTallies[s]?.Add(a, stageOutputs[s]!);
+        }
 
         var layers = new List<LayerReport>();
         foreach (var node in compressed.Nodes.Where(n => n.OpType is "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
@@ -138,7 +149,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         {
             Measure = measure, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
-        report = report with { Stages = [.. compressed.CompressionStages], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
+        var totals = MeasureFigures.Of(tally, labels is not null, runs * batch);
+        report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null))], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
     }
 
@@ -222,9 +234,11 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         if (Code is { } code) s.AppendLine(CultureInfo.InvariantCulture, $"Emitted code: {code.Describe()}; weights {WeightBytesAfter:N0} bytes.").AppendLine();
         if (Stages.Count > 0)
         {
-            s.AppendLine("| stage | weight bytes after it |");
-            s.AppendLine("|---|---|");
-            foreach (var stage in Stages) s.AppendLine(CultureInfo.InvariantCulture, $"| {stage.Name} | {stage.WeightBytes:N0} |");
+            var columns = MeasureFigures.Columns(Measure, CorrectCompressed is not null, OutputRange);
+            s.AppendLine($"| stage | weight bytes after it |{string.Concat(columns.Select(c => $" {c.Header} after it |"))}");
+            s.AppendLine($"|---|---|{string.Concat(columns.Select(_ => "---|"))}");
+            foreach (var stage in Stages)
+                s.AppendLine(CultureInfo.InvariantCulture, $"| {stage.Name} | {stage.WeightBytes:N0} |{string.Concat(columns.Select(c => $" {(stage.Figures is { } f ? c.Cell(f) : "—")} |"))}");
             s.AppendLine();
         }
         s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
@@ -241,7 +255,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         outputRange = OutputRange, rmse = Rmse, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
         top1Agreement = Measure.Kind == OutputMeasure.Regression ? (double?)null : Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
-        budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes, stages = Stages.Select(t => new { name = t.Name, weightBytes = t.WeightBytes }),
+        budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes, stages = Stages.Select(t => new
+        {
+            name = t.Name, weightBytes = t.WeightBytes,
+            top1Agreement = Measure.Kind == OutputMeasure.Regression ? null : t.Figures?.Agreement, decisionsFlipped = Measure.Kind == OutputMeasure.Binary ? t.Figures?.Samples - t.Figures?.Same : null,
+            accuracyCompressed = t.Figures?.Accuracy, worstOutputError = t.Figures?.WorstOutputError, meanOutputError = t.Figures?.MeanOutputError, rmse = t.Figures?.Rmse,
+        }),
         code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });

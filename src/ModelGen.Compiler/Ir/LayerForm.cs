@@ -15,5 +15,8 @@ public abstract record LayerForm
 /// <summary>The operator's float32 semantics (no compression): every node's form until a pass gives it another.</summary>
 public sealed record Float32Form : LayerForm;
 
-/// <summary>A compression stage the pipeline ran, with the weight bytes the graph holds after it.</summary>
-public sealed record CompressionStage(string Name, long WeightBytes);
+/// <summary>
+/// A compression stage the pipeline ran, with the weight bytes the graph holds after it and, when the plan asks
+/// (a report will evaluate each stage), a clone of the graph as that stage left it (null after the last stage: the graph itself).
+/// </summary>
+public sealed record CompressionStage(string Name, long WeightBytes, Graph? Snapshot = null);
