@@ -186,5 +186,9 @@ public sealed class CompressionPipelineTests
         Assert.Equal(search.Choices.ToDictionary(c => c.Node, c => c.Precision), search.Plan.LayerPrecisions);
         Assert.All(search.Choices, c => Assert.Equal(compression == "mixed" ? "int8" : "int4", c.Precision));
         Assert.Equal(search.Choices.Count, search.Prepared.Nodes.Count(n => n.Form is Int8LayerForm or Int4WeightsForm));
+        // Two stages, the first kept for the report to evaluate (the last is the prepared graph itself).
+        Assert.Equal(2, search.Prepared.CompressionStages.Count);
+        Assert.NotNull(search.Prepared.CompressionStages[0].Snapshot);
+        Assert.Null(search.Prepared.CompressionStages[1].Snapshot);
     }
 }

@@ -143,10 +143,11 @@ public static class MixedPrecision
         if (quantized is not null)
         {
             prepared = quantized.Clone();
+            prepared.CompressionStages[^1] = prepared.CompressionStages[^1] with { Snapshot = quantized }; // the report evaluates the int8 stage on it
             Int8Quantization.SetPrecisions(prepared, node => !chosen.TryGetValue(node.Name, out var p) || p != "int8");
             prepared.CompressionStages.Add(new CompressionStage("mixed precision: the chosen layers in float32", CompressionPipeline.WeightBytes(prepared)));
         }
-        else prepared = Compressed(original, plan);
+        else prepared = Compressed(original, plan with { KeepStageGraphs = true }); // a report follows: it evaluates each stage
         return new Result(plan, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))], prepared);
     }
 }
