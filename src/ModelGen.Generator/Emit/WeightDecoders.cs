@@ -72,6 +72,54 @@ internal static class DenseEpilogue
 }
 
 /// <summary>
+/// float32 weights: the decoding is a plain load. Row-major by default (row j at j·K); a kernel with its own
+/// layout (the 4-row panels of <see cref="GemvEmitter.Emit"/>, the GEMM's operands) gives where a step of a row
+/// and a scalar weight sit, and the decoder only reads them.
+/// </summary>
+internal sealed class Float32Decoder : IWeightDecoder
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    readonly int _k;
+    readonly System.Func<SimdWidth, int, int, string> _vectorAt;
+    readonly System.Func<string, string> _scalarAt;
+
+    /// <summary>Row-major weights [N, K].</summary>
+    public Float32Decoder(int k) : this(k, (width, r, part) => "(nuint)" + SimdWidth.Parenthesized(r == 0 ? "row + i" : $"row + {r * k} + i"), row => $"{SimdWidth.Parenthesized(row)} * {k} + i") { }
+
+    /// <summary>
+    /// Weights in a kernel's own layout: <paramref name="vectorAt"/> (width, row r of the group, part) and
+    /// <paramref name="scalarAt"/> (row) are element offsets into <c>rw</c> at the current column <c>i</c>.
+    /// </summary>
+    public Float32Decoder(int k, System.Func<SimdWidth, int, int, string> vectorAt, System.Func<string, string> scalarAt)
+    {
+        _k = k;
+        _vectorAt = vectorAt;
+        _scalarAt = scalarAt;
+    }
+
+    public string Element => "float";
+    public IEnumerable<string> Why => new[] { "// float32 weights, row-major: plain loads." };
+    public string? RowScale(string row) => null;
+    public int RowsPerStep => 4;
+    public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => _k >= x.Floats).ToList();
+    public string Guard(SimdWidth width) => width.Accelerated;
+    public int Step(SimdWidth width) => width.Floats;
+    public int VectorColumns(SimdWidth width) => _k - _k % width.Floats;
+    public IEnumerable<string> Setup(SimdWidth width) => new string[0];
+    public IEnumerable<string> RowsStart(SimdWidth width) => new[] { $"int row = j * {_k};" };
+    public IEnumerable<string> Decode(SimdWidth width, int r, int rows) => new string[0];
+    public string Part(SimdWidth width, int r, int rows, int part) => Load(width, "rw", _vectorAt(width, r, part));
+    public string ScalarTerm(string row, string sum) => $"{sum} += {U}.Add(ref rx, i) * {Scalar("rw", _scalarAt(row))};";
+
+    /// <summary>A vector of float32 weights at element offset <paramref name="at"/> (none: at the ref itself) of <paramref name="weights"/>.</summary>
+    public static string Load(SimdWidth width, string weights, string? at) =>
+        at is null ? $"{width.V}.LoadUnsafe(ref {weights})" : $"{width.V}.LoadUnsafe(ref {weights}, {at})";
+
+    /// <summary>One float32 weight at element offset <paramref name="at"/> of <paramref name="weights"/>.</summary>
+    public static string Scalar(string weights, string at) => $"{U}.Add(ref {weights}, {at})";
+}
+
+/// <summary>
 /// int8 weights, row-major, one scale per row (weight-only int8): each step loads 16 (or 8) int8 weights,
 /// sign-extends them to int32 and converts them to float32 in registers (vpmovsxbd, vcvtdq2ps): a quarter of
 /// the bytes of float32 weights to read. Without Vector512 or Vector256 (x86), the weights are converted one
