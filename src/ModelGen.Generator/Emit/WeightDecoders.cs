@@ -9,7 +9,9 @@ namespace ModelGen.Generator.Emit;
 /// width and once in scalar form, in the manner of TensorPrimitives' operator structs. The matrix-vector
 /// kernel (<see cref="GemvEmitter.EmitRows"/>) is written over this interface: it owns the loops, the
 /// accumulators, the loads of x and the <see cref="DenseEpilogue"/>; the decoder owns only what differs
-/// between formats.
+/// between formats. The float32 kernel in 4-row panels (<see cref="GemvEmitter.Emit"/>) keeps its own layout
+/// and reads each weight through <see cref="Float32Decoder"/> at the offsets it gives; the GEMM reads its operands
+/// through Float32Decoder.Load and Scalar.
 /// <para>
 /// To add a weight format (sparse, codebook, N:M…): (1) the compiler stores the weights in the layout the
 /// decoder reads, as the node's weight input (per-row scales or a codebook as further inputs); (2) write a
@@ -115,8 +117,8 @@ internal sealed class Float32Decoder : IWeightDecoder
     public static string Load(SimdWidth width, string weights, string? at) =>
         at is null ? $"{width.V}.LoadUnsafe(ref {weights})" : $"{width.V}.LoadUnsafe(ref {weights}, {at})";
 
-    /// <summary>One float32 weight at element offset <paramref name="at"/> of <paramref name="weights"/>.</summary>
-    public static string Scalar(string weights, string at) => $"{U}.Add(ref {weights}, {at})";
+    /// <summary>One float32 weight at element offset <paramref name="at"/> (none: the ref itself) of <paramref name="weights"/>.</summary>
+    public static string Scalar(string weights, string? at) => at is null ? weights : $"{U}.Add(ref {weights}, {at})";
 }
 
 /// <summary>
