@@ -74,9 +74,9 @@ internal static class DenseEpilogue
 }
 
 /// <summary>
-/// float32 weights: the decoding is a plain load. Row-major by default (row j at j·K); a kernel with its own
-/// layout (the 4-row panels of <see cref="GemvEmitter.Emit"/>, the GEMM's operands) gives where a step of a row
-/// and a scalar weight sit, and the decoder only reads them.
+/// float32 weights: the decoding is a plain load. The kernel owns the layout (the 4-row panels of
+/// <see cref="GemvEmitter.Emit"/>): it gives where a step of a row and a scalar weight sit, and the decoder only
+/// reads them. The GEMM reads its operands through <see cref="Load"/> and <see cref="Scalar"/>.
 /// </summary>
 internal sealed class Float32Decoder : IWeightDecoder
 {
@@ -85,12 +85,9 @@ internal sealed class Float32Decoder : IWeightDecoder
     readonly System.Func<SimdWidth, int, int, string> _vectorAt;
     readonly System.Func<string, string> _scalarAt;
 
-    /// <summary>Row-major weights [N, K].</summary>
-    public Float32Decoder(int k) : this(k, (width, r, part) => "(nuint)" + SimdWidth.Parenthesized(r == 0 ? "row + i" : $"row + {r * k} + i"), row => $"{SimdWidth.Parenthesized(row)} * {k} + i") { }
-
     /// <summary>
-    /// Weights in a kernel's own layout: <paramref name="vectorAt"/> (width, row r of the group, part) and
-    /// <paramref name="scalarAt"/> (row) are element offsets into <c>rw</c> at the current column <c>i</c>.
+    /// <paramref name="vectorAt"/> (width, row j + r of the group, part) and <paramref name="scalarAt"/> (row) are
+    /// element offsets into <c>rw</c> at the current column <c>i</c>, in the kernel's layout.
     /// </summary>
     public Float32Decoder(int k, System.Func<SimdWidth, int, int, string> vectorAt, System.Func<string, string> scalarAt)
     {
@@ -100,7 +97,7 @@ internal sealed class Float32Decoder : IWeightDecoder
     }
 
     public string Element => "float";
-    public IEnumerable<string> Why => new[] { "// float32 weights, row-major: plain loads." };
+    public IEnumerable<string> Why => new string[0];
     public string? RowScale(string row) => null;
     public int RowsPerStep => 4;
     public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => _k >= x.Floats).ToList();
@@ -108,7 +105,7 @@ internal sealed class Float32Decoder : IWeightDecoder
     public int Step(SimdWidth width) => width.Floats;
     public int VectorColumns(SimdWidth width) => _k - _k % width.Floats;
     public IEnumerable<string> Setup(SimdWidth width) => new string[0];
-    public IEnumerable<string> RowsStart(SimdWidth width) => new[] { $"int row = j * {_k};" };
+    public IEnumerable<string> RowsStart(SimdWidth width) => new string[0];
     public IEnumerable<string> Decode(SimdWidth width, int r, int rows) => new string[0];
     public string Part(SimdWidth width, int r, int rows, int part) => Load(width, "rw", _vectorAt(width, r, part));
     public string ScalarTerm(string row, string sum) => $"{sum} += {U}.Add(ref rx, i) * {Scalar("rw", _scalarAt(row))};";
