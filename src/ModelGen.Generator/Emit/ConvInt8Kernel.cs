@@ -505,8 +505,7 @@ internal sealed class ConvInt8Kernel : IKernel
 
     static void EmitScalarStore(KernelContext k, int r, string at)
     {
-        if (Requant.Of(k) is { } requant) k.W.Line($"{U}.Add(ref ry, {at}) = {requant.Scalar($"acc + b{r}", $"im{r}")};");
-        else k.W.Line($"{{ float v = (acc + b{r}) * s{r}; {U}.Add(ref ry, {at}) = {k.Act()}; }}");
+        k.W.Line(Int8Epilogue.Store(k, Requant.Of(k), $"{U}.Add(ref ry, {at})", $"acc + b{r}", $"s{r}", $"im{r}"));
     }
 
     /// <summary>Block row r's int32 bias and its multiplier (integer, or float32 bits), as EmitBlock stored them.</summary>

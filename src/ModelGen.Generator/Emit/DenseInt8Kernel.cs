@@ -111,10 +111,7 @@ internal sealed class DenseInt8Kernel : IKernel
             w.Line(string.Join(" ", rs.Select(r => $"acc{r} += xi * {U}.Add(ref row{r}, i);")));
             w.Close();
             foreach (int r in rs)
-            {
-                if (requant is null) w.Line($"{{ float v = (acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}) * {ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")}; y[j + {r}] = {k.Act()}; }}");
-                else w.Line($"y[j + {r}] = {requant.Scalar($"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}", requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")))};");
-            }
+                w.Line(Int8Epilogue.Store(k, requant, $"y[j + {r}]", $"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}", ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")));
             w.Close();
         }
         w.Close();

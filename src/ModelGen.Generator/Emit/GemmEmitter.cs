@@ -36,7 +36,9 @@ internal sealed class GemmSpec
 }
 
 /// <summary>
-/// Register-blocked GEMM, emitted per node. The micro-kernel keeps an MR×NR tile of C (NR vectors of
+/// Register-blocked GEMM, emitted per node. A and B are float32 (a convolution's int8 weights are widened into
+/// scratch first, ConvGemm): every read of them is <see cref="Float32Decoder"/>'s plain load, the place where a
+/// weight format read in place would decode its operand instead. The micro-kernel keeps an MR×NR tile of C (NR vectors of
 /// columns) in registers across the whole K loop: per k, NR loads of a B row, MR broadcasts of A, MR·NR
 /// fused multiply-adds. Vector512 / Vector256 / Vector128 paths (chosen by IsHardwareAccelerated, which
 /// the JIT and NativeAOT fold) and a scalar path; column tails use the narrower vectors, then scalars.
@@ -245,10 +247,10 @@ internal static class GemmEmitter
             : $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
         w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
         foreach (int q in qs)
-            w.Line(q == 0 ? $"{v}<float> b0 = {v}.LoadUnsafe(ref pb);" : $"{v}<float> b{q} = {v}.LoadUnsafe(ref pb, {q * level.Floats});");
+            w.Line($"{v}<float> b{q} = {Float32Decoder.Load(level, "pb", q == 0 ? null : N(q * level.Floats))};");
         foreach (int r in rs)
         {
-            w.Line(r == 0 ? $"{v}<float> a0 = {v}.Create(pa);" : $"{v}<float> a{r} = {v}.Create({Unsafe}.Add(ref pa, {r * g.Lda}));");
+            w.Line($"{v}<float> a{r} = {v}.Create({Float32Decoder.Scalar("pa", r == 0 ? null : N(r * g.Lda))});");
             foreach (int q in qs)
                 w.Line(level.Fused ? $"c{r}_{q} = {v}.FusedMultiplyAdd(a{r}, b{q}, c{r}_{q});" : $"c{r}_{q} += a{r} * b{q};");
         }
@@ -300,7 +302,7 @@ internal static class GemmEmitter
         w.Open($"for (int c = {from}; c < {to}; c++)");
         string cell = $"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c)";
         w.Line(chunk.Var is null ? $"float sum = {ScalarBias(g, "r", "c")};" : $"float sum = firstChunk ? {ScalarBias(g, "r", "c")} : {cell};");
-        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda} + k) * {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
+        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Float32Decoder.Scalar(g.A, $"{g.ABase} + r * {g.Lda} + k")} * {Float32Decoder.Scalar(g.B, $"{g.BBase} + k * {g.Ldb} + c")};");
         bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
         if (vectorActivation)
         {
@@ -323,15 +325,16 @@ internal static class GemmEmitter
         string v = level.V;
         int width = level.Floats;
         w.Open($"for (int c = {from}; c < {to}; c++)");
-        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
+        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Float32Decoder.Scalar(g.B, $"{g.BBase} + k * {g.Ldb} + c")};");
         w.Line("ref float rcol = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(column);");
         w.Open($"for (int r = 0; r < {g.M}; r++)");
         w.Line($"ref float arow = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda});");
         w.Line($"{v}<float> acc = {v}<float>.Zero;");
         int vectorEnd = g.K - g.K % width;
-        w.Line($"for (int k = 0; k < {vectorEnd}; k += {width}) acc = {(level.Fused ? $"{v}.FusedMultiplyAdd({v}.LoadUnsafe(ref arow, (nuint)k), {v}.LoadUnsafe(ref rcol, (nuint)k), acc)" : $"acc + {v}.LoadUnsafe(ref arow, (nuint)k) * {v}.LoadUnsafe(ref rcol, (nuint)k)")};");
+        string ak = Float32Decoder.Load(level, "arow", "(nuint)k"), bk = Float32Decoder.Load(level, "rcol", "(nuint)k");
+        w.Line($"for (int k = 0; k < {vectorEnd}; k += {width}) acc = {(level.Fused ? $"{v}.FusedMultiplyAdd({ak}, {bk}, acc)" : $"acc + {ak} * {bk}")};");
         w.Line($"float sum = {v}.Sum(acc) + {ScalarBias(g, "r", "c")};");
-        if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Unsafe}.Add(ref arow, k) * column[k];");
+        if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Float32Decoder.Scalar("arow", "k")} * column[k];");
         bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
         w.Line("float v = sum;");
         w.Line($"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
@@ -347,9 +350,9 @@ internal static class GemmEmitter
         w.Line($"ref float crow = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc});");
         w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) = {ScalarBias(g, "r", "c")};");
         w.Open($"for (int k = 0; k < {g.K}; k++)");
-        w.Line($"float a = {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda} + k);");
+        w.Line($"float a = {Float32Decoder.Scalar(g.A, $"{g.ABase} + r * {g.Lda} + k")};");
         w.Line($"ref float brow = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb});");
-        w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Unsafe}.Add(ref brow, c);");
+        w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Float32Decoder.Scalar("brow", "c")};");
         w.Close();
         if (KernelEmitter.HasActivation(node) && vectorActivation)
             w.Line($"for (int c = 0; c < {g.N}; c++) {{ float v = {Unsafe}.Add(ref crow, c); {Unsafe}.Add(ref crow, c) = {KernelEmitter.Act(node)}; }}");

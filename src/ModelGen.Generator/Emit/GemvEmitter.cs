@@ -47,10 +47,12 @@ internal static class GemvEmitter
             w.Line($"static bool s_{name}Backward;");
             w.Line("");
         }
+        // The panel layout, the realigned loads and the zigzag are this kernel's; reading a weight is the decoder's.
+        var d = new Float32Decoder(k, (x, r, part) => $"p + {r * 16 + part * x.Floats}", row => "panel + (i >> 4) * 64 + (i & 15)");
         KernelEmitter.OpenKernel(w, name, sig + ", int wPhase");
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount + 2 * AlignPad} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || wPhase >= 16) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line($"ref float rw = ref {U}.Add(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w), {AlignPad});");
+        w.Line($"ref {d.Element} rw = ref {U}.Add(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w), {AlignPad});");
         if (tail != 0)
         {
             w.Line($"// The last {tail} inputs, then zeros: the last 16 columns read x from here, never past its end.");
@@ -60,14 +62,14 @@ internal static class GemvEmitter
             w.Line("ref float rt = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xTail);");
         }
         if (zigzag) w.Line($"bool backward = s_{name}Backward; s_{name}Backward = !backward;");
-        var ctx = new PanelContext(node, n, chunks, fullChunks, tail, hasBias, zigzag);
+        var ctx = new PanelContext(node, n, chunks, fullChunks, tail, hasBias, zigzag, d);
         // AVX-512 realigns its loads with vpermt2ps (an x86 instruction): Vector512 elsewhere takes the scalar path.
         SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
             w.Line("nuint p = 0;");
             if (x.Bits != 512)
             {
-                Panels(w, ctx, x.V, x.Floats, x.Fused ? PanelMode.Fused : PanelMode.Plain);
+                Panels(w, ctx, x, x.Fused ? PanelMode.Fused : PanelMode.Plain);
                 return;
             }
             w.Open("if (wPhase >= 0)");
@@ -75,17 +77,17 @@ internal static class GemvEmitter
             w.Line($"var shift = {x.V}<int>.Indices + {x.V}.Create(wPhase);");
             w.Line($"var prev = {x.V}.LoadUnsafe(ref ra);");
             w.Line("p = 16;");
-            Panels(w, ctx, x.V, 16, PanelMode.Realigned);
+            Panels(w, ctx, x, PanelMode.Realigned);
             w.Close();
             w.Open("else");
-            Panels(w, ctx, x.V, 16, PanelMode.Fused);
+            Panels(w, ctx, x, PanelMode.Fused);
             w.Close();
         }, () =>
         {
             w.Open($"for (int j = 0; j < {n}; j++)");
             w.Line("float sum = 0f;");
             w.Line($"int panel = (j >> 2) * {chunks * 64} + (j & 3) * 16;");
-            w.Line($"for (int i = 0; i < {k}; i++) sum += {U}.Add(ref rx, i) * {U}.Add(ref rw, panel + (i >> 4) * 64 + (i & 15));");
+            w.Line($"for (int i = 0; i < {k}; i++) {d.ScalarTerm("j", "sum")}");
             w.Line(DenseEpilogue.Store(node, "sum", null, hasBias, "j"));
             w.Close();
         }, guard: x => x.Bits == 512 ? x.AcceleratedX86 : x.Accelerated);
@@ -94,7 +96,7 @@ internal static class GemvEmitter
 
     enum PanelMode { Plain, Fused, Realigned }
 
-    sealed record PanelContext(ArtifactNode Node, int N, int Chunks, int FullChunks, int Tail, bool HasBias, bool Zigzag);
+    sealed record PanelContext(ArtifactNode Node, int N, int Chunks, int FullChunks, int Tail, bool HasBias, bool Zigzag, IWeightDecoder Decoder);
 
     /// <summary>
     /// Weight bytes above which a one-row layer alternates the direction it reads its panels in: more than most cores'
@@ -104,7 +106,7 @@ internal static class GemvEmitter
     internal const long ZigzagBytes = 1024 * 1024;
 
     /// <summary>The loop over panels: whole ones, then the last with fewer than 4 rows if N is not a multiple of 4.</summary>
-    static void Panels(CodeWriter w, PanelContext c, string v, int width, PanelMode mode)
+    static void Panels(CodeWriter w, PanelContext c, SimdWidth width, PanelMode mode)
     {
         int full = c.N / 4;
         if (full > 0 && c.Zigzag)
@@ -119,7 +121,7 @@ internal static class GemvEmitter
                 w.Line("prev = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref ra, p - 16);");
             }
             else w.Line($"p = (nuint)(j * {c.Chunks * 16});");
-            Panel(w, c, v, width, mode, "j", 4);
+            Panel(w, c, width, mode, "j", 4);
             w.Close();
             if (c.N % 4 != 0)
             {
@@ -131,32 +133,33 @@ internal static class GemvEmitter
         else if (full > 0)
         {
             w.Open($"for (int j = 0; j < {full * 4}; j += 4)");
-            Panel(w, c, v, width, mode, "j", 4);
+            Panel(w, c, width, mode, "j", 4);
             w.Close();
         }
         if (c.N % 4 != 0)
         {
             w.OpenBlock();
             w.Line($"const int j = {full * 4};");
-            Panel(w, c, v, width, mode, "j", c.N % 4);
+            Panel(w, c, width, mode, "j", c.N % 4);
             w.Close();
         }
     }
 
     /// <summary>One panel: 4 accumulators over the columns, 16 at a time (the last 16 from xTail), then one sum each.</summary>
-    static void Panel(CodeWriter w, PanelContext c, string v, int width, PanelMode mode, string j, int rows)
+    static void Panel(CodeWriter w, PanelContext c, SimdWidth width, PanelMode mode, string j, int rows)
     {
+        string v = width.V;
         w.Line($"{v}<float> a0 = {v}<float>.Zero, a1 = a0, a2 = a0, a3 = a0;");
         if (c.FullChunks > 0)
         {
             w.Open($"for (int i = 0; i < {c.FullChunks * 16}; i += 16)");
-            Chunk(w, v, width, mode, "rx", "i + ");
+            Chunk(w, c.Decoder, width, mode, "rx", "i + ");
             w.Close();
         }
         if (c.Tail != 0)
         {
             w.OpenBlock();
-            Chunk(w, v, width, mode, "rt", "");
+            Chunk(w, c.Decoder, width, mode, "rt", "");
             w.Close();
         }
         for (int r = 0; r < rows; r++)
@@ -164,13 +167,14 @@ internal static class GemvEmitter
     }
 
     /// <summary>16 columns of 4 rows: 256 bytes of the stream at p, x (or xTail) at the matching columns.</summary>
-    static void Chunk(CodeWriter w, string v, int width, PanelMode mode, string xRef, string xAt)
+    static void Chunk(CodeWriter w, IWeightDecoder d, SimdWidth width, PanelMode mode, string xRef, string xAt)
     {
         const string Permute = "global::System.Runtime.Intrinsics.X86.Avx512F.PermuteVar16x32x2";
-        for (int part = 0; part < 16 / width; part++)
+        string v = width.V;
+        for (int part = 0; part < 16 / width.Floats; part++)
         {
             string x = part == 0 ? "" : part.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            w.Line($"var xv{x} = {v}.LoadUnsafe(ref {xRef}, (nuint)({xAt}{part * width}));");
+            w.Line($"var xv{x} = {v}.LoadUnsafe(ref {xRef}, (nuint)({xAt}{part * width.Floats}));");
         }
         if (mode == PanelMode.Realigned)
         {
@@ -185,10 +189,10 @@ internal static class GemvEmitter
         else
         {
             for (int r = 0; r < 4; r++)
-                for (int part = 0; part < 16 / width; part++)
+                for (int part = 0; part < 16 / width.Floats; part++)
                 {
                     string x = part == 0 ? "xv" : "xv" + part.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    string load = $"{v}.LoadUnsafe(ref rw, p + {r * 16 + part * width})";
+                    string load = d.Part(width, r, 4, part);
                     w.Line(mode == PanelMode.Fused ? $"a{r} = {v}.FusedMultiplyAdd({load}, {x}, a{r});" : $"a{r} += {load} * {x};");
                 }
         }

@@ -223,3 +223,20 @@ internal sealed class Requant
     public string Describe() =>
         $"y[j] = clamp({Zero} + ⌊(acc[j]·M[j] + 2^{Shift - 1}) / 2^{Shift}⌋, {Lo}, {Hi}) in uint8 for the next int8 layer, M[j] = round(multiplier[j]·{Scale}) (fixed point{(Narrow ? ", in 32-bit lanes: every sum·M fits int32" : "")}; the activation is the clamp)";
 }
+
+/// <summary>
+/// The end of an int8 layer's output, the requantizing counterpart of <see cref="DenseEpilogue"/>: the int32 sum
+/// (bias included) times its channel's multiplier through the fused activation into float32, or, when the layer
+/// writes uint8 for the next, requantized in fixed point (<see cref="Requant.Scalar"/>).
+/// </summary>
+internal static class Int8Epilogue
+{
+    /// <summary>
+    /// The statement storing one output into <paramref name="target"/>; <paramref name="integerMultiplier"/> is the
+    /// channel's fixed-point multiplier when the kernel computed it beforehand (else it is computed here).
+    /// </summary>
+    public static string Store(KernelContext k, Requant? requant, string target, string sum, string multiplier, string? integerMultiplier = null) =>
+        requant is null
+            ? $"{{ float v = ({sum}) * {multiplier}; {target} = {k.Act()}; }}"
+            : $"{target} = {requant.Scalar(sum, integerMultiplier ?? requant.IntegerMultiplier(multiplier))};";
+}

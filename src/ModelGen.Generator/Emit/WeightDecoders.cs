@@ -9,7 +9,9 @@ namespace ModelGen.Generator.Emit;
 /// width and once in scalar form, in the manner of TensorPrimitives' operator structs. The matrix-vector
 /// kernel (<see cref="GemvEmitter.EmitRows"/>) is written over this interface: it owns the loops, the
 /// accumulators, the loads of x and the <see cref="DenseEpilogue"/>; the decoder owns only what differs
-/// between formats.
+/// between formats. The float32 kernel in 4-row panels (<see cref="GemvEmitter.Emit"/>) keeps its own layout
+/// and reads each weight through <see cref="Float32Decoder"/> at the offsets it gives; the GEMM reads its operands
+/// through Float32Decoder.Load and Scalar.
 /// <para>
 /// To add a weight format (sparse, codebook, N:M…): (1) the compiler stores the weights in the layout the
 /// decoder reads, as the node's weight input (per-row scales or a codebook as further inputs); (2) write a
@@ -69,6 +71,51 @@ internal static class DenseEpilogue
     /// <summary><c>{ float v = scale·sum + b[row]; y[row] = act(v); }</c> for output <paramref name="row"/>.</summary>
     public static string Store(ArtifactNode node, string sum, string? scale, bool hasBias, string row) =>
         $"{{ float v = {(scale is null ? "" : scale + " * ")}{sum}{(hasBias ? $" + b[{row}]" : "")}; y[{row}] = {KernelEmitter.Act(node)}; }}";
+}
+
+/// <summary>
+/// float32 weights: the decoding is a plain load. The kernel owns the layout (the 4-row panels of
+/// <see cref="GemvEmitter.Emit"/>): it gives where a step of a row and a scalar weight sit, and the decoder only
+/// reads them. The GEMM reads its operands through <see cref="Load"/> and <see cref="Scalar"/>.
+/// </summary>
+internal sealed class Float32Decoder : IWeightDecoder
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    readonly int _k;
+    readonly System.Func<SimdWidth, int, int, string> _vectorAt;
+    readonly System.Func<string, string> _scalarAt;
+
+    /// <summary>
+    /// <paramref name="vectorAt"/> (width, row j + r of the group, part) and <paramref name="scalarAt"/> (row) are
+    /// element offsets into <c>rw</c> at the current column <c>i</c>, in the kernel's layout.
+    /// </summary>
+    public Float32Decoder(int k, System.Func<SimdWidth, int, int, string> vectorAt, System.Func<string, string> scalarAt)
+    {
+        _k = k;
+        _vectorAt = vectorAt;
+        _scalarAt = scalarAt;
+    }
+
+    public string Element => "float";
+    public IEnumerable<string> Why => new string[0];
+    public string? RowScale(string row) => null;
+    public int RowsPerStep => 4;
+    public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => _k >= x.Floats).ToList();
+    public string Guard(SimdWidth width) => width.Accelerated;
+    public int Step(SimdWidth width) => width.Floats;
+    public int VectorColumns(SimdWidth width) => _k - _k % width.Floats;
+    public IEnumerable<string> Setup(SimdWidth width) => new string[0];
+    public IEnumerable<string> RowsStart(SimdWidth width) => new string[0];
+    public IEnumerable<string> Decode(SimdWidth width, int r, int rows) => new string[0];
+    public string Part(SimdWidth width, int r, int rows, int part) => Load(width, "rw", _vectorAt(width, r, part));
+    public string ScalarTerm(string row, string sum) => $"{sum} += {U}.Add(ref rx, i) * {Scalar("rw", _scalarAt(row))};";
+
+    /// <summary>A vector of float32 weights at element offset <paramref name="at"/> (none: at the ref itself) of <paramref name="weights"/>.</summary>
+    public static string Load(SimdWidth width, string weights, string? at) =>
+        at is null ? $"{width.V}.LoadUnsafe(ref {weights})" : $"{width.V}.LoadUnsafe(ref {weights}, {at})";
+
+    /// <summary>One float32 weight at element offset <paramref name="at"/> (none: the ref itself) of <paramref name="weights"/>.</summary>
+    public static string Scalar(string weights, string? at) => at is null ? weights : $"{U}.Add(ref {weights}, {at})";
 }
 
 /// <summary>
