@@ -184,15 +184,16 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator
             shape = [.. list];
         }
         SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type);
-        Shapes.AddOrUpdate(node, shape);
+        node.Plan = new OutputShape(shape);
     }
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, int[]> Shapes = new();
+    /// <summary>The output's shape (axes may come from an input or, given at run time, from the declared shape).</summary>
+    sealed record OutputShape(int[] Shape) : OperatorPlan;
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        var shape = Shapes.TryGetValue(node, out var s) ? s : throw new InvalidOperationException();
+        var shape = node.Plan is OutputShape s ? s.Shape : throw new InvalidOperationException($"{node.Describe} evaluated before shape inference");
         return [x.Type == ElementType.Float32 ? new TensorData(shape, x.Floats) : new TensorData(shape, x.Ints)];
     }
 
@@ -250,11 +251,12 @@ public sealed class SliceOperator : DataMovementOperator
             // Positions given at run time: the declared output shape is compiled in and the kernel
             // computes (and checks) the slice when it runs.
             SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "starts, ends, axes or steps"), graph[node.Inputs[0]].Type);
+            node.Plan = null;
             return;
         }
         var plan = Plan(graph, node, ShapeOf(graph, node, 0));
         SetOutput(graph, node, 0, plan.Shape, graph[node.Inputs[0]].Type);
-        Plans.AddOrUpdate(node, plan);
+        node.Plan = plan;
     }
 
     /// <summary>Slice's plan for given values of its inputs (evaluation with run-time positions).</summary>
@@ -265,9 +267,6 @@ public sealed class SliceOperator : DataMovementOperator
             if (node.HasInput(i) && inputs[i] is { } t) scratch.GetOrAdd(node.Inputs[i]).Constant = t;
         return Plan(scratch, node, inputs[0]!.Shape);
     }
-
-    // Plans resolved at inference, for Evaluate and Lower (which lack the graph's constants).
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, RemapPlan> Plans = new();
 
     static RemapPlan Plan(Graph graph, Node node, int[] x)
     {
@@ -315,13 +314,13 @@ public sealed class SliceOperator : DataMovementOperator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        var plan = Plans.TryGetValue(node, out var p) ? p : PlanFor(node, inputs);
+        var plan = node.Plan as RemapPlan ?? PlanFor(node, inputs);
         return [plan.Apply(inputs[0]!, plan.Shape)];
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
-        if (Plans.TryGetValue(node, out var p))
+        if (node.Plan is RemapPlan p)
         {
             LowerRemap(node, lowering, p);
             return;
@@ -500,7 +499,8 @@ public sealed class SplitOperator : DataMovementOperator
 {
     public override string OpType => "Split";
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, List<RemapPlan>> Resolved = new();
+    /// <summary>One Remap per output (split sizes may come from an input or, given at run time, from the declared shapes).</summary>
+    sealed record Parts(RemapPlan[] Plans) : OperatorPlan;
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -532,16 +532,17 @@ public sealed class SplitOperator : DataMovementOperator
             offset += split[i];
             if (node.Outputs[i].Length > 0) SetOutput(graph, node, i, shape, graph[node.Inputs[0]].Type);
         }
-        Resolved.AddOrUpdate(node, plans);
+        node.Plan = new Parts([.. plans]);
     }
 
-    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) =>
-        [.. Resolved.TryGetValue(node, out var plans) ? plans.Select(p => p.Apply(inputs[0]!, p.Shape)) : throw new InvalidOperationException()];
+    static RemapPlan[] PlansOf(Node node) => node.Plan is Parts p ? p.Plans : throw new InvalidOperationException($"{node.Describe} used before shape inference");
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) => [.. PlansOf(node).Select(p => p.Apply(inputs[0]!, p.Shape))];
 
     public override void Lower(Node node, ILowering lowering)
     {
-        var plans = Resolved.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
-        for (int i = 0; i < plans.Count; i++)
+        var plans = PlansOf(node);
+        for (int i = 0; i < plans.Length; i++)
             if (node.Outputs[i].Length > 0) LowerRemap(node, lowering, plans[i], i);
         if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
         {
@@ -556,8 +557,6 @@ public sealed class SplitOperator : DataMovementOperator
 public sealed class PadOperator : DataMovementOperator
 {
     public override string OpType => "Pad";
-
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, RemapPlan> Resolved = new();
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -577,6 +576,7 @@ public sealed class PadOperator : DataMovementOperator
             if (mode0 is not ("constant" or "reflect" or "edge"))
                 throw Error(graph, node, $"mode '{mode0}' is not supported (constant, reflect, edge)", ErrorCodes.UnsupportedAttribute);
             SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "pads"), graph[node.Inputs[0]].Type);
+            node.Plan = null; // pads given at run time: the kernel resolves them when it runs
             return;
         }
         else
@@ -618,7 +618,7 @@ public sealed class PadOperator : DataMovementOperator
             }
             maps[d] = map;
         }
-        Resolved.AddOrUpdate(node, new RemapPlan(shape, 0, RemapPlan.StridesOf(x), maps, value));
+        node.Plan = new RemapPlan(shape, 0, RemapPlan.StridesOf(x), maps, value);
         SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type);
     }
 
@@ -638,7 +638,7 @@ public sealed class PadOperator : DataMovementOperator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        if (Resolved.TryGetValue(node, out var p)) return [p.Apply(inputs[0]!, p.Shape)];
+        if (node.Plan is RemapPlan p) return [p.Apply(inputs[0]!, p.Shape)];
         // Run-time pads: resolve for these values (as the kernel does when it runs).
         var scratch = new Graph { Opset = 18 };
         var x = scratch.GetOrAdd(node.Inputs[0]);
@@ -648,12 +648,12 @@ public sealed class PadOperator : DataMovementOperator
         var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
         foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
         InferShapes(copy, scratch);
-        return Resolved.TryGetValue(copy, out var q) ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
+        return copy.Plan is RemapPlan q ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
-        if (Resolved.TryGetValue(node, out var p))
+        if (node.Plan is RemapPlan p)
         {
             LowerRemap(node, lowering, p);
             return;

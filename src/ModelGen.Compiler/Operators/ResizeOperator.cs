@@ -27,7 +27,8 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         public float[][]? CubicWeight { get; init; }
     }
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, AxisTable[]> Tables = new();
+    /// <summary>The tables of every axis, when the scales or sizes are constants (none when they come at run time).</summary>
+    sealed record Tables(AxisTable[] Axes) : OperatorPlan;
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -55,6 +56,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
                 throw Error(graph, node, $"coordinate_transformation_mode '{transform}' needs constant scales or sizes", ErrorCodes.UnsupportedAttribute);
             SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "scales or sizes"));
             node.Annotations["opset"] = graph.Opset.ToString(CultureInfo.InvariantCulture);
+            node.Plan = null;
             return;
         }
 
@@ -137,7 +139,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
                 ? CubicTable(x[d], output[d], scale[d], transform, (float)scale[d], node.Float("cubic_coeff_a", -0.75f), node.Int("exclude_outside", 0) != 0, crop)
                 : Table(x[d], output[d], scale[d], transform, mode == "nearest" || mode == "cubic" ? nearest : null, (float)scale[d], crop);
         }
-        Tables.AddOrUpdate(node, tables);
+        node.Plan = new Tables(tables);
         SetOutput(graph, node, 0, output);
     }
 
@@ -250,8 +252,6 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         return offset + (o + 0.5f) / s - 0.5f;
     }
 
-    AxisTable[] TablesOf(Node node) => Tables.TryGetValue(node, out var t) ? t : throw new InvalidOperationException("Resize used before shape inference");
-
     /// <summary>With run-time scales or sizes, resolves the tables for the values given (evaluation).</summary>
     AxisTable[] TablesFor(Node node, TensorData?[] inputs, int opset)
     {
@@ -263,7 +263,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
         foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
         InferShapes(copy, scratch);
-        return TablesOf(copy);
+        return copy.Plan is Tables resolved ? resolved.Axes : throw new InvalidOperationException();
     }
 
     bool IsNearest(Node node) => node.Str("mode", "nearest") == "nearest";
@@ -271,7 +271,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        var tables = Tables.TryGetValue(node, out var known) ? known : TablesFor(node, inputs, int.Parse(node.Annotations["opset"], CultureInfo.InvariantCulture));
+        var tables = node.Plan is Tables known ? known.Axes : TablesFor(node, inputs, int.Parse(node.Annotations["opset"], CultureInfo.InvariantCulture));
         int[] outShape = [.. tables.Select(t => t.Index0.Length)];
         if (IsNearest(node)) return [Extrapolate(node, tables, NearestPlan(x.Shape, tables).Apply(x, outShape))];
         var strides = RemapPlan.StridesOf(x.Shape);
@@ -350,7 +350,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var x = lowering.Graph[node.Inputs[0]].Shape!;
-        if (!Tables.TryGetValue(node, out var tables))
+        if (node.Plan is not Tables { Axes: var tables })
         {
             var g = lowering.Graph;
             string transform = g.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";
