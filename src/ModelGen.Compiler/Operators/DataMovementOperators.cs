@@ -9,7 +9,7 @@ namespace ModelGen.Compiler.Operators;
 /// arithmetic that exporters write: Shape → Gather → Unsqueeze → Concat → Reshape), which constant
 /// folding evaluates; at run time they move float32 data through one Remap kernel.
 /// </summary>
-public abstract class DataMovementOperator : Operator
+public abstract class DataMovementOperator(string opType) : Operator(opType)
 {
     /// <summary>Longest build-time index table (Pad, Gather) the compiler makes.</summary>
     protected const int MaxTableEntries = 1 << 24;
@@ -62,10 +62,8 @@ public abstract class DataMovementOperator : Operator
 }
 
 /// <summary>Identity and Dropout (inference): y = x.</summary>
-public sealed class IdentityOperator(string opType = "Identity") : DataMovementOperator
+public sealed class IdentityOperator(string opType = "Identity") : DataMovementOperator(opType)
 {
-    public override string OpType { get; } = opType;
-
     public override void InferShapes(Node node, Graph graph)
     {
         if (!node.HasInput(0)) throw Error(graph, node, "takes 1 input", ErrorCodes.InvalidGraph);
@@ -90,10 +88,8 @@ public sealed class IdentityOperator(string opType = "Identity") : DataMovementO
 }
 
 /// <summary>Shape: the input's shape, known at build time, so always a constant.</summary>
-public sealed class ShapeOperator : DataMovementOperator
+public sealed class ShapeOperator() : DataMovementOperator("Shape")
 {
-    public override string OpType => "Shape";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "start", "end");
@@ -114,10 +110,8 @@ public sealed class ShapeOperator : DataMovementOperator
 }
 
 /// <summary>Cast: folded on constants; float32 → float32 at run time is an alias; other run-time casts are refused.</summary>
-public sealed class CastOperator : DataMovementOperator
+public sealed class CastOperator() : DataMovementOperator("Cast")
 {
-    public override string OpType => "Cast";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "to", "saturate");
@@ -151,10 +145,8 @@ public sealed class CastOperator : DataMovementOperator
 }
 
 /// <summary>Squeeze and Unsqueeze: the same data under a shape with 1-dimensions removed or inserted (an alias).</summary>
-public sealed class SqueezeOperator(string opType) : DataMovementOperator
+public sealed class SqueezeOperator(string opType) : DataMovementOperator(opType)
 {
-    public override string OpType { get; } = opType;
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "axes");
@@ -206,10 +198,8 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator
 }
 
 /// <summary>Transpose by <c>perm</c> (default: reverse the axes).</summary>
-public sealed class TransposeOperator : DataMovementOperator
+public sealed class TransposeOperator() : DataMovementOperator("Transpose")
 {
-    public override string OpType => "Transpose";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "perm");
@@ -239,10 +229,8 @@ public sealed class TransposeOperator : DataMovementOperator
 }
 
 /// <summary>Slice with starts, ends, axes, steps (attributes before opset 10, constant inputs after); negative steps too.</summary>
-public sealed class SliceOperator : DataMovementOperator
+public sealed class SliceOperator() : DataMovementOperator("Slice")
 {
-    public override string OpType => "Slice";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "starts", "ends", "axes");
@@ -356,10 +344,8 @@ public sealed class SliceOperator : DataMovementOperator
 }
 
 /// <summary>Gather along an axis with constant indices (negative ones count from the end).</summary>
-public sealed class GatherOperator : DataMovementOperator
+public sealed class GatherOperator() : DataMovementOperator("Gather")
 {
-    public override string OpType => "Gather";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 2);
@@ -418,10 +404,8 @@ public sealed class GatherOperator : DataMovementOperator
 }
 
 /// <summary>Concat along an axis: each input is copied into its slab of the output.</summary>
-public sealed class ConcatOperator : DataMovementOperator
+public sealed class ConcatOperator() : DataMovementOperator("Concat")
 {
-    public override string OpType => "Concat";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "axis");
@@ -495,10 +479,8 @@ public sealed class ConcatOperator : DataMovementOperator
 }
 
 /// <summary>Split along an axis into parts given by <c>split</c> (attribute before opset 13, input after) or equal parts.</summary>
-public sealed class SplitOperator : DataMovementOperator
+public sealed class SplitOperator() : DataMovementOperator("Split")
 {
-    public override string OpType => "Split";
-
     /// <summary>One Remap per output (split sizes may come from an input or, given at run time, from the declared shapes).</summary>
     sealed record Parts(RemapPlan[] Plans) : OperatorPlan;
 
@@ -554,10 +536,8 @@ public sealed class SplitOperator : DataMovementOperator
 }
 
 /// <summary>Pad with constant, reflect or edge mode (pads attribute before opset 11, inputs after); negative pads crop.</summary>
-public sealed class PadOperator : DataMovementOperator
+public sealed class PadOperator() : DataMovementOperator("Pad")
 {
-    public override string OpType => "Pad";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "mode", "pads", "value");
@@ -640,15 +620,7 @@ public sealed class PadOperator : DataMovementOperator
     {
         if (node.Plan is RemapPlan p) return [p.Apply(inputs[0]!, p.Shape)];
         // Run-time pads: resolve for these values (as the kernel does when it runs).
-        var scratch = new Graph { Opset = 18 };
-        var x = scratch.GetOrAdd(node.Inputs[0]);
-        x.Shape = inputs[0]!.Shape;
-        for (int i = 1; i < inputs.Length; i++)
-            if (node.HasInput(i) && inputs[i] is { } t) { var v = scratch.GetOrAdd(node.Inputs[i]); v.Constant = t; v.Shape = t.Shape; v.Type = t.Type; }
-        var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
-        foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
-        InferShapes(copy, scratch);
-        return copy.Plan is RemapPlan q ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
+        return PlanForValues(node, inputs, 18) is RemapPlan q ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
     }
 
     public override void Lower(Node node, ILowering lowering)

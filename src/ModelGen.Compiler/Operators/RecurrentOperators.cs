@@ -11,10 +11,8 @@ namespace ModelGen.Compiler.Operators;
 /// GRU z r h), optional bias, initial states, peepholes, sequence lengths (constant), clip, input_forget,
 /// linear_before_reset, any activations, both layouts. W, R, B and P constant (embedded) or given at run time.
 /// </summary>
-public sealed class RecurrentOperator(string opType) : Operator
+public sealed class RecurrentOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     bool Lstm => OpType == "LSTM";
     int Gates => Lstm ? 4 : 3;
 

@@ -58,9 +58,8 @@ public sealed record ReducePlan(string Op, int[] KeptShape, long[] KeptStrides, 
 }
 
 /// <summary>ReduceMean, ReduceSum, ReduceMax over constant axes (attribute or input, by opset), keepdims, noop_with_empty_axes.</summary>
-public sealed class ReduceOperator(string opType) : Operator
+public sealed class ReduceOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
     string Kind => OpType["Reduce".Length..];
 
     protected override bool AcceptsIntInput(Node node, int input) => input == 1;
@@ -181,10 +180,8 @@ public sealed class ReduceOperator(string opType) : Operator
 }
 
 /// <summary>GlobalAveragePool and GlobalMaxPool: a mean or maximum over every spatial axis, kept as 1s.</summary>
-public sealed class GlobalPoolOperator(string opType) : Operator
+public sealed class GlobalPoolOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     ReducePlan Plan(int[] x) => ReducePlan.Of(OpType == "GlobalAveragePool" ? "Mean" : "Max", x, Enumerable.Range(2, x.Length - 2).ToHashSet());
 
     public override void InferShapes(Node node, Graph graph)
@@ -222,10 +219,8 @@ public sealed class GlobalPoolOperator(string opType) : Operator
 /// Softmax and LogSoftmax. Before opset 13 the input is seen as 2-D at <c>axis</c> (default 1) and
 /// normalized over everything after it; from opset 13 over the one axis (default −1).
 /// </summary>
-public sealed class SoftmaxOperator(string opType) : Operator
+public sealed class SoftmaxOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     /// <summary>The input seen as [outer, length, inner], normalized over length (how depends on the opset).</summary>
     sealed record Layout(int Outer, int Length, int Inner) : OperatorPlan;
 
