@@ -28,11 +28,31 @@ public sealed class ModelArtifact
     public string Measured { get; set; } = "";
     /// <summary>Bytes of the scratch arena that holds every intermediate tensor.</summary>
     public long ScratchBytes { get; set; }
+    /// <summary>How the compiler's memory plan compares with its bounds; null for an artifact read from text (not in the text form).</summary>
+    public MemoryPlanReport? MemoryPlan { get; set; }
 
     public List<ArtifactTensor> Tensors { get; } = new List<ArtifactTensor>();
     public List<ArtifactBinding> Inputs { get; } = new List<ArtifactBinding>();
     public List<ArtifactBinding> Outputs { get; } = new List<ArtifactBinding>();
     public List<ArtifactNode> Nodes { get; } = new List<ArtifactNode>();
+}
+
+/// <summary>
+/// The arena a memory plan needs, against the sum of every arena tensor (no reuse at all) and the liveness
+/// lower bound (the most bytes live at one step, buffers 64-byte aligned, which no plan can beat).
+/// </summary>
+public sealed class MemoryPlanReport
+{
+    public MemoryPlanReport(long arenaBytes, long tensorBytes, long lowerBound)
+    {
+        ArenaBytes = arenaBytes;
+        TensorBytes = tensorBytes;
+        LowerBound = lowerBound;
+    }
+
+    public long ArenaBytes { get; }
+    public long TensorBytes { get; }
+    public long LowerBound { get; }
 }
 
 /// <summary>

@@ -57,7 +57,7 @@ public sealed class MemoryPlannerTests
         foreach (var (name, path, batch) in TestModels())
         {
             var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = path, ClassName = "M", BatchSize = batch });
-            var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
+            var plan = artifact.MemoryPlan!;
             Assert.Equal(plan.ArenaBytes, artifact.ScratchBytes);
             Assert.True(plan.LowerBound <= plan.ArenaBytes && plan.ArenaBytes <= plan.TensorBytes + 64L * artifact.Tensors.Count, $"{name}: arena {plan.ArenaBytes} outside [{plan.LowerBound}, all tensors]");
             long slack = plan.LowerBound / 20;

@@ -59,7 +59,7 @@ public static class BenchCommand
         if (o.Samples < 1) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, $"--samples must be at least 1 (it is {o.Samples})");
         var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, InputShape = o.InputShape, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
         var artifact = ModelCompiler.Compile(options);
-        var plan = ArtifactBuilder.MemoryPlanOf(artifact)!;
+        var plan = artifact.MemoryPlan!;
         var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
         // Compressed: our float32 model too, timed in the same rounds, so the two compare side by side.
         var plain = options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) ? null

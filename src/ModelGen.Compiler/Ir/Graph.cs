@@ -70,6 +70,9 @@ public sealed class Node
     /// <summary>How the node is realised (float32 unless a compression pass gave it another form).</summary>
     public LayerForm Form { get; set; } = LayerForm.Float32;
 
+    /// <summary>What the operator resolved at shape inference for Evaluate and Lower (null: nothing to keep, or not inferred yet).</summary>
+    public OperatorPlan? Plan { get; set; }
+
     /// <summary>"name" (Op), for error messages.</summary>
     public string Describe => $"node '{Name}' ({OpType})";
 
@@ -124,9 +127,8 @@ public sealed class Graph
     /// <summary>
     /// A copy that can be compressed or rewritten without changing this graph: new nodes (their inputs, outputs,
     /// attributes, annotations), new values, new lists. Shared, because nothing changes them in place: constant
-    /// tensors (a pass that changes weights puts a new <see cref="TensorData"/> on a new or the same value) and
-    /// forms (immutable records). The operators' per-node plans, made at shape inference, are made again for the
-    /// new nodes.
+    /// tensors (a pass that changes weights puts a new <see cref="TensorData"/> on a new or the same value), forms
+    /// and operator plans (immutable records): the clone's shapes and plans are the original's, not inferred again.
     /// </summary>
     public Graph Clone()
     {
@@ -138,12 +140,11 @@ public sealed class Graph
         clone.CompressionStages.AddRange(CompressionStages);
         foreach (var node in Nodes)
         {
-            var copy = new Node { Name = node.Name, OpType = node.OpType, Domain = node.Domain, Inputs = [.. node.Inputs], Outputs = [.. node.Outputs], Form = node.Form };
+            var copy = new Node { Name = node.Name, OpType = node.OpType, Domain = node.Domain, Inputs = [.. node.Inputs], Outputs = [.. node.Outputs], Form = node.Form, Plan = node.Plan };
             foreach (var (key, attribute) in node.Attributes) copy.Attributes[key] = attribute.Clone();
             foreach (var (key, note) in node.Annotations) copy.Annotations[key] = note;
             clone.Nodes.Add(copy);
         }
-        foreach (var node in clone.Nodes) Operators.OperatorSet.Get(node, clone).InferShapes(node, clone);
         return clone;
     }
 }

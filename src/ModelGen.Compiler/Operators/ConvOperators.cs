@@ -94,10 +94,8 @@ public sealed record WindowGeometry(
 }
 
 /// <summary>Conv: y = x ⋆ w + b, with groups, pads (or auto_pad), strides and dilations.</summary>
-public sealed class ConvOperator : Operator
+public sealed class ConvOperator() : Operator("Conv")
 {
-    public override string OpType => "Conv";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 3);
@@ -179,10 +177,8 @@ public sealed class ConvOperator : Operator
 }
 
 /// <summary>MaxPool: the maximum over each window; padding never wins (it counts as −∞).</summary>
-public sealed class MaxPoolOperator : Operator
+public sealed class MaxPoolOperator() : Operator("MaxPool")
 {
-    public override string OpType => "MaxPool";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);
@@ -214,15 +210,21 @@ public sealed class MaxPoolOperator : Operator
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        if (x.Shape.Length == 5) return [Pool3D.Evaluate(node, x, average: false)];
+        return [x.Shape.Length == 5 ? Pool3D.Evaluate(node, x, average: false) : Evaluate2D(node, x, average: false)];
+    }
+
+    /// <summary>The reference 2-D pool: the maximum or (AveragePool) the mean of each window's taps inside the input.</summary>
+    internal static TensorData Evaluate2D(Node node, TensorData x, bool average)
+    {
         var geo = Geometry(new Graph(), node, x.Shape);
+        bool includePad = node.Int("count_include_pad", 0) != 0;
         int n = x.Shape[0], c = x.Shape[1];
         var y = new float[(long)n * c * geo.OutH * geo.OutW];
         for (int nc = 0; nc < n * c; nc++)
         for (int oh = 0; oh < geo.OutH; oh++)
         for (int ow = 0; ow < geo.OutW; ow++)
         {
-            float max = float.NegativeInfinity;
+            double acc = average ? 0 : double.NegativeInfinity;
             for (int kh = 0; kh < geo.KernelH; kh++)
             {
                 int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
@@ -231,12 +233,13 @@ public sealed class MaxPoolOperator : Operator
                 {
                     int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
                     if (iw < 0 || iw >= geo.InW) continue;
-                    max = Math.Max(max, x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw]);
+                    float v = x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
+                    acc = average ? acc + v : Math.Max(acc, v);
                 }
             }
-            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = max;
+            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = (float)(average ? acc / AveragePoolOperator.Divisor(geo, includePad, oh, ow) : acc);
         }
-        return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
+        return new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y);
     }
 }
 
@@ -244,10 +247,8 @@ public sealed class MaxPoolOperator : Operator
 /// AveragePool: the mean over each window. With count_include_pad the divisor counts padding up to
 /// the padded input's edge (what ONNX Runtime does under ceil_mode too); without, only real pixels.
 /// </summary>
-public sealed class AveragePoolOperator : Operator
+public sealed class AveragePoolOperator() : Operator("AveragePool")
 {
-    public override string OpType => "AveragePool";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);
@@ -266,49 +267,14 @@ public sealed class AveragePoolOperator : Operator
     /// The divisor of output (oh, ow): the window's taps inside the input, or (count_include_pad) inside
     /// the padded input up to its far edge. Shared by the evaluator and (as the same loop) the kernel.
     /// </summary>
-    public static int Divisor(WindowGeometry g, bool includePad, int oh, int ow)
-    {
-        static int Taps(int start, int kernel, int dilation, int size, int padEnd, bool includePad)
-        {
-            int count = 0;
-            for (int k = 0; k < kernel; k++)
-            {
-                int i = start + k * dilation;
-                if (includePad ? i < size + padEnd : i >= 0 && i < size) count++;
-            }
-            return count;
-        }
-        return Taps(oh * g.StrideH - g.PadTop, g.KernelH, g.DilationH, g.InH, g.PadBottom, includePad)
-             * Taps(ow * g.StrideW - g.PadLeft, g.KernelW, g.DilationW, g.InW, g.PadRight, includePad);
-    }
+    public static int Divisor(WindowGeometry g, bool includePad, int oh, int ow) =>
+        Pool3D.Taps(oh * g.StrideH - g.PadTop, g.KernelH, g.DilationH, g.InH, g.PadBottom, includePad)
+             * Pool3D.Taps(ow * g.StrideW - g.PadLeft, g.KernelW, g.DilationW, g.InW, g.PadRight, includePad);
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        if (x.Shape.Length == 5) return [Pool3D.Evaluate(node, x, average: true)];
-        var geo = MaxPoolOperator.Geometry(new Graph(), node, x.Shape);
-        bool includePad = node.Int("count_include_pad", 0) != 0;
-        int n = x.Shape[0], c = x.Shape[1];
-        var y = new float[(long)n * c * geo.OutH * geo.OutW];
-        for (int nc = 0; nc < n * c; nc++)
-        for (int oh = 0; oh < geo.OutH; oh++)
-        for (int ow = 0; ow < geo.OutW; ow++)
-        {
-            double sum = 0;
-            for (int kh = 0; kh < geo.KernelH; kh++)
-            {
-                int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
-                if (ih < 0 || ih >= geo.InH) continue;
-                for (int kw = 0; kw < geo.KernelW; kw++)
-                {
-                    int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
-                    if (iw < 0 || iw >= geo.InW) continue;
-                    sum += x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
-                }
-            }
-            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = (float)(sum / Divisor(geo, includePad, oh, ow));
-        }
-        return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
+        return [x.Shape.Length == 5 ? Pool3D.Evaluate(node, x, average: true) : MaxPoolOperator.Evaluate2D(node, x, average: true)];
     }
 
     public override void Lower(Node node, ILowering lowering)
@@ -351,8 +317,8 @@ internal static class Pool3D
         return [x[0], x[1], .. Axes(graph, node, x).Out];
     }
 
-    /// <summary>Taps of one axis inside the input, or (count_include_pad) inside the padded input up to its far edge.</summary>
-    static int Taps(int start, int kernel, int dilation, int size, int padEnd, bool includePad)
+    /// <summary>Taps of one axis inside the input, or (count_include_pad) inside the padded input up to its far edge (2-D and 3-D pools).</summary>
+    internal static int Taps(int start, int kernel, int dilation, int size, int padEnd, bool includePad)
     {
         int count = 0;
         for (int k = 0; k < kernel; k++)

@@ -10,10 +10,8 @@ namespace ModelGen.Compiler.Operators;
 /// y[oh·, ow·] += x·w with oh = ih·stride − pad + kh·dilation. Output size from pads and
 /// output_padding, or from output_shape / auto_pad (the padding then derived as ONNX specifies).
 /// </summary>
-public sealed class ConvTransposeOperator : Operator
+public sealed class ConvTransposeOperator() : Operator("ConvTranspose")
 {
-    public override string OpType => "ConvTranspose";
-
     /// <summary>Resolved geometry per spatial axis (1-D lifted to 2-D with a height of 1).</summary>
     public sealed record Geometry(int[] In, int[] Out, int[] Kernel, int[] Strides, int[] Dilations, int[] PadBegin);
 

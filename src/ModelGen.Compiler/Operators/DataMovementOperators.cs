@@ -9,7 +9,7 @@ namespace ModelGen.Compiler.Operators;
 /// arithmetic that exporters write: Shape → Gather → Unsqueeze → Concat → Reshape), which constant
 /// folding evaluates; at run time they move float32 data through one Remap kernel.
 /// </summary>
-public abstract class DataMovementOperator : Operator
+public abstract class DataMovementOperator(string opType) : Operator(opType)
 {
     /// <summary>Longest build-time index table (Pad, Gather) the compiler makes.</summary>
     protected const int MaxTableEntries = 1 << 24;
@@ -62,10 +62,8 @@ public abstract class DataMovementOperator : Operator
 }
 
 /// <summary>Identity and Dropout (inference): y = x.</summary>
-public sealed class IdentityOperator(string opType = "Identity") : DataMovementOperator
+public sealed class IdentityOperator(string opType = "Identity") : DataMovementOperator(opType)
 {
-    public override string OpType { get; } = opType;
-
     public override void InferShapes(Node node, Graph graph)
     {
         if (!node.HasInput(0)) throw Error(graph, node, "takes 1 input", ErrorCodes.InvalidGraph);
@@ -90,10 +88,8 @@ public sealed class IdentityOperator(string opType = "Identity") : DataMovementO
 }
 
 /// <summary>Shape: the input's shape, known at build time, so always a constant.</summary>
-public sealed class ShapeOperator : DataMovementOperator
+public sealed class ShapeOperator() : DataMovementOperator("Shape")
 {
-    public override string OpType => "Shape";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "start", "end");
@@ -114,10 +110,8 @@ public sealed class ShapeOperator : DataMovementOperator
 }
 
 /// <summary>Cast: folded on constants; float32 → float32 at run time is an alias; other run-time casts are refused.</summary>
-public sealed class CastOperator : DataMovementOperator
+public sealed class CastOperator() : DataMovementOperator("Cast")
 {
-    public override string OpType => "Cast";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "to", "saturate");
@@ -151,10 +145,8 @@ public sealed class CastOperator : DataMovementOperator
 }
 
 /// <summary>Squeeze and Unsqueeze: the same data under a shape with 1-dimensions removed or inserted (an alias).</summary>
-public sealed class SqueezeOperator(string opType) : DataMovementOperator
+public sealed class SqueezeOperator(string opType) : DataMovementOperator(opType)
 {
-    public override string OpType { get; } = opType;
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "axes");
@@ -184,15 +176,16 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator
             shape = [.. list];
         }
         SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type);
-        Shapes.AddOrUpdate(node, shape);
+        node.Plan = new OutputShape(shape);
     }
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, int[]> Shapes = new();
+    /// <summary>The output's shape (axes may come from an input or, given at run time, from the declared shape).</summary>
+    sealed record OutputShape(int[] Shape) : OperatorPlan;
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        var shape = Shapes.TryGetValue(node, out var s) ? s : throw new InvalidOperationException();
+        var shape = node.Plan is OutputShape s ? s.Shape : throw new InvalidOperationException($"{node.Describe} evaluated before shape inference");
         return [x.Type == ElementType.Float32 ? new TensorData(shape, x.Floats) : new TensorData(shape, x.Ints)];
     }
 
@@ -205,10 +198,8 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator
 }
 
 /// <summary>Transpose by <c>perm</c> (default: reverse the axes).</summary>
-public sealed class TransposeOperator : DataMovementOperator
+public sealed class TransposeOperator() : DataMovementOperator("Transpose")
 {
-    public override string OpType => "Transpose";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "perm");
@@ -238,10 +229,8 @@ public sealed class TransposeOperator : DataMovementOperator
 }
 
 /// <summary>Slice with starts, ends, axes, steps (attributes before opset 10, constant inputs after); negative steps too.</summary>
-public sealed class SliceOperator : DataMovementOperator
+public sealed class SliceOperator() : DataMovementOperator("Slice")
 {
-    public override string OpType => "Slice";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "starts", "ends", "axes");
@@ -250,11 +239,12 @@ public sealed class SliceOperator : DataMovementOperator
             // Positions given at run time: the declared output shape is compiled in and the kernel
             // computes (and checks) the slice when it runs.
             SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "starts, ends, axes or steps"), graph[node.Inputs[0]].Type);
+            node.Plan = null;
             return;
         }
         var plan = Plan(graph, node, ShapeOf(graph, node, 0));
         SetOutput(graph, node, 0, plan.Shape, graph[node.Inputs[0]].Type);
-        Plans.AddOrUpdate(node, plan);
+        node.Plan = plan;
     }
 
     /// <summary>Slice's plan for given values of its inputs (evaluation with run-time positions).</summary>
@@ -265,9 +255,6 @@ public sealed class SliceOperator : DataMovementOperator
             if (node.HasInput(i) && inputs[i] is { } t) scratch.GetOrAdd(node.Inputs[i]).Constant = t;
         return Plan(scratch, node, inputs[0]!.Shape);
     }
-
-    // Plans resolved at inference, for Evaluate and Lower (which lack the graph's constants).
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, RemapPlan> Plans = new();
 
     static RemapPlan Plan(Graph graph, Node node, int[] x)
     {
@@ -315,13 +302,13 @@ public sealed class SliceOperator : DataMovementOperator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        var plan = Plans.TryGetValue(node, out var p) ? p : PlanFor(node, inputs);
+        var plan = node.Plan as RemapPlan ?? PlanFor(node, inputs);
         return [plan.Apply(inputs[0]!, plan.Shape)];
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
-        if (Plans.TryGetValue(node, out var p))
+        if (node.Plan is RemapPlan p)
         {
             LowerRemap(node, lowering, p);
             return;
@@ -357,10 +344,8 @@ public sealed class SliceOperator : DataMovementOperator
 }
 
 /// <summary>Gather along an axis with constant indices (negative ones count from the end).</summary>
-public sealed class GatherOperator : DataMovementOperator
+public sealed class GatherOperator() : DataMovementOperator("Gather")
 {
-    public override string OpType => "Gather";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 2);
@@ -419,10 +404,8 @@ public sealed class GatherOperator : DataMovementOperator
 }
 
 /// <summary>Concat along an axis: each input is copied into its slab of the output.</summary>
-public sealed class ConcatOperator : DataMovementOperator
+public sealed class ConcatOperator() : DataMovementOperator("Concat")
 {
-    public override string OpType => "Concat";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "axis");
@@ -496,11 +479,10 @@ public sealed class ConcatOperator : DataMovementOperator
 }
 
 /// <summary>Split along an axis into parts given by <c>split</c> (attribute before opset 13, input after) or equal parts.</summary>
-public sealed class SplitOperator : DataMovementOperator
+public sealed class SplitOperator() : DataMovementOperator("Split")
 {
-    public override string OpType => "Split";
-
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, List<RemapPlan>> Resolved = new();
+    /// <summary>One Remap per output (split sizes may come from an input or, given at run time, from the declared shapes).</summary>
+    sealed record Parts(RemapPlan[] Plans) : OperatorPlan;
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -532,16 +514,17 @@ public sealed class SplitOperator : DataMovementOperator
             offset += split[i];
             if (node.Outputs[i].Length > 0) SetOutput(graph, node, i, shape, graph[node.Inputs[0]].Type);
         }
-        Resolved.AddOrUpdate(node, plans);
+        node.Plan = new Parts([.. plans]);
     }
 
-    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) =>
-        [.. Resolved.TryGetValue(node, out var plans) ? plans.Select(p => p.Apply(inputs[0]!, p.Shape)) : throw new InvalidOperationException()];
+    static RemapPlan[] PlansOf(Node node) => node.Plan is Parts p ? p.Plans : throw new InvalidOperationException($"{node.Describe} used before shape inference");
+
+    public override TensorData[] Evaluate(Node node, TensorData?[] inputs) => [.. PlansOf(node).Select(p => p.Apply(inputs[0]!, p.Shape))];
 
     public override void Lower(Node node, ILowering lowering)
     {
-        var plans = Resolved.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
-        for (int i = 0; i < plans.Count; i++)
+        var plans = PlansOf(node);
+        for (int i = 0; i < plans.Length; i++)
             if (node.Outputs[i].Length > 0) LowerRemap(node, lowering, plans[i], i);
         if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
         {
@@ -553,12 +536,8 @@ public sealed class SplitOperator : DataMovementOperator
 }
 
 /// <summary>Pad with constant, reflect or edge mode (pads attribute before opset 11, inputs after); negative pads crop.</summary>
-public sealed class PadOperator : DataMovementOperator
+public sealed class PadOperator() : DataMovementOperator("Pad")
 {
-    public override string OpType => "Pad";
-
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, RemapPlan> Resolved = new();
-
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "mode", "pads", "value");
@@ -577,6 +556,7 @@ public sealed class PadOperator : DataMovementOperator
             if (mode0 is not ("constant" or "reflect" or "edge"))
                 throw Error(graph, node, $"mode '{mode0}' is not supported (constant, reflect, edge)", ErrorCodes.UnsupportedAttribute);
             SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "pads"), graph[node.Inputs[0]].Type);
+            node.Plan = null; // pads given at run time: the kernel resolves them when it runs
             return;
         }
         else
@@ -618,7 +598,7 @@ public sealed class PadOperator : DataMovementOperator
             }
             maps[d] = map;
         }
-        Resolved.AddOrUpdate(node, new RemapPlan(shape, 0, RemapPlan.StridesOf(x), maps, value));
+        node.Plan = new RemapPlan(shape, 0, RemapPlan.StridesOf(x), maps, value);
         SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type);
     }
 
@@ -638,22 +618,14 @@ public sealed class PadOperator : DataMovementOperator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        if (Resolved.TryGetValue(node, out var p)) return [p.Apply(inputs[0]!, p.Shape)];
+        if (node.Plan is RemapPlan p) return [p.Apply(inputs[0]!, p.Shape)];
         // Run-time pads: resolve for these values (as the kernel does when it runs).
-        var scratch = new Graph { Opset = 18 };
-        var x = scratch.GetOrAdd(node.Inputs[0]);
-        x.Shape = inputs[0]!.Shape;
-        for (int i = 1; i < inputs.Length; i++)
-            if (node.HasInput(i) && inputs[i] is { } t) { var v = scratch.GetOrAdd(node.Inputs[i]); v.Constant = t; v.Shape = t.Shape; v.Type = t.Type; }
-        var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
-        foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
-        InferShapes(copy, scratch);
-        return Resolved.TryGetValue(copy, out var q) ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
+        return PlanForValues(node, inputs, 18) is RemapPlan q ? [q.Apply(inputs[0]!, q.Shape)] : throw new InvalidOperationException();
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
-        if (Resolved.TryGetValue(node, out var p))
+        if (node.Plan is RemapPlan p)
         {
             LowerRemap(node, lowering, p);
             return;

@@ -9,10 +9,8 @@ namespace ModelGen.Compiler.Operators;
 /// The unary element-wise operators of <see cref="Activations"/> (Relu, Sigmoid, Clip, …): attributes
 /// resolved to (alpha, beta) once, so shape inference, evaluation, fusion and emission agree.
 /// </summary>
-public sealed class UnaryOperator(string opType) : Operator
+public sealed class UnaryOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     static readonly Dictionary<string, string[]> AttributeNames = new()
     {
         ["LeakyRelu"] = ["alpha"], ["Elu"] = ["alpha"], ["Selu"] = ["alpha", "gamma"], ["HardSigmoid"] = ["alpha", "beta"],
@@ -88,10 +86,8 @@ public sealed class UnaryOperator(string opType) : Operator
 }
 
 /// <summary>Binary element-wise operators with multidirectional (numpy) broadcasting; PRelu broadcasts its slope.</summary>
-public sealed class BinaryOperator(string opType) : Operator
+public sealed class BinaryOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     protected override bool AcceptsIntInput(Node node, int input) => true; // checked in InferShapes: integers only as constants
 
     public override void InferShapes(Node node, Graph graph)
@@ -198,11 +194,9 @@ public sealed class BinaryOperator(string opType) : Operator
 }
 
 /// <summary>Sum, Mean, Max, Min over 1 to N inputs, broadcasting. Normalization splits them into binary nodes.</summary>
-public sealed class VariadicOperator(string opType) : Operator
+public sealed class VariadicOperator(string opType) : Operator(opType)
 {
     protected override bool AcceptsIntInput(Node node, int input) => true; // integers only as constants, checked in InferShapes
-
-    public override string OpType { get; } = opType;
 
     public override void InferShapes(Node node, Graph graph)
     {

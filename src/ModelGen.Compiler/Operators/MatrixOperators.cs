@@ -5,10 +5,8 @@ using ModelGen.Onnx;
 namespace ModelGen.Compiler.Operators;
 
 /// <summary>Gemm: Y = alpha·A'·B' + beta·C, A' and B' optionally transposed, C broadcast to [M, N].</summary>
-public sealed class GemmOperator : Operator
+public sealed class GemmOperator() : Operator("Gemm")
 {
-    public override string OpType => "Gemm";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 3);
@@ -63,10 +61,8 @@ public sealed class GemmOperator : Operator
 }
 
 /// <summary>MatMul with numpy semantics: batched, broadcasting, 1-D operands promoted and the added axis removed.</summary>
-public sealed class MatMulOperator : Operator
+public sealed class MatMulOperator() : Operator("MatMul")
 {
-    public override string OpType => "MatMul";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 2);
@@ -124,11 +120,10 @@ public sealed class MatMulOperator : Operator
 /// y[r, n] = Σk x[r, k]·W[n, k] + b[n], every leading axis of x a row. W is stored row-major [N, K]
 /// so each output is one contiguous dot product.
 /// </summary>
-public sealed class DenseOperator : Operator
+public sealed class DenseOperator() : Operator(Name)
 {
     public const string Name = "Dense";
     public const string Domain = "ai.modelgen";
-    public override string OpType => Name;
 
     public override void InferShapes(Node node, Graph graph)
     {

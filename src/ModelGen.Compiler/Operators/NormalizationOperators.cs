@@ -10,10 +10,8 @@ namespace ModelGen.Compiler.Operators;
 /// parameters must be constants; normalization folds it into a preceding Conv or Dense, and what is
 /// left runs as a per-channel affine kernel y = a[c]·x + b[c].
 /// </summary>
-public sealed class BatchNormalizationOperator : Operator
+public sealed class BatchNormalizationOperator() : Operator("BatchNormalization")
 {
-    public override string OpType => "BatchNormalization";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 5, 5);
@@ -84,10 +82,8 @@ public sealed class BatchNormalizationOperator : Operator
 }
 
 /// <summary>InstanceNormalization: per sample and channel, (x − mean)/√(var + ε)·scale[c] + B[c] over the spatial axes.</summary>
-public sealed class InstanceNormalizationOperator : Operator
+public sealed class InstanceNormalizationOperator() : Operator("InstanceNormalization")
 {
-    public override string OpType => "InstanceNormalization";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 3, 3);
@@ -144,10 +140,8 @@ public sealed class InstanceNormalizationOperator : Operator
 /// LayerNormalization (opset 17): normalize over the axes from <c>axis</c> on, then ·Scale + B
 /// (broadcast over those axes); optionally also the Mean and InvStdDev of each run.
 /// </summary>
-public sealed class LayerNormalizationOperator : Operator
+public sealed class LayerNormalizationOperator() : Operator("LayerNormalization")
 {
-    public override string OpType => "LayerNormalization";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 3);
@@ -227,10 +221,8 @@ public sealed class LayerNormalizationOperator : Operator
 }
 
 /// <summary>LRN across channels: y = x / (bias + α/size·Σ x²)^β over a window of <c>size</c> channels.</summary>
-public sealed class LrnOperator : Operator
+public sealed class LrnOperator() : Operator("LRN")
 {
-    public override string OpType => "LRN";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);

@@ -8,9 +8,10 @@ namespace ModelGen.Compiler.Operators;
 /// One ONNX operator: attribute checks and shape inference at compile time, and the float32 reference
 /// semantics that constant folding, the evaluator and the tests use (the oracle of the emitted kernels).
 /// </summary>
-public abstract class Operator
+public abstract class Operator(string opType)
 {
-    public abstract string OpType { get; }
+    /// <summary>The ONNX op_type this operator compiles.</summary>
+    public string OpType { get; } = opType;
 
     /// <summary>Checks attributes and sets the shape and type of every output from the inputs' shapes.</summary>
     public abstract void InferShapes(Node node, Graph graph);
@@ -25,6 +26,22 @@ public abstract class Operator
     public virtual void Lower(Node node, ILowering lowering) =>
         throw new ModelGenException(ErrorCodes.UnsupportedAttribute, lowering.Graph.ModelPath,
             $"{node.Describe}, opset {lowering.Graph.Opset}: this form of {node.OpType} (with an input computed at run time) is not supported yet; export it with constant inputs");
+
+    /// <summary>
+    /// The plan shape inference makes when the node's parameters (pads, scales…) are the values given, not
+    /// run-time inputs: how the evaluator computes a node whose kernel resolves its parameters when it runs.
+    /// </summary>
+    protected OperatorPlan? PlanForValues(Node node, TensorData?[] inputs, long opset)
+    {
+        var scratch = new Graph { Opset = opset };
+        scratch.GetOrAdd(node.Inputs[0]).Shape = inputs[0]!.Shape;
+        for (int i = 1; i < inputs.Length; i++)
+            if (node.HasInput(i) && inputs[i] is { } t) { var v = scratch.GetOrAdd(node.Inputs[i]); v.Constant = t; v.Shape = t.Shape; v.Type = t.Type; }
+        var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
+        foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
+        InferShapes(copy, scratch);
+        return copy.Plan;
+    }
 
     protected static int[] ShapeOf(Graph graph, Node node, int input)
     {

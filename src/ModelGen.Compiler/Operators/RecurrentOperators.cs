@@ -11,18 +11,14 @@ namespace ModelGen.Compiler.Operators;
 /// GRU z r h), optional bias, initial states, peepholes, sequence lengths (constant), clip, input_forget,
 /// linear_before_reset, any activations, both layouts. W, R, B and P constant (embedded) or given at run time.
 /// </summary>
-public sealed class RecurrentOperator(string opType) : Operator
+public sealed class RecurrentOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     bool Lstm => OpType == "LSTM";
     int Gates => Lstm ? 4 : 3;
 
     /// <summary>Everything the evaluator and the kernel need, resolved from shapes and attributes.</summary>
     public sealed record Plan(int Seq, int Batch, int InputSize, int Hidden, int Directions, bool Reverse, bool Layout1,
-        string[] Functions, float Clip, bool InputForget, bool LinearBeforeReset, int[] SequenceLengths);
-
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, Plan> Plans = new();
+        string[] Functions, float Clip, bool InputForget, bool LinearBeforeReset, int[] SequenceLengths) : OperatorPlan;
 
     protected override bool AcceptsIntInput(Node node, int input) => input == 4;
 
@@ -73,8 +69,8 @@ public sealed class RecurrentOperator(string opType) : Operator
             functions[i] = Activations.Format(name, alpha, beta);
         }
         float clip = node.Has("clip") ? node.Float("clip", 0) : float.PositiveInfinity;
-        Plans.AddOrUpdate(node, new Plan(seq, batch, input, hidden, dirs, direction == "reverse", layout1, functions, clip,
-            Lstm && node.Int("input_forget", 0) != 0, !Lstm && node.Int("linear_before_reset", 0) != 0, lengths));
+        node.Plan = new Plan(seq, batch, input, hidden, dirs, direction == "reverse", layout1, functions, clip,
+            Lstm && node.Int("input_forget", 0) != 0, !Lstm && node.Int("linear_before_reset", 0) != 0, lengths);
         int[] y = layout1 ? [batch, seq, dirs, hidden] : [seq, dirs, batch, hidden];
         for (int o = 0; o < node.Outputs.Count; o++)
             if (node.Outputs[o].Length > 0) SetOutput(graph, node, o, o == 0 ? y : stateShape);
@@ -84,7 +80,7 @@ public sealed class RecurrentOperator(string opType) : Operator
     static string? Canonical(string name) =>
         Activations.Names.Concat(Activations.RecurrentOnly).FirstOrDefault(n => string.Equals(n, name, StringComparison.OrdinalIgnoreCase));
 
-    Plan PlanOf(Node node) => Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException("recurrent node used before shape inference");
+    static Plan PlanOf(Node node) => node.Plan as Plan ?? throw new InvalidOperationException($"{node.Describe} used before shape inference");
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {

@@ -58,15 +58,19 @@ public sealed record ReducePlan(string Op, int[] KeptShape, long[] KeptStrides, 
 }
 
 /// <summary>ReduceMean, ReduceSum, ReduceMax over constant axes (attribute or input, by opset), keepdims, noop_with_empty_axes.</summary>
-public sealed class ReduceOperator(string opType) : Operator
+public sealed class ReduceOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
     string Kind => OpType["Reduce".Length..];
 
     protected override bool AcceptsIntInput(Node node, int input) => input == 1;
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, ReducePlan> Plans = new();
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, int[]> OutputShapes = new();
+    /// <summary>
+    /// The reduction and the output's shape; <paramref name="AxesAtRunTime"/>: the axes arrive when the model runs (the
+    /// plan's are those the declared output shape implies, and the evaluator reduces over the axes it is given).
+    /// </summary>
+    sealed record Reduction(ReducePlan Plan, int[] OutputShape, bool AxesAtRunTime) : OperatorPlan;
+
+    static Reduction ReductionOf(Node node) => node.Plan as Reduction ?? throw new InvalidOperationException($"{node.Describe} used before shape inference");
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -76,11 +80,8 @@ public sealed class ReduceOperator(string opType) : Operator
         long axesFromInput = OpType == "ReduceSum" ? 13 : 18;
         long[]? raw;
         bool noop = node.Int("noop_with_empty_axes", 0) != 0;
-        if (graph.Opset >= axesFromInput && IsRuntimeShapeInput(graph, node, 1))
-        {
-            raw = AxesFromDeclaredShape(graph, node, x);
-            RuntimeAxes.AddOrUpdate(node, node);
-        }
+        bool axesAtRunTime = graph.Opset >= axesFromInput && IsRuntimeShapeInput(graph, node, 1);
+        if (axesAtRunTime) raw = AxesFromDeclaredShape(graph, node, x);
         else if (graph.Opset >= axesFromInput)
         {
             raw = null;
@@ -94,10 +95,9 @@ public sealed class ReduceOperator(string opType) : Operator
             : [.. raw.Select(a => NormalizeAxis(graph, node, a, x.Length))];
         if (axes.Any(a => a >= x.Length)) throw Error(graph, node, "axes out of range");
         var plan = ReducePlan.Of(Kind, x, axes);
-        Plans.AddOrUpdate(node, plan);
         bool keep = node.Int("keepdims", 1) != 0;
         int[] shape = keep ? [.. x.Select((d, i) => axes.Contains(i) ? 1 : d)] : plan.KeptShape;
-        OutputShapes.AddOrUpdate(node, shape);
+        node.Plan = new Reduction(plan, shape, axesAtRunTime);
         SetOutput(graph, node, 0, shape);
     }
 
@@ -137,15 +137,11 @@ public sealed class ReduceOperator(string opType) : Operator
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
-        var shape = OutputShapes.TryGetValue(node, out var o) ? o : throw new InvalidOperationException();
-        if (RuntimeAxes.TryGetValue(node, out _) && inputs.Length > 1 && inputs[1] is { } given)
+        var (plan, shape, axesAtRunTime) = ReductionOf(node);
+        if (axesAtRunTime && inputs.Length > 1 && inputs[1] is { } given)
             plan = PlanForGivenAxes(node, inputs[0]!.Shape, given.Ints, shape);
         return [new TensorData(shape, plan.Apply(inputs[0]!.Floats))];
     }
-
-    /// <summary>Marks nodes whose axes arrive at run time (the generated kernel reads them when it runs).</summary>
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, object> RuntimeAxes = new();
 
     /// <summary>The plan for axes given at run time, which must produce the compiled output shape (as the kernel checks).</summary>
     ReducePlan PlanForGivenAxes(Node node, int[] x, long[] given, int[] compiled)
@@ -167,7 +163,7 @@ public sealed class ReduceOperator(string opType) : Operator
 
     public override void Lower(Node node, ILowering lowering)
     {
-        var plan = Plans.TryGetValue(node, out var p) ? p : throw new InvalidOperationException();
+        var plan = ReductionOf(node).Plan;
         if (node.HasInput(1) && lowering.Graph[node.Inputs[1]].Constant is null)
         {
             // Axes given at run time: several sets of axes can give the compiled output shape, so the kernel
@@ -184,10 +180,8 @@ public sealed class ReduceOperator(string opType) : Operator
 }
 
 /// <summary>GlobalAveragePool and GlobalMaxPool: a mean or maximum over every spatial axis, kept as 1s.</summary>
-public sealed class GlobalPoolOperator(string opType) : Operator
+public sealed class GlobalPoolOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     ReducePlan Plan(int[] x) => ReducePlan.Of(OpType == "GlobalAveragePool" ? "Mean" : "Max", x, Enumerable.Range(2, x.Length - 2).ToHashSet());
 
     public override void InferShapes(Node node, Graph graph)
@@ -225,11 +219,12 @@ public sealed class GlobalPoolOperator(string opType) : Operator
 /// Softmax and LogSoftmax. Before opset 13 the input is seen as 2-D at <c>axis</c> (default 1) and
 /// normalized over everything after it; from opset 13 over the one axis (default −1).
 /// </summary>
-public sealed class SoftmaxOperator(string opType) : Operator
+public sealed class SoftmaxOperator(string opType) : Operator(opType)
 {
-    public override string OpType { get; } = opType;
+    /// <summary>The input seen as [outer, length, inner], normalized over length (how depends on the opset).</summary>
+    sealed record Layout(int Outer, int Length, int Inner) : OperatorPlan;
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, int[]> Layouts = new();
+    static Layout LayoutOf(Node node) => node.Plan as Layout ?? throw new InvalidOperationException($"{node.Describe} used before shape inference");
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -239,19 +234,17 @@ public sealed class SoftmaxOperator(string opType) : Operator
         int axis = NormalizeAxis(graph, node, node.Int("axis", graph.Opset >= 13 ? -1 : 1), x.Length);
         if (axis >= x.Length && x.Length > 0) throw Error(graph, node, "axis out of range");
         int outer = (int)TensorData.Size(x[..axis]);
-        int[] layout = graph.Opset >= 13
-            ? [outer, x[axis], (int)TensorData.Size(x[(axis + 1)..])]
-            : [outer, (int)TensorData.Size(x[axis..]), 1];
-        Layouts.AddOrUpdate(node, layout);
+        node.Plan = graph.Opset >= 13
+            ? new Layout(outer, x[axis], (int)TensorData.Size(x[(axis + 1)..]))
+            : new Layout(outer, (int)TensorData.Size(x[axis..]), 1);
         SetOutput(graph, node, 0, x);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
-        var layout = Layouts.TryGetValue(node, out var l) ? l : throw new InvalidOperationException();
+        var (outer, len, inner) = LayoutOf(node);
         var x = inputs[0]!.Floats;
         var y = new float[x.Length];
-        int outer = layout[0], len = layout[1], inner = layout[2];
         bool log = OpType == "LogSoftmax";
         for (int o = 0; o < outer; o++)
         for (int i = 0; i < inner; i++)
@@ -272,9 +265,9 @@ public sealed class SoftmaxOperator(string opType) : Operator
 
     public override void Lower(Node node, ILowering lowering)
     {
-        var layout = Layouts.TryGetValue(node, out var l) ? l : throw new InvalidOperationException();
+        var layout = LayoutOf(node);
         var n = lowering.AddNode(KernelKind.Softmax, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["layout"] = string.Join(",", layout.Select(v => v.ToString(CultureInfo.InvariantCulture)));
+        n.Attributes["layout"] = string.Create(CultureInfo.InvariantCulture, $"{layout.Outer},{layout.Length},{layout.Inner}");
         n.Attributes["log"] = OpType == "LogSoftmax" ? "1" : "0";
     }
 }

@@ -9,7 +9,7 @@ namespace ModelGen.Compiler.Operators;
 /// Split are all such plans; one evaluator and one kernel serve them all. Optional Y-side strides place
 /// the result inside a larger output (Concat).
 /// </summary>
-public sealed record RemapPlan(int[] Shape, long Base, long[] Strides, int[]?[] Maps, float Fill = 0f, long YBase = 0, long[]? YStrides = null)
+public sealed record RemapPlan(int[] Shape, long Base, long[] Strides, int[]?[] Maps, float Fill = 0f, long YBase = 0, long[]? YStrides = null) : OperatorPlan
 {
     public static long[] StridesOf(int[] shape)
     {

@@ -11,10 +11,8 @@ namespace ModelGen.Compiler.Operators;
 /// done at build time: nearest becomes a Remap (an index table per axis), linear a table of two
 /// neighbours and a weight per output index and axis.
 /// </summary>
-public sealed class ResizeOperator(string opType = "Resize") : Operator
+public sealed class ResizeOperator(string opType = "Resize") : Operator(opType)
 {
-    public override string OpType { get; } = opType;
-
     protected override bool AcceptsIntInput(Node node, int input) => input == 3;
 
     /// <summary>Per axis: the two source indices and the weight of the second, for each output index.</summary>
@@ -27,7 +25,11 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         public float[][]? CubicWeight { get; init; }
     }
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, AxisTable[]> Tables = new();
+    /// <summary>The tables of every axis, when the scales or sizes are constants.</summary>
+    sealed record Tables(AxisTable[] Axes) : OperatorPlan;
+
+    /// <summary>Scales or sizes given at run time: the evaluator makes the tables for the values it is given, under this opset.</summary>
+    sealed record TablesAtRunTime(long Opset) : OperatorPlan;
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -54,7 +56,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             if (transform == "tf_half_pixel_for_nearest")
                 throw Error(graph, node, $"coordinate_transformation_mode '{transform}' needs constant scales or sizes", ErrorCodes.UnsupportedAttribute);
             SetOutput(graph, node, 0, DeclaredOutput(graph, node, 0, "scales or sizes"));
-            node.Annotations["opset"] = graph.Opset.ToString(CultureInfo.InvariantCulture);
+            node.Plan = new TablesAtRunTime(graph.Opset);
             return;
         }
 
@@ -137,7 +139,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
                 ? CubicTable(x[d], output[d], scale[d], transform, (float)scale[d], node.Float("cubic_coeff_a", -0.75f), node.Int("exclude_outside", 0) != 0, crop)
                 : Table(x[d], output[d], scale[d], transform, mode == "nearest" || mode == "cubic" ? nearest : null, (float)scale[d], crop);
         }
-        Tables.AddOrUpdate(node, tables);
+        node.Plan = new Tables(tables);
         SetOutput(graph, node, 0, output);
     }
 
@@ -250,28 +252,21 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         return offset + (o + 0.5f) / s - 0.5f;
     }
 
-    AxisTable[] TablesOf(Node node) => Tables.TryGetValue(node, out var t) ? t : throw new InvalidOperationException("Resize used before shape inference");
-
     /// <summary>With run-time scales or sizes, resolves the tables for the values given (evaluation).</summary>
-    AxisTable[] TablesFor(Node node, TensorData?[] inputs, int opset)
-    {
-        var scratch = new Graph { Opset = opset };
-        var x = scratch.GetOrAdd(node.Inputs[0]);
-        x.Shape = inputs[0]!.Shape;
-        for (int i = 1; i < inputs.Length; i++)
-            if (node.HasInput(i) && inputs[i] is { } t) { var v = scratch.GetOrAdd(node.Inputs[i]); v.Constant = t; v.Shape = t.Shape; v.Type = t.Type; }
-        var copy = new Node { Name = node.Name, OpType = node.OpType, Inputs = node.Inputs, Outputs = [node.Outputs[0] + "#evaluated"] };
-        foreach (var (k, a) in node.Attributes) copy.Attributes[k] = a;
-        InferShapes(copy, scratch);
-        return TablesOf(copy);
-    }
+    AxisTable[] TablesFor(Node node, TensorData?[] inputs, long opset) =>
+        PlanForValues(node, inputs, opset) is Tables resolved ? resolved.Axes : throw new InvalidOperationException();
 
     bool IsNearest(Node node) => node.Str("mode", "nearest") == "nearest";
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;
-        var tables = Tables.TryGetValue(node, out var known) ? known : TablesFor(node, inputs, int.Parse(node.Annotations["opset"], CultureInfo.InvariantCulture));
+        var tables = node.Plan switch
+        {
+            Tables known => known.Axes,
+            TablesAtRunTime runtime => TablesFor(node, inputs, runtime.Opset),
+            _ => throw new InvalidOperationException($"{node.Describe} evaluated before shape inference"),
+        };
         int[] outShape = [.. tables.Select(t => t.Index0.Length)];
         if (IsNearest(node)) return [Extrapolate(node, tables, NearestPlan(x.Shape, tables).Apply(x, outShape))];
         var strides = RemapPlan.StridesOf(x.Shape);
@@ -350,7 +345,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var x = lowering.Graph[node.Inputs[0]].Shape!;
-        if (!Tables.TryGetValue(node, out var tables))
+        if (node.Plan is not Tables { Axes: var tables })
         {
             var g = lowering.Graph;
             string transform = g.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";

@@ -5,10 +5,8 @@ using ModelGen.Onnx;
 namespace ModelGen.Compiler.Operators;
 
 /// <summary>Flatten: [d0..dn] → [d0·…·d(axis−1), d(axis)·…·dn].</summary>
-public sealed class FlattenOperator : Operator
+public sealed class FlattenOperator() : Operator("Flatten")
 {
-    public override string OpType => "Flatten";
-
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);
@@ -34,11 +32,9 @@ public sealed class FlattenOperator : Operator
 }
 
 /// <summary>Reshape to a constant shape input (0 copies the input's dimension unless allowzero, −1 is inferred).</summary>
-public sealed class ReshapeOperator : Operator
+public sealed class ReshapeOperator() : Operator("Reshape")
 {
     protected override bool AcceptsIntInput(Node node, int input) => input == 1;
-
-    public override string OpType => "Reshape";
 
     public override void InferShapes(Node node, Graph graph)
     {
@@ -115,10 +111,8 @@ public sealed class ReshapeOperator : Operator
 }
 
 /// <summary>Constant: its value attribute (value, value_float(s), value_int(s)) becomes a constant.</summary>
-public sealed class ConstantOperator : Operator
+public sealed class ConstantOperator() : Operator("Constant")
 {
-    public override string OpType => "Constant";
-
     public override void InferShapes(Node node, Graph graph)
     {
         var data = Value(node, graph);

@@ -23,11 +23,6 @@ public sealed class ArtifactBuilder : ILowering
 
     ArtifactBuilder(Graph graph) => _graph = graph;
 
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<ModelArtifact, MemoryPlanReport> Reports = new();
-
-    /// <summary>How the arena of an artifact this builder made compares with its tensors (null for one read from text).</summary>
-    public static MemoryPlanReport? MemoryPlanOf(ModelArtifact artifact) => Reports.TryGetValue(artifact, out var r) ? r : null;
-
     public static ModelArtifact Build(Graph graph, string className, string ns, string sourceFile, string sha256, SimdLevel simd)
     {
         var b = new ArtifactBuilder(graph);
@@ -247,7 +242,7 @@ public sealed class ArtifactBuilder : ILowering
             .Select(root => new BufferRequest(root, groupBytes[root], first[root], last[root]))
             .ToList();
         var (offsets, arena) = MemoryPlanner.Plan(requests);
-        Reports.AddOrUpdate(_artifact, new MemoryPlanReport(arena, requests.Sum(r => MemoryPlanner.Align(r.Bytes)), MemoryPlanner.LowerBound(requests)));
+        _artifact.MemoryPlan = new MemoryPlanReport(arena, requests.Sum(r => MemoryPlanner.Align(r.Bytes)), MemoryPlanner.LowerBound(requests));
         if (arena > int.MaxValue)
             throw new ModelGenException(ErrorCodes.TooLarge, _graph.ModelPath, $"the model needs {arena} bytes of scratch memory at once; ModelGen's limit is 2 GiB: reduce the batch size or input size");
         _artifact.ScratchBytes = arena;

@@ -1,11 +1,5 @@
 namespace ModelGen.Compiler.Plan;
 
-/// <summary>
-/// The arena a plan needs, against the sum of every arena tensor (no reuse at all) and the liveness
-/// lower bound (the most bytes live at one step, buffers 64-byte aligned, which no plan can beat).
-/// </summary>
-public sealed record MemoryPlanReport(long ArenaBytes, long TensorBytes, long LowerBound);
-
 /// <summary>A buffer to place in the arena: its size and the schedule steps during which it is live.</summary>
 public sealed record BufferRequest(int Id, long Bytes, int FirstStep, int LastStep);
 
