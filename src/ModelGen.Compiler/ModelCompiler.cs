@@ -51,7 +51,7 @@ public static class ModelCompiler
     /// <summary>Per fully connected layer (by node name): int4, int8 or float32 (mixed-weights; chosen by MixedPrecision).</summary>
 
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
-    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
+    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength", "ModelGenKernels"];
 
     /// <summary>Imports and infers shapes: the graph exactly as the ONNX file defines it.</summary>
     public static Graph Import(string modelPath, int batchSize = 1, string? inputShape = null)

@@ -33,7 +33,7 @@ internal sealed class AddU8Kernel : IKernel
         w.Line($"// Add on uint8 activations (a residual connection between int8 layers): y{CodeWriter.Shape(y.Shape)} = a + b, each quantized");
         w.Line($"// as its own (a: zero point {za}, b: {zb}; y: {zy}, scale {k.Attr("out_scale")}), in integers:");
         w.Line($"// y = clamp(((a·{m[0]} + b·{m[1]} + {c}) >> {shift}) + {zy}, {clamp[0]}, {clamp[1]}) (the activation is the clamp).");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         w.Line($"if (a.Length < {n} || b.Length < {n} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref byte ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(a);");
         w.Line("ref byte rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
@@ -50,12 +50,12 @@ internal sealed class AddU8Kernel : IKernel
         {
             if (n < bytes) continue;
             string v = "global::System.Runtime.Intrinsics." + name;
-            // Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.
-            w.Open($"{(first || name == "Vector128" ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
+            if (name == "Vector128" && !first) w.Line("// Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.");
+            using var level = w.Block($"{(first || name == "Vector128" ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
             first = name == "Vector128";
             w.Line($"var ma = {v}.Create({m[0]}); var mb = {v}.Create({m[1]}); var bias = {v}.Create({c});");
             w.Line($"var zero = {v}.Create({zy}); var lo = {v}.Create({clamp[0]}); var hi = {v}.Create({clamp[1]});");
-            w.Open($"for (; i <= {n - bytes}; i += {bytes})");
+            using var steps = w.Block($"for (; i <= {n - bytes}; i += {bytes})");
             w.Line($"var (a0, a1) = {v}.Widen({v}.LoadUnsafe(ref ra, (nuint)i));");
             w.Line($"var (b0, b1) = {v}.Widen({v}.LoadUnsafe(ref rb, (nuint)i));");
             w.Line($"var (a00, a01) = {v}.Widen(a0); var (a10, a11) = {v}.Widen(a1);");
@@ -67,10 +67,7 @@ internal sealed class AddU8Kernel : IKernel
             w.Line($"var q11 = {Sum("a11", "b11")};");
             w.Line("// Each lane is within 0…255 after the clamp: narrowing keeps it.");
             w.Line($"{v}.StoreUnsafe({v}.Narrow({v}.Narrow({v}.AsUInt32(q00), {v}.AsUInt32(q01)), {v}.Narrow({v}.AsUInt32(q10), {v}.AsUInt32(q11))), ref ry, (nuint)i);");
-            w.Close();
-            w.Close();
         }
         w.Line($"for (; i < {n}; i++) {U}.Add(ref ry, i) = (byte)global::System.Math.Clamp(((({U}.Add(ref ra, i) * {m[0]} + {U}.Add(ref rb, i) * {m[1]} + {c}) >> {shift}) + {zy}), {clamp[0]}, {clamp[1]});");
-        w.Close();
     }
 }

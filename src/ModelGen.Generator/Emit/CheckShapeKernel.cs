@@ -23,7 +23,7 @@ internal sealed class CheckShapeKernel : IKernel
         string In() => $"stackalloc int[] {{ {string.Join(", ", input)} }}";
         string Expected() => expected.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", expected)} }}";
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: its {(rule == "reshape" ? "target shape" : rule == "split" ? "split sizes" : "axes")} arrive at run time in '{parameter}'; they must give {CodeWriter.Shape(expected)}, what this code was compiled for.");
-        k.OpenMethod();
+        using (k.OpenMethod())
         switch (rule)
         {
             case "reshape":
@@ -42,7 +42,6 @@ internal sealed class CheckShapeKernel : IKernel
                 }
                 break;
         }
-        w.Close();
         k.Helpers.Add("ShapeChecks");
     }
 

@@ -31,6 +31,7 @@ internal static class KernelSharing
     sealed class Parsed
     {
         public int Index;
+        public string Method = "";
         public string Kernel = "";
         public string Text = "";
         public List<string> Preamble = new();
@@ -54,9 +55,10 @@ internal static class KernelSharing
     public static void Write(CodeWriter w, ModelArtifact m, IReadOnlyList<string> kernels)
     {
         var parsed = new Parsed?[kernels.Count];
+        var kernelNames = KernelNames.Of(m);
         if (Applies(m))
             for (int i = 0; i < kernels.Count; i++)
-                if (Shareable.Contains(m.Nodes[i].Kernel)) parsed[i] = Parse(i, m.Nodes[i].Kernel, kernels[i]);
+                if (Shareable.Contains(m.Nodes[i].Kernel)) parsed[i] = Parse(i, kernelNames[i], m.Nodes[i].Kernel, kernels[i]);
         var groups = parsed.Where(p => p is not null).GroupBy(p => p!.Key, StringComparer.Ordinal)
             .Where(g => g.Count() > 1).Select(g => g.Select(p => p!).ToList()).ToList();
         var shared = new Dictionary<int, (string Name, List<string> Arguments)>();
@@ -81,7 +83,7 @@ internal static class KernelSharing
             w.Line($"// The structure {call.Name} computes, with this node's numbers.");
             string names = string.Join(", ", Parameters(p.Signature).Select(s => s.Substring(s.LastIndexOf(' ') + 1))
                 .Select(n => p.Bytes.Contains(n) ? "global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(" + n + ")" : n));
-            w.Line($"public static void Node{CodeWriter.N(i)}({p.Signature}) => {call.Name}({names}{string.Concat(call.Arguments.Select(a => ", " + a))});");
+            w.Line($"public static void {kernelNames[i]}({p.Signature}) => {call.Name}({names}{string.Concat(call.Arguments.Select(a => ", " + a))});");
         }
         foreach (var method in methods)
         {
@@ -93,19 +95,19 @@ internal static class KernelSharing
     static IEnumerable<string> Lines(string text) => text.TrimEnd('\n').Split('\n');
 
     /// <summary>The kernel's parts, or null when its text is not the single method this class expects.</summary>
-    static Parsed? Parse(int index, string kernel, string text)
+    static Parsed? Parse(int index, string method, string kernel, string text)
     {
         var lines = text.TrimEnd('\n').Split('\n');
         int attribute = Array.IndexOf(lines, Attribute);
         if (attribute < 0 || attribute + 2 >= lines.Length || lines.Count(l => l.StartsWith("public static ", StringComparison.Ordinal)) != 1) return null;
-        string header = lines[attribute + 1], prefix = $"public static void Node{CodeWriter.N(index)}(";
+        string header = lines[attribute + 1], prefix = $"public static void {method}(";
         if (!header.StartsWith(prefix, StringComparison.Ordinal) || !header.EndsWith(")", StringComparison.Ordinal) || lines[attribute + 2] != "{" || lines[lines.Length - 1] != "}") return null;
         if (lines.Take(attribute).Any(l => !l.StartsWith("//", StringComparison.Ordinal))) return null;
         var body = Tokenize(string.Join("\n", lines.Skip(attribute + 2)) + "\n");
         if (body is null) return null;
         var p = new Parsed
         {
-            Index = index, Kernel = kernel, Text = text, Preamble = lines.Take(attribute).ToList(),
+            Index = index, Method = method, Kernel = kernel, Text = text, Preamble = lines.Take(attribute).ToList(),
             Signature = header.Substring(prefix.Length, header.Length - prefix.Length - 1), Body = body,
         };
         // A span the body reads only as bytes (MemoryMarshal.AsBytes(name)) is passed as bytes: nodes storing it
@@ -170,7 +172,7 @@ internal static class KernelSharing
         // Lines left empty or blank by a dropped comment go.
         var kept = body.ToString().Split('\n').Where(l => l.Trim().Length > 0);
         var method = new StringBuilder();
-        method.Append($"// {first.Kernel} for {CodeWriter.N(group.Count)} nodes ({string.Join(", ", group.Select(p => "Node" + CodeWriter.N(p.Index)))}): their kernels differ only in the numbers k_0..k_{CodeWriter.N(Math.Max(parameters.Count - 1, 0))}, which each node passes.\n");
+        method.Append($"// {first.Kernel} for {CodeWriter.N(group.Count)} nodes ({string.Join(", ", group.Select(p => p.Method))}): their kernels differ only in the numbers k_0..k_{CodeWriter.N(Math.Max(parameters.Count - 1, 0))}, which each node passes.\n");
         method.Append(Attribute).Append('\n');
         method.Append($"static void {name}({first.Shared}{string.Concat(parameters.Select((p, i) => $", {p.Type} k_{CodeWriter.N(i)}"))})\n");
         foreach (var line in kept) method.Append(line).Append('\n');

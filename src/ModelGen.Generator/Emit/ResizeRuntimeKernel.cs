@@ -34,11 +34,10 @@ internal sealed class ResizeRuntimeKernel : IKernel
         int nm = Array.IndexOf(new[] { "round_prefer_floor", "round_prefer_ceil", "floor", "ceil" }, nearest);
         int pol = Array.IndexOf(new[] { "stretch", "not_larger", "not_smaller" }, policy);
         k.W.Line($"// Resize ({mode}, {transform}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, the scales or sizes given at run time.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         string[] cubic = k.Has("cubic") ? k.Attr("cubic").Split(',') : new[] { "-0.75" };
         int modeCode = mode == "cubic" ? 2 : mode == "linear" ? 1 : 0;
         k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {cubic[0]}f, {(cubic.Length > 1 ? "true" : "false")}, {pol}, {Param(k, "roi", "float")}, {KernelContext.F(k.Has("extrapolation") ? k.Float("extrapolation") : 0f)});");
-        k.W.Close();
         k.Helpers.Add("RuntimeResize");
     }
 

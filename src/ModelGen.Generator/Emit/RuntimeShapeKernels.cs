@@ -39,10 +39,9 @@ internal sealed class SliceRuntimeKernel : RuntimeShapeKernel
     {
         int[] input = k.Ints("in");
         k.W.Line($"// Slice: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, with starts, ends, axes and steps given at run time.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         string axesDefault = "global::System.ReadOnlySpan<long>.Empty";
         k.W.Line($"RuntimeShapes.Slice(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "starts", axesDefault)}, {Param(k, "ends", axesDefault)}, {Param(k, "axes", axesDefault)}, {Param(k, "steps", axesDefault)}, {(k.Has("axes") ? "true" : "false")}, {(k.Has("steps") ? "true" : "false")});");
-        k.W.Close();
         k.Helpers.Add("RuntimeShapes");
     }
 }
@@ -57,10 +56,9 @@ internal sealed class PadRuntimeKernel : RuntimeShapeKernel
         string mode = k.Has("mode") ? k.Attr("mode") : "constant";
         int modeCode = mode == "reflect" ? 1 : mode == "edge" ? 2 : 0;
         k.W.Line($"// Pad ({mode}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, with the pads (and value) given at run time.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         string value = Param(k, "value", "global::System.ReadOnlySpan<float>.Empty");
         k.W.Line($"RuntimeShapes.Pad(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "pads", "global::System.ReadOnlySpan<long>.Empty")}, {value}, {Param(k, "axes", "global::System.ReadOnlySpan<long>.Empty")}, {(k.Has("axes") ? "true" : "false")}, {modeCode});");
-        k.W.Close();
         k.Helpers.Add("RuntimeShapes");
     }
 
