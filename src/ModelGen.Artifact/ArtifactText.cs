@@ -26,7 +26,7 @@ public static class ArtifactText
         Bare(sb, "sha256", model.SourceSha256);
         Str(sb, "producer", model.Producer);
         Bare(sb, "opset", model.Opset.ToString(CultureInfo.InvariantCulture));
-        Bare(sb, "simd", model.Simd);
+        Bare(sb, "simd", model.Simd.ToText());
         Bare(sb, "scratch", model.ScratchBytes.ToString(CultureInfo.InvariantCulture));
         Str(sb, "compression", model.Compression);
         if (model.Measured.Length > 0) Str(sb, "measured", model.Measured);
@@ -44,12 +44,7 @@ public static class ArtifactText
             if (t.Storage == TensorStorage.Arena)
                 Bare(sb, "offset", t.Offset.ToString(CultureInfo.InvariantCulture));
             Bare(sb, "shape", Ints(t.Shape));
-            if (t.IsInt64) Bare(sb, "type", "int64");
-            if (t.IsInt8) Bare(sb, "type", "int8");
-            if (t.IsUInt8) Bare(sb, "type", "uint8");
-            if (t.IsInt32) Bare(sb, "type", "int32");
-            if (t.IsInt16) Bare(sb, "type", "int16");
-            if (t.IsFloat16) Bare(sb, "type", "float16");
+            if (t.Element != TensorElement.Float32) Bare(sb, "type", t.Element.Text());
             if (t.Storage == TensorStorage.Weight)
                 Bare(sb, "data", Convert.ToBase64String(t.Data ?? new byte[0]));
             sb.Append('\n');
@@ -57,7 +52,7 @@ public static class ArtifactText
         foreach (var n in model.Nodes)
         {
             sb.Append("node");
-            Bare(sb, "kernel", n.Kernel);
+            Bare(sb, "kernel", n.Kernel.ToString());
             Str(sb, "onnx", n.OnnxOp);
             Str(sb, "name", n.Name);
             Bare(sb, "in", Ints(n.Inputs));
@@ -100,7 +95,7 @@ public static class ArtifactText
                         model.SourceSha256 = Get(fields, "sha256");
                         model.Producer = Get(fields, "producer");
                         model.Opset = long.Parse(Get(fields, "opset"), CultureInfo.InvariantCulture);
-                        model.Simd = Get(fields, "simd");
+                        model.Simd = SimdLevelText.TryParse(Get(fields, "simd"), out var simd) ? simd : throw new FormatException($"unknown SIMD level '{Get(fields, "simd")}'");
                         model.ScratchBytes = long.Parse(Get(fields, "scratch"), CultureInfo.InvariantCulture);
                         model.Compression = fields.TryGetValue("compression", out string? compression) ? compression : "none";
                         model.Measured = fields.TryGetValue("measured", out string? measured) ? measured : "";
@@ -128,24 +123,16 @@ public static class ArtifactText
                         if (fields.TryGetValue("offset", out string? offset)) t.Offset = long.Parse(offset, CultureInfo.InvariantCulture);
                         if (fields.TryGetValue("data", out string? data)) t.Data = Convert.FromBase64String(data);
                         if (fields.TryGetValue("type", out string? type))
-                        {
-                            t.IsInt64 = type == "int64";
-                            t.IsInt8 = type == "int8";
-                            t.IsUInt8 = type == "uint8";
-                            t.IsInt32 = type == "int32";
-                            t.IsInt16 = type == "int16";
-                            t.IsFloat16 = type == "float16";
-                            if (!t.IsInt64 && !t.IsCompressedType) throw new FormatException($"unknown element type '{type}'");
-                        }
-                        if (t.IsInt64 && t.Storage == TensorStorage.Arena) throw new FormatException("int64 tensors are inputs, outputs or constants, never computed");
-                        if (t.IsCompressedType && t.Storage != TensorStorage.Weight && !(t.IsUInt8 && t.Storage == TensorStorage.Arena))
+                            t.Element = TensorElements.Parse(type) ?? throw new FormatException($"unknown element type '{type}'");
+                        if (t.Element == TensorElement.Int64 && t.Storage == TensorStorage.Arena) throw new FormatException("int64 tensors are inputs, outputs or constants, never computed");
+                        if (t.Element.IsCompressed() && t.Storage != TensorStorage.Weight && !(t.Element == TensorElement.UInt8 && t.Storage == TensorStorage.Arena))
                             throw new FormatException("int8, int16, int32 and float16 tensors are weights; uint8 ones weights or arena");
                         model.Tensors.Add(t);
                         break;
                     case "node":
                         var n = new ArtifactNode
                         {
-                            Kernel = Get(fields, "kernel"),
+                            Kernel = KernelKinds.Parse(Get(fields, "kernel")),
                             OnnxOp = Get(fields, "onnx"),
                             Name = Get(fields, "name"),
                             Inputs = ParseInts(Get(fields, "in")),
@@ -153,6 +140,7 @@ public static class ArtifactText
                         };
                         foreach (var kv in fields)
                             if (kv.Key.StartsWith("attr.", StringComparison.Ordinal)) n.Attributes[kv.Key.Substring(5)] = kv.Value;
+                        n.ParseAttributes();
                         model.Nodes.Add(n);
                         break;
                     default:

@@ -1,3 +1,4 @@
+using System;
 using System.Collections.Generic;
 
 namespace ModelGen.Artifact;
@@ -19,8 +20,8 @@ public sealed class ModelArtifact
     public string SourceSha256 { get; set; } = "";
     public string Producer { get; set; } = "";
     public long Opset { get; set; }
-    /// <summary>auto, vector128 or none: the widest SIMD the emitted kernels may use.</summary>
-    public string Simd { get; set; } = "auto";
+    /// <summary>The widest SIMD the emitted kernels may use.</summary>
+    public SimdLevel Simd { get; set; } = SimdLevel.Auto;
     /// <summary>The compression the model was compiled with (none, int8, int8-weights…).</summary>
     public string Compression { get; set; } = "none";
     /// <summary>The compression report's summary, when calibration data measured it; empty otherwise.</summary>
@@ -32,6 +33,37 @@ public sealed class ModelArtifact
     public List<ArtifactBinding> Inputs { get; } = new List<ArtifactBinding>();
     public List<ArtifactBinding> Outputs { get; } = new List<ArtifactBinding>();
     public List<ArtifactNode> Nodes { get; } = new List<ArtifactNode>();
+}
+
+/// <summary>
+/// The widest SIMD the emitted kernels may use. The text form (the Simd option's values, the artifact) is
+/// lower case: <c>auto</c>, <c>vector128</c>, <c>none</c> (<see cref="SimdLevelText"/>).
+/// </summary>
+public enum SimdLevel
+{
+    /// <summary>Vector512, Vector256 and Vector128 paths, each taken where the processor accelerates it.</summary>
+    Auto,
+    /// <summary>Vector128 paths only (smaller code: one path per kernel).</summary>
+    Vector128,
+    /// <summary>Scalar code only.</summary>
+    None,
+}
+
+/// <summary>The text form of <see cref="SimdLevel"/>: what users write and the artifact stores.</summary>
+public static class SimdLevelText
+{
+    /// <summary>The values in <see cref="SimdLevel"/> order.</summary>
+    public static readonly string[] Names = { "auto", "vector128", "none" };
+
+    public static string ToText(this SimdLevel level) => Names[(int)level];
+
+    /// <summary>Parses a value in any case; false when it names no level.</summary>
+    public static bool TryParse(string? text, out SimdLevel level)
+    {
+        int i = text is null ? -1 : System.Array.IndexOf(Names, text.ToLowerInvariant());
+        level = i < 0 ? SimdLevel.Auto : (SimdLevel)i;
+        return i >= 0;
+    }
 }
 
 /// <summary>Where a tensor's elements live when the emitted code runs.</summary>
@@ -47,6 +79,71 @@ public enum TensorStorage
     Weight,
 }
 
+/// <summary>
+/// The element type of a tensor. Everything computed is float32; int64 is for indices in and constant shapes out;
+/// the others hold compressed weights or, for uint8, the activations one int8 layer writes for the next.
+/// </summary>
+public enum TensorElement
+{
+    Float32,
+    /// <summary>Indices in, a constant shape out: inputs, outputs and weights, never the arena.</summary>
+    Int64,
+    /// <summary>Int8 weights (quantized, with their scales in another tensor).</summary>
+    Int8,
+    /// <summary>
+    /// Raw bytes: packed weights (two int4 per byte), laid out as the kernel reading them says, or in the arena
+    /// the uint8 activations one int8 layer writes for the next (their quantization in the nodes).
+    /// </summary>
+    UInt8,
+    /// <summary>Int32 weights: the biases of int8 layers, in accumulator units.</summary>
+    Int32,
+    /// <summary>Int16 weights: the biases of int8 layers when every one fits in 16 bits.</summary>
+    Int16,
+    /// <summary>
+    /// Float16 weights: an int8 layer's per-channel multipliers over its layer-wide one, positive normal numbers
+    /// in (0, 1] read as their bits (ushort) and widened with two integer operations.
+    /// </summary>
+    Float16,
+}
+
+public static class TensorElements
+{
+    /// <summary>Bytes per element.</summary>
+    public static int Bytes(this TensorElement e) => e switch
+    {
+        TensorElement.Int64 => 8,
+        TensorElement.Int8 or TensorElement.UInt8 => 1,
+        TensorElement.Int16 or TensorElement.Float16 => 2,
+        _ => 4,
+    };
+
+    /// <summary>The C# type of the element (float16 is read as its bits).</summary>
+    public static string CSharpType(this TensorElement e) => e switch
+    {
+        TensorElement.Int64 => "long",
+        TensorElement.Int8 => "sbyte",
+        TensorElement.UInt8 => "byte",
+        TensorElement.Int32 => "int",
+        TensorElement.Int16 => "short",
+        TensorElement.Float16 => "ushort",
+        _ => "float",
+    };
+
+    /// <summary>The artifact's <c>type=</c> value; float32 is written as no type at all.</summary>
+    public static string Text(this TensorElement e) => e.ToString().ToLowerInvariant();
+
+    /// <summary>The element type a <c>type=</c> value names, or null for an unknown name.</summary>
+    public static TensorElement? Parse(string text)
+    {
+        foreach (TensorElement e in Enum.GetValues(typeof(TensorElement)))
+            if (e != TensorElement.Float32 && e.Text() == text) return e;
+        return null;
+    }
+
+    /// <summary>Whether the type holds something other than float32 or int64 (the compressed weights' types).</summary>
+    public static bool IsCompressed(this TensorElement e) => e != TensorElement.Float32 && e != TensorElement.Int64;
+}
+
 public sealed class ArtifactTensor
 {
     public int Id { get; set; }
@@ -56,32 +153,14 @@ public sealed class ArtifactTensor
     public int Index { get; set; }
     public long Offset { get; set; }
     public int[] Shape { get; set; } = new int[0];
-    /// <summary>True for int64 data (indices in, a constant shape out); everything computed is float32.</summary>
-    public bool IsInt64 { get; set; }
-    /// <summary>True for int8 weights (quantized, with their scales in another tensor).</summary>
-    public bool IsInt8 { get; set; }
-    /// <summary>
-    /// True for raw bytes: packed weights (two int4 per byte), laid out as the kernel reading them says, or in
-    /// the arena the uint8 activations one int8 layer writes for the next (their quantization in the nodes).
-    /// </summary>
-    public bool IsUInt8 { get; set; }
-    /// <summary>True for int32 weights: the biases of int8 layers, in accumulator units.</summary>
-    public bool IsInt32 { get; set; }
-    /// <summary>True for int16 weights: the biases of int8 layers when every one fits in 16 bits.</summary>
-    public bool IsInt16 { get; set; }
-    /// <summary>
-    /// True for float16 weights: an int8 layer's per-channel multipliers over its layer-wide one, positive
-    /// normal numbers in (0, 1] read as their bits (ushort) and widened with two integer operations.
-    /// </summary>
-    public bool IsFloat16 { get; set; }
+    /// <summary>The element type; <see cref="TensorElement.Float32"/> unless the tensor is one of the few that are not.</summary>
+    public TensorElement Element { get; set; }
     /// <summary>Bytes per element: 8 (int64), 1 (int8, uint8), 2 (int16, float16) or 4 (float32, int32).</summary>
-    public int ElementBytes => IsInt64 ? 8 : IsInt8 || IsUInt8 ? 1 : IsInt16 || IsFloat16 ? 2 : 4;
+    public int ElementBytes => Element.Bytes();
     /// <summary>The C# element type of the tensor's spans.</summary>
-    public string CSharpType => IsInt64 ? "long" : IsInt8 ? "sbyte" : IsUInt8 ? "byte" : IsInt32 ? "int" : IsInt16 ? "short" : IsFloat16 ? "ushort" : "float";
+    public string CSharpType => Element.CSharpType();
     /// <summary>Bytes the tensor takes in the arena: its elements, rounded up to whole floats (the arena is a float span).</summary>
     public long ArenaBytes => (ElementCount * ElementBytes + 3) / 4 * 4;
-    /// <summary>Whether the tensor holds something other than float32 or int64 (the compressed weights' types).</summary>
-    public bool IsCompressedType => IsInt8 || IsUInt8 || IsInt32 || IsInt16 || IsFloat16;
     /// <summary>Little-endian elements (float32, int64 or int8), weights only.</summary>
     public byte[]? Data { get; set; }
 
@@ -110,7 +189,7 @@ public sealed class ArtifactBinding
 public sealed class ArtifactNode
 {
     /// <summary>Kernel kind (docs/artifact-format.md lists them).</summary>
-    public string Kernel { get; set; } = "";
+    public KernelKind Kernel { get; set; }
     /// <summary>The ONNX node name (untrusted text) and operator this kernel computes.</summary>
     public string Name { get; set; } = "";
     public string OnnxOp { get; set; } = "";
@@ -118,4 +197,20 @@ public sealed class ArtifactNode
     public int[] Outputs { get; set; } = new int[0];
     /// <summary>Kernel attributes in their text form, ordinal order (see docs/artifact-format.md).</summary>
     public SortedDictionary<string, string> Attributes { get; } = new SortedDictionary<string, string>(System.StringComparer.Ordinal);
+
+    /// <summary>The window of a windowed kernel (<see cref="KernelWindow.Has"/>), parsed once; null for the others.</summary>
+    public KernelWindow? Window { get; private set; }
+
+    /// <summary>Sets the window and its text form in <see cref="Attributes"/>.</summary>
+    public void SetWindow(KernelWindow window)
+    {
+        Window = window;
+        window.WriteTo(Attributes);
+    }
+
+    /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
+    internal void ParseAttributes()
+    {
+        if (KernelWindow.Has(Kernel)) Window = KernelWindow.Read(Attributes);
+    }
 }

@@ -105,9 +105,11 @@ public static class Program
                     if (options.CalibrationPath is null || accuracyBudget is null)
                         throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
                     // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
-                    var (precisions, choices) = Compiler.Compress.MixedPrecision.Choose(options, accuracyBudget, parse.GetValue(labels)?.FullName, out searched);
-                    options = options with { LayerPrecisions = precisions };
-                    foreach (var c in choices)
+                    // The search returns the plan it chose and the graph that plan prepares (the model imported once).
+                    var search = Compiler.Compress.MixedPrecision.Search(options, accuracyBudget, parse.GetValue(labels)?.FullName);
+                    options = options with { LayerPrecisions = search.Plan.LayerPrecisions };
+                    searched = search.Prepared;
+                    foreach (var c in search.Choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} ({(double.IsNaN(c.Sensitivity) ? $"every layer in {(kind == "mixed" ? "int8" : "int4")} meets the budget" : $"loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3}")})"));
                 }
                 // Outputs that are devices (/dev/full) fail before any work, and before reports are written beside them.

@@ -43,19 +43,28 @@ public sealed record CompileProgress(string Phase, int Done, int Total, string? 
 /// <summary>The engine behind the MSBuild task and the CLI: ONNX file → artifact.</summary>
 public static class ModelCompiler
 {
-    public static readonly string[] SimdLevels = ["auto", "vector128", "none"];
+    /// <summary>The Simd values (docs/msbuild.md), parsed once by <see cref="ParseSimd"/>.</summary>
+    public static readonly string[] SimdLevels = SimdLevelText.Names;
+
+    /// <summary>The options' Simd value as a level; MG-BadOption when it names none.</summary>
+    public static SimdLevel ParseSimd(CompileOptions options) => SimdLevelText.TryParse(options.Simd, out var level) ? level
+        : throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
 
     /// <summary>The Compression values: what each does is in docs/msbuild.md.</summary>
     public static readonly string[] CompressionKinds = ["none", "int8", "int8-weights", "int4-weights", "mixed-weights", "mixed"];
 
-    /// <summary>Per fully connected layer (by node name): int4, int8 or float32 (mixed-weights; chosen by MixedPrecision).</summary>
-
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
     static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength", "ModelGenKernels"];
+
+    [ThreadStatic] static int importsOnThisThread;
+
+    /// <summary>How many model files this thread has imported (tests check that a search imports its model once).</summary>
+    public static int ImportsOnThisThread => importsOnThisThread;
 
     /// <summary>Imports and infers shapes: the graph exactly as the ONNX file defines it.</summary>
     public static Graph Import(string modelPath, int batchSize = 1, string? inputShape = null)
     {
+        importsOnThisThread++;
         var shapes = InputShapes.Parse(inputShape, modelPath); // a bad value is MG0007 before the model is read
         var model = OnnxModelLoader.Load(modelPath);
         var graph = OnnxImporter.Import(model, modelPath, batchSize, shapes, null);
@@ -67,40 +76,21 @@ public static class ModelCompiler
     /// Import, normalize and compress: the graph the artifact is built from, which the reference
     /// evaluator runs to compute what the emitted code computes.
     /// </summary>
-    public static Graph Prepare(CompileOptions options)
+    public static Graph Prepare(CompileOptions options) => Prepare(options, Compress.CompressionPlan.Parse(options));
+
+    /// <summary><see cref="Prepare(CompileOptions)"/> with the plan already parsed (the compression options in <paramref name="options"/> are not read again).</summary>
+    public static Graph Prepare(CompileOptions options, Compress.CompressionPlan plan)
     {
-        string compression = options.Compression.ToLowerInvariant();
-        if (Array.IndexOf(CompressionKinds, compression) < 0)
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression '{options.Compression}' is not one of {string.Join(", ", CompressionKinds)}");
-        if (!(options.CalibrationUint8Scale > 0 && float.IsFinite(options.CalibrationUint8Scale))) // NaN fails the comparison too
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"the divisor of uint8 data (--calibration-scale, bench's --uint8-scale) must be a finite number above 0, not {options.CalibrationUint8Scale.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        var graph = Normalized(options);
+        Compress.CompressionPipeline.Run(graph, plan, options.Progress);
+        return graph;
+    }
+
+    /// <summary>Import and normalize: the float32 graph every compression starts from (the mixed search clones it).</summary>
+    public static Graph Normalized(CompileOptions options)
+    {
         var graph = Import(options.ModelPath, options.BatchSize, options.InputShape);
         Passes.Run(graph);
-        // mixed-weights: each layer at the precision the options name (MixedPrecision chooses them against the budget).
-        var layers = compression is "mixed-weights" or "mixed" ? options.LayerPrecisions ?? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath,
-            $"Compression {compression} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
-        string Precision(Ir.Node n) => layers is null ? compression : layers.TryGetValue(n.Name, out var p) ? p : "float32";
-        if (compression is "int8-weights" or "mixed-weights") Compress.WeightQuantization.QuantizeDenseWeights(graph, n => Precision(n) is "int8-weights" or "int8");
-        if (compression is "int8" or "mixed")
-        {
-            if (options.CalibrationPath is null)
-                throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {compression} needs Calibration: the activations' ranges come from it");
-            var data = Data.CalibrationData.Load(options.CalibrationPath, [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int8Quantization.Quantize(graph, data, biasCorrection: options.BiasCorrection, progress: options.Progress);
-            // mixed: the layers MixedPrecision keeps in float32 go back to their float weights and bias.
-            if (compression == "mixed")
-                foreach (var node in graph.Nodes) Compress.Int8Quantization.SetFloat(node, Precision(node) != "int8");
-        }
-        // Convolutions not in int8 arithmetic take int8 weights where the GEMM kernel computes them.
-        if (compression is "int8-weights" or "int8" && options.Simd != "none")
-            Compress.WeightQuantization.QuantizeConvWeights(graph, n => Compress.Int8Quantization.OfConv(n) is null);
-        if (compression is "int4-weights" or "mixed-weights")
-        {
-            // GPTQ needs the layers' inputs: the calibration data when given, else round to nearest.
-            var data = options.CalibrationPath is null ? null : Data.CalibrationData.Load(options.CalibrationPath,
-                [.. graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!))], options.CalibrationUint8Scale);
-            Compress.Int4Quantization.QuantizeDenseWeights(graph, data, n => Precision(n) is "int4-weights" or "int4", options.Progress);
-        }
         return graph;
     }
 
@@ -113,9 +103,7 @@ public static class ModelCompiler
     /// <summary>Compiles <paramref name="preparedGraph"/> when given: <see cref="Prepare"/>'s graph for these same options (the mixed search's, calibrated once).</summary>
     public static ModelArtifact Compile(CompileOptions options, Graph? preparedGraph, out Graph prepared)
     {
-        string simd = options.Simd.ToLowerInvariant();
-        if (Array.IndexOf(SimdLevels, simd) < 0)
-            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"SIMD level '{options.Simd}' is not one of {string.Join(", ", SimdLevels)}");
+        var simd = ParseSimd(options);
         string className = options.ClassName is { Length: > 0 } c ? c : Identifiers.Pascal(Path.GetFileNameWithoutExtension(options.ModelPath));
         if (!Identifiers.IsValid(className) || ReservedClassNames.Contains(className) || className.Length > Identifiers.MaxLength)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"class name '{(className.Length > Identifiers.MaxLength ? className[..Identifiers.MaxLength] + "…" : className)}' is not a valid C# identifier of at most {Identifiers.MaxLength} characters, or is reserved (Kernels, Weights, Run, Predict); set ClassName to another name of letters, digits and '_'");

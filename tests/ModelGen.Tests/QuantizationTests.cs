@@ -24,7 +24,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var artifact = ModelCompiler.Compile(options);
         var original = ModelCompiler.Compile(options with { ClassName = "Float", Compression = "none" });
         long Bytes(Artifact.ModelArtifact a) => a.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
-        Assert.True(artifact.Tensors.Count(t => t.IsInt8) == 3, "every fully connected layer in int8");
+        Assert.True(artifact.Tensors.Count(t => t.Element == TensorElement.Int8) == 3, "every fully connected layer in int8");
         Assert.InRange(Bytes(artifact), Bytes(original) / 4, Bytes(original) * 27 / 100);
 
         var compressed = ModelCompiler.Prepare(options);
@@ -60,7 +60,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var options = new CompileOptions { ModelPath = path, ClassName = "LeNet5Int8", Namespace = "Quantized", Compression = "int8-weights" };
         var artifact = ModelCompiler.Compile(options);
         long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
-        Assert.Equal(4, artifact.Tensors.Count(t => t.IsInt8)); // two convolutions, two fully connected layers
+        Assert.Equal(4, artifact.Tensors.Count(t => t.Element == TensorElement.Int8)); // two convolutions, two fully connected layers
         Assert.True(bytes <= 1_724_320 * 27 / 100, $"{bytes} of 1,724,320 bytes");
 
         var compressed = ModelCompiler.Prepare(options);
@@ -177,18 +177,18 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string path = TestData.Mnist("lenet300.onnx");
         var options = new CompileOptions { ModelPath = path, ClassName = "Int8", Namespace = "Quantized.Arithmetic", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
         var artifact = ModelCompiler.Compile(options, out var compressed);
-        var layers = artifact.Nodes.Where(n => n.Kernel == "DenseInt8").ToList();
+        var layers = artifact.Nodes.Where(n => n.Kernel == KernelKind.DenseInt8).ToList();
         Assert.Equal(3, layers.Count);
         // Between the layers uint8, requantized in fixed point (the ReLU a clamp at the zero point); the last writes the float32 scores.
-        Assert.True(artifact.Tensors[layers[0].Outputs[0]].IsUInt8 && artifact.Tensors[layers[1].Outputs[0]].IsUInt8);
+        Assert.True(artifact.Tensors[layers[0].Outputs[0]].Element == TensorElement.UInt8 && artifact.Tensors[layers[1].Outputs[0]].Element == TensorElement.UInt8);
         Assert.True(layers[0].Attributes.ContainsKey("requant") && layers[1].Attributes.ContainsKey("requant") && !layers[2].Attributes.ContainsKey("requant"));
-        Assert.False(artifact.Tensors[layers[2].Outputs[0]].IsUInt8);
+        Assert.False(artifact.Tensors[layers[2].Outputs[0]].Element == TensorElement.UInt8);
         // A reader put back in float32 (compression mixed) gets float32 again.
         var graphLayers = compressed.Nodes.Where(n => Compress.Int8Quantization.Of(n) is not null).ToList();
         Assert.NotNull(Compress.Int8Quantization.OutputOf(graphLayers[0]));
-        Compress.Int8Quantization.SetFloat(graphLayers[1], true);
+        Compress.Int8Quantization.SetFloat(compressed, graphLayers[1], true);
         Assert.Null(Compress.Int8Quantization.OutputOf(graphLayers[0]));
-        Compress.Int8Quantization.SetFloat(graphLayers[1], false);
+        Compress.Int8Quantization.SetFloat(compressed, graphLayers[1], false);
         Assert.NotNull(Compress.Int8Quantization.OutputOf(graphLayers[0]));
         var models = GeneratedModels.Build(artifact);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
@@ -219,14 +219,14 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string path = TestData.Mnist("lenet5.onnx");
         var options = new CompileOptions { ModelPath = path, ClassName = "LeNet5", Namespace = "Quantized.Convolutions", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
         var artifact = ModelCompiler.Compile(options, out var compressed);
-        Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
-        Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == "DenseInt8"));
+        Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == KernelKind.ConvInt8));
+        Assert.Equal(2, artifact.Nodes.Count(n => n.Kernel == KernelKind.DenseInt8));
         // conv1 → ReLU → max pooling → conv2 → ReLU → max pooling → Flatten → f1 in uint8: the poolings on bytes
         // (max commutes with quantizing), Flatten the same bytes under another shape.
-        var pools = artifact.Nodes.Where(n => n.Kernel == "MaxPoolU8").ToList();
+        var pools = artifact.Nodes.Where(n => n.Kernel == KernelKind.MaxPoolU8).ToList();
         Assert.Equal(2, pools.Count);
-        Assert.All(pools, pool => Assert.True(artifact.Tensors[pool.Inputs[0]].IsUInt8 && artifact.Tensors[pool.Outputs[0]].IsUInt8));
-        Assert.True(artifact.Tensors[artifact.Nodes.First(n => n.Kernel == "DenseInt8").Inputs[0]].IsUInt8);
+        Assert.All(pools, pool => Assert.True(artifact.Tensors[pool.Inputs[0]].Element == TensorElement.UInt8 && artifact.Tensors[pool.Outputs[0]].Element == TensorElement.UInt8));
+        Assert.True(artifact.Tensors[artifact.Nodes.First(n => n.Kernel == KernelKind.DenseInt8).Inputs[0]].Element == TensorElement.UInt8);
         long bytes = artifact.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
         Assert.True(bytes <= 1_724_320 * 27 / 100, $"{bytes} of 1,724,320 bytes");
         var models = GeneratedModels.Build(artifact);
@@ -256,21 +256,21 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var artifact = ModelCompiler.Compile(options, out var compressed);
         // The stem and the pointwise layers are int8 GEMMs; the depthwise ones have their own kernel, whose
         // weights are the plain [C, 3·3] (no kernel row padded to 4 taps).
-        Assert.Equal(4, artifact.Nodes.Count(n => n.Kernel == "ConvInt8"));
-        var depthwise = artifact.Nodes.Where(n => n.Kernel == "DepthwiseInt8").ToList();
+        Assert.Equal(4, artifact.Nodes.Count(n => n.Kernel == KernelKind.ConvInt8));
+        var depthwise = artifact.Nodes.Where(n => n.Kernel == KernelKind.DepthwiseInt8).ToList();
         Assert.Equal(3, depthwise.Count);
         Assert.All(depthwise, n => Assert.Equal(artifact.Tensors[n.Inputs[0]].Shape[1] * 9, artifact.Tensors[n.Inputs[1]].ElementCount));
         // Per channel a float16 multiplier and, for every convolution here, an int16 bias (4 bytes, not 8; the
         // classifier's biases need more than a shift of 2 and stay int32): the weights are at most 27% of float32's.
-        Assert.All(artifact.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8" or "DenseInt8"), n => Assert.True(artifact.Tensors[n.Inputs[3]].IsFloat16, $"{n.Name}: multipliers"));
-        Assert.All(artifact.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8"), n => Assert.True(artifact.Tensors[n.Inputs[2]].IsInt16, $"{n.Name}: bias"));
+        Assert.All(artifact.Nodes.Where(n => n.Kernel is KernelKind.ConvInt8 or KernelKind.DepthwiseInt8 or KernelKind.DenseInt8), n => Assert.True(artifact.Tensors[n.Inputs[3]].Element == TensorElement.Float16, $"{n.Name}: multipliers"));
+        Assert.All(artifact.Nodes.Where(n => n.Kernel is KernelKind.ConvInt8 or KernelKind.DepthwiseInt8), n => Assert.True(artifact.Tensors[n.Inputs[2]].Element == TensorElement.Int16, $"{n.Name}: bias"));
         // Between the layers uint8 activations, requantized in fixed point: every convolution; the global average
         // pooling averages the last one's bytes (its reader's input calibrated on the pooling's input), and the
         // classifier reads the mean bytes through Flatten.
-        Assert.Equal(7, artifact.Nodes.Count(n => n.Attributes.ContainsKey("requant") && artifact.Tensors[n.Outputs[0]].IsUInt8));
-        var average = Assert.Single(artifact.Nodes, n => n.Kernel == "GlobalAveragePoolU8");
-        Assert.True(artifact.Tensors[average.Inputs[0]].IsUInt8 && artifact.Tensors[average.Outputs[0]].IsUInt8);
-        Assert.True(artifact.Tensors[artifact.Nodes.Single(n => n.Kernel == "DenseInt8").Inputs[0]].IsUInt8);
+        Assert.Equal(7, artifact.Nodes.Count(n => n.Attributes.ContainsKey("requant") && artifact.Tensors[n.Outputs[0]].Element == TensorElement.UInt8));
+        var average = Assert.Single(artifact.Nodes, n => n.Kernel == KernelKind.GlobalAveragePoolU8);
+        Assert.True(artifact.Tensors[average.Inputs[0]].Element == TensorElement.UInt8 && artifact.Tensors[average.Outputs[0]].Element == TensorElement.UInt8);
+        Assert.True(artifact.Tensors[artifact.Nodes.Single(n => n.Kernel == KernelKind.DenseInt8).Inputs[0]].Element == TensorElement.UInt8);
         static long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
         long floatBytes = Bytes(ModelCompiler.Compile(options with { Compression = "none", CalibrationPath = null, ClassName = "DwSepFloat" }));
         Assert.True(Bytes(artifact) <= floatBytes * 27 / 100, $"{Bytes(artifact)} of {floatBytes} bytes");
@@ -315,10 +315,10 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         File.WriteAllBytes(calibration, NpyReaderTests.Npy("<f4", "(64, 3, 13, 13)", NpyReaderTests.Floats(samples)));
         var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.DepthwiseEdges", Compression = "int8", CalibrationPath = calibration };
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
-        var layers = auto.Nodes.Where(n => n.Kernel == "DepthwiseInt8").ToList();
+        var layers = auto.Nodes.Where(n => n.Kernel == KernelKind.DepthwiseInt8).ToList();
         Assert.Equal(2, layers.Count);
-        Assert.False(auto.Tensors[layers[0].Inputs[0]].IsUInt8);
-        Assert.True(auto.Tensors[layers[0].Outputs[0]].IsUInt8);
+        Assert.False(auto.Tensors[layers[0].Inputs[0]].Element == TensorElement.UInt8);
+        Assert.True(auto.Tensors[layers[0].Outputs[0]].Element == TensorElement.UInt8);
         Assert.All(layers, n => Assert.NotEqual(0, int.Parse(n.Attributes["zero"], System.Globalization.CultureInfo.InvariantCulture)));
         Assert.NotEqual("0", layers[0].Attributes["out_zero"]);
         double error = SameBitsAtEveryLevel(path, compressed, [1, 3, 13, 13], 10, 100, auto, vector128, scalar);
@@ -352,8 +352,8 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         string name = $"dwvnni-{kernel}-{stride}-{string.Join("", pads)}-{relu}-{clip}-{spread}-{size}";
         var (path, options) = Int8WithRandomCalibration(model, name, "Quantized.DepthwiseVnni", [8, size, size], 55);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
-        var layer = Assert.Single(auto.Nodes, n => n.Kernel == "DepthwiseInt8");
-        Assert.True(auto.Tensors[layer.Inputs[0]].IsUInt8 && auto.Tensors[layer.Outputs[0]].IsUInt8);
+        var layer = Assert.Single(auto.Nodes, n => n.Kernel == KernelKind.DepthwiseInt8);
+        Assert.True(auto.Tensors[layer.Inputs[0]].Element == TensorElement.UInt8 && auto.Tensors[layer.Outputs[0]].Element == TensorElement.UInt8);
         Assert.Equal(relu, layer.Attributes["zero"] == "0");
         var requant = layer.Attributes["requant"].Split(',');
         if (spread) Assert.Equal(4, requant.Length); // too wide for the narrow form (so is the 7x7 layer's: 49 taps)
@@ -384,9 +384,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Output("y");
         var (path, options) = Int8WithRandomCalibration(model, "quantizeedges", "Quantized.InputEdges", [4, 9, 9], 35);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
-        var layers = auto.Nodes.Where(n => n.Kernel is "ConvInt8" or "DepthwiseInt8").ToList();
+        var layers = auto.Nodes.Where(n => n.Kernel is KernelKind.ConvInt8 or KernelKind.DepthwiseInt8).ToList();
         Assert.Equal(4, layers.Count);
-        Assert.All(layers, n => Assert.False(auto.Tensors[n.Inputs[0]].IsUInt8));
+        Assert.All(layers, n => Assert.False(auto.Tensors[n.Inputs[0]].Element == TensorElement.UInt8));
         float scale = float.Parse(layers[0].Attributes["scale"], System.Globalization.CultureInfo.InvariantCulture);
         var models = GeneratedModels.Build(auto, vector128, scalar);
         var rng = new Random(36);
@@ -432,10 +432,10 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var (path, options) = Int8WithRandomCalibration(model, "large-multipliers", "Quantized.LargeMultipliers", [16, 8, 8], 36);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         // Both large layers write uint8, each with a shift under 32.
-        var large = auto.Nodes.Where(n => n.Kernel is "DepthwiseInt8" or "ConvInt8" && n.Attributes.ContainsKey("requant")).ToList();
-        Assert.Equal(["DepthwiseInt8", "ConvInt8"], large.Select(n => n.Kernel));
+        var large = auto.Nodes.Where(n => n.Kernel is KernelKind.DepthwiseInt8 or KernelKind.ConvInt8 && n.Attributes.ContainsKey("requant")).ToList();
+        Assert.Equal(["DepthwiseInt8", "ConvInt8"], large.Select(n => n.Kernel.ToString()));
         Assert.All(large, n => Assert.True(int.Parse(n.Attributes["requant"].Split(',')[0], System.Globalization.CultureInfo.InvariantCulture) < 32, n.Attributes["requant"]));
-        Assert.All(large, n => Assert.True(auto.Tensors[n.Outputs[0]].IsUInt8));
+        Assert.All(large, n => Assert.True(auto.Tensors[n.Outputs[0]].Element == TensorElement.UInt8));
         double error = SameBitsAtEveryLevel(path, compressed, [1, 16, 8, 8], 8, 200, auto, vector128, scalar);
         // And int8 still computes the same model: the outputs follow ONNX Runtime's float32 ones.
         Assert.True(error < 0.05, $"relative error {error}");
@@ -464,21 +464,21 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Node("Conv", ["s2", "w5"], ["y"]).Output("y");
         var (path, options) = Int8WithRandomCalibration(model, "residual", "Quantized.Residual", [8, 11, 11], 49);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
-        var adds = auto.Nodes.Where(n => n.Kernel == "AddU8").ToList();
+        var adds = auto.Nodes.Where(n => n.Kernel == KernelKind.AddU8).ToList();
         Assert.Equal(2, adds.Count);
-        Assert.All(adds, n => Assert.True(n.Inputs.Concat(n.Outputs).All(t => auto.Tensors[t].IsUInt8)));
+        Assert.All(adds, n => Assert.True(n.Inputs.Concat(n.Outputs).All(t => auto.Tensors[t].Element == TensorElement.UInt8)));
         Assert.Equal(adds[1].Attributes["out_zero"], adds[1].Attributes["clamp"].Split(',')[0]); // the fused ReLU clamps at the zero point
         // Every layer but the last writes uint8; the last reads the second Add's bytes.
         Assert.Equal(4, auto.Nodes.Count(n => n.Attributes.ContainsKey("requant")));
-        Assert.DoesNotContain(auto.Nodes, n => n.Kernel == "Binary");
+        Assert.DoesNotContain(auto.Nodes, n => n.Kernel == KernelKind.Binary);
         // mixed: one layer of the blocks in float32 puts the Adds back in float32, and the layers around them write float32.
         var mixed = ModelCompiler.Compile(options with
         {
             ClassName = "Mixed", Compression = "mixed",
             LayerPrecisions = compressed.Nodes.Where(n => n.OpType == "Conv").Select((n, i) => (n.Name, i == 3 ? "float32" : "int8")).ToDictionary(p => p.Item1, p => p.Item2),
         }, out var mixedGraph);
-        Assert.DoesNotContain(mixed.Nodes, n => n.Kernel == "AddU8");
-        Assert.Equal(2, mixed.Nodes.Count(n => n.Kernel == "Binary"));
+        Assert.DoesNotContain(mixed.Nodes, n => n.Kernel == KernelKind.AddU8);
+        Assert.Equal(2, mixed.Nodes.Count(n => n.Kernel == KernelKind.Binary));
         var models = GeneratedModels.Build(auto, vector128, scalar, mixed);
         using var ort = new OnnxRuntimeOracle(path);
         double error = 0, scale = 0;
@@ -522,9 +522,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             .Node("Conv", ["p2", "w3"], ["y"]).Output("y");
         var (path, options) = Int8WithRandomCalibration(model, "avgpool", "Quantized.AveragePools", [4, 12, 12], 55);
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
-        var pools = auto.Nodes.Where(n => n.Kernel == "AveragePool").ToList();
+        var pools = auto.Nodes.Where(n => n.Kernel == KernelKind.AveragePool).ToList();
         Assert.Equal(2, pools.Count);
-        Assert.All(pools, n => Assert.True(auto.Tensors[n.Inputs[0]].IsUInt8 && auto.Tensors[n.Outputs[0]].IsUInt8));
+        Assert.All(pools, n => Assert.True(auto.Tensors[n.Inputs[0]].Element == TensorElement.UInt8 && auto.Tensors[n.Outputs[0]].Element == TensorElement.UInt8));
         Assert.NotEqual("0", pools[0].Attributes["zero"]); // the first pooling's input is signed: its counted pads are not byte 0
         double error = SameBitsAtEveryLevel(path, compressed, [1, 4, 12, 12], 8, 400, auto, vector128, scalar);
         output.WriteLine($"average pooling net int8: mean output error {error:P2} of the mean output");
@@ -552,9 +552,9 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
         var copies = auto.Nodes.Where(n => n.OnnxOp == "Concat").ToList();
         Assert.Equal(2, copies.Count);
-        Assert.All(copies, n => Assert.True(auto.Tensors[n.Inputs[0]].IsUInt8 && auto.Tensors[n.Outputs[0]].IsUInt8));
+        Assert.All(copies, n => Assert.True(auto.Tensors[n.Inputs[0]].Element == TensorElement.UInt8 && auto.Tensors[n.Outputs[0]].Element == TensorElement.UInt8));
         // The squeeze layer and both expansions write uint8; the two expansions in one quantization, the Concat's.
-        var expansions = auto.Nodes.Where(n => n.Kernel == "ConvInt8" && copies.Any(c => c.Inputs[0] == n.Outputs[0])).ToList();
+        var expansions = auto.Nodes.Where(n => n.Kernel == KernelKind.ConvInt8 && copies.Any(c => c.Inputs[0] == n.Outputs[0])).ToList();
         Assert.Equal(2, expansions.Count);
         Assert.Equal(expansions[0].Attributes["out_zero"], expansions[1].Attributes["out_zero"]);
         Assert.Equal(expansions[0].Attributes["out_scale"], expansions[1].Attributes["out_scale"]);
@@ -567,7 +567,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
             ClassName = "Mixed", Compression = "mixed",
             LayerPrecisions = compressed.Nodes.Where(n => n.OpType == "Conv").Select((n, i) => (n.Name, i == 2 ? "float32" : "int8")).ToDictionary(p => p.Item1, p => p.Item2),
         }, out var mixedGraph);
-        Assert.All(mixed.Nodes.Where(n => n.OnnxOp == "Concat"), n => Assert.False(mixed.Tensors[n.Outputs[0]].IsUInt8));
+        Assert.All(mixed.Nodes.Where(n => n.OnnxOp == "Concat"), n => Assert.False(mixed.Tensors[n.Outputs[0]].Element == TensorElement.UInt8));
         SameBitsAtEveryLevel(path, mixedGraph, [1, 6, 9, 9], 4, 510, mixed);
     }
 
@@ -579,8 +579,8 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
         var options = new CompileOptions { ModelPath = path, Namespace = "Quantized.Levels", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
         var vector128 = ModelCompiler.Compile(options with { ClassName = "Vector128Only", Simd = "vector128" }, out var compressed);
         var scalar = ModelCompiler.Compile(options with { ClassName = "ScalarOnly", Simd = "none" });
-        Assert.Contains(scalar.Nodes, n => n.Kernel == "ConvInt8");
-        Assert.Contains(scalar.Nodes, n => n.Kernel == "DepthwiseInt8");
+        Assert.Contains(scalar.Nodes, n => n.Kernel == KernelKind.ConvInt8);
+        Assert.Contains(scalar.Nodes, n => n.Kernel == KernelKind.DepthwiseInt8);
         var models = GeneratedModels.Build(vector128, scalar);
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         for (int d = 0; d < 20; d++)
@@ -723,7 +723,7 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
 
         options = options with { LayerPrecisions = precisions };
         var artifact = ModelCompiler.Compile(options, out var compressed);
-        Assert.Equal(choices.Count(c => c.Precision == "int8"), artifact.Nodes.Count(n => n.Kernel is "ConvInt8" or "DenseInt8"));
+        Assert.Equal(choices.Count(c => c.Precision == "int8"), artifact.Nodes.Count(n => n.Kernel is KernelKind.ConvInt8 or KernelKind.DenseInt8));
         var report = Compiler.Compress.CompressionReport.Create(options, artifact, calibration, null, Budget, compressed);
         output.WriteLine(report.Summary());
         Assert.True(report.BudgetMet == true, report.Summary());

@@ -71,13 +71,13 @@ public static class BenchCommand
         if (inputTensors.Length == 0)
             throw new ModelGenException(ErrorCodes.InvalidGraph, o.ModelPath, "the model has no inputs: its outputs are constants, and there is nothing to time");
         var random = new Random(1234);
-        object[] inputs = [.. inputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : Enumerable.Range(0, (int)t.ElementCount).Select(_ => random.NextSingle()).ToArray())];
-        object[] outputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
-        object[] ortOutputs = [.. outputTensors.Select(t => t.IsInt64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
+        object[] inputs = [.. inputTensors.Select(t => t.Element == TensorElement.Int64 ? (object)new long[t.ElementCount] : Enumerable.Range(0, (int)t.ElementCount).Select(_ => random.NextSingle()).ToArray())];
+        object[] outputs = [.. outputTensors.Select(t => t.Element == TensorElement.Int64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
+        object[] ortOutputs = [.. outputTensors.Select(t => t.Element == TensorElement.Int64 ? (object)new long[t.ElementCount] : new float[t.ElementCount])];
         // --data: samples for every float32 input (a .npy for one input, a .npz by input name, .pb files).
         DataSet? dataset = null;
         int batches = 1, batch = Math.Max(1, inputTensors[0].Shape.FirstOrDefault(1));
-        var fed = Enumerable.Range(0, inputTensors.Length).Where(i => !inputTensors[i].IsInt64).ToArray();
+        var fed = Enumerable.Range(0, inputTensors.Length).Where(i => inputTensors[i].Element != TensorElement.Int64).ToArray();
         if (o.DataPath is not null)
         {
             if (fed.Length == 0) throw new ModelGenException(ErrorCodes.BadOption, o.DataPath, "the model has no float32 input for --data to feed");
@@ -134,7 +134,7 @@ public static class BenchCommand
         // Where the time goes: each kernel timed over as many runs as one round.
         var ticks = new long[artifact.Nodes.Count];
         ours.Profile(inputs, outputs, oursCount, ticks);
-        var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel, Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
+        var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel.ToString(), Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
             plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak())
@@ -186,7 +186,7 @@ public static class BenchCommand
         {
             var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
             var y = node.Outputs.Length > 0 ? m.Tensors[node.Outputs[0]] : null;
-            switch (node.Kernel)
+            switch (node.Kernel.ToString())
             {
                 case "Conv" when y is not null:
                     total += y.ElementCount * (inputs[1].ElementCount / inputs[1].Shape[0]);
@@ -205,7 +205,7 @@ public static class BenchCommand
                 case "ConvInt8" or "DepthwiseInt8" when y is not null:
                     // The real taps per output: input channels per group times the window (the int8 rows may be padded).
                     var window = ArtifactText.ParseInts(node.Attributes["kernel"]);
-                    long perGroup = node.Kernel == "DepthwiseInt8" ? 1 : inputs[0].Shape[1] / int.Parse(node.Attributes["group"], System.Globalization.CultureInfo.InvariantCulture);
+                    long perGroup = node.Kernel == KernelKind.DepthwiseInt8 ? 1 : inputs[0].Shape[1] / int.Parse(node.Attributes["group"], System.Globalization.CultureInfo.InvariantCulture);
                     total += y.ElementCount * perGroup * window[0] * window[1];
                     break;
                 case "MatMul" when y is not null:

@@ -60,7 +60,7 @@ public sealed class InProcessModel
     static string Harness(ModelArtifact m)
     {
         string cls = $"global::{m.Namespace}.{m.ClassName}";
-        string Type(ArtifactBinding b) => m.Tensors[b.Tensor].IsInt64 ? "long" : "float";
+        string Type(ArtifactBinding b) => m.Tensors[b.Tensor].Element == TensorElement.Int64 ? "long" : "float";
         var locals = m.Inputs.Select((b, i) => $"var i{i} = ({Type(b)}[])inputs[{i}];")
             .Concat(m.Outputs.Select((b, i) => $"var o{i} = ({Type(b)}[])outputs[{i}];"));
         string call = $"{cls}.Run({string.Join(", ", m.Inputs.Select((_, i) => $"i{i}").Concat(m.Outputs.Select((_, i) => $"o{i}")))});";

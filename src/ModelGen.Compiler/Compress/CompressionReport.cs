@@ -43,6 +43,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>Limits that applied (the sample cap), stated in the build log and the report.</summary>
     public IReadOnlyList<string> Notes { get; init; } = [];
 
+    /// <summary>The compression pipeline's stages, in the order they ran, with the weight bytes after each (CompressionPipeline).</summary>
+    public IReadOnlyList<CompressionStage> Stages { get; init; } = [];
+
     /// <summary>The emitted code of the compressed model (issue 19): its C# as the generator writes it, and the SIMD level it was emitted for.</summary>
     public EmittedCode? Code { get; set; }
 
@@ -135,7 +138,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         {
             Measure = measure, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
-        report = report with { Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
+        report = report with { Stages = [.. compressed.CompressionStages], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
     }
 
@@ -217,6 +220,13 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         foreach (var w in Warnings) s.AppendLine($"**Warning:** {w}.").AppendLine();
         foreach (var n in Notes) s.AppendLine($"Note: {n}.").AppendLine();
         if (Code is { } code) s.AppendLine(CultureInfo.InvariantCulture, $"Emitted code: {code.Describe()}; weights {WeightBytesAfter:N0} bytes.").AppendLine();
+        if (Stages.Count > 0)
+        {
+            s.AppendLine("| stage | weight bytes after it |");
+            s.AppendLine("|---|---|");
+            foreach (var stage in Stages) s.AppendLine(CultureInfo.InvariantCulture, $"| {stage.Name} | {stage.WeightBytes:N0} |");
+            s.AppendLine();
+        }
         s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
         s.AppendLine("|---|---|---|---|---|---|");
         foreach (var l in Layers)
@@ -231,7 +241,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         outputRange = OutputRange, rmse = Rmse, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
         top1Agreement = Measure.Kind == OutputMeasure.Regression ? (double?)null : Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
         accuracyCompressed = CorrectCompressed is int c ? (double?)c / Math.Max(1, Samples) : null, worstOutputError = WorstOutputError, meanOutputError = MeanOutputError,
-        budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes,
+        budget = Budget, budgetMet = BudgetMet, warnings = Warnings, notes = Notes, stages = Stages.Select(t => new { name = t.Name, weightBytes = t.WeightBytes }),
         code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });
@@ -250,7 +260,7 @@ public sealed record EmittedCode(long Characters, long Lines, long WeightCharact
         // The weights are the class's last member, `static class Weights` (ModelEmitter); without one, all is code.
         var weights = System.Text.RegularExpressions.Regex.Match(source, @"^[ \t]*static class Weights\b", System.Text.RegularExpressions.RegexOptions.Multiline);
         int split = weights.Success ? weights.Index : source.Length;
-        return new(split, source.AsSpan(0, split).Count('\n'), source.Length - split, artifact.Nodes.Count, artifact.Simd, artifact.ScratchBytes);
+        return new(split, source.AsSpan(0, split).Count('\n'), source.Length - split, artifact.Nodes.Count, artifact.Simd.ToText(), artifact.ScratchBytes);
     }
 
     public string Describe() => string.Create(CultureInfo.InvariantCulture,

@@ -23,9 +23,8 @@ public sealed record QuantizedInt4(byte[] Packed, float[] Scales, int N, int K, 
 /// </summary>
 public static class Int4Quantization
 {
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, QuantizedInt4> Quantized = new();
-
-    public static QuantizedInt4? Of(Node node) => Quantized.TryGetValue(node, out var q) ? q : null;
+    /// <summary>The int4 form of a node's weights, if the pass quantized them (its form).</summary>
+    public static QuantizedInt4? Of(Node node) => (node.Form as Int4WeightsForm)?.Weights;
 
     /// <summary>Most calibration samples whose activations enter the Hessians.</summary>
     public const int MaxSamples = 256;
@@ -68,7 +67,7 @@ public static class Int4Quantization
             copy.Shape = [q.N, q.K];
             copy.Type = ElementType.Float32;
             node.Inputs[1] = name;
-            Quantized.AddOrUpdate(node, q);
+            node.Form = new Int4WeightsForm(q);
             progress?.Report(new CompileProgress("int4 GPTQ", dense.IndexOf(node) + 1, dense.Count, node.Name));
         }
     }

@@ -16,7 +16,7 @@ namespace ModelGen.Compiler.Compress;
 /// neighbouring input bytes (one 32-bit load, one VNNI lane). <see cref="Apply"/> is the emitted
 /// kernel's arithmetic, operation for operation.
 /// </summary>
-public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float[] Multipliers, int M, int ChannelsPerGroup, int KernelH, int KernelW)
+public sealed record Int8Conv(QuantParams Input, sbyte[] Q, int[] RowSums, float[] Multipliers, int M, int ChannelsPerGroup, int KernelH, int KernelW) : IInt8Layer
 {
     /// <summary>
     /// A depthwise convolution with its own kernel (DepthwiseInt8: one channel at a time, taps summed

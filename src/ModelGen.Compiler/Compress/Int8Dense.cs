@@ -13,7 +13,7 @@ namespace ModelGen.Compiler.Compress;
 /// <see cref="Apply"/> is the arithmetic the emitted kernel does, operation for operation, so the
 /// evaluator and the generated code give the same bits.
 /// </summary>
-public sealed record Int8Dense(QuantParams Input, sbyte[] Q, int[] RowSums, float[] Multipliers, int N, int K)
+public sealed record Int8Dense(QuantParams Input, sbyte[] Q, int[] RowSums, float[] Multipliers, int N, int K) : IInt8Layer
 {
     /// <summary>The multipliers as float16 ratios of <see cref="LayerMultiplier"/> (see <see cref="ChannelScales"/>); null: float32.</summary>
     public Half[]? MultiplierRatios { get; init; }

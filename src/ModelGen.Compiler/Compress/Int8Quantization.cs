@@ -1,4 +1,3 @@
-using System.Runtime.CompilerServices;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
@@ -15,46 +14,28 @@ namespace ModelGen.Compiler.Compress;
 /// </summary>
 public static class Int8Quantization
 {
-    static readonly ConditionalWeakTable<Node, Int8Dense> DenseLayers = new();
-    static readonly ConditionalWeakTable<Node, Int8Conv> ConvLayers = new();
+    /// <summary>The node's int8 fully connected layer, when it is one in int8 arithmetic (its form).</summary>
+    public static Int8Dense? Of(Node node) => (node.Form as Int8DenseForm)?.Layer;
 
-    /// <summary>Nodes evaluated in float32 for a moment (bias correction needs the float model's values).</summary>
-    static readonly ConditionalWeakTable<Node, Node> Disabled = new();
-
-    public static Int8Dense? Of(Node node) => !Disabled.TryGetValue(node, out _) && DenseLayers.TryGetValue(node, out var q) ? q : null;
-
-    public static Int8Conv? OfConv(Node node) => !Disabled.TryGetValue(node, out _) && ConvLayers.TryGetValue(node, out var q) ? q : null;
-
-    /// <summary>
-    /// The int8 layers and uint8 Adds that read a layer's output, when every reader is one (see <see cref="OutputOf"/>),
-    /// each with the tensor it reads (the output, or a max pooling's or Flatten's of it).
-    /// </summary>
-    static readonly ConditionalWeakTable<Node, List<(Node Reader, string Tensor)>> Readers = new();
+    /// <summary>The node's int8 convolution, when it is one in int8 arithmetic (its form).</summary>
+    public static Int8Conv? OfConv(Node node) => (node.Form as Int8ConvForm)?.Layer;
 
     /// <summary>The quantization a reader of uint8 activations wants for <paramref name="tensor"/>; null when it reads float32.</summary>
-    static QuantParams? ReaderInput(Node reader, string tensor) =>
-        Of(reader)?.Input ?? OfConv(reader)?.Input ?? ByteConcatOf(reader) ?? (ByteAddOf(reader) is { } add ? (reader.Inputs[0] == tensor ? add.A : add.B) : null);
-
-    /// <summary>Layers whose output stays float32 for a moment (bias correction measures each layer alone).</summary>
-    static readonly ConditionalWeakTable<Node, Node> FloatOutput = new();
+    static QuantParams? ReaderInput(Node reader, string tensor) => reader.Form switch
+    {
+        Int8LayerForm layer => layer.Input,
+        ByteConcatForm concat => concat.Params,
+        ByteAddForm add => reader.Inputs[0] == tensor ? add.Add.A : add.Add.B,
+        _ => null,
+    };
 
     /// <summary>
     /// How an int8 layer writes its output as uint8 (fixed-point requantization, the activation a clamp) when
     /// every layer that reads it is int8 arithmetic too, all with the same input parameters: then no float32
     /// passes between them. Null: the layer writes float32 (a reader in float32, the model's output, an
-    /// activation with no uint8 form).
+    /// activation with no uint8 form). Set on the form by <see cref="Resolve"/>.
     /// </summary>
-    public static Requantization? OutputOf(Node node)
-    {
-        var multipliers = Of(node)?.Multipliers ?? OfConv(node)?.Multipliers;
-        if (multipliers is null || FloatOutput.TryGetValue(node, out _) || !Readers.TryGetValue(node, out var readers)) return null;
-        var inputs = readers.Select(r => ReaderInput(r.Reader, r.Tensor)).ToList();
-        if (inputs.Any(i => i is null) || inputs.Distinct().Count() != 1) return null;
-        return Requantization.For(inputs[0]!.Value, multipliers, node.Annotations.GetValueOrDefault("activation"), SumBounds.TryGetValue(node, out var bounds) ? bounds : null);
-    }
-
-    /// <summary>Per int8 layer that writes uint8, per channel the largest |sum + bias| its int32 accumulator can reach (<see cref="SumBound"/>).</summary>
-    static readonly ConditionalWeakTable<Node, long[]> SumBounds = new();
+    public static Requantization? OutputOf(Node node) => (node.Form as Int8LayerForm)?.Output;
 
     /// <summary>
     /// Per channel of a layer, the largest |Σ q·w + bias| for any uint8 input q: 255·Σ|w| + |bias|, the bias folded
@@ -64,8 +45,9 @@ public static class Int8Quantization
     static long[]? SumBound(Graph graph, Node node)
     {
         var bias = node.HasInput(2) ? graph[node.Inputs[2]].Constant?.Floats : null;
-        var (q, folded) = OfConv(node) is { } conv ? (conv.Q, conv.Bias(bias)) : Of(node) is { } dense ? (dense.Q, dense.Bias(bias)) : (null, null);
-        if (q is null || folded is null || folded.Length == 0) return null;
+        if (node.Form is not Int8LayerForm form) return null;
+        var (q, folded) = (form.Q, form.FoldedBias(bias));
+        if (folded.Length == 0) return null;
         int row = q.Length / folded.Length;
         var bounds = new long[folded.Length];
         for (int m = 0; m < folded.Length; m++)
@@ -77,27 +59,67 @@ public static class Int8Quantization
         return bounds;
     }
 
-    /// <summary>A layer's bias input before and after bias correction (null: it had none).</summary>
-    sealed record BiasInputs(string? Original, string Corrected);
-
-    static readonly ConditionalWeakTable<Node, BiasInputs> Biases = new();
-
     /// <summary>
     /// Compression mixed: puts a quantized layer back in float32 (its own float weights and bias) or in
     /// int8 again. Ranges and bias corrections are per layer, measured on the float model, so a layer's
     /// int8 form does not depend on which others are int8: one calibration serves every assignment.
     /// </summary>
-    public static void SetFloat(Node node, bool float32)
+    public static void SetFloat(Graph graph, Node node, bool float32) => SetPrecisions(graph, n => n == node ? float32 : null);
+
+    /// <summary>
+    /// Sets each int8-capable layer in int8 arithmetic or float32 (<paramref name="float32"/>; null: left as it is),
+    /// then resolves what passes between the layers (<see cref="Resolve"/>).
+    /// </summary>
+    public static void SetPrecisions(Graph graph, Func<Node, bool?> float32)
     {
-        if (!DenseLayers.TryGetValue(node, out _) && !ConvLayers.TryGetValue(node, out _)) return;
-        if (float32) Disabled.AddOrUpdate(node, node); else Disabled.Remove(node);
-        if (!Biases.TryGetValue(node, out var bias)) return;
-        string? input = float32 ? bias.Original : bias.Corrected;
-        if (input is not null)
+        foreach (var node in graph.Nodes)
         {
-            if (node.Inputs.Count > 2) node.Inputs[2] = input; else node.Inputs.Add(input);
+            Int8LayerForm? form = null;
+            if (float32(node) == true && node.Form is Int8LayerForm int8) { node.Form = new KeptFloat32Form(int8); form = int8; }
+            else if (float32(node) == false && node.Form is KeptFloat32Form { Calibrated: Int8LayerForm kept }) { node.Form = kept; form = kept; }
+            if (form?.Bias is not { } bias) continue;
+            string? input = node.Form is KeptFloat32Form ? bias.Original : bias.Corrected;
+            if (input is not null)
+            {
+                if (node.Inputs.Count > 2) node.Inputs[2] = input; else node.Inputs.Add(input);
+            }
+            else if (node.Inputs.Count > 2) node.Inputs.RemoveAt(2);
         }
-        else if (node.Inputs.Count > 2) node.Inputs.RemoveAt(2);
+        Resolve(graph);
+    }
+
+    /// <summary>
+    /// Derives what passes between the layers from their forms: a uint8 Add or Concat works in integers when every
+    /// layer of its group is int8 arithmetic; each int8 layer writes uint8 when all its readers take uint8 in one
+    /// quantization (<see cref="OutputOf"/>); an average pooling of such a uint8 output averages bytes.
+    /// </summary>
+    static void Resolve(Graph graph)
+    {
+        var byName = new Dictionary<string, Node>(StringComparer.Ordinal);
+        foreach (var node in graph.Nodes) byName.TryAdd(node.Name, node);
+        bool Int8(string layer) => byName.TryGetValue(layer, out var n) && n.Form is Int8LayerForm;
+        foreach (var node in graph.Nodes)
+        {
+            var calibrated = node.Form is KeptFloat32Form kept ? kept.Calibrated : node.Form;
+            var group = calibrated switch { ByteAddForm a => a.Group, ByteConcatForm c => c.Group, _ => null };
+            if (group is not null) node.Form = group.All(Int8) ? calibrated : new KeptFloat32Form(calibrated);
+            else if (node.Form is ByteAverageForm) node.Form = LayerForm.Float32;
+        }
+        foreach (var node in graph.Nodes)
+        {
+            if (node.Form is not Int8LayerForm form) continue;
+            Requantization? output = null;
+            if (form.Readers is { } readers)
+            {
+                var inputs = readers.Select(r => byName.TryGetValue(r.Node, out var reader) ? ReaderInput(reader, r.Tensor) : null).ToList();
+                if (inputs.All(i => i is not null) && inputs.Distinct().Count() == 1)
+                    output = Requantization.For(inputs[0]!.Value, form.Multipliers, node.Annotations.GetValueOrDefault("activation"), form.SumBounds);
+            }
+            node.Form = form with { Output = output };
+            if (output is null) continue;
+            foreach (var average in graph.Nodes.Where(n => n.Inputs.Count > 0 && n.Inputs[0] == node.Outputs[0] && IsByteAverage(graph, n)))
+                average.Form = new ByteAverageForm(output.Output);
+        }
     }
 
     /// <summary>Most calibration samples that set the ranges.</summary>
@@ -168,18 +190,14 @@ public static class Int8Quantization
         {
             var input = Params(sources[node]);
             var w = graph[node.Inputs[1]].Constant!;
-            if (node.OpType == "Conv") ConvLayers.AddOrUpdate(node, Int8Conv.Quantize(input, w, Int8Conv.HasDepthwiseKernel(graph, node)));
-            else DenseLayers.AddOrUpdate(node, QuantizeDense(input, w));
+            node.Form = node.OpType == "Conv" ? new Int8ConvForm(Int8Conv.Quantize(input, w, Int8Conv.HasDepthwiseKernel(graph, node))) : new Int8DenseForm(QuantizeDense(input, w));
         }
         // The mean shift settles well before the ranges do: fewer samples (each costs two evaluations per layer).
-        // It is measured on float32 outputs: a requantized output's clipping is no shift for the bias to undo.
-        foreach (var node in layers) FloatOutput.AddOrUpdate(node, node);
-        try
-        {
-            if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch, progress);
-        }
-        finally { foreach (var node in layers) FloatOutput.Remove(node); }
+        // It is measured on float32 outputs: a requantized output's clipping is no shift for the bias to undo (the
+        // layers write float32 until Resolve).
+        if (biasCorrection) CorrectBiases(graph, layers, calibration, Math.Min(runs, Math.Max(1, BiasSamples / batch)), batch, progress);
         FindReaders(graph, layers, addForms, concatParams);
+        Resolve(graph);
     }
 
     /// <summary>
@@ -273,54 +291,29 @@ public static class Int8Quantization
             group.TryAdd(node, node);
             foreach (var (reader, _) in readers) { group.TryAdd(reader, reader); group[Find(reader)] = Find(node); }
         }
-        foreach (var add in adds)
-        {
-            var root = Find(add);
-            ByteAdds.AddOrUpdate(add, new AddGroup(addForms[add], [.. group.Keys.Where(n => candidates.Contains(n) && Find(n) == root)]));
-        }
-        foreach (var concat in concats)
-        {
-            var root = Find(concat);
-            ByteConcats.AddOrUpdate(concat, new ConcatGroup(concatParams[concat], [.. group.Keys.Where(n => candidates.Contains(n) && Find(n) == root)]));
-        }
+        List<string> Group(Node member) { var root = Find(member); return [.. group.Keys.Where(n => candidates.Contains(n) && Find(n) == root).Select(n => n.Name)]; }
+        foreach (var add in adds) add.Form = new ByteAddForm(addForms[add], Group(add));
+        foreach (var concat in concats) concat.Form = new ByteConcatForm(concatParams[concat], Group(concat));
         foreach (var node in candidates)
         {
             if (Int8Readers(node.Outputs[0]) is not { } readers) continue;
-            Readers.AddOrUpdate(node, readers);
-            if (SumBound(graph, node) is { } bounds) SumBounds.AddOrUpdate(node, bounds);
-            foreach (var average in graph.Nodes.Where(n => n.Inputs.Count > 0 && n.Inputs[0] == node.Outputs[0] && IsByteAverage(graph, n)))
-                Averages.AddOrUpdate(average, node);
+            node.Form = (Int8LayerForm)node.Form with { Readers = [.. readers.Select(r => new LayerReader(r.Item1.Name, r.Item2))], SumBounds = SumBound(graph, node) };
         }
     }
-
-    /// <summary>A uint8 Add's integer form and the int8 layers whose uint8 outputs it depends on (FindReaders).</summary>
-    sealed record AddGroup(Int8Add Form, List<Node> Layers);
-
-    static readonly ConditionalWeakTable<Node, AddGroup> ByteAdds = new();
-
-    /// <summary>A uint8 Concat's quantization (its inputs' and output's) and the int8 layers it depends on (FindReaders).</summary>
-    sealed record ConcatGroup(QuantParams Params, List<Node> Layers);
-
-    static readonly ConditionalWeakTable<Node, ConcatGroup> ByteConcats = new();
 
     /// <summary>
     /// The quantization a Concat joins uint8 activations in: every input is written as uint8 in it by an int8 layer (or
     /// a uint8 Add) for this Concat, and every reader of the output takes uint8 in it, so the Concat copies bytes.
     /// Null: it joins float32 (as when mixed precision has put a layer around it in float32).
     /// </summary>
-    public static QuantParams? ByteConcatOf(Node node) =>
-        ByteConcats.TryGetValue(node, out var g) && g.Layers.All(l => (Of(l) is not null || OfConv(l) is not null) && !FloatOutput.TryGetValue(l, out _)) ? g.Params : null;
+    public static QuantParams? ByteConcatOf(Node node) => (node.Form as ByteConcatForm)?.Params;
 
     /// <summary>
     /// How an Add adds uint8 activations (the residual connections between int8 layers): its inputs come as uint8 from
     /// int8 layers or such Adds, and it writes uint8 for int8 layers or such Adds. Null: it adds float32, as when
     /// mixed precision has put a layer around it in float32.
     /// </summary>
-    public static Int8Add? ByteAddOf(Node node) =>
-        ByteAdds.TryGetValue(node, out var g) && g.Layers.All(l => (Of(l) is not null || OfConv(l) is not null) && !FloatOutput.TryGetValue(l, out _)) ? g.Form : null;
-
-    /// <summary>Average poolings between two int8 layers, with the layer that writes their input.</summary>
-    static readonly ConditionalWeakTable<Node, Node> Averages = new();
+    public static Int8Add? ByteAddOf(Node node) => (node.Form as ByteAddForm)?.Add;
 
     /// <summary>
     /// A GlobalAveragePool (GlobalAveragePoolU8) or a 2-D AveragePool (the AveragePool kernel on bytes) that can average
@@ -334,8 +327,7 @@ public static class Int8Quantization
     /// for it (the layer after then reads bytes with the same parameters): the output is the rounded integer
     /// mean of the input bytes (<see cref="AverageBytes"/>). Null: the pooling averages float32.
     /// </summary>
-    public static QuantParams? ByteAverageOf(Node node) =>
-        Averages.TryGetValue(node, out var writer) && OutputOf(writer) is { } requant ? requant.Output : null;
+    public static QuantParams? ByteAverageOf(Node node) => (node.Form as ByteAverageForm)?.Params;
 
     /// <summary>The mean of n uint8 values rounded half up, in integers: what GlobalAveragePoolU8 computes.</summary>
     public static byte AverageBytes(int sum, int n) => (byte)((sum + n / 2) / n);
@@ -413,20 +405,20 @@ public static class Int8Quantization
             int count = Math.Min(chunk, runs - first);
             // The float model's inputs to each layer (quantization is applied per layer, here without the others).
             var values = new Dictionary<string, TensorData>[count];
-            foreach (var node in layers) Disabled.AddOrUpdate(node, node);
+            var forms = layers.ToDictionary(n => n, n => n.Form);
+            foreach (var node in layers) node.Form = LayerForm.Float32;
             try { Parallel.For(0, count, i => values[i] = ReferenceEvaluator.RunAll(graph, Feed(calibration, first + i, batch))); }
-            finally { foreach (var node in layers) Disabled.Remove(node); }
+            finally { foreach (var node in layers) node.Form = forms[node]; }
             foreach (var node in layers)
             {
                 var op = OperatorSet.Get(node, graph);
+                var form = (Int8LayerForm)node.Form;
                 // Without the bias: the difference is the same with it.
                 TensorData?[] Inputs(int i) => [.. node.Inputs.Take(2).Select(name => values[i].TryGetValue(name, out var v) ? v : graph[name].Constant!)];
                 var quantized = new float[count][];
                 var exact = new float[count][];
-                Parallel.For(0, count, i => quantized[i] = op.Evaluate(node, Inputs(i))[0].Floats);
-                Disabled.AddOrUpdate(node, node);
-                try { Parallel.For(0, count, i => exact[i] = op.Evaluate(node, Inputs(i))[0].Floats); }
-                finally { Disabled.Remove(node); }
+                Parallel.For(0, count, i => quantized[i] = form.Evaluate(node, Inputs(i))[0].Floats);
+                Parallel.For(0, count, i => exact[i] = op.Evaluate(node, Inputs(i))[0].Floats);
                 for (int i = 0; i < count; i++)
                 {
                     // Dense output [rows, N]: channel = index mod N; Conv [N, M, H, W]: channel = index / (H·W) mod M.
@@ -450,7 +442,7 @@ public static class Int8Quantization
             value.Constant = new TensorData([m], corrected);
             value.Shape = [m];
             value.Type = ElementType.Float32;
-            Biases.AddOrUpdate(node, new BiasInputs(node.HasInput(2) ? node.Inputs[2] : null, name));
+            node.Form = (Int8LayerForm)node.Form with { Bias = new BiasInputs(node.HasInput(2) ? node.Inputs[2] : null, name) };
             if (node.Inputs.Count > 2) node.Inputs[2] = name; else node.Inputs.Add(name);
         }
     }

@@ -16,7 +16,8 @@ public sealed record LayerChoice(string Node, double Sensitivity, string Precisi
 /// time, until the budget holds (all float32 always does).
 /// mixed: each layer int8 arithmetic can compute (convolutions, fully connected) int8 or float32 the same
 /// way: all start in int8, the most sensitive (the loss when it alone is int8) go back to float32 first.
-/// One calibration serves every trial (<see cref="Int8Quantization.SetFloat"/>). Sensitivities are measured on the
+/// The model is imported once; every trial is a clone of it (mixed: a clone of the one calibrated graph, its layers
+/// set by <see cref="Int8Quantization.SetPrecisions"/>). Sensitivities are measured on the
 /// first <see cref="Samples"/> calibration samples; whether the budget holds, on the samples the build report
 /// checks (CompressionReport.MaxSamples), so the search stops only where the report will say "met".
 /// </summary>
@@ -28,12 +29,30 @@ public static class MixedPrecision
     public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath) =>
         Choose(options, budget, labelsPath, out _);
 
-    /// <param name="prepared">mixed: the graph <see cref="ModelCompiler.Prepare"/> gives for the options with the chosen precisions (calibrated once, for the search); mixed-weights: null.</param>
+    /// <param name="prepared">The graph <see cref="ModelCompiler.Prepare(CompileOptions)"/> gives for the options with the chosen precisions.</param>
     public static (IReadOnlyDictionary<string, string> Precisions, IReadOnlyList<LayerChoice> Choices) Choose(CompileOptions options, string budget, string? labelsPath, out Graph? prepared)
+    {
+        var search = Search(options, budget, labelsPath);
+        prepared = search.Prepared;
+        return (search.Plan.LayerPrecisions!, search.Choices);
+    }
+
+    /// <summary>The search: the plan it chose (each layer's precision), the choices with their sensitivities, and the graph that plan prepares.</summary>
+    public sealed record Result(CompressionPlan Plan, IReadOnlyList<LayerChoice> Choices, Graph Prepared);
+
+    public static Result Search(CompileOptions options, string budget, string? labelsPath)
     {
         bool int8 = options.Compression.Equals("mixed", StringComparison.OrdinalIgnoreCase);
         if (options.CalibrationPath is null) throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {options.Compression} needs Calibration");
-        var original = ModelCompiler.Prepare(options with { Compression = "none" });
+        // The one import: the float32 model, the reference of every trial; each trial compresses a clone.
+        var original = ModelCompiler.Normalized(options);
+        CompressionPlan PlanFor(IReadOnlyDictionary<string, string> precisions) => CompressionPlan.Parse(options with { LayerPrecisions = precisions });
+        Graph Compressed(Graph source, CompressionPlan plan)
+        {
+            var graph = source.Clone();
+            CompressionPipeline.Run(graph, plan, options.Progress);
+            return graph;
+        }
         var inputs = original.Inputs.Select(i => new DataInput(i, original[i].Shape!)).ToList();
         var data = CalibrationData.Load(options.CalibrationPath, inputs, options.CalibrationUint8Scale);
         int classes = CompressionReport.Classes(original);
@@ -55,7 +74,7 @@ public static class MixedPrecision
         var layers = int8
             ? Int8Quantization.Candidates(original).Select(n => n.Name).ToList()
             : original.Nodes.Where(n => n.OpType == DenseOperator.Name && n.Int("transA", 0) == 0).Select(n => n.Name).ToList();
-        var quantized = int8 ? ModelCompiler.Prepare(options with { Compression = "mixed", LayerPrecisions = layers.ToDictionary(l => l, _ => "int8", StringComparer.Ordinal) }) : null;
+        var quantized = int8 ? Compressed(original, PlanFor(layers.ToDictionary(l => l, _ => "int8", StringComparer.Ordinal))) : null;
         // mixed-weights: a layer's int8 weights are its own, its int4 ones are reconstructed on the activations of the model
         // whose int8 layers are quantized (the others float), so they depend on that set alone: one preparation per
         // set of int8 layers serves every trial with that set. A trial points each layer at the weights of its precision.
@@ -64,7 +83,7 @@ public static class MixedPrecision
         var preparedSets = new Dictionary<string, Graph>(StringComparer.Ordinal);
         if (!int8)
         {
-            trial = ModelCompiler.Prepare(options with { Compression = "none" });
+            trial = original.Clone();
             foreach (var node in trial.Nodes.Where(n => layers.Contains(n.Name)))
             {
                 string name = node.Inputs[1] + ".trial";
@@ -82,17 +101,14 @@ public static class MixedPrecision
             Graph graph;
             if (quantized is not null)
             {
-                foreach (var node in quantized.Nodes) Int8Quantization.SetFloat(node, !precisions.TryGetValue(node.Name, out var p) || p != "int8");
-                graph = quantized;
+                graph = quantized.Clone();
+                Int8Quantization.SetPrecisions(graph, node => !precisions.TryGetValue(node.Name, out var p) || p != "int8");
             }
             else
             {
                 string set = string.Join("\n", layers.Where(l => precisions.GetValueOrDefault(l) == "int8"));
                 if (!preparedSets.TryGetValue(set, out var source))
-                    preparedSets[set] = source = ModelCompiler.Prepare(options with
-                    {
-                        Compression = "mixed-weights", LayerPrecisions = layers.ToDictionary(l => l, l => precisions.GetValueOrDefault(l) == "int8" ? "int8" : "int4", StringComparer.Ordinal),
-                    });
+                    preparedSets[set] = source = Compressed(original, PlanFor(layers.ToDictionary(l => l, l => precisions.GetValueOrDefault(l) == "int8" ? "int8" : "int4", StringComparer.Ordinal)));
                 foreach (var node in source.Nodes)
                     if (trialWeights.TryGetValue(node.Name, out var weights))
                         weights.Value.Constant = precisions.GetValueOrDefault(node.Name, "float32") == "float32" ? weights.Float : source[node.Inputs[1]].Constant;
@@ -122,9 +138,15 @@ public static class MixedPrecision
                 met = Loss(chosen, runs) <= limit + 1e-12;
             }
         // The quantized graph with the chosen layers in float32 is what Prepare gives for the chosen precisions.
+        var plan = PlanFor(chosen);
+        Graph prepared;
         if (quantized is not null)
-            foreach (var node in quantized.Nodes) Int8Quantization.SetFloat(node, !chosen.TryGetValue(node.Name, out var p) || p != "int8");
-        prepared = quantized;
-        return (chosen, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))]);
+        {
+            prepared = quantized.Clone();
+            Int8Quantization.SetPrecisions(prepared, node => !chosen.TryGetValue(node.Name, out var p) || p != "int8");
+            prepared.CompressionStages.Add(new CompressionStage("mixed precision: the chosen layers in float32", CompressionPipeline.WeightBytes(prepared)));
+        }
+        else prepared = Compressed(original, plan);
+        return new Result(plan, [.. layers.Select(l => new LayerChoice(l, sensitivity[l], chosen[l]))], prepared);
     }
 }

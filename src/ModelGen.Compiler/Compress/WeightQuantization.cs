@@ -14,10 +14,8 @@ public sealed record QuantizedWeights(sbyte[] Q, float[] Scales, int N, int K);
 /// </summary>
 public static class WeightQuantization
 {
-    static readonly System.Runtime.CompilerServices.ConditionalWeakTable<Node, QuantizedWeights> Quantized = new();
-
-    /// <summary>The int8 form of a Dense node's weights, if the pass quantized them.</summary>
-    public static QuantizedWeights? Of(Node node) => Quantized.TryGetValue(node, out var q) ? q : null;
+    /// <summary>The int8 form of a node's weights, if the pass quantized them (its form).</summary>
+    public static QuantizedWeights? Of(Node node) => (node.Form as Int8WeightsForm)?.Weights;
 
     public static void QuantizeDenseWeights(Graph graph, Func<Node, bool>? which = null) =>
         Quantize(graph, graph.Nodes.Where(n => n.OpType == DenseOperator.Name && (which is null || which(n)) && graph[n.Inputs[1]].Constant is { Shape.Length: 2 }));
@@ -62,7 +60,7 @@ public static class WeightQuantization
             copy.Shape = w.Shape;
             copy.Type = ElementType.Float32;
             node.Inputs[1] = name;
-            Quantized.AddOrUpdate(node, new QuantizedWeights(q, scales, n, k));
+            node.Form = new Int8WeightsForm(new QuantizedWeights(q, scales, n, k));
         }
     }
 }

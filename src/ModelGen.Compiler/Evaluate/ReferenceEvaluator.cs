@@ -4,7 +4,7 @@ using ModelGen.Compiler.Operators;
 namespace ModelGen.Compiler.Evaluate;
 
 /// <summary>
-/// Runs a graph with the operators' float32 reference semantics. It is the oracle the emitted code is
+/// Runs a graph with the operators' float32 reference semantics, or a node's integer form when it has one. It is the oracle the emitted code is
 /// checked against and, as compression passes arrive, the evaluator of every candidate model.
 /// </summary>
 public static class ReferenceEvaluator
@@ -41,7 +41,8 @@ public static class ReferenceEvaluator
     {
         var op = OperatorSet.Get(node, graph);
         var inputs = node.Inputs.Select(i => i.Length == 0 ? null : lookup(i)).ToArray();
-        var outputs = op.Evaluate(node, inputs);
+        // A node in integers (int8 arithmetic, uint8 Add or pooling) computes as its kernel does; the rest as the operator does.
+        var outputs = node.Form is Compress.IntegerForm integer ? integer.Evaluate(node, inputs) : op.Evaluate(node, inputs);
         if (node.Annotations.TryGetValue("activation", out var activation))
             outputs[0] = new TensorData(outputs[0].Shape, ActivationMath.ApplyAll(activation, outputs[0].Floats));
         return outputs;

@@ -67,6 +67,9 @@ public sealed class Node
     /// </summary>
     public Dictionary<string, string> Annotations { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>How the node is realised (float32 unless a compression pass gave it another form).</summary>
+    public LayerForm Form { get; set; } = LayerForm.Float32;
+
     /// <summary>"name" (Op), for error messages.</summary>
     public string Describe => $"node '{Name}' ({OpType})";
 
@@ -114,4 +117,33 @@ public sealed class Graph
     }
 
     public Node? ProducerOf(string value) => Nodes.FirstOrDefault(n => n.Outputs.Contains(value));
+
+    /// <summary>The compression stages run on this graph, in order (the compression report lists them).</summary>
+    public List<CompressionStage> CompressionStages { get; } = [];
+
+    /// <summary>
+    /// A copy that can be compressed or rewritten without changing this graph: new nodes (their inputs, outputs,
+    /// attributes, annotations), new values, new lists. Shared, because nothing changes them in place: constant
+    /// tensors (a pass that changes weights puts a new <see cref="TensorData"/> on a new or the same value) and
+    /// forms (immutable records). The operators' per-node plans, made at shape inference, are made again for the
+    /// new nodes.
+    /// </summary>
+    public Graph Clone()
+    {
+        var clone = new Graph { ModelPath = ModelPath, FileBytes = FileBytes, Opset = Opset, Producer = Producer };
+        foreach (var (name, v) in Values)
+            clone.Values[name] = new Value(name) { Type = v.Type, Shape = v.Shape is null ? null : [.. v.Shape], Constant = v.Constant, DeclaredShape = v.DeclaredShape is null ? null : [.. v.DeclaredShape] };
+        clone.Inputs.AddRange(Inputs);
+        clone.Outputs.AddRange(Outputs);
+        clone.CompressionStages.AddRange(CompressionStages);
+        foreach (var node in Nodes)
+        {
+            var copy = new Node { Name = node.Name, OpType = node.OpType, Domain = node.Domain, Inputs = [.. node.Inputs], Outputs = [.. node.Outputs], Form = node.Form };
+            foreach (var (key, attribute) in node.Attributes) copy.Attributes[key] = attribute.Clone();
+            foreach (var (key, note) in node.Annotations) copy.Annotations[key] = note;
+            clone.Nodes.Add(copy);
+        }
+        foreach (var node in clone.Nodes) Operators.OperatorSet.Get(node, clone).InferShapes(node, clone);
+        return clone;
+    }
 }

@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -15,6 +16,12 @@ public sealed record WindowGeometry(
     int PadTop, int PadLeft, int PadBottom, int PadRight, int InH, int InW, int OutH, int OutW)
 {
     public bool HasPadding => PadTop != 0 || PadLeft != 0 || PadBottom != 0 || PadRight != 0;
+
+    /// <summary>The window as the artifact's attributes give it: kernel (h, w), strides, dilations, pads (top, left, bottom, right).</summary>
+    public int[] Kernel => [KernelH, KernelW];
+    public int[] Strides => [StrideH, StrideW];
+    public int[] Dilations => [DilationH, DilationW];
+    public int[] Pads => [PadTop, PadLeft, PadBottom, PadRight];
 
     /// <summary>Per spatial axis (1 to 3 of them): output size, stride, dilation, leading and trailing pad.</summary>
     public sealed record Axes(int[] Kernel, int[] Out, int[] Strides, int[] Dilations, int[] PadBegin, int[] PadEnd, int[] In);
@@ -110,14 +117,13 @@ public sealed class ConvOperator : Operator
         SetOutput(graph, node, 0, geo.OutputShape(x[0], w[0], x.Length - 2));
     }
 
+    public override void Lower(Node node, ILowering lowering) => Plan.ConvLowering.Lower(node, lowering);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
         var geo = Geometry(node, x.Shape, w.Shape);
         int n = x.Shape[0], c = x.Shape[1], m = w.Shape[0], group = (int)node.Int("group", 1);
-        // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
-        if (Compress.Int8Quantization.OfConv(node) is { } q)
-            return [new TensorData(geo.OutputShape(n, m, x.Shape.Length - 2), q.Apply(x.Floats, x.Shape, geo, group, b?.Floats, Compress.Int8Quantization.OutputOf(node)))];
         int cPerGroup = c / group, mPerGroup = m / group;
         int cols = geo.OutH * geo.OutW;
         var y = new float[(long)n * m * cols];
@@ -193,7 +199,11 @@ public sealed class MaxPoolOperator : Operator
         SetOutput(graph, node, 0, geo.OutputShape(x[0], x[1], x.Length - 2));
     }
 
-    public override void Lower(Node node, ILowering lowering) => Pool3D.Lower(node, lowering, average: false);
+    public override void Lower(Node node, ILowering lowering)
+    {
+        if (lowering.Graph[node.Inputs[0]].Shape!.Length == 5) Pool3D.Lower(node, lowering, average: false);
+        else Plan.MaxPoolLowering.Lower(node, lowering);
+    }
 
     internal static WindowGeometry Geometry(Graph graph, Node node, int[] x)
     {
@@ -280,13 +290,11 @@ public sealed class AveragePoolOperator : Operator
         bool includePad = node.Int("count_include_pad", 0) != 0;
         int n = x.Shape[0], c = x.Shape[1];
         var y = new float[(long)n * c * geo.OutH * geo.OutW];
-        var bytes = Compress.Int8Quantization.ByteAverageOf(node);
         for (int nc = 0; nc < n * c; nc++)
         for (int oh = 0; oh < geo.OutH; oh++)
         for (int ow = 0; ow < geo.OutW; ow++)
         {
             double sum = 0;
-            int byteSum = 0, inside = 0;
             for (int kh = 0; kh < geo.KernelH; kh++)
             {
                 int ih = oh * geo.StrideH - geo.PadTop + kh * geo.DilationH;
@@ -295,17 +303,10 @@ public sealed class AveragePoolOperator : Operator
                 {
                     int iw = ow * geo.StrideW - geo.PadLeft + kw * geo.DilationW;
                     if (iw < 0 || iw >= geo.InW) continue;
-                    float v = x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
-                    sum += v;
-                    if (bytes is { } q) { byteSum += q.Quantize(v); inside++; }
+                    sum += x.Floats[((long)nc * geo.InH + ih) * geo.InW + iw];
                 }
             }
-            int divisor = Divisor(geo, includePad, oh, ow);
-            // Between two int8 layers, x holds the real values of uint8 activations: average the bytes as the kernel does
-            // (a counted pad is a real 0, the zero point) and pass on the real value of the mean byte.
-            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = bytes is { } p
-                ? p.Dequantize(Compress.Int8Quantization.AverageBytes(byteSum + (divisor - inside) * p.ZeroPoint, divisor))
-                : (float)(sum / divisor);
+            y[((long)nc * geo.OutH + oh) * geo.OutW + ow] = (float)(sum / Divisor(geo, includePad, oh, ow));
         }
         return [new TensorData(geo.OutputShape(n, c, x.Shape.Length - 2), y)];
     }
@@ -319,17 +320,14 @@ public sealed class AveragePoolOperator : Operator
         }
         var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
         int x = lowering.Tensor(node.Inputs[0]), y = lowering.Tensor(node.Outputs[0]);
-        var n = lowering.AddNode("AveragePool", "AveragePool", node.Name, [x], [y]);
-        if (lowering.IsUInt8(x) && Compress.Int8Quantization.ByteAverageOf(node) is { } bytes)
+        var n = lowering.AddNode(KernelKind.AveragePool, "AveragePool", node.Name, [x], [y]);
+        if (lowering.IsUInt8(x) && node.Form is Compress.ByteAverageForm { Params: var bytes })
         {
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
             lowering.MarkUInt8(y);
             n.Attributes["zero"] = bytes.ZeroPoint.ToString(System.Globalization.CultureInfo.InvariantCulture);
         }
-        n.Attributes["kernel"] = $"{geo.KernelH},{geo.KernelW}";
-        n.Attributes["strides"] = $"{geo.StrideH},{geo.StrideW}";
-        n.Attributes["dilations"] = $"{geo.DilationH},{geo.DilationW}";
-        n.Attributes["pads"] = $"{geo.PadTop},{geo.PadLeft},{geo.PadBottom},{geo.PadRight}";
+        Plan.LoweringParts.Window(n, geo);
         n.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
     }
 }
@@ -404,7 +402,7 @@ internal static class Pool3D
         var x = lowering.Graph[node.Inputs[0]].Shape!;
         if (x.Length != 5) throw new InvalidOperationException("2-D pools lower in ArtifactBuilder");
         var a = Axes(lowering.Graph, node, x);
-        var k = lowering.AddNode("Pool3D", node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        var k = lowering.AddNode(KernelKind.Pool3D, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         static string J(int[] v) => string.Join(",", v);
         k.Attributes["kernel"] = J(a.Kernel);
         k.Attributes["strides"] = J(a.Strides);

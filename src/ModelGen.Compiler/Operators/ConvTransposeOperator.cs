@@ -1,4 +1,5 @@
 using System.Globalization;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -119,7 +120,7 @@ public sealed class ConvTransposeOperator : Operator
     {
         var g = lowering.Graph;
         var geo = Resolve(g, node, g[node.Inputs[0]].Shape!, g[node.Inputs[1]].Shape!);
-        var k = lowering.AddNode("ConvTranspose", "ConvTranspose", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
+        var k = lowering.AddNode(KernelKind.ConvTranspose, "ConvTranspose", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
         static string J(int[] v) => string.Join(",", v.Select(e => e.ToString(CultureInfo.InvariantCulture)));
         k.Attributes["in"] = J(geo.In);
         k.Attributes["out"] = J(geo.Out);

@@ -1,3 +1,4 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -55,7 +56,7 @@ public abstract class DataMovementOperator : Operator
     protected static void LowerRemap(Node node, ILowering lowering, RemapPlan plan, int output = 0)
     {
         RequireFloatAtRunTime(node, lowering);
-        var n = lowering.AddNode("Remap", node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[output])]);
+        var n = lowering.AddNode(KernelKind.Remap, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[output])]);
         plan.WriteTo(n);
     }
 }
@@ -325,11 +326,11 @@ public sealed class SliceOperator : DataMovementOperator
             LowerRemap(node, lowering, p);
             return;
         }
-        LowerRuntime(node, lowering, "SliceRuntime", ["starts", "ends", "axes", "steps"]);
+        LowerRuntime(node, lowering, KernelKind.SliceRuntime, ["starts", "ends", "axes", "steps"]);
     }
 
     /// <summary>A kernel whose int64 parameters come as run-time inputs or, when constant, as literal attributes.</summary>
-    internal static void LowerRuntime(Node node, ILowering lowering, string kernel, string[] parameters, int first = 1)
+    internal static void LowerRuntime(Node node, ILowering lowering, KernelKind kernel, string[] parameters, int first = 1)
     {
         RequireFloatAtRunTime(node, lowering);
         var g = lowering.Graph;
@@ -410,7 +411,7 @@ public sealed class GatherOperator : DataMovementOperator
         }
         RequireFloatAtRunTime(node, lowering);
         int axis = (int)(node.Int("axis", 0) is var a && a < 0 ? a + x.Length : a);
-        var n = lowering.AddNode("GatherRows", "Gather", node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
+        var n = lowering.AddNode(KernelKind.GatherRows, "Gather", node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["outer"] = TensorData.Size(x[..axis]).ToString(System.Globalization.CultureInfo.InvariantCulture);
         n.Attributes["axis"] = x[axis].ToString(System.Globalization.CultureInfo.InvariantCulture);
         n.Attributes["inner"] = TensorData.Size(x[(axis + 1)..]).ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -478,7 +479,7 @@ public sealed class ConcatOperator : DataMovementOperator
         var names = node.Inputs.Where(i => i.Length > 0).ToList();
         var plans = Plans(node, [.. names.Select(n => lowering.Graph[n].Shape!)]).ToList();
         int y = lowering.Tensor(node.Outputs[0]);
-        if (Compress.Int8Quantization.ByteConcatOf(node) is not null)
+        if (node.Form is Compress.ByteConcatForm)
         {
             // Between int8 layers: every input is uint8 in the output's quantization; the bytes are copied as they are.
             if (!names.All(n => lowering.IsUInt8(lowering.Tensor(n))))
@@ -488,7 +489,7 @@ public sealed class ConcatOperator : DataMovementOperator
         for (int k = 0; k < names.Count; k++)
         {
             if (lowering.Graph[names[k]].Type != ElementType.Float32) RequireFloatAtRunTime(node, lowering);
-            var n = lowering.AddNode("Remap", "Concat", $"{node.Name} (input {k})", [lowering.Tensor(names[k])], [y]);
+            var n = lowering.AddNode(KernelKind.Remap, "Concat", $"{node.Name} (input {k})", [lowering.Tensor(names[k])], [y]);
             plans[k].WriteTo(n);
         }
     }
@@ -657,6 +658,6 @@ public sealed class PadOperator : DataMovementOperator
             LowerRemap(node, lowering, p);
             return;
         }
-        SliceOperator.LowerRuntime(node, lowering, "PadRuntime", ["pads", "value", "axes"]);
+        SliceOperator.LowerRuntime(node, lowering, KernelKind.PadRuntime, ["pads", "value", "axes"]);
     }
 }

@@ -76,6 +76,8 @@ public sealed class UnaryOperator(string opType) : Operator
         return c.Floats[0];
     }
 
+    public override void Lower(Node node, ILowering lowering) => Plan.ElementwiseLowering.Unary(node, lowering);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         // The function was resolved by InferShapes, which always runs first; Clip with run-time bounds reads them here.
@@ -114,12 +116,11 @@ public sealed class BinaryOperator(string opType) : Operator
         SetOutput(graph, node, 0, shape, graph[node.Inputs[0]].Type == ElementType.Int64 && graph[node.Inputs[1]].Type == ElementType.Int64 ? ElementType.Int64 : ElementType.Float32);
     }
 
+    public override void Lower(Node node, ILowering lowering) => Plan.ElementwiseLowering.Binary(node, lowering);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var b = inputs[1]!;
-        // Between int8 layers: the uint8 Add (residual connections), in integers, as AddU8 computes it.
-        if (OpType == "Add" && Compress.Int8Quantization.ByteAddOf(node) is { } add)
-            return [new TensorData(inputs[0]!.Shape, add.Apply(inputs[0]!.Floats, b.Floats))];
         if (node.Annotations.TryGetValue("bshape", out var aligned))
             b = new TensorData(aligned.Length == 0 ? [] : [.. aligned.Split(',').Select(int.Parse)], b.Floats);
         return [Apply(OpType, inputs[0]!, b)];
@@ -212,6 +213,13 @@ public sealed class VariadicOperator(string opType) : Operator
         for (int i = 1; i < node.Inputs.Count; i++)
             shape = Broadcast.Shape(shape, ShapeOf(graph, node, i)) ?? throw Error(graph, node, $"input {i} does not broadcast");
         SetOutput(graph, node, 0, shape, node.Inputs.Where(i => i.Length > 0).All(i => graph[i].Type == ElementType.Int64) ? ElementType.Int64 : ElementType.Float32);
+    }
+
+    /// <summary>Max and Min are Binary kernels (numpy broadcasting); the other variadic operators have no kernel of their own.</summary>
+    public override void Lower(Node node, ILowering lowering)
+    {
+        if (OpType is "Max" or "Min") Plan.ElementwiseLowering.Binary(node, lowering);
+        else base.Lower(node, lowering);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)

@@ -1,3 +1,4 @@
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -52,7 +53,7 @@ public sealed class GemmOperator : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var inputs = node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor).ToArray();
-        var k = lowering.AddNode("Gemm", "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
+        var k = lowering.AddNode(KernelKind.Gemm, "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
         k.Attributes["transA"] = node.Int("transA", 0) != 0 ? "1" : "0";
         k.Attributes["transB"] = node.Int("transB", 0) != 0 ? "1" : "0";
         k.Attributes["alpha"] = node.Float("alpha", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
@@ -88,6 +89,9 @@ public sealed class MatMulOperator : Operator
         if (b.Length > 1) result.Add(b2[^1]);
         return [.. result];
     }
+
+    public override void Lower(Node node, ILowering lowering) =>
+        lowering.AddNode(KernelKind.MatMul, "MatMul", node.Name, Plan.LoweringParts.Inputs(node, lowering), [lowering.Tensor(node.Outputs[0])]);
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
@@ -139,14 +143,13 @@ public sealed class DenseOperator : Operator
 
     static int[] OutputShape(Node node, int[] x, int n) => Transposed(node) ? [x[1], n] : [.. x[..^1], n];
 
+    public override void Lower(Node node, ILowering lowering) => Plan.DenseLowering.Lower(node, lowering);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;
         bool ta = Transposed(node);
         int n = w.Shape[0], k = w.Shape[1];
-        // Compression int8: the integer arithmetic of the emitted kernel, bit for bit.
-        if (Compress.Int8Quantization.Of(node) is { } q)
-            return [new TensorData(OutputShape(node, x.Shape, n), q.Apply(x.Floats, b?.Floats, (int)(x.Count / k), Compress.Int8Quantization.OutputOf(node)))];
         long rows = ta ? x.Shape[1] : x.Count / k;
         var y = new float[rows * n];
         for (long r = 0; r < rows; r++)

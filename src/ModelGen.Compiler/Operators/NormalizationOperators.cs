@@ -1,4 +1,5 @@
 using System.Globalization;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -69,13 +70,13 @@ public sealed class BatchNormalizationOperator : Operator
         if (node.Inputs.Skip(1).Take(4).Any(i => g[i].Constant is null))
         {
             // Statistics given at run time: the kernel computes a and b itself.
-            var k = lowering.AddNode("BatchNorm", "BatchNormalization", node.Name, [.. node.Inputs.Take(5).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
+            var k = lowering.AddNode(KernelKind.BatchNorm, "BatchNormalization", node.Name, [.. node.Inputs.Take(5).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
             k.Attributes["epsilon"] = node.Float("epsilon", 1e-5f).ToString("R", CultureInfo.InvariantCulture);
             if (node.Annotations.TryGetValue("activation", out var a2)) k.Attributes["activation"] = a2;
             return;
         }
         var (a, b) = Affine(node, g[node.Inputs[1]].Constant!, g[node.Inputs[2]].Constant!, g[node.Inputs[3]].Constant!, g[node.Inputs[4]].Constant!);
-        var n = lowering.AddNode("ChannelAffine", "BatchNormalization", node.Name,
+        var n = lowering.AddNode(KernelKind.ChannelAffine, "BatchNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), lowering.Weight(node.Name + ".a", new TensorData([a.Length], a)), lowering.Weight(node.Name + ".b", new TensorData([b.Length], b))],
             [lowering.Tensor(node.Outputs[0])]);
         if (node.Annotations.TryGetValue("activation", out var act)) n.Attributes["activation"] = act;
@@ -130,7 +131,7 @@ public sealed class InstanceNormalizationOperator : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var x = lowering.Graph[node.Inputs[0]].Shape!;
-        var n = lowering.AddNode("Normalize", "InstanceNormalization", node.Name,
+        var n = lowering.AddNode(KernelKind.Normalize, "InstanceNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1]), lowering.Tensor(node.Inputs[2])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["groups"] = (x[0] * x[1]).ToString(CultureInfo.InvariantCulture);
         n.Attributes["size"] = TensorData.Size(x[2..]).ToString(CultureInfo.InvariantCulture);
@@ -216,7 +217,7 @@ public sealed class LayerNormalizationOperator : Operator
             for (int o = 1; o < 3; o++)
                 outputs.Add(o < node.Outputs.Count && node.Outputs[o].Length > 0 ? lowering.Tensor(node.Outputs[o]) : lowering.Temporary($"{node.Name}.stat{o}", statShape));
         }
-        var n = lowering.AddNode("Normalize", "LayerNormalization", node.Name,
+        var n = lowering.AddNode(KernelKind.Normalize, "LayerNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), Param(1, ".scale", 1f), Param(2, ".bias", 0f)], [.. outputs]);
         n.Attributes["groups"] = (TensorData.Size(x) / size).ToString(CultureInfo.InvariantCulture);
         n.Attributes["size"] = size.ToString(CultureInfo.InvariantCulture);
@@ -265,7 +266,7 @@ public sealed class LrnOperator : Operator
 
     public override void Lower(Node node, ILowering lowering)
     {
-        var n = lowering.AddNode("LRN", "LRN", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        var n = lowering.AddNode(KernelKind.LRN, "LRN", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["alpha"] = node.Float("alpha", 1e-4f).ToString("R", CultureInfo.InvariantCulture);
         n.Attributes["beta"] = node.Float("beta", 0.75f).ToString("R", CultureInfo.InvariantCulture);
         n.Attributes["bias"] = node.Float("bias", 1f).ToString("R", CultureInfo.InvariantCulture);

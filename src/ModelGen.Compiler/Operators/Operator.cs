@@ -19,8 +19,8 @@ public abstract class Operator
     public abstract TensorData[] Evaluate(Node node, TensorData?[] inputs);
 
     /// <summary>
-    /// Adds the node's kernel(s) to the artifact. Operators lowered by ArtifactBuilder itself (Conv,
-    /// Dense, element-wise, aliases) never get here; others override this.
+    /// Adds the node's kernel(s) to the artifact: every operator lowers here (ArtifactBuilder calls nothing
+    /// else); those that compute something override it, the rest refuse the forms they cannot compile.
     /// </summary>
     public virtual void Lower(Node node, ILowering lowering) =>
         throw new ModelGenException(ErrorCodes.UnsupportedAttribute, lowering.Graph.ModelPath,
@@ -99,7 +99,7 @@ public abstract class Operator
     /// <summary>Adds the kernel that checks, when the model runs, that a run-time shape parameter gives the compiled shape.</summary>
     protected static void AddShapeCheck(Node node, ILowering lowering, int input, string rule, int[] inShape, int[] outShape, params (string Key, string Value)[] extra)
     {
-        var check = lowering.AddNode("CheckShape", node.OpType, node.Name, [lowering.Tensor(node.Inputs[input])], []);
+        var check = lowering.AddNode(KernelKind.CheckShape, node.OpType, node.Name, [lowering.Tensor(node.Inputs[input])], []);
         check.Attributes["rule"] = rule;
         check.Attributes["in"] = string.Join(",", inShape);
         check.Attributes["expected"] = string.Join(",", outShape);
@@ -122,9 +122,15 @@ public interface ILowering
     /// <summary>A new arena tensor for a kernel's temporary result.</summary>
     int Temporary(string name, int[] shape);
     /// <summary>Appends a kernel to the schedule.</summary>
-    Artifact.ArtifactNode AddNode(string kernel, string onnxOp, string name, int[] inputs, int[] outputs);
+    Artifact.ArtifactNode AddNode(KernelKind kernel, string onnxOp, string name, int[] inputs, int[] outputs);
     /// <summary>A constant the compiler made (a re-packed weight) as an embedded tensor.</summary>
     int Weight(string name, TensorData data);
+    /// <summary>An embedded tensor of another element type (int8 weights, int4 packed in bytes, int16/int32 biases, float16 ratios).</summary>
+    int Embed(string name, int[] shape, TensorElement element, byte[] data);
+    /// <summary>Whether a graph value or an artifact tensor already has the name.</summary>
+    bool NameTaken(string name);
+    /// <summary>The widest SIMD the kernels may use (ModelArtifact.Simd).</summary>
+    SimdLevel Simd { get; }
     /// <summary>Makes <paramref name="output"/> the same memory as <paramref name="input"/> (a copy where that cannot be).</summary>
     void Alias(string input, string output, Node node);
     /// <summary>Whether a tensor holds uint8 activations (written requantized by an int8 layer for the next).</summary>

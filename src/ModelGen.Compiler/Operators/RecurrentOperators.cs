@@ -201,7 +201,7 @@ public sealed class RecurrentOperator(string opType) : Operator
         // Scratch: the gates of one step, the previous hidden state.
         outputs.Add(lowering.Temporary($"{node.Name}.gates", [2 * Gates * h]));
         outputs.Add(lowering.Temporary($"{node.Name}.previous", [h]));
-        var k = lowering.AddNode(OpType, OpType, node.Name, [.. inputs], [.. outputs]);
+        var k = lowering.AddNode(Lstm ? KernelKind.LSTM : KernelKind.GRU, OpType, node.Name, [.. inputs], [.. outputs]);
         k.Attributes["dims"] = string.Join(",", new[] { p.Seq, p.Batch, p.InputSize, h, dirs }.Select(v => v.ToString(CultureInfo.InvariantCulture)));
         k.Attributes["reverse"] = p.Reverse ? "1" : "0";
         k.Attributes["layout"] = p.Layout1 ? "1" : "0";

@@ -1,4 +1,5 @@
 using System.Globalization;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -171,14 +172,14 @@ public sealed class ReduceOperator(string opType) : Operator
         {
             // Axes given at run time: several sets of axes can give the compiled output shape, so the kernel
             // reads them when it runs (and checks the shape they give) rather than assuming one.
-            var runtime = lowering.AddNode("ReduceRuntime", OpType, node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
+            var runtime = lowering.AddNode(KernelKind.ReduceRuntime, OpType, node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
             runtime.Attributes["op"] = Kind;
             runtime.Attributes["in"] = string.Join(",", lowering.Graph[node.Inputs[0]].Shape!);
             runtime.Attributes["keepdims"] = node.Int("keepdims", 1) != 0 ? "1" : "0";
             runtime.Attributes["noop"] = node.Int("noop_with_empty_axes", 0) != 0 ? "1" : "0";
             return;
         }
-        plan.WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
+        plan.WriteTo(lowering.AddNode(KernelKind.Reduce, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
     }
 }
 
@@ -202,35 +203,21 @@ public sealed class GlobalPoolOperator(string opType) : Operator
     {
         var x = inputs[0]!;
         int[] shape = [x.Shape[0], x.Shape[1], .. Enumerable.Repeat(1, x.Shape.Length - 2)];
-        if (Compress.Int8Quantization.ByteAverageOf(node) is { } q)
-        {
-            // Between two int8 layers: x holds the real values of uint8 activations; average the bytes, as
-            // GlobalAveragePoolU8 does, and pass on the real value of the mean byte.
-            int planes = x.Shape[0] * x.Shape[1], n = (int)(x.Count / planes);
-            var y = new float[planes];
-            for (int p = 0; p < planes; p++)
-            {
-                int sum = 0;
-                foreach (float v in x.Floats.AsSpan(p * n, n)) sum += q.Quantize(v);
-                y[p] = q.Dequantize(Compress.Int8Quantization.AverageBytes(sum, n));
-            }
-            return [new TensorData(shape, y)];
-        }
         return [new TensorData(shape, Plan(x.Shape).Apply(x.Floats))];
     }
 
     public override void Lower(Node node, ILowering lowering)
     {
         int x = lowering.Tensor(node.Inputs[0]);
-        if (lowering.IsUInt8(x) && Compress.Int8Quantization.ByteAverageOf(node) is not null)
+        if (lowering.IsUInt8(x) && node.Form is Compress.ByteAverageForm)
         {
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
             int y = lowering.Tensor(node.Outputs[0]);
             lowering.MarkUInt8(y);
-            lowering.AddNode("GlobalAveragePoolU8", OpType, node.Name, [x], [y]);
+            lowering.AddNode(KernelKind.GlobalAveragePoolU8, OpType, node.Name, [x], [y]);
             return;
         }
-        Plan(lowering.Graph[node.Inputs[0]].Shape!).WriteTo(lowering.AddNode("Reduce", OpType, node.Name, [x], [lowering.Tensor(node.Outputs[0])]));
+        Plan(lowering.Graph[node.Inputs[0]].Shape!).WriteTo(lowering.AddNode(KernelKind.Reduce, OpType, node.Name, [x], [lowering.Tensor(node.Outputs[0])]));
     }
 }
 
@@ -286,7 +273,7 @@ public sealed class SoftmaxOperator(string opType) : Operator
     public override void Lower(Node node, ILowering lowering)
     {
         var layout = Layouts.TryGetValue(node, out var l) ? l : throw new InvalidOperationException();
-        var n = lowering.AddNode("Softmax", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        var n = lowering.AddNode(KernelKind.Softmax, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
         n.Attributes["layout"] = string.Join(",", layout.Select(v => v.ToString(CultureInfo.InvariantCulture)));
         n.Attributes["log"] = OpType == "LogSoftmax" ? "1" : "0";
     }

@@ -1,4 +1,5 @@
 using System.Globalization;
+using ModelGen.Artifact;
 using ModelGen.Compiler.Ir;
 using ModelGen.Onnx;
 
@@ -355,7 +356,7 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
             string transform = g.Opset >= 11 ? node.Str("coordinate_transformation_mode", "half_pixel") : "asymmetric";
             string nearest = g.Opset >= 11 ? node.Str("nearest_mode", "round_prefer_floor") : "floor";
             int sInput = g.Opset >= 11 && OpType == "Resize" ? 2 : 1;
-            var k2 = lowering.AddNode("ResizeRuntime", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+            var k2 = lowering.AddNode(KernelKind.ResizeRuntime, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
             var inputs = new List<int>(k2.Inputs);
             void Param(int input, string key)
             {
@@ -389,15 +390,15 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator
         var mask = InsideMask(tables);
         int target = mask is null ? lowering.Tensor(node.Outputs[0]) : lowering.Temporary(node.Name + ".resized", outShape);
         if (IsNearest(node))
-            NearestPlan(x, tables).WriteTo(lowering.AddNode("Remap", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [target]));
+            NearestPlan(x, tables).WriteTo(lowering.AddNode(KernelKind.Remap, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [target]));
         else
-            LowerInterpolation(lowering.AddNode("ResizeLinear", OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [target]), x, tables);
+            LowerInterpolation(lowering.AddNode(KernelKind.ResizeLinear, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [target]), x, tables);
         if (mask is null) return;
         float value = node.Float("extrapolation_value", 0f);
         int masked = lowering.Temporary(node.Name + ".masked", outShape);
-        lowering.AddNode("Binary", OpType, node.Name + ".inside", [target, lowering.Weight(node.Name + ".inside", new TensorData(outShape, mask))], [masked]).Attributes["op"] = "Mul";
+        lowering.AddNode(KernelKind.Binary, OpType, node.Name + ".inside", [target, lowering.Weight(node.Name + ".inside", new TensorData(outShape, mask))], [masked]).Attributes["op"] = "Mul";
         var fill = mask.Select(m => m == 0 ? value : 0f).ToArray();
-        lowering.AddNode("Binary", OpType, node.Name + ".extrapolation", [masked, lowering.Weight(node.Name + ".extrapolation", new TensorData(outShape, fill))], [lowering.Tensor(node.Outputs[0])]).Attributes["op"] = "Add";
+        lowering.AddNode(KernelKind.Binary, OpType, node.Name + ".extrapolation", [masked, lowering.Weight(node.Name + ".extrapolation", new TensorData(outShape, fill))], [lowering.Tensor(node.Outputs[0])]).Attributes["op"] = "Add";
     }
 
     static void LowerInterpolation(Artifact.ArtifactNode k, int[] x, AxisTable[] tables)

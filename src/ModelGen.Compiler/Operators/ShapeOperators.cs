@@ -22,6 +22,8 @@ public sealed class FlattenOperator : Operator
 
     static int[] Shape(int[] x, int axis) => [(int)TensorData.Size(x[..axis]), (int)TensorData.Size(x[axis..])];
 
+    public override void Lower(Node node, ILowering lowering) => lowering.Alias(node.Inputs[0], node.Outputs[0], node);
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!;

@@ -1,4 +1,5 @@
 using System;
+using System.Linq;
 using ModelGen.Artifact;
 
 namespace ModelGen.Generator.Emit;
@@ -13,9 +14,9 @@ internal sealed class AddU8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
-    public string Kernel => "AddU8";
+    public KernelKind Kernel => KernelKind.AddU8;
 
-    public string InputName(int i) => i == 0 ? "a" : "b";
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "a" : "b";
 
     public void Emit(KernelContext k)
     {
@@ -24,7 +25,7 @@ internal sealed class AddU8Kernel : IKernel
         long n = y.ElementCount;
         int[] m = k.Ints("multipliers"), clamp = k.Ints("clamp");
         int za = k.Int("a_zero"), zb = k.Int("b_zero"), zy = k.Int("out_zero"), shift = k.Int("shift");
-        if (!a.IsUInt8 || !b.IsUInt8 || !y.IsUInt8 || a.ElementCount != n || b.ElementCount != n)
+        if (a.Element != TensorElement.UInt8 || b.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8 || a.ElementCount != n || b.ElementCount != n)
             throw new FormatException($"AddU8 '{k.Node.Name}': a, b and y must be uint8 tensors of one size");
         if (m.Length != 2 || clamp.Length != 2 || shift < 1 || shift > 30 || Math.Abs((long)m[0]) > 1 << 20 || Math.Abs((long)m[1]) > 1 << 20
             || za is < 0 or > 255 || zb is < 0 or > 255 || zy is < 0 or > 255 || clamp[0] < 0 || clamp[1] > 255 || clamp[0] > clamp[1])
@@ -39,20 +40,12 @@ internal sealed class AddU8Kernel : IKernel
         w.Line("ref byte rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
         w.Line("ref byte ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
         w.Line("int i = 0;");
-        var levels = k.Simd switch
+        var widths = SimdLadder.Widths(k.Simd).Where(x => n >= x.Bytes).ToList();
+        if (widths.Count > 1) w.Line("// Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.");
+        SimdLadder.Chain(w, widths, width =>
         {
-            "auto" => new[] { ("Vector512", 64), ("Vector256", 32), ("Vector128", 16) },
-            "vector128" => new[] { ("Vector128", 16) },
-            _ => Array.Empty<(string, int)>(),
-        };
-        bool first = true;
-        foreach (var (name, bytes) in levels)
-        {
-            if (n < bytes) continue;
-            string v = "global::System.Runtime.Intrinsics." + name;
-            if (name == "Vector128" && !first) w.Line("// Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.");
-            using var level = w.Block($"{(first || name == "Vector128" ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
-            first = name == "Vector128";
+            string v = width.V;
+            int bytes = width.Bytes;
             w.Line($"var ma = {v}.Create({m[0]}); var mb = {v}.Create({m[1]}); var bias = {v}.Create({c});");
             w.Line($"var zero = {v}.Create({zy}); var lo = {v}.Create({clamp[0]}); var hi = {v}.Create({clamp[1]});");
             using var steps = w.Block($"for (; i <= {n - bytes}; i += {bytes})");
@@ -67,7 +60,7 @@ internal sealed class AddU8Kernel : IKernel
             w.Line($"var q11 = {Sum("a11", "b11")};");
             w.Line("// Each lane is within 0…255 after the clamp: narrowing keeps it.");
             w.Line($"{v}.StoreUnsafe({v}.Narrow({v}.Narrow({v}.AsUInt32(q00), {v}.AsUInt32(q01)), {v}.Narrow({v}.AsUInt32(q10), {v}.AsUInt32(q11))), ref ry, (nuint)i);");
-        }
+        }, narrowestFinishes: true);
         w.Line($"for (; i < {n}; i++) {U}.Add(ref ry, i) = (byte)global::System.Math.Clamp(((({U}.Add(ref ra, i) * {m[0]} + {U}.Add(ref rb, i) * {m[1]} + {c}) >> {shift}) + {zy}), {clamp[0]}, {clamp[1]});");
     }
 }

@@ -10,9 +10,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class CheckShapeKernel : IKernel
 {
-    public string Kernel => "CheckShape";
+    public KernelKind Kernel => KernelKind.CheckShape;
 
-    public string InputName(int i) => "given";
+    public string InputName(ArtifactNode node, int i) => "given";
 
     public void Emit(KernelContext k)
     {

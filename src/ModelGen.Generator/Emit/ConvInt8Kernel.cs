@@ -24,15 +24,15 @@ internal sealed class ConvInt8Kernel : IKernel
     const string V512 = "global::System.Runtime.Intrinsics.Vector512";
     const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86", Arm = "global::System.Runtime.Intrinsics.Arm";
 
-    public string Kernel => "ConvInt8";
+    public KernelKind Kernel => KernelKind.ConvInt8;
 
-    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int group = k.Int("group"), zero = k.Int("zero");
         string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], m = wt.Shape[0], row = wt.Shape[1];
@@ -42,12 +42,12 @@ internal sealed class ConvInt8Kernel : IKernel
         bool padded = p.Any(v => v != 0);
         // A pointwise convolution (1x1, stride 1, no pads) needs no plane: its patch matrix is the input itself,
         // four channels interleaved, which QuantizeInterleave4 writes as it quantizes (no fill, no gather).
-        bool pointwise = PointwiseDirect(kernel, s, p);
+        bool pointwise = ConvScratch.IsPointwise(kernel, s, p);
         // With pads, the image is quantized into a flat copy after the plane first (one vectorized pass, whatever
         // the row width), then its rows copied into the plane; without, straight into the plane.
-        long flatAt = (long)c * ph * pw + kwp + 16, planeBytes = pointwise ? 0 : flatAt + (padded ? (long)c * h * wd : 0), patchBytes = (long)row * colsP;
+        long flatAt = ConvScratch.Int8FlatOffset(c, h, wd, p, kwp), planeBytes = ConvScratch.Int8PlaneBytes(pointwise, c, h, wd, p, kwp), patchBytes = ConvScratch.Int8PatchBytes(row, oh, ow);
         // uint8 in: the layer before wrote x quantized (these parameters); uint8 out: requantized for the next int8 layer.
-        bool byteInput = x.IsUInt8;
+        bool byteInput = x.Element == TensorElement.UInt8;
         var requant = Requant.Of(k);
         if (byteInput || requant is not null) k.Helpers.Add("Requantize");
         if (!byteInput) k.Helpers.Add(pointwise ? "QuantizeInterleave4" : "QuantizeU8");
@@ -126,7 +126,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line($"ref byte src = ref {U}.Add(ref rplane, ((grp * {cpg} + ci / {kernel[0]}) * {ph} + oy * {s[0]} + ci % {kernel[0]} * {d[0]}) * {pw} + q * 4);");
             w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
             w.Line("int ox = 0;");
-            if (k.Simd != "none" && s[1] <= 4 && ow >= 4)
+            if (k.Simd != SimdLevel.None && s[1] <= 4 && ow >= 4)
             {
                 // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
                 string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
@@ -178,7 +178,7 @@ internal sealed class ConvInt8Kernel : IKernel
         if (Requant.Of(k) is { } requant)
             w.Line(string.Join(" ", rs.Select(r => $"int im{r} = (int)({requant.IntegerMultiplier($"s{r}")});")));
         w.Line(string.Join(" ", rs.Select(r => $"{U}.Add(ref bc, {r}) = b{r}; {U}.Add(ref bc, {BlockRows + r}) = {(Requant.Of(k) is null ? $"global::System.BitConverter.SingleToInt32Bits(s{r})" : $"im{r}")};")));
-        if (k.Simd == "auto")
+        if (k.Simd == SimdLevel.Auto)
         {
             // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
             w.Open($"if ({X86}.AvxVnni.IsSupported)");
@@ -270,7 +270,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
             w.Open("else");
         }
-        if (k.Simd != "none")
+        if (k.Simd != SimdLevel.None)
         {
             // ARM64 dot product (sdot): signed bytes only, so each patch byte less 128 (a flip of its top bit) times the
             // weights, and 128·Σq of the channel's row added back: Σ (x − 128)·q + 128·Σ q = Σ x·q, the same integers.
@@ -334,8 +334,8 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Close();
         }
         w.Close();
-        if (k.Simd != "none") w.Close();
-        if (k.Simd == "auto") w.Close();
+        if (k.Simd != SimdLevel.None) w.Close();
+        if (k.Simd == SimdLevel.Auto) w.Close();
     }
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
@@ -385,17 +385,17 @@ internal sealed class ConvInt8Kernel : IKernel
     }
 
     /// <summary>The shared helper: x quantized to uint8 as Int8Conv.Apply and QuantParams.Quantize do it.</summary>
-    public static void EmitQuantizeHelper(CodeWriter w, string simd)
+    public static void EmitQuantizeHelper(CodeWriter w, SimdLevel simd)
     {
         w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even (NaN gives 0): the uint8 input of the");
         w.Line("// int8 kernels. (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
         KernelEmitter.OpenHelper(w, "private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float inverseScale, int zero)");
         w.Line("int i = 0;");
-        if (simd != "none")
+        if (simd != SimdLevel.None)
         {
             w.Open("if (dst.Length >= src.Length)");
             w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
-            if (simd == "auto")
+            if (simd == SimdLevel.Auto)
             {
                 w.Open($"if ({X86}.Avx512F.IsSupported)");
                 w.Line($"var s = {V512}.Create(inverseScale); var z = {V512}.Create(zero);");
@@ -469,21 +469,17 @@ internal sealed class ConvInt8Kernel : IKernel
         return $"({X86}.Sse41.IsSupported ? {fast} : {generic})";
     }
 
-    /// <summary>1x1, stride 1, no pads: the input is the patch matrix, quantized in place of a plane (ArtifactBuilder sizes no plane for it).</summary>
-    public static bool PointwiseDirect(int[] kernel, int[] strides, int[] pads) =>
-        kernel[0] == 1 && kernel[1] == 1 && strides[0] == 1 && strides[1] == 1 && pads.All(v => v == 0);
-
     /// <summary>The helper of pointwise int8 convolutions: four channel planes quantized as QuantizeU8 does and interleaved.</summary>
-    public static void EmitInterleaveHelper(CodeWriter w, string simd)
+    public static void EmitInterleaveHelper(CodeWriter w, SimdLevel simd)
     {
         w.Line("// dst[4p + b] = clamp(round(cb[p]·inverseScale) + zero, 0, 255) for b = 0..3, p < count: four channels quantized as QuantizeU8");
         w.Line("// does and interleaved, so each int32 of dst holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution).");
         KernelEmitter.OpenHelper(w, "private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
         w.Line("int p = 0;");
-        foreach (string v in simd == "auto" ? new[] { V256, V128 } : simd == "none" ? new string[0] : new[] { V128 })
+        SimdLadder.Cascade(w, SimdLadder.Widths(simd, widest: 256), width =>
         {
-            int lanes = v == V256 ? 8 : 4;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = width.V;
+            int lanes = width.Floats;
             w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create(zero); var zf = {v}.Create((float)zero); var top = {v}.Create(255f);");
             w.Open($"for (; p <= count - {lanes}; p += {lanes})");
             // x86: QuantizedLanes (Vector256 here means AVX2); elsewhere the generic operations, the same numbers.
@@ -495,8 +491,7 @@ internal sealed class ConvInt8Kernel : IKernel
             }
             w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
             w.Close();
-            w.Close();
-        }
+        });
         w.Open("for (; p < count; p++)");
         w.Line("int packed = 0;");
         w.Open("for (int b = 0; b < 4; b++)");

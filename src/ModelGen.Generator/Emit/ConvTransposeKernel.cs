@@ -5,9 +5,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>ConvTranspose: y = bias, then every input pixel adds x·w over its kernel window in the output.</summary>
 internal sealed class ConvTransposeKernel : IKernel
 {
-    public string Kernel => "ConvTranspose";
+    public KernelKind Kernel => KernelKind.ConvTranspose;
 
-    public string InputName(int i) => new[] { "x", "w", "b" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "w", "b" }[i];
 
     public void Emit(KernelContext k)
     {

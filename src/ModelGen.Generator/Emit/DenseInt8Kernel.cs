@@ -15,9 +15,9 @@ internal sealed class DenseInt8Kernel : IKernel
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
     const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86", Arm = "global::System.Runtime.Intrinsics.Arm";
 
-    public string Kernel => "DenseInt8";
+    public KernelKind Kernel => KernelKind.DenseInt8;
 
-    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
@@ -26,7 +26,7 @@ internal sealed class DenseInt8Kernel : IKernel
         int n = wt.Shape[0], kk = wt.Shape[1];
         string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
         int zero = k.Int("zero");
-        bool byteInput = k.Inputs[0].IsUInt8;
+        bool byteInput = k.Inputs[0].Element == TensorElement.UInt8;
         var requant = Requant.Of(k);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: {(byteInput ? "x uint8 as the layer before wrote it" : "x quantized to uint8")} (scale {scale}, zero point {zero}), acc[j] = Σk xq[k]·q[j, k] + bias[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs;");
         w.Line(requant is null ? $"// y[j] = acc[j]·multiplier[j]{k.ActName()}." : $"// {requant.Describe()}.");
@@ -50,7 +50,7 @@ internal sealed class DenseInt8Kernel : IKernel
             w.Open($"for (int j = {from}; j < {to}; j += {rows})");
             w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, (j + {r}) * {kk});")));
             w.Line(string.Join(" ", rs.Select(r => $"int acc{r} = 0;")) + " int i = 0;");
-            if (k.Simd == "auto" && kk >= 32)
+            if (k.Simd == SimdLevel.Auto && kk >= 32)
             {
                 w.Open($"if ({X86}.AvxVnni.IsSupported)");
                 w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero; var b{r} = a{r};")));

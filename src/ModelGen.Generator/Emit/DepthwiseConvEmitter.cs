@@ -15,7 +15,7 @@ internal static class DepthwiseConvEmitter
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe";
 
-    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         if (outputs.Length == 3)
         {
@@ -26,7 +26,7 @@ internal static class DepthwiseConvEmitter
         var y = outputs[0];
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int[] k = KernelEmitter.Window(node).Kernel, s = KernelEmitter.Window(node).Strides, d = KernelEmitter.Window(node).Dilations, p = KernelEmitter.Window(node).Pads;
         int n = x.Shape[0], c = x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
@@ -36,7 +36,7 @@ internal static class DepthwiseConvEmitter
         int last = Math.Max(first, Math.Min(ow, (wd - 1 + p[1] - (k[1] - 1) * d[1]) / s[1] + 1));
         // Stride 2 reads one element past the last tap of the last column (the odd lane of the pair).
         int lastVector = s[1] == 2 ? Math.Max(first, Math.Min(last, (wd - 2 + p[1] - (k[1] - 1) * d[1]) / 2 + 1)) : last;
-        bool vectorizable = s[1] is 1 or 2 && simd != "none";
+        bool vectorizable = s[1] is 1 or 2 && simd != SimdLevel.None;
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, one {k[0]}x{k[1]} filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line(vectorizable
             ? $"// Columns {first}..{lastVector - 1} of each output row a vector at a time ({taps} fused multiply-adds each); the others one by one."
@@ -56,13 +56,11 @@ internal static class DepthwiseConvEmitter
         w.Line($"int ox = {first};");
         if (vectorizable && lastVector > first)
         {
-            var levels = new List<(string V, int Width, bool Fused)>();
-            if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
-            levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
-            foreach (var (v, width, fused) in levels)
+            SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => lastVector - first >= x.Floats), sw =>
             {
-                if (lastVector - first < width) continue;
-                w.Open($"if ({v}.IsHardwareAccelerated)");
+                string v = sw.V;
+                int width = sw.Floats;
+                bool fused = sw.Fused;
                 w.Open($"for (; ox <= {lastVector - width}; ox += {width})");
                 w.Line($"{v}<float> acc = {v}.Create(bias);");
                 for (int kh = 0; kh < k[0]; kh++)
@@ -89,8 +87,8 @@ internal static class DepthwiseConvEmitter
                     w.Line($"{v}.StoreUnsafe(acc, ref yrow, (nuint)ox);");
                     w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {U}.Add(ref yrow, ox + e); {U}.Add(ref yrow, ox + e) = {KernelEmitter.Act(node)}; }}");
                 }
-                w.Close(); w.Close();
-            }
+                w.Close();
+            });
         }
         w.Line("// The other columns: edges (taps in the padding) and what no vector covered.");
         w.Open($"for (int col = 0; col < {ow}; col++)");
@@ -138,11 +136,11 @@ internal static class DepthwiseConvEmitter
     /// or its even elements (stride 2), so the whole plane is a few long vector loops, whatever its
     /// width. The columns past OW are computed and dropped when the rows are copied out.
     /// </summary>
-    static void EmitPlane(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    static void EmitPlane(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         bool hasBias = inputs.Length > 2;
-        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int[] k = KernelEmitter.Window(node).Kernel, s = KernelEmitter.Window(node).Strides, d = KernelEmitter.Window(node).Dilations, p = KernelEmitter.Window(node).Pads;
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         int rows = outputs[1].Shape[0], pw = outputs[1].Shape[1], wide = (int)outputs[2].ElementCount, stride = s[1];
         int taps = k[0] * k[1];
@@ -164,29 +162,26 @@ internal static class DepthwiseConvEmitter
         var offsets = new List<int>();
         for (int kh = 0; kh < k[0]; kh++)
             for (int kw = 0; kw < k[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
-        var levels = new List<(string V, int Width, bool Fused)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16, true)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8, true)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4, false));
         bool vectorActivation = GemmEmitter.VectorActivation(node, "V", "acc") is not null;
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), sw =>
         {
-            var (v, width, fused) = levels[l];
-            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
+            bool fused = sw.Fused;
             w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var w{t} = {v}.Create({U}.Add(ref wp, {t}));")));
             w.Open($"for (int j = 0; j < {wide}; j += {width})");
             WideTaps(w, v, width, fused, $"{v}.Create(bias)", "w", k, stride, offsets);
             w.Line($"{v}.StoreUnsafe({GemmEmitter.VectorActivation(node, v, "acc") ?? "acc"}, ref rq, (nuint)j);");
             w.Close();
+        }, () =>
+        {
+            w.Open($"for (int j = 0; j < {wide}; j++)");
+            w.Line("float sum = bias;");
+            for (int t = 0; t < taps; t++) w.Line($"sum += {U}.Add(ref wp, {t}) * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
+            w.Line("float v = sum;");
+            w.Line($"{U}.Add(ref rq, j) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
             w.Close();
-        }
-        w.Open("else");
-        w.Open($"for (int j = 0; j < {wide}; j++)");
-        w.Line("float sum = bias;");
-        for (int t = 0; t < taps; t++) w.Line($"sum += {U}.Add(ref wp, {t}) * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
-        w.Line("float v = sum;");
-        w.Line($"{U}.Add(ref rq, j) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
-        w.Close();
-        w.Close();
+        });
         w.Open($"for (int oy = 0; oy < {oh}; oy++)");
         w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
         w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref row), ref {U}.As<float, byte>(ref {U}.Add(ref rq, oy * {pw})), {ow * 4});");

@@ -22,20 +22,23 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 
     const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
 
-    public string Kernel => "DepthwiseInt8";
+    public KernelKind Kernel => KernelKind.DepthwiseInt8;
 
-    public string InputName(int i) => new[] { "x", "w", "bias", "multipliers" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "w", "bias", "multipliers" }[i];
 
     public void Emit(KernelContext k)
     {
-        if (k.Outputs.Length == 2)
+        var method = ConvScratch.DepthwiseInt8MethodFor(k.Window.Dilations);
+        if (k.Outputs.Length != 1 + ConvScratch.DepthwiseInt8ScratchOutputs(method))
+            throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the {method} method takes {ConvScratch.DepthwiseInt8ScratchOutputs(method)} scratch outputs");
+        if (method == DepthwiseInt8Method.Rows)
         {
             EmitRows(k);
             return;
         }
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         int[] planeShape = k.Ints("plane");
         int rows = planeShape[0], pw = planeShape[1], planeLength = (int)k.Outputs[3].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
@@ -46,7 +49,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         int zero = k.Int("zero");
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{c}, {kernel[0]}x{kernel[1]}], one filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{k.ActName()}.");
         // uint8 in: the layer before wrote x quantized with these parameters; uint8 out: requantized for the next int8 layer.
-        bool byteInput = x.IsUInt8;
+        bool byteInput = x.Element == TensorElement.UInt8;
         var requant = Requant.Of(k);
         if (byteInput || requant is not null) k.Helpers.Add("Requantize");
         if (byteInput)
@@ -76,7 +79,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         if (byteInput)
         {
             w.Line($"ref byte src = ref {U}.Add(ref rx, (plane * {h} + r) * {wd}); ref float dst = ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]});");
-            if (k.Simd == "auto" && wd >= 8)
+            if (k.Simd == SimdLevel.Auto && wd >= 8)
             {
                 // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
                 var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
@@ -95,13 +98,10 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         for (int kh = 0; kh < kernel[0]; kh++)
             for (int kw = 0; kw < kernel[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
         string? vectorAct = GemmEmitter.VectorActivation(k.Node, "V", "v");
-        var levels = new List<(string V, int Width)>();
-        if (k.Simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        if (k.Simd != "none") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(k.Simd), sw =>
         {
-            var (v, width) = levels[l];
-            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var v{t} = {v}.Create(w{t});")));
             w.Line($"var vb = {v}.Create(b); var vm = {v}.Create(m);");
             w.Open($"for (int j = 0; j < {wide}; j += {width})");
@@ -124,20 +124,19 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
             }
             w.Close();
-            w.Close();
-        }
-        if (levels.Count > 0) w.Open("else");
-        w.Open($"for (int j = 0; j < {wide}; j++)");
-        w.Line("float sum = 0f;");
-        for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
-        if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
-        else
+        }, () =>
         {
-            w.Line("float v = ((int)sum + b) * m;");
-            w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
-        }
-        w.Close();
-        if (levels.Count > 0) w.Close();
+            w.Open($"for (int j = 0; j < {wide}; j++)");
+            w.Line("float sum = 0f;");
+            for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
+            if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
+            else
+            {
+                w.Line("float v = ((int)sum + b) * m;");
+                w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
+            }
+            w.Close();
+        });
         w.Open($"for (int oy = 0; oy < {oh}; oy++)");
         if (requant is not null)
             w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow}), ref {U}.Add(ref rqb, oy * {pw}), {ow});");
@@ -164,14 +163,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
         var g = DepthwiseRowsEmitter.Geometry(k.Node, x, y) ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the strips need no dilation and a horizontal stride of 1 or 2");
-        int[] p = k.Ints("pads");
+        int[] p = k.Window.Pads;
         // A uint8 input is read in place, each load widened. (Widening each plane first into y1 measured no faster.)
-        bool bytes = x.IsUInt8;
-        long scratch = (long)g.M * g.Taps + (bytes ? 0 : g.Plane);
+        bool bytes = x.Element == TensorElement.UInt8;
+        long scratch = ConvScratch.DepthwiseInt8RowsFloats(g.M, g.Taps, g.H, g.W, bytes);
         if (g.Multiplier != 1 || k.Inputs[1].ElementCount != (long)g.M * g.Taps || k.Outputs[1].ElementCount < scratch)
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold {scratch} floats (the weights{(bytes ? "" : " and a plane")})");
         var requant = Requant.Of(k);
-        if (x.IsUInt8 || requant is not null) k.Helpers.Add("Requantize");
+        if (x.Element == TensorElement.UInt8 || requant is not null) k.Helpers.Add("Requantize");
         string scale = KernelContext.F(k.Float("scale"));
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{g.M}, {g.KH}x{g.KW}], {DepthwiseRowsEmitter.Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{k.ActName()}.");
         w.Line($"// The int8 weights as float32 in y1 (once a call); per channel, {(bytes
@@ -181,7 +180,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
         k.OpenMethod();
-        var quads = bytes && k.Simd == "auto" && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
+        var quads = bytes && k.Simd == SimdLevel.Auto && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
             ? DepthwiseQuadLayout.For(g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, p[0], p[1], p[2], p[3], 1, 1) : null;
         if (quads is not null)
         {
@@ -353,14 +352,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     }
 
     /// <summary>wf = y1[0..count) = the int8 weights as float32 (exact), converted once a call rather than once a plane.</summary>
-    static void EmitFloatWeights(CodeWriter w, string simd, int count)
+    static void EmitFloatWeights(CodeWriter w, SimdLevel simd, int count)
     {
         w.Line("ref float wf = ref rp;");
         w.OpenBlock();
         w.Line("int i = 0;");
-        if (simd == "auto")
-            w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)i))), ref wf, (nuint)i);");
-        if (simd != "none")
+        if (simd == SimdLevel.Auto)
+            w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rw", "i")}, ref wf, (nuint)i);");
+        if (simd != SimdLevel.None)
             w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
         w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
         w.Close();
@@ -369,7 +368,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     sealed class Int8Rows(KernelContext k, Requant? requant) : DepthwiseRowsEmitter.Flavor
     {
         readonly int _zero = k.Int("zero");
-        readonly bool _bytes = k.Inputs[0].IsUInt8;
+        readonly bool _bytes = k.Inputs[0].Element == TensorElement.UInt8;
 
         /// <summary>A uint8 input is read in place: each load widens its bytes to float32 (less the zero point).</summary>
         public override string Load(string v, int width, string offset, bool constant, string? at = null)
@@ -392,7 +391,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         /// </summary>
         public override string? LoadEven(string v, int width, string offset, bool constant, string? at = null)
         {
-            if (!_bytes || k.Simd != "auto" || width is not (16 or 8)) return null;
+            if (!_bytes || k.Simd != SimdLevel.Auto || width is not (16 or 8)) return null;
             string pairsAt = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref {at ?? "xb"}, {offset}))";
             string pairs = width == 16
                 ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({pairsAt}))"
@@ -441,18 +440,15 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             string inverse = KernelContext.F(1f / k.Float("scale"));
             w.Line($"ref float src = ref {U}.Add(ref rx, plane * {g.Plane});");
             w.Line("int i = 0;");
-            if (k.Simd == "auto")
-                foreach (var v in new[] { V512, V256 })
-                    w.Line($"if ({v}.IsHardwareAccelerated) for (; i <= {g.Plane - (v == V512 ? 16 : 8)}; i += {(v == V512 ? 16 : 8)}) {v}.StoreUnsafe({Quantized(v, "src", inverse)}, ref qp, (nuint)i);");
-            if (k.Simd != "none")
-                w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {g.Plane - 4}; i += 4) {V128}.StoreUnsafe({Quantized(V128, "src", inverse)}, ref qp, (nuint)i);");
+            SimdLadder.CascadeLines(w, SimdLadder.Widths(k.Simd),
+                x => $"for (; i <= {g.Plane - x.Floats}; i += {x.Floats}) {x.V}.StoreUnsafe({Quantized(x.V, "src", inverse)}, ref qp, (nuint)i);");
             w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
         }
 
         string Quantized(string v, string src, string inverse) =>
             ConvInt8Kernel.QuantizedFloats(v, $"{v}.LoadUnsafe(ref {src}, (nuint)i) * {v}.Create({inverse})", _zero, lessZero: true);
 
-        public override void Store(CodeWriter w, DepthwiseRowsEmitter.Shape g, DepthwiseRowsEmitter.Level l, string at, int lanes, bool partial)
+        public override void Store(CodeWriter w, DepthwiseRowsEmitter.Shape g, SimdWidth l, string at, int lanes, bool partial)
         {
             string v = l.V;
             w.Line($"var sum = {v}.ConvertToInt32Native(acc0) + vb;");
@@ -460,19 +456,19 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             {
                 w.Line($"var done = {GemmEmitter.VectorActivation(k.Node, v, $"{v}.ConvertToSingle(sum) * vm") ?? $"{v}.ConvertToSingle(sum) * vm"};");
                 if (!partial) w.Line($"{v}.StoreUnsafe(done, ref yp, (nuint)({at}));");
-                else DepthwiseRowsEmitter.StorePrefix(w, "done", l.Width, lanes, at);
+                else DepthwiseRowsEmitter.StorePrefix(w, "done", l.Floats, lanes, at);
                 if (GemmEmitter.VectorActivation(k.Node, v, "v") is null)
                     w.Line($"for (int e = 0; e < {lanes}; e++) {{ float v = {U}.Add(ref yp, {at} + e); {U}.Add(ref yp, {at} + e) = {k.Act()}; }}");
                 return;
             }
             // uint8 out: a narrow row's spare bytes land on the next row, written later; the plane's last row writes only its own.
-            if (l.Width == 16)
+            if (l.Floats == 16)
             {
                 w.Line($"var q = {requant.Vector16("sum", "vim")};");
                 if (!partial) w.Line($"{V128}.StoreUnsafe(q, ref yp, (nuint)({at}));");
                 else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {V128}.GetElement(q, {e});");
             }
-            else if (l.Width == 8)
+            else if (l.Floats == 8)
             {
                 w.Line($"ulong q = PackBytes8({requant.Vector("sum", "vim")});");
                 if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
@@ -480,7 +476,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             }
             else
             {
-                if (k.Simd == "auto" && l.Width == 4)
+                if (k.Simd == SimdLevel.Auto && l.Floats == 4)
                 {
                     // Rows of 4 (4x4 planes): the 8-lane requantization on the sums and 4 zero lanes, 4 bytes out.
                     w.Open($"if ({X86}.Avx2.IsSupported)");
@@ -491,7 +487,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                     w.Open("else");
                 }
                 for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
-                if (k.Simd == "auto" && l.Width == 4) w.Close();
+                if (k.Simd == SimdLevel.Auto && l.Floats == 4) w.Close();
             }
         }
 
@@ -508,20 +504,14 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     }
 
     /// <summary>y3 = clamp(round(y1·inverseScale) + zero, 0, 255) over the whole plane, the arithmetic of QuantizeU8.</summary>
-    static void Quantize(CodeWriter w, string simd, int length, string inverse, int zero)
+    static void Quantize(CodeWriter w, SimdLevel simd, int length, string inverse, int zero)
     {
         w.Line("int i = 0;");
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        if (simd != "none") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
-            var (v, width) = levels[l];
-            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated)");
-            w.Line($"var s = {v}.Create({inverse});");
-            w.Line($"for (; i < {length}; i += {width}) {v}.StoreUnsafe({ConvInt8Kernel.QuantizedFloats(v, $"{v}.LoadUnsafe(ref rr, (nuint)i) * s", zero, lessZero: false)}, ref rp, (nuint)i);");
-            w.Close();
-        }
+            w.Line($"var s = {x.V}.Create({inverse});");
+            w.Line($"for (; i < {length}; i += {x.Floats}) {x.V}.StoreUnsafe({ConvInt8Kernel.QuantizedFloats(x.V, $"{x.V}.LoadUnsafe(ref rr, (nuint)i) * s", zero, lessZero: false)}, ref rp, (nuint)i);");
+        });
         w.Line($"for (; i < {length}; i++) {U}.Add(ref rp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref rr, i) * {inverse}) + {zero}f, 0f, 255f); // (byte): a NaN becomes 0, as in QuantizeU8");
     }
 }

@@ -30,19 +30,11 @@ internal static class DepthwiseRowsEmitter
         public int Taps => KH * KW;
     }
 
-    internal readonly struct Level
-    {
-        public Level(int width, bool fused) { Width = width; Fused = fused; }
-        public int Width { get; }
-        public bool Fused { get; }
-        public string V => Intrinsics + "Vector" + (Width * 32);
-    }
-
     /// <summary>The strips' view of a depthwise node, or null when it does not suit them (dilation, strides, rank).</summary>
     internal static Shape? Geometry(ArtifactNode node, ArtifactTensor x, ArtifactTensor y)
     {
         if (x.Shape.Length != 4 || y.Shape.Length != 4 || y.Shape[1] % x.Shape[1] != 0) return null;
-        int[] k = KernelEmitter.Ints(node, "kernel"), s = KernelEmitter.Ints(node, "strides"), d = KernelEmitter.Ints(node, "dilations"), p = KernelEmitter.Ints(node, "pads");
+        int[] k = KernelEmitter.Window(node).Kernel, s = KernelEmitter.Window(node).Strides, d = KernelEmitter.Window(node).Dilations, p = KernelEmitter.Window(node).Pads;
         if (d[0] != 1 || d[1] != 1 || s[1] is not (1 or 2)) return null;
         return new Shape
         {
@@ -52,11 +44,11 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>Writes the float32 kernel and returns true, or returns false when the shape does not suit it.</summary>
-    public static bool TryEmit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    public static bool TryEmit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         if (outputs.Length != 1 || Geometry(node, x, y) is not { } g) return false;
-        int[] p = KernelEmitter.Ints(node, "pads");
+        int[] p = KernelEmitter.Window(node).Pads;
         bool hasBias = inputs.Length > 2;
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, {Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line($"// Per channel, each output row in vector strips; a strip walks down the plane keeping {g.Accumulators} output row(s) in");
@@ -83,7 +75,7 @@ internal static class DepthwiseRowsEmitter
         public abstract void BeginPlane(CodeWriter w, Shape g, string? v);
 
         /// <summary>Stores accumulator 0, the output row's columns from <paramref name="at"/> (within the plane); partial: only the first lanes.</summary>
-        public abstract void Store(CodeWriter w, Shape g, Level l, string at, int lanes, bool partial);
+        public abstract void Store(CodeWriter w, Shape g, SimdWidth l, string at, int lanes, bool partial);
 
         /// <summary>Stores the float <c>sum</c> of one output at <paramref name="at"/> (within the plane).</summary>
         public abstract void StoreScalar(CodeWriter w, Shape g, string at);
@@ -124,13 +116,13 @@ internal static class DepthwiseRowsEmitter
             w.Line(v is null ? $"float start = {b};" : $"var start = {(hasBias ? $"{v}.Create({b})" : $"{v}<float>.Zero")};");
         }
 
-        public override void Store(CodeWriter w, Shape g, Level l, string at, int lanes, bool partial)
+        public override void Store(CodeWriter w, Shape g, SimdWidth l, string at, int lanes, bool partial)
         {
             string v = l.V;
             string? value = GemmEmitter.VectorActivation(node, v, "acc0");
             w.Line($"var done = {value ?? "acc0"};");
             if (!partial) w.Line($"{v}.StoreUnsafe(done, ref yp, (nuint)({at}));"); // a narrow row's spare lanes land on the next row, written later
-            else StorePrefix(w, "done", l.Width, lanes, at);
+            else StorePrefix(w, "done", l.Floats, lanes, at);
             if (value is null)
                 w.Line($"for (int e = 0; e < {lanes}; e++) {{ float v = {U}.Add(ref yp, {at} + e); {U}.Add(ref yp, {at} + e) = {KernelEmitter.Act(node)}; }}");
         }
@@ -143,26 +135,15 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>The kernel's body (inside its method, after the span checks): one loop over the planes per SIMD level, then scalar.</summary>
-    internal static void EmitBody(CodeWriter w, Shape g, string simd, Flavor flavor)
+    internal static void EmitBody(CodeWriter w, Shape g, SimdLevel simd, Flavor flavor)
     {
-        var levels = new List<Level>();
-        if (simd == "auto") { levels.Add(new Level(16, true)); levels.Add(new Level(8, true)); }
-        if (simd != "none") levels.Add(new Level(4, false));
-        // A level is worth it when a row fills more than half a vector, and it needs a plane at least a
+        // A width is worth it when a row fills more than half a vector, and it needs a plane at least a
         // vector long (the loads moved inside the plane).
-        levels = levels.Where(l => 2 * g.OW > l.Width && g.Plane >= l.Width).ToList();
-        for (int i = 0; i < levels.Count; i++)
-        {
-            w.Open($"{(i == 0 ? "if" : "else if")} ({levels[i].V}.IsHardwareAccelerated)");
-            EmitLevel(w, g, levels[i], flavor);
-            w.Close();
-        }
-        if (levels.Count > 0) w.Open("else");
-        EmitScalar(w, g, flavor);
-        if (levels.Count > 0) w.Close();
+        var widths = SimdLadder.Widths(simd).Where(l => 2 * g.OW > l.Floats && g.Plane >= l.Floats).ToList();
+        SimdLadder.Chain(w, widths, l => EmitLevel(w, g, l, flavor), () => EmitScalar(w, g, flavor));
     }
 
-    static void EmitLevel(CodeWriter w, Shape g, Level l, Flavor flavor)
+    static void EmitLevel(CodeWriter w, Shape g, SimdWidth l, Flavor flavor)
     {
         w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
         w.Line($"int ch = plane % {g.M};");
@@ -170,7 +151,7 @@ internal static class DepthwiseRowsEmitter
 
         // Strips: whole vectors from the left, and a last one ending at the row's end (overlapping the one
         // before it) when OW is not a multiple of the width; a row narrower than a vector is one strip.
-        int width = l.Width;
+        int width = l.Floats;
         var starts = new List<int>();
         if (g.OW <= width) starts.Add(0);
         else
@@ -215,7 +196,7 @@ internal static class DepthwiseRowsEmitter
     }
 
     /// <summary>One strip (columns c0.. of every output row; c0 null: the loop variable c0) down the plane.</summary>
-    static void EmitStrip(CodeWriter w, Flavor flavor, Shape g, Level l, int? c0, int lanes)
+    static void EmitStrip(CodeWriter w, Flavor flavor, Shape g, SimdWidth l, int? c0, int lanes)
     {
         int a = g.Accumulators;
         w.Line($"{l.V}<float> {string.Join(", ", Enumerable.Range(0, a).Select(j => $"acc{j} = start"))};");
@@ -243,10 +224,10 @@ internal static class DepthwiseRowsEmitter
     /// <summary>The input rows first read for output row oy, as offsets r: input row oy·sH − pT + r.</summary>
     static int FirstNewRow(Shape g, int? oy) => oy == 0 ? 0 : Math.Max(0, g.KH - g.SH);
 
-    static bool Regular(Shape g, Level l, int? c0, int lanes, int oy)
+    static bool Regular(Shape g, SimdWidth l, int? c0, int lanes, int oy)
     {
         if (oy == 0) return false;
-        if (lanes < l.Width && oy == g.OH - 1) return false; // the last row is stored in parts
+        if (lanes < l.Floats && oy == g.OH - 1) return false; // the last row is stored in parts
         for (int r = FirstNewRow(g, oy); r < g.KH; r++)
         {
             int iy = oy * g.SH - g.PT + r;
@@ -257,7 +238,7 @@ internal static class DepthwiseRowsEmitter
                 for (int kw = 0; kw < g.KW; kw++)
                 {
                     int q = iy * g.W + g.SW * c + kw - g.PL;
-                    if (q < 0 || q + (g.SW == 1 ? l.Width : 2 * l.Width) > g.Plane) return false;
+                    if (q < 0 || q + (g.SW == 1 ? l.Floats : 2 * l.Floats) > g.Plane) return false;
                 }
         }
         return true;
@@ -267,7 +248,7 @@ internal static class DepthwiseRowsEmitter
     /// Output row oy (null: the loop variable) of the strip: the input rows it reads first, added into
     /// every accumulator they reach; then accumulator 0 (row oy, now complete) stored and the rest rolled.
     /// </summary>
-    static void EmitRow(CodeWriter w, Flavor flavor, Shape g, Level l, int? c0, int lanes, int? oy)
+    static void EmitRow(CodeWriter w, Flavor flavor, Shape g, SimdWidth l, int? c0, int lanes, int? oy)
     {
         string v = l.V;
         int a = g.Accumulators;
@@ -295,7 +276,7 @@ internal static class DepthwiseRowsEmitter
                 }
         }
         string at = $"{(oy is int o2 ? CodeWriter.N((long)o2 * g.OW) : $"oy * {g.OW}")}{(c0 is int c ? (c == 0 ? "" : $" + {c}") : " + c0")}";
-        flavor.Store(w, g, l, at, lanes, partial: lanes < l.Width && oy == g.OH - 1);
+        flavor.Store(w, g, l, at, lanes, partial: lanes < l.Floats && oy == g.OH - 1);
         if (a > 1) w.Line(string.Join(" ", Enumerable.Range(0, a - 1).Select(j => $"acc{j} = acc{j + 1};")) + $" acc{a - 1} = start;");
         else w.Line("acc0 = start;");
         w.Close();
@@ -305,10 +286,10 @@ internal static class DepthwiseRowsEmitter
     /// The kW tap vector of input row oy·sH − pT + r for the strip: lane e holds input column
     /// sW·(c0 + e) + kw − pL, or zero where that column is padding.
     /// </summary>
-    static string Tap(Flavor flavor, Shape g, Level l, int? c0, int lanes, int? oy, int r, int kw)
+    static string Tap(Flavor flavor, Shape g, SimdWidth l, int? c0, int lanes, int? oy, int r, int kw)
     {
         string v = l.V;
-        int width = l.Width;
+        int width = l.Floats;
         int? q = oy is int o && c0 is int c ? (o * g.SH - g.PT + r) * g.W + g.SW * c + kw - g.PL : null;
         string QExpr(int extra)
         {

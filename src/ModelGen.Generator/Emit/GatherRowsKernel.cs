@@ -5,9 +5,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>Gather with indices given at run time (an embedding lookup): each index selects a slab of x, copied whole.</summary>
 internal sealed class GatherRowsKernel : IKernel
 {
-    public string Kernel => "GatherRows";
+    public KernelKind Kernel => KernelKind.GatherRows;
 
-    public string InputName(int i) => i == 0 ? "x" : "indices";
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "x" : "indices";
 
     public void Emit(KernelContext k)
     {

@@ -45,39 +45,23 @@ internal static class GemmEmitter
 {
     const string Unsafe = "global::System.Runtime.CompilerServices.Unsafe";
 
-    sealed record Level(string V, int Width, int MaxAccumulators, bool Fused);
-
-    static List<Level> Levels(string simd)
-    {
-        var levels = new List<Level>();
-        // Accumulators: x64 has 32 vector registers with AVX-512, 16 with AVX2/SSE; the rest hold B's vectors and A's broadcast.
-        if (simd == "auto")
-        {
-            levels.Add(new Level("global::System.Runtime.Intrinsics.Vector512", 16, 24, true));
-            levels.Add(new Level("global::System.Runtime.Intrinsics.Vector256", 8, 12, true));
-        }
-        // Vector128 multiplies then adds: where it is the best level (x64 without AVX, NativeAOT's default
-        // target) FMA may be missing and the fused form would fall back to a slow exact emulation.
-        if (simd is "auto" or "vector128") levels.Add(new Level("global::System.Runtime.Intrinsics.Vector128", 4, 12, false));
-        return levels;
-    }
+    /// <summary>
+    /// Accumulators a tile may keep: x64 has 32 vector registers with AVX-512, 16 with AVX2/SSE; the rest hold
+    /// B's vectors and A's broadcast. (Vector128 multiplies then adds: see <see cref="SimdWidth.Fused"/>.)
+    /// </summary>
+    static int MaxAccumulators(SimdWidth width) => width.Bits == 512 ? 24 : 12;
 
     /// <summary>Emits the GEMM; the refs, <c>ra</c>-style names in <paramref name="g"/>, must be in scope.</summary>
-    public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, string simd)
+    public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, SimdLevel simd)
     {
-        var levels = Levels(simd);
+        var levels = SimdLadder.Widths(simd);
         if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("global::System.Span<float> edge = stackalloc float[16];");
         if (HasColumnBuffer(g) && levels.Count > 0) w.Line($"global::System.Span<float> column = stackalloc float[{g.K}];");
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, levels, top => EmitLevel(w, g, node, levels.SkipWhile(x => x != top).ToList()), () =>
         {
-            w.Open($"{(l == 0 ? "if" : "else if")} ({levels[l].V}.IsHardwareAccelerated)");
-            EmitLevel(w, g, node, levels.Skip(l).ToList());
-            w.Close();
-        }
-        if (levels.Count > 0) w.Open("else");
-        g.GatherB?.Invoke(w, "0", N(g.K));
-        EmitScalar(w, g, node);
-        if (levels.Count > 0) w.Close();
+            g.GatherB?.Invoke(w, "0", N(g.K));
+            EmitScalar(w, g, node);
+        });
         if (KernelEmitter.HasActivation(node) && VectorActivation(node, "x", "v") is null)
         {
             w.Line("// The activation, over C once the sums are done.");
@@ -134,17 +118,17 @@ internal static class GemmEmitter
     /// of NR vectors, single vectors, narrower vectors, scalars), then row blocks of MR, so each tile of
     /// B is reused by every row block while it is in L1.
     /// </summary>
-    static void EmitLevel(CodeWriter w, GemmSpec g, ArtifactNode node, List<Level> ladder)
+    static void EmitLevel(CodeWriter w, GemmSpec g, ArtifactNode node, List<SimdWidth> ladder)
     {
         var top = ladder[0];
-        int mr = g.M == 1 ? 1 : Math.Min(g.M, top.Width == 16 ? 6 : 4);
-        int vectors = g.N / top.Width;
+        int mr = g.M == 1 ? 1 : Math.Min(g.M, top.Floats == 16 ? 6 : 4);
+        int vectors = g.N / top.Floats;
         int nr = g.M == 1
-            ? Math.Max(1, Math.Min(vectors, top.MaxAccumulators - 4))
-            : Math.Max(1, Math.Min(top.MaxAccumulators / mr, Math.Min(vectors, top.Width == 16 ? 4 : 3)));
+            ? Math.Max(1, Math.Min(vectors, MaxAccumulators(top) - 4))
+            : Math.Max(1, Math.Min(MaxAccumulators(top) / mr, Math.Min(vectors, top.Floats == 16 ? 4 : 3)));
         // The tile of B that every row block reuses is K × (NR vectors); cut K so that it fits in L1.
         int kc = g.K;
-        long rowBytes = (long)Math.Min(g.N, nr * top.Width) * 4;
+        long rowBytes = (long)Math.Min(g.N, nr * top.Floats) * 4;
         if (g.M > mr && g.K * rowBytes > L1Budget) kc = (int)Math.Max(64, L1Budget / rowBytes / 8 * 8);
         // A gathered B is gathered a chunk at a time when every column is summed inside the chunk loop (the columns
         // left after it read all of K); its chunks then hold whole input channels.
@@ -165,7 +149,7 @@ internal static class GemmEmitter
             }
         }
         int n = 0;
-        int tile = nr * top.Width;
+        int tile = nr * top.Floats;
         int tiles = g.N / tile;
         if (tiles > 0)
         {
@@ -174,24 +158,24 @@ internal static class GemmEmitter
             if (tiles > 1) w.Close();
             n = tiles * tile;
         }
-        int singles = (g.N - n) / top.Width;
+        int singles = (g.N - n) / top.Floats;
         if (singles > 0)
         {
             RowBlocks(w, g, node, top, mr, singles, N(n), chunk);
-            n += singles * top.Width;
+            n += singles * top.Floats;
         }
         int partialFrom = -1;
-        if (n < g.N && g.PaddedColumns >= n + top.Width)
+        if (n < g.N && g.PaddedColumns >= n + top.Floats)
         {
             partialFrom = n;
             n = g.N;
         }
         foreach (var narrower in ladder.Skip(1))
         {
-            if (g.N - n < narrower.Width) continue;
-            int count = (g.N - n) / narrower.Width;
+            if (g.N - n < narrower.Floats) continue;
+            int count = (g.N - n) / narrower.Floats;
             RowBlocks(w, g, node, narrower, mr, count, N(n), chunk);
-            n += count * narrower.Width;
+            n += count * narrower.Floats;
         }
         int tailFrom = n;
         if (chunk.Var is not null) w.Close();
@@ -212,22 +196,22 @@ internal static class GemmEmitter
     /// Whether EmitLevel sums every column of C inside its chunk loop: no last columns narrower than any vector
     /// and no partial vector over B's padding (those read all of K after the loop). The same steps as EmitLevel.
     /// </summary>
-    static bool ColumnsInChunkLoop(GemmSpec g, List<Level> ladder, int nr)
+    static bool ColumnsInChunkLoop(GemmSpec g, List<SimdWidth> ladder, int nr)
     {
         var top = ladder[0];
-        int tile = nr * top.Width;
+        int tile = nr * top.Floats;
         int n = g.N / tile * tile;
-        n += (g.N - n) / top.Width * top.Width;
-        if (n < g.N && g.PaddedColumns >= n + top.Width) return false;
+        n += (g.N - n) / top.Floats * top.Floats;
+        if (n < g.N && g.PaddedColumns >= n + top.Floats) return false;
         foreach (var narrower in ladder.Skip(1))
-            n += (g.N - n) / narrower.Width * narrower.Width;
+            n += (g.N - n) / narrower.Floats * narrower.Floats;
         return n == g.N;
     }
 
     static string N(int v) => v.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     /// <summary>Every row block (MR rows, then the remainder) of one column segment.</summary>
-    static void RowBlocks(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int mr, int vectors, string n0, Chunk chunk, int partial = 0)
+    static void RowBlocks(CodeWriter w, GemmSpec g, ArtifactNode node, SimdWidth level, int mr, int vectors, string n0, Chunk chunk, int partial = 0)
     {
         int fullRows = g.M - g.M % mr;
         if (fullRows > mr)
@@ -241,17 +225,17 @@ internal static class GemmEmitter
     }
 
     /// <summary>An MR×(NR vectors) block of C: accumulators in registers over the K loop, then one store each.</summary>
-    static void Tile(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int rows, int nr, string m0, string n0, Chunk chunk, int partial = 0)
+    static void Tile(CodeWriter w, GemmSpec g, ArtifactNode node, SimdWidth level, int rows, int nr, string m0, string n0, Chunk chunk, int partial = 0)
     {
         string v = level.V;
         var rs = Enumerable.Range(0, rows).ToArray();
         var qs = Enumerable.Range(0, nr).ToArray();
         w.OpenBlock();
-        string Cell(int r, int q) => $"{g.CBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * level.Width}";
+        string Cell(int r, int q) => $"{g.CBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * level.Floats}";
         foreach (int r in rs)
             w.Line(string.Join(" ", qs.Select(q => chunk.Var is null
-                ? $"{v}<float> c{r}_{q} = {Init(g, v, level.Width, r, q, m0, n0)};"
-                : $"{v}<float> c{r}_{q} = firstChunk ? {Init(g, v, level.Width, r, q, m0, n0)} : {v}.LoadUnsafe(ref {g.C}, (nuint)({Cell(r, q)}));")));
+                ? $"{v}<float> c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};"
+                : $"{v}<float> c{r}_{q} = firstChunk ? {Init(g, v, level.Floats, r, q, m0, n0)} : {v}.LoadUnsafe(ref {g.C}, (nuint)({Cell(r, q)}));")));
         string k0 = chunk.Var ?? "0";
         // pa and pb walk A's column and B's row as references: every load is then a register plus a constant,
         // and no index arithmetic competes with the multiply-adds for the vector ports.
@@ -261,7 +245,7 @@ internal static class GemmEmitter
             : $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
         w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
         foreach (int q in qs)
-            w.Line(q == 0 ? $"{v}<float> b0 = {v}.LoadUnsafe(ref pb);" : $"{v}<float> b{q} = {v}.LoadUnsafe(ref pb, {q * level.Width});");
+            w.Line(q == 0 ? $"{v}<float> b0 = {v}.LoadUnsafe(ref pb);" : $"{v}<float> b{q} = {v}.LoadUnsafe(ref pb, {q * level.Floats});");
         foreach (int r in rs)
         {
             w.Line(r == 0 ? $"{v}<float> a0 = {v}.Create(pa);" : $"{v}<float> a{r} = {v}.Create({Unsafe}.Add(ref pa, {r * g.Lda}));");
@@ -334,10 +318,10 @@ internal static class GemmEmitter
     /// Columns [from, to), narrower than any vector: each copied out of B into a contiguous column, then
     /// for every row of C one vector dot product over K (A's rows are contiguous).
     /// </summary>
-    static void DotColumns(CodeWriter w, GemmSpec g, ArtifactNode node, Level level, int from, int to)
+    static void DotColumns(CodeWriter w, GemmSpec g, ArtifactNode node, SimdWidth level, int from, int to)
     {
         string v = level.V;
-        int width = level.Width;
+        int width = level.Floats;
         w.Open($"for (int c = {from}; c < {to}; c++)");
         w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
         w.Line("ref float rcol = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(column);");

@@ -5,9 +5,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>Gemm with operands computed at run time: Y = alpha·A'·B' + beta·C (C broadcast to [M, N]).</summary>
 internal sealed class GemmKernel : IKernel
 {
-    public string Kernel => "Gemm";
+    public KernelKind Kernel => KernelKind.Gemm;
 
-    public string InputName(int i) => new[] { "a", "b", "c" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "a", "b", "c" }[i];
 
     public void Emit(KernelContext k)
     {
@@ -37,9 +37,9 @@ internal sealed class GemmKernel : IKernel
 /// <summary>Clip whose bounds are inputs given at run time (scalars).</summary>
 internal sealed class ClipRuntimeKernel : IKernel
 {
-    public string Kernel => "ClipRuntime";
+    public KernelKind Kernel => KernelKind.ClipRuntime;
 
-    public string InputName(int i) => new[] { "x", "first", "second" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "first", "second" }[i];
 
     public void Emit(KernelContext k)
     {

@@ -24,7 +24,7 @@ internal static class GemvEmitter
     /// shifted into place in registers (vpermt2ps, by wPhase floats): a misaligned 64-byte load touches two
     /// cache lines, which halved the rate the weights came from L2 (74 against 144 GB/s measured here).
     /// </summary>
-    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
         int n = int.Parse(node.Attributes["n"], System.Globalization.CultureInfo.InvariantCulture);
@@ -59,48 +59,36 @@ internal static class GemvEmitter
             w.Line($"x.Slice({fullChunks * 16}, {tail}).CopyTo(xTail);");
             w.Line("ref float rt = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xTail);");
         }
-        const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128";
         if (zigzag) w.Line($"bool backward = s_{name}Backward; s_{name}Backward = !backward;");
         var ctx = new PanelContext(node, n, chunks, fullChunks, tail, hasBias, zigzag);
-        bool any = false;
-        if (simd == "auto")
+        // AVX-512 realigns its loads with vpermt2ps (an x86 instruction): Vector512 elsewhere takes the scalar path.
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
-            w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
             w.Line("nuint p = 0;");
+            if (x.Bits != 512)
+            {
+                Panels(w, ctx, x.V, x.Floats, x.Fused ? PanelMode.Fused : PanelMode.Plain);
+                return;
+            }
             w.Open("if (wPhase >= 0)");
             w.Line($"ref float ra = ref {U}.Subtract(ref rw, wPhase);");
-            w.Line($"var shift = {V512}<int>.Indices + {V512}.Create(wPhase);");
-            w.Line($"var prev = {V512}.LoadUnsafe(ref ra);");
+            w.Line($"var shift = {x.V}<int>.Indices + {x.V}.Create(wPhase);");
+            w.Line($"var prev = {x.V}.LoadUnsafe(ref ra);");
             w.Line("p = 16;");
-            Panels(w, ctx, V512, 16, PanelMode.Realigned);
+            Panels(w, ctx, x.V, 16, PanelMode.Realigned);
             w.Close();
             w.Open("else");
-            Panels(w, ctx, V512, 16, PanelMode.Fused);
+            Panels(w, ctx, x.V, 16, PanelMode.Fused);
             w.Close();
-            w.Close();
-            w.Open($"else if ({V256}.IsHardwareAccelerated)");
-            w.Line("nuint p = 0;");
-            Panels(w, ctx, V256, 8, PanelMode.Fused);
-            w.Close();
-            any = true;
-        }
-        if (simd is "auto" or "vector128")
+        }, () =>
         {
-            w.Open($"{(any ? "else if" : "if")} ({V128}.IsHardwareAccelerated)");
-            w.Line("nuint p = 0;");
-            Panels(w, ctx, V128, 4, PanelMode.Plain);
+            w.Open($"for (int j = 0; j < {n}; j++)");
+            w.Line("float sum = 0f;");
+            w.Line($"int panel = (j >> 2) * {chunks * 64} + (j & 3) * 16;");
+            w.Line($"for (int i = 0; i < {k}; i++) sum += {U}.Add(ref rx, i) * {U}.Add(ref rw, panel + (i >> 4) * 64 + (i & 15));");
+            w.Line(DenseEpilogue.Store(node, "sum", null, hasBias, "j"));
             w.Close();
-            any = true;
-        }
-        if (any) w.Open("else");
-        w.Open($"for (int j = 0; j < {n}; j++)");
-        w.Line("float sum = 0f;");
-        w.Line($"int panel = (j >> 2) * {chunks * 64} + (j & 3) * 16;");
-        w.Line($"for (int i = 0; i < {k}; i++) sum += {U}.Add(ref rx, i) * {U}.Add(ref rw, panel + (i >> 4) * 64 + (i & 15));");
-        w.Line($"float v = sum{(hasBias ? " + b[j]" : "")};");
-        w.Line($"y[j] = {KernelEmitter.Act(node)};");
-        w.Close();
-        if (any) w.Close();
+        }, guard: x => x.Bits == 512 ? x.AcceleratedX86 : x.Accelerated);
         w.Close();
     }
 
@@ -172,7 +160,7 @@ internal static class GemvEmitter
             w.Close();
         }
         for (int r = 0; r < rows; r++)
-            w.Line($"{{ float v = {v}.Sum(a{r}){(c.HasBias ? $" + b[{j} + {r}]" : "")}; y[{j} + {r}] = {KernelEmitter.Act(c.Node)}; }}");
+            w.Line(DenseEpilogue.Store(c.Node, $"{v}.Sum(a{r})", null, c.HasBias, r == 0 ? j : $"{j} + {r}"));
     }
 
     /// <summary>16 columns of 4 rows: 256 bytes of the stream at p, x (or xTail) at the matching columns.</summary>
@@ -207,122 +195,82 @@ internal static class GemvEmitter
         w.Line("p += 64;");
     }
 
-    /// <summary>
-    /// Weight-only int8, one row: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j]. Each step loads 16 (or 8) int8
-    /// weights, sign-extends them to int32 and converts them to float32 in registers (vpmovsxbd,
-    /// vcvtdq2ps), then a fused multiply-add with x: a quarter of the bytes of float32 weights to read.
-    /// Without Vector512 or Vector256 (x86), the weights are converted one by one.
-    /// </summary>
-    public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    /// <summary>Weight-only int8, one row: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j], q [N, K] row-major.</summary>
+    public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
-        var x = inputs[0]; var wt = inputs[1];
+        var wt = inputs[1];
         int n = wt.Shape[0], k = wt.Shape[1];
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int8 weights: y[j] = scale[j]·Σk q[j, k]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, q {CodeWriter.Shape(wt.Shape)} int8 row-major{KernelEmitter.ActName(node)}.");
-        KernelEmitter.OpenKernel(w, name, sig);
-        string bias = hasBias ? " || b.Length < " + n : "";
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{bias} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-        const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", V64 = "global::System.Runtime.Intrinsics.Vector64";
-        var levels = new List<(string V, int Width, string Convert)>();
-        if (simd == "auto")
-        {
-            levels.Add((V512, 16, $"{V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rw, (nuint)(at))))"));
-            levels.Add((V256, 8, $"{V256}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx2.ConvertToVector256Int32({V128}.Create({V64}.LoadUnsafe(ref rw, (nuint)(at)), {V64}<sbyte>.Zero)))"));
-        }
-        levels = levels.Where(l => k >= l.Width).ToList();
-        for (int l = 0; l < levels.Count; l++)
-        {
-            var (v, width, convert) = levels[l];
-            // The x86 conversions are there whenever these vector sizes are accelerated on x86; elsewhere the scalar loop runs.
-            string isa = width == 16 ? "global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported" : "global::System.Runtime.Intrinsics.X86.Avx2.IsSupported";
-            w.Open($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated && {isa})");
-            int rows = 4, full = n - n % rows, vectorEnd = k - k % width;
-            foreach (var (from, to, count) in new[] { (0, full, rows), (full, n, 1) })
-            {
-                if (to <= from) continue;
-                w.Open($"for (int j = {from}; j < {to}; j += {count})");
-                var rs = Enumerable.Range(0, count).ToArray();
-                w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
-                w.Line($"int row = j * {k};");
-                w.Open($"for (int i = 0; i < {vectorEnd}; i += {width})");
-                w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)i);");
-                foreach (int r in rs)
-                    w.Line($"a{r} = {v}.FusedMultiplyAdd({convert.Replace("(at)", $"(row + {r * k} + i)")}, xv, a{r});");
-                w.Close();
-                foreach (int r in rs)
-                {
-                    w.Line($"float s{r} = {v}.Sum(a{r});");
-                    if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) s{r} += {U}.Add(ref rx, i) * {U}.Add(ref rw, row + {r * k} + i);");
-                    w.Line($"{{ float v = scales[j + {r}] * s{r}{(hasBias ? $" + b[j + {r}]" : "")}; y[j + {r}] = {KernelEmitter.Act(node)}; }}");
-                }
-                w.Close();
-            }
-            w.Close();
-        }
-        if (levels.Count > 0) w.Open("else");
-        w.Open($"for (int j = 0; j < {n}; j++)");
-        w.Line("float sum = 0f;");
-        w.Line($"for (int i = 0; i < {k}; i++) sum += {U}.Add(ref rx, i) * {U}.Add(ref rw, j * {k} + i);");
-        w.Line($"float v = scales[j] * sum{(hasBias ? " + b[j]" : "")};");
-        w.Line($"y[j] = {KernelEmitter.Act(node)};");
-        w.Close();
-        if (levels.Count > 0) w.Close();
-        w.Close();
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int8RowDecoder(k));
     }
 
-    /// <summary>
-    /// Weight-only int4, one row: y[j] = scale[j]·Σk (nibble[j, k] − 8)·x[k] + b[j]. Rows hold blocks of 32
-    /// weights in 16 bytes (element i in the low nibble of byte i, element i + 16 in the high nibble): per
-    /// block one load, a mask and a shift give two runs of 16 int4 values, sign-extended and converted to
-    /// float32 in registers. Elements past the last whole block, and machines without AVX-512, one by one.
-    /// </summary>
-    public static void EmitInt4(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    /// <summary>Weight-only int4, one row: y[j] = scale[j]·Σk (nibble[j, k] − 8)·x[k] + b[j], two weights a byte.</summary>
+    public static void EmitInt4(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
         int n = wt.Shape[0], rowBytes = wt.Shape[1], k = int.Parse(node.Attributes["k"], System.Globalization.CultureInfo.InvariantCulture);
         bool hasBias = inputs.Length > 3;
-        int blocks = k / 32;
-        const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
         w.Line($"// Fully connected, one row, int4 weights: y[j] = scale[j]·Σk (q[j, k] − 8)·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; q packed two per byte, {rowBytes} bytes a row{KernelEmitter.ActName(node)}.");
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int4BlockDecoder(k, rowBytes));
+    }
+
+    /// <summary>
+    /// The matrix-vector kernel over a weight decoder: rows in groups of the decoder's size, each group's
+    /// accumulators sharing every load of x; per row the vector sum, the columns past the vector loop one by
+    /// one, then the epilogue (scale, bias, activation). The scalar path, one row at a time, is the same sum.
+    /// </summary>
+    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d)
+    {
+        foreach (string line in d.Why) w.Line(line);
         KernelEmitter.OpenKernel(w, name, sig);
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref byte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-        string Scalar(string row, string acc) =>
-            $"{{ byte packed = {U}.Add(ref rw, {row} * {rowBytes} + (i >> 5) * 16 + (i & 15)); {acc} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
-        bool vector = simd == "auto" && blocks > 0;
-        if (vector)
+        w.Line($"ref {d.Element} rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        SimdLadder.Chain(w, d.Widths(simd), x =>
         {
-            w.Open($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)");
-            w.Line($"var low = {V128}.Create((byte)0x0F);");
-            w.Line($"var eight = {V128}.Create((sbyte)8);");
+            string v = x.V;
+            foreach (string line in d.Setup(x)) w.Line(line);
+            int rows = d.RowsPerStep, full = n - n % rows, vectorEnd = d.VectorColumns(x), step = d.Step(x), parts = step / x.Floats;
+            foreach (var (from, to, count) in new[] { (0, full, rows), (full, n, 1) })
+            {
+                if (to <= from) continue;
+                var rs = Enumerable.Range(0, count).ToArray();
+                w.Open($"for (int j = {from}; j < {to}; {(count == 1 ? "j++" : $"j += {count}")})");
+                w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
+                foreach (string line in d.RowsStart(x)) w.Line(line);
+                w.Open($"for (int i = 0; i < {vectorEnd}; i += {step})");
+                for (int part = 0; part < parts; part++)
+                    w.Line($"{v}<float> {Xv(part)} = {v}.LoadUnsafe(ref rx, (nuint){(part == 0 ? "i" : $"(i + {part * x.Floats})")});");
+                foreach (int r in rs)
+                {
+                    foreach (string line in d.Decode(x, r, count)) w.Line(line);
+                    for (int part = 0; part < parts; part++)
+                    {
+                        string weights = d.Part(x, r, count, part);
+                        w.Line(x.Fused ? $"a{r} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, a{r});" : $"a{r} += {weights} * {Xv(part)};");
+                    }
+                }
+                w.Close();
+                foreach (int r in rs)
+                {
+                    string row = r == 0 ? "j" : $"j + {r}";
+                    w.Line($"float s{r} = {v}.Sum(a{r});");
+                    if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) {d.ScalarTerm(row, $"s{r}")}");
+                    w.Line(DenseEpilogue.Store(node, $"s{r}", d.RowScale(row), hasBias, row));
+                }
+                w.Close();
+            }
+        }, () =>
+        {
             w.Open($"for (int j = 0; j < {n}; j++)");
-            w.Line($"{V512}<float> acc = {V512}<float>.Zero;");
-            w.Line($"ref byte row = ref {U}.Add(ref rw, j * {rowBytes});");
-            w.Open($"for (int block = 0; block < {blocks}; block++)");
-            w.Line($"var packed = {V128}.LoadUnsafe(ref row, (nuint)(block * 16));");
-            w.Line($"var first = {V128}.AsSByte(packed & low) - eight;");
-            w.Line($"var second = {V128}.AsSByte({V128}.ShiftRightLogical(packed, 4)) - eight;");
-            w.Line($"acc = {V512}.FusedMultiplyAdd({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(first)), {V512}.LoadUnsafe(ref rx, (nuint)(block * 32)), acc);");
-            w.Line($"acc = {V512}.FusedMultiplyAdd({V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32(second)), {V512}.LoadUnsafe(ref rx, (nuint)(block * 32 + 16)), acc);");
+            w.Line("float sum = 0f;");
+            w.Line($"for (int i = 0; i < {k}; i++) {d.ScalarTerm("j", "sum")}");
+            w.Line(DenseEpilogue.Store(node, "sum", d.RowScale("j"), hasBias, "j"));
             w.Close();
-            w.Line($"float sum = {V512}.Sum(acc);");
-            if (blocks * 32 < k) w.Line($"for (int i = {blocks * 32}; i < {k}; i++) {Scalar("j", "sum")}");
-            w.Line($"float v = scales[j] * sum{(hasBias ? " + b[j]" : "")};");
-            w.Line($"y[j] = {KernelEmitter.Act(node)};");
-            w.Close();
-            w.Close();
-            w.Open("else");
-        }
-        w.Open($"for (int j = 0; j < {n}; j++)");
-        w.Line("float sum = 0f;");
-        w.Line($"for (int i = 0; i < {k}; i++) {Scalar("j", "sum")}");
-        w.Line($"float v = scales[j] * sum{(hasBias ? " + b[j]" : "")};");
-        w.Line($"y[j] = {KernelEmitter.Act(node)};");
-        w.Close();
-        if (vector) w.Close();
+        }, guard: d.Guard);
         w.Close();
     }
+
+    static string Xv(int part) => part == 0 ? "xv" : "xv" + part.ToString(System.Globalization.CultureInfo.InvariantCulture);
 }

@@ -13,15 +13,15 @@ internal sealed class GlobalAveragePoolU8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
 
-    public string Kernel => "GlobalAveragePoolU8";
+    public KernelKind Kernel => KernelKind.GlobalAveragePoolU8;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        if (x.Shape.Length < 3 || !x.IsUInt8 || !y.IsUInt8 || y.ElementCount != (long)x.Shape[0] * x.Shape[1])
+        if (x.Shape.Length < 3 || x.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8 || y.ElementCount != (long)x.Shape[0] * x.Shape[1])
             throw new FormatException($"GlobalAveragePoolU8 '{k.Node.Name}': x must be uint8 [N, C, spatial…] and y uint8 [N, C, 1…]");
         long planes = y.ElementCount, n = x.ElementCount / planes;
         if (n * 255 > int.MaxValue) throw new FormatException($"GlobalAveragePoolU8 '{k.Node.Name}': planes of {n} bytes are too large to sum in int32");
@@ -33,7 +33,7 @@ internal sealed class GlobalAveragePoolU8Kernel : IKernel
         using var planeLoop = w.For("plane", planes, out string plane);
         w.Line($"ref byte p = ref {KernelEmitter.At(U, "rx", plane, n)};");
         w.Line("int sum = 0, i = 0;");
-        if (k.Simd != "none" && n >= 16)
+        if (k.Simd != SimdLevel.None && n >= 16)
         {
             w.Line("// Per step 16 bytes widened and added into four 32-bit lanes.");
             using (w.Block($"if ({V128}.IsHardwareAccelerated)"))

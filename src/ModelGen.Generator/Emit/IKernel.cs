@@ -7,15 +7,15 @@ namespace ModelGen.Generator.Emit;
 
 /// <summary>
 /// One kind of artifact kernel: writes the method for a node, specialised to its shapes. A new kernel
-/// is a class implementing this, listed in KernelEmitter's registry.
+/// is a class implementing this, listed in KernelEmitter's registry (the only dispatch on the kind).
 /// </summary>
 internal interface IKernel
 {
-    /// <summary>The artifact's <c>kernel=</c> value.</summary>
-    string Kernel { get; }
+    /// <summary>The kind this class emits.</summary>
+    KernelKind Kernel { get; }
 
-    /// <summary>The name of the kernel method's i-th input parameter.</summary>
-    string InputName(int i);
+    /// <summary>The name of the kernel method's i-th input parameter (for some kinds it depends on the node's form).</summary>
+    string InputName(ArtifactNode node, int i);
 
     /// <summary>Writes the comment and the method <c>public static void {Name}({Signature})</c>.</summary>
     void Emit(KernelContext k);
@@ -36,7 +36,7 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public ISet<string> Helpers { get; } = helpers;
 
     public ArtifactTensor Y => Outputs[0];
-    public string Simd => Model.Simd;
+    public SimdLevel Simd => Model.Simd;
 
     public string Attr(string key) =>
         Node.Attributes.TryGetValue(key, out var v) ? v : throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' lacks attribute '{key}'");
@@ -44,6 +44,8 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public int Int(string key) => int.Parse(Attr(key), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
     public float Float(string key) => float.Parse(Attr(key), NumberStyles.Float, CultureInfo.InvariantCulture);
     public int[] Ints(string key) => ArtifactText.ParseInts(Attr(key));
+    /// <summary>The node's window (Conv, pools, ConvInt8, DepthwiseInt8).</summary>
+    public KernelWindow Window => KernelEmitter.Window(Node);
 
     /// <summary>The fused activation applied to the local variable <paramref name="v"/>.</summary>
     public string Act(string v = "v") => KernelEmitter.Act(Node, v);

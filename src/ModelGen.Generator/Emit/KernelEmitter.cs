@@ -13,65 +13,57 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class KernelEmitter
 {
-    /// <summary>Kernels written in their own files (one class per kernel kind), by artifact kernel name.</summary>
-    static readonly Dictionary<string, IKernel> Registered = new IKernel[]
+    /// <summary>Every kernel kind's emitter, one class each (the float32 core ones in FloatKernels.cs).</summary>
+    static readonly Dictionary<KernelKind, IKernel> Registered = new IKernel[]
     {
+        new ConvKernel(), new MaxPoolKernel(), new DenseKernel(), new MatMulKernel(), new BinaryKernel(), new UnaryKernel(), new CopyKernel(),
         new RemapKernel(), new ReduceKernel(), new SoftmaxKernel(), new ChannelAffineKernel(), new NormalizeKernel(), new LrnKernel(),
         new AveragePoolKernel(), new GemmKernel(), new GatherRowsKernel(), new BatchNormKernel(), new CheckShapeKernel(), new ClipRuntimeKernel(),
         new SliceRuntimeKernel(), new PadRuntimeKernel(), new ConvTransposeKernel(), new ResizeLinearKernel(),
-        new RecurrentKernel("LSTM"), new RecurrentKernel("GRU"), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(), new DepthwiseInt8Kernel(), new MaxPoolU8Kernel(), new GlobalAveragePoolU8Kernel(), new AddU8Kernel(),
-    }.ToDictionary(k => k.Kernel, StringComparer.Ordinal);
+        new RecurrentKernel(KernelKind.LSTM), new RecurrentKernel(KernelKind.GRU), new ResizeRuntimeKernel(), new Pool3DKernel(), new ReduceRuntimeKernel(), new DenseInt8Kernel(), new ConvInt8Kernel(), new DepthwiseInt8Kernel(), new MaxPoolU8Kernel(), new GlobalAveragePoolU8Kernel(), new AddU8Kernel(),
+    }.ToDictionary(k => k.Kernel);
+
+    /// <summary>Whether a kernel kind has an emitter (every one should: a test checks).</summary>
+    internal static bool Emits(KernelKind kind) => Registered.ContainsKey(kind);
 
     public static void Emit(CodeWriter w, ModelArtifact m, ArtifactNode node, int index, ISet<string> helpers)
     {
-        bool usesDot = false, usesAxpy = false;
+        if (!Registered.TryGetValue(node.Kernel, out var kernel)) throw new FormatException($"unknown kernel '{node.Kernel}'");
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
-        Registered.TryGetValue(node.Kernel, out var registered);
-        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + (registered is null ? InputName(node, i) : registered.InputName(i)))
-            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.IsInt64 ? "long" : t.IsUInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + kernel.InputName(node, i))
+            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.Element == TensorElement.Int64 ? "long" : t.Element == TensorElement.UInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = KernelNames.Of(m)[index];
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
-        switch (node.Kernel)
-        {
-            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "gemm": ConvGemm(w, node, name, sig, inputs, outputs, m.Simd); break;
-            case "Conv" when node.Attributes.TryGetValue("method", out var method) && method == "depthwise": DepthwiseConvEmitter.Emit(w, node, name, sig, inputs, outputs, m.Simd); break;
-            case "Conv": Conv(w, node, name, sig, inputs, outputs[0], ref usesAxpy, m.Simd); break;
-            case "MaxPool": MaxPool(w, node, name, sig, inputs[0], outputs[0], m.Simd); break;
-            case "Dense": Dense(w, node, name, sig, inputs, outputs[0], m.Simd); break;
-            case "MatMul": MatMul(w, name, sig, inputs[0], inputs[1], outputs[0]); break;
-            case "Binary": Binary(w, node, name, sig, inputs[0], inputs[1], outputs[0]); break;
-            case "Unary":
-            {
-                var (op, alpha, beta) = Activations.Parse(node.Attributes["function"]);
-                w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(outputs[0].ElementCount)} elements.");
-                KernelEmitter.OpenKernel(w, name, sig);
-                w.Open($"for (int i = 0; i < {CodeWriter.N(outputs[0].ElementCount)}; i++)");
-                w.Line("float v = x[i];");
-                w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
-                w.Close();
-                w.Close();
-                break;
-            }
-            case "Copy":
-                w.Line($"// y = x: {CodeWriter.N(outputs[0].ElementCount)} elements copied between two caller buffers.");
-                KernelEmitter.OpenKernel(w, name, sig);
-                w.Line("x.CopyTo(y);");
-                w.Close();
-                break;
-            default:
-                if (registered is null) throw new FormatException($"unknown kernel '{node.Kernel}'");
-                registered.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
-                break;
-        }
-        if (usesDot) helpers.Add("Dot");
-        if (usesAxpy) helpers.Add("Axpy");
+        kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
         foreach (var key in new[] { "function", "activation" })
             if (node.Attributes.TryGetValue(key, out var f) && f.StartsWith("Erf", StringComparison.Ordinal)) helpers.Add("Erf");
     }
 
+    /// <summary>Unary: the element-wise function over every element.</summary>
+    internal static void Unary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor y)
+    {
+        var (op, alpha, beta) = Activations.Parse(node.Attributes["function"]);
+        w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(y.ElementCount)} elements.");
+        KernelEmitter.OpenKernel(w, name, sig);
+        w.Open($"for (int i = 0; i < {CodeWriter.N(y.ElementCount)}; i++)");
+        w.Line("float v = x[i];");
+        w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
+        w.Close();
+        w.Close();
+    }
+
+    /// <summary>Copy: y = x between two caller buffers that cannot alias.</summary>
+    internal static void Copy(CodeWriter w, string name, string sig, ArtifactTensor y)
+    {
+        w.Line($"// y = x: {CodeWriter.N(y.ElementCount)} elements copied between two caller buffers.");
+        KernelEmitter.OpenKernel(w, name, sig);
+        w.Line("x.CopyTo(y);");
+        w.Close();
+    }
+
     /// <summary>Writes the shared helpers the kernels asked for, in ordinal order.</summary>
-    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, string simd)
+    public static void EmitHelpers(CodeWriter w, ISet<string> helpers, SimdLevel simd)
     {
         foreach (var helper in helpers.OrderBy(h => h, StringComparer.Ordinal))
         {
@@ -134,7 +126,7 @@ internal static class KernelEmitter
     /// (<see cref="GemvEmitter.AlignPad"/> floats each side) and with its phase as a last argument.
     /// </summary>
     internal static int AlignedWeightInput(ArtifactNode node) =>
-        node.Kernel == "Dense" && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
+        node.Kernel == KernelKind.Dense && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
 
     /// <summary>
     /// The even (or odd) lanes of two float vectors (lo's, then hi's): the inputs of a stride-2 window. One vpermt2ps
@@ -158,17 +150,11 @@ internal static class KernelEmitter
         };
     }
 
-    static string InputName(ArtifactNode node, int i) => node.Kernel switch
-    {
-        "Dense" when node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" => new[] { "x", "w", "scales", "b" }[i],
-        "Conv" when node.Attributes.TryGetValue("weights", out var weights) && weights == "int8" => new[] { "x", "w", "scales", "b" }[i],
-        "Conv" => new[] { "x", "w", "b" }[i],
-        "Dense" => new[] { "x", "w", "b" }[i],
-        "MatMul" or "Binary" => new[] { "a", "b" }[i],
-        _ => i == 0 ? "x" : "x" + i.ToString(CultureInfo.InvariantCulture),
-    };
-
     internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
+
+    /// <summary>The node's window (the reader parsed it; the compiler set it).</summary>
+    internal static KernelWindow Window(ArtifactNode node) =>
+        node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
 
     /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
     internal static string Act(ArtifactNode node, string v = "v")
@@ -208,13 +194,15 @@ internal static class KernelEmitter
     /// The patches (im2col) are gathered into scratch first, unless the convolution is 1x1 with unit
     /// stride and no pads, when the input already is that matrix.
     /// </summary>
-    static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, string simd)
+    internal static void ConvGemm(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1]; var y = outputs[0];
         // int8 weights: inputs x, w (int8), scales, b; the last output is scratch for the widened weights.
-        bool int8 = wt.IsInt8;
-        bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = outputs.Length > (int8 ? 2 : 1);
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        bool int8 = wt.Element == TensorElement.Int8;
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
+        bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = !ConvScratch.IsPointwise(k, s, p);
+        if (outputs.Length != 1 + (patches ? 1 : 0) + (int8 ? 1 : 0))
+            throw new FormatException($"Conv '{node.Name}': {(patches ? "the patch scratch" : "no patch scratch")}{(int8 ? " and the widened weights" : "")} expected after y");
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -237,23 +225,20 @@ internal static class KernelEmitter
         if (int8)
         {
             w.Line("// The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.");
-            const string V512 = "global::System.Runtime.Intrinsics.Vector512", V128 = "global::System.Runtime.Intrinsics.Vector128";
+            const string V512 = "global::System.Runtime.Intrinsics.Vector512";
             w.Line($"ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({widened});");
             w.Line("ref sbyte rq = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
             using (w.Block($"for (int row = 0; row < {m}; row++)"))
             {
                 w.Line("float scale = scales[row];");
                 w.Line("int i = 0;");
-                if (simd == "auto" && kk >= 16)
+                if (simd == SimdLevel.Auto && kk >= 16)
                 {
-                    using (w.Block($"if ({V512}.IsHardwareAccelerated && global::System.Runtime.Intrinsics.X86.Avx512F.IsSupported)"))
+                    using (w.Block($"if ({SimdWidth.V512.AcceleratedX86})"))
                     {
                         w.Line($"var s = {V512}.Create(scale);");
                         using (w.Block($"for (; i <= {kk - 16}; i += 16)"))
-                        {
-                            w.Line($"var widened = {V512}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref rq, (nuint)(row * {kk} + i))));");
-                            w.Line($"{V512}.StoreUnsafe(widened * s, ref ra, (nuint)(row * {kk} + i));");
-                        }
+                            w.Line($"{V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rq", $"row * {kk} + i")} * s, ref ra, (nuint)(row * {kk} + i));");
                     }
                 }
                 w.Line($"for (; i < {kk}; i++)");
@@ -293,7 +278,7 @@ internal static class KernelEmitter
     /// for every output pixel (oy, ox), 0 in the padding. The j loop is unrolled so each run of columns
     /// inside the image is a copy of a constant length, which the JIT turns into a few vector moves.
     /// </summary>
-    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, string simd)
+    static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         int cols = band * ow, rowsPerChannel = k[0] * k[1];
@@ -333,7 +318,7 @@ internal static class KernelEmitter
                     else
                     {
                         w.Line("int ox = 0;");
-                        if (s[1] == 2 && simd != "none") EmitEvenGather(w, last - first, first, simd);
+                        if (s[1] == 2 && simd != SimdLevel.None) EmitEvenGather(w, last - first, first, simd);
                         w.Line($"for (; ox < {last - first}; ox++) {U}.Add(ref dst, {Expr.Plus(CodeWriter.N(first), "ox")}) = {U}.Add(ref src, {Expr.Times("ox", s[1])});");
                     }
                 }
@@ -402,34 +387,29 @@ internal static class KernelEmitter
     /// load stays within src[0 .. 2·(count − 1)]; then one vector overlapping the last (the same values again), and
     /// the scalar loop after it takes the rest. Stride-2 patches (a MobileNetV2 stem) were a scalar copy.
     /// </summary>
-    static void EmitEvenGather(CodeWriter w, int count, int first, string simd)
+    static void EmitEvenGather(CodeWriter w, int count, int first, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
-        var widths = simd == "auto" ? new[] { 16, 8, 4 } : new[] { 4 };
-        bool opened = false;
-        foreach (int width in widths)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd).Where(x => count > x.Floats).ToList(), sw =>
         {
-            if (count <= width) continue;
-            string v = "global::System.Runtime.Intrinsics.Vector" + (width * 32);
-            w.Open($"{(opened ? "else if" : "if")} ({v}.IsHardwareAccelerated)");
-            opened = true;
+            string v = sw.V;
+            int width = sw.Floats;
             string Even(string at) => EvenLanes(v, width, $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at}))", $"{v}.LoadUnsafe(ref src, (nuint)(2 * {at} + {width}))");
             w.Line($"for (; ox + {width} < {count}; ox += {width}) {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox);");
             w.Line($"ox = {count - 1 - width}; {v}.StoreUnsafe({Even("ox")}, ref {U}.Add(ref dst, {first}), (nuint)ox); ox += {width};");
-            w.Close();
-        }
+        });
     }
 
-    static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, string simd)
+    internal static void Conv(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, ref bool usesAxpy, SimdLevel simd)
     {
-        if (Ints(node, "strides")[1] == 1 && simd != "none")
+        if (Window(node).Strides[1] == 1 && simd != SimdLevel.None)
         {
             ConvOutputStationary(w, node, name, sig, inputs, y, simd);
             return;
         }
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -483,11 +463,11 @@ internal static class KernelEmitter
     /// accumulator staying in a register across every (channel, kh, kw) tap: one broadcast weight times
     /// one unaligned load of input per tap. Columns whose taps would read padding are done one by one.
     /// </summary>
-    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    static void ConvOutputStationary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -506,10 +486,8 @@ internal static class KernelEmitter
         w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        if (levels.Any(l => last - first >= l.Width))
+        var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
+        if (levels.Count > 0)
         {
             w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
             w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
@@ -518,10 +496,10 @@ internal static class KernelEmitter
         w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"int col = {first};");
-        foreach (var (v, width) in levels)
+        SimdLadder.Cascade(w, levels, sw =>
         {
-            if (last - first < width) continue;
-            w.Open($"if ({v}.IsHardwareAccelerated)");
+            string v = sw.V;
+            int width = sw.Floats;
             w.Open($"for (; col <= {last - width}; col += {width})");
             w.Line(Each(i => $"{v}<float> a{i} = {v}.Create(bias{i});"));
             w.Line("int t = 0;");
@@ -541,8 +519,8 @@ internal static class KernelEmitter
                 if (act) w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(a{i}, e); y[{at} + e] = {Act(node)}; }}");
                 else w.Line($"{v}.CopyTo(a{i}, y.Slice({at}, {width}));");
             }
-            w.Close(); w.Close();
-        }
+            w.Close();
+        });
         w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line($"if (ow >= {first} && ow < col) continue;");
@@ -570,7 +548,7 @@ internal static class KernelEmitter
     /// a vector at a time, then the maximum of each adjacent pair (even and odd lanes split by narrowing
     /// the pairs seen as 64-bit lanes).
     /// </summary>
-    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, string simd)
+    static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, SimdLevel simd)
     {
         const string U = "global::System.Runtime.CompilerServices.Unsafe";
         CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
@@ -580,18 +558,15 @@ internal static class KernelEmitter
         w.Line($"ref float bottom = ref {U}.Add(ref top, {wd});");
         w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
         w.Line("int ow = 0;");
-        if (ow >= 4 && simd != "none")
+        if (ow >= 4 && simd != SimdLevel.None)
         {
             w.Line("// Per step the larger of the two rows, then of each even and odd lane: the lanes split by one vpermt2ps on AVX-512,");
             w.Line("// a shuffle and a cross-lane permute on AVX2, Narrow of the pairs seen as 64-bit lanes elsewhere.");
         }
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") { levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16)); levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8)); }
-        levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        foreach (var (v, width) in levels)
+        SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => ow >= x.Floats), sw =>
         {
-            if (ow < width) continue;
-            using (w.Block($"if ({v}.IsHardwareAccelerated)"))
+            string v = sw.V;
+            int width = sw.Floats;
             using (w.Block($"for (; ow <= {ow - width}; ow += {width})"))
             {
                 w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
@@ -600,7 +575,7 @@ internal static class KernelEmitter
                 w.Line($"var odd = {EvenLanes(v, width, "lo", "hi", odd: true)};");
                 w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
             }
-        }
+        });
         using (w.Block($"for (; ow < {ow}; ow++)"))
         {
             w.Line($"float a = global::System.MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
@@ -625,16 +600,16 @@ internal static class KernelEmitter
         foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
     }
 
-    static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, string simd)
+    internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, SimdLevel simd)
     {
-        int[] k = Ints(node, "kernel"), s = Ints(node, "strides"), d = Ints(node, "dilations"), p = Ints(node, "pads");
+        int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
         using var method = OpenKernel(w, name, sig);
         bool inside = p.All(v => v == 0) && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h && (ow - 1) * s[1] + (k[1] - 1) * d[1] < wd;
-        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != "none")
+        if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != SimdLevel.None)
         {
             MaxPool2x2(w, x, y, nc, h, wd, oh, ow, simd);
             return;
@@ -697,7 +672,7 @@ internal static class KernelEmitter
         }
     }
 
-    static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, string simd)
+    internal static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
         bool transA = node.Attributes["transA"] != "0";
@@ -749,7 +724,7 @@ internal static class KernelEmitter
         w.Close();
     }
 
-    static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    internal static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
     {
         int[] a2 = a.Shape.Length == 1 ? new[] { 1, a.Shape[0] } : a.Shape;
         int[] b2 = b.Shape.Length == 1 ? new[] { b.Shape[0], 1 } : b.Shape;
@@ -795,7 +770,7 @@ internal static class KernelEmitter
         return terms.Count == 0 ? "0" : "(" + string.Join(" + ", terms) + ")";
     }
 
-    static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
+    internal static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
     {
         long count = y.ElementCount;
         string op = node.Attributes["op"];
@@ -824,7 +799,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>The dot product of two equal-length spans, widest SIMD first (the JIT keeps one branch).</summary>
-    public static void EmitDot(CodeWriter w, string simd)
+    public static void EmitDot(CodeWriter w, SimdLevel simd)
     {
         w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
         w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
@@ -850,7 +825,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>y[j] = Σi x[i]·w[j·k + i]: four rows of w share each load of x (register blocking).</summary>
-    public static void EmitGemv(CodeWriter w, string simd)
+    public static void EmitGemv(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
         OpenHelper(w, "static void Gemv(global::System.ReadOnlySpan<float> x, global::System.ReadOnlySpan<float> w, global::System.Span<float> y)");
@@ -888,7 +863,7 @@ internal static class KernelEmitter
     }
 
     /// <summary>y += alpha·x over equal-length spans.</summary>
-    public static void EmitAxpy(CodeWriter w, string simd)
+    public static void EmitAxpy(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
         OpenHelper(w, "static void Axpy(global::System.Span<float> y, global::System.ReadOnlySpan<float> x, float alpha)");
@@ -911,20 +886,11 @@ internal static class KernelEmitter
     internal static string Load(string v, string r, string i) => $"{v}.LoadUnsafe(ref {r}, (nuint)({i}))";
 
     /// <summary>The ladder Vector256 → Vector128 → scalar, cut to what the SIMD level allows.</summary>
-    internal static void VectorLoop(CodeWriter w, string simd, string length, Func<string, int, string[]> body)
+    internal static void VectorLoop(CodeWriter w, SimdLevel simd, string length, Func<string, int, string[]> body)
     {
-        var levels = new List<(string V, int Width)>();
-        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector512", 16));
-        if (simd == "auto") levels.Add(("global::System.Runtime.Intrinsics.Vector256", 8));
-        if (simd == "auto" || simd == "vector128") levels.Add(("global::System.Runtime.Intrinsics.Vector128", 4));
-        for (int l = 0; l < levels.Count; l++)
+        SimdLadder.Chain(w, SimdLadder.Widths(simd), x =>
         {
-            var (v, width) = levels[l];
-            w.Line($"{(l == 0 ? "if" : "else if")} ({v}.IsHardwareAccelerated && {length} >= {width})");
-            w.Line("{");
-            w.Indent();
-            foreach (var line in body(v, width)) w.Line(line);
-            w.Close();
-        }
+            foreach (var line in body(x.V, x.Floats)) w.Line(line);
+        }, guard: x => $"{x.Accelerated} && {length} >= {x.Floats}");
     }
 }

@@ -21,9 +21,9 @@ namespace ModelGen.Generator.Emit;
 internal static class KernelSharing
 {
     /// <summary>The int8 kernels whose methods may be shared: their text is checked to be one method.</summary>
-    static readonly HashSet<string> Shareable = new(StringComparer.Ordinal) { "ConvInt8", "DepthwiseInt8", "DenseInt8", "AddU8", "MaxPoolU8", "GlobalAveragePoolU8" };
+    static readonly HashSet<KernelKind> Shareable = [KernelKind.ConvInt8, KernelKind.DepthwiseInt8, KernelKind.DenseInt8, KernelKind.AddU8, KernelKind.MaxPoolU8, KernelKind.GlobalAveragePoolU8];
 
-    public static bool Applies(ModelArtifact m) => m.Simd != "auto";
+    public static bool Applies(ModelArtifact m) => m.Simd != SimdLevel.Auto;
 
     const string Attribute = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]";
 
@@ -58,7 +58,7 @@ internal static class KernelSharing
         var kernelNames = KernelNames.Of(m);
         if (Applies(m))
             for (int i = 0; i < kernels.Count; i++)
-                if (Shareable.Contains(m.Nodes[i].Kernel)) parsed[i] = Parse(i, kernelNames[i], m.Nodes[i].Kernel, kernels[i]);
+                if (Shareable.Contains(m.Nodes[i].Kernel)) parsed[i] = Parse(i, kernelNames[i], m.Nodes[i].Kernel.ToString(), kernels[i]);
         var groups = parsed.Where(p => p is not null).GroupBy(p => p!.Key, StringComparer.Ordinal)
             .Where(g => g.Count() > 1).Select(g => g.Select(p => p!).ToList()).ToList();
         var shared = new Dictionary<int, (string Name, List<string> Arguments)>();

@@ -14,16 +14,16 @@ internal sealed class MaxPoolU8Kernel : IKernel
 {
     const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
 
-    public string Kernel => "MaxPoolU8";
+    public KernelKind Kernel => KernelKind.MaxPoolU8;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0]; var y = k.Y;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("pads");
-        if (x.Shape.Length != 4 || y.Shape.Length != 4 || !x.IsUInt8 || !y.IsUInt8)
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
+        if (x.Shape.Length != 4 || y.Shape.Length != 4 || x.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8)
             throw new FormatException($"MaxPoolU8 '{k.Node.Name}': x and y must be uint8 [N, C, H, W]");
         int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         w.Line($"// MaxPool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = max over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
@@ -36,7 +36,7 @@ internal sealed class MaxPoolU8Kernel : IKernel
         using var rowLoop = w.Block($"for (int oy = 0; oy < {oh}; oy++)");
         w.Line("int ox = 0;");
         bool pairs = kernel[0] == 2 && kernel[1] == 2 && s[0] == 2 && s[1] == 2 && d.All(v => v == 1) && p.All(v => v == 0) && 2 * oh <= h;
-        if (pairs && k.Simd != "none" && wd >= 16)
+        if (pairs && k.Simd != SimdLevel.None && wd >= 16)
         {
             w.Line("// 8 outputs from 16 bytes of each of the two rows: the larger of the rows, then of each even and odd byte.");
             string even = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i}" : "(byte)255"));

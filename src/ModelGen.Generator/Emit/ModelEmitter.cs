@@ -25,7 +25,7 @@ public static class ModelEmitter
 
     /// <summary>Whether the class gets a Predict method: one output holding one sample's class scores.</summary>
     public static bool HasPredict(ModelArtifact model) =>
-        model.Outputs.Count == 1 && !model.Tensors[model.Outputs[0].Tensor].IsInt64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
+        model.Outputs.Count == 1 && model.Tensors[model.Outputs[0].Tensor].Element != TensorElement.Int64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
 
     public static string Emit(ModelArtifact model) => Emit(model, profile: false);
 
@@ -162,8 +162,8 @@ public static class ModelEmitter
             _w.Line("/// </summary>");
             _w.Line("/// <remarks>");
             _w.Line($"/// <para>Source: {CodeWriter.Xml(_m.SourceFile)}, SHA-256 {_m.SourceSha256}; producer {CodeWriter.Xml(_m.Producer.Length > 0 ? _m.Producer : "unknown")}; ONNX opset {CodeWriter.N(_m.Opset)}.</para>");
-            foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
-            foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
+            foreach (var b in _m.Inputs) _w.Line($"/// <para>Input <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
+            foreach (var b in _m.Outputs) _w.Line($"/// <para>Output <c>{CodeWriter.Xml(b.Name)}</c> (<c>{b.Parameter}</c>): {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)}.</para>");
             _w.Line($"/// <para>Weights: {CodeWriter.N(WeightBytes)} bytes embedded; scratch: {CodeWriter.N(_m.ScratchBytes)} bytes; {CodeWriter.N(_m.Nodes.Count)} kernels.</para>");
             _w.Line("/// </remarks>");
         }
@@ -205,7 +205,7 @@ public static class ModelEmitter
         void SimdLevel()
         {
             _w.Line("/// <summary>");
-            _w.Line($"/// The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd)}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.");
+            _w.Line($"/// The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd.ToText())}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.");
             _w.Line("/// </summary>");
             _w.Line($"public static string SimdLevel => {Implemented}.SimdLevel;");
         }
@@ -213,10 +213,7 @@ public static class ModelEmitter
         /// <summary>The implementation's SimdLevel: one line per level, by the kernels' own IsHardwareAccelerated checks.</summary>
         void ImplementationSimdLevel()
         {
-            var levels = new List<string>();
-            if (_m.Simd is "auto" or "vector512") levels.Add("512");
-            if (_m.Simd is "auto" or "vector256") levels.Add("256");
-            if (_m.Simd is "auto" or "vector128") levels.Add("128");
+            var levels = SimdLadder.Widths(_m.Simd);
             if (levels.Count == 0)
             {
                 _w.Line("internal static string SimdLevel => \"none\";");
@@ -224,12 +221,12 @@ public static class ModelEmitter
             }
             _w.Line("internal static string SimdLevel =>");
             _w.Indent();
-            foreach (var level in levels) _w.Line($"Vector{level}.IsHardwareAccelerated ? \"vector{level}\" :");
+            foreach (var level in levels) _w.Line($"Vector{level.Bits}.IsHardwareAccelerated ? \"vector{level.Bits}\" :");
             _w.Line("\"none\";");
             _w.Outdent();
         }
 
-        string Element(ArtifactBinding b) => T(b.Tensor).IsInt64 ? "long" : "float";
+        string Element(ArtifactBinding b) => T(b.Tensor).Element == TensorElement.Int64 ? "long" : "float";
         /// <summary>Where type names are written in full (the user's namespace) or short (the implementation's, under its usings).</summary>
         const string FullNames = "global::System.", ShortNames = "";
 
@@ -244,9 +241,9 @@ public static class ModelEmitter
         void ParamDocs()
         {
             foreach (var b in _m.Inputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
             foreach (var b in _m.Outputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).IsInt64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
+                _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
         }
 
         /// <summary>Run, RunProfiled and Predict: documented here, each one call into the implementation.</summary>
@@ -376,7 +373,7 @@ public static class ModelEmitter
                 default:
                     if (t.Offset % 4 != 0) throw new FormatException($"tensor {t.Id} has an unaligned arena offset");
                     // uint8 activations (one int8 layer's output for the next) are bytes within whole floats of the arena.
-                    if (t.IsUInt8) return $"MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
+                    if (t.Element == TensorElement.UInt8) return $"MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
                     return $"arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ElementCount)})";
             }
         }
@@ -437,7 +434,7 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.IsInt64 ? "int64" : t.IsInt8 ? "int8 (quantized)" : t.IsUInt8 ? "bytes (int4 packed two per byte)" : t.IsInt32 ? "int32 (bias in accumulator units)" : t.IsInt16 ? "int16 (bias in accumulator units)" : t.IsFloat16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.Element == TensorElement.Int64 ? "int64" : t.Element == TensorElement.Int8 ? "int8 (quantized)" : t.Element == TensorElement.UInt8 ? "bytes (int4 packed two per byte)" : t.Element == TensorElement.Int32 ? "int32 (bias in accumulator units)" : t.Element == TensorElement.Int16 ? "int16 (bias in accumulator units)" : t.Element == TensorElement.Float16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
                 string type = t.CSharpType;
                 if (_aligned.Contains(t.Id))
                 {
@@ -445,7 +442,7 @@ public static class ModelEmitter
                     continue;
                 }
                 // int8: an odd byte count is padded to whole UTF-16 units; the slice drops the pad.
-                string slice = (t.IsInt8 || t.IsUInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
+                string slice = (t.Element == TensorElement.Int8 || t.Element == TensorElement.UInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
                 _w.Line($"public static ReadOnlySpan<{type}> {_weightNames[t.Id]} => MemoryMarshal.Cast<char, {type}>(MemoryExtensions.AsSpan({StringLiteral(t.Data!)})){slice};");
             }
         }

@@ -5,9 +5,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>BatchNormalization left unfolded: y = a[c]·x + b[c] per channel (a, b computed at build time).</summary>
 internal sealed class ChannelAffineKernel : IKernel
 {
-    public string Kernel => "ChannelAffine";
+    public KernelKind Kernel => KernelKind.ChannelAffine;
 
-    public string InputName(int i) => new[] { "x", "a", "b" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "a", "b" }[i];
 
     public void Emit(KernelContext k)
     {
@@ -33,9 +33,9 @@ internal sealed class ChannelAffineKernel : IKernel
 /// </summary>
 internal sealed class NormalizeKernel : IKernel
 {
-    public string Kernel => "Normalize";
+    public KernelKind Kernel => KernelKind.Normalize;
 
-    public string InputName(int i) => new[] { "x", "scale", "bias" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "scale", "bias" }[i];
 
     public void Emit(KernelContext k)
     {
@@ -74,9 +74,9 @@ internal sealed class NormalizeKernel : IKernel
 /// <summary>LRN across channels.</summary>
 internal sealed class LrnKernel : IKernel
 {
-    public string Kernel => "LRN";
+    public KernelKind Kernel => KernelKind.LRN;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
@@ -107,18 +107,18 @@ internal sealed class LrnKernel : IKernel
 /// </summary>
 internal sealed class AveragePoolKernel : IKernel
 {
-    public string Kernel => "AveragePool";
+    public KernelKind Kernel => KernelKind.AveragePool;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
         var w = k.W;
         var x = k.Inputs[0];
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), p = k.Ints("pads");
-        int[] d = k.Has("dilations") ? k.Ints("dilations") : new[] { 1, 1 };
-        bool countPad = k.Attr("countpad") == "1", bytes = x.IsUInt8;
-        if (bytes != k.Y.IsUInt8 || bytes && !k.Has("zero"))
+        int[] kernel = k.Window.Kernel, s = k.Window.Strides, p = k.Window.Pads;
+        int[] d = k.Window.Dilations;
+        bool countPad = k.Attr("countpad") == "1", bytes = x.Element == TensorElement.UInt8;
+        if (bytes != (k.Y.Element == TensorElement.UInt8) || bytes && !k.Has("zero"))
             throw new System.FormatException($"AveragePool '{k.Node.Name}': uint8 input and output go together, with the zero point they share");
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
@@ -160,9 +160,9 @@ internal sealed class AveragePoolKernel : IKernel
 /// <summary>BatchNormalization with statistics given at run time: y = (x − mean)/√(var + ε)·scale + B.</summary>
 internal sealed class BatchNormKernel : IKernel
 {
-    public string Kernel => "BatchNorm";
+    public KernelKind Kernel => KernelKind.BatchNorm;
 
-    public string InputName(int i) => new[] { "x", "scale", "bias", "mean", "variance" }[i];
+    public string InputName(ArtifactNode node, int i) => new[] { "x", "scale", "bias", "mean", "variance" }[i];
 
     public void Emit(KernelContext k)
     {

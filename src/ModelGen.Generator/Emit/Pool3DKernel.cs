@@ -5,9 +5,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>MaxPool and AveragePool over depth, height and width.</summary>
 internal sealed class Pool3DKernel : IKernel
 {
-    public string Kernel => "Pool3D";
+    public KernelKind Kernel => KernelKind.Pool3D;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {

@@ -8,13 +8,13 @@ namespace ModelGen.Generator.Emit;
 /// parts of every gate (dot products against rows of W and R), then the gate equations of ONNX.
 /// The running state lives in the Y_h (and Y_c) outputs; gates and the previous state in scratch.
 /// </summary>
-internal sealed class RecurrentKernel(string kind) : IKernel
+internal sealed class RecurrentKernel(KernelKind kind) : IKernel
 {
-    public string Kernel { get; } = kind;
+    public KernelKind Kernel { get; } = kind;
 
-    bool Lstm => Kernel == "LSTM";
+    bool Lstm => Kernel == KernelKind.LSTM;
 
-    public string InputName(int i) => (Lstm ? new[] { "x", "w", "r", "b", "h0", "c0", "p" } : new[] { "x", "w", "r", "b", "h0" })[i];
+    public string InputName(ArtifactNode node, int i) => (Lstm ? new[] { "x", "w", "r", "b", "h0", "c0", "p" } : new[] { "x", "w", "r", "b", "h0" })[i];
 
     public void Emit(KernelContext k)
     {

@@ -7,9 +7,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>ReduceMean/Sum/Max and the global pools: for each kept index, a reduction over the reduced axes.</summary>
 internal sealed class ReduceKernel : IKernel
 {
-    public string Kernel => "Reduce";
+    public KernelKind Kernel => KernelKind.Reduce;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
@@ -23,7 +23,7 @@ internal sealed class ReduceKernel : IKernel
         // axes): a vector sum or maximum over the run.
         bool contiguous = reduced.Length > 0 && Enumerable.Range(0, reduced.Length).All(d => reducedStrides[d] == reduced.Skip(d + 1).Aggregate(1, (a, b) => a * b))
             && Enumerable.Range(0, kept.Length).All(d => keptStrides[d] == count * kept.Skip(d + 1).Aggregate(1, (a, b) => a * b));
-        if (contiguous && k.Simd != "none" && count >= 8)
+        if (contiguous && k.Simd != SimdLevel.None && count >= 8)
         {
             long outputs = kept.Aggregate(1L, (a, b) => a * b);
             const string U = "global::System.Runtime.CompilerServices.Unsafe";
@@ -33,11 +33,13 @@ internal sealed class ReduceKernel : IKernel
                 w.Line($"ref float run = ref {KernelEmitter.At(U, "rx", o, count)};");
                 w.Line("int i = 0;");
                 w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
-                string v = k.Simd == "auto" ? "global::System.Runtime.Intrinsics.Vector256" : "global::System.Runtime.Intrinsics.Vector128";
-                int width = k.Simd == "auto" ? 8 : 4;
+                // One width, at most Vector256: this kernel has no Vector512 path.
+                var sw = SimdLadder.Widths(k.Simd, widest: 256)[0];
+                string v = sw.V;
+                int width = sw.Floats;
                 if (count >= width)
                 {
-                    using (w.Block($"if ({v}.IsHardwareAccelerated)"))
+                    using (w.Block($"if ({sw.Accelerated})"))
                     {
                         w.Line($"var vacc = {(op == "Max" ? $"{v}.Create(float.NegativeInfinity)" : $"{v}<float>.Zero")};");
                         w.Line($"for (; i <= {count - width}; i += {width}) vacc = {(op == "Max" ? $"{v}.Max(vacc, {v}.LoadUnsafe(ref run, (nuint)i))" : $"vacc + {v}.LoadUnsafe(ref run, (nuint)i)")};");
@@ -76,9 +78,9 @@ internal sealed class ReduceKernel : IKernel
 /// <summary>Softmax and LogSoftmax over one axis of length n with a stride (layout: outer, n, inner).</summary>
 internal sealed class SoftmaxKernel : IKernel
 {
-    public string Kernel => "Softmax";
+    public KernelKind Kernel => KernelKind.Softmax;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {
@@ -124,9 +126,9 @@ internal sealed class SoftmaxKernel : IKernel
 /// </summary>
 internal sealed class ReduceRuntimeKernel : IKernel
 {
-    public string Kernel => "ReduceRuntime";
+    public KernelKind Kernel => KernelKind.ReduceRuntime;
 
-    public string InputName(int i) => i == 0 ? "x" : "axes";
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "x" : "axes";
 
     public void Emit(KernelContext k)
     {

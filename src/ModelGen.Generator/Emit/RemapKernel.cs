@@ -10,9 +10,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class RemapKernel : IKernel
 {
-    public string Kernel => "Remap";
+    public KernelKind Kernel => KernelKind.Remap;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {

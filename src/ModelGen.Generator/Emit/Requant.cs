@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Linq;
+using ModelGen.Artifact;
 
 namespace ModelGen.Generator.Emit;
 
@@ -36,7 +37,7 @@ internal sealed class Requant
         };
         if (r.Shift < 1 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
             throw new System.FormatException($"'{k.Node.Name}': requant shift must be 1…62 and lo ≤ hi, zero in 0…255");
-        if (!k.Y.IsUInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
+        if (k.Y.Element != ModelGen.Artifact.TensorElement.UInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
         if (r.Narrow && (r.Shift > 31 || (1L << (r.Shift - 1)) + ((long)r.Zero << r.Shift) > int.MaxValue))
             throw new System.FormatException($"'{k.Node.Name}': a narrow requant needs 2^(shift−1) + zero·2^shift within int32");
         if (r.Narrow) k.Helpers.Add("RequantizeNarrow");
@@ -109,9 +110,9 @@ internal sealed class Requant
     int NarrowOffset => (int)((1L << (Shift - 1)) + ((long)Zero << Shift));
 
     /// <summary>RequantizeNarrow8 and RequantizeNarrow16, for the layers whose requant is narrow (vector helpers: SIMD auto).</summary>
-    public static void EmitNarrowHelpers(CodeWriter w, string simd)
+    public static void EmitNarrowHelpers(CodeWriter w, SimdLevel simd)
     {
-        if (simd != "auto") return;
+        if (simd != SimdLevel.Auto) return;
         w.Line("// The requantization of a layer whose every sum·m + 2^(shift−1) + zero·2^shift fits int32 (the build checked it");
         w.Line("// against the largest sum each channel can reach): one 32-bit multiply (vpmulld), the same integers as Requantize8.");
         w.Line(Inline);
@@ -135,9 +136,9 @@ internal sealed class Requant
     /// The helpers: Requantize8, Requantize16, PackBytes8 and PackBytes16 (AVX2 and AVX-512, so emitted with SIMD
     /// auto), Interleave4U8 and WidenU8 (the uint8 inputs of the convolutions, every level).
     /// </summary>
-    public static void EmitHelpers(CodeWriter w, string simd)
+    public static void EmitHelpers(CodeWriter w, SimdLevel simd)
     {
-        if (simd == "auto")
+        if (simd == SimdLevel.Auto)
         {
             w.Line("// Fixed-point requantization of 8 int32 sums (bias included) to uint8 values in int32 lanes (shift = 32 + extra):");
             w.Line("// clamp(zero + ((sum·m + 2^(shift−1)) >> shift), lo, hi) as Requantization.Apply computes it. pmuldq multiplies the");
@@ -163,7 +164,7 @@ internal sealed class Requant
             w.Close();
             w.Line();
         }
-        if (simd == "auto")
+        if (simd == SimdLevel.Auto)
         {
             w.Line("// Requantize8 for 16 sums at once (vpmuldq on zmm), narrowed to their 16 bytes by one vpmovdb, or by one vpmovusdb");
             w.Line("// when the upper bound is 255 (saturate: the narrowing is the clamp).");
@@ -191,7 +192,7 @@ internal sealed class Requant
         w.Line("// holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution reading uint8 activations).");
         KernelEmitter.OpenHelper(w, "private static void Interleave4U8(ref byte c0, ref byte c1, ref byte c2, ref byte c3, ref byte dst, int count)");
         w.Line("int p = 0;");
-        if (simd != "none")
+        if (simd != SimdLevel.None)
         {
             w.Open($"if ({V128}.IsHardwareAccelerated)");
             w.Open("for (; p <= count - 16; p += 16)");
@@ -211,7 +212,7 @@ internal sealed class Requant
         w.Line("// dst[i] = src[i] for i < count: uint8 values as float32 (the depthwise int8 kernel's quantized plane).");
         KernelEmitter.OpenHelper(w, "private static void WidenU8(ref byte src, ref float dst, int count)");
         w.Line("int i = 0;");
-        if (simd != "none")
+        if (simd != SimdLevel.None)
         {
             w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= count - 4; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref src, i))))))), ref dst, (nuint)i);");
         }

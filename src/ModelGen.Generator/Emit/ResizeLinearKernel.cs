@@ -10,9 +10,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class ResizeLinearKernel : IKernel
 {
-    public string Kernel => "ResizeLinear";
+    public KernelKind Kernel => KernelKind.ResizeLinear;
 
-    public string InputName(int i) => "x";
+    public string InputName(ArtifactNode node, int i) => "x";
 
     public void Emit(KernelContext k)
     {

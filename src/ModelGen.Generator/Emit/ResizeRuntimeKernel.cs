@@ -11,9 +11,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class ResizeRuntimeKernel : IKernel
 {
-    public string Kernel => "ResizeRuntime";
+    public KernelKind Kernel => KernelKind.ResizeRuntime;
 
-    public string InputName(int i) => i == 0 ? "x" : "p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "x" : "p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     static string Param(KernelContext k, string key, string type)
     {

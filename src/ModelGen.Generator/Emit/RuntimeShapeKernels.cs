@@ -11,9 +11,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal abstract class RuntimeShapeKernel : IKernel
 {
-    public abstract string Kernel { get; }
+    public abstract KernelKind Kernel { get; }
 
-    public string InputName(int i) => i == 0 ? "x" : "p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
+    public string InputName(ArtifactNode node, int i) => i == 0 ? "x" : "p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
     public abstract void Emit(KernelContext k);
 
@@ -33,7 +33,7 @@ internal abstract class RuntimeShapeKernel : IKernel
 
 internal sealed class SliceRuntimeKernel : RuntimeShapeKernel
 {
-    public override string Kernel => "SliceRuntime";
+    public override KernelKind Kernel => KernelKind.SliceRuntime;
 
     public override void Emit(KernelContext k)
     {
@@ -48,7 +48,7 @@ internal sealed class SliceRuntimeKernel : RuntimeShapeKernel
 
 internal sealed class PadRuntimeKernel : RuntimeShapeKernel
 {
-    public override string Kernel => "PadRuntime";
+    public override KernelKind Kernel => KernelKind.PadRuntime;
 
     public override void Emit(KernelContext k)
     {

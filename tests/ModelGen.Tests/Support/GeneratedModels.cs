@@ -100,9 +100,9 @@ public sealed class GeneratedModels
     static string Harness(ModelArtifact m)
     {
         string cls = $"global::{m.Namespace}.{m.ClassName}";
-        var ins = m.Inputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])inputs[{i}]");
-        var outs = m.Outputs.Select((b, i) => $"({(m.Tensors[b.Tensor].IsInt64 ? "long" : "float")}[])outputs[{i}]");
-        string single = m.Inputs.Count == 1 && m.Outputs.Count == 1 && !m.Tensors[m.Inputs[0].Tensor].IsInt64 && !m.Tensors[m.Outputs[0].Tensor].IsInt64
+        var ins = m.Inputs.Select((b, i) => $"({(m.Tensors[b.Tensor].Element == TensorElement.Int64 ? "long" : "float")}[])inputs[{i}]");
+        var outs = m.Outputs.Select((b, i) => $"({(m.Tensors[b.Tensor].Element == TensorElement.Int64 ? "long" : "float")}[])outputs[{i}]");
+        string single = m.Inputs.Count == 1 && m.Outputs.Count == 1 && m.Tensors[m.Inputs[0].Tensor].Element != TensorElement.Int64 && m.Tensors[m.Outputs[0].Tensor].Element != TensorElement.Int64
             ? $$"""
                 public static long AllocatedBytesPerRuns(float[] input, float[] output, int count)
                 {
@@ -129,7 +129,7 @@ public sealed class GeneratedModels
                 }
               """
             : "";
-        string predict = Generator.Emit.ModelEmitter.HasPredict(m) && m.Inputs.Count == 1 && !m.Tensors[m.Inputs[0].Tensor].IsInt64 ? $"public static int Predict(float[] input) => {cls}.Predict(input);" : "";
+        string predict = Generator.Emit.ModelEmitter.HasPredict(m) && m.Inputs.Count == 1 && m.Tensors[m.Inputs[0].Tensor].Element != TensorElement.Int64 ? $"public static int Predict(float[] input) => {cls}.Predict(input);" : "";
         return $$"""
             namespace TestHarness
             {

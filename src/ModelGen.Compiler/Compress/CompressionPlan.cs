@@ -1,0 +1,174 @@
+using ModelGen.Artifact;
+using ModelGen.Compiler.Data;
+using ModelGen.Compiler.Ir;
+using ModelGen.Onnx;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>
+/// What compression a build asks for, parsed once from <see cref="CompileOptions"/> (item metadata or CLI options):
+/// the Compression value, each layer's precision (mixed, mixed-weights) and the calibration options. Bad values
+/// are MG0007 here, before the model is read. <see cref="Passes"/> turns it into the pipeline's passes.
+/// </summary>
+public sealed record CompressionPlan
+{
+    /// <summary>One of <see cref="ModelCompiler.CompressionKinds"/>, lower case.</summary>
+    public string Kind { get; init; } = "none";
+
+    /// <summary>mixed-weights: each fully connected layer's precision by node name (int4, int8, float32); mixed: each int8-capable layer's (int8, float32). Else null.</summary>
+    public IReadOnlyDictionary<string, string>? LayerPrecisions { get; init; }
+
+    /// <summary>The calibration data file (int8 sets ranges on it; int4 reconstructs on it when given).</summary>
+    public string? CalibrationPath { get; init; }
+
+    /// <summary>Divisor for uint8 calibration data.</summary>
+    public float CalibrationUint8Scale { get; init; } = 1f;
+
+    /// <summary>int8: shift each layer's bias by the mean output error quantization causes.</summary>
+    public bool BiasCorrection { get; init; } = true;
+
+    /// <summary>Convolutions the GEMM kernel computes take int8 weights (int8-weights, int8): not at Simd none.</summary>
+    public bool ConvolutionWeights { get; init; }
+
+    public static CompressionPlan Parse(CompileOptions options)
+    {
+        string kind = options.Compression.ToLowerInvariant();
+        if (Array.IndexOf(ModelCompiler.CompressionKinds, kind) < 0)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression '{options.Compression}' is not one of {string.Join(", ", ModelCompiler.CompressionKinds)}");
+        if (!(options.CalibrationUint8Scale > 0 && float.IsFinite(options.CalibrationUint8Scale))) // NaN fails the comparison too
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"the divisor of uint8 data (--calibration-scale, bench's --uint8-scale) must be a finite number above 0, not {options.CalibrationUint8Scale.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        // mixed, mixed-weights: each layer at the precision the options name (MixedPrecision chooses them against the budget).
+        var layers = kind is "mixed-weights" or "mixed" ? options.LayerPrecisions ?? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath,
+            $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget") : null;
+        if (kind is "int8" or "mixed" && options.CalibrationPath is null)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression {kind} needs Calibration: the activations' ranges come from it");
+        return new CompressionPlan
+        {
+            Kind = kind, LayerPrecisions = layers, CalibrationPath = options.CalibrationPath, CalibrationUint8Scale = options.CalibrationUint8Scale,
+            BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
+        };
+    }
+
+    /// <summary>A layer's precision: the Compression value, or with per-layer precisions the layer's (float32 when not named).</summary>
+    public string Precision(Node node) => LayerPrecisions is null ? Kind : LayerPrecisions.TryGetValue(node.Name, out var p) ? p : "float32";
+
+    /// <summary>The passes this plan runs; the pipeline puts them in stage order (<see cref="CompressionStageOrder"/>).</summary>
+    public IReadOnlyList<ICompressionPass> Passes()
+    {
+        var passes = new List<ICompressionPass>();
+        if (Kind is "int8" or "mixed")
+            passes.Add(new Int8ArithmeticPass(BiasCorrection, Kind == "mixed" ? node => Precision(node) != "int8" : null));
+        if (Kind is "int8-weights" or "mixed-weights")
+            passes.Add(new DenseInt8WeightsPass(node => Precision(node) is "int8-weights" or "int8"));
+        if (ConvolutionWeights)
+            passes.Add(new ConvInt8WeightsPass());
+        if (Kind is "int4-weights" or "mixed-weights")
+            passes.Add(new Int4WeightsPass(node => Precision(node) is "int4-weights" or "int4"));
+        return passes;
+    }
+}
+
+/// <summary>
+/// The fixed order of the compression stages (the pipeline runs passes by it, in the plan's order within a stage):
+/// structural passes first (pruning, low rank, sharing: they change which weights exist), then int8 arithmetic
+/// (calibrated on the float model), then weight-only quantization of the layers left in float32 (int8 before int4:
+/// GPTQ reconstructs int4 layers on the activations of the model as the earlier stages left it).
+/// </summary>
+public enum CompressionStageOrder { Structural, Arithmetic, WeightsInt8, WeightsInt4 }
+
+/// <summary>One compression technique with its options, applied to a graph in place.</summary>
+public interface ICompressionPass
+{
+    /// <summary>The stage's name in the pipeline's record and the compression report.</summary>
+    string Name { get; }
+    CompressionStageOrder Stage { get; }
+    void Apply(Graph graph, PassContext context);
+}
+
+/// <summary>What passes share: the calibration data (read once, on first use) and the progress sink.</summary>
+public sealed class PassContext(CompressionPlan plan, IProgress<CompileProgress>? progress)
+{
+    DataSet? _calibration;
+
+    public CompressionPlan Plan { get; } = plan;
+    public IProgress<CompileProgress>? Progress { get; } = progress;
+
+    /// <summary>The calibration data for the graph's inputs; null when the plan names none.</summary>
+    public DataSet? Calibration(Graph graph) => Plan.CalibrationPath is null ? null
+        : _calibration ??= CalibrationData.Load(Plan.CalibrationPath, [.. graph.Inputs.Select(i => new DataInput(i, graph[i].Shape!))], Plan.CalibrationUint8Scale);
+}
+
+/// <summary>Runs a plan's passes in stage order, recording each stage and the weight bytes after it on the graph.</summary>
+public static class CompressionPipeline
+{
+    public static void Run(Graph graph, CompressionPlan plan, IProgress<CompileProgress>? progress = null) => Run(graph, plan.Passes(), new PassContext(plan, progress));
+
+    public static void Run(Graph graph, IEnumerable<ICompressionPass> passes, PassContext context)
+    {
+        foreach (var pass in passes.OrderBy(p => p.Stage)) // OrderBy is stable: the plan's order within a stage
+        {
+            pass.Apply(graph, context);
+            graph.CompressionStages.Add(new CompressionStage(pass.Name, WeightBytes(graph)));
+        }
+    }
+
+    /// <summary>
+    /// The bytes of the weights the graph's nodes read: a weight in a quantized form counts its codes and scales,
+    /// any other float32 constant 4 bytes an element (each value once).
+    /// </summary>
+    public static long WeightBytes(Graph graph)
+    {
+        var counted = new HashSet<string>(StringComparer.Ordinal);
+        long total = 0;
+        foreach (var node in graph.Nodes)
+            for (int i = 0; i < node.Inputs.Count; i++)
+            {
+                if (!node.HasInput(i) || graph[node.Inputs[i]].Constant is not { Type: ElementType.Float32 } constant || !counted.Add(node.Inputs[i])) continue;
+                total += (i, node.Form) switch
+                {
+                    (1, Int8WeightsForm f) => f.Weights.Q.LongLength + f.Weights.Scales.Length * 4L,
+                    (1, Int4WeightsForm f) => f.Weights.Packed.LongLength + f.Weights.Scales.Length * 4L,
+                    (1, Int8LayerForm f) => f.Q.LongLength + f.Multipliers.Length * 4L,
+                    _ => constant.Count * 4L,
+                };
+            }
+        return total;
+    }
+}
+
+/// <summary>int8 arithmetic (Compression int8, mixed): calibrates ranges, quantizes layers, corrects biases; mixed puts <paramref name="keepFloat"/> layers back in float32.</summary>
+public sealed class Int8ArithmeticPass(bool biasCorrection, Func<Node, bool>? keepFloat) : ICompressionPass
+{
+    public string Name => keepFloat is null ? "int8 arithmetic" : "int8 arithmetic (mixed precision)";
+    public CompressionStageOrder Stage => CompressionStageOrder.Arithmetic;
+
+    public void Apply(Graph graph, PassContext context)
+    {
+        Int8Quantization.Quantize(graph, context.Calibration(graph)!, biasCorrection: biasCorrection, progress: context.Progress);
+        if (keepFloat is not null) Int8Quantization.SetPrecisions(graph, node => keepFloat(node));
+    }
+}
+
+/// <summary>Weight-only int8 for the fully connected layers <paramref name="which"/> selects.</summary>
+public sealed class DenseInt8WeightsPass(Func<Node, bool> which) : ICompressionPass
+{
+    public string Name => "int8 weights (fully connected)";
+    public CompressionStageOrder Stage => CompressionStageOrder.WeightsInt8;
+    public void Apply(Graph graph, PassContext context) => WeightQuantization.QuantizeDenseWeights(graph, which);
+}
+
+/// <summary>Weight-only int8 for the convolutions the GEMM kernel computes and int8 arithmetic left in float32.</summary>
+public sealed class ConvInt8WeightsPass : ICompressionPass
+{
+    public string Name => "int8 weights (convolutions)";
+    public CompressionStageOrder Stage => CompressionStageOrder.WeightsInt8;
+    public void Apply(Graph graph, PassContext context) => WeightQuantization.QuantizeConvWeights(graph, n => n.Form is not Int8ConvForm);
+}
+
+/// <summary>Weight-only int4 for the fully connected layers <paramref name="which"/> selects: GPTQ on the calibration data when given, else round to nearest.</summary>
+public sealed class Int4WeightsPass(Func<Node, bool> which) : ICompressionPass
+{
+    public string Name => "int4 weights (fully connected)";
+    public CompressionStageOrder Stage => CompressionStageOrder.WeightsInt4;
+    public void Apply(Graph graph, PassContext context) => Int4Quantization.QuantizeDenseWeights(graph, context.Calibration(graph), which, context.Progress);
+}

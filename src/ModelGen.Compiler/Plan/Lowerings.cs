@@ -1,0 +1,351 @@
+using System.Globalization;
+using ModelGen.Artifact;
+using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Plan;
+
+/// <summary>
+/// Conv's lowering (ConvOperator.Lower): the float32 kernels (GEMM, depthwise strips or plane, direct), with
+/// int8 weights widened per call, or int8 arithmetic (ConvInt8, DepthwiseInt8).
+/// </summary>
+internal static class ConvLowering
+{
+    public static void Lower(Node node, ILowering lowering)
+    {
+        var graph = lowering.Graph;
+        var x = graph[node.Inputs[0]].Shape!;
+        var w = graph[node.Inputs[1]].Shape!;
+        var geo = ConvOperator.Geometry(node, x, w);
+        int group = (int)node.Int("group", 1);
+        var y = graph[node.Outputs[0]].Shape!;
+        if (Compress.Int8Quantization.OfConv(node) is { } int8)
+        {
+            LowerInt8(node, lowering, int8, geo, group, x, y);
+            return;
+        }
+        // A GEMM (weights [M, K] times the input's patches [K, N]) wherever there is SIMD, but for
+        // depthwise convolutions with unit stride, which the direct kernel does row by row. The
+        // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
+        // (then the input already is that matrix).
+        // Undilated depthwise convolutions with a horizontal stride of 1 or 2 read the input in place
+        // (DepthwiseRowsEmitter); other depthwise convolutions work on a padded copy of each plane.
+        // Several filters per input channel (a first layer on one channel) take the strips too when
+        // their weights stay float32 and have at most 9 taps: with 5x5, 25 weight vectors no longer
+        // fit the registers (LeNet-5's conv1 took 8.6 µs so, against 5.9 µs as a GEMM).
+        bool depthwiseRows = x.Length == 4 && geo.DilationH == 1 && geo.DilationW == 1 && geo.StrideW is 1 or 2;
+        // The depthwise kernels unroll their taps: a kernel of more than 64 takes the GEMM, whose code
+        // does not grow with the kernel.
+        bool depthwise = w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
+            || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
+        bool gemm = lowering.Simd != SimdLevel.None && !depthwise;
+        var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
+        if (gemm && !ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads))
+        {
+            // The patches of one band of output rows (all of them unless ConvBands splits a large stem).
+            int patchRows = w[1] * w.Skip(2).Aggregate(1, (a, b) => a * b);
+            int columns = y.Length == 4 ? ConvBands.Rows(patchRows, y[2], y[3]) * y[3] : y.Skip(2).Aggregate(1, (a, b) => a * b);
+            outputs.Add(lowering.Temporary(node.Name + ".patches", [patchRows, columns]));
+        }
+        if (depthwise && !depthwiseRows && lowering.Simd != SimdLevel.None && ArtifactBuilder.DepthwisePlane(geo, x, y) is var (rows, width, wide))
+        {
+            // A zero-padded copy of one input plane and a wide output plane: every tap is then one
+            // run of memory over the whole plane (see DepthwiseConvEmitter).
+            outputs.Add(lowering.Temporary(node.Name + ".padded", [rows, width]));
+            outputs.Add(lowering.Temporary(node.Name + ".wide", [wide]));
+        }
+        var q8 = gemm ? Compress.WeightQuantization.Of(node) : null;
+        // The float weights are not embedded when the int8 ones are.
+        int[] convInputs = q8 is null ? LoweringParts.Inputs(node, lowering) : [lowering.Tensor(node.Inputs[0]), -1, .. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(lowering.Tensor)];
+        if (q8 is not null)
+        {
+            // int8 weights [M, K] and a scale per output channel, widened into scratch [M, K] each call.
+            int wq = lowering.Embed(node.Inputs[1], [q8.N, q8.K], TensorElement.Int8, (byte[])(Array)q8.Q.Clone());
+            int scales = lowering.Weight(node.Inputs[1] + ".scales", new TensorData([q8.N], q8.Scales));
+            convInputs = [convInputs[0], wq, scales, .. convInputs.Skip(2)];
+            outputs.Add(lowering.Temporary(node.Name + ".weights", [q8.N, q8.K]));
+        }
+        var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, convInputs, [.. outputs]);
+        LoweringParts.Window(n, geo);
+        n.Attributes["group"] = LoweringParts.Int(group);
+        if (convInputs.Length > 1 && q8 is not null) n.Attributes["weights"] = "int8";
+        if (gemm) n.Attributes["method"] = "gemm";
+        else if (depthwise) n.Attributes["method"] = "depthwise";
+        LoweringParts.Activation(n, node);
+    }
+
+    /// <summary>
+    /// Conv in int8 arithmetic (see ConvInt8Kernel): int8 weights [M, C/group·kH·kW'] (kernel rows padded to
+    /// kW' = a multiple of 4), row sums and multipliers per output channel; scratch for the input quantized
+    /// into a plane with zero-point borders, and for the uint8 patch matrix of one group.
+    /// </summary>
+    static void LowerInt8(Node node, ILowering lowering, Compress.Int8Conv int8, WindowGeometry geo, int group, int[] x, int[] y)
+    {
+        int q8 = lowering.Embed(node.Inputs[1], [int8.M, int8.RowLength], TensorElement.Int8, (byte[])(Array)int8.Q.Clone());
+        int bias = LoweringParts.AccumulatorBiasWeight(lowering, node.Name + ".bias_int", int8.Bias(LoweringParts.BiasOf(lowering, node)), out int biasShift);
+        int multipliers = LoweringParts.MultiplierWeight(lowering, node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
+        if (int8.Depthwise)
+        {
+            int[] scratch;
+            string? planeShape = null;
+            if (ConvScratch.DepthwiseInt8MethodFor(geo.Dilations) == DepthwiseInt8Method.Rows)
+            {
+                // The weights as float32 (converted once a call), then one channel at a time the float32 depthwise
+                // kernel's strips (see DepthwiseInt8Kernel): over a uint8 input as it is, each load widened; over a
+                // float32 input, its plane quantized (uint8 values less the zero point, held as float32) after the weights.
+                // Over a uint8 input, machines with AVX-VNNI take the padded plane and its quads instead (DepthwiseQuadLayout),
+                // in the same scratch.
+                bool byteInput = lowering.IsUInt8(lowering.Tensor(node.Inputs[0]));
+                long floats = ConvScratch.DepthwiseInt8RowsFloats(int8.M, geo.KernelH * geo.KernelW, x[2], x[3], byteInput);
+                if (byteInput && DepthwiseQuadLayout.For(geo.InH, geo.InW, geo.OutH, geo.OutW, geo.KernelH, geo.KernelW, geo.StrideH, geo.StrideW,
+                        geo.PadTop, geo.PadLeft, geo.PadBottom, geo.PadRight, geo.DilationH, geo.DilationW) is { } quads)
+                    floats = Math.Max(floats, (quads.ScratchBytes + 3) / 4);
+                scratch = [lowering.Temporary(node.Name + ".quantized", [checked((int)floats)])];
+            }
+            else
+            {
+                // Dilated: one channel at a time, its plane quantized (uint8 values held as float32) with the zero
+                // point in the padding, the taps summed over a wide plane. The raw plane (zeros in the padding,
+                // which quantize to the zero point) and the quantized one, rounded to whole vectors so the plane
+                // quantizes in one flat run; a uint8 input, as the int8 layer before wrote it, goes straight into
+                // the quantized plane (no raw one).
+                var dw = ArtifactBuilder.DepthwisePlane(geo, x, y) ?? throw new InvalidOperationException($"'{node.Name}': no depthwise plane");
+                int planeLength = (dw.Rows * dw.Width + 15) / 16 * 16;
+                bool byteInput = lowering.IsUInt8(lowering.Tensor(node.Inputs[0]));
+                scratch = [lowering.Temporary(node.Name + ".plane", [byteInput ? 1 : planeLength]),
+                    lowering.Temporary(node.Name + ".wide", [dw.Wide]), lowering.Temporary(node.Name + ".quantized", [planeLength])];
+                planeShape = $"{dw.Rows},{dw.Width}";
+            }
+            var d = lowering.AddNode(KernelKind.DepthwiseInt8, "Conv", node.Name, [lowering.Tensor(node.Inputs[0]), q8, bias, multipliers], [lowering.Tensor(node.Outputs[0]), .. scratch]);
+            if (planeShape is not null) d.Attributes["plane"] = planeShape;
+            LoweringParts.Window(d, geo);
+            LoweringParts.Int8Layer(lowering, d, node, int8.Input, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
+            return;
+        }
+        // The padded plane, slack for the last 16-byte loads, and with pads a flat copy of the quantized image;
+        // none for a pointwise convolution (1x1, stride 1, no pads), whose input quantizes straight into its patches.
+        bool pointwise = ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads);
+        long planeBytes = Math.Max(4, ConvScratch.Int8PlaneBytes(pointwise, x[1], geo.InH, geo.InW, geo.Pads, int8.PaddedKernelW));
+        long patchBytes = ConvScratch.Int8PatchBytes(int8.RowLength, geo.OutH, geo.OutW);
+        int plane = lowering.Temporary(node.Name + ".quantized", [checked((int)((planeBytes + 3) / 4))]);
+        int patches = lowering.Temporary(node.Name + ".patches", [checked((int)((patchBytes + 3) / 4))]);
+        var n = lowering.AddNode(KernelKind.ConvInt8, "Conv", node.Name, [lowering.Tensor(node.Inputs[0]), q8, bias, multipliers], [lowering.Tensor(node.Outputs[0]), plane, patches]);
+        LoweringParts.Window(n, geo);
+        n.Attributes["group"] = LoweringParts.Int(group);
+        LoweringParts.Int8Layer(lowering, n, node, int8.Input, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
+    }
+}
+
+/// <summary>MaxPool's lowering over two spatial axes (MaxPoolOperator.Lower): float32, or bytes between int8 layers.</summary>
+internal static class MaxPoolLowering
+{
+    public static void Lower(Node node, ILowering lowering)
+    {
+        var graph = lowering.Graph;
+        var geo = MaxPoolOperator.Geometry(graph, node, graph[node.Inputs[0]].Shape!);
+        int input = lowering.Tensor(node.Inputs[0]);
+        if (lowering.IsUInt8(input) && Compress.Int8Quantization.IsBytePool(graph, node))
+        {
+            // Between int8 layers (Int8Quantization.OutputOf): uint8 in, uint8 out, the same quantization.
+            int output = lowering.Tensor(node.Outputs[0]);
+            lowering.MarkUInt8(output);
+            LoweringParts.Window(lowering.AddNode(KernelKind.MaxPoolU8, "MaxPool", node.Name, [input], [output]), geo);
+            return;
+        }
+        LoweringParts.Window(lowering.AddNode(KernelKind.MaxPool, "MaxPool", node.Name, LoweringParts.Inputs(node, lowering), [lowering.Tensor(node.Outputs[0])]), geo);
+    }
+}
+
+/// <summary>Dense's lowering (DenseOperator.Lower): float32 weights re-packed for one row or several, int8 or int4 weights, or int8 arithmetic.</summary>
+internal static class DenseLowering
+{
+    public static void Lower(Node node, ILowering lowering)
+    {
+        var graph = lowering.Graph;
+        // One row of x (batch 1): W stays [N, K], each output one contiguous dot product. Several
+        // rows: W re-packed [K, N], so the GEMM reads a contiguous row of N outputs per k.
+        var weight = graph[node.Inputs[1]].Constant ?? throw new InvalidOperationException("Dense without constant weights");
+        int outN = weight.Shape[0], inK = weight.Shape[1];
+        bool oneRow = TensorData.Size(graph[node.Outputs[0]].Shape!) == outN && node.Int("transA", 0) == 0;
+        int packedWeight;
+        if (oneRow && Compress.Int8Quantization.Of(node) is { } int8)
+        {
+            // int8 arithmetic: weights int8 [N, K], row sums and multipliers per output (float32 holds both exactly / as used).
+            int q8 = lowering.Embed(node.Inputs[1], [int8.N, int8.K], TensorElement.Int8, (byte[])(Array)int8.Q.Clone());
+            int bias8 = LoweringParts.AccumulatorBiasWeight(lowering, node.Name + ".bias_int", int8.Bias(LoweringParts.BiasOf(lowering, node)), out int biasShift);
+            int multipliers = LoweringParts.MultiplierWeight(lowering, node.Inputs[1] + ".multipliers", int8.Multipliers, int8.MultiplierRatios);
+            // Scratch for the quantized input, unless the layer before wrote it as uint8 already.
+            bool byteInput = lowering.IsUInt8(lowering.Tensor(node.Inputs[0]));
+            int quantizedInput = lowering.Temporary(node.Name + ".xq", [byteInput ? 1 : (int8.K + 3) / 4]);
+            var denseQ = lowering.AddNode(KernelKind.DenseInt8, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), q8, bias8, multipliers], [lowering.Tensor(node.Outputs[0]), quantizedInput]);
+            LoweringParts.Int8Layer(lowering, denseQ, node, int8.Input, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
+            return;
+        }
+        // (After the int8 case, which folds the float bias into an integer: a bias tensor made before would be embedded unused.)
+        int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(lowering.Tensor)];
+        if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)
+        {
+            // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.
+            int packed4 = lowering.Embed(node.Inputs[1], [int4.N, int4.PaddedK / 2], TensorElement.UInt8, (byte[])int4.Packed.Clone());
+            int scales4 = lowering.Weight(node.Inputs[1] + ".scales", new TensorData([int4.N], int4.Scales));
+            var dense4 = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), packed4, scales4, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
+            dense4.Attributes["transA"] = "0";
+            dense4.Attributes["layout"] = "nk4";
+            dense4.Attributes["k"] = LoweringParts.Int(int4.K);
+            LoweringParts.Activation(dense4, node);
+            return;
+        }
+        if (oneRow && Compress.WeightQuantization.Of(node) is { } quantized)
+        {
+            // int8 weights [N, K] and a float32 scale per output: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j].
+            int q = lowering.Embed(node.Inputs[1], [quantized.N, quantized.K], TensorElement.Int8, (byte[])(Array)quantized.Q.Clone());
+            int scales = lowering.Weight(node.Inputs[1] + ".scales", new TensorData([quantized.N], quantized.Scales));
+            var dense8 = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), q, scales, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
+            dense8.Attributes["transA"] = "0";
+            dense8.Attributes["layout"] = "nk8";
+            LoweringParts.Activation(dense8, node);
+            return;
+        }
+        if (oneRow) packedWeight = lowering.Weight(node.Inputs[1] + ".panels4", new TensorData(ArtifactBuilder.PanelShape(outN, inK), ArtifactBuilder.Panels4(weight.Floats, outN, inK)));
+        else
+        {
+            // N padded with zero columns to a multiple of 16 (with a bias of N, padded too), so the
+            // last columns are one more vector tile rather than scalar code.
+            var bias = node.Inputs.Count > 2 && node.Inputs[2].Length > 0 ? graph[node.Inputs[2]].Constant : null;
+            bool pad = outN % 16 != 0 && (bias is null || bias.Count == outN);
+            int padN = pad ? (outN + 15) / 16 * 16 : outN;
+            var packed = new float[(long)inK * padN];
+            for (int j = 0; j < outN; j++)
+                for (int p = 0; p < inK; p++) packed[(long)p * padN + j] = weight.Floats[(long)j * inK + p];
+            packedWeight = lowering.Weight(node.Inputs[1] + ".kn", new TensorData([inK, padN], packed));
+            if (pad && bias is not null)
+            {
+                var padded = new float[padN];
+                Array.Copy(bias.Floats, padded, outN);
+                biasInput = [lowering.Weight(node.Inputs[2] + ".padded", new TensorData([padN], padded))];
+            }
+        }
+        int[] inputs = [lowering.Tensor(node.Inputs[0]), packedWeight, .. biasInput];
+        var n = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
+        n.Attributes["transA"] = LoweringParts.Int(node.Int("transA", 0));
+        n.Attributes["layout"] = oneRow ? "panels4" : "kn";
+        if (oneRow) { n.Attributes["n"] = LoweringParts.Int(outN); n.Attributes["k"] = LoweringParts.Int(inK); }
+        LoweringParts.Activation(n, node);
+    }
+}
+
+/// <summary>The element-wise lowerings: Binary (uint8 Add between int8 layers: AddU8), Unary, ClipRuntime.</summary>
+internal static class ElementwiseLowering
+{
+    public static void Binary(Node node, ILowering lowering)
+    {
+        if (node.OpType == "Add" && Compress.Int8Quantization.ByteAddOf(node) is { } add)
+        {
+            // Between int8 layers (Int8Quantization.ByteAddOf): uint8 in, uint8 out, integers only.
+            int a = lowering.Tensor(node.Inputs[0]), b = lowering.Tensor(node.Inputs[1]), y = lowering.Tensor(node.Outputs[0]);
+            if (!lowering.IsUInt8(a) || !lowering.IsUInt8(b))
+                throw new InvalidOperationException($"Add '{node.Name}': a uint8 Add's inputs must be uint8 (the layers before requantize for it)");
+            lowering.MarkUInt8(y);
+            var u8 = lowering.AddNode(KernelKind.AddU8, "Add", node.Name, [a, b], [y]);
+            u8.Attributes["a_zero"] = LoweringParts.Int(add.A.ZeroPoint);
+            u8.Attributes["b_zero"] = LoweringParts.Int(add.B.ZeroPoint);
+            u8.Attributes["out_zero"] = LoweringParts.Int(add.Output.ZeroPoint);
+            u8.Attributes["out_scale"] = add.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
+            u8.Attributes["multipliers"] = $"{LoweringParts.Int(add.MultiplierA)},{LoweringParts.Int(add.MultiplierB)}";
+            u8.Attributes["shift"] = LoweringParts.Int(add.Shift);
+            u8.Attributes["clamp"] = $"{LoweringParts.Int(add.Lo)},{LoweringParts.Int(add.Hi)}";
+            return;
+        }
+        var n = lowering.AddNode(KernelKind.Binary, node.OpType, node.Name, LoweringParts.Inputs(node, lowering), [lowering.Tensor(node.Outputs[0])]);
+        n.Attributes["op"] = node.OpType;
+        if (node.Annotations.TryGetValue("bshape", out var bshape)) n.Attributes["bshape"] = bshape;
+        LoweringParts.Activation(n, node);
+    }
+
+    public static void Unary(Node node, ILowering lowering)
+    {
+        if (node.OpType == "Clip" && !node.Annotations.ContainsKey("function"))
+        {
+            var clip = lowering.AddNode(KernelKind.ClipRuntime, "Clip", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
+            clip.Attributes["bounds"] = (node.HasInput(1) ? "min" : "") + (node.HasInput(2) ? "max" : "");
+            return;
+        }
+        var n = lowering.AddNode(KernelKind.Unary, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
+        n.Attributes["function"] = node.Annotations["function"];
+    }
+}
+
+/// <summary>Pieces several lowerings share: window and activation attributes, an int8 layer's integer weights and requantization.</summary>
+internal static class LoweringParts
+{
+    public static int[] Inputs(Node node, ILowering lowering) => [.. node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor)];
+
+    public static void Window(ArtifactNode n, WindowGeometry g) => n.SetWindow(new KernelWindow(g.Kernel, g.Strides, g.Dilations, g.Pads));
+
+    public static void Activation(ArtifactNode n, Node node)
+    {
+        if (node.Annotations.TryGetValue("activation", out var act)) n.Attributes["activation"] = act;
+    }
+
+    public static string Int(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// An int8 layer's per-channel multipliers: float16 ratios of the layer-wide multiplier (attribute
+    /// "multiplier"; the kernel forms (float)ratio·multiplier, the evaluator's float) or, without ratios, float32.
+    /// </summary>
+    public static int MultiplierWeight(ILowering lowering, string name, float[] multipliers, Half[]? ratios)
+    {
+        if (ratios is null) return lowering.Weight(name, new TensorData([multipliers.Length], multipliers));
+        while (lowering.NameTaken(name)) name += "_";
+        var data = new byte[ratios.Length * 2];
+        for (int i = 0; i < ratios.Length; i++) System.Buffers.Binary.BinaryPrimitives.WriteHalfLittleEndian(data.AsSpan(i * 2), ratios[i]);
+        return lowering.Embed(name, [ratios.Length], TensorElement.Float16, data);
+    }
+
+    /// <summary>
+    /// The layer writes uint8 (its output tensor's type) for the int8 layers reading it: attributes of the
+    /// fixed-point requantization (Compress.Requantization), whose clamp is the fused activation.
+    /// </summary>
+    public static void Requantize(ILowering lowering, ArtifactNode n, Compress.Requantization r)
+    {
+        lowering.MarkUInt8(n.Outputs[0]);
+        n.Attributes["out_zero"] = Int(r.Output.ZeroPoint);
+        n.Attributes["out_scale"] = r.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
+        // A fifth part, "narrow", says every sum·M + rounding fits int32 (Requantization.Narrow): one 32-bit multiply.
+        n.Attributes["requant"] = $"{Int(r.Shift)},{r.Scale.ToString("R", CultureInfo.InvariantCulture)},{Int(r.Lo)},{Int(r.Hi)}{(r.Narrow ? ",narrow" : "")}";
+    }
+
+    /// <summary>
+    /// What every int8-arithmetic layer (DenseInt8, ConvInt8, DepthwiseInt8) states: its input's quantization, the
+    /// layer-wide multiplier and bias shift, then the requantization to uint8 for the next int8 layer or the fused activation.
+    /// </summary>
+    public static void Int8Layer(ILowering lowering, ArtifactNode n, Node node, Compress.QuantParams input, Half[]? ratios, float layer, int biasShift)
+    {
+        n.Attributes["scale"] = input.Scale.ToString("R", CultureInfo.InvariantCulture);
+        n.Attributes["zero"] = Int(input.ZeroPoint);
+        if (ratios is not null) n.Attributes["multiplier"] = layer.ToString("R", CultureInfo.InvariantCulture);
+        if (biasShift != 0) n.Attributes["bias_shift"] = Int(biasShift);
+        if (Compress.Int8Quantization.OutputOf(node) is { } requant) Requantize(lowering, n, requant);
+        else Activation(n, node);
+    }
+
+    /// <summary>The float bias of an int8 layer (a constant, or none), which it folds into an integer.</summary>
+    public static float[]? BiasOf(ILowering lowering, Node node) => node.HasInput(2) ? lowering.Graph[node.Inputs[2]].Constant!.Floats : null;
+
+    /// <summary>
+    /// The biases of an int8 layer in accumulator units, little-endian: int16 when they fit with a small shift
+    /// (each folded bias a multiple of 2^shift, AccumulatorBias.Fold), stored shifted right, with the node's
+    /// "bias_shift" attribute saying by how much the kernel shifts it back; int32 otherwise, as they are.
+    /// </summary>
+    public static int AccumulatorBiasWeight(ILowering lowering, string name, int[] values, out int shift)
+    {
+        bool narrow = Compress.AccumulatorBias.Narrow(values);
+        shift = narrow ? Compress.AccumulatorBias.Shift(values) : 0;
+        while (lowering.NameTaken(name)) name += "_";
+        var data = new byte[values.Length * (narrow ? 2 : 4)];
+        for (int i = 0; i < values.Length; i++)
+            if (narrow) System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(data.AsSpan(i * 2), checked((short)(values[i] >> shift)));
+            else System.Buffers.Binary.BinaryPrimitives.WriteInt32LittleEndian(data.AsSpan(i * 4), values[i]);
+        return lowering.Embed(name, [values.Length], narrow ? TensorElement.Int16 : TensorElement.Int32, data);
+    }
+}

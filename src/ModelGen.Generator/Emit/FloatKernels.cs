@@ -1,0 +1,68 @@
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+// The float32 core kernels, written by KernelEmitter's methods and registered like every other kind.
+
+internal sealed class ConvKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.Conv;
+    public string InputName(ArtifactNode node, int i) =>
+        (node.Attributes.TryGetValue("weights", out var weights) && weights == "int8" ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
+
+    public void Emit(KernelContext k)
+    {
+        k.Node.Attributes.TryGetValue("method", out var method);
+        if (method == "gemm") KernelEmitter.ConvGemm(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
+        else if (method == "depthwise") DepthwiseConvEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
+        else
+        {
+            bool usesAxpy = false;
+            KernelEmitter.Conv(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Y, ref usesAxpy, k.Simd);
+            if (usesAxpy) k.Helpers.Add("Axpy");
+        }
+    }
+}
+
+internal sealed class MaxPoolKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.MaxPool;
+    public string InputName(ArtifactNode node, int i) => "x";
+    public void Emit(KernelContext k) => KernelEmitter.MaxPool(k.W, k.Node, k.Name, k.Signature, k.Inputs[0], k.Y, k.Simd);
+}
+
+internal sealed class DenseKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.Dense;
+    public string InputName(ArtifactNode node, int i) =>
+        (node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
+    public void Emit(KernelContext k) => KernelEmitter.Dense(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Y, k.Simd);
+}
+
+internal sealed class MatMulKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.MatMul;
+    public string InputName(ArtifactNode node, int i) => new[] { "a", "b" }[i];
+    public void Emit(KernelContext k) => KernelEmitter.MatMul(k.W, k.Name, k.Signature, k.Inputs[0], k.Inputs[1], k.Y);
+}
+
+internal sealed class BinaryKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.Binary;
+    public string InputName(ArtifactNode node, int i) => new[] { "a", "b" }[i];
+    public void Emit(KernelContext k) => KernelEmitter.Binary(k.W, k.Node, k.Name, k.Signature, k.Inputs[0], k.Inputs[1], k.Y);
+}
+
+internal sealed class UnaryKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.Unary;
+    public string InputName(ArtifactNode node, int i) => "x";
+    public void Emit(KernelContext k) => KernelEmitter.Unary(k.W, k.Node, k.Name, k.Signature, k.Y);
+}
+
+internal sealed class CopyKernel : IKernel
+{
+    public KernelKind Kernel => KernelKind.Copy;
+    public string InputName(ArtifactNode node, int i) => "x";
+    public void Emit(KernelContext k) => KernelEmitter.Copy(k.W, k.Name, k.Signature, k.Y);
+}

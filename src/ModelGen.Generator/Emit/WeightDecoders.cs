@@ -1,0 +1,167 @@
+using System.Collections.Generic;
+using System.Linq;
+using ModelGen.Artifact;
+
+namespace ModelGen.Generator.Emit;
+
+/// <summary>
+/// How the stored weights of one format become the float32 operands of a kernel, written once per SIMD
+/// width and once in scalar form, in the manner of TensorPrimitives' operator structs. The matrix-vector
+/// kernel (<see cref="GemvEmitter.EmitRows"/>) is written over this interface: it owns the loops, the
+/// accumulators, the loads of x and the <see cref="DenseEpilogue"/>; the decoder owns only what differs
+/// between formats.
+/// <para>
+/// To add a weight format (sparse, codebook, N:M…): (1) the compiler stores the weights in the layout the
+/// decoder reads, as the node's weight input (per-row scales or a codebook as further inputs); (2) write a
+/// class implementing this interface: the widths it has a vector form for and the run-time test each needs,
+/// the columns one step covers, the statements and the float vector expression that decode a step of a row,
+/// and the scalar term; (3) give it to <see cref="GemvEmitter.EmitRows"/> from an entry point beside
+/// <see cref="GemvEmitter.EmitInt8"/>, which KernelEmitter.Dense calls for the format. Decoding must be
+/// exact (int8 and int4 values are, in float32): the scalar form and every width then multiply the same
+/// numbers, and the reference evaluator's dequantized weights are what the kernel computes with.
+/// </para>
+/// </summary>
+internal interface IWeightDecoder
+{
+    /// <summary>The C# element type of the weight span <c>w</c>.</summary>
+    string Element { get; }
+
+    /// <summary>Comment lines for the emitted kernel: the layout, and why the vector form decodes as it does.</summary>
+    IEnumerable<string> Why { get; }
+
+    /// <summary>The scale each row's sum is multiplied by (an expression of <c>j</c>), or null for none.</summary>
+    string? RowScale(string row);
+
+    /// <summary>Rows computed together: each shares every load of x, each with its own accumulator.</summary>
+    int RowsPerStep { get; }
+
+    /// <summary>The widths that have a vector form here, widest first (a subset of the SIMD level's).</summary>
+    IReadOnlyList<SimdWidth> Widths(SimdLevel simd);
+
+    /// <summary>The run-time test that selects <paramref name="width"/> (some forms call x86 instructions directly).</summary>
+    string Guard(SimdWidth width);
+
+    /// <summary>Columns of a row one step of the vector loop decodes (a multiple of the width).</summary>
+    int Step(SimdWidth width);
+
+    /// <summary>Columns the vector loop covers; the rest are added one by one after the vector sum.</summary>
+    int VectorColumns(SimdWidth width);
+
+    /// <summary>Statements before the row loop at this width (constants the decoding uses).</summary>
+    IEnumerable<string> Setup(SimdWidth width);
+
+    /// <summary>Statements at the start of a group of rows starting at row <c>j</c> (where the rows start).</summary>
+    IEnumerable<string> RowsStart(SimdWidth width);
+
+    /// <summary>Statements that decode one step of row <c>j + r</c> at column <c>i</c>, before its multiply-adds.</summary>
+    IEnumerable<string> Decode(SimdWidth width, int r, int rows);
+
+    /// <summary>Part <paramref name="part"/> (of <see cref="Step"/> / width) of the decoded step of row <c>j + r</c>: a float vector.</summary>
+    string Part(SimdWidth width, int r, int rows, int part);
+
+    /// <summary>A statement adding weight (row, i)·x[i] to <paramref name="sum"/>: the scalar form.</summary>
+    string ScalarTerm(string row, string sum);
+}
+
+/// <summary>The end of a fully connected output: scale, bias and the fused activation, then the store.</summary>
+internal static class DenseEpilogue
+{
+    /// <summary><c>{ float v = scale·sum + b[row]; y[row] = act(v); }</c> for output <paramref name="row"/>.</summary>
+    public static string Store(ArtifactNode node, string sum, string? scale, bool hasBias, string row) =>
+        $"{{ float v = {(scale is null ? "" : scale + " * ")}{sum}{(hasBias ? $" + b[{row}]" : "")}; y[{row}] = {KernelEmitter.Act(node)}; }}";
+}
+
+/// <summary>
+/// int8 weights, row-major, one scale per row (weight-only int8): each step loads 16 (or 8) int8 weights,
+/// sign-extends them to int32 and converts them to float32 in registers (vpmovsxbd, vcvtdq2ps): a quarter of
+/// the bytes of float32 weights to read. Without Vector512 or Vector256 (x86), the weights are converted one
+/// by one.
+/// </summary>
+internal sealed class Int8RowDecoder : IWeightDecoder
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string V128 = "global::System.Runtime.Intrinsics.Vector128", V64 = "global::System.Runtime.Intrinsics.Vector64";
+    const string X86 = "global::System.Runtime.Intrinsics.X86";
+    readonly int _k;
+
+    public Int8RowDecoder(int k) => _k = k;
+
+    public string Element => "sbyte";
+    public IEnumerable<string> Why => new[]
+    {
+        "// Each step loads 16 (or 8) int8 weights, sign-extends them to int32 and converts them to float32 in registers",
+        "// (vpmovsxbd, vcvtdq2ps): a quarter of the bytes of float32 weights to read. Without Vector512 or Vector256 (x86),",
+        "// the weights are converted one by one.",
+    };
+    public string? RowScale(string row) => $"scales[{row}]";
+    public int RowsPerStep => 4;
+
+    public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => x.Bits > 128 && _k >= x.Floats).ToList();
+
+    /// <summary>The x86 conversions are there whenever these vector sizes are accelerated on x86; elsewhere the scalar loop runs.</summary>
+    public string Guard(SimdWidth width) => width.AcceleratedX86;
+
+    public int Step(SimdWidth width) => width.Floats;
+    public int VectorColumns(SimdWidth width) => _k - _k % width.Floats;
+    public IEnumerable<string> Setup(SimdWidth width) => new string[0];
+    public IEnumerable<string> RowsStart(SimdWidth width) => new[] { $"int row = j * {_k};" };
+    public IEnumerable<string> Decode(SimdWidth width, int r, int rows) => new string[0];
+
+    public string Part(SimdWidth width, int r, int rows, int part) => Floats(width, "rw", r == 0 ? "row + i" : $"row + {r * _k} + i");
+
+    /// <summary>
+    /// The int8 values at <paramref name="at"/> of the sbyte ref <paramref name="weights"/> as a float vector of
+    /// <paramref name="width"/> (512 or 256 bits, x86): sign-extended in registers, then converted (exact).
+    /// The GEMM's weight widening uses it too.
+    /// </summary>
+    public static string Floats(SimdWidth width, string weights, string at) => width.Bits == 512
+        ? $"{width.V}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref {weights}, (nuint){SimdWidth.Parenthesized(at)})))"
+        : $"{width.V}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.Create({V64}.LoadUnsafe(ref {weights}, (nuint){SimdWidth.Parenthesized(at)}), {V64}<sbyte>.Zero)))";
+
+    public string ScalarTerm(string row, string sum) => $"{sum} += {U}.Add(ref rx, i) * {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_k} + i);";
+}
+
+/// <summary>
+/// int4 weights, two per byte, one scale per row (weight-only int4): rows hold blocks of 32 weights in 16
+/// bytes (element i in the low nibble of byte i, element i + 16 in the high nibble); per block one load, a
+/// mask and a shift give two runs of 16 int4 values, sign-extended and converted to float32 in registers.
+/// Elements past the last whole block, and machines without AVX-512, one by one.
+/// </summary>
+internal sealed class Int4BlockDecoder : IWeightDecoder
+{
+    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string V128 = "global::System.Runtime.Intrinsics.Vector128";
+    readonly int _k, _rowBytes;
+
+    public Int4BlockDecoder(int k, int rowBytes) { _k = k; _rowBytes = rowBytes; }
+
+    public string Element => "byte";
+    public IEnumerable<string> Why => new[]
+    {
+        "// Rows hold blocks of 32 weights in 16 bytes (element i in the low nibble of byte i, element i + 16 in the high",
+        "// nibble): per block one load, a mask and a shift give two runs of 16 int4 values, sign-extended and converted to",
+        "// float32 in registers. Elements past the last whole block, and machines without AVX-512, one by one.",
+    };
+    public string? RowScale(string row) => $"scales[{row}]";
+    public int RowsPerStep => 1;
+
+    public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => x.Bits == 512 && _k >= 32).ToList();
+    public string Guard(SimdWidth width) => width.AcceleratedX86;
+    public int Step(SimdWidth width) => 32;
+    public int VectorColumns(SimdWidth width) => _k / 32 * 32;
+    public IEnumerable<string> Setup(SimdWidth width) => new[] { $"var low = {V128}.Create((byte)0x0F);", $"var eight = {V128}.Create((sbyte)8);" };
+    public IEnumerable<string> RowsStart(SimdWidth width) => new[] { $"ref byte row = ref {U}.Add(ref rw, j * {_rowBytes});" };
+
+    public IEnumerable<string> Decode(SimdWidth width, int r, int rows) => new[]
+    {
+        $"var packed = {V128}.LoadUnsafe(ref row, (nuint)(i >> 1));",
+        $"var first = {V128}.AsSByte(packed & low) - eight;",
+        $"var second = {V128}.AsSByte({V128}.ShiftRightLogical(packed, 4)) - eight;",
+    };
+
+    public string Part(SimdWidth width, int r, int rows, int part) =>
+        $"{width.V}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({(part == 0 ? "first" : "second")}))";
+
+    public string ScalarTerm(string row, string sum) =>
+        $"{{ byte packed = {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_rowBytes} + (i >> 5) * 16 + (i & 15)); {sum} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
+}

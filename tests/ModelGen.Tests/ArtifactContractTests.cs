@@ -1,0 +1,84 @@
+using Microsoft.CodeAnalysis;
+using Microsoft.CodeAnalysis.CSharp;
+using Microsoft.CodeAnalysis.Text;
+using ModelGen.Artifact;
+using ModelGen.Compiler;
+using ModelGen.Generator;
+using ModelGen.Generator.Emit;
+using ModelGen.Tests.Support;
+
+namespace ModelGen.Tests;
+
+/// <summary>The artifact contract: its text form round-trips, every kernel kind has an emitter, defects are MG2001.</summary>
+public sealed class ArtifactContractTests
+{
+    /// <summary>A float32 network with a convolution, a depthwise one, pooling and a fully connected layer.</summary>
+    static string SmallCnn(string name) => new OnnxBuilder(13, name).Input("x", 1, 2, 6, 6)
+        .Initializer("w1", [4, 2, 3, 3], OnnxBuilder.Random(72, 1)).Initializer("b1", [4], OnnxBuilder.Random(4, 2))
+        .Node("Conv", ["x", "w1", "b1"], ["c"], ("pads", new[] { 1, 1, 1, 1 })).Node("Relu", ["c"], ["a"])
+        .Initializer("w2", [4, 1, 3, 3], OnnxBuilder.Random(36, 3))
+        .Node("Conv", ["a", "w2"], ["d"], ("group", 4), ("pads", new[] { 1, 1, 1, 1 }))
+        .Node("MaxPool", ["d"], ["p"], ("kernel_shape", new[] { 2, 2 }), ("strides", new[] { 2, 2 }))
+        .Node("Flatten", ["p"], ["f"])
+        .Initializer("w3", [36, 5], OnnxBuilder.Random(180, 4))
+        .Node("Gemm", ["f", "w3"], ["y"])
+        .Output("y").Save(name + ".onnx");
+
+    public static TheoryData<string> Compressions => ["none", "int8-weights"];
+
+    [Theory]
+    [MemberData(nameof(Compressions))]
+    public void WritingThenReadingGivesTheSameArtifact(string compression)
+    {
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-" + compression), ClassName = "Net", Namespace = "Contract", Compression = compression });
+        string text = ArtifactText.Write(artifact);
+        var read = ArtifactText.Read(text);
+        Assert.Equal(text, ArtifactText.Write(read));
+        Assert.Equal(artifact.Tensors.Select(t => (t.Element, t.Storage, t.Offset)), read.Tensors.Select(t => (t.Element, t.Storage, t.Offset)));
+        Assert.Equal(artifact.Nodes.Select(n => n.Kernel), read.Nodes.Select(n => n.Kernel));
+        Assert.Equal(artifact.Nodes.Select(n => n.Attributes), read.Nodes.Select(n => n.Attributes));
+        Assert.Contains(read.Nodes, n => n.Window is not null);
+        Assert.Equal(artifact.Nodes.Select(n => n.Window), read.Nodes.Select(n => n.Window));
+    }
+
+    [Fact]
+    public void EveryKernelKindHasAnEmitter()
+    {
+        foreach (KernelKind kind in Enum.GetValues<KernelKind>())
+            Assert.True(KernelEmitter.Emits(kind), $"{kind} has no emitter");
+    }
+
+    [Fact]
+    public void EveryElementTypeReadsBackAsWritten()
+    {
+        foreach (TensorElement e in Enum.GetValues<TensorElement>())
+            Assert.Equal(e == TensorElement.Float32 ? null : e, TensorElements.Parse(e.Text()));
+        Assert.Null(TensorElements.Parse("float32"));
+        Assert.Throws<FormatException>(() => KernelKinds.Parse("3"));
+    }
+
+    sealed class Text(string path, string text) : AdditionalText
+    {
+        public override string Path { get; } = path;
+        public override SourceText GetText(CancellationToken cancellationToken = default) => SourceText.From(text);
+    }
+
+    /// <summary>A defect in one attribute (hand-edited or truncated artifact) is the generator's diagnostic, not an exception.</summary>
+    [Theory]
+    [InlineData("attr.group=1", "attr.group=one")]
+    [InlineData("attr.strides=1,1", "attr.strides=1,x")]
+    [InlineData("kernel=MaxPool", "kernel=MaxPool3")]
+    [InlineData("attr.pads=0,0,0,0", "attr.pads=")]
+    [InlineData("attr.dilations=1,1", "attr.dilations=1")]
+    public void AMalformedAttributeIsDiagnosticMG2001NotACrash(string good, string bad)
+    {
+        string text = ArtifactText.Write(ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-bad"), ClassName = "Net", Namespace = "Contract" }));
+        Assert.Contains(good, text);
+        var driver = CSharpGeneratorDriver.Create([new ModelGenerator().AsSourceGenerator()], [new Text("/p/obj/bad.mgen", text.Replace(good, bad))])
+            .RunGenerators(CSharpCompilation.Create("t", [CSharpSyntaxTree.ParseText("class C {}")], [MetadataReference.CreateFromFile(typeof(object).Assembly.Location)]));
+        var result = driver.GetRunResult();
+        Assert.Empty(result.GeneratedTrees);
+        Assert.Equal("MG2001", Assert.Single(result.Diagnostics).Id);
+        Assert.Null(result.Results[0].Exception);
+    }
+}
