@@ -49,7 +49,7 @@ internal sealed class ConvTransposeKernel : IKernel
         }
         if (k.Has("activation"))
         {
-            w.Line($"global::System.Span<float> all = y.Slice({Expr.Times(image, (long)m * planeOut)}, {m * planeOut});");
+            w.Line($"Span<float> all = y.Slice({Expr.Times(image, (long)m * planeOut)}, {m * planeOut});");
             w.Line($"for (int i = 0; i < all.Length; i++) {{ float v = all[i]; all[i] = {k.Act()}; }}");
         }
     }

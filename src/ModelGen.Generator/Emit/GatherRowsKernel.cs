@@ -20,7 +20,7 @@ internal sealed class GatherRowsKernel : IKernel
         w.Line("long index = indices[j];");
         w.Line($"if (index < 0) index += {axis};");
         w.Line($"if ((ulong)index >= {axis}UL)");
-        w.Line($"    throw new global::System.ArgumentOutOfRangeException(nameof(indices), indices[j], \"An index is outside the {axis} entries it selects from.\");");
+        w.Line($"    throw new ArgumentOutOfRangeException(nameof(indices), indices[j], \"An index is outside the {axis} entries it selects from.\");");
         using (w.For("o", outer, out string o))
         {
             string from = Expr.Times(Expr.Plus(Expr.Times(o, axis), "(int)index"), inner), to = Expr.Times(Expr.Plus(Expr.Times(o, count), "j"), inner);

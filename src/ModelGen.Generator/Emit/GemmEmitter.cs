@@ -43,7 +43,7 @@ internal sealed class GemmSpec
 /// </summary>
 internal static class GemmEmitter
 {
-    const string Unsafe = "global::System.Runtime.CompilerServices.Unsafe";
+    const string Unsafe = "Unsafe";
 
     /// <summary>
     /// Accumulators a tile may keep: x64 has 32 vector registers with AVX-512, 16 with AVX2/SSE; the rest hold
@@ -55,8 +55,8 @@ internal static class GemmEmitter
     public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, SimdLevel simd)
     {
         var levels = SimdLadder.Widths(simd);
-        if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("global::System.Span<float> edge = stackalloc float[16];");
-        if (HasColumnBuffer(g) && levels.Count > 0) w.Line($"global::System.Span<float> column = stackalloc float[{g.K}];");
+        if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("Span<float> edge = stackalloc float[16];");
+        if (HasColumnBuffer(g) && levels.Count > 0) w.Line($"Span<float> column = stackalloc float[{g.K}];");
         SimdLadder.Chain(w, levels, top => EmitLevel(w, g, node, levels.SkipWhile(x => x != top).ToList()), () =>
         {
             g.GatherB?.Invoke(w, "0", N(g.K));
@@ -103,10 +103,9 @@ internal static class GemmEmitter
     /// </summary>
     static string? Native(string v, string op, string bound, string x)
     {
-        const string X86 = "global::System.Runtime.Intrinsics.X86";
-        if (v.EndsWith("Vector512", StringComparison.Ordinal)) return $"{X86}.Avx512F.{op}({bound}, {x})";
-        if (v.EndsWith("Vector256", StringComparison.Ordinal)) return $"{X86}.Avx.{op}({bound}, {x})";
-        if (v.EndsWith("Vector128", StringComparison.Ordinal)) return $"({X86}.Sse.IsSupported ? {X86}.Sse.{op}({bound}, {x}) : {v}.{op}({x}, {bound}))";
+        if (v.EndsWith("Vector512", StringComparison.Ordinal)) return $"Avx512F.{op}({bound}, {x})";
+        if (v.EndsWith("Vector256", StringComparison.Ordinal)) return $"Avx.{op}({bound}, {x})";
+        if (v.EndsWith("Vector128", StringComparison.Ordinal)) return $"(Sse.IsSupported ? Sse.{op}({bound}, {x}) : {v}.{op}({x}, {bound}))";
         return null;
     }
 
@@ -140,7 +139,7 @@ internal static class GemmEmitter
         {
             w.Line($"// K in chunks of {kc}: the chunk of B ({kc} rows) stays in L1 while every row block uses it; C carries the sums between chunks.");
             w.Open($"for (int k0 = 0; k0 < {g.K}; k0 += {kc})");
-            w.Line($"int kEnd = global::System.Math.Min(k0 + {kc}, {g.K});");
+            w.Line($"int kEnd = Math.Min(k0 + {kc}, {g.K});");
             w.Line("bool firstChunk = k0 == 0, lastChunk = kEnd == " + g.K + ";");
             if (chunk.Relative)
             {
@@ -266,7 +265,7 @@ internal static class GemmEmitter
             // The last {partial} columns: the vector through a buffer, then only the columns that exist.
             foreach (int r in rs)
             {
-                w.Line($"{v}.StoreUnsafe(c{r}_0, ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(edge));");
+                w.Line($"{v}.StoreUnsafe(c{r}_0, ref MemoryMarshal.GetReference(edge));");
                 w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Cell(r, 0)} + e) = edge[e];");
             }
         }
@@ -324,7 +323,7 @@ internal static class GemmEmitter
         int width = level.Floats;
         w.Open($"for (int c = {from}; c < {to}; c++)");
         w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
-        w.Line("ref float rcol = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(column);");
+        w.Line("ref float rcol = ref MemoryMarshal.GetReference(column);");
         w.Open($"for (int r = 0; r < {g.M}; r++)");
         w.Line($"ref float arow = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda});");
         w.Line($"{v}<float> acc = {v}<float>.Zero;");

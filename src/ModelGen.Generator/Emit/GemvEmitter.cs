@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class GemvEmitter
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string U = "Unsafe";
 
     /// <summary>Padding of an aligned weight literal, in floats, on each side: enough for 64-byte loads around any start.</summary>
     internal const int AlignPad = 16;
@@ -48,16 +48,16 @@ internal static class GemvEmitter
             w.Line("");
         }
         KernelEmitter.OpenKernel(w, name, sig + ", int wPhase");
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount + 2 * AlignPad} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || wPhase >= 16) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line($"ref float rw = ref {U}.Add(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w), {AlignPad});");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount + 2 * AlignPad} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || wPhase >= 16) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
+        w.Line($"ref float rw = ref {U}.Add(ref MemoryMarshal.GetReference(w), {AlignPad});");
         if (tail != 0)
         {
             w.Line($"// The last {tail} inputs, then zeros: the last 16 columns read x from here, never past its end.");
-            w.Line("global::System.Span<float> xTail = stackalloc float[16];");
+            w.Line("Span<float> xTail = stackalloc float[16];");
             w.Line("xTail.Clear();");
             w.Line($"x.Slice({fullChunks * 16}, {tail}).CopyTo(xTail);");
-            w.Line("ref float rt = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xTail);");
+            w.Line("ref float rt = ref MemoryMarshal.GetReference(xTail);");
         }
         if (zigzag) w.Line($"bool backward = s_{name}Backward; s_{name}Backward = !backward;");
         var ctx = new PanelContext(node, n, chunks, fullChunks, tail, hasBias, zigzag);
@@ -116,7 +116,7 @@ internal static class GemvEmitter
             if (mode == PanelMode.Realigned)
             {
                 w.Line($"p = (nuint)(16 + j * {c.Chunks * 16});");
-                w.Line("prev = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref ra, p - 16);");
+                w.Line("prev = Vector512.LoadUnsafe(ref ra, p - 16);");
             }
             else w.Line($"p = (nuint)(j * {c.Chunks * 16});");
             Panel(w, c, v, width, mode, "j", 4);
@@ -125,7 +125,7 @@ internal static class GemvEmitter
             {
                 // After the loop p is past the panel it read last; the partial panel is the stream's last.
                 w.Line(mode == PanelMode.Realigned ? $"p = (nuint)(16 + {full * c.Chunks * 64});" : $"p = (nuint)({full * c.Chunks * 64});");
-                if (mode == PanelMode.Realigned) w.Line("prev = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref ra, p - 16);");
+                if (mode == PanelMode.Realigned) w.Line("prev = Vector512.LoadUnsafe(ref ra, p - 16);");
             }
         }
         else if (full > 0)
@@ -166,7 +166,7 @@ internal static class GemvEmitter
     /// <summary>16 columns of 4 rows: 256 bytes of the stream at p, x (or xTail) at the matching columns.</summary>
     static void Chunk(CodeWriter w, string v, int width, PanelMode mode, string xRef, string xAt)
     {
-        const string Permute = "global::System.Runtime.Intrinsics.X86.Avx512F.PermuteVar16x32x2";
+        const string Permute = "Avx512F.PermuteVar16x32x2";
         for (int part = 0; part < 16 / width; part++)
         {
             string x = part == 0 ? "" : part.ToString(System.Globalization.CultureInfo.InvariantCulture);
@@ -224,9 +224,9 @@ internal static class GemvEmitter
     {
         foreach (string line in d.Why) w.Line(line);
         KernelEmitter.OpenKernel(w, name, sig);
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line($"ref {d.Element} rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
+        w.Line($"ref {d.Element} rw = ref MemoryMarshal.GetReference(w);");
         SimdLadder.Chain(w, d.Widths(simd), x =>
         {
             string v = x.V;

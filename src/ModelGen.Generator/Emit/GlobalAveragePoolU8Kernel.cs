@@ -11,7 +11,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class GlobalAveragePoolU8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
+    const string U = "Unsafe", V128 = "Vector128";
 
     public KernelKind Kernel => KernelKind.GlobalAveragePoolU8;
 
@@ -28,8 +28,8 @@ internal sealed class GlobalAveragePoolU8Kernel : IKernel
         w.Line($"// GlobalAveragePool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = the mean");
         w.Line($"// of each plane of {n} bytes of x{CodeWriter.Shape(x.Shape)}, rounded half up: (sum + {n / 2}) / {n}.");
         using var method = k.OpenMethod();
-        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref byte rx = ref MemoryMarshal.GetReference(x);");
         using var planeLoop = w.For("plane", planes, out string plane);
         w.Line($"ref byte p = ref {KernelEmitter.At(U, "rx", plane, n)};");
         w.Line("int sum = 0, i = 0;");

@@ -31,8 +31,8 @@ internal static class KernelEmitter
         if (!Registered.TryGetValue(node.Kernel, out var kernel)) throw new FormatException($"unknown kernel '{node.Kernel}'");
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
-        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + kernel.InputName(node, i))
-            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.Element == TensorElement.Int64 ? "long" : t.Element == TensorElement.UInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+        string sig = string.Join(", ", inputs.Select((t, i) => $"ReadOnlySpan<{t.CSharpType}> " + kernel.InputName(node, i))
+            .Concat(outputs.Select((t, i) => $"Span<{(t.Element == TensorElement.Int64 ? "long" : t.Element == TensorElement.UInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
         string name = KernelNames.Of(m)[index];
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
@@ -106,7 +106,7 @@ internal static class KernelEmitter
     /// </summary>
     internal static CodeWriter.Scope OpenKernel(CodeWriter w, string name, string sig)
     {
-        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]");
+        w.Line("[MethodImpl(MethodImplOptions.AggressiveOptimization)]");
         return w.Block($"public static void {name}({sig})");
     }
 
@@ -117,7 +117,7 @@ internal static class KernelEmitter
     /// </summary>
     internal static CodeWriter.Scope OpenHelper(CodeWriter w, string declaration)
     {
-        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]");
+        w.Line("[MethodImpl(MethodImplOptions.AggressiveOptimization)]");
         return w.Block(declaration);
     }
 
@@ -139,13 +139,12 @@ internal static class KernelEmitter
         string narrow = odd
             ? $"{v}.AsSingle({v}.Narrow({v}.ShiftRightLogical({v}.AsUInt64({lo}), 32), {v}.ShiftRightLogical({v}.AsUInt64({hi}), 32)))"
             : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))";
-        const string X86 = "global::System.Runtime.Intrinsics.X86";
         int first = odd ? 1 : 0;
         return width switch
         {
-            16 => $"({X86}.Avx512F.IsSupported ? {X86}.Avx512F.PermuteVar16x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 16).Select(i => 2 * i + first))}), {hi}) : {narrow})",
+            16 => $"(Avx512F.IsSupported ? Avx512F.PermuteVar16x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 16).Select(i => 2 * i + first))}), {hi}) : {narrow})",
             // One two-source permute where AVX-512VL has it; on AVX2 a shuffle within lanes and a cross-lane fix-up.
-            8 => $"({X86}.Avx512F.VL.IsSupported ? {X86}.Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 8).Select(i => 2 * i + first))}), {hi}) : {X86}.Avx2.IsSupported ? {v}.AsSingle({X86}.Avx2.Permute4x64({v}.AsDouble({X86}.Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
+            8 => $"(Avx512F.VL.IsSupported ? Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 8).Select(i => 2 * i + first))}), {hi}) : Avx2.IsSupported ? {v}.AsSingle(Avx2.Permute4x64({v}.AsDouble(Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
             _ => narrow,
         };
     }
@@ -221,13 +220,13 @@ internal static class KernelEmitter
         if (patches) lengths.Add(("y1", (long)kk * bandCols));
         if (int8) lengths.AddRange([("scales", m), (widened, wt.ElementCount)]);
         CheckedRefs(w, [.. lengths]);
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         if (int8)
         {
             w.Line("// The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.");
-            const string V512 = "global::System.Runtime.Intrinsics.Vector512";
-            w.Line($"ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({widened});");
-            w.Line("ref sbyte rq = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+            const string V512 = "Vector512";
+            w.Line($"ref float ra = ref MemoryMarshal.GetReference({widened});");
+            w.Line("ref sbyte rq = ref MemoryMarshal.GetReference(w);");
             using (w.Block($"for (int row = 0; row < {m}; row++)"))
             {
                 w.Line("float scale = scales[row];");
@@ -242,13 +241,13 @@ internal static class KernelEmitter
                     }
                 }
                 w.Line($"for (; i < {kk}; i++)");
-                w.Line($"    global::System.Runtime.CompilerServices.Unsafe.Add(ref ra, row * {kk} + i) = global::System.Runtime.CompilerServices.Unsafe.Add(ref rq, row * {kk} + i) * scale;");
+                w.Line($"    Unsafe.Add(ref ra, row * {kk} + i) = Unsafe.Add(ref rq, row * {kk} + i) * scale;");
             }
         }
-        else w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-        w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-        if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
-        w.Line(patches ? "ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
+        else w.Line("ref float ra = ref MemoryMarshal.GetReference(w);");
+        w.Line("ref float rc = ref MemoryMarshal.GetReference(y);");
+        if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
+        w.Line(patches ? "ref float rb = ref MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
         if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, band, simd);
         using (w.For("image", n, out string image))
         using (w.For("grp", group, out string grp))
@@ -280,7 +279,7 @@ internal static class KernelEmitter
     /// </summary>
     static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, SimdLevel simd)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         int cols = band * ow, rowsPerChannel = k[0] * k[1];
         w.Line($"// Patches: row (c, i, j) holds x[c, {Affine(("oy", s[0]), ("i", d[0]), ("", -p[0]))}, {Affine(("ox", s[1]), ("j", d[1]), ("", -p[1]))}] for every output pixel{(band < oh ? $" of the band's {band} rows oy0.." : "")}, 0 in the padding.");
         w.Line($"// Rows fromRow..toRow (whole channels, {rowsPerChannel} rows each) are stored from row 0 of rb: the GEMM calls it for each K chunk just");
@@ -360,12 +359,12 @@ internal static class KernelEmitter
     /// <summary>The patch rows of one kernel row (c, i) with the column loop j at run time: a kernel wider than <see cref="MaxUnrolledKernelColumns"/>.</summary>
     static void EmitPatchColumnsLoop(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int h, int wd, int oh, int ow, int band, int cols)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         w.Line($"// {k[1]} kernel columns, too many to unroll: for each j, output columns first..last-1 read input columns ox·{s[1]} + j·{d[1]} − {p[1]}.");
         w.Open($"for (int j = 0; j < {k[1]}; j++)");
         w.Line($"int shift = j * {d[1]} - {p[1]};");
-        w.Line($"int first = shift >= 0 ? 0 : global::System.Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
-        w.Line($"int last = shift > {wd - 1} ? 0 : global::System.Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+        w.Line($"int first = shift >= 0 ? 0 : Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
+        w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
         w.Line("if (last < first) last = first;");
         w.Open($"for (int oy = 0; oy < {band}; oy++)");
         w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + j * {cols} + oy * {ow});");
@@ -389,7 +388,7 @@ internal static class KernelEmitter
     /// </summary>
     static void EmitEvenGather(CodeWriter w, int count, int first, SimdLevel simd)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         SimdLadder.Chain(w, SimdLadder.Widths(simd).Where(x => count > x.Floats).ToList(), sw =>
         {
             string v = sw.V;
@@ -422,7 +421,7 @@ internal static class KernelEmitter
         KernelEmitter.OpenKernel(w, name, sig);
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m++)");
-        w.Line($"global::System.Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
+        w.Line($"Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
         w.Line(hasBias ? "plane.Fill(b[m]);" : "plane.Clear();");
         w.Open($"for (int c = 0; c < {cpg}; c++)");
         w.Line(group == 1 ? $"int xBase = (n * {c} + c) * {h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg} + c) * {h * wd};");
@@ -432,7 +431,7 @@ internal static class KernelEmitter
         w.Line($"int shift = kw * {d[1]} - {p[1]};");
         w.Line("// Output columns whose input column lies inside the image (the rest read padding: zero).");
         w.Line(p[1] == 0 ? "const int first = 0;" : $"int first = shift >= 0 ? 0 : (-shift + {s[1] - 1}) / {s[1]};");
-        w.Line($"int last = shift > {wd - 1} ? 0 : global::System.Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+        w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
         w.Line("if (last <= first) continue;");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
@@ -483,13 +482,13 @@ internal static class KernelEmitter
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line($"// Output-stationary, {block} output channels at a time: columns {first}..{last - 1} of each row a vector at a time over {taps} taps, accumulators in registers; edge columns one by one.");
         KernelEmitter.OpenKernel(w, name, sig);
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
         var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
         if (levels.Count > 0)
         {
-            w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
+            w.Line(Each(i => $"ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
             w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
         }
         w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
@@ -525,7 +524,7 @@ internal static class KernelEmitter
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line($"if (ow >= {first} && ow < col) continue;");
         w.Open($"for (int i = 0; i < {block}; i++)");
-        w.Line($"global::System.ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
+        w.Line($"ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
         w.Line($"float sum = {(hasBias ? "b[m + i]" : "0f")};");
         w.Line("int t = 0;");
         w.Open($"for (int c = 0; c < {cpg}; c++)");
@@ -550,7 +549,7 @@ internal static class KernelEmitter
     /// </summary>
     static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, SimdLevel simd)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
         using var planeLoop = w.Block($"for (int plane = 0; plane < {nc}; plane++)");
         using var rowLoop = w.Block($"for (int oh = 0; oh < {oh}; oh++)");
@@ -578,9 +577,9 @@ internal static class KernelEmitter
         });
         using (w.Block($"for (; ow < {ow}; ow++)"))
         {
-            w.Line($"float a = global::System.MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
-            w.Line($"float b = global::System.MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
-            w.Line($"{U}.Add(ref row, ow) = global::System.MathF.Max(a, b);");
+            w.Line($"float a = MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
+            w.Line($"float b = MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
+            w.Line($"{U}.Add(ref row, ow) = MathF.Max(a, b);");
         }
     }
 
@@ -590,14 +589,14 @@ internal static class KernelEmitter
     /// </summary>
     internal static void CheckedRefs(CodeWriter w, (string Span, long Length)[] lengths, params (string Ref, string Span)[] refs)
     {
-        string condition = $"if ({string.Join(" || ", lengths.Select(l => $"{l.Span}.Length < {l.Length}"))})", thrown = "throw new global::System.ArgumentException(\"buffer too short\");";
+        string condition = $"if ({string.Join(" || ", lengths.Select(l => $"{l.Span}.Length < {l.Length}"))})", thrown = "throw new ArgumentException(\"buffer too short\");";
         if (condition.Length + thrown.Length < 100) w.Line(condition + " " + thrown);
         else
         {
             w.Line(condition);
             w.Line("    " + thrown);
         }
-        foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
+        foreach (var (r, span) in refs) w.Line($"ref var {r} = ref MemoryMarshal.GetReference({span});");
     }
 
     internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, SimdLevel simd)
@@ -617,7 +616,7 @@ internal static class KernelEmitter
         if (inside && k[0] * k[1] <= 25)
         {
             // Every window lies inside the input: the taps unrolled, no bounds to test.
-            const string U = "global::System.Runtime.CompilerServices.Unsafe";
+            const string U = "Unsafe";
             CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
             using (w.Block($"for (int plane = 0; plane < {nc}; plane++)"))
             using (w.Block($"for (int oh = 0; oh < {oh}; oh++)"))
@@ -633,7 +632,7 @@ internal static class KernelEmitter
                             taps.Add((long)i * d[0] * wd + (long)j * d[1]);
                     w.Line($"float max = {At(U, "at", taps[0])};");
                     foreach (var t in taps.Skip(1))
-                        w.Line($"max = global::System.MathF.Max(max, {At(U, "at", t)});");
+                        w.Line($"max = MathF.Max(max, {At(U, "at", t)});");
                     w.Line($"{U}.Add(ref row, ow) = max;");
                 }
             }
@@ -699,11 +698,11 @@ internal static class KernelEmitter
         KernelEmitter.OpenKernel(w, name, sig);
         if (!transA)
         {
-            w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {inputs[2].ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
-            w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-            w.Line("ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-            w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-            if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+            w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {inputs[2].ElementCount}" : "")}) throw new ArgumentException(\"buffer too short\");");
+            w.Line("ref float ra = ref MemoryMarshal.GetReference(x);");
+            w.Line("ref float rb = ref MemoryMarshal.GetReference(w);");
+            w.Line("ref float rc = ref MemoryMarshal.GetReference(y);");
+            if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
             GemmEmitter.Emit(w, new GemmSpec
             {
                 M = rows, N = n, K = k, Lda = k, Ldb = ldw, Ldc = n, PaddedColumns = ldw,
@@ -803,11 +802,11 @@ internal static class KernelEmitter
     {
         w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
         w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
-        OpenHelper(w, "static float Dot(global::System.ReadOnlySpan<float> a, global::System.ReadOnlySpan<float> b)");
+        OpenHelper(w, "static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)");
         w.Line("int i = 0;");
         w.Line("float sum = 0f;");
-        w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(a);");
-        w.Line("ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+        w.Line("ref float ra = ref MemoryMarshal.GetReference(a);");
+        w.Line("ref float rb = ref MemoryMarshal.GetReference(b);");
         VectorLoop(w, simd, "a.Length", (v, width) => new[]
         {
             $"{v}<float> acc0 = {v}<float>.Zero, acc1 = {v}<float>.Zero;",
@@ -828,11 +827,11 @@ internal static class KernelEmitter
     public static void EmitGemv(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
-        OpenHelper(w, "static void Gemv(global::System.ReadOnlySpan<float> x, global::System.ReadOnlySpan<float> w, global::System.Span<float> y)");
+        OpenHelper(w, "static void Gemv(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y)");
         w.Line("int k = x.Length, n = y.Length;");
-        w.Line("if (w.Length < n * k) throw new global::System.ArgumentException(\"weights too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref float rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line("if (w.Length < n * k) throw new ArgumentException(\"weights too short\");");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float rw = ref MemoryMarshal.GetReference(w);");
         w.Line("int j = 0;");
         w.Open("for (; j <= n - 4; j += 4)");
         w.Line("int i = 0, o0 = j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;");
@@ -866,11 +865,11 @@ internal static class KernelEmitter
     public static void EmitAxpy(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
-        OpenHelper(w, "static void Axpy(global::System.Span<float> y, global::System.ReadOnlySpan<float> x, float alpha)");
-        w.Line("if (x.Length != y.Length) throw new global::System.ArgumentException(\"length mismatch\");");
+        OpenHelper(w, "static void Axpy(Span<float> y, ReadOnlySpan<float> x, float alpha)");
+        w.Line("if (x.Length != y.Length) throw new ArgumentException(\"length mismatch\");");
         w.Line("int i = 0;");
-        w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float ry = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         VectorLoop(w, simd, "y.Length", (v, width) => new[]
         {
             $"{v}<float> va = {Short(v)}.Create(alpha);",

@@ -25,7 +25,7 @@ internal static class KernelSharing
 
     public static bool Applies(ModelArtifact m) => m.Simd != SimdLevel.Auto;
 
-    const string Attribute = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]";
+    const string Attribute = "[MethodImpl(MethodImplOptions.AggressiveOptimization)]";
 
     /// <summary>A kernel split into its parts: the lines before the method, the parameter list, the body's tokens.</summary>
     sealed class Parsed
@@ -82,7 +82,7 @@ internal static class KernelSharing
             foreach (var line in p.Preamble) w.Line(line);
             w.Line($"// The structure {call.Name} computes, with this node's numbers.");
             string names = string.Join(", ", Parameters(p.Signature).Select(s => s.Substring(s.LastIndexOf(' ') + 1))
-                .Select(n => p.Bytes.Contains(n) ? "global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(" + n + ")" : n));
+                .Select(n => p.Bytes.Contains(n) ? "MemoryMarshal.AsBytes(" + n + ")" : n));
             w.Line($"public static void {kernelNames[i]}({p.Signature}) => {call.Name}({names}{string.Concat(call.Arguments.Select(a => ", " + a))});");
         }
         foreach (var method in methods)
@@ -118,10 +118,10 @@ internal static class KernelSharing
         {
             string name = declarations[j].Substring(declarations[j].LastIndexOf(' ') + 1);
             int uses = Regex.Matches(code, @"\b" + Regex.Escape(name) + @"\b").Count;
-            if (declarations[j].StartsWith("global::System.ReadOnlySpan<", StringComparison.Ordinal) && uses > 0
+            if (declarations[j].StartsWith("ReadOnlySpan<", StringComparison.Ordinal) && uses > 0
                 && uses == Regex.Matches(code, @"MemoryMarshal\.AsBytes\(" + Regex.Escape(name) + @"\)").Count)
             {
-                declarations[j] = "global::System.ReadOnlySpan<byte> " + name;
+                declarations[j] = "ReadOnlySpan<byte> " + name;
                 p.Bytes.Add(name);
             }
         }
@@ -180,7 +180,7 @@ internal static class KernelSharing
         return (method.ToString(), arguments);
     }
 
-    /// <summary>The parameter declarations of a signature ("global::System.ReadOnlySpan&lt;float&gt; x", …).</summary>
+    /// <summary>The parameter declarations of a signature ("ReadOnlySpan&lt;float&gt; x", …).</summary>
     static List<string> Parameters(string signature)
     {
         var result = new List<string>();

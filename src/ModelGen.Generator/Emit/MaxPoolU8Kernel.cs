@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class MaxPoolU8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
+    const string U = "Unsafe", V128 = "Vector128";
 
     public KernelKind Kernel => KernelKind.MaxPoolU8;
 
@@ -29,9 +29,9 @@ internal sealed class MaxPoolU8Kernel : IKernel
         w.Line($"// MaxPool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = max over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
         w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
         using var method = k.OpenMethod();
-        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref byte ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref byte rx = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref byte ry = ref MemoryMarshal.GetReference(y);");
         using var planeLoop = w.Block($"for (int plane = 0; plane < {planes}; plane++)");
         using var rowLoop = w.Block($"for (int oy = 0; oy < {oh}; oy++)");
         w.Line("int ox = 0;");

@@ -48,13 +48,13 @@ internal sealed class NormalizeKernel : IKernel
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: {groups} runs of {size} values, each (x − mean)/√(var + {eps})·scale + bias, scale and bias per {(perIndex ? "position in the run" : "channel")}.");
         using var method = k.OpenMethod();
         using var runs = w.For("g", groups, out string g);
-        w.Line($"global::System.ReadOnlySpan<float> run = x.Slice({Expr.Times(g, size)}, {size});");
+        w.Line($"ReadOnlySpan<float> run = x.Slice({Expr.Times(g, size)}, {size});");
         w.Line("float mean = 0f;");
         w.Line($"for (int i = 0; i < {size}; i++) mean += run[i];");
         w.Line($"mean /= {size};");
         w.Line("float variance = 0f;");
         w.Line($"for (int i = 0; i < {size}; i++) {{ float d = run[i] - mean; variance += d * d; }}");
-        w.Line($"float inv = 1f / global::System.MathF.Sqrt(variance / {size} + {eps});");
+        w.Line($"float inv = 1f / MathF.Sqrt(variance / {size} + {eps});");
         if (k.Outputs.Length == 3)
         {
             w.Line($"y1[{g}] = mean; // the Mean output");
@@ -90,12 +90,12 @@ internal sealed class LrnKernel : IKernel
         using var method = k.OpenMethod();
         using var images = w.For("n", n, out string image);
         using var channels = w.Block($"for (int c = 0; c < {c}; c++)");
-        w.Line($"int first = global::System.Math.Max(0, {Expr.Minus("c", before)}), last = global::System.Math.Min({c - 1}, {Expr.Plus("c", after)});");
+        w.Line($"int first = Math.Max(0, {Expr.Minus("c", before)}), last = Math.Min({c - 1}, {Expr.Plus("c", after)});");
         using var elements = w.For("i", inner, out string i);
         w.Line("float sum = 0f;");
         w.Line($"for (int q = first; q <= last; q++) {{ float v = x[{Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(image, c), "q"), inner), i)}]; sum += v * v; }}");
         w.Line($"int at = {Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(image, c), "c"), inner), i)};");
-        w.Line($"y[at] = x[at] / global::System.MathF.Pow({bias} + {alpha} / {size} * sum, {beta});");
+        w.Line($"y[at] = x[at] / MathF.Pow({bias} + {alpha} / {size} * sum, {beta});");
     }
 }
 
@@ -174,7 +174,7 @@ internal sealed class BatchNormKernel : IKernel
         w.Line($"// BatchNormalization (inference, statistics given at run time): y = (x − mean)/√(var + {eps})·scale + B per channel{k.ActName()}.");
         using var method = k.OpenMethod();
         using var channels = w.Block($"for (int c = 0; c < {c}; c++)");
-        w.Line($"float a = scale[c] / global::System.MathF.Sqrt(variance[c] + {eps}), shift = bias[c] - mean[c] * a;");
+        w.Line($"float a = scale[c] / MathF.Sqrt(variance[c] + {eps}), shift = bias[c] - mean[c] * a;");
         using var images = w.For("n", n, out string image);
         string plane = Expr.Plus(Expr.Times(image, c), "c");
         using var elements = w.Block($"for (int i = {Expr.Times(plane, inner)}; i < {Expr.Times(Expr.Plus(plane, "1"), inner)}; i++)");

@@ -26,7 +26,7 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
         int per = Lstm ? 3 : 2;
         string clip = k.Has("clip") ? KernelContext.F(k.Float("clip")) : "";
         int[] lengths = k.Ints("lengths");
-        string C(string e) => clip.Length == 0 ? e : $"global::System.Math.Clamp({e}, -{clip}, {clip})";
+        string C(string e) => clip.Length == 0 ? e : $"Math.Clamp({e}, -{clip}, {clip})";
         string X(string t, string b) => layout1 ? Expr.Times(Expr.Plus(Expr.Times(b, seq), t), input) : Expr.Times(Expr.Plus(Expr.Times(t, batch), b), input);
         string Y(string t, string d, string b) => layout1
             ? Expr.Times(Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(b, seq), t), dirs), d), h)
@@ -41,22 +41,22 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
             var (op, alpha, beta) = Activations.Parse(k.Attr($"f{i}"));
             w.Line($"static float F{i}Of{k.Name}(float v) => {Activations.Expression(op, alpha, beta, "v")}; // {op}");
         }
-        w.Line($"static global::System.ReadOnlySpan<int> LengthsOf{k.Name} => new int[] {{ {string.Join(", ", lengths)} }};");
+        w.Line($"static ReadOnlySpan<int> LengthsOf{k.Name} => new int[] {{ {string.Join(", ", lengths)} }};");
         using var method = k.OpenMethod();
         using var directions = w.For("d", dirs, out string d);
         w.Line($"bool backward = {(reverse ? "true" : dirs == 1 ? "false" : "d == 1")};");
         using var sequences = w.For("n", batch, out string n);
-        w.Line($"global::System.Span<float> hs = {yh}.Slice({S(d, n)}, {h});");
+        w.Line($"Span<float> hs = {yh}.Slice({S(d, n)}, {h});");
         w.Line($"h0.Slice({S(d, n)}, {h}).CopyTo(hs);");
         if (Lstm)
         {
-            w.Line($"global::System.Span<float> cs = {yc}.Slice({S(d, n)}, {h});");
+            w.Line($"Span<float> cs = {yc}.Slice({S(d, n)}, {h});");
             w.Line($"c0.Slice({S(d, n)}, {h}).CopyTo(cs);");
         }
         w.Line($"int length = LengthsOf{k.Name}[{n}];");
         using var steps = w.Block("for (int step = 0; step < length; step++)");
         w.Line("int t = backward ? length - 1 - step : step;");
-        w.Line($"global::System.ReadOnlySpan<float> xt = x.Slice({X("t", n)}, {input});");
+        w.Line($"ReadOnlySpan<float> xt = x.Slice({X("t", n)}, {input});");
         w.Line($"hs.CopyTo({previous});");
         w.Line("// Input part (gates[row]) and recurrent part (gates[GH + row]) of every gate, each with its bias.");
         using (w.Block($"for (int row = 0; row < {gh}; row++)"))
@@ -87,7 +87,7 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
             if (!linearBeforeReset)
             {
                 w.Line("// (r ⊙ H)·Rhᵀ + Rbh: the reset gate scales the previous state before the product.");
-                w.Line($"global::System.Span<float> scaled = {gates}.Slice({gh + 2 * h}, {h});");
+                w.Line($"Span<float> scaled = {gates}.Slice({gh + 2 * h}, {h});");
                 w.Line($"for (int j = 0; j < {h}; j++) scaled[j] = {F(0, C($"{gates}[{h} + j] + {gates}[{gh + h} + j]"))} * {previous}[j];");
             }
             using (w.Block($"for (int j = 0; j < {h}; j++)"))

@@ -26,7 +26,7 @@ internal sealed class ReduceKernel : IKernel
         if (contiguous && k.Simd != SimdLevel.None && count >= 8)
         {
             long outputs = kept.Aggregate(1L, (a, b) => a * b);
-            const string U = "global::System.Runtime.CompilerServices.Unsafe";
+            const string U = "Unsafe";
             KernelEmitter.CheckedRefs(w, [("x", k.Inputs[0].ElementCount), ("y", k.Y.ElementCount)], ("rx", "x"));
             using (w.For("o", outputs, out string o))
             {
@@ -88,7 +88,7 @@ internal sealed class SoftmaxKernel : IKernel
         int[] layout = k.Ints("layout");
         int outer = layout[0], n = layout[1], inner = layout[2];
         bool log = k.Attr("log") == "1";
-        const string M = "global::System.MathF";
+        const string M = "MathF";
         w.Line($"// {(log ? "LogSoftmax" : "Softmax")} over {n} values {(inner == 1 ? "in a row" : $"{inner} apart")}, {outer * inner} times: " +
             (log ? "y = x − max − ln Σ e^(x − max)." : "y = e^(x − max) / Σ e^(x − max)."));
         using var method = k.OpenMethod();
@@ -138,7 +138,7 @@ internal sealed class ReduceRuntimeKernel : IKernel
         string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[1])?.Parameter ?? "axes";
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(input)} over the axes given at run time in '{parameter}'.");
         using var method = k.OpenMethod();
-        string Ints(int[] v) => v.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", v)} }}";
+        string Ints(int[] v) => v.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", v)} }}";
         int opCode = op == "Max" ? 2 : op == "Mean" ? 1 : 0;
         w.Line($"RuntimeReduce.Reduce(x, y, axes, {Ints(input)}, {Ints(k.Y.Shape)}, {(k.Attr("keepdims") == "1" ? "true" : "false")}, {(k.Attr("noop") == "1" ? "true" : "false")}, {opCode}, \"{parameter}\");");
         k.Helpers.Add("ShapeChecks");
@@ -149,16 +149,16 @@ internal sealed class ReduceRuntimeKernel : IKernel
 static class RuntimeReduce
 {
     /// <param name=""op"">0 sum, 1 mean, 2 max.</param>
-    public static void Reduce(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<long> axes, global::System.ReadOnlySpan<int> dims,
-        global::System.ReadOnlySpan<int> outDims, bool keepDims, bool noop, int op, string parameter)
+    public static void Reduce(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<long> axes, ReadOnlySpan<int> dims,
+        ReadOnlySpan<int> outDims, bool keepDims, bool noop, int op, string parameter)
     {
         ShapeChecks.Axes(axes, ShapeChecks.Rule.Reduce, dims, outDims, keepDims, noop, parameter);
         int rank = dims.Length;
-        global::System.Span<bool> marked = stackalloc bool[rank];
+        Span<bool> marked = stackalloc bool[rank];
         if (axes.Length == 0 && !noop) marked.Fill(true);
         foreach (long a in axes) marked[(int)(a < 0 ? a + rank : a)] = true;
         // Kept and reduced axes as (size, stride) lists, innermost last.
-        global::System.Span<int> keptSize = stackalloc int[rank], keptStride = stackalloc int[rank], redSize = stackalloc int[rank], redStride = stackalloc int[rank];
+        Span<int> keptSize = stackalloc int[rank], keptStride = stackalloc int[rank], redSize = stackalloc int[rank], redStride = stackalloc int[rank];
         int kept = 0, red = 0, stride = 1, keptCount = 1, redCount = 1;
         for (int d = rank - 1; d >= 0; d--)
         {

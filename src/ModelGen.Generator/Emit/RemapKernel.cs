@@ -31,7 +31,7 @@ internal sealed class RemapKernel : IKernel
         // Named after what they hold, then the kernel: a kernel's name never starts with "Map" (it starts with an ONNX operator).
         for (int d = 0; d < rank; d++)
             if (maps[d] is { } map)
-                w.Line($"static global::System.ReadOnlySpan<int> Map{d}Of{k.Name} => new int[] {{ {string.Join(", ", map)} }};");
+                w.Line($"static ReadOnlySpan<int> Map{d}Of{k.Name} => new int[] {{ {string.Join(", ", map)} }};");
         using var method = k.OpenMethod();
         if (rank == 0)
         {

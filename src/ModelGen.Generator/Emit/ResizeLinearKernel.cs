@@ -31,14 +31,14 @@ internal sealed class ResizeLinearKernel : IKernel
         foreach (int d in cubic)
             for (int tap = 0; tap < 4; tap++)
             {
-                w.Line($"static global::System.ReadOnlySpan<int> Tap{tap}Of{d}Of{k.Name} => new int[] {{ {k.Attr($"c{tap}.{d}")} }};");
-                w.Line($"static global::System.ReadOnlySpan<float> Weight{tap}Of{d}Of{k.Name} => new float[] {{ {string.Join(", ", k.Attr($"cw{tap}.{d}").Split(',').Select(v => v + "f"))} }};");
+                w.Line($"static ReadOnlySpan<int> Tap{tap}Of{d}Of{k.Name} => new int[] {{ {k.Attr($"c{tap}.{d}")} }};");
+                w.Line($"static ReadOnlySpan<float> Weight{tap}Of{d}Of{k.Name} => new float[] {{ {string.Join(", ", k.Attr($"cw{tap}.{d}").Split(',').Select(v => v + "f"))} }};");
             }
         foreach (int d in resized)
         {
-            w.Line($"static global::System.ReadOnlySpan<int> Low{d}Of{k.Name} => new int[] {{ {k.Attr($"i0.{d}")} }};");
-            w.Line($"static global::System.ReadOnlySpan<int> High{d}Of{k.Name} => new int[] {{ {k.Attr($"i1.{d}")} }};");
-            w.Line($"static global::System.ReadOnlySpan<float> Weight{d}Of{k.Name} => new float[] {{ {string.Join(", ", k.Attr($"w1.{d}").Split(',').Select(v => v + "f"))} }};");
+            w.Line($"static ReadOnlySpan<int> Low{d}Of{k.Name} => new int[] {{ {k.Attr($"i0.{d}")} }};");
+            w.Line($"static ReadOnlySpan<int> High{d}Of{k.Name} => new int[] {{ {k.Attr($"i1.{d}")} }};");
+            w.Line($"static ReadOnlySpan<float> Weight{d}Of{k.Name} => new float[] {{ {string.Join(", ", k.Attr($"w1.{d}").Split(',').Select(v => v + "f"))} }};");
         }
         using var method = k.OpenMethod();
         w.Line("int o = 0;");
