@@ -1,3 +1,4 @@
+using System;
 using System.Globalization;
 using System.Linq;
 using ModelGen.Artifact;
@@ -81,22 +82,27 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
             w.Line($"plane.Fill((byte){zero});");
         }
-        w.Open($"for (int image = 0; image < {n}; image++)");
+        var imageLoop = w.For("image", n, out string image);
         if (pointwise) { }
         else if (padded)
         {
-            w.Line(byteInput ? $"x.Slice(image * {c * h * wd}, {c * h * wd}).CopyTo(plane.Slice({flatAt}, {c * h * wd}));" : $"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
+            string from = Expr.Times(image, (long)c * h * wd);
+            w.Line(byteInput ? $"x.Slice({from}, {c * h * wd}).CopyTo(plane.Slice({flatAt}, {c * h * wd}));" : $"QuantizeU8(x.Slice({from}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
             w.Open($"for (int r = 0; r < {c * h}; r++)");
             w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref rplane, (r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}), ref {U}.Add(ref rplane, {flatAt} + r * {wd}), {wd});");
             w.Close();
         }
-        else w.Line(byteInput ? $"x.Slice(image * {c * h * wd}, {c * h * wd}).CopyTo(plane.Slice(0, {c * h * wd}));" : $"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {inverse}, {zero});");
-        w.Open($"for (int grp = 0; grp < {group}; grp++)");
+        else
+        {
+            string from = Expr.Times(image, (long)c * h * wd);
+            w.Line(byteInput ? $"x.Slice({from}, {c * h * wd}).CopyTo(plane.Slice(0, {c * h * wd}));" : $"QuantizeU8(x.Slice({from}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {inverse}, {zero});");
+        }
+        var groupLoop = w.For("grp", group, out string grp);
         if (pointwise)
         {
             w.Line($"// Patches: row group t is channels 4t..4t+3, quantized and interleaved (the weights of channels past the group's last are zero; they read the last).");
             w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line($"int first = image * {c} + grp * {cpg};");
+            w.Line($"int first = {Expr.Plus(Expr.Times(image, c), Expr.Times(grp, cpg))};");
             w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"int c{b} = first + Math.Min(4 * t + {b}, {cpg - 1});")));
             string channels = $"ref {U}.Add(ref rx, c0 * {cols}), ref {U}.Add(ref rx, c1 * {cols}), ref {U}.Add(ref rx, c2 * {cols}), ref {U}.Add(ref rx, c3 * {cols}), ref {U}.Add(ref rp, t * {colsP * 4}), {cols}";
             w.Line(byteInput ? $"Interleave4U8({channels});" : $"QuantizeInterleave4({channels}, {inverse}, {zero});");
@@ -107,7 +113,7 @@ internal sealed class ConvInt8Kernel : IKernel
             // 1x1: row group t holds channels 4t..4t+3 (the weights of channels past the group's last are zero; they read the last).
             w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t are channels 4t..4t+3 at that output pixel.");
             w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, (grp * {cpg} + Math.Min(4 * t + {b}, {cpg - 1})) * {ph * pw});")));
+            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, {Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"Math.Min({Expr.Plus("4 * t", b)}, {cpg - 1})"), ph * pw)});")));
             w.Open($"for (int oy = 0; oy < {oh}; oy++)");
             w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
             w.Open($"for (int ox = 0; ox < {ow}; ox++)");
@@ -123,16 +129,17 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Open($"for (int t = 0; t < {k4}; t++)");
             w.Line($"int ci = t / {kwp / 4}, q = t % {kwp / 4};");
             w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-            w.Line($"ref byte src = ref {U}.Add(ref rplane, ((grp * {cpg} + ci / {kernel[0]}) * {ph} + oy * {s[0]} + ci % {kernel[0]} * {d[0]}) * {pw} + q * 4);");
+            string srcRow = Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"ci / {kernel[0]}"), ph), Expr.Times("oy", s[0]), Expr.Times($"ci % {kernel[0]}", d[0]));
+            w.Line($"ref byte src = ref {U}.Add(ref rplane, {Expr.Plus(Expr.Times(srcRow, pw), "q * 4")});");
             w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
             w.Line("int ox = 0;");
             if (k.Simd != SimdLevel.None && s[1] <= 4 && ow >= 4)
             {
                 // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
                 string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
-                w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, (nuint)(ox * {s[1]})), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
+                w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, {GemmEmitter.Nuint(Expr.Times("ox", s[1]))}), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
             }
-            w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, ox * {s[1]})));");
+            w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, {Expr.Times("ox", s[1])})));");
             w.Close();
             w.Close();
         }
@@ -140,19 +147,19 @@ internal sealed class ConvInt8Kernel : IKernel
         int full = mpg - mpg % block;
         if (full > 0)
         {
-            w.Open($"for (int m0 = grp * {mpg}; m0 < grp * {mpg} + {full}; m0 += {block})");
-            EmitBlock(k, block, cols, colsP, row);
+            w.Open($"for (int m0 = {Expr.Times(grp, mpg)}; m0 < {Expr.Plus(Expr.Times(grp, mpg), full)}; m0 += {block})");
+            EmitBlock(k, block, cols, colsP, row, image);
             w.Close();
         }
         if (mpg % block != 0)
         {
             w.OpenBlock();
-            w.Line($"int m0 = grp * {mpg} + {full};");
-            EmitBlock(k, mpg % block, cols, colsP, row);
+            w.Line($"int m0 = {Expr.Plus(Expr.Times(grp, mpg), full)};");
+            EmitBlock(k, mpg % block, cols, colsP, row, image);
             w.Close();
         }
-        w.Close();
-        w.Close();
+        groupLoop.Dispose();
+        imageLoop.Dispose();
         w.Close();
     }
 
@@ -161,15 +168,16 @@ internal sealed class ConvInt8Kernel : IKernel
     /// cycle at a latency of 5 need 10), in the 16 registers VEX-encoded AVX-VNNI can name with the 2 patch vectors and
     /// the weights.</summary>
     const int BlockRows = 6;
-    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row)
+    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row, string image)
     {
         var w = k.W;
         var rs = Enumerable.Range(0, rows).ToArray();
-        string yBase = $"(image * {k.Inputs[1].Shape[0]} + m0 + {{0}}) * {cols}";
-        w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, (m0 + {r}) * {row});")));
+        // Output channel m0 + r's first pixel.
+        Func<int, string> yBase = r => Expr.Times(Expr.Sum(Expr.Times(image, k.Inputs[1].Shape[0]), "m0", CodeWriter.N(r)), cols);
+        w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, {Expr.Times(Expr.Plus("m0", r), row)});")));
         w.Line("// Each channel's int32 bias and float32 multiplier, once for all its pixels.");
         if (Untyped(k))
-            w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {UntypedBias(k, $"m0 + {r}")}; float s{r} = {UntypedMultiplier(k, $"m0 + {r}")};")));
+            w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {UntypedBias(k, Expr.Plus("m0", r))}; float s{r} = {UntypedMultiplier(k, Expr.Plus("m0", r))};")));
         else
         {
             w.Line($"ref {k.Inputs[2].CSharpType} rb = ref {U}.Add(ref {MM}.GetReference(bias), m0); ref {k.Inputs[3].CSharpType} rm = ref {U}.Add(ref {MM}.GetReference(multipliers), m0);");
@@ -211,7 +219,7 @@ internal sealed class ConvInt8Kernel : IKernel
                 w.Open($"for (int col = {from}; col < {to}; col += {8 * vectors})");
                 w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
                 w.Open($"for (int t = 0; t < {row / 4}; t++)");
-                w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col + {8 * v}) * 4));")));
+                w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)({Expr.Times(Expr.Sum(Expr.Times("t", colsP), "col", CodeWriter.N(8 * v)), 4)}));")));
                 foreach (int r in rs)
                 {
                     w.Line($"var q{r} = {V256}.AsSByte({V256}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4)))));");
@@ -229,14 +237,14 @@ internal sealed class ConvInt8Kernel : IKernel
                 if (pair)
                 {
                     var requant = Requant.Of(k)!;
-                    string Pair(int r) => $"{V128}.StoreUnsafe(PackBytes16({requant.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {requant.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));";
+                    string Pair(int r) => $"{V128}.StoreUnsafe(PackBytes16({requant.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {requant.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({yBase(r)} + col));";
                     if (ymmOnly)
                         foreach (int r in rs) w.Line(Pair(r));
                     else
                     {
                         if (vectors == 2) w.Open($"if (Avx512F.IsSupported)");
                         foreach (int r in rs)
-                            w.Line($"{V128}.StoreUnsafe({requant.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                            w.Line($"{V128}.StoreUnsafe({requant.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({yBase(r)} + col));");
                         if (vectors == 2)
                         {
                             w.Close();
@@ -292,7 +300,7 @@ internal sealed class ConvInt8Kernel : IKernel
             {
                 w.Open("for (int e = 0; e < count; e++)");
                 w.Line($"int acc = {V128}.GetElement(d{r}, e);");
-                EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                EmitScalarStore(k, r, yBase(r) + " + col + e");
                 w.Close();
             }
             w.Close();
@@ -313,7 +321,7 @@ internal sealed class ConvInt8Kernel : IKernel
                 w.Line($"int count{r} = Math.Min(4, {cols} - col);");
                 w.Open($"for (int e = 0; e < count{r}; e++)");
                 w.Line($"int acc = {V128}.Sum(e switch {{ 0 => c0, 1 => c1, 2 => c2, _ => c3 }});");
-                EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                EmitScalarStore(k, r, yBase(r) + " + col + e");
                 w.Close();
                 w.Close();
             }
@@ -330,7 +338,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Open($"for (int t = 0; t < {row}; t++)");
             w.Line($"acc += {U}.Add(ref rp, (t / 4 * {colsP} + col) * 4 + t % 4) * {U}.Add(ref w{r}, t);");
             w.Close();
-            EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col");
+            EmitScalarStore(k, r, yBase(r) + " + col");
             w.Close();
         }
         w.Close();
@@ -340,7 +348,7 @@ internal sealed class ConvInt8Kernel : IKernel
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
     /// <param name="full">Every step of the loop stores 8 whole pixels (no test for the last).</param>
-    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0, bool full = false)
+    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, Func<int, string> yBase, string suffix = "", int offset = 0, bool full = false)
     {
         var w = k.W;
         string? act = GemmEmitter.VectorActivation(k.Node, V256, "v", neverNaN: true);
@@ -352,7 +360,7 @@ internal sealed class ConvInt8Kernel : IKernel
             {
                 w.OpenBlock();
                 w.Line($"var q = {requant.Vector($"a{r}{suffix} + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")};");
-                string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
+                string at = yBase(r);
                 if (full) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
                 else
                 {
@@ -367,7 +375,7 @@ internal sealed class ConvInt8Kernel : IKernel
         {
             w.OpenBlock();
             w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create({BiasAt(r)})) * {V256}.Create({U}.As<int, float>(ref {MultiplierAt(r)}));");
-            string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
+            string at = yBase(r);
             if (act is not null)
             {
                 if (KernelEmitter.HasActivation(k.Node)) w.Line($"v = {act};");
@@ -413,7 +421,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create(zero);");
             w.Open("for (; i <= src.Length - 16; i += 16)");
             for (int j = 0; j < 4; j++)
-                w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, (nuint)(i + {4 * j})) * s")});");
+                w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s")});");
             w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow(q0, q1), {V128}.Narrow(q2, q3)), ref rd, (nuint)i);");
             w.Close();
             w.Close();
@@ -421,7 +429,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create((float)zero); var top = {V128}.Create(255f);");
             w.Open("for (; i <= src.Length - 16; i += 16)");
             for (int j = 0; j < 4; j++)
-                w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + {4 * j})) * s) + z, {V128}<float>.Zero), top));");
+                w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s) + z, {V128}<float>.Zero), top));");
             w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow({V128}.AsUInt32(q0), {V128}.AsUInt32(q1)), {V128}.Narrow({V128}.AsUInt32(q2), {V128}.AsUInt32(q3))), ref rd, (nuint)i);");
             w.Close();
             w.Close();

@@ -48,7 +48,7 @@ internal sealed class DenseInt8Kernel : IKernel
             if (to <= from) continue;
             var rs = Enumerable.Range(0, rows).ToArray();
             w.Open($"for (int j = {from}; j < {to}; j += {rows})");
-            w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, (j + {r}) * {kk});")));
+            w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, {Expr.Times(Expr.Plus("j", r), kk)});")));
             w.Line(string.Join(" ", rs.Select(r => $"int acc{r} = 0;")) + " int i = 0;");
             if (k.Simd == SimdLevel.Auto && kk >= 32)
             {
@@ -112,8 +112,9 @@ internal sealed class DenseInt8Kernel : IKernel
             w.Close();
             foreach (int r in rs)
             {
-                if (requant is null) w.Line($"{{ float v = (acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}) * {ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")}; y[j + {r}] = {k.Act()}; }}");
-                else w.Line($"y[j + {r}] = {requant.Scalar($"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[j + {r}]")}", requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, $"multipliers[j + {r}]")))};");
+                string at = Expr.Plus("j", r);
+                if (requant is null) w.Line($"{{ float v = (acc{r} + {ConvInt8Kernel.Bias(k, $"bias[{at}]")}) * {ConvInt8Kernel.Multiplier(k, $"multipliers[{at}]")}; y[{at}] = {k.Act()}; }}");
+                else w.Line($"y[{at}] = {requant.Scalar($"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[{at}]")}", requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, $"multipliers[{at}]")))};");
             }
             w.Close();
         }

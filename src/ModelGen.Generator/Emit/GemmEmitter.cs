@@ -67,7 +67,7 @@ internal static class GemmEmitter
             w.Line("// The activation, over C once the sums are done.");
             w.Open($"for (int r = 0; r < {g.M}; r++)");
             w.Open($"for (int c = 0; c < {g.N}; c++)");
-            w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c);");
+            w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")});");
             w.Line("float v = cell;");
             w.Line($"cell = {KernelEmitter.Act(node)};");
             w.Close(); w.Close();
@@ -230,18 +230,20 @@ internal static class GemmEmitter
         var rs = Enumerable.Range(0, rows).ToArray();
         var qs = Enumerable.Range(0, nr).ToArray();
         w.OpenBlock();
-        string Cell(int r, int q) => $"{g.CBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * level.Floats}";
+        string Cell(int r, int q) => Expr.Sum(g.CBase, Expr.Times(Expr.Plus(m0, r), g.Ldc), n0, N(q * level.Floats));
         foreach (int r in rs)
-            w.Line(string.Join(" ", qs.Select(q => chunk.Var is null
-                ? $"{v}<float> c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};"
-                : $"{v}<float> c{r}_{q} = firstChunk ? {Init(g, v, level.Floats, r, q, m0, n0)} : {v}.LoadUnsafe(ref {g.C}, (nuint)({Cell(r, q)}));")));
+            foreach (int q in qs)
+            {
+                if (chunk.Var is null) w.Line($"var c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};");
+                else w.Ternary($"var c{r}_{q}", "firstChunk", Init(g, v, level.Floats, r, q, m0, n0), $"{v}.LoadUnsafe(ref {g.C}, {Nuint(Cell(r, q))})");
+            }
         string k0 = chunk.Var ?? "0";
-        // pa and pb walk A's column and B's row as references: every load is then a register plus a constant,
-        // and no index arithmetic competes with the multiply-adds for the vector ports.
-        w.Line($"ref float pa = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + {m0} * {g.Lda} + {k0});");
+        w.Line("// pa and pb walk A's column and B's row as references: every load is then a register plus a constant,");
+        w.Line("// and no index arithmetic competes with the multiply-adds for the vector ports.");
+        w.Line($"ref float pa = ref {KernelEmitter.At(Unsafe, g.A, Expr.Sum(g.ABase, Expr.Times(m0, g.Lda), k0))};");
         w.Line(chunk.Relative
-            ? $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {n0});"
-            : $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
+            ? $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, n0))};"
+            : $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Sum(g.BBase, Expr.Times(k0, g.Ldb), n0))};");
         w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
         foreach (int q in qs)
             w.Line(q == 0 ? $"{v}<float> b0 = {v}.LoadUnsafe(ref pb);" : $"{v}<float> b{q} = {v}.LoadUnsafe(ref pb, {q * level.Floats});");
@@ -266,29 +268,32 @@ internal static class GemmEmitter
             foreach (int r in rs)
             {
                 w.Line($"{v}.StoreUnsafe(c{r}_0, ref MemoryMarshal.GetReference(edge));");
-                w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Cell(r, 0)} + e) = edge[e];");
+                w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Expr.Plus(Cell(r, 0), "e")}) = edge[e];");
             }
         }
         else
             foreach (int r in rs)
                 foreach (int q in qs)
-                    w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, (nuint)({Cell(r, q)}));");
+                    w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, {Nuint(Cell(r, q))});");
         w.Close();
     }
 
     static string Init(GemmSpec g, string v, int width, int r, int q, string m0, string n0) => g.BiasKind switch
     {
-        BiasKind.PerRow => $"{v}.Create({Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {m0} + {r}))",
-        BiasKind.PerColumn => $"{v}.LoadUnsafe(ref {g.Bias}, (nuint)({g.BiasBase} + {n0} + {q * width}))",
-        BiasKind.Full => $"{v}.LoadUnsafe(ref {g.Bias}, (nuint)({g.BiasBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * width}))",
+        BiasKind.PerRow => $"{v}.Create({Unsafe}.Add(ref {g.Bias}, {Expr.Sum(g.BiasBase, m0, N(r))}))",
+        BiasKind.PerColumn => $"{v}.LoadUnsafe(ref {g.Bias}, {Nuint(Expr.Sum(g.BiasBase, n0, N(q * width)))})",
+        BiasKind.Full => $"{v}.LoadUnsafe(ref {g.Bias}, {Nuint(Expr.Sum(g.BiasBase, Expr.Times(Expr.Plus(m0, r), g.Ldc), n0, N(q * width)))})",
         _ => $"{v}<float>.Zero",
     };
 
+    /// <summary>An index as the nuint the vector loads and stores take.</summary>
+    internal static string Nuint(string index) => index.IndexOf(' ') < 0 ? $"(nuint){index}" : $"(nuint)({index})";
+
     static string ScalarBias(GemmSpec g, string row, string col) => g.BiasKind switch
     {
-        BiasKind.PerRow => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {row})",
-        BiasKind.PerColumn => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {col})",
-        BiasKind.Full => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + ({row}) * {g.Ldc} + {col})",
+        BiasKind.PerRow => $"{Unsafe}.Add(ref {g.Bias}, {Expr.Plus(g.BiasBase, row)})",
+        BiasKind.PerColumn => $"{Unsafe}.Add(ref {g.Bias}, {Expr.Plus(g.BiasBase, col)})",
+        BiasKind.Full => $"{Unsafe}.Add(ref {g.Bias}, {Expr.Sum(g.BiasBase, Expr.Times(row, g.Ldc), col)})",
         _ => "0f",
     };
 
@@ -297,9 +302,9 @@ internal static class GemmEmitter
     {
         w.Open($"for (int r = 0; r < {g.M}; r++)");
         w.Open($"for (int c = {from}; c < {to}; c++)");
-        string cell = $"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c)";
+        string cell = $"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")})";
         w.Line(chunk.Var is null ? $"float sum = {ScalarBias(g, "r", "c")};" : $"float sum = firstChunk ? {ScalarBias(g, "r", "c")} : {cell};");
-        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda} + k) * {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
+        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Unsafe}.Add(ref {g.A}, {Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k")}) * {Unsafe}.Add(ref {g.B}, {Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c")});");
         bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
         if (vectorActivation)
         {
@@ -322,10 +327,10 @@ internal static class GemmEmitter
         string v = level.V;
         int width = level.Floats;
         w.Open($"for (int c = {from}; c < {to}; c++)");
-        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb} + c);");
+        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Unsafe}.Add(ref {g.B}, {Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c")});");
         w.Line("ref float rcol = ref MemoryMarshal.GetReference(column);");
         w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Line($"ref float arow = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda});");
+        w.Line($"ref float arow = ref {KernelEmitter.At(Unsafe, g.A, Expr.Plus(g.ABase, Expr.Times("r", g.Lda)))};");
         w.Line($"{v}<float> acc = {v}<float>.Zero;");
         int vectorEnd = g.K - g.K % width;
         w.Line($"for (int k = 0; k < {vectorEnd}; k += {width}) acc = {(level.Fused ? $"{v}.FusedMultiplyAdd({v}.LoadUnsafe(ref arow, (nuint)k), {v}.LoadUnsafe(ref rcol, (nuint)k), acc)" : $"acc + {v}.LoadUnsafe(ref arow, (nuint)k) * {v}.LoadUnsafe(ref rcol, (nuint)k)")};");
@@ -333,7 +338,7 @@ internal static class GemmEmitter
         if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Unsafe}.Add(ref arow, k) * column[k];");
         bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
         w.Line("float v = sum;");
-        w.Line($"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
+        w.Line($"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")}) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
         w.Close();
         w.Close();
     }
@@ -343,11 +348,11 @@ internal static class GemmEmitter
     {
         bool vectorActivation = VectorActivation(node, "x", "v") is not null;
         w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Line($"ref float crow = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc});");
+        w.Line($"ref float crow = ref {KernelEmitter.At(Unsafe, g.C, Expr.Plus(g.CBase, Expr.Times("r", g.Ldc)))};");
         w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) = {ScalarBias(g, "r", "c")};");
         w.Open($"for (int k = 0; k < {g.K}; k++)");
-        w.Line($"float a = {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda} + k);");
-        w.Line($"ref float brow = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb});");
+        w.Line($"float a = {Unsafe}.Add(ref {g.A}, {Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k")});");
+        w.Line($"ref float brow = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, Expr.Times("k", g.Ldb)))};");
         w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Unsafe}.Add(ref brow, c);");
         w.Close();
         if (KernelEmitter.HasActivation(node) && vectorActivation)

@@ -150,13 +150,13 @@ internal static class GemvEmitter
         if (c.FullChunks > 0)
         {
             w.Open($"for (int i = 0; i < {c.FullChunks * 16}; i += 16)");
-            Chunk(w, v, width, mode, "rx", "i + ");
+            Chunk(w, v, width, mode, "rx", "i");
             w.Close();
         }
         if (c.Tail != 0)
         {
             w.OpenBlock();
-            Chunk(w, v, width, mode, "rt", "");
+            Chunk(w, v, width, mode, "rt", "0");
             w.Close();
         }
         for (int r = 0; r < rows; r++)
@@ -170,12 +170,13 @@ internal static class GemvEmitter
         for (int part = 0; part < 16 / width; part++)
         {
             string x = part == 0 ? "" : part.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            w.Line($"var xv{x} = {v}.LoadUnsafe(ref {xRef}, (nuint)({xAt}{part * width}));");
+            string at = Expr.Plus(xAt, part * width);
+            w.Line(at == "0" ? $"var xv{x} = {v}.LoadUnsafe(ref {xRef});" : $"var xv{x} = {v}.LoadUnsafe(ref {xRef}, {GemmEmitter.Nuint(at)});");
         }
         if (mode == PanelMode.Realigned)
         {
-            // Four aligned loads; each row's 16 columns are the last floats of one and the first of the next.
-            w.Line($"var w0 = {v}.LoadUnsafe(ref ra, p); var w1 = {v}.LoadUnsafe(ref ra, p + 16); var w2 = {v}.LoadUnsafe(ref ra, p + 32); var w3 = {v}.LoadUnsafe(ref ra, p + 48);");
+            w.Line("// Four aligned loads; each row's 16 columns are the last floats of one and the first of the next.");
+            for (int q = 0; q < 4; q++) w.Line($"var w{q} = {v}.LoadUnsafe(ref ra, {Expr.Plus("p", 16 * q)});");
             w.Line($"a0 = {v}.FusedMultiplyAdd({Permute}(prev, shift, w0), xv, a0);");
             w.Line($"a1 = {v}.FusedMultiplyAdd({Permute}(w0, shift, w1), xv, a1);");
             w.Line($"a2 = {v}.FusedMultiplyAdd({Permute}(w1, shift, w2), xv, a2);");
@@ -188,7 +189,7 @@ internal static class GemvEmitter
                 for (int part = 0; part < 16 / width; part++)
                 {
                     string x = part == 0 ? "xv" : "xv" + part.ToString(System.Globalization.CultureInfo.InvariantCulture);
-                    string load = $"{v}.LoadUnsafe(ref rw, p + {r * 16 + part * width})";
+                    string load = $"{v}.LoadUnsafe(ref rw, {Expr.Plus("p", r * 16 + part * width)})";
                     w.Line(mode == PanelMode.Fused ? $"a{r} = {v}.FusedMultiplyAdd({load}, {x}, a{r});" : $"a{r} += {load} * {x};");
                 }
         }

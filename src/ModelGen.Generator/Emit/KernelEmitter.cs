@@ -136,17 +136,42 @@ internal static class KernelEmitter
     /// </summary>
     internal static string EvenLanes(string v, int width, string lo, string hi, bool odd = false)
     {
-        string narrow = odd
-            ? $"{v}.AsSingle({v}.Narrow({v}.ShiftRightLogical({v}.AsUInt64({lo}), 32), {v}.ShiftRightLogical({v}.AsUInt64({hi}), 32)))"
-            : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))";
+        var (arms, narrow) = EvenLaneArms(v, width, lo, hi, odd);
+        string fallback = string.Join(" ", narrow).Replace("( ", "(");
+        return arms.Count == 0 ? fallback : "(" + string.Concat(arms.Select(a => $"{a.Condition} ? {a.Value} : ")) + fallback + ")";
+    }
+
+    /// <summary>
+    /// <see cref="EvenLanes"/> as a statement <c>{head} = …;</c> over lines of their own: one per instruction set it
+    /// tests, the fallback broken where it is long.
+    /// </summary>
+    internal static void WriteEvenLanes(CodeWriter w, string head, string v, int width, string lo, string hi, bool odd = false)
+    {
+        var (arms, narrow) = EvenLaneArms(v, width, lo, hi, odd);
+        w.Line(head + " =");
+        w.Indent();
+        foreach (var (condition, value) in arms) w.Line($"{condition} ? {value} :");
+        for (int i = 0; i < narrow.Length; i++) w.Line((i > 0 ? "    " : "") + narrow[i] + (i == narrow.Length - 1 ? ";" : ""));
+        w.Outdent();
+    }
+
+    /// <summary>The instruction sets EvenLanes tests with the permute each gives, and the Narrow fallback (its pieces a line each).</summary>
+    static (List<(string Condition, string Value)> Arms, string[] Narrow) EvenLaneArms(string v, int width, string lo, string hi, bool odd)
+    {
+        string[] narrow = odd
+            ? [$"{v}.AsSingle({v}.Narrow(", $"{v}.ShiftRightLogical({v}.AsUInt64({lo}), 32),", $"{v}.ShiftRightLogical({v}.AsUInt64({hi}), 32)))"]
+            : [$"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))"];
         int first = odd ? 1 : 0;
-        return width switch
+        string Lanes(int n) => string.Join(", ", Enumerable.Range(0, n).Select(i => 2 * i + first));
+        var arms = new List<(string, string)>();
+        if (width == 16) arms.Add(("Avx512F.IsSupported", $"Avx512F.PermuteVar16x32x2({lo}, {v}.Create({Lanes(16)}), {hi})"));
+        if (width == 8)
         {
-            16 => $"(Avx512F.IsSupported ? Avx512F.PermuteVar16x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 16).Select(i => 2 * i + first))}), {hi}) : {narrow})",
             // One two-source permute where AVX-512VL has it; on AVX2 a shuffle within lanes and a cross-lane fix-up.
-            8 => $"(Avx512F.VL.IsSupported ? Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 8).Select(i => 2 * i + first))}), {hi}) : Avx2.IsSupported ? {v}.AsSingle(Avx2.Permute4x64({v}.AsDouble(Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
-            _ => narrow,
-        };
+            arms.Add(("Avx512F.VL.IsSupported", $"Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({Lanes(8)}), {hi})"));
+            arms.Add(("Avx2.IsSupported", $"{v}.AsSingle(Avx2.Permute4x64({v}.AsDouble(Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8))"));
+        }
+        return (arms, narrow);
     }
 
     internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
@@ -570,8 +595,8 @@ internal static class KernelEmitter
             {
                 w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
                 w.Line($"var hi = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width})));");
-                w.Line($"var even = {EvenLanes(v, width, "lo", "hi")};");
-                w.Line($"var odd = {EvenLanes(v, width, "lo", "hi", odd: true)};");
+                WriteEvenLanes(w, "var even", v, width, "lo", "hi");
+                WriteEvenLanes(w, "var odd", v, width, "lo", "hi", odd: true);
                 w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
             }
         });

@@ -100,10 +100,15 @@ internal static class KernelSharing
         var lines = text.TrimEnd('\n').Split('\n');
         int attribute = Array.IndexOf(lines, Attribute);
         if (attribute < 0 || attribute + 2 >= lines.Length || lines.Count(l => l.StartsWith("public static ", StringComparison.Ordinal)) != 1) return null;
-        string header = lines[attribute + 1], prefix = $"public static void {method}(";
-        if (!header.StartsWith(prefix, StringComparison.Ordinal) || !header.EndsWith(")", StringComparison.Ordinal) || lines[attribute + 2] != "{" || lines[lines.Length - 1] != "}") return null;
+        // The header may be broken over lines (CodeWriter breaks a long parameter list): up to the body's brace.
+        int brace = Array.IndexOf(lines, "{", attribute + 1);
+        if (brace < 0) return null;
+        string header = lines.Skip(attribute + 1).Take(brace - attribute - 1).Select(l => l.Trim())
+            .Aggregate("", (joined, piece) => joined.Length == 0 || joined.EndsWith("(", StringComparison.Ordinal) ? joined + piece : joined + " " + piece);
+        string prefix = $"public static void {method}(";
+        if (!header.StartsWith(prefix, StringComparison.Ordinal) || !header.EndsWith(")", StringComparison.Ordinal) || lines[lines.Length - 1] != "}") return null;
         if (lines.Take(attribute).Any(l => !l.StartsWith("//", StringComparison.Ordinal))) return null;
-        var body = Tokenize(string.Join("\n", lines.Skip(attribute + 2)) + "\n");
+        var body = Tokenize(string.Join("\n", lines.Skip(brace)) + "\n");
         if (body is null) return null;
         var p = new Parsed
         {
@@ -129,7 +134,8 @@ internal static class KernelSharing
         var key = new StringBuilder(kernel).Append('\u0001').Append(p.Shared).Append('\u0001');
         foreach (var t in body)
             if (t.Type is not null) key.Append('\u0002').Append(t.Type).Append('\u0002');
-            else if (!t.Comment) key.Append(t.Text);
+            // Whitespace aside: a line broken at another place (a longer literal) is the same code.
+            else if (!t.Comment) key.Append(Regex.Replace(t.Text, @"\s+", " "));
         p.Key = key.ToString();
         return p;
     }

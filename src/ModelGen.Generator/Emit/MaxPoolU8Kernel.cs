@@ -39,8 +39,9 @@ internal sealed class MaxPoolU8Kernel : IKernel
         if (pairs && k.Simd != SimdLevel.None && wd >= 16)
         {
             w.Line("// 8 outputs from 16 bytes of each of the two rows: the larger of the rows, then of each even and odd byte.");
-            string even = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i}" : "(byte)255"));
-            string odd = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i + 1}" : "(byte)255"));
+            // The byte lanes as constants: the first cast picks Create(byte, …), the rest convert as constants.
+            string even = "(byte)" + string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? 2 * i : 255));
+            string odd = "(byte)" + string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? 2 * i + 1 : 255));
             using (w.Block($"if ({V128}.IsHardwareAccelerated)"))
             {
                 w.Line($"ref byte r0 = ref {U}.Add(ref rx, (plane * {h} + 2 * oy) * {wd}); ref byte r1 = ref {U}.Add(ref r0, {wd});");
@@ -75,7 +76,9 @@ internal sealed class MaxPoolU8Kernel : IKernel
     static void EmitStep(CodeWriter w, string at, string even, string odd, int oh, int ow)
     {
         w.Line($"var m = {V128}.Max({V128}.LoadUnsafe(ref r0, (nuint)(2 * {at})), {V128}.LoadUnsafe(ref r1, (nuint)(2 * {at})));");
-        w.Line($"var v = {V128}.Max({V128}.Shuffle(m, {V128}.Create({even})), {V128}.Shuffle(m, {V128}.Create({odd})));");
+        w.Line($"var v = {V128}.Max(");
+        w.Line($"    {V128}.Shuffle(m, {V128}.Create({even})),");
+        w.Line($"    {V128}.Shuffle(m, {V128}.Create({odd})));");
         w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + {at}), {V128}.ToScalar({V128}.AsUInt64(v)));");
     }
 }

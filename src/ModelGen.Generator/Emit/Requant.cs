@@ -49,7 +49,7 @@ internal sealed class Requant
 
     /// <summary>The uint8 output of one int32 sum (bias included) and its channel's integer multiplier.</summary>
     public string Scalar(string sum, string multiplier) =>
-        $"(byte)Math.Clamp(((long)({sum}) * {multiplier} + {1L << (Shift - 1)}L >> {Shift}) + {Zero}, {Lo}, {Hi})";
+        $"(byte)Math.Clamp({Expr.Plus($"((long)({sum}) * {multiplier} + {1L << (Shift - 1)}L >> {Shift})", Zero)}, {Lo}, {Hi})";
 
     /// <summary>
     /// The vector helpers keep the high 32 bits of each product: a shift under 32 (large multipliers) becomes 32 with
