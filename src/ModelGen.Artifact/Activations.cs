@@ -50,7 +50,7 @@ public static class Activations
     public static string Expression(string op, float alpha, float beta, string v)
     {
         string a = Literal(alpha), b = Literal(beta);
-        const string M = "global::System.MathF";
+        const string M = "MathF";
         return op switch
         {
             "Relu" => $"({v} < 0f ? 0f : {v})",
@@ -87,9 +87,9 @@ public static class Activations
         "Sub" => $"{a} - {b}",
         "Mul" => $"{a} * {b}",
         "Div" => $"{a} / {b}",
-        "Pow" => $"global::System.MathF.Pow({a}, {b})",
-        "Max" => $"(float.IsNaN({a}) || float.IsNaN({b}) ? float.NaN : global::System.MathF.Max({a}, {b}))",
-        "Min" => $"(float.IsNaN({a}) || float.IsNaN({b}) ? float.NaN : global::System.MathF.Min({a}, {b}))",
+        "Pow" => $"MathF.Pow({a}, {b})",
+        "Max" => $"(float.IsNaN({a}) || float.IsNaN({b}) ? float.NaN : MathF.Max({a}, {b}))",
+        "Min" => $"(float.IsNaN({a}) || float.IsNaN({b}) ? float.NaN : MathF.Min({a}, {b}))",
         "PRelu" => $"({a} < 0f ? {b} * {a} : {a})",
         _ => throw new FormatException($"unknown binary operator '{op}'"),
     };
@@ -107,14 +107,14 @@ public static class Activations
     /// <summary>The C# text of ActivationMath.Erf, emitted into models that use it.</summary>
     public const string ErfSource = @"static float Erf(float x)
 {
-    float ax = global::System.MathF.Abs(x);
+    float ax = MathF.Abs(x);
     if (ax < 0.5f)
     {
         float x2 = x * x;
         return 1.1283791670955126f * x * (1f + x2 * (-1f / 3f + x2 * (1f / 10f + x2 * (-1f / 42f + x2 * (1f / 216f + x2 * (-1f / 1320f))))));
     }
     float t = 1f / (1f + 0.5f * ax);
-    float erfc = t * global::System.MathF.Exp(-ax * ax - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f
+    float erfc = t * MathF.Exp(-ax * ax - 1.26551223f + t * (1.00002368f + t * (0.37409196f + t * (0.09678418f + t * (-0.18628806f
         + t * (0.27886807f + t * (-1.13520398f + t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f)))))))));
     return x >= 0f ? 1f - erfc : erfc - 1f;
 }";

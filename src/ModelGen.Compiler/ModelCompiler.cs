@@ -54,7 +54,7 @@ public static class ModelCompiler
     public static readonly string[] CompressionKinds = ["none", "int8", "int8-weights", "int4-weights", "mixed-weights", "mixed"];
 
     /// <summary>Names of members inside the generated class, which the class itself cannot take.</summary>
-    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength"];
+    static readonly HashSet<string> ReservedClassNames = ["Kernels", "Weights", "Run", "RunProfiled", "Predict", "ThreadScratch", "ThrowLength", "ModelGenKernels"];
 
     [ThreadStatic] static int importsOnThisThread;
 

@@ -30,16 +30,17 @@ public sealed class AlignedWeightTests
 
         // The generated Run names the padded weights and the bias it passes: call the kernel the same way.
         string source = GeneratedModels.Build(artifact).Sources.Values.Single();
-        var call = Regex.Match(source, @"Kernels\.Node0\(x, Weights\.(W\d+)Padded, Weights\.(W\d+), y, Weights\.W\d+Phase\)");
+        var call = Regex.Match(source, @"Kernels\.(\w+)\(x, Weights\.(W\d+)Padded, Weights\.(W\d+), y, Weights\.W\d+Phase\)");
         Assert.True(call.Success, "the Run method calls the kernel with the padded weights and their phase");
         string extra = $$"""
             namespace Phase{{n}}x{{k}}
             {
                 public static partial class Aligned
                 {
-                    public static float[] PaddedWeights() => Weights.{{call.Groups[1].Value}}Padded.ToArray();
+                    public static float[] PaddedWeights() => ModelGenKernels.Aligned.Weights.{{call.Groups[2].Value}}Padded.ToArray();
                     public static void Kernel(float[] x, float[] buffer, int offset, int length, float[] y, int phase) =>
-                        Kernels.Node0(x, new global::System.ReadOnlySpan<float>(buffer, offset, length), Weights.{{call.Groups[2].Value}}, y, phase);
+                        ModelGenKernels.Aligned.Kernels.{{call.Groups[1].Value}}(x, new global::System.ReadOnlySpan<float>(buffer, offset, length),
+                            ModelGenKernels.Aligned.Weights.{{call.Groups[3].Value}}, y, phase);
                 }
             }
             """;

@@ -134,9 +134,9 @@ public sealed class CliTests
         Assert.Equal(compiled.Nodes.Count, code.GetProperty("kernels").GetInt32());
         Assert.Equal("auto", code.GetProperty("simd").GetString());
         Assert.Contains(FormattableString.Invariant($"Emitted code: {code.GetProperty("csharpCharacters").GetInt64():N0} characters of C#"), File.ReadAllText(artifact + ".report.md"));
-        string summary = Generator.Emit.ModelEmitter.Emit(compiled).Split('\n').First(l => l.Contains("/// The ONNX model"));
+        string summary = DocSentence(Generator.Emit.ModelEmitter.Emit(compiled), "/// The ONNX model");
         Assert.Contains("compression int8-weights", summary);
-        string measured = Generator.Emit.ModelEmitter.Emit(compiled).Split('\n').First(l => l.Contains("/// Measured at build time"));
+        string measured = DocSentence(Generator.Emit.ModelEmitter.Emit(compiled), "/// Measured at build time");
         Assert.Contains("against the original model: lenet300.onnx: compression int8-weights: weights ", measured);
         Assert.Contains("top-1 agrees with the original on 256", measured);
 
@@ -283,5 +283,18 @@ public sealed class CliTests
             Assert.Equal(0, new FileInfo("/dev/full").Length);
             Assert.False(File.Exists("/dev/full.tmp"));
         }
+    }
+
+    /// <summary>The doc comment text from the line starting with <paramref name="start"/> to the end of its sentence, its lines joined (the emitter wraps long lines).</summary>
+    static string DocSentence(string source, string start)
+    {
+        var lines = source.Split('\n').SkipWhile(l => !l.Contains(start)).Select(l => l.Trim().TrimStart('/').Trim());
+        var sentence = new List<string>();
+        foreach (var line in lines)
+        {
+            sentence.Add(line);
+            if (line.EndsWith('.') || line.EndsWith("</summary>")) break;
+        }
+        return "/// " + string.Join(" ", sentence);
     }
 }

@@ -1,4 +1,6 @@
 using ModelGen.Compiler;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
 using ModelGen.Tests.Support;
 
 namespace ModelGen.Tests;
@@ -40,5 +42,58 @@ public sealed class HostileNameTests
         var expected = ort.Run((evilInput, x, [1, 3]));
         Tolerance.AssertClose(expected[0], y1, "y1");
         Tolerance.AssertClose(expected[1], y2, "y2");
+    }
+
+    /// <summary>
+    /// The kernels name types by their short names (Vector256, Unsafe, MemoryMarshal, Span…) under using directives in
+    /// ModelGen's own namespace, which C# consults before the user's namespace: user types of those names beside the
+    /// model class, and a model class named Math (whose implementation namespace then ends in Math), change nothing.
+    /// </summary>
+    [Fact]
+    public void UserTypesNamedAsTheTypesTheKernelsUseDoNotCaptureThem()
+    {
+        const string userTypes = """
+            namespace Collide
+            {
+                public static class Vector512 { }
+                public static class Vector256 { }
+                public static class Vector128 { }
+                public static class Unsafe { }
+                public static class MemoryMarshal { }
+                public static class MathF { }
+                public static class BitConverter { }
+                public static class Avx2 { }
+                public static class Avx512F { }
+                public static class AdvSimd { }
+                public readonly struct Span<T> { }
+                public readonly struct ReadOnlySpan<T> { }
+                public sealed class ArgumentException { }
+                public sealed class MethodImplAttribute : global::System.Attribute { }
+                public static class Implementation { }
+                public static class Kernels { }
+                public static class Weights { }
+            }
+            namespace Collide.System
+            {
+                public static class Math { }
+            }
+            """;
+        string lenet = TestData.Mnist("lenet5.onnx");
+        var float32 = ModelCompiler.Compile(new CompileOptions { ModelPath = lenet, ClassName = "Math", Namespace = "Collide" });
+        var int8 = ModelCompiler.Compile(new CompileOptions
+        {
+            ModelPath = lenet, ClassName = "Quantized", Namespace = "Collide", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy"),
+        }, out var compressed);
+        var models = GeneratedModels.BuildWith(userTypes, float32, int8); // no warnings, no errors
+
+        var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
+        var x = images[..784];
+        using var ort = new OnnxRuntimeOracle(lenet);
+        var y = new float[10];
+        models.Run(float32, [x], [y]);
+        Tolerance.AssertClose(ort.Run(("image", x, [1, 1, 28, 28]))[0], y, "float32");
+        models.Run(int8, [x], [y]);
+        var expected = ReferenceEvaluator.Run(compressed, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })[compressed.Outputs[0]].Floats;
+        Assert.Equal(expected.Select(BitConverter.SingleToInt32Bits), y.Select(BitConverter.SingleToInt32Bits));
     }
 }

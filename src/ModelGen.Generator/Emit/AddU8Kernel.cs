@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class AddU8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string U = "Unsafe";
 
     public KernelKind Kernel => KernelKind.AddU8;
 
@@ -34,20 +34,21 @@ internal sealed class AddU8Kernel : IKernel
         w.Line($"// Add on uint8 activations (a residual connection between int8 layers): y{CodeWriter.Shape(y.Shape)} = a + b, each quantized");
         w.Line($"// as its own (a: zero point {za}, b: {zb}; y: {zy}, scale {k.Attr("out_scale")}), in integers:");
         w.Line($"// y = clamp(((a·{m[0]} + b·{m[1]} + {c}) >> {shift}) + {zy}, {clamp[0]}, {clamp[1]}) (the activation is the clamp).");
-        k.OpenMethod();
-        w.Line($"if (a.Length < {n} || b.Length < {n} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref byte ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(a);");
-        w.Line("ref byte rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
-        w.Line("ref byte ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
+        using var method = k.OpenMethod();
+        w.Line($"if (a.Length < {n} || b.Length < {n} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref byte ra = ref MemoryMarshal.GetReference(a);");
+        w.Line("ref byte rb = ref MemoryMarshal.GetReference(b);");
+        w.Line("ref byte ry = ref MemoryMarshal.GetReference(y);");
         w.Line("int i = 0;");
-        // Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.
-        SimdLadder.Chain(w, SimdLadder.Widths(k.Simd).Where(x => n >= x.Bytes).ToList(), width =>
+        var widths = SimdLadder.Widths(k.Simd).Where(x => n >= x.Bytes).ToList();
+        if (widths.Count > 1) w.Line("// Vector128 also finishes what the wider loop left when 16 bytes remain, so it is not an else.");
+        SimdLadder.Chain(w, widths, width =>
         {
             string v = width.V;
             int bytes = width.Bytes;
             w.Line($"var ma = {v}.Create({m[0]}); var mb = {v}.Create({m[1]}); var bias = {v}.Create({c});");
             w.Line($"var zero = {v}.Create({zy}); var lo = {v}.Create({clamp[0]}); var hi = {v}.Create({clamp[1]});");
-            w.Open($"for (; i <= {n - bytes}; i += {bytes})");
+            using var steps = w.Block($"for (; i <= {n - bytes}; i += {bytes})");
             w.Line($"var (a0, a1) = {v}.Widen({v}.LoadUnsafe(ref ra, (nuint)i));");
             w.Line($"var (b0, b1) = {v}.Widen({v}.LoadUnsafe(ref rb, (nuint)i));");
             w.Line($"var (a00, a01) = {v}.Widen(a0); var (a10, a11) = {v}.Widen(a1);");
@@ -59,9 +60,7 @@ internal sealed class AddU8Kernel : IKernel
             w.Line($"var q11 = {Sum("a11", "b11")};");
             w.Line("// Each lane is within 0…255 after the clamp: narrowing keeps it.");
             w.Line($"{v}.StoreUnsafe({v}.Narrow({v}.Narrow({v}.AsUInt32(q00), {v}.AsUInt32(q01)), {v}.Narrow({v}.AsUInt32(q10), {v}.AsUInt32(q11))), ref ry, (nuint)i);");
-            w.Close();
         }, narrowestFinishes: true);
-        w.Line($"for (; i < {n}; i++) {U}.Add(ref ry, i) = (byte)global::System.Math.Clamp(((({U}.Add(ref ra, i) * {m[0]} + {U}.Add(ref rb, i) * {m[1]} + {c}) >> {shift}) + {zy}), {clamp[0]}, {clamp[1]});");
-        w.Close();
+        w.Line($"for (; i < {n}; i++) {U}.Add(ref ry, i) = (byte)Math.Clamp(((({U}.Add(ref ra, i) * {m[0]} + {U}.Add(ref rb, i) * {m[1]} + {c}) >> {shift}) + {zy}), {clamp[0]}, {clamp[1]});");
     }
 }

@@ -21,9 +21,9 @@ internal sealed class CheckShapeKernel : IKernel
         int[] input = k.Ints("in"), expected = k.Ints("expected");
         string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[0])?.Parameter ?? "given";
         string In() => $"stackalloc int[] {{ {string.Join(", ", input)} }}";
-        string Expected() => expected.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", expected)} }}";
+        string Expected() => expected.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", expected)} }}";
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: its {(rule == "reshape" ? "target shape" : rule == "split" ? "split sizes" : "axes")} arrive at run time in '{parameter}'; they must give {CodeWriter.Shape(expected)}, what this code was compiled for.");
-        k.OpenMethod();
+        using (k.OpenMethod())
         switch (rule)
         {
             case "reshape":
@@ -38,11 +38,10 @@ internal sealed class CheckShapeKernel : IKernel
                 if (rule == "reduce")
                 {
                     int[] axes = k.Ints("axes");
-                    w.Line($"ShapeChecks.ReducedAxes(given, {In()}, {(axes.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", axes)} }}")}, {(noop ? "true" : "false")}, {Expected()}, \"{parameter}\");");
+                    w.Line($"ShapeChecks.ReducedAxes(given, {In()}, {(axes.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", axes)} }}")}, {(noop ? "true" : "false")}, {Expected()}, \"{parameter}\");");
                 }
                 break;
         }
-        w.Close();
         k.Helpers.Add("ShapeChecks");
     }
 
@@ -51,7 +50,7 @@ static class ShapeChecks
 {
     public enum Rule { Squeeze, Unsqueeze, Reduce }
 
-    public static void Reshape(global::System.ReadOnlySpan<long> target, global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> expected, bool allowZero, string parameter)
+    public static void Reshape(ReadOnlySpan<long> target, ReadOnlySpan<int> input, ReadOnlySpan<int> expected, bool allowZero, string parameter)
     {
         long total = 1, known = 1;
         foreach (int d in input) total *= d;
@@ -74,18 +73,18 @@ static class ShapeChecks
         if (!ok) Fail(parameter, expected);
     }
 
-    public static void Axes(global::System.ReadOnlySpan<long> axes, Rule rule, global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> expected, bool keepDims, bool noop, string parameter)
+    public static void Axes(ReadOnlySpan<long> axes, Rule rule, ReadOnlySpan<int> input, ReadOnlySpan<int> expected, bool keepDims, bool noop, string parameter)
     {
         int rank = rule == Rule.Unsqueeze ? input.Length + axes.Length : input.Length;
         if (rank > 64) Fail(parameter, expected);
-        global::System.Span<bool> marked = stackalloc bool[rank];
+        Span<bool> marked = stackalloc bool[rank];
         foreach (long given in axes)
         {
             long a = given < 0 ? given + rank : given;
             if (a < 0 || a >= rank || marked[(int)a]) Fail(parameter, expected);
             marked[(int)a] = true;
         }
-        global::System.Span<int> result = stackalloc int[rank];
+        Span<int> result = stackalloc int[rank];
         int n = 0, next = 0;
         for (int i = 0; i < rank; i++)
         {
@@ -110,35 +109,35 @@ static class ShapeChecks
                     break;
             }
         }
-        if (!global::System.MemoryExtensions.SequenceEqual((global::System.ReadOnlySpan<int>)result.Slice(0, n), expected)) Fail(parameter, expected);
+        if (!MemoryExtensions.SequenceEqual((ReadOnlySpan<int>)result.Slice(0, n), expected)) Fail(parameter, expected);
     }
 
     /// <summary>The axes reduced (those of size 1 aside, whose reduction changes nothing) must be the compiled ones.</summary>
-    public static void ReducedAxes(global::System.ReadOnlySpan<long> axes, global::System.ReadOnlySpan<int> input, global::System.ReadOnlySpan<int> compiled, bool noop, global::System.ReadOnlySpan<int> expected, string parameter)
+    public static void ReducedAxes(ReadOnlySpan<long> axes, ReadOnlySpan<int> input, ReadOnlySpan<int> compiled, bool noop, ReadOnlySpan<int> expected, string parameter)
     {
         int rank = input.Length;
         if (rank > 64) Fail(parameter, expected);
-        global::System.Span<bool> marked = stackalloc bool[rank];
+        Span<bool> marked = stackalloc bool[rank];
         if (axes.Length == 0 && !noop) marked.Fill(true);
         foreach (long given in axes) marked[(int)(given < 0 ? given + rank : given)] = true;
         int count = 0;
         for (int i = 0; i < rank; i++)
         {
             if (!marked[i] || input[i] == 1) continue;
-            if (global::System.MemoryExtensions.IndexOf(compiled, i) < 0) Fail(parameter, expected);
+            if (MemoryExtensions.IndexOf(compiled, i) < 0) Fail(parameter, expected);
             count++;
         }
         if (count != compiled.Length) Fail(parameter, expected);
     }
 
-    public static void Values(global::System.ReadOnlySpan<long> given, global::System.ReadOnlySpan<int> expected, string parameter)
+    public static void Values(ReadOnlySpan<long> given, ReadOnlySpan<int> expected, string parameter)
     {
         bool ok = given.Length == expected.Length;
         for (int i = 0; ok && i < given.Length; i++) ok = given[i] == expected[i];
         if (!ok) Fail(parameter, expected);
     }
 
-    static void Fail(string parameter, global::System.ReadOnlySpan<int> expected) =>
-        throw new global::System.ArgumentException($""{parameter} does not give the shape this model was compiled for ([{string.Join("", "", expected.ToArray())}])."", parameter);
+    static void Fail(string parameter, ReadOnlySpan<int> expected) =>
+        throw new ArgumentException($""{parameter} does not give the shape this model was compiled for ([{string.Join("", "", expected.ToArray())}])."", parameter);
 }";
 }

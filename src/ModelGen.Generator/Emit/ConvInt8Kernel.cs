@@ -1,3 +1,4 @@
+using System;
 using System.Globalization;
 using System.Linq;
 using ModelGen.Artifact;
@@ -20,9 +21,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class ConvInt8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe", MM = "global::System.Runtime.InteropServices.MemoryMarshal";
-    const string V512 = "global::System.Runtime.Intrinsics.Vector512";
-    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86", Arm = "global::System.Runtime.Intrinsics.Arm";
+    const string U = "Unsafe", MM = "MemoryMarshal";
+    const string V512 = "Vector512";
+    const string V256 = "Vector256", V128 = "Vector128";
 
     public KernelKind Kernel => KernelKind.ConvInt8;
 
@@ -62,10 +63,10 @@ internal sealed class ConvInt8Kernel : IKernel
         bool untyped = Untyped(k);
         string biasLength = untyped ? $"{MM}.AsBytes(bias).Length < {m * (k.Inputs[2].CSharpType == "short" ? 2 : 4)}" : $"bias.Length < {m}";
         string multipliersLength = untyped ? $"{MM}.AsBytes(multipliers).Length < {m * (k.Inputs[3].CSharpType == "ushort" ? 2 : 4)}" : $"multipliers.Length < {m}";
-        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || {biasLength} || {multipliersLength} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new global::System.ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || {biasLength} || {multipliersLength} || y.Length < {y.ElementCount} || y1.Length * 4L < {planeBytes} || y2.Length * 4L < {patchBytes}) throw new ArgumentException(\"buffer too short\");");
         if (!pointwise)
         {
-            w.Line($"global::System.Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
+            w.Line($"Span<byte> plane = {MM}.AsBytes(y1).Slice(0, {planeBytes});");
             w.Line($"ref byte rplane = ref {MM}.GetReference(plane);");
         }
         else w.Line($"ref {(byteInput ? "byte" : "float")} rx = ref {MM}.GetReference(x);");
@@ -74,30 +75,35 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line($"ref {(requant is null ? "float" : "byte")} ry = ref {MM}.GetReference(y);");
         // The vector loops read each channel's bias and multiplier from memory: kept in registers across the pixel loop,
         // they took the 16 registers a VEX vpdpbusd can name, and the JIT moved every sum in and out of the others.
-        w.Line($"global::System.Span<int> constants = stackalloc int[{2 * BlockRows}];");
+        w.Line($"Span<int> constants = stackalloc int[{2 * BlockRows}];");
         w.Line($"ref int bc = ref {MM}.GetReference(constants);");
         if (!pointwise)
         {
             w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
             w.Line($"plane.Fill((byte){zero});");
         }
-        w.Open($"for (int image = 0; image < {n}; image++)");
+        var imageLoop = w.For("image", n, out string image);
         if (pointwise) { }
         else if (padded)
         {
-            w.Line(byteInput ? $"x.Slice(image * {c * h * wd}, {c * h * wd}).CopyTo(plane.Slice({flatAt}, {c * h * wd}));" : $"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
+            string from = Expr.Times(image, (long)c * h * wd);
+            w.Line(byteInput ? $"x.Slice({from}, {c * h * wd}).CopyTo(plane.Slice({flatAt}, {c * h * wd}));" : $"QuantizeU8(x.Slice({from}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
             w.Open($"for (int r = 0; r < {c * h}; r++)");
             w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref rplane, (r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}), ref {U}.Add(ref rplane, {flatAt} + r * {wd}), {wd});");
             w.Close();
         }
-        else w.Line(byteInput ? $"x.Slice(image * {c * h * wd}, {c * h * wd}).CopyTo(plane.Slice(0, {c * h * wd}));" : $"QuantizeU8(x.Slice(image * {c * h * wd}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {inverse}, {zero});");
-        w.Open($"for (int grp = 0; grp < {group}; grp++)");
+        else
+        {
+            string from = Expr.Times(image, (long)c * h * wd);
+            w.Line(byteInput ? $"x.Slice({from}, {c * h * wd}).CopyTo(plane.Slice(0, {c * h * wd}));" : $"QuantizeU8(x.Slice({from}, {c * h * wd}), plane.Slice(0, {c * h * wd}), {inverse}, {zero});");
+        }
+        var groupLoop = w.For("grp", group, out string grp);
         if (pointwise)
         {
             w.Line($"// Patches: row group t is channels 4t..4t+3, quantized and interleaved (the weights of channels past the group's last are zero; they read the last).");
             w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line($"int first = image * {c} + grp * {cpg};");
-            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"int c{b} = first + global::System.Math.Min(4 * t + {b}, {cpg - 1});")));
+            w.Line($"int first = {Expr.Plus(Expr.Times(image, c), Expr.Times(grp, cpg))};");
+            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"int c{b} = first + Math.Min(4 * t + {b}, {cpg - 1});")));
             string channels = $"ref {U}.Add(ref rx, c0 * {cols}), ref {U}.Add(ref rx, c1 * {cols}), ref {U}.Add(ref rx, c2 * {cols}), ref {U}.Add(ref rx, c3 * {cols}), ref {U}.Add(ref rp, t * {colsP * 4}), {cols}";
             w.Line(byteInput ? $"Interleave4U8({channels});" : $"QuantizeInterleave4({channels}, {inverse}, {zero});");
             w.Close();
@@ -107,7 +113,7 @@ internal sealed class ConvInt8Kernel : IKernel
             // 1x1: row group t holds channels 4t..4t+3 (the weights of channels past the group's last are zero; they read the last).
             w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t are channels 4t..4t+3 at that output pixel.");
             w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, (grp * {cpg} + global::System.Math.Min(4 * t + {b}, {cpg - 1})) * {ph * pw});")));
+            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, {Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"Math.Min({Expr.Plus("4 * t", b)}, {cpg - 1})"), ph * pw)});")));
             w.Open($"for (int oy = 0; oy < {oh}; oy++)");
             w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
             w.Open($"for (int ox = 0; ox < {ow}; ox++)");
@@ -123,16 +129,17 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Open($"for (int t = 0; t < {k4}; t++)");
             w.Line($"int ci = t / {kwp / 4}, q = t % {kwp / 4};");
             w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-            w.Line($"ref byte src = ref {U}.Add(ref rplane, ((grp * {cpg} + ci / {kernel[0]}) * {ph} + oy * {s[0]} + ci % {kernel[0]} * {d[0]}) * {pw} + q * 4);");
+            string srcRow = Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"ci / {kernel[0]}"), ph), Expr.Times("oy", s[0]), Expr.Times($"ci % {kernel[0]}", d[0]));
+            w.Line($"ref byte src = ref {U}.Add(ref rplane, {Expr.Plus(Expr.Times(srcRow, pw), "q * 4")});");
             w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
             w.Line("int ox = 0;");
             if (k.Simd != SimdLevel.None && s[1] <= 4 && ow >= 4)
             {
                 // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
                 string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
-                w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, (nuint)(ox * {s[1]})), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
+                w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, {GemmEmitter.Nuint(Expr.Times("ox", s[1]))}), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
             }
-            w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, ox * {s[1]})));");
+            w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, {Expr.Times("ox", s[1])})));");
             w.Close();
             w.Close();
         }
@@ -140,19 +147,19 @@ internal sealed class ConvInt8Kernel : IKernel
         int full = mpg - mpg % block;
         if (full > 0)
         {
-            w.Open($"for (int m0 = grp * {mpg}; m0 < grp * {mpg} + {full}; m0 += {block})");
-            EmitBlock(k, block, cols, colsP, row);
+            w.Open($"for (int m0 = {Expr.Times(grp, mpg)}; m0 < {Expr.Plus(Expr.Times(grp, mpg), full)}; m0 += {block})");
+            EmitBlock(k, block, cols, colsP, row, image);
             w.Close();
         }
         if (mpg % block != 0)
         {
             w.OpenBlock();
-            w.Line($"int m0 = grp * {mpg} + {full};");
-            EmitBlock(k, mpg % block, cols, colsP, row);
+            w.Line($"int m0 = {Expr.Plus(Expr.Times(grp, mpg), full)};");
+            EmitBlock(k, mpg % block, cols, colsP, row, image);
             w.Close();
         }
-        w.Close();
-        w.Close();
+        groupLoop.Dispose();
+        imageLoop.Dispose();
         w.Close();
     }
 
@@ -161,15 +168,16 @@ internal sealed class ConvInt8Kernel : IKernel
     /// cycle at a latency of 5 need 10), in the 16 registers VEX-encoded AVX-VNNI can name with the 2 patch vectors and
     /// the weights.</summary>
     const int BlockRows = 6;
-    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row)
+    static void EmitBlock(KernelContext k, int rows, int cols, int colsP, int row, string image)
     {
         var w = k.W;
         var rs = Enumerable.Range(0, rows).ToArray();
-        string yBase = $"(image * {k.Inputs[1].Shape[0]} + m0 + {{0}}) * {cols}";
-        w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, (m0 + {r}) * {row});")));
+        // Output channel m0 + r's first pixel.
+        Func<int, string> yBase = r => Expr.Times(Expr.Sum(Expr.Times(image, k.Inputs[1].Shape[0]), "m0", CodeWriter.N(r)), cols);
+        w.Line(string.Join(" ", rs.Select(r => $"ref sbyte w{r} = ref {U}.Add(ref rw, {Expr.Times(Expr.Plus("m0", r), row)});")));
         w.Line("// Each channel's int32 bias and float32 multiplier, once for all its pixels.");
         if (Untyped(k))
-            w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {UntypedBias(k, $"m0 + {r}")}; float s{r} = {UntypedMultiplier(k, $"m0 + {r}")};")));
+            w.Line(string.Join(" ", rs.Select(r => $"int b{r} = {UntypedBias(k, Expr.Plus("m0", r))}; float s{r} = {UntypedMultiplier(k, Expr.Plus("m0", r))};")));
         else
         {
             w.Line($"ref {k.Inputs[2].CSharpType} rb = ref {U}.Add(ref {MM}.GetReference(bias), m0); ref {k.Inputs[3].CSharpType} rm = ref {U}.Add(ref {MM}.GetReference(multipliers), m0);");
@@ -177,11 +185,11 @@ internal sealed class ConvInt8Kernel : IKernel
         }
         if (Requant.Of(k) is { } requant)
             w.Line(string.Join(" ", rs.Select(r => $"int im{r} = (int)({requant.IntegerMultiplier($"s{r}")});")));
-        w.Line(string.Join(" ", rs.Select(r => $"{U}.Add(ref bc, {r}) = b{r}; {U}.Add(ref bc, {BlockRows + r}) = {(Requant.Of(k) is null ? $"global::System.BitConverter.SingleToInt32Bits(s{r})" : $"im{r}")};")));
+        w.Line(string.Join(" ", rs.Select(r => $"{U}.Add(ref bc, {r}) = b{r}; {U}.Add(ref bc, {BlockRows + r}) = {(Requant.Of(k) is null ? $"BitConverter.SingleToInt32Bits(s{r})" : $"im{r}")};")));
         if (k.Simd == SimdLevel.Auto)
         {
             // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
-            w.Open($"if ({X86}.AvxVnni.IsSupported)");
+            w.Open($"if (AvxVnni.IsSupported)");
             // 16 pixels a step (two vectors per channel: 12 independent chains hide vpdpbusd's latency), then 8. With an odd
             // number of 8-pixel vectors the last step takes 24 pixels (three vectors: 18 sums, in the 32 registers EVEX
             // gives AVX-512 machines) instead of a step of 8 whose 6 chains wait on vpdpbusd's latency.
@@ -190,7 +198,7 @@ internal sealed class ConvInt8Kernel : IKernel
             {
                 int last = colsP - 24;
                 if (last > 0) EmitStep(0, last, 2);
-                w.Open($"if ({X86}.Avx512F.VL.IsSupported)");
+                w.Open($"if (Avx512F.VL.IsSupported)");
                 EmitStep(last, colsP, 3);
                 w.Close();
                 w.Open("else");
@@ -211,11 +219,11 @@ internal sealed class ConvInt8Kernel : IKernel
                 w.Open($"for (int col = {from}; col < {to}; col += {8 * vectors})");
                 w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
                 w.Open($"for (int t = 0; t < {row / 4}; t++)");
-                w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col + {8 * v}) * 4));")));
+                w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)({Expr.Times(Expr.Sum(Expr.Times("t", colsP), "col", CodeWriter.N(8 * v)), 4)}));")));
                 foreach (int r in rs)
                 {
                     w.Line($"var q{r} = {V256}.AsSByte({V256}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4)))));");
-                    w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = {X86}.AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
+                    w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
                 }
                 w.Close();
                 // uint8 out, 16 whole pixels: two vectors requantized (fixed point), narrowed together, one 16-byte store.
@@ -229,14 +237,14 @@ internal sealed class ConvInt8Kernel : IKernel
                 if (pair)
                 {
                     var requant = Requant.Of(k)!;
-                    string Pair(int r) => $"{V128}.StoreUnsafe(PackBytes16({requant.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {requant.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));";
+                    string Pair(int r) => $"{V128}.StoreUnsafe(PackBytes16({requant.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {requant.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({yBase(r)} + col));";
                     if (ymmOnly)
                         foreach (int r in rs) w.Line(Pair(r));
                     else
                     {
-                        if (vectors == 2) w.Open($"if ({X86}.Avx512F.IsSupported)");
+                        if (vectors == 2) w.Open($"if (Avx512F.IsSupported)");
                         foreach (int r in rs)
-                            w.Line($"{V128}.StoreUnsafe({requant.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({string.Format(CultureInfo.InvariantCulture, yBase, r)} + col));");
+                            w.Line($"{V128}.StoreUnsafe({requant.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({yBase(r)} + col));");
                         if (vectors == 2)
                         {
                             w.Close();
@@ -251,20 +259,20 @@ internal sealed class ConvInt8Kernel : IKernel
             }
             w.Close();
             // AVX2: 4 pixels' 16 bytes widened to 16-bit lanes, times the 4 weights (widened, repeated), pairs summed into int32 (vpmaddwd).
-            w.Open($"else if ({X86}.Avx2.IsSupported)");
+            w.Open($"else if (Avx2.IsSupported)");
             w.Open($"for (int col = 0; col < {colsP}; col += 8)");
             w.Line(string.Join(" ", rs.Select(r => $"var lo{r} = {V256}<int>.Zero; var hi{r} = lo{r};")));
             w.Open($"for (int t = 0; t < {row / 4}; t++)");
             w.Line($"ref byte pt = ref {U}.Add(ref rp, (t * {colsP} + col) * 4);");
-            w.Line($"var plo = {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt)); var phi = {X86}.Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt, 16));");
+            w.Line($"var plo = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt)); var phi = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt, 16));");
             foreach (int r in rs)
             {
-                w.Line($"var wv{r} = {X86}.Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
-                w.Line($"lo{r} += {X86}.Avx2.MultiplyAddAdjacent(plo, wv{r}); hi{r} += {X86}.Avx2.MultiplyAddAdjacent(phi, wv{r});");
+                w.Line($"var wv{r} = Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                w.Line($"lo{r} += Avx2.MultiplyAddAdjacent(plo, wv{r}); hi{r} += Avx2.MultiplyAddAdjacent(phi, wv{r});");
             }
             w.Close();
             w.Line("// Each pixel's two pair sums are neighbours: add them (per 128-bit lane), then put the pixels back in order.");
-            w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32({X86}.Avx2.Permute4x64({V256}.AsInt64({X86}.Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
+            w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32(Avx2.Permute4x64({V256}.AsInt64(Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
             EmitVectorEpilogue(k, rs, cols, yBase);
             w.Close();
             w.Close();
@@ -275,7 +283,7 @@ internal sealed class ConvInt8Kernel : IKernel
             // ARM64 dot product (sdot): signed bytes only, so each patch byte less 128 (a flip of its top bit) times the
             // weights, and 128·Σq of the channel's row added back: Σ (x − 128)·q + 128·Σ q = Σ x·q, the same integers.
             // 4 pixels a vector, one sdot per 4 taps of each of the block's channels.
-            w.Open($"if ({Arm}.Dp.IsSupported)");
+            w.Open($"if (Dp.IsSupported)");
             w.Line(string.Join(" ", rs.Select(r => $"int rowSum{r} = 0;")));
             w.Open($"for (int t = 0; t < {row}; t++)");
             w.Line(string.Join(" ", rs.Select(r => $"rowSum{r} += {U}.Add(ref w{r}, t);")));
@@ -285,14 +293,14 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Open($"for (int t = 0; t < {row / 4}; t++)");
             w.Line($"var p = {V128}.AsSByte({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)) ^ {V128}.Create((byte)0x80));");
             foreach (int r in rs)
-                w.Line($"d{r} = {Arm}.Dp.DotProduct(d{r}, p, {V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                w.Line($"d{r} = Dp.DotProduct(d{r}, p, {V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
             w.Close();
-            w.Line($"int count = global::System.Math.Min(4, {cols} - col);");
+            w.Line($"int count = Math.Min(4, {cols} - col);");
             foreach (int r in rs)
             {
                 w.Open("for (int e = 0; e < count; e++)");
                 w.Line($"int acc = {V128}.GetElement(d{r}, e);");
-                EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                EmitScalarStore(k, r, yBase(r) + " + col + e");
                 w.Close();
             }
             w.Close();
@@ -310,10 +318,10 @@ internal sealed class ConvInt8Kernel : IKernel
                 w.Line($"var (e0, e1) = {V128}.Widen({V128}.AsInt16(p01) * wv); var (e2, e3) = {V128}.Widen({V128}.AsInt16(p23) * wv);");
                 w.Line("c0 += e0; c1 += e1; c2 += e2; c3 += e3;");
                 w.Close();
-                w.Line($"int count{r} = global::System.Math.Min(4, {cols} - col);");
+                w.Line($"int count{r} = Math.Min(4, {cols} - col);");
                 w.Open($"for (int e = 0; e < count{r}; e++)");
                 w.Line($"int acc = {V128}.Sum(e switch {{ 0 => c0, 1 => c1, 2 => c2, _ => c3 }});");
-                EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col + e");
+                EmitScalarStore(k, r, yBase(r) + " + col + e");
                 w.Close();
                 w.Close();
             }
@@ -330,7 +338,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Open($"for (int t = 0; t < {row}; t++)");
             w.Line($"acc += {U}.Add(ref rp, (t / 4 * {colsP} + col) * 4 + t % 4) * {U}.Add(ref w{r}, t);");
             w.Close();
-            EmitScalarStore(k, r, string.Format(CultureInfo.InvariantCulture, yBase, r) + " + col");
+            EmitScalarStore(k, r, yBase(r) + " + col");
             w.Close();
         }
         w.Close();
@@ -340,7 +348,7 @@ internal sealed class ConvInt8Kernel : IKernel
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
     /// <param name="full">Every step of the loop stores 8 whole pixels (no test for the last).</param>
-    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, string yBase, string suffix = "", int offset = 0, bool full = false)
+    static void EmitVectorEpilogue(KernelContext k, int[] rs, int cols, Func<int, string> yBase, string suffix = "", int offset = 0, bool full = false)
     {
         var w = k.W;
         string? act = GemmEmitter.VectorActivation(k.Node, V256, "v", neverNaN: true);
@@ -352,7 +360,7 @@ internal sealed class ConvInt8Kernel : IKernel
             {
                 w.OpenBlock();
                 w.Line($"var q = {requant.Vector($"a{r}{suffix} + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")};");
-                string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
+                string at = yBase(r);
                 if (full) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
                 else
                 {
@@ -367,7 +375,7 @@ internal sealed class ConvInt8Kernel : IKernel
         {
             w.OpenBlock();
             w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create({BiasAt(r)})) * {V256}.Create({U}.As<int, float>(ref {MultiplierAt(r)}));");
-            string at = string.Format(CultureInfo.InvariantCulture, yBase, r);
+            string at = yBase(r);
             if (act is not null)
             {
                 if (KernelEmitter.HasActivation(k.Node)) w.Line($"v = {act};");
@@ -389,7 +397,7 @@ internal sealed class ConvInt8Kernel : IKernel
     {
         w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even (NaN gives 0): the uint8 input of the");
         w.Line("// int8 kernels. (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
-        KernelEmitter.OpenHelper(w, "private static void QuantizeU8(global::System.ReadOnlySpan<float> src, global::System.Span<byte> dst, float inverseScale, int zero)");
+        KernelEmitter.OpenHelper(w, "private static void QuantizeU8(ReadOnlySpan<float> src, Span<byte> dst, float inverseScale, int zero)");
         w.Line("int i = 0;");
         if (simd != SimdLevel.None)
         {
@@ -397,11 +405,11 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
             if (simd == SimdLevel.Auto)
             {
-                w.Open($"if ({X86}.Avx512F.IsSupported)");
+                w.Open($"if (Avx512F.IsSupported)");
                 w.Line($"var s = {V512}.Create(inverseScale); var z = {V512}.Create(zero);");
-                w.Line($"for (; i <= src.Length - 16; i += 16) {V128}.StoreUnsafe({X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32({QuantizedLanes("512", $"{V512}.LoadUnsafe(ref rs, (nuint)i) * s")})), ref rd, (nuint)i);");
+                w.Line($"for (; i <= src.Length - 16; i += 16) {V128}.StoreUnsafe(Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32({QuantizedLanes("512", $"{V512}.LoadUnsafe(ref rs, (nuint)i) * s")})), ref rd, (nuint)i);");
                 w.Close();
-                w.Open($"else if ({X86}.Avx2.IsSupported)");
+                w.Open($"else if (Avx2.IsSupported)");
                 w.Line($"var s = {V256}.Create(inverseScale); var z = {V256}.Create(zero);");
                 w.Open("for (; i <= src.Length - 16; i += 16)");
                 w.Line($"var h = {V256}.Narrow({V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)i) * s")}), {V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)(i + 8)) * s")}));");
@@ -409,11 +417,11 @@ internal sealed class ConvInt8Kernel : IKernel
                 w.Close();
                 w.Close();
             }
-            w.Open($"if ({X86}.Sse41.IsSupported)");
+            w.Open($"if (Sse41.IsSupported)");
             w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create(zero);");
             w.Open("for (; i <= src.Length - 16; i += 16)");
             for (int j = 0; j < 4; j++)
-                w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, (nuint)(i + {4 * j})) * s")});");
+                w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s")});");
             w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow(q0, q1), {V128}.Narrow(q2, q3)), ref rd, (nuint)i);");
             w.Close();
             w.Close();
@@ -421,7 +429,7 @@ internal sealed class ConvInt8Kernel : IKernel
             w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create((float)zero); var top = {V128}.Create(255f);");
             w.Open("for (; i <= src.Length - 16; i += 16)");
             for (int j = 0; j < 4; j++)
-                w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, (nuint)(i + {4 * j})) * s) + z, {V128}<float>.Zero), top));");
+                w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s) + z, {V128}<float>.Zero), top));");
             w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow({V128}.AsUInt32(q0), {V128}.AsUInt32(q1)), {V128}.Narrow({V128}.AsUInt32(q2), {V128}.AsUInt32(q3))), ref rd, (nuint)i);");
             w.Close();
             w.Close();
@@ -429,7 +437,7 @@ internal sealed class ConvInt8Kernel : IKernel
         }
         // MathF.Round(v) rounds halves to even, as MidpointRounding.ToEven does; the overload taking the mode validates it
         // and so pulled enum formatting and reflection (about 80 KB) into NativeAOT binaries (issue 19).
-        w.Line("for (; i < src.Length; i++) dst[i] = (byte)global::System.Math.Clamp(global::System.MathF.Round(src[i] * inverseScale) + zero, 0f, 255f);");
+        w.Line("for (; i < src.Length; i++) dst[i] = (byte)Math.Clamp(MathF.Round(src[i] * inverseScale) + zero, 0f, 255f);");
         w.Close();
     }
 
@@ -448,9 +456,9 @@ internal sealed class ConvInt8Kernel : IKernel
             "256" => (V256, "Avx", "Avx", "Avx2", "Avx2"),
             _ => (V128, "Sse", "Sse2", "Sse41", "Sse41"),
         };
-        string clamped = $"{X86}.{f}.Min({X86}.{f}.Max({products}, {v}.Create(-1024f)), {v}.Create(1024f))";
-        string rounded = bits == "512" ? $"{X86}.Avx512F.ConvertToVector512Int32({clamped})" : bits == "256" ? $"{X86}.Avx.ConvertToVector256Int32({clamped})" : $"{X86}.Sse2.ConvertToVector128Int32({clamped})";
-        return $"{X86}.{i2}.Min({X86}.{i}.Max({rounded} + {z}, {v}<int>.Zero), {v}.Create(255))";
+        string clamped = $"{f}.Min({f}.Max({products}, {v}.Create(-1024f)), {v}.Create(1024f))";
+        string rounded = bits == "512" ? $"Avx512F.ConvertToVector512Int32({clamped})" : bits == "256" ? $"Avx.ConvertToVector256Int32({clamped})" : $"Sse2.ConvertToVector128Int32({clamped})";
+        return $"{i2}.Min({i}.Max({rounded} + {z}, {v}<int>.Zero), {v}.Create(255))";
     }
 
     /// <summary>
@@ -466,7 +474,7 @@ internal sealed class ConvInt8Kernel : IKernel
         if (bits != "128") return fast;
         // (The conversion to int32 and back makes a NaN 0, as QuantizeU8 does; the generic Max keeps it.)
         string generic = $"{v}.ConvertToSingle({v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + {v}.Create({zero}f), {v}<float>.Zero), {v}.Create(255f)))){less}";
-        return $"({X86}.Sse41.IsSupported ? {fast} : {generic})";
+        return $"(Sse41.IsSupported ? {fast} : {generic})";
     }
 
     /// <summary>The helper of pointwise int8 convolutions: four channel planes quantized as QuantizeU8 does and interleaved.</summary>
@@ -487,7 +495,7 @@ internal sealed class ConvInt8Kernel : IKernel
             {
                 string products = $"{v}.LoadUnsafe(ref c{b}, (nuint)p) * s";
                 string generic = $"{v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + zf, {v}<float>.Zero), top))";
-                w.Line(v == V256 ? $"var q{b} = {QuantizedLanes("256", products)};" : $"var q{b} = {X86}.Sse41.IsSupported ? {QuantizedLanes("128", products)} : {generic};");
+                w.Line(v == V256 ? $"var q{b} = {QuantizedLanes("256", products)};" : $"var q{b} = Sse41.IsSupported ? {QuantizedLanes("128", products)} : {generic};");
             }
             w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
             w.Close();
@@ -496,7 +504,7 @@ internal sealed class ConvInt8Kernel : IKernel
         w.Line("int packed = 0;");
         w.Open("for (int b = 0; b < 4; b++)");
         w.Line("float v = b switch { 0 => " + U + ".Add(ref c0, p), 1 => " + U + ".Add(ref c1, p), 2 => " + U + ".Add(ref c2, p), _ => " + U + ".Add(ref c3, p) };");
-        w.Line("packed |= (int)global::System.Math.Clamp(global::System.MathF.Round(v * inverseScale) + zero, 0f, 255f) << (8 * b);");
+        w.Line("packed |= (int)Math.Clamp(MathF.Round(v * inverseScale) + zero, 0f, 255f) << (8 * b);");
         w.Close();
         w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), packed);");
         w.Close();
@@ -541,10 +549,10 @@ internal sealed class ConvInt8Kernel : IKernel
     internal static void EmitUntypedHelpers(CodeWriter w)
     {
         w.Line("// A channel's bias and multiplier from their stored bytes, whatever the storage (shared int8 kernels): the typed kernels' arithmetic.");
-        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
-        w.Line($"static int BiasOf(global::System.ReadOnlySpan<byte> bias, int i, int shift) => shift < 0 ? {U}.ReadUnaligned<int>(ref {U}.Add(ref {MM}.GetReference(bias), i * 4)) : {U}.ReadUnaligned<short>(ref {U}.Add(ref {MM}.GetReference(bias), i * 2)) << shift;");
-        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]");
-        w.Line($"static float MultiplierOf(global::System.ReadOnlySpan<byte> multipliers, int i, float layer) => layer == 0f ? {U}.ReadUnaligned<float>(ref {U}.Add(ref {MM}.GetReference(multipliers), i * 4)) : global::System.BitConverter.Int32BitsToSingle(({U}.ReadUnaligned<ushort>(ref {U}.Add(ref {MM}.GetReference(multipliers), i * 2)) << 13) + 0x38000000) * layer;");
+        w.Line("[MethodImpl(MethodImplOptions.AggressiveInlining)]");
+        w.Line($"static int BiasOf(ReadOnlySpan<byte> bias, int i, int shift) => shift < 0 ? {U}.ReadUnaligned<int>(ref {U}.Add(ref {MM}.GetReference(bias), i * 4)) : {U}.ReadUnaligned<short>(ref {U}.Add(ref {MM}.GetReference(bias), i * 2)) << shift;");
+        w.Line("[MethodImpl(MethodImplOptions.AggressiveInlining)]");
+        w.Line($"static float MultiplierOf(ReadOnlySpan<byte> multipliers, int i, float layer) => layer == 0f ? {U}.ReadUnaligned<float>(ref {U}.Add(ref {MM}.GetReference(multipliers), i * 4)) : BitConverter.Int32BitsToSingle(({U}.ReadUnaligned<ushort>(ref {U}.Add(ref {MM}.GetReference(multipliers), i * 2)) << 13) + 0x38000000) * layer;");
     }
 
     /// <summary>A channel's int32 bias from its stored int16 element, shifted back by the node's "bias_shift" (AccumulatorBias).</summary>
@@ -558,5 +566,5 @@ internal sealed class ConvInt8Kernel : IKernel
     /// of bias (112 &lt;&lt; 23): exactly (float)Half, without the conversion's code inlined into the kernel.
     /// </summary>
     internal static string Multiplier(KernelContext k, string element) =>
-        k.Node.Attributes.ContainsKey("multiplier") ? $"(global::System.BitConverter.Int32BitsToSingle(({element} << 13) + 0x38000000) * {KernelContext.F(k.Float("multiplier"))})" : element;
+        k.Node.Attributes.ContainsKey("multiplier") ? $"(BitConverter.Int32BitsToSingle(({element} << 13) + 0x38000000) * {KernelContext.F(k.Float("multiplier"))})" : element;
 }

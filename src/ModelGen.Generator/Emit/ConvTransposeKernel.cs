@@ -19,32 +19,38 @@ internal sealed class ConvTransposeKernel : IKernel
         int planeIn = input[0] * input[1], planeOut = output[0] * output[1];
         bool hasBias = k.Inputs.Length > 2;
         w.Line($"// ConvTranspose: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(x.Shape)} and w{CodeWriter.Shape(k.Inputs[1].Shape)}: each input pixel scatters x·w over a {kernel[0]}x{kernel[1]} window, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, leading pads {p[0]},{p[1]}, group {group}{k.ActName()}.");
-        k.OpenMethod();
-        w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int m = 0; m < {m}; m++)");
-        w.Line($"y.Slice((n * {m} + m) * {planeOut}, {planeOut}).Fill({(hasBias ? "b[m]" : "0f")});");
-        w.Close();
-        w.Open($"for (int c = 0; c < {c}; c++)");
-        w.Line($"int g = c / {cpg};");
-        w.Open($"for (int j = 0; j < {mpg}; j++)");
-        w.Line($"int yBase = (n * {m} + g * {mpg} + j) * {planeOut};");
-        w.Line($"int wBase = (c * {mpg} + j) * {kernel[0] * kernel[1]};");
-        w.Open($"for (int ih = 0; ih < {input[0]}; ih++)");
-        w.Open($"for (int iw = 0; iw < {input[1]}; iw++)");
-        w.Line($"float v = x[(n * {c} + c) * {planeIn} + ih * {input[1]} + iw];");
-        w.Open($"for (int kh = 0; kh < {kernel[0]}; kh++)");
-        w.Line($"int oh = ih * {s[0]} - {p[0]} + kh * {d[0]};");
-        w.Line($"if ((uint)oh >= {output[0]}u) continue;");
-        w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
-        w.Line($"int ow = iw * {s[1]} - {p[1]} + kw * {d[1]};");
-        w.Line($"if ((uint)ow < {output[1]}u) y[yBase + oh * {output[1]} + ow] += v * w[wBase + kh * {kernel[1]} + kw];");
-        w.Close(); w.Close(); w.Close(); w.Close(); w.Close(); w.Close();
+        using var method = k.OpenMethod();
+        using var images = w.For("n", n, out string image);
+        using (w.Block($"for (int m = 0; m < {m}; m++)"))
+            w.Line($"y.Slice({Expr.Times(Expr.Plus(Expr.Times(image, m), "m"), planeOut)}, {planeOut}).Fill({(hasBias ? "b[m]" : "0f")});");
+        using (w.Block($"for (int c = 0; c < {c}; c++)"))
+        {
+            w.Line(group == 1 ? "const int g = 0;" : $"int g = c / {cpg};");
+            using (w.Block($"for (int j = 0; j < {mpg}; j++)"))
+            {
+                w.Line($"int yBase = {Expr.Times(Expr.Sum(Expr.Times(image, m), Expr.Times("g", mpg), "j"), planeOut)};");
+                w.Line($"int wBase = {Expr.Times(Expr.Plus(Expr.Times("c", mpg), "j"), kernel[0] * kernel[1])};");
+                using (w.Block($"for (int ih = 0; ih < {input[0]}; ih++)"))
+                using (w.Block($"for (int iw = 0; iw < {input[1]}; iw++)"))
+                {
+                    w.Line($"float v = x[{Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(image, c), "c"), planeIn), Expr.Times("ih", input[1]), "iw")}];");
+                    using (w.Block($"for (int kh = 0; kh < {kernel[0]}; kh++)"))
+                    {
+                        w.Line($"int oh = {Expr.Plus(Expr.Minus(Expr.Times("ih", s[0]), p[0]), Expr.Times("kh", d[0]))};");
+                        w.Line($"if ((uint)oh >= {output[0]}u) continue;");
+                        using (w.Block($"for (int kw = 0; kw < {kernel[1]}; kw++)"))
+                        {
+                            w.Line($"int ow = {Expr.Plus(Expr.Minus(Expr.Times("iw", s[1]), p[1]), Expr.Times("kw", d[1]))};");
+                            w.Line($"if ((uint)ow < {output[1]}u) y[yBase + oh * {output[1]} + ow] += v * w[wBase + kh * {kernel[1]} + kw];");
+                        }
+                    }
+                }
+            }
+        }
         if (k.Has("activation"))
         {
-            w.Line($"global::System.Span<float> all = y.Slice(n * {m * planeOut}, {m * planeOut});");
+            w.Line($"Span<float> all = y.Slice({Expr.Times(image, (long)m * planeOut)}, {m * planeOut});");
             w.Line($"for (int i = 0; i < all.Length; i++) {{ float v = all[i]; all[i] = {k.Act()}; }}");
         }
-        w.Close();
-        w.Close();
     }
 }

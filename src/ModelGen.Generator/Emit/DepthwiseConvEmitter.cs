@@ -13,7 +13,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class DepthwiseConvEmitter
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string U = "Unsafe";
 
     public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor[] outputs, SimdLevel simd)
     {

@@ -18,9 +18,9 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class DepthwiseInt8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string U = "Unsafe";
 
-    const string V512 = "global::System.Runtime.Intrinsics.Vector512", V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
+    const string V512 = "Vector512", V256 = "Vector256", V128 = "Vector128";
 
     public KernelKind Kernel => KernelKind.DepthwiseInt8;
 
@@ -66,7 +66,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the planes must hold {rows}x{pw} floats in whole vectors");
         KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", c), ("multipliers", c), ("y", y.ElementCount), ("y1", byteInput ? 1 : planeLength), ("y2", wide), ("y3", planeLength)],
             ("rx", "x"), ("ry", "y"), ("rr", "y1"), ("rq", "y2"), ("rp", "y3"));
-        w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line("ref sbyte rw = ref MemoryMarshal.GetReference(w);");
         if (byteInput) w.Line($"y3.Slice(0, {planeLength}).Fill({zero}f); // the padding (the zero point), which the planes widened in never touch");
         else w.Line($"y1.Slice(0, {planeLength}).Clear(); // the padding, which the planes copied in never touch");
         w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
@@ -83,9 +83,9 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             {
                 // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
                 var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
-                w.Open($"if ({X86}.Avx2.IsSupported)");
+                w.Open($"if (Avx2.IsSupported)");
                 foreach (int o in at)
-                    w.Line($"{V256}.StoreUnsafe({X86}.Avx.ConvertToVector256Single({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, {o})))))), ref dst, {o});");
+                    w.Line($"{V256}.StoreUnsafe(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, {o})))))), ref dst, {o});");
                 w.Close();
                 w.Line($"else WidenU8(ref src, ref dst, {wd});");
             }
@@ -190,10 +190,10 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         }
         KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", g.M), ("multipliers", g.M), ("y", y.ElementCount), ("y1", scratch)],
             ("rx", "x"), ("ry", "y"), ("rp", "y1"));
-        w.Line("ref sbyte rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line("ref sbyte rw = ref MemoryMarshal.GetReference(w);");
         if (quads is not null)
         {
-            w.Open($"if ({X86}.AvxVnni.IsSupported)");
+            w.Open($"if (AvxVnni.IsSupported)");
             EmitQuads(k, g, quads, requant);
             w.Close();
             w.Open("else");
@@ -242,7 +242,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 string source = s == 1
                     ? $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}))"
                     : $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}), {V128}.LoadUnsafe(ref src, {from + 8}))";
-                return $"{V256}.StoreUnsafe({X86}.Avx2.Shuffle({source}, qpick), ref dst{(n == 0 ? "" : $", {32 * n}")});";
+                return $"{V256}.StoreUnsafe(Avx2.Shuffle({source}, qpick), ref dst{(n == 0 ? "" : $", {32 * n}")});";
             }
             int vectors = layout.Quads / 8;
             if (vectors >= 4)
@@ -293,7 +293,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 for (int q = 0; q < layout.Groups; q++)
                 {
                     long at = 4 * (j + (long)kh * layout.RowStep + q * layout.GroupStep);
-                    w.Line($"{acc} = {X86}.AvxVnni.MultiplyWideningAndAdd({acc}, {V256}.LoadUnsafe(ref qr{(at == 0 ? "" : $", {at}")}), w{kh}_{q});");
+                    w.Line($"{acc} = AvxVnni.MultiplyWideningAndAdd({acc}, {V256}.LoadUnsafe(ref qr{(at == 0 ? "" : $", {at}")}), w{kh}_{q});");
                 }
             return acc;
         }
@@ -358,7 +358,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.OpenBlock();
         w.Line("int i = 0;");
         if (simd == SimdLevel.Auto)
-            w.Line($"if ({X86}.Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rw", "i")}, ref wf, (nuint)i);");
+            w.Line($"if (Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rw", "i")}, ref wf, (nuint)i);");
         if (simd != SimdLevel.None)
             w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
         w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
@@ -378,8 +378,8 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             string xb = at ?? "xb";
             string widened = width switch
             {
-                16 => $"{V512}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref {xb}, {index})))",
-                8 => $"{V256}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref {xb}, {offset}))))))",
+                16 => $"{V512}.ConvertToSingle(Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref {xb}, {index})))",
+                8 => $"{V256}.ConvertToSingle(Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref {xb}, {offset}))))))",
                 _ => $"{V128}.ConvertToSingle({V128}.AsInt32({V128}.WidenLower({V128}.WidenLower({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.Add(ref {xb}, {offset}))))))))",
             };
             return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
@@ -394,8 +394,8 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             if (!_bytes || k.Simd != SimdLevel.Auto || width is not (16 or 8)) return null;
             string pairsAt = $"ref {U}.As<byte, ushort>(ref {U}.Add(ref {at ?? "xb"}, {offset}))";
             string pairs = width == 16
-                ? $"{X86}.Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({pairsAt}))"
-                : $"{X86}.Avx2.ConvertToVector256Int32({V128}.LoadUnsafe({pairsAt}))";
+                ? $"Avx512F.ConvertToVector512Int32({V256}.LoadUnsafe({pairsAt}))"
+                : $"Avx2.ConvertToVector256Int32({V128}.LoadUnsafe({pairsAt}))";
             string widened = $"{v}.ConvertToSingle({pairs} & {v}.Create(0xFF))";
             return _zero == 0 ? widened : $"({widened} - {v}.Create({_zero}f))";
         }
@@ -442,7 +442,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             w.Line("int i = 0;");
             SimdLadder.CascadeLines(w, SimdLadder.Widths(k.Simd),
                 x => $"for (; i <= {g.Plane - x.Floats}; i += {x.Floats}) {x.V}.StoreUnsafe({Quantized(x.V, "src", inverse)}, ref qp, (nuint)i);");
-            w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref src, i) * {inverse}) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
+            w.Line($"for (; i < {g.Plane}; i++) {U}.Add(ref qp, i) = (byte)Math.Clamp(MathF.Round({U}.Add(ref src, i) * {inverse}) + {_zero}f, 0f, 255f) - {_zero}f; // (byte): a NaN becomes 0, as in QuantizeU8");
         }
 
         string Quantized(string v, string src, string inverse) =>
@@ -479,7 +479,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 if (k.Simd == SimdLevel.Auto && l.Floats == 4)
                 {
                     // Rows of 4 (4x4 planes): the 8-lane requantization on the sums and 4 zero lanes, 4 bytes out.
-                    w.Open($"if ({X86}.Avx2.IsSupported)");
+                    w.Open($"if (Avx2.IsSupported)");
                     w.Line($"uint q = (uint)PackBytes8({requant.Vector($"{V256}.Create(sum, {V128}<int>.Zero)", $"{V256}.Create(im)")});");
                     if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
                     else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = (byte)(q >> {8 * e});");
@@ -512,6 +512,6 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             w.Line($"var s = {x.V}.Create({inverse});");
             w.Line($"for (; i < {length}; i += {x.Floats}) {x.V}.StoreUnsafe({ConvInt8Kernel.QuantizedFloats(x.V, $"{x.V}.LoadUnsafe(ref rr, (nuint)i) * s", zero, lessZero: false)}, ref rp, (nuint)i);");
         });
-        w.Line($"for (; i < {length}; i++) {U}.Add(ref rp, i) = (byte)global::System.Math.Clamp(global::System.MathF.Round({U}.Add(ref rr, i) * {inverse}) + {zero}f, 0f, 255f); // (byte): a NaN becomes 0, as in QuantizeU8");
+        w.Line($"for (; i < {length}; i++) {U}.Add(ref rp, i) = (byte)Math.Clamp(MathF.Round({U}.Add(ref rr, i) * {inverse}) + {zero}f, 0f, 255f); // (byte): a NaN becomes 0, as in QuantizeU8");
     }
 }

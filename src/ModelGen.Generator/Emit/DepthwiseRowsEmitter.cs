@@ -17,8 +17,8 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class DepthwiseRowsEmitter
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
-    const string Intrinsics = "global::System.Runtime.Intrinsics.";
+    const string U = "Unsafe";
+    const string Intrinsics = "";
 
     internal sealed class Shape
     {

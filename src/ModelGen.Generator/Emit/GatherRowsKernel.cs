@@ -15,13 +15,16 @@ internal sealed class GatherRowsKernel : IKernel
         int outer = k.Int("outer"), axis = k.Int("axis"), inner = k.Int("inner");
         long count = k.Inputs[1].ElementCount;
         w.Line($"// Gather: y{CodeWriter.Shape(k.Y.Shape)} = x{CodeWriter.Shape(k.Inputs[0].Shape)} at {count} run-time indices along an axis of {axis} (negative ones count from the end).");
-        k.OpenMethod();
-        w.Open($"for (int j = 0; j < {count}; j++)");
+        using var method = k.OpenMethod();
+        using var indexLoop = w.Block($"for (int j = 0; j < {count}; j++)");
         w.Line("long index = indices[j];");
         w.Line($"if (index < 0) index += {axis};");
-        w.Line($"if ((ulong)index >= {axis}UL) throw new global::System.ArgumentOutOfRangeException(nameof(indices), indices[j], \"An index is outside the {axis} entries it selects from.\");");
-        w.Line($"for (int o = 0; o < {outer}; o++) x.Slice((o * {axis} + (int)index) * {inner}, {inner}).CopyTo(y.Slice((o * {count} + j) * {inner}, {inner}));");
-        w.Close();
-        w.Close();
+        w.Line($"if ((ulong)index >= {axis}UL)");
+        w.Line($"    throw new ArgumentOutOfRangeException(nameof(indices), indices[j], \"An index is outside the {axis} entries it selects from.\");");
+        using (w.For("o", outer, out string o))
+        {
+            string from = Expr.Times(Expr.Plus(Expr.Times(o, axis), "(int)index"), inner), to = Expr.Times(Expr.Plus(Expr.Times(o, count), "j"), inner);
+            w.Line($"x.Slice({from}, {inner}).CopyTo(y.Slice({to}, {inner}));");
+        }
     }
 }

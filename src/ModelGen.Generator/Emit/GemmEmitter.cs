@@ -45,7 +45,7 @@ internal sealed class GemmSpec
 /// </summary>
 internal static class GemmEmitter
 {
-    const string Unsafe = "global::System.Runtime.CompilerServices.Unsafe";
+    const string Unsafe = "Unsafe";
 
     /// <summary>
     /// Accumulators a tile may keep: x64 has 32 vector registers with AVX-512, 16 with AVX2/SSE; the rest hold
@@ -57,8 +57,8 @@ internal static class GemmEmitter
     public static void Emit(CodeWriter w, GemmSpec g, ArtifactNode node, SimdLevel simd)
     {
         var levels = SimdLadder.Widths(simd);
-        if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("global::System.Span<float> edge = stackalloc float[16];");
-        if (HasColumnBuffer(g) && levels.Count > 0) w.Line($"global::System.Span<float> column = stackalloc float[{g.K}];");
+        if (g.PaddedColumns > g.N && levels.Count > 0) w.Line("Span<float> edge = stackalloc float[16];");
+        if (HasColumnBuffer(g) && levels.Count > 0) w.Line($"Span<float> column = stackalloc float[{g.K}];");
         SimdLadder.Chain(w, levels, top => EmitLevel(w, g, node, levels.SkipWhile(x => x != top).ToList()), () =>
         {
             g.GatherB?.Invoke(w, "0", N(g.K));
@@ -69,7 +69,7 @@ internal static class GemmEmitter
             w.Line("// The activation, over C once the sums are done.");
             w.Open($"for (int r = 0; r < {g.M}; r++)");
             w.Open($"for (int c = 0; c < {g.N}; c++)");
-            w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c);");
+            w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")});");
             w.Line("float v = cell;");
             w.Line($"cell = {KernelEmitter.Act(node)};");
             w.Close(); w.Close();
@@ -105,10 +105,9 @@ internal static class GemmEmitter
     /// </summary>
     static string? Native(string v, string op, string bound, string x)
     {
-        const string X86 = "global::System.Runtime.Intrinsics.X86";
-        if (v.EndsWith("Vector512", StringComparison.Ordinal)) return $"{X86}.Avx512F.{op}({bound}, {x})";
-        if (v.EndsWith("Vector256", StringComparison.Ordinal)) return $"{X86}.Avx.{op}({bound}, {x})";
-        if (v.EndsWith("Vector128", StringComparison.Ordinal)) return $"({X86}.Sse.IsSupported ? {X86}.Sse.{op}({bound}, {x}) : {v}.{op}({x}, {bound}))";
+        if (v.EndsWith("Vector512", StringComparison.Ordinal)) return $"Avx512F.{op}({bound}, {x})";
+        if (v.EndsWith("Vector256", StringComparison.Ordinal)) return $"Avx.{op}({bound}, {x})";
+        if (v.EndsWith("Vector128", StringComparison.Ordinal)) return $"(Sse.IsSupported ? Sse.{op}({bound}, {x}) : {v}.{op}({x}, {bound}))";
         return null;
     }
 
@@ -142,7 +141,7 @@ internal static class GemmEmitter
         {
             w.Line($"// K in chunks of {kc}: the chunk of B ({kc} rows) stays in L1 while every row block uses it; C carries the sums between chunks.");
             w.Open($"for (int k0 = 0; k0 < {g.K}; k0 += {kc})");
-            w.Line($"int kEnd = global::System.Math.Min(k0 + {kc}, {g.K});");
+            w.Line($"int kEnd = Math.Min(k0 + {kc}, {g.K});");
             w.Line("bool firstChunk = k0 == 0, lastChunk = kEnd == " + g.K + ";");
             if (chunk.Relative)
             {
@@ -233,18 +232,20 @@ internal static class GemmEmitter
         var rs = Enumerable.Range(0, rows).ToArray();
         var qs = Enumerable.Range(0, nr).ToArray();
         w.OpenBlock();
-        string Cell(int r, int q) => $"{g.CBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * level.Floats}";
+        string Cell(int r, int q) => Expr.Sum(g.CBase, Expr.Times(Expr.Plus(m0, r), g.Ldc), n0, N(q * level.Floats));
         foreach (int r in rs)
-            w.Line(string.Join(" ", qs.Select(q => chunk.Var is null
-                ? $"{v}<float> c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};"
-                : $"{v}<float> c{r}_{q} = firstChunk ? {Init(g, v, level.Floats, r, q, m0, n0)} : {v}.LoadUnsafe(ref {g.C}, (nuint)({Cell(r, q)}));")));
+            foreach (int q in qs)
+            {
+                if (chunk.Var is null) w.Line($"var c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};");
+                else w.Ternary($"var c{r}_{q}", "firstChunk", Init(g, v, level.Floats, r, q, m0, n0), $"{v}.LoadUnsafe(ref {g.C}, {Nuint(Cell(r, q))})");
+            }
         string k0 = chunk.Var ?? "0";
-        // pa and pb walk A's column and B's row as references: every load is then a register plus a constant,
-        // and no index arithmetic competes with the multiply-adds for the vector ports.
-        w.Line($"ref float pa = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + {m0} * {g.Lda} + {k0});");
+        w.Line("// pa and pb walk A's column and B's row as references: every load is then a register plus a constant,");
+        w.Line("// and no index arithmetic competes with the multiply-adds for the vector ports.");
+        w.Line($"ref float pa = ref {KernelEmitter.At(Unsafe, g.A, Expr.Sum(g.ABase, Expr.Times(m0, g.Lda), k0))};");
         w.Line(chunk.Relative
-            ? $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {n0});"
-            : $"ref float pb = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + {k0} * {g.Ldb} + {n0});");
+            ? $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, n0))};"
+            : $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Sum(g.BBase, Expr.Times(k0, g.Ldb), n0))};");
         w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
         foreach (int q in qs)
             w.Line($"{v}<float> b{q} = {Float32Decoder.Load(level, "pb", q == 0 ? null : N(q * level.Floats))};");
@@ -268,30 +269,33 @@ internal static class GemmEmitter
             // The last {partial} columns: the vector through a buffer, then only the columns that exist.
             foreach (int r in rs)
             {
-                w.Line($"{v}.StoreUnsafe(c{r}_0, ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(edge));");
-                w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Cell(r, 0)} + e) = edge[e];");
+                w.Line($"{v}.StoreUnsafe(c{r}_0, ref MemoryMarshal.GetReference(edge));");
+                w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Expr.Plus(Cell(r, 0), "e")}) = edge[e];");
             }
         }
         else
             foreach (int r in rs)
                 foreach (int q in qs)
-                    w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, (nuint)({Cell(r, q)}));");
+                    w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, {Nuint(Cell(r, q))});");
         w.Close();
     }
 
     static string Init(GemmSpec g, string v, int width, int r, int q, string m0, string n0) => g.BiasKind switch
     {
-        BiasKind.PerRow => $"{v}.Create({Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {m0} + {r}))",
-        BiasKind.PerColumn => $"{v}.LoadUnsafe(ref {g.Bias}, (nuint)({g.BiasBase} + {n0} + {q * width}))",
-        BiasKind.Full => $"{v}.LoadUnsafe(ref {g.Bias}, (nuint)({g.BiasBase} + ({m0} + {r}) * {g.Ldc} + {n0} + {q * width}))",
+        BiasKind.PerRow => $"{v}.Create({Unsafe}.Add(ref {g.Bias}, {Expr.Sum(g.BiasBase, m0, N(r))}))",
+        BiasKind.PerColumn => $"{v}.LoadUnsafe(ref {g.Bias}, {Nuint(Expr.Sum(g.BiasBase, n0, N(q * width)))})",
+        BiasKind.Full => $"{v}.LoadUnsafe(ref {g.Bias}, {Nuint(Expr.Sum(g.BiasBase, Expr.Times(Expr.Plus(m0, r), g.Ldc), n0, N(q * width)))})",
         _ => $"{v}<float>.Zero",
     };
 
+    /// <summary>An index as the nuint the vector loads and stores take.</summary>
+    internal static string Nuint(string index) => index.IndexOf(' ') < 0 ? $"(nuint){index}" : $"(nuint)({index})";
+
     static string ScalarBias(GemmSpec g, string row, string col) => g.BiasKind switch
     {
-        BiasKind.PerRow => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {row})",
-        BiasKind.PerColumn => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + {col})",
-        BiasKind.Full => $"{Unsafe}.Add(ref {g.Bias}, {g.BiasBase} + ({row}) * {g.Ldc} + {col})",
+        BiasKind.PerRow => $"{Unsafe}.Add(ref {g.Bias}, {Expr.Plus(g.BiasBase, row)})",
+        BiasKind.PerColumn => $"{Unsafe}.Add(ref {g.Bias}, {Expr.Plus(g.BiasBase, col)})",
+        BiasKind.Full => $"{Unsafe}.Add(ref {g.Bias}, {Expr.Sum(g.BiasBase, Expr.Times(row, g.Ldc), col)})",
         _ => "0f",
     };
 
@@ -300,9 +304,9 @@ internal static class GemmEmitter
     {
         w.Open($"for (int r = 0; r < {g.M}; r++)");
         w.Open($"for (int c = {from}; c < {to}; c++)");
-        string cell = $"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c)";
+        string cell = $"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")})";
         w.Line(chunk.Var is null ? $"float sum = {ScalarBias(g, "r", "c")};" : $"float sum = firstChunk ? {ScalarBias(g, "r", "c")} : {cell};");
-        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Float32Decoder.Scalar(g.A, $"{g.ABase} + r * {g.Lda} + k")} * {Float32Decoder.Scalar(g.B, $"{g.BBase} + k * {g.Ldb} + c")};");
+        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Float32Decoder.Scalar(g.A, Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k"))} * {Float32Decoder.Scalar(g.B, Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c"))};");
         bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
         if (vectorActivation)
         {
@@ -325,10 +329,10 @@ internal static class GemmEmitter
         string v = level.V;
         int width = level.Floats;
         w.Open($"for (int c = {from}; c < {to}; c++)");
-        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Float32Decoder.Scalar(g.B, $"{g.BBase} + k * {g.Ldb} + c")};");
-        w.Line("ref float rcol = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(column);");
+        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Float32Decoder.Scalar(g.B, Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c"))};");
+        w.Line("ref float rcol = ref MemoryMarshal.GetReference(column);");
         w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Line($"ref float arow = ref {Unsafe}.Add(ref {g.A}, {g.ABase} + r * {g.Lda});");
+        w.Line($"ref float arow = ref {KernelEmitter.At(Unsafe, g.A, Expr.Plus(g.ABase, Expr.Times("r", g.Lda)))};");
         w.Line($"{v}<float> acc = {v}<float>.Zero;");
         int vectorEnd = g.K - g.K % width;
         string ak = Float32Decoder.Load(level, "arow", "(nuint)k"), bk = Float32Decoder.Load(level, "rcol", "(nuint)k");
@@ -337,7 +341,7 @@ internal static class GemmEmitter
         if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Float32Decoder.Scalar("arow", "k")} * column[k];");
         bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
         w.Line("float v = sum;");
-        w.Line($"{Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc} + c) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
+        w.Line($"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")}) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
         w.Close();
         w.Close();
     }
@@ -347,11 +351,11 @@ internal static class GemmEmitter
     {
         bool vectorActivation = VectorActivation(node, "x", "v") is not null;
         w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Line($"ref float crow = ref {Unsafe}.Add(ref {g.C}, {g.CBase} + r * {g.Ldc});");
+        w.Line($"ref float crow = ref {KernelEmitter.At(Unsafe, g.C, Expr.Plus(g.CBase, Expr.Times("r", g.Ldc)))};");
         w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) = {ScalarBias(g, "r", "c")};");
         w.Open($"for (int k = 0; k < {g.K}; k++)");
-        w.Line($"float a = {Float32Decoder.Scalar(g.A, $"{g.ABase} + r * {g.Lda} + k")};");
-        w.Line($"ref float brow = ref {Unsafe}.Add(ref {g.B}, {g.BBase} + k * {g.Ldb});");
+        w.Line($"float a = {Float32Decoder.Scalar(g.A, Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k"))};");
+        w.Line($"ref float brow = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, Expr.Times("k", g.Ldb)))};");
         w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Float32Decoder.Scalar("brow", "c")};");
         w.Close();
         if (KernelEmitter.HasActivation(node) && vectorActivation)

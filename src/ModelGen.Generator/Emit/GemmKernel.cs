@@ -50,7 +50,7 @@ internal sealed class ClipRuntimeKernel : IKernel
         k.OpenMethod();
         w.Line(hasMin ? "float lo = first[0];" : "float lo = float.NegativeInfinity;");
         w.Line(hasMax ? $"float hi = {(hasMin ? "second" : "first")}[0];" : "float hi = float.PositiveInfinity;");
-        w.Line($"for (int i = 0; i < {k.Y.ElementCount}; i++) {{ float v = x[i]; y[i] = float.IsNaN(v) ? v : global::System.MathF.Min(global::System.MathF.Max(v, lo), hi); }}");
+        w.Line($"for (int i = 0; i < {k.Y.ElementCount}; i++) {{ float v = x[i]; y[i] = float.IsNaN(v) ? v : MathF.Min(MathF.Max(v, lo), hi); }}");
         w.Close();
     }
 }

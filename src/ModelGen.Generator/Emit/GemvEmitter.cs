@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal static class GemvEmitter
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string U = "Unsafe";
 
     /// <summary>Padding of an aligned weight literal, in floats, on each side: enough for 64-byte loads around any start.</summary>
     internal const int AlignPad = 16;
@@ -48,18 +48,18 @@ internal static class GemvEmitter
             w.Line("");
         }
         // The panel layout, the realigned loads and the zigzag are this kernel's; reading a weight is the decoder's.
-        var d = new Float32Decoder(k, (x, r, part) => $"p + {r * 16 + part * x.Floats}", row => "panel + (i >> 4) * 64 + (i & 15)");
+        var d = new Float32Decoder(k, (x, r, part) => Expr.Plus("p", r * 16 + part * x.Floats), row => "panel + (i >> 4) * 64 + (i & 15)");
         KernelEmitter.OpenKernel(w, name, sig + ", int wPhase");
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount + 2 * AlignPad} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || wPhase >= 16) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line($"ref {d.Element} rw = ref {U}.Add(ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w), {AlignPad});");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount + 2 * AlignPad} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || wPhase >= 16) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
+        w.Line($"ref {d.Element} rw = ref {U}.Add(ref MemoryMarshal.GetReference(w), {AlignPad});");
         if (tail != 0)
         {
             w.Line($"// The last {tail} inputs, then zeros: the last 16 columns read x from here, never past its end.");
-            w.Line("global::System.Span<float> xTail = stackalloc float[16];");
+            w.Line("Span<float> xTail = stackalloc float[16];");
             w.Line("xTail.Clear();");
             w.Line($"x.Slice({fullChunks * 16}, {tail}).CopyTo(xTail);");
-            w.Line("ref float rt = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(xTail);");
+            w.Line("ref float rt = ref MemoryMarshal.GetReference(xTail);");
         }
         if (zigzag) w.Line($"bool backward = s_{name}Backward; s_{name}Backward = !backward;");
         var ctx = new PanelContext(node, n, chunks, fullChunks, tail, hasBias, zigzag, d);
@@ -118,7 +118,7 @@ internal static class GemvEmitter
             if (mode == PanelMode.Realigned)
             {
                 w.Line($"p = (nuint)(16 + j * {c.Chunks * 16});");
-                w.Line("prev = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref ra, p - 16);");
+                w.Line("prev = Vector512.LoadUnsafe(ref ra, p - 16);");
             }
             else w.Line($"p = (nuint)(j * {c.Chunks * 16});");
             Panel(w, c, width, mode, "j", 4);
@@ -127,7 +127,7 @@ internal static class GemvEmitter
             {
                 // After the loop p is past the panel it read last; the partial panel is the stream's last.
                 w.Line(mode == PanelMode.Realigned ? $"p = (nuint)(16 + {full * c.Chunks * 64});" : $"p = (nuint)({full * c.Chunks * 64});");
-                if (mode == PanelMode.Realigned) w.Line("prev = global::System.Runtime.Intrinsics.Vector512.LoadUnsafe(ref ra, p - 16);");
+                if (mode == PanelMode.Realigned) w.Line("prev = Vector512.LoadUnsafe(ref ra, p - 16);");
             }
         }
         else if (full > 0)
@@ -153,13 +153,13 @@ internal static class GemvEmitter
         if (c.FullChunks > 0)
         {
             w.Open($"for (int i = 0; i < {c.FullChunks * 16}; i += 16)");
-            Chunk(w, c.Decoder, width, mode, "rx", "i + ");
+            Chunk(w, c.Decoder, width, mode, "rx", "i");
             w.Close();
         }
         if (c.Tail != 0)
         {
             w.OpenBlock();
-            Chunk(w, c.Decoder, width, mode, "rt", "");
+            Chunk(w, c.Decoder, width, mode, "rt", "0");
             w.Close();
         }
         for (int r = 0; r < rows; r++)
@@ -169,17 +169,18 @@ internal static class GemvEmitter
     /// <summary>16 columns of 4 rows: 256 bytes of the stream at p, x (or xTail) at the matching columns.</summary>
     static void Chunk(CodeWriter w, IWeightDecoder d, SimdWidth width, PanelMode mode, string xRef, string xAt)
     {
-        const string Permute = "global::System.Runtime.Intrinsics.X86.Avx512F.PermuteVar16x32x2";
+        const string Permute = "Avx512F.PermuteVar16x32x2";
         string v = width.V;
         for (int part = 0; part < 16 / width.Floats; part++)
         {
             string x = part == 0 ? "" : part.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            w.Line($"var xv{x} = {v}.LoadUnsafe(ref {xRef}, (nuint)({xAt}{part * width.Floats}));");
+            string at = Expr.Plus(xAt, part * width.Floats);
+            w.Line(at == "0" ? $"var xv{x} = {v}.LoadUnsafe(ref {xRef});" : $"var xv{x} = {v}.LoadUnsafe(ref {xRef}, {GemmEmitter.Nuint(at)});");
         }
         if (mode == PanelMode.Realigned)
         {
-            // Four aligned loads; each row's 16 columns are the last floats of one and the first of the next.
-            w.Line($"var w0 = {v}.LoadUnsafe(ref ra, p); var w1 = {v}.LoadUnsafe(ref ra, p + 16); var w2 = {v}.LoadUnsafe(ref ra, p + 32); var w3 = {v}.LoadUnsafe(ref ra, p + 48);");
+            w.Line("// Four aligned loads; each row's 16 columns are the last floats of one and the first of the next.");
+            for (int q = 0; q < 4; q++) w.Line($"var w{q} = {v}.LoadUnsafe(ref ra, {Expr.Plus("p", 16 * q)});");
             w.Line($"a0 = {v}.FusedMultiplyAdd({Permute}(prev, shift, w0), xv, a0);");
             w.Line($"a1 = {v}.FusedMultiplyAdd({Permute}(w0, shift, w1), xv, a1);");
             w.Line($"a2 = {v}.FusedMultiplyAdd({Permute}(w1, shift, w2), xv, a2);");
@@ -228,9 +229,9 @@ internal static class GemvEmitter
     {
         foreach (string line in d.Why) w.Line(line);
         KernelEmitter.OpenKernel(w, name, sig);
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line($"ref {d.Element} rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
+        w.Line($"ref {d.Element} rw = ref MemoryMarshal.GetReference(w);");
         SimdLadder.Chain(w, d.Widths(simd), x =>
         {
             string v = x.V;

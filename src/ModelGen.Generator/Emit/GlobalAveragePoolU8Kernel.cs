@@ -11,7 +11,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class GlobalAveragePoolU8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
+    const string U = "Unsafe", V128 = "Vector128";
 
     public KernelKind Kernel => KernelKind.GlobalAveragePoolU8;
 
@@ -27,28 +27,28 @@ internal sealed class GlobalAveragePoolU8Kernel : IKernel
         if (n * 255 > int.MaxValue) throw new FormatException($"GlobalAveragePoolU8 '{k.Node.Name}': planes of {n} bytes are too large to sum in int32");
         w.Line($"// GlobalAveragePool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = the mean");
         w.Line($"// of each plane of {n} bytes of x{CodeWriter.Shape(x.Shape)}, rounded half up: (sum + {n / 2}) / {n}.");
-        k.OpenMethod();
-        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Open($"for (int plane = 0; plane < {planes}; plane++)");
-        w.Line($"ref byte p = ref {U}.Add(ref rx, plane * {n});");
+        using var method = k.OpenMethod();
+        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref byte rx = ref MemoryMarshal.GetReference(x);");
+        using var planeLoop = w.For("plane", planes, out string plane);
+        w.Line($"ref byte p = ref {KernelEmitter.At(U, "rx", plane, n)};");
         w.Line("int sum = 0, i = 0;");
         if (k.Simd != SimdLevel.None && n >= 16)
         {
-            // Per step 16 bytes widened and added into four 32-bit lanes.
-            w.Open($"if ({V128}.IsHardwareAccelerated)");
-            w.Line($"var lanes = {V128}<uint>.Zero;");
-            w.Open($"for (; i <= {n - 16}; i += 16)");
-            w.Line($"var bytes = {V128}.LoadUnsafe(ref p, (nuint)i);");
-            w.Line($"var words = {V128}.WidenLower(bytes) + {V128}.WidenUpper(bytes);");
-            w.Line($"lanes += {V128}.WidenLower(words) + {V128}.WidenUpper(words);");
-            w.Close();
-            w.Line($"sum = (int){V128}.Sum(lanes);");
-            w.Close();
+            w.Line("// Per step 16 bytes widened and added into four 32-bit lanes.");
+            using (w.Block($"if ({V128}.IsHardwareAccelerated)"))
+            {
+                w.Line($"var lanes = {V128}<uint>.Zero;");
+                using (w.Block($"for (; i <= {n - 16}; i += 16)"))
+                {
+                    w.Line($"var bytes = {V128}.LoadUnsafe(ref p, (nuint)i);");
+                    w.Line($"var words = {V128}.WidenLower(bytes) + {V128}.WidenUpper(bytes);");
+                    w.Line($"lanes += {V128}.WidenLower(words) + {V128}.WidenUpper(words);");
+                }
+                w.Line($"sum = (int){V128}.Sum(lanes);");
+            }
         }
         w.Line($"for (; i < {n}; i++) sum += {U}.Add(ref p, i);");
-        w.Line($"y[plane] = (byte)((sum + {n / 2}) / {n});");
-        w.Close();
-        w.Close();
+        w.Line($"y[{plane}] = (byte)((sum + {n / 2}) / {n});");
     }
 }

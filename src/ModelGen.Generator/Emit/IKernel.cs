@@ -51,8 +51,8 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public string Act(string v = "v") => KernelEmitter.Act(Node, v);
     public string ActName() => KernelEmitter.ActName(Node);
 
-    /// <summary>Opens the kernel method.</summary>
-    public void OpenMethod() => KernelEmitter.OpenKernel(W, Name, Signature);
+    /// <summary>Opens the kernel method; the scope returned closes it (<c>using (k.OpenMethod()) { … }</c>).</summary>
+    public CodeWriter.Scope OpenMethod() => KernelEmitter.OpenKernel(W, Name, Signature);
 
     public static string N(long v) => CodeWriter.N(v);
     public static string F(float v) => Activations.Literal(v);

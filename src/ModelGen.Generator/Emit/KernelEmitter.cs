@@ -31,9 +31,9 @@ internal static class KernelEmitter
         if (!Registered.TryGetValue(node.Kernel, out var kernel)) throw new FormatException($"unknown kernel '{node.Kernel}'");
         var inputs = node.Inputs.Select(i => m.Tensors[i]).ToArray();
         var outputs = node.Outputs.Select(i => m.Tensors[i]).ToArray();
-        string sig = string.Join(", ", inputs.Select((t, i) => $"global::System.ReadOnlySpan<{t.CSharpType}> " + kernel.InputName(node, i))
-            .Concat(outputs.Select((t, i) => $"global::System.Span<{(t.Element == TensorElement.Int64 ? "long" : t.Element == TensorElement.UInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
-        string name = "Node" + CodeWriter.N(index);
+        string sig = string.Join(", ", inputs.Select((t, i) => $"ReadOnlySpan<{t.CSharpType}> " + kernel.InputName(node, i))
+            .Concat(outputs.Select((t, i) => $"Span<{(t.Element == TensorElement.Int64 ? "long" : t.Element == TensorElement.UInt8 ? "byte" : "float")}> " + (i == 0 ? "y" : "y" + i.ToString(CultureInfo.InvariantCulture)))));
+        string name = KernelNames.Of(m)[index];
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
         foreach (var key in new[] { "function", "activation" })
@@ -104,10 +104,10 @@ internal static class KernelEmitter
     /// compilation the kernels' loops otherwise ran as tier-0/OSR code long after warm-up in some models
     /// (a depthwise-separable CNN took 123 µs instead of 32 µs per run); NativeAOT ignores the flag.
     /// </summary>
-    internal static void OpenKernel(CodeWriter w, string name, string sig)
+    internal static CodeWriter.Scope OpenKernel(CodeWriter w, string name, string sig)
     {
-        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]");
-        w.Open($"public static void {name}({sig})");
+        w.Line("[MethodImpl(MethodImplOptions.AggressiveOptimization)]");
+        return w.Block($"public static void {name}({sig})");
     }
 
     /// <summary>
@@ -115,10 +115,10 @@ internal static class KernelEmitter
     /// are: under tiered compilation and dynamic PGO these took the test CNN's int8 Run from 32 to 37–57 µs
     /// (hot loop; float32 was unaffected).
     /// </summary>
-    internal static void OpenHelper(CodeWriter w, string declaration)
+    internal static CodeWriter.Scope OpenHelper(CodeWriter w, string declaration)
     {
-        w.Line("[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]");
-        w.Open(declaration);
+        w.Line("[MethodImpl(MethodImplOptions.AggressiveOptimization)]");
+        return w.Block(declaration);
     }
 
     /// <summary>
@@ -136,18 +136,42 @@ internal static class KernelEmitter
     /// </summary>
     internal static string EvenLanes(string v, int width, string lo, string hi, bool odd = false)
     {
-        string narrow = odd
-            ? $"{v}.AsSingle({v}.Narrow({v}.ShiftRightLogical({v}.AsUInt64({lo}), 32), {v}.ShiftRightLogical({v}.AsUInt64({hi}), 32)))"
-            : $"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))";
-        const string X86 = "global::System.Runtime.Intrinsics.X86";
+        var (arms, narrow) = EvenLaneArms(v, width, lo, hi, odd);
+        string fallback = string.Join(" ", narrow).Replace("( ", "(");
+        return arms.Count == 0 ? fallback : "(" + string.Concat(arms.Select(a => $"{a.Condition} ? {a.Value} : ")) + fallback + ")";
+    }
+
+    /// <summary>
+    /// <see cref="EvenLanes"/> as a statement <c>{head} = …;</c> over lines of their own: one per instruction set it
+    /// tests, the fallback broken where it is long.
+    /// </summary>
+    internal static void WriteEvenLanes(CodeWriter w, string head, string v, int width, string lo, string hi, bool odd = false)
+    {
+        var (arms, narrow) = EvenLaneArms(v, width, lo, hi, odd);
+        w.Line(head + " =");
+        w.Indent();
+        foreach (var (condition, value) in arms) w.Line($"{condition} ? {value} :");
+        for (int i = 0; i < narrow.Length; i++) w.Line((i > 0 ? "    " : "") + narrow[i] + (i == narrow.Length - 1 ? ";" : ""));
+        w.Outdent();
+    }
+
+    /// <summary>The instruction sets EvenLanes tests with the permute each gives, and the Narrow fallback (its pieces a line each).</summary>
+    static (List<(string Condition, string Value)> Arms, string[] Narrow) EvenLaneArms(string v, int width, string lo, string hi, bool odd)
+    {
+        string[] narrow = odd
+            ? [$"{v}.AsSingle({v}.Narrow(", $"{v}.ShiftRightLogical({v}.AsUInt64({lo}), 32),", $"{v}.ShiftRightLogical({v}.AsUInt64({hi}), 32)))"]
+            : [$"{v}.AsSingle({v}.Narrow({v}.AsUInt64({lo}), {v}.AsUInt64({hi})))"];
         int first = odd ? 1 : 0;
-        return width switch
+        string Lanes(int n) => string.Join(", ", Enumerable.Range(0, n).Select(i => 2 * i + first));
+        var arms = new List<(string, string)>();
+        if (width == 16) arms.Add(("Avx512F.IsSupported", $"Avx512F.PermuteVar16x32x2({lo}, {v}.Create({Lanes(16)}), {hi})"));
+        if (width == 8)
         {
-            16 => $"({X86}.Avx512F.IsSupported ? {X86}.Avx512F.PermuteVar16x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 16).Select(i => 2 * i + first))}), {hi}) : {narrow})",
             // One two-source permute where AVX-512VL has it; on AVX2 a shuffle within lanes and a cross-lane fix-up.
-            8 => $"({X86}.Avx512F.VL.IsSupported ? {X86}.Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({string.Join(", ", Enumerable.Range(0, 8).Select(i => 2 * i + first))}), {hi}) : {X86}.Avx2.IsSupported ? {v}.AsSingle({X86}.Avx2.Permute4x64({v}.AsDouble({X86}.Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8)) : {narrow})",
-            _ => narrow,
-        };
+            arms.Add(("Avx512F.VL.IsSupported", $"Avx512F.VL.PermuteVar8x32x2({lo}, {v}.Create({Lanes(8)}), {hi})"));
+            arms.Add(("Avx2.IsSupported", $"{v}.AsSingle(Avx2.Permute4x64({v}.AsDouble(Avx.Shuffle({lo}, {hi}, {(odd ? "0xDD" : "0x88")})), 0xD8))"));
+        }
+        return (arms, narrow);
     }
 
     internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
@@ -214,52 +238,63 @@ internal static class KernelEmitter
         w.Line($"// As a GEMM per image{(group > 1 ? " and group" : "")}: y[{mpg}, {cols}] = w[{mpg}, {kk}]·patches[{kk}, {cols}]{(hasBias ? " + b" : "")}{(patches ? "; the patches (im2col) gathered into scratch y1 first" : "; x itself is the patch matrix (1x1, stride 1, no pads)")}.");
         if (band < oh)
             w.Line($"// In bands of {band} output rows ({bandCols} columns): a band's patches ({(long)kk * bandCols * 4} bytes) are still in L1 when its GEMM reads them.");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = OpenKernel(w, name, sig);
         string widened = "y" + (outputs.Length - 1).ToString(CultureInfo.InvariantCulture);
-        w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {m}" : "")}{(patches ? $" || y1.Length < {(long)kk * bandCols}" : "")}{(int8 ? $" || scales.Length < {m} || {widened}.Length < {wt.ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
+        if (hasBias) lengths.Add(("b", m));
+        if (patches) lengths.Add(("y1", (long)kk * bandCols));
+        if (int8) lengths.AddRange([("scales", m), (widened, wt.ElementCount)]);
+        CheckedRefs(w, [.. lengths]);
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         if (int8)
         {
-            // The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.
-            const string V512 = "global::System.Runtime.Intrinsics.Vector512";
-            w.Line($"ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({widened});");
-            w.Line("ref sbyte rq = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-            w.Open($"for (int row = 0; row < {m}; row++)");
-            w.Line("float scale = scales[row];");
-            w.Line("int i = 0;");
-            if (simd == SimdLevel.Auto && kk >= 16)
+            w.Line("// The embedded int8 weights times their channel's scale, into scratch: the GEMM then reads float32.");
+            const string V512 = "Vector512";
+            w.Line($"ref float ra = ref MemoryMarshal.GetReference({widened});");
+            w.Line("ref sbyte rq = ref MemoryMarshal.GetReference(w);");
+            using (w.Block($"for (int row = 0; row < {m}; row++)"))
             {
-                w.Open($"if ({SimdWidth.V512.AcceleratedX86})");
-                w.Line($"var s = {V512}.Create(scale);");
-                w.Line($"for (; i <= {kk - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rq", $"row * {kk} + i")} * s, ref ra, (nuint)(row * {kk} + i));");
-                w.Close();
+                w.Line("float scale = scales[row];");
+                w.Line("int i = 0;");
+                if (simd == SimdLevel.Auto && kk >= 16)
+                {
+                    using (w.Block($"if ({SimdWidth.V512.AcceleratedX86})"))
+                    {
+                        w.Line($"var s = {V512}.Create(scale);");
+                        using (w.Block($"for (; i <= {kk - 16}; i += 16)"))
+                            w.Line($"{V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rq", $"row * {kk} + i")} * s, ref ra, (nuint)(row * {kk} + i));");
+                    }
+                }
+                w.Line($"for (; i < {kk}; i++)");
+                w.Line($"    Unsafe.Add(ref ra, row * {kk} + i) = Unsafe.Add(ref rq, row * {kk} + i) * scale;");
             }
-            w.Line($"for (; i < {kk}; i++) global::System.Runtime.CompilerServices.Unsafe.Add(ref ra, row * {kk} + i) = global::System.Runtime.CompilerServices.Unsafe.Add(ref rq, row * {kk} + i) * scale;");
-            w.Close();
         }
-        else w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-        w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-        if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
-        w.Line(patches ? "ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
+        else w.Line("ref float ra = ref MemoryMarshal.GetReference(w);");
+        w.Line("ref float rc = ref MemoryMarshal.GetReference(y);");
+        if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
+        w.Line(patches ? "ref float rb = ref MemoryMarshal.GetReference(y1);" : "ref float rb = ref rx;");
         if (patches) EmitPatches(w, k, s, d, p, cpg, h, wd, oh, ow, band, simd);
-        w.Open($"for (int image = 0; image < {n}; image++)");
-        w.Open($"for (int grp = 0; grp < {group}; grp++)");
-        w.Line($"int xBase = (image * {c} + grp * {cpg}) * {h * wd};");
-        if (band < oh) w.Open($"for (int oy0 = 0; oy0 < {oh}; oy0 += {band})");
-        var g = new GemmSpec
+        using (w.For("image", n, out string image))
+        using (w.For("grp", group, out string grp))
         {
-            GatherB = patches ? (cw, from, to) => cw.Line($"Patches(ref rx, ref rb, xBase, {from}, {to}, {(band < oh ? "oy0" : "0")});") : null,
-            GatherRows = k[0] * k[1],
-            M = mpg, N = bandCols, K = kk,
-            ABase = $"grp * {mpg * kk}", Lda = kk,
-            BBase = patches ? "0" : "xBase", Ldb = bandCols,
-            CBase = $"(image * {m} + grp * {mpg}) * {cols}{(band < oh ? $" + oy0 * {ow}" : "")}", Ldc = cols,
-            BiasKind = hasBias ? BiasKind.PerRow : BiasKind.None, BiasBase = $"grp * {mpg}",
-        };
-        GemmEmitter.Emit(w, g, node, simd);
-        if (band < oh) w.Close();
-        w.Close(); w.Close();
-        w.Close();
+            // The first input element of this image and group.
+            string xBase = w.IntLocal("xBase", Expr.Times(Expr.Plus(Expr.Times(image, c), Expr.Times(grp, cpg)), h * wd));
+            string oy0 = band < oh ? "oy0" : "0";
+            using (w.BlockIf(band < oh, $"for (int oy0 = 0; oy0 < {oh}; oy0 += {band})"))
+            {
+                var g = new GemmSpec
+                {
+                    GatherB = patches ? (cw, from, to) => cw.Line($"Patches(ref rx, ref rb, {xBase}, {from}, {to}, {oy0});") : null,
+                    GatherRows = k[0] * k[1],
+                    M = mpg, N = bandCols, K = kk,
+                    ABase = Expr.Times(grp, mpg * kk), Lda = kk,
+                    BBase = patches ? "0" : xBase, Ldb = bandCols,
+                    CBase = Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(image, m), Expr.Times(grp, mpg)), cols), Expr.Times(oy0, ow)), Ldc = cols,
+                    BiasKind = hasBias ? BiasKind.PerRow : BiasKind.None, BiasBase = Expr.Times(grp, mpg),
+                };
+                GemmEmitter.Emit(w, g, node, simd);
+            }
+        }
     }
 
     /// <summary>
@@ -269,21 +304,20 @@ internal static class KernelEmitter
     /// </summary>
     static void EmitPatches(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int cpg, int h, int wd, int oh, int ow, int band, SimdLevel simd)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         int cols = band * ow, rowsPerChannel = k[0] * k[1];
-        w.Line($"// Patches: row (c, i, j) holds x[c, oy·{s[0]} + i·{d[0]} − {p[0]}, ox·{s[1]} + j·{d[1]} − {p[1]}] for every output pixel{(band < oh ? $" of the band's {band} rows oy0.." : "")}, 0 in the padding.");
+        w.Line($"// Patches: row (c, i, j) holds x[c, {Affine(("oy", s[0]), ("i", d[0]), ("", -p[0]))}, {Affine(("ox", s[1]), ("j", d[1]), ("", -p[1]))}] for every output pixel{(band < oh ? $" of the band's {band} rows oy0.." : "")}, 0 in the padding.");
         w.Line($"// Rows fromRow..toRow (whole channels, {rowsPerChannel} rows each) are stored from row 0 of rb: the GEMM calls it for each K chunk just");
         w.Line("// before it sums the chunk where its chunks hold every column, else once for all the rows.");
         // AggressiveOptimization too: without it, under tiered compilation, LeNet-5 ran at half speed in modelgen bench.
-        OpenHelper(w, "static void Patches(ref float rx, ref float rb, int xBase, int fromRow, int toRow, int oy0)");
-        w.Open($"for (int c = fromRow / {rowsPerChannel}; c < toRow / {rowsPerChannel}; c++)");
-        w.Open($"for (int i = 0; i < {k[0]}; i++)");
+        using var helper = OpenHelper(w, "static void Patches(ref float rx, ref float rb, int xBase, int fromRow, int toRow, int oy0)");
+        using var channels = w.Block($"for (int c = fromRow / {rowsPerChannel}; c < toRow / {rowsPerChannel}; c++)");
+        using var kernelRows = w.Block($"for (int i = 0; i < {k[0]}; i++)");
         w.Line($"int patchRow = (c * {k[0]} + i) * {k[1] * cols} - fromRow * {cols};");
         w.Line($"int plane = xBase + c * {h * wd};");
         if (k[1] > MaxUnrolledKernelColumns)
         {
             EmitPatchColumnsLoop(w, k, s, d, p, h, wd, oh, ow, band, cols);
-            w.Close(); w.Close(); w.Close();
             return;
         }
         for (int j = 0; j < k[1]; j++)
@@ -293,28 +327,52 @@ internal static class KernelEmitter
             int first = shift >= 0 ? 0 : Math.Min(ow, (-shift + s[1] - 1) / s[1]); // a pad wider than the output: all of it
             int last = shift > wd - 1 ? 0 : Math.Min(ow, (wd - 1 - shift) / s[1] + 1);
             if (last < first) last = first;
-            w.Line($"// j = {j}: output columns {first}..{last - 1} read input columns ox·{s[1]} {(shift < 0 ? "− " + (-shift) : "+ " + shift)}.");
-            w.Open($"for (int oy = 0; oy < {band}; oy++)");
-            w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + {j * cols} + oy * {ow});");
-            w.Line($"int ih = (oy0 + oy) * {s[0]} + i * {d[0]} - {p[0]};");
-            if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
-                w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
-            if (first > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {first * 4});");
-            if (last > first)
+            w.Line($"// j = {j}: output columns {first}..{last - 1} read input columns {Affine(("ox", s[1]), ("", shift))}.");
+            using (w.Block($"for (int oy = 0; oy < {band}; oy++)"))
             {
-                w.Line($"ref float src = ref {U}.Add(ref rx, plane + ih * {wd} + {first * s[1] + shift});");
-                if (s[1] == 1) w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {first})), ref {U}.As<float, byte>(ref src), {(last - first) * 4});");
-                else
+                w.Line($"ref float dst = ref {U}.Add(ref rb, {Expr.Sum("patchRow", CodeWriter.N(j * cols), Expr.Times("oy", ow))});");
+                w.Line($"int ih = {Expr.Minus(Expr.Plus(Expr.Times(Expr.Plus("oy0", "oy"), s[0]), Expr.Times("i", d[0])), p[0])};");
+                if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
+                    w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
+                if (first > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {first * 4});");
+                if (last > first)
                 {
-                    w.Line("int ox = 0;");
-                    if (s[1] == 2 && simd != SimdLevel.None) EmitEvenGather(w, last - first, first, simd);
-                    w.Line($"for (; ox < {last - first}; ox++) {U}.Add(ref dst, {first} + ox) = {U}.Add(ref src, ox * {s[1]});");
+                    w.Line($"ref float src = ref {U}.Add(ref rx, {Expr.Sum("plane", Expr.Times("ih", wd), CodeWriter.N(first * s[1] + shift))});");
+                    if (s[1] == 1) w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {At(U, "dst", first)}), ref {U}.As<float, byte>(ref src), {(last - first) * 4});");
+                    else
+                    {
+                        w.Line("int ox = 0;");
+                        if (s[1] == 2 && simd != SimdLevel.None) EmitEvenGather(w, last - first, first, simd);
+                        w.Line($"for (; ox < {last - first}; ox++) {U}.Add(ref dst, {Expr.Plus(CodeWriter.N(first), "ox")}) = {U}.Add(ref src, {Expr.Times("ox", s[1])});");
+                    }
                 }
+                if (last < ow) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {last})), 0, {(ow - last) * 4});");
             }
-            if (last < ow) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, {last})), 0, {(ow - last) * 4});");
-            w.Close();
         }
-        w.Close(); w.Close(); w.Close();
+    }
+
+    /// <summary>The element <paramref name="offset"/> past the ref <paramref name="r"/>: the ref itself at 0.</summary>
+    internal static string At(string unsafeClass, string r, long offset) => At(unsafeClass, r, CodeWriter.N(offset));
+
+    /// <summary>The element <paramref name="index"/> · <paramref name="stride"/> past the ref <paramref name="r"/>: the ref itself at 0.</summary>
+    internal static string At(string unsafeClass, string r, string index, long stride = 1)
+    {
+        string offset = Expr.Times(index, stride);
+        return offset == "0" ? r : $"{unsafeClass}.Add(ref {r}, {offset})";
+    }
+
+    /// <summary>A comment's affine index, "2·oy + i − 1": a factor of 1 and a term of 0 left out (a name of "" is the constant).</summary>
+    internal static string Affine(params (string Name, int Factor)[] terms)
+    {
+        var sb = new System.Text.StringBuilder();
+        foreach (var (name, factor) in terms)
+        {
+            if (factor == 0) continue;
+            string magnitude = name.Length == 0 ? CodeWriter.N(Math.Abs((long)factor)) : Math.Abs((long)factor) == 1 ? name : $"{CodeWriter.N(Math.Abs((long)factor))}·{name}";
+            if (sb.Length == 0) sb.Append(factor < 0 ? "−" + magnitude : magnitude);
+            else sb.Append(factor < 0 ? " − " : " + ").Append(magnitude);
+        }
+        return sb.Length == 0 ? "0" : sb.ToString();
     }
 
     /// <summary>
@@ -326,12 +384,12 @@ internal static class KernelEmitter
     /// <summary>The patch rows of one kernel row (c, i) with the column loop j at run time: a kernel wider than <see cref="MaxUnrolledKernelColumns"/>.</summary>
     static void EmitPatchColumnsLoop(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int h, int wd, int oh, int ow, int band, int cols)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         w.Line($"// {k[1]} kernel columns, too many to unroll: for each j, output columns first..last-1 read input columns ox·{s[1]} + j·{d[1]} − {p[1]}.");
         w.Open($"for (int j = 0; j < {k[1]}; j++)");
         w.Line($"int shift = j * {d[1]} - {p[1]};");
-        w.Line($"int first = shift >= 0 ? 0 : global::System.Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
-        w.Line($"int last = shift > {wd - 1} ? 0 : global::System.Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+        w.Line($"int first = shift >= 0 ? 0 : Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
+        w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
         w.Line("if (last < first) last = first;");
         w.Open($"for (int oy = 0; oy < {band}; oy++)");
         w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + j * {cols} + oy * {ow});");
@@ -355,7 +413,7 @@ internal static class KernelEmitter
     /// </summary>
     static void EmitEvenGather(CodeWriter w, int count, int first, SimdLevel simd)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         SimdLadder.Chain(w, SimdLadder.Widths(simd).Where(x => count > x.Floats).ToList(), sw =>
         {
             string v = sw.V;
@@ -388,7 +446,7 @@ internal static class KernelEmitter
         KernelEmitter.OpenKernel(w, name, sig);
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m++)");
-        w.Line($"global::System.Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
+        w.Line($"Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
         w.Line(hasBias ? "plane.Fill(b[m]);" : "plane.Clear();");
         w.Open($"for (int c = 0; c < {cpg}; c++)");
         w.Line(group == 1 ? $"int xBase = (n * {c} + c) * {h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg} + c) * {h * wd};");
@@ -398,7 +456,7 @@ internal static class KernelEmitter
         w.Line($"int shift = kw * {d[1]} - {p[1]};");
         w.Line("// Output columns whose input column lies inside the image (the rest read padding: zero).");
         w.Line(p[1] == 0 ? "const int first = 0;" : $"int first = shift >= 0 ? 0 : (-shift + {s[1] - 1}) / {s[1]};");
-        w.Line($"int last = shift > {wd - 1} ? 0 : global::System.Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+        w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
         w.Line("if (last <= first) continue;");
         w.Open($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
@@ -449,13 +507,13 @@ internal static class KernelEmitter
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line($"// Output-stationary, {block} output channels at a time: columns {first}..{last - 1} of each row a vector at a time over {taps} taps, accumulators in registers; edge columns one by one.");
         KernelEmitter.OpenKernel(w, name, sig);
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Open($"for (int n = 0; n < {n}; n++)");
         w.Open($"for (int m = 0; m < {m}; m += {block})");
         var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
         if (levels.Count > 0)
         {
-            w.Line(Each(i => $"global::System.ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
+            w.Line(Each(i => $"ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
             w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
         }
         w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
@@ -476,7 +534,7 @@ internal static class KernelEmitter
             w.Line($"int row = xBase + c * {h * wd} + ih * {wd} + col - {p[1]};");
             w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
             w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
-            // Multiply then add: measured faster here than FusedMultiplyAdd, whose latency chains each accumulator.
+            w.Line("// Multiply then add: faster here than FusedMultiplyAdd, whose latency chains each accumulator.");
             w.Line(Each(i => $"a{i} += {v}.Create(w{i}[t + kw]) * xv;"));
             w.Close(); w.Close(); w.Close();
             foreach (int i in blockIndexes)
@@ -491,7 +549,7 @@ internal static class KernelEmitter
         w.Open($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line($"if (ow >= {first} && ow < col) continue;");
         w.Open($"for (int i = 0; i < {block}; i++)");
-        w.Line($"global::System.ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
+        w.Line($"ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
         w.Line($"float sum = {(hasBias ? "b[m + i]" : "0f")};");
         w.Line("int t = 0;");
         w.Open($"for (int c = 0; c < {cpg}; c++)");
@@ -516,32 +574,38 @@ internal static class KernelEmitter
     /// </summary>
     static void MaxPool2x2(CodeWriter w, ArtifactTensor x, ArtifactTensor y, int nc, int h, int wd, int oh, int ow, SimdLevel simd)
     {
-        const string U = "global::System.Runtime.CompilerServices.Unsafe";
+        const string U = "Unsafe";
         CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
-        w.Open($"for (int plane = 0; plane < {nc}; plane++)");
-        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
+        using var planeLoop = w.Block($"for (int plane = 0; plane < {nc}; plane++)");
+        using var rowLoop = w.Block($"for (int oh = 0; oh < {oh}; oh++)");
         w.Line($"ref float top = ref {U}.Add(ref rx, (plane * {h} + oh * 2) * {wd});");
         w.Line($"ref float bottom = ref {U}.Add(ref top, {wd});");
         w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
         w.Line("int ow = 0;");
+        if (ow >= 4 && simd != SimdLevel.None)
+        {
+            w.Line("// Per step the larger of the two rows, then of each even and odd lane: the lanes split by one vpermt2ps on AVX-512,");
+            w.Line("// a shuffle and a cross-lane permute on AVX2, Narrow of the pairs seen as 64-bit lanes elsewhere.");
+        }
         SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => ow >= x.Floats), sw =>
         {
             string v = sw.V;
             int width = sw.Floats;
-            w.Open($"for (; ow <= {ow - width}; ow += {width})");
-            w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
-            w.Line($"var hi = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width})));");
-            w.Line($"var even = {EvenLanes(v, width, "lo", "hi")};");
-            w.Line($"var odd = {EvenLanes(v, width, "lo", "hi", odd: true)};");
-            w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
-            w.Close();
+            using (w.Block($"for (; ow <= {ow - width}; ow += {width})"))
+            {
+                w.Line($"var lo = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow)), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow)));");
+                w.Line($"var hi = {v}.Max({v}.LoadUnsafe(ref top, (nuint)(2 * ow + {width})), {v}.LoadUnsafe(ref bottom, (nuint)(2 * ow + {width})));");
+                WriteEvenLanes(w, "var even", v, width, "lo", "hi");
+                WriteEvenLanes(w, "var odd", v, width, "lo", "hi", odd: true);
+                w.Line($"{v}.StoreUnsafe({v}.Max(even, odd), ref row, (nuint)ow);");
+            }
         });
-        w.Open($"for (; ow < {ow}; ow++)");
-        w.Line($"float a = global::System.MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
-        w.Line($"float b = global::System.MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
-        w.Line($"{U}.Add(ref row, ow) = global::System.MathF.Max(a, b);");
-        w.Close();
-        w.Close(); w.Close(); w.Close();
+        using (w.Block($"for (; ow < {ow}; ow++)"))
+        {
+            w.Line($"float a = MathF.Max({U}.Add(ref top, 2 * ow), {U}.Add(ref top, 2 * ow + 1));");
+            w.Line($"float b = MathF.Max({U}.Add(ref bottom, 2 * ow), {U}.Add(ref bottom, 2 * ow + 1));");
+            w.Line($"{U}.Add(ref row, ow) = MathF.Max(a, b);");
+        }
     }
 
     /// <summary>
@@ -550,8 +614,14 @@ internal static class KernelEmitter
     /// </summary>
     internal static void CheckedRefs(CodeWriter w, (string Span, long Length)[] lengths, params (string Ref, string Span)[] refs)
     {
-        w.Line($"if ({string.Join(" || ", lengths.Select(l => $"{l.Span}.Length < {l.Length}"))}) throw new global::System.ArgumentException(\"buffer too short\");");
-        foreach (var (r, span) in refs) w.Line($"ref var {r} = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference({span});");
+        string condition = $"if ({string.Join(" || ", lengths.Select(l => $"{l.Span}.Length < {l.Length}"))})", thrown = "throw new ArgumentException(\"buffer too short\");";
+        if (condition.Length + thrown.Length < 100) w.Line(condition + " " + thrown);
+        else
+        {
+            w.Line(condition);
+            w.Line("    " + thrown);
+        }
+        foreach (var (r, span) in refs) w.Line($"ref var {r} = ref MemoryMarshal.GetReference({span});");
     }
 
     internal static void MaxPool(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor x, ArtifactTensor y, SimdLevel simd)
@@ -561,7 +631,7 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         w.Line($"// MaxPool: y{CodeWriter.Shape(y.Shape)} = max over {k[0]}x{k[1]} windows of x{CodeWriter.Shape(x.Shape)}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = OpenKernel(w, name, sig);
         bool inside = p.All(v => v == 0) && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h && (ow - 1) * s[1] + (k[1] - 1) * d[1] < wd;
         if (inside && k[0] == 2 && k[1] == 2 && s[0] == 2 && s[1] == 2 && d[0] == 1 && d[1] == 1 && simd != SimdLevel.None)
         {
@@ -571,40 +641,59 @@ internal static class KernelEmitter
         if (inside && k[0] * k[1] <= 25)
         {
             // Every window lies inside the input: the taps unrolled, no bounds to test.
-            const string U = "global::System.Runtime.CompilerServices.Unsafe";
+            const string U = "Unsafe";
             CheckedRefs(w, [("x", x.ElementCount), ("y", y.ElementCount)], ("rx", "x"), ("ry", "y"));
-            w.Open($"for (int plane = 0; plane < {nc}; plane++)");
-            w.Open($"for (int oh = 0; oh < {oh}; oh++)");
-            w.Line($"ref float window = ref {U}.Add(ref rx, (plane * {h} + oh * {s[0]}) * {wd});");
-            w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oh) * {ow});");
-            w.Open($"for (int ow = 0; ow < {ow}; ow++)");
-            w.Line($"ref float at = ref {U}.Add(ref window, ow * {s[1]});");
-            var taps = new List<string>();
-            for (int i = 0; i < k[0]; i++)
-                for (int j = 0; j < k[1]; j++)
-                    taps.Add(CodeWriter.N(i * d[0] * wd + j * d[1]));
-            w.Line($"float max = {U}.Add(ref at, {taps[0]});");
-            foreach (var t in taps.Skip(1))
-                w.Line($"max = global::System.MathF.Max(max, {U}.Add(ref at, {t}));");
-            w.Line($"{U}.Add(ref row, ow) = max;");
-            w.Close(); w.Close(); w.Close(); w.Close();
+            using (w.Block($"for (int plane = 0; plane < {nc}; plane++)"))
+            using (w.Block($"for (int oh = 0; oh < {oh}; oh++)"))
+            {
+                w.Line($"ref float window = ref {U}.Add(ref rx, {Expr.Times(Expr.Plus(Expr.Times("plane", h), Expr.Times("oh", s[0])), wd)});");
+                w.Line($"ref float row = ref {U}.Add(ref ry, {Expr.Times(Expr.Plus(Expr.Times("plane", oh), "oh"), ow)});");
+                using (w.Block($"for (int ow = 0; ow < {ow}; ow++)"))
+                {
+                    w.Line($"ref float at = ref {U}.Add(ref window, {Expr.Times("ow", s[1])});");
+                    var taps = new List<long>();
+                    for (int i = 0; i < k[0]; i++)
+                        for (int j = 0; j < k[1]; j++)
+                            taps.Add((long)i * d[0] * wd + (long)j * d[1]);
+                    w.Line($"float max = {At(U, "at", taps[0])};");
+                    foreach (var t in taps.Skip(1))
+                        w.Line($"max = MathF.Max(max, {At(U, "at", t)});");
+                    w.Line($"{U}.Add(ref row, ow) = max;");
+                }
+            }
             return;
         }
-        w.Open($"for (int plane = 0; plane < {nc}; plane++)");
-        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
-        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
-        w.Line("float max = float.NegativeInfinity;");
-        w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
-        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
-        w.Line($"if ((uint)ih >= {h}u) continue;");
-        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
-        w.Line($"int iw = ow * {s[1]} + kw * {d[1]} - {p[1]};");
-        w.Line($"if ((uint)iw >= {wd}u) continue;");
-        w.Line($"float v = x[(plane * {h} + ih) * {wd} + iw];");
-        w.Line("if (v > max || float.IsNaN(v)) max = v;");
-        w.Close(); w.Close();
-        w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = max;");
-        w.Close(); w.Close(); w.Close(); w.Close();
+        using (w.Block($"for (int plane = 0; plane < {nc}; plane++)"))
+        using (w.Block($"for (int oh = 0; oh < {oh}; oh++)"))
+        using (w.Block($"for (int ow = 0; ow < {ow}; ow++)"))
+        {
+            w.Line("float max = float.NegativeInfinity;");
+            WindowTaps(w, k, s, d, p, h, wd, "oh", "ow", () =>
+            {
+                w.Line($"float v = x[(plane * {h} + ih) * {wd} + iw];");
+                w.Line("if (v > max || float.IsNaN(v)) max = v;");
+            });
+            w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = max;");
+        }
+    }
+
+    /// <summary>
+    /// The taps of the 2-D window at output (<paramref name="oh"/>, <paramref name="ow"/>): loops kh and kw, with ih and iw the
+    /// input row and column, taps in the padding skipped; <paramref name="body"/> reads one tap.
+    /// </summary>
+    internal static void WindowTaps(CodeWriter w, int[] k, int[] s, int[] d, int[] p, int h, int wd, string oh, string ow, Action body)
+    {
+        using (w.Block($"for (int kh = 0; kh < {k[0]}; kh++)"))
+        {
+            w.Line($"int ih = {Expr.Minus(Expr.Plus(Expr.Times(oh, s[0]), Expr.Times("kh", d[0])), p[0])};");
+            w.Line($"if ((uint)ih >= {h}u) continue;");
+            using (w.Block($"for (int kw = 0; kw < {k[1]}; kw++)"))
+            {
+                w.Line($"int iw = {Expr.Minus(Expr.Plus(Expr.Times(ow, s[1]), Expr.Times("kw", d[1])), p[1])};");
+                w.Line($"if ((uint)iw >= {wd}u) continue;");
+                body();
+            }
+        }
     }
 
     internal static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
@@ -634,11 +723,11 @@ internal static class KernelEmitter
         KernelEmitter.OpenKernel(w, name, sig);
         if (!transA)
         {
-            w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {inputs[2].ElementCount}" : "")}) throw new global::System.ArgumentException(\"buffer too short\");");
-            w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-            w.Line("ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
-            w.Line("ref float rc = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-            if (hasBias) w.Line("ref float rbias = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+            w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {inputs[2].ElementCount}" : "")}) throw new ArgumentException(\"buffer too short\");");
+            w.Line("ref float ra = ref MemoryMarshal.GetReference(x);");
+            w.Line("ref float rb = ref MemoryMarshal.GetReference(w);");
+            w.Line("ref float rc = ref MemoryMarshal.GetReference(y);");
+            if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
             GemmEmitter.Emit(w, new GemmSpec
             {
                 M = rows, N = n, K = k, Lda = k, Ldb = ldw, Ldc = n, PaddedColumns = ldw,
@@ -738,11 +827,11 @@ internal static class KernelEmitter
     {
         w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
         w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
-        OpenHelper(w, "static float Dot(global::System.ReadOnlySpan<float> a, global::System.ReadOnlySpan<float> b)");
+        OpenHelper(w, "static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)");
         w.Line("int i = 0;");
         w.Line("float sum = 0f;");
-        w.Line("ref float ra = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(a);");
-        w.Line("ref float rb = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(b);");
+        w.Line("ref float ra = ref MemoryMarshal.GetReference(a);");
+        w.Line("ref float rb = ref MemoryMarshal.GetReference(b);");
         VectorLoop(w, simd, "a.Length", (v, width) => new[]
         {
             $"{v}<float> acc0 = {v}<float>.Zero, acc1 = {v}<float>.Zero;",
@@ -763,11 +852,11 @@ internal static class KernelEmitter
     public static void EmitGemv(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
-        OpenHelper(w, "static void Gemv(global::System.ReadOnlySpan<float> x, global::System.ReadOnlySpan<float> w, global::System.Span<float> y)");
+        OpenHelper(w, "static void Gemv(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y)");
         w.Line("int k = x.Length, n = y.Length;");
-        w.Line("if (w.Length < n * k) throw new global::System.ArgumentException(\"weights too short\");");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref float rw = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(w);");
+        w.Line("if (w.Length < n * k) throw new ArgumentException(\"weights too short\");");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref float rw = ref MemoryMarshal.GetReference(w);");
         w.Line("int j = 0;");
         w.Open("for (; j <= n - 4; j += 4)");
         w.Line("int i = 0, o0 = j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;");
@@ -801,11 +890,11 @@ internal static class KernelEmitter
     public static void EmitAxpy(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
-        OpenHelper(w, "static void Axpy(global::System.Span<float> y, global::System.ReadOnlySpan<float> x, float alpha)");
-        w.Line("if (x.Length != y.Length) throw new global::System.ArgumentException(\"length mismatch\");");
+        OpenHelper(w, "static void Axpy(Span<float> y, ReadOnlySpan<float> x, float alpha)");
+        w.Line("if (x.Length != y.Length) throw new ArgumentException(\"length mismatch\");");
         w.Line("int i = 0;");
-        w.Line("ref float ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-        w.Line("ref float rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
+        w.Line("ref float ry = ref MemoryMarshal.GetReference(y);");
+        w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         VectorLoop(w, simd, "y.Length", (v, width) => new[]
         {
             $"{v}<float> va = {Short(v)}.Create(alpha);",

@@ -25,12 +25,13 @@ internal static class KernelSharing
 
     public static bool Applies(ModelArtifact m) => m.Simd != SimdLevel.Auto;
 
-    const string Attribute = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveOptimization)]";
+    const string Attribute = "[MethodImpl(MethodImplOptions.AggressiveOptimization)]";
 
     /// <summary>A kernel split into its parts: the lines before the method, the parameter list, the body's tokens.</summary>
     sealed class Parsed
     {
         public int Index;
+        public string Method = "";
         public string Kernel = "";
         public string Text = "";
         public List<string> Preamble = new();
@@ -54,9 +55,10 @@ internal static class KernelSharing
     public static void Write(CodeWriter w, ModelArtifact m, IReadOnlyList<string> kernels)
     {
         var parsed = new Parsed?[kernels.Count];
+        var kernelNames = KernelNames.Of(m);
         if (Applies(m))
             for (int i = 0; i < kernels.Count; i++)
-                if (Shareable.Contains(m.Nodes[i].Kernel)) parsed[i] = Parse(i, m.Nodes[i].Kernel.ToString(), kernels[i]);
+                if (Shareable.Contains(m.Nodes[i].Kernel)) parsed[i] = Parse(i, kernelNames[i], m.Nodes[i].Kernel.ToString(), kernels[i]);
         var groups = parsed.Where(p => p is not null).GroupBy(p => p!.Key, StringComparer.Ordinal)
             .Where(g => g.Count() > 1).Select(g => g.Select(p => p!).ToList()).ToList();
         var shared = new Dictionary<int, (string Name, List<string> Arguments)>();
@@ -80,8 +82,8 @@ internal static class KernelSharing
             foreach (var line in p.Preamble) w.Line(line);
             w.Line($"// The structure {call.Name} computes, with this node's numbers.");
             string names = string.Join(", ", Parameters(p.Signature).Select(s => s.Substring(s.LastIndexOf(' ') + 1))
-                .Select(n => p.Bytes.Contains(n) ? "global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(" + n + ")" : n));
-            w.Line($"public static void Node{CodeWriter.N(i)}({p.Signature}) => {call.Name}({names}{string.Concat(call.Arguments.Select(a => ", " + a))});");
+                .Select(n => p.Bytes.Contains(n) ? "MemoryMarshal.AsBytes(" + n + ")" : n));
+            w.Line($"public static void {kernelNames[i]}({p.Signature}) => {call.Name}({names}{string.Concat(call.Arguments.Select(a => ", " + a))});");
         }
         foreach (var method in methods)
         {
@@ -93,19 +95,24 @@ internal static class KernelSharing
     static IEnumerable<string> Lines(string text) => text.TrimEnd('\n').Split('\n');
 
     /// <summary>The kernel's parts, or null when its text is not the single method this class expects.</summary>
-    static Parsed? Parse(int index, string kernel, string text)
+    static Parsed? Parse(int index, string method, string kernel, string text)
     {
         var lines = text.TrimEnd('\n').Split('\n');
         int attribute = Array.IndexOf(lines, Attribute);
         if (attribute < 0 || attribute + 2 >= lines.Length || lines.Count(l => l.StartsWith("public static ", StringComparison.Ordinal)) != 1) return null;
-        string header = lines[attribute + 1], prefix = $"public static void Node{CodeWriter.N(index)}(";
-        if (!header.StartsWith(prefix, StringComparison.Ordinal) || !header.EndsWith(")", StringComparison.Ordinal) || lines[attribute + 2] != "{" || lines[lines.Length - 1] != "}") return null;
+        // The header may be broken over lines (CodeWriter breaks a long parameter list): up to the body's brace.
+        int brace = Array.IndexOf(lines, "{", attribute + 1);
+        if (brace < 0) return null;
+        string header = lines.Skip(attribute + 1).Take(brace - attribute - 1).Select(l => l.Trim())
+            .Aggregate("", (joined, piece) => joined.Length == 0 || joined.EndsWith("(", StringComparison.Ordinal) ? joined + piece : joined + " " + piece);
+        string prefix = $"public static void {method}(";
+        if (!header.StartsWith(prefix, StringComparison.Ordinal) || !header.EndsWith(")", StringComparison.Ordinal) || lines[lines.Length - 1] != "}") return null;
         if (lines.Take(attribute).Any(l => !l.StartsWith("//", StringComparison.Ordinal))) return null;
-        var body = Tokenize(string.Join("\n", lines.Skip(attribute + 2)) + "\n");
+        var body = Tokenize(string.Join("\n", lines.Skip(brace)) + "\n");
         if (body is null) return null;
         var p = new Parsed
         {
-            Index = index, Kernel = kernel, Text = text, Preamble = lines.Take(attribute).ToList(),
+            Index = index, Method = method, Kernel = kernel, Text = text, Preamble = lines.Take(attribute).ToList(),
             Signature = header.Substring(prefix.Length, header.Length - prefix.Length - 1), Body = body,
         };
         // A span the body reads only as bytes (MemoryMarshal.AsBytes(name)) is passed as bytes: nodes storing it
@@ -116,10 +123,10 @@ internal static class KernelSharing
         {
             string name = declarations[j].Substring(declarations[j].LastIndexOf(' ') + 1);
             int uses = Regex.Matches(code, @"\b" + Regex.Escape(name) + @"\b").Count;
-            if (declarations[j].StartsWith("global::System.ReadOnlySpan<", StringComparison.Ordinal) && uses > 0
+            if (declarations[j].StartsWith("ReadOnlySpan<", StringComparison.Ordinal) && uses > 0
                 && uses == Regex.Matches(code, @"MemoryMarshal\.AsBytes\(" + Regex.Escape(name) + @"\)").Count)
             {
-                declarations[j] = "global::System.ReadOnlySpan<byte> " + name;
+                declarations[j] = "ReadOnlySpan<byte> " + name;
                 p.Bytes.Add(name);
             }
         }
@@ -127,7 +134,8 @@ internal static class KernelSharing
         var key = new StringBuilder(kernel).Append('\u0001').Append(p.Shared).Append('\u0001');
         foreach (var t in body)
             if (t.Type is not null) key.Append('\u0002').Append(t.Type).Append('\u0002');
-            else if (!t.Comment) key.Append(t.Text);
+            // Whitespace aside: a line broken at another place (a longer literal) is the same code.
+            else if (!t.Comment) key.Append(Regex.Replace(t.Text, @"\s+", " "));
         p.Key = key.ToString();
         return p;
     }
@@ -170,7 +178,7 @@ internal static class KernelSharing
         // Lines left empty or blank by a dropped comment go.
         var kept = body.ToString().Split('\n').Where(l => l.Trim().Length > 0);
         var method = new StringBuilder();
-        method.Append($"// {first.Kernel} for {CodeWriter.N(group.Count)} nodes ({string.Join(", ", group.Select(p => "Node" + CodeWriter.N(p.Index)))}): their kernels differ only in the numbers k_0..k_{CodeWriter.N(Math.Max(parameters.Count - 1, 0))}, which each node passes.\n");
+        method.Append($"// {first.Kernel} for {CodeWriter.N(group.Count)} nodes ({string.Join(", ", group.Select(p => p.Method))}): their kernels differ only in the numbers k_0..k_{CodeWriter.N(Math.Max(parameters.Count - 1, 0))}, which each node passes.\n");
         method.Append(Attribute).Append('\n');
         method.Append($"static void {name}({first.Shared}{string.Concat(parameters.Select((p, i) => $", {p.Type} k_{CodeWriter.N(i)}"))})\n");
         foreach (var line in kept) method.Append(line).Append('\n');
@@ -178,7 +186,7 @@ internal static class KernelSharing
         return (method.ToString(), arguments);
     }
 
-    /// <summary>The parameter declarations of a signature ("global::System.ReadOnlySpan&lt;float&gt; x", …).</summary>
+    /// <summary>The parameter declarations of a signature ("ReadOnlySpan&lt;float&gt; x", …).</summary>
     static List<string> Parameters(string signature)
     {
         var result = new List<string>();

@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// </summary>
 internal sealed class MaxPoolU8Kernel : IKernel
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe", V128 = "global::System.Runtime.Intrinsics.Vector128";
+    const string U = "Unsafe", V128 = "Vector128";
 
     public KernelKind Kernel => KernelKind.MaxPoolU8;
 
@@ -28,60 +28,57 @@ internal sealed class MaxPoolU8Kernel : IKernel
         int planes = x.Shape[0] * x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
         w.Line($"// MaxPool on uint8 activations (the int8 layers around it share one quantization): y{CodeWriter.Shape(y.Shape)} = max over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
         w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)} (padding never wins).");
-        k.OpenMethod();
-        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new global::System.ArgumentException(\"buffer too short\");");
-        w.Line("ref byte rx = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(x);");
-        w.Line("ref byte ry = ref global::System.Runtime.InteropServices.MemoryMarshal.GetReference(y);");
-        w.Open($"for (int plane = 0; plane < {planes}; plane++)");
-        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
+        using var method = k.OpenMethod();
+        w.Line($"if (x.Length < {x.ElementCount} || y.Length < {y.ElementCount}) throw new ArgumentException(\"buffer too short\");");
+        w.Line("ref byte rx = ref MemoryMarshal.GetReference(x);");
+        w.Line("ref byte ry = ref MemoryMarshal.GetReference(y);");
+        using var planeLoop = w.Block($"for (int plane = 0; plane < {planes}; plane++)");
+        using var rowLoop = w.Block($"for (int oy = 0; oy < {oh}; oy++)");
         w.Line("int ox = 0;");
         bool pairs = kernel[0] == 2 && kernel[1] == 2 && s[0] == 2 && s[1] == 2 && d.All(v => v == 1) && p.All(v => v == 0) && 2 * oh <= h;
         if (pairs && k.Simd != SimdLevel.None && wd >= 16)
         {
-            // 8 outputs from 16 bytes of each of the two rows: the larger of the rows, then of each even and odd byte.
-            string even = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i}" : "(byte)255"));
-            string odd = string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? $"(byte){2 * i + 1}" : "(byte)255"));
-            w.Open($"if ({V128}.IsHardwareAccelerated)");
-            w.Line($"ref byte r0 = ref {U}.Add(ref rx, (plane * {h} + 2 * oy) * {wd}); ref byte r1 = ref {U}.Add(ref r0, {wd});");
-            // Whole steps of 8 outputs, then (when the row allows) one last step ending at the row's end, which
-            // recomputes a few outputs with the same values rather than leaving them to the scalar loop.
-            int last = ow >= 8 && 2 * (ow - 8) + 16 <= wd ? ow - 8 : -1;
-            w.Open($"for (; ox <= {ow - 8} && 2 * ox <= {wd - 16}; ox += 8)");
-            EmitStep(w, "ox", even, odd, oh, ow);
-            w.Close();
-            if (last >= 0 && last % 8 != 0)
+            w.Line("// 8 outputs from 16 bytes of each of the two rows: the larger of the rows, then of each even and odd byte.");
+            // The byte lanes as constants: the first cast picks Create(byte, …), the rest convert as constants.
+            string even = "(byte)" + string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? 2 * i : 255));
+            string odd = "(byte)" + string.Join(", ", Enumerable.Range(0, 16).Select(i => i < 8 ? 2 * i + 1 : 255));
+            using (w.Block($"if ({V128}.IsHardwareAccelerated)"))
             {
-                w.Open($"if (ox < {ow})");
-                EmitStep(w, last.ToString(System.Globalization.CultureInfo.InvariantCulture), even, odd, oh, ow);
-                w.Line($"ox = {ow};");
-                w.Close();
+                w.Line($"ref byte r0 = ref {U}.Add(ref rx, (plane * {h} + 2 * oy) * {wd}); ref byte r1 = ref {U}.Add(ref r0, {wd});");
+                int last = ow >= 8 && 2 * (ow - 8) + 16 <= wd ? ow - 8 : -1;
+                w.Line("// Whole steps of 8 outputs, then (when the row allows) one last step ending at the row's end, which");
+                w.Line("// recomputes a few outputs with the same values rather than leaving them to the scalar loop.");
+                using (w.Block($"for (; ox <= {ow - 8} && 2 * ox <= {wd - 16}; ox += 8)"))
+                    EmitStep(w, "ox", even, odd, oh, ow);
+                if (last >= 0 && last % 8 != 0)
+                {
+                    using (w.Block($"if (ox < {ow})"))
+                    {
+                        EmitStep(w, CodeWriter.N(last), even, odd, oh, ow);
+                        w.Line($"ox = {ow};");
+                    }
+                }
             }
-            w.Close();
         }
-        w.Open($"for (; ox < {ow}; ox++)");
-        w.Line("int best = 0;");
-        w.Open($"for (int i = 0; i < {kernel[0]}; i++)");
-        w.Line($"int iy = oy * {s[0]} - {p[0]} + i * {d[0]};");
-        w.Line($"if ((uint)iy >= {h}u) continue;");
-        w.Open($"for (int j = 0; j < {kernel[1]}; j++)");
-        w.Line($"int ix = ox * {s[1]} - {p[1]} + j * {d[1]};");
-        w.Line($"if ((uint)ix >= {wd}u) continue;");
-        w.Line($"int v = {U}.Add(ref rx, (plane * {h} + iy) * {wd} + ix);");
-        w.Line("if (v > best) best = v;");
-        w.Close();
-        w.Close();
-        w.Line($"{U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox) = (byte)best;");
-        w.Close();
-        w.Close();
-        w.Close();
-        w.Close();
+        using (w.Block($"for (; ox < {ow}; ox++)"))
+        {
+            w.Line("int best = 0;");
+            KernelEmitter.WindowTaps(w, kernel, s, d, p, h, wd, "oy", "ox", () =>
+            {
+                w.Line($"int v = {U}.Add(ref rx, (plane * {h} + ih) * {wd} + iw);");
+                w.Line("if (v > best) best = v;");
+            });
+            w.Line($"{U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox) = (byte)best;");
+        }
     }
 
     /// <summary>8 outputs from 16 bytes of each of the two rows, starting at output <paramref name="at"/>.</summary>
     static void EmitStep(CodeWriter w, string at, string even, string odd, int oh, int ow)
     {
         w.Line($"var m = {V128}.Max({V128}.LoadUnsafe(ref r0, (nuint)(2 * {at})), {V128}.LoadUnsafe(ref r1, (nuint)(2 * {at})));");
-        w.Line($"var v = {V128}.Max({V128}.Shuffle(m, {V128}.Create({even})), {V128}.Shuffle(m, {V128}.Create({odd})));");
+        w.Line($"var v = {V128}.Max(");
+        w.Line($"    {V128}.Shuffle(m, {V128}.Create({even})),");
+        w.Line($"    {V128}.Shuffle(m, {V128}.Create({odd})));");
         w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + {at}), {V128}.ToScalar({V128}.AsUInt64(v)));");
     }
 }

@@ -9,7 +9,9 @@ namespace ModelGen.Generator.Emit;
 /// <summary>
 /// Artifact → C# source of the model's class. The one place that writes C#: the source generator
 /// and <c>modelgen compile</c> both call <see cref="Emit"/>, so their outputs are byte-identical.
-/// Everything emitted lives inside the model's class, so any number of models compile together.
+/// The user's partial class holds the public API, each method one call into the implementation, which lives in
+/// a namespace of ModelGen's own per model (<see cref="ImplementationNamespace"/>), so any number of models
+/// compile together and the implementation can use short type names.
 /// </summary>
 public static class ModelEmitter
 {
@@ -26,6 +28,22 @@ public static class ModelEmitter
         model.Outputs.Count == 1 && model.Tensors[model.Outputs[0].Tensor].Element != TensorElement.Int64 && Emitter.IsClassifierOutput(model.Tensors[model.Outputs[0].Tensor].Shape);
 
     public static string Emit(ModelArtifact model) => Emit(model, profile: false);
+
+    /// <summary>The namespace below the model's own that a model's generated implementation is in.</summary>
+    public const string ImplementationScope = "ModelGenKernels";
+
+    /// <summary>
+    /// Where the implementation of a model lives: <c>{Namespace}.ModelGenKernels.{ClassName}</c>. Inside it the using
+    /// directives (written with global::, so a user namespace named System cannot capture them) come before any
+    /// user type in name lookup: C# looks in the namespace itself (ModelGen's types only), then at its usings,
+    /// and only then at the enclosing namespaces, where the user's types are. So the kernels say <c>Vector256</c>,
+    /// <c>Unsafe.Add</c> and <c>Span&lt;float&gt;</c> (as the .NET Regex generator does in its own namespace),
+    /// and a user type of the same name in the model's namespace changes nothing. A namespace rather than a class
+    /// named after the model: a model class named, say, Math would otherwise hide System.Math from its own kernels.
+    /// Below the model's namespace rather than beside it: the user's class reaches it by a short name. No user
+    /// type is named ModelGenKernels (the compiler refuses it as a class name: it would collide with the namespace).
+    /// </summary>
+    public static string ImplementationNamespace(ModelArtifact model) => model.Namespace + "." + ImplementationScope + "." + model.ClassName;
 
     /// <summary>Weight bytes as the C# string literal the class embeds (for tests).</summary>
     internal static string WeightLiteral(byte[] data) => Emitter.StringLiteral(data);
@@ -54,17 +72,20 @@ public static class ModelEmitter
         readonly HashSet<string> _members = new HashSet<string>(StringComparer.Ordinal)
         {
             "Run", "RunProfiled", "Predict", "InputLength", "OutputLength", "WeightBytes", "ScratchBytes", "SimdLevel", "Weights", "Kernels", "ThreadScratch", "t_scratch", "ThrowLength",
+            ImplementationScope,
         };
         readonly HashSet<string> _helpers = new HashSet<string>(StringComparer.Ordinal);
         /// <summary>float32 weights some kernel reads in 64-byte-aligned loads: emitted padded, with their phase.</summary>
         readonly HashSet<int> _aligned = new HashSet<int>();
 
         readonly bool _profile;
+        readonly IReadOnlyList<string> _kernelNames;
 
         public Emitter(ModelArtifact model, bool profile)
         {
             _m = model;
             _profile = profile;
+            _kernelNames = KernelNames.Of(model);
         }
 
         ArtifactTensor T(int id) => _m.Tensors[id];
@@ -91,18 +112,46 @@ public static class ModelEmitter
             _w.Line("// Do not edit: change the model or its CompressedModel item, and rebuild.");
             _w.Line("#nullable enable");
             _w.Line();
-            _w.Open($"namespace {_m.Namespace}");
-            ClassDoc();
-            _w.Line($"[global::System.CodeDom.Compiler.GeneratedCode(\"ModelGen\", \"{Version}\")]");
-            _w.Open($"public static partial class {_m.ClassName}");
-            Constants();
-            RunMethods();
-            Predict();
-            Kernels();
-            Weights();
-            _w.Close();
-            _w.Close();
+            using (_w.Block($"namespace {_m.Namespace}"))
+            {
+                ClassDoc();
+                _w.Line(GeneratedCode);
+                using (_w.Block($"public static partial class {_m.ClassName}"))
+                {
+                    Constants();
+                    PublicMethods();
+                }
+            }
+            _w.Line();
+            _w.Line($"// {_m.ClassName}'s implementation: the schedule, the kernels and the weights, in a namespace of ModelGen's own.");
+            using (_w.Block($"namespace {ImplementationNamespace(_m)}"))
+            {
+                Usings();
+                _w.Line();
+                Implementation();
+                _w.Line();
+                Kernels();
+                _w.Line();
+                Weights();
+            }
             return _w.ToString();
+        }
+
+        string GeneratedCode => $"[global::System.CodeDom.Compiler.GeneratedCode(\"ModelGen\", \"{Version}\")]";
+
+        /// <summary>From the user's class: the implementation's class, by the short name the class sees first.</summary>
+        string Implemented => $"{ImplementationScope}.{_m.ClassName}.Implementation";
+
+        /// <summary>The namespaces the implementation names types from, and an alias for one type of a namespace it needs no more of.</summary>
+        void Usings()
+        {
+            _w.Line("using global::System;");
+            _w.Line("using global::System.Runtime.CompilerServices;");
+            _w.Line("using global::System.Runtime.InteropServices;");
+            _w.Line("using global::System.Runtime.Intrinsics;");
+            _w.Line("using global::System.Runtime.Intrinsics.Arm;");
+            _w.Line("using global::System.Runtime.Intrinsics.X86;");
+            if (_profile) _w.Line("using Stopwatch = global::System.Diagnostics.Stopwatch;");
         }
 
         void ClassDoc()
@@ -146,24 +195,43 @@ public static class ModelEmitter
             SimdLevel();
         }
 
+        /// <summary>The kernel method of node <paramref name="i"/>: named after the node.</summary>
+        string KernelName(int i) => _kernelNames[i];
+
         /// <summary>
         /// SimdLevel: the widest vectors the kernels take in this process, by the same IsHardwareAccelerated
         /// checks as the kernels' dispatch (folded by the JIT, and by NativeAOT for its instruction set).
         /// </summary>
         void SimdLevel()
         {
+            _w.Line("/// <summary>");
+            _w.Line($"/// The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd.ToText())}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.");
+            _w.Line("/// </summary>");
+            _w.Line($"public static string SimdLevel => {Implemented}.SimdLevel;");
+        }
+
+        /// <summary>The implementation's SimdLevel: one line per level, by the kernels' own IsHardwareAccelerated checks.</summary>
+        void ImplementationSimdLevel()
+        {
             var levels = SimdLadder.Widths(_m.Simd);
-            string expression = "\"none\"";
-            for (int i = levels.Count - 1; i >= 0; i--)
-                expression = $"{levels[i].Accelerated} ? \"vector{levels[i].Bits}\" : {expression}";
-            _w.Line($"/// <summary>The SIMD level the kernels run at in this process: <c>vector512</c>, <c>vector256</c>, <c>vector128</c> or <c>none</c> (scalar); at most the Simd level the model was compiled with (<c>{CodeWriter.Xml(_m.Simd.ToText())}</c>), and what the processor and, under NativeAOT, the instruction set the binary was compiled for accelerate.</summary>");
-            _w.Line($"public static string SimdLevel => {expression};");
-            _w.Line();
+            if (levels.Count == 0)
+            {
+                _w.Line("internal static string SimdLevel => \"none\";");
+                return;
+            }
+            _w.Line("internal static string SimdLevel =>");
+            _w.Indent();
+            foreach (var level in levels) _w.Line($"Vector{level.Bits}.IsHardwareAccelerated ? \"vector{level.Bits}\" :");
+            _w.Line("\"none\";");
+            _w.Outdent();
         }
 
         string Element(ArtifactBinding b) => T(b.Tensor).Element == TensorElement.Int64 ? "long" : "float";
-        string InParams() => string.Join(", ", _m.Inputs.Select(b => $"global::System.ReadOnlySpan<{Element(b)}> " + b.Parameter));
-        string OutParams() => string.Join(", ", _m.Outputs.Select(b => $"global::System.Span<{Element(b)}> " + b.Parameter));
+        /// <summary>Where type names are written in full (the user's namespace) or short (the implementation's, under its usings).</summary>
+        const string FullNames = "global::System.", ShortNames = "";
+
+        string InParams(string prefix = FullNames) => string.Join(", ", _m.Inputs.Select(b => $"{prefix}ReadOnlySpan<{Element(b)}> " + b.Parameter));
+        string OutParams(string prefix = FullNames) => string.Join(", ", _m.Outputs.Select(b => $"{prefix}Span<{Element(b)}> " + b.Parameter));
         string AllArgs() => string.Join(", ", _m.Inputs.Concat(_m.Outputs).Select(b => b.Parameter));
 
         /// <summary>The Run overload without scratch, exactly: a bare cref="Run" is ambiguous (CS0419) where the consumer generates documentation.</summary>
@@ -178,68 +246,120 @@ public static class ModelEmitter
                 _w.Line($"/// <param name=\"{b.Parameter}\">Receives output <c>{CodeWriter.Xml(b.Name)}</c>, {(T(b.Tensor).Element == TensorElement.Int64 ? "int64" : "float32")} {CodeWriter.Shape(T(b.Tensor).Shape)} row-major: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
         }
 
-        void RunMethods()
+        /// <summary>Run, RunProfiled and Predict: documented here, each one call into the implementation.</summary>
+        void PublicMethods()
         {
             string parameters = string.Join(", ", new[] { InParams(), OutParams() }.Where(p => p.Length > 0));
+            _w.Line();
             _w.Line("/// <summary>Runs the model on one input, using a scratch buffer kept per thread (allocated once per thread).</summary>");
             ParamDocs();
             _w.Line("/// <exception cref=\"global::System.ArgumentException\">A span does not have exactly the elements its tensor needs.</exception>");
-            _w.Open($"public static void Run({parameters})");
-            _w.Line($"Run({AllArgs()}, ThreadScratch());");
-            _w.Close();
+            Forward($"public static void Run({parameters})", $"Run({AllArgs()})");
             _w.Line();
 
             _w.Line("/// <summary>Runs the model on one input with the caller's scratch memory (for static allocation on small devices).</summary>");
             ParamDocs();
             _w.Line("/// <param name=\"scratch\">At least <see cref=\"ScratchBytes\"/> bytes; its contents are overwritten.</param>");
             _w.Line("/// <exception cref=\"global::System.ArgumentException\">A span does not have exactly the elements its tensor needs, or scratch is too small.</exception>");
-            _w.Open($"public static void Run({parameters}, global::System.Span<byte> scratch)");
-            foreach (var b in _m.Inputs.Concat(_m.Outputs))
-                _w.Line($"if ({b.Parameter}.Length != {CodeWriter.N(T(b.Tensor).ElementCount)}) ThrowLength(nameof({b.Parameter}), {CodeWriter.N(T(b.Tensor).ElementCount)}, {b.Parameter}.Length);");
-            _w.Line("if (scratch.Length < ScratchBytes) throw new global::System.ArgumentException($\"scratch must hold at least {ScratchBytes} bytes; it holds {scratch.Length}.\", nameof(scratch));");
-            _w.Line("// The weights are little-endian bytes; the JIT folds this check away.");
-            _w.Line("if (!global::System.BitConverter.IsLittleEndian) throw new global::System.PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
-            _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(scratch);");
-            for (int i = 0; i < _m.Nodes.Count; i++)
-                _w.Line($"{KernelCall(i)} // {CodeWriter.Comment(_m.Nodes[i].OnnxOp)} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
-            _w.Close();
-            _w.Line();
+            Forward($"public static void Run({parameters}, global::System.Span<byte> scratch)", $"Run({AllArgs()}, scratch)");
 
             if (_profile)
             {
-                _w.Line("/// <summary>Runs like Run, adding each kernel's elapsed Stopwatch ticks to ticks[kernel] (for modelgen bench).</summary>");
-                _w.Open($"public static void RunProfiled({parameters}, global::System.Span<long> ticks)");
-                _w.Line($"if (ticks.Length < {CodeWriter.N(_m.Nodes.Count)}) throw new global::System.ArgumentException(\"one tick counter per kernel\", nameof(ticks));");
-                _w.Line("global::System.Span<float> arena = global::System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(ThreadScratch());");
-                _w.Line("long start = global::System.Diagnostics.Stopwatch.GetTimestamp(), now;");
-                for (int i = 0; i < _m.Nodes.Count; i++)
-                {
-                    _w.Line(KernelCall(i));
-                    _w.Line($"now = global::System.Diagnostics.Stopwatch.GetTimestamp(); ticks[{CodeWriter.N(i)}] += now - start; start = now;");
-                }
-                _w.Close();
                 _w.Line();
+                _w.Line("/// <summary>Runs like Run, adding each kernel's elapsed Stopwatch ticks to ticks[kernel] (for modelgen bench).</summary>");
+                Forward($"public static void RunProfiled({parameters}, global::System.Span<long> ticks)", $"RunProfiled({AllArgs()}, ticks)");
             }
 
-            _w.Open("static void ThrowLength(string parameter, int expected, int actual)");
-            _w.Line("throw new global::System.ArgumentException($\"{parameter} must have exactly {expected} elements; it has {actual}.\", parameter);");
-            _w.Close();
-            _w.Line();
-            _w.Line("[global::System.ThreadStatic]");
-            _w.Line("static byte[]? t_scratch;");
-            _w.Line();
-            _w.Line("static global::System.Span<byte> ThreadScratch() => t_scratch ??= new byte[ScratchBytes];");
-            _w.Line();
+            if (HasPredict(_m))
+            {
+                _w.Line();
+                _w.Line("/// <summary>Runs the model and returns the index of the largest output (the predicted class).</summary>");
+                foreach (var b in _m.Inputs)
+                    _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)}: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
+                Forward($"public static int Predict({InParams()})", $"Predict({string.Join(", ", _m.Inputs.Select(b => b.Parameter))})");
+            }
         }
 
-        /// <summary>The call of kernel <paramref name="i"/> on its tensors' spans.</summary>
-        string KernelCall(int i)
+        /// <summary>A public method whose body is one call of the implementation's method of the same name.</summary>
+        void Forward(string declaration, string call)
+        {
+            _w.Line(declaration + " =>");
+            _w.Indent();
+            _w.Line($"{Implemented}.{call};");
+            _w.Outdent();
+        }
+
+        /// <summary>The class the public methods call: argument checks, the schedule of kernels, the scratch kept per thread.</summary>
+        void Implementation()
+        {
+            string parameters = string.Join(", ", new[] { InParams(ShortNames), OutParams(ShortNames) }.Where(p => p.Length > 0));
+            _w.Line($"/// <summary>What <see cref=\"global::{_m.Namespace}.{_m.ClassName}\"/>'s methods do: the kernels in schedule order on the caller's spans, the weights and one scratch arena.</summary>");
+            _w.Line(GeneratedCode);
+            using (_w.Block("static class Implementation"))
+            {
+                _w.Line($"internal const int ScratchBytes = {CodeWriter.N(_m.ScratchBytes)};");
+                _w.Line();
+                ImplementationSimdLevel();
+                _w.Line();
+                _w.Line($"internal static void Run({parameters}) => Run({AllArgs()}, ThreadScratch());");
+                _w.Line();
+                using (_w.Block($"internal static void Run({parameters}, Span<byte> scratch)"))
+                {
+                    foreach (var b in _m.Inputs.Concat(_m.Outputs))
+                    {
+                        string count = CodeWriter.N(T(b.Tensor).ElementCount);
+                        _w.Line($"if ({b.Parameter}.Length != {count}) ThrowLength(nameof({b.Parameter}), {count}, {b.Parameter}.Length);");
+                    }
+                    _w.Line("if (scratch.Length < ScratchBytes)");
+                    _w.Line("    throw new ArgumentException($\"scratch must hold at least {ScratchBytes} bytes; it holds {scratch.Length}.\", nameof(scratch));");
+                    _w.Line("// The weights are little-endian bytes; the JIT folds this check away.");
+                    _w.Line("if (!BitConverter.IsLittleEndian)");
+                    _w.Line("    throw new PlatformNotSupportedException(\"ModelGen's embedded weights need a little-endian processor.\");");
+                    _w.Line("Span<float> arena = MemoryMarshal.Cast<byte, float>(scratch);");
+                    for (int i = 0; i < _m.Nodes.Count; i++)
+                    {
+                        _w.Line($"// {CodeWriter.Comment(_m.Nodes[i].OnnxOp)} '{CodeWriter.Comment(_m.Nodes[i].Name)}'");
+                        KernelCall(i);
+                    }
+                }
+                _w.Line();
+
+                if (_profile)
+                {
+                    using (_w.Block($"internal static void RunProfiled({parameters}, Span<long> ticks)"))
+                    {
+                        _w.Line($"if (ticks.Length < {CodeWriter.N(_m.Nodes.Count)}) throw new ArgumentException(\"one tick counter per kernel\", nameof(ticks));");
+                        _w.Line("Span<float> arena = MemoryMarshal.Cast<byte, float>(ThreadScratch());");
+                        _w.Line("long start = Stopwatch.GetTimestamp(), now;");
+                        for (int i = 0; i < _m.Nodes.Count; i++)
+                        {
+                            KernelCall(i);
+                            _w.Line($"now = Stopwatch.GetTimestamp(); ticks[{CodeWriter.N(i)}] += now - start; start = now;");
+                        }
+                    }
+                    _w.Line();
+                }
+
+                Predict();
+
+                using (_w.Block("static void ThrowLength(string parameter, int expected, int actual)"))
+                    _w.Line("throw new ArgumentException($\"{parameter} must have exactly {expected} elements; it has {actual}.\", parameter);");
+                _w.Line();
+                _w.Line("[ThreadStatic]");
+                _w.Line("static byte[]? t_scratch;");
+                _w.Line();
+                _w.Line("static Span<byte> ThreadScratch() => t_scratch ??= new byte[ScratchBytes];");
+            }
+        }
+
+        /// <summary>The call of kernel <paramref name="i"/> on its tensors' spans, its arguments one a line where they make a long line.</summary>
+        void KernelCall(int i)
         {
             var n = _m.Nodes[i];
             int aligned = KernelEmitter.AlignedWeightInput(n);
             var args = n.Inputs.Select((id, k) => k == aligned && _aligned.Contains(id) ? $"Weights.{_weightNames[id]}Padded" : Span(id)).Concat(n.Outputs.Select(Span));
             if (aligned >= 0) args = args.Append(_aligned.Contains(n.Inputs[aligned]) ? $"Weights.{_weightNames[n.Inputs[aligned]]}Phase" : "-1");
-            return $"Kernels.Node{CodeWriter.N(i)}({string.Join(", ", args)});";
+            _w.Call($"Kernels.{KernelName(i)}(", args.ToList(), ");");
         }
 
         string Span(int id)
@@ -253,7 +373,7 @@ public static class ModelEmitter
                 default:
                     if (t.Offset % 4 != 0) throw new FormatException($"tensor {t.Id} has an unaligned arena offset");
                     // uint8 activations (one int8 layer's output for the next) are bytes within whole floats of the arena.
-                    if (t.Element == TensorElement.UInt8) return $"global::System.Runtime.InteropServices.MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
+                    if (t.Element == TensorElement.UInt8) return $"MemoryMarshal.AsBytes(arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ArenaBytes / 4)})).Slice(0, {CodeWriter.N(t.ElementCount)})";
                     return $"arena.Slice({CodeWriter.N(t.Offset / 4)}, {CodeWriter.N(t.ElementCount)})";
             }
         }
@@ -262,19 +382,17 @@ public static class ModelEmitter
         {
             if (!HasPredict(_m)) return;
             var output = T(_m.Outputs[0].Tensor);
-            _w.Line("/// <summary>Runs the model and returns the index of the largest output (the predicted class).</summary>");
-            foreach (var b in _m.Inputs)
-                _w.Line($"/// <param name=\"{b.Parameter}\">Input <c>{CodeWriter.Xml(b.Name)}</c>, float32 {CodeWriter.Shape(T(b.Tensor).Shape)}: exactly {Elements(T(b.Tensor).ElementCount)}.</param>");
-            _w.Open($"public static int Predict({InParams()})");
-            long count = output.ElementCount;
-            _w.Line(count <= 1024
-                ? $"global::System.Span<float> predicted = stackalloc float[{CodeWriter.N(count)}];"
-                : $"global::System.Span<float> predicted = new float[{CodeWriter.N(count)}];");
-            _w.Line($"Run({string.Join(", ", _m.Inputs.Select(b => b.Parameter).Append("predicted"))});");
-            _w.Line("int best = 0;");
-            _w.Line("for (int i = 1; i < predicted.Length; i++) if (predicted[i] > predicted[best]) best = i;");
-            _w.Line("return best;");
-            _w.Close();
+            using (_w.Block($"internal static int Predict({InParams(ShortNames)})"))
+            {
+                long count = output.ElementCount;
+                _w.Line(count <= 1024
+                    ? $"Span<float> predicted = stackalloc float[{CodeWriter.N(count)}];"
+                    : $"Span<float> predicted = new float[{CodeWriter.N(count)}];");
+                _w.Line($"Run({string.Join(", ", _m.Inputs.Select(b => b.Parameter).Append("predicted"))});");
+                _w.Line("int best = 0;");
+                _w.Line("for (int i = 1; i < predicted.Length; i++) if (predicted[i] > predicted[best]) best = i;");
+                _w.Line("return best;");
+            }
             _w.Line();
         }
 
@@ -286,20 +404,20 @@ public static class ModelEmitter
         {
             _w.Line(KernelSharing.Applies(_m)
                 ? "/// <summary>One method per node, in schedule order: specialised to its node's shapes, or calling the method its int8 kernel shares with nodes of the same structure (Shared…) with its numbers.</summary>"
-                : "/// <summary>One method per kernel, in schedule order, each specialised to its node's shapes.</summary>");
-            _w.Open("static class Kernels");
+                : "/// <summary>One method per kernel, in schedule order, each specialised to its node's shapes and named after its node.</summary>");
+            _w.Line(GeneratedCode);
+            using var kernelClass = _w.Block("static class Kernels");
             // Each node's method written alone first, so KernelSharing can find nodes whose kernels differ only in numbers.
             var kernels = new List<string>(_m.Nodes.Count);
             for (int i = 0; i < _m.Nodes.Count; i++)
             {
-                var node = new CodeWriter();
+                // Copied into namespace and class: two levels in.
+                var node = new CodeWriter(margin: 2);
                 KernelEmitter.Emit(node, _m, _m.Nodes[i], i, _helpers);
                 kernels.Add(node.ToString());
             }
             KernelSharing.Write(_w, _m, kernels);
             KernelEmitter.EmitHelpers(_w, _helpers, _m.Simd);
-            _w.Close();
-            _w.Line();
         }
 
         void Weights()
@@ -309,7 +427,8 @@ public static class ModelEmitter
             _w.Line("/// in place (zero-copy; far cheaper to compile than array initializers). Two bytes a character:");
             _w.Line("/// the CJK, Hangul and private-use characters below are those bytes, not text.");
             _w.Line("/// </summary>");
-            _w.Open("static class Weights");
+            _w.Line(GeneratedCode);
+            using var weightClass = _w.Block("static class Weights");
             bool first = true;
             foreach (var t in _m.Tensors.Where(t => t.Storage == TensorStorage.Weight && _weightNames.ContainsKey(t.Id)))
             {
@@ -324,9 +443,8 @@ public static class ModelEmitter
                 }
                 // int8: an odd byte count is padded to whole UTF-16 units; the slice drops the pad.
                 string slice = (t.Element == TensorElement.Int8 || t.Element == TensorElement.UInt8) && t.ElementCount % 2 != 0 ? $".Slice(0, {CodeWriter.N(t.ElementCount)})" : "";
-                _w.Line($"public static global::System.ReadOnlySpan<{type}> {_weightNames[t.Id]} => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, {type}>(global::System.MemoryExtensions.AsSpan({StringLiteral(t.Data!)})){slice};");
+                _w.Line($"public static ReadOnlySpan<{type}> {_weightNames[t.Id]} => MemoryMarshal.Cast<char, {type}>(MemoryExtensions.AsSpan({StringLiteral(t.Data!)})){slice};");
             }
-            _w.Close();
         }
 
         /// <summary>
@@ -344,19 +462,20 @@ public static class ModelEmitter
             Array.Copy(t.Data, 0, padded, pad, t.Data.Length);
             _w.Line($"static readonly string s_{name} = {StringLiteral(padded)};");
             _w.Line($"/// <summary>{CodeWriter.N(GemvEmitter.AlignPad)} zero floats, <see cref=\"{name}\"/>, {CodeWriter.N(GemvEmitter.AlignPad)} zero floats.</summary>");
-            _w.Line($"public static global::System.ReadOnlySpan<float> {name}Padded => global::System.Runtime.InteropServices.MemoryMarshal.Cast<char, float>(global::System.MemoryExtensions.AsSpan(s_{name}));");
-            _w.Line($"public static global::System.ReadOnlySpan<float> {name} => {name}Padded.Slice({CodeWriter.N(GemvEmitter.AlignPad)}, {CodeWriter.N(t.ElementCount)});");
+            _w.Line($"public static ReadOnlySpan<float> {name}Padded => MemoryMarshal.Cast<char, float>(MemoryExtensions.AsSpan(s_{name}));");
+            _w.Line($"public static ReadOnlySpan<float> {name} => {name}Padded.Slice({CodeWriter.N(GemvEmitter.AlignPad)}, {CodeWriter.N(t.ElementCount)});");
             _w.Line($"/// <summary>Floats from the last 64-byte boundary to the start of <see cref=\"{name}\"/>; -1 if not a whole number.</summary>");
             _w.Line($"public static readonly int {name}Phase = Phase(s_{name});");
             if (_phaseHelper) return;
             _phaseHelper = true;
             _w.Line();
             _w.Line("/// <summary>Pins a literal for good and returns where its data start past a 64-byte boundary, in floats (after the padding).</summary>");
-            _w.Open("static int Phase(string literal)");
-            _w.Line("var handle = global::System.Runtime.InteropServices.GCHandle.Alloc(literal, global::System.Runtime.InteropServices.GCHandleType.Pinned);");
-            _w.Line("long address = (long)handle.AddrOfPinnedObject();");
-            _w.Line("return address % 4 == 0 ? (int)(address / 4 % 16) : -1;");
-            _w.Close();
+            using (_w.Block("static int Phase(string literal)"))
+            {
+                _w.Line("var handle = GCHandle.Alloc(literal, GCHandleType.Pinned);");
+                _w.Line("long address = (long)handle.AddrOfPinnedObject();");
+                _w.Line("return address % 4 == 0 ? (int)(address / 4 % 16) : -1;");
+            }
         }
 
         bool _phaseHelper;

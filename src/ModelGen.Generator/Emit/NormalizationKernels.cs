@@ -16,15 +16,14 @@ internal sealed class ChannelAffineKernel : IKernel
         int n = x.Shape[0], c = x.Shape[1];
         long inner = x.ElementCount / ((long)n * c);
         w.Line($"// BatchNormalization (inference): y{CodeWriter.Shape(k.Y.Shape)} = a[c]·x + b[c], a = scale/√(var + ε), b = B − mean·a{k.ActName()}.");
-        k.OpenMethod();
-        w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int c = 0; c < {c}; c++)");
-        w.Line($"int start = (n * {c} + c) * {inner};");
+        using var method = k.OpenMethod();
+        using var images = w.For("n", n, out string image);
+        using var channels = w.Block($"for (int c = 0; c < {c}; c++)");
+        w.Line($"int start = {Expr.Times(Expr.Plus(Expr.Times(image, c), "c"), inner)};");
         w.Line("float scale = a[c], shift = b[c];");
-        w.Open($"for (int i = start; i < start + {inner}; i++)");
+        using var elements = w.Block($"for (int i = start; i < start + {inner}; i++)");
         w.Line("float v = x[i] * scale + shift;");
         w.Line($"y[i] = {k.Act()};");
-        w.Close(); w.Close(); w.Close(); w.Close();
     }
 }
 
@@ -47,29 +46,28 @@ internal sealed class NormalizeKernel : IKernel
         int paramCount = int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture);
         string eps = KernelContext.F(k.Float("epsilon"));
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: {groups} runs of {size} values, each (x − mean)/√(var + {eps})·scale + bias, scale and bias per {(perIndex ? "position in the run" : "channel")}.");
-        k.OpenMethod();
-        w.Open($"for (int g = 0; g < {groups}; g++)");
-        w.Line($"global::System.ReadOnlySpan<float> run = x.Slice(g * {size}, {size});");
+        using var method = k.OpenMethod();
+        using var runs = w.For("g", groups, out string g);
+        w.Line($"ReadOnlySpan<float> run = x.Slice({Expr.Times(g, size)}, {size});");
         w.Line("float mean = 0f;");
         w.Line($"for (int i = 0; i < {size}; i++) mean += run[i];");
         w.Line($"mean /= {size};");
         w.Line("float variance = 0f;");
         w.Line($"for (int i = 0; i < {size}; i++) {{ float d = run[i] - mean; variance += d * d; }}");
-        w.Line($"float inv = 1f / global::System.MathF.Sqrt(variance / {size} + {eps});");
+        w.Line($"float inv = 1f / MathF.Sqrt(variance / {size} + {eps});");
         if (k.Outputs.Length == 3)
         {
-            w.Line("y1[g] = mean; // the Mean output");
-            w.Line("y2[g] = inv; // the InvStdDev output");
+            w.Line($"y1[{g}] = mean; // the Mean output");
+            w.Line($"y2[{g}] = inv; // the InvStdDev output");
         }
+        string at = Expr.Plus(Expr.Times(g, size), "i");
         if (perIndex)
-            w.Line($"for (int i = 0; i < {size}; i++) y[g * {size} + i] = (run[i] - mean) * inv * scale[i] + bias[i];");
+            w.Line($"for (int i = 0; i < {size}; i++) y[{at}] = (run[i] - mean) * inv * scale[i] + bias[i];");
         else
         {
-            w.Line($"int c = g % {paramCount};");
-            w.Line($"for (int i = 0; i < {size}; i++) y[g * {size} + i] = (run[i] - mean) * inv * scale[c] + bias[c];");
+            w.Line(paramCount == 1 ? "const int c = 0;" : $"int c = {g} % {paramCount};");
+            w.Line($"for (int i = 0; i < {size}; i++) y[{at}] = (run[i] - mean) * inv * scale[c] + bias[c];");
         }
-        w.Close();
-        w.Close();
     }
 }
 
@@ -89,16 +87,15 @@ internal sealed class LrnKernel : IKernel
         int before = (size - 1) / 2, after = size - 1 - before;
         string alpha = KernelContext.F(k.Float("alpha")), beta = KernelContext.F(k.Float("beta")), bias = KernelContext.F(k.Float("bias"));
         w.Line($"// LRN: y = x / ({bias} + {alpha}/{size}·Σ x²)^{beta}, the sum over channels c − {before} … c + {after}.");
-        k.OpenMethod();
-        w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int c = 0; c < {c}; c++)");
-        w.Line($"int first = global::System.Math.Max(0, c - {before}), last = global::System.Math.Min({c - 1}, c + {after});");
-        w.Open($"for (int i = 0; i < {inner}; i++)");
+        using var method = k.OpenMethod();
+        using var images = w.For("n", n, out string image);
+        using var channels = w.Block($"for (int c = 0; c < {c}; c++)");
+        w.Line($"int first = Math.Max(0, {Expr.Minus("c", before)}), last = Math.Min({c - 1}, {Expr.Plus("c", after)});");
+        using var elements = w.For("i", inner, out string i);
         w.Line("float sum = 0f;");
-        w.Line($"for (int q = first; q <= last; q++) {{ float v = x[(n * {c} + q) * {inner} + i]; sum += v * v; }}");
-        w.Line($"int at = (n * {c} + c) * {inner} + i;");
-        w.Line($"y[at] = x[at] / global::System.MathF.Pow({bias} + {alpha} / {size} * sum, {beta});");
-        w.Close(); w.Close(); w.Close(); w.Close();
+        w.Line($"for (int q = first; q <= last; q++) {{ float v = x[{Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(image, c), "q"), inner), i)}]; sum += v * v; }}");
+        w.Line($"int at = {Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(image, c), "c"), inner), i)};");
+        w.Line($"y[at] = x[at] / MathF.Pow({bias} + {alpha} / {size} * sum, {beta});");
     }
 }
 
@@ -128,32 +125,35 @@ internal sealed class AveragePoolKernel : IKernel
         int oh = k.Y.Shape.Length == 4 ? k.Y.Shape[2] : 1, ow = k.Y.Shape[k.Y.Shape.Length - 1];
         w.Line($"// AveragePool{(bytes ? " on uint8 activations (the int8 layers around it share one quantization)" : "")}: y{CodeWriter.Shape(k.Y.Shape)} = mean over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
         w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}{(bytes ? $" (as the zero point {k.Int("zero")}); the mean byte rounded half up" : "")}.");
-        k.OpenMethod();
-        w.Open($"for (int plane = 0; plane < {nc}; plane++)");
-        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
-        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
+        using var method = k.OpenMethod();
+        using var planes = w.Block($"for (int plane = 0; plane < {nc}; plane++)");
+        using var rows = w.Block($"for (int oh = 0; oh < {oh}; oh++)");
+        using var columns = w.Block($"for (int ow = 0; ow < {ow}; ow++)");
         w.Line(bytes ? "int sum = 0, inside = 0;" : "float sum = 0f;");
         w.Line("int rows = 0, cols = 0;");
-        w.Open($"for (int kh = 0; kh < {kernel[0]}; kh++)");
-        w.Line($"int ih = oh * {s[0]} - {p[0]} + kh * {d[0]};");
-        w.Line(countPad ? $"if (ih < {h + p[2]}) rows++;" : $"if ((uint)ih < {h}u) rows++;");
-        w.Line($"if ((uint)ih >= {h}u) continue;");
-        w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
-        w.Line($"int iw = ow * {s[1]} - {p[1]} + kw * {d[1]};");
-        w.Line($"if ((uint)iw < {wd}u) {{ sum += x[(plane * {h} + ih) * {wd} + iw];{(bytes ? " inside++;" : "")} }}");
-        w.Close();
-        w.Close();
-        w.Open($"for (int kw = 0; kw < {kernel[1]}; kw++)");
-        w.Line($"int iw = ow * {s[1]} - {p[1]} + kw * {d[1]};");
-        w.Line(countPad ? $"if (iw < {wd + p[3]}) cols++;" : $"if ((uint)iw < {wd}u) cols++;");
-        w.Close();
+        string iw = Expr.Plus(Expr.Minus(Expr.Times("ow", s[1]), p[1]), Expr.Times("kw", d[1]));
+        using (w.Block($"for (int kh = 0; kh < {kernel[0]}; kh++)"))
+        {
+            w.Line($"int ih = {Expr.Plus(Expr.Minus(Expr.Times("oh", s[0]), p[0]), Expr.Times("kh", d[0]))};");
+            w.Line(countPad ? $"if (ih < {h + p[2]}) rows++;" : $"if ((uint)ih < {h}u) rows++;");
+            w.Line($"if ((uint)ih >= {h}u) continue;");
+            using (w.Block($"for (int kw = 0; kw < {kernel[1]}; kw++)"))
+            {
+                w.Line($"int iw = {iw};");
+                w.Line($"if ((uint)iw < {wd}u) {{ sum += x[(plane * {h} + ih) * {wd} + iw];{(bytes ? " inside++;" : "")} }}");
+            }
+        }
+        using (w.Block($"for (int kw = 0; kw < {kernel[1]}; kw++)"))
+        {
+            w.Line($"int iw = {iw};");
+            w.Line(countPad ? $"if (iw < {wd + p[3]}) cols++;" : $"if ((uint)iw < {wd}u) cols++;");
+        }
         if (bytes)
         {
             w.Line($"int count = rows * cols; sum += (count - inside) * {k.Int("zero")};");
             w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = (byte)((sum + count / 2) / count);");
         }
         else w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = sum / (rows * cols);");
-        w.Close(); w.Close(); w.Close(); w.Close();
     }
 }
 
@@ -172,13 +172,13 @@ internal sealed class BatchNormKernel : IKernel
         long inner = x.ElementCount / ((long)n * c);
         string eps = KernelContext.F(k.Float("epsilon"));
         w.Line($"// BatchNormalization (inference, statistics given at run time): y = (x − mean)/√(var + {eps})·scale + B per channel{k.ActName()}.");
-        k.OpenMethod();
-        w.Open($"for (int c = 0; c < {c}; c++)");
-        w.Line($"float a = scale[c] / global::System.MathF.Sqrt(variance[c] + {eps}), shift = bias[c] - mean[c] * a;");
-        w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int i = (n * {c} + c) * {inner}; i < (n * {c} + c + 1) * {inner}; i++)");
+        using var method = k.OpenMethod();
+        using var channels = w.Block($"for (int c = 0; c < {c}; c++)");
+        w.Line($"float a = scale[c] / MathF.Sqrt(variance[c] + {eps}), shift = bias[c] - mean[c] * a;");
+        using var images = w.For("n", n, out string image);
+        string plane = Expr.Plus(Expr.Times(image, c), "c");
+        using var elements = w.Block($"for (int i = {Expr.Times(plane, inner)}; i < {Expr.Times(Expr.Plus(plane, "1"), inner)}; i++)");
         w.Line("float v = x[i] * a + shift;");
         w.Line($"y[i] = {k.Act()};");
-        w.Close(); w.Close(); w.Close(); w.Close();
     }
 }

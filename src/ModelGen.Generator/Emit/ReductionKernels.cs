@@ -1,3 +1,4 @@
+using System.Collections.Generic;
 using System.Linq;
 using ModelGen.Artifact;
 
@@ -17,7 +18,7 @@ internal sealed class ReduceKernel : IKernel
         int[] kept = k.Ints("kept"), keptStrides = k.Ints("keptstrides"), reduced = k.Ints("reduced"), reducedStrides = k.Ints("reducedstrides");
         long count = reduced.Aggregate(1L, (a, b) => a * b);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(k.Inputs[0].Shape)} over {count} values each (reduced sizes {CodeWriter.Shape(reduced)}).");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         // The reduced values of each output one contiguous run (global pooling, a reduction over the last
         // axes): a vector sum or maximum over the run.
         bool contiguous = reduced.Length > 0 && Enumerable.Range(0, reduced.Length).All(d => reducedStrides[d] == reduced.Skip(d + 1).Aggregate(1, (a, b) => a * b))
@@ -25,51 +26,52 @@ internal sealed class ReduceKernel : IKernel
         if (contiguous && k.Simd != SimdLevel.None && count >= 8)
         {
             long outputs = kept.Aggregate(1L, (a, b) => a * b);
-            const string U = "global::System.Runtime.CompilerServices.Unsafe";
+            const string U = "Unsafe";
             KernelEmitter.CheckedRefs(w, [("x", k.Inputs[0].ElementCount), ("y", k.Y.ElementCount)], ("rx", "x"));
-            w.Open($"for (int o = 0; o < {outputs}; o++)");
-            w.Line($"ref float run = ref {U}.Add(ref rx, o * {count});");
-            w.Line("int i = 0;");
-            w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
-            // One width, at most Vector256: this kernel has no Vector512 path.
-            var sw = SimdLadder.Widths(k.Simd, widest: 256)[0];
-            string v = sw.V;
-            int width = sw.Floats;
-            if (count >= width)
+            using (w.For("o", outputs, out string o))
             {
-                w.Open($"if ({sw.Accelerated})");
-                w.Line($"var vacc = {(op == "Max" ? $"{v}.Create(float.NegativeInfinity)" : $"{v}<float>.Zero")};");
-                w.Line($"for (; i <= {count - width}; i += {width}) vacc = {(op == "Max" ? $"{v}.Max(vacc, {v}.LoadUnsafe(ref run, (nuint)i))" : $"vacc + {v}.LoadUnsafe(ref run, (nuint)i)")};");
-                w.Line(op == "Max" ? $"for (int e = 0; e < {width}; e++) {{ float lane = {v}.GetElement(vacc, e); if (lane > acc || float.IsNaN(lane)) acc = lane; }}" : $"acc = {v}.Sum(vacc);");
-                w.Close();
+                w.Line($"ref float run = ref {KernelEmitter.At(U, "rx", o, count)};");
+                w.Line("int i = 0;");
+                w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
+                // One width, at most Vector256: this kernel has no Vector512 path.
+                var sw = SimdLadder.Widths(k.Simd, widest: 256)[0];
+                string v = sw.V;
+                int width = sw.Floats;
+                if (count >= width)
+                {
+                    using (w.Block($"if ({sw.Accelerated})"))
+                    {
+                        w.Line($"var vacc = {(op == "Max" ? $"{v}.Create(float.NegativeInfinity)" : $"{v}<float>.Zero")};");
+                        w.Line($"for (; i <= {count - width}; i += {width}) vacc = {(op == "Max" ? $"{v}.Max(vacc, {v}.LoadUnsafe(ref run, (nuint)i))" : $"vacc + {v}.LoadUnsafe(ref run, (nuint)i)")};");
+                        w.Line(op == "Max" ? $"for (int e = 0; e < {width}; e++) {{ float lane = {v}.GetElement(vacc, e); if (lane > acc || float.IsNaN(lane)) acc = lane; }}" : $"acc = {v}.Sum(vacc);");
+                    }
+                }
+                w.Line(op == "Max" ? $"for (; i < {count}; i++) {{ float v = {U}.Add(ref run, i); if (v > acc || float.IsNaN(v)) acc = v; }}" : $"for (; i < {count}; i++) acc += {U}.Add(ref run, i);");
+                w.Line(op == "Mean" ? $"y[{o}] = acc / {count};" : $"y[{o}] = acc;");
             }
-            w.Line(op == "Max" ? $"for (; i < {count}; i++) {{ float v = {U}.Add(ref run, i); if (v > acc || float.IsNaN(v)) acc = v; }}" : $"for (; i < {count}; i++) acc += {U}.Add(ref run, i);");
-            w.Line(op == "Mean" ? $"y[o] = acc / {count};" : "y[o] = acc;");
-            w.Close();
-            w.Close();
             return;
         }
+        using var outer = w.Nest();
         string offset = "0";
+        var target = new List<string>();
         for (int d = 0; d < kept.Length; d++)
         {
-            w.Open($"for (int o{d} = 0; o{d} < {kept[d]}; o{d}++)");
-            w.Line($"int k{d} = {offset} + o{d} * {keptStrides[d]};");
-            offset = $"k{d}";
+            outer.For($"o{d}", kept[d], out string at);
+            offset = w.IntLocal($"k{d}", Expr.Plus(offset, Expr.Times(at, keptStrides[d])));
+            target.Add(Expr.Times(at, kept.Skip(d + 1).Aggregate(1, (a, b) => a * b)));
         }
-        string target = kept.Length == 0 ? "0" : string.Join(" + ", Enumerable.Range(0, kept.Length).Select(d => $"o{d} * {kept.Skip(d + 1).Aggregate(1, (a, b) => a * b)}"));
         w.Line(op == "Max" ? "float acc = float.NegativeInfinity;" : "float acc = 0f;");
         string inner = offset;
-        for (int d = 0; d < reduced.Length; d++)
+        using (var reducedLoops = w.Nest())
         {
-            w.Open($"for (int r{d} = 0; r{d} < {reduced[d]}; r{d}++)");
-            w.Line($"int q{d} = {inner} + r{d} * {reducedStrides[d]};");
-            inner = $"q{d}";
+            for (int d = 0; d < reduced.Length; d++)
+            {
+                reducedLoops.For($"r{d}", reduced[d], out string at);
+                inner = w.IntLocal($"q{d}", Expr.Plus(inner, Expr.Times(at, reducedStrides[d])));
+            }
+            w.Line(op == "Max" ? $"float v = x[{inner}]; if (v > acc || float.IsNaN(v)) acc = v;" : $"acc += x[{inner}];");
         }
-        w.Line(op == "Max" ? $"float v = x[{inner}]; if (v > acc || float.IsNaN(v)) acc = v;" : $"acc += x[{inner}];");
-        for (int d = 0; d < reduced.Length; d++) w.Close();
-        w.Line(op == "Mean" ? $"y[{target}] = acc / {count};" : $"y[{target}] = acc;");
-        for (int d = 0; d < kept.Length; d++) w.Close();
-        w.Close();
+        w.Line(op == "Mean" ? $"y[{Expr.Sum([.. target])}] = acc / {count};" : $"y[{Expr.Sum([.. target])}] = acc;");
     }
 }
 
@@ -86,35 +88,34 @@ internal sealed class SoftmaxKernel : IKernel
         int[] layout = k.Ints("layout");
         int outer = layout[0], n = layout[1], inner = layout[2];
         bool log = k.Attr("log") == "1";
-        const string M = "global::System.MathF";
+        const string M = "MathF";
         w.Line($"// {(log ? "LogSoftmax" : "Softmax")} over {n} values {(inner == 1 ? "in a row" : $"{inner} apart")}, {outer * inner} times: " +
             (log ? "y = x − max − ln Σ e^(x − max)." : "y = e^(x − max) / Σ e^(x − max)."));
-        k.OpenMethod();
-        w.Open($"for (int o = 0; o < {outer}; o++)");
-        w.Open($"for (int i = 0; i < {inner}; i++)");
-        w.Line($"int b = o * {n * inner} + i;");
+        using var method = k.OpenMethod();
+        using var rows = w.For("o", outer, out string o);
+        using var columns = w.For("i", inner, out string i);
+        string start = w.IntLocal("b", Expr.Plus(Expr.Times(o, (long)n * inner), i));
+        string at = Expr.Plus(start, Expr.Times("a", inner));
         w.Line("float max = float.NegativeInfinity;");
-        w.Line($"for (int a = 0; a < {n}; a++) max = {M}.Max(max, x[b + a * {inner}]);");
+        w.Line($"for (int a = 0; a < {n}; a++) max = {M}.Max(max, x[{at}]);");
         w.Line("float sum = 0f;");
         if (log)
         {
-            w.Line($"for (int a = 0; a < {n}; a++) sum += {M}.Exp(x[b + a * {inner}] - max);");
+            w.Line($"for (int a = 0; a < {n}; a++) sum += {M}.Exp(x[{at}] - max);");
             w.Line($"float logSum = {M}.Log(sum);");
-            w.Line($"for (int a = 0; a < {n}; a++) y[b + a * {inner}] = x[b + a * {inner}] - max - logSum;");
+            w.Line($"for (int a = 0; a < {n}; a++) y[{at}] = x[{at}] - max - logSum;");
         }
         else
         {
-            w.Open($"for (int a = 0; a < {n}; a++)");
-            w.Line($"float e = {M}.Exp(x[b + a * {inner}] - max);");
-            w.Line($"y[b + a * {inner}] = e;");
-            w.Line("sum += e;");
-            w.Close();
+            using (w.Block($"for (int a = 0; a < {n}; a++)"))
+            {
+                w.Line($"float e = {M}.Exp(x[{at}] - max);");
+                w.Line($"y[{at}] = e;");
+                w.Line("sum += e;");
+            }
             w.Line("float scale = 1f / sum;");
-            w.Line($"for (int a = 0; a < {n}; a++) y[b + a * {inner}] *= scale;");
+            w.Line($"for (int a = 0; a < {n}; a++) y[{at}] *= scale;");
         }
-        w.Close();
-        w.Close();
-        w.Close();
     }
 }
 
@@ -136,11 +137,10 @@ internal sealed class ReduceRuntimeKernel : IKernel
         int[] input = k.Ints("in");
         string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[1])?.Parameter ?? "axes";
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(input)} over the axes given at run time in '{parameter}'.");
-        k.OpenMethod();
-        string Ints(int[] v) => v.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", v)} }}";
+        using var method = k.OpenMethod();
+        string Ints(int[] v) => v.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", v)} }}";
         int opCode = op == "Max" ? 2 : op == "Mean" ? 1 : 0;
         w.Line($"RuntimeReduce.Reduce(x, y, axes, {Ints(input)}, {Ints(k.Y.Shape)}, {(k.Attr("keepdims") == "1" ? "true" : "false")}, {(k.Attr("noop") == "1" ? "true" : "false")}, {opCode}, \"{parameter}\");");
-        w.Close();
         k.Helpers.Add("ShapeChecks");
         k.Helpers.Add("RuntimeReduce");
     }
@@ -149,16 +149,16 @@ internal sealed class ReduceRuntimeKernel : IKernel
 static class RuntimeReduce
 {
     /// <param name=""op"">0 sum, 1 mean, 2 max.</param>
-    public static void Reduce(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<long> axes, global::System.ReadOnlySpan<int> dims,
-        global::System.ReadOnlySpan<int> outDims, bool keepDims, bool noop, int op, string parameter)
+    public static void Reduce(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<long> axes, ReadOnlySpan<int> dims,
+        ReadOnlySpan<int> outDims, bool keepDims, bool noop, int op, string parameter)
     {
         ShapeChecks.Axes(axes, ShapeChecks.Rule.Reduce, dims, outDims, keepDims, noop, parameter);
         int rank = dims.Length;
-        global::System.Span<bool> marked = stackalloc bool[rank];
+        Span<bool> marked = stackalloc bool[rank];
         if (axes.Length == 0 && !noop) marked.Fill(true);
         foreach (long a in axes) marked[(int)(a < 0 ? a + rank : a)] = true;
         // Kept and reduced axes as (size, stride) lists, innermost last.
-        global::System.Span<int> keptSize = stackalloc int[rank], keptStride = stackalloc int[rank], redSize = stackalloc int[rank], redStride = stackalloc int[rank];
+        Span<int> keptSize = stackalloc int[rank], keptStride = stackalloc int[rank], redSize = stackalloc int[rank], redStride = stackalloc int[rank];
         int kept = 0, red = 0, stride = 1, keptCount = 1, redCount = 1;
         for (int d = rank - 1; d >= 0; d--)
         {

@@ -28,18 +28,18 @@ internal sealed class RemapKernel : IKernel
 
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(k.Inputs[0].Shape)}: iterate {CodeWriter.Shape(shape)},");
         w.Line($"// read x at {xBase} + Σ index·[{string.Join(", ", strides)}]{(maps.Any(m => m != null) ? " (tabled axes: " + string.Join(", ", Enumerable.Range(0, rank).Where(d => maps[d] != null)) + "; −1 reads " + fill + ")" : "")}, write y at {yBase} + Σ index·[{string.Join(", ", yStrides)}].");
+        // Named after what they hold, then the kernel: a kernel's name never starts with "Map" (it starts with an ONNX operator).
         for (int d = 0; d < rank; d++)
             if (maps[d] is { } map)
-                w.Line($"static global::System.ReadOnlySpan<int> {k.Name}Map{d} => new int[] {{ {string.Join(", ", map)} }};");
-        k.OpenMethod();
+                w.Line($"static ReadOnlySpan<int> Map{d}Of{k.Name} => new int[] {{ {string.Join(", ", map)} }};");
+        using var method = k.OpenMethod();
         if (rank == 0)
         {
             w.Line($"y[{yBase}] = x[{xBase}];");
-            w.Close();
             return;
         }
-        string src = xBase.ToString(System.Globalization.CultureInfo.InvariantCulture), dst = yBase.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        int opened = 0;
+        string src = CodeWriter.N(xBase), dst = CodeWriter.N(yBase);
+        using var loops = w.Nest();
         for (int d = 0; d < rank; d++)
         {
             bool last = d == rank - 1;
@@ -49,31 +49,30 @@ internal sealed class RemapKernel : IKernel
                 w.Line($"x.Slice({src}, {shape[d]}).CopyTo(y.Slice({dst}, {shape[d]}));");
                 break;
             }
-            w.Open($"for (int i{d} = 0; i{d} < {shape[d]}; i{d}++)");
-            opened++;
-            string index = $"i{d}";
+            // A table is read at every index, so its loop stays a loop even of one trip.
+            string i;
+            if (maps[d] != null) { loops.Block($"for (int i{d} = 0; i{d} < {shape[d]}; i{d}++)"); i = $"i{d}"; }
+            else loops.For($"i{d}", shape[d], out i);
+            string index = i;
             if (maps[d] != null)
             {
-                w.Line($"int m{d} = {k.Name}Map{d}[i{d}];");
+                w.Line($"int m{d} = Map{d}Of{k.Name}[{i}];");
                 if (maps[d]!.Any(v => v < 0))
                 {
                     int block = shape.Skip(d + 1).Aggregate(1, (a, b) => a * b);
-                    w.Line($"if (m{d} < 0) {{ y.Slice({dst} + i{d} * {yStrides[d]}, {block}).Fill({fill}); continue; }}");
+                    w.Line($"if (m{d} < 0) {{ y.Slice({Expr.Plus(dst, Expr.Times(i, yStrides[d]))}, {block}).Fill({fill}); continue; }}");
                 }
                 index = $"m{d}";
             }
-            string s = $"{src} + {index} * {strides[d]}", t = $"{dst} + i{d} * {yStrides[d]}";
+            string s = Expr.Plus(src, Expr.Times(index, strides[d])), t = Expr.Plus(dst, Expr.Times(i, yStrides[d]));
             if (last)
                 w.Line($"y[{t}] = x[{s}];");
             else
             {
-                w.Line($"int s{d} = {s}, t{d} = {t};");
-                src = $"s{d}";
-                dst = $"t{d}";
+                src = w.IntLocal($"s{d}", s);
+                dst = w.IntLocal($"t{d}", t);
             }
         }
-        for (int i = 0; i < opened; i++) w.Close();
-        w.Close();
     }
 
     static int[] ContiguousStrides(int[] shape)

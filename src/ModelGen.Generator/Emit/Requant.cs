@@ -45,11 +45,11 @@ internal sealed class Requant
     }
 
     /// <summary>The integer multiplier of a channel from its float32 multiplier expression.</summary>
-    public string IntegerMultiplier(string multiplier) => $"(long)global::System.MathF.Round({multiplier} * {Scale})";
+    public string IntegerMultiplier(string multiplier) => $"(long)MathF.Round({multiplier} * {Scale})";
 
     /// <summary>The uint8 output of one int32 sum (bias included) and its channel's integer multiplier.</summary>
     public string Scalar(string sum, string multiplier) =>
-        $"(byte)global::System.Math.Clamp(((long)({sum}) * {multiplier} + {1L << (Shift - 1)}L >> {Shift}) + {Zero}, {Lo}, {Hi})";
+        $"(byte)Math.Clamp({Expr.Plus($"((long)({sum}) * {multiplier} + {1L << (Shift - 1)}L >> {Shift})", Zero)}, {Lo}, {Hi})";
 
     /// <summary>
     /// The vector helpers keep the high 32 bits of each product: a shift under 32 (large multipliers) becomes 32 with
@@ -93,7 +93,7 @@ internal sealed class Requant
         if (!Narrow) return Vector(sum, m);
         // A sum that is an expression (say a + bias) goes in parentheses: it is multiplied here, not passed to a helper.
         string operand = sum.All(c => char.IsLetterOrDigit(c) || c == '_') ? sum : $"({sum})";
-        string q = $"{X86}.Avx2.ShiftRightArithmetic({operand} * {m} + {V256}.Create({NarrowOffset}), {Shift})";
+        string q = $"Avx2.ShiftRightArithmetic({operand} * {m} + {V256}.Create({NarrowOffset}), {Shift})";
         if (Lo > 0) q = $"{V256}.Max({q}, {V256}.Create({Lo}))";
         if (Hi < 255) q = $"{V256}.Min({q}, {V256}.Create({Hi}))";
         return q;
@@ -104,7 +104,7 @@ internal sealed class Requant
         ? $"RequantizeNarrow16({sum}, {m}, {Shift}, {V512}.Create({NarrowOffset}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})"
         : $"Requantize16({Shifted(sum)}, {m}, {Extra}, {V512}.Create({Offsets.Pre}), {V512}.Create({Offsets.Post}), {V512}.Create({Lo}), {V512}.Create({Hi}), {(Hi == 255 ? "true" : "false")})";
 
-    const string V512 = "global::System.Runtime.Intrinsics.Vector512";
+    const string V512 = "Vector512";
 
     /// <summary>The narrow helpers' addend: the rounding half and the zero point, 2^(shift−1) + zero·2^shift.</summary>
     int NarrowOffset => (int)((1L << (Shift - 1)) + ((long)Zero << Shift));
@@ -117,20 +117,20 @@ internal sealed class Requant
         w.Line("// against the largest sum each channel can reach): one 32-bit multiply (vpmulld), the same integers as Requantize8.");
         w.Line(Inline);
         w.Open($"private static {V256}<int> RequantizeNarrow8({V256}<int> sum, {V256}<int> m, byte shift, {V256}<int> offset, {V256}<int> lo, {V256}<int> hi)");
-        w.Line($"return {V256}.Min({V256}.Max({X86}.Avx2.ShiftRightArithmetic(sum * m + offset, shift), lo), hi);");
+        w.Line($"return {V256}.Min({V256}.Max(Avx2.ShiftRightArithmetic(sum * m + offset, shift), lo), hi);");
         w.Close();
         w.Line();
         w.Line("// RequantizeNarrow8 for 16 sums, narrowed to their 16 bytes (vpmovusdb when the upper bound is 255: the narrowing is the clamp).");
         w.Line(Inline);
         w.Open($"private static {V128}<byte> RequantizeNarrow16({V512}<int> sum, {V512}<int> m, byte shift, {V512}<int> offset, {V512}<int> lo, {V512}<int> hi, bool saturate)");
-        w.Line($"var q = {V512}.Max({X86}.Avx512F.ShiftRightArithmetic(sum * m + offset, shift), lo);");
-        w.Line($"return saturate ? {X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : {X86}.Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
+        w.Line($"var q = {V512}.Max(Avx512F.ShiftRightArithmetic(sum * m + offset, shift), lo);");
+        w.Line($"return saturate ? Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
         w.Close();
     }
 
-    const string V256 = "global::System.Runtime.Intrinsics.Vector256", V128 = "global::System.Runtime.Intrinsics.Vector128", X86 = "global::System.Runtime.Intrinsics.X86";
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
-    const string Inline = "[global::System.Runtime.CompilerServices.MethodImpl(global::System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]";
+    const string V256 = "Vector256", V128 = "Vector128";
+    const string U = "Unsafe";
+    const string Inline = "[MethodImpl(MethodImplOptions.AggressiveInlining)]";
 
     /// <summary>
     /// The helpers: Requantize8, Requantize16, PackBytes8 and PackBytes16 (AVX2 and AVX-512, so emitted with SIMD
@@ -146,20 +146,20 @@ internal sealed class Requant
             w.Line("// extra ≥ 1 the rounding half and the zero point are added to those (pre, as zero·2^extra, and post), the same integers.");
             w.Line(Inline);
             w.Open($"private static {V256}<int> Requantize8({V256}<int> sum, {V256}<int> m, byte extra, {V256}<int> pre, {V256}<int> post, {V256}<int> lo, {V256}<int> hi)");
-            w.Line($"var even = {X86}.Avx2.Multiply(sum, m);");
-            w.Line($"var odd = {X86}.Avx2.Multiply({V256}.AsInt32({X86}.Avx2.ShiftRightLogical({V256}.AsInt64(sum), 32)), m);");
+            w.Line($"var even = Avx2.Multiply(sum, m);");
+            w.Line($"var odd = Avx2.Multiply({V256}.AsInt32(Avx2.ShiftRightLogical({V256}.AsInt64(sum), 32)), m);");
             w.Line($"if (extra == 0) {{ even += {V256}.Create(0x80000000L); odd += {V256}.Create(0x80000000L); }}");
-            w.Line($"var high = {X86}.Avx2.Blend({V256}.AsInt32({X86}.Avx2.ShiftRightLogical(even, 32)), {V256}.AsInt32(odd), 0b10101010);");
-            w.Line($"var q = (extra == 0 ? high : {X86}.Avx2.ShiftRightArithmetic(high + pre, extra)) + post;");
+            w.Line($"var high = Avx2.Blend({V256}.AsInt32(Avx2.ShiftRightLogical(even, 32)), {V256}.AsInt32(odd), 0b10101010);");
+            w.Line($"var q = (extra == 0 ? high : Avx2.ShiftRightArithmetic(high + pre, extra)) + post;");
             w.Line($"return {V256}.Min({V256}.Max(q, lo), hi);");
             w.Close();
             w.Line();
             w.Line("// The low bytes of 8 int32 lanes (each 0…255), in order, as one 64-bit value: one pshufb per 128-bit half.");
             w.Line(Inline);
             w.Open($"private static ulong PackBytes8({V256}<int> q)");
-            w.Line($"if ({X86}.Avx512F.VL.IsSupported) return {V128}.ToScalar({V128}.AsUInt64({X86}.Avx512F.VL.ConvertToVector128Byte(q))); // one vpmovdb");
+            w.Line($"if (Avx512F.VL.IsSupported) return {V128}.ToScalar({V128}.AsUInt64(Avx512F.VL.ConvertToVector128Byte(q))); // one vpmovdb");
             string pick = string.Join(", ", Enumerable.Range(0, 32).Select(i => i % 16 < 4 ? $"(byte){i % 16 * 4}" : "(byte)0x80"));
-            w.Line($"var b = {X86}.Avx2.Shuffle({V256}.AsByte(q), {V256}.Create({pick}));");
+            w.Line($"var b = Avx2.Shuffle({V256}.AsByte(q), {V256}.Create({pick}));");
             w.Line($"return {V128}.ToScalar({V128}.AsUInt32({V256}.GetLower(b))) | (ulong){V128}.ToScalar({V128}.AsUInt32({V256}.GetUpper(b))) << 32;");
             w.Close();
             w.Line();
@@ -170,21 +170,21 @@ internal sealed class Requant
             w.Line("// when the upper bound is 255 (saturate: the narrowing is the clamp).");
             w.Line(Inline);
             w.Open($"private static {V128}<byte> Requantize16({V512}<int> sum, {V512}<int> m, byte extra, {V512}<int> pre, {V512}<int> post, {V512}<int> lo, {V512}<int> hi, bool saturate)");
-            w.Line($"var even = {X86}.Avx512F.Multiply(sum, m);");
-            w.Line($"var odd = {X86}.Avx512F.Multiply({V512}.AsInt32({X86}.Avx512F.ShiftRightLogical({V512}.AsInt64(sum), 32)), m);");
+            w.Line($"var even = Avx512F.Multiply(sum, m);");
+            w.Line($"var odd = Avx512F.Multiply({V512}.AsInt32(Avx512F.ShiftRightLogical({V512}.AsInt64(sum), 32)), m);");
             w.Line($"if (extra == 0) {{ even += {V512}.Create(0x80000000L); odd += {V512}.Create(0x80000000L); }}");
-            w.Line($"var high = {V512}.ConditionalSelect({V512}.AsInt32({V512}.Create(0xFFFFFFFF00000000UL)), {V512}.AsInt32(odd), {V512}.AsInt32({X86}.Avx512F.ShiftRightLogical(even, 32)));");
-            w.Line($"var q = {V512}.Max((extra == 0 ? high : {X86}.Avx512F.ShiftRightArithmetic(high + pre, extra)) + post, lo);");
-            w.Line($"return saturate ? {X86}.Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : {X86}.Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
+            w.Line($"var high = {V512}.ConditionalSelect({V512}.AsInt32({V512}.Create(0xFFFFFFFF00000000UL)), {V512}.AsInt32(odd), {V512}.AsInt32(Avx512F.ShiftRightLogical(even, 32)));");
+            w.Line($"var q = {V512}.Max((extra == 0 ? high : Avx512F.ShiftRightArithmetic(high + pre, extra)) + post, lo);");
+            w.Line($"return saturate ? Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32(q)) : Avx512F.ConvertToVector128Byte({V512}.Min(q, hi));");
             w.Close();
             w.Line();
             w.Line("// 16 int32 lanes clamped to 0…255 as bytes, in order: two saturating packs within 128-bit lanes (int32 to int16, then to");
             w.Line("// uint8: the clamp) and one vpermd to put the 4-byte groups in order, all in 256-bit vectors.");
             w.Line(Inline);
             w.Open($"private static {V128}<byte> PackBytes16({V256}<int> q0, {V256}<int> q1)");
-            w.Line($"var words = {X86}.Avx2.PackSignedSaturate(q0, q1); // q0[0..3] q1[0..3] | q0[4..7] q1[4..7]");
-            w.Line($"var bytes = {V256}.AsInt32({X86}.Avx2.PackUnsignedSaturate(words, words)); // each lane's 8 bytes, twice");
-            w.Line($"return {V128}.AsByte({V256}.GetLower({X86}.Avx2.PermuteVar8x32(bytes, {V256}.Create(0, 4, 1, 5, 0, 4, 1, 5))));");
+            w.Line($"var words = Avx2.PackSignedSaturate(q0, q1); // q0[0..3] q1[0..3] | q0[4..7] q1[4..7]");
+            w.Line($"var bytes = {V256}.AsInt32(Avx2.PackUnsignedSaturate(words, words)); // each lane's 8 bytes, twice");
+            w.Line($"return {V128}.AsByte({V256}.GetLower(Avx2.PermuteVar8x32(bytes, {V256}.Create(0, 4, 1, 5, 0, 4, 1, 5))));");
             w.Close();
             w.Line();
         }

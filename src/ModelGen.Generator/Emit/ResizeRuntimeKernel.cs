@@ -17,11 +17,11 @@ internal sealed class ResizeRuntimeKernel : IKernel
 
     static string Param(KernelContext k, string key, string type)
     {
-        if (!k.Has(key)) return $"global::System.ReadOnlySpan<{type}>.Empty";
+        if (!k.Has(key)) return $"ReadOnlySpan<{type}>.Empty";
         string v = k.Attr(key);
         if (v.StartsWith("@", StringComparison.Ordinal)) return "p" + v.Substring(1);
         string body = v.StartsWith("=f", StringComparison.Ordinal) ? v.Substring(2) : v.Substring(1);
-        if (body.Length == 0) return $"global::System.ReadOnlySpan<{type}>.Empty";
+        if (body.Length == 0) return $"ReadOnlySpan<{type}>.Empty";
         return type == "float" ? $"stackalloc float[] {{ {string.Join(", ", body.Split(',').Select(f => f + "f"))} }}" : $"stackalloc long[] {{ {body} }}";
     }
 
@@ -34,70 +34,69 @@ internal sealed class ResizeRuntimeKernel : IKernel
         int nm = Array.IndexOf(new[] { "round_prefer_floor", "round_prefer_ceil", "floor", "ceil" }, nearest);
         int pol = Array.IndexOf(new[] { "stretch", "not_larger", "not_smaller" }, policy);
         k.W.Line($"// Resize ({mode}, {transform}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, the scales or sizes given at run time.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         string[] cubic = k.Has("cubic") ? k.Attr("cubic").Split(',') : new[] { "-0.75" };
         int modeCode = mode == "cubic" ? 2 : mode == "linear" ? 1 : 0;
         k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {cubic[0]}f, {(cubic.Length > 1 ? "true" : "false")}, {pol}, {Param(k, "roi", "float")}, {KernelContext.F(k.Has("extrapolation") ? k.Float("extrapolation") : 0f)});");
-        k.W.Close();
         k.Helpers.Add("RuntimeResize");
     }
 
     public const string HelperSource = @"/// <summary>Resize with scales or sizes given at run time (nearest or linear), checked against the compiled output shape.</summary>
 static class RuntimeResize
 {
-    public static void Run(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> dims, global::System.ReadOnlySpan<int> outDims,
-        global::System.ReadOnlySpan<float> scales, global::System.ReadOnlySpan<long> sizes, global::System.ReadOnlySpan<int> axes, int transform, int nearestMode, int mode, float cubicA, bool excludeOutside, int policy,
-        global::System.ReadOnlySpan<float> roi, float extrapolation)
+    public static void Run(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<int> dims, ReadOnlySpan<int> outDims,
+        ReadOnlySpan<float> scales, ReadOnlySpan<long> sizes, ReadOnlySpan<int> axes, int transform, int nearestMode, int mode, float cubicA, bool excludeOutside, int policy,
+        ReadOnlySpan<float> roi, float extrapolation)
     {
         int rank = dims.Length;
-        if (rank > 8) throw new global::System.ArgumentException(""Resize: rank above 8."");
-        global::System.Span<float> scale = stackalloc float[rank];
-        global::System.Span<long> size = stackalloc long[rank];
+        if (rank > 8) throw new ArgumentException(""Resize: rank above 8."");
+        Span<float> scale = stackalloc float[rank];
+        Span<long> size = stackalloc long[rank];
         for (int d = 0; d < rank; d++) { scale[d] = 1f; size[d] = dims[d]; }
         if (sizes.Length > 0)
         {
-            if (sizes.Length != axes.Length) throw new global::System.ArgumentException(""Resize: sizes must name one size per axis."");
+            if (sizes.Length != axes.Length) throw new ArgumentException(""Resize: sizes must name one size per axis."");
             double common = policy == 1 ? double.MaxValue : 0;
             for (int i = 0; i < axes.Length; i++)
             {
                 double ratio = (double)sizes[i] / dims[axes[i]];
-                common = policy == 1 ? global::System.Math.Min(common, ratio) : global::System.Math.Max(common, ratio);
+                common = policy == 1 ? Math.Min(common, ratio) : Math.Max(common, ratio);
             }
             for (int i = 0; i < axes.Length; i++)
             {
                 int a = axes[i];
                 if (policy == 0) { size[a] = sizes[i]; scale[a] = (float)((double)sizes[i] / dims[a]); }
-                else { size[a] = (long)global::System.Math.Floor(dims[a] * common + 0.5); scale[a] = (float)common; }
+                else { size[a] = (long)Math.Floor(dims[a] * common + 0.5); scale[a] = (float)common; }
             }
         }
         else
         {
-            if (scales.Length != axes.Length) throw new global::System.ArgumentException(""Resize: scales must name one scale per axis."");
-            for (int i = 0; i < axes.Length; i++) { scale[axes[i]] = scales[i]; size[axes[i]] = (long)global::System.Math.Floor(dims[axes[i]] * (double)scales[i]); }
+            if (scales.Length != axes.Length) throw new ArgumentException(""Resize: scales must name one scale per axis."");
+            for (int i = 0; i < axes.Length; i++) { scale[axes[i]] = scales[i]; size[axes[i]] = (long)Math.Floor(dims[axes[i]] * (double)scales[i]); }
         }
         // tf_crop_and_resize (transform 5): the crop's start and end on each axis, as fractions of the input.
-        global::System.Span<float> cropStart = stackalloc float[rank], cropEnd = stackalloc float[rank];
+        Span<float> cropStart = stackalloc float[rank], cropEnd = stackalloc float[rank];
         for (int d = 0; d < rank; d++) { cropStart[d] = 0f; cropEnd[d] = 1f; }
         if (transform == 5)
         {
-            if (roi.Length != 2 * axes.Length) throw new global::System.ArgumentException(""Resize: roi must give a start and an end per resized axis."");
+            if (roi.Length != 2 * axes.Length) throw new ArgumentException(""Resize: roi must give a start and an end per resized axis."");
             for (int i = 0; i < axes.Length; i++) { cropStart[axes[i]] = roi[i]; cropEnd[axes[i]] = roi[axes.Length + i]; }
         }
         int total = 0;
         for (int d = 0; d < rank; d++)
         {
-            if (size[d] != outDims[d]) throw new global::System.ArgumentException($""Resize: the scales or sizes given make axis {d} {size[d]} long; this code was compiled for {outDims[d]}."");
+            if (size[d] != outDims[d]) throw new ArgumentException($""Resize: the scales or sizes given make axis {d} {size[d]} long; this code was compiled for {outDims[d]}."");
             total += outDims[d];
         }
         // Per axis and output index: the source indices and weights of its taps (nearest 1 used of 2, linear 2, cubic 4).
         int taps = mode == 2 ? 4 : 2;
         int[]? rented = total > 512 ? new int[taps * total] : null;
-        global::System.Span<int> index = rented ?? stackalloc int[taps * total];
+        Span<int> index = rented ?? stackalloc int[taps * total];
         float[]? rentedWeights = total > 512 ? new float[taps * total] : null;
-        global::System.Span<float> weight = rentedWeights ?? stackalloc float[taps * total];
+        Span<float> weight = rentedWeights ?? stackalloc float[taps * total];
         bool[]? rentedOutside = total > 512 ? new bool[total] : null;
-        global::System.Span<bool> outside = rentedOutside ?? stackalloc bool[total];
-        global::System.Span<int> start = stackalloc int[rank];
+        Span<bool> outside = rentedOutside ?? stackalloc bool[total];
+        Span<int> start = stackalloc int[rank];
         for (int d = 0, at = 0; d < rank; at += outDims[d], d++)
         {
             start[d] = at;
@@ -126,26 +125,26 @@ static class RuntimeResize
                 {
                     double n = nearestMode switch
                     {
-                        1 => global::System.Math.Floor(c + 0.5),
-                        2 => global::System.Math.Floor(c),
-                        3 => global::System.Math.Ceiling(c),
-                        _ => c == global::System.Math.Floor(c) + 0.5 ? global::System.Math.Floor(c) : global::System.Math.Round(c),
+                        1 => Math.Floor(c + 0.5),
+                        2 => Math.Floor(c),
+                        3 => Math.Ceiling(c),
+                        _ => c == Math.Floor(c) + 0.5 ? Math.Floor(c) : Math.Round(c),
                     };
-                    index[e] = (int)global::System.Math.Clamp(n, 0, lengthIn - 1);
+                    index[e] = (int)Math.Clamp(n, 0, lengthIn - 1);
                     weight[e] = 1f;
                 }
                 else if (mode == 1)
                 {
-                    c = global::System.Math.Clamp(c, 0f, lengthIn - 1);
-                    int lo = (int)global::System.Math.Floor(c);
+                    c = Math.Clamp(c, 0f, lengthIn - 1);
+                    int lo = (int)Math.Floor(c);
                     index[e] = lo;
-                    index[e + 1] = global::System.Math.Min(lo + 1, lengthIn - 1);
+                    index[e + 1] = Math.Min(lo + 1, lengthIn - 1);
                     weight[e + 1] = c - lo;
                     weight[e] = 1 - weight[e + 1];
                 }
                 else
                 {
-                    int lo = (int)global::System.Math.Floor(c);
+                    int lo = (int)Math.Floor(c);
                     float t = c - lo, total4 = 0f;
                     for (int k = 0; k < 4; k++)
                     {
@@ -153,7 +152,7 @@ static class RuntimeResize
                         float w = k == 1 || k == 2 ? ((cubicA + 2) * u - (cubicA + 3)) * u * u + 1 : ((cubicA * u - 5 * cubicA) * u + 8 * cubicA) * u - 4 * cubicA;
                         int i = lo - 1 + k;
                         if (excludeOutside && (i < 0 || i >= lengthIn)) w = 0f;
-                        index[e + k] = global::System.Math.Clamp(i, 0, lengthIn - 1);
+                        index[e + k] = Math.Clamp(i, 0, lengthIn - 1);
                         weight[e + k] = w;
                         total4 += w;
                     }
@@ -161,11 +160,11 @@ static class RuntimeResize
                 }
             }
         }
-        global::System.Span<long> stride = stackalloc long[rank];
+        Span<long> stride = stackalloc long[rank];
         long sx = 1;
         for (int d = rank - 1; d >= 0; d--) { stride[d] = sx; sx *= dims[d]; }
-        global::System.Span<int> position = stackalloc int[rank];
-        global::System.Span<int> tap = stackalloc int[rank];
+        Span<int> position = stackalloc int[rank];
+        Span<int> tap = stackalloc int[rank];
         for (int o = 0; o < y.Length; o++)
         {
             bool extrapolated = false;

@@ -24,11 +24,11 @@ internal abstract class RuntimeShapeKernel : IKernel
         string v = k.Attr(key);
         if (v.StartsWith("@", StringComparison.Ordinal)) return "p" + v.Substring(1);
         if (v.StartsWith("=f", StringComparison.Ordinal))
-            return v.Length == 2 ? "global::System.ReadOnlySpan<float>.Empty" : $"stackalloc float[] {{ {string.Join(", ", v.Substring(2).Split(',').Select(f => f + "f"))} }}";
-        return v.Length == 1 ? "global::System.ReadOnlySpan<long>.Empty" : $"stackalloc long[] {{ {v.Substring(1)} }}";
+            return v.Length == 2 ? "ReadOnlySpan<float>.Empty" : $"stackalloc float[] {{ {string.Join(", ", v.Substring(2).Split(',').Select(f => f + "f"))} }}";
+        return v.Length == 1 ? "ReadOnlySpan<long>.Empty" : $"stackalloc long[] {{ {v.Substring(1)} }}";
     }
 
-    protected static string Ints(int[] values) => values.Length == 0 ? "global::System.ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", values)} }}";
+    protected static string Ints(int[] values) => values.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", values)} }}";
 }
 
 internal sealed class SliceRuntimeKernel : RuntimeShapeKernel
@@ -39,10 +39,9 @@ internal sealed class SliceRuntimeKernel : RuntimeShapeKernel
     {
         int[] input = k.Ints("in");
         k.W.Line($"// Slice: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, with starts, ends, axes and steps given at run time.");
-        k.OpenMethod();
-        string axesDefault = "global::System.ReadOnlySpan<long>.Empty";
+        using var method = k.OpenMethod();
+        string axesDefault = "ReadOnlySpan<long>.Empty";
         k.W.Line($"RuntimeShapes.Slice(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "starts", axesDefault)}, {Param(k, "ends", axesDefault)}, {Param(k, "axes", axesDefault)}, {Param(k, "steps", axesDefault)}, {(k.Has("axes") ? "true" : "false")}, {(k.Has("steps") ? "true" : "false")});");
-        k.W.Close();
         k.Helpers.Add("RuntimeShapes");
     }
 }
@@ -57,10 +56,9 @@ internal sealed class PadRuntimeKernel : RuntimeShapeKernel
         string mode = k.Has("mode") ? k.Attr("mode") : "constant";
         int modeCode = mode == "reflect" ? 1 : mode == "edge" ? 2 : 0;
         k.W.Line($"// Pad ({mode}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, with the pads (and value) given at run time.");
-        k.OpenMethod();
-        string value = Param(k, "value", "global::System.ReadOnlySpan<float>.Empty");
-        k.W.Line($"RuntimeShapes.Pad(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "pads", "global::System.ReadOnlySpan<long>.Empty")}, {value}, {Param(k, "axes", "global::System.ReadOnlySpan<long>.Empty")}, {(k.Has("axes") ? "true" : "false")}, {modeCode});");
-        k.W.Close();
+        using var method = k.OpenMethod();
+        string value = Param(k, "value", "ReadOnlySpan<float>.Empty");
+        k.W.Line($"RuntimeShapes.Pad(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "pads", "ReadOnlySpan<long>.Empty")}, {value}, {Param(k, "axes", "ReadOnlySpan<long>.Empty")}, {(k.Has("axes") ? "true" : "false")}, {modeCode});");
         k.Helpers.Add("RuntimeShapes");
     }
 
@@ -69,15 +67,15 @@ static class RuntimeShapes
 {
     const int MaxRank = 8;
 
-    public static void Slice(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> dims, global::System.ReadOnlySpan<int> outDims,
-        global::System.ReadOnlySpan<long> starts, global::System.ReadOnlySpan<long> ends, global::System.ReadOnlySpan<long> axes, global::System.ReadOnlySpan<long> steps, bool hasAxes, bool hasSteps)
+    public static void Slice(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<int> dims, ReadOnlySpan<int> outDims,
+        ReadOnlySpan<long> starts, ReadOnlySpan<long> ends, ReadOnlySpan<long> axes, ReadOnlySpan<long> steps, bool hasAxes, bool hasSteps)
     {
         int rank = dims.Length;
         if (rank > MaxRank || ends.Length != starts.Length || (hasAxes && axes.Length != starts.Length) || (hasSteps && steps.Length != starts.Length))
-            throw new global::System.ArgumentException(""Slice: starts, ends, axes and steps differ in length."");
-        global::System.Span<long> stride = stackalloc long[rank];
-        global::System.Span<long> step = stackalloc long[rank];
-        global::System.Span<bool> seen = stackalloc bool[rank];
+            throw new ArgumentException(""Slice: starts, ends, axes and steps differ in length."");
+        Span<long> stride = stackalloc long[rank];
+        Span<long> step = stackalloc long[rank];
+        Span<bool> seen = stackalloc bool[rank];
         long s = 1;
         for (int d = rank - 1; d >= 0; d--) { stride[d] = s; step[d] = s; s *= dims[d]; }
         long source = 0;
@@ -85,44 +83,44 @@ static class RuntimeShapes
         {
             long a = hasAxes ? axes[i] : i;
             if (a < 0) a += rank;
-            if (a < 0 || a >= rank || seen[(int)a]) throw new global::System.ArgumentException(""Slice: an axis repeats or is out of range."");
+            if (a < 0 || a >= rank || seen[(int)a]) throw new ArgumentException(""Slice: an axis repeats or is out of range."");
             seen[(int)a] = true;
             long dim = dims[(int)a], st = hasSteps ? steps[i] : 1;
-            if (st == 0) throw new global::System.ArgumentException(""Slice: a step is 0."");
+            if (st == 0) throw new ArgumentException(""Slice: a step is 0."");
             long start = starts[i] < 0 ? starts[i] + dim : starts[i], end = ends[i] < 0 ? ends[i] + dim : ends[i];
-            if (st > 0) { start = global::System.Math.Clamp(start, 0, dim); end = global::System.Math.Clamp(end, 0, dim); }
-            else { start = global::System.Math.Clamp(start, 0, dim - 1); end = global::System.Math.Clamp(end, -1, dim - 1); }
-            long count = st > 0 ? global::System.Math.Max(0, (end - start + st - 1) / st) : global::System.Math.Max(0, (start - end - st - 1) / -st);
-            if (count != outDims[(int)a]) throw new global::System.ArgumentException($""Slice: the positions given select {count} elements on axis {a}; this code was compiled for {outDims[(int)a]}."");
+            if (st > 0) { start = Math.Clamp(start, 0, dim); end = Math.Clamp(end, 0, dim); }
+            else { start = Math.Clamp(start, 0, dim - 1); end = Math.Clamp(end, -1, dim - 1); }
+            long count = st > 0 ? Math.Max(0, (end - start + st - 1) / st) : Math.Max(0, (start - end - st - 1) / -st);
+            if (count != outDims[(int)a]) throw new ArgumentException($""Slice: the positions given select {count} elements on axis {a}; this code was compiled for {outDims[(int)a]}."");
             source += start * stride[(int)a];
             step[(int)a] = st * stride[(int)a];
         }
         for (int d = 0; d < rank; d++)
-            if (!seen[d] && dims[d] != outDims[d]) throw new global::System.ArgumentException($""Slice: axis {d} is not sliced but this code was compiled for {outDims[d]} of its {dims[d]} elements."");
+            if (!seen[d] && dims[d] != outDims[d]) throw new ArgumentException($""Slice: axis {d} is not sliced but this code was compiled for {outDims[d]} of its {dims[d]} elements."");
         Copy(x, y, outDims, source, step);
     }
 
-    public static void Pad(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> dims, global::System.ReadOnlySpan<int> outDims,
-        global::System.ReadOnlySpan<long> pads, global::System.ReadOnlySpan<float> value, global::System.ReadOnlySpan<long> axes, bool hasAxes, int mode)
+    public static void Pad(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<int> dims, ReadOnlySpan<int> outDims,
+        ReadOnlySpan<long> pads, ReadOnlySpan<float> value, ReadOnlySpan<long> axes, bool hasAxes, int mode)
     {
         int rank = dims.Length;
         int n = hasAxes ? axes.Length : rank;
-        if (rank > MaxRank || pads.Length != 2 * n) throw new global::System.ArgumentException(""Pad: pads must hold two values per axis."");
-        global::System.Span<long> begin = stackalloc long[rank];
+        if (rank > MaxRank || pads.Length != 2 * n) throw new ArgumentException(""Pad: pads must hold two values per axis."");
+        Span<long> begin = stackalloc long[rank];
         for (int i = 0; i < n; i++)
         {
             long a = hasAxes ? axes[i] : i;
             if (a < 0) a += rank;
-            if (a < 0 || a >= rank) throw new global::System.ArgumentException(""Pad: an axis is out of range."");
+            if (a < 0 || a >= rank) throw new ArgumentException(""Pad: an axis is out of range."");
             begin[(int)a] = pads[i];
             if (dims[(int)a] + pads[i] + pads[i + n] != outDims[(int)a])
-                throw new global::System.ArgumentException($""Pad: the pads given make axis {a} {dims[(int)a] + pads[i] + pads[i + n]} long; this code was compiled for {outDims[(int)a]}."");
+                throw new ArgumentException($""Pad: the pads given make axis {a} {dims[(int)a] + pads[i] + pads[i + n]} long; this code was compiled for {outDims[(int)a]}."");
         }
         float fill = value.Length > 0 ? value[0] : 0f;
-        global::System.Span<long> stride = stackalloc long[rank];
+        Span<long> stride = stackalloc long[rank];
         long s = 1;
         for (int d = rank - 1; d >= 0; d--) { stride[d] = s; s *= dims[d]; }
-        global::System.Span<int> index = stackalloc int[rank];
+        Span<int> index = stackalloc int[rank];
         for (int o = 0; o < y.Length; o++)
         {
             long source = 0;
@@ -144,10 +142,10 @@ static class RuntimeShapes
     }
 
     /// <summary>y = x read from <paramref name=""source""/> with a step per axis (an odometer over y's indices).</summary>
-    static void Copy(global::System.ReadOnlySpan<float> x, global::System.Span<float> y, global::System.ReadOnlySpan<int> outDims, long source, global::System.ReadOnlySpan<long> step)
+    static void Copy(ReadOnlySpan<float> x, Span<float> y, ReadOnlySpan<int> outDims, long source, ReadOnlySpan<long> step)
     {
         int rank = outDims.Length;
-        global::System.Span<int> index = stackalloc int[rank];
+        Span<int> index = stackalloc int[rank];
         for (int o = 0; o < y.Length; o++)
         {
             y[o] = x[(int)source];

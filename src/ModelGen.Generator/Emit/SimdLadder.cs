@@ -14,8 +14,8 @@ internal sealed class SimdWidth
 
     public int Bits { get; }
 
-    /// <summary>The vector type, e.g. <c>global::System.Runtime.Intrinsics.Vector256</c>.</summary>
-    public string V => "global::System.Runtime.Intrinsics.Vector" + Bits;
+    /// <summary>The vector type, e.g. <c>Vector256</c>.</summary>
+    public string V => "Vector" + Bits;
 
     /// <summary>Lanes of float (or int32).</summary>
     public int Floats => Bits / 32;
@@ -40,7 +40,7 @@ internal sealed class SimdWidth
     /// <summary>An index expression made safe to multiply: <c>j</c> stays, <c>j + 1</c> becomes <c>(j + 1)</c>.</summary>
     public static string Parenthesized(string index) => index.IndexOf(' ') < 0 ? index : "(" + index + ")";
 
-    public string AcceleratedX86 => Bits == 128 ? Accelerated : $"{Accelerated} && global::System.Runtime.Intrinsics.X86.{(Bits == 512 ? "Avx512F" : "Avx2")}.IsSupported";
+    public string AcceleratedX86 => Bits == 128 ? Accelerated : $"{Accelerated} && {(Bits == 512 ? "Avx512F" : "Avx2")}.IsSupported";
 }
 
 /// <summary>

@@ -80,7 +80,7 @@ internal static class DenseEpilogue
 /// </summary>
 internal sealed class Float32Decoder : IWeightDecoder
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
+    const string U = "Unsafe";
     readonly int _k;
     readonly System.Func<SimdWidth, int, int, string> _vectorAt;
     readonly System.Func<string, string> _scalarAt;
@@ -126,9 +126,8 @@ internal sealed class Float32Decoder : IWeightDecoder
 /// </summary>
 internal sealed class Int8RowDecoder : IWeightDecoder
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
-    const string V128 = "global::System.Runtime.Intrinsics.Vector128", V64 = "global::System.Runtime.Intrinsics.Vector64";
-    const string X86 = "global::System.Runtime.Intrinsics.X86";
+    const string U = "Unsafe";
+    const string V128 = "Vector128", V64 = "Vector64";
     readonly int _k;
 
     public Int8RowDecoder(int k) => _k = k;
@@ -162,8 +161,8 @@ internal sealed class Int8RowDecoder : IWeightDecoder
     /// The GEMM's weight widening uses it too.
     /// </summary>
     public static string Floats(SimdWidth width, string weights, string at) => width.Bits == 512
-        ? $"{width.V}.ConvertToSingle({X86}.Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref {weights}, (nuint){SimdWidth.Parenthesized(at)})))"
-        : $"{width.V}.ConvertToSingle({X86}.Avx2.ConvertToVector256Int32({V128}.Create({V64}.LoadUnsafe(ref {weights}, (nuint){SimdWidth.Parenthesized(at)}), {V64}<sbyte>.Zero)))";
+        ? $"{width.V}.ConvertToSingle(Avx512F.ConvertToVector512Int32({V128}.LoadUnsafe(ref {weights}, (nuint){SimdWidth.Parenthesized(at)})))"
+        : $"{width.V}.ConvertToSingle(Avx2.ConvertToVector256Int32({V128}.Create({V64}.LoadUnsafe(ref {weights}, (nuint){SimdWidth.Parenthesized(at)}), {V64}<sbyte>.Zero)))";
 
     public string ScalarTerm(string row, string sum) => $"{sum} += {U}.Add(ref rx, i) * {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_k} + i);";
 }
@@ -176,8 +175,8 @@ internal sealed class Int8RowDecoder : IWeightDecoder
 /// </summary>
 internal sealed class Int4BlockDecoder : IWeightDecoder
 {
-    const string U = "global::System.Runtime.CompilerServices.Unsafe";
-    const string V128 = "global::System.Runtime.Intrinsics.Vector128";
+    const string U = "Unsafe";
+    const string V128 = "Vector128";
     readonly int _k, _rowBytes;
 
     public Int4BlockDecoder(int k, int rowBytes) { _k = k; _rowBytes = rowBytes; }
@@ -207,7 +206,7 @@ internal sealed class Int4BlockDecoder : IWeightDecoder
     };
 
     public string Part(SimdWidth width, int r, int rows, int part) =>
-        $"{width.V}.ConvertToSingle(global::System.Runtime.Intrinsics.X86.Avx512F.ConvertToVector512Int32({(part == 0 ? "first" : "second")}))";
+        $"{width.V}.ConvertToSingle(Avx512F.ConvertToVector512Int32({(part == 0 ? "first" : "second")}))";
 
     public string ScalarTerm(string row, string sum) =>
         $"{{ byte packed = {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_rowBytes} + (i >> 5) * 16 + (i & 15)); {sum} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
