@@ -1,10 +1,8 @@
 using System.Security.Cryptography;
 using ModelGen.Artifact;
 using ModelGen.Compiler.Import;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Normalize;
 using ModelGen.Compiler.Plan;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler;
 

@@ -1,8 +1,6 @@
 using ModelGen.Compiler.Import;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Normalize;
 using ModelGen.Compiler.Operators;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler;
 

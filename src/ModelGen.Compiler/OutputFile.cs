@@ -1,5 +1,4 @@
 using System.Runtime.InteropServices;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler;
 

@@ -4,9 +4,7 @@ using System.Text.Json;
 using ModelGen.Artifact;
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 

@@ -1,5 +1,4 @@
 using System.Runtime.Intrinsics;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
 
 namespace ModelGen.Compiler.Compress;

@@ -1,6 +1,5 @@
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
 
 namespace ModelGen.Compiler.Compress;

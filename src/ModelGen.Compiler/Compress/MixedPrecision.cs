@@ -1,8 +1,6 @@
 using ModelGen.Compiler.Data;
 using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 

@@ -1,6 +1,4 @@
 using System.Globalization;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Compress;
 

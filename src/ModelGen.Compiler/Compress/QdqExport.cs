@@ -1,7 +1,5 @@
 using Google.Protobuf;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
-using ModelGen.Onnx;
 using ModelGen.Onnx.Proto;
 
 namespace ModelGen.Compiler.Compress;

@@ -1,4 +1,3 @@
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
 
 namespace ModelGen.Compiler.Compress;

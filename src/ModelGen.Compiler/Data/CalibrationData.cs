@@ -1,7 +1,5 @@
 using System.IO.Compression;
 using ModelGen.Compiler.Import;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 using ModelGen.Onnx.Proto;
 
 namespace ModelGen.Compiler.Data;

@@ -1,5 +1,4 @@
 using System.Globalization;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Import;
 

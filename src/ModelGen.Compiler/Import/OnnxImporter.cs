@@ -1,6 +1,4 @@
 using System.Buffers.Binary;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 using ModelGen.Onnx.Proto;
 
 namespace ModelGen.Compiler.Import;

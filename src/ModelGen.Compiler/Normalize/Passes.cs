@@ -1,6 +1,5 @@
 using Google.Protobuf;
 using ModelGen.Artifact;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
 using ModelGen.Onnx.Proto;
 

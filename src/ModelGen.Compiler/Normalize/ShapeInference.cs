@@ -1,7 +1,5 @@
 using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Normalize;
 

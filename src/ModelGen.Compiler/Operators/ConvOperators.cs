@@ -2,8 +2,6 @@ using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 using ModelGen.Artifact;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 

@@ -1,6 +1,4 @@
 using ModelGen.Artifact;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 

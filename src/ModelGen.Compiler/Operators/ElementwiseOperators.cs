@@ -1,7 +1,5 @@
 using ModelGen.Artifact;
 using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 

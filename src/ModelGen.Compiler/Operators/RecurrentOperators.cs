@@ -1,8 +1,6 @@
 using System.Globalization;
 using ModelGen.Artifact;
 using ModelGen.Compiler.Evaluate;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 

@@ -1,7 +1,5 @@
 using System.Globalization;
 using ModelGen.Artifact;
-using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 

@@ -1,5 +1,4 @@
 using System.Globalization;
-using ModelGen.Compiler.Ir;
 
 namespace ModelGen.Compiler.Operators;
 

@@ -1,6 +1,4 @@
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Import;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Operators;
 

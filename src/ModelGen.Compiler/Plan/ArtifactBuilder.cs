@@ -1,9 +1,7 @@
 using System.Buffers.Binary;
 using System.Globalization;
 using ModelGen.Artifact;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
-using ModelGen.Onnx;
 
 namespace ModelGen.Compiler.Plan;
 

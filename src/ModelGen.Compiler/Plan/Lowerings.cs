@@ -1,6 +1,5 @@
 using System.Globalization;
 using ModelGen.Artifact;
-using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Operators;
 
 namespace ModelGen.Compiler.Plan;

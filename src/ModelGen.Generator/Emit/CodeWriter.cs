@@ -25,6 +25,12 @@ internal sealed class CodeWriter
     /// </summary>
     public const int LongLine = 150, Width = 120;
 
+    /// <summary>Helper source kept as C# text (a verbatim string in the emitter), one line at a time, at the current indent.</summary>
+    public void Source(string text)
+    {
+        foreach (var line in text.Split('\n')) Line(line.TrimEnd('\r'));
+    }
+
     public void Line(string text = "")
     {
         // Text copied in with indentation of its own (a helper's source) is left as written.

@@ -80,20 +80,12 @@ internal static class KernelEmitter
                 case "RequantizeNarrow": Requant.EmitNarrowHelpers(w, simd); break;
                 case "Erf":
                     w.Line("// erf in float32: Maclaurin series near zero, the Numerical Recipes Chebyshev fit of erfc elsewhere (error < 1.2e-7).");
-                    foreach (var line in Activations.ErfSource.Split('\n')) w.Line(line.TrimEnd('\r'));
+                    w.Source(Activations.ErfSource);
                     break;
-                case "RuntimeResize":
-                    foreach (var line in ResizeRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
-                    break;
-                case "RuntimeShapes":
-                    foreach (var line in PadRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
-                    break;
-                case "RuntimeReduce":
-                    foreach (var line in ReduceRuntimeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
-                    break;
-                case "ShapeChecks":
-                    foreach (var line in CheckShapeKernel.HelperSource.Split('\n')) w.Line(line.TrimEnd('\r'));
-                    break;
+                case "RuntimeResize": w.Source(ResizeRuntimeKernel.HelperSource); break;
+                case "RuntimeShapes": w.Source(PadRuntimeKernel.HelperSource); break;
+                case "RuntimeReduce": w.Source(ReduceRuntimeKernel.HelperSource); break;
+                case "ShapeChecks": w.Source(CheckShapeKernel.HelperSource); break;
                 default: throw new FormatException($"unknown helper '{helper}'");
             }
         }
