@@ -228,9 +228,20 @@ public sealed class ArtifactNode
         window.WriteTo(Attributes);
     }
 
+    /// <summary>The attributes of a <see cref="KernelKind.Dense"/> kernel, parsed once; null for the others.</summary>
+    public DenseAttributes? Dense { get; private set; }
+
+    /// <summary>Sets a Dense kernel's attributes and their text form in <see cref="Attributes"/>.</summary>
+    public void SetDense(DenseAttributes dense)
+    {
+        Dense = dense;
+        dense.WriteTo(Attributes);
+    }
+
     /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
     internal void ParseAttributes()
     {
         if (KernelWindow.Has(Kernel)) Window = KernelWindow.Read(Attributes);
+        if (Kernel == KernelKind.Dense) Dense = DenseAttributes.Read(Attributes);
     }
 }

@@ -39,6 +39,24 @@ public sealed class ArtifactContractTests
         Assert.Equal(artifact.Nodes.Select(n => n.Attributes), read.Nodes.Select(n => n.Attributes));
         Assert.Contains(read.Nodes, n => n.Window is not null);
         Assert.Equal(artifact.Nodes.Select(n => n.Window), read.Nodes.Select(n => n.Window));
+        Assert.Contains(read.Nodes, n => n.Dense is not null);
+        Assert.Equal(artifact.Nodes.Select(n => n.Dense), read.Nodes.Select(n => n.Dense));
+    }
+
+    public static TheoryData<DenseAttributes> DenseForms => [new(false, DenseLayout.Panels4, 5, 36), new(false, DenseLayout.Nk8),
+        new(false, DenseLayout.Nk4, k: 36), new(true, DenseLayout.Kn), new(false, DenseLayout.Kn)];
+
+    [Theory]
+    [MemberData(nameof(DenseForms))]
+    public void EachDenseFormReadsBackAsWritten(DenseAttributes form)
+    {
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-dense"), ClassName = "Net", Namespace = "Contract" });
+        var dense = Assert.Single(artifact.Nodes, n => n.Kernel == KernelKind.Dense);
+        dense.Attributes.Clear();
+        dense.SetDense(form);
+        var read = ArtifactText.Read(ArtifactText.Write(artifact));
+        Assert.Equal(form, Assert.Single(read.Nodes, n => n.Kernel == KernelKind.Dense).Dense);
+        Assert.Throws<FormatException>(() => new DenseAttributes(false, DenseLayout.Nk8, 5, 36));
     }
 
     [Fact]
@@ -70,6 +88,9 @@ public sealed class ArtifactContractTests
     [InlineData("kernel=MaxPool", "kernel=MaxPool3")]
     [InlineData("attr.pads=0,0,0,0", "attr.pads=")]
     [InlineData("attr.dilations=1,1", "attr.dilations=1")]
+    [InlineData("attr.layout=panels4", "attr.layout=panels5")]
+    [InlineData("attr.transA=0", "attr.transA=2")]
+    [InlineData("attr.n=5", "attr.n=-5")]
     public void AMalformedAttributeIsDiagnosticMG2001NotACrash(string good, string bad)
     {
         string text = ArtifactText.Write(ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-bad"), ClassName = "Net", Namespace = "Contract" }));

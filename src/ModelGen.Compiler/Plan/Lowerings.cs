@@ -188,9 +188,7 @@ internal static class DenseLowering
             int packed4 = lowering.Embed(node.Inputs[1], [int4.N, int4.PaddedK / 2], TensorElement.UInt8, (byte[])int4.Packed.Clone());
             int scales4 = lowering.Weight(node.Inputs[1] + ".scales", new TensorData([int4.N], int4.Scales));
             var dense4 = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), packed4, scales4, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
-            dense4.Attributes["transA"] = "0";
-            dense4.Attributes["layout"] = "nk4";
-            dense4.Attributes["k"] = LoweringParts.Int(int4.K);
+            dense4.SetDense(new DenseAttributes(false, DenseLayout.Nk4, k: int4.K));
             LoweringParts.Activation(dense4, node);
             return;
         }
@@ -200,8 +198,7 @@ internal static class DenseLowering
             int q = lowering.Embed(node.Inputs[1], [quantized.N, quantized.K], TensorElement.Int8, (byte[])(Array)quantized.Q.Clone());
             int scales = lowering.Weight(node.Inputs[1] + ".scales", new TensorData([quantized.N], quantized.Scales));
             var dense8 = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), q, scales, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
-            dense8.Attributes["transA"] = "0";
-            dense8.Attributes["layout"] = "nk8";
+            dense8.SetDense(new DenseAttributes(false, DenseLayout.Nk8));
             LoweringParts.Activation(dense8, node);
             return;
         }
@@ -226,9 +223,7 @@ internal static class DenseLowering
         }
         int[] inputs = [lowering.Tensor(node.Inputs[0]), packedWeight, .. biasInput];
         var n = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["transA"] = LoweringParts.Int(node.Int("transA", 0));
-        n.Attributes["layout"] = oneRow ? "panels4" : "kn";
-        if (oneRow) { n.Attributes["n"] = LoweringParts.Int(outN); n.Attributes["k"] = LoweringParts.Int(inK); }
+        n.SetDense(oneRow ? new DenseAttributes(false, DenseLayout.Panels4, outN, inK) : new DenseAttributes(node.Int("transA", 0) != 0, DenseLayout.Kn));
         LoweringParts.Activation(n, node);
     }
 }

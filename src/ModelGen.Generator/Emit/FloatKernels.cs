@@ -35,7 +35,7 @@ internal sealed class DenseKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Dense;
     public string InputName(ArtifactNode node, int i) =>
-        (node.Attributes.TryGetValue("layout", out var layout) && layout is "nk8" or "nk4" ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
+        (KernelEmitter.Dense(node).HasScales ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
     public void Emit(KernelContext k) => KernelEmitter.Dense(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Y, k.Simd);
 }
 

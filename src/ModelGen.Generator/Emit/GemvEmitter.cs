@@ -27,8 +27,7 @@ internal static class GemvEmitter
     public static void Emit(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
-        int n = int.Parse(node.Attributes["n"], System.Globalization.CultureInfo.InvariantCulture);
-        int k = int.Parse(node.Attributes["k"], System.Globalization.CultureInfo.InvariantCulture);
+        int n = KernelEmitter.Dense(node).N, k = KernelEmitter.Dense(node).K;
         int panels = wt.Shape[0], chunks = wt.Shape[1], fullChunks = k / 16, tail = k % 16;
         if (wt.Shape.Length != 4 || wt.Shape[2] != 4 || wt.Shape[3] != 16 || panels != (n + 3) / 4 || chunks != (k + 15) / 16)
             throw new System.FormatException($"Dense '{node.Name}': panels4 weights must be [{(n + 3) / 4}, {(k + 15) / 16}, 4, 16]");
@@ -214,7 +213,7 @@ internal static class GemvEmitter
     public static void EmitInt4(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
-        int n = wt.Shape[0], rowBytes = wt.Shape[1], k = int.Parse(node.Attributes["k"], System.Globalization.CultureInfo.InvariantCulture);
+        int n = wt.Shape[0], rowBytes = wt.Shape[1], k = KernelEmitter.Dense(node).K;
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int4 weights: y[j] = scale[j]·Σk (q[j, k] − 8)·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; q packed two per byte, {rowBytes} bytes a row{KernelEmitter.ActName(node)}.");
         EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int4BlockDecoder(k, rowBytes));

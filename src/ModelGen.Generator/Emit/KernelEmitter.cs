@@ -118,7 +118,7 @@ internal static class KernelEmitter
     /// (<see cref="GemvEmitter.AlignPad"/> floats each side) and with its phase as a last argument.
     /// </summary>
     internal static int AlignedWeightInput(ArtifactNode node) =>
-        node.Kernel == KernelKind.Dense && node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4" ? 1 : -1;
+        node.Dense?.Layout == DenseLayout.Panels4 ? 1 : -1;
 
     /// <summary>
     /// The even (or odd) lanes of two float vectors (lo's, then hi's): the inputs of a stride-2 window. One vpermt2ps
@@ -171,6 +171,10 @@ internal static class KernelEmitter
     /// <summary>The node's window (the reader parsed it; the compiler set it).</summary>
     internal static KernelWindow Window(ArtifactNode node) =>
         node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
+
+    /// <summary>A Dense node's attributes (the reader parsed them; the compiler set them).</summary>
+    internal static DenseAttributes Dense(ArtifactNode node) =>
+        node.Dense ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no Dense attributes (transA, layout)");
 
     /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
     internal static string Act(ArtifactNode node, string v = "v")
@@ -691,18 +695,19 @@ internal static class KernelEmitter
     internal static void Dense(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var x = inputs[0]; var wt = inputs[1];
-        bool transA = node.Attributes["transA"] != "0";
-        if (node.Attributes.TryGetValue("layout", out var layout) && layout == "panels4")
+        var dense = Dense(node);
+        bool transA = dense.TransA;
+        if (dense.Layout == DenseLayout.Panels4)
         {
             GemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
             return;
         }
-        if (layout == "nk8")
+        if (dense.Layout == DenseLayout.Nk8)
         {
             GemvEmitter.EmitInt8(w, node, name, sig, inputs, y, simd);
             return;
         }
-        if (layout == "nk4")
+        if (dense.Layout == DenseLayout.Nk4)
         {
             GemvEmitter.EmitInt4(w, node, name, sig, inputs, y, simd);
             return;
