@@ -200,6 +200,16 @@ public static class ArtifactText
         return string.Join(",", parts);
     }
 
+    /// <summary>An integer attribute's text.</summary>
+    public static string Int(long value) => value.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>A float32 attribute's text: the shortest that reads back as the same float.</summary>
+    public static string Float(float value) => value.ToString("R", CultureInfo.InvariantCulture);
+
+    public static int ParseInt(string s) => int.Parse(s, NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
+
+    public static float ParseFloat(string s) => float.Parse(s, NumberStyles.Float, CultureInfo.InvariantCulture);
+
     public static int[] ParseInts(string s)
     {
         if (s.Length == 0) return new int[0];

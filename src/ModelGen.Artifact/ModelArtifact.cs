@@ -238,10 +238,21 @@ public sealed class ArtifactNode
         dense.WriteTo(Attributes);
     }
 
+    /// <summary>The quantization of an int8-arithmetic kernel (<see cref="Int8LayerAttributes.Has"/>), parsed once; null for the others.</summary>
+    public Int8LayerAttributes? Int8Layer { get; private set; }
+
+    /// <summary>Sets an int8 layer's quantization and its text form in <see cref="Attributes"/>.</summary>
+    public void SetInt8Layer(Int8LayerAttributes layer)
+    {
+        Int8Layer = layer;
+        layer.WriteTo(Attributes);
+    }
+
     /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
     internal void ParseAttributes()
     {
         if (KernelWindow.Has(Kernel)) Window = KernelWindow.Read(Attributes);
         if (Kernel == KernelKind.Dense) Dense = DenseAttributes.Read(Attributes);
+        if (Int8LayerAttributes.Has(Kernel)) Int8Layer = Int8LayerAttributes.Read(Attributes);
     }
 }

@@ -75,6 +75,62 @@ public sealed class ArtifactContractTests
         Assert.Throws<FormatException>(() => KernelKinds.Parse("3"));
     }
 
+    /// <summary>LeNet-5 in int8 arithmetic: its layers carry the int8 quantization, with and without requantization.</summary>
+    static string Int8LeNet() => ArtifactText.Write(ModelCompiler.Compile(new CompileOptions
+    {
+        ModelPath = TestData.Mnist("lenet5.onnx"), ClassName = "Net", Namespace = "Contract", Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy"),
+    }));
+
+    [Fact]
+    public void TheInt8QuantizationReadsBackAsWritten()
+    {
+        string text = Int8LeNet();
+        var read = ArtifactText.Read(text);
+        Assert.Equal(text, ArtifactText.Write(read));
+        Assert.Contains(read.Nodes, n => n.Int8Layer?.Requant is not null);
+        Assert.Contains(read.Nodes, n => n.Int8Layer is { Requant: null });
+        Assert.All(read.Nodes, n => Assert.Equal(Int8LayerAttributes.Has(n.Kernel), n.Int8Layer is not null));
+
+        // Each optional part, set by hand, reads back as written.
+        var layer = read.Nodes.First(n => n.Int8Layer is not null);
+        foreach (var form in new[]
+        {
+            new Int8LayerAttributes(0.5f, 3, null, 0, null),
+            new Int8LayerAttributes(0.25f, 128, 1.5e-3f, 4, new RequantAttributes(22, 3.5e8f, 0, 255, narrow: true, outZero: 7, outScale: 0.125f)),
+            new Int8LayerAttributes(1f / 3, 0, 2e-5f, 0, new RequantAttributes(41, 5.9e13f, 10, 200, narrow: false, outZero: 0, outScale: 0.03f)),
+        })
+        {
+            foreach (var key in new[] { "scale", "zero", "multiplier", "bias_shift", "requant", "out_zero", "out_scale" }) layer.Attributes.Remove(key);
+            layer.SetInt8Layer(form);
+            var again = ArtifactText.Read(ArtifactText.Write(read));
+            Assert.Equal(form, again.Nodes[read.Nodes.IndexOf(layer)].Int8Layer);
+        }
+        Assert.Throws<FormatException>(() => new RequantAttributes(0, 1f, 0, 255, false, 0, 1f));
+    }
+
+    /// <summary>A defect in an int8 layer's quantization is MG2001 too.</summary>
+    [Theory]
+    [InlineData(@"attr\.zero=\d+", "attr.zero=z")]
+    [InlineData(@",narrow", ",wide")]
+    [InlineData(@"attr\.requant=\d+,", "attr.requant=0,")]
+    [InlineData(@"attr\.out_zero=\d+", "attr.out_zero=300")]
+    public void AMalformedInt8QuantizationIsDiagnosticMG2001(string good, string bad)
+    {
+        string text = Int8LeNet();
+        Assert.Matches(good, text);
+        GeneratingGivesMG2001(System.Text.RegularExpressions.Regex.Replace(text, good, bad));
+    }
+
+    static void GeneratingGivesMG2001(string text)
+    {
+        var driver = CSharpGeneratorDriver.Create([new ModelGenerator().AsSourceGenerator()], [new Text("/p/obj/bad.mgen", text)])
+            .RunGenerators(CSharpCompilation.Create("t", [CSharpSyntaxTree.ParseText("class C {}")], [MetadataReference.CreateFromFile(typeof(object).Assembly.Location)]));
+        var result = driver.GetRunResult();
+        Assert.Empty(result.GeneratedTrees);
+        Assert.Equal("MG2001", Assert.Single(result.Diagnostics).Id);
+        Assert.Null(result.Results[0].Exception);
+    }
+
     sealed class Text(string path, string text) : AdditionalText
     {
         public override string Path { get; } = path;
@@ -95,11 +151,6 @@ public sealed class ArtifactContractTests
     {
         string text = ArtifactText.Write(ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-bad"), ClassName = "Net", Namespace = "Contract" }));
         Assert.Contains(good, text);
-        var driver = CSharpGeneratorDriver.Create([new ModelGenerator().AsSourceGenerator()], [new Text("/p/obj/bad.mgen", text.Replace(good, bad))])
-            .RunGenerators(CSharpCompilation.Create("t", [CSharpSyntaxTree.ParseText("class C {}")], [MetadataReference.CreateFromFile(typeof(object).Assembly.Location)]));
-        var result = driver.GetRunResult();
-        Assert.Empty(result.GeneratedTrees);
-        Assert.Equal("MG2001", Assert.Single(result.Diagnostics).Id);
-        Assert.Null(result.Results[0].Exception);
+        GeneratingGivesMG2001(text.Replace(good, bad));
     }
 }

@@ -297,30 +297,20 @@ internal static class LoweringParts
     }
 
     /// <summary>
-    /// The layer writes uint8 (its output tensor's type) for the int8 layers reading it: attributes of the
-    /// fixed-point requantization (Compress.Requantization), whose clamp is the fused activation.
-    /// </summary>
-    public static void Requantize(ILowering lowering, ArtifactNode n, Compress.Requantization r)
-    {
-        lowering.MarkUInt8(n.Outputs[0]);
-        n.Attributes["out_zero"] = Int(r.Output.ZeroPoint);
-        n.Attributes["out_scale"] = r.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
-        // A fifth part, "narrow", says every sum·M + rounding fits int32 (Requantization.Narrow): one 32-bit multiply.
-        n.Attributes["requant"] = $"{Int(r.Shift)},{r.Scale.ToString("R", CultureInfo.InvariantCulture)},{Int(r.Lo)},{Int(r.Hi)}{(r.Narrow ? ",narrow" : "")}";
-    }
-
-    /// <summary>
     /// What every int8-arithmetic layer (DenseInt8, ConvInt8, DepthwiseInt8) states: its input's quantization, the
-    /// layer-wide multiplier and bias shift, then the requantization to uint8 for the next int8 layer or the fused activation.
+    /// layer-wide multiplier and bias shift, then the requantization (Compress.Requantization) when the layer writes
+    /// uint8 for the next int8 layer (its clamp is the fused activation), or else the fused activation.
     /// </summary>
     public static void Int8Layer(ILowering lowering, ArtifactNode n, Node node, Compress.QuantParams input, Half[]? ratios, float layer, int biasShift)
     {
-        n.Attributes["scale"] = input.Scale.ToString("R", CultureInfo.InvariantCulture);
-        n.Attributes["zero"] = Int(input.ZeroPoint);
-        if (ratios is not null) n.Attributes["multiplier"] = layer.ToString("R", CultureInfo.InvariantCulture);
-        if (biasShift != 0) n.Attributes["bias_shift"] = Int(biasShift);
-        if (Compress.Int8Quantization.OutputOf(node) is { } requant) Requantize(lowering, n, requant);
-        else Activation(n, node);
+        RequantAttributes? requant = null;
+        if (Compress.Int8Quantization.OutputOf(node) is { } r)
+        {
+            lowering.MarkUInt8(n.Outputs[0]);
+            requant = new RequantAttributes(r.Shift, r.Scale, r.Lo, r.Hi, r.Narrow, r.Output.ZeroPoint, r.Output.Scale);
+        }
+        n.SetInt8Layer(new Int8LayerAttributes(input.Scale, input.ZeroPoint, ratios is null ? null : layer, biasShift, requant));
+        if (requant is null) Activation(n, node);
     }
 
     /// <summary>The float bias of an int8 layer (a constant, or none), which it folds into an integer.</summary>

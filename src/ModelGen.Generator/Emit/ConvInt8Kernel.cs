@@ -34,8 +34,8 @@ internal sealed class ConvInt8Kernel : IKernel
         var w = k.W;
         var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
         int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
-        int group = k.Int("group"), zero = k.Int("zero");
-        string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
+        int group = k.Int("group"), zero = k.Int8Layer.Zero;
+        string scale = KernelContext.F(k.Int8Layer.Scale), inverse = KernelContext.F(1f / k.Int8Layer.Scale);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], m = wt.Shape[0], row = wt.Shape[1];
         int oh = y.Shape[2], ow = y.Shape[3], cols = oh * ow, colsP = (cols + 7) / 8 * 8;
         int cpg = c / group, mpg = m / group, kwp = (kernel[1] + 3) / 4 * 4, k4 = row / 4;
@@ -527,14 +527,14 @@ internal sealed class ConvInt8Kernel : IKernel
     /// </summary>
     internal static bool Untyped(KernelContext k) =>
         KernelSharing.Applies(k.Model) && k.Inputs.Length > 3
-        && (k.Inputs[2].CSharpType == "int" && !k.Node.Attributes.ContainsKey("bias_shift") || k.Inputs[2].CSharpType == "short")
-        && (k.Inputs[3].CSharpType == "float" && !k.Node.Attributes.ContainsKey("multiplier") || k.Inputs[3].CSharpType == "ushort" && k.Node.Attributes.ContainsKey("multiplier"));
+        && (k.Inputs[2].CSharpType == "int" && k.Int8Layer.BiasShift == 0 || k.Inputs[2].CSharpType == "short")
+        && (k.Inputs[3].CSharpType == "float" && k.Int8Layer.Multiplier is null || k.Inputs[3].CSharpType == "ushort" && k.Int8Layer.Multiplier is not null);
 
     /// <summary>Channel <paramref name="index"/>'s int32 bias read from the bytes of "bias": an int32, or an int16 shifted (shift ≥ 0).</summary>
     internal static string UntypedBias(KernelContext k, string index)
     {
         k.Helpers.Add("UntypedConstants");
-        int shift = k.Inputs[2].CSharpType == "int" ? -1 : k.Node.Attributes.TryGetValue("bias_shift", out var s) ? int.Parse(s, CultureInfo.InvariantCulture) : 0;
+        int shift = k.Inputs[2].CSharpType == "int" ? -1 : k.Int8Layer.BiasShift;
         return $"BiasOf({MM}.AsBytes(bias), {index}, {shift})";
     }
 
@@ -542,7 +542,7 @@ internal sealed class ConvInt8Kernel : IKernel
     internal static string UntypedMultiplier(KernelContext k, string index)
     {
         k.Helpers.Add("UntypedConstants");
-        return $"MultiplierOf({MM}.AsBytes(multipliers), {index}, {(k.Node.Attributes.ContainsKey("multiplier") ? KernelContext.F(k.Float("multiplier")) : "0f")})";
+        return $"MultiplierOf({MM}.AsBytes(multipliers), {index}, {(k.Int8Layer.Multiplier is { } layer ? KernelContext.F(layer) : "0f")})";
     }
 
     /// <summary>The helpers of <see cref="UntypedBias"/> and <see cref="UntypedMultiplier"/>: the same arithmetic as <see cref="Bias"/> and <see cref="Multiplier"/>.</summary>
@@ -557,7 +557,7 @@ internal sealed class ConvInt8Kernel : IKernel
 
     /// <summary>A channel's int32 bias from its stored int16 element, shifted back by the node's "bias_shift" (AccumulatorBias).</summary>
     internal static string Bias(KernelContext k, string element) =>
-        k.Node.Attributes.TryGetValue("bias_shift", out var shift) ? $"({element} << {int.Parse(shift, CultureInfo.InvariantCulture)})" : $"(int){element}";
+        k.Int8Layer.BiasShift != 0 ? $"({element} << {k.Int8Layer.BiasShift})" : $"(int){element}";
 
     /// <summary>
     /// A channel's float32 multiplier from its stored element: as is, or with the node's "multiplier" attribute a
@@ -566,5 +566,5 @@ internal sealed class ConvInt8Kernel : IKernel
     /// of bias (112 &lt;&lt; 23): exactly (float)Half, without the conversion's code inlined into the kernel.
     /// </summary>
     internal static string Multiplier(KernelContext k, string element) =>
-        k.Node.Attributes.ContainsKey("multiplier") ? $"(BitConverter.Int32BitsToSingle(({element} << 13) + 0x38000000) * {KernelContext.F(k.Float("multiplier"))})" : element;
+        k.Int8Layer.Multiplier is { } layer ? $"(BitConverter.Int32BitsToSingle(({element} << 13) + 0x38000000) * {KernelContext.F(layer)})" : element;
 }

@@ -24,8 +24,8 @@ internal sealed class DenseInt8Kernel : IKernel
         var w = k.W;
         var wt = k.Inputs[1];
         int n = wt.Shape[0], kk = wt.Shape[1];
-        string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
-        int zero = k.Int("zero");
+        string scale = KernelContext.F(k.Int8Layer.Scale), inverse = KernelContext.F(1f / k.Int8Layer.Scale);
+        int zero = k.Int8Layer.Zero;
         bool byteInput = k.Inputs[0].Element == TensorElement.UInt8;
         var requant = Requant.Of(k);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: {(byteInput ? "x uint8 as the layer before wrote it" : "x quantized to uint8")} (scale {scale}, zero point {zero}), acc[j] = Σk xq[k]·q[j, k] + bias[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs;");

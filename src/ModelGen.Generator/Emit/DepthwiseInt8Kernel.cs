@@ -45,8 +45,8 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         int taps = kernel[0] * kernel[1];
         if (k.Inputs[1].ElementCount != (long)c * taps || s[0] != s[1] || stride is not (1 or 2))
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{c}, {taps}] and strides equal, 1 or 2");
-        string scale = KernelContext.F(k.Float("scale")), inverse = KernelContext.F(1f / k.Float("scale"));
-        int zero = k.Int("zero");
+        string scale = KernelContext.F(k.Int8Layer.Scale), inverse = KernelContext.F(1f / k.Int8Layer.Scale);
+        int zero = k.Int8Layer.Zero;
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{c}, {kernel[0]}x{kernel[1]}], one filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{k.ActName()}.");
         // uint8 in: the layer before wrote x quantized with these parameters; uint8 out: requantized for the next int8 layer.
         bool byteInput = x.Element == TensorElement.UInt8;
@@ -171,11 +171,11 @@ internal sealed class DepthwiseInt8Kernel : IKernel
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{g.M}, {g.Taps}] and y1 hold {scratch} floats (the weights{(bytes ? "" : " and a plane")})");
         var requant = Requant.Of(k);
         if (x.Element == TensorElement.UInt8 || requant is not null) k.Helpers.Add("Requantize");
-        string scale = KernelContext.F(k.Float("scale"));
+        string scale = KernelContext.F(k.Int8Layer.Scale);
         w.Line($"// Conv (depthwise) in int8: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ q[{g.M}, {g.KH}x{g.KW}], {DepthwiseRowsEmitter.Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{k.ActName()}.");
         w.Line($"// The int8 weights as float32 in y1 (once a call); per channel, {(bytes
-            ? $"x's uint8 values (scale {scale}, zero point {k.Int("zero")}, as the layer before wrote it) widened as they are loaded, minus the zero point;"
-            : $"the plane quantized to uint8 values (scale {scale}, zero point {k.Int("zero")}) minus the zero point, as float32 in y1 after the weights;")}");
+            ? $"x's uint8 values (scale {scale}, zero point {k.Int8Layer.Zero}, as the layer before wrote it) widened as they are loaded, minus the zero point;"
+            : $"the plane quantized to uint8 values (scale {scale}, zero point {k.Int8Layer.Zero}) minus the zero point, as float32 in y1 after the weights;")}");
         w.Line($"// the taps summed in vector strips of the output rows, {g.Accumulators} row(s) in flight, the padding masked to zero (exact in float32:");
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
@@ -217,7 +217,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
     static void EmitQuads(KernelContext k, DepthwiseRowsEmitter.Shape g, DepthwiseQuadLayout layout, Requant? requant)
     {
         var w = k.W;
-        int zero = k.Int("zero"), s = layout.Stride, pitch = layout.Pitch, planeBytes = layout.PlaneBytes, quadBytes = 4 * layout.Quads;
+        int zero = k.Int8Layer.Zero, s = layout.Stride, pitch = layout.Pitch, planeBytes = layout.PlaneBytes, quadBytes = 4 * layout.Quads;
         w.Line($"// AVX-VNNI: per channel the plane copied into a padded plane (pitch {pitch}, the zero point in the padding) and expanded into");
         w.Line($"// quads, the 4 bytes from element {(s == 1 ? "i" : "2i")} on at int32 i; then per 8 outputs one vpdpbusd per kernel row{(layout.Groups == 1 ? "" : " and 4 taps")} adds");
         w.Line("// q·w over 4 taps into the int32 sums (a zero weight past the row's last tap). Channel c's sums are taken while c + 1's quads");
@@ -367,7 +367,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
 
     sealed class Int8Rows(KernelContext k, Requant? requant) : DepthwiseRowsEmitter.Flavor
     {
-        readonly int _zero = k.Int("zero");
+        readonly int _zero = k.Int8Layer.Zero;
         readonly bool _bytes = k.Inputs[0].Element == TensorElement.UInt8;
 
         /// <summary>A uint8 input is read in place: each load widens its bytes to float32 (less the zero point).</summary>
@@ -437,7 +437,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         /// <summary>The plane quantized (QuantizeU8's arithmetic) less the zero point, as float32 in qp (after the weights in y1).</summary>
         void FillPlane(CodeWriter w, DepthwiseRowsEmitter.Shape g)
         {
-            string inverse = KernelContext.F(1f / k.Float("scale"));
+            string inverse = KernelContext.F(1f / k.Int8Layer.Scale);
             w.Line($"ref float src = ref {U}.Add(ref rx, plane * {g.Plane});");
             w.Line("int i = 0;");
             SimdLadder.CascadeLines(w, SimdLadder.Widths(k.Simd),

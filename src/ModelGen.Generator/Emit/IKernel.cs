@@ -48,6 +48,9 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public KernelWindow Window => KernelEmitter.Window(Node);
     /// <summary>The node's Dense attributes (Dense only).</summary>
     public DenseAttributes Dense => KernelEmitter.Dense(Node);
+    /// <summary>The node's quantization (DenseInt8, ConvInt8, DepthwiseInt8).</summary>
+    public Int8LayerAttributes Int8Layer =>
+        Node.Int8Layer ?? throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' has no int8 quantization (scale, zero)");
 
     /// <summary>The fused activation applied to the local variable <paramref name="v"/>.</summary>
     public string Act(string v = "v") => KernelEmitter.Act(Node, v);

@@ -23,23 +23,17 @@ internal sealed class Requant
     /// <summary>The node's requantization, or null when it writes float32.</summary>
     public static Requant? Of(KernelContext k)
     {
-        if (!k.Node.Attributes.TryGetValue("requant", out var text)) return null;
-        var parts = text.Split(',');
-        if (parts.Length is not (4 or 5) || parts.Length == 5 && parts[4] != "narrow") throw new System.FormatException($"'{k.Node.Name}': requant must be shift,scale,lo,hi[,narrow]");
+        if (k.Node.Int8Layer?.Requant is not { } typed) return null;
         var r = new Requant
         {
-            Shift = int.Parse(parts[0], CultureInfo.InvariantCulture),
-            Scale = KernelContext.F(float.Parse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture)),
-            Lo = int.Parse(parts[2], CultureInfo.InvariantCulture),
-            Hi = int.Parse(parts[3], CultureInfo.InvariantCulture),
-            Zero = k.Int("out_zero"),
-            Narrow = parts.Length == 5,
+            Shift = typed.Shift,
+            Scale = KernelContext.F(typed.Scale),
+            Lo = typed.Lo,
+            Hi = typed.Hi,
+            Zero = typed.OutZero,
+            Narrow = typed.Narrow,
         };
-        if (r.Shift < 1 || r.Shift > 62 || r.Lo < 0 || r.Hi > 255 || r.Lo > r.Hi || r.Zero < 0 || r.Zero > 255)
-            throw new System.FormatException($"'{k.Node.Name}': requant shift must be 1…62 and lo ≤ hi, zero in 0…255");
         if (k.Y.Element != ModelGen.Artifact.TensorElement.UInt8) throw new System.FormatException($"'{k.Node.Name}': a requantizing node writes a uint8 tensor");
-        if (r.Narrow && (r.Shift > 31 || (1L << (r.Shift - 1)) + ((long)r.Zero << r.Shift) > int.MaxValue))
-            throw new System.FormatException($"'{k.Node.Name}': a narrow requant needs 2^(shift−1) + zero·2^shift within int32");
         if (r.Narrow) k.Helpers.Add("RequantizeNarrow");
         return r;
     }
