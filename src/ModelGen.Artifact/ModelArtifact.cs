@@ -248,11 +248,22 @@ public sealed class ArtifactNode
         layer.WriteTo(Attributes);
     }
 
+    /// <summary>The group, method and weight form of a convolution (<see cref="ConvAttributes.Has"/>), parsed once; null for the others.</summary>
+    public ConvAttributes? Conv { get; private set; }
+
+    /// <summary>Sets a convolution's attributes and their text form in <see cref="Attributes"/>.</summary>
+    public void SetConv(ConvAttributes conv)
+    {
+        Conv = conv;
+        conv.WriteTo(Attributes);
+    }
+
     /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
     internal void ParseAttributes()
     {
         if (KernelWindow.Has(Kernel)) Window = KernelWindow.Read(Attributes);
         if (Kernel == KernelKind.Dense) Dense = DenseAttributes.Read(Attributes);
+        if (ConvAttributes.Has(Kernel)) Conv = ConvAttributes.Read(Attributes);
         if (Int8LayerAttributes.Has(Kernel)) Int8Layer = Int8LayerAttributes.Read(Attributes);
     }
 }

@@ -41,6 +41,23 @@ public sealed class ArtifactContractTests
         Assert.Equal(artifact.Nodes.Select(n => n.Window), read.Nodes.Select(n => n.Window));
         Assert.Contains(read.Nodes, n => n.Dense is not null);
         Assert.Equal(artifact.Nodes.Select(n => n.Dense), read.Nodes.Select(n => n.Dense));
+        Assert.Contains(read.Nodes, n => n.Conv is not null);
+        Assert.Equal(artifact.Nodes.Select(n => n.Conv), read.Nodes.Select(n => n.Conv));
+    }
+
+    public static TheoryData<ConvAttributes> ConvForms => [new(1), new(4, ConvMethod.Depthwise), new(2, ConvMethod.Gemm, int8Weights: true), new(1, int8Weights: true)];
+
+    [Theory]
+    [MemberData(nameof(ConvForms))]
+    public void EachConvFormReadsBackAsWritten(ConvAttributes form)
+    {
+        var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-conv"), ClassName = "Net", Namespace = "Contract" });
+        var conv = artifact.Nodes.First(n => n.Kernel == KernelKind.Conv);
+        foreach (var key in new[] { "group", "method", "weights" }) conv.Attributes.Remove(key);
+        conv.SetConv(form);
+        var read = ArtifactText.Read(ArtifactText.Write(artifact));
+        Assert.Equal(form, read.Nodes[artifact.Nodes.IndexOf(conv)].Conv);
+        Assert.Throws<FormatException>(() => new ConvAttributes(0));
     }
 
     public static TheoryData<DenseAttributes> DenseForms => [new(false, DenseLayout.Panels4, 5, 36), new(false, DenseLayout.Nk8),
@@ -145,6 +162,8 @@ public sealed class ArtifactContractTests
     [InlineData("attr.pads=0,0,0,0", "attr.pads=")]
     [InlineData("attr.dilations=1,1", "attr.dilations=1")]
     [InlineData("attr.layout=panels4", "attr.layout=panels5")]
+    [InlineData("attr.method=depthwise", "attr.method=winograd")]
+    [InlineData("attr.group=4", "attr.group=0")]
     [InlineData("attr.transA=0", "attr.transA=2")]
     [InlineData("attr.n=5", "attr.n=-5")]
     public void AMalformedAttributeIsDiagnosticMG2001NotACrash(string good, string bad)

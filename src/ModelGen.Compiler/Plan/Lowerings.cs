@@ -66,10 +66,7 @@ internal static class ConvLowering
         }
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, convInputs, [.. outputs]);
         LoweringParts.Window(n, geo);
-        n.Attributes["group"] = LoweringParts.Int(group);
-        if (convInputs.Length > 1 && q8 is not null) n.Attributes["weights"] = "int8";
-        if (gemm) n.Attributes["method"] = "gemm";
-        else if (depthwise) n.Attributes["method"] = "depthwise";
+        n.SetConv(new ConvAttributes(group, gemm ? ConvMethod.Gemm : depthwise ? ConvMethod.Depthwise : ConvMethod.Direct, int8Weights: q8 is not null));
         LoweringParts.Activation(n, node);
     }
 
@@ -130,7 +127,7 @@ internal static class ConvLowering
         int patches = lowering.Temporary(node.Name + ".patches", [checked((int)((patchBytes + 3) / 4))]);
         var n = lowering.AddNode(KernelKind.ConvInt8, "Conv", node.Name, [lowering.Tensor(node.Inputs[0]), q8, bias, multipliers], [lowering.Tensor(node.Outputs[0]), plane, patches]);
         LoweringParts.Window(n, geo);
-        n.Attributes["group"] = LoweringParts.Int(group);
+        n.SetConv(new ConvAttributes(group));
         LoweringParts.Int8Layer(lowering, n, node, int8.Input, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
     }
 }

@@ -34,7 +34,7 @@ internal sealed class ConvInt8Kernel : IKernel
         var w = k.W;
         var x = k.Inputs[0]; var wt = k.Inputs[1]; var y = k.Y;
         int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
-        int group = k.Int("group"), zero = k.Int8Layer.Zero;
+        int group = k.Conv.Group, zero = k.Int8Layer.Zero;
         string scale = KernelContext.F(k.Int8Layer.Scale), inverse = KernelContext.F(1f / k.Int8Layer.Scale);
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], m = wt.Shape[0], row = wt.Shape[1];
         int oh = y.Shape[2], ow = y.Shape[3], cols = oh * ow, colsP = (cols + 7) / 8 * 8;

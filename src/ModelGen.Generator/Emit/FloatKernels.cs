@@ -8,13 +8,13 @@ internal sealed class ConvKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Conv;
     public string InputName(ArtifactNode node, int i) =>
-        (node.Attributes.TryGetValue("weights", out var weights) && weights == "int8" ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
+        (KernelEmitter.ConvOf(node).Int8Weights ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
 
     public void Emit(KernelContext k)
     {
-        k.Node.Attributes.TryGetValue("method", out var method);
-        if (method == "gemm") KernelEmitter.ConvGemm(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
-        else if (method == "depthwise") DepthwiseConvEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
+        var method = k.Conv.Method;
+        if (method == ConvMethod.Gemm) KernelEmitter.ConvGemm(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
+        else if (method == ConvMethod.Depthwise) DepthwiseConvEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
         else
         {
             bool usesAxpy = false;

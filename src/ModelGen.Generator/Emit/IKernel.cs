@@ -46,6 +46,8 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public int[] Ints(string key) => ArtifactText.ParseInts(Attr(key));
     /// <summary>The node's window (Conv, pools, ConvInt8, DepthwiseInt8).</summary>
     public KernelWindow Window => KernelEmitter.Window(Node);
+    /// <summary>The node's group, method and weight form (Conv, ConvInt8).</summary>
+    public ConvAttributes Conv => KernelEmitter.ConvOf(Node);
     /// <summary>The node's Dense attributes (Dense only).</summary>
     public DenseAttributes Dense => KernelEmitter.Dense(Node);
     /// <summary>The node's quantization (DenseInt8, ConvInt8, DepthwiseInt8).</summary>

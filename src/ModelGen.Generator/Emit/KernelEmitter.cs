@@ -172,6 +172,10 @@ internal static class KernelEmitter
     internal static KernelWindow Window(ArtifactNode node) =>
         node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
 
+    /// <summary>A convolution's group, method and weight form (the reader parsed them; the compiler set them).</summary>
+    internal static ConvAttributes ConvOf(ArtifactNode node) =>
+        node.Conv ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no group");
+
     /// <summary>A Dense node's attributes (the reader parsed them; the compiler set them).</summary>
     internal static DenseAttributes Dense(ArtifactNode node) =>
         node.Dense ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no Dense attributes (transA, layout)");
@@ -223,7 +227,7 @@ internal static class KernelEmitter
         bool hasBias = inputs.Length > (int8 ? 3 : 2), patches = !ConvScratch.IsPointwise(k, s, p);
         if (outputs.Length != 1 + (patches ? 1 : 0) + (int8 ? 1 : 0))
             throw new FormatException($"Conv '{node.Name}': {(patches ? "the patch scratch" : "no patch scratch")}{(int8 ? " and the widened weights" : "")} expected after y");
-        int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
+        int group = ConvOf(node).Group;
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
@@ -430,7 +434,7 @@ internal static class KernelEmitter
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
         int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
-        int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
+        int group = ConvOf(node).Group;
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
@@ -488,7 +492,7 @@ internal static class KernelEmitter
         var x = inputs[0]; var wt = inputs[1];
         bool hasBias = inputs.Length > 2;
         int[] k = Window(node).Kernel, s = Window(node).Strides, d = Window(node).Dilations, p = Window(node).Pads;
-        int group = int.Parse(node.Attributes["group"], CultureInfo.InvariantCulture);
+        int group = ConvOf(node).Group;
         int n = x.Shape[0], c = x.Shape[1], m = wt.Shape[0];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
