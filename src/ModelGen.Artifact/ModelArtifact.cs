@@ -258,12 +258,23 @@ public sealed class ArtifactNode
         conv.WriteTo(Attributes);
     }
 
+    /// <summary>The function of a <see cref="KernelKind.Unary"/> kernel, parsed once; null for the others.</summary>
+    public UnaryAttributes? Unary { get; private set; }
+
+    /// <summary>Sets a Unary kernel's function and its text form in <see cref="Attributes"/>.</summary>
+    public void SetUnary(UnaryAttributes unary)
+    {
+        Unary = unary;
+        unary.WriteTo(Attributes);
+    }
+
     /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
     internal void ParseAttributes()
     {
         if (KernelWindow.Has(Kernel)) Window = KernelWindow.Read(Attributes);
         if (Kernel == KernelKind.Dense) Dense = DenseAttributes.Read(Attributes);
         if (ConvAttributes.Has(Kernel)) Conv = ConvAttributes.Read(Attributes);
+        if (Kernel == KernelKind.Unary) Unary = UnaryAttributes.Read(Attributes);
         if (Int8LayerAttributes.Has(Kernel)) Int8Layer = Int8LayerAttributes.Read(Attributes);
     }
 }

@@ -92,6 +92,25 @@ public sealed class ArtifactContractTests
         Assert.Throws<FormatException>(() => KernelKinds.Parse("3"));
     }
 
+    /// <summary>A lone Sigmoid: nothing to fuse it into, so a Unary kernel.</summary>
+    static string UnaryText() => ArtifactText.Write(ModelCompiler.Compile(new CompileOptions
+    {
+        ModelPath = new OnnxBuilder(13, "contract-unary").Input("x", 1, 4).Node("Sigmoid", ["x"], ["y"]).Output("y").Save("contract-unary.onnx"),
+        ClassName = "Net", Namespace = "Contract",
+    }));
+
+    [Fact]
+    public void TheUnaryFunctionReadsBackAsWritten()
+    {
+        string text = UnaryText();
+        var read = ArtifactText.Read(text);
+        Assert.Equal(text, ArtifactText.Write(read));
+        var unary = Assert.Single(read.Nodes, n => n.Kernel == KernelKind.Unary).Unary;
+        Assert.Equal(new UnaryAttributes("Sigmoid", 0f, 0f), unary);
+        Assert.Throws<FormatException>(() => new UnaryAttributes("Sigmoidal", 0f, 0f));
+        GeneratingGivesMG2001(text.Replace("attr.function=Sigmoid", "attr.function=Sigmoidal"));
+    }
+
     /// <summary>LeNet-5 in int8 arithmetic: its layers carry the int8 quantization, with and without requantization.</summary>
     static string Int8LeNet() => ArtifactText.Write(ModelCompiler.Compile(new CompileOptions
     {

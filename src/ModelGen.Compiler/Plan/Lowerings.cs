@@ -262,7 +262,8 @@ internal static class ElementwiseLowering
             return;
         }
         var n = lowering.AddNode(KernelKind.Unary, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["function"] = node.Annotations["function"];
+        var (op, alpha, beta) = Activations.Parse(node.Annotations["function"]);
+        n.SetUnary(new UnaryAttributes(op, alpha, beta));
     }
 }
 

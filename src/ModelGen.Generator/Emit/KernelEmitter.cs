@@ -43,7 +43,8 @@ internal static class KernelEmitter
     /// <summary>Unary: the element-wise function over every element.</summary>
     internal static void Unary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor y)
     {
-        var (op, alpha, beta) = Activations.Parse(node.Attributes["function"]);
+        var unary = node.Unary ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no function");
+        var (op, alpha, beta) = (unary.Op, unary.Alpha, unary.Beta);
         w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(y.ElementCount)} elements.");
         KernelEmitter.OpenKernel(w, name, sig);
         w.Open($"for (int i = 0; i < {CodeWriter.N(y.ElementCount)}; i++)");
