@@ -20,6 +20,47 @@ public static class Activations
     /// <summary>Functions that recurrent layers (LSTM, GRU) may name in <c>activations</c> but that are not operators.</summary>
     public static readonly string[] RecurrentOnly = ["Affine", "ThresholdedRelu", "ScaledTanh"];
 
+    /// <summary>
+    /// Steps of a fused chain that come from binary nodes with a constant: "Scale" (a Mul by a constant, alpha·x).
+    /// A Max or Min with a constant is a Clip with one bound.
+    /// </summary>
+    public static readonly string[] ConstantSteps = ["Scale"];
+
+    /// <summary>
+    /// Separates the steps of a fused chain, applied left to right: "LeakyRelu:0.2:0|Clip:-0.4:Infinity" is an exporter's
+    /// LeakyRelu followed by a Max with −0.4, computed in the kernel that produces the value.
+    /// </summary>
+    public const char ChainSeparator = '|';
+
+    /// <summary>The steps of a chain (one step: a single function).</summary>
+    public static (string Op, float Alpha, float Beta)[] ParseChain(string text)
+    {
+        string[] parts = text.Split(ChainSeparator);
+        var steps = new (string, float, float)[parts.Length];
+        for (int i = 0; i < parts.Length; i++) steps[i] = Parse(parts[i]);
+        return steps;
+    }
+
+    /// <summary>Appends a step to a chain (or starts one).</summary>
+    public static string Append(string? chain, string step) => chain is null ? step : chain + ChainSeparator + step;
+
+    /// <summary>
+    /// The chain as one clamp to [Lo, Hi] when every step is ReLU or Clip (clamping twice is clamping once: the second
+    /// clamp's bounds applied to the first's), else null.
+    /// </summary>
+    public static (float Lo, float Hi)? AsClamp(string chain)
+    {
+        float lo = float.NegativeInfinity, hi = float.PositiveInfinity;
+        foreach (var (op, alpha, beta) in ParseChain(chain))
+        {
+            if (op is not ("Relu" or "Clip")) return null;
+            float a = op == "Relu" ? 0f : alpha, b = op == "Relu" ? float.PositiveInfinity : beta;
+            lo = Math.Min(Math.Max(lo, a), b);
+            hi = Math.Min(Math.Max(hi, a), b);
+        }
+        return (lo, hi);
+    }
+
     public static (float Alpha, float Beta) Defaults(string op) => op switch
     {
         "Affine" => (1f, 0f),
@@ -40,7 +81,7 @@ public static class Activations
     public static (string Op, float Alpha, float Beta) Parse(string text)
     {
         string[] parts = text.Split(':');
-        if (Array.IndexOf(Names, parts[0]) < 0 && Array.IndexOf(RecurrentOnly, parts[0]) < 0) throw new FormatException($"unknown activation '{parts[0]}'");
+        if (Array.IndexOf(Names, parts[0]) < 0 && Array.IndexOf(RecurrentOnly, parts[0]) < 0 && Array.IndexOf(ConstantSteps, parts[0]) < 0) throw new FormatException($"unknown activation '{parts[0]}'");
         if (parts.Length == 1) { var d = Defaults(parts[0]); return (parts[0], d.Alpha, d.Beta); }
         if (parts.Length != 3) throw new FormatException($"bad activation '{text}'");
         return (parts[0], float.Parse(parts[1], NumberStyles.Float, CultureInfo.InvariantCulture), float.Parse(parts[2], NumberStyles.Float, CultureInfo.InvariantCulture));
@@ -73,6 +114,7 @@ public static class Activations
             "Affine" => $"({a} * {v} + {b})",
             "ThresholdedRelu" => $"({v} > {a} ? {v} : 0f)",
             "ScaledTanh" => $"({a} * {M}.Tanh({b} * {v}))",
+            "Scale" => $"({a} * {v})",
             _ => throw new FormatException($"unknown activation '{op}'"),
         };
     }

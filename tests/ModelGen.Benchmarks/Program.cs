@@ -9,6 +9,18 @@ using ModelGen.Tests.Support;
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- --filter '*lenet5*'
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- tables         the `modelgen bench` table of each model
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- models <dir>   writes the synthetic models (for modelgen bench)
+// dotnet run -c Release --project tests/ModelGen.Benchmarks -- suite [--seconds S] [--only NAME] [--shared DIR]
+//     every model (and the third-party models of DIR, default ../shared/data/models) at each SIMD level: one table
+if (args.Length > 0 && args[0] == "suite")
+{
+    Suite.Run();
+    return;
+}
+if (args.Length > 0 && args[0] == "suite-level")
+{
+    Suite.RunLevel(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "models")
 {
     string dir = args.Length > 1 ? args[1] : ".";
@@ -28,7 +40,7 @@ if (args.Length > 0 && args[0] == "tables")
 }
 BenchmarkSwitcher.FromAssembly(typeof(InferenceBenchmarks).Assembly).Run(args);
 
-/// <summary>The models benchmarked: the two MNIST models of the repository and a depthwise-separable CNN.</summary>
+/// <summary>The models benchmarked: the two MNIST models of the repository, a depthwise-separable CNN and a keyword-spotting CNN.</summary>
 public static class BenchModels
 {
     public static IReadOnlyList<(string Name, string Path)> All { get; } =
@@ -36,6 +48,7 @@ public static class BenchModels
         ("lenet5", TestData.Mnist("lenet5.onnx")),
         ("lenet300", TestData.Mnist("lenet300.onnx")),
         ("dwsep", SyntheticModels.DepthwiseSeparableCnn().Save("dwsep.onnx")),
+        ("kws", SyntheticModels.KeywordSpottingCnn().Save("kws.onnx")),
     ];
 
     public static string Path(string name) => All.Single(m => m.Name == name).Path;

@@ -81,7 +81,8 @@ public sealed class ArchitectureTests : ConformanceTests
     }
 
     static readonly ConformanceSuite Cases = new([MobileNetBlock(), KeywordSpotter(), TransformerBlock(),
-        new ConformanceCase("DepthwiseSeparableCnn", SyntheticModels.DepthwiseSeparableCnn(), [("image", [1, 1, 28, 28])])]);
+        new ConformanceCase("DepthwiseSeparableCnn", SyntheticModels.DepthwiseSeparableCnn(), [("image", [1, 1, 28, 28])]),
+        new ConformanceCase("KeywordSpottingCnn", SyntheticModels.KeywordSpottingCnn(), [("mels", [1, 1, 76, 32])])]);
 
     protected override ConformanceSuite Suite => Cases;
 

@@ -76,6 +76,33 @@ public sealed class PassTests
     }
 
     [Fact]
+    public void ChannelConstantsFoldIntoTheConvBeforeThem()
+    {
+        // CNTK's Convolution then Plus (mnist-8), a scale first or second, y - c: folded. A constant that varies along
+        // the width, and c - y, are not one affine map per channel: they stay.
+        var model = new OnnxBuilder().Input("x", 1, 2, 5, 5);
+        foreach (string c in new[] { "a", "b", "c", "d", "e" }) model.Initializer($"w{c}", [3, 2, 3, 3], R(54, c[0]));
+        model.Initializer("bb", [3], R(3, 7)).Initializer("plus", [3, 1, 1], R(3, 8)).Initializer("scale", [1], [0.75f])
+            .Initializer("minus", [1, 3, 1, 1], R(3, 9)).Initializer("byWidth", [1, 1, 3], R(3, 10)).Initializer("from", [3, 1, 1], R(3, 11))
+            .Node("Conv", ["x", "wa"], ["ca"]).Node("Add", ["ca", "plus"], ["ya0"]).Node("Relu", ["ya0"], ["ya"])
+            .Node("Conv", ["x", "wb", "bb"], ["cb"]).Node("Mul", ["scale", "cb"], ["yb"])
+            .Node("Conv", ["x", "wc", "bb"], ["cc"]).Node("Sub", ["cc", "minus"], ["yc"])
+            .Node("Conv", ["x", "wd"], ["cd"]).Node("Add", ["cd", "byWidth"], ["yd"])
+            .Node("Conv", ["x", "we"], ["ce"]).Node("Sub", ["from", "ce"], ["ye"])
+            .Output("ya").Output("yb").Output("yc").Output("yd").Output("ye");
+        var graph = Check(model, Passes.FoldChannelConstants, ("x", [1, 2, 5, 5]));
+        Assert.Equal(["Conv", "Relu", "Conv", "Conv", "Conv", "Add", "Conv", "Sub"], graph.Nodes.Select(n => n.OpType));
+        Assert.Equal(["ya0", "yb", "yc"], graph.Nodes.Where(n => n.OpType == "Conv").Take(3).Select(n => n.Outputs[0]));
+        // The folded graph against ONNX Runtime on the original.
+        var x = R(50, 12);
+        using var ort = new OnnxRuntimeOracle(model.Save());
+        var expected = ort.Run(("x", x, [1, 2, 5, 5]));
+        var folded = ReferenceEvaluator.Run(graph, new Dictionary<string, TensorData> { ["x"] = new([1, 2, 5, 5], x) });
+        foreach (var (name, i) in new[] { ("ya", 0), ("yb", 1), ("yc", 2), ("yd", 3), ("ye", 4) })
+            Tolerance.AssertClose(expected[i], folded[name].Floats, name, 1e-5, 1e-6);
+    }
+
+    [Fact]
     public void ZeroPadFoldsIntoTheConvsThatReadIt()
     {
         // TensorFlow's "same" padding for a stride-2 convolution: one more row and column at the end, as a Pad
@@ -118,6 +145,50 @@ public sealed class PassTests
         Assert.StartsWith("Relu", graph.Nodes[0].Annotations["activation"]);
         Assert.False(graph.Nodes[1].Annotations.ContainsKey("activation")); // s has two readers
     }
+
+    [Fact]
+    public void ActivationChainsFuseWithMaxMinAndMulByOneValue()
+    {
+        // TensorFlow's clipped leaky ReLU as tf2onnx writes it (LeakyRelu, then Max with a constant), a Mul by one
+        // value and a Min: one chain in the Conv. A Max with a per-channel constant is not a step: it stays.
+        var model = new OnnxBuilder().Input("x", 1, 2, 5, 5).Initializer("w", [3, 2, 3, 3], R(54, 1))
+            .Initializer("floor", [], [-0.1f]).Initializer("half", [1], [0.5f]).Initializer("cap", [1, 1, 1, 1], [0.3f])
+            .Initializer("perChannel", [3, 1, 1], [0.1f, -0.2f, 0.3f])
+            .Node("Conv", ["x", "w"], ["c"]).Node("LeakyRelu", ["c"], ["l"], ("alpha", 0.2f)).Node("Max", ["floor", "l"], ["m"])
+            .Node("Mul", ["m", "half"], ["s"]).Node("Min", ["s", "cap"], ["y"])
+            .Node("Conv", ["x", "w"], ["c2"]).Node("Relu", ["c2"], ["r2"]).Node("Max", ["r2", "perChannel"], ["y2"])
+            .Output("y").Output("y2");
+        var graph = Check(model, Passes.FuseActivations, ("x", [1, 2, 5, 5]));
+        Assert.Equal(["Conv", "Conv", "Max"], graph.Nodes.Select(n => n.OpType));
+        var steps = ModelGen.Artifact.Activations.ParseChain(graph.Nodes[0].Annotations["activation"]);
+        Assert.Equal([("LeakyRelu", 0.2f), ("Clip", -0.1f), ("Scale", 0.5f), ("Clip", float.NegativeInfinity)], steps.Select(s => (s.Op, s.Alpha)));
+        Assert.Equal(0.3f, steps[3].Beta);
+        Assert.Equal("Relu", ModelGen.Artifact.Activations.ParseChain(graph.Nodes[1].Annotations["activation"]).Single().Op);
+        // The fused graph against ONNX Runtime on the original.
+        var x = R(50, 12);
+        using var ort = new OnnxRuntimeOracle(model.Save());
+        var expected = ort.Run(("x", x, [1, 2, 5, 5]));
+        var fused = ReferenceEvaluator.Run(graph, new Dictionary<string, TensorData> { ["x"] = new([1, 2, 5, 5], x) });
+        Tolerance.AssertClose(expected[0], fused["y"].Floats, "y", 1e-5, 1e-6);
+        Tolerance.AssertClose(expected[1], fused["y2"].Floats, "y2", 1e-5, 1e-6);
+    }
+
+    [Theory]
+    [InlineData("Relu", 0f, float.PositiveInfinity)]
+    [InlineData("Relu|Clip:-Infinity:6", 0f, 6f)]
+    [InlineData("Clip:-1:1|Clip:0.5:Infinity", 0.5f, 1f)]
+    [InlineData("Clip:-1:1|Clip:2:3", 2f, 2f)] // disjoint: every value becomes 2
+    public void ChainsOfClampsAreOneClamp(string chain, float lo, float hi)
+    {
+        Assert.Equal((lo, hi), ModelGen.Artifact.Activations.AsClamp(chain));
+        // Against applying the steps one by one.
+        foreach (float v in new[] { -5f, -0.7f, 0f, 0.6f, 1.5f, 2.5f, 9f })
+            Assert.Equal(ModelGen.Compiler.Evaluate.ActivationMath.Apply(chain, v), Math.Clamp(v, lo, hi));
+    }
+
+    [Fact]
+    public void ChainsWithOtherStepsAreNoClamp() =>
+        Assert.Null(ModelGen.Artifact.Activations.AsClamp("Relu|Scale:2:0"));
 
     [Fact]
     public void MatMulAndBiasAddBecomeOneDenseNode()

@@ -39,7 +39,7 @@ public sealed record OutputMeasure(string Kind, double Threshold = 0.5)
         // One value: a probability when a Sigmoid (a node, or fused into the layer) computes it.
         var producer = graph.Nodes.LastOrDefault(n => n.Outputs.Contains(output));
         bool sigmoid = producer is not null && (producer.OpType is "Sigmoid" or "HardSigmoid"
-            || producer.Annotations.TryGetValue("activation", out var a) && (a.StartsWith("Sigmoid", StringComparison.Ordinal) || a.StartsWith("HardSigmoid", StringComparison.Ordinal)));
+            || producer.Annotations.TryGetValue("activation", out var a) && ModelGen.Artifact.Activations.ParseChain(a)[^1].Op is "Sigmoid" or "HardSigmoid");
         return new(sigmoid ? Binary : Regression);
     }
 

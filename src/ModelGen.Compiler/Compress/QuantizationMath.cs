@@ -213,18 +213,13 @@ public sealed record Requantization(QuantParams Output, int Shift, float Scale, 
 {
     /// <summary>
     /// A fused activation as a clamp of uint8 outputs quantized as <paramref name="output"/>: ReLU's 0 is the zero point,
-    /// Clip's bounds are quantized (quantizing is monotone). Null for any other activation (no uint8 form).
+    /// Clip's bounds (and a chain of them, as one clamp) are quantized (quantizing is monotone). Null for any other
+    /// activation (no uint8 form).
     /// </summary>
     public static (int Lo, int Hi)? Clamp(QuantParams output, string? activation)
     {
         if (activation is null) return (0, 255);
-        var (op, alpha, beta) = ModelGen.Artifact.Activations.Parse(activation);
-        return op switch
-        {
-            "Relu" => (output.ZeroPoint, 255),
-            "Clip" => (output.Quantize(alpha), output.Quantize(beta)),
-            _ => null,
-        };
+        return ModelGen.Artifact.Activations.AsClamp(activation) is var (lo, hi) ? (output.Quantize(lo), output.Quantize(hi)) : null;
     }
 
     /// <summary>The integer multiplier of a channel whose float32 multiplier (sx·sw) is <paramref name="multiplier"/>.</summary>

@@ -28,6 +28,7 @@ public static class ActivationMath
         "Affine" => alpha * v + beta,
         "ThresholdedRelu" => v > alpha ? v : 0f,
         "ScaledTanh" => alpha * MathF.Tanh(beta * v),
+        "Scale" => alpha * v,
         _ => throw new ArgumentException($"unknown activation '{op}'"),
     };
 
@@ -51,10 +52,11 @@ public static class ActivationMath
     }
 
 
+    /// <summary>A fused activation: one function, or a chain of them applied left to right.</summary>
     public static float Apply(string activation, float v)
     {
-        var (op, alpha, beta) = Activations.Parse(activation);
-        return Apply(op, alpha, beta, v);
+        foreach (var (op, alpha, beta) in Activations.ParseChain(activation)) v = Apply(op, alpha, beta, v);
+        return v;
     }
 
     /// <summary>
@@ -63,7 +65,12 @@ public static class ActivationMath
     /// </summary>
     public static float[] ApplyAll(string activation, float[] values)
     {
-        var (op, alpha, beta) = Activations.Parse(activation);
+        foreach (var (op, alpha, beta) in Activations.ParseChain(activation)) values = ApplyAll(op, alpha, beta, values);
+        return values;
+    }
+
+    static float[] ApplyAll(string op, float alpha, float beta, float[] values)
+    {
         var y = new float[values.Length];
         switch (op)
         {

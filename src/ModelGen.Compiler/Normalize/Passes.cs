@@ -18,6 +18,7 @@ public static class Passes
         GemmToDense(graph);
         MatMulAddToDense(graph);
         FoldBatchNormalization(graph);
+        FoldChannelConstants(graph);
         FoldPadIntoConv(graph);
         WholeWindowAveragePools(graph);
         FuseActivations(graph);
@@ -181,24 +182,115 @@ public static class Passes
     }
 
     /// <summary>
-    /// f(Y) for an element-wise f (Relu, Clip, Sigmoid, …) where Y comes from Conv, Dense or a binary
-    /// element-wise node and nothing else reads Y: f is computed in the producer as Y is written.
+    /// f(Y) for an element-wise f (Relu, Clip, Sigmoid, …, or a Max, Min or Mul with a constant) where Y comes from
+    /// Conv, Dense or a binary element-wise node and nothing else reads Y: f is computed in the producer as Y is
+    /// written. Successive ones chain (an exporter's LeakyRelu then Max(·, c)), up to <see cref="MaxChain"/> steps.
     /// </summary>
     public static void FuseActivations(Graph graph)
     {
         var index = new GraphIndex(graph);
-        foreach (var act in graph.Nodes.Where(n => Activations.Names.Contains(n.OpType) && n.Annotations.ContainsKey("function")).ToList())
+        foreach (var act in graph.Nodes.ToList())
         {
-            string input = act.Inputs[0];
+            if (Step(graph, act) is not var (input, step)) continue;
             var producer = index.Producer(input);
-            if (producer is null || producer.Annotations.ContainsKey("activation")) continue;
+            if (producer is null) continue;
             if (producer.OpType is not ("Conv" or DenseOperator.Name or "BatchNormalization" or "Gemm") && !Activations.BinaryNames.Contains(producer.OpType)) continue;
             if (index.Uses(input) != 1) continue;
-            producer.Annotations["activation"] = act.Annotations["function"];
+            string? chain = producer.Annotations.GetValueOrDefault("activation");
+            if (chain is not null && chain.Split(Activations.ChainSeparator).Length >= MaxChain) continue;
+            producer.Annotations["activation"] = Activations.Append(chain, step);
             index.Rewire(producer, act.Outputs[0]);
             index.Remove(act);
         }
         index.Commit();
+    }
+
+    /// <summary>Most steps fused into one kernel: past a few, the expression the kernel repeats per value grows long.</summary>
+    public const int MaxChain = 4;
+
+    /// <summary>
+    /// The node as a step of a fused activation: its input and the step's text. A unary activation's function; a Max
+    /// or Min with a one-value constant as a Clip with that bound; a Mul by one as a Scale. Null for anything else.
+    /// </summary>
+    static (string Input, string Step)? Step(Graph graph, Node node)
+    {
+        if (Activations.Names.Contains(node.OpType))
+            return node.Annotations.TryGetValue("function", out var f) ? (node.Inputs[0], f) : null;
+        if (node.OpType is not ("Max" or "Min" or "Mul") || node.Inputs.Count != 2) return null;
+        int constant = graph[node.Inputs[1]].Constant is not null ? 1 : graph[node.Inputs[0]].Constant is not null ? 0 : -1;
+        if (constant < 0) return null;
+        var c = graph[node.Inputs[constant]].Constant!;
+        string input = node.Inputs[1 - constant];
+        // One value, and the output no larger than the input (a constant may not broadcast the input to more values).
+        if (c.Type != ElementType.Float32 || c.Count != 1 || graph[input].Constant is not null
+            || graph[input].Shape is not { } x || graph[node.Outputs[0]].Shape is not { } y || !x.SequenceEqual(y)) return null;
+        float v = c.Floats[0];
+        if (float.IsNaN(v)) return null;
+        return node.OpType switch
+        {
+            "Max" => (input, Activations.Format("Clip", v, float.PositiveInfinity)),
+            "Min" => (input, Activations.Format("Clip", float.NegativeInfinity, v)),
+            _ => (input, Activations.Format("Scale", v, 0f)),
+        };
+    }
+
+    /// <summary>
+    /// Conv → Add, Sub or Mul with a constant that is one value per output channel (or one value), nothing else reading
+    /// the Conv's output: the constant goes into the Conv's bias (Add, Sub) or its weights and bias (Mul), and the
+    /// element-wise node goes. Exporters that keep the bias apart (CNTK's Convolution then Plus, a scale after the
+    /// convolution) otherwise cost a pass over the whole output.
+    /// </summary>
+    public static void FoldChannelConstants(Graph graph)
+    {
+        var index = new GraphIndex(graph);
+        foreach (var op in graph.Nodes.Where(n => n.OpType is "Add" or "Sub" or "Mul" && n.Inputs.Count == 2).ToList())
+        {
+            // The Conv's output first; for Add and Mul the constant may come first (Sub: y - c only).
+            int side = graph[op.Inputs[0]].Constant is null ? 0 : op.OpType == "Sub" ? -1 : 1;
+            if (side < 0) continue;
+            string input = op.Inputs[side];
+            var c = graph[op.Inputs[1 - side]].Constant;
+            var producer = index.Producer(input);
+            if (c is null || c.Type != ElementType.Float32 || producer is null || producer.OpType != "Conv" || producer.Annotations.ContainsKey("activation")) continue;
+            if (index.Uses(input) != 1 || graph[input].Shape is not { Length: >= 3 } y || graph[op.Outputs[0]].Shape is not { } outShape || !outShape.SequenceEqual(y)) continue;
+            var w = graph[producer.Inputs[1]].Constant;
+            if (w is null || producer.HasInput(2) && graph[producer.Inputs[2]].Constant is null) continue;
+            if (PerChannel(c, y) is not { } perChannel) continue;
+            int channels = y[1];
+            var oldBias = producer.HasInput(2) ? graph[producer.Inputs[2]].Constant : null;
+            var bias = new float[channels];
+            for (int m = 0; m < channels; m++) bias[m] = oldBias is null ? 0f : oldBias.Floats[m];
+            if (op.OpType == "Mul")
+            {
+                long per = w.Count / channels;
+                var scaled = new float[w.Floats.Length];
+                for (long i = 0; i < scaled.LongLength; i++) scaled[i] = w.Floats[i] * perChannel[i / per];
+                for (int m = 0; m < channels; m++) bias[m] *= perChannel[m];
+                producer.Inputs[1] = AddConstant(graph, producer.Name + ".weight.scaled", new TensorData(w.Shape, scaled));
+            }
+            else
+            {
+                for (int m = 0; m < channels; m++) bias[m] = op.OpType == "Add" ? bias[m] + perChannel[m] : bias[m] - perChannel[m];
+            }
+            string biasName = AddConstant(graph, producer.Name + ".bias.folded", new TensorData([channels], bias));
+            if (producer.Inputs.Count > 2) producer.Inputs[2] = biasName; else producer.Inputs.Add(biasName);
+            index.Rewire(producer, op.Outputs[0]);
+            index.Remove(op);
+        }
+        index.Commit();
+    }
+
+    /// <summary>The constant as one value per channel (axis 1) of <paramref name="y"/>, or null when it varies along another axis.</summary>
+    static float[]? PerChannel(TensorData c, int[] y)
+    {
+        if (c.Shape.Length > y.Length) return null;
+        // Right-aligned broadcasting: every axis of c but the channel axis has size 1.
+        int channelAxis = c.Shape.Length - (y.Length - 1);
+        for (int a = 0; a < c.Shape.Length; a++)
+            if (c.Shape[a] != 1 && !(a == channelAxis && c.Shape[a] == y[1])) return null;
+        var values = new float[y[1]];
+        for (int m = 0; m < values.Length; m++) values[m] = c.Count == 1 ? c.Floats[0] : c.Floats[m];
+        return values;
     }
 
     /// <summary>

@@ -76,27 +76,47 @@ internal static class GemmEmitter
         }
     }
 
-    /// <summary>A vector form of the node's fused activation (Relu, Clip), or null when it is applied afterwards.</summary>
+    /// <summary>
+    /// A vector form of the node's fused activation (Relu, Clip, LeakyRelu, Scale, HardSigmoid, HardSwish, and chains
+    /// of them), or null when it is applied afterwards.
+    /// </summary>
     /// <param name="neverNaN">The value cannot be NaN (an int8 kernel's int32 sum times a finite multiplier): the plain
     /// maxps/minps (MaxNative) serve, without the fix-up instruction IEEE NaN propagation costs.</param>
     /// <remarks>
     /// Otherwise on x86 the bound comes first: maxps and minps return their second operand when either is NaN, so
     /// max(bound, v) passes a NaN through as IEEE max(v, bound) does, in one instruction instead of the generic
     /// Max's two (Min's three). The one difference: a −0 stays −0 where the generic Max gives +0.
+    /// A chain's steps are applied one after another to a local of the kernel when there is more than one; each
+    /// step is an expression of the previous one.
     /// </remarks>
     internal static string? VectorActivation(ArtifactNode node, string v, string acc, bool neverNaN = false)
     {
         if (!node.Attributes.TryGetValue("activation", out var f)) return acc;
-        var (op, alpha, beta) = Activations.Parse(f);
         string Bound(float value) => value == 0 ? $"{v}<float>.Zero" : $"{v}.Create({Activations.Literal(value)})";
-        string Max(string x, float bound) => neverNaN ? $"{v}.MaxNative({x}, {Bound(bound)})" : Native(v, "Max", Bound(bound), x) ?? $"{v}.Max({x}, {Bound(bound)})";
-        string Min(string x, float bound) => neverNaN ? $"{v}.MinNative({x}, {Bound(bound)})" : Native(v, "Min", Bound(bound), x) ?? $"{v}.Min({x}, {Bound(bound)})";
-        return op switch
+        string Max(string x, string bound) => neverNaN ? $"{v}.MaxNative({x}, {bound})" : Native(v, "Max", bound, x) ?? $"{v}.Max({x}, {bound})";
+        string Min(string x, string bound) => neverNaN ? $"{v}.MinNative({x}, {bound})" : Native(v, "Min", bound, x) ?? $"{v}.Min({x}, {bound})";
+        string e = acc;
+        foreach (var (op, alpha, beta) in Activations.ParseChain(f))
         {
-            "Relu" => Max(acc, 0),
-            "Clip" => Min(Max(acc, alpha), beta),
-            _ => null,
-        };
+            // A step reads its input more than once only in LeakyRelu and HardSwish: there it must be a plain name.
+            bool simple = e == acc;
+            string? next = op switch
+            {
+                "Relu" => Max(e, Bound(0)),
+                "Clip" when float.IsPositiveInfinity(beta) => Max(e, Bound(alpha)),
+                "Clip" when float.IsNegativeInfinity(alpha) => Min(e, Bound(beta)),
+                "Clip" => Min(Max(e, Bound(alpha)), Bound(beta)),
+                "Scale" => $"{e} * {Bound(alpha)}",
+                // x < 0 ? αx : x is max(αx, x) for 0 ≤ α ≤ 1 (x second: a NaN passes through).
+                "LeakyRelu" when simple && alpha is >= 0f and <= 1f => Max($"{acc} * {Bound(alpha)}", acc),
+                "HardSigmoid" => Min(Max($"{e} * {Bound(alpha)} + {Bound(beta)}", Bound(0)), Bound(1)),
+                "HardSwish" when simple => $"{acc} * {Min(Max($"{acc} / {Bound(6)} + {Bound(0.5f)}", Bound(0)), Bound(1))}",
+                _ => null,
+            };
+            if (next is null) return null;
+            e = next;
+        }
+        return e;
     }
 
     /// <summary>

@@ -37,7 +37,7 @@ internal static class KernelEmitter
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
         foreach (var key in new[] { "function", "activation" })
-            if (node.Attributes.TryGetValue(key, out var f) && f.StartsWith("Erf", StringComparison.Ordinal)) helpers.Add("Erf");
+            if (node.Attributes.TryGetValue(key, out var f) && Array.Exists(Activations.ParseChain(f), step => step.Op == "Erf")) helpers.Add("Erf");
     }
 
     /// <summary>Unary: the element-wise function over every element.</summary>
@@ -181,19 +181,23 @@ internal static class KernelEmitter
     internal static DenseAttributes Dense(ArtifactNode node) =>
         node.Dense ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no Dense attributes (transA, layout)");
 
-    /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
+    /// <summary>
+    /// The fused activation applied to the local <c>v</c>, or <c>v</c> itself. A chain nests: each step's expression is
+    /// written over the previous one's (an expression reads its variable more than once, so the steps after the
+    /// first repeat their input's text; the JIT computes it once).
+    /// </summary>
     internal static string Act(ArtifactNode node, string v = "v")
     {
         if (!node.Attributes.TryGetValue("activation", out var a)) return v;
-        var (op, alpha, beta) = Activations.Parse(a);
-        return Activations.Expression(op, alpha, beta, v);
+        string e = v;
+        foreach (var (op, alpha, beta) in Activations.ParseChain(a)) e = Activations.Expression(op, alpha, beta, e);
+        return e;
     }
 
     internal static string ActName(ArtifactNode node)
     {
         if (!node.Attributes.TryGetValue("activation", out var a)) return "";
-        var (op, alpha, beta) = Activations.Parse(a);
-        return $", then {op} (fused): {Describe(op, alpha, beta)}";
+        return string.Concat(Activations.ParseChain(a).Select(step => $", then {step.Op} (fused): {Describe(step.Op, step.Alpha, step.Beta)}"));
     }
 
     /// <summary>A plain formula for the comment above a kernel.</summary>
@@ -201,7 +205,10 @@ internal static class KernelEmitter
     {
         "Relu" => "max(x, 0)",
         "LeakyRelu" => $"x < 0 ? {Activations.Literal(alpha)}·x : x",
+        "Clip" when float.IsPositiveInfinity(beta) => $"max(x, {Activations.Literal(alpha)})",
+        "Clip" when float.IsNegativeInfinity(alpha) => $"min(x, {Activations.Literal(beta)})",
         "Clip" => $"clamp(x, {Activations.Literal(alpha)}, {Activations.Literal(beta)})",
+        "Scale" => $"{Activations.Literal(alpha)}·x",
         "Elu" => $"x < 0 ? {Activations.Literal(alpha)}·(eˣ − 1) : x",
         "Selu" => $"{Activations.Literal(beta)}·(x ≤ 0 ? {Activations.Literal(alpha)}·(eˣ − 1) : x)",
         "HardSigmoid" => $"clamp({Activations.Literal(alpha)}·x + {Activations.Literal(beta)}, 0, 1)",

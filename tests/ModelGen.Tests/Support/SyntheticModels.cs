@@ -42,6 +42,44 @@ public static class SyntheticModels
             .Node("Gemm", ["flat", "fc.w", "fc.b"], ["scores"], ("transB", 1)).Output("scores");
     }
 
+    /// <summary>
+    /// A keyword-spotting embedding CNN with the shapes and exporter patterns of a tf2onnx export (written here, trained
+    /// by nobody): a 76x32 log-mel plane, a 3x3 stem on one channel, then 1x3 and 3x1 convolutions with pads over
+    /// 24 to 96 channels, max pooling between stages, each convolution followed by LeakyRelu and a Max with a constant
+    /// (TensorFlow's clipped leaky ReLU), 20 convolutions in all, a global average pool and a 96-wide embedding.
+    /// </summary>
+    public static OnnxBuilder KeywordSpottingCnn()
+    {
+        var b = new OnnxBuilder(13, "kws").Input("mels", 1, 1, 76, 32).Initializer("floor", [], [-0.4f]);
+        string x = "mels";
+        int channels = 1, seed = 100, index = 0;
+        void Conv(int outChannels, int kh, int kw)
+        {
+            string name = $"conv{index++}";
+            float scale = MathF.Sqrt(2f / (channels * kh * kw));
+            b.Initializer($"{name}.w", [outChannels, channels, kh, kw], R(outChannels * channels * kh * kw, seed++, scale))
+                .Initializer($"{name}.b", [outChannels], R(outChannels, seed++, 0.05f));
+            b.Node("Conv", [x, $"{name}.w", $"{name}.b"], [name], ("pads", new[] { kh / 2, kw / 2, kh / 2, kw / 2 }))
+                .Node("LeakyRelu", [name], [name + ".leaky"], ("alpha", 0.2f))
+                .Node("Max", [name + ".leaky", "floor"], [name + ".max"]);
+            x = name + ".max";
+            channels = outChannels;
+        }
+        void Pool(int kh, int kw)
+        {
+            b.Node("MaxPool", [x], [x + ".pool"], ("kernel_shape", new[] { kh, kw }), ("strides", new[] { kh, kw }));
+            x += ".pool";
+        }
+        Conv(24, 3, 3);
+        for (int i = 0; i < 3; i++) { Conv(24, 1, 3); Conv(24, 3, 1); }
+        Pool(2, 2);
+        for (int i = 0; i < 3; i++) { Conv(48, 1, 3); Conv(48, 3, 1); }
+        Pool(2, 2);
+        for (int i = 0; i < 3; i++) { Conv(96, 1, 3); Conv(96, 3, 1); }
+        Conv(96, 3, 3);
+        return b.Node("GlobalAveragePool", [x], ["pooled"]).Node("Flatten", ["pooled"], ["embedding"]).Output("embedding");
+    }
+
     /// <summary>x [1, inputs] → Gemm (hidden) → Relu → Gemm (outputs): (inputs + outputs)·hidden float32 weights.</summary>
     public static OnnxBuilder LargeMlp(int inputs, int hidden, int outputs)
     {
