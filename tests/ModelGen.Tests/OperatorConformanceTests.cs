@@ -195,6 +195,12 @@ public sealed class OperatorConformanceTests : ConformanceTests
         new ConformanceCase("GemmSigmoid", new OnnxBuilder().Input("a", 2, 8).Initializer("B", [8, 4], R(32, 5))
             .Node("Gemm", ["a", "B"], ["g"]).Node("Sigmoid", ["g"], ["y"]).Output("y"), [("a", [2, 8])]),
         new ConformanceCase("MulTanh", new OnnxBuilder().Input("a", 2, 5).Input("b", 5).Node("Mul", ["a", "b"], ["m"]).Node("Tanh", ["m"], ["y"]).Output("y"), [("a", [2, 5]), ("b", [5])]),
+        // Runs long enough for every vector width and a scalar tail: b one value a run, a repeated across an outer axis.
+        Binary("AddLongRunsOneValueEach", "Add", [2, 5, 37], [5, 1]),
+        Binary("MulOuterRepeated", "Mul", [3, 1, 33], [4, 33]),
+        Binary("DivBothContiguous", "Div", [3, 70], [3, 70]),
+        new ConformanceCase("SubLeakyMax", new OnnxBuilder().Input("a", 4, 45).Input("b", 45).Initializer("floor", [], [-0.05f])
+            .Node("Sub", ["a", "b"], ["s"]).Node("LeakyRelu", ["s"], ["l"], ("alpha", 0.1f)).Node("Max", ["l", "floor"], ["y"]).Output("y"), [("a", [4, 45]), ("b", [45])]),
         Binary("Sub", "Sub", [2, 3, 4], [3, 1]),
         Binary("Mul", "Mul", [2, 3, 4], [4]),
         Binary("Div", "Div", [2, 3, 4], [2, 1, 4]),

@@ -46,13 +46,6 @@ internal sealed class MatMulKernel : IKernel
     public void Emit(KernelContext k) => KernelEmitter.MatMul(k.W, k.Name, k.Signature, k.Inputs[0], k.Inputs[1], k.Y);
 }
 
-internal sealed class BinaryKernel : IKernel
-{
-    public KernelKind Kernel => KernelKind.Binary;
-    public string InputName(ArtifactNode node, int i) => new[] { "a", "b" }[i];
-    public void Emit(KernelContext k) => KernelEmitter.Binary(k.W, k.Node, k.Name, k.Signature, k.Inputs[0], k.Inputs[1], k.Y);
-}
-
 internal sealed class UnaryKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Unary;

@@ -803,22 +803,6 @@ internal static class KernelEmitter
         return terms.Count == 0 ? "0" : "(" + string.Join(" + ", terms) + ")";
     }
 
-    internal static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
-    {
-        long count = y.ElementCount;
-        string op = node.Attributes["op"];
-        w.Line($"// {op}: y{CodeWriter.Shape(y.Shape)} = {Activations.BinaryExpression(op, "a", "b")} for a{CodeWriter.Shape(a.Shape)}, b{CodeWriter.Shape(b.Shape)} (numpy broadcasting){ActName(node)}.");
-        KernelEmitter.OpenKernel(w, name, sig);
-        w.Open($"for (int i = 0; i < {count}; i++)");
-        // Opsets 1-6 line B up with A's axes from a given axis: "bshape" is B's shape so aligned.
-        int[] bShape = node.Attributes.TryGetValue("bshape", out var aligned) ? ArtifactText.ParseInts(aligned) : b.Shape;
-        w.Line($"float left = a[{Index(a.Shape, y.Shape)}], right = b[{Index(bShape, y.Shape)}];");
-        w.Line($"float v = {Activations.BinaryExpression(op, "left", "right")};");
-        w.Line($"y[i] = {Act(node)};");
-        w.Close();
-        w.Close();
-    }
-
     /// <summary>Index into an operand broadcast to the output shape, from the output's flat index i.</summary>
     internal static string Index(int[] shape, int[] outShape, string flat = "i")
     {
