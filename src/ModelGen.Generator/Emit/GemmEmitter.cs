@@ -86,8 +86,8 @@ internal static class GemmEmitter
     /// </remarks>
     internal static string? VectorActivation(ArtifactNode node, string v, string acc, bool neverNaN = false)
     {
-        if (!node.Attributes.TryGetValue("activation", out var f)) return acc;
-        var (op, alpha, beta) = Activations.Parse(f);
+        if (node.Activation is not { } f) return acc;
+        var (op, alpha, beta) = (f.Op, f.Alpha, f.Beta);
         string Bound(float value) => value == 0 ? $"{v}<float>.Zero" : $"{v}.Create({Activations.Literal(value)})";
         string Max(string x, float bound) => neverNaN ? $"{v}.MaxNative({x}, {Bound(bound)})" : Native(v, "Max", Bound(bound), x) ?? $"{v}.Max({x}, {Bound(bound)})";
         string Min(string x, float bound) => neverNaN ? $"{v}.MinNative({x}, {Bound(bound)})" : Native(v, "Min", Bound(bound), x) ?? $"{v}.Min({x}, {Bound(bound)})";

@@ -36,8 +36,7 @@ internal static class KernelEmitter
         string name = KernelNames.Of(m)[index];
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
-        foreach (var key in new[] { "function", "activation" })
-            if (node.Attributes.TryGetValue(key, out var f) && f.StartsWith("Erf", StringComparison.Ordinal)) helpers.Add("Erf");
+        if (node.Unary?.Op == "Erf" || node.Activation?.Op == "Erf") helpers.Add("Erf");
     }
 
     /// <summary>Unary: the element-wise function over every element.</summary>
@@ -167,8 +166,6 @@ internal static class KernelEmitter
         return (arms, narrow);
     }
 
-    internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
-
     /// <summary>The node's window (the reader parsed it; the compiler set it).</summary>
     internal static KernelWindow Window(ArtifactNode node) =>
         node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
@@ -184,16 +181,14 @@ internal static class KernelEmitter
     /// <summary>The fused activation applied to the local <c>v</c>, or <c>v</c> itself.</summary>
     internal static string Act(ArtifactNode node, string v = "v")
     {
-        if (!node.Attributes.TryGetValue("activation", out var a)) return v;
-        var (op, alpha, beta) = Activations.Parse(a);
-        return Activations.Expression(op, alpha, beta, v);
+        if (node.Activation is not { } a) return v;
+        return Activations.Expression(a.Op, a.Alpha, a.Beta, v);
     }
 
     internal static string ActName(ArtifactNode node)
     {
-        if (!node.Attributes.TryGetValue("activation", out var a)) return "";
-        var (op, alpha, beta) = Activations.Parse(a);
-        return $", then {op} (fused): {Describe(op, alpha, beta)}";
+        if (node.Activation is not { } a) return "";
+        return $", then {a.Op} (fused): {Describe(a.Op, a.Alpha, a.Beta)}";
     }
 
     /// <summary>A plain formula for the comment above a kernel.</summary>
@@ -212,7 +207,7 @@ internal static class KernelEmitter
         _ => op.ToLowerInvariant() + "(x)",
     };
 
-    internal static bool HasActivation(ArtifactNode node) => node.Attributes.ContainsKey("activation");
+    internal static bool HasActivation(ArtifactNode node) => node.Activation is not null;
 
     /// <summary>
     /// Conv as a GEMM per image and group: y[M, OH·OW] = w[M, K]·patches[K, OH·OW] + b, K = C/group·kH·kW.
@@ -440,7 +435,7 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         int cpg = c / group, mpg = m / group;
-        bool relu = node.Attributes.ContainsKey("activation");
+        bool relu = node.Activation is not null;
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line("// Direct convolution: each weight scales a run of input pixels into a run of output pixels (y += w·x),");
         w.Line("// so the innermost loop walks contiguous memory" + (s[1] == 1 ? " and vectorizes." : "."));
@@ -502,7 +497,7 @@ internal static class KernelEmitter
         int block = mpg % 4 == 0 ? 4 : mpg % 2 == 0 ? 2 : 1;
         // Columns [first, last) have every tap inside the input: ow − pl ≥ 0 and ow + (kW−1)·dW − pl ≤ W − 1.
         int first = Math.Min(p[1], ow), last = Math.Max(first, Math.Min(ow, wd - 1 + p[1] - (k[1] - 1) * d[1] + 1));
-        bool act = node.Attributes.ContainsKey("activation");
+        bool act = node.Activation is not null;
         var blockIndexes = Enumerable.Range(0, block).ToArray();
         string Each(Func<int, string> f) => string.Join(" ", blockIndexes.Select(f));
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
@@ -799,12 +794,13 @@ internal static class KernelEmitter
     internal static void Binary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
     {
         long count = y.ElementCount;
-        string op = node.Attributes["op"];
+        var binary = node.Binary ?? throw new FormatException($"Binary '{node.Name}' has no op");
+        string op = binary.Op;
         w.Line($"// {op}: y{CodeWriter.Shape(y.Shape)} = {Activations.BinaryExpression(op, "a", "b")} for a{CodeWriter.Shape(a.Shape)}, b{CodeWriter.Shape(b.Shape)} (numpy broadcasting){ActName(node)}.");
         KernelEmitter.OpenKernel(w, name, sig);
         w.Open($"for (int i = 0; i < {count}; i++)");
         // Opsets 1-6 line B up with A's axes from a given axis: "bshape" is B's shape so aligned.
-        int[] bShape = node.Attributes.TryGetValue("bshape", out var aligned) ? ArtifactText.ParseInts(aligned) : b.Shape;
+        int[] bShape = binary.BShape ?? b.Shape;
         w.Line($"float left = a[{Index(a.Shape, y.Shape)}], right = b[{Index(bShape, y.Shape)}];");
         w.Line($"float v = {Activations.BinaryExpression(op, "left", "right")};");
         w.Line($"y[i] = {Act(node)};");
