@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 using ModelGen.Compiler.Evaluate;
 

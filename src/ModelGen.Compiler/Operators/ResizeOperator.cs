@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 
 namespace ModelGen.Compiler.Operators;
