@@ -268,6 +268,206 @@ public sealed class ArtifactNode
         unary.WriteTo(Attributes);
     }
 
+    /// <summary>The functions fused into the kernel's output, on any kind that carries them, parsed once; null when none.</summary>
+    public ActivationChain? Activation { get; private set; }
+
+    /// <summary>Sets <see cref="Activation"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetActivation(ActivationChain fusedActivation)
+    {
+        Activation = fusedActivation;
+        fusedActivation.WriteTo(Attributes);
+    }
+
+    /// <summary>The operator of a <see cref="KernelKind.Binary"/> kernel, parsed once; null for the others.</summary>
+    public BinaryAttributes? Binary { get; private set; }
+
+    /// <summary>Sets <see cref="Binary"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetBinary(BinaryAttributes binaryAttributes)
+    {
+        Binary = binaryAttributes;
+        binaryAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>The integer arithmetic of an <see cref="KernelKind.AddU8"/> kernel, parsed once; null for the others.</summary>
+    public AddU8Attributes? AddU8 { get; private set; }
+
+    /// <summary>Sets <see cref="AddU8"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetAddU8(AddU8Attributes addU8Attributes)
+    {
+        AddU8 = addU8Attributes;
+        addU8Attributes.WriteTo(Attributes);
+    }
+
+    /// <summary>Which bounds a <see cref="KernelKind.ClipRuntime"/> kernel takes as inputs, parsed once; null for the others.</summary>
+    public ClipRuntimeAttributes? ClipRuntime { get; private set; }
+
+    /// <summary>Sets <see cref="ClipRuntime"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetClipRuntime(ClipRuntimeAttributes clipRuntimeAttributes)
+    {
+        ClipRuntime = clipRuntimeAttributes;
+        clipRuntimeAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>An <see cref="KernelKind.AveragePool"/> kernel's countpad and zero point, parsed once; null for the others.</summary>
+    public AveragePoolAttributes? AveragePool { get; private set; }
+
+    /// <summary>Sets <see cref="AveragePool"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetAveragePool(AveragePoolAttributes averagePoolAttributes)
+    {
+        AveragePool = averagePoolAttributes;
+        averagePoolAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.Pool3D"/> kernel's window and op, parsed once; null for the others.</summary>
+    public Pool3DAttributes? Pool3D { get; private set; }
+
+    /// <summary>Sets <see cref="Pool3D"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetPool3D(Pool3DAttributes pool3DAttributes)
+    {
+        Pool3D = pool3DAttributes;
+        pool3DAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.Gemm"/> kernel's transposes, alpha and beta, parsed once; null for the others.</summary>
+    public GemmAttributes? Gemm { get; private set; }
+
+    /// <summary>Sets <see cref="Gemm"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetGemm(GemmAttributes gemmAttributes)
+    {
+        Gemm = gemmAttributes;
+        gemmAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>The attributes of a normalization kernel (<see cref="NormalizationAttributes.Has"/>), parsed once; null for the others.</summary>
+    public NormalizationAttributes? Normalization { get; private set; }
+
+    /// <summary>Sets <see cref="Normalization"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetNormalization(NormalizationAttributes normalizationAttributes)
+    {
+        Normalization = normalizationAttributes;
+        normalizationAttributes.WriteTo(Kernel, Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.Remap"/> kernel's plan, parsed once; null for the others.</summary>
+    public RemapAttributes? Remap { get; private set; }
+
+    /// <summary>Sets <see cref="Remap"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetRemap(RemapAttributes remapAttributes)
+    {
+        Remap = remapAttributes;
+        remapAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.GatherRows"/> kernel's sizes, parsed once; null for the others.</summary>
+    public GatherRowsAttributes? GatherRows { get; private set; }
+
+    /// <summary>Sets <see cref="GatherRows"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetGatherRows(GatherRowsAttributes gatherRowsAttributes)
+    {
+        GatherRows = gatherRowsAttributes;
+        gatherRowsAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.ConvTranspose"/> kernel's geometry, parsed once; null for the others.</summary>
+    public ConvTransposeAttributes? ConvTranspose { get; private set; }
+
+    /// <summary>Sets <see cref="ConvTranspose"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetConvTranspose(ConvTransposeAttributes convTransposeAttributes)
+    {
+        ConvTranspose = convTransposeAttributes;
+        convTransposeAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>The plane of a dilated <see cref="KernelKind.DepthwiseInt8"/> kernel, parsed once; null for the others.</summary>
+    public DepthwisePlane? Plane { get; private set; }
+
+    /// <summary>Sets <see cref="Plane"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetPlane(DepthwisePlane depthwisePlane)
+    {
+        Plane = depthwisePlane;
+        depthwisePlane.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.Reduce"/> kernel's op and sizes, parsed once; null for the others.</summary>
+    public ReduceAttributes? Reduce { get; private set; }
+
+    /// <summary>Sets <see cref="Reduce"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetReduce(ReduceAttributes reduceAttributes)
+    {
+        Reduce = reduceAttributes;
+        reduceAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.ReduceRuntime"/> kernel's op and input shape, parsed once; null for the others.</summary>
+    public ReduceRuntimeAttributes? ReduceRuntime { get; private set; }
+
+    /// <summary>Sets <see cref="ReduceRuntime"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetReduceRuntime(ReduceRuntimeAttributes reduceRuntimeAttributes)
+    {
+        ReduceRuntime = reduceRuntimeAttributes;
+        reduceRuntimeAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.Softmax"/> kernel's layout, parsed once; null for the others.</summary>
+    public SoftmaxAttributes? Softmax { get; private set; }
+
+    /// <summary>Sets <see cref="Softmax"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetSoftmax(SoftmaxAttributes softmaxAttributes)
+    {
+        Softmax = softmaxAttributes;
+        softmaxAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>An LSTM or GRU kernel's attributes, parsed once; null for the others.</summary>
+    public RecurrentAttributes? Recurrent { get; private set; }
+
+    /// <summary>Sets <see cref="Recurrent"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetRecurrent(RecurrentAttributes recurrentAttributes)
+    {
+        Recurrent = recurrentAttributes;
+        recurrentAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.CheckShape"/> kernel's rule and shapes, parsed once; null for the others.</summary>
+    public CheckShapeAttributes? CheckShape { get; private set; }
+
+    /// <summary>Sets <see cref="CheckShape"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetCheckShape(CheckShapeAttributes checkShapeAttributes)
+    {
+        CheckShape = checkShapeAttributes;
+        checkShapeAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A SliceRuntime or PadRuntime kernel's input shape and parameters, parsed once; null for the others.</summary>
+    public RuntimeShapeAttributes? RuntimeShape { get; private set; }
+
+    /// <summary>Sets <see cref="RuntimeShape"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetRuntimeShape(RuntimeShapeAttributes runtimeShapeAttributes)
+    {
+        RuntimeShape = runtimeShapeAttributes;
+        runtimeShapeAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.ResizeRuntime"/> kernel's shape, modes and parameters, parsed once; null for the others.</summary>
+    public ResizeRuntimeAttributes? ResizeRuntime { get; private set; }
+
+    /// <summary>Sets <see cref="ResizeRuntime"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetResizeRuntime(ResizeRuntimeAttributes resizeRuntimeAttributes)
+    {
+        ResizeRuntime = resizeRuntimeAttributes;
+        resizeRuntimeAttributes.WriteTo(Attributes);
+    }
+
+    /// <summary>A <see cref="KernelKind.ResizeLinear"/> kernel's tables, parsed once; null for the others.</summary>
+    public ResizeLinearAttributes? ResizeLinear { get; private set; }
+
+    /// <summary>Sets <see cref="ResizeLinear"/> and its text form in <see cref="Attributes"/>.</summary>
+    public void SetResizeLinear(ResizeLinearAttributes resizeLinearAttributes)
+    {
+        ResizeLinear = resizeLinearAttributes;
+        resizeLinearAttributes.WriteTo(Attributes);
+    }
+
     /// <summary>Parses the typed attributes from their text form (the reader calls it once per node).</summary>
     internal void ParseAttributes()
     {
@@ -276,5 +476,28 @@ public sealed class ArtifactNode
         if (ConvAttributes.Has(Kernel)) Conv = ConvAttributes.Read(Attributes);
         if (Kernel == KernelKind.Unary) Unary = UnaryAttributes.Read(Attributes);
         if (Int8LayerAttributes.Has(Kernel)) Int8Layer = Int8LayerAttributes.Read(Attributes);
+        if (ActivationChain.Has(Attributes)) Activation = ActivationChain.Read(Attributes);
+        if (NormalizationAttributes.Has(Kernel)) Normalization = NormalizationAttributes.Read(Kernel, Attributes);
+        if (RecurrentAttributes.Has(Kernel)) Recurrent = RecurrentAttributes.Read(Kernel, Attributes);
+        if (RuntimeShapeAttributes.Has(Kernel)) RuntimeShape = RuntimeShapeAttributes.Read(Kernel, Attributes);
+        switch (Kernel)
+        {
+            case KernelKind.Binary: Binary = BinaryAttributes.Read(Attributes); break;
+            case KernelKind.AddU8: AddU8 = AddU8Attributes.Read(Attributes); break;
+            case KernelKind.ClipRuntime: ClipRuntime = ClipRuntimeAttributes.Read(Attributes); break;
+            case KernelKind.AveragePool: AveragePool = AveragePoolAttributes.Read(Attributes); break;
+            case KernelKind.Pool3D: Pool3D = Pool3DAttributes.Read(Attributes); break;
+            case KernelKind.Gemm: Gemm = GemmAttributes.Read(Attributes); break;
+            case KernelKind.Remap: Remap = RemapAttributes.Read(Attributes); break;
+            case KernelKind.GatherRows: GatherRows = GatherRowsAttributes.Read(Attributes); break;
+            case KernelKind.ConvTranspose: ConvTranspose = ConvTransposeAttributes.Read(Attributes); break;
+            case KernelKind.DepthwiseInt8: Plane = DepthwisePlane.Read(Attributes); break;
+            case KernelKind.Reduce: Reduce = ReduceAttributes.Read(Attributes); break;
+            case KernelKind.ReduceRuntime: ReduceRuntime = ReduceRuntimeAttributes.Read(Attributes); break;
+            case KernelKind.Softmax: Softmax = SoftmaxAttributes.Read(Attributes); break;
+            case KernelKind.CheckShape: CheckShape = CheckShapeAttributes.Read(Attributes); break;
+            case KernelKind.ResizeRuntime: ResizeRuntime = ResizeRuntimeAttributes.Read(Attributes); break;
+            case KernelKind.ResizeLinear: ResizeLinear = ResizeLinearAttributes.Read(Attributes); break;
+        }
     }
 }

@@ -285,14 +285,15 @@ public sealed class AveragePoolOperator() : Operator("AveragePool")
         var geo = MaxPoolOperator.Geometry(lowering.Graph, node, lowering.Graph[node.Inputs[0]].Shape!);
         int x = lowering.Tensor(node.Inputs[0]), y = lowering.Tensor(node.Outputs[0]);
         var n = lowering.AddNode(KernelKind.AveragePool, "AveragePool", node.Name, [x], [y]);
+        int? zero = null;
         if (lowering.IsUInt8(x) && node.Form is Compress.ByteAverageForm { Params: var bytes })
         {
             // uint8 in (the layer before requantized for the layer after), uint8 out with the same parameters.
             lowering.MarkUInt8(y);
-            n.Attributes["zero"] = bytes.ZeroPoint.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            zero = bytes.ZeroPoint;
         }
         Plan.LoweringParts.Window(n, geo);
-        n.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
+        n.SetAveragePool(new AveragePoolAttributes(node.Int("count_include_pad", 0) != 0, zero));
     }
 }
 
@@ -367,13 +368,6 @@ internal static class Pool3D
         if (x.Length != 5) throw new InvalidOperationException("2-D pools lower in ArtifactBuilder");
         var a = Axes(lowering.Graph, node, x);
         var k = lowering.AddNode(KernelKind.Pool3D, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
-        static string J(int[] v) => string.Join(",", v);
-        k.Attributes["kernel"] = J(a.Kernel);
-        k.Attributes["strides"] = J(a.Strides);
-        k.Attributes["dilations"] = J(a.Dilations);
-        k.Attributes["padbegin"] = J(a.PadBegin);
-        k.Attributes["padend"] = J(a.PadEnd);
-        k.Attributes["op"] = average ? "average" : "max";
-        k.Attributes["countpad"] = node.Int("count_include_pad", 0) != 0 ? "1" : "0";
+        k.SetPool3D(new Pool3DAttributes(a.Kernel, a.Strides, a.Dilations, a.PadBegin, a.PadEnd, average, countPad: node.Int("count_include_pad", 0) != 0));
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 
 namespace ModelGen.Compiler.Operators;
@@ -117,14 +116,7 @@ public sealed class ConvTransposeOperator() : Operator("ConvTranspose")
         var g = lowering.Graph;
         var geo = Resolve(g, node, g[node.Inputs[0]].Shape!, g[node.Inputs[1]].Shape!);
         var k = lowering.AddNode(KernelKind.ConvTranspose, "ConvTranspose", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
-        static string J(int[] v) => string.Join(",", v.Select(e => e.ToString(CultureInfo.InvariantCulture)));
-        k.Attributes["in"] = J(geo.In);
-        k.Attributes["out"] = J(geo.Out);
-        k.Attributes["kernel"] = J(geo.Kernel);
-        k.Attributes["strides"] = J(geo.Strides);
-        k.Attributes["dilations"] = J(geo.Dilations);
-        k.Attributes["padbegin"] = J(geo.PadBegin);
-        k.Attributes["group"] = node.Int("group", 1).ToString(CultureInfo.InvariantCulture);
-        if (node.Annotations.TryGetValue("activation", out var act)) k.Attributes["activation"] = act;
+        k.SetConvTranspose(new ConvTransposeAttributes(geo.In, geo.Out, geo.Kernel, geo.Strides, geo.Dilations, geo.PadBegin, (int)node.Int("group", 1)));
+        Plan.LoweringParts.Activation(k, node);
     }
 }

@@ -320,24 +320,21 @@ public sealed class SliceOperator() : DataMovementOperator("Slice")
         RequireFloatAtRunTime(node, lowering);
         var g = lowering.Graph;
         var inputs = new List<int> { lowering.Tensor(node.Inputs[0]) };
-        var attributes = new List<(string, string)>();
+        var values = new Dictionary<string, RuntimeParameter>(StringComparer.Ordinal);
         for (int i = 0; i < parameters.Length; i++)
-        {
-            int input = first + i;
-            if (!node.HasInput(input)) continue;
-            var v = g[node.Inputs[input]];
-            if (v.Constant is { } c)
-                attributes.Add((parameters[i], c.Type == ElementType.Int64 ? "=" + string.Join(",", c.Ints) : "=f" + string.Join(",", c.Floats.Select(f => f.ToString("R", System.Globalization.CultureInfo.InvariantCulture)))));
-            else
-            {
-                attributes.Add((parameters[i], "@" + inputs.Count));
-                inputs.Add(lowering.Tensor(node.Inputs[input]));
-            }
-        }
+            if (RuntimeParameterOf(node, lowering, first + i, inputs) is { } p) values[parameters[i]] = p;
         var n = lowering.AddNode(kernel, node.OpType, node.Name, [.. inputs], [lowering.Tensor(node.Outputs[0])]);
-        foreach (var (key, value) in attributes) n.Attributes[key] = value;
-        n.Attributes["in"] = string.Join(",", g[node.Inputs[0]].Shape!);
-        if (node.Str("mode", "") is { Length: > 0 } mode) n.Attributes["mode"] = mode;
+        n.SetRuntimeShape(new RuntimeShapeAttributes(g[node.Inputs[0]].Shape!, values, node.Str("mode", "") is { Length: > 0 } mode ? mode : null));
+    }
+
+    /// <summary>A run-time kernel's parameter: the constants of a constant input, or the input itself (added to <paramref name="inputs"/>); null when absent.</summary>
+    internal static RuntimeParameter? RuntimeParameterOf(Node node, ILowering lowering, int input, List<int> inputs)
+    {
+        if (!node.HasInput(input)) return null;
+        if (lowering.Graph[node.Inputs[input]].Constant is { } c)
+            return c.Type == ElementType.Int64 ? RuntimeParameter.OfLongs(c.Ints) : RuntimeParameter.OfFloats(c.Floats);
+        inputs.Add(lowering.Tensor(node.Inputs[input]));
+        return RuntimeParameter.OfInput(inputs.Count - 1);
     }
 }
 
@@ -395,9 +392,7 @@ public sealed class GatherOperator() : DataMovementOperator("Gather")
         RequireFloatAtRunTime(node, lowering);
         int axis = (int)(node.Int("axis", 0) is var a && a < 0 ? a + x.Length : a);
         var n = lowering.AddNode(KernelKind.GatherRows, "Gather", node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["outer"] = TensorData.Size(x[..axis]).ToString(System.Globalization.CultureInfo.InvariantCulture);
-        n.Attributes["axis"] = x[axis].ToString(System.Globalization.CultureInfo.InvariantCulture);
-        n.Attributes["inner"] = TensorData.Size(x[(axis + 1)..]).ToString(System.Globalization.CultureInfo.InvariantCulture);
+        n.SetGatherRows(new GatherRowsAttributes(checked((int)TensorData.Size(x[..axis])), x[axis], checked((int)TensorData.Size(x[(axis + 1)..]))));
     }
 }
 

@@ -50,11 +50,8 @@ public sealed class GemmOperator() : Operator("Gemm")
     {
         var inputs = node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor).ToArray();
         var k = lowering.AddNode(KernelKind.Gemm, "Gemm", node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
-        k.Attributes["transA"] = node.Int("transA", 0) != 0 ? "1" : "0";
-        k.Attributes["transB"] = node.Int("transB", 0) != 0 ? "1" : "0";
-        k.Attributes["alpha"] = node.Float("alpha", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        k.Attributes["beta"] = node.Float("beta", 1f).ToString("R", System.Globalization.CultureInfo.InvariantCulture);
-        if (node.Annotations.TryGetValue("activation", out var act)) k.Attributes["activation"] = act;
+        k.SetGemm(new GemmAttributes(node.Int("transA", 0) != 0, node.Int("transB", 0) != 0, node.Float("alpha", 1f), node.Float("beta", 1f)));
+        Plan.LoweringParts.Activation(k, node);
     }
 }
 

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 
 namespace ModelGen.Compiler.Operators;
@@ -67,15 +66,15 @@ public sealed class BatchNormalizationOperator() : Operator("BatchNormalization"
         {
             // Statistics given at run time: the kernel computes a and b itself.
             var k = lowering.AddNode(KernelKind.BatchNorm, "BatchNormalization", node.Name, [.. node.Inputs.Take(5).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
-            k.Attributes["epsilon"] = node.Float("epsilon", 1e-5f).ToString("R", CultureInfo.InvariantCulture);
-            if (node.Annotations.TryGetValue("activation", out var a2)) k.Attributes["activation"] = a2;
+            k.SetNormalization(NormalizationAttributes.BatchNorm(node.Float("epsilon", 1e-5f)));
+            Plan.LoweringParts.Activation(k, node);
             return;
         }
         var (a, b) = Affine(node, g[node.Inputs[1]].Constant!, g[node.Inputs[2]].Constant!, g[node.Inputs[3]].Constant!, g[node.Inputs[4]].Constant!);
         var n = lowering.AddNode(KernelKind.ChannelAffine, "BatchNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), lowering.Weight(node.Name + ".a", new TensorData([a.Length], a)), lowering.Weight(node.Name + ".b", new TensorData([b.Length], b))],
             [lowering.Tensor(node.Outputs[0])]);
-        if (node.Annotations.TryGetValue("activation", out var act)) n.Attributes["activation"] = act;
+        Plan.LoweringParts.Activation(n, node);
     }
 }
 
@@ -127,10 +126,7 @@ public sealed class InstanceNormalizationOperator() : Operator("InstanceNormaliz
         var x = lowering.Graph[node.Inputs[0]].Shape!;
         var n = lowering.AddNode(KernelKind.Normalize, "InstanceNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1]), lowering.Tensor(node.Inputs[2])], [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["groups"] = (x[0] * x[1]).ToString(CultureInfo.InvariantCulture);
-        n.Attributes["size"] = TensorData.Size(x[2..]).ToString(CultureInfo.InvariantCulture);
-        n.Attributes["params"] = x[1].ToString(CultureInfo.InvariantCulture) + ",per-group";
-        n.Attributes["epsilon"] = node.Float("epsilon", 1e-5f).ToString("R", CultureInfo.InvariantCulture);
+        n.SetNormalization(NormalizationAttributes.Normalize(x[0] * x[1], checked((int)TensorData.Size(x[2..])), x[1], perIndex: false, node.Float("epsilon", 1e-5f)));
     }
 }
 
@@ -211,10 +207,7 @@ public sealed class LayerNormalizationOperator() : Operator("LayerNormalization"
         }
         var n = lowering.AddNode(KernelKind.Normalize, "LayerNormalization", node.Name,
             [lowering.Tensor(node.Inputs[0]), Param(1, ".scale", 1f), Param(2, ".bias", 0f)], [.. outputs]);
-        n.Attributes["groups"] = (TensorData.Size(x) / size).ToString(CultureInfo.InvariantCulture);
-        n.Attributes["size"] = size.ToString(CultureInfo.InvariantCulture);
-        n.Attributes["params"] = size.ToString(CultureInfo.InvariantCulture) + ",per-index";
-        n.Attributes["epsilon"] = node.Float("epsilon", 1e-5f).ToString("R", CultureInfo.InvariantCulture);
+        n.SetNormalization(NormalizationAttributes.Normalize(checked((int)(TensorData.Size(x) / size)), size, size, perIndex: true, node.Float("epsilon", 1e-5f)));
     }
 }
 
@@ -257,9 +250,6 @@ public sealed class LrnOperator() : Operator("LRN")
     public override void Lower(Node node, ILowering lowering)
     {
         var n = lowering.AddNode(KernelKind.LRN, "LRN", node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["alpha"] = node.Float("alpha", 1e-4f).ToString("R", CultureInfo.InvariantCulture);
-        n.Attributes["beta"] = node.Float("beta", 0.75f).ToString("R", CultureInfo.InvariantCulture);
-        n.Attributes["bias"] = node.Float("bias", 1f).ToString("R", CultureInfo.InvariantCulture);
-        n.Attributes["size"] = node.Int("size", 1).ToString(CultureInfo.InvariantCulture);
+        n.SetNormalization(NormalizationAttributes.Lrn(checked((int)node.Int("size", 1)), node.Float("alpha", 1e-4f), node.Float("beta", 0.75f), node.Float("bias", 1f)));
     }
 }

@@ -112,13 +112,10 @@ public abstract class Operator(string opType)
             ?? throw Error(graph, node, $"{what} ('{node.Inputs[1]}') is given at run time and the model declares no fixed shape for '{node.Outputs[output]}'; ModelGen compiles fixed shapes: make {what} a constant (or declare the output's shape)", ErrorCodes.DynamicShape);
 
     /// <summary>Adds the kernel that checks, when the model runs, that a run-time shape parameter gives the compiled shape.</summary>
-    protected static void AddShapeCheck(Node node, ILowering lowering, int input, string rule, int[] inShape, int[] outShape, params (string Key, string Value)[] extra)
+    protected static void AddShapeCheck(Node node, ILowering lowering, int input, string rule, int[] inShape, int[] outShape, bool allowZero = false)
     {
         var check = lowering.AddNode(KernelKind.CheckShape, node.OpType, node.Name, [lowering.Tensor(node.Inputs[input])], []);
-        check.Attributes["rule"] = rule;
-        check.Attributes["in"] = string.Join(",", inShape);
-        check.Attributes["expected"] = string.Join(",", outShape);
-        foreach (var (key, value) in extra) check.Attributes[key] = value;
+        check.SetCheckShape(new CheckShapeAttributes(rule, inShape, outShape, allowZero));
     }
 
     protected static int NormalizeAxis(Graph graph, Node node, long axis, int rank)

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 using ModelGen.Compiler.Evaluate;
 
@@ -196,13 +195,7 @@ public sealed class RecurrentOperator(string opType) : Operator(opType)
         outputs.Add(lowering.Temporary($"{node.Name}.gates", [2 * Gates * h]));
         outputs.Add(lowering.Temporary($"{node.Name}.previous", [h]));
         var k = lowering.AddNode(Lstm ? KernelKind.LSTM : KernelKind.GRU, OpType, node.Name, [.. inputs], [.. outputs]);
-        k.Attributes["dims"] = string.Join(",", new[] { p.Seq, p.Batch, p.InputSize, h, dirs }.Select(v => v.ToString(CultureInfo.InvariantCulture)));
-        k.Attributes["reverse"] = p.Reverse ? "1" : "0";
-        k.Attributes["layout"] = p.Layout1 ? "1" : "0";
-        for (int i = 0; i < p.Functions.Length; i++) k.Attributes[$"f{i}"] = p.Functions[i];
-        if (!float.IsPositiveInfinity(p.Clip)) k.Attributes["clip"] = p.Clip.ToString("R", CultureInfo.InvariantCulture);
-        if (p.InputForget) k.Attributes["inputforget"] = "1";
-        if (p.LinearBeforeReset) k.Attributes["linearbeforereset"] = "1";
-        k.Attributes["lengths"] = string.Join(",", p.SequenceLengths);
+        k.SetRecurrent(new RecurrentAttributes(p.Seq, p.Batch, p.InputSize, h, dirs, p.Reverse, p.Layout1, [.. p.Functions.Select(FusedActivation.Parse)],
+            float.IsPositiveInfinity(p.Clip) ? null : p.Clip, p.InputForget, p.LinearBeforeReset, p.SequenceLengths));
     }
 }

@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 
 namespace ModelGen.Compiler.Operators;
@@ -46,12 +45,8 @@ public sealed record ReducePlan(string Op, int[] KeptShape, long[] KeptStrides, 
 
     public void WriteTo(Artifact.ArtifactNode node)
     {
-        static string Join<T>(IEnumerable<T> v) => string.Join(",", v.Select(x => Convert.ToString(x, CultureInfo.InvariantCulture)));
-        node.Attributes["op"] = Op;
-        node.Attributes["kept"] = Join(KeptShape);
-        node.Attributes["keptstrides"] = Join(KeptStrides);
-        node.Attributes["reduced"] = Join(ReducedShape);
-        node.Attributes["reducedstrides"] = Join(ReducedStrides);
+        static int[] Ints(long[] v) => Array.ConvertAll(v, e => checked((int)e));
+        node.SetReduce(new Artifact.ReduceAttributes(Op, KeptShape, Ints(KeptStrides), ReducedShape, Ints(ReducedStrides)));
     }
 }
 
@@ -167,10 +162,7 @@ public sealed class ReduceOperator(string opType) : Operator(opType)
             // Axes given at run time: several sets of axes can give the compiled output shape, so the kernel
             // reads them when it runs (and checks the shape they give) rather than assuming one.
             var runtime = lowering.AddNode(KernelKind.ReduceRuntime, OpType, node.Name, [lowering.Tensor(node.Inputs[0]), lowering.Tensor(node.Inputs[1])], [lowering.Tensor(node.Outputs[0])]);
-            runtime.Attributes["op"] = Kind;
-            runtime.Attributes["in"] = string.Join(",", lowering.Graph[node.Inputs[0]].Shape!);
-            runtime.Attributes["keepdims"] = node.Int("keepdims", 1) != 0 ? "1" : "0";
-            runtime.Attributes["noop"] = node.Int("noop_with_empty_axes", 0) != 0 ? "1" : "0";
+            runtime.SetReduceRuntime(new ReduceRuntimeAttributes(Kind, lowering.Graph[node.Inputs[0]].Shape!, node.Int("keepdims", 1) != 0, node.Int("noop_with_empty_axes", 0) != 0));
             return;
         }
         plan.WriteTo(lowering.AddNode(KernelKind.Reduce, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]));
@@ -265,7 +257,6 @@ public sealed class SoftmaxOperator(string opType) : Operator(opType)
     {
         var layout = LayoutOf(node);
         var n = lowering.AddNode(KernelKind.Softmax, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["layout"] = string.Create(CultureInfo.InvariantCulture, $"{layout.Outer},{layout.Length},{layout.Inner}");
-        n.Attributes["log"] = OpType == "LogSoftmax" ? "1" : "0";
+        n.SetSoftmax(new SoftmaxAttributes(layout.Outer, layout.Length, layout.Inner, log: OpType == "LogSoftmax"));
     }
 }

@@ -1,5 +1,3 @@
-using System.Globalization;
-
 namespace ModelGen.Compiler.Operators;
 
 /// <summary>
@@ -63,16 +61,8 @@ public sealed record RemapPlan(int[] Shape, long Base, long[] Strides, int[]?[] 
     /// <summary>Writes the plan as artifact attributes of a Remap kernel.</summary>
     public void WriteTo(Artifact.ArtifactNode node)
     {
-        node.Attributes["shape"] = string.Join(",", Shape.Select(v => v.ToString(CultureInfo.InvariantCulture)));
-        node.Attributes["base"] = Base.ToString(CultureInfo.InvariantCulture);
-        node.Attributes["strides"] = string.Join(",", Strides.Select(v => v.ToString(CultureInfo.InvariantCulture)));
-        for (int d = 0; d < Maps.Length; d++)
-            if (Maps[d] is { } map) node.Attributes["map" + d.ToString(CultureInfo.InvariantCulture)] = string.Join(",", map.Select(v => v.ToString(CultureInfo.InvariantCulture)));
-        if (Maps.Any(m => m is not null && m.Any(v => v < 0))) node.Attributes["fill"] = Fill.ToString("R", CultureInfo.InvariantCulture);
-        if (YStrides is not null)
-        {
-            node.Attributes["ybase"] = YBase.ToString(CultureInfo.InvariantCulture);
-            node.Attributes["ystrides"] = string.Join(",", YStrides.Select(v => v.ToString(CultureInfo.InvariantCulture)));
-        }
+        bool fills = Maps.Any(m => m is not null && m.Any(v => v < 0));
+        static int[] Ints(long[] v) => Array.ConvertAll(v, e => checked((int)e));
+        node.SetRemap(new Artifact.RemapAttributes(Shape, checked((int)Base), Ints(Strides), Maps, fills ? Fill : null, checked((int)YBase), YStrides is null ? null : Ints(YStrides)));
     }
 }

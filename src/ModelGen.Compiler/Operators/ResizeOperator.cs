@@ -1,4 +1,3 @@
-using System.Globalization;
 using ModelGen.Artifact;
 
 namespace ModelGen.Compiler.Operators;
@@ -351,30 +350,26 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator(opType)
             int sInput = g.Opset >= 11 && OpType == "Resize" ? 2 : 1;
             var k2 = lowering.AddNode(KernelKind.ResizeRuntime, OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
             var inputs = new List<int>(k2.Inputs);
-            void Param(int input, string key)
-            {
-                if (!node.HasInput(input)) return;
-                var v = g[node.Inputs[input]];
-                if (v.Constant is { } c) k2.Attributes[key] = c.Type == ElementType.Int64 ? "=" + string.Join(",", c.Ints) : "=f" + string.Join(",", c.Floats.Select(f => f.ToString("R", CultureInfo.InvariantCulture)));
-                else { k2.Attributes[key] = "@" + inputs.Count; inputs.Add(lowering.Tensor(node.Inputs[input])); }
-            }
-            Param(sInput, "scales");
-            if (sInput == 2) Param(3, "sizes");
+            var scales = SliceOperator.RuntimeParameterOf(node, lowering, sInput, inputs);
+            var sizes = sInput == 2 ? SliceOperator.RuntimeParameterOf(node, lowering, 3, inputs) : null;
+            RuntimeParameter? roi = null;
+            float? extrapolation = null;
             if (transform == "tf_crop_and_resize")
             {
                 if (!node.HasInput(1) || g[node.Inputs[1]].Type != ElementType.Float32)
                     throw Error(g, node, "coordinate_transformation_mode 'tf_crop_and_resize' needs its roi (input 1) in float32", ErrorCodes.UnsupportedAttribute);
-                Param(1, "roi");
-                k2.Attributes["extrapolation"] = node.Float("extrapolation_value", 0f).ToString("R", CultureInfo.InvariantCulture);
+                roi = SliceOperator.RuntimeParameterOf(node, lowering, 1, inputs);
+                extrapolation = node.Float("extrapolation_value", 0f);
             }
             k2.Inputs = [.. inputs];
-            k2.Attributes["in"] = string.Join(",", x);
-            k2.Attributes["transform"] = transform;
-            k2.Attributes["nearest"] = nearest;
-            k2.Attributes["mode"] = node.Str("mode", "nearest") is "cubic" ? "cubic" : IsNearest(node) ? "nearest" : "linear";
-            k2.Attributes["cubic"] = node.Float("cubic_coeff_a", -0.75f).ToString("R", CultureInfo.InvariantCulture) + (node.Int("exclude_outside", 0) != 0 ? ",exclude" : "");
-            k2.Attributes["policy"] = node.Str("keep_aspect_ratio_policy", "stretch");
-            if (node.Ints("axes") is { } axes) k2.Attributes["axes"] = string.Join(",", axes.Select(a => a < 0 ? a + x.Length : a));
+            string mode = node.Str("mode", "nearest") is "cubic" ? "cubic" : IsNearest(node) ? "nearest" : "linear";
+            int[]? axes = node.Ints("axes") is { } given ? [.. given.Select(a => checked((int)(a < 0 ? a + x.Length : a)))] : null;
+            static int Index(string[] words, string word, string what) =>
+                Array.IndexOf(words, word) is var i and >= 0 ? i : throw new InvalidOperationException($"unknown {what} '{word}'");
+            k2.SetResizeRuntime(new ResizeRuntimeAttributes(x, Index(ResizeRuntimeAttributes.Transforms, transform, "coordinate transformation"),
+                Index(ResizeRuntimeAttributes.NearestModes, nearest, "nearest mode"), Array.IndexOf(ResizeRuntimeAttributes.Modes, mode),
+                node.Float("cubic_coeff_a", -0.75f), node.Int("exclude_outside", 0) != 0,
+                Index(ResizeRuntimeAttributes.Policies, node.Str("keep_aspect_ratio_policy", "stretch"), "aspect ratio policy"), axes, scales, sizes, roi, extrapolation));
             return;
         }
         // tf_crop_and_resize: positions whose source lies outside the input take extrapolation_value,
@@ -389,29 +384,20 @@ public sealed class ResizeOperator(string opType = "Resize") : Operator(opType)
         if (mask is null) return;
         float value = node.Float("extrapolation_value", 0f);
         int masked = lowering.Temporary(node.Name + ".masked", outShape);
-        lowering.AddNode(KernelKind.Binary, OpType, node.Name + ".inside", [target, lowering.Weight(node.Name + ".inside", new TensorData(outShape, mask))], [masked]).Attributes["op"] = "Mul";
+        lowering.AddNode(KernelKind.Binary, OpType, node.Name + ".inside", [target, lowering.Weight(node.Name + ".inside", new TensorData(outShape, mask))], [masked]).SetBinary(new BinaryAttributes("Mul"));
         var fill = mask.Select(m => m == 0 ? value : 0f).ToArray();
-        lowering.AddNode(KernelKind.Binary, OpType, node.Name + ".extrapolation", [masked, lowering.Weight(node.Name + ".extrapolation", new TensorData(outShape, fill))], [lowering.Tensor(node.Outputs[0])]).Attributes["op"] = "Add";
+        lowering.AddNode(KernelKind.Binary, OpType, node.Name + ".extrapolation", [masked, lowering.Weight(node.Name + ".extrapolation", new TensorData(outShape, fill))], [lowering.Tensor(node.Outputs[0])]).SetBinary(new BinaryAttributes("Add"));
     }
 
     static void LowerInterpolation(Artifact.ArtifactNode k, int[] x, AxisTable[] tables)
     {
+        var axes = new ResizeAxisTable?[x.Length];
         for (int d = 0; d < x.Length; d++)
         {
             var t = tables[d];
             if (t.Identity) continue;
-            if (t.CubicIndex is { } ci)
-            {
-                for (int tap = 0; tap < 4; tap++)
-                {
-                    k.Attributes[$"c{tap}.{d}"] = string.Join(",", ci[tap]);
-                    k.Attributes[$"cw{tap}.{d}"] = string.Join(",", t.CubicWeight![tap].Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
-                }
-                continue;
-            }
-            k.Attributes[$"i0.{d}"] = string.Join(",", t.Index0);
-            k.Attributes[$"i1.{d}"] = string.Join(",", t.Index1);
-            k.Attributes[$"w1.{d}"] = string.Join(",", t.Weight1.Select(v => v.ToString("R", CultureInfo.InvariantCulture)));
+            axes[d] = t.CubicIndex is { } ci ? ResizeAxisTable.Cubic(ci, t.CubicWeight!) : ResizeAxisTable.Linear(t.Index0, t.Index1, t.Weight1);
         }
+        k.SetResizeLinear(new ResizeLinearAttributes(axes));
     }
 }

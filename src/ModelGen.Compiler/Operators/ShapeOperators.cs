@@ -96,7 +96,7 @@ public sealed class ReshapeOperator() : Operator("Reshape")
         lowering.Alias(node.Inputs[0], node.Outputs[0], node);
         if (lowering.Graph[node.Inputs[1]].Constant is null)
             AddShapeCheck(node, lowering, 1, "reshape", lowering.Graph[node.Inputs[0]].Shape!, lowering.Graph[node.Outputs[0]].Shape!,
-                ("allowzero", node.Int("allowzero", 0) != 0 ? "1" : "0"));
+                allowZero: node.Int("allowzero", 0) != 0);
     }
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)

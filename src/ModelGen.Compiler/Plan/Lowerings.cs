@@ -83,7 +83,7 @@ internal static class ConvLowering
         if (int8.Depthwise)
         {
             int[] scratch;
-            string? planeShape = null;
+            DepthwisePlane? dilatedPlane = null;
             if (ConvScratch.DepthwiseInt8MethodFor(geo.Dilations) == DepthwiseInt8Method.Rows)
             {
                 // The weights as float32 (converted once a call), then one channel at a time the float32 depthwise
@@ -110,10 +110,10 @@ internal static class ConvLowering
                 bool byteInput = lowering.IsUInt8(lowering.Tensor(node.Inputs[0]));
                 scratch = [lowering.Temporary(node.Name + ".plane", [byteInput ? 1 : planeLength]),
                     lowering.Temporary(node.Name + ".wide", [dw.Wide]), lowering.Temporary(node.Name + ".quantized", [planeLength])];
-                planeShape = $"{dw.Rows},{dw.Width}";
+                dilatedPlane = new DepthwisePlane(dw.Rows, dw.Width);
             }
             var d = lowering.AddNode(KernelKind.DepthwiseInt8, "Conv", node.Name, [lowering.Tensor(node.Inputs[0]), q8, bias, multipliers], [lowering.Tensor(node.Outputs[0]), .. scratch]);
-            if (planeShape is not null) d.Attributes["plane"] = planeShape;
+            if (dilatedPlane is not null) d.SetPlane(dilatedPlane);
             LoweringParts.Window(d, geo);
             LoweringParts.Int8Layer(lowering, d, node, int8.Input, int8.MultiplierRatios, int8.LayerMultiplier, biasShift);
             return;
@@ -238,18 +238,11 @@ internal static class ElementwiseLowering
                 throw new InvalidOperationException($"Add '{node.Name}': a uint8 Add's inputs must be uint8 (the layers before requantize for it)");
             lowering.MarkUInt8(y);
             var u8 = lowering.AddNode(KernelKind.AddU8, "Add", node.Name, [a, b], [y]);
-            u8.Attributes["a_zero"] = LoweringParts.Int(add.A.ZeroPoint);
-            u8.Attributes["b_zero"] = LoweringParts.Int(add.B.ZeroPoint);
-            u8.Attributes["out_zero"] = LoweringParts.Int(add.Output.ZeroPoint);
-            u8.Attributes["out_scale"] = add.Output.Scale.ToString("R", CultureInfo.InvariantCulture);
-            u8.Attributes["multipliers"] = $"{LoweringParts.Int(add.MultiplierA)},{LoweringParts.Int(add.MultiplierB)}";
-            u8.Attributes["shift"] = LoweringParts.Int(add.Shift);
-            u8.Attributes["clamp"] = $"{LoweringParts.Int(add.Lo)},{LoweringParts.Int(add.Hi)}";
+            u8.SetAddU8(new AddU8Attributes(add.A.ZeroPoint, add.B.ZeroPoint, add.Output.ZeroPoint, add.Output.Scale, add.MultiplierA, add.MultiplierB, add.Shift, add.Lo, add.Hi));
             return;
         }
         var n = lowering.AddNode(KernelKind.Binary, node.OpType, node.Name, LoweringParts.Inputs(node, lowering), [lowering.Tensor(node.Outputs[0])]);
-        n.Attributes["op"] = node.OpType;
-        if (node.Annotations.TryGetValue("bshape", out var bshape)) n.Attributes["bshape"] = bshape;
+        n.SetBinary(new BinaryAttributes(node.OpType, node.Annotations.TryGetValue("bshape", out var bshape) ? ArtifactText.ParseInts(bshape) : null));
         LoweringParts.Activation(n, node);
     }
 
@@ -258,7 +251,7 @@ internal static class ElementwiseLowering
         if (node.OpType == "Clip" && !node.Annotations.ContainsKey("function"))
         {
             var clip = lowering.AddNode(KernelKind.ClipRuntime, "Clip", node.Name, [.. node.Inputs.Where(i => i.Length > 0).Select(lowering.Tensor)], [lowering.Tensor(node.Outputs[0])]);
-            clip.Attributes["bounds"] = (node.HasInput(1) ? "min" : "") + (node.HasInput(2) ? "max" : "");
+            clip.SetClipRuntime(new ClipRuntimeAttributes(node.HasInput(1), node.HasInput(2)));
             return;
         }
         var n = lowering.AddNode(KernelKind.Unary, node.OpType, node.Name, [lowering.Tensor(node.Inputs[0])], [lowering.Tensor(node.Outputs[0])]);
@@ -276,7 +269,7 @@ internal static class LoweringParts
 
     public static void Activation(ArtifactNode n, Node node)
     {
-        if (node.Annotations.TryGetValue("activation", out var act)) n.Attributes["activation"] = act;
+        if (node.Annotations.TryGetValue("activation", out var act)) n.SetActivation(ActivationChain.Parse(act));
     }
 
     public static string Int(long v) => v.ToString(CultureInfo.InvariantCulture);

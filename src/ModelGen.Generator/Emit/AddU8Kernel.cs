@@ -23,16 +23,14 @@ internal sealed class AddU8Kernel : IKernel
         var w = k.W;
         var a = k.Inputs[0]; var b = k.Inputs[1]; var y = k.Y;
         long n = y.ElementCount;
-        int[] m = k.Ints("multipliers"), clamp = k.Ints("clamp");
-        int za = k.Int("a_zero"), zb = k.Int("b_zero"), zy = k.Int("out_zero"), shift = k.Int("shift");
+        var add = k.Node.AddU8 ?? throw new FormatException($"AddU8 '{k.Node.Name}' has no zero points, multipliers, shift and clamp");
+        int[] m = { add.MultiplierA, add.MultiplierB }, clamp = { add.Lo, add.Hi };
+        int za = add.AZero, zb = add.BZero, zy = add.OutZero, shift = add.Shift;
         if (a.Element != TensorElement.UInt8 || b.Element != TensorElement.UInt8 || y.Element != TensorElement.UInt8 || a.ElementCount != n || b.ElementCount != n)
             throw new FormatException($"AddU8 '{k.Node.Name}': a, b and y must be uint8 tensors of one size");
-        if (m.Length != 2 || clamp.Length != 2 || shift < 1 || shift > 30 || Math.Abs((long)m[0]) > 1 << 20 || Math.Abs((long)m[1]) > 1 << 20
-            || za is < 0 or > 255 || zb is < 0 or > 255 || zy is < 0 or > 255 || clamp[0] < 0 || clamp[1] > 255 || clamp[0] > clamp[1])
-            throw new FormatException($"AddU8 '{k.Node.Name}': multipliers within ±2^20, shift 1…30, zero points and clamp in 0…255");
         long c = (1L << (shift - 1)) - (long)za * m[0] - (long)zb * m[1];
         w.Line($"// Add on uint8 activations (a residual connection between int8 layers): y{CodeWriter.Shape(y.Shape)} = a + b, each quantized");
-        w.Line($"// as its own (a: zero point {za}, b: {zb}; y: {zy}, scale {k.Attr("out_scale")}), in integers:");
+        w.Line($"// as its own (a: zero point {za}, b: {zb}; y: {zy}, scale {ArtifactText.Float(add.OutScale)}), in integers:");
         w.Line($"// y = clamp(((a·{m[0]} + b·{m[1]} + {c}) >> {shift}) + {zy}, {clamp[0]}, {clamp[1]}) (the activation is the clamp).");
         using var method = k.OpenMethod();
         w.Line($"if (a.Length < {n} || b.Length < {n} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");

@@ -25,9 +25,10 @@ internal sealed class BinaryKernel : IKernel
     {
         var w = k.W;
         var (a, b, y) = (k.Inputs[0], k.Inputs[1], k.Y);
-        string op = k.Node.Attributes["op"];
+        var binary = k.Node.Binary ?? throw new FormatException($"Binary '{k.Node.Name}' has no op");
+        string op = binary.Op;
         // Opsets 1-6 line B up with A's axes from a given axis: "bshape" is B's shape so aligned.
-        int[] bShape = k.Node.Attributes.TryGetValue("bshape", out var aligned) ? ArtifactText.ParseInts(aligned) : b.Shape;
+        int[] bShape = binary.BShape ?? b.Shape;
         var loops = Loops(y.Shape, a.Shape, bShape);
         var (run, runA, runB) = loops[loops.Count - 1];
         var outer = loops.Take(loops.Count - 1).ToList();

@@ -17,8 +17,9 @@ internal sealed class CheckShapeKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        string rule = k.Attr("rule");
-        int[] input = k.Ints("in"), expected = k.Ints("expected");
+        var check = k.Node.CheckShape ?? throw new System.FormatException($"CheckShape '{k.Node.Name}' has no rule and shapes");
+        string rule = check.Rule;
+        int[] input = check.In, expected = check.Expected;
         string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[0])?.Parameter ?? "given";
         string In() => $"stackalloc int[] {{ {string.Join(", ", input)} }}";
         string Expected() => expected.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", expected)} }}";
@@ -27,17 +28,17 @@ internal sealed class CheckShapeKernel : IKernel
         switch (rule)
         {
             case "reshape":
-                w.Line($"ShapeChecks.Reshape(given, {In()}, {Expected()}, {(k.Attr("allowzero") == "1" ? "true" : "false")}, \"{parameter}\");");
+                w.Line($"ShapeChecks.Reshape(given, {In()}, {Expected()}, {(check.AllowZero ? "true" : "false")}, \"{parameter}\");");
                 break;
             case "split":
                 w.Line($"ShapeChecks.Values(given, {Expected()}, \"{parameter}\");");
                 break;
             default:
-                bool keep = !k.Has("keepdims") || k.Attr("keepdims") == "1", noop = k.Has("noop") && k.Attr("noop") == "1";
+                bool keep = check.KeepDims, noop = check.Noop;
                 w.Line($"ShapeChecks.Axes(given, ShapeChecks.Rule.{char.ToUpperInvariant(rule[0]) + rule.Substring(1)}, {In()}, {Expected()}, {(keep ? "true" : "false")}, {(noop ? "true" : "false")}, \"{parameter}\");");
                 if (rule == "reduce")
                 {
-                    int[] axes = k.Ints("axes");
+                    int[] axes = check.Axes!;
                     w.Line($"ShapeChecks.ReducedAxes(given, {In()}, {(axes.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", axes)} }}")}, {(noop ? "true" : "false")}, {Expected()}, \"{parameter}\");");
                 }
                 break;

@@ -12,8 +12,9 @@ internal sealed class ConvTransposeKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int[] input = k.Ints("in"), output = k.Ints("out"), kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), p = k.Ints("padbegin");
-        int group = k.Int("group");
+        var geometry = k.Node.ConvTranspose ?? throw new System.FormatException($"ConvTranspose '{k.Node.Name}' has no geometry");
+        int[] input = geometry.In, output = geometry.Out, kernel = geometry.Kernel, s = geometry.Strides, d = geometry.Dilations, p = geometry.PadBegin;
+        int group = geometry.Group;
         var x = k.Inputs[0];
         int n = x.Shape[0], c = x.Shape[1], mpg = k.Inputs[1].Shape[1], m = mpg * group, cpg = c / group;
         int planeIn = input[0] * input[1], planeOut = output[0] * output[1];
@@ -47,7 +48,7 @@ internal sealed class ConvTransposeKernel : IKernel
                 }
             }
         }
-        if (k.Has("activation"))
+        if (k.Node.Activation is not null)
         {
             w.Line($"Span<float> all = y.Slice({Expr.Times(image, (long)m * planeOut)}, {m * planeOut});");
             w.Line($"for (int i = 0; i < all.Length; i++) {{ float v = all[i]; all[i] = {k.Act()}; }}");

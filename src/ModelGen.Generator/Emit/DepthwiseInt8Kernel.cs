@@ -40,8 +40,8 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         var x = k.Inputs[0]; var y = k.Y;
         int[] kernel = k.Window.Kernel, s = k.Window.Strides, d = k.Window.Dilations, p = k.Window.Pads;
         int n = x.Shape[0], c = x.Shape[1], h = x.Shape[2], wd = x.Shape[3], oh = y.Shape[2], ow = y.Shape[3];
-        int[] planeShape = k.Ints("plane");
-        int rows = planeShape[0], pw = planeShape[1], planeLength = (int)k.Outputs[3].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
+        var plane = k.Node.Plane ?? throw new FormatException($"DepthwiseInt8 '{k.Node.Name}' (dilated) has no plane");
+        int rows = plane.Rows, pw = plane.Width, planeLength = (int)k.Outputs[3].ElementCount, wide = (int)k.Outputs[2].ElementCount, stride = s[1];
         int taps = kernel[0] * kernel[1];
         if (k.Inputs[1].ElementCount != (long)c * taps || s[0] != s[1] || stride is not (1 or 2))
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': weights must be [{c}, {taps}] and strides equal, 1 or 2");

@@ -12,7 +12,8 @@ internal sealed class GatherRowsKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int outer = k.Int("outer"), axis = k.Int("axis"), inner = k.Int("inner");
+        var rows = k.Node.GatherRows ?? throw new System.FormatException($"GatherRows '{k.Node.Name}' has no outer, axis and inner sizes");
+        int outer = rows.Outer, axis = rows.Axis, inner = rows.Inner;
         long count = k.Inputs[1].ElementCount;
         w.Line($"// Gather: y{CodeWriter.Shape(k.Y.Shape)} = x{CodeWriter.Shape(k.Inputs[0].Shape)} at {count} run-time indices along an axis of {axis} (negative ones count from the end).");
         using var method = k.OpenMethod();

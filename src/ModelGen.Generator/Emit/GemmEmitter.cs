@@ -91,13 +91,14 @@ internal static class GemmEmitter
     /// </remarks>
     internal static string? VectorActivation(ArtifactNode node, string v, string acc, bool neverNaN = false)
     {
-        if (!node.Attributes.TryGetValue("activation", out var f)) return acc;
+        if (node.Activation is not { } chain) return acc;
         string Bound(float value) => value == 0 ? $"{v}<float>.Zero" : $"{v}.Create({Activations.Literal(value)})";
         string Max(string x, string bound) => neverNaN ? $"{v}.MaxNative({x}, {bound})" : Native(v, "Max", bound, x) ?? $"{v}.Max({x}, {bound})";
         string Min(string x, string bound) => neverNaN ? $"{v}.MinNative({x}, {bound})" : Native(v, "Min", bound, x) ?? $"{v}.Min({x}, {bound})";
         string e = acc;
-        foreach (var (op, alpha, beta) in Activations.ParseChain(f))
+        foreach (var step in chain.Steps)
         {
+            var (op, alpha, beta) = (step.Op, step.Alpha, step.Beta);
             // A step reads its input more than once only in LeakyRelu and HardSwish: there it must be a plain name.
             bool simple = e == acc;
             string? next = op switch

@@ -12,8 +12,9 @@ internal sealed class GemmKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        bool ta = k.Attr("transA") == "1", tb = k.Attr("transB") == "1";
-        string alpha = KernelContext.F(k.Float("alpha")), beta = KernelContext.F(k.Float("beta"));
+        var gemm = k.Node.Gemm ?? throw new System.FormatException($"Gemm '{k.Node.Name}' has no transA, transB, alpha and beta");
+        bool ta = gemm.TransA, tb = gemm.TransB;
+        string alpha = KernelContext.F(gemm.Alpha), beta = KernelContext.F(gemm.Beta);
         int m = k.Y.Shape[0], n = k.Y.Shape[1];
         int kk = ta ? k.Inputs[0].Shape[0] : k.Inputs[0].Shape[1];
         bool hasC = k.Inputs.Length > 2;
@@ -44,8 +45,8 @@ internal sealed class ClipRuntimeKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        string bounds = k.Attr("bounds");
-        bool hasMin = bounds.StartsWith("min", System.StringComparison.Ordinal), hasMax = bounds.EndsWith("max", System.StringComparison.Ordinal);
+        var bounds = k.Node.ClipRuntime ?? throw new System.FormatException($"ClipRuntime '{k.Node.Name}' has no bounds");
+        bool hasMin = bounds.HasMin, hasMax = bounds.HasMax;
         w.Line($"// Clip: y = clamp(x, {(hasMin ? "min" : "−∞")}, {(hasMax ? "max" : "+∞")}), the bounds given at run time.");
         k.OpenMethod();
         w.Line(hasMin ? "float lo = first[0];" : "float lo = float.NegativeInfinity;");

@@ -1,6 +1,5 @@
 using System;
 using System.Collections.Generic;
-using System.Globalization;
 using ModelGen.Artifact;
 
 namespace ModelGen.Generator.Emit;
@@ -38,12 +37,6 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     public ArtifactTensor Y => Outputs[0];
     public SimdLevel Simd => Model.Simd;
 
-    public string Attr(string key) =>
-        Node.Attributes.TryGetValue(key, out var v) ? v : throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' lacks attribute '{key}'");
-    public bool Has(string key) => Node.Attributes.ContainsKey(key);
-    public int Int(string key) => int.Parse(Attr(key), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture);
-    public float Float(string key) => float.Parse(Attr(key), NumberStyles.Float, CultureInfo.InvariantCulture);
-    public int[] Ints(string key) => ArtifactText.ParseInts(Attr(key));
     /// <summary>The node's window (Conv, pools, ConvInt8, DepthwiseInt8).</summary>
     public KernelWindow Window => KernelEmitter.Window(Node);
     /// <summary>The node's group, method and weight form (Conv, ConvInt8).</summary>
@@ -53,6 +46,10 @@ internal sealed class KernelContext(CodeWriter w, ModelArtifact model, ArtifactN
     /// <summary>The node's quantization (DenseInt8, ConvInt8, DepthwiseInt8).</summary>
     public Int8LayerAttributes Int8Layer =>
         Node.Int8Layer ?? throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' has no int8 quantization (scale, zero)");
+
+    /// <summary>The node's normalization attributes (Normalize, LRN, BatchNorm).</summary>
+    public NormalizationAttributes Normalization =>
+        Node.Normalization ?? throw new FormatException($"kernel {Node.Kernel} of node '{Node.Name}' has no normalization attributes");
 
     /// <summary>The fused activation applied to the local variable <paramref name="v"/>.</summary>
     public string Act(string v = "v") => KernelEmitter.Act(Node, v);

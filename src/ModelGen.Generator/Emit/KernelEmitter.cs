@@ -36,8 +36,7 @@ internal static class KernelEmitter
         string name = KernelNames.Of(m)[index];
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
-        foreach (var key in new[] { "function", "activation" })
-            if (node.Attributes.TryGetValue(key, out var f) && Array.Exists(Activations.ParseChain(f), step => step.Op == "Erf")) helpers.Add("Erf");
+        if (node.Unary?.Op == "Erf" || node.Activation?.Steps.Any(step => step.Op == "Erf") == true) helpers.Add("Erf");
     }
 
     /// <summary>Unary: the element-wise function over every element.</summary>
@@ -167,8 +166,6 @@ internal static class KernelEmitter
         return (arms, narrow);
     }
 
-    internal static int[] Ints(ArtifactNode node, string key) => ArtifactText.ParseInts(node.Attributes[key]);
-
     /// <summary>The node's window (the reader parsed it; the compiler set it).</summary>
     internal static KernelWindow Window(ArtifactNode node) =>
         node.Window ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no window (kernel, strides, dilations, pads)");
@@ -188,16 +185,16 @@ internal static class KernelEmitter
     /// </summary>
     internal static string Act(ArtifactNode node, string v = "v")
     {
-        if (!node.Attributes.TryGetValue("activation", out var a)) return v;
+        if (node.Activation is not { } chain) return v;
         string e = v;
-        foreach (var (op, alpha, beta) in Activations.ParseChain(a)) e = Activations.Expression(op, alpha, beta, e);
+        foreach (var step in chain.Steps) e = Activations.Expression(step.Op, step.Alpha, step.Beta, e);
         return e;
     }
 
     internal static string ActName(ArtifactNode node)
     {
-        if (!node.Attributes.TryGetValue("activation", out var a)) return "";
-        return string.Concat(Activations.ParseChain(a).Select(step => $", then {step.Op} (fused): {Describe(step.Op, step.Alpha, step.Beta)}"));
+        if (node.Activation is not { } chain) return "";
+        return string.Concat(chain.Steps.Select(step => $", then {step.Op} (fused): {Describe(step.Op, step.Alpha, step.Beta)}"));
     }
 
     /// <summary>A plain formula for the comment above a kernel.</summary>
@@ -219,7 +216,7 @@ internal static class KernelEmitter
         _ => op.ToLowerInvariant() + "(x)",
     };
 
-    internal static bool HasActivation(ArtifactNode node) => node.Attributes.ContainsKey("activation");
+    internal static bool HasActivation(ArtifactNode node) => node.Activation is not null;
 
     /// <summary>
     /// Conv as a GEMM per image and group: y[M, OH·OW] = w[M, K]·patches[K, OH·OW] + b, K = C/group·kH·kW.
@@ -447,7 +444,7 @@ internal static class KernelEmitter
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = y.Shape.Length == 4 ? y.Shape[2] : 1, ow = y.Shape[y.Shape.Length - 1];
         int cpg = c / group, mpg = m / group;
-        bool relu = node.Attributes.ContainsKey("activation");
+        bool relu = node.Activation is not null;
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line("// Direct convolution: each weight scales a run of input pixels into a run of output pixels (y += w·x),");
         w.Line("// so the innermost loop walks contiguous memory" + (s[1] == 1 ? " and vectorizes." : "."));
@@ -509,7 +506,7 @@ internal static class KernelEmitter
         int block = mpg % 4 == 0 ? 4 : mpg % 2 == 0 ? 2 : 1;
         // Columns [first, last) have every tap inside the input: ow − pl ≥ 0 and ow + (kW−1)·dW − pl ≤ W − 1.
         int first = Math.Min(p[1], ow), last = Math.Max(first, Math.Min(ow, wd - 1 + p[1] - (k[1] - 1) * d[1] + 1));
-        bool act = node.Attributes.ContainsKey("activation");
+        bool act = node.Activation is not null;
         var blockIndexes = Enumerable.Range(0, block).ToArray();
         string Each(Func<int, string> f) => string.Join(" ", blockIndexes.Select(f));
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");

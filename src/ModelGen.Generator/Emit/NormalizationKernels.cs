@@ -40,11 +40,11 @@ internal sealed class NormalizeKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int groups = k.Int("groups"), size = k.Int("size");
-        string[] p = k.Attr("params").Split(',');
-        bool perIndex = p[1] == "per-index";
-        int paramCount = int.Parse(p[0], System.Globalization.CultureInfo.InvariantCulture);
-        string eps = KernelContext.F(k.Float("epsilon"));
+        var norm = k.Normalization;
+        int groups = norm.Groups, size = norm.Size;
+        bool perIndex = norm.PerIndex;
+        int paramCount = norm.ParamCount;
+        string eps = KernelContext.F(norm.Epsilon);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: {groups} runs of {size} values, each (x − mean)/√(var + {eps})·scale + bias, scale and bias per {(perIndex ? "position in the run" : "channel")}.");
         using var method = k.OpenMethod();
         using var runs = w.For("g", groups, out string g);
@@ -82,10 +82,10 @@ internal sealed class LrnKernel : IKernel
     {
         var w = k.W;
         var x = k.Inputs[0];
-        int n = x.Shape[0], c = x.Shape[1], size = k.Int("size");
+        int n = x.Shape[0], c = x.Shape[1], size = k.Normalization.Size;
         long inner = x.ElementCount / ((long)n * c);
         int before = (size - 1) / 2, after = size - 1 - before;
-        string alpha = KernelContext.F(k.Float("alpha")), beta = KernelContext.F(k.Float("beta")), bias = KernelContext.F(k.Float("bias"));
+        string alpha = KernelContext.F(k.Normalization.Alpha), beta = KernelContext.F(k.Normalization.Beta), bias = KernelContext.F(k.Normalization.Bias);
         w.Line($"// LRN: y = x / ({bias} + {alpha}/{size}·Σ x²)^{beta}, the sum over channels c − {before} … c + {after}.");
         using var method = k.OpenMethod();
         using var images = w.For("n", n, out string image);
@@ -117,14 +117,15 @@ internal sealed class AveragePoolKernel : IKernel
         var x = k.Inputs[0];
         int[] kernel = k.Window.Kernel, s = k.Window.Strides, p = k.Window.Pads;
         int[] d = k.Window.Dilations;
-        bool countPad = k.Attr("countpad") == "1", bytes = x.Element == TensorElement.UInt8;
-        if (bytes != (k.Y.Element == TensorElement.UInt8) || bytes && !k.Has("zero"))
+        var pool = k.Node.AveragePool ?? throw new System.FormatException($"AveragePool '{k.Node.Name}' has no countpad");
+        bool countPad = pool.CountPad, bytes = x.Element == TensorElement.UInt8;
+        if (bytes != (k.Y.Element == TensorElement.UInt8) || bytes && pool.Zero is null)
             throw new System.FormatException($"AveragePool '{k.Node.Name}': uint8 input and output go together, with the zero point they share");
         int nc = x.Shape[0] * x.Shape[1];
         int h = x.Shape.Length == 4 ? x.Shape[2] : 1, wd = x.Shape[x.Shape.Length - 1];
         int oh = k.Y.Shape.Length == 4 ? k.Y.Shape[2] : 1, ow = k.Y.Shape[k.Y.Shape.Length - 1];
         w.Line($"// AveragePool{(bytes ? " on uint8 activations (the int8 layers around it share one quantization)" : "")}: y{CodeWriter.Shape(k.Y.Shape)} = mean over {kernel[0]}x{kernel[1]} windows of x{CodeWriter.Shape(x.Shape)},");
-        w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}{(bytes ? $" (as the zero point {k.Int("zero")}); the mean byte rounded half up" : "")}.");
+        w.Line($"// stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, padding {(countPad ? "counted" : "not counted")}{(bytes ? $" (as the zero point {pool.Zero}); the mean byte rounded half up" : "")}.");
         using var method = k.OpenMethod();
         using var planes = w.Block($"for (int plane = 0; plane < {nc}; plane++)");
         using var rows = w.Block($"for (int oh = 0; oh < {oh}; oh++)");
@@ -150,7 +151,7 @@ internal sealed class AveragePoolKernel : IKernel
         }
         if (bytes)
         {
-            w.Line($"int count = rows * cols; sum += (count - inside) * {k.Int("zero")};");
+            w.Line($"int count = rows * cols; sum += (count - inside) * {pool.Zero};");
             w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = (byte)((sum + count / 2) / count);");
         }
         else w.Line($"y[(plane * {oh} + oh) * {ow} + ow] = sum / (rows * cols);");
@@ -170,7 +171,7 @@ internal sealed class BatchNormKernel : IKernel
         var x = k.Inputs[0];
         int n = x.Shape[0], c = x.Shape[1];
         long inner = x.ElementCount / ((long)n * c);
-        string eps = KernelContext.F(k.Float("epsilon"));
+        string eps = KernelContext.F(k.Normalization.Epsilon);
         w.Line($"// BatchNormalization (inference, statistics given at run time): y = (x − mean)/√(var + {eps})·scale + B per channel{k.ActName()}.");
         using var method = k.OpenMethod();
         using var channels = w.Block($"for (int c = 0; c < {c}; c++)");

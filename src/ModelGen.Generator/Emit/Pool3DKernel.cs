@@ -12,8 +12,9 @@ internal sealed class Pool3DKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int[] kernel = k.Ints("kernel"), s = k.Ints("strides"), d = k.Ints("dilations"), pb = k.Ints("padbegin"), pe = k.Ints("padend");
-        bool average = k.Attr("op") == "average", countPad = k.Attr("countpad") == "1";
+        var pool = k.Node.Pool3D ?? throw new System.FormatException($"Pool3D '{k.Node.Name}' has no window");
+        int[] kernel = pool.Kernel, s = pool.Strides, d = pool.Dilations, pb = pool.PadBegin, pe = pool.PadEnd;
+        bool average = pool.Average, countPad = pool.CountPad;
         int[] x = k.Inputs[0].Shape, y = k.Y.Shape;
         int planes = x[0] * x[1];
         w.Line($"// {(average ? "AveragePool" : "MaxPool")} 3-D: y{CodeWriter.Shape(y)} over {kernel[0]}x{kernel[1]}x{kernel[2]} windows of x{CodeWriter.Shape(x)}, stride {string.Join("x", s)}, dilation {string.Join("x", d)}, pads {string.Join(",", pb)} / {string.Join(",", pe)}{(average ? countPad ? ", padding counted" : ", padding not counted" : "")}.");

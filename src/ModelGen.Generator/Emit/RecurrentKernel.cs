@@ -19,13 +19,13 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int[] dims = k.Ints("dims");
-        int seq = dims[0], batch = dims[1], input = dims[2], h = dims[3], dirs = dims[4];
+        var layer = k.Node.Recurrent ?? throw new System.FormatException($"{Kernel} '{k.Node.Name}' has no dims");
+        int seq = layer.Steps, batch = layer.Batch, input = layer.Input, h = layer.Hidden, dirs = layer.Directions;
         int g = Lstm ? 4 : 3, gh = g * h;
-        bool reverse = k.Attr("reverse") == "1", layout1 = k.Attr("layout") == "1";
+        bool reverse = layer.Reverse, layout1 = layer.Layout1;
         int per = Lstm ? 3 : 2;
-        string clip = k.Has("clip") ? KernelContext.F(k.Float("clip")) : "";
-        int[] lengths = k.Ints("lengths");
+        string clip = layer.Clip is { } bound ? KernelContext.F(bound) : "";
+        int[] lengths = layer.Lengths;
         string C(string e) => clip.Length == 0 ? e : $"Math.Clamp({e}, -{clip}, {clip})";
         string X(string t, string b) => layout1 ? Expr.Times(Expr.Plus(Expr.Times(b, seq), t), input) : Expr.Times(Expr.Plus(Expr.Times(t, batch), b), input);
         string Y(string t, string d, string b) => layout1
@@ -38,7 +38,7 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
         // Named after the kernel, after what they hold: a kernel's name never starts with "F0Of" or "LengthsOf" (it starts with an ONNX operator).
         for (int i = 0; i < dirs * per; i++)
         {
-            var (op, alpha, beta) = Activations.Parse(k.Attr($"f{i}"));
+            var (op, alpha, beta) = (layer.Functions[i].Op, layer.Functions[i].Alpha, layer.Functions[i].Beta);
             w.Line($"static float F{i}Of{k.Name}(float v) => {Activations.Expression(op, alpha, beta, "v")}; // {op}");
         }
         w.Line($"static ReadOnlySpan<int> LengthsOf{k.Name} => new int[] {{ {string.Join(", ", lengths)} }};");
@@ -70,7 +70,7 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
         string P(int gate) => $"p[{Expr.Sum(Expr.Times(d, 3 * h), CodeWriter.N(gate * h), "j")}]";
         if (Lstm)
         {
-            bool inputForget = k.Has("inputforget");
+            bool inputForget = layer.InputForget;
             using (w.Block($"for (int j = 0; j < {h}; j++)"))
             {
                 w.Line($"float it = {F(0, C($"{gates}[j] + {gates}[{gh} + j] + {P(0)} * cs[j]"))};");
@@ -83,7 +83,7 @@ internal sealed class RecurrentKernel(KernelKind kind) : IKernel
         }
         else
         {
-            bool linearBeforeReset = k.Has("linearbeforereset");
+            bool linearBeforeReset = layer.LinearBeforeReset;
             if (!linearBeforeReset)
             {
                 w.Line("// (r ⊙ H)·Rhᵀ + Rbh: the reset gate scales the previous state before the product.");

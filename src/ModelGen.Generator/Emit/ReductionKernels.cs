@@ -14,8 +14,9 @@ internal sealed class ReduceKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        string op = k.Attr("op");
-        int[] kept = k.Ints("kept"), keptStrides = k.Ints("keptstrides"), reduced = k.Ints("reduced"), reducedStrides = k.Ints("reducedstrides");
+        var reduce = k.Node.Reduce ?? throw new System.FormatException($"Reduce '{k.Node.Name}' has no op and sizes");
+        string op = reduce.Op;
+        int[] kept = reduce.Kept, keptStrides = reduce.KeptStrides, reduced = reduce.Reduced, reducedStrides = reduce.ReducedStrides;
         long count = reduced.Aggregate(1L, (a, b) => a * b);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(k.Inputs[0].Shape)} over {count} values each (reduced sizes {CodeWriter.Shape(reduced)}).");
         using var method = k.OpenMethod();
@@ -85,9 +86,9 @@ internal sealed class SoftmaxKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int[] layout = k.Ints("layout");
-        int outer = layout[0], n = layout[1], inner = layout[2];
-        bool log = k.Attr("log") == "1";
+        var softmax = k.Node.Softmax ?? throw new System.FormatException($"Softmax '{k.Node.Name}' has no layout");
+        int outer = softmax.Outer, n = softmax.Length, inner = softmax.Inner;
+        bool log = softmax.Log;
         const string M = "MathF";
         w.Line($"// {(log ? "LogSoftmax" : "Softmax")} over {n} values {(inner == 1 ? "in a row" : $"{inner} apart")}, {outer * inner} times: " +
             (log ? "y = x − max − ln Σ e^(x − max)." : "y = e^(x − max) / Σ e^(x − max)."));
@@ -133,14 +134,15 @@ internal sealed class ReduceRuntimeKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        string op = k.Attr("op");
-        int[] input = k.Ints("in");
+        var reduce = k.Node.ReduceRuntime ?? throw new System.FormatException($"ReduceRuntime '{k.Node.Name}' has no op and input shape");
+        string op = reduce.Op;
+        int[] input = reduce.In;
         string parameter = k.Model.Inputs.FirstOrDefault(b => b.Tensor == k.Node.Inputs[1])?.Parameter ?? "axes";
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} = {op.ToLowerInvariant()} of x{CodeWriter.Shape(input)} over the axes given at run time in '{parameter}'.");
         using var method = k.OpenMethod();
         string Ints(int[] v) => v.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", v)} }}";
         int opCode = op == "Max" ? 2 : op == "Mean" ? 1 : 0;
-        w.Line($"RuntimeReduce.Reduce(x, y, axes, {Ints(input)}, {Ints(k.Y.Shape)}, {(k.Attr("keepdims") == "1" ? "true" : "false")}, {(k.Attr("noop") == "1" ? "true" : "false")}, {opCode}, \"{parameter}\");");
+        w.Line($"RuntimeReduce.Reduce(x, y, axes, {Ints(input)}, {Ints(k.Y.Shape)}, {(reduce.KeepDims ? "true" : "false")}, {(reduce.Noop ? "true" : "false")}, {opCode}, \"{parameter}\");");
         k.Helpers.Add("ShapeChecks");
         k.Helpers.Add("RuntimeReduce");
     }

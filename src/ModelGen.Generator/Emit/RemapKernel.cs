@@ -17,14 +17,14 @@ internal sealed class RemapKernel : IKernel
     public void Emit(KernelContext k)
     {
         var w = k.W;
-        int[] shape = k.Ints("shape");
-        int[] strides = k.Ints("strides");
+        var remap = k.Node.Remap ?? throw new System.FormatException($"Remap '{k.Node.Name}' has no plan (shape, base, strides)");
+        int[] shape = remap.Shape;
+        int[] strides = remap.Strides;
         int rank = shape.Length;
-        var maps = Enumerable.Range(0, rank).Select(d => k.Has("map" + d) ? k.Ints("map" + d) : null).ToArray();
-        bool yStrided = k.Has("ystrides");
-        int[] yStrides = yStrided ? k.Ints("ystrides") : ContiguousStrides(shape);
-        int xBase = k.Int("base"), yBase = yStrided ? k.Int("ybase") : 0;
-        string fill = k.Has("fill") ? KernelContext.F(k.Float("fill")) : "0f";
+        var maps = remap.Maps;
+        int[] yStrides = remap.YStrides ?? ContiguousStrides(shape);
+        int xBase = remap.Base, yBase = remap.YBase;
+        string fill = remap.Fill is { } f ? KernelContext.F(f) : "0f";
 
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)}: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(k.Inputs[0].Shape)}: iterate {CodeWriter.Shape(shape)},");
         w.Line($"// read x at {xBase} + Σ index·[{string.Join(", ", strides)}]{(maps.Any(m => m != null) ? " (tabled axes: " + string.Join(", ", Enumerable.Range(0, rank).Where(d => maps[d] != null)) + "; −1 reads " + fill + ")" : "")}, write y at {yBase} + Σ index·[{string.Join(", ", yStrides)}].");

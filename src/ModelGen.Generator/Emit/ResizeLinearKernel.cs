@@ -14,13 +14,17 @@ internal sealed class ResizeLinearKernel : IKernel
 
     public string InputName(ArtifactNode node, int i) => "x";
 
+    /// <summary>A table's weights as float literals, as the artifact holds them.</summary>
+    static string Floats(float[] weights) => string.Join(", ", weights.Select(v => ArtifactText.Float(v) + "f"));
+
     public void Emit(KernelContext k)
     {
         var w = k.W;
         int[] x = k.Inputs[0].Shape, y = k.Y.Shape;
         int rank = x.Length;
-        var resized = Enumerable.Range(0, rank).Where(d => k.Has($"i0.{d}")).ToArray();
-        var cubic = Enumerable.Range(0, rank).Where(d => k.Has($"c0.{d}")).ToArray();
+        var tables = k.Node.ResizeLinear ?? throw new System.FormatException($"ResizeLinear '{k.Node.Name}' has no tables");
+        var resized = Enumerable.Range(0, rank).Where(d => tables.Axis(d) is { IsCubic: false }).ToArray();
+        var cubic = Enumerable.Range(0, rank).Where(d => tables.Axis(d) is { IsCubic: true }).ToArray();
         var strides = new long[rank];
         long s = 1;
         for (int d = rank - 1; d >= 0; d--) { strides[d] = s; s *= x[d]; }
@@ -31,14 +35,14 @@ internal sealed class ResizeLinearKernel : IKernel
         foreach (int d in cubic)
             for (int tap = 0; tap < 4; tap++)
             {
-                w.Line($"static ReadOnlySpan<int> Tap{tap}Of{d}Of{k.Name} => new int[] {{ {k.Attr($"c{tap}.{d}")} }};");
-                w.Line($"static ReadOnlySpan<float> Weight{tap}Of{d}Of{k.Name} => new float[] {{ {string.Join(", ", k.Attr($"cw{tap}.{d}").Split(',').Select(v => v + "f"))} }};");
+                w.Line($"static ReadOnlySpan<int> Tap{tap}Of{d}Of{k.Name} => new int[] {{ {ArtifactText.Ints(tables.Axes[d]!.Taps![tap])} }};");
+                w.Line($"static ReadOnlySpan<float> Weight{tap}Of{d}Of{k.Name} => new float[] {{ {Floats(tables.Axes[d]!.TapWeights![tap])} }};");
             }
         foreach (int d in resized)
         {
-            w.Line($"static ReadOnlySpan<int> Low{d}Of{k.Name} => new int[] {{ {k.Attr($"i0.{d}")} }};");
-            w.Line($"static ReadOnlySpan<int> High{d}Of{k.Name} => new int[] {{ {k.Attr($"i1.{d}")} }};");
-            w.Line($"static ReadOnlySpan<float> Weight{d}Of{k.Name} => new float[] {{ {string.Join(", ", k.Attr($"w1.{d}").Split(',').Select(v => v + "f"))} }};");
+            w.Line($"static ReadOnlySpan<int> Low{d}Of{k.Name} => new int[] {{ {ArtifactText.Ints(tables.Axes[d]!.Low!)} }};");
+            w.Line($"static ReadOnlySpan<int> High{d}Of{k.Name} => new int[] {{ {ArtifactText.Ints(tables.Axes[d]!.High!)} }};");
+            w.Line($"static ReadOnlySpan<float> Weight{d}Of{k.Name} => new float[] {{ {Floats(tables.Axes[d]!.Weight!)} }};");
         }
         using var method = k.OpenMethod();
         w.Line("int o = 0;");

@@ -15,29 +15,27 @@ internal sealed class ResizeRuntimeKernel : IKernel
 
     public string InputName(ArtifactNode node, int i) => i == 0 ? "x" : "p" + i.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-    static string Param(KernelContext k, string key, string type)
+    /// <summary>The parameter as a span of <paramref name="type"/> (its constants written as that type, whatever they were stored as).</summary>
+    static string Param(RuntimeParameter? p, string type)
     {
-        if (!k.Has(key)) return $"ReadOnlySpan<{type}>.Empty";
-        string v = k.Attr(key);
-        if (v.StartsWith("@", StringComparison.Ordinal)) return "p" + v.Substring(1);
-        string body = v.StartsWith("=f", StringComparison.Ordinal) ? v.Substring(2) : v.Substring(1);
-        if (body.Length == 0) return $"ReadOnlySpan<{type}>.Empty";
-        return type == "float" ? $"stackalloc float[] {{ {string.Join(", ", body.Split(',').Select(f => f + "f"))} }}" : $"stackalloc long[] {{ {body} }}";
+        if (p is null) return $"ReadOnlySpan<{type}>.Empty";
+        if (p.Longs is null && p.Floats is null) return "p" + p.Input.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        string[] values = p.Floats is { } floats ? floats.Select(ArtifactText.Float).ToArray() : p.Longs!.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+        if (values.Length == 0) return $"ReadOnlySpan<{type}>.Empty";
+        return type == "float" ? $"stackalloc float[] {{ {string.Join(", ", values.Select(f => f + "f"))} }}" : $"stackalloc long[] {{ {string.Join(",", values)} }}";
     }
 
     public void Emit(KernelContext k)
     {
-        int[] input = k.Ints("in");
-        string transform = k.Attr("transform"), nearest = k.Attr("nearest"), mode = k.Attr("mode"), policy = k.Attr("policy");
-        int[] axes = k.Has("axes") ? k.Ints("axes") : Enumerable.Range(0, input.Length).ToArray();
-        int t = Array.IndexOf(new[] { "half_pixel", "pytorch_half_pixel", "align_corners", "asymmetric", "half_pixel_symmetric", "tf_crop_and_resize" }, transform);
-        int nm = Array.IndexOf(new[] { "round_prefer_floor", "round_prefer_ceil", "floor", "ceil" }, nearest);
-        int pol = Array.IndexOf(new[] { "stretch", "not_larger", "not_smaller" }, policy);
+        var resize = k.Node.ResizeRuntime ?? throw new FormatException($"ResizeRuntime '{k.Node.Name}' has no input shape and modes");
+        int[] input = resize.In;
+        string transform = ResizeRuntimeAttributes.Transforms[resize.Transform], mode = ResizeRuntimeAttributes.Modes[resize.Mode];
+        int[] axes = resize.Axes ?? Enumerable.Range(0, input.Length).ToArray();
+        int t = resize.Transform, nm = resize.Nearest, pol = resize.Policy;
         k.W.Line($"// Resize ({mode}, {transform}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, the scales or sizes given at run time.");
         using var method = k.OpenMethod();
-        string[] cubic = k.Has("cubic") ? k.Attr("cubic").Split(',') : new[] { "-0.75" };
         int modeCode = mode == "cubic" ? 2 : mode == "linear" ? 1 : 0;
-        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(k, "scales", "float")}, {Param(k, "sizes", "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {cubic[0]}f, {(cubic.Length > 1 ? "true" : "false")}, {pol}, {Param(k, "roi", "float")}, {KernelContext.F(k.Has("extrapolation") ? k.Float("extrapolation") : 0f)});");
+        k.W.Line($"RuntimeResize.Run(x, y, stackalloc int[] {{ {string.Join(", ", input)} }}, stackalloc int[] {{ {string.Join(", ", k.Y.Shape)} }}, {Param(resize.Scales, "float")}, {Param(resize.Sizes, "long")}, stackalloc int[] {{ {string.Join(", ", axes)} }}, {t}, {nm}, {modeCode}, {ArtifactText.Float(resize.CubicA)}f, {(resize.ExcludeOutside ? "true" : "false")}, {pol}, {Param(resize.Roi, "float")}, {KernelContext.F(resize.Extrapolation ?? 0f)});");
         k.Helpers.Add("RuntimeResize");
     }
 

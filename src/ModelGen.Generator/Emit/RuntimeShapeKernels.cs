@@ -18,14 +18,20 @@ internal abstract class RuntimeShapeKernel : IKernel
     public abstract void Emit(KernelContext k);
 
     /// <summary>A parameter as a span expression: a run-time input ("@k"), a literal ("=…"), or the fallback.</summary>
-    protected static string Param(KernelContext k, string key, string fallback)
+    protected static string Param(KernelContext k, string key, string fallback) => Span(Shape(k).Parameter(key), fallback);
+
+    protected static RuntimeShapeAttributes Shape(KernelContext k) =>
+        k.Node.RuntimeShape ?? throw new FormatException($"{k.Node.Kernel} '{k.Node.Name}' has no input shape");
+
+    /// <summary>A parameter as a span expression: a run-time input, its constants, or (absent) the fallback.</summary>
+    internal static string Span(RuntimeParameter? p, string fallback)
     {
-        if (!k.Has(key)) return fallback;
-        string v = k.Attr(key);
-        if (v.StartsWith("@", StringComparison.Ordinal)) return "p" + v.Substring(1);
-        if (v.StartsWith("=f", StringComparison.Ordinal))
-            return v.Length == 2 ? "ReadOnlySpan<float>.Empty" : $"stackalloc float[] {{ {string.Join(", ", v.Substring(2).Split(',').Select(f => f + "f"))} }}";
-        return v.Length == 1 ? "ReadOnlySpan<long>.Empty" : $"stackalloc long[] {{ {v.Substring(1)} }}";
+        if (p is null) return fallback;
+        if (p.Floats is { } floats)
+            return floats.Length == 0 ? "ReadOnlySpan<float>.Empty" : $"stackalloc float[] {{ {string.Join(", ", floats.Select(f => ArtifactText.Float(f) + "f"))} }}";
+        if (p.Longs is { } longs)
+            return longs.Length == 0 ? "ReadOnlySpan<long>.Empty" : $"stackalloc long[] {{ {string.Join(",", longs.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture)))} }}";
+        return "p" + p.Input.ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
     protected static string Ints(int[] values) => values.Length == 0 ? "ReadOnlySpan<int>.Empty" : $"stackalloc int[] {{ {string.Join(", ", values)} }}";
@@ -37,11 +43,11 @@ internal sealed class SliceRuntimeKernel : RuntimeShapeKernel
 
     public override void Emit(KernelContext k)
     {
-        int[] input = k.Ints("in");
+        int[] input = Shape(k).In;
         k.W.Line($"// Slice: y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, with starts, ends, axes and steps given at run time.");
         using var method = k.OpenMethod();
         string axesDefault = "ReadOnlySpan<long>.Empty";
-        k.W.Line($"RuntimeShapes.Slice(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "starts", axesDefault)}, {Param(k, "ends", axesDefault)}, {Param(k, "axes", axesDefault)}, {Param(k, "steps", axesDefault)}, {(k.Has("axes") ? "true" : "false")}, {(k.Has("steps") ? "true" : "false")});");
+        k.W.Line($"RuntimeShapes.Slice(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "starts", axesDefault)}, {Param(k, "ends", axesDefault)}, {Param(k, "axes", axesDefault)}, {Param(k, "steps", axesDefault)}, {(Shape(k).Parameter("axes") is not null ? "true" : "false")}, {(Shape(k).Parameter("steps") is not null ? "true" : "false")});");
         k.Helpers.Add("RuntimeShapes");
     }
 }
@@ -52,13 +58,13 @@ internal sealed class PadRuntimeKernel : RuntimeShapeKernel
 
     public override void Emit(KernelContext k)
     {
-        int[] input = k.Ints("in");
-        string mode = k.Has("mode") ? k.Attr("mode") : "constant";
+        int[] input = Shape(k).In;
+        string mode = Shape(k).Mode ?? "constant";
         int modeCode = mode == "reflect" ? 1 : mode == "edge" ? 2 : 0;
         k.W.Line($"// Pad ({mode}): y{CodeWriter.Shape(k.Y.Shape)} from x{CodeWriter.Shape(input)}, with the pads (and value) given at run time.");
         using var method = k.OpenMethod();
         string value = Param(k, "value", "ReadOnlySpan<float>.Empty");
-        k.W.Line($"RuntimeShapes.Pad(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "pads", "ReadOnlySpan<long>.Empty")}, {value}, {Param(k, "axes", "ReadOnlySpan<long>.Empty")}, {(k.Has("axes") ? "true" : "false")}, {modeCode});");
+        k.W.Line($"RuntimeShapes.Pad(x, y, {Ints(input)}, {Ints(k.Y.Shape)}, {Param(k, "pads", "ReadOnlySpan<long>.Empty")}, {value}, {Param(k, "axes", "ReadOnlySpan<long>.Empty")}, {(Shape(k).Parameter("axes") is not null ? "true" : "false")}, {modeCode});");
         k.Helpers.Add("RuntimeShapes");
     }
 

@@ -53,6 +53,12 @@ public sealed class GeneratedModels
         driver = driver.RunGeneratorsAndUpdateCompilation(compilation, out var output, out var genDiagnostics);
         var run = driver.GetRunResult();
         var sources = run.Results.SelectMany(r => r.GeneratedSources).ToDictionary(s => s.HintName, s => s.SourceText.ToString());
+        if (Environment.GetEnvironmentVariable("MODELGEN_DUMP_DIR") is { Length: > 0 } dumpDir)
+        {
+            Directory.CreateDirectory(dumpDir);
+            string key = Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(string.Join("\n", texts.Select(t => t.GetText()!.ToString())))))[..16];
+            foreach (var (hint, source) in sources) File.WriteAllText(Path.Combine(dumpDir, key + "." + hint), source);
+        }
         using var stream = new MemoryStream();
         var emit = output.Emit(stream, xmlDocumentationStream: documentation ? new MemoryStream() : null);
         var problems = emit.Diagnostics.Where(d => d.Severity >= DiagnosticSeverity.Warning).ToList();
