@@ -295,21 +295,22 @@ internal sealed class CodeWriter
         _indent--;
     }
 
-    public void Open(string text)
+    // Braces are opened and closed only through a Scope (Block, BlockIf, For, Nest), so every one the emitters open is
+    // closed where its using ends: no count of closing calls to keep right.
+    void Open(string text)
     {
         Line(text);
         Line("{");
         _indent++;
     }
 
-    /// <summary>A bare block, for locals that end with it.</summary>
-    public void OpenBlock()
+    void OpenBlock()
     {
         Line("{");
         _indent++;
     }
 
-    public void Close(string suffix = "")
+    void Close(string suffix)
     {
         _indent--;
         Line("}" + suffix);

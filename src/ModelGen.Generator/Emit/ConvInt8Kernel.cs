@@ -59,7 +59,7 @@ internal sealed class ConvInt8Kernel : IKernel
         else w.Line($"// {quantized} into a plane with zero-point borders; per group a uint8 patch matrix [{k4}·4 taps, {cols} pixels]");
         w.Line($"// times int8 weights [{mpg}, {row}] (kernel rows padded to {kwp} taps with zero weights) in int32: acc = Σ + bias[m], bias[m] = round(b[m] / multiplier[m]) − {zero}·Σq[m];");
         w.Line(requant is null ? $"// y = acc·multiplier[m]{k.ActName()}." : $"// {requant.Describe().Replace("[j]", "[m]")}.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         bool untyped = Untyped(k);
         string biasLength = untyped ? $"{MM}.AsBytes(bias).Length < {m * (k.Inputs[2].CSharpType == "short" ? 2 : 4)}" : $"bias.Length < {m}";
         string multipliersLength = untyped ? $"{MM}.AsBytes(multipliers).Length < {m * (k.Inputs[3].CSharpType == "ushort" ? 2 : 4)}" : $"multipliers.Length < {m}";
@@ -88,9 +88,10 @@ internal sealed class ConvInt8Kernel : IKernel
         {
             string from = Expr.Times(image, (long)c * h * wd);
             w.Line(byteInput ? $"x.Slice({from}, {c * h * wd}).CopyTo(plane.Slice({flatAt}, {c * h * wd}));" : $"QuantizeU8(x.Slice({from}, {c * h * wd}), plane.Slice({flatAt}, {c * h * wd}), {inverse}, {zero});");
-            w.Open($"for (int r = 0; r < {c * h}; r++)");
-            w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref rplane, (r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}), ref {U}.Add(ref rplane, {flatAt} + r * {wd}), {wd});");
-            w.Close();
+            using (w.Block($"for (int r = 0; r < {c * h}; r++)"))
+            {
+                w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref rplane, (r / {h} * {ph} + {p[0]} + r % {h}) * {pw} + {p[1]}), ref {U}.Add(ref rplane, {flatAt} + r * {wd}), {wd});");
+            }
         }
         else
         {
@@ -101,66 +102,73 @@ internal sealed class ConvInt8Kernel : IKernel
         if (pointwise)
         {
             w.Line($"// Patches: row group t is channels 4t..4t+3, quantized and interleaved (the weights of channels past the group's last are zero; they read the last).");
-            w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line($"int first = {Expr.Plus(Expr.Times(image, c), Expr.Times(grp, cpg))};");
-            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"int c{b} = first + Math.Min(4 * t + {b}, {cpg - 1});")));
-            string channels = $"ref {U}.Add(ref rx, c0 * {cols}), ref {U}.Add(ref rx, c1 * {cols}), ref {U}.Add(ref rx, c2 * {cols}), ref {U}.Add(ref rx, c3 * {cols}), ref {U}.Add(ref rp, t * {colsP * 4}), {cols}";
-            w.Line(byteInput ? $"Interleave4U8({channels});" : $"QuantizeInterleave4({channels}, {inverse}, {zero});");
-            w.Close();
+            using (w.Block($"for (int t = 0; t < {k4}; t++)"))
+            {
+                w.Line($"int first = {Expr.Plus(Expr.Times(image, c), Expr.Times(grp, cpg))};");
+                w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"int c{b} = first + Math.Min(4 * t + {b}, {cpg - 1});")));
+                string channels = $"ref {U}.Add(ref rx, c0 * {cols}), ref {U}.Add(ref rx, c1 * {cols}), ref {U}.Add(ref rx, c2 * {cols}), ref {U}.Add(ref rx, c3 * {cols}), ref {U}.Add(ref rp, t * {colsP * 4}), {cols}";
+                w.Line(byteInput ? $"Interleave4U8({channels});" : $"QuantizeInterleave4({channels}, {inverse}, {zero});");
+            }
         }
         else if (kernel[0] == 1 && kernel[1] == 1)
         {
             // 1x1: row group t holds channels 4t..4t+3 (the weights of channels past the group's last are zero; they read the last).
             w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t are channels 4t..4t+3 at that output pixel.");
-            w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, {Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"Math.Min({Expr.Plus("4 * t", b)}, {cpg - 1})"), ph * pw)});")));
-            w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-            w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
-            w.Open($"for (int ox = 0; ox < {ow}; ox++)");
-            w.Line($"int at = oy * {s[0] * pw} + ox * {s[1]};");
-            w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.Add(ref s0, at) | {U}.Add(ref s1, at) << 8 | {U}.Add(ref s2, at) << 16 | {U}.Add(ref s3, at) << 24);");
-            w.Close();
-            w.Close();
-            w.Close();
+            using (w.Block($"for (int t = 0; t < {k4}; t++)"))
+            {
+                w.Line(string.Join(" ", Enumerable.Range(0, 4).Select(b => $"ref byte s{b} = ref {U}.Add(ref rplane, {Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"Math.Min({Expr.Plus("4 * t", b)}, {cpg - 1})"), ph * pw)});")));
+                using (w.Block($"for (int oy = 0; oy < {oh}; oy++)"))
+                {
+                    w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
+                    using (w.Block($"for (int ox = 0; ox < {ow}; ox++)"))
+                    {
+                        w.Line($"int at = oy * {s[0] * pw} + ox * {s[1]};");
+                        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.Add(ref s0, at) | {U}.Add(ref s1, at) << 8 | {U}.Add(ref s2, at) << 16 | {U}.Add(ref s3, at) << 24);");
+                    }
+                }
+            }
         }
         else
         {
             w.Line($"// Patches: bytes [4·(pixel) .. +3] of row group t = (c, i, q) are taps j = 4q..4q+3 of kernel row i, channel c, for that output pixel.");
-            w.Open($"for (int t = 0; t < {k4}; t++)");
-            w.Line($"int ci = t / {kwp / 4}, q = t % {kwp / 4};");
-            w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-            string srcRow = Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"ci / {kernel[0]}"), ph), Expr.Times("oy", s[0]), Expr.Times($"ci % {kernel[0]}", d[0]));
-            w.Line($"ref byte src = ref {U}.Add(ref rplane, {Expr.Plus(Expr.Times(srcRow, pw), "q * 4")});");
-            w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
-            w.Line("int ox = 0;");
-            if (k.Simd != SimdLevel.None && s[1] <= 4 && ow >= 4)
+            using (w.Block($"for (int t = 0; t < {k4}; t++)"))
             {
-                // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
-                string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
-                w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, {GemmEmitter.Nuint(Expr.Times("ox", s[1]))}), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
+                w.Line($"int ci = t / {kwp / 4}, q = t % {kwp / 4};");
+                using (w.Block($"for (int oy = 0; oy < {oh}; oy++)"))
+                {
+                    string srcRow = Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(grp, cpg), $"ci / {kernel[0]}"), ph), Expr.Times("oy", s[0]), Expr.Times($"ci % {kernel[0]}", d[0]));
+                    w.Line($"ref byte src = ref {U}.Add(ref rplane, {Expr.Plus(Expr.Times(srcRow, pw), "q * 4")});");
+                    w.Line($"ref byte dst = ref {U}.Add(ref rp, (t * {colsP} + oy * {ow}) * 4);");
+                    w.Line("int ox = 0;");
+                    if (k.Simd != SimdLevel.None && s[1] <= 4 && ow >= 4)
+                    {
+                        // Four pixels' taps from one 16-byte load: byte 4p + b of the result is input byte p·stride + b (pshufb / tbl).
+                        string indices = string.Join(", ", Enumerable.Range(0, 16).Select(i => $"(byte){i / 4 * s[1] + i % 4}"));
+                        w.Line($"if ({V128}.IsHardwareAccelerated) for (; ox <= {ow - 4}; ox += 4) {V128}.StoreUnsafe({V128}.Shuffle({V128}.LoadUnsafe(ref src, {GemmEmitter.Nuint(Expr.Times("ox", s[1]))}), {V128}.Create({indices})), ref dst, (nuint)(ox * 4));");
+                    }
+                    w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, {Expr.Times("ox", s[1])})));");
+                }
             }
-            w.Line($"for (; ox < {ow}; ox++) {U}.WriteUnaligned(ref {U}.Add(ref dst, ox * 4), {U}.ReadUnaligned<int>(ref {U}.Add(ref src, {Expr.Times("ox", s[1])})));");
-            w.Close();
-            w.Close();
         }
         int block = BlockRows;
         int full = mpg - mpg % block;
         if (full > 0)
         {
-            w.Open($"for (int m0 = {Expr.Times(grp, mpg)}; m0 < {Expr.Plus(Expr.Times(grp, mpg), full)}; m0 += {block})");
-            EmitBlock(k, block, cols, colsP, row, image);
-            w.Close();
+            using (w.Block($"for (int m0 = {Expr.Times(grp, mpg)}; m0 < {Expr.Plus(Expr.Times(grp, mpg), full)}; m0 += {block})"))
+            {
+                EmitBlock(k, block, cols, colsP, row, image);
+            }
         }
         if (mpg % block != 0)
         {
-            w.OpenBlock();
-            w.Line($"int m0 = {Expr.Plus(Expr.Times(grp, mpg), full)};");
-            EmitBlock(k, mpg % block, cols, colsP, row, image);
-            w.Close();
+            using (w.Block())
+            {
+                w.Line($"int m0 = {Expr.Plus(Expr.Times(grp, mpg), full)};");
+                EmitBlock(k, mpg % block, cols, colsP, row, image);
+            }
         }
         groupLoop.Dispose();
         imageLoop.Dispose();
-        w.Close();
     }
 
     /// <summary>Output channels m0..m0+rows−1 of the current group and image, every pixel.</summary>
@@ -189,161 +197,182 @@ internal sealed class ConvInt8Kernel : IKernel
         if (k.Simd == SimdLevel.Auto)
         {
             // AVX-VNNI: one vpdpbusd multiplies 32 uint8 patch bytes by 32 int8 weights and adds each 4 into an int32 lane.
-            w.Open($"if (AvxVnni.IsSupported)");
-            // 16 pixels a step (two vectors per channel: 12 independent chains hide vpdpbusd's latency), then 8. With an odd
-            // number of 8-pixel vectors the last step takes 24 pixels (three vectors: 18 sums, in the 32 registers EVEX
-            // gives AVX-512 machines) instead of a step of 8 whose 6 chains wait on vpdpbusd's latency.
-            int vectorsInRow = colsP / 8;
-            if (vectorsInRow % 2 == 1 && vectorsInRow >= 3)
+            using (w.Block($"if (AvxVnni.IsSupported)"))
             {
-                int last = colsP - 24;
-                if (last > 0) EmitStep(0, last, 2);
-                w.Open($"if (Avx512F.VL.IsSupported)");
-                EmitStep(last, colsP, 3);
-                w.Close();
-                w.Open("else");
-                EmitStep(last, colsP - 8, 2);
-                EmitStep(colsP - 8, colsP, 1);
-                w.Close();
-            }
-            else
-            {
-                int wide = colsP / 16 * 16;
-                if (wide > 0) EmitStep(0, wide, 2);
-                if (colsP > wide) EmitStep(wide, colsP, 1);
-            }
-
-            void EmitStep(int from, int to, int vectors)
-            {
-                var vs = Enumerable.Range(0, vectors).ToArray();
-                w.Open($"for (int col = {from}; col < {to}; col += {8 * vectors})");
-                w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
-                w.Open($"for (int t = 0; t < {row / 4}; t++)");
-                w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)({Expr.Times(Expr.Sum(Expr.Times("t", colsP), "col", CodeWriter.N(8 * v)), 4)}));")));
-                foreach (int r in rs)
+                // 16 pixels a step (two vectors per channel: 12 independent chains hide vpdpbusd's latency), then 8. With an odd
+                // number of 8-pixel vectors the last step takes 24 pixels (three vectors: 18 sums, in the 32 registers EVEX
+                // gives AVX-512 machines) instead of a step of 8 whose 6 chains wait on vpdpbusd's latency.
+                int vectorsInRow = colsP / 8;
+                if (vectorsInRow % 2 == 1 && vectorsInRow >= 3)
                 {
-                    w.Line($"var q{r} = {V256}.AsSByte({V256}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4)))));");
-                    w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
-                }
-                w.Close();
-                // uint8 out, 16 whole pixels: two vectors requantized (fixed point), narrowed together, one 16-byte store.
-                // (WithUpper: one vinserti32x8; Vector512.Create(lo, hi) went through a stack slot.) The 24-pixel step runs
-                // once, on AVX-512 only: its first 16 pixels so when whole, its last 8 as the 8-pixel steps.
-                // With 48 inputs or more, in 256-bit vectors only: a 512-bit instruction in flight takes port 1 from the
-                // vector units, and with it half of vpdpbusd's rate in the sums that follow. MobileNetV2's 48→16 and 80→16
-                // layers ran 25% faster so; with fewer inputs the 512-bit requantization's fewer instructions win.
-                bool pair = Requant.Of(k) is not null && (vectors == 2 ? to <= cols : vectors == 3 && from + 16 <= cols);
-                bool ymmOnly = row >= 48;
-                if (pair)
-                {
-                    var requant = Requant.Of(k)!;
-                    string Pair(int r) => $"{V128}.StoreUnsafe(PackBytes16({requant.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {requant.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({yBase(r)} + col));";
-                    if (ymmOnly)
-                        foreach (int r in rs) w.Line(Pair(r));
-                    else
+                    int last = colsP - 24;
+                    if (last > 0) EmitStep(0, last, 2);
+                    using (w.Block($"if (Avx512F.VL.IsSupported)"))
                     {
-                        if (vectors == 2) w.Open($"if (Avx512F.IsSupported)");
-                        foreach (int r in rs)
-                            w.Line($"{V128}.StoreUnsafe({requant.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({yBase(r)} + col));");
-                        if (vectors == 2)
+                        EmitStep(last, colsP, 3);
+                    }
+                    using (w.Block("else"))
+                    {
+                        EmitStep(last, colsP - 8, 2);
+                        EmitStep(colsP - 8, colsP, 1);
+                    }
+                }
+                else
+                {
+                    int wide = colsP / 16 * 16;
+                    if (wide > 0) EmitStep(0, wide, 2);
+                    if (colsP > wide) EmitStep(wide, colsP, 1);
+                }
+
+                void EmitStep(int from, int to, int vectors)
+                {
+                    var vs = Enumerable.Range(0, vectors).ToArray();
+                    using (w.Block($"for (int col = {from}; col < {to}; col += {8 * vectors})"))
+                    {
+                        w.Line(string.Join(" ", rs.SelectMany(r => vs.Select(v => $"var a{r}_{v} = {V256}<int>.Zero;"))));
+                        using (w.Block($"for (int t = 0; t < {row / 4}; t++)"))
                         {
-                            w.Close();
-                            w.Open("else");
-                            foreach (int r in rs) w.Line(Pair(r));
-                            w.Close();
+                            w.Line(string.Join(" ", vs.Select(v => $"var p{v} = {V256}.LoadUnsafe(ref rp, (nuint)({Expr.Times(Expr.Sum(Expr.Times("t", colsP), "col", CodeWriter.N(8 * v)), 4)}));")));
+                            foreach (int r in rs)
+                            {
+                                w.Line($"var q{r} = {V256}.AsSByte({V256}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4)))));");
+                                w.Line(string.Join(" ", vs.Select(v => $"a{r}_{v} = AvxVnni.MultiplyWideningAndAdd(a{r}_{v}, p{v}, q{r});")));
+                            }
+                        }
+                        // uint8 out, 16 whole pixels: two vectors requantized (fixed point), narrowed together, one 16-byte store.
+                        // (WithUpper: one vinserti32x8; Vector512.Create(lo, hi) went through a stack slot.) The 24-pixel step runs
+                        // once, on AVX-512 only: its first 16 pixels so when whole, its last 8 as the 8-pixel steps.
+                        // With 48 inputs or more, in 256-bit vectors only: a 512-bit instruction in flight takes port 1 from the
+                        // vector units, and with it half of vpdpbusd's rate in the sums that follow. MobileNetV2's 48→16 and 80→16
+                        // layers ran 25% faster so; with fewer inputs the 512-bit requantization's fewer instructions win.
+                        bool pair = Requant.Of(k) is not null && (vectors == 2 ? to <= cols : vectors == 3 && from + 16 <= cols);
+                        bool ymmOnly = row >= 48;
+                        if (pair)
+                        {
+                            var requant = Requant.Of(k)!;
+                            string Pair(int r) => $"{V128}.StoreUnsafe(PackBytes16({requant.Vector($"a{r}_0 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}, {requant.Vector($"a{r}_1 + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")}), ref ry, (nuint)({yBase(r)} + col));";
+                            if (ymmOnly)
+                                foreach (int r in rs) w.Line(Pair(r));
+                            else
+                            {
+                                using (w.BlockIf(vectors == 2, $"if (Avx512F.IsSupported)"))
+                                {
+                                    foreach (int r in rs)
+                                        w.Line($"{V128}.StoreUnsafe({requant.Vector16($"{V512}.WithUpper({V256}.ToVector512Unsafe(a{r}_0), a{r}_1) + {V512}.Create({BiasAt(r)})", $"{V512}.Create({MultiplierAt(r)})")}, ref ry, (nuint)({yBase(r)} + col));");
+                                }
+                                if (vectors == 2)
+                                {
+                                    using (w.Block("else"))
+                                    {
+                                        foreach (int r in rs) w.Line(Pair(r));
+                                    }
+                                }
+                            }
+                        }
+                        foreach (int v in vs.Skip(pair ? 2 : 0)) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v, full: to <= cols);
+                    }
+                }
+            }
+            // AVX2: 4 pixels' 16 bytes widened to 16-bit lanes, times the 4 weights (widened, repeated), pairs summed into int32 (vpmaddwd).
+            using (w.Block($"else if (Avx2.IsSupported)"))
+            using (w.Block($"for (int col = 0; col < {colsP}; col += 8)"))
+            {
+                w.Line(string.Join(" ", rs.Select(r => $"var lo{r} = {V256}<int>.Zero; var hi{r} = lo{r};")));
+                using (w.Block($"for (int t = 0; t < {row / 4}; t++)"))
+                {
+                    w.Line($"ref byte pt = ref {U}.Add(ref rp, (t * {colsP} + col) * 4);");
+                    w.Line($"var plo = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt)); var phi = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt, 16));");
+                    foreach (int r in rs)
+                    {
+                        w.Line($"var wv{r} = Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                        w.Line($"lo{r} += Avx2.MultiplyAddAdjacent(plo, wv{r}); hi{r} += Avx2.MultiplyAddAdjacent(phi, wv{r});");
+                    }
+                }
+                w.Line("// Each pixel's two pair sums are neighbours: add them (per 128-bit lane), then put the pixels back in order.");
+                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32(Avx2.Permute4x64({V256}.AsInt64(Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
+                EmitVectorEpilogue(k, rs, cols, yBase);
+            }
+        }
+        using (w.BlockIf(k.Simd == SimdLevel.Auto, "else"))
+        {
+            if (k.Simd != SimdLevel.None)
+            {
+                // ARM64 dot product (sdot): signed bytes only, so each patch byte less 128 (a flip of its top bit) times the
+                // weights, and 128·Σq of the channel's row added back: Σ (x − 128)·q + 128·Σ q = Σ x·q, the same integers.
+                // 4 pixels a vector, one sdot per 4 taps of each of the block's channels.
+                using (w.Block($"if (Dp.IsSupported)"))
+                {
+                    w.Line(string.Join(" ", rs.Select(r => $"int rowSum{r} = 0;")));
+                    using (w.Block($"for (int t = 0; t < {row}; t++)"))
+                    {
+                        w.Line(string.Join(" ", rs.Select(r => $"rowSum{r} += {U}.Add(ref w{r}, t);")));
+                    }
+                    using (w.Block($"for (int col = 0; col < {cols}; col += 4)"))
+                    {
+                        w.Line(string.Join(" ", rs.Select(r => $"var d{r} = {V128}.Create(128 * rowSum{r});")));
+                        using (w.Block($"for (int t = 0; t < {row / 4}; t++)"))
+                        {
+                            w.Line($"var p = {V128}.AsSByte({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)) ^ {V128}.Create((byte)0x80));");
+                            foreach (int r in rs)
+                                w.Line($"d{r} = Dp.DotProduct(d{r}, p, {V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                        }
+                        w.Line($"int count = Math.Min(4, {cols} - col);");
+                        foreach (int r in rs)
+                        {
+                            using (w.Block("for (int e = 0; e < count; e++)"))
+                            {
+                                w.Line($"int acc = {V128}.GetElement(d{r}, e);");
+                                EmitScalarStore(k, r, yBase(r) + " + col + e");
+                            }
                         }
                     }
                 }
-                foreach (int v in vs.Skip(pair ? 2 : 0)) EmitVectorEpilogue(k, rs, cols, yBase, $"_{v}", 8 * v, full: to <= cols);
-                w.Close();
+                // Vector128 (SSE, ARM64 AdvSimd): 16-bit products are exact (|255·127| < 2^15), widened to int32 and summed per pixel.
+                using (w.Block($"else if ({V128}.IsHardwareAccelerated)"))
+                using (w.Block($"for (int col = 0; col < {cols}; col += 4)"))
+                {
+                    foreach (int r in rs)
+                    {
+                        using (w.Block())
+                        {
+                            w.Line($"var c0 = {V128}<int>.Zero; var c1 = c0; var c2 = c0; var c3 = c0;");
+                            using (w.Block($"for (int t = 0; t < {row / 4}; t++)"))
+                            {
+                                w.Line($"var (p01, p23) = {V128}.Widen({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)));");
+                                w.Line($"var wv = {V128}.WidenLower({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                                w.Line($"var (e0, e1) = {V128}.Widen({V128}.AsInt16(p01) * wv); var (e2, e3) = {V128}.Widen({V128}.AsInt16(p23) * wv);");
+                                w.Line("c0 += e0; c1 += e1; c2 += e2; c3 += e3;");
+                            }
+                            w.Line($"int count{r} = Math.Min(4, {cols} - col);");
+                            using (w.Block($"for (int e = 0; e < count{r}; e++)"))
+                            {
+                                w.Line($"int acc = {V128}.Sum(e switch {{ 0 => c0, 1 => c1, 2 => c2, _ => c3 }});");
+                                EmitScalarStore(k, r, yBase(r) + " + col + e");
+                            }
+                        }
+                    }
+                }
             }
-            w.Close();
-            // AVX2: 4 pixels' 16 bytes widened to 16-bit lanes, times the 4 weights (widened, repeated), pairs summed into int32 (vpmaddwd).
-            w.Open($"else if (Avx2.IsSupported)");
-            w.Open($"for (int col = 0; col < {colsP}; col += 8)");
-            w.Line(string.Join(" ", rs.Select(r => $"var lo{r} = {V256}<int>.Zero; var hi{r} = lo{r};")));
-            w.Open($"for (int t = 0; t < {row / 4}; t++)");
-            w.Line($"ref byte pt = ref {U}.Add(ref rp, (t * {colsP} + col) * 4);");
-            w.Line($"var plo = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt)); var phi = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt, 16));");
-            foreach (int r in rs)
+            using (w.BlockIf(k.Simd != SimdLevel.None, "else"))
             {
-                w.Line($"var wv{r} = Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
-                w.Line($"lo{r} += Avx2.MultiplyAddAdjacent(plo, wv{r}); hi{r} += Avx2.MultiplyAddAdjacent(phi, wv{r});");
+                // Scalar: the same integer sums, one pixel at a time.
+                using (w.Block($"for (int col = 0; col < {cols}; col++)"))
+                {
+                    foreach (int r in rs)
+                    {
+                        using (w.Block())
+                        {
+                            w.Line("int acc = 0;");
+                            using (w.Block($"for (int t = 0; t < {row}; t++)"))
+                            {
+                                w.Line($"acc += {U}.Add(ref rp, (t / 4 * {colsP} + col) * 4 + t % 4) * {U}.Add(ref w{r}, t);");
+                            }
+                            EmitScalarStore(k, r, yBase(r) + " + col");
+                        }
+                    }
+                }
             }
-            w.Close();
-            w.Line("// Each pixel's two pair sums are neighbours: add them (per 128-bit lane), then put the pixels back in order.");
-            w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32(Avx2.Permute4x64({V256}.AsInt64(Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
-            EmitVectorEpilogue(k, rs, cols, yBase);
-            w.Close();
-            w.Close();
-            w.Open("else");
         }
-        if (k.Simd != SimdLevel.None)
-        {
-            // ARM64 dot product (sdot): signed bytes only, so each patch byte less 128 (a flip of its top bit) times the
-            // weights, and 128·Σq of the channel's row added back: Σ (x − 128)·q + 128·Σ q = Σ x·q, the same integers.
-            // 4 pixels a vector, one sdot per 4 taps of each of the block's channels.
-            w.Open($"if (Dp.IsSupported)");
-            w.Line(string.Join(" ", rs.Select(r => $"int rowSum{r} = 0;")));
-            w.Open($"for (int t = 0; t < {row}; t++)");
-            w.Line(string.Join(" ", rs.Select(r => $"rowSum{r} += {U}.Add(ref w{r}, t);")));
-            w.Close();
-            w.Open($"for (int col = 0; col < {cols}; col += 4)");
-            w.Line(string.Join(" ", rs.Select(r => $"var d{r} = {V128}.Create(128 * rowSum{r});")));
-            w.Open($"for (int t = 0; t < {row / 4}; t++)");
-            w.Line($"var p = {V128}.AsSByte({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)) ^ {V128}.Create((byte)0x80));");
-            foreach (int r in rs)
-                w.Line($"d{r} = Dp.DotProduct(d{r}, p, {V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
-            w.Close();
-            w.Line($"int count = Math.Min(4, {cols} - col);");
-            foreach (int r in rs)
-            {
-                w.Open("for (int e = 0; e < count; e++)");
-                w.Line($"int acc = {V128}.GetElement(d{r}, e);");
-                EmitScalarStore(k, r, yBase(r) + " + col + e");
-                w.Close();
-            }
-            w.Close();
-            w.Close();
-            // Vector128 (SSE, ARM64 AdvSimd): 16-bit products are exact (|255·127| < 2^15), widened to int32 and summed per pixel.
-            w.Open($"else if ({V128}.IsHardwareAccelerated)");
-            w.Open($"for (int col = 0; col < {cols}; col += 4)");
-            foreach (int r in rs)
-            {
-                w.OpenBlock();
-                w.Line($"var c0 = {V128}<int>.Zero; var c1 = c0; var c2 = c0; var c3 = c0;");
-                w.Open($"for (int t = 0; t < {row / 4}; t++)");
-                w.Line($"var (p01, p23) = {V128}.Widen({V128}.LoadUnsafe(ref rp, (nuint)((t * {colsP} + col) * 4)));");
-                w.Line($"var wv = {V128}.WidenLower({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
-                w.Line($"var (e0, e1) = {V128}.Widen({V128}.AsInt16(p01) * wv); var (e2, e3) = {V128}.Widen({V128}.AsInt16(p23) * wv);");
-                w.Line("c0 += e0; c1 += e1; c2 += e2; c3 += e3;");
-                w.Close();
-                w.Line($"int count{r} = Math.Min(4, {cols} - col);");
-                w.Open($"for (int e = 0; e < count{r}; e++)");
-                w.Line($"int acc = {V128}.Sum(e switch {{ 0 => c0, 1 => c1, 2 => c2, _ => c3 }});");
-                EmitScalarStore(k, r, yBase(r) + " + col + e");
-                w.Close();
-                w.Close();
-            }
-            w.Close();
-            w.Close();
-            w.Open("else");
-        }
-        // Scalar: the same integer sums, one pixel at a time.
-        w.Open($"for (int col = 0; col < {cols}; col++)");
-        foreach (int r in rs)
-        {
-            w.OpenBlock();
-            w.Line("int acc = 0;");
-            w.Open($"for (int t = 0; t < {row}; t++)");
-            w.Line($"acc += {U}.Add(ref rp, (t / 4 * {colsP} + col) * 4 + t % 4) * {U}.Add(ref w{r}, t);");
-            w.Close();
-            EmitScalarStore(k, r, yBase(r) + " + col");
-            w.Close();
-        }
-        w.Close();
-        if (k.Simd != SimdLevel.None) w.Close();
-        if (k.Simd == SimdLevel.Auto) w.Close();
     }
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
@@ -358,37 +387,39 @@ internal sealed class ConvInt8Kernel : IKernel
             // uint8 out: 8 sums requantized (fixed point), 8 bytes stored.
             foreach (int r in rs)
             {
-                w.OpenBlock();
-                w.Line($"var q = {requant.Vector($"a{r}{suffix} + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")};");
-                string at = yBase(r);
-                if (full) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
-                else
+                using (w.Block())
                 {
-                    w.Line($"if ({col} + 8 <= {cols}) {U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
-                    w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = (byte){V256}.GetElement(q, e);");
+                    w.Line($"var q = {requant.Vector($"a{r}{suffix} + {V256}.Create({BiasAt(r)})", $"{V256}.Create({MultiplierAt(r)})")};");
+                    string at = yBase(r);
+                    if (full) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
+                    else
+                    {
+                        w.Line($"if ({col} + 8 <= {cols}) {U}.WriteUnaligned(ref {U}.Add(ref ry, {at} + {col}), PackBytes8(q));");
+                        w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = (byte){V256}.GetElement(q, e);");
+                    }
                 }
-                w.Close();
             }
             return;
         }
         foreach (int r in rs)
         {
-            w.OpenBlock();
-            w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create({BiasAt(r)})) * {V256}.Create({U}.As<int, float>(ref {MultiplierAt(r)}));");
-            string at = yBase(r);
-            if (act is not null)
+            using (w.Block())
             {
-                if (KernelEmitter.HasActivation(k.Node)) w.Line($"v = {act};");
-                if (full) w.Line($"{V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
-                else
+                w.Line($"var v = {V256}.ConvertToSingle(a{r}{suffix} + {V256}.Create({BiasAt(r)})) * {V256}.Create({U}.As<int, float>(ref {MultiplierAt(r)}));");
+                string at = yBase(r);
+                if (act is not null)
                 {
-                    w.Line($"if ({col} + 8 <= {cols}) {V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
-                    w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = {V256}.GetElement(v, e);");
+                    if (KernelEmitter.HasActivation(k.Node)) w.Line($"v = {act};");
+                    if (full) w.Line($"{V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
+                    else
+                    {
+                        w.Line($"if ({col} + 8 <= {cols}) {V256}.StoreUnsafe(v, ref ry, (nuint)({at} + {col}));");
+                        w.Line($"else for (int e = 0; {col} + e < {cols}; e++) {U}.Add(ref ry, {at} + {col} + e) = {V256}.GetElement(v, e);");
+                    }
                 }
+                else
+                    w.Line($"for (int e = 0; e < 8 && {col} + e < {cols}; e++) {{ float s = {V256}.GetElement(v, e); {U}.Add(ref ry, {at} + {col} + e) = {k.Act("s")}; }}");
             }
-            else
-                w.Line($"for (int e = 0; e < 8 && {col} + e < {cols}; e++) {{ float s = {V256}.GetElement(v, e); {U}.Add(ref ry, {at} + {col} + e) = {k.Act("s")}; }}");
-            w.Close();
         }
     }
 
@@ -397,48 +428,55 @@ internal sealed class ConvInt8Kernel : IKernel
     {
         w.Line("// dst[i] = clamp(round(src[i]·inverseScale) + zero, 0, 255), rounding half to even (NaN gives 0): the uint8 input of the");
         w.Line("// int8 kernels. (A multiply by the scale's reciprocal, not a divide: divides were most of the int8 depthwise kernel's time.)");
-        KernelEmitter.OpenHelper(w, "private static void QuantizeU8(ReadOnlySpan<float> src, Span<byte> dst, float inverseScale, int zero)");
+        using var helper = KernelEmitter.OpenHelper(w, "private static void QuantizeU8(ReadOnlySpan<float> src, Span<byte> dst, float inverseScale, int zero)");
         w.Line("int i = 0;");
         if (simd != SimdLevel.None)
         {
-            w.Open("if (dst.Length >= src.Length)");
-            w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
-            if (simd == SimdLevel.Auto)
+            using (w.Block("if (dst.Length >= src.Length)"))
             {
-                w.Open($"if (Avx512F.IsSupported)");
-                w.Line($"var s = {V512}.Create(inverseScale); var z = {V512}.Create(zero);");
-                w.Line($"for (; i <= src.Length - 16; i += 16) {V128}.StoreUnsafe(Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32({QuantizedLanes("512", $"{V512}.LoadUnsafe(ref rs, (nuint)i) * s")})), ref rd, (nuint)i);");
-                w.Close();
-                w.Open($"else if (Avx2.IsSupported)");
-                w.Line($"var s = {V256}.Create(inverseScale); var z = {V256}.Create(zero);");
-                w.Open("for (; i <= src.Length - 16; i += 16)");
-                w.Line($"var h = {V256}.Narrow({V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)i) * s")}), {V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)(i + 8)) * s")}));");
-                w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V256}.GetLower(h), {V256}.GetUpper(h)), ref rd, (nuint)i);");
-                w.Close();
-                w.Close();
+                w.Line($"ref float rs = ref {MM}.GetReference(src); ref byte rd = ref {MM}.GetReference(dst);");
+                if (simd == SimdLevel.Auto)
+                {
+                    using (w.Block($"if (Avx512F.IsSupported)"))
+                    {
+                        w.Line($"var s = {V512}.Create(inverseScale); var z = {V512}.Create(zero);");
+                        w.Line($"for (; i <= src.Length - 16; i += 16) {V128}.StoreUnsafe(Avx512F.ConvertToVector128ByteWithSaturation({V512}.AsUInt32({QuantizedLanes("512", $"{V512}.LoadUnsafe(ref rs, (nuint)i) * s")})), ref rd, (nuint)i);");
+                    }
+                    using (w.Block($"else if (Avx2.IsSupported)"))
+                    {
+                        w.Line($"var s = {V256}.Create(inverseScale); var z = {V256}.Create(zero);");
+                        using (w.Block("for (; i <= src.Length - 16; i += 16)"))
+                        {
+                            w.Line($"var h = {V256}.Narrow({V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)i) * s")}), {V256}.AsUInt32({QuantizedLanes("256", $"{V256}.LoadUnsafe(ref rs, (nuint)(i + 8)) * s")}));");
+                            w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V256}.GetLower(h), {V256}.GetUpper(h)), ref rd, (nuint)i);");
+                        }
+                    }
+                }
+                using (w.Block($"if (Sse41.IsSupported)"))
+                {
+                    w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create(zero);");
+                    using (w.Block("for (; i <= src.Length - 16; i += 16)"))
+                    {
+                        for (int j = 0; j < 4; j++)
+                            w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s")});");
+                        w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow(q0, q1), {V128}.Narrow(q2, q3)), ref rd, (nuint)i);");
+                    }
+                }
+                using (w.Block($"else if ({V128}.IsHardwareAccelerated)"))
+                {
+                    w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create((float)zero); var top = {V128}.Create(255f);");
+                    using (w.Block("for (; i <= src.Length - 16; i += 16)"))
+                    {
+                        for (int j = 0; j < 4; j++)
+                            w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s) + z, {V128}<float>.Zero), top));");
+                        w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow({V128}.AsUInt32(q0), {V128}.AsUInt32(q1)), {V128}.Narrow({V128}.AsUInt32(q2), {V128}.AsUInt32(q3))), ref rd, (nuint)i);");
+                    }
+                }
             }
-            w.Open($"if (Sse41.IsSupported)");
-            w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create(zero);");
-            w.Open("for (; i <= src.Length - 16; i += 16)");
-            for (int j = 0; j < 4; j++)
-                w.Line($"var q{j} = {V128}.AsUInt32({QuantizedLanes("128", $"{V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s")});");
-            w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow(q0, q1), {V128}.Narrow(q2, q3)), ref rd, (nuint)i);");
-            w.Close();
-            w.Close();
-            w.Open($"else if ({V128}.IsHardwareAccelerated)");
-            w.Line($"var s = {V128}.Create(inverseScale); var z = {V128}.Create((float)zero); var top = {V128}.Create(255f);");
-            w.Open("for (; i <= src.Length - 16; i += 16)");
-            for (int j = 0; j < 4; j++)
-                w.Line($"var q{j} = {V128}.ConvertToInt32({V128}.Min({V128}.Max({V128}.Round({V128}.LoadUnsafe(ref rs, {GemmEmitter.Nuint(Expr.Plus("i", 4 * j))}) * s) + z, {V128}<float>.Zero), top));");
-            w.Line($"{V128}.StoreUnsafe({V128}.Narrow({V128}.Narrow({V128}.AsUInt32(q0), {V128}.AsUInt32(q1)), {V128}.Narrow({V128}.AsUInt32(q2), {V128}.AsUInt32(q3))), ref rd, (nuint)i);");
-            w.Close();
-            w.Close();
-            w.Close();
         }
         // MathF.Round(v) rounds halves to even, as MidpointRounding.ToEven does; the overload taking the mode validates it
         // and so pulled enum formatting and reflection (about 80 KB) into NativeAOT binaries (issue 19).
         w.Line("for (; i < src.Length; i++) dst[i] = (byte)Math.Clamp(MathF.Round(src[i] * inverseScale) + zero, 0f, 255f);");
-        w.Close();
     }
 
     /// <summary>
@@ -482,33 +520,35 @@ internal sealed class ConvInt8Kernel : IKernel
     {
         w.Line("// dst[4p + b] = clamp(round(cb[p]·inverseScale) + zero, 0, 255) for b = 0..3, p < count: four channels quantized as QuantizeU8");
         w.Line("// does and interleaved, so each int32 of dst holds one pixel's four channels (a VNNI lane of a 1x1 int8 convolution).");
-        KernelEmitter.OpenHelper(w, "private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
+        using var helper = KernelEmitter.OpenHelper(w, "private static void QuantizeInterleave4(ref float c0, ref float c1, ref float c2, ref float c3, ref byte dst, int count, float inverseScale, int zero)");
         w.Line("int p = 0;");
         SimdLadder.Cascade(w, SimdLadder.Widths(simd, widest: 256), width =>
         {
             string v = width.V;
             int lanes = width.Floats;
             w.Line($"var s = {v}.Create(inverseScale); var z = {v}.Create(zero); var zf = {v}.Create((float)zero); var top = {v}.Create(255f);");
-            w.Open($"for (; p <= count - {lanes}; p += {lanes})");
-            // x86: QuantizedLanes (Vector256 here means AVX2); elsewhere the generic operations, the same numbers.
-            for (int b = 0; b < 4; b++)
+            using (w.Block($"for (; p <= count - {lanes}; p += {lanes})"))
             {
-                string products = $"{v}.LoadUnsafe(ref c{b}, (nuint)p) * s";
-                string generic = $"{v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + zf, {v}<float>.Zero), top))";
-                w.Line(v == V256 ? $"var q{b} = {QuantizedLanes("256", products)};" : $"var q{b} = Sse41.IsSupported ? {QuantizedLanes("128", products)} : {generic};");
+                // x86: QuantizedLanes (Vector256 here means AVX2); elsewhere the generic operations, the same numbers.
+                for (int b = 0; b < 4; b++)
+                {
+                    string products = $"{v}.LoadUnsafe(ref c{b}, (nuint)p) * s";
+                    string generic = $"{v}.ConvertToInt32({v}.Min({v}.Max({v}.Round({products}) + zf, {v}<float>.Zero), top))";
+                    w.Line(v == V256 ? $"var q{b} = {QuantizedLanes("256", products)};" : $"var q{b} = Sse41.IsSupported ? {QuantizedLanes("128", products)} : {generic};");
+                }
+                w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
             }
-            w.Line($"{v}.StoreUnsafe(q0 | (q1 << 8) | (q2 << 16) | (q3 << 24), ref {U}.As<byte, int>(ref dst), (nuint)p);");
-            w.Close();
         });
-        w.Open("for (; p < count; p++)");
-        w.Line("int packed = 0;");
-        w.Open("for (int b = 0; b < 4; b++)");
-        w.Line("float v = b switch { 0 => " + U + ".Add(ref c0, p), 1 => " + U + ".Add(ref c1, p), 2 => " + U + ".Add(ref c2, p), _ => " + U + ".Add(ref c3, p) };");
-        w.Line("packed |= (int)Math.Clamp(MathF.Round(v * inverseScale) + zero, 0f, 255f) << (8 * b);");
-        w.Close();
-        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), packed);");
-        w.Close();
-        w.Close();
+        using (w.Block("for (; p < count; p++)"))
+        {
+            w.Line("int packed = 0;");
+            using (w.Block("for (int b = 0; b < 4; b++)"))
+            {
+                w.Line("float v = b switch { 0 => " + U + ".Add(ref c0, p), 1 => " + U + ".Add(ref c1, p), 2 => " + U + ".Add(ref c2, p), _ => " + U + ".Add(ref c3, p) };");
+                w.Line("packed |= (int)Math.Clamp(MathF.Round(v * inverseScale) + zero, 0f, 255f) << (8 * b);");
+            }
+            w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref dst, 4 * p), packed);");
+        }
     }
 
     static void EmitScalarStore(KernelContext k, int r, string at)

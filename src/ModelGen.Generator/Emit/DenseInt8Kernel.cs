@@ -30,7 +30,7 @@ internal sealed class DenseInt8Kernel : IKernel
         var requant = Requant.Of(k);
         w.Line($"// {CodeWriter.Comment(k.Node.OnnxOp)} in int8: {(byteInput ? "x uint8 as the layer before wrote it" : "x quantized to uint8")} (scale {scale}, zero point {zero}), acc[j] = Σk xq[k]·q[j, k] + bias[j], bias[j] = round(b[j] / multiplier[j]) − {zero}·Σk q[j, k]; {n} outputs of {kk} inputs;");
         w.Line(requant is null ? $"// y[j] = acc[j]·multiplier[j]{k.ActName()}." : $"// {requant.Describe()}.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         w.Line($"if (x.Length < {kk} || w.Length < {wt.ElementCount} || bias.Length < {n} || multipliers.Length < {n} || y.Length < {n}{(byteInput ? "" : $" || y1.Length * 4 < {kk}")}) throw new ArgumentException(\"buffer too short\");");
         if (byteInput) w.Line("ref byte rx = ref MemoryMarshal.GetReference(x);");
         else
@@ -47,73 +47,81 @@ internal sealed class DenseInt8Kernel : IKernel
         {
             if (to <= from) continue;
             var rs = Enumerable.Range(0, rows).ToArray();
-            w.Open($"for (int j = {from}; j < {to}; j += {rows})");
-            w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, {Expr.Times(Expr.Plus("j", r), kk)});")));
-            w.Line(string.Join(" ", rs.Select(r => $"int acc{r} = 0;")) + " int i = 0;");
-            if (k.Simd == SimdLevel.Auto && kk >= 32)
+            using (w.Block($"for (int j = {from}; j < {to}; j += {rows})"))
             {
-                w.Open($"if (AvxVnni.IsSupported)");
-                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero; var b{r} = a{r};")));
-                w.Open($"for (; i <= {kk - 64}; i += 64)");
-                w.Line($"var lo = {V256}.LoadUnsafe(ref rx, (nuint)i); var hi = {V256}.LoadUnsafe(ref rx, (nuint)(i + 32));");
-                foreach (int r in rs)
-                    w.Line($"a{r} = AvxVnni.MultiplyWideningAndAdd(a{r}, lo, {V256}.LoadUnsafe(ref row{r}, (nuint)i)); b{r} = AvxVnni.MultiplyWideningAndAdd(b{r}, hi, {V256}.LoadUnsafe(ref row{r}, (nuint)(i + 32)));");
-                w.Close();
-                w.Open($"for (; i <= {kk - 32}; i += 32)");
-                w.Line($"var lo = {V256}.LoadUnsafe(ref rx, (nuint)i);");
-                foreach (int r in rs) w.Line($"a{r} = AvxVnni.MultiplyWideningAndAdd(a{r}, lo, {V256}.LoadUnsafe(ref row{r}, (nuint)i));");
-                w.Close();
-                // 16 to 31 inputs left (784 = 12·64 + 16 in LeNet-300-100): one 16-byte step, not 16 scalar ones per row.
-                int after = kk / 64 * 64 + (kk % 64 >= 32 ? 32 : 0);
-                bool tail = kk - after >= 16;
-                if (tail)
+                w.Line(string.Join(" ", rs.Select(r => $"ref sbyte row{r} = ref {U}.Add(ref rw, {Expr.Times(Expr.Plus("j", r), kk)});")));
+                w.Line(string.Join(" ", rs.Select(r => $"int acc{r} = 0;")) + " int i = 0;");
+                if (k.Simd == SimdLevel.Auto && kk >= 32)
                 {
-                    w.Line($"var xt = {V128}.LoadUnsafe(ref rx, (nuint)i);");
-                    foreach (int r in rs)
-                        w.Line($"var t{r} = AvxVnni.MultiplyWideningAndAdd({V128}<int>.Zero, xt, {V128}.LoadUnsafe(ref row{r}, (nuint)i));");
-                    w.Line("i += 16;");
+                    using (w.Block($"if (AvxVnni.IsSupported)"))
+                    {
+                        w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero; var b{r} = a{r};")));
+                        using (w.Block($"for (; i <= {kk - 64}; i += 64)"))
+                        {
+                            w.Line($"var lo = {V256}.LoadUnsafe(ref rx, (nuint)i); var hi = {V256}.LoadUnsafe(ref rx, (nuint)(i + 32));");
+                            foreach (int r in rs)
+                                w.Line($"a{r} = AvxVnni.MultiplyWideningAndAdd(a{r}, lo, {V256}.LoadUnsafe(ref row{r}, (nuint)i)); b{r} = AvxVnni.MultiplyWideningAndAdd(b{r}, hi, {V256}.LoadUnsafe(ref row{r}, (nuint)(i + 32)));");
+                        }
+                        using (w.Block($"for (; i <= {kk - 32}; i += 32)"))
+                        {
+                            w.Line($"var lo = {V256}.LoadUnsafe(ref rx, (nuint)i);");
+                            foreach (int r in rs) w.Line($"a{r} = AvxVnni.MultiplyWideningAndAdd(a{r}, lo, {V256}.LoadUnsafe(ref row{r}, (nuint)i));");
+                        }
+                        // 16 to 31 inputs left (784 = 12·64 + 16 in LeNet-300-100): one 16-byte step, not 16 scalar ones per row.
+                        int after = kk / 64 * 64 + (kk % 64 >= 32 ? 32 : 0);
+                        bool tail = kk - after >= 16;
+                        if (tail)
+                        {
+                            w.Line($"var xt = {V128}.LoadUnsafe(ref rx, (nuint)i);");
+                            foreach (int r in rs)
+                                w.Line($"var t{r} = AvxVnni.MultiplyWideningAndAdd({V128}<int>.Zero, xt, {V128}.LoadUnsafe(ref row{r}, (nuint)i));");
+                            w.Line("i += 16;");
+                        }
+                        if (rows == 4)
+                        {
+                            // The four rows' sums at once: three horizontal adds and one add of the halves, not four reductions.
+                            w.Line($"var s01 = Avx2.HorizontalAdd(a0 + b0, a1 + b1); var s23 = Avx2.HorizontalAdd(a2 + b2, a3 + b3);");
+                            w.Line($"var sums = Avx2.HorizontalAdd(s01, s23);");
+                            w.Line($"var four = {V256}.GetLower(sums) + {V256}.GetUpper(sums){(tail ? $" + Ssse3.HorizontalAdd(Ssse3.HorizontalAdd(t0, t1), Ssse3.HorizontalAdd(t2, t3))" : "")};");
+                            w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V128}.GetElement(four, {r});")));
+                        }
+                        else
+                            w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r} + b{r}){(tail ? $" + {V128}.Sum(t{r})" : "")};")));
+                    }
+                    using (w.Block($"else if (Avx2.IsSupported)"))
+                    {
+                        w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero;")));
+                        using (w.Block($"for (; i <= {kk - 16}; i += 16)"))
+                        {
+                            w.Line($"var xv = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref rx, (nuint)i));");
+                            foreach (int r in rs) w.Line($"a{r} += Avx2.MultiplyAddAdjacent(xv, Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref row{r}, (nuint)i)));");
+                        }
+                        w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r});")));
+                    }
+                    // ARM64 dot product (udot): unsigned bytes only, so each weight plus 128 (a flip of its top bit) times x,
+                    // and 128·Σx taken back once for every row: Σ x·(q + 128) − 128·Σ x = Σ x·q, the same integers.
+                    using (w.Block($"else if (Dp.IsSupported)"))
+                    {
+                        w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V128}<uint>.Zero;")) + $" var xs = {V128}<uint>.Zero;");
+                        using (w.Block($"for (; i <= {kk - 16}; i += 16)"))
+                        {
+                            w.Line($"var xv = {V128}.LoadUnsafe(ref rx, (nuint)i);");
+                            w.Line($"xs = Dp.DotProduct(xs, xv, {V128}.Create((byte)1));");
+                            foreach (int r in rs)
+                                w.Line($"a{r} = Dp.DotProduct(a{r}, xv, {V128}.AsByte({V128}.LoadUnsafe(ref row{r}, (nuint)i)) ^ {V128}.Create((byte)0x80));");
+                        }
+                        w.Line($"int taken = 128 * (int){V128}.Sum(xs);");
+                        w.Line(string.Join(" ", rs.Select(r => $"acc{r} = (int){V128}.Sum(a{r}) - taken;")));
+                    }
                 }
-                if (rows == 4)
+                using (w.Block($"for (; i < {kk}; i++)"))
                 {
-                    // The four rows' sums at once: three horizontal adds and one add of the halves, not four reductions.
-                    w.Line($"var s01 = Avx2.HorizontalAdd(a0 + b0, a1 + b1); var s23 = Avx2.HorizontalAdd(a2 + b2, a3 + b3);");
-                    w.Line($"var sums = Avx2.HorizontalAdd(s01, s23);");
-                    w.Line($"var four = {V256}.GetLower(sums) + {V256}.GetUpper(sums){(tail ? $" + Ssse3.HorizontalAdd(Ssse3.HorizontalAdd(t0, t1), Ssse3.HorizontalAdd(t2, t3))" : "")};");
-                    w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V128}.GetElement(four, {r});")));
+                    w.Line($"int xi = {U}.Add(ref rx, i);");
+                    w.Line(string.Join(" ", rs.Select(r => $"acc{r} += xi * {U}.Add(ref row{r}, i);")));
                 }
-                else
-                    w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r} + b{r}){(tail ? $" + {V128}.Sum(t{r})" : "")};")));
-                w.Close();
-                w.Open($"else if (Avx2.IsSupported)");
-                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}<int>.Zero;")));
-                w.Open($"for (; i <= {kk - 16}; i += 16)");
-                w.Line($"var xv = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref rx, (nuint)i));");
-                foreach (int r in rs) w.Line($"a{r} += Avx2.MultiplyAddAdjacent(xv, Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref row{r}, (nuint)i)));");
-                w.Close();
-                w.Line(string.Join(" ", rs.Select(r => $"acc{r} = {V256}.Sum(a{r});")));
-                w.Close();
-                // ARM64 dot product (udot): unsigned bytes only, so each weight plus 128 (a flip of its top bit) times x,
-                // and 128·Σx taken back once for every row: Σ x·(q + 128) − 128·Σ x = Σ x·q, the same integers.
-                w.Open($"else if (Dp.IsSupported)");
-                w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V128}<uint>.Zero;")) + $" var xs = {V128}<uint>.Zero;");
-                w.Open($"for (; i <= {kk - 16}; i += 16)");
-                w.Line($"var xv = {V128}.LoadUnsafe(ref rx, (nuint)i);");
-                w.Line($"xs = Dp.DotProduct(xs, xv, {V128}.Create((byte)1));");
                 foreach (int r in rs)
-                    w.Line($"a{r} = Dp.DotProduct(a{r}, xv, {V128}.AsByte({V128}.LoadUnsafe(ref row{r}, (nuint)i)) ^ {V128}.Create((byte)0x80));");
-                w.Close();
-                w.Line($"int taken = 128 * (int){V128}.Sum(xs);");
-                w.Line(string.Join(" ", rs.Select(r => $"acc{r} = (int){V128}.Sum(a{r}) - taken;")));
-                w.Close();
+                    w.Line(Int8Epilogue.Store(k, requant, $"y[{Expr.Plus("j", r)}]", $"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[{Expr.Plus("j", r)}]")}", ConvInt8Kernel.Multiplier(k, $"multipliers[{Expr.Plus("j", r)}]")));
             }
-            w.Open($"for (; i < {kk}; i++)");
-            w.Line($"int xi = {U}.Add(ref rx, i);");
-            w.Line(string.Join(" ", rs.Select(r => $"acc{r} += xi * {U}.Add(ref row{r}, i);")));
-            w.Close();
-            foreach (int r in rs)
-                w.Line(Int8Epilogue.Store(k, requant, $"y[{Expr.Plus("j", r)}]", $"acc{r} + {ConvInt8Kernel.Bias(k, $"bias[{Expr.Plus("j", r)}]")}", ConvInt8Kernel.Multiplier(k, $"multipliers[{Expr.Plus("j", r)}]")));
-            w.Close();
         }
-        w.Close();
     }
 }

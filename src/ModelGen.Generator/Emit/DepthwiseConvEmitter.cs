@@ -41,70 +41,78 @@ internal static class DepthwiseConvEmitter
         w.Line(vectorizable
             ? $"// Columns {first}..{lastVector - 1} of each output row a vector at a time ({taps} fused multiply-adds each); the others one by one."
             : "// Every output one by one (a horizontal stride other than 1 or 2).");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
         if (hasBias) lengths.Add(("b", c));
         KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"));
-        w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
-        w.Line($"int ch = plane % {c};");
-        w.Line($"ref float xp = ref {U}.Add(ref rx, plane * {h * wd});");
-        w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {taps});");
-        w.Line($"float bias = {(hasBias ? "b[ch]" : "0f")};");
-        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-        w.Line($"ref float yrow = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
-        w.Line($"int iy = oy * {s[0]} - {p[0]};");
-        w.Line($"int ox = {first};");
-        if (vectorizable && lastVector > first)
+        using (w.Block($"for (int plane = 0; plane < {n * c}; plane++)"))
         {
-            SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => lastVector - first >= x.Floats), sw =>
+            w.Line($"int ch = plane % {c};");
+            w.Line($"ref float xp = ref {U}.Add(ref rx, plane * {h * wd});");
+            w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {taps});");
+            w.Line($"float bias = {(hasBias ? "b[ch]" : "0f")};");
+            using (w.Block($"for (int oy = 0; oy < {oh}; oy++)"))
             {
-                string v = sw.V;
-                int width = sw.Floats;
-                bool fused = sw.Fused;
-                w.Open($"for (; ox <= {lastVector - width}; ox += {width})");
-                w.Line($"{v}<float> acc = {v}.Create(bias);");
-                for (int kh = 0; kh < k[0]; kh++)
+                w.Line($"ref float yrow = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
+                w.Line($"int iy = oy * {s[0]} - {p[0]};");
+                w.Line($"int ox = {first};");
+                if (vectorizable && lastVector > first)
                 {
-                    string ih = $"iy + {kh * d[0]}";
-                    bool rowAlwaysInside = p[0] == 0 && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h;
-                    if (rowAlwaysInside) w.OpenBlock();
-                    else w.Open($"if ((uint)({ih}) < {h}u)");
-                    w.Line($"ref float row = ref {U}.Add(ref xp, ({ih}) * {wd});");
-                    for (int kw = 0; kw < k[1]; kw++)
+                    SimdLadder.Cascade(w, SimdLadder.Widths(simd).Where(x => lastVector - first >= x.Floats), sw =>
                     {
-                        string at = $"ox * {s[1]} + {kw * d[1] - p[1]}";
-                        string load = s[1] == 1
-                            ? $"{v}.LoadUnsafe(ref row, (nuint)({at}))"
-                            : KernelEmitter.EvenLanes(v, width, $"{v}.LoadUnsafe(ref row, (nuint)({at}))", $"{v}.LoadUnsafe(ref row, (nuint)({at} + {width}))");
-                        string weight = $"{v}.Create({U}.Add(ref wp, {kh * k[1] + kw}))";
-                        w.Line(fused ? $"acc = {v}.FusedMultiplyAdd({weight}, {load}, acc);" : $"acc += {weight} * {load};");
-                    }
-                    w.Close();
+                        string v = sw.V;
+                        int width = sw.Floats;
+                        bool fused = sw.Fused;
+                        using (w.Block($"for (; ox <= {lastVector - width}; ox += {width})"))
+                        {
+                            w.Line($"{v}<float> acc = {v}.Create(bias);");
+                            for (int kh = 0; kh < k[0]; kh++)
+                            {
+                                string ih = $"iy + {kh * d[0]}";
+                                bool rowAlwaysInside = p[0] == 0 && (oh - 1) * s[0] + (k[0] - 1) * d[0] < h;
+                                using (rowAlwaysInside ? w.Block() : w.Block($"if ((uint)({ih}) < {h}u)"))
+                                {
+                                    w.Line($"ref float row = ref {U}.Add(ref xp, ({ih}) * {wd});");
+                                    for (int kw = 0; kw < k[1]; kw++)
+                                    {
+                                        string at = $"ox * {s[1]} + {kw * d[1] - p[1]}";
+                                        string load = s[1] == 1
+                                            ? $"{v}.LoadUnsafe(ref row, (nuint)({at}))"
+                                            : KernelEmitter.EvenLanes(v, width, $"{v}.LoadUnsafe(ref row, (nuint)({at}))", $"{v}.LoadUnsafe(ref row, (nuint)({at} + {width}))");
+                                        string weight = $"{v}.Create({U}.Add(ref wp, {kh * k[1] + kw}))";
+                                        w.Line(fused ? $"acc = {v}.FusedMultiplyAdd({weight}, {load}, acc);" : $"acc += {weight} * {load};");
+                                    }
+                                }
+                            }
+                            if (GemmEmitter.VectorActivation(node, v, "acc") is { } value) w.Line($"{v}.StoreUnsafe({value}, ref yrow, (nuint)ox);");
+                            else
+                            {
+                                w.Line($"{v}.StoreUnsafe(acc, ref yrow, (nuint)ox);");
+                                w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {U}.Add(ref yrow, ox + e); {U}.Add(ref yrow, ox + e) = {KernelEmitter.Act(node)}; }}");
+                            }
+                        }
+                    });
                 }
-                if (GemmEmitter.VectorActivation(node, v, "acc") is { } value) w.Line($"{v}.StoreUnsafe({value}, ref yrow, (nuint)ox);");
-                else
+                w.Line("// The other columns: edges (taps in the padding) and what no vector covered.");
+                using (w.Block($"for (int col = 0; col < {ow}; col++)"))
                 {
-                    w.Line($"{v}.StoreUnsafe(acc, ref yrow, (nuint)ox);");
-                    w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {U}.Add(ref yrow, ox + e); {U}.Add(ref yrow, ox + e) = {KernelEmitter.Act(node)}; }}");
+                    w.Line($"if (col >= {first} && col < ox) continue;");
+                    w.Line("float sum = bias;");
+                    using (w.Block($"for (int kh = 0; kh < {k[0]}; kh++)"))
+                    {
+                        w.Line($"int ih = iy + kh * {d[0]};");
+                        w.Line($"if ((uint)ih >= {h}u) continue;");
+                        using (w.Block($"for (int kw = 0; kw < {k[1]}; kw++)"))
+                        {
+                            w.Line($"int iw = col * {s[1]} + kw * {d[1]} - {p[1]};");
+                            w.Line($"if ((uint)iw < {wd}u) sum += {U}.Add(ref wp, kh * {k[1]} + kw) * {U}.Add(ref xp, ih * {wd} + iw);");
+                        }
+                    }
+                    w.Line("float v = sum;");
+                    w.Line($"{U}.Add(ref yrow, col) = {KernelEmitter.Act(node)};");
                 }
-                w.Close();
-            });
+            }
         }
-        w.Line("// The other columns: edges (taps in the padding) and what no vector covered.");
-        w.Open($"for (int col = 0; col < {ow}; col++)");
-        w.Line($"if (col >= {first} && col < ox) continue;");
-        w.Line("float sum = bias;");
-        w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
-        w.Line($"int ih = iy + kh * {d[0]};");
-        w.Line($"if ((uint)ih >= {h}u) continue;");
-        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
-        w.Line($"int iw = col * {s[1]} + kw * {d[1]} - {p[1]};");
-        w.Line($"if ((uint)iw < {wd}u) sum += {U}.Add(ref wp, kh * {k[1]} + kw) * {U}.Add(ref xp, ih * {wd} + iw);");
-        w.Close(); w.Close();
-        w.Line("float v = sum;");
-        w.Line($"{U}.Add(ref yrow, col) = {KernelEmitter.Act(node)};");
-        w.Close();
-        w.Close(); w.Close(); w.Close();
     }
 
     /// <summary>
@@ -147,48 +155,52 @@ internal static class DepthwiseConvEmitter
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, one {k[0]}x{k[1]} filter per channel; stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line($"// Per channel: the plane copied into y1 ({rows}x{pw}, zero padding), {wide} outputs computed as a wide plane in y2");
         w.Line($"// (output (oy, ox) at oy·{pw} + ox; tap (kh, kw) reads y1 at {stride}·j + kh·{d[0] * pw} + kw·{d[1]}), then {ow} columns per row copied out.");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount), ("y1", (long)rows * pw), ("y2", wide) };
         if (hasBias) lengths.Add(("b", c));
         KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"), ("rp", "y1"), ("rq", "y2"));
         w.Line("y1.Slice(0, " + (rows * pw) + ").Clear(); // the padding, which the planes copied in never touch");
-        w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
-        w.Line($"int ch = plane % {c};");
-        w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {taps});");
-        w.Line($"float bias = {(hasBias ? "b[ch]" : "0f")};");
-        w.Open($"for (int r = 0; r < {h}; r++)");
-        w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
-        w.Close();
-        var offsets = new List<int>();
-        for (int kh = 0; kh < k[0]; kh++)
-            for (int kw = 0; kw < k[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
-        bool vectorActivation = GemmEmitter.VectorActivation(node, "V", "acc") is not null;
-        SimdLadder.Chain(w, SimdLadder.Widths(simd), sw =>
+        using (w.Block($"for (int plane = 0; plane < {n * c}; plane++)"))
         {
-            string v = sw.V;
-            int width = sw.Floats;
-            bool fused = sw.Fused;
-            w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var w{t} = {v}.Create({U}.Add(ref wp, {t}));")));
-            w.Open($"for (int j = 0; j < {wide}; j += {width})");
-            WideTaps(w, v, width, fused, $"{v}.Create(bias)", "w", k, stride, offsets);
-            w.Line($"{v}.StoreUnsafe({GemmEmitter.VectorActivation(node, v, "acc") ?? "acc"}, ref rq, (nuint)j);");
-            w.Close();
-        }, () =>
-        {
-            w.Open($"for (int j = 0; j < {wide}; j++)");
-            w.Line("float sum = bias;");
-            for (int t = 0; t < taps; t++) w.Line($"sum += {U}.Add(ref wp, {t}) * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
-            w.Line("float v = sum;");
-            w.Line($"{U}.Add(ref rq, j) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
-            w.Close();
-        });
-        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-        w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
-        w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref row), ref {U}.As<float, byte>(ref {U}.Add(ref rq, oy * {pw})), {ow * 4});");
-        if (KernelEmitter.HasActivation(node) && !vectorActivation)
-            w.Line($"for (int ox = 0; ox < {ow}; ox++) {{ float v = {U}.Add(ref row, ox); {U}.Add(ref row, ox) = {KernelEmitter.Act(node)}; }}");
-        w.Close();
-        w.Close();
-        w.Close();
+            w.Line($"int ch = plane % {c};");
+            w.Line($"ref float wp = ref {U}.Add(ref rw, ch * {taps});");
+            w.Line($"float bias = {(hasBias ? "b[ch]" : "0f")};");
+            using (w.Block($"for (int r = 0; r < {h}; r++)"))
+            {
+                w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
+            }
+            var offsets = new List<int>();
+            for (int kh = 0; kh < k[0]; kh++)
+                for (int kw = 0; kw < k[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
+            bool vectorActivation = GemmEmitter.VectorActivation(node, "V", "acc") is not null;
+            SimdLadder.Chain(w, SimdLadder.Widths(simd), sw =>
+            {
+                string v = sw.V;
+                int width = sw.Floats;
+                bool fused = sw.Fused;
+                w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var w{t} = {v}.Create({U}.Add(ref wp, {t}));")));
+                using (w.Block($"for (int j = 0; j < {wide}; j += {width})"))
+                {
+                    WideTaps(w, v, width, fused, $"{v}.Create(bias)", "w", k, stride, offsets);
+                    w.Line($"{v}.StoreUnsafe({GemmEmitter.VectorActivation(node, v, "acc") ?? "acc"}, ref rq, (nuint)j);");
+                }
+            }, () =>
+            {
+                using (w.Block($"for (int j = 0; j < {wide}; j++)"))
+                {
+                    w.Line("float sum = bias;");
+                    for (int t = 0; t < taps; t++) w.Line($"sum += {U}.Add(ref wp, {t}) * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
+                    w.Line("float v = sum;");
+                    w.Line($"{U}.Add(ref rq, j) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
+                }
+            });
+            using (w.Block($"for (int oy = 0; oy < {oh}; oy++)"))
+            {
+                w.Line($"ref float row = ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow});");
+                w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref row), ref {U}.As<float, byte>(ref {U}.Add(ref rq, oy * {pw})), {ow * 4});");
+                if (KernelEmitter.HasActivation(node) && !vectorActivation)
+                    w.Line($"for (int ox = 0; ox < {ow}; ox++) {{ float v = {U}.Add(ref row, ox); {U}.Add(ref row, ox) = {KernelEmitter.Act(node)}; }}");
+            }
+        }
     }
 }

@@ -61,7 +61,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         }
         w.Line($"// sum = Σ taps xq·q + bias[c] over a wide plane in y2 (exact in float32: every sum is an integer below 2^24);");
         w.Line(requant is null ? $"// y = sum·multiplier[c]{k.ActName()}; then {ow} columns per row copied out." : $"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}, {ow} columns per row.");
-        k.OpenMethod();
+        using var kernelBody = k.OpenMethod();
         if (planeLength < rows * pw || planeLength % 16 != 0 || !byteInput && k.Outputs[1].ElementCount < planeLength)
             throw new FormatException($"DepthwiseInt8 '{k.Node.Name}': the planes must hold {rows}x{pw} floats in whole vectors");
         KernelEmitter.CheckedRefs(w, [("x", x.ElementCount), ("w", k.Inputs[1].ElementCount), ("bias", c), ("multipliers", c), ("y", y.ElementCount), ("y1", byteInput ? 1 : planeLength), ("y2", wide), ("y3", planeLength)],
@@ -69,87 +69,92 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line("ref sbyte rw = ref MemoryMarshal.GetReference(w);");
         if (byteInput) w.Line($"y3.Slice(0, {planeLength}).Fill({zero}f); // the padding (the zero point), which the planes widened in never touch");
         else w.Line($"y1.Slice(0, {planeLength}).Clear(); // the padding, which the planes copied in never touch");
-        w.Open($"for (int plane = 0; plane < {n * c}; plane++)");
-        w.Line($"int ch = plane % {c};");
-        w.Line($"int b = {ConvInt8Kernel.Bias(k, "bias[ch]")};");
-        w.Line($"float m = {ConvInt8Kernel.Multiplier(k, "multipliers[ch]")};");
-        if (requant is not null) w.Line($"int im = (int)({requant.IntegerMultiplier("m")}); ref byte rqb = ref {U}.As<float, byte>(ref rq);");
-        w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"float w{t} = {U}.Add(ref rw, ch * {taps} + {t});")));
-        w.Open($"for (int r = 0; r < {h}; r++)");
-        if (byteInput)
+        using (w.Block($"for (int plane = 0; plane < {n * c}; plane++)"))
         {
-            w.Line($"ref byte src = ref {U}.Add(ref rx, (plane * {h} + r) * {wd}); ref float dst = ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]});");
-            if (k.Simd == SimdLevel.Auto && wd >= 8)
+            w.Line($"int ch = plane % {c};");
+            w.Line($"int b = {ConvInt8Kernel.Bias(k, "bias[ch]")};");
+            w.Line($"float m = {ConvInt8Kernel.Multiplier(k, "multipliers[ch]")};");
+            if (requant is not null) w.Line($"int im = (int)({requant.IntegerMultiplier("m")}); ref byte rqb = ref {U}.As<float, byte>(ref rq);");
+            w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"float w{t} = {U}.Add(ref rw, ch * {taps} + {t});")));
+            using (w.Block($"for (int r = 0; r < {h}; r++)"))
             {
-                // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
-                var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
-                w.Open($"if (Avx2.IsSupported)");
-                foreach (int o in at)
-                    w.Line($"{V256}.StoreUnsafe(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, {o})))))), ref dst, {o});");
-                w.Close();
-                w.Line($"else WidenU8(ref src, ref dst, {wd});");
+                if (byteInput)
+                {
+                    w.Line($"ref byte src = ref {U}.Add(ref rx, (plane * {h} + r) * {wd}); ref float dst = ref {U}.Add(ref rp, (r + {p[0]}) * {pw} + {p[1]});");
+                    if (k.Simd == SimdLevel.Auto && wd >= 8)
+                    {
+                        // 8 bytes at a time (vpmovzxbd, vcvtdq2ps); a last, overlapping 8 for the rest of the row.
+                        var at = Enumerable.Range(0, wd / 8).Select(i => i * 8).Concat(wd % 8 != 0 ? [wd - 8] : Array.Empty<int>());
+                        using (w.Block($"if (Avx2.IsSupported)"))
+                        {
+                            foreach (int o in at)
+                                w.Line($"{V256}.StoreUnsafe(Avx.ConvertToVector256Single(Avx2.ConvertToVector256Int32({V128}.AsByte({V128}.CreateScalar({U}.ReadUnaligned<ulong>(ref {U}.Add(ref src, {o})))))), ref dst, {o});");
+                        }
+                        w.Line($"else WidenU8(ref src, ref dst, {wd});");
+                    }
+                    else w.Line($"WidenU8(ref src, ref dst, {wd});");
+                }
+                else w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rr, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
             }
-            else w.Line($"WidenU8(ref src, ref dst, {wd});");
-        }
-        else w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref rr, (r + {p[0]}) * {pw} + {p[1]})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, (plane * {h} + r) * {wd})), {wd * 4});");
-        w.Close();
-        if (!byteInput) Quantize(w, k.Simd, planeLength, inverse, zero);
-        var offsets = new List<int>();
-        for (int kh = 0; kh < kernel[0]; kh++)
-            for (int kw = 0; kw < kernel[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
-        string? vectorAct = GemmEmitter.VectorActivation(k.Node, "V", "v");
-        SimdLadder.Chain(w, SimdLadder.Widths(k.Simd), sw =>
-        {
-            string v = sw.V;
-            int width = sw.Floats;
-            w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var v{t} = {v}.Create(w{t});")));
-            w.Line($"var vb = {v}.Create(b); var vm = {v}.Create(m);");
-            w.Open($"for (int j = 0; j < {wide}; j += {width})");
-            DepthwiseConvEmitter.WideTaps(w, v, width, true, $"{v}<float>.Zero", "v", kernel, stride, offsets);
-            if (requant is not null)
+            if (!byteInput) Quantize(w, k.Simd, planeLength, inverse, zero);
+            var offsets = new List<int>();
+            for (int kh = 0; kh < kernel[0]; kh++)
+                for (int kw = 0; kw < kernel[1]; kw++) offsets.Add(kh * d[0] * pw + kw * d[1]);
+            string? vectorAct = GemmEmitter.VectorActivation(k.Node, "V", "v");
+            SimdLadder.Chain(w, SimdLadder.Widths(k.Simd), sw =>
             {
-                // uint8 out: the int32 sums requantized (fixed point) into bytes of y2, copied out row by row below.
-                w.Line($"var sum = {v}.ConvertToInt32Native(acc) + vb;");
-                string mv = $"{V256}.Create(im)";
-                if (width == 16)
-                    w.Line($"{V128}.StoreUnsafe({requant.Vector16("sum", $"{v}.Create(im)")}, ref rqb, (nuint)j);");
-                else if (width == 8)
-                    w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref rqb, j), PackBytes8({requant.Vector("sum", mv)}));");
+                string v = sw.V;
+                int width = sw.Floats;
+                w.Line(string.Join(" ", Enumerable.Range(0, taps).Select(t => $"var v{t} = {v}.Create(w{t});")));
+                w.Line($"var vb = {v}.Create(b); var vm = {v}.Create(m);");
+                using (w.Block($"for (int j = 0; j < {wide}; j += {width})"))
+                {
+                    DepthwiseConvEmitter.WideTaps(w, v, width, true, $"{v}<float>.Zero", "v", kernel, stride, offsets);
+                    if (requant is not null)
+                    {
+                        // uint8 out: the int32 sums requantized (fixed point) into bytes of y2, copied out row by row below.
+                        w.Line($"var sum = {v}.ConvertToInt32Native(acc) + vb;");
+                        string mv = $"{V256}.Create(im)";
+                        if (width == 16)
+                            w.Line($"{V128}.StoreUnsafe({requant.Vector16("sum", $"{v}.Create(im)")}, ref rqb, (nuint)j);");
+                        else if (width == 8)
+                            w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref rqb, j), PackBytes8({requant.Vector("sum", mv)}));");
+                        else
+                            w.Line($"for (int e = 0; e < {width}; e++) {U}.Add(ref rqb, j + e) = {requant.Scalar($"{v}.GetElement(sum, e)", "im")};");
+                    }
+                    else
+                    {
+                        w.Line($"var v = {v}.ConvertToSingle({v}.ConvertToInt32Native(acc) + vb) * vm;");
+                        w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
+                    }
+                }
+            }, () =>
+            {
+                using (w.Block($"for (int j = 0; j < {wide}; j++)"))
+                {
+                    w.Line("float sum = 0f;");
+                    for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
+                    if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
+                    else
+                    {
+                        w.Line("float v = ((int)sum + b) * m;");
+                        w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
+                    }
+                }
+            });
+            using (w.Block($"for (int oy = 0; oy < {oh}; oy++)"))
+            {
+                if (requant is not null)
+                    w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow}), ref {U}.Add(ref rqb, oy * {pw}), {ow});");
+                else if (vectorAct is null)
+                {
+                    // An activation with no vector form: applied here, once per output.
+                    w.Line($"for (int ox = 0; ox < {ow}; ox++) {{ float v = {U}.Add(ref rq, oy * {pw} + ox); {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox) = {k.Act()}; }}");
+                }
                 else
-                    w.Line($"for (int e = 0; e < {width}; e++) {U}.Add(ref rqb, j + e) = {requant.Scalar($"{v}.GetElement(sum, e)", "im")};");
+                    w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow})), ref {U}.As<float, byte>(ref {U}.Add(ref rq, oy * {pw})), {ow * 4});");
             }
-            else
-            {
-                w.Line($"var v = {v}.ConvertToSingle({v}.ConvertToInt32Native(acc) + vb) * vm;");
-                w.Line($"{v}.StoreUnsafe({(vectorAct is null ? "v" : GemmEmitter.VectorActivation(k.Node, v, "v"))}, ref rq, (nuint)j);");
-            }
-            w.Close();
-        }, () =>
-        {
-            w.Open($"for (int j = 0; j < {wide}; j++)");
-            w.Line("float sum = 0f;");
-            for (int t = 0; t < taps; t++) w.Line($"sum += w{t} * {U}.Add(ref rp, {stride} * j + {offsets[t]});");
-            if (requant is not null) w.Line($"{U}.Add(ref rqb, j) = {requant.Scalar("(int)sum + b", "im")};");
-            else
-            {
-                w.Line("float v = ((int)sum + b) * m;");
-                w.Line($"{U}.Add(ref rq, j) = {(vectorAct is null ? "v" : k.Act())};");
-            }
-            w.Close();
-        });
-        w.Open($"for (int oy = 0; oy < {oh}; oy++)");
-        if (requant is not null)
-            w.Line($"{U}.CopyBlockUnaligned(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow}), ref {U}.Add(ref rqb, oy * {pw}), {ow});");
-        else if (vectorAct is null)
-        {
-            // An activation with no vector form: applied here, once per output.
-            w.Line($"for (int ox = 0; ox < {ow}; ox++) {{ float v = {U}.Add(ref rq, oy * {pw} + ox); {U}.Add(ref ry, (plane * {oh} + oy) * {ow} + ox) = {k.Act()}; }}");
         }
-        else
-            w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref ry, (plane * {oh} + oy) * {ow})), ref {U}.As<float, byte>(ref {U}.Add(ref rq, oy * {pw})), {ow * 4});");
-        w.Close();
-        w.Close();
-        w.Close();
     }
 
     /// <summary>
@@ -179,7 +184,7 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line($"// the taps summed in vector strips of the output rows, {g.Accumulators} row(s) in flight, the padding masked to zero (exact in float32:");
         w.Line("// every sum is an integer below 2^24); sum + bias[c] + zero·Σw in int32, then " + (requant is null ? $"y = that·multiplier[c]{k.ActName()}." : "requantized to uint8 for the next layer:"));
         if (requant is not null) w.Line($"// {requant.Describe().Replace("[j]", "[c]").Replace("acc", "sum")}.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         var quads = bytes && k.Simd == SimdLevel.Auto && (requant is not null || GemmEmitter.VectorActivation(k.Node, V256, "v") is not null)
             ? DepthwiseQuadLayout.For(g.H, g.W, g.OH, g.OW, g.KH, g.KW, g.SH, g.SW, p[0], p[1], p[2], p[3], 1, 1) : null;
         if (quads is not null)
@@ -193,16 +198,17 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         w.Line("ref sbyte rw = ref MemoryMarshal.GetReference(w);");
         if (quads is not null)
         {
-            w.Open($"if (AvxVnni.IsSupported)");
-            EmitQuads(k, g, quads, requant);
-            w.Close();
-            w.Open("else");
+            using (w.Block($"if (AvxVnni.IsSupported)"))
+            {
+                EmitQuads(k, g, quads, requant);
+            }
         }
-        EmitFloatWeights(w, k.Simd, g.M * g.Taps);
-        if (!bytes) w.Line($"ref float qp = ref {U}.Add(ref rp, {g.M * g.Taps});");
-        DepthwiseRowsEmitter.EmitBody(w, g, k.Simd, new Int8Rows(k, requant));
-        if (quads is not null) w.Close();
-        w.Close();
+        using (w.BlockIf(quads is not null, "else"))
+        {
+            EmitFloatWeights(w, k.Simd, g.M * g.Taps);
+            if (!bytes) w.Line($"ref float qp = ref {U}.Add(ref rp, {g.M * g.Taps});");
+            DepthwiseRowsEmitter.EmitBody(w, g, k.Simd, new Int8Rows(k, requant));
+        }
     }
 
     /// <summary>
@@ -234,135 +240,141 @@ internal sealed class DepthwiseInt8Kernel : IKernel
         // Four vectors of 8 quads a step (the source and destination refs moved on, constant offsets), the rest one by one.
         void BuildQuads(string buffer)
         {
-            w.OpenBlock();
-            w.Line($"ref byte src = ref {U}.Add(ref pb, {buffer} * {planeBytes}); ref byte dst = ref {U}.Add(ref qd, {buffer} * {quadBytes});");
-            string Quad(int n)
+            using (w.Block())
             {
-                int from = s * 8 * n;
-                string source = s == 1
-                    ? $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}))"
-                    : $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}), {V128}.LoadUnsafe(ref src, {from + 8}))";
-                return $"{V256}.StoreUnsafe(Avx2.Shuffle({source}, qpick), ref dst{(n == 0 ? "" : $", {32 * n}")});";
+                w.Line($"ref byte src = ref {U}.Add(ref pb, {buffer} * {planeBytes}); ref byte dst = ref {U}.Add(ref qd, {buffer} * {quadBytes});");
+                string Quad(int n)
+                {
+                    int from = s * 8 * n;
+                    string source = s == 1
+                        ? $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}))"
+                        : $"{V256}.Create({V128}.LoadUnsafe(ref src{(from == 0 ? "" : $", {from}")}), {V128}.LoadUnsafe(ref src, {from + 8}))";
+                    return $"{V256}.StoreUnsafe(Avx2.Shuffle({source}, qpick), ref dst{(n == 0 ? "" : $", {32 * n}")});";
+                }
+                int vectors = layout.Quads / 8;
+                if (vectors >= 4)
+                {
+                    using (w.Block($"for (int n = 0; n < {vectors / 4}; n++)"))
+                    {
+                        for (int n = 0; n < 4; n++) w.Line(Quad(n));
+                        w.Line($"src = ref {U}.Add(ref src, {32 * s}); dst = ref {U}.Add(ref dst, 128);");
+                    }
+                }
+                for (int n = 0; n < vectors % 4; n++) w.Line(Quad(n));
             }
-            int vectors = layout.Quads / 8;
-            if (vectors >= 4)
-            {
-                w.Open($"for (int n = 0; n < {vectors / 4}; n++)");
-                for (int n = 0; n < 4; n++) w.Line(Quad(n));
-                w.Line($"src = ref {U}.Add(ref src, {32 * s}); dst = ref {U}.Add(ref dst, 128);");
-                w.Close();
-            }
-            for (int n = 0; n < vectors % 4; n++) w.Line(Quad(n));
-            w.Close();
         }
         w.Line("// The first channel's quads, and the second's plane.");
         CopyPlane("0", "0");
         BuildQuads("0");
         if (g.Planes > 1) CopyPlane("1", "1");
-        w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
-        if (g.Planes > 1)
+        using (w.Block($"for (int plane = 0; plane < {g.Planes}; plane++)"))
         {
-            w.Line($"if (plane + 1 < {g.Planes}) // the next channel's quads, from the plane copied a channel ago");
-            BuildQuads("((plane + 1) & 1)");
-            w.Line($"if (plane + 2 < {g.Planes}) // the one after's plane, into this one's (its quads are built)");
-            w.Indent();
-            CopyPlane("(plane + 2)", "(plane & 1)");
-            w.Outdent();
-        }
-        w.Line($"ref byte qc = ref {U}.Add(ref qd, (plane & 1) * {quadBytes}); // this channel's quads");
-        w.Line($"int ch = plane % {g.M};");
-        w.Line($"ref sbyte wq = ref {U}.Add(ref rw, ch * {g.Taps});");
-        w.Line($"var vb = {V256}.Create({ConvInt8Kernel.Bias(k, "bias[ch]")});");
-        if (requant is not null) w.Line($"var vim = {V256}.Create((int)({requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, "multipliers[ch]"))}));");
-        else w.Line($"var vm = {V256}.Create({ConvInt8Kernel.Multiplier(k, "multipliers[ch]")});");
-        for (int kh = 0; kh < g.KH; kh++)
-            for (int q = 0; q < layout.Groups; q++)
+            if (g.Planes > 1)
             {
-                var bytes = Enumerable.Range(0, 4).Where(b => 4 * q + b < g.KW).Select(b => $"(byte){U}.Add(ref wq, {kh * g.KW + 4 * q + b}){(b == 0 ? "" : $" << {8 * b}")}");
-                w.Line($"var w{kh}_{q} = {V256}.AsSByte({V256}.Create((int)({string.Join(" | ", bytes)}))); // taps {kh},{4 * q}…{Math.Min(g.KW, 4 * q + 4) - 1}");
+                w.Line($"if (plane + 1 < {g.Planes}) // the next channel's quads, from the plane copied a channel ago");
+                BuildQuads("((plane + 1) & 1)");
+                w.Line($"if (plane + 2 < {g.Planes}) // the one after's plane, into this one's (its quads are built)");
+                w.Indent();
+                CopyPlane("(plane + 2)", "(plane & 1)");
+                w.Outdent();
             }
-        string yOffset = $"plane * {g.OH * g.OW}";
-        string vectorAct = requant is null ? GemmEmitter.VectorActivation(k.Node, V256, $"{V256}.ConvertToSingle(SUMS) * vm")! : "";
-
-        // The int32 sums of the 8 outputs whose first quad is element j of the row's quads qr (j a constant).
-        string Sums(int j)
-        {
-            string acc = $"a{j}";
-            w.Line($"var {acc} = vb;");
+            w.Line($"ref byte qc = ref {U}.Add(ref qd, (plane & 1) * {quadBytes}); // this channel's quads");
+            w.Line($"int ch = plane % {g.M};");
+            w.Line($"ref sbyte wq = ref {U}.Add(ref rw, ch * {g.Taps});");
+            w.Line($"var vb = {V256}.Create({ConvInt8Kernel.Bias(k, "bias[ch]")});");
+            if (requant is not null) w.Line($"var vim = {V256}.Create((int)({requant.IntegerMultiplier(ConvInt8Kernel.Multiplier(k, "multipliers[ch]"))}));");
+            else w.Line($"var vm = {V256}.Create({ConvInt8Kernel.Multiplier(k, "multipliers[ch]")});");
             for (int kh = 0; kh < g.KH; kh++)
                 for (int q = 0; q < layout.Groups; q++)
                 {
-                    long at = 4 * (j + (long)kh * layout.RowStep + q * layout.GroupStep);
-                    w.Line($"{acc} = AvxVnni.MultiplyWideningAndAdd({acc}, {V256}.LoadUnsafe(ref qr{(at == 0 ? "" : $", {at}")}), w{kh}_{q});");
+                    var bytes = Enumerable.Range(0, 4).Where(b => 4 * q + b < g.KW).Select(b => $"(byte){U}.Add(ref wq, {kh * g.KW + 4 * q + b}){(b == 0 ? "" : $" << {8 * b}")}");
+                    w.Line($"var w{kh}_{q} = {V256}.AsSByte({V256}.Create((int)({string.Join(" | ", bytes)}))); // taps {kh},{4 * q}…{Math.Min(g.KW, 4 * q + 4) - 1}");
                 }
-            return acc;
-        }
-        // Blocks in pairs: one requantization each, one pack of the two into 16 bytes.
-        void Blocks(int[] starts, string target, Func<int, int> store)
-        {
-            for (int b = 0; b < starts.Length; b += 2)
+            string yOffset = $"plane * {g.OH * g.OW}";
+            string vectorAct = requant is null ? GemmEmitter.VectorActivation(k.Node, V256, $"{V256}.ConvertToSingle(SUMS) * vm")! : "";
+
+            // The int32 sums of the 8 outputs whose first quad is element j of the row's quads qr (j a constant).
+            string Sums(int j)
             {
-                w.OpenBlock();
-                if (b + 1 < starts.Length && requant is not null)
-                {
-                    string a0 = Sums(starts[b]), a1 = Sums(starts[b + 1]);
-                    w.Line($"var q = PackBytes16({requant.VectorForPack(a0, "vim")}, {requant.VectorForPack(a1, "vim")});");
-                    int at0 = store(starts[b]), at1 = store(starts[b + 1]);
-                    if (at1 == at0 + 8) w.Line($"{V128}.StoreUnsafe(q, ref {target}{(at0 == 0 ? "" : $", {at0}")});");
-                    else
+                string acc = $"a{j}";
+                w.Line($"var {acc} = vb;");
+                for (int kh = 0; kh < g.KH; kh++)
+                    for (int q = 0; q < layout.Groups; q++)
                     {
-                        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at0}), {V128}.GetElement({V128}.AsUInt64(q), 0));");
-                        w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at1}), {V128}.GetElement({V128}.AsUInt64(q), 1));");
+                        long at = 4 * (j + (long)kh * layout.RowStep + q * layout.GroupStep);
+                        w.Line($"{acc} = AvxVnni.MultiplyWideningAndAdd({acc}, {V256}.LoadUnsafe(ref qr{(at == 0 ? "" : $", {at}")}), w{kh}_{q});");
+                    }
+                return acc;
+            }
+            // Blocks in pairs: one requantization each, one pack of the two into 16 bytes.
+            void Blocks(int[] starts, string target, Func<int, int> store)
+            {
+                for (int b = 0; b < starts.Length; b += 2)
+                {
+                    using (w.Block())
+                    {
+                        if (b + 1 < starts.Length && requant is not null)
+                        {
+                            string a0 = Sums(starts[b]), a1 = Sums(starts[b + 1]);
+                            w.Line($"var q = PackBytes16({requant.VectorForPack(a0, "vim")}, {requant.VectorForPack(a1, "vim")});");
+                            int at0 = store(starts[b]), at1 = store(starts[b + 1]);
+                            if (at1 == at0 + 8) w.Line($"{V128}.StoreUnsafe(q, ref {target}{(at0 == 0 ? "" : $", {at0}")});");
+                            else
+                            {
+                                w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at0}), {V128}.GetElement({V128}.AsUInt64(q), 0));");
+                                w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at1}), {V128}.GetElement({V128}.AsUInt64(q), 1));");
+                            }
+                        }
+                        else
+                            for (int e = b; e < Math.Min(b + 2, starts.Length); e++)
+                            {
+                                string acc = Sums(starts[e]);
+                                int at = store(starts[e]);
+                                w.Line(requant is not null
+                                    ? $"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at}), PackBytes8({requant.Vector(acc, "vim")}));"
+                                    : $"{V256}.StoreUnsafe({vectorAct.Replace("SUMS", acc)}, ref {target}{(at == 0 ? "" : $", {at}")});");
+                            }
                     }
                 }
-                else
-                    for (int e = b; e < Math.Min(b + 2, starts.Length); e++)
-                    {
-                        string acc = Sums(starts[e]);
-                        int at = store(starts[e]);
-                        w.Line(requant is not null
-                            ? $"{U}.WriteUnaligned(ref {U}.Add(ref {target}, {at}), PackBytes8({requant.Vector(acc, "vim")}));"
-                            : $"{V256}.StoreUnsafe({vectorAct.Replace("SUMS", acc)}, ref {target}{(at == 0 ? "" : $", {at}")});");
-                    }
-                w.Close();
+            }
+            string elem = requant is null ? "float" : "byte";
+            if (layout.Direct)
+            {
+                using (w.Block($"for (int oy = 0; oy < {g.OH}; oy++)"))
+                {
+                    w.Line($"ref byte qr = ref {U}.Add(ref qc, oy * {4 * pitch}); ref {elem} yr = ref {U}.Add(ref ry, {yOffset} + oy * {g.OW});");
+                    Blocks(layout.Columns, "yr", ox => ox);
+                }
+            }
+            else
+            {
+                w.Line($"ref {elem} wr = ref {(requant is null ? $"{U}.As<byte, float>(ref wb)" : "wb")};");
+                using (w.Block(layout.PerRow ? $"for (int oy = 0; oy < {g.OH}; oy++)" : $"for (int j = 0; j < {layout.WideLength}; j += 8)"))
+                {
+                    string at = layout.PerRow ? $"oy * {pitch}" : "j";
+                    w.Line($"ref byte qr = ref {U}.Add(ref qc, 4 * {at}); ref {elem} yr = ref {U}.Add(ref wr, {at});");
+                    Blocks([0], "yr", ox => ox);
+                }
+                int size = requant is null ? 4 : 1;
+                string row = $"ref {U}.Add(ref ry, {yOffset} + oy * {g.OW})";
+                w.Line($"for (int oy = 0; oy < {g.OH}; oy++) {U}.CopyBlockUnaligned({(requant is null ? $"ref {U}.As<float, byte>({row})" : row)}, ref {U}.Add(ref wb, oy * {pitch * size}), {g.OW * size});");
             }
         }
-        string elem = requant is null ? "float" : "byte";
-        if (layout.Direct)
-        {
-            w.Open($"for (int oy = 0; oy < {g.OH}; oy++)");
-            w.Line($"ref byte qr = ref {U}.Add(ref qc, oy * {4 * pitch}); ref {elem} yr = ref {U}.Add(ref ry, {yOffset} + oy * {g.OW});");
-            Blocks(layout.Columns, "yr", ox => ox);
-            w.Close();
-        }
-        else
-        {
-            w.Line($"ref {elem} wr = ref {(requant is null ? $"{U}.As<byte, float>(ref wb)" : "wb")};");
-            if (layout.PerRow) w.Open($"for (int oy = 0; oy < {g.OH}; oy++)");
-            else w.Open($"for (int j = 0; j < {layout.WideLength}; j += 8)");
-            string at = layout.PerRow ? $"oy * {pitch}" : "j";
-            w.Line($"ref byte qr = ref {U}.Add(ref qc, 4 * {at}); ref {elem} yr = ref {U}.Add(ref wr, {at});");
-            Blocks([0], "yr", ox => ox);
-            w.Close();
-            int size = requant is null ? 4 : 1;
-            string row = $"ref {U}.Add(ref ry, {yOffset} + oy * {g.OW})";
-            w.Line($"for (int oy = 0; oy < {g.OH}; oy++) {U}.CopyBlockUnaligned({(requant is null ? $"ref {U}.As<float, byte>({row})" : row)}, ref {U}.Add(ref wb, oy * {pitch * size}), {g.OW * size});");
-        }
-        w.Close();
     }
 
     /// <summary>wf = y1[0..count) = the int8 weights as float32 (exact), converted once a call rather than once a plane.</summary>
     static void EmitFloatWeights(CodeWriter w, SimdLevel simd, int count)
     {
         w.Line("ref float wf = ref rp;");
-        w.OpenBlock();
-        w.Line("int i = 0;");
-        if (simd == SimdLevel.Auto)
-            w.Line($"if (Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rw", "i")}, ref wf, (nuint)i);");
-        if (simd != SimdLevel.None)
-            w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
-        w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
-        w.Close();
+        using (w.Block())
+        {
+            w.Line("int i = 0;");
+            if (simd == SimdLevel.Auto)
+                w.Line($"if (Avx512F.IsSupported) for (; i <= {count - 16}; i += 16) {V512}.StoreUnsafe({Int8RowDecoder.Floats(SimdWidth.V512, "rw", "i")}, ref wf, (nuint)i);");
+            if (simd != SimdLevel.None)
+                w.Line($"if ({V128}.IsHardwareAccelerated) for (; i <= {count - 4}; i += 4) {V128}.StoreUnsafe({V128}.ConvertToSingle({V128}.WidenLower({V128}.WidenLower({V128}.AsSByte({V128}.CreateScalar({U}.ReadUnaligned<uint>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref rw, i)))))))), ref wf, (nuint)i);");
+            w.Line($"for (; i < {count}; i++) {U}.Add(ref wf, i) = {U}.Add(ref rw, i);");
+        }
     }
 
     sealed class Int8Rows(KernelContext k, Requant? requant) : DepthwiseRowsEmitter.Flavor
@@ -479,15 +491,17 @@ internal sealed class DepthwiseInt8Kernel : IKernel
                 if (k.Simd == SimdLevel.Auto && l.Floats == 4)
                 {
                     // Rows of 4 (4x4 planes): the 8-lane requantization on the sums and 4 zero lanes, 4 bytes out.
-                    w.Open($"if (Avx2.IsSupported)");
-                    w.Line($"uint q = (uint)PackBytes8({requant.Vector($"{V256}.Create(sum, {V128}<int>.Zero)", $"{V256}.Create(im)")});");
-                    if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
-                    else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = (byte)(q >> {8 * e});");
-                    w.Close();
-                    w.Open("else");
+                    using (w.Block($"if (Avx2.IsSupported)"))
+                    {
+                        w.Line($"uint q = (uint)PackBytes8({requant.Vector($"{V256}.Create(sum, {V128}<int>.Zero)", $"{V256}.Create(im)")});");
+                        if (!partial) w.Line($"{U}.WriteUnaligned(ref {U}.Add(ref yp, {at}), q);");
+                        else for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = (byte)(q >> {8 * e});");
+                    }
                 }
-                for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
-                if (k.Simd == SimdLevel.Auto && l.Floats == 4) w.Close();
+                using (w.BlockIf(k.Simd == SimdLevel.Auto && l.Floats == 4, "else"))
+                {
+                    for (int e = 0; e < lanes; e++) w.Line($"{U}.Add(ref yp, {at} + {e}) = {requant.Scalar($"{v}.GetElement(sum, {e})", "im")};");
+                }
             }
         }
 

@@ -53,12 +53,13 @@ internal static class DepthwiseRowsEmitter
         w.Line($"// Conv (depthwise): y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}, {Filters(g)}; stride {g.SH}x{g.SW}, pads {string.Join(",", p)}{KernelEmitter.ActName(node)}.");
         w.Line($"// Per channel, each output row in vector strips; a strip walks down the plane keeping {g.Accumulators} output row(s) in");
         w.Line("// flight, and each input row it loads is added into all of them. Lanes in the padding are masked to zero.");
-        KernelEmitter.OpenKernel(w, name, sig);
-        var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
-        if (hasBias) lengths.Add(("b", g.M));
-        KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"));
-        EmitBody(w, g, simd, new FloatRows(node, hasBias));
-        w.Close();
+        using (KernelEmitter.OpenKernel(w, name, sig))
+        {
+            var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", wt.ElementCount), ("y", y.ElementCount) };
+            if (hasBias) lengths.Add(("b", g.M));
+            KernelEmitter.CheckedRefs(w, lengths.ToArray(), ("rx", "x"), ("rw", "w"), ("ry", "y"));
+            EmitBody(w, g, simd, new FloatRows(node, hasBias));
+        }
         return true;
     }
 
@@ -145,42 +146,45 @@ internal static class DepthwiseRowsEmitter
 
     static void EmitLevel(CodeWriter w, Shape g, SimdWidth l, Flavor flavor)
     {
-        w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
-        w.Line($"int ch = plane % {g.M};");
-        flavor.BeginPlane(w, g, l.V);
+        using (w.Block($"for (int plane = 0; plane < {g.Planes}; plane++)"))
+        {
+            w.Line($"int ch = plane % {g.M};");
+            flavor.BeginPlane(w, g, l.V);
 
-        // Strips: whole vectors from the left, and a last one ending at the row's end (overlapping the one
-        // before it) when OW is not a multiple of the width; a row narrower than a vector is one strip.
-        int width = l.Floats;
-        var starts = new List<int>();
-        if (g.OW <= width) starts.Add(0);
-        else
-        {
-            for (int c0 = 0; c0 + width <= g.OW; c0 += width) starts.Add(c0);
-            if (g.OW % width != 0) starts.Add(g.OW - width);
-        }
-        int lanes = Math.Min(width, g.OW);
-        // Interior strips (every tap's loads inside the row, no lane in the padding) share one loop.
-        var interior = starts.Where(c0 => c0 % width == 0 && Interior(g, c0, width)).ToList();
-        bool loop = interior.Count >= 2 && interior.Last() - interior.First() == (interior.Count - 1) * width;
-        foreach (int c0 in starts)
-        {
-            if (loop && interior.Contains(c0))
-            {
-                if (c0 != interior[0]) continue;
-                w.Open($"for (int c0 = {interior[0]}; c0 <= {interior.Last()}; c0 += {width})");
-                EmitStrip(w, flavor, g, l, null, lanes);
-                w.Close();
-            }
+            // Strips: whole vectors from the left, and a last one ending at the row's end (overlapping the one
+            // before it) when OW is not a multiple of the width; a row narrower than a vector is one strip.
+            int width = l.Floats;
+            var starts = new List<int>();
+            if (g.OW <= width) starts.Add(0);
             else
             {
-                w.Line($"// Columns {c0}..{c0 + lanes - 1}.");
-                w.OpenBlock();
-                EmitStrip(w, flavor, g, l, c0, lanes);
-                w.Close();
+                for (int c0 = 0; c0 + width <= g.OW; c0 += width) starts.Add(c0);
+                if (g.OW % width != 0) starts.Add(g.OW - width);
+            }
+            int lanes = Math.Min(width, g.OW);
+            // Interior strips (every tap's loads inside the row, no lane in the padding) share one loop.
+            var interior = starts.Where(c0 => c0 % width == 0 && Interior(g, c0, width)).ToList();
+            bool loop = interior.Count >= 2 && interior.Last() - interior.First() == (interior.Count - 1) * width;
+            foreach (int c0 in starts)
+            {
+                if (loop && interior.Contains(c0))
+                {
+                    if (c0 != interior[0]) continue;
+                    using (w.Block($"for (int c0 = {interior[0]}; c0 <= {interior.Last()}; c0 += {width})"))
+                    {
+                        EmitStrip(w, flavor, g, l, null, lanes);
+                    }
+                }
+                else
+                {
+                    w.Line($"// Columns {c0}..{c0 + lanes - 1}.");
+                    using (w.Block())
+                    {
+                        EmitStrip(w, flavor, g, l, c0, lanes);
+                    }
+                }
             }
         }
-        w.Close();
     }
 
     /// <summary>Every tap of the strip at c0 reads inside the row, with no lane in the padding.</summary>
@@ -214,9 +218,10 @@ internal static class DepthwiseRowsEmitter
         for (int oy = 0; oy < bestFrom; oy++) EmitRow(w, flavor, g, l, c0, lanes, oy);
         if (bestTo > bestFrom)
         {
-            w.Open($"for (int oy = {bestFrom}; oy < {bestTo}; oy++)");
-            EmitRow(w, flavor, g, l, c0, lanes, null);
-            w.Close();
+            using (w.Block($"for (int oy = {bestFrom}; oy < {bestTo}; oy++)"))
+            {
+                EmitRow(w, flavor, g, l, c0, lanes, null);
+            }
         }
         for (int oy = bestTo; oy < g.OH; oy++) EmitRow(w, flavor, g, l, c0, lanes, oy);
     }
@@ -253,33 +258,34 @@ internal static class DepthwiseRowsEmitter
         string v = l.V;
         int a = g.Accumulators;
         if (oy is int row) w.Line($"// Output row {row}.");
-        w.OpenBlock();
-        for (int r = FirstNewRow(g, oy); r < g.KH; r++)
+        using (w.Block())
         {
-            int? iy = oy * g.SH - g.PT + r;
-            if (iy is int i && (i < 0 || i >= g.H)) continue; // a padding row: nothing to add
-            var reach = new List<(int J, int Kh)>();
-            for (int j = 0; j < a; j++)
+            for (int r = FirstNewRow(g, oy); r < g.KH; r++)
             {
-                int kh = r - j * g.SH;
-                if (kh >= 0 && kh < g.KH && (oy is not int o || o + j < g.OH)) reach.Add((j, kh));
-            }
-            if (reach.Count == 0) continue;
-            int rowStart = (r - g.PT) * g.W;
-            if (oy is null) flavor.DeclareRow(w, $"xr{r}", $"oy * {g.SH * g.W}{(rowStart == 0 ? "" : rowStart > 0 ? $" + {rowStart}" : $" - {-rowStart}")}");
-            for (int kw = 0; kw < g.KW; kw++) w.Line($"var t{r}_{kw} = {Tap(flavor, g, l, c0, lanes, oy, r, kw)};");
-            foreach (var (j, kh) in reach)
-                for (int kw = 0; kw < g.KW; kw++)
+                int? iy = oy * g.SH - g.PT + r;
+                if (iy is int i && (i < 0 || i >= g.H)) continue; // a padding row: nothing to add
+                var reach = new List<(int J, int Kh)>();
+                for (int j = 0; j < a; j++)
                 {
-                    string weight = $"w{kh * g.KW + kw}", tap = $"t{r}_{kw}";
-                    w.Line(l.Fused ? $"acc{j} = {v}.FusedMultiplyAdd({weight}, {tap}, acc{j});" : $"acc{j} += {weight} * {tap};");
+                    int kh = r - j * g.SH;
+                    if (kh >= 0 && kh < g.KH && (oy is not int o || o + j < g.OH)) reach.Add((j, kh));
                 }
+                if (reach.Count == 0) continue;
+                int rowStart = (r - g.PT) * g.W;
+                if (oy is null) flavor.DeclareRow(w, $"xr{r}", $"oy * {g.SH * g.W}{(rowStart == 0 ? "" : rowStart > 0 ? $" + {rowStart}" : $" - {-rowStart}")}");
+                for (int kw = 0; kw < g.KW; kw++) w.Line($"var t{r}_{kw} = {Tap(flavor, g, l, c0, lanes, oy, r, kw)};");
+                foreach (var (j, kh) in reach)
+                    for (int kw = 0; kw < g.KW; kw++)
+                    {
+                        string weight = $"w{kh * g.KW + kw}", tap = $"t{r}_{kw}";
+                        w.Line(l.Fused ? $"acc{j} = {v}.FusedMultiplyAdd({weight}, {tap}, acc{j});" : $"acc{j} += {weight} * {tap};");
+                    }
+            }
+            string at = $"{(oy is int o2 ? CodeWriter.N((long)o2 * g.OW) : $"oy * {g.OW}")}{(c0 is int c ? (c == 0 ? "" : $" + {c}") : " + c0")}";
+            flavor.Store(w, g, l, at, lanes, partial: lanes < l.Floats && oy == g.OH - 1);
+            if (a > 1) w.Line(string.Join(" ", Enumerable.Range(0, a - 1).Select(j => $"acc{j} = acc{j + 1};")) + $" acc{a - 1} = start;");
+            else w.Line("acc0 = start;");
         }
-        string at = $"{(oy is int o2 ? CodeWriter.N((long)o2 * g.OW) : $"oy * {g.OW}")}{(c0 is int c ? (c == 0 ? "" : $" + {c}") : " + c0")}";
-        flavor.Store(w, g, l, at, lanes, partial: lanes < l.Floats && oy == g.OH - 1);
-        if (a > 1) w.Line(string.Join(" ", Enumerable.Range(0, a - 1).Select(j => $"acc{j} = acc{j + 1};")) + $" acc{a - 1} = start;");
-        else w.Line("acc0 = start;");
-        w.Close();
     }
 
     /// <summary>
@@ -356,21 +362,25 @@ internal static class DepthwiseRowsEmitter
 
     static void EmitScalar(CodeWriter w, Shape g, Flavor flavor)
     {
-        w.Open($"for (int plane = 0; plane < {g.Planes}; plane++)");
-        w.Line($"int ch = plane % {g.M};");
-        flavor.BeginPlane(w, g, null);
-        w.Open($"for (int oy = 0; oy < {g.OH}; oy++)");
-        w.Open($"for (int ox = 0; ox < {g.OW}; ox++)");
-        w.Line("float sum = start;");
-        for (int kh = 0; kh < g.KH; kh++)
+        using (w.Block($"for (int plane = 0; plane < {g.Planes}; plane++)"))
         {
-            w.Line($"int ih{kh} = oy * {g.SH} + {kh - g.PT};");
-            w.Open($"if ((uint)ih{kh} < {g.H}u)");
-            for (int kw = 0; kw < g.KW; kw++)
-                w.Line($"if ((uint)(ox * {g.SW} + {kw - g.PL}) < {g.W}u) sum += w{kh * g.KW + kw} * {flavor.LoadScalar($"ih{kh} * {g.W} + ox * {g.SW} + {kw - g.PL}")};");
-            w.Close();
+            w.Line($"int ch = plane % {g.M};");
+            flavor.BeginPlane(w, g, null);
+            using (w.Block($"for (int oy = 0; oy < {g.OH}; oy++)"))
+            using (w.Block($"for (int ox = 0; ox < {g.OW}; ox++)"))
+            {
+                w.Line("float sum = start;");
+                for (int kh = 0; kh < g.KH; kh++)
+                {
+                    w.Line($"int ih{kh} = oy * {g.SH} + {kh - g.PT};");
+                    using (w.Block($"if ((uint)ih{kh} < {g.H}u)"))
+                    {
+                        for (int kw = 0; kw < g.KW; kw++)
+                            w.Line($"if ((uint)(ox * {g.SW} + {kw - g.PL}) < {g.W}u) sum += w{kh * g.KW + kw} * {flavor.LoadScalar($"ih{kh} * {g.W} + ox * {g.SW} + {kw - g.PL}")};");
+                    }
+                }
+                flavor.StoreScalar(w, g, $"oy * {g.OW} + ox");
+            }
         }
-        flavor.StoreScalar(w, g, $"oy * {g.OW} + ox");
-        w.Close(); w.Close(); w.Close();
     }
 }

@@ -67,12 +67,13 @@ internal static class GemmEmitter
         if (KernelEmitter.HasActivation(node) && VectorActivation(node, "x", "v") is null)
         {
             w.Line("// The activation, over C once the sums are done.");
-            w.Open($"for (int r = 0; r < {g.M}; r++)");
-            w.Open($"for (int c = 0; c < {g.N}; c++)");
-            w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")});");
-            w.Line("float v = cell;");
-            w.Line($"cell = {KernelEmitter.Act(node)};");
-            w.Close(); w.Close();
+            using (w.Block($"for (int r = 0; r < {g.M}; r++)"))
+            using (w.Block($"for (int c = 0; c < {g.N}; c++)"))
+            {
+                w.Line($"ref float cell = ref {Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")});");
+                w.Line("float v = cell;");
+                w.Line($"cell = {KernelEmitter.Act(node)};");
+            }
         }
     }
 
@@ -158,49 +159,50 @@ internal static class GemmEmitter
         if (gatherPerChunk) kc = Math.Max(g.GatherRows, kc / g.GatherRows * g.GatherRows);
         var chunk = new Chunk(kc >= g.K ? null : "k0", kc, gatherPerChunk);
         if (!chunk.Relative) g.GatherB?.Invoke(w, "0", N(g.K));
-        if (chunk.Var is not null)
+        if (chunk.Var is not null) w.Line($"// K in chunks of {kc}: the chunk of B ({kc} rows) stays in L1 while every row block uses it; C carries the sums between chunks.");
+        int n = 0, partialFrom = -1;
+        using (w.BlockIf(chunk.Var is not null, $"for (int k0 = 0; k0 < {g.K}; k0 += {kc})"))
         {
-            w.Line($"// K in chunks of {kc}: the chunk of B ({kc} rows) stays in L1 while every row block uses it; C carries the sums between chunks.");
-            w.Open($"for (int k0 = 0; k0 < {g.K}; k0 += {kc})");
-            w.Line($"int kEnd = Math.Min(k0 + {kc}, {g.K});");
-            w.Line("bool firstChunk = k0 == 0, lastChunk = kEnd == " + g.K + ";");
-            if (chunk.Relative)
+            if (chunk.Var is not null)
             {
-                w.Line("// This chunk's rows of B, gathered now into B's first rows: they are still in L1 when the tiles read them.");
-                g.GatherB!(w, "k0", "kEnd");
+                w.Line($"int kEnd = Math.Min(k0 + {kc}, {g.K});");
+                w.Line("bool firstChunk = k0 == 0, lastChunk = kEnd == " + g.K + ";");
+                if (chunk.Relative)
+                {
+                    w.Line("// This chunk's rows of B, gathered now into B's first rows: they are still in L1 when the tiles read them.");
+                    g.GatherB!(w, "k0", "kEnd");
+                }
+            }
+            int tile = nr * top.Floats;
+            int tiles = g.N / tile;
+            if (tiles > 0)
+            {
+                using (w.BlockIf(tiles > 1, $"for (int n0 = 0; n0 < {tiles * tile}; n0 += {tile})"))
+                {
+                    RowBlocks(w, g, node, top, mr, nr, tiles > 1 ? "n0" : "0", chunk);
+                }
+                n = tiles * tile;
+            }
+            int singles = (g.N - n) / top.Floats;
+            if (singles > 0)
+            {
+                RowBlocks(w, g, node, top, mr, singles, N(n), chunk);
+                n += singles * top.Floats;
+            }
+            if (n < g.N && g.PaddedColumns >= n + top.Floats)
+            {
+                partialFrom = n;
+                n = g.N;
+            }
+            foreach (var narrower in ladder.Skip(1))
+            {
+                if (g.N - n < narrower.Floats) continue;
+                int count = (g.N - n) / narrower.Floats;
+                RowBlocks(w, g, node, narrower, mr, count, N(n), chunk);
+                n += count * narrower.Floats;
             }
         }
-        int n = 0;
-        int tile = nr * top.Floats;
-        int tiles = g.N / tile;
-        if (tiles > 0)
-        {
-            if (tiles > 1) w.Open($"for (int n0 = 0; n0 < {tiles * tile}; n0 += {tile})");
-            RowBlocks(w, g, node, top, mr, nr, tiles > 1 ? "n0" : "0", chunk);
-            if (tiles > 1) w.Close();
-            n = tiles * tile;
-        }
-        int singles = (g.N - n) / top.Floats;
-        if (singles > 0)
-        {
-            RowBlocks(w, g, node, top, mr, singles, N(n), chunk);
-            n += singles * top.Floats;
-        }
-        int partialFrom = -1;
-        if (n < g.N && g.PaddedColumns >= n + top.Floats)
-        {
-            partialFrom = n;
-            n = g.N;
-        }
-        foreach (var narrower in ladder.Skip(1))
-        {
-            if (g.N - n < narrower.Floats) continue;
-            int count = (g.N - n) / narrower.Floats;
-            RowBlocks(w, g, node, narrower, mr, count, N(n), chunk);
-            n += count * narrower.Floats;
-        }
         int tailFrom = n;
-        if (chunk.Var is not null) w.Close();
         // The last columns, narrower than any vector, over all of K at once.
         if (tailFrom < g.N)
         {
@@ -238,9 +240,10 @@ internal static class GemmEmitter
         int fullRows = g.M - g.M % mr;
         if (fullRows > mr)
         {
-            w.Open($"for (int m0 = 0; m0 < {fullRows}; m0 += {mr})");
-            Tile(w, g, node, level, mr, vectors, "m0", n0, chunk, partial);
-            w.Close();
+            using (w.Block($"for (int m0 = 0; m0 < {fullRows}; m0 += {mr})"))
+            {
+                Tile(w, g, node, level, mr, vectors, "m0", n0, chunk, partial);
+            }
         }
         else if (fullRows == mr) Tile(w, g, node, level, mr, vectors, "0", n0, chunk, partial);
         if (g.M % mr != 0) Tile(w, g, node, level, g.M % mr, vectors, N(fullRows), n0, chunk, partial);
@@ -252,53 +255,56 @@ internal static class GemmEmitter
         string v = level.V;
         var rs = Enumerable.Range(0, rows).ToArray();
         var qs = Enumerable.Range(0, nr).ToArray();
-        w.OpenBlock();
-        string Cell(int r, int q) => Expr.Sum(g.CBase, Expr.Times(Expr.Plus(m0, r), g.Ldc), n0, N(q * level.Floats));
-        foreach (int r in rs)
-            foreach (int q in qs)
-            {
-                if (chunk.Var is null) w.Line($"var c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};");
-                else w.Ternary($"var c{r}_{q}", "firstChunk", Init(g, v, level.Floats, r, q, m0, n0), $"{v}.LoadUnsafe(ref {g.C}, {Nuint(Cell(r, q))})");
-            }
-        string k0 = chunk.Var ?? "0";
-        w.Line("// pa and pb walk A's column and B's row as references: every load is then a register plus a constant,");
-        w.Line("// and no index arithmetic competes with the multiply-adds for the vector ports.");
-        w.Line($"ref float pa = ref {KernelEmitter.At(Unsafe, g.A, Expr.Sum(g.ABase, Expr.Times(m0, g.Lda), k0))};");
-        w.Line(chunk.Relative
-            ? $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, n0))};"
-            : $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Sum(g.BBase, Expr.Times(k0, g.Ldb), n0))};");
-        w.Open(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)");
-        foreach (int q in qs)
-            w.Line($"{v}<float> b{q} = {Float32Decoder.Load(level, "pb", q == 0 ? null : N(q * level.Floats))};");
-        foreach (int r in rs)
+        using (w.Block())
         {
-            w.Line($"{v}<float> a{r} = {v}.Create({Float32Decoder.Scalar("pa", r == 0 ? null : N(r * g.Lda))});");
-            foreach (int q in qs)
-                w.Line(level.Fused ? $"c{r}_{q} = {v}.FusedMultiplyAdd(a{r}, b{q}, c{r}_{q});" : $"c{r}_{q} += a{r} * b{q};");
-        }
-        w.Line($"pa = ref {Unsafe}.Add(ref pa, 1);");
-        w.Line($"pb = ref {Unsafe}.Add(ref pb, {g.Ldb});");
-        w.Close();
-        bool activate = KernelEmitter.HasActivation(node) && VectorActivation(node, v, "c") is not null;
-        if (chunk.Var is not null && activate) w.Open("if (lastChunk)");
-        if (activate)
-            foreach (int r in rs)
-                w.Line(string.Join(" ", qs.Select(q => $"c{r}_{q} = {VectorActivation(node, v, $"c{r}_{q}")};")));
-        if (chunk.Var is not null && activate) w.Close();
-        if (partial > 0)
-        {
-            // The last {partial} columns: the vector through a buffer, then only the columns that exist.
-            foreach (int r in rs)
-            {
-                w.Line($"{v}.StoreUnsafe(c{r}_0, ref MemoryMarshal.GetReference(edge));");
-                w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Expr.Plus(Cell(r, 0), "e")}) = edge[e];");
-            }
-        }
-        else
+            string Cell(int r, int q) => Expr.Sum(g.CBase, Expr.Times(Expr.Plus(m0, r), g.Ldc), n0, N(q * level.Floats));
             foreach (int r in rs)
                 foreach (int q in qs)
-                    w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, {Nuint(Cell(r, q))});");
-        w.Close();
+                {
+                    if (chunk.Var is null) w.Line($"var c{r}_{q} = {Init(g, v, level.Floats, r, q, m0, n0)};");
+                    else w.Ternary($"var c{r}_{q}", "firstChunk", Init(g, v, level.Floats, r, q, m0, n0), $"{v}.LoadUnsafe(ref {g.C}, {Nuint(Cell(r, q))})");
+                }
+            string k0 = chunk.Var ?? "0";
+            w.Line("// pa and pb walk A's column and B's row as references: every load is then a register plus a constant,");
+            w.Line("// and no index arithmetic competes with the multiply-adds for the vector ports.");
+            w.Line($"ref float pa = ref {KernelEmitter.At(Unsafe, g.A, Expr.Sum(g.ABase, Expr.Times(m0, g.Lda), k0))};");
+            w.Line(chunk.Relative
+                ? $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, n0))};"
+                : $"ref float pb = ref {KernelEmitter.At(Unsafe, g.B, Expr.Sum(g.BBase, Expr.Times(k0, g.Ldb), n0))};");
+            using (w.Block(chunk.Var is null ? $"for (int k = 0; k < {g.K}; k++)" : "for (int k = k0; k < kEnd; k++)"))
+            {
+                foreach (int q in qs)
+                    w.Line($"{v}<float> b{q} = {Float32Decoder.Load(level, "pb", q == 0 ? null : N(q * level.Floats))};");
+                foreach (int r in rs)
+                {
+                    w.Line($"{v}<float> a{r} = {v}.Create({Float32Decoder.Scalar("pa", r == 0 ? null : N(r * g.Lda))});");
+                    foreach (int q in qs)
+                        w.Line(level.Fused ? $"c{r}_{q} = {v}.FusedMultiplyAdd(a{r}, b{q}, c{r}_{q});" : $"c{r}_{q} += a{r} * b{q};");
+                }
+                w.Line($"pa = ref {Unsafe}.Add(ref pa, 1);");
+                w.Line($"pb = ref {Unsafe}.Add(ref pb, {g.Ldb});");
+            }
+            bool activate = KernelEmitter.HasActivation(node) && VectorActivation(node, v, "c") is not null;
+            using (w.BlockIf(chunk.Var is not null && activate, "if (lastChunk)"))
+            {
+                if (activate)
+                    foreach (int r in rs)
+                        w.Line(string.Join(" ", qs.Select(q => $"c{r}_{q} = {VectorActivation(node, v, $"c{r}_{q}")};")));
+            }
+            if (partial > 0)
+            {
+                // The last {partial} columns: the vector through a buffer, then only the columns that exist.
+                foreach (int r in rs)
+                {
+                    w.Line($"{v}.StoreUnsafe(c{r}_0, ref MemoryMarshal.GetReference(edge));");
+                    w.Line($"for (int e = 0; e < {partial}; e++) {Unsafe}.Add(ref {g.C}, {Expr.Plus(Cell(r, 0), "e")}) = edge[e];");
+                }
+            }
+            else
+                foreach (int r in rs)
+                    foreach (int q in qs)
+                        w.Line($"{v}.StoreUnsafe(c{r}_{q}, ref {g.C}, {Nuint(Cell(r, q))});");
+        }
     }
 
     static string Init(GemmSpec g, string v, int width, int r, int q, string m0, string n0) => g.BiasKind switch
@@ -323,19 +329,20 @@ internal static class GemmEmitter
     /// <summary>Columns [from, to), narrower than any vector, one at a time for every row.</summary>
     static void ScalarColumns(CodeWriter w, GemmSpec g, ArtifactNode node, int from, int to, Chunk chunk)
     {
-        w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Open($"for (int c = {from}; c < {to}; c++)");
-        string cell = $"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")})";
-        w.Line(chunk.Var is null ? $"float sum = {ScalarBias(g, "r", "c")};" : $"float sum = firstChunk ? {ScalarBias(g, "r", "c")} : {cell};");
-        w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Float32Decoder.Scalar(g.A, Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k"))} * {Float32Decoder.Scalar(g.B, Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c"))};");
-        bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
-        if (vectorActivation)
+        using (w.Block($"for (int r = 0; r < {g.M}; r++)"))
+        using (w.Block($"for (int c = {from}; c < {to}; c++)"))
         {
-            w.Line("float v = sum;");
-            w.Line(chunk.Var is null ? $"{cell} = {KernelEmitter.Act(node)};" : $"{cell} = lastChunk ? {KernelEmitter.Act(node)} : v;");
+            string cell = $"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")})";
+            w.Line(chunk.Var is null ? $"float sum = {ScalarBias(g, "r", "c")};" : $"float sum = firstChunk ? {ScalarBias(g, "r", "c")} : {cell};");
+            w.Line($"for (int k = {chunk.Var ?? "0"}; k < {(chunk.Var is null ? N(g.K) : "kEnd")}; k++) sum += {Float32Decoder.Scalar(g.A, Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k"))} * {Float32Decoder.Scalar(g.B, Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c"))};");
+            bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
+            if (vectorActivation)
+            {
+                w.Line("float v = sum;");
+                w.Line(chunk.Var is null ? $"{cell} = {KernelEmitter.Act(node)};" : $"{cell} = lastChunk ? {KernelEmitter.Act(node)} : v;");
+            }
+            else w.Line($"{cell} = sum;");
         }
-        else w.Line($"{cell} = sum;");
-        w.Close(); w.Close();
     }
 
     /// <summary>Whether the last columns (N not a multiple of 4) go through a K-long stack buffer.</summary>
@@ -349,38 +356,42 @@ internal static class GemmEmitter
     {
         string v = level.V;
         int width = level.Floats;
-        w.Open($"for (int c = {from}; c < {to}; c++)");
-        w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Float32Decoder.Scalar(g.B, Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c"))};");
-        w.Line("ref float rcol = ref MemoryMarshal.GetReference(column);");
-        w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Line($"ref float arow = ref {KernelEmitter.At(Unsafe, g.A, Expr.Plus(g.ABase, Expr.Times("r", g.Lda)))};");
-        w.Line($"{v}<float> acc = {v}<float>.Zero;");
-        int vectorEnd = g.K - g.K % width;
-        string ak = Float32Decoder.Load(level, "arow", "(nuint)k"), bk = Float32Decoder.Load(level, "rcol", "(nuint)k");
-        w.Line($"for (int k = 0; k < {vectorEnd}; k += {width}) acc = {(level.Fused ? $"{v}.FusedMultiplyAdd({ak}, {bk}, acc)" : $"acc + {ak} * {bk}")};");
-        w.Line($"float sum = {v}.Sum(acc) + {ScalarBias(g, "r", "c")};");
-        if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Float32Decoder.Scalar("arow", "k")} * column[k];");
-        bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
-        w.Line("float v = sum;");
-        w.Line($"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")}) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
-        w.Close();
-        w.Close();
+        using (w.Block($"for (int c = {from}; c < {to}; c++)"))
+        {
+            w.Line($"for (int k = 0; k < {g.K}; k++) column[k] = {Float32Decoder.Scalar(g.B, Expr.Sum(g.BBase, Expr.Times("k", g.Ldb), "c"))};");
+            w.Line("ref float rcol = ref MemoryMarshal.GetReference(column);");
+            using (w.Block($"for (int r = 0; r < {g.M}; r++)"))
+            {
+                w.Line($"ref float arow = ref {KernelEmitter.At(Unsafe, g.A, Expr.Plus(g.ABase, Expr.Times("r", g.Lda)))};");
+                w.Line($"{v}<float> acc = {v}<float>.Zero;");
+                int vectorEnd = g.K - g.K % width;
+                string ak = Float32Decoder.Load(level, "arow", "(nuint)k"), bk = Float32Decoder.Load(level, "rcol", "(nuint)k");
+                w.Line($"for (int k = 0; k < {vectorEnd}; k += {width}) acc = {(level.Fused ? $"{v}.FusedMultiplyAdd({ak}, {bk}, acc)" : $"acc + {ak} * {bk}")};");
+                w.Line($"float sum = {v}.Sum(acc) + {ScalarBias(g, "r", "c")};");
+                if (vectorEnd < g.K) w.Line($"for (int k = {vectorEnd}; k < {g.K}; k++) sum += {Float32Decoder.Scalar("arow", "k")} * column[k];");
+                bool vectorActivation = VectorActivation(node, "x", "v") is not null && KernelEmitter.HasActivation(node);
+                w.Line("float v = sum;");
+                w.Line($"{Unsafe}.Add(ref {g.C}, {Expr.Sum(g.CBase, Expr.Times("r", g.Ldc), "c")}) = {(vectorActivation ? KernelEmitter.Act(node) : "v")};");
+            }
+        }
     }
 
     /// <summary>No SIMD: each row of C accumulates k by k (y_row += a·B_row), walking B and C contiguously.</summary>
     static void EmitScalar(CodeWriter w, GemmSpec g, ArtifactNode node)
     {
         bool vectorActivation = VectorActivation(node, "x", "v") is not null;
-        w.Open($"for (int r = 0; r < {g.M}; r++)");
-        w.Line($"ref float crow = ref {KernelEmitter.At(Unsafe, g.C, Expr.Plus(g.CBase, Expr.Times("r", g.Ldc)))};");
-        w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) = {ScalarBias(g, "r", "c")};");
-        w.Open($"for (int k = 0; k < {g.K}; k++)");
-        w.Line($"float a = {Float32Decoder.Scalar(g.A, Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k"))};");
-        w.Line($"ref float brow = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, Expr.Times("k", g.Ldb)))};");
-        w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Float32Decoder.Scalar("brow", "c")};");
-        w.Close();
-        if (KernelEmitter.HasActivation(node) && vectorActivation)
-            w.Line($"for (int c = 0; c < {g.N}; c++) {{ float v = {Unsafe}.Add(ref crow, c); {Unsafe}.Add(ref crow, c) = {KernelEmitter.Act(node)}; }}");
-        w.Close();
+        using (w.Block($"for (int r = 0; r < {g.M}; r++)"))
+        {
+            w.Line($"ref float crow = ref {KernelEmitter.At(Unsafe, g.C, Expr.Plus(g.CBase, Expr.Times("r", g.Ldc)))};");
+            w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) = {ScalarBias(g, "r", "c")};");
+            using (w.Block($"for (int k = 0; k < {g.K}; k++)"))
+            {
+                w.Line($"float a = {Float32Decoder.Scalar(g.A, Expr.Sum(g.ABase, Expr.Times("r", g.Lda), "k"))};");
+                w.Line($"ref float brow = ref {KernelEmitter.At(Unsafe, g.B, Expr.Plus(g.BBase, Expr.Times("k", g.Ldb)))};");
+                w.Line($"for (int c = 0; c < {g.N}; c++) {Unsafe}.Add(ref crow, c) += a * {Float32Decoder.Scalar("brow", "c")};");
+            }
+            if (KernelEmitter.HasActivation(node) && vectorActivation)
+                w.Line($"for (int c = 0; c < {g.N}; c++) {{ float v = {Unsafe}.Add(ref crow, c); {Unsafe}.Add(ref crow, c) = {KernelEmitter.Act(node)}; }}");
+        }
     }
 }

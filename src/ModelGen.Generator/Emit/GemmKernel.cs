@@ -19,19 +19,18 @@ internal sealed class GemmKernel : IKernel
         int kk = ta ? k.Inputs[0].Shape[0] : k.Inputs[0].Shape[1];
         bool hasC = k.Inputs.Length > 2;
         w.Line($"// Gemm: y[{m}, {n}] = {alpha}·a{(ta ? "ᵀ" : "")}·b{(tb ? "ᵀ" : "")}{(hasC ? $" + {beta}·c{CodeWriter.Shape(k.Inputs[2].Shape)}" : "")}, inner dimension {kk}{k.ActName()}.");
-        k.OpenMethod();
-        w.Open($"for (int i = 0; i < {m}; i++)");
-        w.Open($"for (int j = 0; j < {n}; j++)");
-        w.Line("float sum = 0f;");
-        string aIndex = ta ? $"p * {m} + i" : $"i * {kk} + p";
-        string bIndex = tb ? $"j * {kk} + p" : $"p * {n} + j";
-        w.Line($"for (int p = 0; p < {kk}; p++) sum += a[{aIndex}] * b[{bIndex}];");
-        string c = hasC ? $" + {beta} * c[{KernelEmitter.Index(k.Inputs[2].Shape, new[] { m, n }, $"(i * {n} + j)")}]" : "";
-        w.Line($"float v = {alpha} * sum{c};");
-        w.Line($"y[i * {n} + j] = {k.Act()};");
-        w.Close();
-        w.Close();
-        w.Close();
+        using var method = k.OpenMethod();
+        using (w.Block($"for (int i = 0; i < {m}; i++)"))
+        using (w.Block($"for (int j = 0; j < {n}; j++)"))
+        {
+            w.Line("float sum = 0f;");
+            string aIndex = ta ? $"p * {m} + i" : $"i * {kk} + p";
+            string bIndex = tb ? $"j * {kk} + p" : $"p * {n} + j";
+            w.Line($"for (int p = 0; p < {kk}; p++) sum += a[{aIndex}] * b[{bIndex}];");
+            string c = hasC ? $" + {beta} * c[{KernelEmitter.Index(k.Inputs[2].Shape, new[] { m, n }, $"(i * {n} + j)")}]" : "";
+            w.Line($"float v = {alpha} * sum{c};");
+            w.Line($"y[i * {n} + j] = {k.Act()};");
+        }
     }
 }
 
@@ -48,10 +47,9 @@ internal sealed class ClipRuntimeKernel : IKernel
         var bounds = k.Node.ClipRuntime ?? throw new System.FormatException($"ClipRuntime '{k.Node.Name}' has no bounds");
         bool hasMin = bounds.HasMin, hasMax = bounds.HasMax;
         w.Line($"// Clip: y = clamp(x, {(hasMin ? "min" : "−∞")}, {(hasMax ? "max" : "+∞")}), the bounds given at run time.");
-        k.OpenMethod();
+        using var method = k.OpenMethod();
         w.Line(hasMin ? "float lo = first[0];" : "float lo = float.NegativeInfinity;");
         w.Line(hasMax ? $"float hi = {(hasMin ? "second" : "first")}[0];" : "float hi = float.PositiveInfinity;");
         w.Line($"for (int i = 0; i < {k.Y.ElementCount}; i++) {{ float v = x[i]; y[i] = float.IsNaN(v) ? v : MathF.Min(MathF.Max(v, lo), hi); }}");
-        w.Close();
     }
 }

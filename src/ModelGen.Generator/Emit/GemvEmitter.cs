@@ -48,7 +48,7 @@ internal static class GemvEmitter
         }
         // The panel layout, the realigned loads and the zigzag are this kernel's; reading a weight is the decoder's.
         var d = new Float32Decoder(k, (x, r, part) => Expr.Plus("p", r * 16 + part * x.Floats), row => "panel + (i >> 4) * 64 + (i & 15)");
-        KernelEmitter.OpenKernel(w, name, sig + ", int wPhase");
+        using var method = KernelEmitter.OpenKernel(w, name, sig + ", int wPhase");
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount + 2 * AlignPad} || y.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || wPhase >= 16) throw new ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Line($"ref {d.Element} rw = ref {U}.Add(ref MemoryMarshal.GetReference(w), {AlignPad});");
@@ -71,26 +71,28 @@ internal static class GemvEmitter
                 Panels(w, ctx, x, x.Fused ? PanelMode.Fused : PanelMode.Plain);
                 return;
             }
-            w.Open("if (wPhase >= 0)");
-            w.Line($"ref float ra = ref {U}.Subtract(ref rw, wPhase);");
-            w.Line($"var shift = {x.V}<int>.Indices + {x.V}.Create(wPhase);");
-            w.Line($"var prev = {x.V}.LoadUnsafe(ref ra);");
-            w.Line("p = 16;");
-            Panels(w, ctx, x, PanelMode.Realigned);
-            w.Close();
-            w.Open("else");
-            Panels(w, ctx, x, PanelMode.Fused);
-            w.Close();
+            using (w.Block("if (wPhase >= 0)"))
+            {
+                w.Line($"ref float ra = ref {U}.Subtract(ref rw, wPhase);");
+                w.Line($"var shift = {x.V}<int>.Indices + {x.V}.Create(wPhase);");
+                w.Line($"var prev = {x.V}.LoadUnsafe(ref ra);");
+                w.Line("p = 16;");
+                Panels(w, ctx, x, PanelMode.Realigned);
+            }
+            using (w.Block("else"))
+            {
+                Panels(w, ctx, x, PanelMode.Fused);
+            }
         }, () =>
         {
-            w.Open($"for (int j = 0; j < {n}; j++)");
-            w.Line("float sum = 0f;");
-            w.Line($"int panel = (j >> 2) * {chunks * 64} + (j & 3) * 16;");
-            w.Line($"for (int i = 0; i < {k}; i++) {d.ScalarTerm("j", "sum")}");
-            w.Line(DenseEpilogue.Store(node, "sum", null, hasBias, "j"));
-            w.Close();
+            using (w.Block($"for (int j = 0; j < {n}; j++)"))
+            {
+                w.Line("float sum = 0f;");
+                w.Line($"int panel = (j >> 2) * {chunks * 64} + (j & 3) * 16;");
+                w.Line($"for (int i = 0; i < {k}; i++) {d.ScalarTerm("j", "sum")}");
+                w.Line(DenseEpilogue.Store(node, "sum", null, hasBias, "j"));
+            }
         }, guard: x => x.Bits == 512 ? x.AcceleratedX86 : x.Accelerated);
-        w.Close();
     }
 
     enum PanelMode { Plain, Fused, Realigned }
@@ -112,16 +114,17 @@ internal static class GemvEmitter
         {
             // Panel j/4 starts at a fixed place in the stream whichever way the panels go.
             w.Line("// This call's direction: the rows the last call read last come first.");
-            w.Open($"for (int step = 0; step < {full * 4}; step += 4)");
-            w.Line($"int j = backward ? {(full - 1) * 4} - step : step;");
-            if (mode == PanelMode.Realigned)
+            using (w.Block($"for (int step = 0; step < {full * 4}; step += 4)"))
             {
-                w.Line($"p = (nuint)(16 + j * {c.Chunks * 16});");
-                w.Line("prev = Vector512.LoadUnsafe(ref ra, p - 16);");
+                w.Line($"int j = backward ? {(full - 1) * 4} - step : step;");
+                if (mode == PanelMode.Realigned)
+                {
+                    w.Line($"p = (nuint)(16 + j * {c.Chunks * 16});");
+                    w.Line("prev = Vector512.LoadUnsafe(ref ra, p - 16);");
+                }
+                else w.Line($"p = (nuint)(j * {c.Chunks * 16});");
+                Panel(w, c, width, mode, "j", 4);
             }
-            else w.Line($"p = (nuint)(j * {c.Chunks * 16});");
-            Panel(w, c, width, mode, "j", 4);
-            w.Close();
             if (c.N % 4 != 0)
             {
                 // After the loop p is past the panel it read last; the partial panel is the stream's last.
@@ -131,16 +134,18 @@ internal static class GemvEmitter
         }
         else if (full > 0)
         {
-            w.Open($"for (int j = 0; j < {full * 4}; j += 4)");
-            Panel(w, c, width, mode, "j", 4);
-            w.Close();
+            using (w.Block($"for (int j = 0; j < {full * 4}; j += 4)"))
+            {
+                Panel(w, c, width, mode, "j", 4);
+            }
         }
         if (c.N % 4 != 0)
         {
-            w.OpenBlock();
-            w.Line($"const int j = {full * 4};");
-            Panel(w, c, width, mode, "j", c.N % 4);
-            w.Close();
+            using (w.Block())
+            {
+                w.Line($"const int j = {full * 4};");
+                Panel(w, c, width, mode, "j", c.N % 4);
+            }
         }
     }
 
@@ -151,15 +156,17 @@ internal static class GemvEmitter
         w.Line($"{v}<float> a0 = {v}<float>.Zero, a1 = a0, a2 = a0, a3 = a0;");
         if (c.FullChunks > 0)
         {
-            w.Open($"for (int i = 0; i < {c.FullChunks * 16}; i += 16)");
-            Chunk(w, c.Decoder, width, mode, "rx", "i");
-            w.Close();
+            using (w.Block($"for (int i = 0; i < {c.FullChunks * 16}; i += 16)"))
+            {
+                Chunk(w, c.Decoder, width, mode, "rx", "i");
+            }
         }
         if (c.Tail != 0)
         {
-            w.OpenBlock();
-            Chunk(w, c.Decoder, width, mode, "rt", "0");
-            w.Close();
+            using (w.Block())
+            {
+                Chunk(w, c.Decoder, width, mode, "rt", "0");
+            }
         }
         for (int r = 0; r < rows; r++)
             w.Line(DenseEpilogue.Store(c.Node, $"{v}.Sum(a{r})", null, c.HasBias, r == 0 ? j : $"{j} + {r}"));
@@ -227,7 +234,7 @@ internal static class GemvEmitter
     static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d)
     {
         foreach (string line in d.Why) w.Line(line);
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
         w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Line($"ref {d.Element} rw = ref MemoryMarshal.GetReference(w);");
@@ -240,40 +247,42 @@ internal static class GemvEmitter
             {
                 if (to <= from) continue;
                 var rs = Enumerable.Range(0, count).ToArray();
-                w.Open($"for (int j = {from}; j < {to}; {(count == 1 ? "j++" : $"j += {count}")})");
-                w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
-                foreach (string line in d.RowsStart(x)) w.Line(line);
-                w.Open($"for (int i = 0; i < {vectorEnd}; i += {step})");
-                for (int part = 0; part < parts; part++)
-                    w.Line($"{v}<float> {Xv(part)} = {v}.LoadUnsafe(ref rx, (nuint){(part == 0 ? "i" : $"(i + {part * x.Floats})")});");
-                foreach (int r in rs)
+                using (w.Block($"for (int j = {from}; j < {to}; {(count == 1 ? "j++" : $"j += {count}")})"))
                 {
-                    foreach (string line in d.Decode(x, r, count)) w.Line(line);
-                    for (int part = 0; part < parts; part++)
+                    w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
+                    foreach (string line in d.RowsStart(x)) w.Line(line);
+                    using (w.Block($"for (int i = 0; i < {vectorEnd}; i += {step})"))
                     {
-                        string weights = d.Part(x, r, count, part);
-                        w.Line(x.Fused ? $"a{r} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, a{r});" : $"a{r} += {weights} * {Xv(part)};");
+                        for (int part = 0; part < parts; part++)
+                            w.Line($"{v}<float> {Xv(part)} = {v}.LoadUnsafe(ref rx, (nuint){(part == 0 ? "i" : $"(i + {part * x.Floats})")});");
+                        foreach (int r in rs)
+                        {
+                            foreach (string line in d.Decode(x, r, count)) w.Line(line);
+                            for (int part = 0; part < parts; part++)
+                            {
+                                string weights = d.Part(x, r, count, part);
+                                w.Line(x.Fused ? $"a{r} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, a{r});" : $"a{r} += {weights} * {Xv(part)};");
+                            }
+                        }
+                    }
+                    foreach (int r in rs)
+                    {
+                        string row = r == 0 ? "j" : $"j + {r}";
+                        w.Line($"float s{r} = {v}.Sum(a{r});");
+                        if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) {d.ScalarTerm(row, $"s{r}")}");
+                        w.Line(DenseEpilogue.Store(node, $"s{r}", d.RowScale(row), hasBias, row));
                     }
                 }
-                w.Close();
-                foreach (int r in rs)
-                {
-                    string row = r == 0 ? "j" : $"j + {r}";
-                    w.Line($"float s{r} = {v}.Sum(a{r});");
-                    if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) {d.ScalarTerm(row, $"s{r}")}");
-                    w.Line(DenseEpilogue.Store(node, $"s{r}", d.RowScale(row), hasBias, row));
-                }
-                w.Close();
             }
         }, () =>
         {
-            w.Open($"for (int j = 0; j < {n}; j++)");
-            w.Line("float sum = 0f;");
-            w.Line($"for (int i = 0; i < {k}; i++) {d.ScalarTerm("j", "sum")}");
-            w.Line(DenseEpilogue.Store(node, "sum", d.RowScale("j"), hasBias, "j"));
-            w.Close();
+            using (w.Block($"for (int j = 0; j < {n}; j++)"))
+            {
+                w.Line("float sum = 0f;");
+                w.Line($"for (int i = 0; i < {k}; i++) {d.ScalarTerm("j", "sum")}");
+                w.Line(DenseEpilogue.Store(node, "sum", d.RowScale("j"), hasBias, "j"));
+            }
         }, guard: d.Guard);
-        w.Close();
     }
 
     static string Xv(int part) => part == 0 ? "xv" : "xv" + part.ToString(System.Globalization.CultureInfo.InvariantCulture);

@@ -45,21 +45,20 @@ internal static class KernelEmitter
         var unary = node.Unary ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no function");
         var (op, alpha, beta) = (unary.Op, unary.Alpha, unary.Beta);
         w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(y.ElementCount)} elements.");
-        KernelEmitter.OpenKernel(w, name, sig);
-        w.Open($"for (int i = 0; i < {CodeWriter.N(y.ElementCount)}; i++)");
-        w.Line("float v = x[i];");
-        w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
-        w.Close();
-        w.Close();
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
+        using (w.Block($"for (int i = 0; i < {CodeWriter.N(y.ElementCount)}; i++)"))
+        {
+            w.Line("float v = x[i];");
+            w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
+        }
     }
 
     /// <summary>Copy: y = x between two caller buffers that cannot alias.</summary>
     internal static void Copy(CodeWriter w, string name, string sig, ArtifactTensor y)
     {
         w.Line($"// y = x: {CodeWriter.N(y.ElementCount)} elements copied between two caller buffers.");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
         w.Line("x.CopyTo(y);");
-        w.Close();
     }
 
     /// <summary>Writes the shared helpers the kernels asked for, in ordinal order.</summary>
@@ -391,24 +390,27 @@ internal static class KernelEmitter
     {
         const string U = "Unsafe";
         w.Line($"// {k[1]} kernel columns, too many to unroll: for each j, output columns first..last-1 read input columns ox·{s[1]} + j·{d[1]} − {p[1]}.");
-        w.Open($"for (int j = 0; j < {k[1]}; j++)");
-        w.Line($"int shift = j * {d[1]} - {p[1]};");
-        w.Line($"int first = shift >= 0 ? 0 : Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
-        w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
-        w.Line("if (last < first) last = first;");
-        w.Open($"for (int oy = 0; oy < {band}; oy++)");
-        w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + j * {cols} + oy * {ow});");
-        w.Line($"int ih = (oy0 + oy) * {s[0]} + i * {d[0]} - {p[0]};");
-        if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
-            w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
-        w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, (uint)(first * 4));");
-        w.Open("if (last > first)");
-        w.Line($"ref float src = ref {U}.Add(ref rx, plane + ih * {wd} + first * {s[1]} + shift);");
-        w.Line($"for (int ox = first; ox < last; ox++) {U}.Add(ref dst, ox) = {U}.Add(ref src, (ox - first) * {s[1]});");
-        w.Close();
-        w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, last)), 0, (uint)(({ow} - last) * 4));");
-        w.Close();
-        w.Close();
+        using (w.Block($"for (int j = 0; j < {k[1]}; j++)"))
+        {
+            w.Line($"int shift = j * {d[1]} - {p[1]};");
+            w.Line($"int first = shift >= 0 ? 0 : Math.Min({ow}, (-shift + {s[1] - 1}) / {s[1]});");
+            w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+            w.Line("if (last < first) last = first;");
+            using (w.Block($"for (int oy = 0; oy < {band}; oy++)"))
+            {
+                w.Line($"ref float dst = ref {U}.Add(ref rb, patchRow + j * {cols} + oy * {ow});");
+                w.Line($"int ih = (oy0 + oy) * {s[0]} + i * {d[0]} - {p[0]};");
+                if (p[0] > 0 || p[2] > 0 || (oh - 1) * s[0] + (k[0] - 1) * d[0] - p[0] >= h)
+                    w.Line($"if ((uint)ih >= {h}u) {{ {U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, {ow * 4}); continue; }}");
+                w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref dst), 0, (uint)(first * 4));");
+                using (w.Block("if (last > first)"))
+                {
+                    w.Line($"ref float src = ref {U}.Add(ref rx, plane + ih * {wd} + first * {s[1]} + shift);");
+                    w.Line($"for (int ox = first; ox < last; ox++) {U}.Add(ref dst, ox) = {U}.Add(ref src, (ox - first) * {s[1]});");
+                }
+                w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref dst, last)), 0, (uint)(({ow} - last) * 4));");
+            }
+        }
     }
 
     /// <summary>
@@ -448,43 +450,50 @@ internal static class KernelEmitter
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line("// Direct convolution: each weight scales a run of input pixels into a run of output pixels (y += w·x),");
         w.Line("// so the innermost loop walks contiguous memory" + (s[1] == 1 ? " and vectorizes." : "."));
-        KernelEmitter.OpenKernel(w, name, sig);
-        w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int m = 0; m < {m}; m++)");
-        w.Line($"Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
-        w.Line(hasBias ? "plane.Fill(b[m]);" : "plane.Clear();");
-        w.Open($"for (int c = 0; c < {cpg}; c++)");
-        w.Line(group == 1 ? $"int xBase = (n * {c} + c) * {h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg} + c) * {h * wd};");
-        w.Open($"for (int kh = 0; kh < {k[0]}; kh++)");
-        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
-        w.Line($"float weight = w[((m * {cpg} + c) * {k[0]} + kh) * {k[1]} + kw];");
-        w.Line($"int shift = kw * {d[1]} - {p[1]};");
-        w.Line("// Output columns whose input column lies inside the image (the rest read padding: zero).");
-        w.Line(p[1] == 0 ? "const int first = 0;" : $"int first = shift >= 0 ? 0 : (-shift + {s[1] - 1}) / {s[1]};");
-        w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
-        w.Line("if (last <= first) continue;");
-        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
-        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
-        if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
-        if (s[1] == 1)
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
+        using (w.Block($"for (int n = 0; n < {n}; n++)"))
+        using (w.Block($"for (int m = 0; m < {m}; m++)"))
         {
-            usesAxpy = true;
-            w.Line($"Axpy(plane.Slice(oh * {ow} + first, last - first), x.Slice(xBase + ih * {wd} + first + shift, last - first), weight);");
+            w.Line($"Span<float> plane = y.Slice((n * {m} + m) * {oh * ow}, {oh * ow});");
+            w.Line(hasBias ? "plane.Fill(b[m]);" : "plane.Clear();");
+            using (w.Block($"for (int c = 0; c < {cpg}; c++)"))
+            {
+                w.Line(group == 1 ? $"int xBase = (n * {c} + c) * {h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg} + c) * {h * wd};");
+                using (w.Block($"for (int kh = 0; kh < {k[0]}; kh++)"))
+                using (w.Block($"for (int kw = 0; kw < {k[1]}; kw++)"))
+                {
+                    w.Line($"float weight = w[((m * {cpg} + c) * {k[0]} + kh) * {k[1]} + kw];");
+                    w.Line($"int shift = kw * {d[1]} - {p[1]};");
+                    w.Line("// Output columns whose input column lies inside the image (the rest read padding: zero).");
+                    w.Line(p[1] == 0 ? "const int first = 0;" : $"int first = shift >= 0 ? 0 : (-shift + {s[1] - 1}) / {s[1]};");
+                    w.Line($"int last = shift > {wd - 1} ? 0 : Math.Min({ow}, ({wd - 1} - shift) / {s[1]} + 1);");
+                    w.Line("if (last <= first) continue;");
+                    using (w.Block($"for (int oh = 0; oh < {oh}; oh++)"))
+                    {
+                        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+                        if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
+                        if (s[1] == 1)
+                        {
+                            usesAxpy = true;
+                            w.Line($"Axpy(plane.Slice(oh * {ow} + first, last - first), x.Slice(xBase + ih * {wd} + first + shift, last - first), weight);");
+                        }
+                        else
+                        {
+                            w.Line($"int row = xBase + ih * {wd} + shift;");
+                            w.Line($"for (int col = first; col < last; col++) plane[oh * {ow} + col] += weight * x[row + col * {s[1]}];");
+                        }
+                    }
+                }
+            }
+            if (relu)
+            {
+                using (w.Block("for (int i = 0; i < plane.Length; i++)"))
+                {
+                    w.Line("float v = plane[i];");
+                    w.Line($"plane[i] = {Act(node)};");
+                }
+            }
         }
-        else
-        {
-            w.Line($"int row = xBase + ih * {wd} + shift;");
-            w.Line($"for (int col = first; col < last; col++) plane[oh * {ow} + col] += weight * x[row + col * {s[1]}];");
-        }
-        w.Close(); w.Close(); w.Close(); w.Close();
-        if (relu)
-        {
-            w.Open("for (int i = 0; i < plane.Length; i++)");
-            w.Line("float v = plane[i];");
-            w.Line($"plane[i] = {Act(node)};");
-            w.Close();
-        }
-        w.Close(); w.Close(); w.Close();
     }
 
     /// <summary>
@@ -511,65 +520,77 @@ internal static class KernelEmitter
         string Each(Func<int, string> f) => string.Join(" ", blockIndexes.Select(f));
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w{CodeWriter.Shape(wt.Shape)}{(hasBias ? " + b" : "")}; window {k[0]}x{k[1]}, stride {s[0]}x1, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {group}{ActName(node)}.");
         w.Line($"// Output-stationary, {block} output channels at a time: columns {first}..{last - 1} of each row a vector at a time over {taps} taps, accumulators in registers; edge columns one by one.");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
-        w.Open($"for (int n = 0; n < {n}; n++)");
-        w.Open($"for (int m = 0; m < {m}; m += {block})");
-        var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
-        if (levels.Count > 0)
+        using (w.Block($"for (int n = 0; n < {n}; n++)"))
+        using (w.Block($"for (int m = 0; m < {m}; m += {block})"))
         {
-            w.Line(Each(i => $"ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
-            w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
-        }
-        w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
-        w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
-        w.Open($"for (int oh = 0; oh < {oh}; oh++)");
-        w.Line($"int col = {first};");
-        SimdLadder.Cascade(w, levels, sw =>
-        {
-            string v = sw.V;
-            int width = sw.Floats;
-            w.Open($"for (; col <= {last - width}; col += {width})");
-            w.Line(Each(i => $"{v}<float> a{i} = {v}.Create(bias{i});"));
-            w.Line("int t = 0;");
-            w.Open($"for (int c = 0; c < {cpg}; c++)");
-            w.Open($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})");
-            w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
-            if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
-            w.Line($"int row = xBase + c * {h * wd} + ih * {wd} + col - {p[1]};");
-            w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
-            w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
-            w.Line("// Multiply then add: faster here than FusedMultiplyAdd, whose latency chains each accumulator.");
-            w.Line(Each(i => $"a{i} += {v}.Create(w{i}[t + kw]) * xv;"));
-            w.Close(); w.Close(); w.Close();
-            foreach (int i in blockIndexes)
+            var levels = SimdLadder.Widths(simd).Where(l => last - first >= l.Floats).ToList();
+            if (levels.Count > 0)
             {
-                string at = $"yBase + {i * oh * ow} + oh * {ow} + col";
-                if (act) w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(a{i}, e); y[{at} + e] = {Act(node)}; }}");
-                else w.Line($"{v}.CopyTo(a{i}, y.Slice({at}, {width}));");
+                w.Line(Each(i => $"ReadOnlySpan<float> w{i} = w.Slice((m + {i}) * {taps}, {taps});"));
+                w.Line(Each(i => $"float bias{i} = {(hasBias ? $"b[m + {i}]" : "0f")};"));
             }
-            w.Close();
-        });
-        w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
-        w.Open($"for (int ow = 0; ow < {ow}; ow++)");
-        w.Line($"if (ow >= {first} && ow < col) continue;");
-        w.Open($"for (int i = 0; i < {block}; i++)");
-        w.Line($"ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
-        w.Line($"float sum = {(hasBias ? "b[m + i]" : "0f")};");
-        w.Line("int t = 0;");
-        w.Open($"for (int c = 0; c < {cpg}; c++)");
-        w.Open($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})");
-        w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
-        w.Line($"if ((uint)ih >= {h}u) continue;");
-        w.Open($"for (int kw = 0; kw < {k[1]}; kw++)");
-        w.Line($"int iw = ow + kw * {d[1]} - {p[1]};");
-        w.Line($"if ((uint)iw < {wd}u) sum += wm[t + kw] * x[xBase + c * {h * wd} + ih * {wd} + iw];");
-        w.Close(); w.Close(); w.Close();
-        w.Line("float v = sum;");
-        w.Line($"y[yBase + i * {oh * ow} + oh * {ow} + ow] = {Act(node)};");
-        w.Close();
-        w.Close();
-        w.Close(); w.Close(); w.Close(); w.Close();
+            w.Line(group == 1 ? $"int xBase = n * {c * h * wd};" : $"int xBase = (n * {c} + m / {mpg} * {cpg}) * {h * wd};");
+            w.Line($"int yBase = (n * {m} + m) * {oh * ow};");
+            using (w.Block($"for (int oh = 0; oh < {oh}; oh++)"))
+            {
+                w.Line($"int col = {first};");
+                SimdLadder.Cascade(w, levels, sw =>
+                {
+                    string v = sw.V;
+                    int width = sw.Floats;
+                    using (w.Block($"for (; col <= {last - width}; col += {width})"))
+                    {
+                        w.Line(Each(i => $"{v}<float> a{i} = {v}.Create(bias{i});"));
+                        w.Line("int t = 0;");
+                        using (w.Block($"for (int c = 0; c < {cpg}; c++)"))
+                        using (w.Block($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})"))
+                        {
+                            w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+                            if (p[0] != 0 || p[2] != 0) w.Line($"if ((uint)ih >= {h}u) continue;");
+                            w.Line($"int row = xBase + c * {h * wd} + ih * {wd} + col - {p[1]};");
+                            using (w.Block($"for (int kw = 0; kw < {k[1]}; kw++)"))
+                            {
+                                w.Line($"{v}<float> xv = {v}.LoadUnsafe(ref rx, (nuint)(row + kw * {d[1]}));");
+                                w.Line("// Multiply then add: faster here than FusedMultiplyAdd, whose latency chains each accumulator.");
+                                w.Line(Each(i => $"a{i} += {v}.Create(w{i}[t + kw]) * xv;"));
+                            }
+                        }
+                        foreach (int i in blockIndexes)
+                        {
+                            string at = $"yBase + {i * oh * ow} + oh * {ow} + col";
+                            if (act) w.Line($"for (int e = 0; e < {width}; e++) {{ float v = {v}.GetElement(a{i}, e); y[{at} + e] = {Act(node)}; }}");
+                            else w.Line($"{v}.CopyTo(a{i}, y.Slice({at}, {width}));");
+                        }
+                    }
+                });
+                w.Line("// Columns left: the edges (taps in the padding) and what no vector covered.");
+                using (w.Block($"for (int ow = 0; ow < {ow}; ow++)"))
+                {
+                    w.Line($"if (ow >= {first} && ow < col) continue;");
+                    using (w.Block($"for (int i = 0; i < {block}; i++)"))
+                    {
+                        w.Line($"ReadOnlySpan<float> wm = w.Slice((m + i) * {taps}, {taps});");
+                        w.Line($"float sum = {(hasBias ? "b[m + i]" : "0f")};");
+                        w.Line("int t = 0;");
+                        using (w.Block($"for (int c = 0; c < {cpg}; c++)"))
+                        using (w.Block($"for (int kh = 0; kh < {k[0]}; kh++, t += {k[1]})"))
+                        {
+                            w.Line($"int ih = oh * {s[0]} + kh * {d[0]} - {p[0]};");
+                            w.Line($"if ((uint)ih >= {h}u) continue;");
+                            using (w.Block($"for (int kw = 0; kw < {k[1]}; kw++)"))
+                            {
+                                w.Line($"int iw = ow + kw * {d[1]} - {p[1]};");
+                                w.Line($"if ((uint)iw < {wd}u) sum += wm[t + kw] * x[xBase + c * {h * wd} + ih * {wd} + iw];");
+                            }
+                        }
+                        w.Line("float v = sum;");
+                        w.Line($"y[yBase + i * {oh * ow} + oh * {ow} + ow] = {Act(node)};");
+                    }
+                }
+            }
+        }
     }
 
     /// <summary>
@@ -726,7 +747,7 @@ internal static class KernelEmitter
         int rows = (int)(y.ElementCount / n);
         bool hasBias = inputs.Length > 2, fullBias = hasBias && inputs[2].ElementCount != n && inputs[2].ElementCount != ldw;
         w.Line($"// Fully connected: y{CodeWriter.Shape(y.Shape)}[r, j] = Σk x[r, k]·W[k, j]{(hasBias ? " + b" : "")}, W {CodeWriter.Shape(wt.Shape)} re-packed [K, N] at build time{(ldw != n ? $" (N padded to {ldw} with zeros)" : "")}{ActName(node)}.");
-        KernelEmitter.OpenKernel(w, name, sig);
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
         if (!transA)
         {
             w.Line($"if (x.Length < {x.ElementCount} || w.Length < {wt.ElementCount} || y.Length < {y.ElementCount}{(hasBias ? $" || b.Length < {inputs[2].ElementCount}" : "")}) throw new ArgumentException(\"buffer too short\");");
@@ -743,15 +764,15 @@ internal static class KernelEmitter
         else
         {
             string bias = !hasBias ? "" : fullBias ? $" + b[r * {n} + j]" : " + b[j]";
-            w.Open($"for (int r = 0; r < {rows}; r++)");
-            w.Open($"for (int j = 0; j < {n}; j++)");
-            w.Line("float sum = 0f;");
-            w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[p * {ldw} + j];");
-            w.Line($"float v = sum{bias};");
-            w.Line($"y[r * {n} + j] = {Act(node)};");
-            w.Close(); w.Close();
+            using (w.Block($"for (int r = 0; r < {rows}; r++)"))
+            using (w.Block($"for (int j = 0; j < {n}; j++)"))
+            {
+                w.Line("float sum = 0f;");
+                w.Line($"for (int p = 0; p < {k}; p++) sum += x[p * {rows} + r] * w[p * {ldw} + j];");
+                w.Line($"float v = sum{bias};");
+                w.Line($"y[r * {n} + j] = {Act(node)};");
+            }
         }
-        w.Close();
     }
 
     internal static void MatMul(CodeWriter w, string name, string sig, ArtifactTensor a, ArtifactTensor b, ArtifactTensor y)
@@ -771,16 +792,19 @@ internal static class KernelEmitter
         long batchCount = 1;
         foreach (int v in batch) batchCount *= v;
         w.Line($"// MatMul: y{CodeWriter.Shape(y.Shape)} = a{CodeWriter.Shape(a.Shape)} · b{CodeWriter.Shape(b.Shape)} (numpy semantics, batch axes broadcast).");
-        KernelEmitter.OpenKernel(w, name, sig);
-        w.Open($"for (int batch = 0; batch < {batchCount}; batch++)");
-        w.Line($"int aBase = {BatchOffset(aBatch, batch)} * {(long)mm * k};");
-        w.Line($"int bBase = {BatchOffset(bBatch, batch)} * {(long)k * n};");
-        w.Open($"for (int i = 0; i < {mm}; i++)");
-        w.Open($"for (int j = 0; j < {n}; j++)");
-        w.Line("float sum = 0f;");
-        w.Line($"for (int p = 0; p < {k}; p++) sum += a[aBase + i * {k} + p] * b[bBase + p * {n} + j];");
-        w.Line($"y[(batch * {mm} + i) * {n} + j] = sum;");
-        w.Close(); w.Close(); w.Close(); w.Close();
+        using var method = KernelEmitter.OpenKernel(w, name, sig);
+        using (w.Block($"for (int batch = 0; batch < {batchCount}; batch++)"))
+        {
+            w.Line($"int aBase = {BatchOffset(aBatch, batch)} * {(long)mm * k};");
+            w.Line($"int bBase = {BatchOffset(bBatch, batch)} * {(long)k * n};");
+            using (w.Block($"for (int i = 0; i < {mm}; i++)"))
+            using (w.Block($"for (int j = 0; j < {n}; j++)"))
+            {
+                w.Line("float sum = 0f;");
+                w.Line($"for (int p = 0; p < {k}; p++) sum += a[aBase + i * {k} + p] * b[bBase + p * {n} + j];");
+                w.Line($"y[(batch * {mm} + i) * {n} + j] = sum;");
+            }
+        }
     }
 
     /// <summary>The expression for the flat index into an operand's batch axes, given the flat output batch index "batch".</summary>
@@ -817,7 +841,7 @@ internal static class KernelEmitter
     {
         w.Line("// Σ a[i]·b[i] over equal-length spans: vector paths as the SIMD level allows (two accumulators hide");
         w.Line("// the add latency), then a scalar tail. Loads are unchecked: the loop bounds keep them inside a and b.");
-        OpenHelper(w, "static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)");
+        using var helper = OpenHelper(w, "static float Dot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)");
         w.Line("int i = 0;");
         w.Line("float sum = 0f;");
         w.Line("ref float ra = ref MemoryMarshal.GetReference(a);");
@@ -835,52 +859,52 @@ internal static class KernelEmitter
         });
         w.Line("for (; i < a.Length; i++) sum += a[i] * b[i];");
         w.Line("return sum;");
-        w.Close();
     }
 
     /// <summary>y[j] = Σi x[i]·w[j·k + i]: four rows of w share each load of x (register blocking).</summary>
     public static void EmitGemv(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[j] = Σ x[i]·w[j·k + i] with k = x.Length: four rows of w at a time share each load of x; leftover rows use Dot.");
-        OpenHelper(w, "static void Gemv(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y)");
+        using var helper = OpenHelper(w, "static void Gemv(ReadOnlySpan<float> x, ReadOnlySpan<float> w, Span<float> y)");
         w.Line("int k = x.Length, n = y.Length;");
         w.Line("if (w.Length < n * k) throw new ArgumentException(\"weights too short\");");
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Line("ref float rw = ref MemoryMarshal.GetReference(w);");
         w.Line("int j = 0;");
-        w.Open("for (; j <= n - 4; j += 4)");
-        w.Line("int i = 0, o0 = j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;");
-        w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
-        VectorLoop(w, simd, "k", (v, width) => new[]
+        using (w.Block("for (; j <= n - 4; j += 4)"))
         {
-            $"{v}<float> a0 = {v}<float>.Zero, a1 = a0, a2 = a0, a3 = a0;",
-            $"for (; i <= k - {width}; i += {width})",
-            "{",
-            $"    {v}<float> xv = {Load(v, "rx", "i")};",
-            // Multiply then add, not FusedMultiplyAdd: where the processor lacks FMA (NativeAOT's default
-            // x64 target) the fused form falls back to a slow exact emulation.
-            $"    a0 += {Load(v, "rw", "o0 + i")} * xv;",
-            $"    a1 += {Load(v, "rw", "o1 + i")} * xv;",
-            $"    a2 += {Load(v, "rw", "o2 + i")} * xv;",
-            $"    a3 += {Load(v, "rw", "o3 + i")} * xv;",
-            "}",
-            $"s0 = {v}.Sum(a0); s1 = {v}.Sum(a1); s2 = {v}.Sum(a2); s3 = {v}.Sum(a3);",
-        });
-        w.Open("for (; i < k; i++)");
-        w.Line("float xi = x[i];");
-        w.Line("s0 += xi * w[o0 + i]; s1 += xi * w[o1 + i]; s2 += xi * w[o2 + i]; s3 += xi * w[o3 + i];");
-        w.Close();
-        w.Line("y[j] = s0; y[j + 1] = s1; y[j + 2] = s2; y[j + 3] = s3;");
-        w.Close();
+            w.Line("int i = 0, o0 = j * k, o1 = o0 + k, o2 = o1 + k, o3 = o2 + k;");
+            w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
+            VectorLoop(w, simd, "k", (v, width) => new[]
+            {
+                $"{v}<float> a0 = {v}<float>.Zero, a1 = a0, a2 = a0, a3 = a0;",
+                $"for (; i <= k - {width}; i += {width})",
+                "{",
+                $"    {v}<float> xv = {Load(v, "rx", "i")};",
+                // Multiply then add, not FusedMultiplyAdd: where the processor lacks FMA (NativeAOT's default
+                // x64 target) the fused form falls back to a slow exact emulation.
+                $"    a0 += {Load(v, "rw", "o0 + i")} * xv;",
+                $"    a1 += {Load(v, "rw", "o1 + i")} * xv;",
+                $"    a2 += {Load(v, "rw", "o2 + i")} * xv;",
+                $"    a3 += {Load(v, "rw", "o3 + i")} * xv;",
+                "}",
+                $"s0 = {v}.Sum(a0); s1 = {v}.Sum(a1); s2 = {v}.Sum(a2); s3 = {v}.Sum(a3);",
+            });
+            using (w.Block("for (; i < k; i++)"))
+            {
+                w.Line("float xi = x[i];");
+                w.Line("s0 += xi * w[o0 + i]; s1 += xi * w[o1 + i]; s2 += xi * w[o2 + i]; s3 += xi * w[o3 + i];");
+            }
+            w.Line("y[j] = s0; y[j + 1] = s1; y[j + 2] = s2; y[j + 3] = s3;");
+        }
         w.Line("for (; j < n; j++) y[j] = Dot(x, w.Slice(j * k, k));");
-        w.Close();
     }
 
     /// <summary>y += alpha·x over equal-length spans.</summary>
     public static void EmitAxpy(CodeWriter w, SimdLevel simd)
     {
         w.Line("// y[i] += alpha·x[i] over equal-length spans; vector paths as the SIMD level allows, then a scalar tail.");
-        OpenHelper(w, "static void Axpy(Span<float> y, ReadOnlySpan<float> x, float alpha)");
+        using var helper = OpenHelper(w, "static void Axpy(Span<float> y, ReadOnlySpan<float> x, float alpha)");
         w.Line("if (x.Length != y.Length) throw new ArgumentException(\"length mismatch\");");
         w.Line("int i = 0;");
         w.Line("ref float ry = ref MemoryMarshal.GetReference(y);");
@@ -892,7 +916,6 @@ internal static class KernelEmitter
             $"    {Short(v)}.StoreUnsafe({Load(v, "ry", "i")} + va * {Load(v, "rx", "i")}, ref ry, (nuint)i);",
         });
         w.Line("for (; i < y.Length; i++) y[i] += alpha * x[i];");
-        w.Close();
     }
 
     static string Short(string v) => v;

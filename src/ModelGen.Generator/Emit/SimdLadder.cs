@@ -72,14 +72,16 @@ internal static class SimdLadder
         for (int i = 0; i < widths.Count; i++)
         {
             bool own = i == 0 || narrowestFinishes && i == widths.Count - 1;
-            w.Open($"{(own ? "if" : "else if")} ({guard(widths[i])})");
-            body(widths[i]);
-            w.Close();
+            using (w.Block($"{(own ? "if" : "else if")} ({guard(widths[i])})"))
+            {
+                body(widths[i]);
+            }
         }
         if (scalar is null) return;
-        if (widths.Count > 0) w.Open("else");
-        scalar();
-        if (widths.Count > 0) w.Close();
+        using (w.BlockIf(widths.Count > 0, "else"))
+        {
+            scalar();
+        }
     }
 
     /// <summary>
@@ -98,9 +100,10 @@ internal static class SimdLadder
         guard ??= x => x.Accelerated;
         foreach (var width in widths)
         {
-            w.Open($"if ({guard(width)})");
-            body(width);
-            w.Close();
+            using (w.Block($"if ({guard(width)})"))
+            {
+                body(width);
+            }
         }
     }
 }
