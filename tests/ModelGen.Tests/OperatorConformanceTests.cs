@@ -201,6 +201,9 @@ public sealed class OperatorConformanceTests : ConformanceTests
         Binary("DivBothContiguous", "Div", [3, 70], [3, 70]),
         new ConformanceCase("SubLeakyMax", new OnnxBuilder().Input("a", 4, 45).Input("b", 45).Initializer("floor", [], [-0.05f])
             .Node("Sub", ["a", "b"], ["s"]).Node("LeakyRelu", ["s"], ["l"], ("alpha", 0.1f)).Node("Max", ["l", "floor"], ["y"]).Output("y"), [("a", [4, 45]), ("b", [45])]),
+        // A log-mel front end's last step: power + a floor, then Log, fused into the Add and vectorized (VectorMath).
+        new ConformanceCase("SquareFloorLog", new OnnxBuilder().Input("a", 3, 41).Initializer("floor", [], [1e-6f])
+            .Node("Mul", ["a", "a"], ["p"]).Node("Add", ["p", "floor"], ["s"]).Node("Log", ["s"], ["y"]).Output("y"), [("a", [3, 41])]),
         Binary("Sub", "Sub", [2, 3, 4], [3, 1]),
         Binary("Mul", "Mul", [2, 3, 4], [4]),
         Binary("Div", "Div", [2, 3, 4], [2, 1, 4]),

@@ -50,7 +50,7 @@ internal sealed class UnaryKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Unary;
     public string InputName(ArtifactNode node, int i) => "x";
-    public void Emit(KernelContext k) => KernelEmitter.Unary(k.W, k.Node, k.Name, k.Signature, k.Y);
+    public void Emit(KernelContext k) => KernelEmitter.Unary(k.W, k.Node, k.Name, k.Signature, k.Y, k.Simd);
 }
 
 internal sealed class CopyKernel : IKernel

@@ -90,14 +90,17 @@ internal static class GemmEmitter
     /// A chain's steps are applied one after another to a local of the kernel when there is more than one; each
     /// step is an expression of the previous one.
     /// </remarks>
-    internal static string? VectorActivation(ArtifactNode node, string v, string acc, bool neverNaN = false)
+    internal static string? VectorActivation(ArtifactNode node, string v, string acc, bool neverNaN = false) =>
+        node.Activation is { } chain ? VectorSteps(chain.Steps, v, acc, neverNaN) : acc;
+
+    /// <summary>The steps applied to the vector expression <paramref name="acc"/> (see <see cref="VectorActivation"/>), or null.</summary>
+    internal static string? VectorSteps(IEnumerable<ElementFunction> steps, string v, string acc, bool neverNaN = false)
     {
-        if (node.Activation is not { } chain) return acc;
         string Bound(float value) => value == 0 ? $"{v}<float>.Zero" : $"{v}.Create({Activations.Literal(value)})";
         string Max(string x, string bound) => neverNaN ? $"{v}.MaxNative({x}, {bound})" : Native(v, "Max", bound, x) ?? $"{v}.Max({x}, {bound})";
         string Min(string x, string bound) => neverNaN ? $"{v}.MinNative({x}, {bound})" : Native(v, "Min", bound, x) ?? $"{v}.Min({x}, {bound})";
         string e = acc;
-        foreach (var step in chain.Steps)
+        foreach (var step in steps)
         {
             var (op, alpha, beta) = (step.Op, step.Alpha, step.Beta);
             // A step reads its input more than once only in LeakyRelu and HardSwish: there it must be a plain name.
@@ -113,6 +116,8 @@ internal static class GemmEmitter
                 "LeakyRelu" when simple && alpha is >= 0f and <= 1f => Max($"{acc} * {Bound(alpha)}", acc),
                 "HardSigmoid" => Min(Max($"{e} * {Bound(alpha)} + {Bound(beta)}", Bound(0)), Bound(1)),
                 "HardSwish" when simple => $"{acc} * {Min(Max($"{acc} / {Bound(6)} + {Bound(0.5f)}", Bound(0)), Bound(1))}",
+                // The shared helper (VectorMath.Log), emitted when a kernel's function is Log.
+                "Log" => $"VectorLog({e})",
                 _ => null,
             };
             if (next is null) return null;

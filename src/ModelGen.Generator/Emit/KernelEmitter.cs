@@ -37,16 +37,33 @@ internal static class KernelEmitter
         w.Line($"// Node {CodeWriter.N(index)}: ONNX {CodeWriter.Comment(node.OnnxOp)} '{CodeWriter.Comment(node.Name)}'.");
         kernel.Emit(new KernelContext(w, m, node, name, sig, inputs, outputs, helpers));
         if (node.Unary?.Op == "Erf" || node.Activation?.Steps.Any(step => step.Op == "Erf") == true) helpers.Add("Erf");
+        if (m.Simd != SimdLevel.None && (node.Unary?.Op == "Log" || node.Activation?.Steps.Any(step => step.Op == "Log") == true)) helpers.Add("VectorLog");
     }
 
     /// <summary>Unary: the element-wise function over every element.</summary>
-    internal static void Unary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor y)
+    internal static void Unary(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor y, SimdLevel simd)
     {
         var unary = node.Unary ?? throw new FormatException($"kernel {node.Kernel} of node '{node.Name}' has no function");
         var (op, alpha, beta) = (unary.Op, unary.Alpha, unary.Beta);
-        w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(y.ElementCount)} elements.");
+        long count = y.ElementCount;
+        w.Line($"// {op}: y = {Describe(op, alpha, beta)} over {CodeWriter.N(count)} elements.");
         using var method = KernelEmitter.OpenKernel(w, name, sig);
-        using (w.Block($"for (int i = 0; i < {CodeWriter.N(y.ElementCount)}; i++)"))
+        var widths = SimdLadder.Widths(simd).Where(x => count >= x.Floats).ToList();
+        bool vector = widths.Count > 0 && GemmEmitter.VectorSteps([unary], "Vector128", "v") is not null;
+        if (vector)
+        {
+            CheckedRefs(w, [("x", count), ("y", count)], ("rx", "x"), ("ry", "y"));
+            w.Line("int i = 0;");
+            SimdLadder.Chain(w, widths, x =>
+            {
+                using (w.Block($"for (; i <= {count - x.Floats}; i += {x.Floats})"))
+                {
+                    w.Line($"var v = {x.V}.LoadUnsafe(ref rx, (nuint)i);");
+                    w.Line($"{x.V}.StoreUnsafe({GemmEmitter.VectorSteps([unary], x.V, "v")}, ref ry, (nuint)i);");
+                }
+            });
+        }
+        using (w.Block(vector ? $"for (; i < {CodeWriter.N(count)}; i++)" : $"for (int i = 0; i < {CodeWriter.N(count)}; i++)"))
         {
             w.Line("float v = x[i];");
             w.Line($"y[i] = {Activations.Expression(op, alpha, beta, "v")};");
@@ -85,6 +102,7 @@ internal static class KernelEmitter
                 case "RuntimeShapes": w.Source(PadRuntimeKernel.HelperSource); break;
                 case "RuntimeReduce": w.Source(ReduceRuntimeKernel.HelperSource); break;
                 case "ShapeChecks": w.Source(CheckShapeKernel.HelperSource); break;
+                case "VectorLog": VectorMath.EmitLog(w, simd); break;
                 default: throw new FormatException($"unknown helper '{helper}'");
             }
         }
