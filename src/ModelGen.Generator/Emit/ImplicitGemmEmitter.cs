@@ -87,16 +87,16 @@ internal static class ImplicitGemmEmitter
     {
         int pt = g.Pads[0], pl = g.Pads[1], pb = g.Pads[2], pr = g.Pads[3];
         w.Line($"// The input zero-padded: {pt} row(s) above, {pb} below, {pl} column(s) left, {pr} right of each channel.");
-        using (w.Block($"for (int c = 0; c < {g.Cpg}; c++)"))
+        using (w.For("c", g.Cpg, out string c))
         {
-            w.Line($"ref float plane = ref {U}.Add(ref rp, c * {g.PlaneP});");
+            w.Line($"ref float plane = ref {KernelEmitter.At(U, "rp", c, g.PlaneP)};");
             if (pt > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref plane), 0, {(long)pt * g.WP * 4});");
             if (pb > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref plane, {(long)(pt + g.H) * g.WP})), 0, {(long)pb * g.WP * 4});");
-            using (w.Block($"for (int ih = 0; ih < {g.H}; ih++)"))
+            using (w.For("ih", g.H, out string ih))
             {
-                w.Line($"ref float row = ref {U}.Add(ref plane, (ih + {pt}) * {g.WP});");
+                w.Line($"ref float row = ref {KernelEmitter.At(U, "plane", Expr.Times(Expr.Plus(ih, pt), g.WP))};");
                 if (pl > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref row), 0, {pl * 4});");
-                w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref row, {pl})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, {xBase} + (c * {g.H} + ih) * {g.W})), {g.W * 4});");
+                w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {KernelEmitter.At(U, "row", pl)}), ref {U}.As<float, byte>(ref {U}.Add(ref rx, {Expr.Plus(xBase, Expr.Times(Expr.Plus(Expr.Times(c, g.H), ih), g.W))})), {g.W * 4});");
                 if (pr > 0) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref row, {pl + g.W})), 0, {pr * 4});");
             }
         }
@@ -132,12 +132,12 @@ internal static class ImplicitGemmEmitter
             // The strips left start at the first one's column (the last may overlap a full tile's).
             int restAt = Pos(fullTiles * nv);
             var rest = Enumerable.Range(fullTiles * nv, stripsPerRow - fullTiles * nv).Select(q => new Strip(0, Pos(q) - restAt)).ToList();
-            using (w.Block($"for (int oy = 0; oy < {g.OH}; oy++)"))
+            using (w.For("oy", g.OH, out string oy))
             {
                 if (fullTiles > 0)
                     using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * nv * width}; n0 += {nv * width})"))
-                        Chunks(w, g, node, l, hasBias, mBase, wBase, bBase, full, "oy", fullTiles > 1 ? "n0" : "0", mr, chunk);
-                if (rest.Count > 0) Chunks(w, g, node, l, hasBias, mBase, wBase, bBase, rest, "oy", CodeWriter.N(restAt), mr, chunk);
+                        Chunks(w, g, node, l, hasBias, mBase, wBase, bBase, full, oy, fullTiles > 1 ? "n0" : "0", mr, chunk);
+                if (rest.Count > 0) Chunks(w, g, node, l, hasBias, mBase, wBase, bBase, rest, oy, CodeWriter.N(restAt), mr, chunk);
             }
         }
         else
@@ -185,12 +185,13 @@ internal static class ImplicitGemmEmitter
                 : $"var c{r}_{q} = {Bias(r)};")));
         w.Line($"ref float px = ref {U}.Add(ref rp, {Expr.Plus(Expr.Times(c0, g.PlaneP), Expr.Plus(Expr.Times(oy, g.SH * g.WP), n0))});");
         w.Line($"ref float pw = ref {U}.Add(ref rw, {Expr.Plus(wBase, Expr.Plus(Expr.Times(m0, g.K), Expr.Times(c0, g.Taps)))});");
-        using (w.Block(chunked ? "for (int c = c0; c < cEnd; c++)" : $"for (int c = 0; c < {g.Cpg}; c++)"))
+        bool channelLoop = chunked || g.Cpg > 1;
+        using (w.BlockIf(channelLoop, chunked ? "for (int c = c0; c < cEnd; c++)" : $"for (int c = 0; c < {g.Cpg}; c++)"))
         {
             using (w.BlockIf(g.KH > 1, $"for (int i = 0; i < {g.KH}; i++)"))
             {
-                w.Line(g.KH > 1 ? $"ref float row = ref {U}.Add(ref px, i * {g.DH * g.WP});" : "ref float row = ref px;");
-                w.Line(g.KH > 1 ? $"ref float wr = ref {U}.Add(ref pw, i * {g.KW});" : "ref float wr = ref pw;");
+                w.Line(g.KH > 1 ? $"ref float row = ref {U}.Add(ref px, {Expr.Times("i", g.DH * g.WP)});" : "ref float row = ref px;");
+                w.Line(g.KH > 1 ? $"ref float wr = ref {U}.Add(ref pw, {Expr.Times("i", g.KW)});" : "ref float wr = ref pw;");
                 for (int j = 0; j < g.KW; j++)
                 {
                     // A block per tap: its operands' locals end with it.
@@ -219,8 +220,11 @@ internal static class ImplicitGemmEmitter
                     }
                 }
             }
-            w.Line($"px = ref {U}.Add(ref px, {g.PlaneP});");
-            w.Line($"pw = ref {U}.Add(ref pw, {g.Taps});");
+            if (channelLoop)
+            {
+                w.Line($"px = ref {U}.Add(ref px, {g.PlaneP});");
+                w.Line($"pw = ref {U}.Add(ref pw, {g.Taps});");
+            }
         }
         bool activate = KernelEmitter.HasActivation(node) && GemmEmitter.VectorActivation(node, v, "c") is not null;
         using (w.BlockIf(activate && chunked, $"if (cEnd == {g.Cpg})"))
@@ -235,18 +239,22 @@ internal static class ImplicitGemmEmitter
     static void EmitScalar(CodeWriter w, Geometry g, ArtifactNode node, bool hasBias, string mBase, string wBase, string bBase)
     {
         bool vectorActivation = GemmEmitter.VectorActivation(node, "x", "v") is not null;
-        using (w.Block($"for (int m = 0; m < {g.Mpg}; m++)"))
-        using (w.Block($"for (int oy = 0; oy < {g.OH}; oy++)"))
-        using (w.Block($"for (int ox = 0; ox < {g.OW}; ox++)"))
+        using (w.For("m", g.Mpg, out string m))
+        using (w.For("oy", g.OH, out string oy))
+        using (w.For("ox", g.OW, out string ox))
         {
-            w.Line($"float sum = {(hasBias ? $"{U}.Add(ref rbias, {Expr.Plus(bBase, "m")})" : "0f")};");
-            w.Line($"ref float pw = ref {U}.Add(ref rw, {Expr.Plus(wBase, "m * " + CodeWriter.N(g.K))});");
-            using (w.Block($"for (int c = 0; c < {g.Cpg}; c++)"))
-            using (w.Block($"for (int i = 0; i < {g.KH}; i++)"))
-            using (w.Block($"for (int j = 0; j < {g.KW}; j++)"))
-                w.Line($"sum += {U}.Add(ref pw, (c * {g.KH} + i) * {g.KW} + j) * {U}.Add(ref rp, c * {g.PlaneP} + (oy * {g.SH} + i * {g.DH}) * {g.WP} + ox + j * {g.DW});");
+            w.Line($"float sum = {(hasBias ? KernelEmitter.At(U, "rbias", Expr.Plus(bBase, m)) : "0f")};");
+            w.Line($"ref float pw = ref {KernelEmitter.At(U, "rw", Expr.Plus(wBase, Expr.Times(m, g.K)))};");
+            using (w.For("c", g.Cpg, out string c))
+            using (w.For("i", g.KH, out string i))
+            using (w.For("j", g.KW, out string j))
+            {
+                string weight = Expr.Plus(Expr.Times(Expr.Plus(Expr.Times(c, g.KH), i), g.KW), j);
+                string input = Expr.Sum(Expr.Times(c, g.PlaneP), Expr.Times(Expr.Plus(Expr.Times(oy, g.SH), Expr.Times(i, g.DH)), g.WP), ox, Expr.Times(j, g.DW));
+                w.Line($"sum += {KernelEmitter.At(U, "pw", weight)} * {KernelEmitter.At(U, "rp", input)};");
+            }
             w.Line("float v = sum;");
-            w.Line($"{U}.Add(ref ry, ({mBase} + m) * {g.OH * g.OW} + oy * {g.OW} + ox) = {(vectorActivation && KernelEmitter.HasActivation(node) ? KernelEmitter.Act(node) : "v")};");
+            w.Line($"{U}.Add(ref ry, {Expr.Sum(Expr.Times(Expr.Plus(mBase, m), g.OH * g.OW), Expr.Times(oy, g.OW), ox)}) = {(vectorActivation && KernelEmitter.HasActivation(node) ? KernelEmitter.Act(node) : "v")};");
         }
     }
 }
