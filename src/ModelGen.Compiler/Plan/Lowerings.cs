@@ -41,10 +41,14 @@ internal static class ConvLowering
         // the zero-padded input, with no im2col (which writes and reads back kH·kW copies of the input: as much memory
         // traffic as the arithmetic of a layer with few filters). A stem on one channel takes it rather than the
         // depthwise strips (those load each input row once per filter; the tile loads it once for MR filters).
-        // A pointwise convolution keeps the plain GEMM over its input; depthwise convolutions keep their strips.
+        // A pointwise convolution keeps the plain GEMM over its input; depthwise convolutions keep their strips. So does an
+        // input that, padded, is larger than L2 (ConvBands.L2Budget): a tile's loads reach into every input channel's
+        // plane at once, too many streams for the prefetchers once the planes come from memory (super-resolution's
+        // 64 channels of 224 x 224), where the banded im2col gathers each plane in order.
         bool trueDepthwise = w[1] == 1 && group > 1 && w[0] == group;
+        long paddedInputBytes = 4L * w[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight);
         bool implicitGemm = lowering.Simd != SimdLevel.None && floatWeights && !trueDepthwise && geo.StrideW == 1
-            && geo.KernelW <= 16 && geo.OutW >= 4 && y.Length is 3 or 4
+            && geo.KernelW <= 16 && geo.OutW >= 4 && y.Length is 3 or 4 && paddedInputBytes <= ConvBands.L2Budget
             && !ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads);
         bool depthwise = !implicitGemm && w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
             || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && floatWeights);
