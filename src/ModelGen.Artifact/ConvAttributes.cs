@@ -12,6 +12,8 @@ public enum ConvMethod
     Gemm,
     /// <summary>One filter per channel.</summary>
     Depthwise,
+    /// <summary>Horizontal stride 1: the GEMM's register tile with its vectors loaded from the (zero-padded) input, no patches.</summary>
+    ImplicitGemm,
 }
 
 /// <summary>
@@ -43,6 +45,7 @@ public sealed class ConvAttributes : IEquatable<ConvAttributes>
         {
             "gemm" => ConvMethod.Gemm,
             "depthwise" => ConvMethod.Depthwise,
+            "implicit-gemm" => ConvMethod.ImplicitGemm,
             _ => throw new FormatException($"unknown Conv method '{m}'"),
         };
         bool int8 = attributes.TryGetValue("weights", out string? w) && (w == "int8" ? true : throw new FormatException($"unknown Conv weights '{w}'"));
@@ -52,7 +55,7 @@ public sealed class ConvAttributes : IEquatable<ConvAttributes>
     internal void WriteTo(IDictionary<string, string> attributes)
     {
         attributes["group"] = ArtifactText.Int(Group);
-        if (Method != ConvMethod.Direct) attributes["method"] = Method == ConvMethod.Gemm ? "gemm" : "depthwise";
+        if (Method != ConvMethod.Direct) attributes["method"] = Method switch { ConvMethod.Gemm => "gemm", ConvMethod.ImplicitGemm => "implicit-gemm", _ => "depthwise" };
         if (Int8Weights) attributes["weights"] = "int8";
     }
 

@@ -20,6 +20,17 @@ public static class ConvScratch
     }
 
     /// <summary>
+    /// Conv by implicit GEMM (<see cref="ConvMethod.ImplicitGemm"/>), its scratch output (y1) in floats: one group's input
+    /// channels zero-padded (pads top, left, bottom, right), or 0, no scratch, when there are no pads (the input is read
+    /// in place).
+    /// </summary>
+    public static long ImplicitGemmPaddedFloats(int channelsPerGroup, int inH, int inW, int[] pads)
+    {
+        if (pads[0] == 0 && pads[1] == 0 && pads[2] == 0 && pads[3] == 0) return 0;
+        return (long)channelsPerGroup * (inH + pads[0] + pads[2]) * (inW + pads[1] + pads[3]);
+    }
+
+    /// <summary>
     /// ConvInt8, first scratch output (y1): bytes of the input quantized into a plane with zero-point borders,
     /// slack for the last 16-byte loads of a kernel row of <paramref name="paddedKernelW"/> taps and, with pads, a flat
     /// copy of the quantized image after it; none for a pointwise convolution.

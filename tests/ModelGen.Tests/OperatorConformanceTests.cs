@@ -95,6 +95,21 @@ public sealed class OperatorConformanceTests : ConformanceTests
         // 1x1, stride 1, no pads: the input is the patch matrix (no im2col); 7x7 = 49 columns (3 vectors and a scalar).
         Conv("ConvPointwise", [1, 24, 7, 7], [10, 24, 1, 1], true),
         Conv("ConvStride2Pad", [1, 3, 11, 11], [8, 3, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })),
+        // Implicit GEMM (horizontal stride 1): a one-channel stem with rows of 44 (a tile of strips, then the strips left,
+        // the last overlapping); 1x3 and 3x1 kernels over many channels with tf2onnx's LeakyRelu then Max fused; rows of 8
+        // (a tile spans rows, 10 rows: a remainder); 9 output channels (blocks of 3) over 64 input channels summed in
+        // chunks; a 1-D convolution; rows of 5 (only 128-bit vectors fit); no pads (the input read in place).
+        Conv("ConvImplicitStem", [1, 1, 20, 44], [24, 1, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 })),
+        new ConformanceCase("ConvImplicitRow1x3Leaky", new OnnxBuilder().Input("x", 1, 24, 9, 32).Initializer("w", [24, 24, 1, 3], R(24 * 24 * 3, 2))
+            .Initializer("b", [24], R(24, 3)).Initializer("floor", [], [-0.4f])
+            .Node("Conv", ["x", "w", "b"], ["c"], ("pads", new[] { 0, 1, 0, 1 })).Node("LeakyRelu", ["c"], ["l"], ("alpha", 0.2f))
+            .Node("Max", ["l", "floor"], ["y"]).Output("y"), [("x", [1, 24, 9, 32])]),
+        Conv("ConvImplicitColumn3x1", [1, 48, 10, 8], [48, 48, 3, 1], true, ("pads", new[] { 1, 0, 1, 0 })),
+        Conv("ConvImplicitChunked", [1, 64, 6, 24], [9, 64, 3, 3], true, ("pads", new[] { 1, 1, 1, 1 })),
+        Conv("ConvImplicit1D", [1, 3, 50], [7, 3, 5], true, ("pads", new[] { 2, 2 })),
+        Conv("ConvImplicitNarrowRows", [2, 4, 9, 5], [6, 4, 3, 3], false, ("pads", new[] { 1, 1, 1, 1 })),
+        Conv("ConvImplicitNoPads", [1, 5, 10, 30], [10, 5, 3, 3], true, ("dilations", new[] { 2, 1 })),
+
         // Stride-2 patches gathered a vector at a time: rows of 20 and 37 outputs (whole vectors, an overlapping last
         // one, a scalar end), asymmetric "same" pads as TensorFlow exports them, and a 5-wide kernel.
         Conv("ConvStride2WideRows", [1, 3, 40, 40], [4, 3, 3, 3], true, ("pads", new[] { 0, 0, 1, 1 }), ("strides", new[] { 2, 2 })),

@@ -35,10 +35,27 @@ internal static class ConvLowering
         bool depthwiseRows = x.Length == 4 && geo.DilationH == 1 && geo.DilationW == 1 && geo.StrideW is 1 or 2;
         // The depthwise kernels unroll their taps: a kernel of more than 64 takes the GEMM, whose code
         // does not grow with the kernel.
-        bool depthwise = w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
-            || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && Compress.WeightQuantization.Of(node) is null);
-        bool gemm = lowering.Simd != SimdLevel.None && !depthwise;
+        bool floatWeights = Compress.WeightQuantization.Of(node) is null;
+        // Implicit GEMM (ImplicitGemmEmitter) for float32 weights, a horizontal stride of 1 and a kernel row short enough to
+        // unroll, where an output row holds a 128-bit vector: the GEMM's register tile, its vectors loaded straight from
+        // the zero-padded input, with no im2col (which writes and reads back kH·kW copies of the input: as much memory
+        // traffic as the arithmetic of a layer with few filters). A stem on one channel takes it rather than the
+        // depthwise strips (those load each input row once per filter; the tile loads it once for MR filters).
+        // A pointwise convolution keeps the plain GEMM over its input; depthwise convolutions keep their strips. So does an
+        // input that, padded, is larger than L2 (ConvBands.L2Budget): a tile's loads reach into every input channel's
+        // plane at once, too many streams for the prefetchers once the planes come from memory (super-resolution's
+        // 64 channels of 224 x 224), where the banded im2col gathers each plane in order.
+        bool trueDepthwise = w[1] == 1 && group > 1 && w[0] == group;
+        long paddedInputBytes = 4L * w[1] * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight);
+        bool implicitGemm = lowering.Simd != SimdLevel.None && floatWeights && !trueDepthwise && geo.StrideW == 1
+            && geo.KernelW <= 16 && geo.OutW >= 4 && y.Length is 3 or 4 && paddedInputBytes <= ConvBands.L2Budget
+            && !ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads);
+        bool depthwise = !implicitGemm && w[1] == 1 && (group > 1 && w[0] == group && geo.KernelH * geo.KernelW <= 64
+            || depthwiseRows && geo.KernelH * geo.KernelW <= 9 && floatWeights);
+        bool gemm = lowering.Simd != SimdLevel.None && !depthwise && !implicitGemm;
         var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
+        long padded = implicitGemm ? ConvScratch.ImplicitGemmPaddedFloats(w[1], geo.InH, geo.InW, geo.Pads) : 0;
+        if (padded > 0) outputs.Add(lowering.Temporary(node.Name + ".padded", [checked((int)padded)]));
         if (gemm && !ConvScratch.IsPointwise(geo.Kernel, geo.Strides, geo.Pads))
         {
             // The patches of one band of output rows (all of them unless ConvBands splits a large stem).
@@ -66,7 +83,7 @@ internal static class ConvLowering
         }
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, convInputs, [.. outputs]);
         LoweringParts.Window(n, geo);
-        n.SetConv(new ConvAttributes(group, gemm ? ConvMethod.Gemm : depthwise ? ConvMethod.Depthwise : ConvMethod.Direct, int8Weights: q8 is not null));
+        n.SetConv(new ConvAttributes(group, gemm ? ConvMethod.Gemm : implicitGemm ? ConvMethod.ImplicitGemm : depthwise ? ConvMethod.Depthwise : ConvMethod.Direct, int8Weights: q8 is not null));
         LoweringParts.Activation(n, node);
     }
 

@@ -14,6 +14,7 @@ internal sealed class ConvKernel : IKernel
     {
         var method = k.Conv.Method;
         if (method == ConvMethod.Gemm) KernelEmitter.ConvGemm(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
+        else if (method == ConvMethod.ImplicitGemm) ImplicitGemmEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
         else if (method == ConvMethod.Depthwise) DepthwiseConvEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
         else
         {
