@@ -79,6 +79,7 @@ public sealed class GeneratorTests
     [InlineData("dwsep", "none")]
     [InlineData("dwsep", "int8")]
     [InlineData("stride2", "none")]
+    [InlineData("log", "none")]
     public void EveryKernelMethodAndLocalFunctionIsOptimizedAtOnce(string model, string compression)
     {
         // stride2: a convolution with a horizontal stride of 2 still gathers its patches, in a local function.
@@ -87,6 +88,8 @@ public sealed class GeneratorTests
             "dwsep" => SyntheticModels.DepthwiseSeparableCnn().Save("dwsep-tiering.onnx"),
             "stride2" => new OnnxBuilder(13, "stride2").Input("x", 1, 3, 16, 16).Initializer("w", [8, 3, 3, 3], OnnxBuilder.Random(216, 1))
                 .Node("Conv", ["x", "w"], ["y"], ("pads", new[] { 1, 1, 1, 1 }), ("strides", new[] { 2, 2 })).Output("y").Save("stride2-tiering.onnx"),
+            // log: the shared vector helper VectorLog.
+            "log" => new OnnxBuilder(13, "log").Input("x", 1, 64).Node("Log", ["x"], ["y"]).Output("y").Save("log-tiering.onnx"),
             _ => TestData.Mnist(model),
         };
         var artifact = ModelCompiler.Compile(new CompileOptions
@@ -102,6 +105,7 @@ public sealed class GeneratorTests
             .ToList();
         Assert.NotEmpty(methods);
         if (model == "stride2") Assert.Contains(methods, m => m.Name == "Patches");
+        if (model == "log") Assert.Contains(methods, m => m.Name == "VectorLog");
         // Loop-free helpers may be AggressiveInlining instead: inlined, they are compiled with the kernel that calls them.
         foreach (var (name, attributes) in methods)
             Assert.True(attributes.ToString() is var a && (a.Contains("AggressiveOptimization") || a.Contains("AggressiveInlining")), $"{name} is neither AggressiveOptimization nor AggressiveInlining");

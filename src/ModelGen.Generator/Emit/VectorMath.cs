@@ -24,6 +24,8 @@ internal static class VectorMath
             string v = width.V;
             string F(float f) => $"{v}.Create({Activations.Literal(f)})";
             string I(int i) => $"{v}.Create({i})";
+            // Inlined: compiled with the kernel that calls it (a helper left to tiering ran unoptimized long after warm-up).
+            w.Line("[MethodImpl(MethodImplOptions.AggressiveInlining)]");
             using var method = w.Block($"static {v}<float> VectorLog({v}<float> x)");
             w.Line($"var tiny = {v}.LessThan(x, {F(1.17549435e-38f)});");
             w.Line($"var bits = {v}.ConditionalSelect(tiny, x * {F(8388608f)}, x).AsInt32();");
