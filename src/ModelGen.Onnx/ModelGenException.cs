@@ -43,5 +43,9 @@ public static class ErrorCodes
     public const string InputShapeMismatch = "MG1008";
     public const string WriteFailed = "MG1101";
     public const string AccuracyBudgetMissed = "MG3001";
+    /// <summary>Training was asked for and a node's operator (or its fused activation) has no gradient yet.</summary>
+    public const string NotTrainable = "MG4001";
+    /// <summary>Training was asked for and a value computed at run time has no batch axis (its shape does not start with 1).</summary>
+    public const string NoBatchAxis = "MG4002";
     public const string Internal = "MG9000";
 }

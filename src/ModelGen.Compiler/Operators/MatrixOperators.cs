@@ -135,6 +135,8 @@ public sealed class DenseOperator() : Operator(Name)
 
     public override void Lower(Node node, ILowering lowering) => Plan.DenseLowering.Lower(node, lowering);
 
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.DenseRule();
+
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs)
     {
         var x = inputs[0]!; var w = inputs[1]!; var b = inputs.Length > 2 ? inputs[2] : null;

@@ -25,6 +25,9 @@ public abstract class Operator(string opType)
         throw new ModelGenException(ErrorCodes.UnsupportedAttribute, lowering.Graph.ModelPath,
             $"{node.Describe}, opset {lowering.Graph.Opset}: this form of {node.OpType} (with an input computed at run time) is not supported yet; export it with constant inputs");
 
+    /// <summary>How this operator's nodes train (forward over a mini-batch, and the gradient), or null when it has no gradient yet.</summary>
+    public virtual Training.GradientRule? Gradient => null;
+
     /// <summary>
     /// The plan shape inference makes when the node's parameters (pads, scales…) are the values given, not
     /// run-time inputs: how the evaluator computes a node whose kernel resolves its parameters when it runs.
@@ -173,6 +176,10 @@ public static class OperatorSet
     /// <summary>ONNX operators a user may bring (internal ones such as Dense excluded).</summary>
     public static IReadOnlyList<string> Supported { get; } =
         [.. All.Keys.Where(k => k != DenseOperator.Name).Order(StringComparer.Ordinal)];
+
+    /// <summary>ONNX operators whose nodes have a gradient (for the training engine's error messages).</summary>
+    public static IReadOnlyList<string> Trainable { get; } =
+        [.. All.Values.Where(o => o.OpType != DenseOperator.Name && o.Gradient is not null).Select(o => o.OpType).Order(StringComparer.Ordinal)];
 
     public static bool IsSupported(string opType) => opType != DenseOperator.Name && All.ContainsKey(opType);
 
