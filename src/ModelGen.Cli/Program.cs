@@ -47,6 +47,12 @@ public static class Program
             Console.Error.WriteLine(e.Canonical);
             return 1;
         }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C (or the build cancelled): outputs are written last, so none was.
+            Console.Error.WriteLine($"modelgen: {Path.GetFileName(file)}: cancelled; nothing was written");
+            return 130;
+        }
         catch (Exception e)
         {
             Console.Error.WriteLine($"{file}: error {ErrorCodes.Internal}: ModelGen failed on this model ({e.GetType().Name}: {e.Message.ReplaceLineEndings(" ")}); please report it with the model");
@@ -72,11 +78,20 @@ public static class Program
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
+        var trainingData = new Option<FileInfo?>("--training-data") { Description = "Training samples (.npy, .npz, .pb or a folder of .pb, as --calibration; uint8 divided by --calibration-scale; item metadata TrainingData) that --fine-tune trains on." };
+        var trainingLabels = new Option<FileInfo?>("--training-labels") { Description = "Class labels of the training samples (int64 .npy; item metadata TrainingLabels). Without them the original model's outputs are the targets." };
+        var fineTune = new Option<bool>("--fine-tune") { Description = "Fine-tune the model for the chosen compression on --training-data (quantization-aware for int8 and int4; item metadata FineTune)." };
+        var epochs = new Option<int>("--epochs") { Description = "Most passes over the training data (item metadata Epochs); early stopping on a held-out tenth may end sooner.", DefaultValueFactory = _ => 10 };
+        var learningRate = new Option<float?>("--learning-rate") { Description = "The optimizer's (Adam's) learning rate (item metadata LearningRate). Default: 1e-4, for fine-tuning a trained model." };
+        var seed = new Option<int>("--seed") { Description = "Seeds shuffling and the held-out split (item metadata Seed): the same seed gives the same weights on every machine.", DefaultValueFactory = _ => 0 };
+        var timeLimit = new Option<string?>("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
             model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, measure, calibrationScale, emitOnnx, outDir, artifact,
+            trainingData, trainingLabels, fineTune, epochs, learningRate, seed, timeLimit,
         };
-        command.SetAction(parse =>
+        // Ctrl+C cancels the token: training stops within a batch and nothing is written.
+        command.SetAction((parse, cancellation) => Task.Run(() =>
         {
             var modelFile = parse.GetValue(model)!;
             return Guarded(modelFile.FullName, parse.GetValue(Verbose), () =>
@@ -93,6 +108,14 @@ public static class Program
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
                     Measure = string.IsNullOrWhiteSpace(parse.GetValue(measure)) ? null : parse.GetValue(measure),
+                    TrainingDataPath = parse.GetValue(trainingData)?.FullName,
+                    TrainingLabelsPath = parse.GetValue(trainingLabels)?.FullName,
+                    FineTune = parse.GetValue(fineTune),
+                    Epochs = parse.GetValue(epochs),
+                    LearningRate = parse.GetValue(learningRate),
+                    Seed = parse.GetValue(seed),
+                    TrainingTimeLimit = Compiler.Training.FineTuning.ParseTimeLimit(parse.GetValue(timeLimit), modelFile.FullName),
+                    Cancellation = cancellation,
                     Progress = new ConsoleProgress(),
                 };
                 if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
@@ -177,7 +200,7 @@ public static class Program
                 }
                 return 0;
             });
-        });
+        }, CancellationToken.None));
         return command;
     }
 
