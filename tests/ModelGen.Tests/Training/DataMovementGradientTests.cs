@@ -135,6 +135,14 @@ public class DataMovementGradientTests
     }
 
     [Fact]
+    public void SplitIntoEqualPartsWithoutSizes()
+    {
+        var model = new OnnxBuilder(13).Input("x", 1, 2, 6).Output("p").Output("q")
+            .Node("Split", ["x"], ["p", "q"], ("axis", 2L));
+        Assert.True(Check(model) >= 24);
+    }
+
+    [Fact]
     public void SplitIntoUnevenPartsByNumOutputs()
     {
         // Opset 18: 7 into 3 parts is 3, 3, 1.

@@ -80,6 +80,7 @@ public abstract class RemapRule : GradientRule
     }
 }
 
+/// <summary>Transpose by a perm that keeps axis 0 first.</summary>
 public sealed class TransposeRule : RemapRule
 {
     public override string? Refusal(Node node, Graph graph)
@@ -94,6 +95,7 @@ public sealed class TransposeRule : RemapRule
         [(0, 0, TransposeOperator.Plan(node, graph[node.Inputs[0]].Shape!))];
 }
 
+/// <summary>Slice with constant starts, ends, axes and steps (negative ones too), never of axis 0.</summary>
 public sealed class SliceRule : RemapRule
 {
     public override string? Refusal(Node node, Graph graph)
@@ -122,6 +124,7 @@ public sealed class SliceRule : RemapRule
     protected override IEnumerable<(int Input, int Output, RemapPlan Plan)> Plans(Node node, Graph graph) => [(0, 0, (RemapPlan)node.Plan!)];
 }
 
+/// <summary>Split along any axis but 0, with sizes from the attribute, a constant input, num_outputs or equal parts.</summary>
 public sealed class SplitRule : RemapRule
 {
     public override string? Refusal(Node node, Graph graph)
@@ -138,6 +141,7 @@ public sealed class SplitRule : RemapRule
         SplitOperator.PlansOf(node).Select((plan, o) => (Input: 0, Output: o, Plan: plan)).Where(p => node.Outputs[p.Output].Length > 0);
 }
 
+/// <summary>Concat along any axis but 0; a constant input is the same in every sample.</summary>
 public sealed class ConcatRule : RemapRule
 {
     public override string? Refusal(Node node, Graph graph)
