@@ -129,9 +129,11 @@ public static class Program
                         throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
                     // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
                     // The search returns the plan it chose and the graph that plan prepares (the model imported once).
-                    var search = Compiler.Compress.MixedPrecision.Search(options, accuracyBudget, parse.GetValue(labels)?.FullName);
+                    // The search compares precisions without training (it prepares the model many times); the chosen
+                    // precisions are then fine-tuned for once, when FineTune asks.
+                    var search = Compiler.Compress.MixedPrecision.Search(options with { FineTune = false }, accuracyBudget, parse.GetValue(labels)?.FullName);
                     options = options with { LayerPrecisions = search.Plan.LayerPrecisions };
-                    searched = search.Prepared;
+                    searched = options.FineTune ? null : search.Prepared;
                     foreach (var c in search.Choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} ({(double.IsNaN(c.Sensitivity) ? $"every layer in {(kind == "mixed" ? "int8" : "int4")} meets the budget" : $"loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3}")})"));
                 }
@@ -141,6 +143,8 @@ public static class Program
                 // With calibration data a report follows: the pipeline keeps the graph after each stage for it to evaluate.
                 searched ??= options.CalibrationPath is null ? null : ModelCompiler.Prepare(options, Compiler.Compress.CompressionPlan.Parse(options) with { KeepStageGraphs = true });
                 var compiled = ModelCompiler.Compile(options, searched, out var prepared);
+                foreach (var stage in prepared.CompressionStages)
+                    if (stage.Training is { } trained) Console.WriteLine($"modelgen: {modelFile.Name}: {stage.Name}: {Compiler.Training.TrainingSummary.Summary(trained)}");
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);
