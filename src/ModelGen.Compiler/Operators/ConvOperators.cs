@@ -94,6 +94,8 @@ public sealed record WindowGeometry(
 /// <summary>Conv: y = x ⋆ w + b, with groups, pads (or auto_pad), strides and dilations.</summary>
 public sealed class ConvOperator() : Operator("Conv")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.ConvRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 3);
@@ -177,6 +179,8 @@ public sealed class ConvOperator() : Operator("Conv")
 /// <summary>MaxPool: the maximum over each window; padding never wins (it counts as −∞).</summary>
 public sealed class MaxPoolOperator() : Operator("MaxPool")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.PoolRule(average: false);
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);
@@ -247,6 +251,8 @@ public sealed class MaxPoolOperator() : Operator("MaxPool")
 /// </summary>
 public sealed class AveragePoolOperator() : Operator("AveragePool")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.PoolRule(average: true);
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);

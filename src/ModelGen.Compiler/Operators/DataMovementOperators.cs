@@ -62,6 +62,8 @@ public abstract class DataMovementOperator(string opType) : Operator(opType)
 /// <summary>Identity and Dropout (inference): y = x.</summary>
 public sealed class IdentityOperator(string opType = "Identity") : DataMovementOperator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.ReshapeRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         if (!node.HasInput(0)) throw Error(graph, node, "takes 1 input", ErrorCodes.InvalidGraph);
@@ -543,6 +545,8 @@ public sealed class SplitOperator() : DataMovementOperator("Split")
 /// <summary>Pad with constant, reflect or edge mode (pads attribute before opset 11, inputs after); negative pads crop.</summary>
 public sealed class PadOperator() : DataMovementOperator("Pad")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.PadRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "mode", "pads", "value");

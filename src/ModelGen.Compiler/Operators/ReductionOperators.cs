@@ -172,6 +172,8 @@ public sealed class ReduceOperator(string opType) : Operator(opType)
 /// <summary>GlobalAveragePool and GlobalMaxPool: a mean or maximum over every spatial axis, kept as 1s.</summary>
 public sealed class GlobalPoolOperator(string opType) : Operator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.GlobalPoolRule(opType == "GlobalAveragePool");
+
     ReducePlan Plan(int[] x) => ReducePlan.Of(OpType == "GlobalAveragePool" ? "Mean" : "Max", x, Enumerable.Range(2, x.Length - 2).ToHashSet());
 
     public override void InferShapes(Node node, Graph graph)

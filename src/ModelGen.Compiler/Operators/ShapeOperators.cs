@@ -5,6 +5,8 @@ namespace ModelGen.Compiler.Operators;
 /// <summary>Flatten: [d0..dn] → [d0·…·d(axis−1), d(axis)·…·dn].</summary>
 public sealed class FlattenOperator() : Operator("Flatten")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.ReshapeRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 1, 1);
@@ -32,6 +34,8 @@ public sealed class FlattenOperator() : Operator("Flatten")
 /// <summary>Reshape to a constant shape input (0 copies the input's dimension unless allowzero, −1 is inferred).</summary>
 public sealed class ReshapeOperator() : Operator("Reshape")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.ReshapeRule();
+
     protected override bool AcceptsIntInput(Node node, int input) => input == 1;
 
     public override void InferShapes(Node node, Graph graph)
