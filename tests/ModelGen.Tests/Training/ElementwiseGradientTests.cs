@@ -136,6 +136,31 @@ public class ElementwiseGradientTests
     }
 
     [Fact]
+    public void Opset6BroadcastAlongAnAxis()
+    {
+        // B [3] lined up with A's axis 1 (broadcast=1, axis=1): a per-channel bias of the old form.
+        var model = new OnnxBuilder(opset: 6).Input("x", 1, 3, 2, 4).Output("y")
+            .Initializer("b", [3], R(3, 8))
+            .Node("Add", ["x", "b"], ["y"], ("broadcast", 1L), ("axis", 1L));
+        var graph = GradientCheck.Prepare(model, normalize: false);
+        Assert.Equal("b", TrainableModel.Build(graph).Parameters.Single().Name);
+        Assert.True(GradientCheck.Run(graph, batch: 2, probes: 30) >= 30 + 3);
+        Assert.Equal(24, ReferenceCheck.Forward(graph));
+    }
+
+    [Theory]
+    [InlineData("Pow", new[] { 1, 4 })]
+    [InlineData("Add", new[] { 2, 1, 4 })] // the activation's batch axis would meet the constant's second axis
+    public void UncoveredFormsAreRefused(string op, int[] constant)
+    {
+        var model = new OnnxBuilder().Input("x", 1, 4).Output("y")
+            .Initializer("c", constant, Positive((int)TensorData.Size(constant), 4))
+            .Node(op, ["x", "c"], ["y"]);
+        var error = Assert.Throws<ModelGenException>(() => TrainableModel.Build(GradientCheck.Prepare(model, normalize: false)));
+        Assert.Equal(ErrorCodes.NotTrainable, error.Code);
+    }
+
+    [Fact]
     public void ABroadcastParameterSumsOverTheBatchAndItsAxes()
     {
         // y = x + b with b [4, 1] over x [1, 3, 4, 5]: db[j] = Σ over batch, the 3 and the 5 of dy.

@@ -84,6 +84,7 @@ public sealed class BinaryRule : GradientRule
         {
             var v = graph[node.Inputs[i]];
             if (v.Type != ElementType.Float32) return $"its input '{v.Name}' is not float32";
+            if (v.Constant is null && v.Shape!.Length < rank) return $"its input '{v.Name}' gains axes before its batch axis";
             if (v.Constant is not null && OperandShape(node, graph, i) is var s && s.Length == rank && rank > 0 && s[0] != 1)
                 return $"its constant '{v.Name}' spans the batch axis";
             if (v.Constant is null && i == 1 && node.Annotations.ContainsKey("bshape") && !OperandShape(node, graph, i).SequenceEqual(v.Shape!))
