@@ -87,6 +87,34 @@ public class NormalizationGradientTests
     }
 
     [Fact]
+    public void BatchNormalizationLeftByNormalizationWithAFusedRelu()
+    {
+        // Not after a Conv, so not folded: the Relu becomes its fused chain.
+        var model = new OnnxBuilder().Input("x", 1, 2, 3, 3).Output("y")
+            .Initializer("scale", [2], R(2, 5)).Initializer("bias", [2], R(2, 6))
+            .Initializer("mean", [2], R(2, 7)).Initializer("var", [2], [0.7f, 1.1f])
+            .Node("BatchNormalization", ["x", "scale", "bias", "mean", "var"], ["b"])
+            .Node("Relu", ["b"], ["y"]);
+        var graph = GradientCheck.Prepare(model);
+        Assert.Equal("Relu", Artifact.Activations.ParseChain(graph.Nodes.Single().Annotations["activation"]).Single().Op);
+        Assert.True(GradientCheck.Run(graph, batch: 3, probes: 30) >= 30 + 4);
+        Assert.Equal(18, ReferenceCheck.Forward(graph));
+    }
+
+    [Fact]
+    public void DenseThenSoftmax()
+    {
+        var model = new OnnxBuilder().Input("x", 1, 6).Output("y")
+            .Initializer("w", [5, 6], R(30, 1)).Initializer("b", [5], R(5, 2))
+            .Node("Gemm", ["x", "w", "b"], ["g"], ("transB", 1L))
+            .Node("Softmax", ["g"], ["y"]);
+        var graph = GradientCheck.Prepare(model);
+        Assert.Equal(["Dense", "Softmax"], graph.Nodes.Select(n => n.OpType));
+        Assert.Equal(24 + 5 + 24, GradientCheck.Run(graph, batch: 4));
+        Assert.Equal(5, ReferenceCheck.Forward(graph));
+    }
+
+    [Fact]
     public void LayerNormalizationOverTheLastTwoAxesWithBroadcastScaleAndBias()
     {
         var model = new OnnxBuilder(17).Input("x", 1, 3, 4, 5).Output("y")
