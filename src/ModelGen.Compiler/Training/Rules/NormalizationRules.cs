@@ -104,7 +104,7 @@ public sealed class NormalizationRule : GradientRule
         int[] normalized = x[LayerAxis(run.Node, x.Length)..];
         int size = (int)TensorData.Size(normalized);
         int[]? At(int input) => run.Inputs.Length > input && run.Inputs[input] is { } t ? StridedOffsets.Broadcast(t.Shape, normalized) : null;
-        return new Layout(x.Length == 0 ? 1 : (int)(TensorData.Size(x) / size), size, At(1) ?? new int[size], At(2) ?? new int[size], 1);
+        return new Layout((int)(TensorData.Size(x) / size), size, At(1) ?? new int[size], At(2) ?? new int[size], 1);
     }
 
     public override void Forward<T>(NodeRun<T> run)
