@@ -119,6 +119,9 @@ public static class Program
                     Progress = new ConsoleProgress(),
                 };
                 if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
+                Compiler.Training.FineTuning.Validate(options);
+                if (options.FineTune && parse.GetValue(emitOnnx) is not null)
+                    throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "--emit-onnx writes the original model's float weights beside the quantized ones, so it cannot carry fine-tuned weights yet: leave out --fine-tune or --emit-onnx");
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
                 if (accuracyBudget is not null) Compiler.Compress.CompressionReport.ParseBudget(accuracyBudget, modelFile.FullName); // out of range: MG0007 before any work
                 string kind = options.Compression.ToLowerInvariant();

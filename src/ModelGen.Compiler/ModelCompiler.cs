@@ -47,6 +47,12 @@ public sealed record CompileOptions
     public TimeSpan? TrainingTimeLimit { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
     public CancellationToken Cancellation { get; init; }
+    /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>
+    public CompileOptions Original => this with
+    {
+        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null,
+    };
+
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>
     public IProgress<CompileProgress>? Progress { get; init; }
 }

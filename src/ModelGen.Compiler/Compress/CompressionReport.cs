@@ -50,7 +50,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <param name="prepared">The graph <paramref name="artifact"/> was built from, if the caller has it (else prepared again).</param>
     public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget, Graph? prepared = null)
     {
-        var original = ModelCompiler.Prepare(options with { Compression = "none" });
+        var original = ModelCompiler.Prepare(options.Original);
         // Each stage's snapshot is evaluated beside the original and the compressed graph (the caller's prepared
         // graph has them when its plan kept them: the CLI's does).
         var compressed = prepared ?? ModelCompiler.Prepare(options, CompressionPlan.Parse(options) with { KeepStageGraphs = true });
@@ -139,7 +139,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 layers.Add(new LayerReport(node.Name, "Add", FormattableString.Invariant(
                     $"uint8 activations added in integers: inputs (scale {add.A.Scale:G4}, zero point {add.A.ZeroPoint}) and (scale {add.B.Scale:G4}, zero point {add.B.ZeroPoint}), output (scale {add.Output.Scale:G4}, zero point {add.Output.ZeroPoint})"),
                     0, 0, double.NaN));
-        var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
+        var originalArtifact = ModelCompiler.Compile(options.Original);
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
 
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
