@@ -80,7 +80,8 @@ public static class TrainBenchmark
             return null;
         }
         double seconds = double.Parse(line["seconds: ".Length..], CultureInfo.InvariantCulture);
-        text = seconds.ToString("0.00", CultureInfo.InvariantCulture) + " s";
+        string? blas = output.Split('\n').FirstOrDefault(l => l.StartsWith("blas: ", StringComparison.Ordinal));
+        text = seconds.ToString("0.00", CultureInfo.InvariantCulture) + " s" + (blas is null ? "" : $" (BLAS {blas["blas: ".Length..].Trim()})");
         return seconds;
     }
 }

@@ -4,9 +4,12 @@ Run by `dotnet run -c Release --project tests/ModelGen.Benchmarks -- train` with
 (/usr/bin/python3), or by hand:
     /usr/bin/python3 tests/ModelGen.Benchmarks/pytorch_epoch.py --model lenet5 --threads 2 --data data/mnist
 The same work as ours: the 8,000 training digits (uint8 / 255), shuffled, batch 64, Adam (lr 1e-3),
-cross-entropy; a few batches first to warm up, then one timed epoch. Prints "seconds: S".
+cross-entropy; a few batches first to warm up, then one timed epoch. Prints "seconds: S" and the BLAS
+torch was built against: Debian's torch says "generic", and Debian's default libblas.so.3 is the netlib
+reference BLAS, on which its Linear layers run at about 2 GFLOP/s (its convolutions run on oneDNN).
 """
 import argparse
+import re
 import time
 
 import numpy as np
@@ -53,6 +56,8 @@ def main():
     start = time.perf_counter()
     epoch(model, optimizer, images, labels, args.batch, torch.randperm(len(images)))
     print(f"seconds: {time.perf_counter() - start:.3f}")
+    blas = re.search(r"BLAS_INFO=(\w+)", torch.__config__.show())
+    print(f"blas: {blas.group(1) if blas else 'unknown'}")
 
 
 if __name__ == "__main__":
