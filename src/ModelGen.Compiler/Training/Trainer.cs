@@ -127,7 +127,9 @@ public static class Trainer
 
         // The held-out teacher outputs do not change: computed once.
         var heldOutBatches = heldOut.Chunk(Math.Max(options.BatchSize, 256)).ToArray();
-        var heldOutTargets = teacher is null ? null : heldOutBatches.Select(b => teacher.Outputs(Inputs(b), b)).ToArray();
+        // Needed by the loss, or (without labels) as what the held-out accuracy is measured against.
+        bool useTeacher = teacher is not null && (loss.NeedsTeacher || data.Labels is null);
+        var heldOutTargets = useTeacher ? heldOutBatches.Select(b => teacher!.Outputs(Inputs(b), b)).ToArray() : null;
 
         (double Loss, double Accuracy)? Evaluate()
         {
@@ -177,7 +179,7 @@ public static class Trainer
                 if (!options.Augmentation.IsOff)
                     foreach (var t in inputs.Values) options.Augmentation.Apply(t, augmentRandom);
                 var pass = model.Forward(inputs);
-                var value = Losses.Mixed(loss, pass[output], data.BatchLabels(samples), teacher?.Outputs(inputs, samples), options.Temperature, probabilities);
+                var value = Losses.Mixed(loss, pass[output], data.BatchLabels(samples), loss.NeedsTeacher ? teacher!.Outputs(inputs, samples) : null, options.Temperature, probabilities);
                 var gradients = pass.Backward(new Dictionary<string, Tensor<float>>(StringComparer.Ordinal) { [output] = value.Gradient });
                 rate = options.Schedule.Rate(options.LearningRate, step++, batches, options.Epochs);
                 optimizer.Step(model.Parameters, gradients, rate);
