@@ -100,7 +100,7 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
     {
         public void Report(TrainingProgress p)
         {
-            string accuracy = p.HeldOutAccuracy is double a ? FormattableString.Invariant($", held-out {a:P1}") : "";
+            string accuracy = p.HeldOutAccuracy is double a ? FormattableString.Invariant($", held-out {a * 100:F1}%") : "";
             string left = p.Remaining is { } r ? FormattableString.Invariant($", about {r.TotalSeconds:F0} s left") : "";
             sink.Report(new CompileProgress(quantizationAware ? "quantization-aware training" : "fine-tuning",
                 (p.Epoch - 1) * p.Batches + p.Batch, p.Epochs * p.Batches,
@@ -118,7 +118,7 @@ public static class TrainingSummary
         var best = r.Epochs.FirstOrDefault(e => e.Epoch == r.BestEpoch);
         string measure = r.AccuracyIsAgreement ? "held-out agreement with the original" : "held-out accuracy";
         string figures = r.Before?.HeldOutAccuracy is double before
-            ? FormattableString.Invariant($", {measure} {before:P2} → {(best?.HeldOutAccuracy ?? before):P2} ({r.HeldOutSamples:N0} samples)")
+            ? FormattableString.Invariant($", {measure} {before * 100:F2}% → {(best?.HeldOutAccuracy ?? before) * 100:F2}% ({r.HeldOutSamples:N0} samples)")
             : "";
         string kept = r.BestEpoch == 0 ? "no epoch beat the weights it started from, which are kept" : $"the weights of epoch {r.BestEpoch} are kept";
         return FormattableString.Invariant($"{r.Epochs.Count} epochs on {r.TrainSamples:N0} samples in {r.Time.TotalSeconds:F1} s ({r.Why}; {kept}){figures}");
