@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using ModelGen.Artifact;
 using ModelGen.Compiler;
 using ModelGen.Generator.Emit;
@@ -29,7 +30,21 @@ public static class Program
             foreach (var error in parse.Errors) Console.Error.WriteLine($"modelgen: error {ErrorCodes.BadOption}: {error.Message} (modelgen --help lists the commands and their options)");
             return 1;
         }
-        return parse.Invoke();
+        // Ctrl+C (SIGINT) and SIGTERM cancel the work that watches for it (training stops within a batch, and the command
+        // says so and writes nothing); anything still running a second later is ended as before (outputs are written to
+        // a .tmp file and renamed, so an ended process leaves none half-written).
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+        return parse.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+
+    static readonly CancellationTokenSource Cancel = new();
+
+    static void Interrupt(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        Cancel.Cancel();
+        new Thread(() => { Thread.Sleep(1000); Environment.Exit(130); }) { IsBackground = true }.Start();
     }
 
     /// <summary>
@@ -90,8 +105,7 @@ public static class Program
             model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, measure, calibrationScale, emitOnnx, outDir, artifact,
             trainingData, trainingLabels, fineTune, epochs, learningRate, seed, timeLimit,
         };
-        // Ctrl+C cancels the token: training stops within a batch and nothing is written.
-        command.SetAction((parse, cancellation) => Task.Run(() =>
+        command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
             return Guarded(modelFile.FullName, parse.GetValue(Verbose), () =>
@@ -115,7 +129,7 @@ public static class Program
                     LearningRate = parse.GetValue(learningRate),
                     Seed = parse.GetValue(seed),
                     TrainingTimeLimit = Compiler.Training.FineTuning.ParseTimeLimit(parse.GetValue(timeLimit), modelFile.FullName),
-                    Cancellation = cancellation,
+                    Cancellation = Cancel.Token,
                     Progress = new ConsoleProgress(),
                 };
                 if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
@@ -207,7 +221,7 @@ public static class Program
                 }
                 return 0;
             });
-        }, CancellationToken.None));
+        });
         return command;
     }
 

@@ -60,4 +60,34 @@ public class FineTuneTests(ITestOutputHelper output)
         output.WriteLine($"int8 {plain:P2}, int8 fine-tuned {fineTuned:P2}");
         Assert.True(fineTuned >= plain, $"fine-tuned int8 {fineTuned:P2} against int8 without fine-tuning {plain:P2}");
     }
+
+    /// <summary>Ctrl+C during training: modelgen stops within a second (a batch and the exit), says so, exits 130 and writes nothing.</summary>
+    [Fact]
+    public async Task CtrlCStopsTrainingPromptlyAndWritesNothing()
+    {
+        string dir = Directory.CreateTempSubdirectory("modelgen-cancel").FullName;
+        string artifact = Path.Combine(dir, "obj", "lenet300.mgen");
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "modelgen.dll"), "compile", TestData.Mnist("lenet300.onnx"), "--compression", "int4-weights",
+            "--fine-tune", "--training-data", TestData.Mnist("train-images-u8.npy"), "--calibration-scale", "255", "--epochs", "1000", "--artifact", artifact, "--out", dir })
+            start.ArgumentList.Add(a);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var stderr = process.StandardError.ReadToEndAsync();
+        // The first progress line says training runs (lines come every two seconds when stdout is not a terminal).
+        string? line;
+        while ((line = await process.StandardOutput.ReadLineAsync()) is not null && !line.Contains("quantization-aware training")) { }
+        Assert.NotNull(line);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        using (var kill = System.Diagnostics.Process.Start("kill", ["-INT", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)])) await kill.WaitForExitAsync();
+        using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(30));
+        await process.WaitForExitAsync(limit.Token);
+        output.WriteLine($"exited {clock.Elapsed.TotalSeconds:F2} s after the signal; {await stderr}");
+        Assert.Equal(130, process.ExitCode);
+        Assert.Contains("cancelled; nothing was written", await stderr);
+        // A second is the bar; the margin is for a shared, loaded test machine.
+        Assert.InRange(clock.Elapsed.TotalSeconds, 0, 2.0);
+        Assert.Empty(Directory.GetFiles(dir, "*", SearchOption.AllDirectories));
+        await stdout;
+    }
 }
