@@ -7,7 +7,7 @@ namespace ModelGen.Compiler.Training.Rules;
 
 /// <summary>
 /// Conv, 1-D and 2-D, with groups (depthwise included), strides, pads, dilations and a bias, on the patch matrix
-/// of the whole mini-batch (<see cref="Im2Col"/>): per group, Y = W·col + b is one GEMM over batch × positions.
+/// of the whole mini-batch (<see cref="Im2Col"/>): Y = W·col + b per group and sample.
 /// Backward: dW = dY·colᵀ (one GEMM per group whose k axis is batch × positions, so its order is fixed; computed as
 /// its transpose, col·dYᵀ, whose many rows the threads share),
 /// dX = col2im(Wᵀ·dY), db = the sum of dY over batch and positions, in order.
@@ -49,15 +49,21 @@ public sealed class ConvRule : GradientRule
         var col = new T[(long)l.Groups * l.Depth * width];
         Im2Col.Gather(x.Data, l.Batch, l.Channels, 0, l.Channels, l.Window, col);
         var y = new Tensor<T>(run.BatchedOutputShape(0));
-        // [filters, batch × positions], the bias as the accumulators' starting value.
-        var product = new T[(long)l.Filters * width];
-        if (b is not null) for (int m = 0; m < l.Filters; m++) product.AsSpan(m * width, width).Fill(b.Data[m]);
-        for (int g = 0; g < l.Groups; g++)
-            Gemm.Multiply(l.GroupFilters, width, l.Depth, MatrixView<T>.RowMajor(w.Data, l.Depth, g * l.GroupFilters * l.Depth),
-                MatrixView<T>.RowMajor(col, width, g * l.Depth * width), product, g * l.GroupFilters * width, accumulate: b is not null);
-        for (int m = 0; m < l.Filters; m++)
+        // Sample by sample, each group's [filters, positions] block of Y straight from its columns of the patch matrix (a
+        // small packed operand, no transposition after), the bias as the accumulators' starting value. The samples are
+        // independent outputs, so threads split them.
+        if (b is not null)
             for (int s = 0; s < l.Batch; s++)
-                Array.Copy(product, m * width + s * l.Positions, y.Data, (s * l.Filters + m) * l.Positions, l.Positions);
+                for (int m = 0; m < l.Filters; m++) y.Data.AsSpan((s * l.Filters + m) * l.Positions, l.Positions).Fill(b.Data[m]);
+        void Sample(int s)
+        {
+            for (int g = 0; g < l.Groups; g++)
+                Gemm.Multiply(l.GroupFilters, l.Positions, l.Depth, MatrixView<T>.RowMajor(w.Data, l.Depth, g * l.GroupFilters * l.Depth),
+                    new MatrixView<T>(col, g * l.Depth * width + s * l.Positions, width, 1), y.Data, (s * l.Filters + g * l.GroupFilters) * l.Positions,
+                    accumulate: b is not null);
+        }
+        if ((long)col.Length * l.GroupFilters >= 1 << 18) Parallel.For(0, l.Batch, Sample);
+        else for (int s = 0; s < l.Batch; s++) Sample(s);
         run.Outputs = [y];
         run.Saved = col;
     }
