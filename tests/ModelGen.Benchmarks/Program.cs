@@ -11,6 +11,13 @@ using ModelGen.Tests.Support;
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- models <dir>   writes the synthetic models (for modelgen bench)
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- suite [--seconds S] [--only NAME] [--shared DIR]
 //     every model (and the third-party models of DIR, default ../shared/data/models) at each SIMD level: one table
+// dotnet run -c Release --project tests/ModelGen.Benchmarks -- train [lenet5] [lenet300] [--no-pytorch]
+//     one training epoch (8,000 digits, batch 64, Adam), ours beside PyTorch's (pytorch_epoch.py) with as many threads
+if (args.Length > 0 && args[0] == "train")
+{
+    TrainBenchmark.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "suite")
 {
     Suite.Run();

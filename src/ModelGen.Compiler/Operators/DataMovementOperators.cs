@@ -147,6 +147,8 @@ public sealed class CastOperator() : DataMovementOperator("Cast")
 /// <summary>Squeeze and Unsqueeze: the same data under a shape with 1-dimensions removed or inserted (an alias).</summary>
 public sealed class SqueezeOperator(string opType) : DataMovementOperator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.SqueezeRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "axes");
@@ -200,6 +202,8 @@ public sealed class SqueezeOperator(string opType) : DataMovementOperator(opType
 /// <summary>Transpose by <c>perm</c> (default: reverse the axes).</summary>
 public sealed class TransposeOperator() : DataMovementOperator("Transpose")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.TransposeRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "perm");
@@ -231,6 +235,8 @@ public sealed class TransposeOperator() : DataMovementOperator("Transpose")
 /// <summary>Slice with starts, ends, axes, steps (attributes before opset 10, constant inputs after); negative steps too.</summary>
 public sealed class SliceOperator() : DataMovementOperator("Slice")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.SliceRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "starts", "ends", "axes");
@@ -343,6 +349,8 @@ public sealed class SliceOperator() : DataMovementOperator("Slice")
 /// <summary>Gather along an axis with constant indices (negative ones count from the end).</summary>
 public sealed class GatherOperator() : DataMovementOperator("Gather")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.GatherRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 2);
@@ -401,6 +409,8 @@ public sealed class GatherOperator() : DataMovementOperator("Gather")
 /// <summary>Concat along an axis: each input is copied into its slab of the output.</summary>
 public sealed class ConcatOperator() : DataMovementOperator("Concat")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.ConcatRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RejectAttributes(graph, node, "axis");
@@ -420,7 +430,7 @@ public sealed class ConcatOperator() : DataMovementOperator("Concat")
         SetOutput(graph, node, 0, shape, types[0]);
     }
 
-    static IEnumerable<RemapPlan> Plans(Node node, IReadOnlyList<int[]> inputs)
+    internal static IEnumerable<RemapPlan> Plans(Node node, IReadOnlyList<int[]> inputs)
     {
         long axisArg = node.Int("axis", 0);
         int axis = (int)(axisArg < 0 ? axisArg + inputs[0].Length : axisArg);
@@ -476,6 +486,8 @@ public sealed class ConcatOperator() : DataMovementOperator("Concat")
 /// <summary>Split along an axis into parts given by <c>split</c> (attribute before opset 13, input after) or equal parts.</summary>
 public sealed class SplitOperator() : DataMovementOperator("Split")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.SplitRule();
+
     /// <summary>One Remap per output (split sizes may come from an input or, given at run time, from the declared shapes).</summary>
     sealed record Parts(RemapPlan[] Plans) : OperatorPlan;
 
@@ -512,7 +524,7 @@ public sealed class SplitOperator() : DataMovementOperator("Split")
         node.Plan = new Parts([.. plans]);
     }
 
-    static RemapPlan[] PlansOf(Node node) => node.Plan is Parts p ? p.Plans : throw new InvalidOperationException($"{node.Describe} used before shape inference");
+    internal static RemapPlan[] PlansOf(Node node) => node.Plan is Parts p ? p.Plans : throw new InvalidOperationException($"{node.Describe} used before shape inference");
 
     public override TensorData[] Evaluate(Node node, TensorData?[] inputs) => [.. PlansOf(node).Select(p => p.Apply(inputs[0]!, p.Shape))];
 

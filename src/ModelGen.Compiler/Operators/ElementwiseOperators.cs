@@ -9,6 +9,8 @@ namespace ModelGen.Compiler.Operators;
 /// </summary>
 public sealed class UnaryOperator(string opType) : Operator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.UnaryRule();
+
     static readonly Dictionary<string, string[]> AttributeNames = new()
     {
         ["LeakyRelu"] = ["alpha"], ["Elu"] = ["alpha"], ["Selu"] = ["alpha", "gamma"], ["HardSigmoid"] = ["alpha", "beta"],
@@ -86,6 +88,8 @@ public sealed class UnaryOperator(string opType) : Operator(opType)
 /// <summary>Binary element-wise operators with multidirectional (numpy) broadcasting; PRelu broadcasts its slope.</summary>
 public sealed class BinaryOperator(string opType) : Operator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.BinaryRule();
+
     protected override bool AcceptsIntInput(Node node, int input) => true; // checked in InferShapes: integers only as constants
 
     public override void InferShapes(Node node, Graph graph)
@@ -194,6 +198,8 @@ public sealed class BinaryOperator(string opType) : Operator(opType)
 /// <summary>Sum, Mean, Max, Min over 1 to N inputs, broadcasting. Normalization splits them into binary nodes.</summary>
 public sealed class VariadicOperator(string opType) : Operator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.VariadicRule();
+
     protected override bool AcceptsIntInput(Node node, int input) => true; // integers only as constants, checked in InferShapes
 
     public override void InferShapes(Node node, Graph graph)

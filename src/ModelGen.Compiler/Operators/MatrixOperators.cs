@@ -5,6 +5,8 @@ namespace ModelGen.Compiler.Operators;
 /// <summary>Gemm: Y = alpha·A'·B' + beta·C, A' and B' optionally transposed, C broadcast to [M, N].</summary>
 public sealed class GemmOperator() : Operator("Gemm")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.GemmRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 3);
@@ -58,6 +60,8 @@ public sealed class GemmOperator() : Operator("Gemm")
 /// <summary>MatMul with numpy semantics: batched, broadcasting, 1-D operands promoted and the added axis removed.</summary>
 public sealed class MatMulOperator() : Operator("MatMul")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.MatMulRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 2);

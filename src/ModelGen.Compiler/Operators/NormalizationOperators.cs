@@ -9,6 +9,8 @@ namespace ModelGen.Compiler.Operators;
 /// </summary>
 public sealed class BatchNormalizationOperator() : Operator("BatchNormalization")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.BatchNormalizationRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 5, 5);
@@ -81,6 +83,8 @@ public sealed class BatchNormalizationOperator() : Operator("BatchNormalization"
 /// <summary>InstanceNormalization: per sample and channel, (x − mean)/√(var + ε)·scale[c] + B[c] over the spatial axes.</summary>
 public sealed class InstanceNormalizationOperator() : Operator("InstanceNormalization")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.NormalizationRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 3, 3);
@@ -136,6 +140,8 @@ public sealed class InstanceNormalizationOperator() : Operator("InstanceNormaliz
 /// </summary>
 public sealed class LayerNormalizationOperator() : Operator("LayerNormalization")
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.NormalizationRule();
+
     public override void InferShapes(Node node, Graph graph)
     {
         RequireInputs(graph, node, 2, 3);

@@ -53,6 +53,8 @@ public sealed record ReducePlan(string Op, int[] KeptShape, long[] KeptStrides, 
 /// <summary>ReduceMean, ReduceSum, ReduceMax over constant axes (attribute or input, by opset), keepdims, noop_with_empty_axes.</summary>
 public sealed class ReduceOperator(string opType) : Operator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.ReduceRule();
+
     string Kind => OpType["Reduce".Length..];
 
     protected override bool AcceptsIntInput(Node node, int input) => input == 1;
@@ -213,6 +215,8 @@ public sealed class GlobalPoolOperator(string opType) : Operator(opType)
 /// </summary>
 public sealed class SoftmaxOperator(string opType) : Operator(opType)
 {
+    public override Training.GradientRule Gradient { get; } = new Training.Rules.SoftmaxRule();
+
     /// <summary>The input seen as [outer, length, inner], normalized over length (how depends on the opset).</summary>
     sealed record Layout(int Outer, int Length, int Inner) : OperatorPlan;
 

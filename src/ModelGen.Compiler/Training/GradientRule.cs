@@ -21,6 +21,9 @@ public abstract class GradientRule
     /// <summary>Whether input <paramref name="input"/>, when a float32 constant, is a trained parameter (a weight, a bias).</summary>
     public virtual bool IsParameter(Node node, int input) => false;
 
+    /// <summary>The same, for a rule that decides by the constant itself (a one-value constant is no bias).</summary>
+    public virtual bool IsParameter(Node node, int input, Graph graph) => IsParameter(node, input);
+
     /// <summary>Sets <see cref="NodeRun{T}.Outputs"/> (and <see cref="NodeRun{T}.Saved"/>) from the inputs.</summary>
     public abstract void Forward<T>(NodeRun<T> run) where T : unmanaged, IFloatingPointIeee754<T>;
 

@@ -47,7 +47,7 @@ public sealed class TrainableModel
             {
                 if (!node.HasInput(i)) continue;
                 var v = graph[node.Inputs[i]];
-                if (v.Constant is { Type: ElementType.Float32 } c && rule.IsParameter(node, i))
+                if (v.Constant is { Type: ElementType.Float32 } c && rule.IsParameter(node, i, graph))
                 {
                     if (_parameters.ContainsKey(v.Name)) continue;
                     var p = new Parameter(v.Name, c.Shape, (float[])c.Floats.Clone());

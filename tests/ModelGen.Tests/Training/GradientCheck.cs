@@ -57,7 +57,8 @@ public static class GradientCheck
         }
 
         int checkedCount = 0;
-        foreach (var (name, tensor) in parameters.Concat(inputs))
+        // Integer inputs (indices) have no gradient: they are given as exact integers and not probed.
+        foreach (var (name, tensor) in parameters.Concat(inputs.Where(i => graph[i.Key].Type == ElementType.Float32)))
         {
             var analytic = grads[name];
             double scale = analytic.Data.Length == 0 ? 0 : analytic.Data.Max(Math.Abs);
