@@ -45,6 +45,10 @@ public class ConvGradientTests
         => Check(Conv([1, 6, 5, 7], [3, 2, 2, 3], bias: true, ("group", 3L), ("strides", new long[] { 1, 2 }), ("pads", new long[] { 0, 1, 1, 0 })));
 
     [Fact]
+    public void ManyFiltersAndTapsInTwoGroups()
+        => Check(Conv([1, 16, 6, 5], [34, 8, 3, 3], bias: true, ("group", 2L), ("strides", new long[] { 1, 2 }), ("pads", new long[] { 1, 1, 0, 1 })), atLeast: 60);
+
+    [Fact]
     public void Depthwise()
         => Check(Conv([1, 3, 7, 7], [3, 1, 3, 3], bias: true, ("group", 3L), ("strides", new long[] { 2, 2 }), ("pads", new long[] { 1, 1, 1, 1 })));
 

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ModelGen.Compiler.Operators;
 
 namespace ModelGen.Compiler.Training.Kernels;
@@ -19,30 +20,35 @@ public static class Im2Col
     public static void Gather<T>(T[] x, int batch, int inChannels, int firstChannel, int channels, WindowGeometry g, T[] col)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int taps = g.KernelH * g.KernelW, rows = channels * taps;
+        int rows = channels * g.KernelH * g.KernelW;
+        long size = (long)rows * batch * g.OutH * g.OutW;
+        if (size >= ParallelThreshold) Parallel.For(0, rows, r => GatherRow(x, batch, inChannels, firstChannel, g, col, r));
+        else for (int r = 0; r < rows; r++) GatherRow(x, batch, inChannels, firstChannel, g, col, r);
+    }
+
+    /// <summary>One row of the patch matrix (optimized at once: it runs a few times per step, too few for tiering to reach it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void GatherRow<T>(T[] x, int batch, int inChannels, int firstChannel, WindowGeometry g, T[] col, int r)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int taps = g.KernelH * g.KernelW;
         int positions = g.OutH * g.OutW, width = batch * positions;
-        void Row(int r)
+        int c = r / taps, kh = r % taps / g.KernelW, kw = r % g.KernelW;
+        var (owFirst, owEnd, shift) = Columns(g, kw);
+        for (int b = 0; b < batch; b++)
         {
-            int c = r / taps, kh = r % taps / g.KernelW, kw = r % g.KernelW;
-            var (owFirst, owEnd, shift) = Columns(g, kw);
-            for (int b = 0; b < batch; b++)
+            int plane = (b * inChannels + firstChannel + c) * g.InH;
+            for (int oh = 0; oh < g.OutH; oh++)
             {
-                int plane = (b * inChannels + firstChannel + c) * g.InH;
-                for (int oh = 0; oh < g.OutH; oh++)
-                {
-                    var dst = col.AsSpan(r * width + b * positions + oh * g.OutW, g.OutW);
-                    int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
-                    if (ih < 0 || ih >= g.InH || owFirst >= owEnd) { dst.Clear(); continue; }
-                    dst[..owFirst].Clear();
-                    dst[owEnd..].Clear();
-                    int src = (plane + ih) * g.InW + shift;
-                    if (g.StrideW == 1) x.AsSpan(src + owFirst, owEnd - owFirst).CopyTo(dst[owFirst..owEnd]);
-                    else for (int ow = owFirst; ow < owEnd; ow++) dst[ow] = x[src + ow * g.StrideW];
-                }
+                int dst = r * width + b * positions + oh * g.OutW;
+                int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
+                bool inside = ih >= 0 && ih < g.InH;
+                int src = (plane + ih) * g.InW + shift;
+                // Plain loops: output rows are short (a span copy per row costs more than it moves).
+                for (int ow = 0; ow < g.OutW; ow++)
+                    col[dst + ow] = inside && ow >= owFirst && ow < owEnd ? x[src + ow * g.StrideW] : T.Zero;
             }
         }
-        if ((long)rows * width >= ParallelThreshold) Parallel.For(0, rows, Row);
-        else for (int r = 0; r < rows; r++) Row(r);
     }
 
     /// <summary>
@@ -52,33 +58,36 @@ public static class Im2Col
     public static void Scatter<T>(T[] col, int batch, int inChannels, int firstChannel, int channels, WindowGeometry g, T[] dx)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
+        long size = (long)channels * g.KernelH * g.KernelW * batch * g.OutH * g.OutW;
+        if (size >= ParallelThreshold) Parallel.For(0, channels, c => ScatterChannel(col, batch, inChannels, firstChannel, g, dx, c));
+        else for (int c = 0; c < channels; c++) ScatterChannel(col, batch, inChannels, firstChannel, g, dx, c);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ScatterChannel<T>(T[] col, int batch, int inChannels, int firstChannel, WindowGeometry g, T[] dx, int c)
+        where T : unmanaged, IFloatingPointIeee754<T>
+    {
         int taps = g.KernelH * g.KernelW;
         int positions = g.OutH * g.OutW, width = batch * positions;
-        void Channel(int c)
+        for (int kh = 0; kh < g.KernelH; kh++)
+        for (int kw = 0; kw < g.KernelW; kw++)
         {
-            for (int kh = 0; kh < g.KernelH; kh++)
-            for (int kw = 0; kw < g.KernelW; kw++)
+            int r = c * taps + kh * g.KernelW + kw;
+            var (owFirst, owEnd, shift) = Columns(g, kw);
+            if (owFirst >= owEnd) continue;
+            for (int b = 0; b < batch; b++)
             {
-                int r = c * taps + kh * g.KernelW + kw;
-                var (owFirst, owEnd, shift) = Columns(g, kw);
-                if (owFirst >= owEnd) continue;
-                for (int b = 0; b < batch; b++)
+                int plane = (b * inChannels + firstChannel + c) * g.InH;
+                for (int oh = 0; oh < g.OutH; oh++)
                 {
-                    int plane = (b * inChannels + firstChannel + c) * g.InH;
-                    for (int oh = 0; oh < g.OutH; oh++)
-                    {
-                        int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
-                        if (ih < 0 || ih >= g.InH) continue;
-                        var src = col.AsSpan(r * width + b * positions + oh * g.OutW, g.OutW);
-                        int dst = (plane + ih) * g.InW + shift;
-                        if (g.StrideW == 1) Accumulate.Add(src[owFirst..owEnd], dx.AsSpan(dst + owFirst, owEnd - owFirst));
-                        else for (int ow = owFirst; ow < owEnd; ow++) dx[dst + ow * g.StrideW] += src[ow];
-                    }
+                    int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
+                    if (ih < 0 || ih >= g.InH) continue;
+                    int src = r * width + b * positions + oh * g.OutW;
+                    int dst = (plane + ih) * g.InW + shift;
+                    for (int ow = owFirst; ow < owEnd; ow++) dx[dst + ow * g.StrideW] += col[src + ow];
                 }
             }
         }
-        if ((long)channels * taps * width >= ParallelThreshold) Parallel.For(0, channels, Channel);
-        else for (int c = 0; c < channels; c++) Channel(c);
     }
 
     /// <summary>The output columns [first, end) whose input column for tap <paramref name="kw"/> is inside the row, and that column's offset at ow = 0.</summary>

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ModelGen.Compiler.Operators;
 using ModelGen.Compiler.Training.Kernels;
 
@@ -6,8 +7,9 @@ namespace ModelGen.Compiler.Training.Rules;
 
 /// <summary>
 /// Conv, 1-D and 2-D, with groups (depthwise included), strides, pads, dilations and a bias, on the patch matrix
-/// of the whole mini-batch (<see cref="Im2Col"/>): per group, Y = W·col + b is one GEMM over batch × positions.
-/// Backward: dW = dY·colᵀ (one GEMM per group whose k axis is batch × positions, so its order is fixed),
+/// of the whole mini-batch (<see cref="Im2Col"/>): Y = W·col + b per group and sample.
+/// Backward: dW = dY·colᵀ (one GEMM per group whose k axis is batch × positions, so its order is fixed; computed as
+/// its transpose, col·dYᵀ, whose many rows the threads share),
 /// dX = col2im(Wᵀ·dY), db = the sum of dY over batch and positions, in order.
 /// </summary>
 public sealed class ConvRule : GradientRule
@@ -46,16 +48,22 @@ public sealed class ConvRule : GradientRule
         int width = l.Width;
         var col = new T[(long)l.Groups * l.Depth * width];
         Im2Col.Gather(x.Data, l.Batch, l.Channels, 0, l.Channels, l.Window, col);
-        // [filters, batch × positions], the bias as the accumulators' starting value.
-        var product = new T[(long)l.Filters * width];
-        if (b is not null) for (int m = 0; m < l.Filters; m++) product.AsSpan(m * width, width).Fill(b.Data[m]);
-        for (int g = 0; g < l.Groups; g++)
-            Gemm.Multiply(l.GroupFilters, width, l.Depth, MatrixView<T>.RowMajor(w.Data, l.Depth, g * l.GroupFilters * l.Depth),
-                MatrixView<T>.RowMajor(col, width, g * l.Depth * width), product, g * l.GroupFilters * width, accumulate: b is not null);
         var y = new Tensor<T>(run.BatchedOutputShape(0));
-        for (int m = 0; m < l.Filters; m++)
+        // Sample by sample, each group's [filters, positions] block of Y straight from its columns of the patch matrix (a
+        // small packed operand, no transposition after), the bias as the accumulators' starting value. The samples are
+        // independent outputs, so threads split them.
+        if (b is not null)
             for (int s = 0; s < l.Batch; s++)
-                Array.Copy(product, m * width + s * l.Positions, y.Data, (s * l.Filters + m) * l.Positions, l.Positions);
+                for (int m = 0; m < l.Filters; m++) y.Data.AsSpan((s * l.Filters + m) * l.Positions, l.Positions).Fill(b.Data[m]);
+        void Sample(int s)
+        {
+            for (int g = 0; g < l.Groups; g++)
+                Gemm.Multiply(l.GroupFilters, l.Positions, l.Depth, MatrixView<T>.RowMajor(w.Data, l.Depth, g * l.GroupFilters * l.Depth),
+                    new MatrixView<T>(col, g * l.Depth * width + s * l.Positions, width, 1), y.Data, (s * l.Filters + g * l.GroupFilters) * l.Positions,
+                    accumulate: b is not null);
+        }
+        if ((long)col.Length * l.GroupFilters >= 1 << 18) Parallel.For(0, l.Batch, Sample);
+        else for (int s = 0; s < l.Batch; s++) Sample(s);
         run.Outputs = [y];
         run.Saved = col;
     }
@@ -74,9 +82,21 @@ public sealed class ConvRule : GradientRule
                 Array.Copy(dy, (s * l.Filters + m) * positions, dyRows, m * width + s * positions, positions);
 
         if (run.InputGrads[1] is { } dw)
+        {
+            // dWᵀ [taps, filters] = col · dYᵀ: one GEMM per group over k = batch × positions, its rows (the taps) split
+            // among threads; dY as [batch × positions, filters] so both operands are read in rows.
+            var dyColumns = new T[(long)width * l.Filters];
+            for (int s = 0; s < l.Batch; s++) Transpose(dy, s * l.Filters * positions, l.Filters, positions, dyColumns, s * positions * l.Filters);
+            var dwT = new T[l.Depth * l.GroupFilters];
             for (int g = 0; g < l.Groups; g++)
-                Gemm.Multiply(l.GroupFilters, l.Depth, width, MatrixView<T>.RowMajor(dyRows, width, g * l.GroupFilters * width),
-                    MatrixView<T>.Transposed(col, width, g * l.Depth * width), dw.Data, g * l.GroupFilters * l.Depth, accumulate: true);
+            {
+                Gemm.Multiply(l.Depth, l.GroupFilters, width, MatrixView<T>.RowMajor(col, width, g * l.Depth * width),
+                    new MatrixView<T>(dyColumns, g * l.GroupFilters, l.Filters, 1), dwT, 0, accumulate: false);
+                for (int m = 0; m < l.GroupFilters; m++)
+                    for (int t = 0; t < l.Depth; t++)
+                        dw.Data[(g * l.GroupFilters + m) * l.Depth + t] += dwT[t * l.GroupFilters + m];
+            }
+        }
         if (run.InputGrads.Length > 2 && run.InputGrads[2] is { } db)
             for (int m = 0; m < l.Filters; m++)
             {
@@ -92,5 +112,14 @@ public sealed class ConvRule : GradientRule
                     MatrixView<T>.RowMajor(dyRows, width, g * l.GroupFilters * width), dcol, g * l.Depth * width, accumulate: false);
             Im2Col.Scatter(dcol, l.Batch, l.Channels, 0, l.Channels, l.Window, dx.Data);
         }
+    }
+
+    /// <summary>dst[offset + c·rows + r] = src[offset + r·columns + c]: a [rows, columns] block transposed.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void Transpose<T>(T[] src, int srcOffset, int rows, int columns, T[] dst, int dstOffset)
+    {
+        for (int r = 0; r < rows; r++)
+            for (int c = 0; c < columns; c++)
+                dst[dstOffset + c * rows + r] = src[srcOffset + r * columns + c];
     }
 }

@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Runtime.CompilerServices;
 using ModelGen.Compiler.Operators;
 
 namespace ModelGen.Compiler.Training.Rules;
@@ -20,35 +21,10 @@ public sealed class PoolRule(bool average) : GradientRule
         var g = MaxPoolOperator.Geometry(run.Graph, run.Node, run.Graph[run.Node.Inputs[0]].Shape!);
         bool includePad = run.Node.Int("count_include_pad", 0) != 0;
         var y = new Tensor<T>(run.BatchedOutputShape(0));
-        int planes = run.Batch * x.Shape[1], inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
+        int planes = run.Batch * x.Shape[1];
         // MaxPool: the input offset of each output's maximum (−1: a window wholly in the padding).
         var argmax = average ? null : new int[y.Count];
-        Parallel.For(0, planes, p =>
-        {
-            for (int oh = 0; oh < g.OutH; oh++)
-            for (int ow = 0; ow < g.OutW; ow++)
-            {
-                T acc = average ? T.Zero : T.NegativeInfinity;
-                int best = -1;
-                for (int kh = 0; kh < g.KernelH; kh++)
-                {
-                    int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
-                    if (ih < 0 || ih >= g.InH) continue;
-                    for (int kw = 0; kw < g.KernelW; kw++)
-                    {
-                        int iw = ow * g.StrideW - g.PadLeft + kw * g.DilationW;
-                        if (iw < 0 || iw >= g.InW) continue;
-                        int at = p * inPlane + ih * g.InW + iw;
-                        T v = x.Data[at];
-                        if (average) acc += v;
-                        else if (best < 0 || v > acc) { acc = v; best = at; }
-                    }
-                }
-                int o = p * outPlane + oh * g.OutW + ow;
-                if (average) y.Data[o] = acc / T.CreateChecked(AveragePoolOperator.Divisor(g, includePad, oh, ow));
-                else { y.Data[o] = acc; argmax![o] = best; }
-            }
-        });
+        Parallel.For(0, planes, p => ForwardPlane(average, includePad, g, x.Data, y.Data, argmax, p));
         run.Outputs = [y];
         run.Saved = argmax;
     }
@@ -67,26 +43,58 @@ public sealed class PoolRule(bool average) : GradientRule
         }
         var g = MaxPoolOperator.Geometry(run.Graph, run.Node, run.Graph[run.Node.Inputs[0]].Shape!);
         bool includePad = run.Node.Int("count_include_pad", 0) != 0;
-        int planes = run.Batch * run.Inputs[0]!.Shape[1], inPlane = g.InH * g.InW, outPlane = g.OutH * g.OutW;
+        int planes = run.Batch * run.Inputs[0]!.Shape[1];
         // Each plane's outputs feed only that plane's inputs, in output order.
-        Parallel.For(0, planes, p =>
+        Parallel.For(0, planes, p => AverageBackwardPlane(includePad, g, dy, dx.Data, p));
+    }
+
+    /// <summary>One plane's windows (optimized at once: a few calls per step are too few for tiering to reach it).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void ForwardPlane<T>(bool average, bool includePad, WindowGeometry g, T[] x, T[] y, int[]? argmax, int p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int oh = 0; oh < g.OutH; oh++)
+        for (int ow = 0; ow < g.OutW; ow++)
         {
-            for (int oh = 0; oh < g.OutH; oh++)
-            for (int ow = 0; ow < g.OutW; ow++)
+            T acc = average ? T.Zero : T.NegativeInfinity;
+            int best = -1;
+            for (int kh = 0; kh < g.KernelH; kh++)
             {
-                T share = dy[p * outPlane + oh * g.OutW + ow] / T.CreateChecked(AveragePoolOperator.Divisor(g, includePad, oh, ow));
-                for (int kh = 0; kh < g.KernelH; kh++)
+                int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
+                if (ih < 0 || ih >= g.InH) continue;
+                for (int kw = 0; kw < g.KernelW; kw++)
                 {
-                    int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
-                    if (ih < 0 || ih >= g.InH) continue;
-                    for (int kw = 0; kw < g.KernelW; kw++)
-                    {
-                        int iw = ow * g.StrideW - g.PadLeft + kw * g.DilationW;
-                        if (iw >= 0 && iw < g.InW) dx.Data[p * inPlane + ih * g.InW + iw] += share;
-                    }
+                    int iw = ow * g.StrideW - g.PadLeft + kw * g.DilationW;
+                    if (iw < 0 || iw >= g.InW) continue;
+                    int at = p * g.InH * g.InW + ih * g.InW + iw;
+                    T v = x[at];
+                    if (average) acc += v;
+                    else if (best < 0 || v > acc) { acc = v; best = at; }
                 }
             }
-        });
+            int o = p * g.OutH * g.OutW + oh * g.OutW + ow;
+            if (average) y[o] = acc / T.CreateChecked(AveragePoolOperator.Divisor(g, includePad, oh, ow));
+            else { y[o] = acc; argmax![o] = best; }
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void AverageBackwardPlane<T>(bool includePad, WindowGeometry g, T[] dy, T[] dx, int p) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        for (int oh = 0; oh < g.OutH; oh++)
+        for (int ow = 0; ow < g.OutW; ow++)
+        {
+            T share = dy[p * g.OutH * g.OutW + oh * g.OutW + ow] / T.CreateChecked(AveragePoolOperator.Divisor(g, includePad, oh, ow));
+            for (int kh = 0; kh < g.KernelH; kh++)
+            {
+                int ih = oh * g.StrideH - g.PadTop + kh * g.DilationH;
+                if (ih < 0 || ih >= g.InH) continue;
+                for (int kw = 0; kw < g.KernelW; kw++)
+                {
+                    int iw = ow * g.StrideW - g.PadLeft + kw * g.DilationW;
+                    if (iw >= 0 && iw < g.InW) dx[p * g.InH * g.InW + ih * g.InW + iw] += share;
+                }
+            }
+        }
     }
 }
 
