@@ -90,4 +90,73 @@ public class FineTuneTests(ITestOutputHelper output)
         Assert.Empty(Directory.GetFiles(dir, "*", SearchOption.AllDirectories));
         await stdout;
     }
+
+    [Theory]
+    [InlineData("90s", 90)]
+    [InlineData("10m", 600)]
+    [InlineData("1.5h", 5400)]
+    [InlineData("45", 45)]
+    public void TimeLimitsReadAsDurations(string text, double seconds) =>
+        Assert.Equal(TimeSpan.FromSeconds(seconds), Compiler.Training.FineTuning.ParseTimeLimit(text, "m.onnx"));
+
+    [Theory]
+    [InlineData("ten minutes")]
+    [InlineData("0s")]
+    [InlineData("-5m")]
+    [InlineData("1e300h")]
+    public void ABadTimeLimitIsMG0007(string text)
+    {
+        var e = Assert.Throws<ModelGen.Onnx.ModelGenException>(() => Compiler.Training.FineTuning.ParseTimeLimit(text, "m.onnx"));
+        Assert.Equal("MG0007", e.Code);
+        Assert.Contains(text, e.Message);
+    }
+
+    /// <summary>Options that cannot work together fail before the model is read, each naming the metadata and the switch.</summary>
+    [Fact]
+    public void TrainingOptionsThatCannotWorkAreMG0007BeforeAnyWork()
+    {
+        var good = Options("lenet300.onnx", "int4-weights", true);
+        foreach (var (bad, says) in new (CompileOptions, string)[]
+        {
+            (good with { TrainingDataPath = null, TrainingLabelsPath = null }, "needs TrainingData"),
+            (good with { FineTune = false, TrainingLabelsPath = null }, "nothing trains on it"),
+            (good with { FineTune = false, TrainingDataPath = null }, "TrainingLabels"),
+            (good with { Epochs = 0 }, "Epochs"),
+            (good with { LearningRate = float.NaN }, "LearningRate"),
+            (good with { LearningRate = 0 }, "LearningRate"),
+        })
+        {
+            var e = Assert.Throws<ModelGen.Onnx.ModelGenException>(() => ModelCompiler.Prepare(bad with { ModelPath = "/no/such/model.onnx" }));
+            Assert.Equal("MG0007", e.Code);
+            Assert.Contains(says, e.Message);
+        }
+    }
+
+    /// <summary>A model with an operator that has no gradient still compiles, and fine-tuning it is MG4001 naming the node and operator.</summary>
+    [Fact]
+    public void FineTuningAModelWithoutAGradientIsMG4001NamingTheNode()
+    {
+        var model = new OnnxBuilder().Input("x", 1, 4).Output("y").Initializer("e", [], [2f])
+            .Node("Pow", ["x", "e"], ["y"]).NamedLast("power").Save();
+        var options = new CompileOptions { ModelPath = model };
+        ModelCompiler.Compile(options);
+        string data = Path.Combine(Path.GetDirectoryName(model)!, "x.npy");
+        NpyWriter(data, 8, 4);
+        var e = Assert.Throws<ModelGen.Onnx.ModelGenException>(() => ModelCompiler.Prepare(options with { FineTune = true, TrainingDataPath = data }));
+        Assert.Equal("MG4001", e.Code);
+        Assert.Contains("node 'power' (Pow)", e.Message);
+        Assert.Contains("still compiles without training", e.Message);
+    }
+
+    /// <summary>A float32 .npy of <paramref name="rows"/> × <paramref name="columns"/> values 0, 0.01, 0.02…</summary>
+    static void NpyWriter(string path, int rows, int columns)
+    {
+        string header = $"{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {columns}), }}";
+        header = header.PadRight(117) + "\n";
+        using var w = new BinaryWriter(File.Create(path));
+        w.Write(new byte[] { 0x93, (byte)'N', (byte)'U', (byte)'M', (byte)'P', (byte)'Y', 1, 0 });
+        w.Write((ushort)header.Length);
+        w.Write(System.Text.Encoding.ASCII.GetBytes(header));
+        for (int i = 0; i < rows * columns; i++) w.Write(i * 0.01f);
+    }
 }
