@@ -45,6 +45,8 @@ public sealed record CompileOptions
     public int Seed { get; init; }
     /// <summary>Most time training may take (--training-time-limit); when reached, the best weights so far are kept and the report says so.</summary>
     public TimeSpan? TrainingTimeLimit { get; init; }
+    /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
+    public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
     public CancellationToken Cancellation { get; init; }
     /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>

@@ -142,6 +142,9 @@ namespace ModelGen.Tasks
         /// <summary>Most time training may take (<c>--training-time-limit</c>): 90s, 10m, 1h.</summary>
         public string? TrainingTimeLimit { get; set; }
 
+        /// <summary>Training augmentation (<c>--augment</c>): shift:2, noise:0.05 or both separated by ','.</summary>
+        public string? TrainingAugmentation { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -206,6 +209,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--learning-rate ", NullIfEmpty(LearningRate?.Trim()));
             builder.AppendSwitchIfNotNull("--seed ", NullIfEmpty(Seed?.Trim()));
             builder.AppendSwitchIfNotNull("--training-time-limit ", NullIfEmpty(TrainingTimeLimit?.Trim()));
+            builder.AppendSwitchIfNotNull("--augment ", NullIfEmpty(TrainingAugmentation?.Trim()));
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }

@@ -44,9 +44,10 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.LearningRate = "0.001";
         task.Seed = "7";
         task.TrainingTimeLimit = "10m";
+        task.TrainingAugmentation = "shift:2";
 
         Assert.Equal(
-            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --fine-tune --training-data \"{_folder}/train images.npy\" --training-labels \"{_folder}/train labels.npy\" --epochs 3 --learning-rate 0.001 --seed 7 --training-time-limit 10m --artifact \"{Artifact}\"",
+            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --fine-tune --training-data \"{_folder}/train images.npy\" --training-labels \"{_folder}/train labels.npy\" --epochs 3 --learning-rate 0.001 --seed 7 --training-time-limit 10m --augment shift:2 --artifact \"{Artifact}\"",
             task.CommandLineForTests);
     }
 

@@ -17,6 +17,26 @@ public static class FineTuning
         return TimeSpan.FromSeconds(value * unit);
     }
 
+    /// <summary>"shift:2", "noise:0.05" or "shift:2,noise:0.05" (shifts in pixels on the last two axes, Gaussian noise's standard deviation); null or empty: none.</summary>
+    public static Augmentation ParseAugmentation(string? text, string modelPath)
+    {
+        var augmentation = new Augmentation();
+        if (string.IsNullOrWhiteSpace(text)) return augmentation;
+        foreach (string part in text.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries))
+        {
+            var kv = part.Split(':', 2, StringSplitOptions.TrimEntries);
+            string name = kv[0].ToLowerInvariant(), value = kv.Length == 2 ? kv[1] : "";
+            bool ok = false;
+            if (name == "shift" && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out int shift) && shift is >= 1 and <= 64)
+                (augmentation, ok) = (augmentation with { MaxShift = shift }, true);
+            else if (name == "noise" && float.TryParse(value, NumberStyles.Float, CultureInfo.InvariantCulture, out float noise) && noise > 0 && noise <= 100)
+                (augmentation, ok) = (augmentation with { NoiseStdDev = noise }, true);
+            if (!ok)
+                throw new ModelGenException(ErrorCodes.BadOption, modelPath, $"TrainingAugmentation (--augment) '{text}': '{part}' is not shift:<pixels, 1 to 64> or noise:<standard deviation above 0>; e.g. \"shift:2,noise:0.05\"");
+        }
+        return augmentation;
+    }
+
     /// <summary>MG0007 for training options that cannot work together, before the model is read.</summary>
     public static void Validate(CompileOptions options)
     {
@@ -31,12 +51,13 @@ public static class FineTuning
             Bad($"Epochs (--epochs) must be from 1 to 100000, not {options.Epochs}");
         if (options.LearningRate is float rate && !(rate > 0 && rate < 10 && float.IsFinite(rate)))
             Bad($"LearningRate (--learning-rate) must be above 0 and below 10, not {rate.ToString(CultureInfo.InvariantCulture)}");
+        ParseAugmentation(options.TrainingAugmentation, options.ModelPath);
     }
 }
 
 /// <summary>The fine-tuning a compile asks for (<see cref="CompileOptions"/>' training options), for <see cref="FineTunePass"/>.</summary>
 public sealed record FineTuneSettings(string DataPath, string? LabelsPath, float Uint8Scale, int Epochs, double LearningRate, int Seed,
-    TimeSpan? TimeLimit, CancellationToken Cancellation)
+    TimeSpan? TimeLimit, Augmentation Augmentation, CancellationToken Cancellation)
 {
     /// <summary>Adam's rate for fine-tuning a trained model: a tenth of the 1e-3 that trains one from scratch.</summary>
     public const double DefaultLearningRate = 1e-4;
@@ -46,7 +67,8 @@ public sealed record FineTuneSettings(string DataPath, string? LabelsPath, float
 
     public static FineTuneSettings From(CompileOptions options) =>
         new(options.TrainingDataPath!, options.TrainingLabelsPath, options.CalibrationUint8Scale, options.Epochs,
-            options.LearningRate ?? DefaultLearningRate, options.Seed, options.TrainingTimeLimit, options.Cancellation);
+            options.LearningRate ?? DefaultLearningRate, options.Seed, options.TrainingTimeLimit,
+            FineTuning.ParseAugmentation(options.TrainingAugmentation, options.ModelPath), options.Cancellation);
 }
 
 /// <summary>
@@ -66,12 +88,14 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
         var quantized = QuantizationAwareTraining.Attach(model, context.Plan);
         var inputs = graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!)).ToArray();
         var data = TrainingSet.Load(settings.DataPath, settings.LabelsPath, inputs, Compress.CompressionReport.Classes(graph), settings.Uint8Scale);
-        // The original model is the teacher when there are no labels: its outputs computed once, before training changes anything.
-        var teacher = data.Labels is null ? TeacherOutputs(graph, data) : null;
+        // The original model is the teacher when there are no labels: its outputs computed once, before training changes
+        // anything; with augmentation it runs on each augmented batch (a model built now keeps the original weights).
+        var teacher = data.Labels is not null ? null
+            : settings.Augmentation.IsOff ? TeacherOutputs(graph, data) : Teacher.FromModel(TrainableModel.Build(graph));
         var options = new TrainingOptions
         {
             Epochs = settings.Epochs, LearningRate = settings.LearningRate, Seed = (ulong)settings.Seed, TimeLimit = settings.TimeLimit,
-            Patience = FineTuneSettings.Patience,
+            Patience = FineTuneSettings.Patience, Augmentation = settings.Augmentation,
         };
         var progress = context.Progress is { } sink ? new Progress(sink, quantized.Count > 0) : null;
         var result = Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
@@ -121,6 +145,6 @@ public static class TrainingSummary
             ? FormattableString.Invariant($", {measure} {before * 100:F2}% → {(best?.HeldOutAccuracy ?? before) * 100:F2}% ({r.HeldOutSamples:N0} samples)")
             : "";
         string kept = r.BestEpoch == 0 ? "no epoch beat the weights it started from, which are kept" : $"the weights of epoch {r.BestEpoch} are kept";
-        return FormattableString.Invariant($"{r.Epochs.Count} epochs on {r.TrainSamples:N0} samples in {r.Time.TotalSeconds:F1} s ({r.Why}; {kept}){figures}");
+        return FormattableString.Invariant($"{r.Epochs.Count} epoch{(r.Epochs.Count == 1 ? "" : "s")} on {r.TrainSamples:N0} samples in {r.Time.TotalSeconds:F1} s ({r.Why}; {kept}){figures}");
     }
 }

@@ -162,7 +162,7 @@ public static class Trainer
         int bestEpoch = 0, step = 0, totalBatches = options.Epochs * batches;
         double? lastAccuracy = initial?.Accuracy;
         var stop = StopReason.Completed;
-        string why = $"trained {options.Epochs} epochs";
+        string why = $"trained {options.Epochs} epoch{(options.Epochs == 1 ? "" : "s")}";
 
         for (int epoch = 1; epoch <= options.Epochs && stop == StopReason.Completed; epoch++)
         {

@@ -92,6 +92,13 @@ public class FineTuneTests(ITestOutputHelper output)
     }
 
     [Theory]
+    [InlineData("shift:2", 2, 0f)]
+    [InlineData("noise:0.05", 0, 0.05f)]
+    [InlineData(" shift:3 , noise:0.5 ", 3, 0.5f)]
+    public void AugmentationReadsAsShiftsAndNoise(string text, int shift, float noise) =>
+        Assert.Equal(new Compiler.Training.Augmentation(shift, noise), Compiler.Training.FineTuning.ParseAugmentation(text, "m.onnx"));
+
+    [Theory]
     [InlineData("90s", 90)]
     [InlineData("10m", 600)]
     [InlineData("1.5h", 5400)]
@@ -124,6 +131,8 @@ public class FineTuneTests(ITestOutputHelper output)
             (good with { Epochs = 0 }, "Epochs"),
             (good with { LearningRate = float.NaN }, "LearningRate"),
             (good with { LearningRate = 0 }, "LearningRate"),
+            (good with { TrainingAugmentation = "shift:two" }, "TrainingAugmentation"),
+            (good with { TrainingAugmentation = "rotate:5" }, "TrainingAugmentation"),
         })
         {
             var e = Assert.Throws<ModelGen.Onnx.ModelGenException>(() => ModelCompiler.Prepare(bad with { ModelPath = "/no/such/model.onnx" }));
