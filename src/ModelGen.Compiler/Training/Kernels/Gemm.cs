@@ -26,7 +26,8 @@ public readonly record struct MatrixView<T>(T[] Data, int Offset, int RowStride,
 /// </summary>
 public static class Gemm
 {
-    const int RowsPerTile = 4;
+    /// <summary>Rows of C per register tile; a tile is six rows by two vectors (12 accumulators of AVX2's 16 registers).</summary>
+    const int RowsPerTile = 6;
     const int DepthBlock = 256;
     /// <summary>Multiply-adds below which one thread does the whole product (a task costs more than it saves).</summary>
     const long ParallelThreshold = 1 << 18;
@@ -41,24 +42,34 @@ public static class Gemm
             return;
         }
         int width = Vector<T>.Count, panelWidth = 2 * width;
-        int panels = (n + panelWidth - 1) / panelWidth;
-        var packed = ArrayPool<T>.Shared.Rent(panels * panelWidth * k);
+        int panels = (n + panelWidth - 1) / panelWidth, strips = (m + RowsPerTile - 1) / RowsPerTile;
+        var packedB = ArrayPool<T>.Shared.Rent(panels * panelWidth * k);
+        var packedA = ArrayPool<T>.Shared.Rent(strips * RowsPerTile * k);
         try
         {
-            PackB(b, k, n, panelWidth, packed);
-            // Tiles of C: groups of rows × groups of panels, each computed whole by one thread.
-            int rowGroup = 64, panelGroup = Math.Max(1, 512 / panelWidth);
-            int rowGroups = (m + rowGroup - 1) / rowGroup, panelGroups = (panels + panelGroup - 1) / panelGroup;
-            int tasks = rowGroups * panelGroups;
+            PackB(b, k, n, panelWidth, packedB);
+            PackA(a, m, k, packedA);
+            // Tiles of C: groups of strips × groups of panels, each computed whole by one thread; enough of them for the threads.
+            int stripGroup = 10, stripGroups = (strips + stripGroup - 1) / stripGroup;
+            bool parallel = (long)m * n * k >= ParallelThreshold;
+            int wanted = parallel ? 2 * Environment.ProcessorCount : 1;
+            int panelGroups = Math.Min(panels, Math.Max((panels + 31) / 32, (wanted + stripGroups - 1) / stripGroups));
+            int panelGroup = (panels + panelGroups - 1) / panelGroups;
+            panelGroups = (panels + panelGroup - 1) / panelGroup;
+            int tasks = stripGroups * panelGroups;
             void Tile(int t)
             {
-                int i0 = t / panelGroups * rowGroup, p0 = t % panelGroups * panelGroup;
-                Compute(a, packed, c, cOffset, n, k, i0, Math.Min(m, i0 + rowGroup), p0, Math.Min(panels, p0 + panelGroup), panelWidth, accumulate);
+                int s0 = t / panelGroups * stripGroup, p0 = t % panelGroups * panelGroup;
+                Compute(packedA, packedB, c, cOffset, m, n, k, s0, Math.Min(strips, s0 + stripGroup), p0, Math.Min(panels, p0 + panelGroup), panelWidth, accumulate);
             }
-            if (tasks > 1 && (long)m * n * k >= ParallelThreshold) Parallel.For(0, tasks, Tile);
+            if (tasks > 1 && parallel) Parallel.For(0, tasks, Tile);
             else for (int t = 0; t < tasks; t++) Tile(t);
         }
-        finally { ArrayPool<T>.Shared.Return(packed); }
+        finally
+        {
+            ArrayPool<T>.Shared.Return(packedA);
+            ArrayPool<T>.Shared.Return(packedB);
+        }
     }
 
     /// <summary>B into panels of <paramref name="panelWidth"/> columns, k rows each, zero-padded past n.</summary>
@@ -79,11 +90,33 @@ public static class Gemm
         }
     }
 
-    static void Compute<T>(MatrixView<T> a, T[] packed, T[] c, int cOffset, int n, int k, int iStart, int iEnd, int pStart, int pEnd, int panelWidth, bool accumulate)
+    /// <summary>
+    /// A into strips of <see cref="RowsPerTile"/> rows, each step's rows side by side (the kernel's broadcasts read
+    /// them in a row), zero-padded past m: a padded row only computes results that are never stored.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    static void PackA<T>(MatrixView<T> a, int m, int k, T[] packed) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        int strips = (m + RowsPerTile - 1) / RowsPerTile;
+        var data = a.Data;
+        for (int s = 0; s < strips; s++)
+        {
+            int i0 = s * RowsPerTile, rows = Math.Min(RowsPerTile, m - i0), strip = s * RowsPerTile * k;
+            for (int r = 0; r < RowsPerTile; r++)
+            {
+                if (r >= rows) { for (int kk = 0; kk < k; kk++) packed[strip + kk * RowsPerTile + r] = T.Zero; continue; }
+                int at = a.Offset + (i0 + r) * a.RowStride, cs = a.ColumnStride;
+                for (int kk = 0; kk < k; kk++, at += cs) packed[strip + kk * RowsPerTile + r] = data[at];
+            }
+        }
+    }
+
+    static void Compute<T>(T[] packedA, T[] packedB, T[] c, int cOffset, int m, int n, int k, int sStart, int sEnd, int pStart, int pEnd, int panelWidth, bool accumulate)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
         Span<T> tile = stackalloc T[RowsPerTile * 64];
         tile = tile[..(RowsPerTile * panelWidth)];
+        ref T scratch = ref MemoryMarshal.GetReference(tile);
         for (int k0 = 0; k0 < k; k0 += DepthBlock)
         {
             int depth = Math.Min(DepthBlock, k - k0);
@@ -91,19 +124,24 @@ public static class Gemm
             for (int p = pStart; p < pEnd; p++)
             {
                 int j0 = p * panelWidth, columns = Math.Min(panelWidth, n - j0);
-                var panel = packed.AsSpan(p * panelWidth * k + k0 * panelWidth, depth * panelWidth);
-                for (int i = iStart; i < iEnd; i += RowsPerTile)
+                ref T panel = ref packedB[p * panelWidth * k + k0 * panelWidth];
+                for (int s = sStart; s < sEnd; s++)
                 {
-                    int rows = Math.Min(RowsPerTile, iEnd - i);
-                    // The tile in registers is always full width; a partial one goes through a scratch copy.
+                    int i = s * RowsPerTile, rows = Math.Min(RowsPerTile, m - i);
+                    ref T strip = ref packedA[s * RowsPerTile * k + k0 * RowsPerTile];
+                    if (rows == RowsPerTile && columns == panelWidth)
+                    {
+                        // A whole tile: accumulate straight in C.
+                        Kernel(ref strip, ref panel, depth, ref c[cOffset + i * n + j0], n, start);
+                        continue;
+                    }
+                    // A partial tile goes through a full-width scratch copy.
                     for (int r = 0; r < rows; r++)
                     {
                         var dst = tile.Slice(r * panelWidth, panelWidth);
-                        if (start) dst.Clear();
-                        else { c.AsSpan(cOffset + (i + r) * n + j0, columns).CopyTo(dst); dst[columns..].Clear(); }
+                        if (!start) { c.AsSpan(cOffset + (i + r) * n + j0, columns).CopyTo(dst); dst[columns..].Clear(); }
                     }
-                    if (rows == RowsPerTile) Kernel4(a, i, k0, depth, panel, tile, panelWidth);
-                    else for (int r = 0; r < rows; r++) Kernel1(a, i + r, k0, depth, panel, tile.Slice(r * panelWidth, panelWidth), panelWidth);
+                    Kernel(ref strip, ref panel, depth, ref scratch, panelWidth, start);
                     for (int r = 0; r < rows; r++)
                         tile.Slice(r * panelWidth, columns).CopyTo(c.AsSpan(cOffset + (i + r) * n + j0, columns));
                 }
@@ -111,52 +149,53 @@ public static class Gemm
         }
     }
 
-    /// <summary>Four rows of C by one panel: eight vector accumulators, two loads of B and four broadcasts of A per step.</summary>
+    /// <summary>
+    /// Six rows of C by one panel (two vectors): twelve vector accumulators, two loads of B and six broadcasts of A
+    /// per step. Rows of the tile are <paramref name="stride"/> apart from <paramref name="t"/>; all six must be addressable.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)]
-    static void Kernel4<T>(MatrixView<T> a, int i, int k0, int depth, ReadOnlySpan<T> panel, Span<T> tile, int panelWidth)
+    static void Kernel<T>(ref T ap, ref T bp, int depth, ref T t, int stride, bool zero)
         where T : unmanaged, IFloatingPointIeee754<T>
     {
-        int w = Vector<T>.Count;
-        ref T t = ref MemoryMarshal.GetReference(tile);
-        ref T bp = ref MemoryMarshal.GetReference(panel);
-        var c00 = Vector.LoadUnsafe(ref t, 0); var c01 = Vector.LoadUnsafe(ref t, (nuint)w);
-        var c10 = Vector.LoadUnsafe(ref t, (nuint)panelWidth); var c11 = Vector.LoadUnsafe(ref t, (nuint)(panelWidth + w));
-        var c20 = Vector.LoadUnsafe(ref t, (nuint)(2 * panelWidth)); var c21 = Vector.LoadUnsafe(ref t, (nuint)(2 * panelWidth + w));
-        var c30 = Vector.LoadUnsafe(ref t, (nuint)(3 * panelWidth)); var c31 = Vector.LoadUnsafe(ref t, (nuint)(3 * panelWidth + w));
-        var data = a.Data;
-        int rs = a.RowStride, cs = a.ColumnStride, at = a.Offset + i * rs + k0 * cs;
-        for (int kk = 0; kk < depth; kk++, at += cs)
+        nuint w = (nuint)Vector<T>.Count, s = (nuint)stride;
+        Vector<T> c00, c01, c10, c11, c20, c21, c30, c31, c40, c41, c50, c51;
+        if (zero)
         {
-            var b0 = Vector.LoadUnsafe(ref bp, (nuint)(kk * panelWidth));
-            var b1 = Vector.LoadUnsafe(ref bp, (nuint)(kk * panelWidth + w));
-            var a0 = new Vector<T>(data[at]);
-            c00 = Fma.Add(a0, b0, c00); c01 = Fma.Add(a0, b1, c01);
-            var a1 = new Vector<T>(data[at + rs]);
-            c10 = Fma.Add(a1, b0, c10); c11 = Fma.Add(a1, b1, c11);
-            var a2 = new Vector<T>(data[at + 2 * rs]);
-            c20 = Fma.Add(a2, b0, c20); c21 = Fma.Add(a2, b1, c21);
-            var a3 = new Vector<T>(data[at + 3 * rs]);
-            c30 = Fma.Add(a3, b0, c30); c31 = Fma.Add(a3, b1, c31);
+            c00 = c01 = c10 = c11 = c20 = c21 = c30 = c31 = c40 = c41 = c50 = c51 = Vector<T>.Zero;
         }
-        c00.StoreUnsafe(ref t, 0); c01.StoreUnsafe(ref t, (nuint)w);
-        c10.StoreUnsafe(ref t, (nuint)panelWidth); c11.StoreUnsafe(ref t, (nuint)(panelWidth + w));
-        c20.StoreUnsafe(ref t, (nuint)(2 * panelWidth)); c21.StoreUnsafe(ref t, (nuint)(2 * panelWidth + w));
-        c30.StoreUnsafe(ref t, (nuint)(3 * panelWidth)); c31.StoreUnsafe(ref t, (nuint)(3 * panelWidth + w));
-    }
-
-    static void Kernel1<T>(MatrixView<T> a, int i, int k0, int depth, ReadOnlySpan<T> panel, Span<T> row, int panelWidth)
-        where T : unmanaged, IFloatingPointIeee754<T>
-    {
-        int w = Vector<T>.Count;
-        ref T t = ref MemoryMarshal.GetReference(row);
-        ref T bp = ref MemoryMarshal.GetReference(panel);
-        var c0 = Vector.LoadUnsafe(ref t, 0); var c1 = Vector.LoadUnsafe(ref t, (nuint)w);
+        else
+        {
+            c00 = Vector.LoadUnsafe(ref t, 0); c01 = Vector.LoadUnsafe(ref t, w);
+            c10 = Vector.LoadUnsafe(ref t, s); c11 = Vector.LoadUnsafe(ref t, s + w);
+            c20 = Vector.LoadUnsafe(ref t, 2 * s); c21 = Vector.LoadUnsafe(ref t, 2 * s + w);
+            c30 = Vector.LoadUnsafe(ref t, 3 * s); c31 = Vector.LoadUnsafe(ref t, 3 * s + w);
+            c40 = Vector.LoadUnsafe(ref t, 4 * s); c41 = Vector.LoadUnsafe(ref t, 4 * s + w);
+            c50 = Vector.LoadUnsafe(ref t, 5 * s); c51 = Vector.LoadUnsafe(ref t, 5 * s + w);
+        }
         for (int kk = 0; kk < depth; kk++)
         {
-            var av = new Vector<T>(a.At(i, k0 + kk));
-            c0 = Fma.Add(av, Vector.LoadUnsafe(ref bp, (nuint)(kk * panelWidth)), c0);
-            c1 = Fma.Add(av, Vector.LoadUnsafe(ref bp, (nuint)(kk * panelWidth + w)), c1);
+            var b0 = Vector.LoadUnsafe(ref bp, 0);
+            var b1 = Vector.LoadUnsafe(ref bp, w);
+            var a0 = new Vector<T>(ap);
+            c00 = Fma.Add(a0, b0, c00); c01 = Fma.Add(a0, b1, c01);
+            var a1 = new Vector<T>(Unsafe.Add(ref ap, 1));
+            c10 = Fma.Add(a1, b0, c10); c11 = Fma.Add(a1, b1, c11);
+            var a2 = new Vector<T>(Unsafe.Add(ref ap, 2));
+            c20 = Fma.Add(a2, b0, c20); c21 = Fma.Add(a2, b1, c21);
+            var a3 = new Vector<T>(Unsafe.Add(ref ap, 3));
+            c30 = Fma.Add(a3, b0, c30); c31 = Fma.Add(a3, b1, c31);
+            var a4 = new Vector<T>(Unsafe.Add(ref ap, 4));
+            c40 = Fma.Add(a4, b0, c40); c41 = Fma.Add(a4, b1, c41);
+            var a5 = new Vector<T>(Unsafe.Add(ref ap, 5));
+            c50 = Fma.Add(a5, b0, c50); c51 = Fma.Add(a5, b1, c51);
+            ap = ref Unsafe.Add(ref ap, RowsPerTile);
+            bp = ref Unsafe.Add(ref bp, 2 * (int)w);
         }
-        c0.StoreUnsafe(ref t, 0); c1.StoreUnsafe(ref t, (nuint)w);
+        c00.StoreUnsafe(ref t, 0); c01.StoreUnsafe(ref t, w);
+        c10.StoreUnsafe(ref t, s); c11.StoreUnsafe(ref t, s + w);
+        c20.StoreUnsafe(ref t, 2 * s); c21.StoreUnsafe(ref t, 2 * s + w);
+        c30.StoreUnsafe(ref t, 3 * s); c31.StoreUnsafe(ref t, 3 * s + w);
+        c40.StoreUnsafe(ref t, 4 * s); c41.StoreUnsafe(ref t, 4 * s + w);
+        c50.StoreUnsafe(ref t, 5 * s); c51.StoreUnsafe(ref t, 5 * s + w);
     }
 }
