@@ -1,4 +1,5 @@
 using System.CommandLine;
+using System.Runtime.InteropServices;
 using ModelGen.Artifact;
 using ModelGen.Compiler;
 using ModelGen.Generator.Emit;
@@ -29,7 +30,21 @@ public static class Program
             foreach (var error in parse.Errors) Console.Error.WriteLine($"modelgen: error {ErrorCodes.BadOption}: {error.Message} (modelgen --help lists the commands and their options)");
             return 1;
         }
-        return parse.Invoke();
+        // Ctrl+C (SIGINT) and SIGTERM cancel the work that watches for it (training stops within a batch, and the command
+        // says so and writes nothing); anything still running a second later is ended as before (outputs are written to
+        // a .tmp file and renamed, so an ended process leaves none half-written).
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, Interrupt);
+        using var terminate = PosixSignalRegistration.Create(PosixSignal.SIGTERM, Interrupt);
+        return parse.Invoke(new InvocationConfiguration { ProcessTerminationTimeout = null });
+    }
+
+    static readonly CancellationTokenSource Cancel = new();
+
+    static void Interrupt(PosixSignalContext context)
+    {
+        context.Cancel = true;
+        Cancel.Cancel();
+        new Thread(() => { Thread.Sleep(1000); Environment.Exit(130); }) { IsBackground = true }.Start();
     }
 
     /// <summary>
@@ -46,6 +61,12 @@ public static class Program
         {
             Console.Error.WriteLine(e.Canonical);
             return 1;
+        }
+        catch (OperationCanceledException)
+        {
+            // Ctrl+C (or the build cancelled): outputs are written last, so none was.
+            Console.Error.WriteLine($"modelgen: {Path.GetFileName(file)}: cancelled; nothing was written");
+            return 130;
         }
         catch (Exception e)
         {
@@ -72,9 +93,17 @@ public static class Program
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
+        var trainingData = new Option<FileInfo?>("--training-data") { Description = "Training samples (.npy, .npz, .pb or a folder of .pb, as --calibration; uint8 divided by --calibration-scale; item metadata TrainingData) that --fine-tune trains on." };
+        var trainingLabels = new Option<FileInfo?>("--training-labels") { Description = "Class labels of the training samples (int64 .npy; item metadata TrainingLabels). Without them the original model's outputs are the targets." };
+        var fineTune = new Option<bool>("--fine-tune") { Description = "Fine-tune the model for the chosen compression on --training-data (quantization-aware for int8 and int4; item metadata FineTune)." };
+        var epochs = new Option<int>("--epochs") { Description = "Most passes over the training data (item metadata Epochs); early stopping on a held-out tenth may end sooner.", DefaultValueFactory = _ => 10 };
+        var learningRate = new Option<float?>("--learning-rate") { Description = "The optimizer's (Adam's) learning rate (item metadata LearningRate). Default: 1e-4, for fine-tuning a trained model." };
+        var seed = new Option<int>("--seed") { Description = "Seeds shuffling and the held-out split (item metadata Seed): the same seed gives the same weights on every machine.", DefaultValueFactory = _ => 0 };
+        var timeLimit = new Option<string?>("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
             model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, measure, calibrationScale, emitOnnx, outDir, artifact,
+            trainingData, trainingLabels, fineTune, epochs, learningRate, seed, timeLimit,
         };
         command.SetAction(parse =>
         {
@@ -93,9 +122,20 @@ public static class Program
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
                     Measure = string.IsNullOrWhiteSpace(parse.GetValue(measure)) ? null : parse.GetValue(measure),
+                    TrainingDataPath = parse.GetValue(trainingData)?.FullName,
+                    TrainingLabelsPath = parse.GetValue(trainingLabels)?.FullName,
+                    FineTune = parse.GetValue(fineTune),
+                    Epochs = parse.GetValue(epochs),
+                    LearningRate = parse.GetValue(learningRate),
+                    Seed = parse.GetValue(seed),
+                    TrainingTimeLimit = Compiler.Training.FineTuning.ParseTimeLimit(parse.GetValue(timeLimit), modelFile.FullName),
+                    Cancellation = Cancel.Token,
                     Progress = new ConsoleProgress(),
                 };
                 if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
+                Compiler.Training.FineTuning.Validate(options);
+                if (options.FineTune && parse.GetValue(emitOnnx) is not null)
+                    throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "--emit-onnx writes the original model's float weights beside the quantized ones, so it cannot carry fine-tuned weights yet: leave out --fine-tune or --emit-onnx");
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
                 if (accuracyBudget is not null) Compiler.Compress.CompressionReport.ParseBudget(accuracyBudget, modelFile.FullName); // out of range: MG0007 before any work
                 string kind = options.Compression.ToLowerInvariant();
@@ -106,9 +146,11 @@ public static class Program
                         throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, $"Compression {kind} needs Calibration and AccuracyBudget: it chooses each layer's precision against the budget");
                     // Each layer's precision, the fewest bytes that meet the budget; the choices go to the build log.
                     // The search returns the plan it chose and the graph that plan prepares (the model imported once).
-                    var search = Compiler.Compress.MixedPrecision.Search(options, accuracyBudget, parse.GetValue(labels)?.FullName);
+                    // The search compares precisions without training (it prepares the model many times); the chosen
+                    // precisions are then fine-tuned for once, when FineTune asks.
+                    var search = Compiler.Compress.MixedPrecision.Search(options with { FineTune = false }, accuracyBudget, parse.GetValue(labels)?.FullName);
                     options = options with { LayerPrecisions = search.Plan.LayerPrecisions };
-                    searched = search.Prepared;
+                    searched = options.FineTune ? null : search.Prepared;
                     foreach (var c in search.Choices)
                         Console.WriteLine(FormattableString.Invariant($"modelgen: {kind}: {c.Node}: {c.Precision} ({(double.IsNaN(c.Sensitivity) ? $"every layer in {(kind == "mixed" ? "int8" : "int4")} meets the budget" : $"loss with it alone in {(kind == "mixed" ? "int8" : "int4")}: {c.Sensitivity:G3}")})"));
                 }
@@ -118,6 +160,8 @@ public static class Program
                 // With calibration data a report follows: the pipeline keeps the graph after each stage for it to evaluate.
                 searched ??= options.CalibrationPath is null ? null : ModelCompiler.Prepare(options, Compiler.Compress.CompressionPlan.Parse(options) with { KeepStageGraphs = true });
                 var compiled = ModelCompiler.Compile(options, searched, out var prepared);
+                foreach (var stage in prepared.CompressionStages)
+                    if (stage.Training is { } trained) Console.WriteLine($"modelgen: {modelFile.Name}: {stage.Name}: {Compiler.Training.TrainingSummary.Summary(trained)}");
                 // Through the text form, exactly as the generator sees it, so both emit the same bytes.
                 string text = ArtifactText.Write(compiled);
                 var readBack = ArtifactText.Read(text);

@@ -31,6 +31,28 @@ public sealed record CompileOptions
     public float CalibrationUint8Scale { get; init; } = 1f;
     /// <summary>How outputs are compared (classification, binary[:threshold], regression); null: chosen from the model's output.</summary>
     public string? Measure { get; init; }
+    /// <summary>Training data (--training-data): samples in the formats Calibration reads; fine-tuning trains on them.</summary>
+    public string? TrainingDataPath { get; init; }
+    /// <summary>Class labels of the training samples (--training-labels, int64 .npy); without them the original model's outputs are the targets.</summary>
+    public string? TrainingLabelsPath { get; init; }
+    /// <summary>Fine-tune (--fine-tune) the model for the chosen compression on the training data: quantization-aware for int8/int4, plain otherwise.</summary>
+    public bool FineTune { get; init; }
+    /// <summary>Most passes over the training data (--epochs); early stopping on the held-out split may end sooner.</summary>
+    public int Epochs { get; init; } = 10;
+    /// <summary>The optimizer's learning rate (--learning-rate); null: Adam's 1e-3 scaled down for fine-tuning (see docs).</summary>
+    public float? LearningRate { get; init; }
+    /// <summary>Seeds the shuffling, the held-out split and any initialisation (--seed): the same seed gives the same weights on every machine.</summary>
+    public int Seed { get; init; }
+    /// <summary>Most time training may take (--training-time-limit); when reached, the best weights so far are kept and the report says so.</summary>
+    public TimeSpan? TrainingTimeLimit { get; init; }
+    /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
+    public CancellationToken Cancellation { get; init; }
+    /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>
+    public CompileOptions Original => this with
+    {
+        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null,
+    };
+
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>
     public IProgress<CompileProgress>? Progress { get; init; }
 }

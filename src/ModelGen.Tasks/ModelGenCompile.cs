@@ -36,6 +36,7 @@ namespace ModelGen.Tasks
         internal const string ArtifactNotWritten = "MG0108";
         internal const string HostNotFound = "MG0109";
         internal const string InvalidInputShape = "MG0112";
+        internal const string InvalidFineTune = "MG0117";
 
         // modelgen's codes for a bad option value (MG0007) and an InputShape that does not fit the model (MG1008): both
         // are fixed in the item's metadata, so they point at the item in the project file, not at the model.
@@ -120,6 +121,27 @@ namespace ModelGen.Tasks
         /// regression; empty: chosen from the model's output. The compiler checks the value (MG0007).</summary>
         public string? Measure { get; set; }
 
+        /// <summary>Fine-tune for the chosen compression (<c>--fine-tune</c>): "true" or "false" (empty: false).</summary>
+        public string? FineTune { get; set; }
+
+        /// <summary>Training samples (<c>--training-data</c>), relative to the project folder.</summary>
+        public string? TrainingData { get; set; }
+
+        /// <summary>Labels of the training samples (<c>--training-labels</c>), relative to the project folder.</summary>
+        public string? TrainingLabels { get; set; }
+
+        /// <summary>Most passes over the training data (<c>--epochs</c>); the compiler checks the value (MG0007).</summary>
+        public string? Epochs { get; set; }
+
+        /// <summary>The optimizer's learning rate (<c>--learning-rate</c>); the compiler checks the value (MG0007).</summary>
+        public string? LearningRate { get; set; }
+
+        /// <summary>The training seed (<c>--seed</c>).</summary>
+        public string? Seed { get; set; }
+
+        /// <summary>Most time training may take (<c>--training-time-limit</c>): 90s, 10m, 1h.</summary>
+        public string? TrainingTimeLimit { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -177,6 +199,13 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--accuracy-budget ", NullIfEmpty(AccuracyBudget));
             builder.AppendSwitchIfNotNull("--calibration-scale ", NullIfEmpty(CalibrationScale));
             builder.AppendSwitchIfNotNull("--measure ", NullIfEmpty(Measure));
+            if (string.Equals(NullIfEmpty(FineTune?.Trim()), "true", StringComparison.OrdinalIgnoreCase)) builder.AppendSwitch("--fine-tune");
+            builder.AppendSwitchIfNotNull("--training-data ", NullIfEmpty(TrainingData) is string td ? Path.GetFullPath(td) : null);
+            builder.AppendSwitchIfNotNull("--training-labels ", NullIfEmpty(TrainingLabels) is string tl ? Path.GetFullPath(tl) : null);
+            builder.AppendSwitchIfNotNull("--epochs ", NullIfEmpty(Epochs?.Trim()));
+            builder.AppendSwitchIfNotNull("--learning-rate ", NullIfEmpty(LearningRate?.Trim()));
+            builder.AppendSwitchIfNotNull("--seed ", NullIfEmpty(Seed?.Trim()));
+            builder.AppendSwitchIfNotNull("--training-time-limit ", NullIfEmpty(TrainingTimeLimit?.Trim()));
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }
@@ -253,6 +282,14 @@ namespace ModelGen.Tasks
                 LogItemError(InvalidInputShape,
                     "InputShape '{0}': '{1}' is not name:dims with each size a whole number from 1 to 268435456. Write the whole shape of each input whose sizes you fix, dims separated by 'x', entries by ';' (InputShape=\"audio:1x16000\"), or bare dims (\"1x16000\") for a model with one input.",
                     InputShape, bad);
+                ok = false;
+            }
+
+            if (!string.IsNullOrWhiteSpace(FineTune) && !bool.TryParse(FineTune!.Trim(), out _))
+            {
+                LogItemError(InvalidFineTune,
+                    "FineTune '{0}' is not true or false. Set FineTune=\"true\" to fine-tune the model on TrainingData for its Compression.",
+                    FineTune);
                 ok = false;
             }
 

@@ -177,6 +177,42 @@ public sealed class BuildBehaviourTests(PackageFixture package, ITestOutputHelpe
         Assert.Matches(@"Audio\.csproj\(\d+,\d+\)\s*:\s*error MG1008: CompressedModel 'mel\.onnx': InputShape names input 'voice', which the model does not have; its inputs: audio \[batch, samples\]", mismatch.Output);
     }
 
+    /// <summary>
+    /// Fine-tuning in a real build: it runs in modelgen (out of MSBuild's process), its progress and summary show at
+    /// normal verbosity, a build without changes trains nothing, and a changed training file trains again.
+    /// </summary>
+    [Fact]
+    public void FineTuningTrainsOnceAndANoChangeRebuildTrainsNothing()
+    {
+        package.AssertPacked();
+        using var consumer = ConsumerProject.Create("Tuned");
+        consumer.CopyModel("lenet300.onnx");
+        string data = consumer.CopyModel("train-images-u8.npy");
+        consumer.CopyModel("train-labels.npy");
+        consumer.WriteFile("Program.cs", "System.Console.WriteLine(Tuned.Lenet300.OutputLength);\n");
+        consumer.WriteProject("""
+            <CompressedModel Include="lenet300.onnx" Compression="int4-weights" FineTune="true" TrainingData="train-images-u8.npy"
+                             TrainingLabels="train-labels.npy" CalibrationScale="255" Epochs="2" Seed="3" />
+            """);
+        string artifact = Path.Combine(consumer.ArtifactFolder, "Tuned.lenet300.mgen");
+
+        ProcessResult first = Build(consumer, "first build");
+        Assert.Matches(ToolInvocation, first.Output);
+        Assert.Contains("--fine-tune", first.Output);
+        Assert.Matches(@"modelgen: lenet300\.onnx: fine-tuned: 2 epochs on 7,200 samples", first.Output);
+        Assert.True(File.Exists(artifact), first.ToString());
+        DateTime written = File.GetLastWriteTimeUtc(artifact);
+
+        ProcessResult second = Build(consumer, "no change");
+        Assert.Contains($"Skipping target \"{CompileTarget}\" because all output files are up-to-date", second.Output);
+        Assert.DoesNotContain("fine-tuned", second.Output);
+        Assert.Equal(written, File.GetLastWriteTimeUtc(artifact));
+
+        File.SetLastWriteTimeUtc(data, DateTime.UtcNow);
+        ProcessResult touched = Build(consumer, "training data touched");
+        Assert.Contains("fine-tuned: 2 epochs", touched.Output);
+    }
+
     private ProcessResult Build(ConsumerProject consumer, string step)
     {
         ProcessResult result = consumer.Build("-v:n");

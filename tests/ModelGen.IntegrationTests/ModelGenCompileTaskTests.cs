@@ -37,9 +37,16 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.Simd = "Vector128";
         task.CalibrationScale = "255";
         task.Measure = "binary:0.7";
+        task.FineTune = "True";
+        task.TrainingData = Path.Combine(_folder, "train images.npy");
+        task.TrainingLabels = Path.Combine(_folder, "train labels.npy");
+        task.Epochs = "3";
+        task.LearningRate = "0.001";
+        task.Seed = "7";
+        task.TrainingTimeLimit = "10m";
 
         Assert.Equal(
-            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --artifact \"{Artifact}\"",
+            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --fine-tune --training-data \"{_folder}/train images.npy\" --training-labels \"{_folder}/train labels.npy\" --epochs 3 --learning-rate 0.001 --seed 7 --training-time-limit 10m --artifact \"{Artifact}\"",
             task.CommandLineForTests);
     }
 
@@ -63,10 +70,11 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.Simd = "avx9";
         task.ClassName = "class";
         task.Namespace = "My-App";
+        task.FineTune = "yes";
 
         Assert.False(task.Execute());
 
-        Assert.Equal(["MG0100", "MG0101", "MG0102", "MG0103", "MG0104", "MG0105"], _engine.Errors.Select(e => e.Code).ToArray());
+        Assert.Equal(["MG0100", "MG0101", "MG0102", "MG0103", "MG0104", "MG0105", "MG0117"], _engine.Errors.Select(e => e.Code).ToArray());
         // The item's Include and metadata are fixed in the project: there the errors point, naming the item; the
         // package's missing program is no fault of the item.
         Assert.All(_engine.Errors.Where(e => e.Code != "MG0101"), e => Assert.Equal("Consumer.csproj", e.File));
@@ -302,6 +310,40 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         BuildErrorEventArgs error = Assert.Single(_engine.Errors);
         Assert.Equal("MG0107", error.Code);
         Assert.Contains("300 ms", error.Message);
+    }
+
+    /// <summary>Cancelling the build (Ctrl+C in dotnet build) stops a long compile, such as training, within a second, and leaves no artifact.</summary>
+    [Fact]
+    public void CancellingTheBuildStopsTheToolPromptlyAndLeavesNoArtifact()
+    {
+        if (OperatingSystem.IsWindows())
+        {
+            return;
+        }
+
+        // A "training" tool: progress lines, then the artifact only at the end (as modelgen writes it).
+        ModelGenCompile task = FakeTool("""
+            for i in 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20; do echo "modelgen: training: epoch $i of 20"; sleep 1; done
+            mkdir -p "$(dirname "$4")" && echo artifact > "$4"
+            """);
+        bool? result = null;
+        var run = new Thread(() => result = task.Execute());
+        run.Start();
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (!_engine.Messages.ToArray().Any(m => m?.Message?.StartsWith("modelgen: training") == true) && waited.Elapsed < TimeSpan.FromSeconds(20))
+        {
+            Thread.Sleep(20);
+        }
+
+        Assert.True(waited.Elapsed < TimeSpan.FromSeconds(20), "the tool never reported progress");
+        var cancelled = System.Diagnostics.Stopwatch.StartNew();
+        task.Cancel();
+        Assert.True(run.Join(TimeSpan.FromSeconds(5)), "Execute did not return after Cancel");
+        Assert.InRange(cancelled.Elapsed.TotalSeconds, 0, 1.5);
+        Assert.False(result);
+        Assert.False(File.Exists(Artifact));
+        // The progress line showed at normal verbosity before the cancel.
+        Assert.Equal(MessageImportance.High, _engine.Messages.First(m => m.Message!.StartsWith("modelgen: training")).Importance);
     }
 
     [Fact]

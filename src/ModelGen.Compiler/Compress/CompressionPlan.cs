@@ -34,8 +34,12 @@ public sealed record CompressionPlan
     /// </summary>
     public bool KeepStageGraphs { get; init; }
 
+    /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
+    public Training.FineTuneSettings? FineTune { get; init; }
+
     public static CompressionPlan Parse(CompileOptions options)
     {
+        Training.FineTuning.Validate(options);
         string kind = options.Compression.ToLowerInvariant();
         if (Array.IndexOf(ModelCompiler.CompressionKinds, kind) < 0)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Compression '{options.Compression}' is not one of {string.Join(", ", ModelCompiler.CompressionKinds)}");
@@ -50,6 +54,7 @@ public sealed record CompressionPlan
         {
             Kind = kind, LayerPrecisions = layers, CalibrationPath = options.CalibrationPath, CalibrationUint8Scale = options.CalibrationUint8Scale,
             BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
+            FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
         };
     }
 
@@ -60,6 +65,8 @@ public sealed record CompressionPlan
     public IReadOnlyList<ICompressionPass> Passes()
     {
         var passes = new List<ICompressionPass>();
+        if (FineTune is not null)
+            passes.Add(new Training.FineTunePass(FineTune));
         if (Kind is "int8" or "mixed")
             passes.Add(new Int8ArithmeticPass(BiasCorrection, Kind == "mixed" ? node => Precision(node) != "int8" : null));
         if (Kind is "int8-weights" or "mixed-weights")
@@ -74,11 +81,12 @@ public sealed record CompressionPlan
 
 /// <summary>
 /// The fixed order of the compression stages (the pipeline runs passes by it, in the plan's order within a stage):
-/// structural passes first (pruning, low rank, sharing: they change which weights exist), then int8 arithmetic
-/// (calibrated on the float model), then weight-only quantization of the layers left in float32 (int8 before int4:
-/// GPTQ reconstructs int4 layers on the activations of the model as the earlier stages left it).
+/// structural passes first (pruning, low rank, sharing: they change which weights exist), then fine-tuning (on the
+/// float weights, quantization-aware when the later stages quantize), then int8 arithmetic (calibrated on the
+/// float model), then weight-only quantization of the layers left in float32 (int8 before int4: GPTQ reconstructs
+/// int4 layers on the activations of the model as the earlier stages left it).
 /// </summary>
-public enum CompressionStageOrder { Structural, Arithmetic, WeightsInt8, WeightsInt4 }
+public enum CompressionStageOrder { Structural, FineTune, Arithmetic, WeightsInt8, WeightsInt4 }
 
 /// <summary>One compression technique with its options, applied to a graph in place.</summary>
 public interface ICompressionPass
@@ -97,6 +105,9 @@ public sealed class PassContext(CompressionPlan plan, IProgress<CompileProgress>
     public CompressionPlan Plan { get; } = plan;
     public IProgress<CompileProgress>? Progress { get; } = progress;
 
+    /// <summary>What the pass that just ran trained, for the pipeline to record on its stage (set by training passes).</summary>
+    public Training.TrainingResult? Trained { get; set; }
+
     /// <summary>The calibration data for the graph's inputs; null when the plan names none.</summary>
     public DataSet? Calibration(Graph graph) => Plan.CalibrationPath is null ? null
         : _calibration ??= CalibrationData.Load(Plan.CalibrationPath, [.. graph.Inputs.Select(i => new DataInput(i, graph[i].Shape!))], Plan.CalibrationUint8Scale);
@@ -112,12 +123,13 @@ public static class CompressionPipeline
         var ordered = passes.OrderBy(p => p.Stage).ToList(); // OrderBy is stable: the plan's order within a stage
         for (int i = 0; i < ordered.Count; i++)
         {
+            context.Trained = null;
             ordered[i].Apply(graph, context);
             // A snapshot rather than the report running the passes again on clones: that would calibrate again
             // (int8 ranges, GPTQ). A clone is cheap: it shares the constants and forms, which the later stages
             // replace rather than change, so it holds only its own nodes and values.
             var snapshot = context.Plan.KeepStageGraphs && i < ordered.Count - 1 ? graph.Clone() : null;
-            graph.CompressionStages.Add(new CompressionStage(ordered[i].Name, WeightBytes(graph), snapshot));
+            graph.CompressionStages.Add(new CompressionStage(ordered[i].Name, WeightBytes(graph), snapshot) { Training = context.Trained });
         }
     }
 

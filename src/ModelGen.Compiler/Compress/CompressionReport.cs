@@ -50,7 +50,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <param name="prepared">The graph <paramref name="artifact"/> was built from, if the caller has it (else prepared again).</param>
     public static CompressionReport Create(CompileOptions options, ModelArtifact artifact, string calibrationPath, string? labelsPath, string? budget, Graph? prepared = null)
     {
-        var original = ModelCompiler.Prepare(options with { Compression = "none" });
+        var original = ModelCompiler.Prepare(options.Original);
         // Each stage's snapshot is evaluated beside the original and the compressed graph (the caller's prepared
         // graph has them when its plan kept them: the CLI's does).
         var compressed = prepared ?? ModelCompiler.Prepare(options, CompressionPlan.Parse(options) with { KeepStageGraphs = true });
@@ -139,7 +139,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 layers.Add(new LayerReport(node.Name, "Add", FormattableString.Invariant(
                     $"uint8 activations added in integers: inputs (scale {add.A.Scale:G4}, zero point {add.A.ZeroPoint}) and (scale {add.B.Scale:G4}, zero point {add.B.ZeroPoint}), output (scale {add.Output.Scale:G4}, zero point {add.Output.ZeroPoint})"),
                     0, 0, double.NaN));
-        var originalArtifact = ModelCompiler.Compile(options with { Compression = "none" });
+        var originalArtifact = ModelCompiler.Compile(options.Original);
         long Bytes(ModelArtifact m) => m.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct().Sum(d => (long)d.Length);
 
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
@@ -148,7 +148,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             Measure = measure, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
         var totals = MeasureFigures.Of(tally, labels is not null, runs * batch);
-        report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null))], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
+        report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null) { Training = s.Training })], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
     }
 
@@ -239,11 +239,26 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 s.AppendLine(CultureInfo.InvariantCulture, $"| {stage.Name} | {stage.WeightBytes:N0} |{string.Concat(columns.Select(c => $" {(stage.Figures is { } f ? c.Cell(f) : "—")} |"))}");
             s.AppendLine();
         }
+        foreach (var stage in Stages)
+            if (stage.Training is { } training) AppendTrainingCurve(s, stage.Name, training);
         s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
         s.AppendLine("|---|---|---|---|---|---|");
         foreach (var l in Layers)
             s.AppendLine(CultureInfo.InvariantCulture, $"| {l.Node.Replace("|", "\\|")} | {l.Operator} | {l.Precision} | {l.BytesBefore:N0} | {l.BytesAfter:N0} | {(double.IsNaN(l.SqnrDb) ? "—" : double.IsInfinity(l.SqnrDb) ? "exact" : l.SqnrDb.ToString("F1", CultureInfo.InvariantCulture))} |");
         return s.ToString();
+    }
+
+    /// <summary>A training stage's curve: the figures before training (epoch 0) and after each epoch.</summary>
+    static void AppendTrainingCurve(StringBuilder s, string stage, Training.TrainingResult r)
+    {
+        string measure = r.AccuracyIsAgreement ? "held-out agreement with the original" : "held-out accuracy";
+        s.AppendLine(CultureInfo.InvariantCulture, $"Training ({stage}): {Training.TrainingSummary.Summary(r)}.").AppendLine();
+        s.AppendLine($"| epoch | training loss | learning rate | held-out loss | {measure} | seconds |");
+        s.AppendLine("|---|---|---|---|---|---|");
+        static string Cell(double? v, string format) => v is double d && !double.IsNaN(d) ? d.ToString(format, CultureInfo.InvariantCulture) : "—";
+        foreach (var e in (r.Before is { } b ? [b] : Array.Empty<Training.EpochResult>()).Concat(r.Epochs))
+            s.AppendLine(CultureInfo.InvariantCulture, $"| {e.Epoch}{(e.Epoch == r.BestEpoch ? " (kept)" : "")} | {Cell(e.TrainLoss, "G4")} | {Cell(e.LearningRate == 0 ? null : e.LearningRate, "G3")} | {Cell(e.HeldOutLoss, "G4")} | {Cell(e.HeldOutAccuracy * 100, "F2")}{(e.HeldOutAccuracy is null ? "" : "%")} | {e.Elapsed.TotalSeconds:F1} |");
+        s.AppendLine();
     }
 
     public string Json() => JsonSerializer.Serialize(new
@@ -258,6 +273,16 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             name = t.Name, weightBytes = t.WeightBytes,
             top1Agreement = Measure.Kind == OutputMeasure.Regression ? null : t.Figures?.Agreement, decisionsFlipped = Measure.Kind == OutputMeasure.Binary ? t.Figures?.Samples - t.Figures?.Same : null,
             accuracyCompressed = t.Figures?.Accuracy, worstOutputError = t.Figures?.WorstOutputError, meanOutputError = t.Figures?.MeanOutputError, rmse = t.Figures?.Rmse,
+            training = t.Training is { } r ? new
+            {
+                summary = Training.TrainingSummary.Summary(r), bestEpoch = r.BestEpoch, stopped = r.Stopped.ToString(), why = r.Why, seconds = r.Time.TotalSeconds,
+                trainSamples = r.TrainSamples, heldOutSamples = r.HeldOutSamples, heldOutIsAgreement = r.AccuracyIsAgreement,
+                epochs = (r.Before is { } b ? [b] : Array.Empty<Training.EpochResult>()).Concat(r.Epochs).Select(e => new
+                {
+                    epoch = e.Epoch, trainLoss = double.IsNaN(e.TrainLoss) ? (double?)null : e.TrainLoss, learningRate = e.LearningRate,
+                    heldOutLoss = e.HeldOutLoss, heldOutAccuracy = e.HeldOutAccuracy, seconds = e.Elapsed.TotalSeconds,
+                }),
+            } : null,
         }),
         code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),

@@ -19,7 +19,9 @@ public static class QdqExport
         long opset = model.OpsetImport.Where(o => o.Domain.Length == 0 || o.Domain == "ai.onnx").Select(o => o.Version).DefaultIfEmpty(0).Max();
         if (opset < 13)
             throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"--emit-onnx writes per-axis DequantizeLinear, which needs opset 13; the model imports opset {opset}");
-        var original = ModelCompiler.Prepare(options with { Compression = "none" });
+        if (options.FineTune)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "--emit-onnx writes the original model's float weights beside the quantized ones, so it cannot carry fine-tuned weights yet: leave out --fine-tune or --emit-onnx");
+        var original = ModelCompiler.Prepare(options.Original);
         var compressed = ModelCompiler.Prepare(options);
         var g = model.Graph;
         var initializers = g.Initializer.ToDictionary(i => i.Name, StringComparer.Ordinal);

@@ -43,4 +43,8 @@ public sealed record MeasureFigures(int Samples, int Same, int? Correct, double 
 /// A pipeline stage in the report: its name, the weight bytes after it and the measure after it (the last stage's
 /// are the report's totals; null for a stage with no snapshot to evaluate, as the mixed search's int8 stage).
 /// </summary>
-public sealed record StageReport(string Name, long WeightBytes, MeasureFigures? Figures);
+public sealed record StageReport(string Name, long WeightBytes, MeasureFigures? Figures)
+{
+    /// <summary>What the stage trained (fine-tuning's curve), if it trained.</summary>
+    public Training.TrainingResult? Training { get; init; }
+}

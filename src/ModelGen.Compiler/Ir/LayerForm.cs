@@ -19,4 +19,8 @@ public sealed record Float32Form : LayerForm;
 /// A compression stage the pipeline ran, with the weight bytes the graph holds after it and, when the plan asks
 /// (a report will evaluate each stage), a clone of the graph as that stage left it (null after the last stage: the graph itself).
 /// </summary>
-public sealed record CompressionStage(string Name, long WeightBytes, Graph? Snapshot = null);
+public sealed record CompressionStage(string Name, long WeightBytes, Graph? Snapshot = null)
+{
+    /// <summary>What training did in this stage (fine-tuning: the curve, the best epoch, why it stopped), if it trained.</summary>
+    public Training.TrainingResult? Training { get; init; }
+}

@@ -109,10 +109,29 @@ public sealed class TrainableModel
         return pass;
     }
 
+    readonly Dictionary<string, Func<float[], float[]>> _fakeQuantizers = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Quantization-aware training: the forward pass reads parameter <paramref name="parameter"/> as
+    /// <paramref name="roundTrip"/> makes it (quantized and dequantized, as the compression pass will round it)
+    /// while the gradient updates the float32 master weights unchanged (the straight-through estimator).
+    /// </summary>
+    public void FakeQuantize(string parameter, Func<float[], float[]> roundTrip)
+    {
+        if (!_parameters.ContainsKey(parameter)) throw new ArgumentException($"'{parameter}' is not a trained parameter", nameof(parameter));
+        _fakeQuantizers[parameter] = roundTrip;
+    }
+
+    /// <summary>The parameters the forward pass reads quantized (<see cref="FakeQuantize"/>).</summary>
+    public IReadOnlyCollection<string> FakeQuantized => _fakeQuantizers.Keys;
+
     internal Tensor<T>? Constant<T>(string name) where T : unmanaged, IFloatingPointIeee754<T>
     {
         if (_parameters.TryGetValue(name, out var p))
-            return typeof(T) == typeof(float) ? (Tensor<T>)(object)new Tensor<float>(p.Shape, p.Values) : Tensor<T>.From(p.Shape, p.Values);
+        {
+            var values = _fakeQuantizers.TryGetValue(name, out var roundTrip) ? roundTrip(p.Values) : p.Values;
+            return typeof(T) == typeof(float) ? (Tensor<T>)(object)new Tensor<float>(p.Shape, values) : Tensor<T>.From(p.Shape, values);
+        }
         var c = Graph[name].Constant!;
         return c.Type == ElementType.Float32 ? Tensor<T>.From(c) : null;
     }

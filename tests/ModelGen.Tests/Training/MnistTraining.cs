@@ -1,6 +1,5 @@
 using ModelGen.Compiler;
 using ModelGen.Compiler.Data;
-using ModelGen.Compiler.Operators;
 using ModelGen.Compiler.Training;
 using ModelGen.Tests.Support;
 
@@ -9,22 +8,11 @@ namespace ModelGen.Tests.Training;
 /// <summary>The MNIST networks and digits of data/mnist, ready to train (the training tests and the `train` benchmark).</summary>
 public static class MnistTraining
 {
-    /// <summary>
-    /// Imports and normalizes a model of data/mnist and makes it trainable. While Flatten has no gradient rule, a
-    /// Flatten that reads the graph input directly is taken out and its output becomes the input ([1, 784]: the
-    /// same floats, so the digits feed it unchanged); nothing upstream of it trains, so no gradient is lost.
-    /// </summary>
+    /// <summary>Imports and normalizes a model of data/mnist and makes it trainable.</summary>
     public static TrainableModel Model(string file)
     {
         var graph = ModelCompiler.Import(TestData.Mnist(file));
         Compiler.Normalize.Passes.Run(graph);
-        var first = graph.Nodes[0];
-        if (first.OpType == "Flatten" && graph.Inputs.Count == 1 && first.Inputs[0] == graph.Inputs[0]
-            && OperatorSet.Get(first, graph).Gradient is null)
-        {
-            graph.Nodes.RemoveAt(0);
-            graph.Inputs[0] = first.Outputs[0];
-        }
         return TrainableModel.Build(graph);
     }
 
