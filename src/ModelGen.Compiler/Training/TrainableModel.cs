@@ -122,6 +122,32 @@ public sealed class TrainableModel
         _fakeQuantizers[parameter] = roundTrip;
     }
 
+    readonly Dictionary<string, bool[]> _masks = new(StringComparer.Ordinal);
+
+    /// <summary>
+    /// Pruning: the weights of <paramref name="parameter"/> where <paramref name="keep"/> is false are zero from now on,
+    /// in the forward pass and in the master copy after every optimizer step (<see cref="ApplyConstraints"/>), so
+    /// fine-tuning cannot grow them back. A new mask replaces the old one (a gradual schedule prunes more each step).
+    /// </summary>
+    public void Mask(string parameter, bool[] keep)
+    {
+        var p = Parameters.FirstOrDefault(q => q.Name == parameter) ?? throw new ArgumentException($"'{parameter}' is not a trained parameter", nameof(parameter));
+        if (keep.Length != p.Values.Length) throw new ArgumentException($"the mask has {keep.Length} entries for {p.Values.Length} weights", nameof(keep));
+        _masks[parameter] = keep;
+        ApplyConstraints();
+    }
+
+    /// <summary>The masks set by <see cref="Mask"/>, by parameter.</summary>
+    public IReadOnlyDictionary<string, bool[]> Masks => _masks;
+
+    /// <summary>Puts the parameters back inside their constraints (pruned weights to zero); the trainer calls it after each step.</summary>
+    public void ApplyConstraints()
+    {
+        foreach (var p in Parameters)
+            if (_masks.TryGetValue(p.Name, out var keep))
+                for (int i = 0; i < keep.Length; i++) if (!keep[i]) p.Values[i] = 0f;
+    }
+
     /// <summary>The parameters the forward pass reads quantized (<see cref="FakeQuantize"/>).</summary>
     public IReadOnlyCollection<string> FakeQuantized => _fakeQuantizers.Keys;
 

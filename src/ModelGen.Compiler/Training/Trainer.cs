@@ -183,6 +183,7 @@ public static class Trainer
                 var gradients = pass.Backward(new Dictionary<string, Tensor<float>>(StringComparer.Ordinal) { [output] = value.Gradient });
                 rate = options.Schedule.Rate(options.LearningRate, step++, batches, options.Epochs);
                 optimizer.Step(model.Parameters, gradients, rate);
+                model.ApplyConstraints();
                 epochLoss += value.Loss * samples.Length;
                 seen += samples.Length;
                 progress?.Report(new TrainingProgress(epoch, options.Epochs, b + 1, batches, epochLoss / seen, lastAccuracy, clock.Elapsed,

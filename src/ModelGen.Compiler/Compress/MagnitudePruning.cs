@@ -1,0 +1,49 @@
+using ModelGen.Compiler.Operators;
+
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>
+/// Unstructured magnitude pruning (issue 23, item 1): the weights of the fully connected layers and convolutions
+/// with the smallest magnitudes become zero. One global threshold over every pruned layer (so layers share the
+/// pruning by how small their weights are), and the gradual schedule of Zhu and Gupta (2017) for pruning while
+/// fine-tuning.
+/// </summary>
+public static class MagnitudePruning
+{
+    /// <summary>The weights that unstructured pruning considers: Dense and Conv weights (biases and other constants stay).</summary>
+    public static IReadOnlyList<(Node Node, string Weight)> PrunableWeights(Graph graph) =>
+        [.. graph.Nodes.Where(n => (n.OpType is DenseOperator.Name or "Conv") && n.HasInput(1) && graph[n.Inputs[1]].Constant is { Type: ElementType.Float32 })
+            .Select(n => (n, n.Inputs[1])).DistinctBy(p => p.Item2)];
+
+    /// <summary>
+    /// Keep-masks that zero the <paramref name="sparsity"/> share (0 to 1) of all the given weights with the smallest
+    /// magnitudes. Ties at the threshold are broken by position (tensor order, then index), so exactly
+    /// ⌊sparsity · count⌋ weights go, the same ones on every machine.
+    /// </summary>
+    public static Dictionary<string, bool[]> GlobalMasks(IReadOnlyList<(string Name, float[] Values)> weights, double sparsity)
+    {
+        if (!(sparsity >= 0 && sparsity < 1)) throw new ArgumentOutOfRangeException(nameof(sparsity), "sparsity is in [0, 1)");
+        long total = weights.Sum(w => (long)w.Values.Length);
+        long remove = (long)Math.Floor(sparsity * total);
+        var order = new (float Magnitude, int Tensor, int Index)[total];
+        long at = 0;
+        for (int t = 0; t < weights.Count; t++)
+            for (int i = 0; i < weights[t].Values.Length; i++) order[at++] = (Math.Abs(weights[t].Values[i]), t, i);
+        Array.Sort(order, (a, b) => a.Magnitude != b.Magnitude ? a.Magnitude.CompareTo(b.Magnitude) : a.Tensor != b.Tensor ? a.Tensor.CompareTo(b.Tensor) : a.Index.CompareTo(b.Index));
+        var masks = weights.ToDictionary(w => w.Name, w => Enumerable.Repeat(true, w.Values.Length).ToArray(), StringComparer.Ordinal);
+        for (long r = 0; r < remove; r++) masks[weights[order[r].Tensor].Name][order[r].Index] = false;
+        return masks;
+    }
+
+    /// <summary>
+    /// Zhu and Gupta's gradual schedule: the sparsity after step <paramref name="step"/> of <paramref name="steps"/>,
+    /// s = final + (initial − final)·(1 − step/steps)³: it prunes fast at first, while the network has redundant
+    /// weights, and slowly at the end.
+    /// </summary>
+    public static double CubicSchedule(double initial, double final, int step, int steps)
+    {
+        if (steps < 1 || step < 0) throw new ArgumentOutOfRangeException(nameof(steps));
+        double left = 1 - Math.Min(step, steps) / (double)steps;
+        return final + (initial - final) * left * left * left;
+    }
+}
