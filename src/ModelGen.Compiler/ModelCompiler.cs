@@ -45,6 +45,8 @@ public sealed record CompileOptions
     public int Seed { get; init; }
     /// <summary>Most time training may take (--training-time-limit); when reached, the best weights so far are kept and the report says so.</summary>
     public TimeSpan? TrainingTimeLimit { get; init; }
+    /// <summary>Pruning (--pruning): the share of the fully connected and convolution weights removed, above 0 and below 1; null: none.</summary>
+    public double? Pruning { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
@@ -52,7 +54,7 @@ public sealed record CompileOptions
     /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>
     public CompileOptions Original => this with
     {
-        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null,
+        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null,
     };
 
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>

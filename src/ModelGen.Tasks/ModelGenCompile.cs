@@ -121,6 +121,9 @@ namespace ModelGen.Tasks
         /// regression; empty: chosen from the model's output. The compiler checks the value (MG0007).</summary>
         public string? Measure { get; set; }
 
+        /// <summary>Unstructured pruning (<c>--pruning</c>): the share of weights removed; the compiler checks the value (MG0007).</summary>
+        public string? Pruning { get; set; }
+
         /// <summary>Fine-tune for the chosen compression (<c>--fine-tune</c>): "true" or "false" (empty: false).</summary>
         public string? FineTune { get; set; }
 
@@ -202,6 +205,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--accuracy-budget ", NullIfEmpty(AccuracyBudget));
             builder.AppendSwitchIfNotNull("--calibration-scale ", NullIfEmpty(CalibrationScale));
             builder.AppendSwitchIfNotNull("--measure ", NullIfEmpty(Measure));
+            builder.AppendSwitchIfNotNull("--pruning ", NullIfEmpty(Pruning?.Trim()));
             if (string.Equals(NullIfEmpty(FineTune?.Trim()), "true", StringComparison.OrdinalIgnoreCase)) builder.AppendSwitch("--fine-tune");
             builder.AppendSwitchIfNotNull("--training-data ", NullIfEmpty(TrainingData) is string td ? Path.GetFullPath(td) : null);
             builder.AppendSwitchIfNotNull("--training-labels ", NullIfEmpty(TrainingLabels) is string tl ? Path.GetFullPath(tl) : null);

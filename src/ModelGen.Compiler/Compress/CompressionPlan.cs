@@ -34,6 +34,9 @@ public sealed record CompressionPlan
     /// </summary>
     public bool KeepStageGraphs { get; init; }
 
+    /// <summary>Unstructured magnitude pruning: the share of the weights removed (one-shot, or gradually while fine-tuning), or null.</summary>
+    public double? Pruning { get; init; }
+
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
 
@@ -55,6 +58,9 @@ public sealed record CompressionPlan
             Kind = kind, LayerPrecisions = layers, CalibrationPath = options.CalibrationPath, CalibrationUint8Scale = options.CalibrationUint8Scale,
             BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
             FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
+            Pruning = options.Pruning is double p && !(p > 0 && p < 1)
+                ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Pruning (--pruning) is the share of weights removed, above 0 and below 1 (0.92 removes 92%), not {p.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
+                : options.Pruning,
         };
     }
 
@@ -65,6 +71,9 @@ public sealed record CompressionPlan
     public IReadOnlyList<ICompressionPass> Passes()
     {
         var passes = new List<ICompressionPass>();
+        // With fine-tuning, pruning is gradual inside it (FineTunePass); without, one-shot.
+        if (Pruning is double sparsity && FineTune is null)
+            passes.Add(new MagnitudePruningPass(sparsity));
         if (FineTune is not null)
             passes.Add(new Training.FineTunePass(FineTune));
         if (Kind is "int8" or "mixed")

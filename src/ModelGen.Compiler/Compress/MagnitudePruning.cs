@@ -47,3 +47,22 @@ public static class MagnitudePruning
         return final + (initial - final) * left * left * left;
     }
 }
+
+/// <summary>One-shot unstructured pruning: the smallest <paramref name="sparsity"/> share of the prunable weights set to zero.</summary>
+public sealed class MagnitudePruningPass(double sparsity) : ICompressionPass
+{
+    public string Name => FormattableString.Invariant($"pruned {sparsity:P0} (one-shot)");
+    public CompressionStageOrder Stage => CompressionStageOrder.Structural;
+
+    public void Apply(Graph graph, PassContext context)
+    {
+        var weights = MagnitudePruning.PrunableWeights(graph).Select(w => (w.Weight, graph[w.Weight].Constant!.Floats)).ToList();
+        foreach (var (name, keep) in MagnitudePruning.GlobalMasks(weights, sparsity))
+        {
+            var old = graph[name].Constant!;
+            var values = (float[])old.Floats.Clone();
+            for (int i = 0; i < keep.Length; i++) if (!keep[i]) values[i] = 0f;
+            graph[name].Constant = new TensorData(old.Shape, values);
+        }
+    }
+}

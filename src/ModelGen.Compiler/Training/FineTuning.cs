@@ -98,10 +98,34 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
             Patience = FineTuneSettings.Patience, Augmentation = settings.Augmentation,
         };
         var progress = context.Progress is { } sink ? new Progress(sink, quantized.Count > 0) : null;
-        var result = Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
+        var result = context.Plan.Pruning is double sparsity
+            ? PruneGradually(model, sparsity, data, options, teacher, progress)
+            : Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
         settings.Cancellation.ThrowIfCancellationRequested();
         foreach (var p in model.Parameters) graph[p.Name].Constant = new TensorData(p.Shape, (float[])p.Values.Clone());
         context.Trained = result;
+    }
+
+    /// <summary>Most pruning steps of the gradual schedule.</summary>
+    const int PruningSteps = 6;
+
+    /// <summary>
+    /// Iterative pruning (issue 23): up to six steps of Zhu and Gupta's cubic schedule, each pruning the smallest weights
+    /// of all prunable layers to the step's sparsity (masks kept through training) and then fine-tuning its share of the epochs.
+    /// </summary>
+    TrainingResult PruneGradually(TrainableModel model, double sparsity, TrainingSet data, TrainingOptions options, Teacher? teacher, IProgress<TrainingProgress>? progress)
+    {
+        int steps = Math.Min(PruningSteps, options.Epochs), epochs = Math.Max(1, options.Epochs / steps);
+        var prunable = Compress.MagnitudePruning.PrunableWeights(model.Graph).Select(w => model.Parameters.Single(p => p.Name == w.Weight)).ToList();
+        TrainingResult? result = null;
+        for (int step = 1; step <= steps && !settings.Cancellation.IsCancellationRequested; step++)
+        {
+            double share = Compress.MagnitudePruning.CubicSchedule(0, sparsity, step, steps);
+            foreach (var (name, keep) in Compress.MagnitudePruning.GlobalMasks([.. prunable.Select(p => (p.Name, p.Values))], share)) model.Mask(name, keep);
+            // Each step keeps its best epoch, the pruned weights before it counting as epoch 0.
+            result = Trainer.Fit(model, data, options with { Epochs = epochs, Patience = 0 }, teacher, progress, settings.Cancellation);
+        }
+        return result! with { Why = FormattableString.Invariant($"pruned to {sparsity:P1} in {steps} steps of {epochs} epochs; last step: {result.Why}") };
     }
 
     static Teacher TeacherOutputs(Graph graph, TrainingSet data)
