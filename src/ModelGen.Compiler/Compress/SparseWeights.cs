@@ -1,0 +1,130 @@
+namespace ModelGen.Compiler.Compress;
+
+/// <summary>Where a sparse layer's kept weights may sit: anywhere (unstructured), or at most N in each group of M consecutive columns.</summary>
+public enum SparsePattern { Unstructured, NOfM }
+
+/// <summary>
+/// A layer's weights with most values zero, stored by rows: a fully connected layer's output neurons, or a
+/// convolution's output channels, whose columns are the flattened input channels × kernel positions in ONNX order
+/// (the weight tensor read as [rows, columns]). The one description every sparse kernel, the byte count and the
+/// evaluator share; the emitters choose how they lay it out in memory, but count the bytes as <see cref="Bytes"/> says.
+/// <para>
+/// Entries are (column, value) pairs, each row's in ascending column order, rows one after another
+/// (<see cref="RowStarts"/>, Rows + 1 offsets).
+/// Unstructured: a column is stored as its distance from the previous entry of the row (the first from −1, so
+/// 1 or more) in <see cref="IndexBits"/> bits (4 or 8); a gap wider than the bits hold is bridged by padding
+/// entries of value 0, as Deep Compression stores its relative indices.
+/// N:M: each group of M columns holds exactly N entries (padded with zeros where the group kept fewer; a last
+/// group shorter than N columns holds them all), each column stored as its position in the group in
+/// <see cref="IndexBits"/> bits.
+/// </para>
+/// </summary>
+public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns, int N, int M, int IndexBits, int[] RowStarts, int[] EntryColumns, float[] Values)
+{
+    /// <summary>Stored entries, padding included.</summary>
+    public int Entries => Values.Length;
+
+    /// <summary>Entries whose value is not zero.</summary>
+    public int Kept => Values.Count(v => v != 0f);
+
+    /// <summary>Bytes of the index stream: <see cref="IndexBits"/> per entry, rounded up per row (rows start on a byte).</summary>
+    public long IndexBytes
+    {
+        get
+        {
+            long bytes = 0;
+            for (int r = 0; r < Rows; r++) bytes += ((long)(RowStarts[r + 1] - RowStarts[r]) * IndexBits + 7) / 8;
+            return bytes;
+        }
+    }
+
+    /// <summary>
+    /// Bytes embedded for these weights with values of <paramref name="valueBytes"/> bytes each (4: float32, 1: int8):
+    /// values, indices, and for unstructured rows their entry counts (2 bytes a row; N:M rows all hold the same count).
+    /// Scales, codebooks and biases are counted by whoever adds them.
+    /// </summary>
+    public long Bytes(int valueBytes) => (long)Entries * valueBytes + IndexBytes + (Pattern == SparsePattern.Unstructured ? 2L * Rows : 0);
+
+    /// <summary>The weights as a dense row-major [rows, columns] array (padding entries add nothing).</summary>
+    public float[] ToDense()
+    {
+        var dense = new float[(long)Rows * Columns];
+        for (int r = 0; r < Rows; r++)
+            for (int e = RowStarts[r]; e < RowStarts[r + 1]; e++) dense[(long)r * Columns + EntryColumns[e]] += Values[e];
+        return dense;
+    }
+
+    /// <summary>
+    /// Unstructured storage of the nonzero values of <paramref name="weights"/> ([rows, columns] row-major), with
+    /// relative indices of <paramref name="indexBits"/> bits (4 or 8) and padding entries where a gap is wider.
+    /// </summary>
+    public static SparseWeights Unstructured(float[] weights, int rows, int columns, int indexBits)
+    {
+        if (indexBits is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(indexBits), "relative indices are 4 or 8 bits");
+        CheckShape(weights, rows, columns);
+        int widest = (1 << indexBits) - 1;
+        var starts = new int[rows + 1];
+        var entryColumns = new List<int>();
+        var values = new List<float>();
+        for (int r = 0; r < rows; r++)
+        {
+            int previous = -1;
+            for (int c = 0; c < columns; c++)
+            {
+                float v = weights[(long)r * columns + c];
+                if (v == 0f) continue;
+                while (c - previous > widest) { previous += widest; entryColumns.Add(previous); values.Add(0f); }
+                entryColumns.Add(c);
+                values.Add(v);
+                previous = c;
+            }
+            starts[r + 1] = values.Count;
+        }
+        return new SparseWeights(SparsePattern.Unstructured, rows, columns, 0, 0, indexBits, starts, [.. entryColumns], [.. values]);
+    }
+
+    /// <summary>
+    /// N:M storage of <paramref name="weights"/> ([rows, columns] row-major), or null when some group of
+    /// <paramref name="m"/> columns holds more than <paramref name="n"/> nonzero values. Indices take 2 bits for M = 4,
+    /// 4 bits for M = 8 or 16 (a nibble: kernels unpack it with one shift).
+    /// </summary>
+    public static SparseWeights? NOfM(float[] weights, int rows, int columns, int n, int m)
+    {
+        if (m is not (4 or 8 or 16) || n < 1 || n >= m) throw new ArgumentOutOfRangeException(nameof(m), "N:M needs M of 4, 8 or 16 and 1 ≤ N < M");
+        CheckShape(weights, rows, columns);
+        int groups = (columns + m - 1) / m;
+        var starts = new int[rows + 1];
+        int tail = columns - (groups - 1) * m, perRow = (groups - 1) * n + Math.Min(n, tail);
+        var entryColumns = new int[(long)rows * perRow];
+        var values = new float[entryColumns.Length];
+        int at = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            for (int g = 0; g < groups; g++)
+            {
+                int first = g * m, end = Math.Min(columns, first + m), slots = Math.Min(n, end - first), used = 0;
+                for (int c = first; c < end; c++)
+                {
+                    float v = weights[(long)r * columns + c];
+                    if (v == 0f) continue;
+                    if (used == slots) return null;
+                    entryColumns[at + used] = c;
+                    values[at + used++] = v;
+                }
+                // Padding: zeros at the group's first columns not already stored, so columns stay distinct and ascending.
+                for (int c = first; used < slots; c++)
+                    if (Array.IndexOf(entryColumns, c, at, used) < 0) { entryColumns[at + used] = c; values[at + used++] = 0f; }
+                Array.Sort(entryColumns, values, at, slots);
+                at += slots;
+            }
+            starts[r + 1] = at;
+        }
+        return new SparseWeights(SparsePattern.NOfM, rows, columns, n, m, m == 4 ? 2 : 4, starts, entryColumns, values);
+    }
+
+    static void CheckShape(float[] weights, int rows, int columns)
+    {
+        if (rows < 1 || columns < 1 || weights.LongLength != (long)rows * columns)
+            throw new ArgumentException($"weights of {weights.LongLength} values are not [{rows}, {columns}]", nameof(weights));
+    }
+}
