@@ -40,6 +40,9 @@ public static class Program
 
     static readonly CancellationTokenSource Cancel = new();
 
+    /// <summary>Cancelled by Ctrl+C or SIGTERM: long work (training) stops and nothing is written.</summary>
+    internal static CancellationToken Cancellation => Cancel.Token;
+
     static void Interrupt(PosixSignalContext context)
     {
         context.Cancel = true;
@@ -93,20 +96,12 @@ public static class Program
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
         var artifact = new Option<FileInfo?>("--artifact") { Description = "Path of the .mgen artifact to write (what the MSBuild task passes)." };
-        var trainingData = new Option<FileInfo?>("--training-data") { Description = "Training samples (.npy, .npz, .pb or a folder of .pb, as --calibration; uint8 divided by --calibration-scale; item metadata TrainingData) that --fine-tune trains on." };
-        var trainingLabels = new Option<FileInfo?>("--training-labels") { Description = "Class labels of the training samples (int64 .npy; item metadata TrainingLabels). Without them the original model's outputs are the targets." };
-        var fineTune = new Option<bool>("--fine-tune") { Description = "Fine-tune the model for the chosen compression on --training-data (quantization-aware for int8 and int4; item metadata FineTune)." };
-        var epochs = new Option<int>("--epochs") { Description = "Most passes over the training data (item metadata Epochs); early stopping on a held-out tenth may end sooner.", DefaultValueFactory = _ => 10 };
-        var learningRate = new Option<float?>("--learning-rate") { Description = "The optimizer's (Adam's) learning rate (item metadata LearningRate). Default: 1e-4, for fine-tuning a trained model." };
-        var seed = new Option<int>("--seed") { Description = "Seeds shuffling and the held-out split (item metadata Seed): the same seed gives the same weights on every machine.", DefaultValueFactory = _ => 0 };
-        var pruning = new Option<double?>("--pruning") { Description = "Unstructured magnitude pruning: the share of the fully connected and convolution weights removed (0.92 removes 92%): one-shot, or gradually in up to six steps while fine-tuning with --fine-tune." };
-        var augment = new Option<string?>("--augment") { Description = "Training augmentation, off by default: shift:<pixels> (each image moved by up to that many pixels, zeros filled in), noise:<standard deviation> (Gaussian noise), or both separated by ',' (item metadata TrainingAugmentation)." };
-        var timeLimit = new Option<string?>("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
+        var training = new TrainingOptions();
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
             model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, measure, calibrationScale, emitOnnx, outDir, artifact,
-            trainingData, trainingLabels, fineTune, epochs, learningRate, seed, timeLimit, augment, pruning,
         };
+        training.AddTo(command);
         command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
@@ -124,20 +119,11 @@ public static class Program
                     CalibrationUint8Scale = parse.GetValue(calibrationScale),
                     CalibrationPath = parse.GetValue(calibration)?.FullName,
                     Measure = string.IsNullOrWhiteSpace(parse.GetValue(measure)) ? null : parse.GetValue(measure),
-                    TrainingDataPath = parse.GetValue(trainingData)?.FullName,
-                    TrainingLabelsPath = parse.GetValue(trainingLabels)?.FullName,
-                    FineTune = parse.GetValue(fineTune),
-                    Epochs = parse.GetValue(epochs),
-                    LearningRate = parse.GetValue(learningRate),
-                    Seed = parse.GetValue(seed),
-                    TrainingTimeLimit = Compiler.Training.FineTuning.ParseTimeLimit(parse.GetValue(timeLimit), modelFile.FullName),
-                    TrainingAugmentation = parse.GetValue(augment),
-                    Pruning = parse.GetValue(pruning),
                     Cancellation = Cancel.Token,
                     Progress = new ConsoleProgress(),
                 };
+                options = training.Apply(parse, options);
                 if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
-                Compiler.Training.FineTuning.Validate(options);
                 if (options.FineTune && parse.GetValue(emitOnnx) is not null)
                     throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "--emit-onnx writes the original model's float weights beside the quantized ones, so it cannot carry fine-tuned weights yet: leave out --fine-tune or --emit-onnx");
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);

@@ -27,17 +27,30 @@ public static class BenchCommand
         var compression = new Option<string>("--compression") { Description = "none, int8, int8-weights or int4-weights (calibrated on --data; ONNX Runtime runs the original model).", DefaultValueFactory = _ => "none" };
         var seconds = new Option<double>("--seconds") { Description = "Measuring time per contender (after warm-up).", DefaultValueFactory = _ => 3 };
         var samples = new Option<int>("--samples") { Description = "Most samples of --data to compare outputs on.", DefaultValueFactory = _ => 1000 };
+        var training = new TrainingOptions();
         var command = new Command("bench", "Time the generated code against ONNX Runtime on the same model and input (one thread, batch as compiled) and print one table.")
         {
             model, data, uint8Scale, batch, inputShape, simd, compression, seconds, samples,
         };
+        training.AddTo(command);
         command.SetAction(parse =>
         {
             var modelFile = parse.GetValue(model)!;
             return Program.Guarded(modelFile.FullName, parse.GetValue(Program.Verbose), () =>
             {
                 var options = new BenchOptions(modelFile.FullName, parse.GetValue(data)?.FullName, parse.GetValue(uint8Scale), parse.GetValue(batch),
-                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples)) { Compression = parse.GetValue(compression)!, InputShape = Program.InputShapeValue(parse, inputShape) };
+                    parse.GetValue(simd)!, parse.GetValue(seconds), parse.GetValue(samples)) 
+                {
+                    Compression = parse.GetValue(compression)!,
+                    InputShape = Program.InputShapeValue(parse, inputShape),
+                    // Pruning and training as compile takes them (validated here, before any work).
+                    Training = training.Apply(parse, new CompileOptions { ModelPath = modelFile.FullName, Cancellation = Program.Cancellation }) is var t
+                        && (t.Pruning is not null || t.FineTune) ? c => c with
+                        {
+                            TrainingDataPath = t.TrainingDataPath, TrainingLabelsPath = t.TrainingLabelsPath, FineTune = t.FineTune, Epochs = t.Epochs, LearningRate = t.LearningRate,
+                            Seed = t.Seed, TrainingTimeLimit = t.TrainingTimeLimit, TrainingAugmentation = t.TrainingAugmentation, Pruning = t.Pruning, Cancellation = t.Cancellation,
+                        } : null,
+                };
                 Console.Write(Run(options).Format());
                 return 0;
             });
@@ -50,6 +63,8 @@ public static class BenchCommand
         public string Compression { get; init; } = "none";
         /// <summary>--input-shape: fixes symbolic sizes beyond the batch.</summary>
         public string? InputShape { get; init; }
+        /// <summary>Pruning and training switches, applied to the compile options of the model timed (null: none).</summary>
+        public Func<CompileOptions, CompileOptions>? Training { get; init; }
     }
 
     public static BenchResult Run(BenchOptions o)
@@ -57,13 +72,14 @@ public static class BenchCommand
         // Comparisons written so that NaN fails them too.
         if (!(o.Seconds > 0 && o.Seconds <= 600)) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, "--seconds must be above 0 and at most 600");
         if (o.Samples < 1) throw new ModelGenException(ErrorCodes.BadOption, o.ModelPath, $"--samples must be at least 1 (it is {o.Samples})");
-        var options = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, InputShape = o.InputShape, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
+        var dense = new CompileOptions { ModelPath = o.ModelPath, ClassName = "BenchModel", Namespace = "ModelGenBench", BatchSize = o.BatchSize, InputShape = o.InputShape, Simd = o.Simd, Compression = o.Compression, CalibrationPath = o.DataPath, CalibrationUint8Scale = o.Uint8Scale };
+        var options = o.Training is null ? dense : o.Training(dense);
         var artifact = ModelCompiler.Compile(options);
         var plan = artifact.MemoryPlan!;
         var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
-        // Compressed: our float32 model too, timed in the same rounds, so the two compare side by side.
-        var plain = options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) ? null
-            : InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(ModelCompiler.Compile(options with { Compression = "none", CalibrationPath = null }))));
+        // Compressed (quantized, pruned or fine-tuned): our dense float32 model too, timed in the same rounds, so the two compare side by side.
+        var plain = options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) && o.Training is null ? null
+            : InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(ModelCompiler.Compile(dense with { Compression = "none", CalibrationPath = null }))));
 
         // Inputs: the first from --data (sample by sample), the others pseudo-random (int64: zeros, valid indices).
         var inputTensors = artifact.Inputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
@@ -138,10 +154,19 @@ public static class BenchCommand
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
             plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak())
-        { Compression = o.Compression, Stream = MeasureStream(weightBytes), Float32Seconds = plain is null ? null : Median(plainTimes) };
+        { Compression = Describe(options), Stream = MeasureStream(weightBytes), Float32Seconds = plain is null ? null : Median(plainTimes) };
     }
 
-    /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
+    /// <summary>The compression as the table names it: the Compression value, with pruning and fine-tuning when asked.</summary>
+    static string Describe(CompileOptions options)
+    {
+        var parts = new List<string>();
+        if (options.Pruning is double p) parts.Add(FormattableString.Invariant($"pruned {p * 100:0.##}%"));
+        if (!options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) || parts.Count == 0) parts.Add(options.Compression);
+        if (options.FineTune) parts.Add("fine-tuned");
+        return string.Join(" + ", parts);
+    }
+
     /// <summary>
     /// ONNX Runtime's version, or MG0010 when its native library cannot load: the copy of modelgen inside
     /// the ModelGen build package leaves the native libraries out (compiling never needs them).
@@ -161,6 +186,7 @@ public static class BenchCommand
         }
     }
 
+    /// <summary>Runs until <paramref name="seconds"/> have passed; returns how many runs take about that long.</summary>
     static int Calibrate(Func<long> once, double seconds)
     {
         long start = Stopwatch.GetTimestamp();

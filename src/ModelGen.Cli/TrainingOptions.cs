@@ -1,0 +1,46 @@
+using System.CommandLine;
+using ModelGen.Compiler;
+
+namespace ModelGen.Cli;
+
+/// <summary>
+/// The switches of pruning and build-time training, shared by <c>compile</c> and <c>bench</c> so that bench times
+/// exactly the model a build with the same switches emits.
+/// </summary>
+sealed class TrainingOptions
+{
+    readonly Option<FileInfo?> _trainingData = new("--training-data") { Description = "Training samples (.npy, .npz, .pb or a folder of .pb, as --calibration; uint8 divided by --calibration-scale; item metadata TrainingData) that --fine-tune trains on." };
+    readonly Option<FileInfo?> _trainingLabels = new("--training-labels") { Description = "Class labels of the training samples (int64 .npy; item metadata TrainingLabels). Without them the original model's outputs are the targets." };
+    readonly Option<bool> _fineTune = new("--fine-tune") { Description = "Fine-tune the model for the chosen compression on --training-data (quantization-aware for int8 and int4; item metadata FineTune)." };
+    readonly Option<int> _epochs = new("--epochs") { Description = "Most passes over the training data (item metadata Epochs); early stopping on a held-out tenth may end sooner.", DefaultValueFactory = _ => 10 };
+    readonly Option<float?> _learningRate = new("--learning-rate") { Description = "The optimizer's (Adam's) learning rate (item metadata LearningRate). Default: 1e-4, for fine-tuning a trained model." };
+    readonly Option<int> _seed = new("--seed") { Description = "Seeds shuffling and the held-out split (item metadata Seed): the same seed gives the same weights on every machine.", DefaultValueFactory = _ => 0 };
+    readonly Option<double?> _pruning = new("--pruning") { Description = "Unstructured magnitude pruning: the share of the fully connected and convolution weights removed (0.92 removes 92%): one-shot, or gradually in up to six steps while fine-tuning with --fine-tune." };
+    readonly Option<string?> _augment = new("--augment") { Description = "Training augmentation, off by default: shift:<pixels> (each image moved by up to that many pixels, zeros filled in), noise:<standard deviation> (Gaussian noise), or both separated by ',' (item metadata TrainingAugmentation)." };
+    readonly Option<string?> _timeLimit = new("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
+
+    public void AddTo(Command command)
+    {
+        foreach (var option in new Option[] { _trainingData, _trainingLabels, _fineTune, _epochs, _learningRate, _seed, _timeLimit, _augment, _pruning })
+            command.Options.Add(option);
+    }
+
+    /// <summary>The options with these switches' values set; bad values are MG0007 here, before any work.</summary>
+    public CompileOptions Apply(ParseResult parse, CompileOptions options)
+    {
+        options = options with
+        {
+            TrainingDataPath = parse.GetValue(_trainingData)?.FullName,
+            TrainingLabelsPath = parse.GetValue(_trainingLabels)?.FullName,
+            FineTune = parse.GetValue(_fineTune),
+            Epochs = parse.GetValue(_epochs),
+            LearningRate = parse.GetValue(_learningRate),
+            Seed = parse.GetValue(_seed),
+            TrainingTimeLimit = Compiler.Training.FineTuning.ParseTimeLimit(parse.GetValue(_timeLimit), options.ModelPath),
+            TrainingAugmentation = parse.GetValue(_augment),
+            Pruning = parse.GetValue(_pruning),
+        };
+        Compiler.Training.FineTuning.Validate(options);
+        return options;
+    }
+}
