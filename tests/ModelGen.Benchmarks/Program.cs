@@ -13,6 +13,13 @@ using ModelGen.Tests.Support;
 //     every model (and the third-party models of DIR, default ../shared/data/models) at each SIMD level: one table
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- train [lenet5] [lenet300] [--no-pytorch]
 //     one training epoch (8,000 digits, batch 64, Adam), ours beside PyTorch's (pytorch_epoch.py) with as many threads
+// dotnet run -c Release --project tests/ModelGen.Benchmarks -- prune [name…]
+//     issue 23's pruning recipes: accuracy on the test digits, weight bytes, multiply-adds, latency beside dense float32
+if (args.Length > 0 && args[0] == "prune")
+{
+    PruneBenchmark.Run(args);
+    return;
+}
 if (args.Length > 0 && args[0] == "train")
 {
     TrainBenchmark.Run(args);
