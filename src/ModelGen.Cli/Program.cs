@@ -100,12 +100,13 @@ public static class Program
         var learningRate = new Option<float?>("--learning-rate") { Description = "The optimizer's (Adam's) learning rate (item metadata LearningRate). Default: 1e-4, for fine-tuning a trained model." };
         var seed = new Option<int>("--seed") { Description = "Seeds shuffling and the held-out split (item metadata Seed): the same seed gives the same weights on every machine.", DefaultValueFactory = _ => 0 };
         var pruning = new Option<double?>("--pruning") { Description = "Unstructured magnitude pruning: the share of the fully connected and convolution weights removed (0.92 removes 92%): one-shot, or gradually in up to six steps while fine-tuning with --fine-tune." };
+        var pruningKind = new Option<string?>("--pruning-kind") { Description = "How pruning chooses the weights it removes (item metadata PruningKind): unstructured (default: one magnitude threshold over all layers; needs --pruning), unstructured-sensitive (each layer's share chosen from its measured sensitivity on --calibration; needs --pruning), 2:4, 1:4 or 4:8 (in each row, each group of M consecutive weights keeps its N largest: the pattern sets the amount, so --pruning is not needed and, if given, must match it, 0.5 for 2:4). With --calibration and without --fine-tune, each layer's kept weights are refit on the calibration data." };
         var augment = new Option<string?>("--augment") { Description = "Training augmentation, off by default: shift:<pixels> (each image moved by up to that many pixels, zeros filled in), noise:<standard deviation> (Gaussian noise), or both separated by ',' (item metadata TrainingAugmentation)." };
         var timeLimit = new Option<string?>("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
         var command = new Command("compile", "Compile an ONNX model to C# (and/or to the artifact the source generator reads).")
         {
             model, className, ns, batch, inputShape, simd, compression, calibration, labels, budget, measure, calibrationScale, emitOnnx, outDir, artifact,
-            trainingData, trainingLabels, fineTune, epochs, learningRate, seed, timeLimit, augment, pruning,
+            trainingData, trainingLabels, fineTune, epochs, learningRate, seed, timeLimit, augment, pruning, pruningKind,
         };
         command.SetAction(parse =>
         {
@@ -133,6 +134,7 @@ public static class Program
                     TrainingTimeLimit = Compiler.Training.FineTuning.ParseTimeLimit(parse.GetValue(timeLimit), modelFile.FullName),
                     TrainingAugmentation = parse.GetValue(augment),
                     Pruning = parse.GetValue(pruning),
+                    PruningKind = parse.GetValue(pruningKind),
                     Cancellation = Cancel.Token,
                     Progress = new ConsoleProgress(),
                 };
