@@ -47,6 +47,8 @@ public sealed record CompileOptions
     public TimeSpan? TrainingTimeLimit { get; init; }
     /// <summary>Pruning (--pruning): the share of the fully connected and convolution weights removed, above 0 and below 1; null: none.</summary>
     public double? Pruning { get; init; }
+    /// <summary>PruningKind (--pruning-kind): unstructured (default), unstructured-sensitive, 2:4, 1:4 or 4:8 (Compress.PruningKind).</summary>
+    public string? PruningKind { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
@@ -54,7 +56,7 @@ public sealed record CompileOptions
     /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>
     public CompileOptions Original => this with
     {
-        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null,
+        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null, PruningKind = null,
     };
 
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>

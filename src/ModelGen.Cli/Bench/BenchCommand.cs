@@ -45,10 +45,10 @@ public static class BenchCommand
                     InputShape = Program.InputShapeValue(parse, inputShape),
                     // Pruning and training as compile takes them (validated here, before any work).
                     Training = training.Apply(parse, new CompileOptions { ModelPath = modelFile.FullName, Cancellation = Program.Cancellation }) is var t
-                        && (t.Pruning is not null || t.FineTune) ? c => c with
+                        && (t.Pruning is not null || t.PruningKind is not null || t.FineTune) ? c => c with
                         {
                             TrainingDataPath = t.TrainingDataPath, TrainingLabelsPath = t.TrainingLabelsPath, FineTune = t.FineTune, Epochs = t.Epochs, LearningRate = t.LearningRate,
-                            Seed = t.Seed, TrainingTimeLimit = t.TrainingTimeLimit, TrainingAugmentation = t.TrainingAugmentation, Pruning = t.Pruning, Cancellation = t.Cancellation,
+                            Seed = t.Seed, TrainingTimeLimit = t.TrainingTimeLimit, TrainingAugmentation = t.TrainingAugmentation, Pruning = t.Pruning, PruningKind = t.PruningKind, Cancellation = t.Cancellation,
                         } : null,
                 };
                 Console.Write(Run(options).Format());
@@ -161,7 +161,9 @@ public static class BenchCommand
     static string Describe(CompileOptions options)
     {
         var parts = new List<string>();
-        if (options.Pruning is double p) parts.Add(FormattableString.Invariant($"pruned {p * 100:0.##}%"));
+        string kind = options.PruningKind is null ? "" : " " + options.PruningKind;
+        if (options.Pruning is double p) parts.Add(FormattableString.Invariant($"pruned{kind} {p * 100:0.##}%"));
+        else if (options.PruningKind is not null) parts.Add($"pruned{kind}");
         if (!options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) || parts.Count == 0) parts.Add(options.Compression);
         if (options.FineTune) parts.Add("fine-tuned");
         return string.Join(" + ", parts);

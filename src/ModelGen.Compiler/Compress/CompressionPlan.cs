@@ -34,8 +34,11 @@ public sealed record CompressionPlan
     /// </summary>
     public bool KeepStageGraphs { get; init; }
 
-    /// <summary>Unstructured magnitude pruning: the share of the weights removed (one-shot, or gradually while fine-tuning), or null.</summary>
+    /// <summary>Pruning: the share of the prunable weights removed (one-shot, or gradually while fine-tuning), or null; for N:M the pattern's share.</summary>
     public double? Pruning { get; init; }
+
+    /// <summary>How pruning chooses the weights it removes (PruningKind): unstructured, by sensitivity, or N:M.</summary>
+    public PruningKind PruningKind { get; init; } = PruningKind.Unstructured;
 
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
@@ -58,10 +61,21 @@ public sealed record CompressionPlan
             Kind = kind, LayerPrecisions = layers, CalibrationPath = options.CalibrationPath, CalibrationUint8Scale = options.CalibrationUint8Scale,
             BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
             FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
-            Pruning = options.Pruning is double p && !(p > 0 && p < 1)
-                ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Pruning (--pruning) is the share of weights removed, above 0 and below 1 (0.92 removes 92%), not {p.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
-                : options.Pruning,
+            Pruning = ParsePruning(options),
+            PruningKind = PruningKind.Parse(options.PruningKind, options.ModelPath),
         };
+    }
+
+    /// <summary>The share pruning removes: Pruning, or with an N:M PruningKind the pattern's (a Pruning given must agree); null: no pruning.</summary>
+    static double? ParsePruning(CompileOptions options)
+    {
+        if (options.Pruning is double p && !(p > 0 && p < 1))
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Pruning (--pruning) is the share of weights removed, above 0 and below 1 (0.92 removes 92%), not {p.ToString(System.Globalization.CultureInfo.InvariantCulture)}");
+        if (string.IsNullOrWhiteSpace(options.PruningKind)) return options.Pruning;
+        var kind = PruningKind.Parse(options.PruningKind, options.ModelPath);
+        if (kind.BySensitivity && options.CalibrationPath is null)
+            throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"PruningKind {kind.Name} measures each layer's sensitivity on the calibration data: give Calibration (--calibration)");
+        return kind.Sparsity(options.Pruning, options.ModelPath);
     }
 
     /// <summary>A layer's precision: the Compression value, or with per-layer precisions the layer's (float32 when not named).</summary>
@@ -73,7 +87,7 @@ public sealed record CompressionPlan
         var passes = new List<ICompressionPass>();
         // With fine-tuning, pruning is gradual inside it (FineTunePass); without, one-shot.
         if (Pruning is double sparsity && FineTune is null)
-            passes.Add(new MagnitudePruningPass(sparsity));
+            passes.Add(new PruningPass(PruningKind, sparsity, refit: CalibrationPath is not null));
         if (FineTune is not null)
             passes.Add(new Training.FineTunePass(FineTune));
         if (Kind is "int8" or "mixed")

@@ -9,7 +9,11 @@ using ModelGen.Compiler.Operators;
 namespace ModelGen.Compiler.Compress;
 
 /// <summary>One layer of the report: its precision, its weight bytes before and after, and the weights' SQNR (infinite: exact; NaN: no weights, as a uint8 Add).</summary>
-public sealed record LayerReport(string Node, string Operator, string Precision, long BytesBefore, long BytesAfter, double SqnrDb);
+public sealed record LayerReport(string Node, string Operator, string Precision, long BytesBefore, long BytesAfter, double SqnrDb)
+{
+    /// <summary>When the model is pruned: the share of the layer's weights that are not zero; else null.</summary>
+    public double? KeptShare { get; init; }
+}
 
 /// <summary>
 /// What compression did, measured on the calibration data: per layer precision, bytes and SQNR; for the
@@ -43,6 +47,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     /// <summary>The compression pipeline's stages, in the order they ran, with the weight bytes and the measure after each (CompressionPipeline).</summary>
     public IReadOnlyList<StageReport> Stages { get; init; } = [];
+
+    /// <summary>When the model is pruned: how ("2:4", "90%") and the share of the prunable weights now zero, e.g. "2:4, 49.6% of the convolution and fully connected weights zero"; else null.</summary>
+    public string? Pruning { get; init; }
 
     /// <summary>The emitted code of the compressed model (issue 19): its C# as the generator writes it, and the SIMD level it was emitted for.</summary>
     public EmittedCode? Code { get; set; }
@@ -97,6 +104,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             for (int s = 0; s < stageTallies.Length; s++) stageTallies[s]?.Add(a, stageOutputs[s]!);
         }
 
+        var pruning = Pruned(options, compressed);
         var layers = new List<LayerReport>();
         foreach (var node in compressed.Nodes.Where(n => n.OpType is "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
             if (node.HasInput(1) && compressed[node.Inputs[1]].Constant is { } kept)
@@ -110,6 +118,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             var before = original.Nodes.FirstOrDefault(n => n.Name == node.Name) is { } o ? original[o.Inputs[1]].Constant : null;
             var after = compressed[node.Inputs[1]].Constant;
             if (before is null || after is null) continue;
+            double? kept = pruning is null ? null : after.Floats.Count(v => v != 0) / (double)Math.Max(1, after.Count);
             // int8 arithmetic keeps the graph's float weights; the weights it uses are q·sw, sw = multiplier / sx.
             if (a8 is not null)
                 after = new TensorData(after.Shape, [.. a8.Q.Select((v, i) => v * (a8.Multipliers[i / a8.K] / a8.Input.Scale))]);
@@ -131,7 +140,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
-            layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr));
+            layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr) { KeptShare = kept });
         }
         // Residual Adds between int8 layers add uint8 activations (no weights).
         foreach (var node in compressed.Nodes.Where(n => n.OpType == "Add"))
@@ -145,11 +154,21 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
             measure.Kind == OutputMeasure.Regression ? runs * batch : tally.Rows, tally.Same, labels is null ? null : tally.RightOriginal, labels is null ? null : tally.RightCompressed, tally.Worst, tally.Values == 0 ? 0 : tally.SumAbs / tally.Values, budget, null)
         {
-            Measure = measure, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
+            Measure = measure, Pruning = pruning, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
         var totals = MeasureFigures.Of(tally, labels is not null, runs * batch);
         report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null) { Training = s.Training })], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
+    }
+
+    /// <summary>"2:4, 49.6% of the convolution and fully connected weights zero" when the options prune; else null.</summary>
+    static string? Pruned(CompileOptions options, Graph compressed)
+    {
+        var plan = CompressionPlan.Parse(options);
+        if (plan.Pruning is not double sparsity) return null;
+        var weights = MagnitudePruning.PrunableWeights(compressed).Select(w => compressed[w.Weight].Constant!.Floats).ToList();
+        double zero = weights.Sum(w => (long)w.Count(v => v == 0)) / (double)Math.Max(1, weights.Sum(w => (long)w.Length));
+        return FormattableString.Invariant($"{PruningPass.Describe(plan.PruningKind, sparsity)}, {zero:P1} of the convolution and fully connected weights zero");
     }
 
     /// <summary>uint8 data taken as 0..255: right for a model trained on raw pixels, ruinous for one trained on 0..1.</summary>
@@ -202,7 +221,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     public string Summary()
     {
         var s = new StringBuilder();
-        s.Append(CultureInfo.InvariantCulture, $"{Model}: compression {Compression}: weights {WeightBytesBefore:N0} → {WeightBytesAfter:N0} bytes ({P((double)WeightBytesAfter / Math.Max(1, WeightBytesBefore))}); ");
+        string what = Pruning is null ? $"compression {Compression}" : Compression == "none" ? $"pruned {Pruning}" : $"compression {Compression}, pruned {Pruning}";
+        s.Append(CultureInfo.InvariantCulture, $"{Model}: {what}: weights {WeightBytesBefore:N0} → {WeightBytesAfter:N0} bytes ({P((double)WeightBytesAfter / Math.Max(1, WeightBytesBefore))}); ");
         string accuracy = CorrectOriginal is int o && CorrectCompressed is int c ? $", accuracy {P((double)c / Math.Max(1, Samples))} (original {P((double)o / Math.Max(1, Samples))})" : "";
         switch (Measure.Kind)
         {
@@ -241,10 +261,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         }
         foreach (var stage in Stages)
             if (stage.Training is { } training) AppendTrainingCurve(s, stage.Name, training);
-        s.AppendLine("| layer | operator | precision | bytes before | bytes after | weight SQNR (dB) |");
-        s.AppendLine("|---|---|---|---|---|---|");
+        // The kept share only for a pruned model, so other reports read as before.
+        bool pruned = Pruning is not null;
+        s.AppendLine($"| layer | operator | precision |{(pruned ? " weights kept |" : "")} bytes before | bytes after | weight SQNR (dB) |");
+        s.AppendLine($"|---|---|---|{(pruned ? "---|" : "")}---|---|---|");
         foreach (var l in Layers)
-            s.AppendLine(CultureInfo.InvariantCulture, $"| {l.Node.Replace("|", "\\|")} | {l.Operator} | {l.Precision} | {l.BytesBefore:N0} | {l.BytesAfter:N0} | {(double.IsNaN(l.SqnrDb) ? "—" : double.IsInfinity(l.SqnrDb) ? "exact" : l.SqnrDb.ToString("F1", CultureInfo.InvariantCulture))} |");
+            s.AppendLine(CultureInfo.InvariantCulture, $"| {l.Node.Replace("|", "\\|")} | {l.Operator} | {l.Precision} |{(pruned ? $" {(l.KeptShare is double k ? P(k) : "—")} |" : "")} {l.BytesBefore:N0} | {l.BytesAfter:N0} | {(double.IsNaN(l.SqnrDb) ? "—" : double.IsInfinity(l.SqnrDb) ? "exact" : l.SqnrDb.ToString("F1", CultureInfo.InvariantCulture))} |");
         return s.ToString();
     }
 
@@ -263,7 +285,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public string Json() => JsonSerializer.Serialize(new
     {
-        model = Model, compression = Compression, measure = Measure.Kind, threshold = Measure.Kind == OutputMeasure.Binary ? (double?)Measure.Threshold : null,
+        model = Model, compression = Compression, pruning = Pruning, measure = Measure.Kind, threshold = Measure.Kind == OutputMeasure.Binary ? (double?)Measure.Threshold : null,
         evaluatedSamples = EvaluatedSamples, decisionsFlipped = Measure.Kind == OutputMeasure.Binary ? (int?)(Samples - SameTop1) : null,
         outputRange = OutputRange, rmse = Rmse, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
         top1Agreement = Measure.Kind == OutputMeasure.Regression ? (double?)null : Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,
@@ -285,7 +307,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             } : null,
         }),
         code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
-        layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
+        layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, keptShare = l.KeptShare, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });
 }
 

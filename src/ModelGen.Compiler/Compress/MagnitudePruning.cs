@@ -48,21 +48,28 @@ public static class MagnitudePruning
     }
 }
 
-/// <summary>One-shot unstructured pruning: the smallest <paramref name="sparsity"/> share of the prunable weights set to zero.</summary>
-public sealed class MagnitudePruningPass(double sparsity) : ICompressionPass
+/// <summary>
+/// One-shot pruning (no fine-tuning) to the plan's kind and share. With calibration data, layer-wise reconstruction
+/// (<see cref="PruningRefit"/>) refits each layer's kept weights; without, the weights are masked as they are.
+/// </summary>
+public sealed class PruningPass(PruningKind kind, double sparsity, bool refit) : ICompressionPass
 {
-    public string Name => FormattableString.Invariant($"pruned {sparsity:P0} (one-shot)");
+    public string Name => FormattableString.Invariant($"pruned {Describe(kind, sparsity)} (one-shot{(refit ? ", kept weights refit on the calibration data" : "")})");
     public CompressionStageOrder Stage => CompressionStageOrder.Structural;
+
+    /// <summary>"92%", "92%, each layer's share by its sensitivity", "2:4".</summary>
+    public static string Describe(PruningKind kind, double sparsity) => kind.Pattern == PruningPattern.NOfM ? kind.Name
+        : FormattableString.Invariant($"{sparsity:P0}{(kind.BySensitivity ? ", each layer's share by its sensitivity" : "")}");
 
     public void Apply(Graph graph, PassContext context)
     {
-        var weights = MagnitudePruning.PrunableWeights(graph).Select(w => (w.Weight, graph[w.Weight].Constant!.Floats)).ToList();
-        foreach (var (name, keep) in MagnitudePruning.GlobalMasks(weights, sparsity))
-        {
-            var old = graph[name].Constant!;
-            var values = (float[])old.Floats.Clone();
-            for (int i = 0; i < keep.Length; i++) if (!keep[i]) values[i] = 0f;
-            graph[name].Constant = new TensorData(old.Shape, values);
-        }
+        var target = Target(graph, kind, sparsity, context);
+        if (refit && context.Calibration(graph) is { } data) PruningRefit.PruneAndRefit(graph, target, data, context.Progress);
+        else PruningMasks.Apply(graph, target.Masks([.. PrunableLayer.Of(graph).Select(l => (l, graph[l.Weight].Constant!.Floats))]));
     }
+
+    /// <summary>The pruning target of a plan, each layer's share measured on the calibration data when the kind asks for it.</summary>
+    public static PruningTarget Target(Graph graph, PruningKind kind, double sparsity, PassContext context) => kind.BySensitivity
+        ? PruningSensitivity.Target(graph, kind, sparsity, context.Calibration(graph)!, context.Progress)
+        : new PruningTarget(kind, sparsity);
 }

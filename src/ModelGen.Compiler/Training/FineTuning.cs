@@ -99,7 +99,7 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
         };
         var progress = context.Progress is { } sink ? new Progress(sink, quantized.Count > 0) : null;
         var result = context.Plan.Pruning is double sparsity
-            ? PruneGradually(model, sparsity, data, options, teacher, progress)
+            ? PruneGradually(model, Compress.PruningPass.Target(graph, context.Plan.PruningKind, sparsity, context), data, options, teacher, progress)
             : Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
         settings.Cancellation.ThrowIfCancellationRequested();
         foreach (var p in model.Parameters) graph[p.Name].Constant = new TensorData(p.Shape, (float[])p.Values.Clone());
@@ -110,22 +110,26 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
     const int PruningSteps = 6;
 
     /// <summary>
-    /// Iterative pruning (issue 23): up to six steps of Zhu and Gupta's cubic schedule, each pruning the smallest weights
-    /// of all prunable layers to the step's sparsity (masks kept through training) and then fine-tuning its share of the epochs.
+    /// Iterative pruning (issue 23): each step prunes the smallest weights of the prunable layers to the step's target
+    /// (masks kept through training) and then fine-tunes its share of the epochs. Unstructured: up to six steps of Zhu
+    /// and Gupta's cubic schedule (to one global share, or each layer to its own share with unstructured-sensitive).
+    /// N:M: M − N steps, each group giving up one more weight a step (2:4: 3:4, then 2:4; 4:8: 7:8 … 4:8) chosen by
+    /// magnitude among the weights fine-tuning has just moved: removing half of a layer's weights at once costs more
+    /// than the network recovers in a step, and each intermediate pattern is itself N:M, so the final mask is too.
     /// </summary>
-    TrainingResult PruneGradually(TrainableModel model, double sparsity, TrainingSet data, TrainingOptions options, Teacher? teacher, IProgress<TrainingProgress>? progress)
+    TrainingResult PruneGradually(TrainableModel model, Compress.PruningTarget target, TrainingSet data, TrainingOptions options, Teacher? teacher, IProgress<TrainingProgress>? progress)
     {
-        int steps = Math.Min(PruningSteps, options.Epochs), epochs = Math.Max(1, options.Epochs / steps);
-        var prunable = Compress.MagnitudePruning.PrunableWeights(model.Graph).Select(w => model.Parameters.Single(p => p.Name == w.Weight)).ToList();
+        int steps = target.Steps(Math.Min(PruningSteps, options.Epochs)), epochs = Math.Max(1, options.Epochs / steps);
+        var layers = Compress.PrunableLayer.Of(model.Graph).Select(l => (l, model.Parameters.Single(p => p.Name == l.Weight))).ToList();
         TrainingResult? result = null;
         for (int step = 1; step <= steps && !settings.Cancellation.IsCancellationRequested; step++)
         {
-            double share = Compress.MagnitudePruning.CubicSchedule(0, sparsity, step, steps);
-            foreach (var (name, keep) in Compress.MagnitudePruning.GlobalMasks([.. prunable.Select(p => (p.Name, p.Values))], share)) model.Mask(name, keep);
+            foreach (var (name, keep) in target.Masks([.. layers.Select(l => (l.Item1, l.Item2.Values))], step, steps)) model.Mask(name, keep);
             // Each step keeps its best epoch, the pruned weights before it counting as epoch 0.
             result = Trainer.Fit(model, data, options with { Epochs = epochs, Patience = 0 }, teacher, progress, settings.Cancellation);
         }
-        return result! with { Why = FormattableString.Invariant($"pruned to {sparsity:P1} in {steps} steps of {epochs} epochs; last step: {result.Why}") };
+        string amount = target.Kind.Pattern == Compress.PruningPattern.NOfM ? target.Kind.Name : FormattableString.Invariant($"{target.Sparsity:P1}");
+        return result! with { Why = FormattableString.Invariant($"pruned to {amount} in {steps} steps of {epochs} epochs; last step: {result.Why}") };
     }
 
     static Teacher TeacherOutputs(Graph graph, TrainingSet data)
