@@ -38,6 +38,7 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.CalibrationScale = "255";
         task.Measure = "binary:0.7";
         task.Pruning = "0.9";
+        task.PruningKind = "Unstructured-Sensitive";
         task.FineTune = "True";
         task.TrainingData = Path.Combine(_folder, "train images.npy");
         task.TrainingLabels = Path.Combine(_folder, "train labels.npy");
@@ -48,7 +49,7 @@ public sealed class ModelGenCompileTaskTests : IDisposable
         task.TrainingAugmentation = "shift:2";
 
         Assert.Equal(
-            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --pruning 0.9 --fine-tune --training-data \"{_folder}/train images.npy\" --training-labels \"{_folder}/train labels.npy\" --epochs 3 --learning-rate 0.001 --seed 7 --training-time-limit 10m --augment shift:2 --artifact \"{Artifact}\"",
+            $"\"{Tool}\" compile \"{Model}\" --class Digits --namespace App.Models --batch-size 4 --simd vector128 --calibration-scale 255 --measure binary:0.7 --pruning 0.9 --pruning-kind unstructured-sensitive --fine-tune --training-data \"{_folder}/train images.npy\" --training-labels \"{_folder}/train labels.npy\" --epochs 3 --learning-rate 0.001 --seed 7 --training-time-limit 10m --augment shift:2 --artifact \"{Artifact}\"",
             task.CommandLineForTests);
     }
 

@@ -164,11 +164,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>"2:4, 49.6% of the convolution and fully connected weights zero" when the options prune; else null.</summary>
     static string? Pruned(CompileOptions options, Graph compressed)
     {
+        if (options.Pruning is null && string.IsNullOrWhiteSpace(options.PruningKind)) return null;
         var plan = CompressionPlan.Parse(options);
         if (plan.Pruning is not double sparsity) return null;
         var weights = MagnitudePruning.PrunableWeights(compressed).Select(w => compressed[w.Weight].Constant!.Floats).ToList();
         double zero = weights.Sum(w => (long)w.Count(v => v == 0)) / (double)Math.Max(1, weights.Sum(w => (long)w.Length));
-        return FormattableString.Invariant($"{PruningPass.Describe(plan.PruningKind, sparsity)}, {zero:P1} of the convolution and fully connected weights zero");
+        return FormattableString.Invariant($"{PruningPass.Describe(plan.PruningKind, sparsity)}, {zero * 100:F1}% of the convolution and fully connected weights zero");
     }
 
     /// <summary>uint8 data taken as 0..255: right for a model trained on raw pixels, ruinous for one trained on 0..1.</summary>
