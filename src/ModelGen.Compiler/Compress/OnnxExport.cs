@@ -125,7 +125,8 @@ public static class OnnxExport
 
         void Node(Node node)
         {
-            if (node.Form is IntegerForm and not Int8LayerForm and not ByteAddForm and not ByteAverageForm)
+            // Integer forms the export knows: int8 layers (QDQ), and uint8 Adds and poolings (float32, as they compute on real values).
+            if (node.Form is IntegerForm and not (Int8DenseForm or Int8ConvForm or ByteAddForm or ByteAverageForm))
                 throw Error($"its form {node.Form.GetType().Name} computes in integers in a way ONNX has no operator for", node);
             // The node writes its first output through a fused activation chain: an intermediate value, then the chain's nodes.
             string? chain = node.Annotations.GetValueOrDefault("activation");
