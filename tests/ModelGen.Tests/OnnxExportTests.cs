@@ -200,6 +200,21 @@ public sealed class OnnxExportTests(ITestOutputHelper output)
         Compare(graph, exported, null, samples: 20);
     }
 
+    /// <summary>Below opset 13 DequantizeLinear has no axis: int8 weights go out as the float32 weights they stand for, and a note says so.</summary>
+    [Fact]
+    public void BelowOpset13QuantizedWeightsGoOutInFloat32()
+    {
+        string path = new OnnxBuilder(opset: 11).Input("x", 1, 6)
+            .Initializer("w", [4, 6], OnnxBuilder.Random(24, 21)).Initializer("b", [4], OnnxBuilder.Random(4, 22))
+            .Node("Gemm", ["x", "w", "b"], ["g"], ("transB", 1)).Node("Relu", ["g"], ["y"]).Output("y", 1, 4).Save();
+        var graph = ModelCompiler.Prepare(new CompileOptions { ModelPath = path, Compression = "int8-weights" });
+        var notes = new List<string>();
+        var exported = Export(graph, notes);
+        Assert.Contains("no per-axis DequantizeLinear", Assert.Single(notes));
+        Assert.DoesNotContain(ModelProto.Parser.ParseFrom(exported).Graph.Node, n => n.OpType == "DequantizeLinear");
+        Compare(graph, exported, null, samples: 5);
+    }
+
     /// <summary>
     /// int8 arithmetic goes out as QDQ: ONNX Runtime computes in integers too, but requantizes in float where our kernels
     /// use fixed point, so a hidden value can differ by a uint8 step: the tolerance is top-1 on all but one digit in 100
