@@ -91,7 +91,7 @@ public static class Program
         var calibration = new Option<FileInfo?>("--calibration") { Description = "Calibration data (.npy, .npz, .pb or a folder of .pb; item metadata Calibration): the compressed model is compared with the original on it and a report written beside the artifact." };
         var labels = new Option<FileInfo?>("--labels") { Description = "Class labels of the calibration samples (.npy; item metadata Labels): the report gives accuracy too." };
         var budget = new Option<string?>("--accuracy-budget") { Description = "Most top-1 may drop (\"0.5%\") or largest output error (\"0.01\") (item metadata AccuracyBudget); a miss is error MG3001 and no artifact." };
-        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX (QDQ: the int8 weights as uint8 + 128 initializers and DequantizeLinear) that ONNX Runtime runs." };
+        var emitOnnx = new Option<FileInfo?>("--emit-onnx") { Description = "Also write the compressed model as ONNX that ONNX Runtime runs: the graph the code is generated from (pruned, fine-tuned), int8 and int4 weights as uint8 + 128 initializers and DequantizeLinear, int8 arithmetic as QDQ." };
         var measure = new Option<string?>("--measure") { Description = "How the compressed model's output is compared with the original's (item metadata Measure): classification (top-1), binary or binary:<threshold> (decisions above the threshold, default 0.5), regression (output error, also relative to the original outputs' range). Default: from the model's first output (2 or more values: classification; one value: binary when a Sigmoid computes it, else regression)." };
         var calibrationScale = new Option<float>("--calibration-scale") { Description = "Divisor for uint8 calibration data (255 maps 0..255 to 0..1).", DefaultValueFactory = _ => 1f };
         var outDir = new Option<DirectoryInfo?>("--out") { Description = "Folder to write <Class>.g.cs into." };
@@ -124,8 +124,6 @@ public static class Program
                 };
                 options = training.Apply(parse, options);
                 if (options.Measure is not null) Compiler.Compress.OutputMeasure.Parse(options.Measure, modelFile.FullName); // MG0007 before any work
-                if (options.FineTune && parse.GetValue(emitOnnx) is not null)
-                    throw new ModelGenException(ErrorCodes.BadOption, modelFile.FullName, "--emit-onnx writes the original model's float weights beside the quantized ones, so it cannot carry fine-tuned weights yet: leave out --fine-tune or --emit-onnx");
                 string? accuracyBudget = string.IsNullOrWhiteSpace(parse.GetValue(budget)) ? null : parse.GetValue(budget);
                 if (accuracyBudget is not null) Compiler.Compress.CompressionReport.ParseBudget(accuracyBudget, modelFile.FullName); // out of range: MG0007 before any work
                 string kind = options.Compression.ToLowerInvariant();
@@ -200,7 +198,8 @@ public static class Program
                 if (artifactFile is not null) WriteIfChanged(artifactFile.FullName, text, modelFile.FullName);
                 if (parse.GetValue(emitOnnx) is { } onnxOut)
                 {
-                    foreach (var note in Compiler.Compress.QdqExport.Write(options, onnxOut.FullName)) Console.WriteLine($"modelgen: {note}");
+                    // The graph the code was generated from: pruned, restructured and fine-tuned as it is.
+                    foreach (var note in Compiler.Compress.OnnxExport.Write(prepared, onnxOut.FullName)) Console.WriteLine($"modelgen: {note}");
                     Console.WriteLine($"modelgen: wrote {onnxOut.FullName}");
                 }
                 if (dir is not null)
