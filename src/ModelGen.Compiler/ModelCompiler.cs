@@ -47,6 +47,8 @@ public sealed record CompileOptions
     public TimeSpan? TrainingTimeLimit { get; init; }
     /// <summary>Pruning (--pruning): the share of the fully connected and convolution weights removed, above 0 and below 1; null: none.</summary>
     public double? Pruning { get; init; }
+    /// <summary>PruningKind (--pruning-kind): unstructured (null: the default) or channels.</summary>
+    public string? PruningKind { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>

@@ -37,6 +37,9 @@ public sealed record CompressionPlan
     /// <summary>Unstructured magnitude pruning: the share of the weights removed (one-shot, or gradually while fine-tuning), or null.</summary>
     public double? Pruning { get; init; }
 
+    /// <summary>What pruning removes (--pruning-kind): "unstructured" weights, or whole "channels" (<see cref="ChannelPruningPass"/>).</summary>
+    public string PruningKind { get; init; } = "unstructured";
+
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
 
@@ -61,7 +64,15 @@ public sealed record CompressionPlan
             Pruning = options.Pruning is double p && !(p > 0 && p < 1)
                 ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"Pruning (--pruning) is the share of weights removed, above 0 and below 1 (0.92 removes 92%), not {p.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
                 : options.Pruning,
+            PruningKind = ParsePruningKind(options),
         };
+    }
+
+    static string ParsePruningKind(CompileOptions options)
+    {
+        string kind = (options.PruningKind ?? "unstructured").ToLowerInvariant();
+        return kind is "unstructured" or "channels" ? kind
+            : throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"PruningKind (--pruning-kind) '{options.PruningKind}' is not unstructured or channels");
     }
 
     /// <summary>A layer's precision: the Compression value, or with per-layer precisions the layer's (float32 when not named).</summary>
@@ -72,7 +83,9 @@ public sealed record CompressionPlan
     {
         var passes = new List<ICompressionPass>();
         // With fine-tuning, pruning is gradual inside it (FineTunePass); without, one-shot.
-        if (Pruning is double sparsity && FineTune is null)
+        if (Pruning is double share && PruningKind == "channels")
+            passes.Add(new ChannelPruningPass(share)); // one-shot; fine-tuning, when asked, trains the smaller model
+        else if (Pruning is double sparsity && FineTune is null)
             passes.Add(new MagnitudePruningPass(sparsity));
         if (FineTune is not null)
             passes.Add(new Training.FineTunePass(FineTune));
@@ -116,6 +129,9 @@ public sealed class PassContext(CompressionPlan plan, IProgress<CompileProgress>
 
     /// <summary>What the pass that just ran trained, for the pipeline to record on its stage (set by training passes).</summary>
     public Training.TrainingResult? Trained { get; set; }
+
+    /// <summary>The graph before a structural stage changed its shape (channel pruning), for fine-tuning's teacher.</summary>
+    public Graph? Original { get; set; }
 
     /// <summary>The calibration data for the graph's inputs; null when the plan names none.</summary>
     public DataSet? Calibration(Graph graph) => Plan.CalibrationPath is null ? null
