@@ -2,6 +2,8 @@ using ModelGen.Compiler;
 using ModelGen.Compiler.Compress;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
+using ModelGen.Compiler.Training;
+using ModelGen.Tests.Training;
 using ModelGen.Tests.Support;
 using Xunit;
 using Xunit.Abstractions;
@@ -31,6 +33,7 @@ public class ChannelPruningModelTests(ITestOutputHelper output)
         var artifact = ModelCompiler.Compile(Options(model, 0.5), out var pruned);
         long before = MultiplyAdds.Total(original), after = MultiplyAdds.Total(pruned);
         output.WriteLine(pruned.CompressionStages[0].Name);
+        output.WriteLine($"weight bytes {CompressionPipeline.WeightBytes(original):N0} → {CompressionPipeline.WeightBytes(pruned):N0}");
         foreach (var (node, macs) in MultiplyAdds.ByLayer(pruned))
             output.WriteLine($"{node.Name}: {MultiplyAdds.ByLayer(original).Single(l => l.Node.Name == node.Name).MultiplyAdds:N0} → {macs:N0}");
         var layers = original.Nodes.Where(n => n.OpType is "Conv" or "Dense" && n.Int("group", 1) == 1).Select(n => n.Name).ToList();
@@ -59,17 +62,17 @@ public class ChannelPruningModelTests(ITestOutputHelper output)
     [Fact]
     public void LeNet5HalfTheChannelsFineTunedLosesAtMostHalfAPoint()
     {
-        double float32 = Training.FineTuneTests.TestAccuracy(ModelCompiler.Prepare(Options("lenet5.onnx", null)));
-        double oneShot = Training.FineTuneTests.TestAccuracy(ModelCompiler.Prepare(Options("lenet5.onnx", 0.5)));
+        double float32 = FineTuneTests.TestAccuracy(ModelCompiler.Prepare(Options("lenet5.onnx", null)));
+        double oneShot = FineTuneTests.TestAccuracy(ModelCompiler.Prepare(Options("lenet5.onnx", 0.5)));
         var options = Options("lenet5.onnx", 0.5) with
         {
             FineTune = true, Epochs = 12, LearningRate = 1e-3f, CalibrationUint8Scale = 255,
             TrainingDataPath = TestData.Mnist("train-images-u8.npy"), TrainingLabelsPath = TestData.Mnist("train-labels.npy"),
         };
         var tuned = ModelCompiler.Prepare(options);
-        double accuracy = Training.FineTuneTests.TestAccuracy(tuned);
+        double accuracy = FineTuneTests.TestAccuracy(tuned);
         output.WriteLine($"float32 {float32:P2}, channels halved {oneShot:P2}, fine-tuned {accuracy:P2}");
-        foreach (var stage in tuned.CompressionStages) output.WriteLine(stage.Name);
+        foreach (var stage in tuned.CompressionStages) output.WriteLine($"{stage.Name} {stage.Training?.Summary()}");
         Assert.Equal(["channels", "fine-tuned"], tuned.CompressionStages.Select(s => s.Name.Split(' ')[0]));
         Assert.True(accuracy >= float32 - 0.005, $"pruned and fine-tuned {accuracy:P2} against float32 {float32:P2}");
     }

@@ -127,6 +127,28 @@ public class ChannelPruningTests(ITestOutputHelper output)
         Assert.Equal(2 * 36 * 9 + 3 * 18 + 3 * 3, MultiplyAdds.Total(pruned));
     }
 
+    /// <summary>
+    /// The Taylor estimate of a channel that nothing downstream reads (its filter zero, its readers' weights zero) is
+    /// exactly zero: no weight times gradient survives. Every channel read with nonzero weights counts.
+    /// </summary>
+    [Fact]
+    public void TaylorImportanceIsZeroForChannelsTheLossDoesNotSee()
+    {
+        var b = new OnnxBuilder().Input("x", 1, 1, 8, 8).Output("y");
+        Conv(b, "conv", "x", "c", [4, 1, 3, 3], 5, zeroRows: [1, 2]);
+        b.Node("Relu", ["c"], ["r"]).Node("Flatten", ["r"], ["f"])
+            .Initializer("f1.w", [3, 144], Weights([3, 144], 6, zeroColumns: [1, 2], columnInner: 36)).Initializer("f1.b", [3], OnnxBuilder.Random(3, 7))
+            .Node("Gemm", ["f", "f1.w", "f1.b"], ["y"], ("transB", 1L)).NamedLast("f1");
+        var graph = ModelCompiler.Prepare(new CompileOptions { ModelPath = b.Save() });
+        var groups = ChannelDependencies.Analyze(graph).Groups.Where(g => g.Prunable).ToList();
+        var samples = OnnxBuilder.Random(16 * 64, 9);
+        var data = new Compiler.Training.TrainingSet(new Compiler.Data.DataSet([new Compiler.Data.DataInput("x", [1, 1, 8, 8])], [samples], 16), [.. Enumerable.Range(0, 16).Select(i => (long)(i % 3))]);
+        var importance = ChannelPruning.TaylorImportance(graph, groups, data)[Assert.Single(groups).Id];
+        Assert.Equal(0, importance[1]);
+        Assert.Equal(0, importance[2]);
+        Assert.True(importance[0] > 0 && importance[3] > 0, string.Join(", ", importance));
+    }
+
     /// <summary>Depthwise convolutions go with their input's channels: their filters, biases and group shrink, and the next pointwise layer's inputs.</summary>
     [Fact]
     public void DepthwiseChainsFollowTheirInputChannels()
