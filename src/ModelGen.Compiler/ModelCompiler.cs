@@ -47,7 +47,7 @@ public sealed record CompileOptions
     public TimeSpan? TrainingTimeLimit { get; init; }
     /// <summary>Pruning (--pruning): the share of the fully connected and convolution weights removed, above 0 and below 1; null: none.</summary>
     public double? Pruning { get; init; }
-    /// <summary>PruningKind (--pruning-kind): unstructured (default), unstructured-sensitive, 2:4, 1:4 or 4:8 (Compress.PruningKind).</summary>
+    /// <summary>PruningKind (--pruning-kind): unstructured (default), unstructured-sensitive, 2:4, 1:4, 4:8 or channels (Compress.PruningKind).</summary>
     public string? PruningKind { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }

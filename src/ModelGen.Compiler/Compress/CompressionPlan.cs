@@ -86,7 +86,9 @@ public sealed record CompressionPlan
     {
         var passes = new List<ICompressionPass>();
         // With fine-tuning, pruning is gradual inside it (FineTunePass); without, one-shot.
-        if (Pruning is double sparsity && FineTune is null)
+        if (Pruning is double share && PruningKind.Pattern == PruningPattern.Channels)
+            passes.Add(new ChannelPruningPass(share)); // one-shot; fine-tuning, when asked, trains the smaller model
+        else if (Pruning is double sparsity && FineTune is null)
             passes.Add(new PruningPass(PruningKind, sparsity, refit: CalibrationPath is not null));
         if (FineTune is not null)
             passes.Add(new Training.FineTunePass(FineTune));
@@ -130,6 +132,9 @@ public sealed class PassContext(CompressionPlan plan, IProgress<CompileProgress>
 
     /// <summary>What the pass that just ran trained, for the pipeline to record on its stage (set by training passes).</summary>
     public Training.TrainingResult? Trained { get; set; }
+
+    /// <summary>The graph before a structural stage changed its shape (channel pruning), for fine-tuning's teacher.</summary>
+    public Graph? Original { get; set; }
 
     /// <summary>The calibration data for the graph's inputs; null when the plan names none.</summary>
     public DataSet? Calibration(Graph graph) => Plan.CalibrationPath is null ? null

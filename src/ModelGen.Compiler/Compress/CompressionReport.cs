@@ -167,6 +167,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         if (options.Pruning is null && string.IsNullOrWhiteSpace(options.PruningKind)) return null;
         var plan = CompressionPlan.Parse(options);
         if (plan.Pruning is not double sparsity) return null;
+        if (plan.PruningKind.Pattern == PruningPattern.Channels)
+            return FormattableString.Invariant($"{sparsity * 100:0.#}% of the channels pruned, {MultiplyAdds.Total(compressed):N0} multiply-adds");
         var weights = MagnitudePruning.PrunableWeights(compressed).Select(w => compressed[w.Weight].Constant!.Floats).ToList();
         double zero = weights.Sum(w => (long)w.Count(v => v == 0)) / (double)Math.Max(1, weights.Sum(w => (long)w.Length));
         return FormattableString.Invariant($"{PruningPass.Describe(plan.PruningKind, sparsity)}, {zero * 100:F1}% of the convolution and fully connected weights zero");

@@ -1,13 +1,14 @@
 namespace ModelGen.Compiler.Compress;
 
-/// <summary>Where pruning may remove weights: anywhere in a layer, or at most M − N in each group of M consecutive columns of a row.</summary>
-public enum PruningPattern { Unstructured, NOfM }
+/// <summary>Where pruning may remove weights: anywhere in a layer, at most M − N in each group of M consecutive columns of a row, or whole output channels (<see cref="ChannelPruningPass"/>).</summary>
+public enum PruningPattern { Unstructured, NOfM, Channels }
 
 /// <summary>
 /// A PruningKind value (<c>--pruning-kind</c>): the pattern of the removed weights and how the share of each layer is
 /// chosen. unstructured: one magnitude threshold over every prunable layer; unstructured-sensitive: each layer its own
 /// share, chosen from its measured sensitivity on the calibration data (<see cref="PruningSensitivity"/>); N:M: in each
-/// row, each group of M consecutive columns keeps its N largest magnitudes, so the pattern fixes the amount.
+/// row, each group of M consecutive columns keeps its N largest magnitudes, so the pattern fixes the amount; channels: the
+/// share of each layer's output channels (neurons) with the least importance go, and the graph shrinks.
 /// </summary>
 public sealed record PruningKind(string Name, PruningPattern Pattern, int N = 0, int M = 0, bool BySensitivity = false)
 {
@@ -21,6 +22,7 @@ public sealed record PruningKind(string Name, PruningPattern Pattern, int N = 0,
         new("2:4", PruningPattern.NOfM, 2, 4),
         new("1:4", PruningPattern.NOfM, 1, 4),
         new("4:8", PruningPattern.NOfM, 4, 8),
+        new("channels", PruningPattern.Channels),
     ];
 
     /// <summary>N:M: the share of the weights the pattern removes from the layers it applies to (2:4: 0.5).</summary>

@@ -91,14 +91,14 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
         // The original model is the teacher when there are no labels: its outputs computed once, before training changes
         // anything; with augmentation it runs on each augmented batch (a model built now keeps the original weights).
         var teacher = data.Labels is not null ? null
-            : settings.Augmentation.IsOff ? TeacherOutputs(graph, data) : Teacher.FromModel(TrainableModel.Build(graph));
+            : settings.Augmentation.IsOff ? TeacherOutputs(context.Original ?? graph, data) : Teacher.FromModel(TrainableModel.Build(context.Original ?? graph));
         var options = new TrainingOptions
         {
             Epochs = settings.Epochs, LearningRate = settings.LearningRate, Seed = (ulong)settings.Seed, TimeLimit = settings.TimeLimit,
             Patience = FineTuneSettings.Patience, Augmentation = settings.Augmentation,
         };
         var progress = context.Progress is { } sink ? new Progress(sink, quantized.Count > 0) : null;
-        var result = context.Plan.Pruning is double sparsity
+        var result = context.Plan.Pruning is double sparsity && context.Plan.PruningKind.Pattern != Compress.PruningPattern.Channels
             ? PruneGradually(model, Compress.PruningPass.Target(graph, context.Plan.PruningKind, sparsity, context), data, options, teacher, progress)
             : Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
         settings.Cancellation.ThrowIfCancellationRequested();
