@@ -95,8 +95,8 @@ internal static class ConvLowering
     /// <summary>
     /// A pruned Conv stored sparse (Compress.SparseConvStorage; SparseConvEmitter): the kept values (float32, padding
     /// entries included), the index stream (SparseConvStorage.IndexStream) and, unstructured, each row's entry count
-    /// (int16), then the bias. Scratch: a row's decoded entries (input offsets and values), and with pads the zero-padded
-    /// input channels of one group.
+    /// (int16), then the bias. Scratch: for a kernel of more than one tap, each column's input offset (made once a call),
+    /// and with pads the zero-padded input channels of one group.
     /// </summary>
     static void LowerSparse(Node node, ILowering lowering, Compress.SparseWeights sparse, WindowGeometry geo, int group, int[] x)
     {
@@ -115,8 +115,8 @@ internal static class ConvLowering
             inputs.Add(lowering.Embed(node.Inputs[1] + ".counts", [sparse.Rows], TensorElement.Int16, counts));
         }
         if (node.HasInput(2)) inputs.Add(lowering.Tensor(node.Inputs[2]));
-        int widest = Enumerable.Range(0, sparse.Rows).Max(r => sparse.RowStarts[r + 1] - sparse.RowStarts[r]);
-        var outputs = new List<int> { lowering.Tensor(node.Outputs[0]), lowering.Temporary(node.Name + ".entries", [2 * Math.Max(1, widest)]) };
+        var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
+        if (geo.KernelH * geo.KernelW > 1) outputs.Add(lowering.Temporary(node.Name + ".offsets", [sparse.Columns]));
         if (geo.HasPadding)
             outputs.Add(lowering.Temporary(node.Name + ".padded", [x[1] / group * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight)]));
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, [.. inputs], [.. outputs]);

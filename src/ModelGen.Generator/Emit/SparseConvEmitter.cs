@@ -7,10 +7,11 @@ namespace ModelGen.Generator.Emit;
 
 /// <summary>
 /// A pruned Conv with sparse weights (<see cref="ConvMethod.Sparse"/>, docs/artifact-format.md): each output channel
-/// sums only its kept taps. Per output channel, its entries are decoded once a call into scratch (each kept tap's
-/// offset in the input and its value; padding entries dropped); then a tile of output columns is summed in vector
-/// registers, one broadcast weight times one contiguous load of input per tap and vector, as the implicit GEMM does
-/// but one output channel at a time (the channels' taps differ). The input is read in place, or zero-padded into
+/// sums only its stored entries. A tile of output columns is summed in vector registers, one broadcast weight times
+/// one contiguous load of input per entry and vector, as the implicit GEMM does but one output channel at a time (the
+/// channels' taps differ). Each entry's index is decoded where it is used, in the tile's loop: its few scalar
+/// operations run beside the vector multiply-adds (decoding every row into scratch first, a pass of its own, cost
+/// LeNet-5's conv2 more than its multiply-adds). A column becomes an input offset through a table made once a call. The input is read in place, or zero-padded into
 /// scratch once per group when the convolution has pads, so every tap of every output is one offset from its
 /// output's position. A pointwise convolution's output plane is one long row.
 /// </summary>
@@ -54,32 +55,40 @@ internal static class SparseConvEmitter
             y.Shape.Length == 4 ? y.Shape[2] : 1, y.Shape[y.Shape.Length - 1], kernel[0], kernel[1], s[0], s[1], d[0], d[1], p, conv.Group);
         bool counts = !format.IsNOfM;
         bool hasBias = k.Inputs.Length > (counts ? 4 : 3);
-        if (k.Outputs.Length != (g.Padded ? 3 : 2))
-            throw new FormatException($"Conv '{node.Name}': the entries scratch{(g.Padded ? " and the padded input" : "")} expected after y");
+        bool table = g.Taps > 1;
+        if (k.Outputs.Length != 1 + (table ? 1 : 0) + (g.Padded ? 1 : 0))
+            throw new FormatException($"Conv '{node.Name}': {(table ? "the column offsets" : "no column offsets")}{(g.Padded ? " and the padded input" : "")} expected after y");
+        string padded = "y" + (table ? "2" : "1");
         long entries = k.Inputs[1].ElementCount;
         long dense = (long)g.M * g.Cpg * g.Taps;
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{g.M}, {g.Cpg}, {g.KH}, {g.KW}]{(hasBias ? " + b" : "")}; window {g.KH}x{g.KW}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {g.Group}{k.ActName()}.");
         w.Line(format.IsNOfM
             ? $"// Sparse weights, {format.N}:{format.M}: w holds {entries} entries of the {dense} weights (in each group of {format.M} columns of a row, {format.N}), index their positions in the group in {format.IndexBits} bits."
             : $"// Sparse weights, unstructured: w holds {entries} entries of the {dense} weights (padding zeros included), index each one's distance from the row's previous column in {format.IndexBits} bits, counts each row's entries.");
-        w.Line($"// Per output channel, its kept taps decoded into y1 (input offsets, then values); then tiles of output columns, one broadcast weight times a vector of input per tap{(g.Padded ? $"; the input zero-padded into y2 ({g.Cpg}x{g.HP}x{g.WP}) per group" : "")}.");
+        w.Line($"// Per output channel, tiles of output columns summing only its entries: each index decoded where it is used, its column's input offset{(table ? " from y1" : "")}, one broadcast weight times a vector of input{(g.Padded ? $"; the input zero-padded into {padded} ({g.Cpg}x{g.HP}x{g.WP}) per group" : "")}.");
         using var method = k.OpenMethod();
-        var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", entries), ("index", k.Inputs[2].ElementCount), ("y", y.ElementCount), ("y1", k.Outputs[1].ElementCount) };
+        var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", entries), ("index", k.Inputs[2].ElementCount), ("y", y.ElementCount) };
         if (counts) lengths.Add(("counts", g.M));
         if (hasBias) lengths.Add(("b", g.M));
-        if (g.Padded) lengths.Add(("y2", k.Outputs[2].ElementCount));
+        if (table) lengths.Add(("y1", g.Cpg * g.Taps));
+        if (g.Padded) lengths.Add((padded, (long)g.Cpg * g.Plane));
         KernelEmitter.CheckedRefs(w, [.. lengths], ("rx", "x"), ("rw", "w"), ("ri", "index"), ("ry", "y"));
         if (counts) w.Line("ref short rn = ref MemoryMarshal.GetReference(counts);");
         if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
-        if (g.Padded) w.Line("ref float rpad = ref MemoryMarshal.GetReference(y2);");
-        long half = k.Outputs[1].ElementCount / 2;
-        w.Line("// The decoded entries of one output channel: input offsets (as int), then values.");
-        w.Line("ref int ro = ref MemoryMarshal.GetReference(MemoryMarshal.Cast<float, int>(y1));");
-        w.Line($"ref float rk = ref {U}.Add(ref MemoryMarshal.GetReference(y1), {half});");
+        if (g.Padded) w.Line($"ref float rpad = ref MemoryMarshal.GetReference({padded});");
+        if (table)
+        {
+            w.Line($"// The input offset of each column (c, i, j) of a row: c·{g.Plane} + i·{g.DH * g.WP} + j·{g.DW}.");
+            w.Line("ref int ro = ref MemoryMarshal.GetReference(MemoryMarshal.Cast<float, int>(y1));");
+            using (w.For("c", g.Cpg, out string c))
+            using (w.For("i", g.KH, out string i))
+            using (w.For("j", g.KW, out string j))
+                w.Line($"{KernelEmitter.At(U, "ro", Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(c, g.KH), i), g.KW), j))} = {Expr.Sum(Expr.Times(c, g.Plane), Expr.Times(i, g.DH * g.WP), Expr.Times(j, g.DW))};");
+        }
         int perRow = format.IsNOfM ? RowEntries(format, g.Cpg * g.Taps) : 0;
         using (w.For("image", g.N, out string image))
         {
-            w.Line("int ip = 0, vp = 0; // the next row's first index byte and value");
+            w.Line("int ip = 0, vp = 0; // the row's first index byte and value");
             using (w.For("grp", g.Group, out string grp))
             {
                 string xBase = w.IntLocal("xBase", Expr.Times(Expr.Plus(Expr.Times(image, g.C), Expr.Times(grp, g.Cpg)), g.H * g.W));
@@ -92,11 +101,15 @@ internal static class SparseConvEmitter
                 using (w.For("m", g.Mpg, out string m))
                 {
                     string row = w.IntLocal("row", Expr.Plus(Expr.Times(grp, g.Mpg), m));
-                    Decode(w, g, format, row, perRow);
+                    w.Line(format.IsNOfM ? $"const int count = {perRow};" : $"int count = {U}.Add(ref rn, {row});");
+                    w.Line($"ref byte pi = ref {U}.Add(ref ri, ip);");
+                    w.Line($"ref float pv = ref {U}.Add(ref rw, vp);");
                     w.Line($"ref float py = ref {KernelEmitter.At(U, "ry", Expr.Plus(Expr.Times(image, g.M), row), (long)g.OH * g.OW)};");
                     w.Line($"float bias = {(hasBias ? $"{U}.Add(ref rbias, {row})" : "0f")};");
                     var levels = g.SW == 1 ? SimdLadder.Widths(k.Simd).Where(l => g.Columns >= l.Floats).ToList() : [];
-                    SimdLadder.Chain(w, levels, l => EmitLevel(w, g, node, l), () => EmitScalar(w, g, node));
+                    SimdLadder.Chain(w, levels, l => EmitLevel(w, g, node, format, l), () => EmitScalar(w, g, node, format));
+                    w.Line($"ip += (count * {format.IndexBits} + 7) / 8;");
+                    w.Line("vp += count;");
                 }
             }
         }
@@ -119,30 +132,28 @@ internal static class SparseConvEmitter
     }
 
     /// <summary>
-    /// One row's entries into ro/rk: each index read from its bits, the column it names turned into the tap's offset in
-    /// the (padded) input channels of the group, c·plane + i·dH·row + j·dW; padding entries (value 0) left out.
+    /// The loop over a row's entries: entry e's index read from its bits in the row's stream (pi), the column it names
+    /// (unstructured: the running sum of the distances; N:M: its group's first column plus its position), and
+    /// <c>src</c>, the tap's input for the output at <paramref name="at"/>; <paramref name="body"/> then uses the value pv[e].
+    /// Padding entries (value 0) are summed like the others: rare, and a test would cost more than they do.
     /// </summary>
-    static void Decode(CodeWriter w, Geometry g, SparseConvFormat f, string row, int perRow)
+    static void EntryLoop(CodeWriter w, Geometry g, SparseConvFormat f, string at, Action body)
     {
         int bits = f.IndexBits, perByte = 8 / bits, mask = (1 << bits) - 1;
-        w.Line(f.IsNOfM ? $"const int count = {perRow};" : $"int count = {U}.Add(ref rn, {row});");
-        w.Line(f.IsNOfM ? "int kept = 0;" : "int kept = 0, column = -1;");
+        int byteShift = perByte == 4 ? 2 : perByte == 2 ? 1 : 0, bitShift = bits == 2 ? 1 : bits == 4 ? 2 : 3;
+        string read = perByte == 1 ? $"{U}.Add(ref pi, e)" : $"({U}.Add(ref pi, e >> {byteShift}) >> ((e & {perByte - 1}) << {bitShift})) & {mask}";
+        if (!f.IsNOfM) w.Line("int column = -1;");
         using (w.Block("for (int e = 0; e < count; e++)"))
         {
-            string read = perByte == 1 ? $"{U}.Add(ref ri, ip + e)"
-                : $"({U}.Add(ref ri, ip + e / {perByte}) >> (e % {perByte} * {bits})) & {mask}";
-            w.Line(f.IsNOfM ? $"int column = e / {f.N} * {f.M} + ({read});" : $"column += {read};");
-            w.Line($"float value = {U}.Add(ref rw, vp + e);");
-            w.Line("if (value == 0f) continue; // padding");
-            string offset = g.Taps == 1
-                ? Expr.Times("column", g.Plane)
-                : Expr.Sum(Expr.Times($"column / {g.Taps}", g.Plane), Expr.Times($"column % {g.Taps} / {g.KW}", g.DH * g.WP), Expr.Times($"column % {g.KW}", g.DW));
-            w.Line($"{U}.Add(ref ro, kept) = {offset};");
-            w.Line($"{U}.Add(ref rk, kept++) = value;");
+            string group = (f.N & (f.N - 1)) == 0 ? $"(e >> {Log2(f.N)} << {Log2(f.M)})" : $"(int)((uint)e / {f.N}) * {f.M}";
+            w.Line(f.IsNOfM ? $"int column = {group} + ({read});" : $"column += {read};");
+            string offset = g.Taps == 1 ? Expr.Times("column", g.Plane) : $"{U}.Add(ref ro, column)";
+            w.Line($"ref float src = ref {U}.Add(ref {at}, {offset});");
+            body();
         }
-        w.Line($"ip += (count * {bits} + 7) / 8;");
-        w.Line("vp += count;");
     }
+
+    static int Log2(int v) => v <= 1 ? 0 : 1 + Log2(v / 2);
 
     /// <summary>One group's input channels into rpad with zero borders (rpad is arena scratch: the borders are cleared each call).</summary>
     static void PadCopy(CodeWriter w, Geometry g, string xBase)
@@ -162,7 +173,7 @@ internal static class SparseConvEmitter
     /// The output plane in tiles of up to <see cref="TileVectors"/> vectors: along each row (the last vector of a row
     /// overlapping the one before it, the same values stored again), or several whole rows a tile when rows are short.
     /// </summary>
-    static void EmitLevel(CodeWriter w, Geometry g, ArtifactNode node, SimdWidth l)
+    static void EmitLevel(CodeWriter w, Geometry g, ArtifactNode node, SparseConvFormat f, SimdWidth l)
     {
         int width = l.Floats, stripsPerRow = (g.Columns + width - 1) / width;
         int Pos(int q) => Math.Min(q * width, g.Columns - width);
@@ -175,8 +186,8 @@ internal static class SparseConvEmitter
             using (w.For("oy", g.Rows, out string oy))
             {
                 using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * TileVectors * width}; n0 += {TileVectors * width})"))
-                    Tile(w, g, node, l, full, oy, fullTiles > 1 ? "n0" : "0");
-                if (rest.Count > 0) Tile(w, g, node, l, rest, oy, CodeWriter.N(restAt));
+                    Tile(w, g, node, f, l, full, oy, fullTiles > 1 ? "n0" : "0");
+                if (rest.Count > 0) Tile(w, g, node, f, l, rest, oy, CodeWriter.N(restAt));
             }
             return;
         }
@@ -185,12 +196,12 @@ internal static class SparseConvEmitter
         int fullRows = g.Rows / rows * rows;
         if (fullRows > 0)
             using (w.BlockIf(fullRows > rows, $"for (int oy = 0; oy < {fullRows}; oy += {rows})"))
-                Tile(w, g, node, l, Rows(rows), fullRows > rows ? "oy" : "0", "0");
-        if (fullRows < g.Rows) Tile(w, g, node, l, Rows(g.Rows - fullRows), CodeWriter.N(fullRows), "0");
+                Tile(w, g, node, f, l, Rows(rows), fullRows > rows ? "oy" : "0", "0");
+        if (fullRows < g.Rows) Tile(w, g, node, f, l, Rows(g.Rows - fullRows), CodeWriter.N(fullRows), "0");
     }
 
-    /// <summary>One tile: its vectors start at the bias, take every kept tap (broadcast weight × input vector), then the activation and the stores.</summary>
-    static void Tile(CodeWriter w, Geometry g, ArtifactNode node, SimdWidth l, List<Strip> strips, string oy, string n0)
+    /// <summary>One tile: its vectors start at the bias, take every entry of the row (broadcast weight × input vector), then the activation and the stores.</summary>
+    static void Tile(CodeWriter w, Geometry g, ArtifactNode node, SparseConvFormat f, SimdWidth l, List<Strip> strips, string oy, string n0)
     {
         string v = l.V;
         var qs = Enumerable.Range(0, strips.Count).ToArray();
@@ -198,33 +209,41 @@ internal static class SparseConvEmitter
         w.Line($"ref float px = ref {KernelEmitter.At(U, "rp", Expr.Plus(Expr.Times(oy, g.RowStep), n0))};");
         w.Line($"ref float pt = ref {KernelEmitter.At(U, "py", Expr.Plus(Expr.Times(oy, g.Columns), n0))};");
         w.Line(string.Join(" ", qs.Select(q => $"var c{q} = {v}.Create(bias);")));
-        using (w.Block("for (int e = 0; e < kept; e++)"))
+        EntryLoop(w, g, f, "px", () =>
         {
-            w.Line($"var a = {v}.Create({U}.Add(ref rk, e));");
-            w.Line($"ref float src = ref {U}.Add(ref px, {U}.Add(ref ro, e));");
+            w.Line($"var a = {v}.Create({U}.Add(ref pv, e));");
             foreach (int q in qs)
             {
                 string b = $"{v}.LoadUnsafe(ref src, (nuint){CodeWriter.N((long)strips[q].Dy * g.RowStep + strips[q].Dx)})";
                 w.Line(l.Fused ? $"c{q} = {v}.FusedMultiplyAdd(a, {b}, c{q});" : $"c{q} += a * {b};");
             }
-        }
+        });
         if (KernelEmitter.HasActivation(node) && GemmEmitter.VectorActivation(node, v, "c") is not null)
             w.Line(string.Join(" ", qs.Select(q => $"c{q} = {GemmEmitter.VectorActivation(node, v, $"c{q}")};")));
         w.Line(string.Join(" ", qs.Select(q => $"{v}.StoreUnsafe(c{q}, ref pt, (nuint){CodeWriter.N((long)strips[q].Dy * g.Columns + strips[q].Dx)});")));
     }
 
-    /// <summary>No SIMD (or rows narrower than a vector, or a horizontal stride): each output the sum over the kept taps.</summary>
-    static void EmitScalar(CodeWriter w, Geometry g, ArtifactNode node)
+    /// <summary>
+    /// No SIMD (or rows narrower than a vector, or a horizontal stride): the output plane starts at the bias, then each
+    /// entry in turn adds its weight times its tap's input to every output (the entries in the vector tiles' order).
+    /// </summary>
+    static void EmitScalar(CodeWriter w, Geometry g, ArtifactNode node, SparseConvFormat f)
     {
-        bool activate = KernelEmitter.HasActivation(node) && GemmEmitter.VectorActivation(node, "x", "v") is not null;
-        using (w.For("oy", g.OH, out string oy))
-        using (w.For("ox", g.OW, out string ox))
+        w.Line($"for (int i = 0; i < {g.OH * g.OW}; i++) {U}.Add(ref py, i) = bias;");
+        EntryLoop(w, g, f, "rp", () =>
         {
-            w.Line($"ref float src = ref {KernelEmitter.At(U, "rp", Expr.Plus(Expr.Times(oy, g.RowStep), Expr.Times(ox, g.SW)))};");
-            w.Line("float sum = bias;");
-            w.Line($"for (int e = 0; e < kept; e++) sum += {U}.Add(ref rk, e) * {U}.Add(ref src, {U}.Add(ref ro, e));");
-            w.Line("float v = sum;");
-            w.Line($"{KernelEmitter.At(U, "py", Expr.Plus(Expr.Times(oy, g.OW), ox))} = {(activate ? KernelEmitter.Act(node) : "v")};");
+            w.Line($"float a = {U}.Add(ref pv, e);");
+            using (w.For("oy", g.OH, out string oy))
+            using (w.For("ox", g.OW, out string ox))
+                w.Line($"{KernelEmitter.At(U, "py", Expr.Plus(Expr.Times(oy, g.OW), ox))} += a * {KernelEmitter.At(U, "src", Expr.Plus(Expr.Times(oy, g.RowStep), Expr.Times(ox, g.SW)))};");
+        });
+        if (KernelEmitter.HasActivation(node) && GemmEmitter.VectorActivation(node, "x", "v") is not null)
+        {
+            using (w.Block($"for (int i = 0; i < {g.OH * g.OW}; i++)"))
+            {
+                w.Line($"float v = {U}.Add(ref py, i);");
+                w.Line($"{U}.Add(ref py, i) = {KernelEmitter.Act(node)};");
+            }
         }
     }
 }
