@@ -15,23 +15,28 @@ public sealed record SparseConvForm(SparseWeights Weights) : LayerForm;
 /// <para>
 /// The rule: sparse where it is smaller and faster. Smaller: <see cref="SparseWeights.Bytes"/> below the dense float32
 /// bytes. Faster: the sparse kernel (SparseConvEmitter) does one load of input per multiply-add, where the dense
-/// kernels' register tiles share each load between 4 to 6 output channels; on the AMD EPYC (Zen 3, AVX2) it measured
-/// level with the dense implicit GEMM on LeNet-5's conv2 at about 70% of the weights kept (docs/implementation-notes.md),
-/// so a layer goes sparse at <see cref="MaxKeptShare"/> or less. Depthwise convolutions stay dense (a filter of 9 taps
+/// kernels' register tiles share each load between 4 to 6 output channels, so a kept weight costs it 1.5 to 1.8 times
+/// what a dense weight costs the dense kernel. On the AMD EPYC (Zen 3, AVX2) it drew level with the dense implicit GEMM
+/// on LeNet-5's conv2 shape at about 56% of the weights kept (1.14x faster at 50%, 0.91x at 60%), and with the dense GEMM of a pointwise convolution (the
+/// CNN's pw2 shape) at about 75-80% (SparseConvBench; docs/implementation-notes.md): a layer goes sparse at
+/// <see cref="MaxKeptShare"/> kept or less, <see cref="MaxKeptSharePointwise"/> for a kernel of one tap. Depthwise convolutions stay dense (a filter of 9 taps
 /// has little to skip, and their kernels are bound by memory, not arithmetic), and so do horizontal strides other
 /// than 1 (the sparse kernel's vectors are contiguous output columns, which then read strided input).
 /// </para>
 /// </summary>
 public static class SparseConvStorage
 {
-    /// <summary>Kept share (stored nonzero weights over all) at or below which the sparse kernel is faster than the dense one.</summary>
-    public const double MaxKeptShare = 0.6;
+    /// <summary>Kept share (nonzero weights over all) at or below which the sparse kernel is faster than the dense one, for kernels of more than one tap.</summary>
+    public const double MaxKeptShare = 0.56;
+
+    /// <summary>As <see cref="MaxKeptShare"/>, for 1x1 kernels (the dense GEMM over a pointwise convolution's input reuses less).</summary>
+    public const double MaxKeptSharePointwise = 0.75;
 
     /// <summary>Entries a row of unstructured storage may hold: its count is an int16.</summary>
     const int MaxRowEntries = short.MaxValue;
 
     /// <summary>The sparse weights of <paramref name="node"/> if it should be emitted sparse; null to keep it dense.</summary>
-    public static SparseWeights? Choose(Graph graph, Node node)
+    public static SparseWeights? Choose(Graph graph, Node node, double? maxKeptShare = null)
     {
         if (node.OpType != "Conv" || node.Form is not Float32Form || !node.HasInput(1) || graph[node.Inputs[1]].Constant is not { Type: ElementType.Float32 } weight) return null;
         var x = graph[node.Inputs[0]].Shape;
@@ -42,7 +47,8 @@ public static class SparseConvStorage
         if (depthwise || geo.StrideW != 1) return null;
         int rows = weight.Shape[0], columns = (int)(weight.Count / rows);
         var best = Candidates(weight.Floats, rows, columns).MinBy(s => s.Bytes(4));
-        if (best is null || best.Entries == 0 || best.Kept > MaxKeptShare * weight.Count || best.Bytes(4) >= weight.Count * 4L) return null;
+        double limit = maxKeptShare ?? (geo.KernelH * geo.KernelW == 1 ? MaxKeptSharePointwise : MaxKeptShare);
+        if (best is null || best.Entries == 0 || best.Kept > limit * weight.Count || best.Bytes(4) >= weight.Count * 4L) return null;
         return best;
     }
 
@@ -106,8 +112,11 @@ public static class SparseConvStorage
     public static SparseWeights? Of(Node node) => (node.Form as SparseConvForm)?.Weights;
 }
 
-/// <summary>The last stage when the plan prunes: pruned convolutions in float32 go sparse where <see cref="SparseConvStorage.Choose"/> says it pays.</summary>
-public sealed class SparseConvStoragePass : ICompressionPass
+/// <summary>
+/// The last stage when the plan prunes: pruned convolutions in float32 go sparse where <see cref="SparseConvStorage.Choose"/>
+/// says it pays (<paramref name="maxKeptShare"/>: one limit for every layer instead, for the measurement that sets the defaults).
+/// </summary>
+public sealed class SparseConvStoragePass(double? maxKeptShare = null) : ICompressionPass
 {
     public string Name => "sparse storage (convolutions)";
     public CompressionStageOrder Stage => CompressionStageOrder.SparseStorage;
@@ -115,6 +124,6 @@ public sealed class SparseConvStoragePass : ICompressionPass
     public void Apply(Graph graph, PassContext context)
     {
         foreach (var node in graph.Nodes)
-            if (SparseConvStorage.Choose(graph, node) is { } sparse) node.Form = new SparseConvForm(sparse);
+            if (SparseConvStorage.Choose(graph, node, maxKeptShare) is { } sparse) node.Form = new SparseConvForm(sparse);
     }
 }

@@ -63,11 +63,11 @@ internal static class SparseConvModels
     }
 
     /// <summary>The model compiled with only the sparse storage pass (its weights pruned already), and the graph it was built from.</summary>
-    public static (ModelArtifact Artifact, Graph Graph) Compile(string path, string className, string simd = "auto")
+    public static (ModelArtifact Artifact, Graph Graph) Compile(string path, string className, string simd = "auto", double? maxKeptShare = null)
     {
         var options = new CompileOptions { ModelPath = path, ClassName = className, Namespace = "Sparse.Conv", Simd = simd };
         var graph = ModelCompiler.Normalized(options);
-        CompressionPipeline.Run(graph, [new SparseConvStoragePass()], new PassContext(CompressionPlan.Parse(options), null));
+        CompressionPipeline.Run(graph, [new SparseConvStoragePass(maxKeptShare)], new PassContext(CompressionPlan.Parse(options), null));
         return (ModelCompiler.Compile(options, graph, out _), graph);
     }
 
