@@ -19,8 +19,11 @@ internal static class SparseConvEmitter
 {
     const string U = "Unsafe";
 
-    /// <summary>Vectors of output columns a tile sums at once (accumulators in registers: 8 of the 16 AVX2 ones).</summary>
-    const int TileVectors = 8;
+    /// <summary>
+    /// Vectors of output columns a tile sums at once, as many accumulators as the implicit GEMM keeps: 12 of 16 vector
+    /// registers, 24 of 32 with AVX-512 (the rest for the broadcast weight and a load); an entry's decoding is shared by more multiply-adds.
+    /// </summary>
+    static int TileVectors(SimdWidth l) => l.Bits == 512 ? 24 : 12;
 
     sealed record Geometry(int N, int C, int H, int W, int M, int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW, int[] Pads, int Group)
     {
@@ -170,28 +173,29 @@ internal static class SparseConvEmitter
     }
 
     /// <summary>
-    /// The output plane in tiles of up to <see cref="TileVectors"/> vectors: along each row (the last vector of a row
+    /// The output plane in tiles of up to <see cref="TileVectors"/>(l) vectors: along each row (the last vector of a row
     /// overlapping the one before it, the same values stored again), or several whole rows a tile when rows are short.
     /// </summary>
     static void EmitLevel(CodeWriter w, Geometry g, ArtifactNode node, SparseConvFormat f, SimdWidth l)
     {
+        int nv = TileVectors(l);
         int width = l.Floats, stripsPerRow = (g.Columns + width - 1) / width;
         int Pos(int q) => Math.Min(q * width, g.Columns - width);
-        if (stripsPerRow >= TileVectors)
+        if (stripsPerRow >= nv)
         {
-            int fullTiles = g.Columns / width / TileVectors;
-            var full = Enumerable.Range(0, TileVectors).Select(q => new Strip(0, q * width)).ToList();
-            int restAt = Pos(fullTiles * TileVectors);
-            var rest = Enumerable.Range(fullTiles * TileVectors, stripsPerRow - fullTiles * TileVectors).Select(q => new Strip(0, Pos(q) - restAt)).ToList();
+            int fullTiles = g.Columns / width / nv;
+            var full = Enumerable.Range(0, nv).Select(q => new Strip(0, q * width)).ToList();
+            int restAt = Pos(fullTiles * nv);
+            var rest = Enumerable.Range(fullTiles * nv, stripsPerRow - fullTiles * nv).Select(q => new Strip(0, Pos(q) - restAt)).ToList();
             using (w.For("oy", g.Rows, out string oy))
             {
-                using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * TileVectors * width}; n0 += {TileVectors * width})"))
+                using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * nv * width}; n0 += {nv * width})"))
                     Tile(w, g, node, f, l, full, oy, fullTiles > 1 ? "n0" : "0");
                 if (rest.Count > 0) Tile(w, g, node, f, l, rest, oy, CodeWriter.N(restAt));
             }
             return;
         }
-        int rows = Math.Max(1, TileVectors / stripsPerRow);
+        int rows = Math.Max(1, nv / stripsPerRow);
         List<Strip> Rows(int count) => [.. Enumerable.Range(0, count).SelectMany(dy => Enumerable.Range(0, stripsPerRow).Select(q => new Strip(dy, Pos(q))))];
         int fullRows = g.Rows / rows * rows;
         if (fullRows > 0)

@@ -11,7 +11,7 @@ namespace ModelGen.Tests.Pruning;
 /// Sparse convolutions (SparseConvEmitter) against the reference evaluator (within 1e-4) and ONNX Runtime on the same
 /// pruned float weights, at the widest SIMD, Vector128 only and scalar (eng/test.sh reruns this class with the wider
 /// instruction sets switched off): odd sizes, pads, strides, dilations, groups, 1xk and kx1 kernels, fused
-/// activations, empty output channels, N:M rows with a short last group, a 1-D convolution; then pruned LeNet-5 and
+/// activations, empty output channels, N:M rows with a short last group, a batch of 2, a 1-D convolution; then pruned LeNet-5 and
 /// the depthwise-separable test CNN.
 /// </summary>
 public sealed class SparseConvConformanceTests
@@ -33,6 +33,7 @@ public sealed class SparseConvConformanceTests
         ["WideRows"] = new([1, 2, 5, 70], [3, 2, 3, 3], [("pads", new[] { 1, 1, 1, 1 })], "0.6"),
         ["EightBitIndices"] = new([1, 32, 6, 6], [4, 32, 3, 3], [], "0.97", Format: "unstructured-8"),
         ["NarrowOutput"] = new([1, 2, 3, 3], [3, 2, 2, 2], [], "0.5"),
+        ["Batch2Groups2"] = new([2, 4, 6, 7], [4, 2, 3, 3], [("group", 2), ("pads", new[] { 1, 1, 1, 1 })], "0.5"),
         ["OneDimensional"] = new([1, 4, 20], [6, 4, 3], [("pads", new[] { 1, 1 })], "2:4"),
     };
 

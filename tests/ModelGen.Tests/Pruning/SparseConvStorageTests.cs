@@ -71,5 +71,9 @@ public sealed class SparseConvStorageTests
         // The sparse attributes survive the artifact's text form.
         var read = ArtifactText.Read(ArtifactText.Write(artifact));
         Assert.Equal(SparseConvModels.SparseConvs(artifact).Select(n => n.Conv), SparseConvModels.SparseConvs(read).Select(n => n.Conv));
+        // A sparse method names its format, and only a valid one.
+        Assert.Throws<FormatException>(() => new ConvAttributes(1, ConvMethod.Sparse));
+        Assert.Throws<FormatException>(() => SparseConvFormat.NOfM(4, 4));
+        Assert.Throws<FormatException>(() => SparseConvFormat.Unstructured(2));
     }
 }
