@@ -107,4 +107,22 @@ public sealed class SparseConvConformanceTests
             }
         }
     }
+
+    [Fact]
+    public void OneShotPruningThroughThePlanEmitsSparseConvolutions()
+    {
+        // --pruning 0.92 on LeNet-5: magnitude pruning, then the sparse storage stage; the convolutions it made sparse run as the evaluator says.
+        var options = new CompileOptions { ModelPath = TestData.Mnist("lenet5.onnx"), ClassName = "Pruned92", Namespace = "Sparse.Plan", Pruning = 0.92 };
+        var artifact = ModelCompiler.Compile(options, out var graph);
+        Assert.Equal("sparse storage (convolutions)", graph.CompressionStages[^1].Name);
+        Assert.NotEmpty(SparseConvModels.SparseConvs(artifact));
+        Assert.True(graph.CompressionStages[^1].WeightBytes < graph.CompressionStages[^2].WeightBytes);
+        var models = GeneratedModels.Build(artifact);
+        var (digits, _) = TestData.ReadNpy(TestData.Mnist("calibration-256.npy"));
+        var x = digits.AsSpan(0, 784).ToArray();
+        var expected = ReferenceEvaluator.Run(graph, new Dictionary<string, TensorData> { [graph.Inputs[0]] = new([1, 1, 28, 28], x) })[graph.Outputs[0]].Floats;
+        var y = new float[expected.Length];
+        models.Run(artifact, [x], [y]);
+        Tolerance.AssertClose(expected, y, "LeNet-5 pruned 92%");
+    }
 }
