@@ -14,6 +14,53 @@ public enum ConvMethod
     Depthwise,
     /// <summary>Horizontal stride 1: the GEMM's register tile with its vectors loaded from the (zero-padded) input, no patches.</summary>
     ImplicitGemm,
+    /// <summary>Pruned weights stored sparse (<see cref="ConvAttributes.Sparse"/>): each output channel sums only its kept taps.</summary>
+    Sparse,
+}
+
+/// <summary>
+/// The storage of a sparse convolution's weights (<c>sparse=</c>): <c>unstructured-4</c> or <c>unstructured-8</c> (relative
+/// column indices of 4 or 8 bits, padding entries of value 0 where a gap is wider), or <c>N:M</c> (N entries in each
+/// group of M columns, their positions in the group in 2 bits for M = 4, else 4 bits). docs/artifact-format.md, Conv.
+/// </summary>
+public sealed class SparseConvFormat : IEquatable<SparseConvFormat>
+{
+    SparseConvFormat(int n, int m, int indexBits)
+    {
+        N = n; M = m; IndexBits = indexBits;
+    }
+
+    /// <summary>Unstructured with relative indices of <paramref name="indexBits"/> bits (4 or 8).</summary>
+    public static SparseConvFormat Unstructured(int indexBits) =>
+        indexBits is 4 or 8 ? new SparseConvFormat(0, 0, indexBits) : throw new FormatException($"relative indices are 4 or 8 bits, not {indexBits}");
+
+    /// <summary>N:M, 1 ≤ N &lt; M, M of 4, 8 or 16.</summary>
+    public static SparseConvFormat NOfM(int n, int m) =>
+        m is 4 or 8 or 16 && n >= 1 && n < m ? new SparseConvFormat(n, m, m == 4 ? 2 : 4) : throw new FormatException($"N:M needs M of 4, 8 or 16 and 1 ≤ N < M, not {n}:{m}");
+
+    /// <summary>Whether the entries are N:M (else unstructured: each row's entry count in an int16 input).</summary>
+    public bool IsNOfM => M > 0;
+    public int N { get; }
+    public int M { get; }
+    /// <summary>Bits per stored index.</summary>
+    public int IndexBits { get; }
+
+    internal static SparseConvFormat Parse(string text)
+    {
+        if (text == "unstructured-4") return Unstructured(4);
+        if (text == "unstructured-8") return Unstructured(8);
+        int colon = text.IndexOf(':');
+        if (colon > 0) return NOfM(ArtifactText.ParseInt(text.Substring(0, colon)), ArtifactText.ParseInt(text.Substring(colon + 1)));
+        throw new FormatException($"unknown sparse format '{text}'");
+    }
+
+    public override string ToString() => IsNOfM ? ArtifactText.Int(N) + ":" + ArtifactText.Int(M) : "unstructured-" + ArtifactText.Int(IndexBits);
+
+    public bool Equals(SparseConvFormat? other) => other is not null && N == other.N && M == other.M && IndexBits == other.IndexBits;
+
+    public override bool Equals(object? obj) => Equals(obj as SparseConvFormat);
+
+    public override int GetHashCode() => (N * 31 + M) * 31 + IndexBits;
 }
 
 /// <summary>
@@ -24,16 +71,19 @@ public enum ConvMethod
 /// </summary>
 public sealed class ConvAttributes : IEquatable<ConvAttributes>
 {
-    public ConvAttributes(int group, ConvMethod method = ConvMethod.Direct, bool int8Weights = false)
+    public ConvAttributes(int group, ConvMethod method = ConvMethod.Direct, bool int8Weights = false, SparseConvFormat? sparse = null)
     {
         if (group < 1) throw new FormatException($"group {group} is not positive");
-        Group = group; Method = method; Int8Weights = int8Weights;
+        if ((method == ConvMethod.Sparse) != (sparse is not null)) throw new FormatException("a sparse Conv, and only it, names its sparse format");
+        Group = group; Method = method; Int8Weights = int8Weights; Sparse = sparse;
     }
 
     public int Group { get; }
     public ConvMethod Method { get; }
     /// <summary>The weights are int8 with a float32 scale per output channel (widened into scratch each call).</summary>
     public bool Int8Weights { get; }
+    /// <summary>The storage of a sparse convolution's weights (inputs x, values, indices, [row counts,] b); null for the others.</summary>
+    public SparseConvFormat? Sparse { get; }
 
     /// <summary>The kernel kinds that have these attributes.</summary>
     public static bool Has(KernelKind kind) => kind is KernelKind.Conv or KernelKind.ConvInt8;
@@ -46,20 +96,24 @@ public sealed class ConvAttributes : IEquatable<ConvAttributes>
             "gemm" => ConvMethod.Gemm,
             "depthwise" => ConvMethod.Depthwise,
             "implicit-gemm" => ConvMethod.ImplicitGemm,
+            "sparse" => ConvMethod.Sparse,
             _ => throw new FormatException($"unknown Conv method '{m}'"),
         };
         bool int8 = attributes.TryGetValue("weights", out string? w) && (w == "int8" ? true : throw new FormatException($"unknown Conv weights '{w}'"));
-        return new ConvAttributes(group, method, int8);
+        var sparse = method != ConvMethod.Sparse ? null : attributes.TryGetValue("sparse", out string? f) ? SparseConvFormat.Parse(f) : throw new FormatException("missing attribute 'sparse'");
+        return new ConvAttributes(group, method, int8, sparse);
     }
 
     internal void WriteTo(IDictionary<string, string> attributes)
     {
         attributes["group"] = ArtifactText.Int(Group);
-        if (Method != ConvMethod.Direct) attributes["method"] = Method switch { ConvMethod.Gemm => "gemm", ConvMethod.ImplicitGemm => "implicit-gemm", _ => "depthwise" };
+        if (Method != ConvMethod.Direct) attributes["method"] = Method switch { ConvMethod.Gemm => "gemm", ConvMethod.ImplicitGemm => "implicit-gemm", ConvMethod.Sparse => "sparse", _ => "depthwise" };
+        if (Sparse is not null) attributes["sparse"] = Sparse.ToString();
         if (Int8Weights) attributes["weights"] = "int8";
     }
 
-    public bool Equals(ConvAttributes? other) => other is not null && Group == other.Group && Method == other.Method && Int8Weights == other.Int8Weights;
+    public bool Equals(ConvAttributes? other) => other is not null && Group == other.Group && Method == other.Method && Int8Weights == other.Int8Weights
+        && Equals(Sparse, other.Sparse);
 
     public override bool Equals(object? obj) => Equals(obj as ConvAttributes);
 

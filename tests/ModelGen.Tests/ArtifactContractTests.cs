@@ -45,7 +45,8 @@ public sealed class ArtifactContractTests
         Assert.Equal(artifact.Nodes.Select(n => n.Conv), read.Nodes.Select(n => n.Conv));
     }
 
-    public static TheoryData<ConvAttributes> ConvForms => [new(1), new(4, ConvMethod.Depthwise), new(2, ConvMethod.Gemm, int8Weights: true), new(1, int8Weights: true)];
+    public static TheoryData<ConvAttributes> ConvForms => [new(1), new(4, ConvMethod.Depthwise), new(2, ConvMethod.Gemm, int8Weights: true), new(1, int8Weights: true),
+        new(1, ConvMethod.Sparse, sparse: SparseConvFormat.Unstructured(4)), new(2, ConvMethod.Sparse, sparse: SparseConvFormat.NOfM(2, 4))];
 
     [Theory]
     [MemberData(nameof(ConvForms))]
@@ -53,7 +54,7 @@ public sealed class ArtifactContractTests
     {
         var artifact = ModelCompiler.Compile(new CompileOptions { ModelPath = SmallCnn("contract-conv"), ClassName = "Net", Namespace = "Contract" });
         var conv = artifact.Nodes.First(n => n.Kernel == KernelKind.Conv);
-        foreach (var key in new[] { "group", "method", "weights" }) conv.Attributes.Remove(key);
+        foreach (var key in new[] { "group", "method", "weights", "sparse" }) conv.Attributes.Remove(key);
         conv.SetConv(form);
         var read = ArtifactText.Read(ArtifactText.Write(artifact));
         Assert.Equal(form, read.Nodes[artifact.Nodes.IndexOf(conv)].Conv);

@@ -23,6 +23,11 @@ internal static class ConvLowering
             LowerInt8(node, lowering, int8, geo, group, x, y);
             return;
         }
+        if (Compress.SparseConvStorage.Of(node) is { } sparse)
+        {
+            LowerSparse(node, lowering, sparse, geo, group, x);
+            return;
+        }
         // A GEMM (weights [M, K] times the input's patches [K, N]) wherever there is SIMD, but for
         // depthwise convolutions with unit stride, which the direct kernel does row by row. The
         // patches need a scratch matrix unless the convolution is 1x1 with unit stride and no pads
@@ -84,6 +89,40 @@ internal static class ConvLowering
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, convInputs, [.. outputs]);
         LoweringParts.Window(n, geo);
         n.SetConv(new ConvAttributes(group, gemm ? ConvMethod.Gemm : implicitGemm ? ConvMethod.ImplicitGemm : depthwise ? ConvMethod.Depthwise : ConvMethod.Direct, int8Weights: q8 is not null));
+        LoweringParts.Activation(n, node);
+    }
+
+    /// <summary>
+    /// A pruned Conv stored sparse (Compress.SparseConvStorage; SparseConvEmitter): the kept values (float32, padding
+    /// entries included), the index stream (SparseConvStorage.IndexStream) and, unstructured, each row's entry count
+    /// (int16), then the bias. Scratch: for a kernel of more than one tap, each column's input offset (made once a call),
+    /// and with pads the zero-padded input channels of one group.
+    /// </summary>
+    static void LowerSparse(Node node, ILowering lowering, Compress.SparseWeights sparse, WindowGeometry geo, int group, int[] x)
+    {
+        var values = new byte[sparse.Entries * 4];
+        for (int i = 0; i < sparse.Entries; i++) System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(values.AsSpan(i * 4), sparse.Values[i]);
+        var inputs = new List<int>
+        {
+            lowering.Tensor(node.Inputs[0]),
+            lowering.Embed(node.Inputs[1], [sparse.Entries], TensorElement.Float32, values),
+            lowering.Embed(node.Inputs[1] + ".index", [checked((int)sparse.IndexBytes)], TensorElement.UInt8, Compress.SparseConvStorage.IndexStream(sparse)),
+        };
+        if (sparse.Pattern == Compress.SparsePattern.Unstructured)
+        {
+            var counts = new byte[sparse.Rows * 2];
+            for (int r = 0; r < sparse.Rows; r++) System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(counts.AsSpan(r * 2), checked((short)(sparse.RowStarts[r + 1] - sparse.RowStarts[r])));
+            inputs.Add(lowering.Embed(node.Inputs[1] + ".counts", [sparse.Rows], TensorElement.Int16, counts));
+        }
+        if (node.HasInput(2)) inputs.Add(lowering.Tensor(node.Inputs[2]));
+        var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
+        if (geo.KernelH * geo.KernelW > 1) outputs.Add(lowering.Temporary(node.Name + ".offsets", [sparse.Columns]));
+        if (geo.HasPadding)
+            outputs.Add(lowering.Temporary(node.Name + ".padded", [x[1] / group * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight)]));
+        var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, [.. inputs], [.. outputs]);
+        LoweringParts.Window(n, geo);
+        var format = sparse.Pattern == Compress.SparsePattern.NOfM ? SparseConvFormat.NOfM(sparse.N, sparse.M) : SparseConvFormat.Unstructured(sparse.IndexBits);
+        n.SetConv(new ConvAttributes(group, ConvMethod.Sparse, sparse: format));
         LoweringParts.Activation(n, node);
     }
 

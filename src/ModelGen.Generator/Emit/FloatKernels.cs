@@ -7,14 +7,20 @@ namespace ModelGen.Generator.Emit;
 internal sealed class ConvKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Conv;
-    public string InputName(ArtifactNode node, int i) =>
-        (KernelEmitter.ConvOf(node).Int8Weights ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
+    public string InputName(ArtifactNode node, int i) => (KernelEmitter.ConvOf(node) switch
+    {
+        { Int8Weights: true } => new[] { "x", "w", "scales", "b" },
+        { Sparse.IsNOfM: true } => new[] { "x", "w", "index", "b" },
+        { Sparse: not null } => new[] { "x", "w", "index", "counts", "b" },
+        _ => new[] { "x", "w", "b" },
+    })[i];
 
     public void Emit(KernelContext k)
     {
         var method = k.Conv.Method;
         if (method == ConvMethod.Gemm) KernelEmitter.ConvGemm(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
         else if (method == ConvMethod.ImplicitGemm) ImplicitGemmEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
+        else if (method == ConvMethod.Sparse) SparseConvEmitter.Emit(k);
         else if (method == ConvMethod.Depthwise) DepthwiseConvEmitter.Emit(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Outputs, k.Simd);
         else
         {
