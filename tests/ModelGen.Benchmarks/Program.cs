@@ -15,6 +15,13 @@ using ModelGen.Tests.Support;
 //     one training epoch (8,000 digits, batch 64, Adam), ours beside PyTorch's (pytorch_epoch.py) with as many threads
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- prune [name…]
 //     issue 23's pruning recipes: accuracy on the test digits, weight bytes, multiply-adds, latency beside dense float32
+// dotnet run -c Release --project tests/ModelGen.Benchmarks -- sparse-conv
+//     sparse convolution kernels against dense, whole models and single layers at 20% to 90% pruned
+if (args.Length > 0 && args[0] == "sparse-conv")
+{
+    SparseConvBench.Run();
+    return;
+}
 if (args.Length > 0 && args[0] == "prune")
 {
     PruneBenchmark.Run(args);

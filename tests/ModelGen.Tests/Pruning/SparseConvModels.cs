@@ -14,7 +14,7 @@ namespace ModelGen.Tests.Pruning;
 /// Pruned convolution weights made in the test (the N:M mask selection is another part of issue 23: here 2:4 zeroes
 /// the 2 smallest of each group of 4 columns of a row), and models compiled with the sparse storage pass alone.
 /// </summary>
-internal static class SparseConvModels
+public static class SparseConvModels
 {
     /// <summary>Each group of 4 columns of each row keeps its 2 largest magnitudes (a short last group keeps at most 2).</summary>
     public static float[] TwoOfFour(float[] w, int rows)

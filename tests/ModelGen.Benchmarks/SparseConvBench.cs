@@ -3,25 +3,22 @@ using ModelGen.Artifact;
 using ModelGen.Compiler;
 using ModelGen.Tests.Support;
 
-namespace ModelGen.Tests.Pruning;
+using ModelGen.Tests.Pruning;
 
 /// <summary>
 /// The measurements behind issue 23's "2:4 kernels faster than dense" and SparseConvStorage.MaxKeptShare
 /// (docs/implementation-notes.md, Sparse convolutions): LeNet-5 and the depthwise-separable test CNN, dense float32 and
 /// with their convolutions pruned 2:4, 50% and 90%; then single convolutions of LeNet-5's conv2 and the CNN's pw2
 /// shapes forced sparse at 20% to 90% pruned, against dense: where sparse starts to pay. All timed side by side at
-/// batch 1 in one process, best of many interleaved rounds. A harness, not a test: it runs only with
-/// MODELGEN_SPARSE_BENCH=1 (`MODELGEN_SPARSE_BENCH=1 dotnet test tests/ModelGen.Tests -c Release --no-build --filter
-/// SparseConvBench --logger "console;verbosity=detailed"`); `modelgen bench` takes no pruning options yet.
+/// batch 1 in one process, best of many interleaved rounds
+/// (`dotnet run -c Release --project tests/ModelGen.Benchmarks -- sparse-conv`).
 /// </summary>
-public sealed class SparseConvBench(Xunit.Abstractions.ITestOutputHelper output)
+public static class SparseConvBench
 {
-    [Fact]
-    public void SparseAgainstDenseAtBatch1()
+    public static void Run()
     {
-        if (Environment.GetEnvironmentVariable("MODELGEN_SPARSE_BENCH") != "1") return;
         string cpu = File.ReadLines("/proc/cpuinfo").FirstOrDefault(l => l.StartsWith("model name", StringComparison.Ordinal))?.Split(':')[1].Trim() ?? "?";
-        output.WriteLine($"batch 1, best of interleaved rounds, {cpu}, {Environment.ProcessorCount} cores");
+        Console.WriteLine($"batch 1, best of interleaved rounds, {cpu}, {Environment.ProcessorCount} cores");
         string dwsep = Path.Combine(TestData.Root, "tests", "ModelGen.Tests", "Training", "Reference", "dwsep.onnx");
         var models = new List<(string Name, ModelArtifact Artifact)>();
         foreach (var (model, path) in new[] { ("LeNet5", TestData.Mnist("lenet5.onnx")), ("Dwsep", dwsep) })
@@ -48,7 +45,7 @@ public sealed class SparseConvBench(Xunit.Abstractions.ITestOutputHelper output)
 
     static string Tag(string pruning) => pruning.Replace(":", "of").Replace(".", "");
 
-    void Time(List<(string Name, ModelArtifact Artifact)> rows, int inputLength)
+    static void Time(List<(string Name, ModelArtifact Artifact)> rows, int inputLength)
     {
         var models = GeneratedModels.Build([.. rows.Select(r => r.Artifact)]);
         var best = rows.ToDictionary(r => r.Name, _ => double.MaxValue);
@@ -68,6 +65,6 @@ public sealed class SparseConvBench(Xunit.Abstractions.ITestOutputHelper output)
                 if (round >= 5) best[name] = Math.Min(best[name], clock.Elapsed.TotalMicroseconds / Runs);
             }
         foreach (var (name, _) in rows)
-            output.WriteLine($"{name,-16} {best[name],8:F1} µs   ({best[name.Split(' ')[0] + " dense"] / best[name]:F2}x dense)");
+            Console.WriteLine($"{name,-16} {best[name],8:F1} µs   ({best[name.Split(' ')[0] + " dense"] / best[name]:F2}x dense)");
     }
 }
