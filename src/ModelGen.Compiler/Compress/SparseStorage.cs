@@ -9,20 +9,20 @@ namespace ModelGen.Compiler.Compress;
 /// graph keeps its float weights (with the zeros), so the reference evaluator is unchanged: only the storage and
 /// the kernel change, and the kernel multiplies the same numbers in another order.
 /// <para>
-/// The format: N:M when every group of the layer qualifies (1:4, 2:4, 4:8: the smallest that fits), else
-/// unstructured with 4- or 8-bit relative indices (the smaller). The rule that it pays
-/// (<see cref="Pays"/>): fewer bytes, and few enough stored entries that reading them one by one beats the dense
-/// kernel's vector loop (measured: docs/implementation-notes.md, "Sparse fully connected layers").
+/// The format: N:M where every group of the layer qualifies (1:4, 2:4, 4:8), or unstructured with 4- or 8-bit
+/// relative indices (the smaller); the one that pays (<see cref="Pays"/>: fewer bytes, and an estimated time below
+/// dense's from the measured cost of an entry in its kernel) and is fastest by that estimate.
 /// </para>
 /// </summary>
 public static class SparseStorage
 {
     /// <summary>
-    /// The share of the dense weights an unstructured layer may store (entries, padding included) and still run
-    /// faster than the dense kernel, for float32 and for int8 weights. The dense kernels read 8 to 16 weights per
-    /// vector instruction; the sparse one reads an index and a value and gathers one x per entry.
+    /// What a stored entry costs the sparse kernel, in units of what one weight costs the dense kernel (float32 or
+    /// int8 alike), measured at batch 1 on a 300×784 layer (docs/implementation-notes.md, "Sparse fully connected
+    /// layers"): unstructured, one entry at a time (break-even near 16% of the weights stored); N:M with M = 2N, 8
+    /// kept values per AVX2 step (2:4 at 50% ran 1.8 times the dense time); other N:M (1:4), the scalar form.
     /// </summary>
-    public const double UnstructuredFloat32Share = 0.30, UnstructuredInt8Share = 0.30;
+    public const double UnstructuredEntryCost = 6.0, VectorNOfMEntryCost = 3.6, ScalarNOfMEntryCost = 12.0;
 
     /// <summary>N:M patterns tried, the fewest bytes first (1:4 keeps a quarter, 2:4 and 4:8 half).</summary>
     static readonly (int N, int M)[] NOfMPatterns = [(1, 4), (2, 4), (4, 8)];
@@ -44,27 +44,31 @@ public static class SparseStorage
         }
     }
 
-    /// <summary>The sparse form of [rows, columns] weights that pays with values of <paramref name="valueBytes"/> bytes, or null (stay dense).</summary>
+    /// <summary>
+    /// The sparse form of [rows, columns] weights with values of <paramref name="valueBytes"/> bytes that pays, the
+    /// fastest by <see cref="Cost"/> (N:M tried first), or null: stay dense. The candidates: each N:M pattern every
+    /// group fits, and unstructured with 4- or 8-bit relative indices, the fewer bytes.
+    /// </summary>
     public static SparseWeights? Choose(float[] weights, int rows, int columns, int valueBytes)
     {
-        var nOfM = NOfMPatterns.Select(p => SparseWeights.NOfM(weights, rows, columns, p.N, p.M)).FirstOrDefault(s => s is not null);
-        var candidate = nOfM ?? new[] { 4, 8 }.Select(bits => SparseWeights.Unstructured(weights, rows, columns, bits)).MinBy(s => s.Bytes(valueBytes))!;
-        return Pays(candidate, valueBytes) ? candidate : null;
+        var candidates = NOfMPatterns.Select(p => SparseWeights.NOfM(weights, rows, columns, p.N, p.M)).OfType<SparseWeights>().ToList();
+        candidates.Add(new[] { 4, 8 }.Select(bits => SparseWeights.Unstructured(weights, rows, columns, bits)).MinBy(s => s.Bytes(valueBytes))!);
+        return candidates.Where(s => Pays(s, valueBytes)).MinBy(Cost);
     }
 
+    /// <summary>The kernel's estimated time, in dense weights: stored entries times what one costs.</summary>
+    public static double Cost(SparseWeights sparse) => sparse.Entries * (sparse.Pattern == SparsePattern.Unstructured ? UnstructuredEntryCost
+        : sparse.M == 2 * sparse.N ? VectorNOfMEntryCost : ScalarNOfMEntryCost);
+
     /// <summary>
-    /// Sparse storage pays when its bytes are fewer than dense and, unstructured, its entries are at most
-    /// <see cref="UnstructuredFloat32Share"/> of the dense weights (N:M kernels read vectors of kept values and keep
-    /// at most half). Row entry counts are 16-bit, so an unstructured row holds at most 65,535 entries.
+    /// Sparse storage pays when it keeps something, takes fewer bytes than dense and its estimated time
+    /// (<see cref="Cost"/>) is below dense's. Row entry counts are 16-bit, so an unstructured row holds at most 65,535 entries.
     /// </summary>
     public static bool Pays(SparseWeights sparse, int valueBytes)
     {
         long dense = (long)sparse.Rows * sparse.Columns;
-        if (sparse.Kept == 0 || sparse.Bytes(valueBytes) >= dense * valueBytes) return false;
-        if (sparse.Pattern == SparsePattern.NOfM) return true;
-        double share = valueBytes == 4 ? UnstructuredFloat32Share : UnstructuredInt8Share;
-        bool countsFit = Enumerable.Range(0, sparse.Rows).All(r => sparse.RowStarts[r + 1] - sparse.RowStarts[r] <= ushort.MaxValue);
-        return countsFit && sparse.Entries <= share * dense;
+        if (sparse.Kept == 0 || sparse.Bytes(valueBytes) >= dense * valueBytes || Cost(sparse) >= dense) return false;
+        return sparse.Pattern == SparsePattern.NOfM || Enumerable.Range(0, sparse.Rows).All(r => sparse.RowStarts[r + 1] - sparse.RowStarts[r] <= ushort.MaxValue);
     }
 }
 

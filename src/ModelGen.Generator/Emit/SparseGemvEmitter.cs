@@ -12,7 +12,7 @@ namespace ModelGen.Generator.Emit;
 /// <para>
 /// Unstructured: per row the relative indices are walked, four entries a step into four independent
 /// accumulators (the column additions are a short chain, the products are not). Scalar at every SIMD level: the
-/// columns are arbitrary, and one gather per 8 entries did not pay for what it costs to build its indices.
+/// columns are arbitrary (an AVX2 gather path is not tried yet).
 /// N:M: row j holds the same number of entries, at fixed places; with M = 2N (2:4, 4:8) on AVX2 a step decodes
 /// 8 positions into a permutation of the 16 columns of x the step covers, so one FMA takes 8 kept values; the
 /// columns past the last whole step, and every other case, take the scalar form (also unrolled by four).

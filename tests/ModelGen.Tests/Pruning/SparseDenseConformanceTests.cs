@@ -15,7 +15,7 @@ namespace ModelGen.Tests.Pruning;
 /// </summary>
 public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHelper output)
 {
-    /// <summary>The weight patterns: name → (rows, columns, the format expected, how the kept weights are placed).</summary>
+    /// <summary>The weight patterns: name → (rows, columns, the format's text, how the kept weights are placed).</summary>
     static (int Rows, int Columns, string Format, Func<Random, int, int, float[]> Weights) Case(string name) => name switch
     {
         // 6% kept, row 3 empty, row 5 with columns 0 and 600 only (a gap of 600: padding at 255 and 510), a run of 5 (no N:M).
@@ -28,7 +28,7 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
             for (int c = 10; c < 15; c++) w[c] = 0.25f;
             return w;
         }),
-        // 20% kept: gaps mostly under 16, so 4-bit relative indices (padding the rare wider gap) are smaller.
+        // 20% kept: gaps mostly under 16 (4-bit relative indices, padding the rare wider gap).
         "u4" => (13, 97, "u4", (random, rows, columns) =>
         {
             var w = Scatter(random, rows, columns, 0.2);
@@ -90,18 +90,21 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
         var (rows, columns, format, weights) = Case(pattern);
         var random = new Random(23);
         var w = weights(random, rows, columns);
-        int zeros = w.Count(v => v == 0f);
-        // One layer, with a Relu fused: y = relu(x·Wᵀ + b). Pruning removes exactly the zeros already there (the
-        // smallest magnitudes; ties by position), so the pruned model is this model and ONNX Runtime runs it.
+        // One layer, with a Relu fused: y = relu(x·Wᵀ + b), its weights already pruned, so ONNX Runtime runs the model the kernel computes.
         string path = new OnnxBuilder(13, "sparse").Input("x", 1, columns)
             .Initializer("w", [rows, columns], w).Initializer("b", [rows], [.. Enumerable.Range(0, rows).Select(i => 0.01f * i)])
             .Node("Gemm", ["x", "w", "b"], ["h"], ("transB", 1)).Node("Relu", ["h"], ["y"]).Output("y").Save();
-        var options = new CompileOptions
-        {
-            ModelPath = path, ClassName = "Sparse", Namespace = "SparseTests", Simd = simd, Compression = compression,
-            Pruning = (zeros + 0.5) / w.Length,
-        };
-        var artifact = ModelCompiler.Compile(options, out var prepared);
+        // The kernel for the pattern, whether or not the storage stage would choose it (it chooses by the measured
+        // cost: of these, only the 6% unstructured layer is faster sparse than dense).
+        var chosen = SparseStorage.Choose(w, rows, columns, 4);
+        Assert.Equal(pattern == "u8" ? "u8" : null, chosen is null ? null : chosen.Pattern == SparsePattern.NOfM ? $"{chosen.N}:{chosen.M}" : $"u{chosen.IndexBits}");
+        var options = new CompileOptions { ModelPath = path, ClassName = "Sparse", Namespace = "SparseTests", Simd = simd, Compression = compression };
+        var prepared = ModelCompiler.Prepare(options);
+        var dense = prepared.Nodes.Single(n => n.OpType == "Dense");
+        var int8 = WeightQuantization.Of(dense);
+        float[] values = int8 is null ? prepared[dense.Inputs[1]].Constant!.Floats : [.. int8.Q.Select(q => (float)q)];
+        dense.Form = new SparseDenseForm(Store(pattern, values, rows, columns), int8?.Scales);
+        var artifact = ModelCompiler.Compile(options, prepared, out _);
         var node = Assert.Single(artifact.Nodes, n => n.Kernel == KernelKind.Dense);
         Assert.Equal(DenseLayout.Sparse, node.Dense!.Layout);
         Assert.Equal(format, node.Dense.Sparse!.Text);
@@ -120,6 +123,13 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
             if (compression == "none") Tolerance.AssertClose(ort.Run(("x", x, [1, columns]))[0], y, $"{pattern} {simd}, input {trial}: against ONNX Runtime");
         }
     }
+
+    static SparseWeights Store(string pattern, float[] w, int rows, int columns) => pattern switch
+    {
+        "u4" => SparseWeights.Unstructured(w, rows, columns, 4),
+        "u8" => SparseWeights.Unstructured(w, rows, columns, 8),
+        _ => SparseWeights.NOfM(w, rows, columns, pattern[0] - '0', pattern[2] - '0')!,
+    };
 
     /// <summary>Each sparse layer's bytes as the pipeline counts them (SparseDenseForm.Bytes) are its embedded tensors' bytes.</summary>
     static void AssertBytesAsEmbedded(ModelArtifact artifact, Graph prepared)
@@ -144,6 +154,9 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
         var sparse = artifact.Nodes.Where(n => n.Dense?.Sparse is not null).ToList();
         Assert.NotEmpty(sparse);
         AssertBytesAsEmbedded(artifact, prepared);
+        // The sparse attributes read back from the artifact's text as written.
+        var read = ArtifactText.Read(ArtifactText.Write(artifact));
+        Assert.Equal(sparse.Select(n => n.Dense), read.Nodes.Where(n => n.Dense?.Sparse is not null).Select(n => n.Dense));
         long bytes = prepared.CompressionStages[^1].WeightBytes;
         output.WriteLine($"{compression}: {string.Join(", ", sparse.Select(n => $"{n.Name} {n.Dense!.Sparse!.Text}"))}; WeightBytes {bytes:N0} (float32 dense 1,066,640: 1/{1066640.0 / bytes:F1})");
 
@@ -171,12 +184,32 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
     [Fact]
     public void DenserLayersStayDense()
     {
-        // Half the weights kept at random: neither N:M nor few enough entries for the one-by-one kernel.
+        // Half the weights kept at random: neither N:M nor few enough entries for the one-by-one kernel to be faster.
         var random = new Random(5);
         var w = Scatter(random, 20, 64, 0.5);
         for (int c = 0; c < 8; c++) w[c] = 1f; // a full group of 8: no N:M
         Assert.Null(SparseStorage.Choose(w, 20, 64, 4));
         Assert.Null(SparseStorage.Choose(w, 20, 64, 1));
         Assert.Null(SparseStorage.Choose(new float[20 * 64], 20, 64, 4)); // nothing kept: nothing to gain from a kernel of none
+        // 2:4 at exactly half: fewer bytes, but 8 kept values a step cost more than 16 dense weights (measured).
+        var half = new float[20 * 64];
+        for (int i = 0; i < half.Length; i += 2) half[i] = 1f;
+        Assert.NotNull(SparseWeights.NOfM(half, 20, 64, 2, 4));
+        Assert.Null(SparseStorage.Choose(half, 20, 64, 4));
+        // One in eight kept, one per group of 8 (1:4 fits too): the one-by-one kernel on the fewest entries is the fastest.
+        var eighth = new float[20 * 64];
+        for (int i = 3; i < eighth.Length; i += 8) eighth[i] = 1f;
+        var chosen = SparseStorage.Choose(eighth, 20, 64, 4)!;
+        Assert.Equal((SparsePattern.Unstructured, 160), (chosen.Pattern, chosen.Entries));
+    }
+
+    [Fact]
+    public void OnlyTheFormatsTheKernelsReadAreSparseFormats()
+    {
+        Assert.Throws<FormatException>(() => new SparseFormat(2, 0, 0, false)); // unstructured indices are 4 or 8 bits
+        Assert.Throws<FormatException>(() => new SparseFormat(4, 2, 4, false)); // 2:4 positions are 2 bits
+        Assert.Throws<FormatException>(() => new SparseFormat(4, 8, 16, false)); // no kernel for M = 16
+        Assert.Throws<FormatException>(() => new DenseAttributes(false, DenseLayout.Sparse, 4, 8)); // sparse without its format
+        Assert.Equal("2:4", new SparseFormat(2, 2, 4, true).Text);
     }
 }
