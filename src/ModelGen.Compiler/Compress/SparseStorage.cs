@@ -19,10 +19,10 @@ public static class SparseStorage
     /// <summary>
     /// What a stored entry costs the sparse kernel, in units of what one weight costs the dense kernel (float32 or
     /// int8 alike), measured at batch 1 on a 300×784 layer (docs/implementation-notes.md, "Sparse fully connected
-    /// layers"): unstructured, one entry at a time (break-even near 16% of the weights stored); N:M with M = 2N, 8
-    /// kept values per AVX2 step (2:4 at 50% ran 1.8 times the dense time); other N:M (1:4), the scalar form.
+    /// layers"): unstructured, one entry at a time (break-even near 15% of the weights stored); N:M with M = 2N, 8
+    /// kept values per AVX2 step (2:4 at 50% ran 1.35 times the dense time); other N:M (1:4), the scalar form.
     /// </summary>
-    public const double UnstructuredEntryCost = 6.0, VectorNOfMEntryCost = 3.6, ScalarNOfMEntryCost = 12.0;
+    public const double UnstructuredEntryCost = 6.0, VectorNOfMEntryCost = 2.7, ScalarNOfMEntryCost = 12.0;
 
     /// <summary>N:M patterns tried, the fewest bytes first (1:4 keeps a quarter, 2:4 and 4:8 half).</summary>
     static readonly (int N, int M)[] NOfMPatterns = [(1, 4), (2, 4), (4, 8)];
