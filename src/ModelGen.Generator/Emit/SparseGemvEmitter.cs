@@ -151,21 +151,27 @@ internal static class SparseGemvEmitter
 
     /// <summary>
     /// Entries <paramref name="from"/> to <paramref name="to"/> of the row at e (entry) and p (index byte), added to
-    /// s0 (<paramref name="single"/>) or four at a time into s0…s3, the last ones into s0.
+    /// s0 (<paramref name="single"/>) or four at a time into s0…s3, the last ones into s0. Entry t's column comes from
+    /// the local function Column (its group's first column plus its position).
     /// </summary>
     static void ScalarEntries(CodeWriter w, SparseFormat format, int from, int to, bool single)
     {
-        int bits = format.IndexBits, mask = (1 << bits) - 1;
-        string Term(string t, string sum) =>
-            $"{sum} += {Value(format, $"e + {t}")} * {X($"({t} / {format.N}) * {format.M} + (({U}.Add(ref ri, p + ({t} * {bits} >> 3)) >> ({t} * {bits} & 7)) & {mask})")};";
+        int bits = format.IndexBits, perByte = 8 / bits;
+        w.Line($"// Entry t of the row: group t / {format.N}, position in bits {bits}·t of the row's index bytes.");
+        w.Line($"static int Column(ref byte row, int t) => {Shift("t", format.N)} * {format.M} + (({U}.Add(ref row, {Shift("t", perByte)}) >> ((t & {perByte - 1}) * {bits})) & {(1 << bits) - 1});");
+        w.Line($"ref byte row = ref {U}.Add(ref ri, p);");
+        string Term(string t, string sum) => $"{sum} += {Value(format, $"e + {t}")} * {X($"Column(ref row, {t})")};";
         int unrolled = single ? from : from + (to - from) / 4 * 4;
         if (unrolled > from)
         {
             using (w.Block($"for (int t = {from}; t < {unrolled}; t += 4)"))
             {
-                for (int u = 0; u < 4; u++) w.Line(Term(u == 0 ? "t" : $"(t + {u})", $"s{u}"));
+                for (int u = 0; u < 4; u++) w.Line(Term(u == 0 ? "t" : $"t + {u}", $"s{u}"));
             }
         }
         if (to > unrolled) w.Line($"for (int t = {unrolled}; t < {to}; t++) {Term("t", "s0")}");
     }
+
+    /// <summary><paramref name="t"/> / <paramref name="divisor"/> (a power of two) as a shift.</summary>
+    static string Shift(string t, int divisor) => divisor switch { 1 => t, 2 => $"({t} >> 1)", 4 => $"({t} >> 2)", 8 => $"({t} >> 3)", _ => $"({t} / {divisor})" };
 }
