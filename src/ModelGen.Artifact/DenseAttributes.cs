@@ -15,6 +15,56 @@ public enum DenseLayout
     Nk8,
     /// <summary>One row: int4 w packed two per byte [N, K'/2] and a float32 scale per output.</summary>
     Nk4,
+    /// <summary>One row: only the kept weights, in the <see cref="SparseFormat"/> the attributes name.</summary>
+    Sparse,
+}
+
+/// <summary>
+/// How a sparse Dense kernel stores its weights (docs/artifact-format.md, Dense, sparse): unstructured with relative
+/// indices of <see cref="IndexBits"/> (4 or 8) bits, or N:M (<see cref="N"/> kept of each <see cref="M"/> columns,
+/// positions in 2 bits for M = 4, 4 for M = 8); values float32 or int8 with a scale per output.
+/// Text: <c>sparse=u4</c>, <c>u8</c> or <c>N:M</c>, and <c>values=f32</c> or <c>i8</c>.
+/// </summary>
+public sealed class SparseFormat : IEquatable<SparseFormat>
+{
+    public SparseFormat(int indexBits, int n, int m, bool int8)
+    {
+        bool unstructured = n == 0 && m == 0 && indexBits is 4 or 8;
+        bool nOfM = m is 4 or 8 && n >= 1 && n < m && indexBits == (m == 4 ? 2 : 4);
+        if (!unstructured && !nOfM) throw new FormatException($"a sparse format is u4, u8 or N:M with M of 4 or 8 (indices {indexBits} bits, {n}:{m})");
+        IndexBits = indexBits; N = n; M = m; Int8 = int8;
+    }
+
+    /// <summary>Unstructured (relative indices) rather than N:M.</summary>
+    public bool Unstructured => M == 0;
+    public int IndexBits { get; }
+    /// <summary>N:M's kept values per group and group width (0 when unstructured).</summary>
+    public int N { get; }
+    public int M { get; }
+    /// <summary>The values are int8 with a float32 scale per output (else float32).</summary>
+    public bool Int8 { get; }
+
+    public string Text => Unstructured ? "u" + IndexBits.ToString(CultureInfo.InvariantCulture) : FormattableString.Invariant($"{N}:{M}");
+
+    internal static SparseFormat Read(string text, string values)
+    {
+        bool int8 = values switch
+        {
+            "f32" => false,
+            "i8" => true,
+            _ => throw new FormatException($"sparse values '{values}' are not f32 or i8"),
+        };
+        if (text is "u4" or "u8") return new SparseFormat(text[1] - '0', 0, 0, int8);
+        int colon = text.IndexOf(':');
+        if (colon < 0 || !int.TryParse(text.Substring(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out int n)
+            || !int.TryParse(text.Substring(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int m))
+            throw new FormatException($"sparse format '{text}' is not u4, u8 or N:M");
+        return new SparseFormat(m == 4 ? 2 : 4, n, m, int8);
+    }
+
+    public bool Equals(SparseFormat? other) => other is not null && IndexBits == other.IndexBits && N == other.N && M == other.M && Int8 == other.Int8;
+    public override bool Equals(object? obj) => Equals(obj as SparseFormat);
+    public override int GetHashCode() => ((IndexBits * 31 + N) * 31 + M) * 2 + (Int8 ? 1 : 0);
 }
 
 /// <summary>
@@ -25,12 +75,14 @@ public enum DenseLayout
 /// </summary>
 public sealed class DenseAttributes : IEquatable<DenseAttributes>
 {
-    public DenseAttributes(bool transA, DenseLayout layout, int n = 0, int k = 0)
+    public DenseAttributes(bool transA, DenseLayout layout, int n = 0, int k = 0, SparseFormat? sparse = null)
     {
-        bool wantsN = layout == DenseLayout.Panels4, wantsK = layout is DenseLayout.Panels4 or DenseLayout.Nk4;
+        bool wantsN = layout is DenseLayout.Panels4 or DenseLayout.Sparse, wantsK = layout is DenseLayout.Panels4 or DenseLayout.Nk4 or DenseLayout.Sparse;
         if (wantsN != n > 0 || wantsK != k > 0 || n < 0 || k < 0)
             throw new FormatException($"a Dense kernel of layout {LayoutText(layout)} has {(wantsN ? "n and k" : wantsK ? "k" : "neither n nor k")}, positive");
-        TransA = transA; Layout = layout; N = n; K = k;
+        if ((layout == DenseLayout.Sparse) != (sparse is not null))
+            throw new FormatException($"a Dense kernel of layout {LayoutText(layout)} {(sparse is null ? "needs" : "has no")} a sparse format");
+        TransA = transA; Layout = layout; N = n; K = k; Sparse = sparse;
     }
 
     /// <summary>x is read transposed (several rows only).</summary>
@@ -40,6 +92,9 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
     public int N { get; }
     /// <summary>The true number of inputs (panels4 and nk4; 0 otherwise).</summary>
     public int K { get; }
+
+    /// <summary>The sparse layout's format (null for the others).</summary>
+    public SparseFormat? Sparse { get; }
 
     /// <summary>The layout carries a float32 scale per output after w (inputs x, w, scales, optional b).</summary>
     public bool HasScales => Layout is DenseLayout.Nk8 or DenseLayout.Nk4;
@@ -60,9 +115,11 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
             "panels4" => DenseLayout.Panels4,
             "nk8" => DenseLayout.Nk8,
             "nk4" => DenseLayout.Nk4,
+            "sparse" => DenseLayout.Sparse,
             var other => throw new FormatException($"unknown Dense layout '{other}'"),
         };
-        return new DenseAttributes(transA, layout, Int("n"), Int("k"));
+        var sparse = layout == DenseLayout.Sparse ? SparseFormat.Read(Get("sparse"), Get("values")) : null;
+        return new DenseAttributes(transA, layout, Int("n"), Int("k"), sparse);
     }
 
     internal void WriteTo(IDictionary<string, string> attributes)
@@ -71,6 +128,11 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
         attributes["layout"] = LayoutText(Layout);
         if (N > 0) attributes["n"] = N.ToString(CultureInfo.InvariantCulture);
         if (K > 0) attributes["k"] = K.ToString(CultureInfo.InvariantCulture);
+        if (Sparse is not null)
+        {
+            attributes["sparse"] = Sparse.Text;
+            attributes["values"] = Sparse.Int8 ? "i8" : "f32";
+        }
     }
 
     static string LayoutText(DenseLayout layout) => layout switch
@@ -78,10 +140,11 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
         DenseLayout.Panels4 => "panels4",
         DenseLayout.Nk8 => "nk8",
         DenseLayout.Nk4 => "nk4",
+        DenseLayout.Sparse => "sparse",
         _ => "kn",
     };
 
-    public bool Equals(DenseAttributes? other) => other is not null && TransA == other.TransA && Layout == other.Layout && N == other.N && K == other.K;
+    public bool Equals(DenseAttributes? other) => other is not null && TransA == other.TransA && Layout == other.Layout && N == other.N && K == other.K && Equals(Sparse, other.Sparse);
 
     public override bool Equals(object? obj) => Equals(obj as DenseAttributes);
 

@@ -101,7 +101,10 @@ public sealed record CompressionPlan
         if (Kind is "int4-weights" or "mixed-weights")
             passes.Add(new Int4WeightsPass(node => Precision(node) is "int4-weights" or "int4"));
         if (Pruning is not null)
+        {
+            passes.Add(new SparseStoragePass());
             passes.Add(new SparseConvStoragePass());
+        }
         return passes;
     }
 }
@@ -111,8 +114,8 @@ public sealed record CompressionPlan
 /// structural passes first (pruning, low rank, sharing: they change which weights exist), then fine-tuning (on the
 /// float weights, quantization-aware when the later stages quantize), then int8 arithmetic (calibrated on the
 /// float model), then weight-only quantization of the layers left in float32 (int8 before int4: GPTQ reconstructs
-/// int4 layers on the activations of the model as the earlier stages left it), then, when the plan prunes, the choice of
-/// sparse storage for the layers still in float32.
+/// int4 layers on the activations of the model as the earlier stages left it), then, when the plan prunes, sparse
+/// storage of the fully connected layers and convolutions as all the others left them.
 /// </summary>
 public enum CompressionStageOrder { Structural, FineTune, Arithmetic, WeightsInt8, WeightsInt4, SparseStorage }
 
@@ -182,6 +185,7 @@ public static class CompressionPipeline
                     (1, Int4WeightsForm f) => f.Weights.Packed.LongLength + f.Weights.Scales.Length * 4L,
                     (1, Int8LayerForm f) => f.Q.LongLength + f.Multipliers.Length * 4L,
                     (1, SparseConvForm f) => f.Weights.Bytes(4),
+                    (1, SparseDenseForm f) => f.Bytes,
                     _ => constant.Count * 4L,
                 };
             }

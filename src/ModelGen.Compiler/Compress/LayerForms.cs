@@ -9,6 +9,21 @@ public sealed record Int8WeightsForm(QuantizedWeights Weights) : LayerForm;
 public sealed record Int4WeightsForm(QuantizedInt4 Weights) : LayerForm;
 
 /// <summary>
+/// A fully connected layer (one row) whose weights are stored sparse (SparseStorage): float32 values, or with
+/// <paramref name="Int8Scales"/> int8 weight codes (the values of <paramref name="Weights"/> are the codes, exact in
+/// float) with a float32 scale per row, as <see cref="Int8WeightsForm"/>. The graph keeps the float weights (zeros
+/// included, Scale·Q for int8), so the arithmetic is the dense layer's: the kernel only skips the zeros.
+/// </summary>
+public sealed record SparseDenseForm(SparseWeights Weights, float[]? Int8Scales) : LayerForm
+{
+    /// <summary>Bytes a value takes: 4 (float32) or 1 (int8).</summary>
+    public int ValueBytes => Int8Scales is null ? 4 : 1;
+
+    /// <summary>The embedded bytes: values, indices, row counts, and the int8 scales.</summary>
+    public long Bytes => Weights.Bytes(ValueBytes) + (Int8Scales?.Length ?? 0) * 4L;
+}
+
+/// <summary>
 /// A form computed in integers: its <see cref="Evaluate"/> is what the emitted kernel computes, bit for bit, on
 /// the real values of uint8 activations. The reference evaluator calls it in place of the operator's float32 semantics.
 /// </summary>

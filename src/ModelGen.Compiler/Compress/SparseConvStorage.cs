@@ -88,25 +88,7 @@ public static class SparseConvStorage
     /// (unstructured: its distance from the previous entry's column, the first's from −1; N:M: its position in its group),
     /// packed from the low bits of each byte up, every row starting on a byte (<see cref="SparseWeights.IndexBytes"/> bytes).
     /// </summary>
-    public static byte[] IndexStream(SparseWeights w)
-    {
-        var bytes = new byte[w.IndexBytes];
-        long at = 0; // bit position
-        for (int r = 0; r < w.Rows; r++)
-        {
-            int previous = -1;
-            for (int e = w.RowStarts[r]; e < w.RowStarts[r + 1]; e++)
-            {
-                int column = w.EntryColumns[e];
-                int index = w.Pattern == SparsePattern.NOfM ? column % w.M : column - previous;
-                previous = column;
-                bytes[at / 8] |= (byte)(index << (int)(at % 8));
-                at += w.IndexBits;
-            }
-            at = (at + 7) / 8 * 8;
-        }
-        return bytes;
-    }
+    public static byte[] IndexStream(SparseWeights w) => w.PackedIndices();
 
     /// <summary>The node's sparse weights, if a <see cref="SparseConvStoragePass"/> chose them.</summary>
     public static SparseWeights? Of(Node node) => (node.Form as SparseConvForm)?.Weights;

@@ -45,6 +45,30 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
     /// </summary>
     public long Bytes(int valueBytes) => (long)Entries * valueBytes + IndexBytes + (Pattern == SparsePattern.Unstructured ? 2L * Rows : 0);
 
+    /// <summary>
+    /// Entry <paramref name="e"/>'s stored index: unstructured, its distance from the row's previous entry (the
+    /// first from −1); N:M, its position in its group of M columns.
+    /// </summary>
+    public int IndexCode(int row, int e) => Pattern == SparsePattern.NOfM ? EntryColumns[e] % M
+        : EntryColumns[e] - (e == RowStarts[row] ? -1 : EntryColumns[e - 1]);
+
+    /// <summary>
+    /// The index stream as the kernels read it (<see cref="IndexBytes"/> bytes): each row's codes from its first
+    /// byte, <see cref="IndexBits"/> each, the earlier entry in the lower bits of a byte.
+    /// </summary>
+    public byte[] PackedIndices()
+    {
+        var packed = new byte[IndexBytes];
+        long bit = 0;
+        for (int r = 0; r < Rows; r++)
+        {
+            for (int e = RowStarts[r]; e < RowStarts[r + 1]; e++, bit += IndexBits)
+                packed[bit >> 3] |= (byte)(IndexCode(r, e) << (int)(bit & 7));
+            bit = (bit + 7) & ~7L; // the next row starts on a byte
+        }
+        return packed;
+    }
+
     /// <summary>The weights as a dense row-major [rows, columns] array (padding entries add nothing).</summary>
     public float[] ToDense()
     {

@@ -235,6 +235,11 @@ internal static class DenseLowering
         }
         // (After the int8 case, which folds the float bias into an integer: a bias tensor made before would be embedded unused.)
         int[] biasInput = [.. node.Inputs.Skip(2).Where(i => i.Length > 0).Select(lowering.Tensor)];
+        if (oneRow && node.Form is Compress.SparseDenseForm sparse)
+        {
+            LowerSparse(node, lowering, sparse, biasInput);
+            return;
+        }
         if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)
         {
             // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.
@@ -277,6 +282,31 @@ internal static class DenseLowering
         int[] inputs = [lowering.Tensor(node.Inputs[0]), packedWeight, .. biasInput];
         var n = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, inputs, [lowering.Tensor(node.Outputs[0])]);
         n.SetDense(oneRow ? new DenseAttributes(false, DenseLayout.Panels4, outN, inK) : new DenseAttributes(node.Int("transA", 0) != 0, DenseLayout.Kn));
+        LoweringParts.Activation(n, node);
+    }
+
+    /// <summary>
+    /// Sparse weights (Compress.SparseStorage): the kept values (float32, or int8 with a scale per output), the
+    /// packed index stream, and for unstructured rows each row's entry count (uint16, stored as int16).
+    /// </summary>
+    static void LowerSparse(Node node, ILowering lowering, Compress.SparseDenseForm form, int[] biasInput)
+    {
+        var s = form.Weights;
+        int values = form.Int8Scales is null
+            ? lowering.Weight(node.Inputs[1] + ".sparse_values", new TensorData([s.Entries], s.Values))
+            : lowering.Embed(node.Inputs[1] + ".sparse_values", [s.Entries], TensorElement.Int8, [.. s.Values.Select(v => (byte)(sbyte)v)]);
+        int indices = lowering.Embed(node.Inputs[1] + ".sparse_indices", [(int)s.IndexBytes], TensorElement.UInt8, s.PackedIndices());
+        var inputs = new List<int> { lowering.Tensor(node.Inputs[0]), values, indices };
+        if (s.Pattern == Compress.SparsePattern.Unstructured)
+        {
+            var counts = new byte[s.Rows * 2];
+            for (int r = 0; r < s.Rows; r++) System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(counts.AsSpan(r * 2), (ushort)(s.RowStarts[r + 1] - s.RowStarts[r]));
+            inputs.Add(lowering.Embed(node.Inputs[1] + ".sparse_counts", [s.Rows], TensorElement.Int16, counts));
+        }
+        if (form.Int8Scales is { } scales) inputs.Add(lowering.Weight(node.Inputs[1] + ".scales", new TensorData([s.Rows], scales)));
+        var n = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [.. inputs, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
+        var format = s.Pattern == Compress.SparsePattern.Unstructured ? new SparseFormat(s.IndexBits, 0, 0, form.Int8Scales is not null) : new SparseFormat(s.IndexBits, s.N, s.M, form.Int8Scales is not null);
+        n.SetDense(new DenseAttributes(false, DenseLayout.Sparse, s.Rows, s.Columns, format));
         LoweringParts.Activation(n, node);
     }
 }

@@ -41,8 +41,8 @@ internal sealed class MaxPoolKernel : IKernel
 internal sealed class DenseKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Dense;
-    public string InputName(ArtifactNode node, int i) =>
-        (KernelEmitter.Dense(node).HasScales ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
+    public string InputName(ArtifactNode node, int i) => KernelEmitter.Dense(node).Sparse is { } sparse ? SparseGemvEmitter.InputName(sparse, i)
+        : (KernelEmitter.Dense(node).HasScales ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
     public void Emit(KernelContext k) => KernelEmitter.Dense(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Y, k.Simd);
 }
 

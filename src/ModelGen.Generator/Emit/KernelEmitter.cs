@@ -760,6 +760,11 @@ internal static class KernelEmitter
             GemvEmitter.EmitInt4(w, node, name, sig, inputs, y, simd);
             return;
         }
+        if (dense.Layout == DenseLayout.Sparse)
+        {
+            SparseGemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
+            return;
+        }
         // W is [K, N padded]: N (y's last axis) may be rounded up with zero columns, and the bias with it.
         int k = wt.Shape[0], ldw = wt.Shape[1], n = y.Shape[y.Shape.Length - 1];
         int rows = (int)(y.ElementCount / n);
