@@ -23,7 +23,7 @@ public class FineTuneTests(ITestOutputHelper output)
     };
 
     /// <summary>Top-1 accuracy of a prepared graph on the 2,000 test digits, by the reference evaluator.</summary>
-    static double TestAccuracy(Graph graph)
+    internal static double TestAccuracy(Graph graph)
     {
         var (images, _) = TestData.ReadNpy(TestData.Mnist("test-images.npy"));
         var (labels, _) = TestData.ReadNpy(TestData.Mnist("test-labels.npy"));
