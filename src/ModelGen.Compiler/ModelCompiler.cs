@@ -49,7 +49,7 @@ public sealed record CompileOptions
     public double? Pruning { get; init; }
     /// <summary>PruningKind (--pruning-kind): unstructured (default), unstructured-sensitive, 2:4, 1:4 or 4:8 (Compress.PruningKind).</summary>
     public string? PruningKind { get; init; }
-    /// <summary>LowRank (--low-rank): low-rank factorization of the fully connected layers, keeping this share of each one's energy (above 0, below 1); null: none.</summary>
+    /// <summary>LowRank (--low-rank): low-rank factorization of the fully connected layers and convolutions, keeping this share of each one's energy (above 0, below 1); null: none.</summary>
     public double? LowRank { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }

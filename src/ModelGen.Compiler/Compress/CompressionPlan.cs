@@ -40,7 +40,7 @@ public sealed record CompressionPlan
     /// <summary>How pruning chooses the weights it removes (PruningKind): unstructured, by sensitivity, or N:M.</summary>
     public PruningKind PruningKind { get; init; } = PruningKind.Unstructured;
 
-    /// <summary>Low-rank factorization of the fully connected layers: the share of the energy (squared singular values) kept, or null.</summary>
+    /// <summary>Low-rank factorization of the fully connected layers and convolutions: the share of the energy (squared singular values) kept, or null.</summary>
     public double? LowRank { get; init; }
 
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
@@ -71,7 +71,7 @@ public sealed record CompressionPlan
     }
 
     static double? ParseLowRank(CompileOptions options) => options.LowRank is double e && !(e > 0 && e < 1)
-        ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"LowRank (--low-rank) is the share of each fully connected layer's energy (squared singular values) the factorization keeps, above 0 and below 1 (0.9 keeps 90%), not {e.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
+        ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"LowRank (--low-rank) is the share of each factorized layer's energy (squared singular values) kept, above 0 and below 1 (0.9 keeps 90%), not {e.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
         : options.LowRank;
 
     /// <summary>The share pruning removes: Pruning, or with an N:M PruningKind the pattern's (a Pruning given must agree); null: no pruning.</summary>

@@ -7,6 +7,7 @@ namespace ModelGen.Compiler.Compress;
 /// Low-rank factorization (issue 24, item 3): a fully connected layer's weight W [out, in] as the product of two thin
 /// matrices by truncated SVD, W ≈ U_r·(S_r·V_rᵀ). The layer becomes two ordinary Dense layers, in → r (S_r·V_rᵀ, no
 /// bias, no activation) then r → out (U_r, the original bias and fused activation), which the existing kernels run.
+/// A convolution likewise: a thin convolution to r channels, then a 1×1 convolution.
 /// </summary>
 public static class LowRank
 {
@@ -32,7 +33,7 @@ public static class LowRank
     public static bool Pays(int rank, int inputs, int outputs) => (long)rank * (inputs + outputs) < (long)inputs * outputs;
 
     /// <summary>
-    /// Factorizes every fully connected layer with a float32 constant weight where it pays, rank by
+    /// Factorizes every fully connected layer and convolution with a float32 constant weight where it pays, rank by
     /// <paramref name="energy"/>; the graph's node order stays topological (the thin layer goes just before).
     /// </summary>
     public static IReadOnlyList<Factorized> Apply(Graph graph, double energy)
@@ -54,45 +55,57 @@ public static class LowRank
 
     /// <summary>
     /// Rewrites <paramref name="node"/> as its r → out half and gives the new in → r node, or null when the layer stays
-    /// (not a plain float32 Dense, transposed input, or factorizing does not pay). The second half keeps the node's name
-    /// suffixed, so nothing that matches layers by name (the report, per-layer precisions) mistakes it for the original.
+    /// (not a plain float32 Dense or 2-D Conv of one group, transposed input, or factorizing does not pay). The second
+    /// half keeps the node's name suffixed, so nothing that matches layers by name (the report, per-layer precisions)
+    /// mistakes it for the original. A k×k convolution, W reshaped [out, in·k·k], becomes a thin k×k convolution to r
+    /// channels (the original's geometry) then a 1×1 convolution r → out.
     /// </summary>
     static (Node Thin, Factorized Result)? Factorize(Graph graph, Node node, double energy)
     {
-        if (node.OpType != DenseOperator.Name || node.Form != LayerForm.Float32 || node.Int("transA", 0) != 0 || !node.HasInput(1)) return null;
-        if (graph[node.Inputs[1]].Constant is not { Type: ElementType.Float32, Shape: [int outputs, int inputs] } weight) return null;
-        if (!Pays(1, inputs, outputs)) return null;
-        var w = Matrix<double>.Build.Dense(outputs, inputs, (i, j) => weight.Floats[(long)i * inputs + j]);
-        var svd = w.Svd(computeVectors: true);
-        var singular = svd.S.ToArray();
-        int rank = RankFor(singular, energy);
-        if (!Pays(rank, inputs, outputs)) return null;
+        bool dense = node.OpType == DenseOperator.Name && node.Int("transA", 0) == 0;
+        bool conv = node.OpType == "Conv" && node.Int("group", 1) == 1;
+        if (!(dense || conv) || node.Form != LayerForm.Float32 || !node.HasInput(1)) return null;
+        if (graph[node.Inputs[1]].Constant is not { Type: ElementType.Float32 } weight || weight.Shape.Length != (dense ? 2 : 4)) return null;
+        int outputs = weight.Shape[0], inputs = (int)(weight.Count / outputs);
+        if (Truncate(weight.Floats, outputs, inputs, energy) is not var (first, second, rank)) return null;
 
-        // W ≈ U_r·(S_r·V_rᵀ): the thin layer's weight [r, in] is S_r·V_rᵀ, the second's [out, r] is U_r.
-        var u = svd.U;
-        var vt = svd.VT;
-        var first = new float[(long)rank * inputs];
-        for (int k = 0; k < rank; k++)
-            for (int j = 0; j < inputs; j++) first[(long)k * inputs + j] = (float)(singular[k] * vt[k, j]);
-        var second = new float[(long)outputs * rank];
-        for (int i = 0; i < outputs; i++)
-            for (int k = 0; k < rank; k++) second[(long)i * rank + k] = (float)u[i, k];
-
-        int[] inputShape = graph[node.Inputs[0]].Shape!;
         string middle = NewName(graph, node.Name + "/low_rank");
-        graph.GetOrAdd(middle).Shape = [.. inputShape[..^1], rank];
         var thin = new Node
         {
-            Name = NewNodeName(graph, node.Name + "/low_rank_in"), OpType = DenseOperator.Name, Domain = DenseOperator.Domain,
-            Inputs = [node.Inputs[0], AddConstant(graph, node.Name + ".low_rank_in.weight", new TensorData([rank, inputs], first))],
+            Name = NewNodeName(graph, node.Name + "/low_rank_in"), OpType = node.OpType, Domain = node.Domain,
+            Inputs = [node.Inputs[0], AddConstant(graph, node.Name + ".low_rank_in.weight", new TensorData([rank, .. weight.Shape[1..]], first))],
             Outputs = [middle],
         };
-        foreach (var (key, attribute) in node.Attributes) thin.Attributes[key] = attribute.Clone(); // onnx_op: what the layer was
+        foreach (var (key, attribute) in node.Attributes) thin.Attributes[key] = attribute.Clone(); // Dense: onnx_op; Conv: the geometry
+        graph.GetOrAdd(middle);
+        OperatorSet.Get(thin, graph).InferShapes(thin, graph);
         node.Inputs[0] = middle;
-        node.Inputs[1] = AddConstant(graph, node.Name + ".low_rank_out.weight", new TensorData([outputs, rank], second));
+        node.Inputs[1] = AddConstant(graph, node.Name + ".low_rank_out.weight", new TensorData(dense ? [outputs, rank] : [outputs, rank, 1, 1], second));
+        if (conv) foreach (var geometry in new[] { "auto_pad", "dilations", "kernel_shape", "pads", "strides" }) node.Attributes.Remove(geometry);
         string name = node.Name;
         node.Name = NewNodeName(graph, name + "/low_rank_out");
         return (thin, new Factorized(name, inputs, outputs, rank));
+    }
+
+    /// <summary>
+    /// W [rows, cols] ≈ U_r·(S_r·V_rᵀ) with r by <paramref name="energy"/>: S_r·V_rᵀ [r, cols] and U_r [rows, r],
+    /// or null when that does not pay.
+    /// </summary>
+    static (float[] First, float[] Second, int Rank)? Truncate(float[] weight, int rows, int cols, double energy)
+    {
+        if (!Pays(1, cols, rows)) return null;
+        var svd = Matrix<double>.Build.Dense(rows, cols, (i, j) => weight[(long)i * cols + j]).Svd(computeVectors: true);
+        var singular = svd.S.ToArray();
+        int rank = RankFor(singular, energy);
+        if (!Pays(rank, cols, rows)) return null;
+        var (u, vt) = (svd.U, svd.VT);
+        var first = new float[(long)rank * cols];
+        for (int k = 0; k < rank; k++)
+            for (int j = 0; j < cols; j++) first[(long)k * cols + j] = (float)(singular[k] * vt[k, j]);
+        var second = new float[(long)rows * rank];
+        for (int i = 0; i < rows; i++)
+            for (int k = 0; k < rank; k++) second[(long)i * rank + k] = (float)u[i, k];
+        return (first, second, rank);
     }
 
     static string AddConstant(Graph graph, string baseName, TensorData data)

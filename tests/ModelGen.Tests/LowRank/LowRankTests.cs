@@ -105,6 +105,47 @@ public class LowRankTests(ITestOutputHelper output)
         output.WriteLine($"rank {rank} of {outputs}; worst error {worst:G3}, bound up to {worstBound:G3}");
     }
 
+    /// <summary>
+    /// A 3×3 convolution (stride 2, pads 1, bias, Relu) whose weight, as [out, in·3·3], is exactly rank 2: a thin 3×3
+    /// convolution to 2 channels then a 1×1, computing what ONNX Runtime computes on the original (the generated code)
+    /// and what the evaluator computes on it.
+    /// </summary>
+    [Fact]
+    public void AnExactlyRankTwoConvolutionBecomesAThinConvolutionThenAOneByOne()
+    {
+        const int channels = 3, outputs = 8, taps = channels * 9;
+        var a = OnnxBuilder.Random(outputs * 2, 21);
+        var b = OnnxBuilder.Random(2 * taps, 22);
+        var w = new float[outputs * taps];
+        for (int i = 0; i < outputs; i++)
+            for (int j = 0; j < taps; j++) w[i * taps + j] = a[i * 2] * b[j] + a[i * 2 + 1] * b[taps + j];
+        string model = new OnnxBuilder().Input("x", 1, channels, 8, 8)
+            .Initializer("w", [outputs, channels, 3, 3], w).Initializer("b", [outputs], OnnxBuilder.Random(outputs, 23))
+            .Node("Conv", ["x", "w", "b"], ["h"], ("pads", new long[] { 1, 1, 1, 1 }), ("strides", new long[] { 2, 2 })).Node("Relu", ["h"], ["y"])
+            .Output("y", 1, outputs, 4, 4).Save();
+        var original = ModelCompiler.Prepare(Options(model, null));
+        var artifact = ModelCompiler.Compile(Options(model, 0.999999), out var factorized);
+        Assert.Equal([2], Ranks(factorized));
+        Assert.Equal([outputs, 2, 1, 1], factorized[factorized.Nodes.Single(n => n.Name.EndsWith("/low_rank_out", StringComparison.Ordinal)).Inputs[1]].Shape!);
+        var models = GeneratedModels.Build(artifact);
+        using var ort = new OnnxRuntimeOracle(model);
+        for (int s = 0; s < 3; s++)
+        {
+            var x = OnnxBuilder.Random(channels * 64, 300 + s);
+            var input = new Dictionary<string, TensorData> { ["x"] = new([1, channels, 8, 8], x) };
+            var expected = ReferenceEvaluator.Run(original, input)["y"].Floats;
+            var evaluated = ReferenceEvaluator.Run(factorized, input)["y"].Floats;
+            var y = new float[expected.Length];
+            models.Run(artifact, [x], [y]);
+            var onnxRuntime = ort.Run(("x", x, [1, channels, 8, 8]))[0];
+            for (int i = 0; i < y.Length; i++)
+            {
+                Assert.True(Math.Abs(evaluated[i] - expected[i]) <= 1e-5, $"sample {s}, value {i}: evaluator {evaluated[i]} against {expected[i]}");
+                Assert.True(Math.Abs(y[i] - onnxRuntime[i]) <= 1e-4, $"sample {s}, value {i}: generated {y[i]} against ONNX Runtime's {onnxRuntime[i]}");
+            }
+        }
+    }
+
     [Fact]
     public void TheRankIsTheSmallestKeepingTheEnergy()
     {
