@@ -49,6 +49,8 @@ public sealed record CompileOptions
     public double? Pruning { get; init; }
     /// <summary>PruningKind (--pruning-kind): unstructured (default), unstructured-sensitive, 2:4, 1:4, 4:8 or channels (Compress.PruningKind).</summary>
     public string? PruningKind { get; init; }
+    /// <summary>LowRank (--low-rank): low-rank factorization of the fully connected layers and convolutions, keeping this share of each one's energy (above 0, below 1); null: none.</summary>
+    public double? LowRank { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
@@ -56,7 +58,7 @@ public sealed record CompileOptions
     /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>
     public CompileOptions Original => this with
     {
-        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null, PruningKind = null,
+        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null, PruningKind = null, LowRank = null,
     };
 
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>

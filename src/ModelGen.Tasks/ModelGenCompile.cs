@@ -127,6 +127,9 @@ namespace ModelGen.Tasks
         /// <summary>How pruning chooses the weights it removes (<c>--pruning-kind</c>): unstructured, unstructured-sensitive, 2:4, 1:4, 4:8; the compiler checks the value (MG0007).</summary>
         public string? PruningKind { get; set; }
 
+        /// <summary>Low-rank factorization (<c>--low-rank</c>): the share of each fully connected layer's and convolution's energy kept; the compiler checks the value (MG0007).</summary>
+        public string? LowRank { get; set; }
+
         /// <summary>Fine-tune for the chosen compression (<c>--fine-tune</c>): "true" or "false" (empty: false).</summary>
         public string? FineTune { get; set; }
 
@@ -210,6 +213,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--measure ", NullIfEmpty(Measure));
             builder.AppendSwitchIfNotNull("--pruning ", NullIfEmpty(Pruning?.Trim()));
             builder.AppendSwitchIfNotNull("--pruning-kind ", NullIfEmpty(PruningKind?.Trim())?.ToLowerInvariant());
+            builder.AppendSwitchIfNotNull("--low-rank ", NullIfEmpty(LowRank?.Trim()));
             if (string.Equals(NullIfEmpty(FineTune?.Trim()), "true", StringComparison.OrdinalIgnoreCase)) builder.AppendSwitch("--fine-tune");
             builder.AppendSwitchIfNotNull("--training-data ", NullIfEmpty(TrainingData) is string td ? Path.GetFullPath(td) : null);
             builder.AppendSwitchIfNotNull("--training-labels ", NullIfEmpty(TrainingLabels) is string tl ? Path.GetFullPath(tl) : null);

@@ -40,6 +40,9 @@ public sealed record CompressionPlan
     /// <summary>How pruning chooses the weights it removes (PruningKind): unstructured, by sensitivity, or N:M.</summary>
     public PruningKind PruningKind { get; init; } = PruningKind.Unstructured;
 
+    /// <summary>Low-rank factorization of the fully connected layers and convolutions: the share of the energy (squared singular values) kept, or null.</summary>
+    public double? LowRank { get; init; }
+
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
 
@@ -62,9 +65,14 @@ public sealed record CompressionPlan
             BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
             FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
             Pruning = ParsePruning(options),
+            LowRank = ParseLowRank(options),
             PruningKind = PruningKind.Parse(options.PruningKind, options.ModelPath),
         };
     }
+
+    static double? ParseLowRank(CompileOptions options) => options.LowRank is double e && !(e > 0 && e < 1)
+        ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"LowRank (--low-rank) is the share of each factorized layer's energy (squared singular values) kept, above 0 and below 1 (0.9 keeps 90%), not {e.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
+        : options.LowRank;
 
     /// <summary>The share pruning removes: Pruning, or with an N:M PruningKind the pattern's (a Pruning given must agree); null: no pruning.</summary>
     static double? ParsePruning(CompileOptions options)
@@ -85,6 +93,9 @@ public sealed record CompressionPlan
     public IReadOnlyList<ICompressionPass> Passes()
     {
         var passes = new List<ICompressionPass>();
+        // Factorize before pruning (LowRankPass says why): first in the Structural stage, and before fine-tuning's gradual pruning.
+        if (LowRank is double energy)
+            passes.Add(new LowRankPass(energy));
         // With fine-tuning, pruning is gradual inside it (FineTunePass); without, one-shot.
         if (Pruning is double share && PruningKind.Pattern == PruningPattern.Channels)
             passes.Add(new ChannelPruningPass(share)); // one-shot; fine-tuning, when asked, trains the smaller model
