@@ -97,15 +97,17 @@ public sealed class CliTests
     [Fact]
     public void BenchTimesAPrunedModelBesideOurDenseOne()
     {
-        // The pruned model (one-shot, half the weights) is what compile --pruning 0.5 emits; our dense float32 model
-        // runs in the same rounds. Half the weights gone changes LeNet-300-100's answers on a few digits only.
+        // The pruned model (one-shot, 92% of the weights, refit on --data as calibration) is what compile --pruning 0.92
+        // emits; our dense float32 model runs in the same rounds. Its fully connected layers are stored sparse, so
+        // the multiply-adds counted are the stored entries: about the 8% kept, well under the dense 266,200.
         var result = Cli.Bench.BenchCommand.Run(new Cli.Bench.BenchCommand.BenchOptions(
             TestData.Mnist("lenet300.onnx"), TestData.Mnist("test-images.npy"), Uint8Scale: 1, BatchSize: 1, Simd: "auto", Seconds: 0.1, Samples: 200)
-        { Training = o => o with { Pruning = 0.5 } });
+        { Training = o => o with { Pruning = 0.92 } });
         Assert.True(result.Float32Seconds > 0);
-        Assert.InRange(result.Agreement.SameTop1, 180, 200);
+        Assert.InRange(result.Agreement.SameTop1, 170, 200);
         Assert.True(result.Agreement.OutsideTolerance > 0, "the pruned model's outputs differ from the original's");
-        Assert.Contains("compression pruned 50%", result.Format());
+        Assert.InRange(result.MultiplyAdds, 266_200 / 20, 266_200 / 5);
+        Assert.Contains("compression pruned 92%", result.Format());
         // The CLI takes the same switches as compile, checked before any work.
         var (exit, stderr) = Modelgen("bench", TestData.Mnist("lenet300.onnx"), "--pruning", "1.5");
         Assert.Equal(1, exit);

@@ -217,6 +217,13 @@ public static class BenchCommand
             var y = node.Outputs.Length > 0 ? m.Tensors[node.Outputs[0]] : null;
             switch (node.Kernel.ToString())
             {
+                case "Conv" when y is not null && node.Attributes.TryGetValue("method", out var method) && method == "sparse":
+                    // The stored entries (kept weights and any padding), each once per output position.
+                    total += y.ElementCount / y.Shape[1] * inputs[1].ElementCount;
+                    break;
+                case "Dense" when y is not null && node.Attributes.TryGetValue("layout", out var sparse) && sparse == "sparse":
+                    total += inputs[1].ElementCount; // one row: each stored entry once
+                    break;
                 case "Conv" when y is not null:
                     total += y.ElementCount * (inputs[1].ElementCount / inputs[1].Shape[0]);
                     break;

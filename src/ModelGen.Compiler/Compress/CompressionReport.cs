@@ -135,10 +135,18 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
                 : (a8?.Input ?? c8?.Input) is { } input ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {input.Scale:G4}, zero point {input.ZeroPoint}), int8 weights, int32 sums")
                 : q is not null ? "int8 weights, per-channel scales" : "float32";
+            // Stored sparse (pruned): the format, and the bytes it embeds.
+            precision += node.Form switch
+            {
+                SparseDenseForm f => $", stored sparse ({Format(f.Weights)})",
+                SparseConvForm f => $", stored sparse ({Format(f.Weights)})",
+                _ => "",
+            };
             var bias = node.HasInput(2) ? compressed[node.Inputs[2]].Constant?.Floats : null;
             long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L
                 : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
+                : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Weights.Bytes(4)
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr) { KeptShare = kept });
         }
@@ -160,6 +168,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null) { Training = s.Training })], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
     }
+
+    /// <summary>A sparse layout as the report names it: "2:4" or "8-bit relative indices".</summary>
+    static string Format(SparseWeights w) => w.Pattern == SparsePattern.NOfM ? $"{w.N}:{w.M}" : $"{w.IndexBits}-bit relative indices";
 
     /// <summary>"2:4, 49.6% of the convolution and fully connected weights zero" when the options prune; else null.</summary>
     static string? Pruned(CompileOptions options, Graph compressed)

@@ -10,12 +10,15 @@ public sealed record Int4WeightsForm(QuantizedInt4 Weights) : LayerForm;
 
 /// <summary>
 /// A fully connected layer (one row) whose weights are stored sparse (SparseStorage): float32 values, or with
-/// <paramref name="Int8Scales"/> int8 weight codes (the values of <paramref name="Weights"/> are the codes, exact in
+/// <paramref name="Int8"/> int8 weight codes (the values of <paramref name="Weights"/> are the codes, exact in
 /// float) with a float32 scale per row, as <see cref="Int8WeightsForm"/>. The graph keeps the float weights (zeros
 /// included, Scale·Q for int8), so the arithmetic is the dense layer's: the kernel only skips the zeros.
 /// </summary>
-public sealed record SparseDenseForm(SparseWeights Weights, float[]? Int8Scales) : LayerForm
+public sealed record SparseDenseForm(SparseWeights Weights, QuantizedWeights? Int8) : LayerForm
 {
+    /// <summary>The int8 codes' scale per row (null: float32 values).</summary>
+    public float[]? Int8Scales => Int8?.Scales;
+
     /// <summary>Bytes a value takes: 4 (float32) or 1 (int8).</summary>
     public int ValueBytes => Int8Scales is null ? 4 : 1;
 

@@ -40,7 +40,7 @@ public static class SparseStorage
             var int8 = WeightQuantization.Of(node);
             if (node.Form is not Float32Form && int8 is null) continue; // int4, int8 arithmetic: left as they are
             float[] values = int8 is null ? weight.Floats : [.. int8.Q.Select(q => (float)q)];
-            if (Choose(values, rows, columns, int8 is null ? 4 : 1) is { } sparse) node.Form = new SparseDenseForm(sparse, int8?.Scales);
+            if (Choose(values, rows, columns, int8 is null ? 4 : 1) is { } sparse) node.Form = new SparseDenseForm(sparse, int8);
         }
     }
 

@@ -13,8 +13,8 @@ public sealed record QuantizedWeights(sbyte[] Q, float[] Scales, int N, int K);
 /// </summary>
 public static class WeightQuantization
 {
-    /// <summary>The int8 form of a node's weights, if the pass quantized them (its form).</summary>
-    public static QuantizedWeights? Of(Node node) => (node.Form as Int8WeightsForm)?.Weights;
+    /// <summary>The int8 form of a node's weights, if the pass quantized them (its form; stored sparse or not).</summary>
+    public static QuantizedWeights? Of(Node node) => node.Form switch { Int8WeightsForm f => f.Weights, SparseDenseForm { Int8: { } q } => q, _ => null };
 
     public static void QuantizeDenseWeights(Graph graph, Func<Node, bool>? which = null) =>
         Quantize(graph, graph.Nodes.Where(n => n.OpType == DenseOperator.Name && (which is null || which(n)) && graph[n.Inputs[1]].Constant is { Shape.Length: 2 }));

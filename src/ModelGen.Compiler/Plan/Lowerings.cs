@@ -106,13 +106,13 @@ internal static class ConvLowering
         {
             lowering.Tensor(node.Inputs[0]),
             lowering.Embed(node.Inputs[1], [sparse.Entries], TensorElement.Float32, values),
-            lowering.Embed(node.Inputs[1] + ".index", [checked((int)sparse.IndexBytes)], TensorElement.UInt8, Compress.SparseConvStorage.IndexStream(sparse)),
+            lowering.Embed(node.Inputs[1] + ".sparse_indices", [checked((int)sparse.IndexBytes)], TensorElement.UInt8, Compress.SparseConvStorage.IndexStream(sparse)),
         };
         if (sparse.Pattern == Compress.SparsePattern.Unstructured)
         {
             var counts = new byte[sparse.Rows * 2];
             for (int r = 0; r < sparse.Rows; r++) System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(counts.AsSpan(r * 2), checked((short)(sparse.RowStarts[r + 1] - sparse.RowStarts[r])));
-            inputs.Add(lowering.Embed(node.Inputs[1] + ".counts", [sparse.Rows], TensorElement.Int16, counts));
+            inputs.Add(lowering.Embed(node.Inputs[1] + ".sparse_counts", [sparse.Rows], TensorElement.Int16, counts));
         }
         if (node.HasInput(2)) inputs.Add(lowering.Tensor(node.Inputs[2]));
         var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };

@@ -434,7 +434,7 @@ public static class ModelEmitter
             {
                 if (!first) _w.Line();
                 first = false;
-                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.Element == TensorElement.Int64 ? "int64" : t.Element == TensorElement.Int8 ? "int8 (quantized)" : t.Element == TensorElement.UInt8 ? "bytes (int4 packed two per byte)" : t.Element == TensorElement.Int32 ? "int32 (bias in accumulator units)" : t.Element == TensorElement.Int16 ? "int16 (bias in accumulator units)" : t.Element == TensorElement.Float16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
+                _w.Line($"/// <summary>Initializer <c>{CodeWriter.Xml(t.Name)}</c>: {(t.Name.EndsWith(".sparse_indices", StringComparison.Ordinal) ? "bytes (sparse weights' packed indices)" : t.Name.EndsWith(".sparse_counts", StringComparison.Ordinal) ? "int16 (sparse weights' entries per row)" : t.Element == TensorElement.Int64 ? "int64" : t.Element == TensorElement.Int8 ? "int8 (quantized)" : t.Element == TensorElement.UInt8 ? "bytes (int4 packed two per byte)" : t.Element == TensorElement.Int32 ? "int32 (bias in accumulator units)" : t.Element == TensorElement.Int16 ? "int16 (bias in accumulator units)" : t.Element == TensorElement.Float16 ? "float16 (per-channel multipliers over the layer's)" : "float32")} {CodeWriter.Shape(t.Shape)}.</summary>");
                 string type = t.CSharpType;
                 if (_aligned.Contains(t.Id))
                 {

@@ -103,7 +103,7 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
         var dense = prepared.Nodes.Single(n => n.OpType == "Dense");
         var int8 = WeightQuantization.Of(dense);
         float[] values = int8 is null ? prepared[dense.Inputs[1]].Constant!.Floats : [.. int8.Q.Select(q => (float)q)];
-        dense.Form = new SparseDenseForm(Store(pattern, values, rows, columns), int8?.Scales);
+        dense.Form = new SparseDenseForm(Store(pattern, values, rows, columns), int8);
         var artifact = ModelCompiler.Compile(options, prepared, out _);
         var node = Assert.Single(artifact.Nodes, n => n.Kernel == KernelKind.Dense);
         Assert.Equal(DenseLayout.Sparse, node.Dense!.Layout);
