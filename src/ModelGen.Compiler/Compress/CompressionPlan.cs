@@ -111,7 +111,8 @@ public sealed record CompressionPlan
             passes.Add(new ConvInt8WeightsPass());
         if (Kind is "int4-weights" or "mixed-weights")
             passes.Add(new Int4WeightsPass(node => Precision(node) is "int4-weights" or "int4"));
-        if (Pruning is not null)
+        // Pruning that leaves zeros: the layers stored sparse where that pays (channel pruning leaves a smaller dense model).
+        if (Pruning is not null && PruningKind.Pattern != PruningPattern.Channels)
         {
             passes.Add(new SparseStoragePass());
             passes.Add(new SparseConvStoragePass());
