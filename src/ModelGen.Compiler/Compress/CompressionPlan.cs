@@ -43,6 +43,9 @@ public sealed record CompressionPlan
     /// <summary>Low-rank factorization of the fully connected layers and convolutions: the share of the energy (squared singular values) kept, or null.</summary>
     public double? LowRank { get; init; }
 
+    /// <summary>Weight sharing: the bits of each layer's codebook index (2 to 8: 2^bits shared values), or null.</summary>
+    public int? WeightSharing { get; init; }
+
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
 
@@ -66,9 +69,14 @@ public sealed record CompressionPlan
             FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
             Pruning = ParsePruning(options),
             LowRank = ParseLowRank(options),
+            WeightSharing = ParseWeightSharing(options),
             PruningKind = PruningKind.Parse(options.PruningKind, options.ModelPath),
         };
     }
+
+    static int? ParseWeightSharing(CompileOptions options) => options.WeightSharing is int b && b is < Compress.WeightSharing.MinBits or > Compress.WeightSharing.MaxBits
+        ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"WeightSharing (--weight-sharing) is the bits of each layer's codebook index, {Compress.WeightSharing.MinBits} to {Compress.WeightSharing.MaxBits} (4 shares 16 values per layer), not {b}")
+        : options.WeightSharing;
 
     static double? ParseLowRank(CompileOptions options) => options.LowRank is double e && !(e > 0 && e < 1)
         ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"LowRank (--low-rank) is the share of each factorized layer's energy (squared singular values) kept, above 0 and below 1 (0.9 keeps 90%), not {e.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
@@ -103,6 +111,8 @@ public sealed record CompressionPlan
             passes.Add(new PruningPass(PruningKind, sparsity, refit: CalibrationPath is not null));
         if (FineTune is not null)
             passes.Add(new Training.FineTunePass(FineTune));
+        if (WeightSharing is int bits)
+            passes.Add(new WeightSharingPass(bits));
         if (Kind is "int8" or "mixed")
             passes.Add(new Int8ArithmeticPass(BiasCorrection, Kind == "mixed" ? node => Precision(node) != "int8" : null));
         if (Kind is "int8-weights" or "mixed-weights")
@@ -123,13 +133,14 @@ public sealed record CompressionPlan
 
 /// <summary>
 /// The fixed order of the compression stages (the pipeline runs passes by it, in the plan's order within a stage):
-/// structural passes first (pruning, low rank, sharing: they change which weights exist), then fine-tuning (on the
-/// float weights, quantization-aware when the later stages quantize), then int8 arithmetic (calibrated on the
+/// structural passes first (pruning, low rank: they change which weights exist), then fine-tuning (on the float
+/// weights, quantization-aware when the later stages quantize), then weight sharing (the fine-tuned weights clustered
+/// into codebooks) and, with training data, the codebooks' own fine-tuning, then int8 arithmetic (calibrated on the
 /// float model), then weight-only quantization of the layers left in float32 (int8 before int4: GPTQ reconstructs
 /// int4 layers on the activations of the model as the earlier stages left it), then, when the plan prunes, sparse
 /// storage of the fully connected layers and convolutions as all the others left them.
 /// </summary>
-public enum CompressionStageOrder { Structural, FineTune, Arithmetic, WeightsInt8, WeightsInt4, SparseStorage }
+public enum CompressionStageOrder { Structural, FineTune, Sharing, SharedFineTune, Arithmetic, WeightsInt8, WeightsInt4, SparseStorage }
 
 /// <summary>One compression technique with its options, applied to a graph in place.</summary>
 public interface ICompressionPass
