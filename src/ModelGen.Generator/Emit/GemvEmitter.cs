@@ -213,7 +213,7 @@ internal static class GemvEmitter
         int n = wt.Shape[0], k = wt.Shape[1];
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int8 weights: y[j] = scale[j]·Σk q[j, k]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, q {CodeWriter.Shape(wt.Shape)} int8 row-major{KernelEmitter.ActName(node)}.");
-        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int8RowDecoder(k));
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int8RowDecoder(k), $" || scales.Length < {n}");
     }
 
     /// <summary>Weight-only int4, one row: y[j] = scale[j]·Σk (nibble[j, k] − 8)·x[k] + b[j], two weights a byte.</summary>
@@ -223,7 +223,21 @@ internal static class GemvEmitter
         int n = wt.Shape[0], rowBytes = wt.Shape[1], k = KernelEmitter.Dense(node).K;
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int4 weights: y[j] = scale[j]·Σk (q[j, k] − 8)·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; q packed two per byte, {rowBytes} bytes a row{KernelEmitter.ActName(node)}.");
-        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int4BlockDecoder(k, rowBytes));
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int4BlockDecoder(k, rowBytes), $" || scales.Length < {n}");
+    }
+
+    /// <summary>Shared weights (weight sharing), one row: y[j] = Σk codebook[code[j, k]]·x[k] + b[j], the codes packed bits each.</summary>
+    public static void EmitCodebook(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
+    {
+        var wt = inputs[1];
+        var dense = KernelEmitter.Dense(node);
+        int n = wt.Shape[0], k = dense.K, entries = 1 << dense.Bits;
+        var decoder = new CodebookDecoder(k, dense.Bits);
+        if (wt.Shape.Length != 2 || wt.Shape[1] != decoder.RowBytes || inputs[2].ElementCount != entries)
+            throw new System.FormatException($"Dense '{node.Name}': {dense.Bits}-bit codes must be [{n}, {decoder.RowBytes}] and the codebook {entries} floats");
+        bool hasBias = inputs.Length > 3;
+        w.Line($"// Fully connected, one row, shared weights: y[j] = Σk codebook[code[j, k]]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; codes of {dense.Bits} bits, {decoder.RowBytes} bytes a row, a codebook of {entries} float32{KernelEmitter.ActName(node)}.");
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, decoder, $" || codebook.Length < {entries}");
     }
 
     /// <summary>
@@ -231,11 +245,11 @@ internal static class GemvEmitter
     /// accumulators sharing every load of x; per row the vector sum, the columns past the vector loop one by
     /// one, then the epilogue (scale, bias, activation). The scalar path, one row at a time, is the same sum.
     /// </summary>
-    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d)
+    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d, string tablesCheck)
     {
         foreach (string line in d.Why) w.Line(line);
         using var method = KernelEmitter.OpenKernel(w, name, sig);
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount}{tablesCheck}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Line($"ref {d.Element} rw = ref MemoryMarshal.GetReference(w);");
         SimdLadder.Chain(w, d.Widths(simd), x =>

@@ -211,3 +211,127 @@ internal sealed class Int4BlockDecoder : IWeightDecoder
     public string ScalarTerm(string row, string sum) =>
         $"{{ byte packed = {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_rowBytes} + (i >> 5) * 16 + (i & 15)); {sum} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
 }
+
+/// <summary>
+/// Shared weights (weight sharing, layout <see cref="DenseLayout.Codebook"/>): weight (j, c) is codebook[code], the codes of
+/// a row packed <c>bits</c> each from the low bits up (column c at bit c·bits), each row from a byte. A step is 8 columns,
+/// whose codes fill exactly <c>bits</c> bytes: every code of the step sits at a constant byte and shift from the step's
+/// first byte. With codes of at most 4 bits on AVX2 the codebook lives in registers: the step's bytes are broadcast to 8
+/// lanes, each shifted right by its code's place (vpsrlvd), and vpermps picks each lane's entry from an 8-float table
+/// (it reads only the low 3 bits of each lane, so the neighbouring codes above need no mask; a 4-entry codebook is
+/// repeated to 8); 16 entries are two tables, the lane's bit 3 shifted to its sign (vpsllvd) choosing between them (vblendvps).
+/// Longer codes, and Vector128, look each weight up and build the vector from the 8 (or 4) values.
+/// </summary>
+internal sealed class CodebookDecoder : IWeightDecoder
+{
+    const string U = "Unsafe";
+    readonly int _k, _bits, _rowBytes;
+
+    public CodebookDecoder(int k, int bits)
+    {
+        _k = k;
+        _bits = bits;
+        _rowBytes = (k * bits + 7) / 8;
+    }
+
+    /// <summary>The bytes of one row's codes.</summary>
+    public int RowBytes => _rowBytes;
+
+    /// <summary>Codes of at most 4 bits: the codebook is one or two 8-float tables that vpermps indexes (AVX2).</summary>
+    bool InRegisters(SimdWidth width) => _bits <= 4 && width.Bits == 256;
+
+    public string Element => "byte";
+
+    public IEnumerable<string> Why => new[]
+    {
+        $"// Codes of {_bits} bits, packed from the low bits up (column c at bit c·{_bits} of its row), each row from a byte: a step of 8",
+        $"// columns is {_bits} bytes, each code at a fixed byte and shift from the step's first." + (_bits <= 4
+            ? " On AVX2 the codebook sits in registers: the step's bytes"
+            : " Codes above 4 bits index a codebook too large"),
+        _bits <= 4
+            ? "// go to 8 lanes, each shifted to its code (vpsrlvd), and vpermps picks each lane's weight from an 8-float table by the low 3"
+            : "// for registers: each weight is looked up and the vector built from the 8 (or 4) values.",
+        _bits == 4 ? "// bits; a 16-entry codebook is two tables, chosen by the code's bit 3 moved to the sign (vpsllvd, vblendvps). Vector128: lookups."
+            : _bits < 4 ? $"// bits (the bits above belong to the next codes and are ignored{(_bits == 2 ? "; the 4 entries repeated to 8" : "")}). Vector128: lookups."
+            : "// No float copy of the weights is made anywhere.",
+    };
+
+    public string? RowScale(string row) => null;
+    public int RowsPerStep => 4;
+
+    public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => x.Bits < 512 && _k >= 8).ToList();
+
+    /// <summary>The register form calls AVX2 directly; the lookups are plain Vector256/128.</summary>
+    public string Guard(SimdWidth width) => InRegisters(width) ? width.AcceleratedX86 : width.Accelerated;
+
+    public int Step(SimdWidth width) => 8;
+    public int VectorColumns(SimdWidth width) => _k / 8 * 8;
+
+    public IEnumerable<string> Setup(SimdWidth width)
+    {
+        yield return "ref float rc = ref MemoryMarshal.GetReference(codebook);";
+        if (!InRegisters(width)) yield break;
+        if (_bits == 4)
+        {
+            yield return "var low = Vector256.LoadUnsafe(ref rc);";
+            yield return "var high = Vector256.LoadUnsafe(ref rc, 8);";
+            yield return $"var left = Vector256.Create({Shifts(e => 28 - 4 * e)});";
+        }
+        else if (_bits == 3) yield return "var table = Vector256.LoadUnsafe(ref rc);";
+        else
+        {
+            yield return "var quarter = Vector128.LoadUnsafe(ref rc);";
+            yield return "var table = Vector256.Create(quarter, quarter);";
+        }
+        yield return $"var right = Vector256.Create({Shifts(e => _bits * e)});";
+    }
+
+    static string Shifts(System.Func<int, int> shift) =>
+        string.Join(", ", Enumerable.Range(0, 8).Select(e => shift(e).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u"));
+
+    public IEnumerable<string> RowsStart(SimdWidth width) => new[] { $"ref byte row = ref {U}.Add(ref rw, j * {_rowBytes});" };
+
+    public IEnumerable<string> Decode(SimdWidth width, int r, int rows)
+    {
+        string at = r == 0 ? $"(i >> 3) * {_bits}" : $"{r * _rowBytes} + (i >> 3) * {_bits}";
+        yield return $"ref byte codes{r} = ref {U}.Add(ref row, {at});";
+        if (!InRegisters(width)) yield break;
+        string load = _bits switch
+        {
+            2 => $"{U}.ReadUnaligned<ushort>(ref codes{r})",
+            3 => $"{U}.ReadUnaligned<ushort>(ref codes{r}) | (uint){U}.Add(ref codes{r}, 2) << 16",
+            _ => $"{U}.ReadUnaligned<uint>(ref codes{r})",
+        };
+        yield return $"var packed{r} = Vector256.Create((uint)({load}));";
+        yield return $"var lanes{r} = Avx2.ShiftRightLogicalVariable(packed{r}, right).AsInt32();";
+    }
+
+    public string Part(SimdWidth width, int r, int rows, int part)
+    {
+        if (InRegisters(width))
+            return _bits == 4
+                ? $"Avx.BlendVariable(Avx2.PermuteVar8x32(low, lanes{r}), Avx2.PermuteVar8x32(high, lanes{r}), Avx2.ShiftLeftLogicalVariable(packed{r}, left).AsSingle())"
+                : $"Avx2.PermuteVar8x32(table, lanes{r})";
+        var lanes = Enumerable.Range(part * width.Floats, width.Floats).Select(e => $"{U}.Add(ref rc, {Code($"codes{r}", e)})");
+        return $"{width.V}.Create({string.Join(", ", lanes)})";
+    }
+
+    /// <summary>The code of column <paramref name="e"/> (0 to 7) of a step whose bytes start at <paramref name="codes"/>: constant bytes and shift.</summary>
+    string Code(string codes, int e)
+    {
+        int bit = e * _bits, lo = bit >> 3, hi = (bit + _bits - 1) >> 3, shift = bit & 7;
+        string Byte(int at) => at == 0 ? codes : $"{U}.Add(ref {codes}, {at})";
+        if (_bits == 8) return Byte(lo);
+        string value = lo == hi ? Byte(lo) : $"({Byte(lo)} | {Byte(hi)} << 8)";
+        if (shift > 0) value += $" >> {shift}";
+        return shift + _bits == 8 ? value : $"{value} & {(1 << _bits) - 1}";
+    }
+
+    public string ScalarTerm(string row, string sum)
+    {
+        string codes = $"ref byte c = ref {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_rowBytes});";
+        string code = _bits == 8 ? $"{U}.Add(ref c, i)"
+            : $"({U}.Add(ref c, o >> 3) | {U}.Add(ref c, (o + {_bits - 1}) >> 3) << 8) >> (o & 7) & {(1 << _bits) - 1}";
+        return $"{{ {(_bits == 8 ? "" : $"int o = i * {_bits}; ")}{codes} {sum} += codebook[{code}] * {U}.Add(ref rx, i); }}";
+    }
+}
