@@ -18,8 +18,8 @@ public enum DenseLayout
     /// <summary>One row: only the kept weights, in the <see cref="SparseFormat"/> the attributes name.</summary>
     Sparse,
     /// <summary>
-    /// One row: shared weights, w [N, ceil(K·bits / 8)] uint8 codes packed <see cref="DenseAttributes.Bits"/> each from
-    /// the low bits up, each row from a byte (code of column c at bit c·bits of its row), then a float32 codebook of 2^bits.
+    /// One row: shared weights, w [N, ceil(K·bits / 8)] uint8 codes of <see cref="DenseAttributes.Bits"/> each, placed as
+    /// <see cref="CodebookCodes"/> says, each row from a byte, then a float32 codebook of 2^bits.
     /// </summary>
     Codebook,
 }

@@ -27,23 +27,26 @@ public sealed record SharedWeights(int Bits, float[] Codebook, byte[] Codes, int
     public long CodebookBytes => 4L * Codebook.Length;
 
     /// <summary>The bytes of one row's codes packed <see cref="Bits"/> each.</summary>
-    public int RowBytes => checked((Columns * Bits + 7) / 8);
+    public int RowBytes => ModelGen.Artifact.CodebookCodes.RowBytes(Columns, Bits);
 
     /// <summary>
-    /// The codes as the dense kernel reads them (DenseLayout.Codebook): each row's packed <see cref="Bits"/> each from the
-    /// low bits up (column c at bit c·Bits of its row), each row from a byte: [Rows, <see cref="RowBytes"/>].
+    /// The codes as the dense kernel reads them (DenseLayout.Codebook, ModelGen.Artifact.CodebookCodes): each row's packed
+    /// <see cref="Bits"/> each, each row from a byte: [Rows, <see cref="RowBytes"/>].
     /// </summary>
     public byte[] PackedCodes()
     {
         var packed = new byte[(long)Rows * RowBytes];
-        for (int r = 0; r < Rows; r++)
-            for (int c = 0; c < Columns; c++)
+        for (int c = 0; c < Columns; c++)
+        {
+            var (at, shift) = ModelGen.Artifact.CodebookCodes.Place(c, Columns, Bits);
+            for (int r = 0; r < Rows; r++)
             {
-                long bit = (long)c * Bits, at = (long)r * RowBytes + (bit >> 3);
-                int code = Codes[(long)r * Columns + c] << (int)(bit & 7);
-                packed[at] |= (byte)code;
-                if (code > 0xFF) packed[at + 1] |= (byte)(code >> 8);
+                long start = (long)r * RowBytes + at;
+                int code = Codes[(long)r * Columns + c] << shift;
+                packed[start] |= (byte)code;
+                if (code > 0xFF) packed[start + 1] |= (byte)(code >> 8);
             }
+        }
         return packed;
     }
 }

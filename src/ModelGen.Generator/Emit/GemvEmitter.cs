@@ -237,7 +237,7 @@ internal static class GemvEmitter
             throw new System.FormatException($"Dense '{node.Name}': {dense.Bits}-bit codes must be [{n}, {decoder.RowBytes}] and the codebook {entries} floats");
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, shared weights: y[j] = Σk codebook[code[j, k]]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; codes of {dense.Bits} bits, {decoder.RowBytes} bytes a row, a codebook of {entries} float32{KernelEmitter.ActName(node)}.");
-        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, decoder, $" || codebook.Length < {entries}");
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, decoder, $" || codebook.Length < {entries}", accumulatorPerPart: true);
     }
 
     /// <summary>
@@ -245,7 +245,8 @@ internal static class GemvEmitter
     /// accumulators sharing every load of x; per row the vector sum, the columns past the vector loop one by
     /// one, then the epilogue (scale, bias, activation). The scalar path, one row at a time, is the same sum.
     /// </summary>
-    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d, string tablesCheck)
+    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d, string tablesCheck,
+        bool accumulatorPerPart = false)
     {
         foreach (string line in d.Why) w.Line(line);
         using var method = KernelEmitter.OpenKernel(w, name, sig);
@@ -263,7 +264,11 @@ internal static class GemvEmitter
                 var rs = Enumerable.Range(0, count).ToArray();
                 using (w.Block($"for (int j = {from}; j < {to}; {(count == 1 ? "j++" : $"j += {count}")})"))
                 {
-                    w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
+                    // One accumulator per row, or per row and part: a row alone in its step would otherwise wait on
+                    // its own multiply-adds one after the other (4-cycle latency each).
+                    bool perPart = accumulatorPerPart && parts > 1;
+                    string Acc(int r, int part) => perPart ? $"a{r}p{part}" : $"a{r}";
+                    w.Line(string.Join(" ", rs.SelectMany(r => Enumerable.Range(0, perPart ? parts : 1).Select(part => $"{v}<float> {Acc(r, part)} = {v}<float>.Zero;"))));
                     foreach (string line in d.RowsStart(x)) w.Line(line);
                     using (w.Block($"for (int i = 0; i < {vectorEnd}; i += {step})"))
                     {
@@ -275,14 +280,14 @@ internal static class GemvEmitter
                             for (int part = 0; part < parts; part++)
                             {
                                 string weights = d.Part(x, r, count, part);
-                                w.Line(x.Fused ? $"a{r} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, a{r});" : $"a{r} += {weights} * {Xv(part)};");
+                                w.Line(x.Fused ? $"{Acc(r, part)} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, {Acc(r, part)});" : $"{Acc(r, part)} += {weights} * {Xv(part)};");
                             }
                         }
                     }
                     foreach (int r in rs)
                     {
                         string row = r == 0 ? "j" : $"j + {r}";
-                        w.Line($"float s{r} = {v}.Sum(a{r});");
+                        w.Line($"float s{r} = {v}.Sum({(perPart ? string.Join(" + ", Enumerable.Range(0, parts).Select(part => Acc(r, part))) : $"a{r}")});");
                         if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) {d.ScalarTerm(row, $"s{r}")}");
                         w.Line(DenseEpilogue.Store(node, $"s{r}", d.RowScale(row), hasBias, row));
                     }

@@ -55,6 +55,12 @@ public sealed class WeightSharingTests
         Assert.Equal(2, shared.RowBytes);
         Assert.Equal([213, 1, 68, 0], shared.PackedCodes());
         Assert.Equal(2 * 2 + 8 * 4, shared.DenseBytes);
+        // 4-bit codes in a block of 32 columns: byte t holds column (t / 4)·8 + t % 4 low and the column 4 on high. With
+        // code = column % 16: byte 0 = 0 | 4 << 4, byte 1 = 1 | 5 << 4, byte 4 = 8 | 12 << 4, byte 8 = 16 % 16 | 20 % 16 << 4,
+        // byte 15 = 27 % 16 | 31 % 16 << 4; columns 32 and 33 (past the block) two a byte: 0 | 1 << 4.
+        var block = new SharedWeights(4, new float[16], [.. Enumerable.Range(0, 34).Select(c => (byte)(c % 16))], 1, 34, false).PackedCodes();
+        Assert.Equal(17, block.Length);
+        Assert.Equal([0x40, 0x51, 0xC8, 0x40, 0xFB, 0x10], new[] { 0, 1, 4, 8, 15, 16 }.Select(t => block[t]));
         // 8-bit codes are the bytes themselves.
         Assert.Equal([9, 200], new SharedWeights(8, new float[256], [9, 200], 1, 2, false).PackedCodes());
     }
