@@ -83,4 +83,32 @@ public sealed class WeightSharingTests
         var first = batched.Nodes.First(n => n.OpType == "Dense");
         Assert.StartsWith("several rows", WeightSharing.Exclusion(batched, first, WeightSharing.Readers(batched)));
     }
+
+    [Fact]
+    public void TheReportGivesEachLayersTechniqueAndBytesAndWhyTheOthersStayed()
+    {
+        string calibration = TestData.Mnist("calibration-256.npy");
+        var options = new CompileOptions { ModelPath = TestData.Mnist("lenet5.onnx"), ClassName = "Shared", WeightSharing = 4, CalibrationPath = calibration, CalibrationUint8Scale = 255 };
+        var artifact = ModelCompiler.Compile(options, out var prepared);
+        var report = CompressionReport.Create(options, artifact, calibration, null, null, prepared);
+        Assert.Equal(["shared (4-bit codebooks)"], report.Stages.Select(s => s.Name));
+        foreach (var node in prepared.Nodes.Where(n => n.OpType is "Dense" or "Conv"))
+        {
+            var layer = report.Layers.Single(l => l.Node == node.Name);
+            var shape = prepared[node.Inputs[1]].Shape!;
+            long count = shape.Aggregate(1L, (a, b) => a * b);
+            Assert.Equal(4 * count, layer.BytesBefore);
+            if (node.OpType == "Dense")
+            {
+                // N rows of K codes, two a byte (K even here), and 16 float32 entries.
+                Assert.Contains("shared 4-bit", layer.Precision);
+                Assert.Equal(shape[0] * ((shape[1] + 1) / 2) + 64, layer.BytesAfter);
+            }
+            else
+            {
+                Assert.Contains("not shared: convolution", layer.Precision);
+                Assert.Equal(layer.BytesBefore, layer.BytesAfter);
+            }
+        }
+    }
 }
