@@ -240,6 +240,16 @@ internal static class DenseLowering
             LowerSparse(node, lowering, sparse, biasInput);
             return;
         }
+        if (oneRow && node.Form is Compress.SharedWeightsForm { Weights: var shared })
+        {
+            // Shared weights: the codes packed Bits each [N, ceil(K·Bits/8)] and the codebook, float32 [2^Bits].
+            int codes = lowering.Embed(node.Inputs[1], [shared.Rows, shared.RowBytes], TensorElement.UInt8, shared.PackedCodes());
+            int codebook = lowering.Weight(node.Inputs[1] + ".codebook", new TensorData([shared.Codebook.Length], (float[])shared.Codebook.Clone()));
+            var denseShared = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), codes, codebook, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
+            denseShared.SetDense(new DenseAttributes(false, DenseLayout.Codebook, k: shared.Columns, bits: shared.Bits));
+            LoweringParts.Activation(denseShared, node);
+            return;
+        }
         if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)
         {
             // int4 weights packed two per byte [N, K'/2] and a float32 scale per output.
