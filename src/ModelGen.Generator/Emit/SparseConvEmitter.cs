@@ -246,14 +246,19 @@ internal static class SparseConvEmitter
         int Pos(int q) => Math.Min(q * width, g.Columns - width);
         if (stripsPerRow >= nv)
         {
+            // N:M: tiles of as equal a size as the row's strips divide into (25 strips: 9, 9, 7), as a tile of one or
+            // two vectors waits on the latency of its few multiply-adds, and costs nearly what a whole tile does.
+            if (f.IsNOfM) nv = (stripsPerRow + (stripsPerRow + nv - 1) / nv - 1) / ((stripsPerRow + nv - 1) / nv);
             int fullTiles = g.Columns / width / nv;
             var full = Enumerable.Range(0, nv).Select(q => new Strip(0, q * width)).ToList();
             int restAt = Pos(fullTiles * nv);
             var rest = Enumerable.Range(fullTiles * nv, stripsPerRow - fullTiles * nv).Select(q => new Strip(0, Pos(q) - restAt)).ToList();
             using (w.For("oy", g.Rows, out string oy))
             {
-                using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * nv * width}; n0 += {nv * width})"))
-                    Tile(w, g, node, f, l, full, oy, fullTiles > 1 ? "n0" : "0");
+                // No whole tile when the row is a little short of one (95 columns, 12 strips of 8): the rest covers it.
+                if (fullTiles > 0)
+                    using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * nv * width}; n0 += {nv * width})"))
+                        Tile(w, g, node, f, l, full, oy, fullTiles > 1 ? "n0" : "0");
                 if (rest.Count > 0) Tile(w, g, node, f, l, rest, oy, CodeWriter.N(restAt));
             }
             return;
