@@ -14,6 +14,12 @@ namespace ModelGen.Generator.Emit;
 /// LeNet-5's conv2 more than its multiply-adds). A column becomes an input offset through a table made once a call. The input is read in place, or zero-padded into
 /// scratch once per group when the convolution has pads, so every tap of every output is one offset from its
 /// output's position. A pointwise convolution's output plane is one long row.
+/// <para>
+/// N:M differs (docs/implementation-notes.md, N:M sparse convolutions): each row's entries are decoded into input
+/// offsets once, before its tiles (AVX2: 8 a step), since its rows all hold the same count; the input is always
+/// copied, onto rows (pointwise: channels) that start on 64-byte lines, so few loads straddle two lines; and a
+/// row's strips are split into tiles of equal size. The sums keep the order of the unstructured kernel.
+/// </para>
 /// </summary>
 internal static class SparseConvEmitter
 {
@@ -213,7 +219,7 @@ internal static class SparseConvEmitter
             }
         }
         string read = perByte == 1 ? $"{U}.Add(ref pi, d)" : $"({U}.Add(ref pi, d >> {byteShift}) >> ((d & {perByte - 1}) << {bitShift})) & {mask}";
-        string group = (f.N & (f.N - 1)) == 0 ? $"(d >> {Log2(f.N)} << {Log2(f.M)})" : $"(int)((uint)d / {f.N}) * {f.M}";
+        string group = f.N == 1 ? $"(d << {Log2(f.M)})" : (f.N & (f.N - 1)) == 0 ? $"(d >> {Log2(f.N)} << {Log2(f.M)})" : $"(int)((uint)d / {f.N}) * {f.M}";
         w.Line($"for (; d < count; d++) {U}.Add(ref po, d) = {U}.Add(ref ro, {group} + ({read}));");
     }
 
