@@ -116,9 +116,19 @@ internal static class ConvLowering
         }
         if (node.HasInput(2)) inputs.Add(lowering.Tensor(node.Inputs[2]));
         var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
-        if (geo.KernelH * geo.KernelW > 1) outputs.Add(lowering.Temporary(node.Name + ".offsets", [sparse.Columns]));
-        if (geo.HasPadding)
-            outputs.Add(lowering.Temporary(node.Name + ".padded", [x[1] / group * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight)]));
+        bool nOfM = sparse.Pattern == Compress.SparsePattern.NOfM;
+        if (nOfM)
+        {
+            // N:M: the column offsets and a row's decoded offsets; the input copied onto 64-byte lines (ConvScratch).
+            outputs.Add(lowering.Temporary(node.Name + ".offsets", [ConvScratch.SparseNOfMTableInts(sparse.Columns, sparse.RowStarts[1] - sparse.RowStarts[0])]));
+            outputs.Add(lowering.Temporary(node.Name + ".padded", [checked((int)ConvScratch.SparseNOfMCopyFloats(x[1] / group, geo.InH, geo.InW, geo.KernelH, geo.KernelW, geo.StrideH, geo.StrideW, geo.PadTop, geo.PadLeft, geo.PadBottom, geo.PadRight))]));
+        }
+        else
+        {
+            if (geo.KernelH * geo.KernelW > 1) outputs.Add(lowering.Temporary(node.Name + ".offsets", [sparse.Columns]));
+            if (geo.HasPadding)
+                outputs.Add(lowering.Temporary(node.Name + ".padded", [x[1] / group * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight)]));
+        }
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, [.. inputs], [.. outputs]);
         LoweringParts.Window(n, geo);
         var format = sparse.Pattern == Compress.SparsePattern.NOfM ? SparseConvFormat.NOfM(sparse.N, sparse.M) : SparseConvFormat.Unstructured(sparse.IndexBits);
