@@ -53,7 +53,8 @@ public class WeightTyingTests
         var dense = artifact.Nodes.Where(n => n.Kernel == KernelKind.Dense).ToList();
         Assert.Equal(3, dense.Count);
         Assert.Equal(dense[0].Inputs[1], dense[1].Inputs[1]);
-        Assert.Single(artifact.Tensors, t => t.Data is not null && t.Name.StartsWith(fc1.Inputs[1], StringComparison.Ordinal));
+        Assert.Equal(dense[0].Inputs[2], dense[1].Inputs[2]); // and one codebook
+        Assert.Equal(2, artifact.Tensors.Count(t => t.Data is not null && t.Name.StartsWith(fc1.Inputs[1], StringComparison.Ordinal))); // the codes and the codebook, once each
         var models = GeneratedModels.Build(artifact);
         for (int trial = 0; trial < 5; trial++)
         {
