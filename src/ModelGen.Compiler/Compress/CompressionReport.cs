@@ -138,15 +138,15 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             // Stored sparse (pruned): the format, and the bytes it embeds.
             precision += node.Form switch
             {
-                SparseDenseForm f => $", stored sparse ({Format(f.Weights)})",
-                SparseConvForm f => $", stored sparse ({Format(f.Weights)})",
+                SparseDenseForm f => $", stored sparse ({Format(f.Weights, f.Shared)})",
+                SparseConvForm f => $", stored sparse ({Format(f.Weights, f.Shared)})",
                 _ => "",
             };
             var bias = node.HasInput(2) ? compressed[node.Inputs[2]].Constant?.Floats : null;
             long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L
                 : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
-                : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Weights.Bytes(4)
+                : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Bytes
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr) { KeptShare = kept });
         }
@@ -170,7 +170,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     }
 
     /// <summary>A sparse layout as the report names it: "2:4" or "8-bit relative indices".</summary>
-    static string Format(SparseWeights w) => w.Pattern == SparsePattern.NOfM ? $"{w.N}:{w.M}" : $"{w.IndexBits}-bit relative indices";
+    static string Format(SparseWeights w, SharedWeights? shared) => (w.Pattern == SparsePattern.NOfM ? $"{w.N}:{w.M}" : $"{w.IndexBits}-bit relative indices")
+        + (shared is null ? "" : $", {shared.Bits}-bit codes");
 
     /// <summary>"2:4, 49.6% of the convolution and fully connected weights zero" when the options prune; else null.</summary>
     static string? Pruned(CompileOptions options, Graph compressed)

@@ -39,11 +39,49 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
     }
 
     /// <summary>
+    /// Unstructured rows' entry counts fit a byte each: every row holds fewer than 256 entries (else they take 2 bytes
+    /// a row). N:M rows all hold the same count and store none.
+    /// </summary>
+    public bool ByteCounts => Pattern == SparsePattern.Unstructured && Enumerable.Range(0, Rows).All(r => RowStarts[r + 1] - RowStarts[r] <= byte.MaxValue);
+
+    /// <summary>Bytes of the row entry counts: 1 or 2 a row (<see cref="ByteCounts"/>) when unstructured, none for N:M.</summary>
+    public long CountBytes => Pattern == SparsePattern.Unstructured ? (ByteCounts ? 1L : 2L) * Rows : 0;
+
+    /// <summary>
     /// Bytes embedded for these weights with values of <paramref name="valueBytes"/> bytes each (4: float32, 1: int8):
-    /// values, indices, and for unstructured rows their entry counts (2 bytes a row; N:M rows all hold the same count).
+    /// values, indices, and for unstructured rows their entry counts (<see cref="CountBytes"/>).
     /// Scales, codebooks and biases are counted by whoever adds them.
     /// </summary>
-    public long Bytes(int valueBytes) => (long)Entries * valueBytes + IndexBytes + (Pattern == SparsePattern.Unstructured ? 2L * Rows : 0);
+    public long Bytes(int valueBytes) => (long)Entries * valueBytes + IndexBytes + CountBytes;
+
+    /// <summary>
+    /// As <see cref="Bytes(int)"/> with values that are codebook codes of <paramref name="codeBits"/> bits (2 to 8),
+    /// packed one after another over every row (<see cref="PackedValueBytes"/>). The codebook is counted by whoever adds it.
+    /// </summary>
+    public long BytesWithCodes(int codeBits) => PackedValueBytes(Entries, codeBits) + IndexBytes + CountBytes;
+
+    /// <summary>
+    /// Bytes of <paramref name="entries"/> values of <paramref name="bits"/> bits packed one after another: a code that
+    /// straddles two bytes is read as a 16-bit word, so widths that do not divide 8 (3, 5, 6, 7) carry one byte of slack.
+    /// </summary>
+    public static long PackedValueBytes(long entries, int bits) => (entries * bits + 7) / 8 + (8 % bits == 0 ? 0 : 1);
+
+    /// <summary>
+    /// <see cref="Values"/> (whole numbers 0 to 2^<paramref name="bits"/> − 1: codebook codes) packed <paramref name="bits"/>
+    /// each, entry e at bit e·bits of the stream, low bits first, across rows without a break (<see cref="PackedValueBytes"/>).
+    /// </summary>
+    public byte[] PackedValues(int bits)
+    {
+        var packed = new byte[PackedValueBytes(Entries, bits)];
+        for (long e = 0, bit = 0; e < Entries; e++, bit += bits)
+        {
+            int code = (int)Values[e];
+            if (code < 0 || code >= 1 << bits || code != Values[e]) throw new InvalidOperationException($"entry {e}: {Values[e]} is not a {bits}-bit code");
+            packed[bit >> 3] |= (byte)(code << (int)(bit & 7));
+            if ((bit & 7) + bits > 8) packed[(bit >> 3) + 1] |= (byte)(code >> (int)(8 - (bit & 7)));
+        }
+        return packed;
+    }
 
     /// <summary>
     /// Entry <paramref name="e"/>'s stored index: unstructured, its distance from the row's previous entry (the

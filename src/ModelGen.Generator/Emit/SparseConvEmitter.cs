@@ -57,7 +57,7 @@ internal static class SparseConvEmitter
         var g = new Geometry(x.Shape[0], x.Shape[1], x.Shape.Length == 4 ? x.Shape[2] : 1, x.Shape[x.Shape.Length - 1], y.Shape[1],
             y.Shape.Length == 4 ? y.Shape[2] : 1, y.Shape[y.Shape.Length - 1], kernel[0], kernel[1], s[0], s[1], d[0], d[1], p, conv.Group);
         bool counts = !format.IsNOfM;
-        bool hasBias = k.Inputs.Length > (counts ? 4 : 3);
+        bool hasBias = k.Inputs.Length > (counts ? 4 : 3) + (format.Shared ? 1 : 0);
         bool table = g.Taps > 1;
         if (k.Outputs.Length != 1 + (table ? 1 : 0) + (g.Padded ? 1 : 0))
             throw new FormatException($"Conv '{node.Name}': {(table ? "the column offsets" : "no column offsets")}{(g.Padded ? " and the padded input" : "")} expected after y");
@@ -67,17 +67,25 @@ internal static class SparseConvEmitter
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{g.M}, {g.Cpg}, {g.KH}, {g.KW}]{(hasBias ? " + b" : "")}; window {g.KH}x{g.KW}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {g.Group}{k.ActName()}.");
         w.Line(format.IsNOfM
             ? $"// Sparse weights, {format.N}:{format.M}: w holds {entries} entries of the {dense} weights (in each group of {format.M} columns of a row, {format.N}), index their positions in the group in {format.IndexBits} bits."
-            : $"// Sparse weights, unstructured: w holds {entries} entries of the {dense} weights (padding zeros included), index each one's distance from the row's previous column in {format.IndexBits} bits, counts each row's entries.");
+            : $"// Sparse weights, unstructured: w holds {(format.Shared ? $"{entries} bytes of the entries'" : $"{entries} entries of")} the {dense} weights (padding zeros included), index each one's distance from the row's previous column in {format.IndexBits} bits, counts each row's entries.");
+        if (format.Shared) w.Line($"// The values are {SparseCodes.Describe(format.CodeBits)}, packed across rows.");
         w.Line($"// Per output channel, tiles of output columns summing only its entries: each index decoded where it is used, its column's input offset{(table ? " from y1" : "")}, one broadcast weight times a vector of input{(g.Padded ? $"; the input zero-padded into {padded} ({g.Cpg}x{g.HP}x{g.WP}) per group" : "")}.");
         using var method = k.OpenMethod();
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", entries), ("index", k.Inputs[2].ElementCount), ("y", y.ElementCount) };
         if (counts) lengths.Add(("counts", g.M));
+        if (format.Shared) lengths.Add(("codebook", 1 << format.CodeBits));
         if (hasBias) lengths.Add(("b", g.M));
         if (table) lengths.Add(("y1", g.Cpg * g.Taps));
         if (g.Padded) lengths.Add((padded, (long)g.Cpg * g.Plane));
         KernelEmitter.CheckedRefs(w, [.. lengths], ("rx", "x"), ("rw", "w"), ("ri", "index"), ("ry", "y"));
-        if (counts) w.Line("ref short rn = ref MemoryMarshal.GetReference(counts);");
+        // Each row's entry count: uint8 when every row holds fewer than 256, else int16.
+        if (counts) w.Line($"ref {(k.Inputs[3].Element == TensorElement.UInt8 ? "byte" : "short")} rn = ref MemoryMarshal.GetReference(counts);");
         if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
+        if (format.Shared)
+        {
+            w.Line("ref float rc = ref MemoryMarshal.GetReference(codebook);");
+            w.Line(SparseCodes.CodeFunction(format.CodeBits));
+        }
         if (g.Padded) w.Line($"ref float rpad = ref MemoryMarshal.GetReference({padded});");
         if (table)
         {
@@ -106,7 +114,7 @@ internal static class SparseConvEmitter
                     string row = w.IntLocal("row", Expr.Plus(Expr.Times(grp, g.Mpg), m));
                     w.Line(format.IsNOfM ? $"const int count = {perRow};" : $"int count = {U}.Add(ref rn, {row});");
                     w.Line($"ref byte pi = ref {U}.Add(ref ri, ip);");
-                    w.Line($"ref float pv = ref {U}.Add(ref rw, vp);");
+                    if (!format.Shared) w.Line($"ref float pv = ref {U}.Add(ref rw, vp);");
                     w.Line($"ref float py = ref {KernelEmitter.At(U, "ry", Expr.Plus(Expr.Times(image, g.M), row), (long)g.OH * g.OW)};");
                     w.Line($"float bias = {(hasBias ? $"{U}.Add(ref rbias, {row})" : "0f")};");
                     var levels = g.SW == 1 ? SimdLadder.Widths(k.Simd).Where(l => g.Columns >= l.Floats).ToList() : [];
@@ -155,6 +163,9 @@ internal static class SparseConvEmitter
             body();
         }
     }
+
+    /// <summary>The row's entry <paramref name="e"/> as a float: pv[e], or with codes the codebook at code vp + e.</summary>
+    static string Value(SparseConvFormat f, string e) => f.Shared ? SparseCodes.Value("rc", "rw", $"vp + {e}") : $"{U}.Add(ref pv, {e})";
 
     static int Log2(int v) => v <= 1 ? 0 : 1 + Log2(v / 2);
 
@@ -215,7 +226,7 @@ internal static class SparseConvEmitter
         w.Line(string.Join(" ", qs.Select(q => $"var c{q} = {v}.Create(bias);")));
         EntryLoop(w, g, f, "px", () =>
         {
-            w.Line($"var a = {v}.Create({U}.Add(ref pv, e));");
+            w.Line($"var a = {v}.Create({Value(f, "e")});");
             foreach (int q in qs)
             {
                 string b = $"{v}.LoadUnsafe(ref src, (nuint){CodeWriter.N((long)strips[q].Dy * g.RowStep + strips[q].Dx)})";
@@ -236,7 +247,7 @@ internal static class SparseConvEmitter
         w.Line($"for (int i = 0; i < {g.OH * g.OW}; i++) {U}.Add(ref py, i) = bias;");
         EntryLoop(w, g, f, "rp", () =>
         {
-            w.Line($"float a = {U}.Add(ref pv, e);");
+            w.Line($"float a = {Value(f, "e")};");
             using (w.For("oy", g.OH, out string oy))
             using (w.For("ox", g.OW, out string ox))
                 w.Line($"{KernelEmitter.At(U, "py", Expr.Plus(Expr.Times(oy, g.OW), ox))} += a * {KernelEmitter.At(U, "src", Expr.Plus(Expr.Times(oy, g.RowStep), Expr.Times(ox, g.SW)))};");
