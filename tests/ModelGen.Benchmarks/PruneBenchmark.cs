@@ -28,6 +28,12 @@ public static class PruneBenchmark
         new("lenet300 unstructured 92% + fine-tuning, int8 weights", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.92, Compression = "int8-weights" }, 12, 1e-3f)),
         new("lenet300 unstructured 93% + fine-tuning, int8 weights", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.93, Compression = "int8-weights" }, 12, 1e-3f)),
         new("lenet300 unstructured 95% + fine-tuning", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.95 }, 12, 1e-3f)),
+        // Issue 24: pruned, fine-tuned, then shared (codebooks of 2^bits values), the codes stored sparse.
+        new("lenet300 unstructured 92% + fine-tuning, shared 5 bits", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.92, WeightSharing = 5 }, 12, 1e-3f)),
+        new("lenet300 unstructured 95% + fine-tuning, shared 5 bits", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 5 }, 12, 1e-3f)),
+        new("lenet300 unstructured 95% + fine-tuning, shared 4 bits", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 4 }, 12, 1e-3f)),
+        new("lenet5 unstructured 92% + fine-tuning, shared 5 bits", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.92, WeightSharing = 5 }, 6, 1e-3f)),
+        new("lenet5 unstructured 95% + fine-tuning, shared 4 bits", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 4 }, 6, 1e-3f)),
         new("lenet5 channels 50% + fine-tuning", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.5, PruningKind = "channels" }, 6, 1e-3f)),
         new("lenet5 2:4 + fine-tuning", "lenet5.onnx", o => FineTuned(o with { PruningKind = "2:4" }, 4, 1e-3f)),
         new("lenet5 one-shot 50%", "lenet5.onnx", o => o with { Pruning = 0.5 }),

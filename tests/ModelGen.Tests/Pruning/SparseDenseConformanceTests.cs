@@ -154,7 +154,7 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
     };
 
     /// <summary>Each sparse layer's bytes as the pipeline counts them (SparseDenseForm.Bytes) are its embedded tensors' bytes.</summary>
-    static void AssertBytesAsEmbedded(ModelArtifact artifact, Graph prepared)
+    internal static void AssertBytesAsEmbedded(ModelArtifact artifact, Graph prepared)
     {
         foreach (var node in artifact.Nodes.Where(n => n.Dense?.Sparse is not null))
         {
