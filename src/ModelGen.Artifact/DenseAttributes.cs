@@ -21,18 +21,18 @@ public enum DenseLayout
 
 /// <summary>
 /// How a sparse Dense kernel stores its weights (docs/artifact-format.md, Dense, sparse): unstructured with relative
-/// indices of <see cref="IndexBits"/> (4 or 8) bits, or N:M (<see cref="N"/> kept of each <see cref="M"/> columns,
+/// indices of <see cref="IndexBits"/> (4, 5, 6 or 8) bits, or N:M (<see cref="N"/> kept of each <see cref="M"/> columns,
 /// positions in 2 bits for M = 4, 4 for M = 8); values float32, int8 with a scale per output, or codebook codes of
 /// <see cref="CodeBits"/> (2 to 8) bits packed one after another with the codebook's 2^bits float32 values after them.
-/// Text: <c>sparse=u4</c>, <c>u8</c> or <c>N:M</c>, and <c>values=f32</c>, <c>i8</c> or <c>c2</c> to <c>c8</c>.
+/// Text: <c>sparse=u4</c>, <c>u5</c>, <c>u6</c>, <c>u8</c> or <c>N:M</c>, and <c>values=f32</c>, <c>i8</c> or <c>c2</c> to <c>c8</c>.
 /// </summary>
 public sealed class SparseFormat : IEquatable<SparseFormat>
 {
     public SparseFormat(int indexBits, int n, int m, bool int8, int codeBits = 0)
     {
-        bool unstructured = n == 0 && m == 0 && indexBits is 4 or 8;
+        bool unstructured = n == 0 && m == 0 && indexBits is 4 or 5 or 6 or 8;
         bool nOfM = m is 4 or 8 && n >= 1 && n < m && indexBits == (m == 4 ? 2 : 4);
-        if (!unstructured && !nOfM) throw new FormatException($"a sparse format is u4, u8 or N:M with M of 4 or 8 (indices {indexBits} bits, {n}:{m})");
+        if (!unstructured && !nOfM) throw new FormatException($"a sparse format is u4, u5, u6, u8 or N:M with M of 4 or 8 (indices {indexBits} bits, {n}:{m})");
         if (codeBits != 0 && (codeBits is < 2 or > 8 || int8)) throw new FormatException($"sparse codebook codes are 2 to 8 bits, on float32 values (not {codeBits}{(int8 ? ", int8" : "")})");
         IndexBits = indexBits; N = n; M = m; Int8 = int8; CodeBits = codeBits;
     }
@@ -60,7 +60,7 @@ public sealed class SparseFormat : IEquatable<SparseFormat>
         bool int8 = values == "i8";
         int codeBits = values.Length == 2 && values[0] == 'c' && values[1] is >= '2' and <= '8' ? values[1] - '0' : 0;
         if (values != "f32" && !int8 && codeBits == 0) throw new FormatException($"sparse values '{values}' are not f32, i8 or c2 to c8");
-        if (text is "u4" or "u8") return new SparseFormat(text[1] - '0', 0, 0, int8, codeBits);
+        if (text is "u4" or "u5" or "u6" or "u8") return new SparseFormat(text[1] - '0', 0, 0, int8, codeBits);
         int colon = text.IndexOf(':');
         if (colon < 0 || !int.TryParse(text.Substring(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out int n)
             || !int.TryParse(text.Substring(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int m))

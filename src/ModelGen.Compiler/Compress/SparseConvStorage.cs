@@ -66,10 +66,10 @@ public static class SparseConvStorage
         return new SparseConvForm(best, shared);
     }
 
-    /// <summary>The formats the weights fit: unstructured (4- and 8-bit indices), and N:M for M = 4 and 8 with the smallest N the groups allow.</summary>
+    /// <summary>The formats the weights fit: unstructured (4-, 5-, 6- and 8-bit indices), and N:M for M = 4 and 8 with the smallest N the groups allow.</summary>
     static IEnumerable<SparseWeights> Candidates(float[] w, int rows, int columns)
     {
-        foreach (int bits in new[] { 4, 8 })
+        foreach (int bits in SparseStorage.UnstructuredIndexBits)
         {
             var unstructured = SparseWeights.Unstructured(w, rows, columns, bits);
             bool countsFit = true;

@@ -10,7 +10,7 @@ namespace ModelGen.Compiler.Compress;
 /// the kernel change, and the kernel multiplies the same numbers in another order.
 /// <para>
 /// The format: N:M where every group of the layer qualifies (1:4, 2:4, 4:8), or unstructured with 4- or 8-bit
-/// relative indices (the smaller); the one that pays (<see cref="Pays"/>: fewer bytes, and an estimated time below
+/// relative indices (the smallest); the one that pays (<see cref="Pays"/>: fewer bytes, and an estimated time below
 /// dense's from the measured cost of an entry in its kernel) and is fastest by that estimate.
 /// </para>
 /// </summary>
@@ -23,6 +23,9 @@ public static class SparseStorage
     /// kept values per AVX2 step (2:4 at 50% ran 1.35 times the dense time); other N:M (1:4), the scalar form.
     /// </summary>
     public const double UnstructuredEntryCost = 6.0, VectorNOfMEntryCost = 2.7, ScalarNOfMEntryCost = 12.0;
+
+    /// <summary>The relative index widths unstructured storage tries (the fewest bytes wins: 5 and 6 bits pad less than 4 and cost less than 8).</summary>
+    public static readonly int[] UnstructuredIndexBits = [4, 5, 6, 8];
 
     /// <summary>N:M patterns tried, the fewest bytes first (1:4 keeps a quarter, 2:4 and 4:8 half).</summary>
     static readonly (int N, int M)[] NOfMPatterns = [(1, 4), (2, 4), (4, 8)];
@@ -60,7 +63,7 @@ public static class SparseStorage
     /// <summary>
     /// The sparse form of [rows, columns] weights with values of <paramref name="valueBytes"/> bytes that pays, the
     /// fastest by <see cref="Cost"/> (N:M tried first), or null: stay dense. The candidates: each N:M pattern every
-    /// group fits, and unstructured with 4- or 8-bit relative indices, the fewer bytes.
+    /// group fits, and unstructured with 4-, 5-, 6- or 8-bit relative indices, the fewest bytes.
     /// </summary>
     public static SparseWeights? Choose(float[] weights, int rows, int columns, int valueBytes) =>
         Choose(weights, rows, columns, s => s.Bytes(valueBytes), (long)rows * columns * valueBytes);
@@ -72,7 +75,7 @@ public static class SparseStorage
     public static SparseWeights? Choose(float[] weights, int rows, int columns, Func<SparseWeights, long> bytes, long denseBytes)
     {
         var candidates = NOfMPatterns.Select(p => SparseWeights.NOfM(weights, rows, columns, p.N, p.M)).OfType<SparseWeights>().ToList();
-        candidates.Add(new[] { 4, 8 }.Select(bits => SparseWeights.Unstructured(weights, rows, columns, bits)).MinBy(bytes)!);
+        candidates.Add(UnstructuredIndexBits.Select(bits => SparseWeights.Unstructured(weights, rows, columns, bits)).MinBy(bytes)!);
         return candidates.Where(s => Pays(s, bytes(s), denseBytes)).MinBy(Cost);
     }
 

@@ -12,7 +12,7 @@ public enum SparsePattern { Unstructured, NOfM }
 /// Entries are (column, value) pairs, each row's in ascending column order, rows one after another
 /// (<see cref="RowStarts"/>, Rows + 1 offsets).
 /// Unstructured: a column is stored as its distance from the previous entry of the row (the first from −1, so
-/// 1 or more) in <see cref="IndexBits"/> bits (4 or 8); a gap wider than the bits hold is bridged by padding
+/// 1 or more) in <see cref="IndexBits"/> bits (4, 5, 6 or 8; 5 and 6 straddle bytes, read as 16-bit words); a gap wider than the bits hold is bridged by padding
 /// entries of value 0, as Deep Compression stores its relative indices.
 /// N:M: each group of M columns holds exactly N entries (padded with zeros where the group kept fewer; a last
 /// group shorter than N columns holds them all), each column stored as its position in the group in
@@ -27,14 +27,17 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
     /// <summary>Entries whose value is not zero.</summary>
     public int Kept => Values.Count(v => v != 0f);
 
-    /// <summary>Bytes of the index stream: <see cref="IndexBits"/> per entry, rounded up per row (rows start on a byte).</summary>
+    /// <summary>
+    /// Bytes of the index stream: <see cref="IndexBits"/> per entry, rounded up per row (rows start on a byte), and
+    /// for 5- or 6-bit indices a byte of slack after the last row (an index is read as a 16-bit word).
+    /// </summary>
     public long IndexBytes
     {
         get
         {
             long bytes = 0;
             for (int r = 0; r < Rows; r++) bytes += ((long)(RowStarts[r + 1] - RowStarts[r]) * IndexBits + 7) / 8;
-            return bytes;
+            return bytes + (8 % IndexBits == 0 ? 0 : 1);
         }
     }
 
@@ -101,7 +104,11 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
         for (int r = 0; r < Rows; r++)
         {
             for (int e = RowStarts[r]; e < RowStarts[r + 1]; e++, bit += IndexBits)
-                packed[bit >> 3] |= (byte)(IndexCode(r, e) << (int)(bit & 7));
+            {
+                int code = IndexCode(r, e);
+                packed[bit >> 3] |= (byte)(code << (int)(bit & 7));
+                if ((bit & 7) + IndexBits > 8) packed[(bit >> 3) + 1] |= (byte)(code >> (int)(8 - (bit & 7)));
+            }
             bit = (bit + 7) & ~7L; // the next row starts on a byte
         }
         return packed;
@@ -118,11 +125,11 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
 
     /// <summary>
     /// Unstructured storage of the nonzero values of <paramref name="weights"/> ([rows, columns] row-major), with
-    /// relative indices of <paramref name="indexBits"/> bits (4 or 8) and padding entries where a gap is wider.
+    /// relative indices of <paramref name="indexBits"/> bits (4, 5, 6 or 8) and padding entries where a gap is wider.
     /// </summary>
     public static SparseWeights Unstructured(float[] weights, int rows, int columns, int indexBits)
     {
-        if (indexBits is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(indexBits), "relative indices are 4 or 8 bits");
+        if (indexBits is not (4 or 5 or 6 or 8)) throw new ArgumentOutOfRangeException(nameof(indexBits), "relative indices are 4, 5, 6 or 8 bits");
         CheckShape(weights, rows, columns);
         int widest = (1 << indexBits) - 1;
         var starts = new int[rows + 1];

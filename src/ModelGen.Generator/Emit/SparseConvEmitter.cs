@@ -152,7 +152,9 @@ internal static class SparseConvEmitter
     {
         int bits = f.IndexBits, perByte = 8 / bits, mask = (1 << bits) - 1;
         int byteShift = perByte == 4 ? 2 : perByte == 2 ? 1 : 0, bitShift = bits == 2 ? 1 : bits == 4 ? 2 : 3;
-        string read = perByte == 1 ? $"{U}.Add(ref pi, e)" : $"({U}.Add(ref pi, e >> {byteShift}) >> ((e & {perByte - 1}) << {bitShift})) & {mask}";
+        // 5 or 6 bits straddle bytes: a 16-bit word from the index's first byte (the stream has a byte of slack).
+        string read = 8 % bits != 0 ? $"({U}.ReadUnaligned<ushort>(ref {U}.Add(ref pi, (e * {bits}) >> 3)) >> ((e * {bits}) & 7)) & {mask}"
+            : perByte == 1 ? $"{U}.Add(ref pi, e)" : $"({U}.Add(ref pi, e >> {byteShift}) >> ((e & {perByte - 1}) << {bitShift})) & {mask}";
         if (!f.IsNOfM) w.Line("int column = -1;");
         using (w.Block("for (int e = 0; e < count; e++)"))
         {

@@ -71,6 +71,11 @@ internal static class SparseGemvEmitter
 
     static void Unstructured(CodeWriter w, ArtifactNode node, SparseFormat format, int n, bool hasBias, string? scale, bool byteCounts)
     {
+        if (8 % format.IndexBits != 0)
+        {
+            StraddlingIndices(w, node, format, n, hasBias, scale, byteCounts);
+            return;
+        }
         bool nibbles = format.IndexBits == 4;
         w.Line("int e = 0, p = 0; // the row's first entry and first index byte");
         using (w.Block($"for (int j = 0; j < {n}; j++)"))
@@ -105,6 +110,36 @@ internal static class SparseGemvEmitter
                     w.Line($"s0 += {Value(format, "e")} * {X("column")};");
                 }
             }
+            w.Line(DenseEpilogue.Store(node, "((s0 + s1) + (s2 + s3))", scale, hasBias, "j"));
+        }
+    }
+
+    /// <summary>
+    /// Unstructured with 5- or 6-bit relative indices: each read as a 16-bit word from its first byte (the stream has a
+    /// byte of slack), four entries a step into four accumulators as the 4- and 8-bit forms do.
+    /// </summary>
+    static void StraddlingIndices(CodeWriter w, ArtifactNode node, SparseFormat format, int n, bool hasBias, string? scale, bool byteCounts)
+    {
+        int bits = format.IndexBits;
+        w.Line($"static int Distance(ref byte idx, int bit) => ({U}.ReadUnaligned<ushort>(ref {U}.Add(ref idx, bit >> 3)) >> (bit & 7)) & {(1 << bits) - 1};");
+        w.Line("int e = 0, bit = 0; // the row's first entry and the bit of its first index");
+        using (w.Block($"for (int j = 0; j < {n}; j++)"))
+        {
+            w.Line($"int end = e + {(byteCounts ? "counts[j]" : "(ushort)counts[j]")}, column = -1;");
+            w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
+            using (w.Block($"for (; e + 4 <= end; e += 4, bit += {4 * bits})"))
+            {
+                w.Line($"int c0 = column + Distance(ref ri, bit), c1 = c0 + Distance(ref ri, bit + {bits}), c2 = c1 + Distance(ref ri, bit + {2 * bits});");
+                w.Line($"column = c2 + Distance(ref ri, bit + {3 * bits});");
+                for (int t = 0; t < 4; t++)
+                    w.Line($"s{t} += {Value(format, Expr.Plus("e", t))} * {X(t == 3 ? "column" : "c" + t)};");
+            }
+            using (w.Block($"for (; e < end; e++, bit += {bits})"))
+            {
+                w.Line("column += Distance(ref ri, bit);");
+                w.Line($"s0 += {Value(format, "e")} * {X("column")};");
+            }
+            w.Line("bit = (bit + 7) & ~7; // the next row starts on a byte");
             w.Line(DenseEpilogue.Store(node, "((s0 + s1) + (s2 + s3))", scale, hasBias, "j"));
         }
     }
