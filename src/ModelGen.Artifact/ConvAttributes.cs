@@ -19,20 +19,31 @@ public enum ConvMethod
 }
 
 /// <summary>
-/// The storage of a sparse convolution's weights (<c>sparse=</c>): <c>unstructured-4</c> or <c>unstructured-8</c> (relative
-/// column indices of 4 or 8 bits, padding entries of value 0 where a gap is wider), or <c>N:M</c> (N entries in each
+/// The storage of a sparse convolution's weights (<c>sparse=</c>): <c>unstructured-B</c> for B of 4, 5, 6 or 8 (relative
+/// column indices of B bits, 5 and 6 read as 16-bit words, padding entries of value 0 where a gap is wider), or <c>N:M</c> (N entries in each
 /// group of M columns, their positions in the group in 2 bits for M = 4, else 4 bits). docs/artifact-format.md, Conv.
+/// Values float32, or with <c>,cB</c> after the format codebook codes of B (2 to 8) bits packed one after another, the
+/// codebook's 2^B float32 values an input after the row counts (<see cref="WithCodes"/>).
 /// </summary>
 public sealed class SparseConvFormat : IEquatable<SparseConvFormat>
 {
-    SparseConvFormat(int n, int m, int indexBits)
+    SparseConvFormat(int n, int m, int indexBits, int codeBits = 0)
     {
-        N = n; M = m; IndexBits = indexBits;
+        N = n; M = m; IndexBits = indexBits; CodeBits = codeBits;
     }
 
-    /// <summary>Unstructured with relative indices of <paramref name="indexBits"/> bits (4 or 8).</summary>
+    /// <summary>The same storage with its values as codebook codes of <paramref name="codeBits"/> bits (2 to 8).</summary>
+    public SparseConvFormat WithCodes(int codeBits) =>
+        codeBits is >= 2 and <= 8 ? new SparseConvFormat(N, M, IndexBits, codeBits) : throw new FormatException($"codebook codes are 2 to 8 bits, not {codeBits}");
+
+    /// <summary>Bits of a value's codebook code (0: the values are float32).</summary>
+    public int CodeBits { get; }
+    /// <summary>The values are codebook codes (<see cref="CodeBits"/>).</summary>
+    public bool Shared => CodeBits > 0;
+
+    /// <summary>Unstructured with relative indices of <paramref name="indexBits"/> bits (4, 5, 6 or 8).</summary>
     public static SparseConvFormat Unstructured(int indexBits) =>
-        indexBits is 4 or 8 ? new SparseConvFormat(0, 0, indexBits) : throw new FormatException($"relative indices are 4 or 8 bits, not {indexBits}");
+        indexBits is 4 or 5 or 6 or 8 ? new SparseConvFormat(0, 0, indexBits) : throw new FormatException($"relative indices are 4, 5, 6 or 8 bits, not {indexBits}");
 
     /// <summary>N:M, 1 ≤ N &lt; M, M of 4, 8 or 16.</summary>
     public static SparseConvFormat NOfM(int n, int m) =>
@@ -47,20 +58,23 @@ public sealed class SparseConvFormat : IEquatable<SparseConvFormat>
 
     internal static SparseConvFormat Parse(string text)
     {
-        if (text == "unstructured-4") return Unstructured(4);
-        if (text == "unstructured-8") return Unstructured(8);
+        int comma = text.IndexOf(',');
+        if (comma > 0)
+            return text.Length > comma + 1 && text[comma + 1] == 'c' ? Parse(text.Substring(0, comma)).WithCodes(ArtifactText.ParseInt(text.Substring(comma + 2)))
+                : throw new FormatException($"unknown sparse values '{text.Substring(comma + 1)}'");
+        if (text is "unstructured-4" or "unstructured-5" or "unstructured-6" or "unstructured-8") return Unstructured(text[text.Length - 1] - '0');
         int colon = text.IndexOf(':');
         if (colon > 0) return NOfM(ArtifactText.ParseInt(text.Substring(0, colon)), ArtifactText.ParseInt(text.Substring(colon + 1)));
         throw new FormatException($"unknown sparse format '{text}'");
     }
 
-    public override string ToString() => IsNOfM ? ArtifactText.Int(N) + ":" + ArtifactText.Int(M) : "unstructured-" + ArtifactText.Int(IndexBits);
+    public override string ToString() => (IsNOfM ? ArtifactText.Int(N) + ":" + ArtifactText.Int(M) : "unstructured-" + ArtifactText.Int(IndexBits)) + (Shared ? ",c" + ArtifactText.Int(CodeBits) : "");
 
-    public bool Equals(SparseConvFormat? other) => other is not null && N == other.N && M == other.M && IndexBits == other.IndexBits;
+    public bool Equals(SparseConvFormat? other) => other is not null && N == other.N && M == other.M && IndexBits == other.IndexBits && CodeBits == other.CodeBits;
 
     public override bool Equals(object? obj) => Equals(obj as SparseConvFormat);
 
-    public override int GetHashCode() => (N * 31 + M) * 31 + IndexBits;
+    public override int GetHashCode() => ((N * 31 + M) * 31 + IndexBits) * 16 + CodeBits;
 }
 
 /// <summary>

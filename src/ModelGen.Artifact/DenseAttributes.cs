@@ -26,18 +26,20 @@ public enum DenseLayout
 
 /// <summary>
 /// How a sparse Dense kernel stores its weights (docs/artifact-format.md, Dense, sparse): unstructured with relative
-/// indices of <see cref="IndexBits"/> (4 or 8) bits, or N:M (<see cref="N"/> kept of each <see cref="M"/> columns,
-/// positions in 2 bits for M = 4, 4 for M = 8); values float32 or int8 with a scale per output.
-/// Text: <c>sparse=u4</c>, <c>u8</c> or <c>N:M</c>, and <c>values=f32</c> or <c>i8</c>.
+/// indices of <see cref="IndexBits"/> (4, 5, 6 or 8) bits, or N:M (<see cref="N"/> kept of each <see cref="M"/> columns,
+/// positions in 2 bits for M = 4, 4 for M = 8); values float32, int8 with a scale per output, or codebook codes of
+/// <see cref="CodeBits"/> (2 to 8) bits packed one after another with the codebook's 2^bits float32 values after them.
+/// Text: <c>sparse=u4</c>, <c>u5</c>, <c>u6</c>, <c>u8</c> or <c>N:M</c>, and <c>values=f32</c>, <c>i8</c> or <c>c2</c> to <c>c8</c>.
 /// </summary>
 public sealed class SparseFormat : IEquatable<SparseFormat>
 {
-    public SparseFormat(int indexBits, int n, int m, bool int8)
+    public SparseFormat(int indexBits, int n, int m, bool int8, int codeBits = 0)
     {
-        bool unstructured = n == 0 && m == 0 && indexBits is 4 or 8;
+        bool unstructured = n == 0 && m == 0 && indexBits is 4 or 5 or 6 or 8;
         bool nOfM = m is 4 or 8 && n >= 1 && n < m && indexBits == (m == 4 ? 2 : 4);
-        if (!unstructured && !nOfM) throw new FormatException($"a sparse format is u4, u8 or N:M with M of 4 or 8 (indices {indexBits} bits, {n}:{m})");
-        IndexBits = indexBits; N = n; M = m; Int8 = int8;
+        if (!unstructured && !nOfM) throw new FormatException($"a sparse format is u4, u5, u6, u8 or N:M with M of 4 or 8 (indices {indexBits} bits, {n}:{m})");
+        if (codeBits != 0 && (codeBits is < 2 or > 8 || int8)) throw new FormatException($"sparse codebook codes are 2 to 8 bits, on float32 values (not {codeBits}{(int8 ? ", int8" : "")})");
+        IndexBits = indexBits; N = n; M = m; Int8 = int8; CodeBits = codeBits;
     }
 
     /// <summary>Unstructured (relative indices) rather than N:M.</summary>
@@ -48,28 +50,32 @@ public sealed class SparseFormat : IEquatable<SparseFormat>
     public int M { get; }
     /// <summary>The values are int8 with a float32 scale per output (else float32).</summary>
     public bool Int8 { get; }
+    /// <summary>The values are codes of this many bits into a codebook of float32 values (0: they are not).</summary>
+    public int CodeBits { get; }
+    /// <summary>The values are codebook codes (<see cref="CodeBits"/>).</summary>
+    public bool Shared => CodeBits > 0;
+
+    /// <summary>The <c>values</c> attribute: f32, i8, or c and the code bits.</summary>
+    public string ValuesText => Shared ? "c" + CodeBits.ToString(CultureInfo.InvariantCulture) : Int8 ? "i8" : "f32";
 
     public string Text => Unstructured ? "u" + IndexBits.ToString(CultureInfo.InvariantCulture) : FormattableString.Invariant($"{N}:{M}");
 
     internal static SparseFormat Read(string text, string values)
     {
-        bool int8 = values switch
-        {
-            "f32" => false,
-            "i8" => true,
-            _ => throw new FormatException($"sparse values '{values}' are not f32 or i8"),
-        };
-        if (text is "u4" or "u8") return new SparseFormat(text[1] - '0', 0, 0, int8);
+        bool int8 = values == "i8";
+        int codeBits = values.Length == 2 && values[0] == 'c' && values[1] is >= '2' and <= '8' ? values[1] - '0' : 0;
+        if (values != "f32" && !int8 && codeBits == 0) throw new FormatException($"sparse values '{values}' are not f32, i8 or c2 to c8");
+        if (text is "u4" or "u5" or "u6" or "u8") return new SparseFormat(text[1] - '0', 0, 0, int8, codeBits);
         int colon = text.IndexOf(':');
         if (colon < 0 || !int.TryParse(text.Substring(0, colon), NumberStyles.None, CultureInfo.InvariantCulture, out int n)
             || !int.TryParse(text.Substring(colon + 1), NumberStyles.None, CultureInfo.InvariantCulture, out int m))
             throw new FormatException($"sparse format '{text}' is not u4, u8 or N:M");
-        return new SparseFormat(m == 4 ? 2 : 4, n, m, int8);
+        return new SparseFormat(m == 4 ? 2 : 4, n, m, int8, codeBits);
     }
 
-    public bool Equals(SparseFormat? other) => other is not null && IndexBits == other.IndexBits && N == other.N && M == other.M && Int8 == other.Int8;
+    public bool Equals(SparseFormat? other) => other is not null && IndexBits == other.IndexBits && N == other.N && M == other.M && Int8 == other.Int8 && CodeBits == other.CodeBits;
     public override bool Equals(object? obj) => Equals(obj as SparseFormat);
-    public override int GetHashCode() => ((IndexBits * 31 + N) * 31 + M) * 2 + (Int8 ? 1 : 0);
+    public override int GetHashCode() => (((IndexBits * 31 + N) * 31 + M) * 2 + (Int8 ? 1 : 0)) * 16 + CodeBits;
 }
 
 /// <summary>
@@ -143,7 +149,7 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
         if (Sparse is not null)
         {
             attributes["sparse"] = Sparse.Text;
-            attributes["values"] = Sparse.Int8 ? "i8" : "f32";
+            attributes["values"] = Sparse.ValuesText;
         }
     }
 

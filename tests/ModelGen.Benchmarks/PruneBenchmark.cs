@@ -28,6 +28,12 @@ public static class PruneBenchmark
         new("lenet300 unstructured 92% + fine-tuning, int8 weights", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.92, Compression = "int8-weights" }, 12, 1e-3f)),
         new("lenet300 unstructured 93% + fine-tuning, int8 weights", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.93, Compression = "int8-weights" }, 12, 1e-3f)),
         new("lenet300 unstructured 95% + fine-tuning", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.95 }, 12, 1e-3f)),
+        // Issue 24: pruned, fine-tuned, then shared (codebooks of 2^bits values), the codes stored sparse.
+        new("lenet300 unstructured 92% + fine-tuning, shared 5 bits", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.92, WeightSharing = 5 }, 12, 1e-3f)),
+        new("lenet300 unstructured 95% + fine-tuning, shared 5 bits", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 5 }, 12, 1e-3f)),
+        new("lenet300 unstructured 95% + fine-tuning, shared 4 bits", "lenet300.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 4 }, 12, 1e-3f)),
+        new("lenet5 unstructured 92% + fine-tuning, shared 5 bits", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.92, WeightSharing = 5 }, 6, 1e-3f)),
+        new("lenet5 unstructured 95% + fine-tuning, shared 4 bits", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 4 }, 6, 1e-3f)),
         new("lenet5 channels 50% + fine-tuning", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.5, PruningKind = "channels" }, 6, 1e-3f)),
         new("lenet5 2:4 + fine-tuning", "lenet5.onnx", o => FineTuned(o with { PruningKind = "2:4" }, 4, 1e-3f)),
         new("lenet5 one-shot 50%", "lenet5.onnx", o => o with { Pruning = 0.5 }),
@@ -66,6 +72,7 @@ public static class PruneBenchmark
         Console.WriteLine("| recipe | accuracy | dense float32 | weight bytes | of float32 | multiply-adds | of dense | latency | dense float32 | speed-up | compile |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var dense = new Dictionary<string, (InProcessModel Model, double Accuracy, long Bytes, long MultiplyAdds)>(StringComparer.Ordinal);
+        var layers = new List<string>();
         foreach (var recipe in recipes.Where(r => only.Length == 0 || only.Any(n => r.Name.Contains(n, StringComparison.OrdinalIgnoreCase))))
         {
             var baseOptions = new CompileOptions { ModelPath = ModelPath(recipe.Model), ClassName = "PruneBench", Namespace = "ModelGenBench", CalibrationUint8Scale = 255 };
@@ -84,8 +91,19 @@ public static class PruneBenchmark
             var (oursSeconds, plainSeconds) = Race(ours, plain.Model);
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"| {recipe.Name} | {accuracy * 100:F2}% | {plain.Accuracy * 100:F2}% | {bytes:N0} | 1/{(double)plain.Bytes / bytes:F1} | {macs:N0} | {100.0 * macs / plain.MultiplyAdds:F0}% | {oursSeconds * 1e6:F1} µs | {plainSeconds * 1e6:F1} µs | {plainSeconds / oursSeconds:F2}x | {compileSeconds:F0} s |"));
+            layers.Add($"{recipe.Name}: {Layers(compiled)}");
         }
+        Console.WriteLine();
+        foreach (string line in layers) Console.WriteLine(line);
     }
+
+    /// <summary>Each weighted layer's storage and the bytes of the weights it reads (bias included).</summary>
+    static string Layers(ModelArtifact artifact) => string.Join("; ", artifact.Nodes.Where(n => n.Dense is not null || n.Conv is not null).Select(n =>
+    {
+        string storage = n.Dense is { } d ? d.Sparse is { } s ? $"sparse {s.Text} {s.ValuesText}" : d.Layout.ToString() : n.Conv!.Sparse is { } c ? $"sparse {c}" : n.Conv.Method.ToString();
+        long bytes = n.Inputs.Where(i => i >= 0 && artifact.Tensors[i].Storage == TensorStorage.Weight && artifact.Tensors[i].Data is not null).Sum(i => (long)artifact.Tensors[i].Data!.Length);
+        return string.Create(CultureInfo.InvariantCulture, $"{n.Name} {storage} {bytes:N0} B");
+    }));
 
     static InProcessModel Load(ModelArtifact artifact) => InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
 

@@ -210,6 +210,22 @@ public static class BenchCommand
     /// <summary>Multiply-adds of the kernels that do them (convolutions, matrix products, recurrent layers' gates); one per output element elsewhere is not counted.</summary>
     public static long MultiplyAdds(ModelArtifact m) => m.Nodes.Sum(n => MultiplyAdds(m, n));
 
+    /// <summary>
+    /// A sparse layer's stored entries: its values' elements, or for codebook codes (values "cB", or a Conv format
+    /// ending ",cB") the sum of the row counts when unstructured, else the codes' bits over B (N:M, within one entry).
+    /// </summary>
+    static long StoredEntries(ArtifactNode node, ArtifactTensor[] inputs, string values)
+    {
+        int comma = values.LastIndexOf(',');
+        string codes = comma >= 0 ? values[(comma + 1)..] : values;
+        if (codes.Length != 2 || codes[0] != 'c') return inputs[1].ElementCount;
+        int bits = codes[1] - '0';
+        bool unstructured = node.Kernel == KernelKind.Dense ? node.Attributes["sparse"].StartsWith('u') : node.Attributes["sparse"].StartsWith("unstructured", StringComparison.Ordinal);
+        if (unstructured && inputs[3].Data is { } counts)
+            return inputs[3].Element == TensorElement.UInt8 ? counts.Sum(c => (long)c) : Enumerable.Range(0, counts.Length / 2).Sum(r => (long)BitConverter.ToUInt16(counts, r * 2));
+        return (inputs[1].ElementCount - (8 % bits == 0 ? 0 : 1)) * 8 / bits;
+    }
+
     static long MultiplyAdds(ModelArtifact m, ArtifactNode node)
     {
         long total = 0;
@@ -220,10 +236,10 @@ public static class BenchCommand
             {
                 case "Conv" when y is not null && node.Attributes.TryGetValue("method", out var method) && method == "sparse":
                     // The stored entries (kept weights and any padding), each once per output position.
-                    total += y.ElementCount / y.Shape[1] * inputs[1].ElementCount;
+                    total += y.ElementCount / y.Shape[1] * StoredEntries(node, inputs, node.Attributes["sparse"]);
                     break;
                 case "Dense" when y is not null && node.Attributes.TryGetValue("layout", out var sparse) && sparse == "sparse":
-                    total += inputs[1].ElementCount; // one row: each stored entry once
+                    total += StoredEntries(node, inputs, node.Attributes.TryGetValue("values", out var values) ? values : ""); // one row: each stored entry once
                     break;
                 case "Conv" when y is not null:
                     total += y.ElementCount * (inputs[1].ElementCount / inputs[1].Shape[0]);

@@ -136,13 +136,13 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
                 : (a8?.Input ?? c8?.Input) is { } input ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {input.Scale:G4}, zero point {input.ZeroPoint}), int8 weights, int32 sums")
                 : q is not null ? "int8 weights, per-channel scales"
-                : node.Form is SharedWeightsForm shared ? SharedPrecision(shared.Weights, TiedTo(compressed, node)) : "float32";
+                : node.Form is SharedWeightsForm shared ? SharedPrecision(shared.Weights, TiedTo(compressed, node))
+                : ((node.Form as SparseDenseForm)?.Shared ?? (node.Form as SparseConvForm)?.Shared) is { } sparseShared ? SharedPrecision(sparseShared, null) : "float32";
             // Stored sparse (pruned): the format, and the bytes it embeds.
             precision += node.Form switch
             {
-                SparseDenseForm f => $", stored sparse ({Format(f.Weights)})",
-                SparseConvForm f => $", stored sparse ({Format(f.Weights)})",
-                SharedWeightsForm f => $", shared {f.Weights.Bits}-bit (a codebook of {f.Weights.Codebook.Length} values{(f.Weights.ZeroCode ? ", code 0 the pruned zeros" : "")})",
+                SparseDenseForm f => $", stored sparse ({Format(f.Weights, f.Shared)})",
+                SparseConvForm f => $", stored sparse ({Format(f.Weights, f.Shared)})",
                 _ when options.WeightSharing is not null && node.Form is Float32Form && WeightSharing.Exclusion(compressed, node, readers) is { } why => $", not shared: {why}",
                 _ => "",
             };
@@ -150,7 +150,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             long bytesAfter = q4 is not null ? q4.Packed.LongLength + q4.Scales.Length * 4L
                 : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
-                : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Weights.Bytes(4)
+                : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Bytes
                 : node.Form is SharedWeightsForm sw ? (TiedTo(compressed, node) is null ? sw.Weights.DenseBytes : 0) // a tied weight counts at its first layer
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
             layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr) { KeptShare = kept });
@@ -175,7 +175,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     }
 
     /// <summary>A sparse layout as the report names it: "2:4" or "8-bit relative indices".</summary>
-    static string Format(SparseWeights w) => w.Pattern == SparsePattern.NOfM ? $"{w.N}:{w.M}" : $"{w.IndexBits}-bit relative indices";
+    static string Format(SparseWeights w, SharedWeights? shared) => (w.Pattern == SparsePattern.NOfM ? $"{w.N}:{w.M}" : $"{w.IndexBits}-bit relative indices")
+        + (shared is null ? "" : $", {shared.Bits}-bit codes");
 
     /// <summary>"2:4, 49.6% of the convolution and fully connected weights zero" when the options prune; else null.</summary>
     static string? Pruned(CompileOptions options, Graph compressed)

@@ -13,17 +13,20 @@ public sealed record Int4WeightsForm(QuantizedInt4 Weights) : LayerForm;
 /// <paramref name="Int8"/> int8 weight codes (the values of <paramref name="Weights"/> are the codes, exact in
 /// float) with a float32 scale per row, as <see cref="Int8WeightsForm"/>. The graph keeps the float weights (zeros
 /// included, Scale·Q for int8), so the arithmetic is the dense layer's: the kernel only skips the zeros.
+/// With <paramref name="Shared"/> (weight sharing), the values of <see cref="Weights"/> are codebook codes (code 0 is
+/// exact zero, so padding entries are code 0) stored <see cref="SharedWeights.Bits"/> bits each, and the codebook
+/// is embedded beside them; the graph keeps the values the codes stand for.
 /// </summary>
-public sealed record SparseDenseForm(SparseWeights Weights, QuantizedWeights? Int8) : LayerForm
+public sealed record SparseDenseForm(SparseWeights Weights, QuantizedWeights? Int8, SharedWeights? Shared = null) : LayerForm
 {
     /// <summary>The int8 codes' scale per row (null: float32 values).</summary>
     public float[]? Int8Scales => Int8?.Scales;
 
-    /// <summary>Bytes a value takes: 4 (float32) or 1 (int8).</summary>
+    /// <summary>Bytes a value takes: 4 (float32) or 1 (int8); codebook codes are counted in bits (<see cref="Bytes"/>).</summary>
     public int ValueBytes => Int8Scales is null ? 4 : 1;
 
-    /// <summary>The embedded bytes: values, indices, row counts, and the int8 scales.</summary>
-    public long Bytes => Weights.Bytes(ValueBytes) + (Int8Scales?.Length ?? 0) * 4L;
+    /// <summary>The embedded bytes: values (or packed codes and the codebook), indices, row counts, and the int8 scales.</summary>
+    public long Bytes => Shared is { } shared ? Weights.BytesWithCodes(shared.Bits) + shared.CodebookBytes : Weights.Bytes(ValueBytes) + (Int8Scales?.Length ?? 0) * 4L;
 }
 
 /// <summary>

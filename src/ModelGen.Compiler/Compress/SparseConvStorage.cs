@@ -5,9 +5,14 @@ namespace ModelGen.Compiler.Compress;
 /// <summary>
 /// A pruned convolution whose weights are emitted sparse: each output channel (a row of <see cref="Weights"/>) sums
 /// only its kept taps. The graph keeps the float weights they stand for (<see cref="SparseWeights.ToDense"/>), so the
-/// evaluator computes the layer as it always does; the kernel reads <see cref="Weights"/> alone.
+/// evaluator computes the layer as it always does; the kernel reads <see cref="Weights"/> alone. With
+/// <paramref name="Shared"/> (weight sharing) the values of <see cref="Weights"/> are codebook codes, as in <see cref="SparseDenseForm"/>.
 /// </summary>
-public sealed record SparseConvForm(SparseWeights Weights) : LayerForm;
+public sealed record SparseConvForm(SparseWeights Weights, SharedWeights? Shared = null) : LayerForm
+{
+    /// <summary>The embedded bytes: float32 values, or packed codes and the codebook; indices and row counts.</summary>
+    public long Bytes => Shared is { } shared ? Weights.BytesWithCodes(shared.Bits) + shared.CodebookBytes : Weights.Bytes(4);
+}
 
 /// <summary>
 /// Which pruned convolutions are stored and computed sparse (issue 23, item 5), and in which format: the smallest of
@@ -45,10 +50,15 @@ public static class SparseConvStorage
     /// <summary>Entries a row of unstructured storage may hold: its count is an int16.</summary>
     const int MaxRowEntries = short.MaxValue;
 
-    /// <summary>The sparse weights of <paramref name="node"/> if it should be emitted sparse; null to keep it dense.</summary>
-    public static SparseWeights? Choose(Graph graph, Node node, double? maxKeptShare = null)
+    /// <summary>
+    /// The sparse form of <paramref name="node"/> if it should be emitted sparse; null to keep it dense. A layer whose
+    /// weights share a codebook with code 0 for its pruned zeros (<see cref="SharedWeights.ZeroCode"/>) stores its codes
+    /// sparse, where that is smaller than its codes dense.
+    /// </summary>
+    public static SparseConvForm? Choose(Graph graph, Node node, double? maxKeptShare = null)
     {
-        if (node.OpType != "Conv" || node.Form is not Float32Form || !node.HasInput(1) || graph[node.Inputs[1]].Constant is not { Type: ElementType.Float32 } weight) return null;
+        var shared = (node.Form as SharedWeightsForm)?.Weights;
+        if (node.OpType != "Conv" || node.Form is not Float32Form && shared is not { ZeroCode: true } || !node.HasInput(1) || graph[node.Inputs[1]].Constant is not { Type: ElementType.Float32 } weight) return null;
         var x = graph[node.Inputs[0]].Shape;
         if (x is null || x.Length is not (3 or 4) || weight.Shape.Length != x.Length) return null;
         int group = (int)node.Int("group", 1);
@@ -56,18 +66,21 @@ public static class SparseConvStorage
         bool depthwise = weight.Shape[1] == 1 && group > 1;
         if (depthwise || geo.StrideW != 1) return null;
         int rows = weight.Shape[0], columns = (int)(weight.Count / rows);
-        var best = Candidates(weight.Floats, rows, columns).MinBy(s => s.Bytes(4));
+        // Shared: the codes (whole numbers, nonzero exactly where the weight is) are stored as the values.
+        float[] values = shared is null ? weight.Floats : SparseStorage.CodeValues(shared);
+        long Bytes(SparseWeights s) => shared is null ? s.Bytes(4) : new SparseConvForm(s, shared).Bytes;
+        var best = Candidates(values, rows, columns).MinBy(Bytes);
         double limit = maxKeptShare ?? (geo.KernelH * geo.KernelW == 1 ? MaxKeptSharePointwise : MaxKeptShare);
-        if (best is null || best.Entries == 0 || best.Bytes(4) >= weight.Count * 4L) return null;
+        long denseBytes = shared?.DenseBytes ?? weight.Count * 4L;
+        if (best is null || best.Entries == 0 || Bytes(best) >= denseBytes) return null;
         bool faster = best.Pattern == SparsePattern.NOfM && maxKeptShare is null ? best.Entries * NOfMEntryCost < weight.Count : best.Kept <= limit * weight.Count;
-        if (!faster) return null;
-        return best;
+        return faster ? new SparseConvForm(best, shared) : null;
     }
 
-    /// <summary>The formats the weights fit: unstructured (4- and 8-bit indices), and N:M for M = 4 and 8 with the smallest N the groups allow.</summary>
+    /// <summary>The formats the weights fit: unstructured (4-, 5-, 6- and 8-bit indices), and N:M for M = 4 and 8 with the smallest N the groups allow.</summary>
     static IEnumerable<SparseWeights> Candidates(float[] w, int rows, int columns)
     {
-        foreach (int bits in new[] { 4, 8 })
+        foreach (int bits in SparseStorage.UnstructuredIndexBits)
         {
             var unstructured = SparseWeights.Unstructured(w, rows, columns, bits);
             bool countsFit = true;
@@ -104,6 +117,9 @@ public static class SparseConvStorage
 
     /// <summary>The node's sparse weights, if a <see cref="SparseConvStoragePass"/> chose them.</summary>
     public static SparseWeights? Of(Node node) => (node.Form as SparseConvForm)?.Weights;
+
+    /// <summary>The node's codebook when its sparse values are codes (<see cref="SparseConvForm.Shared"/>).</summary>
+    public static SharedWeights? SharedOf(Node node) => (node.Form as SparseConvForm)?.Shared;
 }
 
 /// <summary>
@@ -118,6 +134,6 @@ public sealed class SparseConvStoragePass(double? maxKeptShare = null) : ICompre
     public void Apply(Graph graph, PassContext context)
     {
         foreach (var node in graph.Nodes)
-            if (SparseConvStorage.Choose(graph, node, maxKeptShare) is { } sparse) node.Form = new SparseConvForm(sparse);
+            if (SparseConvStorage.Choose(graph, node, maxKeptShare) is { } sparse) node.Form = sparse;
     }
 }

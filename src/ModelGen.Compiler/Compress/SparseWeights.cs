@@ -12,7 +12,7 @@ public enum SparsePattern { Unstructured, NOfM }
 /// Entries are (column, value) pairs, each row's in ascending column order, rows one after another
 /// (<see cref="RowStarts"/>, Rows + 1 offsets).
 /// Unstructured: a column is stored as its distance from the previous entry of the row (the first from −1, so
-/// 1 or more) in <see cref="IndexBits"/> bits (4 or 8); a gap wider than the bits hold is bridged by padding
+/// 1 or more) in <see cref="IndexBits"/> bits (4, 5, 6 or 8; 5 and 6 straddle bytes, read as 16-bit words); a gap wider than the bits hold is bridged by padding
 /// entries of value 0, as Deep Compression stores its relative indices.
 /// N:M: each group of M columns holds exactly N entries (padded with zeros where the group kept fewer; a last
 /// group shorter than N columns holds them all), each column stored as its position in the group in
@@ -27,23 +27,64 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
     /// <summary>Entries whose value is not zero.</summary>
     public int Kept => Values.Count(v => v != 0f);
 
-    /// <summary>Bytes of the index stream: <see cref="IndexBits"/> per entry, rounded up per row (rows start on a byte).</summary>
+    /// <summary>
+    /// Bytes of the index stream: <see cref="IndexBits"/> per entry, rounded up per row (rows start on a byte), and
+    /// for 5- or 6-bit indices a byte of slack after the last row (an index is read as a 16-bit word).
+    /// </summary>
     public long IndexBytes
     {
         get
         {
             long bytes = 0;
             for (int r = 0; r < Rows; r++) bytes += ((long)(RowStarts[r + 1] - RowStarts[r]) * IndexBits + 7) / 8;
-            return bytes;
+            return bytes + (8 % IndexBits == 0 ? 0 : 1);
         }
     }
 
     /// <summary>
+    /// Unstructured rows' entry counts fit a byte each: every row holds fewer than 256 entries (else they take 2 bytes
+    /// a row). N:M rows all hold the same count and store none.
+    /// </summary>
+    public bool ByteCounts => Pattern == SparsePattern.Unstructured && Enumerable.Range(0, Rows).All(r => RowStarts[r + 1] - RowStarts[r] <= byte.MaxValue);
+
+    /// <summary>Bytes of the row entry counts: 1 or 2 a row (<see cref="ByteCounts"/>) when unstructured, none for N:M.</summary>
+    public long CountBytes => Pattern == SparsePattern.Unstructured ? (ByteCounts ? 1L : 2L) * Rows : 0;
+
+    /// <summary>
     /// Bytes embedded for these weights with values of <paramref name="valueBytes"/> bytes each (4: float32, 1: int8):
-    /// values, indices, and for unstructured rows their entry counts (2 bytes a row; N:M rows all hold the same count).
+    /// values, indices, and for unstructured rows their entry counts (<see cref="CountBytes"/>).
     /// Scales, codebooks and biases are counted by whoever adds them.
     /// </summary>
-    public long Bytes(int valueBytes) => (long)Entries * valueBytes + IndexBytes + (Pattern == SparsePattern.Unstructured ? 2L * Rows : 0);
+    public long Bytes(int valueBytes) => (long)Entries * valueBytes + IndexBytes + CountBytes;
+
+    /// <summary>
+    /// As <see cref="Bytes(int)"/> with values that are codebook codes of <paramref name="codeBits"/> bits (2 to 8),
+    /// packed one after another over every row (<see cref="PackedValueBytes"/>). The codebook is counted by whoever adds it.
+    /// </summary>
+    public long BytesWithCodes(int codeBits) => PackedValueBytes(Entries, codeBits) + IndexBytes + CountBytes;
+
+    /// <summary>
+    /// Bytes of <paramref name="entries"/> values of <paramref name="bits"/> bits packed one after another: a code that
+    /// straddles two bytes is read as a 16-bit word, so widths that do not divide 8 (3, 5, 6, 7) carry one byte of slack.
+    /// </summary>
+    public static long PackedValueBytes(long entries, int bits) => (entries * bits + 7) / 8 + (8 % bits == 0 ? 0 : 1);
+
+    /// <summary>
+    /// <see cref="Values"/> (whole numbers 0 to 2^<paramref name="bits"/> − 1: codebook codes) packed <paramref name="bits"/>
+    /// each, entry e at bit e·bits of the stream, low bits first, across rows without a break (<see cref="PackedValueBytes"/>).
+    /// </summary>
+    public byte[] PackedValues(int bits)
+    {
+        var packed = new byte[PackedValueBytes(Entries, bits)];
+        for (long e = 0, bit = 0; e < Entries; e++, bit += bits)
+        {
+            int code = (int)Values[e];
+            if (code < 0 || code >= 1 << bits || code != Values[e]) throw new InvalidOperationException($"entry {e}: {Values[e]} is not a {bits}-bit code");
+            packed[bit >> 3] |= (byte)(code << (int)(bit & 7));
+            if ((bit & 7) + bits > 8) packed[(bit >> 3) + 1] |= (byte)(code >> (int)(8 - (bit & 7)));
+        }
+        return packed;
+    }
 
     /// <summary>
     /// Entry <paramref name="e"/>'s stored index: unstructured, its distance from the row's previous entry (the
@@ -63,7 +104,11 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
         for (int r = 0; r < Rows; r++)
         {
             for (int e = RowStarts[r]; e < RowStarts[r + 1]; e++, bit += IndexBits)
-                packed[bit >> 3] |= (byte)(IndexCode(r, e) << (int)(bit & 7));
+            {
+                int code = IndexCode(r, e);
+                packed[bit >> 3] |= (byte)(code << (int)(bit & 7));
+                if ((bit & 7) + IndexBits > 8) packed[(bit >> 3) + 1] |= (byte)(code >> (int)(8 - (bit & 7)));
+            }
             bit = (bit + 7) & ~7L; // the next row starts on a byte
         }
         return packed;
@@ -80,11 +125,11 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
 
     /// <summary>
     /// Unstructured storage of the nonzero values of <paramref name="weights"/> ([rows, columns] row-major), with
-    /// relative indices of <paramref name="indexBits"/> bits (4 or 8) and padding entries where a gap is wider.
+    /// relative indices of <paramref name="indexBits"/> bits (4, 5, 6 or 8) and padding entries where a gap is wider.
     /// </summary>
     public static SparseWeights Unstructured(float[] weights, int rows, int columns, int indexBits)
     {
-        if (indexBits is not (4 or 8)) throw new ArgumentOutOfRangeException(nameof(indexBits), "relative indices are 4 or 8 bits");
+        if (indexBits is not (4 or 5 or 6 or 8)) throw new ArgumentOutOfRangeException(nameof(indexBits), "relative indices are 4, 5, 6 or 8 bits");
         CheckShape(weights, rows, columns);
         int widest = (1 << indexBits) - 1;
         var starts = new int[rows + 1];

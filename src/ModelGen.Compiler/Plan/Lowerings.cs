@@ -25,7 +25,7 @@ internal static class ConvLowering
         }
         if (Compress.SparseConvStorage.Of(node) is { } sparse)
         {
-            LowerSparse(node, lowering, sparse, geo, group, x);
+            LowerSparse(node, lowering, sparse, Compress.SparseConvStorage.SharedOf(node), geo, group, x);
             return;
         }
         // A GEMM (weights [M, K] times the input's patches [K, N]) wherever there is SIMD, but for
@@ -95,25 +95,23 @@ internal static class ConvLowering
     /// <summary>
     /// A pruned Conv stored sparse (Compress.SparseConvStorage; SparseConvEmitter): the kept values (float32, padding
     /// entries included), the index stream (SparseConvStorage.IndexStream) and, unstructured, each row's entry count
-    /// (int16), then the bias. Scratch: for a kernel of more than one tap, each column's input offset (made once a call),
-    /// and with pads the zero-padded input channels of one group.
+    /// (uint8 or int16), then the bias. Scratch: for a kernel of more than one tap, each column's input offset (made once a call),
+    /// and with pads the zero-padded input channels of one group. Shared weights (<paramref name="shared"/>): the values
+    /// are the packed codes, and the codebook follows the row counts.
     /// </summary>
-    static void LowerSparse(Node node, ILowering lowering, Compress.SparseWeights sparse, WindowGeometry geo, int group, int[] x)
+    static void LowerSparse(Node node, ILowering lowering, Compress.SparseWeights sparse, Compress.SharedWeights? shared, WindowGeometry geo, int group, int[] x)
     {
-        var values = new byte[sparse.Entries * 4];
-        for (int i = 0; i < sparse.Entries; i++) System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(values.AsSpan(i * 4), sparse.Values[i]);
+        var values = new byte[shared is null ? sparse.Entries * 4 : 0];
+        if (shared is null)
+            for (int i = 0; i < sparse.Entries; i++) System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(values.AsSpan(i * 4), sparse.Values[i]);
         var inputs = new List<int>
         {
             lowering.Tensor(node.Inputs[0]),
-            lowering.Embed(node.Inputs[1], [sparse.Entries], TensorElement.Float32, values),
+            shared is null ? lowering.Embed(node.Inputs[1], [sparse.Entries], TensorElement.Float32, values) : LoweringParts.SparseCodes(lowering, node.Inputs[1], sparse, shared),
             lowering.Embed(node.Inputs[1] + ".sparse_indices", [checked((int)sparse.IndexBytes)], TensorElement.UInt8, Compress.SparseConvStorage.IndexStream(sparse)),
         };
-        if (sparse.Pattern == Compress.SparsePattern.Unstructured)
-        {
-            var counts = new byte[sparse.Rows * 2];
-            for (int r = 0; r < sparse.Rows; r++) System.Buffers.Binary.BinaryPrimitives.WriteInt16LittleEndian(counts.AsSpan(r * 2), checked((short)(sparse.RowStarts[r + 1] - sparse.RowStarts[r])));
-            inputs.Add(lowering.Embed(node.Inputs[1] + ".sparse_counts", [sparse.Rows], TensorElement.Int16, counts));
-        }
+        if (sparse.Pattern == Compress.SparsePattern.Unstructured) inputs.Add(LoweringParts.SparseCounts(lowering, node.Inputs[1], sparse));
+        if (shared is not null) inputs.Add(lowering.Weight(node.Inputs[1] + ".codebook", new TensorData([shared.Codebook.Length], shared.Codebook)));
         if (node.HasInput(2)) inputs.Add(lowering.Tensor(node.Inputs[2]));
         var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
         bool nOfM = sparse.Pattern == Compress.SparsePattern.NOfM;
@@ -132,6 +130,7 @@ internal static class ConvLowering
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, [.. inputs], [.. outputs]);
         LoweringParts.Window(n, geo);
         var format = sparse.Pattern == Compress.SparsePattern.NOfM ? SparseConvFormat.NOfM(sparse.N, sparse.M) : SparseConvFormat.Unstructured(sparse.IndexBits);
+        if (shared is not null) format = format.WithCodes(shared.Bits);
         n.SetConv(new ConvAttributes(group, ConvMethod.Sparse, sparse: format));
         LoweringParts.Activation(n, node);
     }
@@ -306,26 +305,25 @@ internal static class DenseLowering
     }
 
     /// <summary>
-    /// Sparse weights (Compress.SparseStorage): the kept values (float32, or int8 with a scale per output), the
-    /// packed index stream, and for unstructured rows each row's entry count (uint16, stored as int16).
+    /// Sparse weights (Compress.SparseStorage): the kept values (float32, int8 with a scale per output, or codebook
+    /// codes packed to their bits with the codebook after the row counts), the packed index stream, and for
+    /// unstructured rows each row's entry count (uint8, or uint16 stored as int16).
     /// </summary>
     static void LowerSparse(Node node, ILowering lowering, Compress.SparseDenseForm form, int[] biasInput)
     {
         var s = form.Weights;
-        int values = form.Int8Scales is null
+        int values = form.Shared is { } shared ? LoweringParts.SparseCodes(lowering, node.Inputs[1], s, shared)
+            : form.Int8Scales is null
             ? lowering.Weight(node.Inputs[1] + ".sparse_values", new TensorData([s.Entries], s.Values))
             : lowering.Embed(node.Inputs[1] + ".sparse_values", [s.Entries], TensorElement.Int8, [.. s.Values.Select(v => (byte)(sbyte)v)]);
         int indices = lowering.Embed(node.Inputs[1] + ".sparse_indices", [(int)s.IndexBytes], TensorElement.UInt8, s.PackedIndices());
         var inputs = new List<int> { lowering.Tensor(node.Inputs[0]), values, indices };
-        if (s.Pattern == Compress.SparsePattern.Unstructured)
-        {
-            var counts = new byte[s.Rows * 2];
-            for (int r = 0; r < s.Rows; r++) System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(counts.AsSpan(r * 2), (ushort)(s.RowStarts[r + 1] - s.RowStarts[r]));
-            inputs.Add(lowering.Embed(node.Inputs[1] + ".sparse_counts", [s.Rows], TensorElement.Int16, counts));
-        }
+        if (s.Pattern == Compress.SparsePattern.Unstructured) inputs.Add(LoweringParts.SparseCounts(lowering, node.Inputs[1], s));
         if (form.Int8Scales is { } scales) inputs.Add(lowering.Weight(node.Inputs[1] + ".scales", new TensorData([s.Rows], scales)));
+        if (form.Shared is { } codebook) inputs.Add(lowering.Weight(node.Inputs[1] + ".codebook", new TensorData([codebook.Codebook.Length], codebook.Codebook)));
         var n = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [.. inputs, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
-        var format = s.Pattern == Compress.SparsePattern.Unstructured ? new SparseFormat(s.IndexBits, 0, 0, form.Int8Scales is not null) : new SparseFormat(s.IndexBits, s.N, s.M, form.Int8Scales is not null);
+        int codeBits = form.Shared?.Bits ?? 0;
+        var format = s.Pattern == Compress.SparsePattern.Unstructured ? new SparseFormat(s.IndexBits, 0, 0, form.Int8Scales is not null, codeBits) : new SparseFormat(s.IndexBits, s.N, s.M, form.Int8Scales is not null, codeBits);
         n.SetDense(new DenseAttributes(false, DenseLayout.Sparse, s.Rows, s.Columns, format));
         LoweringParts.Activation(n, node);
     }
@@ -379,6 +377,30 @@ internal static class LoweringParts
     }
 
     public static string Int(long v) => v.ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// An unstructured sparse layer's entries per row (SparseWeights.CountBytes): uint8 when every row holds fewer than
+    /// 256, else uint16 stored as int16 (the kernels read the element type).
+    /// </summary>
+    public static int SparseCounts(ILowering lowering, string weight, Compress.SparseWeights sparse)
+    {
+        bool bytes = sparse.ByteCounts;
+        var counts = new byte[sparse.Rows * (bytes ? 1 : 2)];
+        for (int r = 0; r < sparse.Rows; r++)
+        {
+            int count = sparse.RowStarts[r + 1] - sparse.RowStarts[r];
+            if (bytes) counts[r] = (byte)count;
+            else System.Buffers.Binary.BinaryPrimitives.WriteUInt16LittleEndian(counts.AsSpan(r * 2), checked((ushort)count));
+        }
+        return lowering.Embed(weight + ".sparse_counts", [sparse.Rows], bytes ? TensorElement.UInt8 : TensorElement.Int16, counts);
+    }
+
+    /// <summary>A sparse layer's values as codebook codes (SparseWeights.PackedValues): bytes, <paramref name="shared"/>'s bits a code.</summary>
+    public static int SparseCodes(ILowering lowering, string weight, Compress.SparseWeights sparse, Compress.SharedWeights shared)
+    {
+        var codes = sparse.PackedValues(shared.Bits);
+        return lowering.Embed(weight + ".sparse_codes", [codes.Length], TensorElement.UInt8, codes);
+    }
 
     /// <summary>
     /// An int8 layer's per-channel multipliers: float16 ratios of the layer-wide multiplier (attribute

@@ -10,7 +10,9 @@ internal sealed class ConvKernel : IKernel
     public string InputName(ArtifactNode node, int i) => (KernelEmitter.ConvOf(node) switch
     {
         { Int8Weights: true } => new[] { "x", "w", "scales", "b" },
+        { Sparse: { IsNOfM: true, Shared: true } } => new[] { "x", "w", "index", "codebook", "b" },
         { Sparse.IsNOfM: true } => new[] { "x", "w", "index", "b" },
+        { Sparse.Shared: true } => new[] { "x", "w", "index", "counts", "codebook", "b" },
         { Sparse: not null } => new[] { "x", "w", "index", "counts", "b" },
         _ => new[] { "x", "w", "b" },
     })[i];

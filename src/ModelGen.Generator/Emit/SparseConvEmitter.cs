@@ -67,7 +67,7 @@ internal static class SparseConvEmitter
         var g = new Geometry(x.Shape[0], x.Shape[1], x.Shape.Length == 4 ? x.Shape[2] : 1, x.Shape[x.Shape.Length - 1], y.Shape[1],
             y.Shape.Length == 4 ? y.Shape[2] : 1, y.Shape[y.Shape.Length - 1], kernel[0], kernel[1], s[0], s[1], d[0], d[1], p, conv.Group, format.IsNOfM);
         bool counts = !format.IsNOfM;
-        bool hasBias = k.Inputs.Length > (counts ? 4 : 3);
+        bool hasBias = k.Inputs.Length > (counts ? 4 : 3) + (format.Shared ? 1 : 0);
         bool table = g.Taps > 1 || format.IsNOfM;
         if (k.Outputs.Length != 1 + (table ? 1 : 0) + (g.Copied ? 1 : 0))
             throw new FormatException($"Conv '{node.Name}': {(table ? "the column offsets" : "no column offsets")}{(g.Copied ? " and the copied input" : "")} expected after y");
@@ -77,20 +77,23 @@ internal static class SparseConvEmitter
         w.Line($"// Conv: y{CodeWriter.Shape(y.Shape)} = x{CodeWriter.Shape(x.Shape)} ⋆ w[{g.M}, {g.Cpg}, {g.KH}, {g.KW}]{(hasBias ? " + b" : "")}; window {g.KH}x{g.KW}, stride {s[0]}x{s[1]}, dilation {d[0]}x{d[1]}, pads {string.Join(",", p)}, group {g.Group}{k.ActName()}.");
         w.Line(format.IsNOfM
             ? $"// Sparse weights, {format.N}:{format.M}: w holds {entries} entries of the {dense} weights (in each group of {format.M} columns of a row, {format.N}), index their positions in the group in {format.IndexBits} bits."
-            : $"// Sparse weights, unstructured: w holds {entries} entries of the {dense} weights (padding zeros included), index each one's distance from the row's previous column in {format.IndexBits} bits, counts each row's entries.");
+            : $"// Sparse weights, unstructured: w holds {(format.Shared ? $"{entries} bytes of the entries'" : $"{entries} entries of")} the {dense} weights (padding zeros included), index each one's distance from the row's previous column in {format.IndexBits} bits, counts each row's entries.");
+        if (format.Shared) w.Line($"// The values are {SparseCodes.Describe(format.CodeBits)}, packed across rows.");
         w.Line(format.IsNOfM
             ? $"// Per output channel: its entries' input offsets decoded into y1 once (each column's offset from the table y1 starts with), then tiles of output columns summing only its entries, one broadcast weight times a vector of input; the input copied{(g.Padded ? " zero-padded" : "")} into {padded} per group ({g.Cpg} channels of {g.Plane} floats), rows on 64-byte lines so few loads straddle two."
             : $"// Per output channel, tiles of output columns summing only its entries: each index decoded where it is used, its column's input offset{(table ? " from y1" : "")}, one broadcast weight times a vector of input{(g.Padded ? $"; the input zero-padded into {padded} ({g.Cpg}x{g.HP}x{g.WP}) per group" : "")}.");
         using var method = k.OpenMethod();
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", entries), ("index", k.Inputs[2].ElementCount), ("y", y.ElementCount) };
         if (counts) lengths.Add(("counts", g.M));
+        if (format.Shared) lengths.Add(("codebook", 1 << format.CodeBits));
         if (hasBias) lengths.Add(("b", g.M));
         int perRow = format.IsNOfM ? RowEntries(format, g.Cpg * g.Taps) : 0;
         int tableColumns = format.IsNOfM ? ConvScratch.SparseLine(g.Cpg * g.Taps) : g.Cpg * g.Taps;
         if (table) lengths.Add(("y1", tableColumns + perRow));
         if (g.Copied) lengths.Add((padded, (long)g.Cpg * g.Plane + (g.Aligned ? ConvScratch.SparseLineFloats : 0)));
         KernelEmitter.CheckedRefs(w, [.. lengths], ("rx", "x"), ("rw", "w"), ("ri", "index"), ("ry", "y"));
-        if (counts) w.Line("ref short rn = ref MemoryMarshal.GetReference(counts);");
+        // Each row's entry count: uint8 when every row holds fewer than 256, else int16.
+        if (counts) w.Line($"ref {(k.Inputs[3].Element == TensorElement.UInt8 ? "byte" : "short")} rn = ref MemoryMarshal.GetReference(counts);");
         if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
         if (g.Aligned)
         {
@@ -99,6 +102,11 @@ internal static class SparseConvEmitter
             w.Line($"rpad = ref {U}.Add(ref rpad, (int)(({ConvScratch.SparseLineFloats} - (({U}.ByteOffset(ref {U}.NullRef<float>(), ref rpad) >> 2) & {ConvScratch.SparseLineFloats - 1})) & {ConvScratch.SparseLineFloats - 1}));");
         }
         else if (g.Padded) w.Line($"ref float rpad = ref MemoryMarshal.GetReference({padded});");
+        if (format.Shared)
+        {
+            w.Line("ref float rc = ref MemoryMarshal.GetReference(codebook);");
+            w.Line(SparseCodes.CodeFunction(format.CodeBits));
+        }
         if (table)
         {
             w.Line($"// The input offset of each column (c, i, j) of a row: c·{g.Plane} + i·{g.DH * g.WP} + j·{g.DW}.");
@@ -128,7 +136,7 @@ internal static class SparseConvEmitter
                     string row = w.IntLocal("row", Expr.Plus(Expr.Times(grp, g.Mpg), m));
                     w.Line(format.IsNOfM ? $"const int count = {perRow};" : $"int count = {U}.Add(ref rn, {row});");
                     w.Line($"ref byte pi = ref {U}.Add(ref ri, ip);");
-                    w.Line($"ref float pv = ref {U}.Add(ref rw, vp);");
+                    if (!format.Shared) w.Line($"ref float pv = ref {U}.Add(ref rw, vp);");
                     w.Line($"ref float py = ref {KernelEmitter.At(U, "ry", Expr.Plus(Expr.Times(image, g.M), row), (long)g.OH * g.OW)};");
                     w.Line($"float bias = {(hasBias ? $"{U}.Add(ref rbias, {row})" : "0f")};");
                     if (format.IsNOfM) DecodeRow(w, k.Simd, format, perRow);
@@ -176,7 +184,9 @@ internal static class SparseConvEmitter
         }
         int bits = f.IndexBits, perByte = 8 / bits, mask = (1 << bits) - 1;
         int byteShift = perByte == 4 ? 2 : perByte == 2 ? 1 : 0, bitShift = bits == 2 ? 1 : bits == 4 ? 2 : 3;
-        string read = perByte == 1 ? $"{U}.Add(ref pi, e)" : $"({U}.Add(ref pi, e >> {byteShift}) >> ((e & {perByte - 1}) << {bitShift})) & {mask}";
+        // 5 or 6 bits straddle bytes: a 16-bit word from the index's first byte (the stream has a byte of slack).
+        string read = 8 % bits != 0 ? $"({U}.ReadUnaligned<ushort>(ref {U}.Add(ref pi, (e * {bits}) >> 3)) >> ((e * {bits}) & 7)) & {mask}"
+            : perByte == 1 ? $"{U}.Add(ref pi, e)" : $"({U}.Add(ref pi, e >> {byteShift}) >> ((e & {perByte - 1}) << {bitShift})) & {mask}";
         if (!f.IsNOfM) w.Line("int column = -1;");
         using (w.Block("for (int e = 0; e < count; e++)"))
         {
@@ -222,6 +232,9 @@ internal static class SparseConvEmitter
         string group = f.N == 1 ? $"(d << {Log2(f.M)})" : (f.N & (f.N - 1)) == 0 ? $"(d >> {Log2(f.N)} << {Log2(f.M)})" : $"(int)((uint)d / {f.N}) * {f.M}";
         w.Line($"for (; d < count; d++) {U}.Add(ref po, d) = {U}.Add(ref ro, {group} + ({read}));");
     }
+
+    /// <summary>The row's entry <paramref name="e"/> as a float: pv[e], or with codes the codebook at code vp + e.</summary>
+    static string Value(SparseConvFormat f, string e) => f.Shared ? SparseCodes.Value("rc", "rw", $"vp + {e}") : $"{U}.Add(ref pv, {e})";
 
     static int Log2(int v) => v <= 1 ? 0 : 1 + Log2(v / 2);
 
@@ -289,7 +302,7 @@ internal static class SparseConvEmitter
         w.Line(string.Join(" ", qs.Select(q => $"var c{q} = {v}.Create(bias);")));
         EntryLoop(w, g, f, "px", () =>
         {
-            w.Line($"var a = {v}.Create({U}.Add(ref pv, e));");
+            w.Line($"var a = {v}.Create({Value(f, "e")});");
             foreach (int q in qs)
             {
                 string b = $"{v}.LoadUnsafe(ref src, (nuint){CodeWriter.N((long)strips[q].Dy * g.RowStep + strips[q].Dx)})";
@@ -310,7 +323,7 @@ internal static class SparseConvEmitter
         w.Line($"for (int i = 0; i < {g.OH * g.OW}; i++) {U}.Add(ref py, i) = bias;");
         EntryLoop(w, g, f, "rp", () =>
         {
-            w.Line($"float a = {U}.Add(ref pv, e);");
+            w.Line($"float a = {Value(f, "e")};");
             using (w.For("oy", g.OH, out string oy))
             using (w.For("ox", g.OW, out string ox))
                 w.Line($"{KernelEmitter.At(U, "py", Expr.Plus(Expr.Times(oy, g.OW), ox))} += a * {KernelEmitter.At(U, "src", Expr.Plus(Expr.Times(oy, g.RowStep), Expr.Times(ox, g.SW)))};");

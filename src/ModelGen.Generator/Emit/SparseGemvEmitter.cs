@@ -7,27 +7,29 @@ namespace ModelGen.Generator.Emit;
 /// <summary>
 /// A fully connected layer on one row (batch 1) whose weights are stored sparse (Compress.SparseWeights, layout
 /// <see cref="DenseLayout.Sparse"/>): only the kept values are read, each multiplied by x at its column.
-/// Inputs: x, w (the values, float32 or int8), idx (the packed index stream, each row from a byte), counts
-/// (unstructured: each row's entries, uint16), scales (int8: one per output), b.
+/// Inputs: x, w (the values, float32, int8 or packed codebook codes), idx (the packed index stream, each row from a
+/// byte), counts (unstructured: each row's entries, uint8 or uint16), scales (int8: one per output) or codebook
+/// (codes: <see cref="SparseCodes"/>), b.
 /// <para>
 /// Unstructured: per row the relative indices are walked, four entries a step into four independent
 /// accumulators (the column additions are a short chain, the products are not). Scalar at every SIMD level: the
 /// columns are arbitrary (an AVX2 gather path is not tried yet).
 /// N:M: row j holds the same number of entries, at fixed places; with M = 2N (2:4, 4:8) on AVX2 a step decodes
 /// 8 positions into a permutation of the 16 columns of x the step covers, so one FMA takes 8 kept values; the
-/// columns past the last whole step, and every other case, take the scalar form (also unrolled by four).
+/// columns past the last whole step, and every other case (codebook codes too), take the scalar form (also unrolled by four).
 /// </para>
 /// </summary>
 internal static class SparseGemvEmitter
 {
     const string U = "Unsafe";
 
-    /// <summary>The kernel's input names, in order: x, w, idx, counts (unstructured), scales (int8), b.</summary>
+    /// <summary>The kernel's input names, in order: x, w, idx, counts (unstructured), scales (int8) or codebook (codes), b.</summary>
     public static string InputName(SparseFormat format, int i)
     {
         var names = new List<string> { "x", "w", "idx" };
         if (format.Unstructured) names.Add("counts");
         if (format.Int8) names.Add("scales");
+        if (format.Shared) names.Add("codebook");
         names.Add("b");
         return names[i];
     }
@@ -36,37 +38,49 @@ internal static class SparseGemvEmitter
     {
         var dense = KernelEmitter.Dense(node);
         var format = dense.Sparse!;
-        int n = dense.N, k = dense.K, fixedInputs = 3 + (format.Unstructured ? 1 : 0) + (format.Int8 ? 1 : 0);
+        int n = dense.N, k = dense.K, fixedInputs = 3 + (format.Unstructured ? 1 : 0) + (format.Int8 || format.Shared ? 1 : 0);
         bool hasBias = inputs.Length > fixedInputs;
+        bool byteCounts = format.Unstructured && inputs[3].Element == TensorElement.UInt8;
         long entries = inputs[1].ElementCount, indexBytes = inputs[2].ElementCount;
-        string values = format.Int8 ? "int8 values, a float32 scale per output" : "float32 values";
+        string values = format.Shared ? SparseCodes.Describe(format.CodeBits) + $" ({CodeWriter.N(entries)} bytes)" : format.Int8 ? "int8 values, a float32 scale per output" : "float32 values";
         string indices = format.Unstructured
             ? $"unstructured: each entry's column as its distance from the row's previous one in {format.IndexBits} bits (zeros pad gaps wider than {(1 << format.IndexBits) - 1})"
             : $"{format.Text}: {format.N} entries in each group of {format.M} columns, their positions in {format.IndexBits} bits";
-        w.Line($"// Fully connected, one row, sparse weights: y[j] = {(format.Int8 ? "scale[j]·" : "")}Σ w[e]·x[column(e)] over the {CodeWriter.N(entries)} stored entries of row j{(hasBias ? " + b[j]" : "")}, for {n} outputs of {k} inputs{KernelEmitter.ActName(node)}.");
+        string stored = format.Shared ? "stored entries" : $"{CodeWriter.N(entries)} stored entries";
+        w.Line($"// Fully connected, one row, sparse weights: y[j] = {(format.Int8 ? "scale[j]·" : "")}Σ {(format.Shared ? "codebook[code(e)]" : "w[e]")}·x[column(e)] over the {stored} of row j{(hasBias ? " + b[j]" : "")}, for {n} outputs of {k} inputs{KernelEmitter.ActName(node)}.");
         w.Line($"// Format {format.Text} ({indices}), {values}; indices packed from the low bits up, each row from a byte ({CodeWriter.N(indexBytes)} bytes).");
         using var method = KernelEmitter.OpenKernel(w, name, sig);
-        w.Line($"if (x.Length < {k} || w.Length < {entries} || idx.Length < {indexBytes}{(format.Unstructured ? $" || counts.Length < {n}" : "")}{(format.Int8 ? $" || scales.Length < {n}" : "")}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {k} || w.Length < {entries} || idx.Length < {indexBytes}{(format.Unstructured ? $" || counts.Length < {n}" : "")}{(format.Int8 ? $" || scales.Length < {n}" : "")}{(format.Shared ? $" || codebook.Length < {1 << format.CodeBits}" : "")}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
-        w.Line($"ref {(format.Int8 ? "sbyte" : "float")} rw = ref MemoryMarshal.GetReference(w);");
+        w.Line($"ref {(format.Int8 ? "sbyte" : format.Shared ? "byte" : "float")} rw = ref MemoryMarshal.GetReference(w);");
         w.Line("ref byte ri = ref MemoryMarshal.GetReference(idx);");
+        if (format.Shared)
+        {
+            w.Line("ref float rc = ref MemoryMarshal.GetReference(codebook);");
+            w.Line(SparseCodes.CodeFunction(format.CodeBits));
+        }
         string? scale = format.Int8 ? "scales[j]" : null;
-        if (format.Unstructured) Unstructured(w, node, format, n, hasBias, scale);
+        if (format.Unstructured) Unstructured(w, node, format, n, hasBias, scale, byteCounts);
         else NOfM(w, node, format, n, k, hasBias, scale, simd);
     }
 
-    /// <summary>w[e] as a float operand (int8 values convert exactly).</summary>
-    static string Value(SparseFormat format, string e) => format.Int8 ? $"(float){U}.Add(ref rw, {e})" : $"{U}.Add(ref rw, {e})";
+    /// <summary>w[e] as a float operand (int8 values convert exactly; codes look their value up in the codebook).</summary>
+    static string Value(SparseFormat format, string e) => format.Shared ? SparseCodes.Value("rc", "rw", e) : format.Int8 ? $"(float){U}.Add(ref rw, {e})" : $"{U}.Add(ref rw, {e})";
 
     static string X(string column) => $"{U}.Add(ref rx, {column})";
 
-    static void Unstructured(CodeWriter w, ArtifactNode node, SparseFormat format, int n, bool hasBias, string? scale)
+    static void Unstructured(CodeWriter w, ArtifactNode node, SparseFormat format, int n, bool hasBias, string? scale, bool byteCounts)
     {
+        if (8 % format.IndexBits != 0)
+        {
+            StraddlingIndices(w, node, format, n, hasBias, scale, byteCounts);
+            return;
+        }
         bool nibbles = format.IndexBits == 4;
         w.Line("int e = 0, p = 0; // the row's first entry and first index byte");
         using (w.Block($"for (int j = 0; j < {n}; j++)"))
         {
-            w.Line("int end = e + (ushort)counts[j], column = -1;");
+            w.Line($"int end = e + {(byteCounts ? "counts[j]" : "(ushort)counts[j]")}, column = -1;");
             w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
             w.Line(nibbles ? "// Four entries a step: two index bytes, the earlier entry in the low nibble." : "// Four entries a step: four index bytes, the earlier entry in the low byte.");
             using (w.Block($"for (; e + 4 <= end; e += 4, p += {(nibbles ? 2 : 4)})"))
@@ -100,12 +114,42 @@ internal static class SparseGemvEmitter
         }
     }
 
+    /// <summary>
+    /// Unstructured with 5- or 6-bit relative indices: each read as a 16-bit word from its first byte (the stream has a
+    /// byte of slack), four entries a step into four accumulators as the 4- and 8-bit forms do.
+    /// </summary>
+    static void StraddlingIndices(CodeWriter w, ArtifactNode node, SparseFormat format, int n, bool hasBias, string? scale, bool byteCounts)
+    {
+        int bits = format.IndexBits;
+        w.Line($"static int Distance(ref byte idx, int bit) => ({U}.ReadUnaligned<ushort>(ref {U}.Add(ref idx, bit >> 3)) >> (bit & 7)) & {(1 << bits) - 1};");
+        w.Line("int e = 0, bit = 0; // the row's first entry and the bit of its first index");
+        using (w.Block($"for (int j = 0; j < {n}; j++)"))
+        {
+            w.Line($"int end = e + {(byteCounts ? "counts[j]" : "(ushort)counts[j]")}, column = -1;");
+            w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
+            using (w.Block($"for (; e + 4 <= end; e += 4, bit += {4 * bits})"))
+            {
+                w.Line($"int c0 = column + Distance(ref ri, bit), c1 = c0 + Distance(ref ri, bit + {bits}), c2 = c1 + Distance(ref ri, bit + {2 * bits});");
+                w.Line($"column = c2 + Distance(ref ri, bit + {3 * bits});");
+                for (int t = 0; t < 4; t++)
+                    w.Line($"s{t} += {Value(format, Expr.Plus("e", t))} * {X(t == 3 ? "column" : "c" + t)};");
+            }
+            using (w.Block($"for (; e < end; e++, bit += {bits})"))
+            {
+                w.Line("column += Distance(ref ri, bit);");
+                w.Line($"s0 += {Value(format, "e")} * {X("column")};");
+            }
+            w.Line("bit = (bit + 7) & ~7; // the next row starts on a byte");
+            w.Line(DenseEpilogue.Store(node, "((s0 + s1) + (s2 + s3))", scale, hasBias, "j"));
+        }
+    }
+
     static void NOfM(CodeWriter w, ArtifactNode node, SparseFormat format, int n, int k, bool hasBias, string? scale, SimdLevel simd)
     {
         int groups = (k + format.M - 1) / format.M, tail = k - (groups - 1) * format.M;
         int perRow = (groups - 1) * format.N + System.Math.Min(format.N, tail), rowBytes = (perRow * format.IndexBits + 7) / 8;
         // The vector form: 8 entries (a Vector256) cover 16 columns when M = 2N; steps whose 16 columns are all in x.
-        bool vector = format.M == 2 * format.N && k >= 16 && SimdLadder.Widths(simd, 256).Any(x => x.Bits == 256);
+        bool vector = format.M == 2 * format.N && !format.Shared && k >= 16 && SimdLadder.Widths(simd, 256).Any(x => x.Bits == 256);
         int steps = vector ? k / 16 : 0;
         w.Line($"// Row j: entries j·{perRow} on, index bytes j·{rowBytes} on; entry t of a row is in group t / {format.N}, at column (t / {format.N})·{format.M} + its position.");
         if (vector)

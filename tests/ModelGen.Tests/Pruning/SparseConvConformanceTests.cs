@@ -45,6 +45,8 @@ public sealed class SparseConvConformanceTests
         ["FourOfEight"] = new([1, 8, 7, 19], [6, 8, 3, 3], [("pads", new[] { 1, 1, 1, 1 })], "4:8", Format: "4:8"),
         ["OneOfFour"] = new([1, 8, 6, 17], [5, 8, 3, 3], [], "1:4", Format: "1:4"),
         ["TwoOfFourNarrowOutput"] = new([1, 4, 5, 5], [3, 4, 2, 2], [], "2:4", Format: "2:4"),
+        ["SixPercentKept"] = new([1, 16, 8, 8], [5, 16, 3, 3], [("pads", new[] { 1, 1, 1, 1 })], "0.94"), // gaps of 15 to 30 common: 5- or 6-bit indices
+        ["LongRows"] = new([1, 200, 5, 5], [2, 200, 3, 3], [], "0.8"), // 360 entries a row: 16-bit counts
     };
 
     public static TheoryData<string> Names => [.. Cases.Keys];
@@ -53,19 +55,7 @@ public sealed class SparseConvConformanceTests
     [MemberData(nameof(Names))]
     public void SparseKernelMatchesTheEvaluatorAndOnnxRuntime(string name)
     {
-        var c = Cases[name];
-        int rows = c.W[0];
-        var weights = SparseConvModels.Prune(OnnxBuilder.Random(c.W.Aggregate(1, (a, b) => a * b), 11), rows, c.Pruning);
-        int columns = weights.Length / rows;
-        foreach (int r in c.EmptyRows ?? []) Array.Clear(weights, r * columns, columns);
-        var b = new OnnxBuilder(13, name).Input("x", [.. c.X.Select(d => (int?)d)]).Initializer("w", c.W, weights);
-        string[] convInputs = c.Bias ? ["x", "w", "b"] : ["x", "w"];
-        if (c.Bias) b.Initializer("b", [rows], OnnxBuilder.Random(rows, 12));
-        b.Node("Conv", convInputs, [c.Activation is null ? "y" : "c"], c.Attributes);
-        if (c.Activation == "Relu") b.Node("Relu", ["c"], ["y"]);
-        if (c.Activation == "Clip") b.Initializer("lo", [], [0f]).Initializer("hi", [], [0.5f]).Node("Clip", ["c", "lo", "hi"], ["y"]);
-        string path = b.Output("y").Save(name + ".onnx");
-
+        var (c, path) = Model(name);
         var compiled = new[] { "auto", "vector128", "none" }.Select(simd => SparseConvModels.Compile(path, "Sparse" + simd.Replace("128", ""), simd)).ToList();
         foreach (var (artifact, _) in compiled)
         {
@@ -85,6 +75,70 @@ public sealed class SparseConvConformanceTests
             models.Run(artifact, [x], [y]);
             Tolerance.AssertClose(expected, y, $"{name}, {artifact.ClassName}");
         }
+    }
+
+    /// <summary>The cases whose codes are fewer bytes sparse than dense (small layers may not be), at 3 bits (codes across bytes) and 4.</summary>
+    public static TheoryData<string, int> SharedCases()
+    {
+        var data = new TheoryData<string, int>();
+        foreach (string name in new[] { "3x3Pads1Relu", "Dilation2", "PointwiseWide90", "EightBitIndices", "OneDimensional", "SixPercentKept", "LongRows" })
+            foreach (int bits in new[] { 3, 4 }) data.Add(name, bits);
+        return data;
+    }
+
+    /// <summary>
+    /// The same convolutions with their weights shared (codebooks of 2^bits values, code 0 for the pruned zeros), the
+    /// codes stored sparse: the kernels against the evaluator (which computes with the values the codes stand for) at
+    /// every SIMD level, and the bytes the form counts worked out here and equal to those embedded.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(SharedCases))]
+    public void SparseSharedKernelMatchesTheEvaluator(string name, int bits)
+    {
+        var (c, path) = Model(name);
+        var compiled = new[] { "auto", "vector128", "none" }.Select(simd => SparseConvModels.Compile(path, "Shared" + simd.Replace("128", ""), simd, sharingBits: bits)).ToList();
+        foreach (var (artifact, graph) in compiled)
+        {
+            var node = Assert.Single(SparseConvModels.SparseConvs(artifact));
+            Assert.Equal(bits, node.Conv!.Sparse!.CodeBits);
+            // N:M where the float case is (unstructured may take other index bits: codes of 3 or 4 bits make padding cheaper).
+            if (c.Format is { } nOfM && nOfM.Contains(':')) Assert.Equal($"{nOfM},c{bits}", node.Conv.Sparse.ToString());
+            var form = Assert.IsType<SparseConvForm>(graph.Nodes.Single(n => n.Name == node.Name).Form);
+            var s = form.Weights;
+            long indexBytes = Enumerable.Range(0, s.Rows).Sum(r => ((long)(s.RowStarts[r + 1] - s.RowStarts[r]) * s.IndexBits + 7) / 8) + (8 % s.IndexBits == 0 ? 0 : 1);
+            long countBytes = s.Pattern == SparsePattern.NOfM ? 0 : s.Rows * (Enumerable.Range(0, s.Rows).All(r => s.RowStarts[r + 1] - s.RowStarts[r] < 256) ? 1 : 2);
+            long expected = ((long)s.Entries * bits + 7) / 8 + (8 % bits == 0 ? 0 : 1) + indexBytes + countBytes + 4 * (1 << bits);
+            Assert.Equal(expected, form.Bytes);
+            int stored = s.Pattern == SparsePattern.NOfM ? 3 : 4; // codes, indices, [counts,] codebook
+            Assert.Equal(expected, node.Inputs.Skip(1).Take(stored).Sum(i => (long)artifact.Tensors[i].Data!.Length));
+        }
+        var models = GeneratedModels.Build([.. compiled.Select(m => m.Artifact)]);
+        var x = OnnxBuilder.Random(c.X.Aggregate(1, (p, q) => p * q), 13);
+        var shared = compiled[0].Graph;
+        var evaluated = ReferenceEvaluator.Run(shared, new Dictionary<string, TensorData> { ["x"] = new(c.X, x) })[shared.Outputs[0]].Floats;
+        foreach (var (artifact, _) in compiled)
+        {
+            var y = new float[evaluated.Length];
+            models.Run(artifact, [x], [y]);
+            Tolerance.AssertClose(evaluated, y, $"{name} shared {bits} bits, {artifact.ClassName}");
+        }
+    }
+
+    /// <summary>The case's one-Conv model, its weights pruned as the case says, written to a file.</summary>
+    static (Case Case, string Path) Model(string name)
+    {
+        var c = Cases[name];
+        int rows = c.W[0];
+        var weights = SparseConvModels.Prune(OnnxBuilder.Random(c.W.Aggregate(1, (a, b) => a * b), 11), rows, c.Pruning);
+        int columns = weights.Length / rows;
+        foreach (int r in c.EmptyRows ?? []) Array.Clear(weights, r * columns, columns);
+        var b = new OnnxBuilder(13, name).Input("x", [.. c.X.Select(d => (int?)d)]).Initializer("w", c.W, weights);
+        string[] convInputs = c.Bias ? ["x", "w", "b"] : ["x", "w"];
+        if (c.Bias) b.Initializer("b", [rows], OnnxBuilder.Random(rows, 12));
+        b.Node("Conv", convInputs, [c.Activation is null ? "y" : "c"], c.Attributes);
+        if (c.Activation == "Relu") b.Node("Relu", ["c"], ["y"]);
+        if (c.Activation == "Clip") b.Initializer("lo", [], [0f]).Initializer("hi", [], [0.5f]).Node("Clip", ["c", "lo", "hi"], ["y"]);
+        return (c, b.Output("y").Save(name + ".onnx"));
     }
 
     [Theory]

@@ -67,12 +67,16 @@ public static class SparseConvModels
         return copy;
     }
 
-    /// <summary>The model compiled with only the sparse storage pass (its weights pruned already), and the graph it was built from.</summary>
-    public static (ModelArtifact Artifact, Graph Graph) Compile(string path, string className, string simd = "auto", double? maxKeptShare = null)
+    /// <summary>
+    /// The model compiled with only the sparse storage pass (its weights pruned already), after weight sharing with
+    /// codebooks of 2^<paramref name="sharingBits"/> values when given, and the graph it was built from.
+    /// </summary>
+    public static (ModelArtifact Artifact, Graph Graph) Compile(string path, string className, string simd = "auto", double? maxKeptShare = null, int? sharingBits = null)
     {
         var options = new CompileOptions { ModelPath = path, ClassName = className, Namespace = "Sparse.Conv", Simd = simd };
         var graph = ModelCompiler.Normalized(options);
-        CompressionPipeline.Run(graph, [new SparseConvStoragePass(maxKeptShare)], new PassContext(CompressionPlan.Parse(options), null));
+        ICompressionPass[] passes = sharingBits is int bits ? [new WeightSharingPass(bits), new SparseConvStoragePass(maxKeptShare)] : [new SparseConvStoragePass(maxKeptShare)];
+        CompressionPipeline.Run(graph, passes, new PassContext(CompressionPlan.Parse(options), null));
         return (ModelCompiler.Compile(options, graph, out _), graph);
     }
 

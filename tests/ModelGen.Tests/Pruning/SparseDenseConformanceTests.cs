@@ -36,6 +36,11 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
             for (int c = 20; c < 25; c++) w[c] = -0.5f;
             return w;
         }),
+        // 10% and 4% kept: 5- and 6-bit relative indices (read across bytes), with padding where a gap is wider than 31 or 63.
+        "u5" => (11, 300, "u5", (random, rows, columns) => Scatter(random, rows, columns, 0.1)),
+        "u6" => (9, 500, "u6", (random, rows, columns) => Scatter(random, rows, columns, 0.04)),
+        // 30% kept over 1,200 columns: rows of more than 255 entries, whose counts take 16 bits.
+        "u4-long-rows" => (5, 1200, "u4", (random, rows, columns) => Scatter(random, rows, columns, 0.3)),
         // At most one per group of 4 (columns 50: a last group of 2).
         "1:4" => (9, 50, "1:4", (random, rows, columns) => Groups(random, rows, columns, 4, 1, 1)),
         // Exactly two per group of 4 but in a short last group (81 columns: the last group has 1).
@@ -77,8 +82,8 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
     public static TheoryData<string, string, string> Cases()
     {
         var data = new TheoryData<string, string, string>();
-        foreach (string pattern in new[] { "u8", "u4", "1:4", "2:4", "4:8" })
-            foreach (string compression in new[] { "none", "int8-weights" })
+        foreach (string pattern in new[] { "u8", "u4", "u5", "u6", "u4-long-rows", "1:4", "2:4", "4:8" })
+            foreach (string compression in new[] { "none", "int8-weights", "shared-3", "shared-4" })
                 foreach (string simd in new[] { "auto", "none" }) data.Add(pattern, compression, simd);
         return data;
     }
@@ -97,18 +102,42 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
         // The kernel for the pattern, whether or not the storage stage would choose it (it chooses by the measured
         // cost: of these, only the 6% unstructured layer is faster sparse than dense).
         var chosen = SparseStorage.Choose(w, rows, columns, 4);
-        Assert.Equal(pattern == "u8" ? "u8" : null, chosen is null ? null : chosen.Pattern == SparsePattern.NOfM ? $"{chosen.N}:{chosen.M}" : $"u{chosen.IndexBits}");
-        var options = new CompileOptions { ModelPath = path, ClassName = "Sparse", Namespace = "SparseTests", Simd = simd, Compression = compression };
+        // Of these, only the sparsest unstructured layers (6%, 10%, 4% kept) are faster sparse than dense: stored with the
+        // relative index width of the fewest bytes (6% of 601 columns takes fewer as 5 or 6 bits than 8).
+        if (pattern is "u8" or "u5" or "u6")
+            Assert.Equal(SparseStorage.UnstructuredIndexBits.Min(bits => SparseWeights.Unstructured(w, rows, columns, bits).Bytes(4)), chosen!.Bytes(4));
+        else Assert.Null(chosen);
+        // shared-B: weight sharing with codebooks of 2^B values (code 0 for the zeros), the codes stored sparse.
+        int? sharingBits = compression.StartsWith("shared-", StringComparison.Ordinal) ? compression[^1] - '0' : null;
+        var options = new CompileOptions { ModelPath = path, ClassName = "Sparse", Namespace = "SparseTests", Simd = simd, Compression = sharingBits is null ? compression : "none", WeightSharing = sharingBits };
         var prepared = ModelCompiler.Prepare(options);
         var dense = prepared.Nodes.Single(n => n.OpType == "Dense");
         var int8 = WeightQuantization.Of(dense);
-        float[] values = int8 is null ? prepared[dense.Inputs[1]].Constant!.Floats : [.. int8.Q.Select(q => (float)q)];
-        dense.Form = new SparseDenseForm(Store(pattern, values, rows, columns), int8);
+        if (dense.Form is SharedWeightsForm { Weights: var shared })
+        {
+            var coded = Store(pattern, SparseStorage.CodeValues(shared), rows, columns);
+            dense.Form = new SparseDenseForm(coded, null, shared);
+            // Worked out here: the codes packed B bits each over every entry (with a byte of slack when B does not divide 8),
+            // the indices per row from a byte, when unstructured a count per row (a byte, two when a row holds 256 entries
+            // or more), the codebook in float32.
+            var perRow = Enumerable.Range(0, rows).Select(r => coded.RowStarts[r + 1] - coded.RowStarts[r]).ToList();
+            long indexBytes = perRow.Sum(n => ((long)n * coded.IndexBits + 7) / 8) + (8 % coded.IndexBits == 0 ? 0 : 1); // 5, 6 bits: a byte of slack
+            long countBytes = pattern[0] != 'u' ? 0 : rows * (perRow.All(n => n < 256) ? 1 : 2);
+            Assert.Equal(pattern == "u4-long-rows", countBytes == 2 * rows);
+            long expected = ((long)coded.Entries * shared.Bits + 7) / 8 + (8 % shared.Bits == 0 ? 0 : 1) + indexBytes + countBytes + 4 * (1 << shared.Bits);
+            Assert.Equal(expected, ((SparseDenseForm)dense.Form).Bytes);
+        }
+        else
+        {
+            float[] values = int8 is null ? prepared[dense.Inputs[1]].Constant!.Floats : [.. int8.Q.Select(q => (float)q)];
+            dense.Form = new SparseDenseForm(Store(pattern, values, rows, columns), int8);
+        }
         var artifact = ModelCompiler.Compile(options, prepared, out _);
         var node = Assert.Single(artifact.Nodes, n => n.Kernel == KernelKind.Dense);
         Assert.Equal(DenseLayout.Sparse, node.Dense!.Layout);
         Assert.Equal(format, node.Dense.Sparse!.Text);
         Assert.Equal(compression == "int8-weights", node.Dense.Sparse.Int8);
+        Assert.Equal(sharingBits ?? 0, node.Dense.Sparse.CodeBits);
         AssertBytesAsEmbedded(artifact, prepared);
 
         var models = GeneratedModels.Build(artifact);
@@ -126,18 +155,20 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
 
     static SparseWeights Store(string pattern, float[] w, int rows, int columns) => pattern switch
     {
-        "u4" => SparseWeights.Unstructured(w, rows, columns, 4),
+        "u4" or "u4-long-rows" => SparseWeights.Unstructured(w, rows, columns, 4),
+        "u5" => SparseWeights.Unstructured(w, rows, columns, 5),
+        "u6" => SparseWeights.Unstructured(w, rows, columns, 6),
         "u8" => SparseWeights.Unstructured(w, rows, columns, 8),
         _ => SparseWeights.NOfM(w, rows, columns, pattern[0] - '0', pattern[2] - '0')!,
     };
 
     /// <summary>Each sparse layer's bytes as the pipeline counts them (SparseDenseForm.Bytes) are its embedded tensors' bytes.</summary>
-    static void AssertBytesAsEmbedded(ModelArtifact artifact, Graph prepared)
+    internal static void AssertBytesAsEmbedded(ModelArtifact artifact, Graph prepared)
     {
         foreach (var node in artifact.Nodes.Where(n => n.Dense?.Sparse is not null))
         {
             var form = Assert.IsType<SparseDenseForm>(prepared.Nodes.Single(n => n.Name == node.Name).Form);
-            int stored = 3 + (node.Dense!.Sparse!.Unstructured ? 1 : 0) + (node.Dense.Sparse.Int8 ? 1 : 0);
+            int stored = 3 + (node.Dense!.Sparse!.Unstructured ? 1 : 0) + (node.Dense.Sparse.Int8 || node.Dense.Sparse.Shared ? 1 : 0);
             long embedded = node.Inputs.Skip(1).Take(stored - 1).Sum(i => (long)artifact.Tensors[i].Data!.Length);
             Assert.Equal(form.Bytes, embedded);
         }

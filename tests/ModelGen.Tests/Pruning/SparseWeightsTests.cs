@@ -17,10 +17,39 @@ public class SparseWeightsTests
         Assert.Equal(new[] { 0, 4, 4 }, sparse.RowStarts);
         Assert.Equal(2, sparse.Kept);
         Assert.Equal(w, sparse.ToDense());
-        // 4 entries × (4 value bytes) + 2 index bytes (row 0) + 2 count bytes per row.
-        Assert.Equal(4 * 4 + 2 + 2 * 2, sparse.Bytes(4));
+        // 4 entries × (4 value bytes) + 2 index bytes (row 0) + a count byte per row (both under 256 entries).
+        Assert.Equal(4 * 4 + 2 + 2 * 1, sparse.Bytes(4));
         Assert.Equal(w, SparseWeights.Unstructured(w, 2, 41, indexBits: 8).ToDense());
         Assert.Equal(2, SparseWeights.Unstructured(w, 2, 41, indexBits: 8).Entries);
+    }
+
+    [Fact]
+    public void RowsOf256EntriesOrMoreTakeTwoCountBytes()
+    {
+        var w = new float[2 * 300];
+        for (int c = 0; c < 255; c++) w[c] = 1f; // row 0: 255 entries
+        for (int c = 0; c < 256; c++) w[300 + c] = 1f; // row 1: 256
+        Assert.True(SparseWeights.Unstructured(w[..300], 1, 300, 4).ByteCounts);
+        var sparse = SparseWeights.Unstructured(w, 2, 300, 4);
+        Assert.False(sparse.ByteCounts);
+        Assert.Equal(2 * 2, sparse.CountBytes);
+        Assert.Equal(511 * 4 + (128 + 128) + 2 * 2, sparse.Bytes(4));
+    }
+
+    [Fact]
+    public void FiveBitIndicesAndThreeBitCodesStraddleBytesWithAByteOfSlack()
+    {
+        // Columns 0, 31 (a distance of 31) and 33 (2): 5-bit codes 1, 31, 2 → bits 00001 11111 00010, low bits first.
+        var w = new float[40];
+        w[0] = 1f; w[31] = 2f; w[33] = 3f;
+        var sparse = SparseWeights.Unstructured(w, 1, 40, 5);
+        Assert.Equal(new[] { 0, 31, 33 }, sparse.EntryColumns);
+        Assert.Equal(new byte[] { 0b111_00001, 0b0_00010_11, 0 }, sparse.PackedIndices()); // 15 bits → 2 bytes, and the slack
+        Assert.Equal(3, sparse.IndexBytes);
+        // The values as 3-bit codes: 1, 2, 3 → 001 010 011 in 9 bits: 2 bytes and a byte of slack.
+        Assert.Equal(new byte[] { 0b11_010_001, 0b0, 0 }, sparse.PackedValues(3));
+        Assert.Equal(3 + 3 + 1, sparse.BytesWithCodes(3));
+        Assert.Throws<InvalidOperationException>(() => sparse.PackedValues(1)); // 2 and 3 are not 1-bit codes
     }
 
     [Fact]

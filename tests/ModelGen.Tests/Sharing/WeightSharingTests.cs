@@ -101,7 +101,7 @@ public sealed class WeightSharingTests
             if (node.OpType == "Dense")
             {
                 // N rows of K codes, two a byte (K even here), and 16 float32 entries.
-                Assert.Contains("shared 4-bit", layer.Precision);
+                Assert.StartsWith("shared weights: 4-bit codes", layer.Precision);
                 Assert.Equal(shape[0] * ((shape[1] + 1) / 2) + 64, layer.BytesAfter);
             }
             else
