@@ -138,8 +138,9 @@ public sealed record CompressionPlan
             passes.Add(new ConvInt8WeightsPass());
         if (Kind is "int4-weights" or "mixed-weights")
             passes.Add(new Int4WeightsPass(node => Precision(node) is "int4-weights" or "int4"));
-        // Pruning that leaves zeros: the layers stored sparse where that pays (channel pruning leaves a smaller dense model).
-        if (Pruning is not null && PruningKind.Pattern != PruningPattern.Channels)
+        // Pruning that leaves zeros: the layers stored sparse where that pays (channel pruning leaves a smaller dense model);
+        // with weight sharing always, as a shared convolution's codebook kernel is the sparse one (WeightSharing.Exclusion).
+        if (Pruning is not null && PruningKind.Pattern != PruningPattern.Channels || WeightSharing is not null)
         {
             passes.Add(new SparseStoragePass());
             passes.Add(new SparseConvStoragePass());

@@ -71,7 +71,7 @@ public static class SparseConvStorage
         long Bytes(SparseWeights s) => shared is null ? s.Bytes(4) : new SparseConvForm(s, shared).Bytes;
         var best = Candidates(values, rows, columns).MinBy(Bytes);
         double limit = maxKeptShare ?? (geo.KernelH * geo.KernelW == 1 ? MaxKeptSharePointwise : MaxKeptShare);
-        long denseBytes = shared?.DenseBytes ?? weight.Count * 4L;
+        long denseBytes = weight.Count * 4L; // a shared convolution's only dense form is float32 (no dense codebook kernel)
         if (best is null || best.Entries == 0 || Bytes(best) >= denseBytes) return null;
         bool faster = best.Pattern == SparsePattern.NOfM && maxKeptShare is null ? best.Entries * NOfMEntryCost < weight.Count : best.Kept <= limit * weight.Count;
         return faster ? new SparseConvForm(best, shared) : null;

@@ -141,7 +141,8 @@ public static class WeightSharing
 
     /// <summary>
     /// The layers sharing clusters: those whose kernels have a codebook form (<see cref="Exclusion"/> is null), that is
-    /// fully connected layers on one row whose weight is a float32 constant only they read.
+    /// fully connected layers on one row whose weight is a float32 constant only they read, and pruned convolutions
+    /// sparse storage will take.
     /// </summary>
     public static IEnumerable<Node> Layers(Graph graph)
     {
@@ -156,7 +157,11 @@ public static class WeightSharing
     /// <summary>Why a fully connected layer or convolution keeps float32 weights under weight sharing (null: it shares them).</summary>
     public static string? Exclusion(Graph graph, Node node, Dictionary<string, int> readers)
     {
-        if (node.OpType == "Conv") return "convolution: no codebook kernel for convolutions yet";
+        // A convolution's codebook kernel is the sparse one (its codes looked up per kept weight): only a pruned
+        // convolution that sparse storage will take shares; dense convolutions have no codebook kernel yet.
+        if (node.OpType == "Conv")
+            return node.Form is Float32Form && readers[node.Inputs[1]] == 1 && SparseConvStorage.Choose(graph, node) is not null ? null
+                : "convolution: only pruned convolutions stored sparse have a codebook kernel";
         if (!node.HasInput(1) || graph[node.Inputs[1]].Constant is not { Shape.Length: 2 } weight) return "weights not a constant matrix";
         if (node.Form is not Float32Form) return "already in another form";
         if (readers[node.Inputs[1]] != 1) return "weights read by other nodes too";

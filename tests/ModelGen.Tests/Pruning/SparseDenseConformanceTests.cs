@@ -113,7 +113,8 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
         var prepared = ModelCompiler.Prepare(options);
         var dense = prepared.Nodes.Single(n => n.OpType == "Dense");
         var int8 = WeightQuantization.Of(dense);
-        if (dense.Form is SharedWeightsForm { Weights: var shared })
+        // (With sharing the plan runs sparse storage too: a layer it found worth storing sparse holds its codes already.)
+        if (((dense.Form as SharedWeightsForm)?.Weights ?? (dense.Form as SparseDenseForm)?.Shared) is { } shared)
         {
             var coded = Store(pattern, SparseStorage.CodeValues(shared), rows, columns);
             dense.Form = new SparseDenseForm(coded, null, shared);

@@ -46,7 +46,7 @@ public class WeightTyingTests
         // fc3 is shared on its own; the tied weight counts once.
         var fc3Shared = Assert.IsType<SharedWeightsForm>(fc3.Form).Weights;
         Assert.Equal(expected.DenseBytes + fc3Shared.DenseBytes + 2 * 8 * 4, prepared.CompressionStages[^1].WeightBytes);
-        Assert.Equal(["tied (fc1 = fc2; 4-bit codebook)", "shared (4-bit codebooks)"], prepared.CompressionStages.Select(s => s.Name));
+        Assert.Equal(["tied (fc1 = fc2; 4-bit codebook)", "shared (4-bit codebooks)", "sparse storage (fully connected)", "sparse storage (convolutions)"], prepared.CompressionStages.Select(s => s.Name));
 
         var artifact = ModelCompiler.Compile(options, prepared, out _);
         // Emitted once: both layers read one embedded tensor made from the tied weight.
