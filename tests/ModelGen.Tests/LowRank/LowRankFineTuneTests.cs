@@ -15,7 +15,7 @@ public class LowRankFineTuneTests(ITestOutputHelper output)
         double float32 = Training.FineTuneTests.TestAccuracy(ModelCompiler.Prepare(plain));
         var options = plain with
         {
-            LowRank = 0.9, FineTune = true, Epochs = 8, CalibrationUint8Scale = 255,
+            LowRank = "0.9", FineTune = true, Epochs = 8, CalibrationUint8Scale = 255,
             TrainingDataPath = TestData.Mnist("train-images-u8.npy"), TrainingLabelsPath = TestData.Mnist("train-labels.npy"),
         };
         var graph = ModelCompiler.Prepare(options);
@@ -25,7 +25,7 @@ public class LowRankFineTuneTests(ITestOutputHelper output)
         output.WriteLine($"float32 {float32:P2}; {graph.CompressionStages[0].Name}, fine-tuned: {accuracy:P2}, {before:N0} → {after:N0} bytes");
         // Fine-tuning trained the two thin layers of each factorized layer.
         Assert.Contains(graph.CompressionStages, s => s.Name == "fine-tuned" && s.Training is { Epochs.Count: > 0 });
-        var untrained = ModelCompiler.Prepare(plain with { LowRank = 0.9 });
+        var untrained = ModelCompiler.Prepare(plain with { LowRank = "0.9" });
         var factors = untrained.Nodes.Where(n => n.Name.Contains("/low_rank_", StringComparison.Ordinal)).ToList();
         Assert.NotEmpty(factors);
         foreach (var node in factors)

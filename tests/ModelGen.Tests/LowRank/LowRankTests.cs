@@ -22,7 +22,9 @@ public class LowRankTests(ITestOutputHelper output)
         .Initializer("w", [outputs, inputs], weight).Initializer("b", [outputs], OnnxBuilder.Random(outputs, 3))
         .Node("Gemm", ["x", "w", "b"], ["h"], ("transB", 1)).Node("Relu", ["h"], ["y"]).Output("y", 1, outputs).Save();
 
-    static CompileOptions Options(string model, double? lowRank) => new() { ModelPath = model, LowRank = lowRank };
+    static CompileOptions Options(string model, double? energy) => new() { ModelPath = model, LowRank = energy?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) };
+
+    static CompileOptions Target(string model, string lowRank) => new() { ModelPath = model, LowRank = lowRank };
 
     static float[] Evaluate(Graph graph, float[] x) =>
         ReferenceEvaluator.Run(graph, new Dictionary<string, TensorData> { [graph.Inputs[0]] = new([1, x.Length], x) })[graph.Outputs[0]].Floats;
@@ -185,7 +187,7 @@ public class LowRankTests(ITestOutputHelper output)
     [InlineData(double.NaN)]
     public void BadEnergiesAreMG0007(double energy)
     {
-        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = energy }));
+        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = energy.ToString("R", System.Globalization.CultureInfo.InvariantCulture) }));
         Assert.Equal(ErrorCodes.BadOption, e.Code);
         Assert.Equal("m.onnx", e.File);
         Assert.Contains("above 0 and below 1", e.Message);
@@ -194,7 +196,7 @@ public class LowRankTests(ITestOutputHelper output)
     [Fact]
     public void LowRankRunsBeforePruningAndTheOriginalHasNeither()
     {
-        var options = new CompileOptions { ModelPath = "m.onnx", LowRank = 0.9, Pruning = 0.5 };
+        var options = new CompileOptions { ModelPath = "m.onnx", LowRank = "0.9", Pruning = 0.5 };
         var passes = CompressionPlan.Parse(options).Passes();
         Assert.IsType<LowRankPass>(passes[0]);
         Assert.IsType<PruningPass>(passes[1]);
