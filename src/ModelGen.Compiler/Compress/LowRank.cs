@@ -28,8 +28,6 @@ public sealed record LowRankTarget(LowRankMode Mode, double Value)
         return kind switch
         {
             "energy" when share => new(LowRankMode.Energy, v),
-            "energy" => throw new ModelGenException(ErrorCodes.BadOption, file,
-                $"LowRank (--low-rank) is the share of each factorized layer's energy (squared singular values) kept, above 0 and below 1 (0.9 keeps 90%), not {number}; or {Forms[..1].ToLowerInvariant()}{Forms[1..]}"),
             "bytes" when share => new(LowRankMode.Bytes, v),
             "rank" when int.TryParse(number, NumberStyles.None, CultureInfo.InvariantCulture, out int r) && r >= 1 => new(LowRankMode.Rank, r),
             _ => throw new ModelGenException(ErrorCodes.BadOption, file, $"LowRank (--low-rank) '{t}' is not a low-rank target: {Forms}"),
@@ -174,7 +172,7 @@ public static class LowRank
             choices[layer] = null;
             if (layer.Factors[0].Pays(1)) ranks[layer] = 1;
         }
-        long allowed = (long)Math.Floor(target.Value * ranks.Keys.Sum(l => l.Weights));
+        long allowed = (long)Math.Floor(target.Value * ranks.Keys.Sum(l => l.Weights) + 1e-9); // 0.7·160 is 112, not 111.99…
         long used = ranks.Sum(r => r.Key.Factors[0].WeightsPerRank);
         budget = (used, allowed);
         while (true)
