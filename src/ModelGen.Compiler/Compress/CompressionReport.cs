@@ -199,7 +199,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>"energy 0.9: f1 rank 106, f2 rank 41, f3 rank 9" (and how many layers stayed whole) when the options factorize; else null.</summary>
     static string? LowRankSummary(CompileOptions options, Graph compressed, IEnumerable<Node> secondHalves)
     {
-        if (CompressionPlan.Parse(options).LowRank is not { } target) return null;
+        if (LowRankTarget.Parse(options.LowRank, options.ModelPath) is not { } target) return null;
         var ranks = secondHalves.Select(n => n.Annotations[Compress.LowRank.Annotation].Split('\n')).Select(note => $"{note[0]} {note[1][(note[1].IndexOf("rank", StringComparison.Ordinal))..]}").ToList();
         int stays = compressed.Nodes.Count(n => n.Annotations.ContainsKey(Compress.LowRank.StaysAnnotation));
         return $"{target}: " + (ranks.Count == 0 ? "no layer factorized" : string.Join(", ", ranks)) + (stays == 0 ? "" : $" ({stays} {(stays == 1 ? "layer stays" : "layers stay")} whole)");

@@ -33,4 +33,31 @@ public class LowRankFineTuneTests(ITestOutputHelper output)
         Assert.True(after * 2 <= before, $"{after:N0} bytes against {before:N0}");
         Assert.True(accuracy >= float32 - 0.005, $"low rank fine-tuned {accuracy:P2} against float32 {float32:P2}");
     }
+
+    /// <summary>
+    /// LeNet-5 at energy 0.9, fine-tuned: fewer weight bytes and no more multiply-adds than float32 (the speed check),
+    /// at most half a point lost on the test digits.
+    /// </summary>
+    [Fact]
+    public void LeNet5FactorizedAndFineTunedLosesAtMostHalfAPoint()
+    {
+        var plain = new CompileOptions { ModelPath = TestData.Mnist("lenet5.onnx") };
+        var original = ModelCompiler.Prepare(plain);
+        double float32 = Training.FineTuneTests.TestAccuracy(original);
+        var options = plain with
+        {
+            LowRank = "0.9", FineTune = true, Epochs = 8, CalibrationUint8Scale = 255,
+            TrainingDataPath = TestData.Mnist("train-images-u8.npy"), TrainingLabelsPath = TestData.Mnist("train-labels.npy"),
+        };
+        var graph = ModelCompiler.Prepare(options);
+        double accuracy = Training.FineTuneTests.TestAccuracy(graph);
+        long before = Compiler.Compress.CompressionPipeline.WeightBytes(ModelCompiler.Normalized(plain));
+        long after = Compiler.Compress.CompressionPipeline.WeightBytes(graph);
+        long multiplyAddsBefore = Compiler.Compress.MultiplyAdds.Total(original), multiplyAddsAfter = Compiler.Compress.MultiplyAdds.Total(graph);
+        output.WriteLine($"float32 {float32:P2}; {graph.CompressionStages[0].Name}, fine-tuned: {accuracy:P2}, {before:N0} → {after:N0} bytes, {multiplyAddsBefore:N0} → {multiplyAddsAfter:N0} multiply-adds");
+        Assert.Contains(graph.Nodes, n => n.Name.Contains("/low_rank_", StringComparison.Ordinal));
+        Assert.True(after < before, $"{after:N0} bytes against {before:N0}");
+        Assert.True(multiplyAddsAfter <= multiplyAddsBefore, $"{multiplyAddsAfter:N0} multiply-adds against {multiplyAddsBefore:N0}");
+        Assert.True(accuracy >= float32 - 0.005, $"low rank fine-tuned {accuracy:P2} against float32 {float32:P2}");
+    }
 }

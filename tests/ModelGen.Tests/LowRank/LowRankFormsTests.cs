@@ -3,7 +3,6 @@ using ModelGen.Compiler;
 using ModelGen.Compiler.Compress;
 using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
-using ModelGen.Onnx;
 using ModelGen.Tests.Support;
 using Xunit;
 
@@ -225,26 +224,6 @@ public class LowRankFormsTests
         var graph = ModelCompiler.Prepare(Options(Dense(3, 3, [1, 0, 0, 0, 1, 0, 0, 0, 1]), "rank:5"));
         Assert.Empty(Ranks(graph));
         Assert.Equal("rank 3 takes 18 weights against 9", graph.Nodes.Single(n => n.OpType == "Dense").Annotations[Compiler.Compress.LowRank.StaysAnnotation]);
-    }
-
-    [Theory]
-    [InlineData("bytes:1")]
-    [InlineData("bytes:0")]
-    [InlineData("bytes:half")]
-    [InlineData("rank:0")]
-    [InlineData("rank:1.5")]
-    [InlineData("rank:-2")]
-    [InlineData("size:0.5")]
-    [InlineData("energy:1")]
-    [InlineData("0.9x")]
-    public void BadTargetsAreMG0007NamingTheOptionAndWhatToWrite(string target)
-    {
-        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = target }));
-        Assert.Equal(ErrorCodes.BadOption, e.Code);
-        Assert.Equal("m.onnx", e.File);
-        Assert.Contains("LowRank (--low-rank)", e.Message);
-        Assert.Contains("(bytes:0.5)", e.Message);
-        Assert.Contains("(rank:8)", e.Message);
     }
 
     [Fact]

@@ -180,17 +180,29 @@ public class LowRankTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(0.0)]
-    [InlineData(1.0)]
-    [InlineData(-0.5)]
-    [InlineData(1.5)]
-    [InlineData(double.NaN)]
-    public void BadEnergiesAreMG0007(double energy)
+    [InlineData("0")]
+    [InlineData("1")]
+    [InlineData("-0.5")]
+    [InlineData("1.5")]
+    [InlineData("NaN")]
+    [InlineData("0.9x")]
+    [InlineData("energy:1")]
+    [InlineData("bytes:1")]
+    [InlineData("bytes:0")]
+    [InlineData("bytes:half")]
+    [InlineData("rank:0")]
+    [InlineData("rank:1.5")]
+    [InlineData("rank:-2")]
+    [InlineData("size:0.5")]
+    public void BadTargetsAreMG0007NamingTheOptionAndWhatToWrite(string target)
     {
-        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = energy.ToString("R", System.Globalization.CultureInfo.InvariantCulture) }));
+        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = target }));
         Assert.Equal(ErrorCodes.BadOption, e.Code);
         Assert.Equal("m.onnx", e.File);
-        Assert.Contains("above 0 and below 1", e.Message);
+        Assert.Contains($"LowRank (--low-rank) '{target}' is not a low-rank target", e.Message);
+        Assert.Contains("above 0 and below 1 (0.9 or energy:0.9)", e.Message);
+        Assert.Contains("(bytes:0.5)", e.Message);
+        Assert.Contains("(rank:8)", e.Message);
     }
 
     [Fact]
