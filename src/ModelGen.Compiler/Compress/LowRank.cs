@@ -450,7 +450,7 @@ public sealed class LowRankPass(LowRankTarget target) : ICompressionPass
 
     public LowRankPass(double energy) : this(new LowRankTarget(LowRankMode.Energy, energy)) { }
 
-    /// <summary>"low rank (energy 0.9): f1 784→300 rank 41, f2 300→100 rank 30; stays: f3 (why)" (read after Apply).</summary>
+    /// <summary>"low rank (energy 0.9): f1 784→300 rank 41, f2 300→100 rank 30; stays whole: f3 (why)" (read after Apply); with a size budget the float32 bytes of the factorized layers against it.</summary>
     public string Name
     {
         get
@@ -458,7 +458,7 @@ public sealed class LowRankPass(LowRankTarget target) : ICompressionPass
             var done = _outcome.Done;
             string name = $"low rank ({target}): " + (done.Count == 0 ? "no layer pays" : string.Join(", ", done.Select(f => $"{f.Layer} {LowRank.Describe(f)}")));
             if (_outcome.Budget is var (weights, budget))
-                name += FormattableString.Invariant($", {weights * 4:N0} of {budget * 4:N0} bytes budgeted");
+                name += FormattableString.Invariant($"; the factorized layers {weights * 4:N0} B of a {budget * 4:N0} B budget");
             return _outcome.Stays.Count == 0 ? name : name + "; stays whole: " + string.Join(", ", _outcome.Stays.Select(s => $"{s.Layer} ({s.Why})"));
         }
     }

@@ -208,7 +208,7 @@ public class LowRankFormsTests
         string model = TwoLayers();
         var graph = ModelCompiler.Prepare(Options(model, "bytes:0.7"));
         Assert.Equal([2, 4], Ranks(graph));
-        Assert.Contains("432 of 448 bytes budgeted", graph.CompressionStages[0].Name);
+        Assert.Contains("; the factorized layers 432 B of a 448 B budget", graph.CompressionStages[0].Name);
         Assert.Equal((80 + 80 + 8 + 10) * 4 - (160 - 108) * 4, CompressionPipeline.WeightBytes(graph));
         // bytes:0.5: 80 weights, four ranks: 1 + 1, then the first's second (9/30), then the second's second.
         Assert.Equal([2, 2], Ranks(ModelCompiler.Prepare(Options(model, "bytes:0.5"))));
