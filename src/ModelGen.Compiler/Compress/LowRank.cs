@@ -174,13 +174,13 @@ public static class LowRank
         }
         long allowed = (long)Math.Floor(target.Value * ranks.Keys.Sum(l => l.Weights) + 1e-9); // 0.7·160 is 112, not 111.99…
         long used = ranks.Sum(r => r.Key.Factors[0].WeightsPerRank);
-        budget = (used, allowed);
         while (true)
         {
             Candidate? best = null;
             double bestGain = 0;
-            foreach (var (layer, rank) in ranks) // graph order: the first layer wins a tie
+            foreach (var layer in layers) // graph order: the first layer wins a tie
             {
+                if (!ranks.TryGetValue(layer, out int rank)) continue;
                 var f = layer.Factors[0];
                 if (!f.Pays(rank + 1) || used + f.WeightsPerRank > allowed) continue;
                 double gain = f.Energy(rank) / f.WeightsPerRank;
