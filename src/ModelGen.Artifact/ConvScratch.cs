@@ -30,6 +30,27 @@ public static class ConvScratch
         return (long)channelsPerGroup * (inH + pads[0] + pads[2]) * (inW + pads[1] + pads[3]);
     }
 
+    /// <summary>Floats of a 64-byte cache line: an N:M sparse convolution (SparseConvEmitter) copies its input onto rows that start on lines.</summary>
+    public const int SparseLineFloats = 16;
+
+    /// <summary><paramref name="floats"/> rounded up to whole 64-byte lines.</summary>
+    public static int SparseLine(int floats) => (floats + SparseLineFloats - 1) / SparseLineFloats * SparseLineFloats;
+
+    /// <summary>
+    /// Conv sparse N:M (<see cref="ConvMethod.Sparse"/>), its copy of one group's input channels in floats: each channel's
+    /// rows zero-padded and rounded up to whole lines (a pointwise convolution's plane, one long row, rounded up), and
+    /// a line to spare so the copy can start on one.
+    /// </summary>
+    public static long SparseNOfMCopyFloats(int channelsPerGroup, int inH, int inW, int kernelH, int kernelW, int strideH, int strideW, int padTop, int padLeft, int padBottom, int padRight)
+    {
+        bool pointwise = kernelH * kernelW == 1 && strideH == 1 && strideW == 1 && padTop == 0 && padLeft == 0 && padBottom == 0 && padRight == 0;
+        long plane = pointwise ? SparseLine(inH * inW) : (long)(inH + padTop + padBottom) * SparseLine(inW + padLeft + padRight);
+        return channelsPerGroup * plane + SparseLineFloats;
+    }
+
+    /// <summary>Conv sparse N:M, its table in ints: each column's input offset (rounded up to a line: the decoding reads 16 at a time), then one row's entries' offsets.</summary>
+    public static int SparseNOfMTableInts(int columns, int rowEntries) => SparseLine(columns) + rowEntries;
+
     /// <summary>
     /// ConvInt8, first scratch output (y1): bytes of the input quantized into a plane with zero-point borders,
     /// slack for the last 16-byte loads of a kernel row of <paramref name="paddedKernelW"/> taps and, with pads, a flat

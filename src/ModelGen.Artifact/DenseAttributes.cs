@@ -17,6 +17,11 @@ public enum DenseLayout
     Nk4,
     /// <summary>One row: only the kept weights, in the <see cref="SparseFormat"/> the attributes name.</summary>
     Sparse,
+    /// <summary>
+    /// One row: shared weights, w [N, ceil(K·bits / 8)] uint8 codes of <see cref="DenseAttributes.Bits"/> each, placed as
+    /// <see cref="CodebookCodes"/> says, each row from a byte, then a float32 codebook of 2^bits.
+    /// </summary>
+    Codebook,
 }
 
 /// <summary>
@@ -75,14 +80,16 @@ public sealed class SparseFormat : IEquatable<SparseFormat>
 /// </summary>
 public sealed class DenseAttributes : IEquatable<DenseAttributes>
 {
-    public DenseAttributes(bool transA, DenseLayout layout, int n = 0, int k = 0, SparseFormat? sparse = null)
+    public DenseAttributes(bool transA, DenseLayout layout, int n = 0, int k = 0, SparseFormat? sparse = null, int bits = 0)
     {
-        bool wantsN = layout is DenseLayout.Panels4 or DenseLayout.Sparse, wantsK = layout is DenseLayout.Panels4 or DenseLayout.Nk4 or DenseLayout.Sparse;
+        bool wantsN = layout is DenseLayout.Panels4 or DenseLayout.Sparse, wantsK = layout is DenseLayout.Panels4 or DenseLayout.Nk4 or DenseLayout.Sparse or DenseLayout.Codebook;
         if (wantsN != n > 0 || wantsK != k > 0 || n < 0 || k < 0)
             throw new FormatException($"a Dense kernel of layout {LayoutText(layout)} has {(wantsN ? "n and k" : wantsK ? "k" : "neither n nor k")}, positive");
         if ((layout == DenseLayout.Sparse) != (sparse is not null))
             throw new FormatException($"a Dense kernel of layout {LayoutText(layout)} {(sparse is null ? "needs" : "has no")} a sparse format");
-        TransA = transA; Layout = layout; N = n; K = k; Sparse = sparse;
+        if ((layout == DenseLayout.Codebook) != (bits != 0) || bits is < 0 or > 8 || layout == DenseLayout.Codebook && bits < 2)
+            throw new FormatException($"a Dense kernel of layout {LayoutText(layout)} {(layout == DenseLayout.Codebook ? "has codes of 2 to 8 bits" : "has no code bits")}");
+        TransA = transA; Layout = layout; N = n; K = k; Sparse = sparse; Bits = bits;
     }
 
     /// <summary>x is read transposed (several rows only).</summary>
@@ -92,6 +99,9 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
     public int N { get; }
     /// <summary>The true number of inputs (panels4 and nk4; 0 otherwise).</summary>
     public int K { get; }
+
+    /// <summary>The codebook layout's bits per code (0 for the others).</summary>
+    public int Bits { get; }
 
     /// <summary>The sparse layout's format (null for the others).</summary>
     public SparseFormat? Sparse { get; }
@@ -116,10 +126,11 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
             "nk8" => DenseLayout.Nk8,
             "nk4" => DenseLayout.Nk4,
             "sparse" => DenseLayout.Sparse,
+            "codebook" => DenseLayout.Codebook,
             var other => throw new FormatException($"unknown Dense layout '{other}'"),
         };
         var sparse = layout == DenseLayout.Sparse ? SparseFormat.Read(Get("sparse"), Get("values")) : null;
-        return new DenseAttributes(transA, layout, Int("n"), Int("k"), sparse);
+        return new DenseAttributes(transA, layout, Int("n"), Int("k"), sparse, Int("bits"));
     }
 
     internal void WriteTo(IDictionary<string, string> attributes)
@@ -128,6 +139,7 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
         attributes["layout"] = LayoutText(Layout);
         if (N > 0) attributes["n"] = N.ToString(CultureInfo.InvariantCulture);
         if (K > 0) attributes["k"] = K.ToString(CultureInfo.InvariantCulture);
+        if (Bits > 0) attributes["bits"] = Bits.ToString(CultureInfo.InvariantCulture);
         if (Sparse is not null)
         {
             attributes["sparse"] = Sparse.Text;
@@ -141,12 +153,13 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
         DenseLayout.Nk8 => "nk8",
         DenseLayout.Nk4 => "nk4",
         DenseLayout.Sparse => "sparse",
+        DenseLayout.Codebook => "codebook",
         _ => "kn",
     };
 
-    public bool Equals(DenseAttributes? other) => other is not null && TransA == other.TransA && Layout == other.Layout && N == other.N && K == other.K && Equals(Sparse, other.Sparse);
+    public bool Equals(DenseAttributes? other) => other is not null && TransA == other.TransA && Layout == other.Layout && N == other.N && K == other.K && Bits == other.Bits && Equals(Sparse, other.Sparse);
 
     public override bool Equals(object? obj) => Equals(obj as DenseAttributes);
 
-    public override int GetHashCode() => ((TransA ? 1 : 0) * 31 + (int)Layout) * 31 * 31 + N * 31 + K;
+    public override int GetHashCode() => (((TransA ? 1 : 0) * 31 + (int)Layout) * 31 * 31 + N * 31 + K) * 9 + Bits;
 }

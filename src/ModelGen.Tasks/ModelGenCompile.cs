@@ -130,6 +130,9 @@ namespace ModelGen.Tasks
         /// <summary>Low-rank factorization (<c>--low-rank</c>): <c>0.9</c> keeps that share of each fully connected layer's and convolution's energy, <c>bytes:0.5</c> a size budget, <c>rank:8</c> a fixed rank; the compiler checks the value (MG0007).</summary>
         public string? LowRank { get; set; }
 
+        /// <summary>Weight sharing (<c>--weight-sharing</c>): the bits of each layer's codebook index, 2 to 8; the compiler checks the value (MG0007).</summary>
+        public string? WeightSharing { get; set; }
+
         /// <summary>Fine-tune for the chosen compression (<c>--fine-tune</c>): "true" or "false" (empty: false).</summary>
         public string? FineTune { get; set; }
 
@@ -214,6 +217,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--pruning ", NullIfEmpty(Pruning?.Trim()));
             builder.AppendSwitchIfNotNull("--pruning-kind ", NullIfEmpty(PruningKind?.Trim())?.ToLowerInvariant());
             builder.AppendSwitchIfNotNull("--low-rank ", NullIfEmpty(LowRank?.Trim()));
+            builder.AppendSwitchIfNotNull("--weight-sharing ", NullIfEmpty(WeightSharing?.Trim()));
             if (string.Equals(NullIfEmpty(FineTune?.Trim()), "true", StringComparison.OrdinalIgnoreCase)) builder.AppendSwitch("--fine-tune");
             builder.AppendSwitchIfNotNull("--training-data ", NullIfEmpty(TrainingData) is string td ? Path.GetFullPath(td) : null);
             builder.AppendSwitchIfNotNull("--training-labels ", NullIfEmpty(TrainingLabels) is string tl ? Path.GetFullPath(tl) : null);

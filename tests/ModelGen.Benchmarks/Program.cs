@@ -15,6 +15,8 @@ using ModelGen.Tests.Support;
 //     one training epoch (8,000 digits, batch 64, Adam), ours beside PyTorch's (pytorch_epoch.py) with as many threads
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- prune [name…]
 //     issue 23's pruning recipes: accuracy on the test digits, weight bytes, multiply-adds, latency beside dense float32
+// dotnet run -c Release --project tests/ModelGen.Benchmarks -- compose [name…]
+//     issue 24's recipes (pruning, weight sharing, low rank, composed), in the same table as prune's
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- sparse-conv
 //     sparse convolution kernels against dense, whole models and single layers at 20% to 90% pruned
 if (args.Length > 0 && args[0] == "sparse-conv")
@@ -25,6 +27,11 @@ if (args.Length > 0 && args[0] == "sparse-conv")
 if (args.Length > 0 && args[0] == "prune")
 {
     PruneBenchmark.Run(args);
+    return;
+}
+if (args.Length > 0 && args[0] == "compose")
+{
+    CompositionBenchmark.Run(args);
     return;
 }
 if (args.Length > 0 && args[0] == "train")

@@ -14,9 +14,9 @@ using ModelGen.Tests.Support;
 /// </summary>
 public static class PruneBenchmark
 {
-    sealed record Recipe(string Name, string Model, Func<CompileOptions, CompileOptions> Options);
+    internal sealed record Recipe(string Name, string Model, Func<CompileOptions, CompileOptions> Options);
 
-    static CompileOptions FineTuned(CompileOptions o, int epochs, float learningRate) => o with
+    internal static CompileOptions FineTuned(CompileOptions o, int epochs, float learningRate) => o with
     {
         FineTune = true, Epochs = epochs, LearningRate = learningRate,
         TrainingDataPath = TestData.Mnist("train-images-u8.npy"), TrainingLabelsPath = TestData.Mnist("train-labels.npy"),
@@ -54,7 +54,10 @@ public static class PruneBenchmark
         return path;
     }
 
-    public static void Run(string[] args)
+    public static void Run(string[] args) => Run(args, Recipes);
+
+    /// <summary>Runs the <paramref name="recipes"/> whose names contain one of args[1..] (all when none is given) into one table.</summary>
+    internal static void Run(string[] args, IReadOnlyList<Recipe> recipes)
     {
         string[] only = args.Skip(1).ToArray();
         Console.WriteLine($"accuracy on the 2,000 test digits; latency at batch 1, one thread, medians of interleaved rounds; {Environment.ProcessorCount} processors, .NET {Environment.Version}");
@@ -63,7 +66,7 @@ public static class PruneBenchmark
         Console.WriteLine("| recipe | accuracy | dense float32 | weight bytes | of float32 | multiply-adds | of dense | latency | dense float32 | speed-up | compile |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         var dense = new Dictionary<string, (InProcessModel Model, double Accuracy, long Bytes, long MultiplyAdds)>(StringComparer.Ordinal);
-        foreach (var recipe in Recipes.Where(r => only.Length == 0 || only.Any(n => r.Name.Contains(n, StringComparison.OrdinalIgnoreCase))))
+        foreach (var recipe in recipes.Where(r => only.Length == 0 || only.Any(n => r.Name.Contains(n, StringComparison.OrdinalIgnoreCase))))
         {
             var baseOptions = new CompileOptions { ModelPath = ModelPath(recipe.Model), ClassName = "PruneBench", Namespace = "ModelGenBench", CalibrationUint8Scale = 255 };
             if (!dense.TryGetValue(recipe.Model, out var plain))

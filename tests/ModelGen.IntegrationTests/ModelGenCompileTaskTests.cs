@@ -54,6 +54,15 @@ public sealed class ModelGenCompileTaskTests : IDisposable
     }
 
     [Fact]
+    public void WeightSharingGoesOnTheCommandLineAndIsKnownMetadata()
+    {
+        ModelGenCompile task = NewTask();
+        task.WeightSharing = " 4 ";
+        Assert.Equal($"\"{Tool}\" compile \"{Model}\" --weight-sharing 4 --artifact \"{Artifact}\"", task.CommandLineForTests);
+        Assert.Contains("WeightSharing", ModelGenCheckItems.Known);
+    }
+
+    [Fact]
     public void EmptyOptionsAreLeftToTheToolsDefaults()
     {
         ModelGenCompile task = NewTask();

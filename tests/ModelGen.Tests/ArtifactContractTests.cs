@@ -62,7 +62,7 @@ public sealed class ArtifactContractTests
     }
 
     public static TheoryData<DenseAttributes> DenseForms => [new(false, DenseLayout.Panels4, 5, 36), new(false, DenseLayout.Nk8),
-        new(false, DenseLayout.Nk4, k: 36), new(true, DenseLayout.Kn), new(false, DenseLayout.Kn)];
+        new(false, DenseLayout.Nk4, k: 36), new(false, DenseLayout.Codebook, k: 36, bits: 4), new(true, DenseLayout.Kn), new(false, DenseLayout.Kn)];
 
     [Theory]
     [MemberData(nameof(DenseForms))]

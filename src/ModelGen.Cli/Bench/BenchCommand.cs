@@ -45,10 +45,10 @@ public static class BenchCommand
                     InputShape = Program.InputShapeValue(parse, inputShape),
                     // Pruning and training as compile takes them (validated here, before any work).
                     Training = training.Apply(parse, new CompileOptions { ModelPath = modelFile.FullName, Cancellation = Program.Cancellation }) is var t
-                        && (t.Pruning is not null || t.PruningKind is not null || t.LowRank is not null || t.FineTune) ? c => c with
+                        && (t.Pruning is not null || t.PruningKind is not null || t.LowRank is not null || t.WeightSharing is not null || t.FineTune) ? c => c with
                         {
                             TrainingDataPath = t.TrainingDataPath, TrainingLabelsPath = t.TrainingLabelsPath, FineTune = t.FineTune, Epochs = t.Epochs, LearningRate = t.LearningRate,
-                            Seed = t.Seed, TrainingTimeLimit = t.TrainingTimeLimit, TrainingAugmentation = t.TrainingAugmentation, Pruning = t.Pruning, PruningKind = t.PruningKind, LowRank = t.LowRank, Cancellation = t.Cancellation,
+                            Seed = t.Seed, TrainingTimeLimit = t.TrainingTimeLimit, TrainingAugmentation = t.TrainingAugmentation, Pruning = t.Pruning, PruningKind = t.PruningKind, LowRank = t.LowRank, WeightSharing = t.WeightSharing, Cancellation = t.Cancellation,
                         } : null,
                 };
                 Console.Write(Run(options).Format());
@@ -165,6 +165,7 @@ public static class BenchCommand
         if (options.Pruning is double p) parts.Add(FormattableString.Invariant($"pruned{kind} {p * 100:0.##}%"));
         else if (options.PruningKind is not null) parts.Add($"pruned{kind}");
         if (options.LowRank is { } lowRank) parts.Add($"low rank {lowRank}");
+        if (options.WeightSharing is int bits) parts.Add(FormattableString.Invariant($"shared {bits}-bit"));
         if (!options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) || parts.Count == 0) parts.Add(options.Compression);
         if (options.FineTune) parts.Add("fine-tuned");
         return string.Join(" + ", parts);

@@ -110,7 +110,7 @@ public sealed class ChannelPruningPass(double share) : ICompressionPass
 {
     string? _done;
 
-    public string Name => _done ?? FormattableString.Invariant($"channels pruned {share:P0} (one-shot)");
+    public string Name => _done ?? FormattableString.Invariant($"channels pruned {share * 100:0.#}% (one-shot)");
 
     string _importance = "weight norms";
     public CompressionStageOrder Stage => CompressionStageOrder.Structural;
@@ -129,6 +129,6 @@ public sealed class ChannelPruningPass(double share) : ICompressionPass
         long after = MultiplyAdds.Total(graph);
         int groups = dependencies.Groups.Count(g => g.Prunable && g.Channels > 1);
         _done = FormattableString.Invariant(
-            $"channels pruned {share:P0} (one-shot, by {_importance}) in {groups} of {dependencies.Groups.Count} groups ({ChannelPruning.Describe(graph, dependencies)}); multiply-adds {before:N0} → {after:N0} ({(double)after / Math.Max(1, before):P1})");
+            $"channels pruned {share * 100:0.#}% (one-shot, by {_importance}) in {groups} of {dependencies.Groups.Count} groups ({ChannelPruning.Describe(graph, dependencies)}); multiply-adds {before:N0} → {after:N0} ({100.0 * after / Math.Max(1, before):0.#}%)");
     }
 }

@@ -205,6 +205,7 @@ public static class CompressionPipeline
                     (1, Int8LayerForm f) => f.Q.LongLength + f.Multipliers.Length * 4L,
                     (1, SparseConvForm f) => f.Weights.Bytes(4),
                     (1, SparseDenseForm f) => f.Bytes,
+                    (1, SharedWeightsForm f) => f.Weights.DenseBytes,
                     _ => constant.Count * 4L,
                 };
             }

@@ -112,6 +112,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         foreach (var node in compressed.Nodes.Where(n => n.OpType is "ConvTranspose" or "LSTM" or "GRU" or "MatMul" or "Gemm"))
             if (node.HasInput(1) && compressed[node.Inputs[1]].Constant is { } kept)
                 layers.Add(new LayerReport(node.Name, node.OpType, "float32", kept.Count * 4L, kept.Count * 4L, double.PositiveInfinity));
+        var readers = WeightSharing.Readers(compressed);
         // A factorized layer's two halves are one row under the original's name (the second half carries the annotation).
         var halves = compressed.Nodes.Where(n => n.Annotations.ContainsKey(Compress.LowRank.Annotation))
             .ToDictionary(n => n, n => compressed.Nodes.Single(f => f.Outputs.Count > 0 && f.Outputs[0] == n.Inputs[0]));
@@ -167,6 +168,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             {
                 SparseDenseForm f => $", stored sparse ({Format(f.Weights)})",
                 SparseConvForm f => $", stored sparse ({Format(f.Weights)})",
+                SharedWeightsForm f => $", shared {f.Weights.Bits}-bit (a codebook of {f.Weights.Codebook.Length} values{(f.Weights.ZeroCode ? ", code 0 the pruned zeros" : "")})",
+                _ when options.WeightSharing is not null && node.Form is Float32Form && WeightSharing.Exclusion(compressed, node, readers) is { } why => $", not shared: {why}",
                 _ => "",
             };
             var bias = node.HasInput(2) ? compressed[node.Inputs[2]].Constant?.Floats : null;
@@ -174,6 +177,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
                 : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Weights.Bytes(4)
+                : node.Form is SharedWeightsForm sw ? sw.Weights.DenseBytes
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : float32Bytes ?? after.Count * 4L;
             return (precision, bytesAfter, after, nonzero, count);
         }

@@ -59,7 +59,7 @@ public sealed class PruningPass(PruningKind kind, double sparsity, bool refit) :
 
     /// <summary>"92%", "92%, each layer's share by its sensitivity", "2:4".</summary>
     public static string Describe(PruningKind kind, double sparsity) => kind.Pattern == PruningPattern.NOfM ? kind.Name
-        : FormattableString.Invariant($"{sparsity:P0}{(kind.BySensitivity ? ", each layer's share by its sensitivity" : "")}");
+        : FormattableString.Invariant($"{sparsity * 100:0.#}%{(kind.BySensitivity ? ", each layer's share by its sensitivity" : "")}");
 
     public void Apply(Graph graph, PassContext context)
     {

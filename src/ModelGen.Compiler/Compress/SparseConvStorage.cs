@@ -19,7 +19,10 @@ public sealed record SparseConvForm(SparseWeights Weights) : LayerForm;
 /// what a dense weight costs the dense kernel. On the AMD EPYC (Zen 3, AVX2) it drew level with the dense implicit GEMM
 /// on LeNet-5's conv2 shape at about 56% of the weights kept (1.14x faster at 50%, 0.91x at 60%), and with the dense GEMM of a pointwise convolution (the
 /// CNN's pw2 shape) at about 75-80% (SparseConvBench; docs/implementation-notes.md): a layer goes sparse at
-/// <see cref="MaxKeptShare"/> kept or less, <see cref="MaxKeptSharePointwise"/> for a kernel of one tap. Depthwise convolutions stay dense (a filter of 9 taps
+/// <see cref="MaxKeptShare"/> kept or less, <see cref="MaxKeptSharePointwise"/> for a kernel of one tap. N:M layers are
+/// costed by their own kernel (offsets decoded once per row, input on 64-byte lines): a stored entry costs
+/// <see cref="NOfMEntryCost"/> dense weights, so N:M goes sparse while its entries cost less than the dense weights
+/// (2:4, 4:8 and 1:4 do; 3:4 and 5:8 do not). Depthwise convolutions stay dense (a filter of 9 taps
 /// has little to skip, and their kernels are bound by memory, not arithmetic), and so do horizontal strides other
 /// than 1 (the sparse kernel's vectors are contiguous output columns, which then read strided input).
 /// </para>
@@ -31,6 +34,13 @@ public static class SparseConvStorage
 
     /// <summary>As <see cref="MaxKeptShare"/>, for 1x1 kernels (the dense GEMM over a pointwise convolution's input reuses less).</summary>
     public const double MaxKeptSharePointwise = 0.75;
+
+    /// <summary>
+    /// What a stored N:M entry costs the N:M kernel, in weights of the dense kernel: measured 1.5 (LeNet-5's conv1 and
+    /// conv2) to 1.8 (the CNN's pw3, 64→128 over 7x7) at 2:4 on the AMD EPYC (Zen 3, AVX2), SparseConvBench and
+    /// docs/implementation-notes.md; an N:M layer is sparse while entries × this stays below the dense weights.
+    /// </summary>
+    public const double NOfMEntryCost = 1.65;
 
     /// <summary>Entries a row of unstructured storage may hold: its count is an int16.</summary>
     const int MaxRowEntries = short.MaxValue;
@@ -48,7 +58,9 @@ public static class SparseConvStorage
         int rows = weight.Shape[0], columns = (int)(weight.Count / rows);
         var best = Candidates(weight.Floats, rows, columns).MinBy(s => s.Bytes(4));
         double limit = maxKeptShare ?? (geo.KernelH * geo.KernelW == 1 ? MaxKeptSharePointwise : MaxKeptShare);
-        if (best is null || best.Entries == 0 || best.Kept > limit * weight.Count || best.Bytes(4) >= weight.Count * 4L) return null;
+        if (best is null || best.Entries == 0 || best.Bytes(4) >= weight.Count * 4L) return null;
+        bool faster = best.Pattern == SparsePattern.NOfM && maxKeptShare is null ? best.Entries * NOfMEntryCost < weight.Count : best.Kept <= limit * weight.Count;
+        if (!faster) return null;
         return best;
     }
 

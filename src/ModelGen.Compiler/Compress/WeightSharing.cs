@@ -25,6 +25,30 @@ public sealed record SharedWeights(int Bits, float[] Codebook, byte[] Codes, int
 
     /// <summary>The codebook's bytes (float32 entries).</summary>
     public long CodebookBytes => 4L * Codebook.Length;
+
+    /// <summary>The bytes of one row's codes packed <see cref="Bits"/> each.</summary>
+    public int RowBytes => ModelGen.Artifact.CodebookCodes.RowBytes(Columns, Bits);
+
+    /// <summary>
+    /// The codes as the dense kernel reads them (DenseLayout.Codebook, ModelGen.Artifact.CodebookCodes): each row's packed
+    /// <see cref="Bits"/> each, each row from a byte: [Rows, <see cref="RowBytes"/>].
+    /// </summary>
+    public byte[] PackedCodes()
+    {
+        var packed = new byte[(long)Rows * RowBytes];
+        for (int c = 0; c < Columns; c++)
+        {
+            var (at, shift) = ModelGen.Artifact.CodebookCodes.Place(c, Columns, Bits);
+            for (int r = 0; r < Rows; r++)
+            {
+                long start = (long)r * RowBytes + at;
+                int code = Codes[(long)r * Columns + c] << shift;
+                packed[start] |= (byte)code;
+                if (code > 0xFF) packed[start + 1] |= (byte)(code >> 8);
+            }
+        }
+        return packed;
+    }
 }
 
 /// <summary>
@@ -115,12 +139,29 @@ public static class WeightSharing
         return lo;
     }
 
-    /// <summary>The layers sharing clusters: fully connected layers and convolutions whose weight is a float32 constant only they read.</summary>
+    /// <summary>
+    /// The layers sharing clusters: those whose kernels have a codebook form (<see cref="Exclusion"/> is null), that is
+    /// fully connected layers on one row whose weight is a float32 constant only they read.
+    /// </summary>
     public static IEnumerable<Node> Layers(Graph graph)
     {
-        var readers = graph.Nodes.SelectMany(n => n.Inputs).Where(i => i.Length > 0).GroupBy(i => i, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
-        return graph.Nodes.Where(n => n.OpType is DenseOperator.Name or "Conv" && n.HasInput(1) && n.Form is Float32Form
-            && graph[n.Inputs[1]].Constant is { Shape.Length: >= 2 } && readers[n.Inputs[1]] == 1);
+        var readers = Readers(graph);
+        return graph.Nodes.Where(n => n.OpType is DenseOperator.Name or "Conv" && Exclusion(graph, n, readers) is null);
+    }
+
+    /// <summary>How many nodes read each value.</summary>
+    public static Dictionary<string, int> Readers(Graph graph) =>
+        graph.Nodes.SelectMany(n => n.Inputs).Where(i => i.Length > 0).GroupBy(i => i, StringComparer.Ordinal).ToDictionary(g => g.Key, g => g.Count(), StringComparer.Ordinal);
+
+    /// <summary>Why a fully connected layer or convolution keeps float32 weights under weight sharing (null: it shares them).</summary>
+    public static string? Exclusion(Graph graph, Node node, Dictionary<string, int> readers)
+    {
+        if (node.OpType == "Conv") return "convolution: no codebook kernel for convolutions yet";
+        if (!node.HasInput(1) || graph[node.Inputs[1]].Constant is not { Shape.Length: 2 } weight) return "weights not a constant matrix";
+        if (node.Form is not Float32Form) return "already in another form";
+        if (readers[node.Inputs[1]] != 1) return "weights read by other nodes too";
+        bool oneRow = TensorData.Size(graph[node.Outputs[0]].Shape!) == weight.Shape[0] && node.Int("transA", 0) == 0;
+        return oneRow ? null : "several rows (batch above 1): the GEMM has no codebook form";
     }
 
     /// <summary>

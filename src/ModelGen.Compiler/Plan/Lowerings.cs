@@ -116,9 +116,19 @@ internal static class ConvLowering
         }
         if (node.HasInput(2)) inputs.Add(lowering.Tensor(node.Inputs[2]));
         var outputs = new List<int> { lowering.Tensor(node.Outputs[0]) };
-        if (geo.KernelH * geo.KernelW > 1) outputs.Add(lowering.Temporary(node.Name + ".offsets", [sparse.Columns]));
-        if (geo.HasPadding)
-            outputs.Add(lowering.Temporary(node.Name + ".padded", [x[1] / group * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight)]));
+        bool nOfM = sparse.Pattern == Compress.SparsePattern.NOfM;
+        if (nOfM)
+        {
+            // N:M: the column offsets and a row's decoded offsets; the input copied onto 64-byte lines (ConvScratch).
+            outputs.Add(lowering.Temporary(node.Name + ".offsets", [ConvScratch.SparseNOfMTableInts(sparse.Columns, sparse.RowStarts[1] - sparse.RowStarts[0])]));
+            outputs.Add(lowering.Temporary(node.Name + ".padded", [checked((int)ConvScratch.SparseNOfMCopyFloats(x[1] / group, geo.InH, geo.InW, geo.KernelH, geo.KernelW, geo.StrideH, geo.StrideW, geo.PadTop, geo.PadLeft, geo.PadBottom, geo.PadRight))]));
+        }
+        else
+        {
+            if (geo.KernelH * geo.KernelW > 1) outputs.Add(lowering.Temporary(node.Name + ".offsets", [sparse.Columns]));
+            if (geo.HasPadding)
+                outputs.Add(lowering.Temporary(node.Name + ".padded", [x[1] / group * (geo.InH + geo.PadTop + geo.PadBottom) * (geo.InW + geo.PadLeft + geo.PadRight)]));
+        }
         var n = lowering.AddNode(KernelKind.Conv, "Conv", node.Name, [.. inputs], [.. outputs]);
         LoweringParts.Window(n, geo);
         var format = sparse.Pattern == Compress.SparsePattern.NOfM ? SparseConvFormat.NOfM(sparse.N, sparse.M) : SparseConvFormat.Unstructured(sparse.IndexBits);
@@ -238,6 +248,16 @@ internal static class DenseLowering
         if (oneRow && node.Form is Compress.SparseDenseForm sparse)
         {
             LowerSparse(node, lowering, sparse, biasInput);
+            return;
+        }
+        if (oneRow && node.Form is Compress.SharedWeightsForm { Weights: var shared })
+        {
+            // Shared weights: the codes packed Bits each [N, ceil(K·Bits/8)] and the codebook, float32 [2^Bits].
+            int codes = lowering.Embed(node.Inputs[1], [shared.Rows, shared.RowBytes], TensorElement.UInt8, shared.PackedCodes());
+            int codebook = lowering.Weight(node.Inputs[1] + ".codebook", new TensorData([shared.Codebook.Length], (float[])shared.Codebook.Clone()));
+            var denseShared = lowering.AddNode(KernelKind.Dense, node.Str("onnx_op", "Gemm"), node.Name, [lowering.Tensor(node.Inputs[0]), codes, codebook, .. biasInput], [lowering.Tensor(node.Outputs[0])]);
+            denseShared.SetDense(new DenseAttributes(false, DenseLayout.Codebook, k: shared.Columns, bits: shared.Bits));
+            LoweringParts.Activation(denseShared, node);
             return;
         }
         if (oneRow && Compress.Int4Quantization.Of(node) is { } int4)

@@ -128,7 +128,7 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
             // Each step keeps its best epoch, the pruned weights before it counting as epoch 0.
             result = Trainer.Fit(model, data, options with { Epochs = epochs, Patience = 0 }, teacher, progress, settings.Cancellation);
         }
-        string amount = target.Kind.Pattern == Compress.PruningPattern.NOfM ? target.Kind.Name : FormattableString.Invariant($"{target.Sparsity:P1}");
+        string amount = target.Kind.Pattern == Compress.PruningPattern.NOfM ? target.Kind.Name : FormattableString.Invariant($"{target.Sparsity * 100:0.#}%");
         return result! with { Why = FormattableString.Invariant($"pruned to {amount} in {steps} steps of {epochs} epochs; last step: {result.Why}") };
     }
 

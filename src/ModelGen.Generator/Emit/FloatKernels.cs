@@ -42,6 +42,7 @@ internal sealed class DenseKernel : IKernel
 {
     public KernelKind Kernel => KernelKind.Dense;
     public string InputName(ArtifactNode node, int i) => KernelEmitter.Dense(node).Sparse is { } sparse ? SparseGemvEmitter.InputName(sparse, i)
+        : KernelEmitter.Dense(node).Layout == DenseLayout.Codebook ? new[] { "x", "w", "codebook", "b" }[i]
         : (KernelEmitter.Dense(node).HasScales ? new[] { "x", "w", "scales", "b" } : new[] { "x", "w", "b" })[i];
     public void Emit(KernelContext k) => KernelEmitter.Dense(k.W, k.Node, k.Name, k.Signature, k.Inputs, k.Y, k.Simd);
 }

@@ -213,7 +213,7 @@ internal static class GemvEmitter
         int n = wt.Shape[0], k = wt.Shape[1];
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int8 weights: y[j] = scale[j]·Σk q[j, k]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, q {CodeWriter.Shape(wt.Shape)} int8 row-major{KernelEmitter.ActName(node)}.");
-        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int8RowDecoder(k));
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int8RowDecoder(k), $" || scales.Length < {n}");
     }
 
     /// <summary>Weight-only int4, one row: y[j] = scale[j]·Σk (nibble[j, k] − 8)·x[k] + b[j], two weights a byte.</summary>
@@ -223,7 +223,21 @@ internal static class GemvEmitter
         int n = wt.Shape[0], rowBytes = wt.Shape[1], k = KernelEmitter.Dense(node).K;
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, int4 weights: y[j] = scale[j]·Σk (q[j, k] − 8)·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; q packed two per byte, {rowBytes} bytes a row{KernelEmitter.ActName(node)}.");
-        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int4BlockDecoder(k, rowBytes));
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, new Int4BlockDecoder(k, rowBytes), $" || scales.Length < {n}");
+    }
+
+    /// <summary>Shared weights (weight sharing), one row: y[j] = Σk codebook[code[j, k]]·x[k] + b[j], the codes packed bits each.</summary>
+    public static void EmitCodebook(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
+    {
+        var wt = inputs[1];
+        var dense = KernelEmitter.Dense(node);
+        int n = wt.Shape[0], k = dense.K, entries = 1 << dense.Bits;
+        var decoder = new CodebookDecoder(k, dense.Bits);
+        if (wt.Shape.Length != 2 || wt.Shape[1] != decoder.RowBytes || inputs[2].ElementCount != entries)
+            throw new System.FormatException($"Dense '{node.Name}': {dense.Bits}-bit codes must be [{n}, {decoder.RowBytes}] and the codebook {entries} floats");
+        bool hasBias = inputs.Length > 3;
+        w.Line($"// Fully connected, one row, shared weights: y[j] = Σk codebook[code[j, k]]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; codes of {dense.Bits} bits, {decoder.RowBytes} bytes a row, a codebook of {entries} float32{KernelEmitter.ActName(node)}.");
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, decoder, $" || codebook.Length < {entries}", accumulatorPerPart: true);
     }
 
     /// <summary>
@@ -231,11 +245,12 @@ internal static class GemvEmitter
     /// accumulators sharing every load of x; per row the vector sum, the columns past the vector loop one by
     /// one, then the epilogue (scale, bias, activation). The scalar path, one row at a time, is the same sum.
     /// </summary>
-    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d)
+    static void EmitRows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor wt, int n, int k, bool hasBias, SimdLevel simd, IWeightDecoder d, string tablesCheck,
+        bool accumulatorPerPart = false)
     {
         foreach (string line in d.Why) w.Line(line);
         using var method = KernelEmitter.OpenKernel(w, name, sig);
-        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount} || scales.Length < {n}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
+        w.Line($"if (x.Length < {k} || w.Length < {wt.ElementCount}{tablesCheck}{(hasBias ? $" || b.Length < {n}" : "")} || y.Length < {n}) throw new ArgumentException(\"buffer too short\");");
         w.Line("ref float rx = ref MemoryMarshal.GetReference(x);");
         w.Line($"ref {d.Element} rw = ref MemoryMarshal.GetReference(w);");
         SimdLadder.Chain(w, d.Widths(simd), x =>
@@ -249,7 +264,11 @@ internal static class GemvEmitter
                 var rs = Enumerable.Range(0, count).ToArray();
                 using (w.Block($"for (int j = {from}; j < {to}; {(count == 1 ? "j++" : $"j += {count}")})"))
                 {
-                    w.Line(string.Join(" ", rs.Select(r => $"{v}<float> a{r} = {v}<float>.Zero;")));
+                    // One accumulator per row, or per row and part: a row alone in its step would otherwise wait on
+                    // its own multiply-adds one after the other (4-cycle latency each).
+                    bool perPart = accumulatorPerPart && parts > 1;
+                    string Acc(int r, int part) => perPart ? $"a{r}p{part}" : $"a{r}";
+                    w.Line(string.Join(" ", rs.SelectMany(r => Enumerable.Range(0, perPart ? parts : 1).Select(part => $"{v}<float> {Acc(r, part)} = {v}<float>.Zero;"))));
                     foreach (string line in d.RowsStart(x)) w.Line(line);
                     using (w.Block($"for (int i = 0; i < {vectorEnd}; i += {step})"))
                     {
@@ -261,14 +280,14 @@ internal static class GemvEmitter
                             for (int part = 0; part < parts; part++)
                             {
                                 string weights = d.Part(x, r, count, part);
-                                w.Line(x.Fused ? $"a{r} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, a{r});" : $"a{r} += {weights} * {Xv(part)};");
+                                w.Line(x.Fused ? $"{Acc(r, part)} = {v}.FusedMultiplyAdd({weights}, {Xv(part)}, {Acc(r, part)});" : $"{Acc(r, part)} += {weights} * {Xv(part)};");
                             }
                         }
                     }
                     foreach (int r in rs)
                     {
                         string row = r == 0 ? "j" : $"j + {r}";
-                        w.Line($"float s{r} = {v}.Sum(a{r});");
+                        w.Line($"float s{r} = {v}.Sum({(perPart ? string.Join(" + ", Enumerable.Range(0, parts).Select(part => Acc(r, part))) : $"a{r}")});");
                         if (vectorEnd < k) w.Line($"for (int i = {vectorEnd}; i < {k}; i++) {d.ScalarTerm(row, $"s{r}")}");
                         w.Line(DenseEpilogue.Store(node, $"s{r}", d.RowScale(row), hasBias, row));
                     }

@@ -760,6 +760,11 @@ internal static class KernelEmitter
             GemvEmitter.EmitInt4(w, node, name, sig, inputs, y, simd);
             return;
         }
+        if (dense.Layout == DenseLayout.Codebook)
+        {
+            GemvEmitter.EmitCodebook(w, node, name, sig, inputs, y, simd);
+            return;
+        }
         if (dense.Layout == DenseLayout.Sparse)
         {
             SparseGemvEmitter.Emit(w, node, name, sig, inputs, y, simd);

@@ -14,6 +14,12 @@ namespace ModelGen.Generator.Emit;
 /// LeNet-5's conv2 more than its multiply-adds). A column becomes an input offset through a table made once a call. The input is read in place, or zero-padded into
 /// scratch once per group when the convolution has pads, so every tap of every output is one offset from its
 /// output's position. A pointwise convolution's output plane is one long row.
+/// <para>
+/// N:M differs (docs/implementation-notes.md, N:M sparse convolutions): each row's entries are decoded into input
+/// offsets once, before its tiles (AVX2: 8 a step), since its rows all hold the same count; the input is always
+/// copied, onto rows (pointwise: channels) that start on 64-byte lines, so few loads straddle two lines; and a
+/// row's strips are split into tiles of equal size. The sums keep the order of the unstructured kernel.
+/// </para>
 /// </summary>
 internal static class SparseConvEmitter
 {
@@ -25,15 +31,19 @@ internal static class SparseConvEmitter
     /// </summary>
     static int TileVectors(SimdWidth l) => l.Bits == 512 ? 24 : 12;
 
-    sealed record Geometry(int N, int C, int H, int W, int M, int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW, int[] Pads, int Group)
+    sealed record Geometry(int N, int C, int H, int W, int M, int OH, int OW, int KH, int KW, int SH, int SW, int DH, int DW, int[] Pads, int Group, bool Aligned = false)
     {
         public int Cpg => C / Group;
         public int Mpg => M / Group;
         public int Taps => KH * KW;
         public bool Padded => Pads.Any(p => p != 0);
         public int HP => H + Pads[0] + Pads[2];
-        public int WP => W + Pads[1] + Pads[3];
-        public int Plane => HP * WP;
+        /// <summary>Floats from one input row to the next: the padded width, or with <see cref="Aligned"/> that rounded up to a 64-byte line.</summary>
+        public int WP => Aligned && !Pointwise ? ConvScratch.SparseLine(W + Pads[1] + Pads[3]) : W + Pads[1] + Pads[3];
+        /// <summary>Floats from one input channel to the next (a pointwise plane, aligned, rounded up to a line).</summary>
+        public int Plane => Aligned && Pointwise ? ConvScratch.SparseLine(H * W) : HP * WP;
+        /// <summary>The input is copied (zero-padded, or onto aligned lines for N:M) into scratch once per group.</summary>
+        public bool Copied => Padded || Aligned;
         public bool Pointwise => Taps == 1 && SH == 1 && SW == 1 && !Padded;
         /// <summary>Output rows and columns as the tiles see them: a pointwise plane is one row (x and y both contiguous).</summary>
         public int Rows => Pointwise ? 1 : OH;
@@ -55,12 +65,12 @@ internal static class SparseConvEmitter
         var win = k.Window;
         int[] kernel = win.Kernel, s = win.Strides, d = win.Dilations, p = win.Pads;
         var g = new Geometry(x.Shape[0], x.Shape[1], x.Shape.Length == 4 ? x.Shape[2] : 1, x.Shape[x.Shape.Length - 1], y.Shape[1],
-            y.Shape.Length == 4 ? y.Shape[2] : 1, y.Shape[y.Shape.Length - 1], kernel[0], kernel[1], s[0], s[1], d[0], d[1], p, conv.Group);
+            y.Shape.Length == 4 ? y.Shape[2] : 1, y.Shape[y.Shape.Length - 1], kernel[0], kernel[1], s[0], s[1], d[0], d[1], p, conv.Group, format.IsNOfM);
         bool counts = !format.IsNOfM;
         bool hasBias = k.Inputs.Length > (counts ? 4 : 3);
-        bool table = g.Taps > 1;
-        if (k.Outputs.Length != 1 + (table ? 1 : 0) + (g.Padded ? 1 : 0))
-            throw new FormatException($"Conv '{node.Name}': {(table ? "the column offsets" : "no column offsets")}{(g.Padded ? " and the padded input" : "")} expected after y");
+        bool table = g.Taps > 1 || format.IsNOfM;
+        if (k.Outputs.Length != 1 + (table ? 1 : 0) + (g.Copied ? 1 : 0))
+            throw new FormatException($"Conv '{node.Name}': {(table ? "the column offsets" : "no column offsets")}{(g.Copied ? " and the copied input" : "")} expected after y");
         string padded = "y" + (table ? "2" : "1");
         long entries = k.Inputs[1].ElementCount;
         long dense = (long)g.M * g.Cpg * g.Taps;
@@ -68,17 +78,27 @@ internal static class SparseConvEmitter
         w.Line(format.IsNOfM
             ? $"// Sparse weights, {format.N}:{format.M}: w holds {entries} entries of the {dense} weights (in each group of {format.M} columns of a row, {format.N}), index their positions in the group in {format.IndexBits} bits."
             : $"// Sparse weights, unstructured: w holds {entries} entries of the {dense} weights (padding zeros included), index each one's distance from the row's previous column in {format.IndexBits} bits, counts each row's entries.");
-        w.Line($"// Per output channel, tiles of output columns summing only its entries: each index decoded where it is used, its column's input offset{(table ? " from y1" : "")}, one broadcast weight times a vector of input{(g.Padded ? $"; the input zero-padded into {padded} ({g.Cpg}x{g.HP}x{g.WP}) per group" : "")}.");
+        w.Line(format.IsNOfM
+            ? $"// Per output channel: its entries' input offsets decoded into y1 once (each column's offset from the table y1 starts with), then tiles of output columns summing only its entries, one broadcast weight times a vector of input; the input copied{(g.Padded ? " zero-padded" : "")} into {padded} per group ({g.Cpg} channels of {g.Plane} floats), rows on 64-byte lines so few loads straddle two."
+            : $"// Per output channel, tiles of output columns summing only its entries: each index decoded where it is used, its column's input offset{(table ? " from y1" : "")}, one broadcast weight times a vector of input{(g.Padded ? $"; the input zero-padded into {padded} ({g.Cpg}x{g.HP}x{g.WP}) per group" : "")}.");
         using var method = k.OpenMethod();
         var lengths = new List<(string, long)> { ("x", x.ElementCount), ("w", entries), ("index", k.Inputs[2].ElementCount), ("y", y.ElementCount) };
         if (counts) lengths.Add(("counts", g.M));
         if (hasBias) lengths.Add(("b", g.M));
-        if (table) lengths.Add(("y1", g.Cpg * g.Taps));
-        if (g.Padded) lengths.Add((padded, (long)g.Cpg * g.Plane));
+        int perRow = format.IsNOfM ? RowEntries(format, g.Cpg * g.Taps) : 0;
+        int tableColumns = format.IsNOfM ? ConvScratch.SparseLine(g.Cpg * g.Taps) : g.Cpg * g.Taps;
+        if (table) lengths.Add(("y1", tableColumns + perRow));
+        if (g.Copied) lengths.Add((padded, (long)g.Cpg * g.Plane + (g.Aligned ? ConvScratch.SparseLineFloats : 0)));
         KernelEmitter.CheckedRefs(w, [.. lengths], ("rx", "x"), ("rw", "w"), ("ri", "index"), ("ry", "y"));
         if (counts) w.Line("ref short rn = ref MemoryMarshal.GetReference(counts);");
         if (hasBias) w.Line("ref float rbias = ref MemoryMarshal.GetReference(b);");
-        if (g.Padded) w.Line($"ref float rpad = ref MemoryMarshal.GetReference({padded});");
+        if (g.Aligned)
+        {
+            w.Line($"// The copy starts on a 64-byte line (the scratch has {ConvScratch.SparseLineFloats} floats to spare): its address's float index within a line, from a null reference.");
+            w.Line($"ref float rpad = ref MemoryMarshal.GetReference({padded});");
+            w.Line($"rpad = ref {U}.Add(ref rpad, (int)(({ConvScratch.SparseLineFloats} - (({U}.ByteOffset(ref {U}.NullRef<float>(), ref rpad) >> 2) & {ConvScratch.SparseLineFloats - 1})) & {ConvScratch.SparseLineFloats - 1}));");
+        }
+        else if (g.Padded) w.Line($"ref float rpad = ref MemoryMarshal.GetReference({padded});");
         if (table)
         {
             w.Line($"// The input offset of each column (c, i, j) of a row: c·{g.Plane} + i·{g.DH * g.WP} + j·{g.DW}.");
@@ -87,15 +107,17 @@ internal static class SparseConvEmitter
             using (w.For("i", g.KH, out string i))
             using (w.For("j", g.KW, out string j))
                 w.Line($"{KernelEmitter.At(U, "ro", Expr.Sum(Expr.Times(Expr.Plus(Expr.Times(c, g.KH), i), g.KW), j))} = {Expr.Sum(Expr.Times(c, g.Plane), Expr.Times(i, g.DH * g.WP), Expr.Times(j, g.DW))};");
+            if (tableColumns > g.Cpg * g.Taps)
+                w.Line($"for (int i = {g.Cpg * g.Taps}; i < {tableColumns}; i++) {U}.Add(ref ro, i) = 0; // past the last column: read by the last whole decoding step, never used");
+            if (format.IsNOfM) w.Line($"ref int po = ref {U}.Add(ref ro, {tableColumns}); // the row's entries' input offsets");
         }
-        int perRow = format.IsNOfM ? RowEntries(format, g.Cpg * g.Taps) : 0;
         using (w.For("image", g.N, out string image))
         {
             w.Line("int ip = 0, vp = 0; // the row's first index byte and value");
             using (w.For("grp", g.Group, out string grp))
             {
                 string xBase = w.IntLocal("xBase", Expr.Times(Expr.Plus(Expr.Times(image, g.C), Expr.Times(grp, g.Cpg)), g.H * g.W));
-                if (g.Padded)
+                if (g.Copied)
                 {
                     PadCopy(w, g, xBase);
                     w.Line("ref float rp = ref rpad;");
@@ -109,6 +131,7 @@ internal static class SparseConvEmitter
                     w.Line($"ref float pv = ref {U}.Add(ref rw, vp);");
                     w.Line($"ref float py = ref {KernelEmitter.At(U, "ry", Expr.Plus(Expr.Times(image, g.M), row), (long)g.OH * g.OW)};");
                     w.Line($"float bias = {(hasBias ? $"{U}.Add(ref rbias, {row})" : "0f")};");
+                    if (format.IsNOfM) DecodeRow(w, k.Simd, format, perRow);
                     var levels = g.SW == 1 ? SimdLadder.Widths(k.Simd).Where(l => g.Columns >= l.Floats).ToList() : [];
                     SimdLadder.Chain(w, levels, l => EmitLevel(w, g, node, format, l), () => EmitScalar(w, g, node, format));
                     w.Line($"ip += (count * {format.IndexBits} + 7) / 8;");
@@ -142,6 +165,15 @@ internal static class SparseConvEmitter
     /// </summary>
     static void EntryLoop(CodeWriter w, Geometry g, SparseConvFormat f, string at, Action body)
     {
+        if (f.IsNOfM)
+        {
+            using (w.Block("for (int e = 0; e < count; e++)"))
+            {
+                w.Line($"ref float src = ref {U}.Add(ref {at}, {U}.Add(ref po, e));");
+                body();
+            }
+            return;
+        }
         int bits = f.IndexBits, perByte = 8 / bits, mask = (1 << bits) - 1;
         int byteShift = perByte == 4 ? 2 : perByte == 2 ? 1 : 0, bitShift = bits == 2 ? 1 : bits == 4 ? 2 : 3;
         string read = perByte == 1 ? $"{U}.Add(ref pi, e)" : $"({U}.Add(ref pi, e >> {byteShift}) >> ((e & {perByte - 1}) << {bitShift})) & {mask}";
@@ -156,17 +188,54 @@ internal static class SparseConvEmitter
         }
     }
 
+    /// <summary>
+    /// N:M: the row's entries' input offsets into po, once per row, so the tiles' loops do no decoding. Entry e is in
+    /// group e / N, at its position (IndexBits bits from bit e·IndexBits of the row's stream); its offset is ro at that
+    /// column. With AVX2 and M = 2N, 8 entries a step: their positions shifted out of one word, plus their groups'
+    /// first columns, permute the 16 offsets of ro the step covers (two permutes and a blend on bit 3), as
+    /// SparseGemvEmitter does with x; the entries past the last whole step one at a time.
+    /// </summary>
+    static void DecodeRow(CodeWriter w, SimdLevel simd, SparseConvFormat f, int perRow)
+    {
+        int bits = f.IndexBits, perByte = 8 / bits, mask = (1 << bits) - 1;
+        int byteShift = perByte == 4 ? 2 : perByte == 2 ? 1 : 0, bitShift = bits == 2 ? 1 : bits == 4 ? 2 : 3;
+        int steps = f.M == 2 * f.N && SimdLadder.Widths(simd, 256).Any(x => x.Bits == 256) ? perRow / 8 : 0;
+        w.Line("int d = 0;");
+        if (steps > 0)
+        {
+            using (w.Block($"if ({SimdWidth.V256.AcceleratedX86})"))
+            {
+                w.Line($"var shifts = Vector256.Create({string.Join(", ", Enumerable.Range(0, 8).Select(l => (l * bits) + "u"))});");
+                w.Line($"var firsts = Vector256.Create({string.Join(", ", Enumerable.Range(0, 8).Select(l => (l / f.N * f.M).ToString(System.Globalization.CultureInfo.InvariantCulture)))});");
+                using (w.Block($"for (; d < {steps * 8}; d += 8)"))
+                {
+                    string word = bits == 2 ? $"{U}.ReadUnaligned<ushort>(ref {U}.Add(ref pi, d >> 2))" : $"{U}.ReadUnaligned<uint>(ref {U}.Add(ref pi, d >> 1))";
+                    w.Line($"var columns = (Avx2.ShiftRightLogicalVariable(Vector256.Create((uint){word}), shifts).AsInt32() & Vector256.Create({mask})) + firsts;");
+                    w.Line($"ref int window = ref {U}.Add(ref ro, d * 2);");
+                    w.Line($"var lo = Avx2.PermuteVar8x32(Vector256.LoadUnsafe(ref window), columns).AsSingle();");
+                    w.Line($"var hi = Avx2.PermuteVar8x32(Vector256.LoadUnsafe(ref window, 8), columns).AsSingle();");
+                    w.Line("Avx.BlendVariable(lo, hi, Avx2.ShiftLeftLogical(columns, 28).AsSingle()).AsInt32().StoreUnsafe(ref po, (nuint)d);");
+                }
+            }
+        }
+        string read = perByte == 1 ? $"{U}.Add(ref pi, d)" : $"({U}.Add(ref pi, d >> {byteShift}) >> ((d & {perByte - 1}) << {bitShift})) & {mask}";
+        string group = f.N == 1 ? $"(d << {Log2(f.M)})" : (f.N & (f.N - 1)) == 0 ? $"(d >> {Log2(f.N)} << {Log2(f.M)})" : $"(int)((uint)d / {f.N}) * {f.M}";
+        w.Line($"for (; d < count; d++) {U}.Add(ref po, d) = {U}.Add(ref ro, {group} + ({read}));");
+    }
+
     static int Log2(int v) => v <= 1 ? 0 : 1 + Log2(v / 2);
 
-    /// <summary>One group's input channels into rpad with zero borders (rpad is arena scratch: the borders are cleared each call).</summary>
+    /// <summary>One group's input channels into rpad with zero borders, each channel <see cref="Geometry.Plane"/> floats and each row <see cref="Geometry.WP"/> (rpad is arena scratch: the borders are cleared each call).</summary>
     static void PadCopy(CodeWriter w, Geometry g, string xBase)
     {
         int pt = g.Pads[0], pl = g.Pads[1], pb = g.Pads[2], pr = g.Pads[3];
-        w.Line($"// The input zero-padded: {pt} row(s) above, {pb} below, {pl} column(s) left, {pr} right of each channel.");
+        w.Line(g.Padded
+            ? $"// The input zero-padded: {pt} row(s) above, {pb} below, {pl} column(s) left, {pr} right of each channel{(g.Aligned ? $", rows {g.WP} floats apart" : "")}."
+            : $"// The input copied, {(g.Pointwise ? $"channels {g.Plane}" : $"rows {g.WP}")} floats apart.");
         using (w.For("c", g.Cpg, out string c))
         {
             w.Line($"ref float plane = ref {KernelEmitter.At(U, "rpad", c, g.Plane)};");
-            w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref plane), 0, {(long)g.Plane * 4});");
+            if (g.Padded) w.Line($"{U}.InitBlockUnaligned(ref {U}.As<float, byte>(ref plane), 0, {(long)g.Plane * 4});");
             using (w.For("ih", g.H, out string ih))
                 w.Line($"{U}.CopyBlockUnaligned(ref {U}.As<float, byte>(ref {U}.Add(ref plane, {Expr.Plus(Expr.Times(Expr.Plus(ih, pt), g.WP), pl)})), ref {U}.As<float, byte>(ref {U}.Add(ref rx, {Expr.Plus(xBase, Expr.Times(Expr.Plus(Expr.Times(c, g.H), ih), g.W))})), {g.W * 4});");
         }
@@ -183,14 +252,19 @@ internal static class SparseConvEmitter
         int Pos(int q) => Math.Min(q * width, g.Columns - width);
         if (stripsPerRow >= nv)
         {
+            // N:M: tiles of as equal a size as the row's strips divide into (25 strips: 9, 9, 7), as a tile of one or
+            // two vectors waits on the latency of its few multiply-adds, and costs nearly what a whole tile does.
+            if (f.IsNOfM) nv = (stripsPerRow + (stripsPerRow + nv - 1) / nv - 1) / ((stripsPerRow + nv - 1) / nv);
             int fullTiles = g.Columns / width / nv;
             var full = Enumerable.Range(0, nv).Select(q => new Strip(0, q * width)).ToList();
             int restAt = Pos(fullTiles * nv);
             var rest = Enumerable.Range(fullTiles * nv, stripsPerRow - fullTiles * nv).Select(q => new Strip(0, Pos(q) - restAt)).ToList();
             using (w.For("oy", g.Rows, out string oy))
             {
-                using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * nv * width}; n0 += {nv * width})"))
-                    Tile(w, g, node, f, l, full, oy, fullTiles > 1 ? "n0" : "0");
+                // No whole tile when the row is a little short of one (95 columns, 12 strips of 8): the rest covers it.
+                if (fullTiles > 0)
+                    using (w.BlockIf(fullTiles > 1, $"for (int n0 = 0; n0 < {fullTiles * nv * width}; n0 += {nv * width})"))
+                        Tile(w, g, node, f, l, full, oy, fullTiles > 1 ? "n0" : "0");
                 if (rest.Count > 0) Tile(w, g, node, f, l, rest, oy, CodeWriter.N(restAt));
             }
             return;

@@ -211,3 +211,167 @@ internal sealed class Int4BlockDecoder : IWeightDecoder
     public string ScalarTerm(string row, string sum) =>
         $"{{ byte packed = {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_rowBytes} + (i >> 5) * 16 + (i & 15)); {sum} += (((i & 16) == 0 ? packed & 15 : packed >> 4) - 8) * {U}.Add(ref rx, i); }}";
 }
+
+/// <summary>
+/// Shared weights (weight sharing, layout <see cref="DenseLayout.Codebook"/>): weight (j, c) is codebook[code], the codes
+/// placed as <see cref="CodebookCodes"/> says, each row from a byte. Vector forms, AVX2:
+/// 4 bits: per block of 32 columns one 16-byte load, the low and high nibbles as 32 byte indices, and the codebook as four
+/// 16-byte tables, one per byte of its float32 entries: vpshufb looks 32 codes up in each table at once, and two rounds
+/// of unpacks (bytes, then 16-bit pairs) put each weight's 4 bytes together, 8 consecutive weights a vector (the block's
+/// order is chosen for that). Every instruction is a one-cycle one, 13 for 32 weights.
+/// 2 and 3 bits: a step of 8 columns is 2 or 3 bytes, broadcast to 8 lanes, each shifted to its code (vpsrlvd); vpermps
+/// picks each lane's weight from an 8-float table by the low 3 bits (a 4-entry codebook repeated to 8).
+/// 5 to 8 bits, and Vector128: each weight looked up, the vector built from the values.
+/// </summary>
+internal sealed class CodebookDecoder : IWeightDecoder
+{
+    const string U = "Unsafe";
+    readonly int _k, _bits, _rowBytes;
+
+    public CodebookDecoder(int k, int bits)
+    {
+        _k = k;
+        _bits = bits;
+        _rowBytes = CodebookCodes.RowBytes(k, bits);
+    }
+
+    /// <summary>The bytes of one row's codes.</summary>
+    public int RowBytes => _rowBytes;
+
+    /// <summary>The AVX2 forms: byte shuffles for 4-bit codes, vpermps for 2 and 3 bits.</summary>
+    bool InRegisters(SimdWidth width) => _bits <= 4 && width.Bits == 256;
+
+    public string Element => "byte";
+
+    public IEnumerable<string> Why => _bits == 4
+        ? new[]
+        {
+            "// 4-bit codes in blocks of 32 columns (byte t: column (t / 4)·8 + t % 4 in its low nibble, 4 columns on in its high one).",
+            "// AVX2: the 32 nibbles of a block become byte indices and vpshufb looks them up in four 16-byte tables, one per byte of",
+            "// the codebook's float32 entries; unpacking bytes then 16-bit pairs puts each weight together, 8 consecutive columns a",
+            "// vector, in one-cycle instructions (vpermps, the other way, takes two permutes and a blend per 8 weights). Vector128:",
+            "// lookups. No float copy of the weights is made.",
+        }
+        : _bits < 4
+        ? new[]
+        {
+            $"// {_bits}-bit codes packed from the low bits up: 8 columns are {_bits} bytes. AVX2: they go to 8 lanes, each shifted to its code",
+            $"// (vpsrlvd), and vpermps picks each weight from an 8-float table by the low 3 bits{(_bits == 2 ? " (the 4 entries repeated)" : "")}. Vector128: lookups.",
+        }
+        : new[]
+        {
+            $"// {_bits}-bit codes packed from the low bits up: a codebook of {1 << _bits} entries is too large for registers, so each weight is",
+            "// looked up and the vector built from the values. No float copy of the weights is made.",
+        };
+
+    public string? RowScale(string row) => null;
+
+    /// <summary>
+    /// 4-bit codes one row at a time: the four tables, the mask and the decoding's temporaries take most of the 16 AVX2
+    /// registers, and four rows' accumulators and x vectors on top spill (x comes again from L1, folded into the FMA).
+    /// </summary>
+    public int RowsPerStep => _bits == 4 ? 1 : 4;
+
+    public IReadOnlyList<SimdWidth> Widths(SimdLevel simd) => SimdLadder.Widths(simd).Where(x => x.Bits < 512 && _k >= Step(x)).ToList();
+
+    /// <summary>The register forms call AVX2 directly; the lookups are plain Vector256/128.</summary>
+    public string Guard(SimdWidth width) => InRegisters(width) ? width.AcceleratedX86 : width.Accelerated;
+
+    /// <summary>A block of 32 columns for 4-bit codes, else 8 columns (whose codes fill whole bytes).</summary>
+    public int Step(SimdWidth width) => _bits == 4 ? CodebookCodes.Block : 8;
+    public int VectorColumns(SimdWidth width) => _k / Step(width) * Step(width);
+
+    public IEnumerable<string> Setup(SimdWidth width)
+    {
+        yield return "ref float rc = ref MemoryMarshal.GetReference(codebook);";
+        if (!InRegisters(width)) yield break;
+        if (_bits == 4)
+        {
+            // Byte b of each of the 16 entries, in both 128-bit halves (vpshufb looks up within each half).
+            yield return $"ref byte entries = ref {U}.As<float, byte>(ref rc);";
+            for (int b = 0; b < 4; b++)
+            {
+                var bytes = Enumerable.Range(0, 16).Select(e => 4 * e + b == 0 ? "entries" : $"{U}.Add(ref entries, {4 * e + b})");
+                yield return $"var byte{b} = Vector128.Create({string.Join(", ", bytes)});";
+                yield return $"var table{b} = Vector256.Create(byte{b}, byte{b});";
+            }
+            yield return "var nibble = Vector128.Create((byte)15);";
+            yield break;
+        }
+        if (_bits == 3) yield return "var table = Vector256.LoadUnsafe(ref rc);";
+        else
+        {
+            yield return "var quarter = Vector128.LoadUnsafe(ref rc);";
+            yield return "var table = Vector256.Create(quarter, quarter);";
+        }
+        yield return $"var right = Vector256.Create({string.Join(", ", Enumerable.Range(0, 8).Select(e => (_bits * e).ToString(System.Globalization.CultureInfo.InvariantCulture) + "u"))});";
+    }
+
+    public IEnumerable<string> RowsStart(SimdWidth width) => new[] { $"ref byte row = ref {U}.Add(ref rw, j * {_rowBytes});" };
+
+    public IEnumerable<string> Decode(SimdWidth width, int r, int rows)
+    {
+        string at = _bits == 4 ? "(i >> 1)" : $"(i >> 3) * {_bits}";
+        yield return $"ref byte codes{r} = ref {U}.Add(ref row, {(r == 0 ? at : $"{r * _rowBytes} + {at}")});";
+        if (!InRegisters(width)) yield break;
+        if (_bits == 4)
+        {
+            yield return $"var packed{r} = Vector128.LoadUnsafe(ref codes{r});";
+            yield return $"var indices{r} = Vector256.Create(packed{r} & nibble, Vector128.ShiftRightLogical(packed{r}.AsUInt16(), 4).AsByte() & nibble);";
+            for (int b = 0; b < 4; b++) yield return $"var byte{b}Of{r} = Avx2.Shuffle(table{b}, indices{r});";
+            yield return $"var low01Of{r} = Avx2.UnpackLow(byte0Of{r}, byte1Of{r}).AsUInt16();";
+            yield return $"var high01Of{r} = Avx2.UnpackHigh(byte0Of{r}, byte1Of{r}).AsUInt16();";
+            yield return $"var low23Of{r} = Avx2.UnpackLow(byte2Of{r}, byte3Of{r}).AsUInt16();";
+            yield return $"var high23Of{r} = Avx2.UnpackHigh(byte2Of{r}, byte3Of{r}).AsUInt16();";
+            yield break;
+        }
+        string load = _bits == 2
+            ? $"{U}.ReadUnaligned<ushort>(ref codes{r})"
+            : $"{U}.ReadUnaligned<ushort>(ref codes{r}) | (uint){U}.Add(ref codes{r}, 2) << 16";
+        yield return $"var packed{r} = Vector256.Create((uint)({load}));";
+        yield return $"var lanes{r} = Avx2.ShiftRightLogicalVariable(packed{r}, right).AsInt32();";
+    }
+
+    public string Part(SimdWidth width, int r, int rows, int part)
+    {
+        if (InRegisters(width))
+            return _bits == 4
+                ? $"Avx2.Unpack{(part % 2 == 0 ? "Low" : "High")}({(part < 2 ? "low" : "high")}01Of{r}, {(part < 2 ? "low" : "high")}23Of{r}).AsSingle()"
+                : $"Avx2.PermuteVar8x32(table, lanes{r})";
+        var lanes = Enumerable.Range(part * width.Floats, width.Floats).Select(e => $"{U}.Add(ref rc, {Code($"codes{r}", e)})");
+        return $"{width.V}.Create({string.Join(", ", lanes)})";
+    }
+
+    /// <summary>The code of column <paramref name="e"/> of a step whose bytes start at <paramref name="codes"/>: constant bytes and shift.</summary>
+    string Code(string codes, int e)
+    {
+        var (lo, shift) = CodebookCodes.Place(e, Step(SimdWidth.V128), _bits);
+        int hi = _bits == 4 ? lo : (e * _bits + _bits - 1) >> 3;
+        string Byte(int at) => at == 0 ? codes : $"{U}.Add(ref {codes}, {at})";
+        if (_bits == 8) return Byte(lo);
+        string value = lo == hi ? Byte(lo) : $"({Byte(lo)} | {Byte(hi)} << 8)";
+        if (shift > 0) value += $" >> {shift}";
+        return shift + _bits == 8 ? value : $"{value} & {(1 << _bits) - 1}";
+    }
+
+    public string ScalarTerm(string row, string sum)
+    {
+        string codes = $"ref byte c = ref {U}.Add(ref rw, {SimdWidth.Parenthesized(row)} * {_rowBytes});";
+        string code;
+        string place = "";
+        if (_bits == 8) code = $"{U}.Add(ref c, i)";
+        else if (_bits == 4 && _k >= CodebookCodes.Block)
+        {
+            // Columns in whole blocks of 32 sit in the block order; the rest two a byte.
+            int full = _k / CodebookCodes.Block * CodebookCodes.Block;
+            place = $"bool inBlock = i < {full}; int at = inBlock ? (i >> 5 << 4) + ((i & 24) >> 1) + (i & 3) : i >> 1; ";
+            code = $"{U}.Add(ref c, at) >> (inBlock ? i & 4 : (i & 1) << 2) & 15";
+        }
+        else
+        {
+            place = $"int o = i * {_bits}; ";
+            code = $"({U}.Add(ref c, o >> 3) | {U}.Add(ref c, (o + {_bits - 1}) >> 3) << 8) >> (o & 7) & {(1 << _bits) - 1}";
+        }
+        return $"{{ {place}{codes} {sum} += codebook[{code}] * {U}.Add(ref rx, i); }}";
+    }
+}

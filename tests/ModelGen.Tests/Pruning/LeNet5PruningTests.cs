@@ -42,7 +42,7 @@ public class LeNet5PruningTests(ITestOutputHelper output)
         var pruned = ModelCompiler.Prepare(Options() with { Pruning = 0.5, CalibrationPath = Calibration });
         double accuracy = Accuracy(pruned);
         output.WriteLine($"float32 {float32:P2}, one-shot 50% with refit {accuracy:P2}");
-        Assert.Contains(pruned.CompressionStages, s => s.Name == "pruned 50 % (one-shot, kept weights refit on the calibration data)");
+        Assert.Contains(pruned.CompressionStages, s => s.Name == "pruned 50% (one-shot, kept weights refit on the calibration data)");
         Assert.InRange(ZeroShare(pruned), 0.5, 0.5001);
         Assert.True(accuracy >= float32 - 0.01, $"one-shot 50% {accuracy:P2} against float32 {float32:P2}");
     }

@@ -35,6 +35,16 @@ public sealed class SparseConvConformanceTests
         ["NarrowOutput"] = new([1, 2, 3, 3], [3, 2, 2, 2], [], "0.5"),
         ["Batch2Groups2"] = new([2, 4, 6, 7], [4, 2, 3, 3], [("group", 2), ("pads", new[] { 1, 1, 1, 1 })], "0.5"),
         ["OneDimensional"] = new([1, 4, 20], [6, 4, 3], [("pads", new[] { 1, 1 })], "2:4"),
+        // N:M tile edges (offsets decoded per row, the input copied onto 64-byte lines): rows of 13 columns (a last
+        // vector overlapping), a vertical stride of 2 and uneven pads; 27 columns a row (a last decoding step short);
+        // a pointwise row of 100 columns (tiles as equal as they divide); long rows at 4:8 (4-bit positions) and 1:4
+        // (no vector decoding); an output row narrower than a vector.
+        ["TwoOfFourOddColumnsStride2Pads"] = new([1, 6, 11, 13], [7, 6, 3, 3], [("pads", new[] { 1, 2, 0, 1 }), ("strides", new[] { 2, 1 })], "2:4", Activation: "Relu", Format: "2:4"),
+        ["TwoOfFourShortLastDecodingStep"] = new([1, 3, 9, 21], [5, 3, 3, 3], [], "2:4", Bias: false, Format: "2:4"),
+        ["TwoOfFourPointwiseHundredColumns"] = new([1, 8, 10, 10], [9, 8, 1, 1], [], "2:4", Activation: "Clip", Format: "2:4"),
+        ["FourOfEight"] = new([1, 8, 7, 19], [6, 8, 3, 3], [("pads", new[] { 1, 1, 1, 1 })], "4:8", Format: "4:8"),
+        ["OneOfFour"] = new([1, 8, 6, 17], [5, 8, 3, 3], [], "1:4", Format: "1:4"),
+        ["TwoOfFourNarrowOutput"] = new([1, 4, 5, 5], [3, 4, 2, 2], [], "2:4", Format: "2:4"),
     };
 
     public static TheoryData<string> Names => [.. Cases.Keys];

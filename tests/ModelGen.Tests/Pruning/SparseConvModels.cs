@@ -17,18 +17,7 @@ namespace ModelGen.Tests.Pruning;
 public static class SparseConvModels
 {
     /// <summary>Each group of 4 columns of each row keeps its 2 largest magnitudes (a short last group keeps at most 2).</summary>
-    public static float[] TwoOfFour(float[] w, int rows)
-    {
-        var pruned = (float[])w.Clone();
-        int columns = w.Length / rows;
-        for (int r = 0; r < rows; r++)
-            for (int first = 0; first < columns; first += 4)
-            {
-                var group = Enumerable.Range(first, Math.Min(4, columns - first)).Select(c => r * columns + c).OrderBy(i => Math.Abs(w[i])).ThenBy(i => i).ToList();
-                foreach (int i in group.Take(Math.Max(0, group.Count - 2))) pruned[i] = 0f;
-            }
-        return pruned;
-    }
+    public static float[] TwoOfFour(float[] w, int rows) => NOfM(w, rows, 2, 4);
 
     /// <summary>The <paramref name="sparsity"/> share of the weights with the smallest magnitudes zeroed (ties by position).</summary>
     public static float[] Unstructured(float[] w, double sparsity)
@@ -38,9 +27,25 @@ public static class SparseConvModels
         return pruned;
     }
 
-    /// <summary>"2:4" or an unstructured share such as "0.9".</summary>
+    /// <summary>Each group of <paramref name="m"/> columns of each row keeps its <paramref name="n"/> largest magnitudes.</summary>
+    public static float[] NOfM(float[] w, int rows, int n, int m)
+    {
+        var pruned = (float[])w.Clone();
+        int columns = w.Length / rows;
+        for (int r = 0; r < rows; r++)
+            for (int first = 0; first < columns; first += m)
+            {
+                var group = Enumerable.Range(first, Math.Min(m, columns - first)).Select(c => r * columns + c).OrderBy(i => Math.Abs(w[i])).ThenBy(i => i).ToList();
+                foreach (int i in group.Take(Math.Max(0, group.Count - n))) pruned[i] = 0f;
+            }
+        return pruned;
+    }
+
+    /// <summary>"2:4" (or another N:M such as "4:8") or an unstructured share such as "0.9".</summary>
     public static float[] Prune(float[] w, int rows, string kind) =>
-        kind == "2:4" ? TwoOfFour(w, rows) : Unstructured(w, double.Parse(kind, System.Globalization.CultureInfo.InvariantCulture));
+        kind == "2:4" ? TwoOfFour(w, rows)
+        : kind.Contains(':') ? NOfM(w, rows, int.Parse(kind.Split(':')[0], System.Globalization.CultureInfo.InvariantCulture), int.Parse(kind.Split(':')[1], System.Globalization.CultureInfo.InvariantCulture))
+        : Unstructured(w, double.Parse(kind, System.Globalization.CultureInfo.InvariantCulture));
 
     /// <summary>A copy of the model at <paramref name="path"/> with the weights of every convolution but the depthwise ones pruned as <paramref name="kind"/> says.</summary>
     public static string PrunedCopy(string path, string kind)

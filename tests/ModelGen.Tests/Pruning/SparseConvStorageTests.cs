@@ -40,6 +40,22 @@ public sealed class SparseConvStorageTests
         Assert.Single(SparseConvModels.SparseConvs(artifact));
     }
 
+    [Theory]
+    [InlineData("2:4", "2:4")]
+    [InlineData("1:4", "1:4")]
+    [InlineData("4:8", "4:8")]
+    [InlineData("3:4", null)]
+    [InlineData("5:8", null)]
+    public void NOfMGoesSparseWhileItsEntriesCostLessThanTheDenseWeights(string pruning, string? format)
+    {
+        // Stored entries × NOfMEntryCost against the dense weights: 50% and 25% pay, 75% and 62.5% do not.
+        var weights = SparseConvModels.Prune(OnnxBuilder.Random(16 * 8 * 9, 7), 16, pruning);
+        string path = new OnnxBuilder(13, "nofm").Input("x", 1, 8, 12, 12).Initializer("w", [16, 8, 3, 3], weights)
+            .Node("Conv", ["x", "w"], ["y"], ("pads", new[] { 1, 1, 1, 1 })).Output("y").Save("nofm.onnx");
+        var (artifact, _) = SparseConvModels.Compile(path, "NOfM");
+        Assert.Equal(format, SparseConvModels.SparseConvs(artifact).SingleOrDefault()?.Conv!.Sparse!.ToString());
+    }
+
     [Fact]
     public void ThePassRunsLastAndOnlyWhenThePlanPrunes()
     {
