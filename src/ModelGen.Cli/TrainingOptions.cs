@@ -19,12 +19,13 @@ sealed class TrainingOptions
     readonly Option<string?> _pruningKind = new("--pruning-kind") { Description = "How pruning chooses the weights it removes (item metadata PruningKind): unstructured (default: one magnitude threshold over all layers; needs --pruning), unstructured-sensitive (each layer's share chosen from its measured sensitivity on --calibration; needs --pruning), 2:4, 1:4 or 4:8 (in each row, each group of M consecutive weights keeps its N largest: the pattern sets the amount, so --pruning is not needed and, if given, must match it, 0.5 for 2:4). With --calibration and without --fine-tune, each layer's kept weights are refit on the calibration data." };
     readonly Option<string?> _lowRank = new("--low-rank") { Description = "Low-rank factorization of the fully connected layers and convolutions (item metadata LowRank): each weight as two thin layers by truncated SVD (a kxk convolution as a thin kxk then a 1x1, or as kx1 then 1xk, whichever computes fewer multiply-adds), only where the two layers hold fewer weights and compute no more multiply-adds; before pruning, then fine-tuned with --fine-tune. The rank: 0.9 (or energy:0.9) keeps the smallest rank whose squared singular values reach that share of the total; bytes:0.5 lets the factorized layers take at most half their bytes, the ranks keeping the most energy; rank:8 a fixed rank." };
     readonly Option<int?> _weightSharing = new("--weight-sharing") { Description = "Weight sharing (item metadata WeightSharing): each fully connected layer's weights clustered by k-means into a codebook of 2^BITS float32 values (2 to 8 bits; 4 shares 16 values per layer), stored as BITS-bit codes the kernels decode in registers; pruned zeros keep code 0. After pruning and fine-tuning." };
+    readonly Option<string?> _weightSharingTies = new("--weight-sharing-ties") { Description = "Layers tied to one shared weight, one codebook and one set of codes (item metadata WeightSharingTies), with --weight-sharing: groups of layer (node) names of one weight shape, \"fc1,fc2;conv2,conv3\"; the tied weight starts as their mean and is emitted once." };
     readonly Option<string?> _augment = new("--augment") { Description = "Training augmentation, off by default: shift:<pixels> (each image moved by up to that many pixels, zeros filled in), noise:<standard deviation> (Gaussian noise), or both separated by ',' (item metadata TrainingAugmentation)." };
     readonly Option<string?> _timeLimit = new("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _trainingData, _trainingLabels, _fineTune, _epochs, _learningRate, _seed, _timeLimit, _augment, _pruning, _pruningKind, _lowRank, _weightSharing })
+        foreach (var option in new Option[] { _trainingData, _trainingLabels, _fineTune, _epochs, _learningRate, _seed, _timeLimit, _augment, _pruning, _pruningKind, _lowRank, _weightSharing, _weightSharingTies })
             command.Options.Add(option);
     }
 
@@ -45,6 +46,7 @@ sealed class TrainingOptions
             PruningKind = parse.GetValue(_pruningKind),
             LowRank = parse.GetValue(_lowRank),
             WeightSharing = parse.GetValue(_weightSharing),
+            WeightSharingTies = parse.GetValue(_weightSharingTies),
         };
         Compiler.Compress.LowRankTarget.Parse(options.LowRank, options.ModelPath);
         Compiler.Training.FineTuning.Validate(options);

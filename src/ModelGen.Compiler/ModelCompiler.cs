@@ -53,6 +53,8 @@ public sealed record CompileOptions
     public string? LowRank { get; init; }
     /// <summary>WeightSharing (--weight-sharing): each fully connected layer's and convolution's weights clustered into a codebook of 2^bits values (2 to 8); null: none.</summary>
     public int? WeightSharing { get; init; }
+    /// <summary>WeightSharingTies (--weight-sharing-ties): groups of layers tied to one shared weight, "fc1,fc2;conv2,conv3" (Compress.WeightTying); needs WeightSharing.</summary>
+    public string? WeightSharingTies { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
@@ -60,7 +62,7 @@ public sealed record CompileOptions
     /// <summary>The same model uncompressed and untrained: the original the report and the exports compare with.</summary>
     public CompileOptions Original => this with
     {
-        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null, PruningKind = null, LowRank = null, WeightSharing = null,
+        Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null, PruningKind = null, LowRank = null, WeightSharing = null, WeightSharingTies = null,
     };
 
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>

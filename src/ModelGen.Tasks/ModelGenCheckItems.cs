@@ -19,7 +19,7 @@ namespace ModelGen.Tasks
         internal static readonly string[] Known =
         {
             "ClassName", "Namespace", "BatchSize", "Simd", "Compression", "Calibration", "Labels", "AccuracyBudget", "CalibrationScale", "InputShape", "Measure", "AdditionalInputs",
-            "Pruning", "PruningKind", "LowRank", "WeightSharing", "FineTune", "TrainingData", "TrainingLabels", "Epochs", "LearningRate", "Seed", "TrainingTimeLimit", "TrainingAugmentation",
+            "Pruning", "PruningKind", "LowRank", "WeightSharing", "WeightSharingTies", "FineTune", "TrainingData", "TrainingLabels", "Epochs", "LearningRate", "Seed", "TrainingTimeLimit", "TrainingAugmentation",
         };
 
         /// <summary>Metadata that IDEs, NuGet and the SDK put on any item: never a misspelling of ours.</summary>

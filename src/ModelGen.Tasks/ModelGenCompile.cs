@@ -132,6 +132,8 @@ namespace ModelGen.Tasks
 
         /// <summary>Weight sharing (<c>--weight-sharing</c>): the bits of each layer's codebook index, 2 to 8; the compiler checks the value (MG0007).</summary>
         public string? WeightSharing { get; set; }
+        /// <summary>Sharing across layers (<c>--weight-sharing-ties</c>): groups of layers tied to one shared weight, "fc1,fc2;conv2,conv3"; the compiler checks the value (MG0007).</summary>
+        public string? WeightSharingTies { get; set; }
 
         /// <summary>Fine-tune for the chosen compression (<c>--fine-tune</c>): "true" or "false" (empty: false).</summary>
         public string? FineTune { get; set; }
@@ -218,6 +220,7 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--pruning-kind ", NullIfEmpty(PruningKind?.Trim())?.ToLowerInvariant());
             builder.AppendSwitchIfNotNull("--low-rank ", NullIfEmpty(LowRank?.Trim()));
             builder.AppendSwitchIfNotNull("--weight-sharing ", NullIfEmpty(WeightSharing?.Trim()));
+            builder.AppendSwitchIfNotNull("--weight-sharing-ties ", NullIfEmpty(WeightSharingTies?.Trim()));
             if (string.Equals(NullIfEmpty(FineTune?.Trim()), "true", StringComparison.OrdinalIgnoreCase)) builder.AppendSwitch("--fine-tune");
             builder.AppendSwitchIfNotNull("--training-data ", NullIfEmpty(TrainingData) is string td ? Path.GetFullPath(td) : null);
             builder.AppendSwitchIfNotNull("--training-labels ", NullIfEmpty(TrainingLabels) is string tl ? Path.GetFullPath(tl) : null);

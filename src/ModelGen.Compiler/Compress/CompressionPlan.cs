@@ -46,6 +46,9 @@ public sealed record CompressionPlan
     /// <summary>Weight sharing: the bits of each layer's codebook index (2 to 8: 2^bits shared values), or null.</summary>
     public int? WeightSharing { get; init; }
 
+    /// <summary>Sharing across layers: groups of layer names tied to one shared weight (<see cref="WeightTying"/>); empty: none.</summary>
+    public IReadOnlyList<string[]> WeightSharingTies { get; init; } = [];
+
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
 
@@ -70,6 +73,7 @@ public sealed record CompressionPlan
             Pruning = ParsePruning(options),
             LowRank = LowRankTarget.Parse(options.LowRank, options.ModelPath),
             WeightSharing = ParseWeightSharing(options),
+            WeightSharingTies = ParseWeightSharingTies(options),
             PruningKind = PruningKind.Parse(options.PruningKind, options.ModelPath),
         };
     }
@@ -77,6 +81,14 @@ public sealed record CompressionPlan
     static int? ParseWeightSharing(CompileOptions options) => options.WeightSharing is int b && b is < Compress.WeightSharing.MinBits or > Compress.WeightSharing.MaxBits
         ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"WeightSharing (--weight-sharing) is the bits of each layer's codebook index, {Compress.WeightSharing.MinBits} to {Compress.WeightSharing.MaxBits} (4 shares 16 values per layer), not {b}")
         : options.WeightSharing;
+
+    static IReadOnlyList<string[]> ParseWeightSharingTies(CompileOptions options)
+    {
+        var ties = Compress.WeightTying.Parse(options.WeightSharingTies, options.ModelPath);
+        return ties.Count > 0 && options.WeightSharing is null
+            ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "WeightSharingTies (--weight-sharing-ties) ties layers to one shared codebook: give WeightSharing (--weight-sharing BITS) too")
+            : ties;
+    }
 
     /// <summary>The share pruning removes: Pruning, or with an N:M PruningKind the pattern's (a Pruning given must agree); null: no pruning.</summary>
     static double? ParsePruning(CompileOptions options)
@@ -108,7 +120,12 @@ public sealed record CompressionPlan
         if (FineTune is not null)
             passes.Add(new Training.FineTunePass(FineTune));
         if (WeightSharing is int bits)
+        {
+            if (WeightSharingTies.Count > 0) passes.Add(new WeightTyingPass(WeightSharingTies, bits)); // first: sharing then leaves the tied layers alone
             passes.Add(new WeightSharingPass(bits));
+        }
+        if (WeightSharing is not null && FineTune is not null)
+            passes.Add(new Training.SharedFineTunePass(FineTune));
         if (Kind is "int8" or "mixed")
             passes.Add(new Int8ArithmeticPass(BiasCorrection, Kind == "mixed" ? node => Precision(node) != "int8" : null));
         if (Kind is "int8-weights" or "mixed-weights")

@@ -162,7 +162,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             string precision = q4 is not null
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
                 : (a8?.Input ?? c8?.Input) is { } input ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {input.Scale:G4}, zero point {input.ZeroPoint}), int8 weights, int32 sums")
-                : q is not null ? "int8 weights, per-channel scales" : "float32";
+                : q is not null ? "int8 weights, per-channel scales"
+                : node.Form is SharedWeightsForm shared ? SharedPrecision(shared.Weights, TiedTo(compressed, node)) : "float32";
             // Stored sparse (pruned): the format, and the bytes it embeds.
             precision += node.Form switch
             {
@@ -177,7 +178,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 : a8 is not null ? a8.Q.LongLength + (long)a8.N * AccumulatorBias.PerChannelBytes(a8.Bias(bias), a8.MultiplierRatios)
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
                 : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Weights.Bytes(4)
-                : node.Form is SharedWeightsForm sw ? sw.Weights.DenseBytes
+                : node.Form is SharedWeightsForm sw ? (TiedTo(compressed, node) is null ? sw.Weights.DenseBytes : 0) // a tied weight counts at its first layer
                 : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : float32Bytes ?? after.Count * 4L;
             return (precision, bytesAfter, after, nonzero, count);
         }
@@ -294,6 +295,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         if (Budget is not null) s.Append(CultureInfo.InvariantCulture, $"; budget {Budget}: {(BudgetMet == true ? "met" : "MISSED")}");
         return s.ToString();
     }
+
+    /// <summary>The first layer reading <paramref name="node"/>'s weight when that is another (layers tied by weight sharing), else null.</summary>
+    static Node? TiedTo(Graph graph, Node node) => graph.Nodes.First(n => n.HasInput(1) && n.Inputs[1] == node.Inputs[1]) is var first && first != node ? first : null;
+
+    static string SharedPrecision(SharedWeights w, Node? tiedTo) =>
+        $"shared weights: {w.Bits}-bit codes into a codebook of {w.Codebook.Length} float32 values{(w.ZeroCode ? " (code 0: the pruned zeros)" : "")}{(tiedTo is null ? "" : $", tied to {tiedTo.Name}")}";
 
     public string Markdown()
     {

@@ -190,5 +190,9 @@ public sealed class WeightSharingPass(int bits) : ICompressionPass
 {
     public string Name => FormattableString.Invariant($"shared ({bits}-bit codebooks)");
     public CompressionStageOrder Stage => CompressionStageOrder.Sharing;
-    public void Apply(Graph graph, PassContext context) => WeightSharing.Apply(graph, WeightSharing.Layers(graph), bits);
+    public void Apply(Graph graph, PassContext context)
+    {
+        context.Original ??= graph.Clone(); // the codebooks' fine-tuning learns from the unshared model when there are no labels
+        WeightSharing.Apply(graph, WeightSharing.Layers(graph), bits);
+    }
 }

@@ -114,13 +114,21 @@ public sealed class ArtifactBuilder : ILowering
 
     int ILowering.Embed(string name, int[] shape, TensorElement element, byte[] data)
     {
+        if (Embedded(name, shape, element, data) is int same) return same;
         int id = NewTensor(name, shape);
         var t = _artifact.Tensors[id];
         t.Storage = TensorStorage.Weight;
         t.Element = element;
         t.Data = data;
+        _embedded.TryAdd(name, id);
         return id;
     }
+
+    readonly Dictionary<string, int> _embedded = new(StringComparer.Ordinal);
+
+    /// <summary>The weight tensor already embedded under this name with these bytes: nodes reading one constant (layers tied by weight sharing) read one copy.</summary>
+    int? Embedded(string name, int[] shape, TensorElement element, byte[] data) =>
+        _embedded.TryGetValue(name, out int id) && _artifact.Tensors[id] is var t && t.Element == element && t.Shape.SequenceEqual(shape) && t.Data.AsSpan().SequenceEqual(data) ? id : null;
 
     bool ILowering.NameTaken(string name) => _graph.Values.ContainsKey(name) || _artifact.Tensors.Any(t => t.Name == name);
 
@@ -128,9 +136,9 @@ public sealed class ArtifactBuilder : ILowering
 
     int ILowering.Weight(string name, TensorData data)
     {
-        int id = NewTensor(name, data.Shape);
-        SetWeight(_artifact.Tensors[id], data);
-        return id;
+        var bytes = new ArtifactTensor { Shape = data.Shape };
+        SetWeight(bytes, data);
+        return ((ILowering)this).Embed(name, data.Shape, bytes.Element, bytes.Data!);
     }
 
     static void SetWeight(ArtifactTensor t, TensorData c)

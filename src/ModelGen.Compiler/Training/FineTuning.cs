@@ -86,24 +86,41 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
     {
         var model = TrainableModel.Build(graph);
         var quantized = QuantizationAwareTraining.Attach(model, context.Plan);
+        var (data, teacher, options, progress) = Prepare(graph, context.Original ?? graph, settings, context, quantized.Count > 0 ? "quantization-aware training" : "fine-tuning");
+        var result = context.Plan.Pruning is double sparsity && context.Plan.PruningKind.Pattern != Compress.PruningPattern.Channels
+            ? PruneGradually(model, Compress.PruningPass.Target(graph, context.Plan.PruningKind, sparsity, context), data, options, teacher, progress)
+            : Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
+        settings.Cancellation.ThrowIfCancellationRequested();
+        StoreParameters(graph, model);
+        context.Trained = result;
+    }
+
+    /// <summary>
+    /// What a fine-tuning stage trains with (this pass and <see cref="SharedFineTunePass"/>): the training data, the
+    /// teacher when there are no labels, the options (epochs, rate, seed, time limit, early stopping) and the progress
+    /// reported as <paramref name="activity"/>.
+    /// </summary>
+    internal static (TrainingSet Data, Teacher? Teacher, TrainingOptions Options, IProgress<TrainingProgress>? Progress) Prepare(
+        Graph graph, Graph teacherGraph, FineTuneSettings settings, Compress.PassContext context, string activity)
+    {
         var inputs = graph.Inputs.Select(i => new Data.DataInput(i, graph[i].Shape!)).ToArray();
         var data = TrainingSet.Load(settings.DataPath, settings.LabelsPath, inputs, Compress.CompressionReport.Classes(graph), settings.Uint8Scale);
-        // The original model is the teacher when there are no labels: its outputs computed once, before training changes
+        // The teacher graph is the teacher when there are no labels: its outputs computed once, before training changes
         // anything; with augmentation it runs on each augmented batch (a model built now keeps the original weights).
         var teacher = data.Labels is not null ? null
-            : settings.Augmentation.IsOff ? TeacherOutputs(context.Original ?? graph, data) : Teacher.FromModel(TrainableModel.Build(context.Original ?? graph));
+            : settings.Augmentation.IsOff ? TeacherOutputs(teacherGraph, data) : Teacher.FromModel(TrainableModel.Build(teacherGraph));
         var options = new TrainingOptions
         {
             Epochs = settings.Epochs, LearningRate = settings.LearningRate, Seed = (ulong)settings.Seed, TimeLimit = settings.TimeLimit,
             Patience = FineTuneSettings.Patience, Augmentation = settings.Augmentation,
         };
-        var progress = context.Progress is { } sink ? new Progress(sink, quantized.Count > 0) : null;
-        var result = context.Plan.Pruning is double sparsity && context.Plan.PruningKind.Pattern != Compress.PruningPattern.Channels
-            ? PruneGradually(model, Compress.PruningPass.Target(graph, context.Plan.PruningKind, sparsity, context), data, options, teacher, progress)
-            : Trainer.Fit(model, data, options, teacher, progress, settings.Cancellation);
-        settings.Cancellation.ThrowIfCancellationRequested();
+        return (data, teacher, options, context.Progress is { } sink ? new Progress(sink, activity) : null);
+    }
+
+    /// <summary>The trained parameters back into the graph's constants (copies: the model may train on).</summary>
+    internal static void StoreParameters(Graph graph, TrainableModel model)
+    {
         foreach (var p in model.Parameters) graph[p.Name].Constant = new TensorData(p.Shape, (float[])p.Values.Clone());
-        context.Trained = result;
     }
 
     /// <summary>Most pruning steps of the gradual schedule.</summary>
@@ -148,13 +165,13 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
     }
 
     /// <summary>Training's progress as the compile reports it: one step a batch, the epoch, loss and held-out accuracy beside it.</summary>
-    sealed class Progress(IProgress<CompileProgress> sink, bool quantizationAware) : IProgress<TrainingProgress>
+    sealed class Progress(IProgress<CompileProgress> sink, string activity) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress p)
         {
             string accuracy = p.HeldOutAccuracy is double a ? FormattableString.Invariant($", held-out {a * 100:F1}%") : "";
             string left = p.Remaining is { } r ? FormattableString.Invariant($", about {r.TotalSeconds:F0} s left") : "";
-            sink.Report(new CompileProgress(quantizationAware ? "quantization-aware training" : "fine-tuning",
+            sink.Report(new CompileProgress(activity,
                 (p.Epoch - 1) * p.Batches + p.Batch, p.Epochs * p.Batches,
                 FormattableString.Invariant($"epoch {p.Epoch} of {p.Epochs}, loss {p.Loss:G4}{accuracy}{left}")));
         }

@@ -36,7 +36,8 @@ public sealed class TrainableModel
             var rule = OperatorSet.Get(node, graph).Gradient
                 ?? throw Refuse(graph, node, $"operator {node.OpType} has no gradient");
             if (rule.Refusal(node, graph) is { } why) throw Refuse(graph, node, why);
-            if (node.Form != Ir.LayerForm.Float32)
+            // A shared layer's graph weight holds the values its codes stand for: it trains as float32 (see Share).
+            if (node.Form != Ir.LayerForm.Float32 && node.Form is not Compress.SharedWeightsForm)
                 throw new InvalidOperationException($"{node.Describe} is already compressed ({node.Form}); train the float32 graph");
             var activation = node.Annotations.TryGetValue("activation", out var chain) ? Activations.ParseChain(chain) : [];
             foreach (var (op, _, _) in activation)
@@ -140,9 +141,70 @@ public sealed class TrainableModel
     /// <summary>The masks set by <see cref="Mask"/>, by parameter.</summary>
     public IReadOnlyDictionary<string, bool[]> Masks => _masks;
 
-    /// <summary>Puts the parameters back inside their constraints (pruned weights to zero); the trainer calls it after each step.</summary>
+    readonly Dictionary<string, SharedParameter> _shared = new(StringComparer.Ordinal);
+    List<Parameter>? _trained;
+
+    /// <summary>
+    /// Weight sharing's fine-tuning (Deep Compression): <paramref name="parameter"/>'s values become
+    /// <paramref name="shared"/>'s codebook entries at its codes, and from now on the optimizer trains the codebook
+    /// instead (<see cref="Trained"/>): each step the weight's gradient is summed per code (<see cref="TrainedGradients{T}"/>)
+    /// and the weight is set to codebook[codes] again (<see cref="ApplyConstraints"/>). The codes never change; with
+    /// <see cref="Compress.SharedWeights.ZeroCode"/> code 0 stays exactly 0, so pruned weights stay pruned. Returns the
+    /// codebook's parameter (a copy of the codebook, named after the weight).
+    /// </summary>
+    public Parameter Share(string parameter, Compress.SharedWeights shared)
+    {
+        var p = Parameters.FirstOrDefault(q => q.Name == parameter) ?? throw new ArgumentException($"'{parameter}' is not a trained parameter", nameof(parameter));
+        if (shared.Codes.Length != p.Values.Length) throw new ArgumentException($"{shared.Codes.Length} codes for {p.Values.Length} weights", nameof(shared));
+        if (_shared.ContainsKey(parameter)) throw new ArgumentException($"'{parameter}' is already shared", nameof(parameter));
+        var codebook = new Parameter(parameter + ".codebook", [shared.Codebook.Length], (float[])shared.Codebook.Clone());
+        _shared[parameter] = new SharedParameter(p, codebook, shared.Codes, shared.ZeroCode);
+        _trained = null;
+        ApplyConstraints();
+        return codebook;
+    }
+
+    /// <summary>A weight trained through its codebook (<see cref="Share"/>).</summary>
+    sealed record SharedParameter(Parameter Weight, Parameter Codebook, byte[] Codes, bool ZeroCode);
+
+    /// <summary>The codebook trained in place of a shared weight (<see cref="Share"/>), or null.</summary>
+    public Parameter? CodebookOf(string parameter) => _shared.TryGetValue(parameter, out var s) ? s.Codebook : null;
+
+    /// <summary>What the optimizer updates: the parameters, each shared weight replaced by its codebook.</summary>
+    public IReadOnlyList<Parameter> Trained => _shared.Count == 0 ? Parameters
+        : _trained ??= [.. Parameters.Select(p => _shared.TryGetValue(p.Name, out var s) ? s.Codebook : p)];
+
+    /// <summary>
+    /// The gradients of <see cref="Trained"/> from those of <see cref="Parameters"/> (what the backward pass returns):
+    /// a codebook entry's gradient is the sum of the gradients of the weights with its code, added in index order
+    /// (one fixed scalar order: the same bits on every processor); code 0 of a layer with a zero code gets none.
+    /// </summary>
+    public IReadOnlyDictionary<string, Tensor<T>> TrainedGradients<T>(IReadOnlyDictionary<string, Tensor<T>> gradients) where T : unmanaged, IFloatingPointIeee754<T>
+    {
+        if (_shared.Count == 0) return gradients;
+        var result = new Dictionary<string, Tensor<T>>(gradients, StringComparer.Ordinal);
+        foreach (var (name, s) in _shared)
+        {
+            if (!result.Remove(name, out var g)) continue;
+            var sums = new Tensor<T>(s.Codebook.Shape);
+            for (int i = 0; i < s.Codes.Length; i++) sums.Data[s.Codes[i]] += g.Data[i];
+            if (s.ZeroCode) sums.Data[0] = T.Zero;
+            result[s.Codebook.Name] = sums;
+        }
+        return result;
+    }
+
+    /// <summary>
+    /// Puts the parameters back inside their constraints: pruned weights to zero, shared weights to their codebook's
+    /// entries (a zero code's entry to exactly 0 first); the trainer calls it after each step.
+    /// </summary>
     public void ApplyConstraints()
     {
+        foreach (var s in _shared.Values)
+        {
+            if (s.ZeroCode) s.Codebook.Values[0] = 0f;
+            for (int i = 0; i < s.Codes.Length; i++) s.Weight.Values[i] = s.Codebook.Values[s.Codes[i]];
+        }
         foreach (var p in Parameters)
             if (_masks.TryGetValue(p.Name, out var keep))
                 for (int i = 0; i < keep.Length; i++) if (!keep[i]) p.Values[i] = 0f;

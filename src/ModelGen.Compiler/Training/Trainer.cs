@@ -182,7 +182,7 @@ public static class Trainer
                 var value = Losses.Mixed(loss, pass[output], data.BatchLabels(samples), loss.NeedsTeacher ? teacher!.Outputs(inputs, samples) : null, options.Temperature, probabilities);
                 var gradients = pass.Backward(new Dictionary<string, Tensor<float>>(StringComparer.Ordinal) { [output] = value.Gradient });
                 rate = options.Schedule.Rate(options.LearningRate, step++, batches, options.Epochs);
-                optimizer.Step(model.Parameters, gradients, rate);
+                optimizer.Step(model.Trained, model.TrainedGradients(gradients), rate);
                 model.ApplyConstraints();
                 epochLoss += value.Loss * samples.Length;
                 seen += samples.Length;
@@ -221,10 +221,12 @@ public static class Trainer
         return limit is { } l && l - elapsed < estimate ? (l > elapsed ? l - elapsed : TimeSpan.Zero) : estimate;
     }
 
-    static float[][] Snapshot(TrainableModel model) => [.. model.Parameters.Select(p => (float[])p.Values.Clone())];
+    // What the optimizer trains (codebooks in place of shared weights, which follow them).
+    static float[][] Snapshot(TrainableModel model) => [.. model.Trained.Select(p => (float[])p.Values.Clone())];
 
     static void Restore(TrainableModel model, float[][] weights)
     {
-        for (int i = 0; i < weights.Length; i++) weights[i].CopyTo(model.Parameters[i].Values, 0);
+        for (int i = 0; i < weights.Length; i++) weights[i].CopyTo(model.Trained[i].Values, 0);
+        model.ApplyConstraints();
     }
 }
