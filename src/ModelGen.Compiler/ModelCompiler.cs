@@ -49,8 +49,8 @@ public sealed record CompileOptions
     public double? Pruning { get; init; }
     /// <summary>PruningKind (--pruning-kind): unstructured (default), unstructured-sensitive, 2:4, 1:4, 4:8 or channels (Compress.PruningKind).</summary>
     public string? PruningKind { get; init; }
-    /// <summary>LowRank (--low-rank): low-rank factorization of the fully connected layers and convolutions, keeping this share of each one's energy (above 0, below 1); null: none.</summary>
-    public double? LowRank { get; init; }
+    /// <summary>LowRank (--low-rank): low-rank factorization of the fully connected layers and convolutions: "0.9" keeps that share of each one's energy, "bytes:0.5" a size budget, "rank:8" a fixed rank (<see cref="Compress.LowRankTarget"/>); null: none.</summary>
+    public string? LowRank { get; init; }
     /// <summary>WeightSharing (--weight-sharing): each fully connected layer's and convolution's weights clustered into a codebook of 2^bits values (2 to 8); null: none.</summary>
     public int? WeightSharing { get; init; }
     /// <summary>WeightSharingTies (--weight-sharing-ties): groups of layers tied to one shared weight, "fc1,fc2;conv2,conv3" (Compress.WeightTying); needs WeightSharing.</summary>

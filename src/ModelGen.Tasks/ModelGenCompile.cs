@@ -127,7 +127,7 @@ namespace ModelGen.Tasks
         /// <summary>How pruning chooses the weights it removes (<c>--pruning-kind</c>): unstructured, unstructured-sensitive, 2:4, 1:4, 4:8; the compiler checks the value (MG0007).</summary>
         public string? PruningKind { get; set; }
 
-        /// <summary>Low-rank factorization (<c>--low-rank</c>): the share of each fully connected layer's and convolution's energy kept; the compiler checks the value (MG0007).</summary>
+        /// <summary>Low-rank factorization (<c>--low-rank</c>): <c>0.9</c> keeps that share of each fully connected layer's and convolution's energy, <c>bytes:0.5</c> a size budget, <c>rank:8</c> a fixed rank; the compiler checks the value (MG0007).</summary>
         public string? LowRank { get; set; }
 
         /// <summary>Weight sharing (<c>--weight-sharing</c>): the bits of each layer's codebook index, 2 to 8; the compiler checks the value (MG0007).</summary>

@@ -164,7 +164,7 @@ public static class BenchCommand
         string kind = options.PruningKind is null ? "" : " " + options.PruningKind;
         if (options.Pruning is double p) parts.Add(FormattableString.Invariant($"pruned{kind} {p * 100:0.##}%"));
         else if (options.PruningKind is not null) parts.Add($"pruned{kind}");
-        if (options.LowRank is double energy) parts.Add(FormattableString.Invariant($"low rank {energy:0.###}"));
+        if (options.LowRank is { } lowRank) parts.Add($"low rank {lowRank}");
         if (options.WeightSharing is int bits) parts.Add(FormattableString.Invariant($"shared {bits}-bit"));
         if (!options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) || parts.Count == 0) parts.Add(options.Compression);
         if (options.FineTune) parts.Add("fine-tuned");

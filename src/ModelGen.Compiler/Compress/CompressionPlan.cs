@@ -40,8 +40,8 @@ public sealed record CompressionPlan
     /// <summary>How pruning chooses the weights it removes (PruningKind): unstructured, by sensitivity, or N:M.</summary>
     public PruningKind PruningKind { get; init; } = PruningKind.Unstructured;
 
-    /// <summary>Low-rank factorization of the fully connected layers and convolutions: the share of the energy (squared singular values) kept, or null.</summary>
-    public double? LowRank { get; init; }
+    /// <summary>Low-rank factorization of the fully connected layers and convolutions: how each layer's rank is chosen (energy, size budget or fixed rank), or null.</summary>
+    public LowRankTarget? LowRank { get; init; }
 
     /// <summary>Weight sharing: the bits of each layer's codebook index (2 to 8: 2^bits shared values), or null.</summary>
     public int? WeightSharing { get; init; }
@@ -71,7 +71,7 @@ public sealed record CompressionPlan
             BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
             FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
             Pruning = ParsePruning(options),
-            LowRank = ParseLowRank(options),
+            LowRank = LowRankTarget.Parse(options.LowRank, options.ModelPath),
             WeightSharing = ParseWeightSharing(options),
             WeightSharingTies = ParseWeightSharingTies(options),
             PruningKind = PruningKind.Parse(options.PruningKind, options.ModelPath),
@@ -89,10 +89,6 @@ public sealed record CompressionPlan
             ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "WeightSharingTies (--weight-sharing-ties) ties layers to one shared codebook: give WeightSharing (--weight-sharing BITS) too")
             : ties;
     }
-
-    static double? ParseLowRank(CompileOptions options) => options.LowRank is double e && !(e > 0 && e < 1)
-        ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"LowRank (--low-rank) is the share of each factorized layer's energy (squared singular values) kept, above 0 and below 1 (0.9 keeps 90%), not {e.ToString(System.Globalization.CultureInfo.InvariantCulture)}")
-        : options.LowRank;
 
     /// <summary>The share pruning removes: Pruning, or with an N:M PruningKind the pattern's (a Pruning given must agree); null: no pruning.</summary>
     static double? ParsePruning(CompileOptions options)
@@ -114,8 +110,8 @@ public sealed record CompressionPlan
     {
         var passes = new List<ICompressionPass>();
         // Factorize before pruning (LowRankPass says why): first in the Structural stage, and before fine-tuning's gradual pruning.
-        if (LowRank is double energy)
-            passes.Add(new LowRankPass(energy));
+        if (LowRank is { } target)
+            passes.Add(new LowRankPass(target));
         // With fine-tuning, pruning is gradual inside it (FineTunePass); without, one-shot.
         if (Pruning is double share && PruningKind.Pattern == PruningPattern.Channels)
             passes.Add(new ChannelPruningPass(share)); // one-shot; fine-tuning, when asked, trains the smaller model

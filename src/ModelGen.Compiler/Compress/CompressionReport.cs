@@ -51,6 +51,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>When the model is pruned: how ("2:4", "90%") and the share of the prunable weights now zero, e.g. "2:4, 49.6% of the convolution and fully connected weights zero"; else null.</summary>
     public string? Pruning { get; init; }
 
+    /// <summary>When the model is factorized: the target and each layer's rank, e.g. "energy 0.9: f1 rank 106, f2 rank 41 (1 layer stays whole)"; else null.</summary>
+    public string? LowRank { get; init; }
+
     /// <summary>The emitted code of the compressed model (issue 19): its C# as the generator writes it, and the SIMD level it was emitted for.</summary>
     public EmittedCode? Code { get; set; }
 
@@ -110,20 +113,28 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             if (node.HasInput(1) && compressed[node.Inputs[1]].Constant is { } kept)
                 layers.Add(new LayerReport(node.Name, node.OpType, "float32", kept.Count * 4L, kept.Count * 4L, double.PositiveInfinity));
         var readers = WeightSharing.Readers(compressed);
+        // A factorized layer's two halves are one row under the original's name (the second half carries the annotation).
+        var halves = compressed.Nodes.Where(n => n.Annotations.ContainsKey(Compress.LowRank.Annotation))
+            .ToDictionary(n => n, n => compressed.Nodes.Single(f => f.Outputs.Count > 0 && f.Outputs[0] == n.Inputs[0]));
+        var firstHalves = halves.Values.ToHashSet();
         foreach (var node in compressed.Nodes.Where(n => n.OpType is "Conv" or DenseOperator.Name && n.HasInput(1) && compressed[n.Inputs[1]].Constant is not null))
         {
-            var q = WeightQuantization.Of(node);
-            var q4 = Int4Quantization.Of(node);
-            var a8 = Int8Quantization.Of(node);
-            var c8 = Int8Quantization.OfConv(node);
-            var before = original.Nodes.FirstOrDefault(n => n.Name == node.Name) is { } o ? original[o.Inputs[1]].Constant : null;
-            var after = compressed[node.Inputs[1]].Constant;
-            if (before is null || after is null) continue;
-            double? kept = pruning is null ? null : after.Floats.Count(v => v != 0) / (double)Math.Max(1, after.Count);
-            // int8 arithmetic keeps the graph's float weights; the weights it uses are q·sw, sw = multiplier / sx.
-            if (a8 is not null)
-                after = new TensorData(after.Shape, [.. a8.Q.Select((v, i) => v * (a8.Multipliers[i / a8.K] / a8.Input.Scale))]);
-            if (c8 is not null) after = new TensorData(after.Shape, c8.Dequantized());
+            if (firstHalves.Contains(node)) continue;
+            // "f1\n784→300 rank 41" on a second half: the original layer, then how it was factorized.
+            var note = halves.ContainsKey(node) ? node.Annotations[Compress.LowRank.Annotation].Split('\n') : null;
+            string name = note?[0] ?? node.Name, lowRank = note is null ? "" : $"low rank: {note[1]}, ";
+            var before = original.Nodes.FirstOrDefault(n => n.Name == name) is { } o ? original[o.Inputs[1]].Constant : null;
+            if (before is null) continue;
+            // A float32 layer's bytes after are its bytes before (as the report always gave them); a factorized half's its own.
+            var stored = Stored(node, note is null ? before.Count * 4L : null);
+            if (halves.TryGetValue(node, out var first))
+            {
+                var storedFirst = Stored(first, null);
+                stored = (storedFirst.Precision == stored.Precision ? stored.Precision : $"{storedFirst.Precision} then {stored.Precision}",
+                    storedFirst.BytesAfter + stored.BytesAfter, Compress.LowRank.Product(storedFirst.After, stored.After), storedFirst.Kept + stored.Kept, storedFirst.Count + stored.Count);
+            }
+            double? kept = pruning is null ? null : stored.Kept / (double)Math.Max(1, stored.Count);
+            var after = stored.After;
             double signal = 0, noise = 0;
             for (int i = 0; i < before.Count; i++)
             {
@@ -131,7 +142,23 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 noise += ((double)before.Floats[i] - after.Floats[i]) * ((double)before.Floats[i] - after.Floats[i]);
             }
             double sqnr = noise == 0 ? double.PositiveInfinity : 10 * Math.Log10(signal / noise);
-            long bytesBefore = before.Count * 4L;
+            string stays = node.Annotations.TryGetValue(Compress.LowRank.StaysAnnotation, out var why) ? $" (low rank: stays whole, {why})" : "";
+            layers.Add(new LayerReport(name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), lowRank + stored.Precision + stays, before.Count * 4L, stored.BytesAfter, sqnr) { KeptShare = kept });
+        }
+
+        // A layer's weights as stored: its precision, bytes, the weights it computes with, and its nonzero and all weights.
+        (string Precision, long BytesAfter, TensorData After, long Kept, long Count) Stored(Node node, long? float32Bytes)
+        {
+            var q = WeightQuantization.Of(node);
+            var q4 = Int4Quantization.Of(node);
+            var a8 = Int8Quantization.Of(node);
+            var c8 = Int8Quantization.OfConv(node);
+            var after = compressed[node.Inputs[1]].Constant!;
+            long nonzero = after.Floats.Count(v => v != 0), count = after.Count;
+            // int8 arithmetic keeps the graph's float weights; the weights it uses are q·sw, sw = multiplier / sx.
+            if (a8 is not null)
+                after = new TensorData(after.Shape, [.. a8.Q.Select((v, i) => v * (a8.Multipliers[i / a8.K] / a8.Input.Scale))]);
+            if (c8 is not null) after = new TensorData(after.Shape, c8.Dequantized());
             string precision = q4 is not null
                 ? $"int4 weights, per-channel scales, {q4.Method}" + (double.IsNaN(q4.RoundToNearestError) ? "" : FormattableString.Invariant($" (output error on calibration: round to nearest {q4.RoundToNearestError:G3}, reconstruction {q4.ReconstructionError:G3})"))
                 : (a8?.Input ?? c8?.Input) is { } input ? FormattableString.Invariant($"int8 arithmetic: uint8 input (scale {input.Scale:G4}, zero point {input.ZeroPoint}), int8 weights, int32 sums")
@@ -152,8 +179,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 : c8 is not null ? c8.Q.LongLength + (long)c8.M * AccumulatorBias.PerChannelBytes(c8.Bias(bias), c8.MultiplierRatios)
                 : node.Form is SparseDenseForm sd ? sd.Bytes : node.Form is SparseConvForm sc ? sc.Bytes
                 : node.Form is SharedWeightsForm sw ? (TiedTo(compressed, node) is null ? sw.Weights.DenseBytes : 0) // a tied weight counts at its first layer
-                : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : bytesBefore;
-            layers.Add(new LayerReport(node.Name, node.OpType == "Conv" ? "Conv" : node.Str("onnx_op", "Gemm"), precision, bytesBefore, bytesAfter, sqnr) { KeptShare = kept });
+                : q is not null ? q.Q.LongLength + q.Scales.Length * 4L : float32Bytes ?? after.Count * 4L;
+            return (precision, bytesAfter, after, nonzero, count);
         }
         // Residual Adds between int8 layers add uint8 activations (no weights).
         foreach (var node in compressed.Nodes.Where(n => n.OpType == "Add"))
@@ -167,11 +194,20 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
             measure.Kind == OutputMeasure.Regression ? runs * batch : tally.Rows, tally.Same, labels is null ? null : tally.RightOriginal, labels is null ? null : tally.RightCompressed, tally.Worst, tally.Values == 0 ? 0 : tally.SumAbs / tally.Values, budget, null)
         {
-            Measure = measure, Pruning = pruning, EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
+            Measure = measure, Pruning = pruning, LowRank = LowRankSummary(options, compressed, halves.Keys), EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
         var totals = MeasureFigures.Of(tally, labels is not null, runs * batch);
         report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null) { Training = s.Training })], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
         return budget is null ? report : report with { BudgetMet = report.Meets(budget, options.ModelPath) };
+    }
+
+    /// <summary>"energy 0.9: f1 rank 106, f2 rank 41, f3 rank 9" (and how many layers stayed whole) when the options factorize; else null.</summary>
+    static string? LowRankSummary(CompileOptions options, Graph compressed, IEnumerable<Node> secondHalves)
+    {
+        if (LowRankTarget.Parse(options.LowRank, options.ModelPath) is not { } target) return null;
+        var ranks = secondHalves.Select(n => n.Annotations[Compress.LowRank.Annotation].Split('\n')).Select(note => $"{note[0]} {note[1][(note[1].IndexOf("rank", StringComparison.Ordinal))..]}").ToList();
+        int stays = compressed.Nodes.Count(n => n.Annotations.ContainsKey(Compress.LowRank.StaysAnnotation));
+        return $"{target}: " + (ranks.Count == 0 ? "no layer factorized" : string.Join(", ", ranks)) + (stays == 0 ? "" : $" ({stays} {(stays == 1 ? "layer stays" : "layers stay")} whole)");
     }
 
     /// <summary>A sparse layout as the report names it: "2:4" or "8-bit relative indices".</summary>
@@ -241,7 +277,8 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     public string Summary()
     {
         var s = new StringBuilder();
-        string what = Pruning is null ? $"compression {Compression}" : Compression == "none" ? $"pruned {Pruning}" : $"compression {Compression}, pruned {Pruning}";
+        string what = (Pruning is null ? $"compression {Compression}" : Compression == "none" ? $"pruned {Pruning}" : $"compression {Compression}, pruned {Pruning}")
+            + (LowRank is null ? "" : $", low rank {LowRank}");
         s.Append(CultureInfo.InvariantCulture, $"{Model}: {what}: weights {WeightBytesBefore:N0} → {WeightBytesAfter:N0} bytes ({P((double)WeightBytesAfter / Math.Max(1, WeightBytesBefore))}); ");
         string accuracy = CorrectOriginal is int o && CorrectCompressed is int c ? $", accuracy {P((double)c / Math.Max(1, Samples))} (original {P((double)o / Math.Max(1, Samples))})" : "";
         switch (Measure.Kind)
@@ -311,7 +348,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
 
     public string Json() => JsonSerializer.Serialize(new
     {
-        model = Model, compression = Compression, pruning = Pruning, measure = Measure.Kind, threshold = Measure.Kind == OutputMeasure.Binary ? (double?)Measure.Threshold : null,
+        model = Model, compression = Compression, pruning = Pruning, lowRank = LowRank, measure = Measure.Kind, threshold = Measure.Kind == OutputMeasure.Binary ? (double?)Measure.Threshold : null,
         evaluatedSamples = EvaluatedSamples, decisionsFlipped = Measure.Kind == OutputMeasure.Binary ? (int?)(Samples - SameTop1) : null,
         outputRange = OutputRange, rmse = Rmse, weightBytesBefore = WeightBytesBefore, weightBytesAfter = WeightBytesAfter, samples = Samples,
         top1Agreement = Measure.Kind == OutputMeasure.Regression ? (double?)null : Agreement, accuracyOriginal = CorrectOriginal is int o ? (double?)o / Math.Max(1, Samples) : null,

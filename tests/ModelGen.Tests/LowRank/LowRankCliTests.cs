@@ -22,6 +22,6 @@ public class LowRankCliTests
         try { exit = Cli.Program.Main(args); }
         finally { Console.SetError(old); }
         Assert.Equal(1, exit);
-        Assert.Contains("error MG0007: LowRank (--low-rank) is the share of each factorized layer's energy", stderr.ToString());
+        Assert.Contains("error MG0007: LowRank (--low-rank) '1' is not a low-rank target: write an energy, the share of each factorized layer's energy", stderr.ToString());
     }
 }

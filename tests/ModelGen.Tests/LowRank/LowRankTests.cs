@@ -22,7 +22,9 @@ public class LowRankTests(ITestOutputHelper output)
         .Initializer("w", [outputs, inputs], weight).Initializer("b", [outputs], OnnxBuilder.Random(outputs, 3))
         .Node("Gemm", ["x", "w", "b"], ["h"], ("transB", 1)).Node("Relu", ["h"], ["y"]).Output("y", 1, outputs).Save();
 
-    static CompileOptions Options(string model, double? lowRank) => new() { ModelPath = model, LowRank = lowRank };
+    static CompileOptions Options(string model, double? energy) => new() { ModelPath = model, LowRank = energy?.ToString("R", System.Globalization.CultureInfo.InvariantCulture) };
+
+    static CompileOptions Target(string model, string lowRank) => new() { ModelPath = model, LowRank = lowRank };
 
     static float[] Evaluate(Graph graph, float[] x) =>
         ReferenceEvaluator.Run(graph, new Dictionary<string, TensorData> { [graph.Inputs[0]] = new([1, x.Length], x) })[graph.Outputs[0]].Floats;
@@ -178,23 +180,35 @@ public class LowRankTests(ITestOutputHelper output)
     }
 
     [Theory]
-    [InlineData(0.0)]
-    [InlineData(1.0)]
-    [InlineData(-0.5)]
-    [InlineData(1.5)]
-    [InlineData(double.NaN)]
-    public void BadEnergiesAreMG0007(double energy)
+    [InlineData("0")]
+    [InlineData("1")]
+    [InlineData("-0.5")]
+    [InlineData("1.5")]
+    [InlineData("NaN")]
+    [InlineData("0.9x")]
+    [InlineData("energy:1")]
+    [InlineData("bytes:1")]
+    [InlineData("bytes:0")]
+    [InlineData("bytes:half")]
+    [InlineData("rank:0")]
+    [InlineData("rank:1.5")]
+    [InlineData("rank:-2")]
+    [InlineData("size:0.5")]
+    public void BadTargetsAreMG0007NamingTheOptionAndWhatToWrite(string target)
     {
-        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = energy }));
+        var e = Assert.Throws<ModelGenException>(() => CompressionPlan.Parse(new CompileOptions { ModelPath = "m.onnx", LowRank = target }));
         Assert.Equal(ErrorCodes.BadOption, e.Code);
         Assert.Equal("m.onnx", e.File);
-        Assert.Contains("above 0 and below 1", e.Message);
+        Assert.Contains($"LowRank (--low-rank) '{target}' is not a low-rank target", e.Message);
+        Assert.Contains("above 0 and below 1 (0.9 or energy:0.9)", e.Message);
+        Assert.Contains("(bytes:0.5)", e.Message);
+        Assert.Contains("(rank:8)", e.Message);
     }
 
     [Fact]
     public void LowRankRunsBeforePruningAndTheOriginalHasNeither()
     {
-        var options = new CompileOptions { ModelPath = "m.onnx", LowRank = 0.9, Pruning = 0.5 };
+        var options = new CompileOptions { ModelPath = "m.onnx", LowRank = "0.9", Pruning = 0.5 };
         var passes = CompressionPlan.Parse(options).Passes();
         Assert.IsType<LowRankPass>(passes[0]);
         Assert.IsType<PruningPass>(passes[1]);
