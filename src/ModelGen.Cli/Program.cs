@@ -176,6 +176,7 @@ public static class Program
                     foreach (var note in report.Notes) Console.WriteLine($"modelgen: {note}");
                     // Canonical warnings: the MSBuild task makes build warnings of them.
                     foreach (var warning in report.Warnings) Console.Error.WriteLine($"{calibrationFile.FullName}: warning {ErrorCodes.DataRangeSuspect}: {warning}");
+                    if (report.Distillation?.Warning is { } low) Console.Error.WriteLine($"{modelFile.FullName}: warning {ErrorCodes.DistillationAgreementLow}: {low}");
                     if (report.BudgetMet == false)
                     {
                         if (artifactFile is not null && File.Exists(artifactFile.FullName)) File.Delete(artifactFile.FullName);

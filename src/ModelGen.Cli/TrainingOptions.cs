@@ -20,12 +20,16 @@ sealed class TrainingOptions
     readonly Option<string?> _lowRank = new("--low-rank") { Description = "Low-rank factorization of the fully connected layers and convolutions (item metadata LowRank): each weight as two thin layers by truncated SVD (a kxk convolution as a thin kxk then a 1x1, or as kx1 then 1xk, whichever computes fewer multiply-adds), only where the two layers hold fewer weights and compute no more multiply-adds; before pruning, then fine-tuned with --fine-tune. The rank: 0.9 (or energy:0.9) keeps the smallest rank whose squared singular values reach that share of the total; bytes:0.5 lets the factorized layers take at most half their bytes, the ranks keeping the most energy; rank:8 a fixed rank." };
     readonly Option<int?> _weightSharing = new("--weight-sharing") { Description = "Weight sharing (item metadata WeightSharing): each fully connected layer's weights clustered by k-means into a codebook of 2^BITS float32 values (2 to 8 bits; 4 shares 16 values per layer), stored as BITS-bit codes the kernels decode in registers; pruned zeros keep code 0. After pruning and fine-tuning." };
     readonly Option<string?> _weightSharingTies = new("--weight-sharing-ties") { Description = "Layers tied to one shared weight, one codebook and one set of codes (item metadata WeightSharingTies), with --weight-sharing: groups of layer (node) names of one weight shape, \"fc1,fc2;conv2,conv3\"; the tied weight starts as their mean and is emitted once." };
+    readonly Option<string?> _student = new("--student") { Description = "Distil the model into a student (item metadata Student), trained on --training-data (labels optional) to imitate the model's outputs; the generated class is the student's. An ONNX file with the model's inputs and outputs (\"mlp.onnx\"), or derived from the model: width:<multiplier> (each layer's channels times it), depthwise (k x k convolutions as depthwise plus 1x1), or both (\"width:0.5,depthwise\"). See docs/distillation.md." };
+    readonly Option<string?> _studentInit = new("--student-init") { Description = "Where the student's weights start (item metadata StudentInit): own (default: the file's, or those derived from the model) or fresh (a seeded He-uniform initialisation)." };
+    readonly Option<double?> _distillationTemperature = new("--distillation-temperature") { Description = "The temperature T of the softened outputs the student learns (item metadata DistillationTemperature), above 0 and at most 100; default 2." };
+    readonly Option<double?> _distillationLabelWeight = new("--distillation-label-weight") { Description = "With --training-labels, the cross-entropy's share of the distillation loss, 0 to 1, the teacher's term having the rest (item metadata DistillationLabelWeight); default 0.5; 1 trains on the labels alone." };
     readonly Option<string?> _augment = new("--augment") { Description = "Training augmentation, off by default: shift:<pixels> (each image moved by up to that many pixels, zeros filled in), noise:<standard deviation> (Gaussian noise), or both separated by ',' (item metadata TrainingAugmentation)." };
     readonly Option<string?> _timeLimit = new("--training-time-limit") { Description = "Most time training may take, as 90s, 10m or 1h (item metadata TrainingTimeLimit); the best weights so far are kept when it is reached." };
 
     public void AddTo(Command command)
     {
-        foreach (var option in new Option[] { _trainingData, _trainingLabels, _fineTune, _epochs, _learningRate, _seed, _timeLimit, _augment, _pruning, _pruningKind, _lowRank, _weightSharing, _weightSharingTies })
+        foreach (var option in new Option[] { _trainingData, _trainingLabels, _fineTune, _epochs, _learningRate, _seed, _timeLimit, _augment, _pruning, _pruningKind, _lowRank, _weightSharing, _weightSharingTies, _student, _studentInit, _distillationTemperature, _distillationLabelWeight })
             command.Options.Add(option);
     }
 
@@ -47,9 +51,15 @@ sealed class TrainingOptions
             LowRank = parse.GetValue(_lowRank),
             WeightSharing = parse.GetValue(_weightSharing),
             WeightSharingTies = parse.GetValue(_weightSharingTies),
+            // A student file relative to the current folder, as the other files are.
+            Student = Compiler.Compress.StudentSpec.Parse(parse.GetValue(_student), options.ModelPath) is { File: { } file } ? file : parse.GetValue(_student),
+            StudentInit = parse.GetValue(_studentInit),
+            DistillationTemperature = parse.GetValue(_distillationTemperature),
+            DistillationLabelWeight = parse.GetValue(_distillationLabelWeight),
         };
         Compiler.Compress.LowRankTarget.Parse(options.LowRank, options.ModelPath);
         Compiler.Training.FineTuning.Validate(options);
+        Compiler.Compress.DistillationSettings.From(options);
         return options;
     }
 }

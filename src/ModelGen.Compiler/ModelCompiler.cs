@@ -55,6 +55,14 @@ public sealed record CompileOptions
     public int? WeightSharing { get; init; }
     /// <summary>WeightSharingTies (--weight-sharing-ties): groups of layers tied to one shared weight, "fc1,fc2;conv2,conv3" (Compress.WeightTying); needs WeightSharing.</summary>
     public string? WeightSharingTies { get; init; }
+    /// <summary>Student (--student): distil the model into an ONNX file's student ("mlp.onnx") or a derived one ("width:0.25", "depthwise", "width:0.5,depthwise"; Compress.StudentSpec); null: none.</summary>
+    public string? Student { get; init; }
+    /// <summary>StudentInit (--student-init): own (the student's weights, default) or fresh (a seeded He-uniform initialisation).</summary>
+    public string? StudentInit { get; init; }
+    /// <summary>DistillationTemperature (--distillation-temperature): the T of the softened outputs; null: 2.</summary>
+    public double? DistillationTemperature { get; init; }
+    /// <summary>DistillationLabelWeight (--distillation-label-weight): with TrainingLabels, the cross-entropy's share of the distillation loss, 0 to 1; null: 0.5.</summary>
+    public double? DistillationLabelWeight { get; init; }
     /// <summary>Training augmentation (--augment): "shift:2", "noise:0.05" or both separated by ','; null: none.</summary>
     public string? TrainingAugmentation { get; init; }
     /// <summary>Stops long work (training) when cancelled; nothing is written then.</summary>
@@ -63,6 +71,7 @@ public sealed record CompileOptions
     public CompileOptions Original => this with
     {
         Compression = "none", LayerPrecisions = null, FineTune = false, TrainingDataPath = null, TrainingLabelsPath = null, Pruning = null, PruningKind = null, LowRank = null, WeightSharing = null, WeightSharingTies = null,
+        Student = null, StudentInit = null, DistillationTemperature = null, DistillationLabelWeight = null,
     };
 
     /// <summary>Told how the long steps (activations, GPTQ, the mixed searches, the report) advance; the CLI shows it.</summary>

@@ -47,5 +47,9 @@ public static class ErrorCodes
     public const string NotTrainable = "MG4001";
     /// <summary>Training was asked for and a value computed at run time has no batch axis (its shape does not start with 1).</summary>
     public const string NoBatchAxis = "MG4002";
+    /// <summary>A distillation student (Student, --student FILE) whose inputs or outputs differ from the teacher's: names, shapes, element types, or what the output is.</summary>
+    public const string StudentContractMismatch = "MG4010";
+    /// <summary>A warning: the distilled student agrees with the teacher on too few held-out samples (below 90%).</summary>
+    public const string DistillationAgreementLow = "MG4011";
     public const string Internal = "MG9000";
 }

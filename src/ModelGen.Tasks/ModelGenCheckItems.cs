@@ -20,6 +20,7 @@ namespace ModelGen.Tasks
         {
             "ClassName", "Namespace", "BatchSize", "Simd", "Compression", "Calibration", "Labels", "AccuracyBudget", "CalibrationScale", "InputShape", "Measure", "AdditionalInputs",
             "Pruning", "PruningKind", "LowRank", "WeightSharing", "WeightSharingTies", "FineTune", "TrainingData", "TrainingLabels", "Epochs", "LearningRate", "Seed", "TrainingTimeLimit", "TrainingAugmentation",
+            "Student", "StudentInit", "DistillationTemperature", "DistillationLabelWeight",
         };
 
         /// <summary>Metadata that IDEs, NuGet and the SDK put on any item: never a misspelling of ours.</summary>

@@ -159,6 +159,18 @@ namespace ModelGen.Tasks
         /// <summary>Training augmentation (<c>--augment</c>): shift:2, noise:0.05 or both separated by ','.</summary>
         public string? TrainingAugmentation { get; set; }
 
+        /// <summary>Distillation (<c>--student</c>): a student ONNX file (made absolute against the project) or a derived spec such as "width:0.25"; the compiler checks the value (MG0007).</summary>
+        public string? Student { get; set; }
+
+        /// <summary>Where the student's weights start (<c>--student-init</c>): own or fresh; the compiler checks the value (MG0007).</summary>
+        public string? StudentInit { get; set; }
+
+        /// <summary>The distillation temperature (<c>--distillation-temperature</c>); the compiler checks the value (MG0007).</summary>
+        public string? DistillationTemperature { get; set; }
+
+        /// <summary>With labels, the cross-entropy's share of the distillation loss (<c>--distillation-label-weight</c>); the compiler checks the value (MG0007).</summary>
+        public string? DistillationLabelWeight { get; set; }
+
         /// <summary>The dotnet executable that runs <see cref="ToolAssembly"/>. Empty means the host
         /// running this build (<c>DOTNET_HOST_PATH</c>, set by the .NET SDK), else <c>dotnet</c> on PATH.
         /// <see cref="ToolTask.ToolPath"/>/<see cref="ToolTask.ToolExe"/> still override it.</summary>
@@ -229,6 +241,12 @@ namespace ModelGen.Tasks
             builder.AppendSwitchIfNotNull("--seed ", NullIfEmpty(Seed?.Trim()));
             builder.AppendSwitchIfNotNull("--training-time-limit ", NullIfEmpty(TrainingTimeLimit?.Trim()));
             builder.AppendSwitchIfNotNull("--augment ", NullIfEmpty(TrainingAugmentation?.Trim()));
+            // A student file is relative to the project, as the data files are; a derived spec ("width:0.25") goes as it is.
+            builder.AppendSwitchIfNotNull("--student ", NullIfEmpty(Student?.Trim()) is string st
+                ? st.EndsWith(".onnx", StringComparison.OrdinalIgnoreCase) || st.IndexOfAny(new[] { '/', '\\' }) >= 0 ? Path.GetFullPath(st) : st : null);
+            builder.AppendSwitchIfNotNull("--student-init ", NullIfEmpty(StudentInit?.Trim()));
+            builder.AppendSwitchIfNotNull("--distillation-temperature ", NullIfEmpty(DistillationTemperature?.Trim()));
+            builder.AppendSwitchIfNotNull("--distillation-label-weight ", NullIfEmpty(DistillationLabelWeight?.Trim()));
             builder.AppendSwitchIfNotNull("--artifact ", Path.GetFullPath(ArtifactFile));
             return builder.ToString();
         }

@@ -45,10 +45,11 @@ public static class BenchCommand
                     InputShape = Program.InputShapeValue(parse, inputShape),
                     // Pruning and training as compile takes them (validated here, before any work).
                     Training = training.Apply(parse, new CompileOptions { ModelPath = modelFile.FullName, Cancellation = Program.Cancellation }) is var t
-                        && (t.Pruning is not null || t.PruningKind is not null || t.LowRank is not null || t.WeightSharing is not null || t.FineTune) ? c => c with
+                        && (t.Pruning is not null || t.PruningKind is not null || t.LowRank is not null || t.WeightSharing is not null || t.FineTune || t.Student is not null) ? c => c with
                         {
                             TrainingDataPath = t.TrainingDataPath, TrainingLabelsPath = t.TrainingLabelsPath, FineTune = t.FineTune, Epochs = t.Epochs, LearningRate = t.LearningRate,
                             Seed = t.Seed, TrainingTimeLimit = t.TrainingTimeLimit, TrainingAugmentation = t.TrainingAugmentation, Pruning = t.Pruning, PruningKind = t.PruningKind, LowRank = t.LowRank, WeightSharing = t.WeightSharing, Cancellation = t.Cancellation,
+                            Student = t.Student, StudentInit = t.StudentInit, DistillationTemperature = t.DistillationTemperature, DistillationLabelWeight = t.DistillationLabelWeight,
                         } : null,
                 };
                 Console.Write(Run(options).Format());
@@ -161,6 +162,7 @@ public static class BenchCommand
     static string Describe(CompileOptions options)
     {
         var parts = new List<string>();
+        if (Compiler.Compress.StudentSpec.Parse(options.Student, options.ModelPath) is { } student) parts.Add($"distilled into {student.Describe()}");
         string kind = options.PruningKind is null ? "" : " " + options.PruningKind;
         if (options.Pruning is double p) parts.Add(FormattableString.Invariant($"pruned{kind} {p * 100:0.##}%"));
         else if (options.PruningKind is not null) parts.Add($"pruned{kind}");
@@ -471,7 +473,7 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
             new[] { "allocated per run", Bytes(OursAllocated), Bytes(OrtAllocated), "" },
         };
         if (Float32Seconds is double plain)
-            rows.Insert(2, new[] { "ModelGen float32, same rounds", Time(plain), "", OursSeconds <= plain ? $"{Compression} {plain / OursSeconds:F2}x faster" : $"{Compression} {OursSeconds / plain:F2}x slower" });
+            rows.Insert(2, new[] { Compression.StartsWith("distilled", StringComparison.Ordinal) ? "ModelGen teacher float32, same rounds" : "ModelGen float32, same rounds", Time(plain), "", OursSeconds <= plain ? $"{Compression} {plain / OursSeconds:F2}x faster" : $"{Compression} {OursSeconds / plain:F2}x slower" });
         rows.AddRange(new[]
         {
             new[] { "GFLOP/s (2 x multiply-adds / latency)", $"{gflops(OursSeconds):F2}", $"{gflops(OrtSeconds):F2}", "" },

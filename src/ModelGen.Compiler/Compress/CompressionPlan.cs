@@ -49,6 +49,9 @@ public sealed record CompressionPlan
     /// <summary>Sharing across layers: groups of layer names tied to one shared weight (<see cref="WeightTying"/>); empty: none.</summary>
     public IReadOnlyList<string[]> WeightSharingTies { get; init; } = [];
 
+    /// <summary>Distillation into a student (Student), the first stage, or null.</summary>
+    public DistillationSettings? Distillation { get; init; }
+
     /// <summary>Fine-tuning before quantization (FineTune), or null.</summary>
     public Training.FineTuneSettings? FineTune { get; init; }
 
@@ -70,6 +73,7 @@ public sealed record CompressionPlan
             Kind = kind, LayerPrecisions = layers, CalibrationPath = options.CalibrationPath, CalibrationUint8Scale = options.CalibrationUint8Scale,
             BiasCorrection = options.BiasCorrection, ConvolutionWeights = kind is "int8-weights" or "int8" && ModelCompiler.ParseSimd(options) != SimdLevel.None,
             FineTune = options.FineTune ? Training.FineTuneSettings.From(options) : null,
+            Distillation = DistillationSettings.From(options),
             Pruning = ParsePruning(options),
             LowRank = LowRankTarget.Parse(options.LowRank, options.ModelPath),
             WeightSharing = ParseWeightSharing(options),
@@ -109,6 +113,9 @@ public sealed record CompressionPlan
     public IReadOnlyList<ICompressionPass> Passes()
     {
         var passes = new List<ICompressionPass>();
+        // The student replaces the model first: every later pass compresses the student.
+        if (Distillation is not null)
+            passes.Add(new DistillationPass(Distillation));
         // Factorize before pruning (LowRankPass says why): first in the Structural stage, and before fine-tuning's gradual pruning.
         if (LowRank is { } target)
             passes.Add(new LowRankPass(target));
@@ -147,14 +154,14 @@ public sealed record CompressionPlan
 
 /// <summary>
 /// The fixed order of the compression stages (the pipeline runs passes by it, in the plan's order within a stage):
-/// structural passes first (pruning, low rank: they change which weights exist), then fine-tuning (on the float
+/// distillation first (the student replaces the model), then structural passes (pruning, low rank: they change which weights exist), then fine-tuning (on the float
 /// weights, quantization-aware when the later stages quantize), then weight sharing (the fine-tuned weights clustered
 /// into codebooks) and, with training data, the codebooks' own fine-tuning, then int8 arithmetic (calibrated on the
 /// float model), then weight-only quantization of the layers left in float32 (int8 before int4: GPTQ reconstructs
 /// int4 layers on the activations of the model as the earlier stages left it), then, when the plan prunes, sparse
 /// storage of the fully connected layers and convolutions as all the others left them.
 /// </summary>
-public enum CompressionStageOrder { Structural, FineTune, Sharing, SharedFineTune, Arithmetic, WeightsInt8, WeightsInt4, SparseStorage }
+public enum CompressionStageOrder { Distill, Structural, FineTune, Sharing, SharedFineTune, Arithmetic, WeightsInt8, WeightsInt4, SparseStorage }
 
 /// <summary>One compression technique with its options, applied to a graph in place.</summary>
 public interface ICompressionPass

@@ -54,6 +54,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
     /// <summary>When the model is factorized: the target and each layer's rank, e.g. "energy 0.9: f1 rank 106, f2 rank 41 (1 layer stays whole)"; else null.</summary>
     public string? LowRank { get; init; }
 
+    /// <summary>When the model was distilled: the teacher against the student; else null.</summary>
+    public DistillationReport? Distillation { get; init; }
+
     /// <summary>The emitted code of the compressed model (issue 19): its C# as the generator writes it, and the SIMD level it was emitted for.</summary>
     public EmittedCode? Code { get; set; }
 
@@ -113,6 +116,9 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             if (node.HasInput(1) && compressed[node.Inputs[1]].Constant is { } kept)
                 layers.Add(new LayerReport(node.Name, node.OpType, "float32", kept.Count * 4L, kept.Count * 4L, double.PositiveInfinity));
         var readers = WeightSharing.Readers(compressed);
+        // A distilled model's layers are the student's: compared with the student as distilled, not with the teacher's.
+        var distilled = DistillationPass.Outcome(compressed);
+        var layersBefore = distilled?.Trained ?? original;
         // A factorized layer's two halves are one row under the original's name (the second half carries the annotation).
         var halves = compressed.Nodes.Where(n => n.Annotations.ContainsKey(Compress.LowRank.Annotation))
             .ToDictionary(n => n, n => compressed.Nodes.Single(f => f.Outputs.Count > 0 && f.Outputs[0] == n.Inputs[0]));
@@ -123,7 +129,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
             // "f1\n784→300 rank 41" on a second half: the original layer, then how it was factorized.
             var note = halves.ContainsKey(node) ? node.Annotations[Compress.LowRank.Annotation].Split('\n') : null;
             string name = note?[0] ?? node.Name, lowRank = note is null ? "" : $"low rank: {note[1]}, ";
-            var before = original.Nodes.FirstOrDefault(n => n.Name == name) is { } o ? original[o.Inputs[1]].Constant : null;
+            var before = layersBefore.Nodes.FirstOrDefault(n => n.Name == name) is { } o ? layersBefore[o.Inputs[1]].Constant : null;
             if (before is null) continue;
             // A float32 layer's bytes after are its bytes before (as the report always gave them); a factorized half's its own.
             var stored = Stored(node, note is null ? before.Count * 4L : null);
@@ -194,7 +200,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         var report = new CompressionReport(Path.GetFileName(options.ModelPath), options.Compression, layers, Bytes(originalArtifact), Bytes(artifact),
             measure.Kind == OutputMeasure.Regression ? runs * batch : tally.Rows, tally.Same, labels is null ? null : tally.RightOriginal, labels is null ? null : tally.RightCompressed, tally.Worst, tally.Values == 0 ? 0 : tally.SumAbs / tally.Values, budget, null)
         {
-            Measure = measure, Pruning = pruning, LowRank = LowRankSummary(options, compressed, halves.Keys), EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
+            Measure = measure, Pruning = pruning, LowRank = LowRankSummary(options, compressed, halves.Keys), Distillation = distilled is null ? null : DistillationReport.Of(distilled, original, originalArtifact, compressed, artifact), EvaluatedSamples = runs * batch, OutputRange = tally.Range, Rmse = tally.Values == 0 ? 0 : Math.Sqrt(tally.SumSquares / tally.Values),
         };
         var totals = MeasureFigures.Of(tally, labels is not null, runs * batch);
         report = report with { Stages = [.. stages.Select((s, i) => new StageReport(s.Name, s.WeightBytes, i == stages.Count - 1 ? totals : stageTallies[i] is { } t ? MeasureFigures.Of(t, labels is not null, runs * batch) : null) { Training = s.Training })], Warnings = DataWarnings(data, options.CalibrationUint8Scale), Notes = runs * batch < data.Count ? [$"evaluated on the first {runs * batch:N0} of the {data.Count:N0} calibration samples (ModelGen evaluates at most {MaxSamples:N0})"] : [] };
@@ -293,6 +299,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 s.Append(CultureInfo.InvariantCulture, $"on {Samples} calibration samples top-1 agrees with the original on {SameTop1} ({P(Agreement)}){accuracy}, worst output error {WorstOutputError:G3}");
                 break;
         }
+        if (Distillation is { } d) s.Append(d.Summary());
         if (Budget is not null) s.Append(CultureInfo.InvariantCulture, $"; budget {Budget}: {(BudgetMet == true ? "met" : "MISSED")}");
         return s.ToString();
     }
@@ -313,6 +320,7 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
         foreach (var w in Warnings) s.AppendLine($"**Warning:** {w}.").AppendLine();
         foreach (var n in Notes) s.AppendLine($"Note: {n}.").AppendLine();
         if (Code is { } code) s.AppendLine(CultureInfo.InvariantCulture, $"Emitted code: {code.Describe()}; weights {WeightBytesAfter:N0} bytes.").AppendLine();
+        Distillation?.AppendTable(s, this);
         if (Stages.Count > 0)
         {
             var columns = MeasureFigures.Columns(Measure, CorrectCompressed is not null, OutputRange);
@@ -369,6 +377,12 @@ public sealed record CompressionReport(string Model, string Compression, IReadOn
                 }),
             } : null,
         }),
+        distillation = Distillation is { } d ? new
+        {
+            student = d.Student, heldOutAgreement = d.HeldOutAgreement, heldOutSamples = d.HeldOutSamples, warning = d.Warning,
+            teacherParameters = d.TeacherParameters, studentParameters = d.StudentParameters, teacherMultiplyAdds = d.TeacherMultiplyAdds,
+            studentMultiplyAdds = d.StudentMultiplyAdds, teacherArenaBytes = d.TeacherArenaBytes, studentArenaBytes = d.StudentArenaBytes,
+        } : null,
         code = Code is { } code ? new { csharpCharacters = code.Characters, csharpLines = code.Lines, weightLiteralCharacters = code.WeightCharacters, kernels = code.Kernels, simd = code.Simd, arenaBytes = code.ArenaBytes } : null,
         layers = Layers.Select(l => new { node = l.Node, op = l.Operator, precision = l.Precision, keptShare = l.KeptShare, bytesBefore = l.BytesBefore, bytesAfter = l.BytesAfter, sqnrDb = double.IsInfinity(l.SqnrDb) || double.IsNaN(l.SqnrDb) ? (double?)null : l.SqnrDb }),
     }, new JsonSerializerOptions { WriteIndented = true });

@@ -45,8 +45,8 @@ public static class FineTuning
             Bad("FineTune (--fine-tune) needs TrainingData (--training-data): the samples to train on");
         if (options.TrainingLabelsPath is not null && options.TrainingDataPath is null)
             Bad("TrainingLabels (--training-labels) are the labels of TrainingData (--training-data), which is not given");
-        if (options.TrainingDataPath is not null && !options.FineTune)
-            Bad("TrainingData (--training-data) is given but nothing trains on it: add FineTune=\"true\" (--fine-tune)");
+        if (options.TrainingDataPath is not null && !options.FineTune && string.IsNullOrWhiteSpace(options.Student))
+            Bad("TrainingData (--training-data) is given but nothing trains on it: add FineTune=\"true\" (--fine-tune) or a Student (--student)");
         if (options.Epochs < 1 || options.Epochs > 100_000)
             Bad($"Epochs (--epochs) must be from 1 to 100000, not {options.Epochs}");
         if (options.LearningRate is float rate && !(rate > 0 && rate < 10 && float.IsFinite(rate)))
@@ -149,7 +149,7 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
         return result! with { Why = FormattableString.Invariant($"pruned to {amount} in {steps} steps of {epochs} epochs; last step: {result.Why}") };
     }
 
-    static Teacher TeacherOutputs(Graph graph, TrainingSet data)
+    internal static Teacher TeacherOutputs(Graph graph, TrainingSet data)
     {
         var original = TrainableModel.Build(graph);
         var shape = graph[graph.Outputs[0]].Shape![1..];
@@ -165,7 +165,7 @@ public sealed class FineTunePass(FineTuneSettings settings) : Compress.ICompress
     }
 
     /// <summary>Training's progress as the compile reports it: one step a batch, the epoch, loss and held-out accuracy beside it.</summary>
-    sealed class Progress(IProgress<CompileProgress> sink, string activity) : IProgress<TrainingProgress>
+    internal sealed class Progress(IProgress<CompileProgress> sink, string activity) : IProgress<TrainingProgress>
     {
         public void Report(TrainingProgress p)
         {

@@ -1,0 +1,82 @@
+using ModelGen.Compiler;
+using ModelGen.Compiler.Compress;
+using ModelGen.Compiler.Data;
+using ModelGen.Compiler.Evaluate;
+using ModelGen.Compiler.Ir;
+using ModelGen.Tests.Support;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace ModelGen.Tests.Distillation;
+
+/// <summary>Distilled students are deterministic, and the later stages compress them as any model (issue 25: int8 student tested).</summary>
+public class StudentCompressionTests(ITestOutputHelper output)
+{
+    static float[] StudentWeights(Graph graph) => [.. graph.Nodes.Where(n => n.OpType == "Dense").SelectMany(n => graph[n.Inputs[1]].Constant!.Floats.Concat(graph[n.Inputs[2]].Constant!.Floats))];
+
+    /// <summary>Same seed, same bytes of the student's weights (fresh initialisation, shuffles, split); another seed, other weights.</summary>
+    [Fact]
+    public void TheSameSeedGivesTheSameStudentBitForBit()
+    {
+        string student = Students.Mlp().Save("mlp.onnx");
+        var (images, _) = Students.TrainingSlice(400);
+        var options = Students.Options(student, images, epochs: 1) with { StudentInit = "fresh" };
+        byte[] Bytes(CompileOptions o) => System.Runtime.InteropServices.MemoryMarshal.AsBytes(StudentWeights(ModelCompiler.Prepare(o)).AsSpan()).ToArray();
+        var first = Bytes(options);
+        Assert.Equal(first, Bytes(options));
+        Assert.NotEqual(first, Bytes(options with { Seed = 2 }));
+    }
+
+    /// <summary>
+    /// Fresh: every fully connected weight within He-uniform's ±√(6 / fan-in), the biases zero, seeded (the file's weights
+    /// are ±1/√fan-in, so a fresh start differs from them).
+    /// </summary>
+    [Fact]
+    public void AFreshStartIsHeUniformAndSeeded()
+    {
+        var graph = ModelCompiler.Import(Students.Mlp().Save("mlp.onnx"));
+        Compiler.Normalize.Passes.Run(graph);
+        DistillationPass.InitializeFresh(graph, 5);
+        foreach (var node in graph.Nodes.Where(n => n.OpType == "Dense"))
+        {
+            var w = graph[node.Inputs[1]].Constant!;
+            double bound = Math.Sqrt(6.0 / w.Shape[1]);
+            Assert.All(w.Floats, v => Assert.InRange(Math.Abs(v), 0, bound));
+            Assert.True(w.Floats.Max(Math.Abs) > 0.9 * bound, "uses the whole range");
+            Assert.All(graph[node.Inputs[2]].Constant!.Floats, b => Assert.Equal(0, b));
+        }
+        var again = ModelCompiler.Import(Students.Mlp().Save("mlp.onnx"));
+        Compiler.Normalize.Passes.Run(again);
+        DistillationPass.InitializeFresh(again, 5);
+        Assert.Equal(StudentWeights(graph), StudentWeights(again));
+    }
+
+    /// <summary>
+    /// Compression int8 after distillation: the student's layers become int8 arithmetic, the generated code computes what
+    /// the evaluator computes bit for bit, and the int8 student keeps the float student's bar on the test digits.
+    /// </summary>
+    [Fact]
+    public void AnInt8StudentRunsEndToEnd()
+    {
+        string student = Students.Mlp().Save("mlp.onnx");
+        var (images, _) = Students.TrainingSlice(2000);
+        var options = Students.Options(student, images, epochs: 5) with { Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        var artifact = ModelCompiler.Compile(options, out var prepared);
+        Assert.Equal(["distilled into mlp.onnx", "int8 arithmetic"], prepared.CompressionStages.Select(s => s.Name));
+        Assert.All(prepared.Nodes.Where(n => n.OpType == "Dense"), n => Assert.IsType<Int8DenseForm>(n.Form));
+        double accuracy = Students.TestAccuracy(prepared, 300);
+        output.WriteLine($"int8 student: {accuracy:P2} on 300 test digits");
+        Assert.True(accuracy > 0.85, $"accuracy {accuracy:P2}");
+
+        var models = GeneratedModels.Build(artifact);
+        var test = NpyReader.Read(TestData.Mnist("test-images.npy")).Data;
+        for (int s = 0; s < 20; s++)
+        {
+            var x = test[(s * 784)..((s + 1) * 784)];
+            var expected = ReferenceEvaluator.Run(prepared, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })["scores"].Floats;
+            var y = new float[10];
+            models.Run(artifact, [x], [y]);
+            Assert.Equal(expected, y);
+        }
+    }
+}
