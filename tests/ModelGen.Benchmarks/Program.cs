@@ -17,6 +17,8 @@ using ModelGen.Tests.Support;
 //     issue 23's pruning recipes: accuracy on the test digits, weight bytes, multiply-adds, latency beside dense float32
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- compose [name…]
 //     issue 24's recipes (pruning, weight sharing, low rank, composed), in the same table as prune's
+// dotnet run -c Release --project tests/ModelGen.Benchmarks -- distill [name…] [--epochs N]
+//     issue 25's MLP student of LeNet-5: labels alone, labels and teacher, label-free; beside the teacher's code
 // dotnet run -c Release --project tests/ModelGen.Benchmarks -- sparse-conv
 //     sparse convolution kernels against dense, whole models and single layers at 20% to 90% pruned
 if (args.Length > 0 && args[0] == "sparse-conv")
@@ -27,6 +29,11 @@ if (args.Length > 0 && args[0] == "sparse-conv")
 if (args.Length > 0 && args[0] == "prune")
 {
     PruneBenchmark.Run(args);
+    return;
+}
+if (args.Length > 0 && args[0] == "distill")
+{
+    DistillBenchmark.Run(args);
     return;
 }
 if (args.Length > 0 && args[0] == "compose")

@@ -141,9 +141,9 @@ public sealed class DistillationPass(DistillationSettings settings) : ICompressi
         var inputs = student.Inputs.Select(i => new Data.DataInput(i, student[i].Shape!)).ToArray();
         var data = TrainingSet.Load(t.DataPath, t.LabelsPath, inputs, CompressionReport.Classes(student), t.Uint8Scale);
         var loss = data.Labels is null ? LossMix.Distill : new LossMix(CrossEntropy: settings.LabelWeight, Distillation: 1 - settings.LabelWeight);
-        // Without augmentation the teacher's outputs are computed once; with it, on each augmented batch.
-        var teacherModel = t.Augmentation.IsOff ? null : TrainableModel.Build(teacher);
-        var teaching = teacherModel is not null ? Teacher.FromModel(teacherModel) : FineTunePass.TeacherOutputs(teacher, data);
+        // Without augmentation the teacher's outputs are computed once; with it, on each augmented batch; on the labels alone, never.
+        var teaching = !loss.NeedsTeacher ? null
+            : t.Augmentation.IsOff ? FineTunePass.TeacherOutputs(teacher, data) : Teacher.FromModel(TrainableModel.Build(teacher));
         var options = new TrainingOptions
         {
             Epochs = t.Epochs, LearningRate = t.LearningRate, Seed = (ulong)t.Seed, TimeLimit = t.TimeLimit, Patience = FineTuneSettings.Patience,

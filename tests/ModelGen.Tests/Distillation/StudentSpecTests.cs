@@ -130,7 +130,7 @@ public class StudentSpecTests
 [Collection("Console")] // Console.SetError is process-wide
 public class StudentCliTests
 {
-    static (int Exit, string Errors) Main(params string[] args)
+    static (int Exit, string Errors) Modelgen(params string[] args)
     {
         var stderr = new StringWriter();
         var old = Console.Error;
@@ -145,8 +145,8 @@ public class StudentCliTests
     public void ABadStudentIsMG0007(string command)
     {
         var (exit, errors) = command == "compile"
-            ? Main("compile", TestData.Mnist("lenet5.onnx"), "--student", "width:2", "--training-data", TestData.Mnist("calibration-256.npy"), "--out", Path.GetTempPath())
-            : Main("bench", TestData.Mnist("lenet5.onnx"), "--student", "width:2", "--training-data", TestData.Mnist("calibration-256.npy"));
+            ? Modelgen("compile", TestData.Mnist("lenet5.onnx"), "--student", "width:2", "--training-data", TestData.Mnist("calibration-256.npy"), "--out", Path.GetTempPath())
+            : Modelgen("bench", TestData.Mnist("lenet5.onnx"), "--student", "width:2", "--training-data", TestData.Mnist("calibration-256.npy"));
         Assert.Equal(1, exit);
         Assert.Contains("error MG0007: Student (--student) 'width:2'", errors);
     }
@@ -154,7 +154,7 @@ public class StudentCliTests
     [Fact]
     public void AStudentWithoutTrainingDataIsMG0007()
     {
-        var (exit, errors) = Main("compile", TestData.Mnist("lenet5.onnx"), "--student", "depthwise", "--out", Path.GetTempPath());
+        var (exit, errors) = Modelgen("compile", TestData.Mnist("lenet5.onnx"), "--student", "depthwise", "--out", Path.GetTempPath());
         Assert.Equal(1, exit);
         Assert.Contains("error MG0007: Student (--student) is trained by distillation on TrainingData", errors);
     }
