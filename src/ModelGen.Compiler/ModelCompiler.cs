@@ -59,7 +59,7 @@ public sealed record CompileOptions
     public string? Student { get; init; }
     /// <summary>StudentInit (--student-init): own (the student's weights, default) or fresh (a seeded He-uniform initialisation).</summary>
     public string? StudentInit { get; init; }
-    /// <summary>DistillationTemperature (--distillation-temperature): the T of the softened outputs; null: 2.</summary>
+    /// <summary>DistillationTemperature (--distillation-temperature): the T of the softened outputs; null: 8.</summary>
     public double? DistillationTemperature { get; init; }
     /// <summary>DistillationLabelWeight (--distillation-label-weight): with TrainingLabels, the cross-entropy's share of the distillation loss, 0 to 1; null: 0.5.</summary>
     public double? DistillationLabelWeight { get; init; }

@@ -59,8 +59,8 @@ public class StudentCompressionTests(ITestOutputHelper output)
     public void AnInt8StudentRunsEndToEnd()
     {
         string student = Students.Mlp().Save("mlp.onnx");
-        var (images, _) = Students.TrainingSlice(2000);
-        var options = Students.Options(student, images, epochs: 5) with { Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
+        var (images, _) = Students.TrainingSlice(4000);
+        var options = Students.Options(student, images, epochs: 12) with { Compression = "int8", CalibrationPath = TestData.Mnist("calibration-256.npy") };
         var artifact = ModelCompiler.Compile(options, out var prepared);
         Assert.Equal(["distilled into mlp.onnx", "int8 arithmetic"], prepared.CompressionStages.Select(s => s.Name).Take(2));
         Assert.All(prepared.Nodes.Where(n => n.OpType == "Dense"), n => Assert.IsType<Int8DenseForm>(n.Form));

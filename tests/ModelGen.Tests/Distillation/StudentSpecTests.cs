@@ -71,7 +71,7 @@ public class StudentSpecTests
         var s = DistillationSettings.From(Good with { Epochs = 7, Seed = 3, TrainingAugmentation = "shift:2" })!;
         Assert.Equal(Path.GetFullPath("mlp.onnx"), s.Student.File);
         Assert.Equal(StudentInit.Own, s.Init);
-        Assert.Equal(2, s.Temperature);
+        Assert.Equal(8, s.Temperature);
         Assert.Equal(0.5, s.LabelWeight);
         Assert.Equal(1e-3, s.Training.LearningRate); // a student is trained, not fine-tuned
         Assert.Equal((7, 3, 2), (s.Training.Epochs, s.Training.Seed, s.Training.Augmentation.MaxShift));
