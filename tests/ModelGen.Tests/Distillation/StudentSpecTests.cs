@@ -151,6 +151,25 @@ public class StudentCliTests
         Assert.Contains("error MG0007: Student (--student) 'width:2'", errors);
     }
 
+    /// <summary>
+    /// Only the calibration samples, stretched by augmentation (the teacher labels each shifted sample): two epochs on 231
+    /// of them leave the student far from the teacher, and the compile warns with MG4011 and writes the report anyway.
+    /// </summary>
+    [Fact]
+    public void LowHeldOutAgreementIsWarningMG4011()
+    {
+        string student = Students.Mlp().Save("mlp.onnx");
+        string calibration = TestData.Mnist("calibration-256.npy"), output = Path.Combine(Path.GetDirectoryName(student)!, "out");
+        var (exit, errors) = Modelgen("compile", TestData.Mnist("lenet5.onnx"), "--student", student, "--training-data", calibration, "--augment", "shift:2",
+            "--epochs", "2", "--calibration", calibration, "--out", output);
+        Assert.Equal(0, exit);
+        Assert.Contains($"{TestData.Mnist("lenet5.onnx")}: warning MG4011: the distilled student (mlp.onnx) agrees with the teacher's top class on ", errors);
+        Assert.Contains("of the 25 held-out training samples, below 90%", errors);
+        string report = File.ReadAllText(Path.Combine(output, "Lenet5.report.md"));
+        Assert.Contains("**Warning:** the distilled student (mlp.onnx)", report);
+        Assert.Contains("| parameters | 431,080 | 79,510 |", report);
+    }
+
     [Fact]
     public void AStudentWithoutTrainingDataIsMG0007()
     {
