@@ -52,6 +52,27 @@ public class StudentCompressionTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// Pruning and weight sharing after distillation prune and share the student's layers (80% of their weights zero,
+    /// 4-bit codes stored sparse or shared), and the generated code computes what the evaluator computes.
+    /// </summary>
+    [Fact]
+    public void PruningAndSharingCompressTheStudent()
+    {
+        string student = Students.Mlp().Save("mlp.onnx");
+        var (images, _) = Students.TrainingSlice(1000);
+        var options = Students.Options(student, images, epochs: 2) with { Pruning = 0.8, WeightSharing = 4 };
+        var artifact = ModelCompiler.Compile(options, out var prepared);
+        Assert.Equal("distilled into mlp.onnx", prepared.CompressionStages[0].Name);
+        var layers = prepared.Nodes.Where(n => n.OpType == "Dense").ToList();
+        Assert.Equal([100, 784], prepared[layers[0].Inputs[1]].Shape!); // the student's first layer
+        var weights = MagnitudePruning.PrunableWeights(prepared).SelectMany(w => prepared[w.Weight].Constant!.Floats).ToArray();
+        Assert.InRange(weights.Count(v => v == 0) / (double)weights.Length, 0.8, 0.81);
+        Assert.All(layers, n => Assert.True(n.Form is SparseDenseForm { Shared: not null } or SharedWeightsForm, $"{n.Name}: {n.Form}"));
+
+        GeneratedCodeAgainstEvaluator(artifact, prepared, 10, (s, expected, y) => Tolerance.AssertClose(expected, y, $"digit {s}: generated code against the evaluator"));
+    }
+
+    /// <summary>
     /// Compression int8 after distillation: the student's layers become int8 arithmetic, the generated code computes what
     /// the evaluator computes bit for bit, and the int8 student keeps the float student's bar on the test digits.
     /// </summary>
@@ -68,15 +89,21 @@ public class StudentCompressionTests(ITestOutputHelper output)
         output.WriteLine($"int8 student: {accuracy:P2} on 300 test digits");
         Assert.True(accuracy > 0.85, $"accuracy {accuracy:P2}");
 
+        GeneratedCodeAgainstEvaluator(artifact, prepared, 20, (_, expected, y) => Assert.Equal(expected, y));
+    }
+
+    /// <summary>The generated code and the evaluator on the first <paramref name="digits"/> test digits, compared by <paramref name="check"/>(digit, evaluator, code).</summary>
+    static void GeneratedCodeAgainstEvaluator(ModelGen.Artifact.ModelArtifact artifact, Graph prepared, int digits, Action<int, float[], float[]> check)
+    {
         var models = GeneratedModels.Build(artifact);
         var test = NpyReader.Read(TestData.Mnist("test-images.npy")).Data;
-        for (int s = 0; s < 20; s++)
+        for (int s = 0; s < digits; s++)
         {
             var x = test[(s * 784)..((s + 1) * 784)];
             var expected = ReferenceEvaluator.Run(prepared, new Dictionary<string, TensorData> { ["image"] = new([1, 1, 28, 28], x) })["scores"].Floats;
             var y = new float[10];
             models.Run(artifact, [x], [y]);
-            Assert.Equal(expected, y);
+            check(s, expected, y);
         }
     }
 }
