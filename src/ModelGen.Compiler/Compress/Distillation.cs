@@ -79,6 +79,9 @@ public sealed record DistillationSettings(StudentSpec Student, StudentInit Init,
                 Bad("StudentInit, DistillationTemperature and DistillationLabelWeight (--student-init, --distillation-temperature, --distillation-label-weight) set how a Student (--student) is distilled; give the Student");
             return null;
         }
+        // The precision searches prepare the model once per candidate: each would distil the student again.
+        if (options.Compression.ToLowerInvariant() is "mixed" or "mixed-weights")
+            Bad($"Compression {options.Compression.ToLowerInvariant()} does not take a Student (--student) yet: its search would distil the student once per candidate; use int8, int8-weights or int4-weights with a Student");
         if (options.TrainingDataPath is null)
             Bad("Student (--student) is trained by distillation on TrainingData (--training-data), which is not given: give the samples to train on (labels optional; with only the calibration samples, give them as TrainingData with TrainingAugmentation, e.g. \"shift:2\")");
         double temperature = options.DistillationTemperature ?? DefaultTemperature;

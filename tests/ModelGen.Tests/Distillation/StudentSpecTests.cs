@@ -89,6 +89,7 @@ public class StudentSpecTests
     [InlineData("label weight without labels", "TrainingLabels (--training-labels) are not given")]
     [InlineData("init", "StudentInit (--student-init) 'random' is not own")]
     [InlineData("options without a student", "give the Student")]
+    [InlineData("mixed", "Compression mixed-weights does not take a Student (--student) yet")]
     public void BadDistillationOptionsAreMG0007(string what, string message)
     {
         var options = what switch
@@ -99,6 +100,7 @@ public class StudentSpecTests
             "label weight 2" => Good with { DistillationLabelWeight = 2, TrainingLabelsPath = "/data/labels.npy" },
             "label weight without labels" => Good with { DistillationLabelWeight = 0.7 },
             "init" => Good with { StudentInit = "random" },
+            "mixed" => Good with { Compression = "Mixed-Weights", LayerPrecisions = new Dictionary<string, string>() },
             _ => Good with { Student = null, TrainingDataPath = null, DistillationTemperature = 3 },
         };
         // Through the plan, as a build parses the options: before the model is read (the model file does not exist).
