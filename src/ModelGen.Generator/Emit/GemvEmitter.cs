@@ -235,6 +235,9 @@ internal static class GemvEmitter
         var decoder = new CodebookDecoder(k, dense.Bits);
         if (wt.Shape.Length != 2 || wt.Shape[1] != decoder.RowBytes || inputs[2].ElementCount != entries)
             throw new System.FormatException($"Dense '{node.Name}': {dense.Bits}-bit codes must be [{n}, {decoder.RowBytes}] and the codebook {entries} floats");
+        // The AVX2 form reads a 4-bit codebook's upper two bytes only (CodebookCodes): the compiler stores bfloat16 values.
+        if (dense.Bits == 4 && inputs[2].Data is { } table && Enumerable.Range(0, entries).Any(e => table[4 * e] != 0 || table[4 * e + 1] != 0))
+            throw new System.FormatException($"Dense '{node.Name}': a 4-bit codebook must hold bfloat16 values (float32 with the low 16 bits zero)");
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, shared weights: y[j] = Σk codebook[code[j, k]]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; codes of {dense.Bits} bits, {decoder.RowBytes} bytes a row, a codebook of {entries} float32{KernelEmitter.ActName(node)}.");
         EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, decoder, $" || codebook.Length < {entries}", accumulatorPerPart: true);
