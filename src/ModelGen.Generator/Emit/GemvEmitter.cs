@@ -214,6 +214,8 @@ internal static class GemvEmitter
     public static void EmitFloat32Rows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
         var wt = inputs[1];
+        if (wt.Shape.Length != 2 || wt.Shape[0] != y.ElementCount)
+            throw new System.FormatException($"Dense '{node.Name}': nk32 weights must be [{y.ElementCount}, K]");
         int n = wt.Shape[0], k = wt.Shape[1];
         bool hasBias = inputs.Length > 2;
         w.Line($"// Fully connected, one row: y[j] = Σk x[k]·W[j, k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, W {CodeWriter.Shape(wt.Shape)} row-major, unpadded (a thin layer){KernelEmitter.ActName(node)}.");
