@@ -206,6 +206,23 @@ internal static class GemvEmitter
         w.Line("p += 64;");
     }
 
+    /// <summary>
+    /// float32 weights [N, K] row-major as they are, one row: the halves of a low-rank factorization, whose rank the
+    /// panels would pad to 4 rows and 16 columns (4% of LeNet-300-100's factorized bytes). The columns past the last
+    /// whole vector are added one by one.
+    /// </summary>
+    public static void EmitFloat32Rows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
+    {
+        var wt = inputs[1];
+        if (wt.Shape.Length != 2 || wt.Shape[0] != y.ElementCount)
+            throw new System.FormatException($"Dense '{node.Name}': nk32 weights must be [{y.ElementCount}, K]");
+        int n = wt.Shape[0], k = wt.Shape[1];
+        bool hasBias = inputs.Length > 2;
+        w.Line($"// Fully connected, one row: y[j] = Σk x[k]·W[j, k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, W {CodeWriter.Shape(wt.Shape)} row-major, unpadded (a thin layer){KernelEmitter.ActName(node)}.");
+        var d = new Float32Decoder(k, (x, r, part) => $"(nuint)({Expr.Plus($"j * {k}", r * k + part * x.Floats)} + i)", row => $"{SimdWidth.Parenthesized(row)} * {k} + i");
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, d, "");
+    }
+
     /// <summary>Weight-only int8, one row: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j], q [N, K] row-major.</summary>
     public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
