@@ -161,6 +161,41 @@ public class DerivedStudentTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>
+    /// A convolution with strides, asymmetric pads, dilations, a bias and a fused Relu whose kernel slices are rank 1:
+    /// the depthwise-separable student (its depthwise half taking the geometry, its pointwise half the bias and
+    /// activation) computes what the original does, ONNX Runtime on both files. With 4 input channels (the rule wants
+    /// more than 4) the convolution stays as it is.
+    /// </summary>
+    [Theory]
+    [InlineData(6, true)]
+    [InlineData(4, false)]
+    public void DepthwiseKeepsTheGeometryAndARankOneConvolutionExactly(int channels, bool separable)
+    {
+        int outputs = 5, taps = 9;
+        var a = OnnxBuilder.Random(outputs * channels, 61);
+        var b = OnnxBuilder.Random(channels * taps, 62);
+        var w = new float[outputs * channels * taps];
+        for (int o = 0; o < outputs; o++)
+            for (int i = 0; i < channels; i++)
+                for (int t = 0; t < taps; t++) w[(o * channels + i) * taps + t] = a[o * channels + i] * b[i * taps + t];
+        string path = new OnnxBuilder()
+            .Input("x", 1, channels, 9, 8)
+            .Initializer("w", [outputs, channels, 3, 3], w).Initializer("b", [outputs], OnnxBuilder.Random(outputs, 63))
+            .Node("Conv", ["x", "w", "b"], ["c"], ("strides", new[] { 2, 1 }), ("pads", new[] { 1, 0, 1, 2 }), ("dilations", new[] { 1, 2 }))
+            .Node("Relu", ["c"], ["y"])
+            .Output("y")
+            .Save("geometry.onnx");
+        var teacher = ModelCompiler.Normalized(new CompileOptions { ModelPath = path });
+        var student = DerivedStudent.Derive(teacher, 1, depthwise: true, path);
+        Assert.Equal(separable ? 2 : 1, student.Nodes.Count(n => n.OpType == "Conv"));
+        Assert.Equal(separable, student.Nodes.Any(n => n.Int("group", 1) == channels));
+        using var original = new OnnxRuntimeOracle(path);
+        using var exported = new OnnxRuntimeOracle(OnnxExport.Build(student, []).ToByteArray());
+        var input = OnnxBuilder.Random(channels * 72, 64);
+        Tolerance.AssertClose(original.Run(("x", input, [1, channels, 9, 8]))[0], exported.Run(("x", input, [1, channels, 9, 8]))[0], "depthwise-separable student against the original");
+    }
+
     /// <summary>W'[o, i, y, x] = P[o, i]·D[i, y, x].</summary>
     static float[] Reconstruct(TensorData depthwise, TensorData pointwise)
     {
