@@ -141,6 +141,23 @@ public static class DerivedStudent
         return first;
     }
 
+    /// <summary>
+    /// "/c1/Conv 20 → 5, /c2/Conv 50 → 13 depthwise-separable, …": each of the teacher's convolutions and fully
+    /// connected layers with its output channels in the teacher and in <paramref name="student"/> (for a report).
+    /// </summary>
+    public static string Describe(Graph teacher, Graph student)
+    {
+        var parts = new List<string>();
+        foreach (var layer in teacher.Nodes.Where(n => n.OpType is "Conv" or Operators.DenseOperator.Name && n.HasInput(1) && teacher[n.Inputs[1]].Constant is not null))
+        {
+            var same = student.Nodes.FirstOrDefault(n => n.Name == layer.Name);
+            var pointwise = same is null ? student.Nodes.FirstOrDefault(n => n.Name == layer.Name + "/pointwise") : null;
+            if ((same ?? pointwise) is not { } node || student[node.Inputs[1]].Constant is not { } weight) continue;
+            parts.Add($"{layer.Name} {teacher[layer.Inputs[1]].Constant!.Shape[0]} → {weight.Shape[0]}{(pointwise is null ? "" : " depthwise-separable")}");
+        }
+        return string.Join(", ", parts);
+    }
+
     static string NewValue(Graph graph, string baseName)
     {
         string name = baseName;

@@ -69,6 +69,7 @@ public class DerivedStudentTests(ITestOutputHelper output)
         Assert.Equal(teacher.Inputs, student.Inputs);
         Assert.Equal(teacher.Outputs, student.Outputs);
         Assert.Equal(teacher[teacher.Outputs[0]].Shape, student[student.Outputs[0]].Shape);
+        output.WriteLine(DerivedStudent.Describe(teacher, student));
     }
 
     /// <summary>The first layer keeps the filters (neurons) of largest L2 norm, in their order, with the teacher's weights.</summary>
@@ -119,6 +120,8 @@ public class DerivedStudentTests(ITestOutputHelper output)
         Assert.Equal(20, convs[1].Int("group", 1));
         Assert.Equal([50, 20, 1, 1], Weight(student, convs[2]).Shape);
         Assert.Equal(Weight(teacher, teacher.Nodes.First(n => n.OpType == "Conv")).Floats, Weight(student, convs[0]).Floats);
+        var names = Layers(teacher).Select(n => n.Name).ToList();
+        Assert.Equal($"{names[0]} 20 → 20, {names[1]} 50 → 50 depthwise-separable, {names[2]} 500 → 500, {names[3]} 10 → 10", DerivedStudent.Describe(teacher, student));
     }
 
     /// <summary>W[o, i, y, x] = a[o, i]·b[i, y, x]: every slice W[:, i] is rank 1, so P[o, i]·D[i, y, x] gives W back.</summary>
