@@ -199,6 +199,26 @@ public class DerivedStudentTests(ITestOutputHelper output)
         Tolerance.AssertClose(original.Run(("x", input, [1, channels, 9, 8]))[0], exported.Run(("x", input, [1, channels, 9, 8]))[0], "depthwise-separable student against the original");
     }
 
+    /// <summary>
+    /// The depthwise-separable test CNN (depthwise convolutions already, whose groups follow the narrowed channels) at
+    /// width 0.5 with depthwise: ONNX Runtime on the exported student computes what the evaluator does on it.
+    /// </summary>
+    [Fact]
+    public void ADepthwiseSeparableTeacherNarrowsConsistently()
+    {
+        string path = Path.Combine(TestData.Root, "tests", "ModelGen.Tests", "Training", "Reference", "dwsep.onnx");
+        var teacher = ModelCompiler.Normalized(new CompileOptions { ModelPath = path });
+        var student = DerivedStudent.Derive(teacher, 0.5, depthwise: true, path);
+        output.WriteLine(DerivedStudent.Describe(teacher, student));
+        Assert.True(Parameters(student) < Parameters(teacher));
+        string input = student.Inputs[0];
+        int[] shape = student[input].Shape!;
+        using var ort = new OnnxRuntimeOracle(OnnxExport.Build(student, []).ToByteArray());
+        var x = OnnxBuilder.Random((int)TensorData.Size(shape), 71);
+        var expected = ReferenceEvaluator.Run(student, new Dictionary<string, TensorData> { [input] = new(shape, x) })[student.Outputs[0]].Floats;
+        Tolerance.AssertClose(expected, ort.Run((input, x, shape))[0], "dwsep student: ONNX Runtime against the evaluator");
+    }
+
     /// <summary>W'[o, i, y, x] = P[o, i]·D[i, y, x].</summary>
     static float[] Reconstruct(TensorData depthwise, TensorData pointwise)
     {
