@@ -3,8 +3,8 @@
 # package: LeNet-5 compiled into C# at build time, in float32 and compressed to int8, recognises the 2,000
 # MNIST test digits; a table gives each one's weight bytes, accuracy and speed.
 #   eng/run-sample.sh            pack, build, run
-#   eng/run-sample.sh distill    the same for samples/Distill: LeNet-5 distilled into a student a quarter as wide at
-#                                build time (a few minutes of training), teacher and student side by side
+#   eng/run-sample.sh distill    the same for samples/Distill: LeNet-5 distilled into a student of 1/29 of its
+#                                parameters at build time (a few minutes of training), teacher and student side by side
 #   MODELGEN_SKIP_PACK=1 eng/run-sample.sh   reuse the package already in artifacts/feed
 set -euo pipefail
 
