@@ -11,6 +11,8 @@ public enum DenseLayout
     Kn,
     /// <summary>One row: float32 w in panels of 4 rows, [N'/4, K'/16, 4, 16].</summary>
     Panels4,
+    /// <summary>One row: float32 w [N, K] row-major, unpadded (a low-rank half whose rank the panels would pad).</summary>
+    Nk32,
     /// <summary>One row: int8 w [N, K] and a float32 scale per output.</summary>
     Nk8,
     /// <summary>One row: int4 w packed two per byte [N, K'/2] and a float32 scale per output.</summary>
@@ -130,6 +132,7 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
             "kn" => DenseLayout.Kn,
             "panels4" => DenseLayout.Panels4,
             "nk8" => DenseLayout.Nk8,
+            "nk32" => DenseLayout.Nk32,
             "nk4" => DenseLayout.Nk4,
             "sparse" => DenseLayout.Sparse,
             "codebook" => DenseLayout.Codebook,
@@ -157,6 +160,7 @@ public sealed class DenseAttributes : IEquatable<DenseAttributes>
     {
         DenseLayout.Panels4 => "panels4",
         DenseLayout.Nk8 => "nk8",
+        DenseLayout.Nk32 => "nk32",
         DenseLayout.Nk4 => "nk4",
         DenseLayout.Sparse => "sparse",
         DenseLayout.Codebook => "codebook",

@@ -53,7 +53,7 @@ public sealed record CompileOptions
     public string? LowRank { get; init; }
     /// <summary>WeightSharing (--weight-sharing): each fully connected layer's and convolution's weights clustered into a codebook of 2^bits values (2 to 8); null: none.</summary>
     public int? WeightSharing { get; init; }
-    /// <summary>WeightSharingTies (--weight-sharing-ties): groups of layers tied to one shared weight, "fc1,fc2;conv2,conv3" (Compress.WeightTying); needs WeightSharing.</summary>
+    /// <summary>WeightSharingTies (--weight-sharing-ties): groups of layers tied to one shared weight, "fc1,fc2;conv2,conv3", or "auto:0.9" to tie layers by similarity (Compress.WeightTying); needs WeightSharing.</summary>
     public string? WeightSharingTies { get; init; }
     /// <summary>Student (--student): distil the model into an ONNX file's student ("mlp.onnx") or a derived one ("width:0.25", "depthwise", "width:0.5,depthwise"; Compress.StudentSpec); null: none.</summary>
     public string? Student { get; init; }

@@ -15,7 +15,7 @@ public static class CompositionBenchmark
         new("lenet5 pruned 92% + shared 4-bit + fine-tuning", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.92, WeightSharing = 4 }, 6, 1e-3f)),
         new("lenet5 pruned 95% + shared 4-bit + fine-tuning", "lenet5.onnx", o => FineTuned(o with { Pruning = 0.95, WeightSharing = 4 }, 6, 1e-3f)),
         new("lenet5 shared 4-bit + fine-tuning", "lenet5.onnx", o => FineTuned(o with { WeightSharing = 4 }, 4, 1e-4f)),
-        new("lenet300 low rank 0.9 + fine-tuning", "lenet300.onnx", o => FineTuned(o with { LowRank = "0.9" }, 12, 1e-3f)),
+        new("lenet300 low rank 0.9 + fine-tuning", "lenet300.onnx", o => FineTuned(o with { LowRank = "0.9" }, 8, 1e-4f)), // as LowRankFineTuneTests: 1e-3 overshoots (94.75%)
     ];
 
     public static void Run(string[] args) => PruneBenchmark.Run(args, Recipes);

@@ -79,8 +79,9 @@ public static class BenchCommand
         var plan = artifact.MemoryPlan!;
         var ours = InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(artifact)));
         // Compressed (quantized, pruned or fine-tuned): our dense float32 model too, timed in the same rounds, so the two compare side by side.
-        var plain = options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) && o.Training is null ? null
-            : InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(ModelCompiler.Compile(dense with { Compression = "none", CalibrationPath = null }))));
+        var plainArtifact = options.Compression.Equals("none", StringComparison.OrdinalIgnoreCase) && o.Training is null ? null
+            : ModelCompiler.Compile(dense with { Compression = "none", CalibrationPath = null });
+        var plain = plainArtifact is null ? null : InProcessModel.Load(ArtifactText.Read(ArtifactText.Write(plainArtifact)));
 
         // Inputs: the first from --data (sample by sample), the others pseudo-random (int64: zeros, valid indices).
         var inputTensors = artifact.Inputs.Select(b => artifact.Tensors[b.Tensor]).ToArray();
@@ -148,10 +149,26 @@ public static class BenchCommand
             if (plain is not null) plainTimes.Add(Seconds(plain.Ticks(inputs, outputs, plainCount)) / plainCount);
         }
         long oursAllocated = ours.Allocated(inputs, outputs, 100) / 100, ortAllocated = ort.Allocated(100) / 100;
-        // Where the time goes: each kernel timed over as many runs as one round.
-        var ticks = new long[artifact.Nodes.Count];
-        ours.Profile(inputs, outputs, oursCount, ticks);
-        var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel.ToString(), Seconds(ticks[i]) / oursCount, MultiplyAdds(artifact, n))).ToList();
+        // Where the time goes: each kernel timed over as many runs as one round; beside a compressed model, our dense
+        // float32 model's kernel of the same ONNX node, profiled in alternation (medians of 5 rounds each).
+        var oursKernels = new List<double[]>();
+        var plainKernels = new List<double[]>();
+        for (int r = 0; r < (plain is null ? 1 : 5); r++)
+        {
+            var ticks = new long[artifact.Nodes.Count];
+            ours.Profile(inputs, outputs, oursCount, ticks);
+            oursKernels.Add([.. ticks.Select(t => Seconds(t) / oursCount)]);
+            if (plain is null) continue;
+            var plainTicks = new long[plainArtifact!.Nodes.Count];
+            plain.Profile(inputs, outputs, plainCount, plainTicks);
+            plainKernels.Add([.. plainTicks.Select(t => Seconds(t) / plainCount)]);
+        }
+        var plainByNode = plainArtifact is null ? new Dictionary<string, double>()
+            : plainArtifact.Nodes.Select((n, i) => (n.Name, Seconds: Median([.. plainKernels.Select(k => k[i])]))).GroupBy(k => k.Name).ToDictionary(g => g.Key, g => g.First().Seconds);
+        var kernels = artifact.Nodes.Select((n, i) => new KernelTime(n.OnnxOp, n.Name, n.Kernel.ToString(), Median([.. oursKernels.Select(k => k[i])]), MultiplyAdds(artifact, n))
+        {
+            Float32Seconds = plainByNode.TryGetValue(n.Name, out double f) ? f : null,
+        }).ToList();
         long weightBytes = artifact.Tensors.Where(t => t.Storage == TensorStorage.Weight && t.Data is not null).Select(t => t.Data!).Distinct(ReferenceEqualityComparer.Instance).Sum(d => (long)((byte[])d!).Length);
         return new BenchResult(Path.GetFileName(o.ModelPath), o.BatchSize, o.Simd, ortVersion, Median(oursTimes), Median(ortTimes), oursAllocated, ortAllocated,
             plan, weightBytes, MultiplyAdds(artifact), agreement, batches * batch, dataset is not null, kernels, MeasurePeak())
@@ -442,7 +459,11 @@ public sealed class Agreement
 }
 
 /// <summary>One kernel's share of a run.</summary>
-public sealed record KernelTime(string OnnxOp, string Node, string Kernel, double Seconds, long MultiplyAdds);
+public sealed record KernelTime(string OnnxOp, string Node, string Kernel, double Seconds, long MultiplyAdds)
+{
+    /// <summary>Our dense float32 model's kernel of the same ONNX node, when a compressed model is timed beside it.</summary>
+    public double? Float32Seconds { get; init; }
+}
 
 /// <summary>Read rates (GB/s) of a buffer of <paramref name="Bytes"/>, in aligned and in misaligned vector loads.</summary>
 public sealed record StreamRate(long Bytes, double AlignedGBs, double MisalignedGBs);
@@ -490,17 +511,20 @@ public sealed record BenchResult(string Model, int BatchSize, string Simd, strin
             w.AppendLine($"weight stream          {st.AlignedGBs:F1} GB/s reading {Bytes(st.Bytes)} in 64-byte-aligned loads ({st.MisalignedGBs:F1} GB/s misaligned): reading the weights once takes {WeightBytes / st.AlignedGBs / 1e3:F1} µs at least");
         w.AppendLine($"agreement              top-1 same on {Agreement.SameTop1} of {Agreement.Compared} {(FromData ? $"rows ({Samples} samples of the data)" : "rows (a pseudo-random input)")}; max |difference| {Agreement.MaxAbsolute:G3}; {Agreement.OutsideTolerance} of {Agreement.Values} values outside 1e-4 relative / 1e-5 absolute");
         w.AppendLine();
-        w.AppendLine("per kernel (ModelGen, profiled run)");
-        var table = new List<string[]> { new[] { "#", "ONNX node", "kernel", "time", "share", "GFLOP/s", "of peak" } };
+        bool beside = Kernels.Any(k => k.Float32Seconds is not null);
+        w.AppendLine(beside ? "per kernel (ModelGen, profiled runs; float32: our dense float32 model's kernel of the same node, in alternate runs)" : "per kernel (ModelGen, profiled run)");
+        var table = new List<string[]> { new[] { "#", "ONNX node", "kernel", "time", "share", "GFLOP/s", "of peak" }.Concat(beside ? ["float32", "speed-up"] : []).ToArray() };
         double total = Kernels.Sum(k => k.Seconds);
         for (int i = 0; i < Kernels.Count; i++)
         {
             var k = Kernels[i];
             double g = k.MultiplyAdds == 0 || k.Seconds <= 0 ? 0 : 2.0 * k.MultiplyAdds / k.Seconds / 1e9;
-            table.Add(new[] { i.ToString(CultureInfo.InvariantCulture), $"{k.OnnxOp} '{k.Node}'", k.Kernel, Time(k.Seconds), $"{100 * k.Seconds / total:F1}%",
-                g > 0 ? $"{g:F1}" : "", g > 0 ? $"{100 * g / Peak.Gflops:F0}%" : "" });
+            var row = new List<string> { i.ToString(CultureInfo.InvariantCulture), $"{k.OnnxOp} '{k.Node}'", k.Kernel, Time(k.Seconds), $"{100 * k.Seconds / total:F1}%",
+                g > 0 ? $"{g:F1}" : "", g > 0 ? $"{100 * g / Peak.Gflops:F0}%" : "" };
+            if (beside) row.AddRange(k.Float32Seconds is double f ? [Time(f), k.Seconds > 0 ? $"{f / k.Seconds:F2}x" : ""] : ["", ""]);
+            table.Add([.. row]);
         }
-        int[] tw = [.. Enumerable.Range(0, 7).Select(c => table.Max(r => r[c].Length))];
+        int[] tw = [.. Enumerable.Range(0, table[0].Length).Select(c => table.Max(r => r[c].Length))];
         foreach (var r in table) w.AppendLine(string.Join("  ", r.Select((cell, c) => c is 1 or 2 ? cell.PadRight(tw[c]) : cell.PadLeft(tw[c]))).TrimEnd());
         return w.ToString();
     }

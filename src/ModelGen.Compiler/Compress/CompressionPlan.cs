@@ -46,8 +46,8 @@ public sealed record CompressionPlan
     /// <summary>Weight sharing: the bits of each layer's codebook index (2 to 8: 2^bits shared values), or null.</summary>
     public int? WeightSharing { get; init; }
 
-    /// <summary>Sharing across layers: groups of layer names tied to one shared weight (<see cref="WeightTying"/>); empty: none.</summary>
-    public IReadOnlyList<string[]> WeightSharingTies { get; init; } = [];
+    /// <summary>Sharing across layers: groups of layer names tied to one shared weight, or ties chosen by similarity (<see cref="WeightTying"/>).</summary>
+    public LayerTies WeightSharingTies { get; init; } = LayerTies.None;
 
     /// <summary>Distillation into a student (Student), the first stage, or null.</summary>
     public DistillationSettings? Distillation { get; init; }
@@ -86,10 +86,10 @@ public sealed record CompressionPlan
         ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, $"WeightSharing (--weight-sharing) is the bits of each layer's codebook index, {Compress.WeightSharing.MinBits} to {Compress.WeightSharing.MaxBits} (4 shares 16 values per layer), not {b}")
         : options.WeightSharing;
 
-    static IReadOnlyList<string[]> ParseWeightSharingTies(CompileOptions options)
+    static LayerTies ParseWeightSharingTies(CompileOptions options)
     {
         var ties = Compress.WeightTying.Parse(options.WeightSharingTies, options.ModelPath);
-        return ties.Count > 0 && options.WeightSharing is null
+        return ties.Any && options.WeightSharing is null
             ? throw new ModelGenException(ErrorCodes.BadOption, options.ModelPath, "WeightSharingTies (--weight-sharing-ties) ties layers to one shared codebook: give WeightSharing (--weight-sharing BITS) too")
             : ties;
     }
@@ -128,7 +128,7 @@ public sealed record CompressionPlan
             passes.Add(new Training.FineTunePass(FineTune));
         if (WeightSharing is int bits)
         {
-            if (WeightSharingTies.Count > 0) passes.Add(new WeightTyingPass(WeightSharingTies, bits)); // first: sharing then leaves the tied layers alone
+            if (WeightSharingTies.Any) passes.Add(new WeightTyingPass(WeightSharingTies, bits)); // first: sharing then leaves the tied layers alone
             passes.Add(new WeightSharingPass(bits));
         }
         if (WeightSharing is not null && FineTune is not null)

@@ -31,11 +31,11 @@ public sealed record StudentSpec(string? File, double? Width, bool Depthwise)
             if (name == "depthwise" && kv.Length == 1 && !depthwise)
                 depthwise = true;
             else if (name == "width" && kv.Length == 2 && width is null
-                && double.TryParse(kv[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double w) && w > 0 && w < 1)
+                && double.TryParse(kv[1], NumberStyles.Float, CultureInfo.InvariantCulture, out double w) && w > 0 && w <= 1)
                 width = w;
             else
                 throw new ModelGenException(ErrorCodes.BadOption, modelPath,
-                    $"Student (--student) '{text}': '{part}' is not width:<multiplier above 0 and below 1> or depthwise (each at most once), and the value is not an ONNX file (.onnx); e.g. \"students/mlp.onnx\", \"width:0.25\", \"depthwise\" or \"width:0.5,depthwise\"");
+                    $"Student (--student) '{text}': '{part}' is not width:<multiplier above 0 and at most 1> or depthwise (each at most once), and the value is not an ONNX file (.onnx); e.g. \"students/mlp.onnx\", \"width:0.25\", \"depthwise\" or \"width:0.5,depthwise\"");
         }
         return new StudentSpec(null, width, depthwise);
     }

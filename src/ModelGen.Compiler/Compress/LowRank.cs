@@ -76,6 +76,12 @@ public static class LowRank
     /// <summary>The annotation on a factorized layer's second half: the original layer's name, then its rank and form ("f1\nrank 41, 784→300").</summary>
     public const string Annotation = "low_rank";
 
+    /// <summary>The annotation on a factorized layer's first half (in → r): the original layer's name.</summary>
+    public const string FirstHalfAnnotation = "low_rank_in";
+
+    /// <summary>Either half of a factorized layer: lowered unpadded (DenseLayout.Nk32) where the 4-row, 16-column panels would pad its rank.</summary>
+    public static bool IsHalf(Node node) => node.Annotations.ContainsKey(Annotation) || node.Annotations.ContainsKey(FirstHalfAnnotation);
+
     /// <summary>The annotation on a layer that stayed whole: why.</summary>
     public const string StaysAnnotation = "low_rank_stays";
 
@@ -221,6 +227,7 @@ public static class LowRank
             Outputs = [middle],
         };
         foreach (var (key, attribute) in node.Attributes) thin.Attributes[key] = attribute.Clone(); // Dense: onnx_op; Conv: the geometry
+        thin.Annotations[FirstHalfAnnotation] = node.Name;
         node.Inputs[0] = middle;
         node.Inputs[1] = AddConstant(graph, node.Name + ".low_rank_out.weight", second);
         if (factor.Form == Shape.Separable && layer.Window is { } g)

@@ -64,10 +64,11 @@ public sealed record SparseWeights(SparsePattern Pattern, int Rows, int Columns,
     public long BytesWithCodes(int codeBits) => PackedValueBytes(Entries, codeBits) + IndexBytes + CountBytes;
 
     /// <summary>
-    /// Bytes of <paramref name="entries"/> values of <paramref name="bits"/> bits packed one after another: a code that
-    /// straddles two bytes is read as a 16-bit word, so widths that do not divide 8 (3, 5, 6, 7) carry one byte of slack.
+    /// Bytes of <paramref name="entries"/> values of <paramref name="bits"/> bits packed one after another, and a byte of
+    /// slack for widths below 8: the kernels read four codes at once (up to 32 bits from a code's first byte), which may
+    /// reach one byte past the last code.
     /// </summary>
-    public static long PackedValueBytes(long entries, int bits) => (entries * bits + 7) / 8 + (8 % bits == 0 ? 0 : 1);
+    public static long PackedValueBytes(long entries, int bits) => (entries * bits + 7) / 8 + (bits == 8 ? 0 : 1);
 
     /// <summary>
     /// <see cref="Values"/> (whole numbers 0 to 2^<paramref name="bits"/> − 1: codebook codes) packed <paramref name="bits"/>

@@ -78,10 +78,29 @@ public static class WeightSharing
         var centroids = Centroids(sorted, clusters);
         var codebook = new float[1 << bits];
         for (int c = 0; c < centroids.Length; c++) codebook[first + c] = (float)centroids[c];
+        codebook = Stored(codebook, bits);
         var codes = new byte[weights.Length];
         for (long i = 0; i < weights.LongLength; i++)
             codes[i] = zeroCode && weights[i] == 0f ? (byte)0 : (byte)(first + Nearest(centroids, weights[i]));
         return new SharedWeights(bits, codebook, codes, rows, columns, zeroCode);
+    }
+
+    /// <summary>
+    /// The codebook as stored: a 4-bit codebook's entries rounded to bfloat16 (float32 whose low 16 bits are zero; to
+    /// nearest, ties to even), the form the AVX2 kernel builds each weight from with two byte tables
+    /// (ModelGen.Artifact.CodebookCodes). A centroid moves by at most 2^-8 of its value; 0 stays 0. Other widths are
+    /// kept as they are.
+    /// </summary>
+    public static float[] Stored(float[] codebook, int bits)
+    {
+        if (bits != 4) return codebook;
+        var stored = new float[codebook.Length];
+        for (int i = 0; i < stored.Length; i++)
+        {
+            uint b = BitConverter.SingleToUInt32Bits(codebook[i]);
+            stored[i] = BitConverter.UInt32BitsToSingle((b + 0x7FFFu + ((b >> 16) & 1)) & 0xFFFF0000u);
+        }
+        return stored;
     }
 
     /// <summary>Lloyd's k-means over sorted values: <paramref name="clusters"/> centroids in ascending order.</summary>

@@ -28,8 +28,11 @@ public sealed class SharedFineTunePass(FineTuneSettings settings) : ICompression
         FineTunePass.StoreParameters(graph, model);
         foreach (var layers in shared)
         {
-            var form = new SharedWeightsForm(Weights(layers.First()) with { Codebook = (float[])model.CodebookOf(layers.Key)!.Values.Clone() });
+            var weights = Weights(layers.First());
+            var form = new SharedWeightsForm(weights with { Codebook = WeightSharing.Stored((float[])model.CodebookOf(layers.Key)!.Values.Clone(), weights.Bits) });
             foreach (var node in layers) node.Form = form;
+            // The graph computes with the values the stored codebook gives (a 4-bit one is rounded to bfloat16).
+            graph[layers.Key].Constant = new TensorData(graph[layers.Key].Constant!.Shape, form.Weights.Values());
         }
         context.Trained = result;
     }

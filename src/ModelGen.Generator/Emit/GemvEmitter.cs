@@ -206,6 +206,23 @@ internal static class GemvEmitter
         w.Line("p += 64;");
     }
 
+    /// <summary>
+    /// float32 weights [N, K] row-major as they are, one row: the halves of a low-rank factorization, whose rank the
+    /// panels would pad to 4 rows and 16 columns (4% of LeNet-300-100's factorized bytes). The columns past the last
+    /// whole vector are added one by one.
+    /// </summary>
+    public static void EmitFloat32Rows(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
+    {
+        var wt = inputs[1];
+        if (wt.Shape.Length != 2 || wt.Shape[0] != y.ElementCount)
+            throw new System.FormatException($"Dense '{node.Name}': nk32 weights must be [{y.ElementCount}, K]");
+        int n = wt.Shape[0], k = wt.Shape[1];
+        bool hasBias = inputs.Length > 2;
+        w.Line($"// Fully connected, one row: y[j] = Σk x[k]·W[j, k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs, W {CodeWriter.Shape(wt.Shape)} row-major, unpadded (a thin layer){KernelEmitter.ActName(node)}.");
+        var d = new Float32Decoder(k, (x, r, part) => $"(nuint)({Expr.Plus($"j * {k}", r * k + part * x.Floats)} + i)", row => $"{SimdWidth.Parenthesized(row)} * {k} + i");
+        EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, d, "");
+    }
+
     /// <summary>Weight-only int8, one row: y[j] = scale[j]·Σk q[j, k]·x[k] + b[j], q [N, K] row-major.</summary>
     public static void EmitInt8(CodeWriter w, ArtifactNode node, string name, string sig, ArtifactTensor[] inputs, ArtifactTensor y, SimdLevel simd)
     {
@@ -235,6 +252,9 @@ internal static class GemvEmitter
         var decoder = new CodebookDecoder(k, dense.Bits);
         if (wt.Shape.Length != 2 || wt.Shape[1] != decoder.RowBytes || inputs[2].ElementCount != entries)
             throw new System.FormatException($"Dense '{node.Name}': {dense.Bits}-bit codes must be [{n}, {decoder.RowBytes}] and the codebook {entries} floats");
+        // The AVX2 form reads a 4-bit codebook's upper two bytes only (CodebookCodes): the compiler stores bfloat16 values.
+        if (dense.Bits == 4 && inputs[2].Data is { } table && Enumerable.Range(0, entries).Any(e => table[4 * e] != 0 || table[4 * e + 1] != 0))
+            throw new System.FormatException($"Dense '{node.Name}': a 4-bit codebook must hold bfloat16 values (float32 with the low 16 bits zero)");
         bool hasBias = inputs.Length > 3;
         w.Line($"// Fully connected, one row, shared weights: y[j] = Σk codebook[code[j, k]]·x[k]{(hasBias ? " + b[j]" : "")} for {n} outputs of {k} inputs; codes of {dense.Bits} bits, {decoder.RowBytes} bytes a row, a codebook of {entries} float32{KernelEmitter.ActName(node)}.");
         EmitRows(w, node, name, sig, wt, n, k, hasBias, simd, decoder, $" || codebook.Length < {entries}", accumulatorPerPart: true);

@@ -750,6 +750,11 @@ internal static class KernelEmitter
             GemvEmitter.Emit(w, node, name, sig, inputs, y, simd);
             return;
         }
+        if (dense.Layout == DenseLayout.Nk32)
+        {
+            GemvEmitter.EmitFloat32Rows(w, node, name, sig, inputs, y, simd);
+            return;
+        }
         if (dense.Layout == DenseLayout.Nk8)
         {
             GemvEmitter.EmitInt8(w, node, name, sig, inputs, y, simd);

@@ -57,7 +57,9 @@ internal static class SparseGemvEmitter
         if (format.Shared)
         {
             w.Line("ref float rc = ref MemoryMarshal.GetReference(codebook);");
-            w.Line(SparseCodes.CodeFunction(format.CodeBits));
+            // Entries one at a time read their code alone: the tails of unstructured rows, N:M rows whose entries are not a multiple of four.
+            bool single = format.Unstructured || !SparseCodes.HasStepWord(format.CodeBits) || NOfMPerRow(format, k) % 4 != 0;
+            if (single) w.Line(SparseCodes.CodeFunction(format.CodeBits));
         }
         string? scale = format.Int8 ? "scales[j]" : null;
         if (format.Unstructured) Unstructured(w, node, format, n, hasBias, scale, byteCounts);
@@ -68,6 +70,18 @@ internal static class SparseGemvEmitter
     static string Value(SparseFormat format, string e) => format.Shared ? SparseCodes.Value("rc", "rw", e) : format.Int8 ? $"(float){U}.Add(ref rw, {e})" : $"{U}.Add(ref rw, {e})";
 
     static string X(string column) => $"{U}.Add(ref rx, {column})";
+
+    /// <summary>
+    /// The four multiply-adds of a step of entries <paramref name="e"/> to e + 3 into s0…s3, entry t at x[column(t)];
+    /// codebook codes for the four come from one read (<see cref="SparseCodes.StepWord"/>).
+    /// </summary>
+    static void StepTerms(CodeWriter w, SparseFormat format, string e, System.Func<int, string> x)
+    {
+        bool word = format.Shared && SparseCodes.HasStepWord(format.CodeBits);
+        if (word) w.Line(SparseCodes.StepWord(format.CodeBits, "rw", e));
+        for (int t = 0; t < 4; t++)
+            w.Line($"s{t} += {(word ? SparseCodes.StepValue(format.CodeBits, "rc", t) : Value(format, Expr.Plus(e, t)))} * {x(t)};");
+    }
 
     static void Unstructured(CodeWriter w, ArtifactNode node, SparseFormat format, int n, bool hasBias, string? scale, bool byteCounts)
     {
@@ -89,8 +103,7 @@ internal static class SparseGemvEmitter
                 int bits = format.IndexBits, mask = (1 << bits) - 1;
                 w.Line($"int c0 = column + (int)(d & {mask}), c1 = c0 + (int)((d >> {bits}) & {mask}), c2 = c1 + (int)((d >> {2 * bits}) & {mask});");
                 w.Line($"column = c2 + (int)(d >> {3 * bits});");
-                for (int t = 0; t < 4; t++)
-                    w.Line($"s{t} += {Value(format, Expr.Plus("e", t))} * {X(t == 3 ? "column" : "c" + t)};");
+                StepTerms(w, format, "e", t => X(t == 3 ? "column" : "c" + t));
             }
             if (nibbles)
             {
@@ -129,10 +142,12 @@ internal static class SparseGemvEmitter
             w.Line("float s0 = 0f, s1 = 0f, s2 = 0f, s3 = 0f;");
             using (w.Block($"for (; e + 4 <= end; e += 4, bit += {4 * bits})"))
             {
-                w.Line($"int c0 = column + Distance(ref ri, bit), c1 = c0 + Distance(ref ri, bit + {bits}), c2 = c1 + Distance(ref ri, bit + {2 * bits});");
-                w.Line($"column = c2 + Distance(ref ri, bit + {3 * bits});");
-                for (int t = 0; t < 4; t++)
-                    w.Line($"s{t} += {Value(format, Expr.Plus("e", t))} * {X(t == 3 ? "column" : "c" + t)};");
+                w.Line($"// The four indices from one 32-bit read ({4 * bits} bits after a shift of at most 7; the stream's slack byte covers it).");
+                w.Line($"uint d = {U}.ReadUnaligned<uint>(ref {U}.Add(ref ri, bit >> 3)) >> (bit & 7);");
+                int mask = (1 << bits) - 1;
+                w.Line($"int c0 = column + (int)(d & {mask}), c1 = c0 + (int)((d >> {bits}) & {mask}), c2 = c1 + (int)((d >> {2 * bits}) & {mask});");
+                w.Line($"column = c2 + (int)((d >> {3 * bits}) & {mask});");
+                StepTerms(w, format, "e", t => X(t == 3 ? "column" : "c" + t));
             }
             using (w.Block($"for (; e < end; e++, bit += {bits})"))
             {
@@ -144,10 +159,16 @@ internal static class SparseGemvEmitter
         }
     }
 
-    static void NOfM(CodeWriter w, ArtifactNode node, SparseFormat format, int n, int k, bool hasBias, string? scale, SimdLevel simd)
+    /// <summary>Entries of an N:M row of <paramref name="k"/> columns (the last group may be short).</summary>
+    static int NOfMPerRow(SparseFormat format, int k)
     {
         int groups = (k + format.M - 1) / format.M, tail = k - (groups - 1) * format.M;
-        int perRow = (groups - 1) * format.N + System.Math.Min(format.N, tail), rowBytes = (perRow * format.IndexBits + 7) / 8;
+        return (groups - 1) * format.N + System.Math.Min(format.N, tail);
+    }
+
+    static void NOfM(CodeWriter w, ArtifactNode node, SparseFormat format, int n, int k, bool hasBias, string? scale, SimdLevel simd)
+    {
+        int perRow = NOfMPerRow(format, k), rowBytes = (perRow * format.IndexBits + 7) / 8;
         // The vector form: 8 entries (a Vector256) cover 16 columns when M = 2N; steps whose 16 columns are all in x.
         bool vector = format.M == 2 * format.N && !format.Shared && k >= 16 && SimdLadder.Widths(simd, 256).Any(x => x.Bits == 256);
         int steps = vector ? k / 16 : 0;
@@ -209,9 +230,7 @@ internal static class SparseGemvEmitter
         if (unrolled > from)
         {
             using (w.Block($"for (int t = {from}; t < {unrolled}; t += 4)"))
-            {
-                for (int u = 0; u < 4; u++) w.Line(Term(u == 0 ? "t" : $"t + {u}", $"s{u}"));
-            }
+                StepTerms(w, format, "e + t", u => X($"Column(ref row, {(u == 0 ? "t" : $"t + {u}")})"));
         }
         if (to > unrolled) w.Line($"for (int t = {unrolled}; t < {to}; t++) {Term("t", "s0")}");
     }

@@ -215,10 +215,12 @@ internal sealed class Int4BlockDecoder : IWeightDecoder
 /// <summary>
 /// Shared weights (weight sharing, layout <see cref="DenseLayout.Codebook"/>): weight (j, c) is codebook[code], the codes
 /// placed as <see cref="CodebookCodes"/> says, each row from a byte. Vector forms, AVX2:
-/// 4 bits: per block of 32 columns one 16-byte load, the low and high nibbles as 32 byte indices, and the codebook as four
-/// 16-byte tables, one per byte of its float32 entries: vpshufb looks 32 codes up in each table at once, and two rounds
-/// of unpacks (bytes, then 16-bit pairs) put each weight's 4 bytes together, 8 consecutive weights a vector (the block's
-/// order is chosen for that). Every instruction is a one-cycle one, 13 for 32 weights.
+/// 4 bits: the codebook's entries are bfloat16 values (float32 with the low 16 bits zero: the compiler rounds them so),
+/// so two 16-byte tables, the third and fourth byte of each entry, hold it. Per block of 32 columns: one 16-byte load
+/// into both halves, a shift (0 in the low half, 4 in the high) and a mask make 32 byte indices, vpshufb looks them up
+/// in both tables, one unpack a half pairs the bytes into 16-bit values, and each 32-bit lane then holds two weights:
+/// shifted left by 16, the one in its low half; masked, the one in its high half. Seven shuffles and shifts for 32
+/// weights (four tables and two rounds of unpacks took thirteen).
 /// 2 and 3 bits: a step of 8 columns is 2 or 3 bytes, broadcast to 8 lanes, each shifted to its code (vpsrlvd); vpermps
 /// picks each lane's weight from an 8-float table by the low 3 bits (a 4-entry codebook repeated to 8).
 /// 5 to 8 bits, and Vector128: each weight looked up, the vector built from the values.
@@ -246,11 +248,11 @@ internal sealed class CodebookDecoder : IWeightDecoder
     public IEnumerable<string> Why => _bits == 4
         ? new[]
         {
-            "// 4-bit codes in blocks of 32 columns (byte t: column (t / 4)·8 + t % 4 in its low nibble, 4 columns on in its high one).",
-            "// AVX2: the 32 nibbles of a block become byte indices and vpshufb looks them up in four 16-byte tables, one per byte of",
-            "// the codebook's float32 entries; unpacking bytes then 16-bit pairs puts each weight together, 8 consecutive columns a",
-            "// vector, in one-cycle instructions (vpermps, the other way, takes two permutes and a blend per 8 weights). Vector128:",
-            "// lookups. No float copy of the weights is made.",
+            "// 4-bit codes in blocks of 32 columns, 16 bytes: column c of a block sits in byte 2·(c % 4) + (c / 8) % 2 + 8·(c / 16),",
+            "// in the low nibble for c % 8 < 4, else in the high one: the order the AVX2 form leaves 8 consecutive columns a vector.",
+            "// AVX2: the codebook holds bfloat16 values, so vpshufb looks 32 codes up in two 16-byte tables (the upper two bytes of",
+            "// each entry), an unpack pairs them, and a shift or a mask puts each weight in a float32 lane: 7 shuffles and shifts",
+            "// for 32 weights. Vector128: lookups. No float copy of the weights is made.",
         }
         : _bits < 4
         ? new[]
@@ -287,15 +289,16 @@ internal sealed class CodebookDecoder : IWeightDecoder
         if (!InRegisters(width)) yield break;
         if (_bits == 4)
         {
-            // Byte b of each of the 16 entries, in both 128-bit halves (vpshufb looks up within each half).
+            // The upper two bytes of each of the 16 entries (the lower two are zero), in both 128-bit halves (vpshufb looks up within each half).
             yield return $"ref byte entries = ref {U}.As<float, byte>(ref rc);";
-            for (int b = 0; b < 4; b++)
+            foreach (var (b, table) in new[] { (2, "tableLow"), (3, "tableHigh") })
             {
-                var bytes = Enumerable.Range(0, 16).Select(e => 4 * e + b == 0 ? "entries" : $"{U}.Add(ref entries, {4 * e + b})");
-                yield return $"var byte{b} = Vector128.Create({string.Join(", ", bytes)});";
-                yield return $"var table{b} = Vector256.Create(byte{b}, byte{b});";
+                var bytes = Enumerable.Range(0, 16).Select(e => $"{U}.Add(ref entries, {4 * e + b})");
+                yield return $"var {table} = Vector256.Create(Vector128.Create({string.Join(", ", bytes)}));";
             }
-            yield return "var nibble = Vector128.Create((byte)15);";
+            yield return "var nibble = Vector256.Create((byte)15);";
+            yield return "var halves = Vector256.Create(0u, 0u, 0u, 0u, 4u, 4u, 4u, 4u); // the low nibbles in the low half, the high ones in the high half";
+            yield return "var upper = Vector256.Create(0xFFFF0000u);";
             yield break;
         }
         if (_bits == 3) yield return "var table = Vector256.LoadUnsafe(ref rc);";
@@ -316,13 +319,12 @@ internal sealed class CodebookDecoder : IWeightDecoder
         if (!InRegisters(width)) yield break;
         if (_bits == 4)
         {
-            yield return $"var packed{r} = Vector128.LoadUnsafe(ref codes{r});";
-            yield return $"var indices{r} = Vector256.Create(packed{r} & nibble, Vector128.ShiftRightLogical(packed{r}.AsUInt16(), 4).AsByte() & nibble);";
-            for (int b = 0; b < 4; b++) yield return $"var byte{b}Of{r} = Avx2.Shuffle(table{b}, indices{r});";
-            yield return $"var low01Of{r} = Avx2.UnpackLow(byte0Of{r}, byte1Of{r}).AsUInt16();";
-            yield return $"var high01Of{r} = Avx2.UnpackHigh(byte0Of{r}, byte1Of{r}).AsUInt16();";
-            yield return $"var low23Of{r} = Avx2.UnpackLow(byte2Of{r}, byte3Of{r}).AsUInt16();";
-            yield return $"var high23Of{r} = Avx2.UnpackHigh(byte2Of{r}, byte3Of{r}).AsUInt16();";
+            yield return $"var packed{r} = Vector256.Create(Vector128.LoadUnsafe(ref codes{r}));";
+            yield return $"var indices{r} = Avx2.ShiftRightLogicalVariable(packed{r}.AsUInt32(), halves).AsByte() & nibble;";
+            yield return $"var low{r} = Avx2.Shuffle(tableLow, indices{r});";
+            yield return $"var high{r} = Avx2.Shuffle(tableHigh, indices{r});";
+            yield return $"var first{r} = Avx2.UnpackLow(low{r}, high{r}).AsUInt32();";
+            yield return $"var second{r} = Avx2.UnpackHigh(low{r}, high{r}).AsUInt32();";
             yield break;
         }
         string load = _bits == 2
@@ -336,7 +338,7 @@ internal sealed class CodebookDecoder : IWeightDecoder
     {
         if (InRegisters(width))
             return _bits == 4
-                ? $"Avx2.Unpack{(part % 2 == 0 ? "Low" : "High")}({(part < 2 ? "low" : "high")}01Of{r}, {(part < 2 ? "low" : "high")}23Of{r}).AsSingle()"
+                ? (part % 2 == 0 ? $"Avx2.ShiftLeftLogical({(part < 2 ? "first" : "second")}{r}, 16).AsSingle()" : $"({(part < 2 ? "first" : "second")}{r} & upper).AsSingle()")
                 : $"Avx2.PermuteVar8x32(table, lanes{r})";
         var lanes = Enumerable.Range(part * width.Floats, width.Floats).Select(e => $"{U}.Add(ref rc, {Code($"codes{r}", e)})");
         return $"{width.V}.Create({string.Join(", ", lanes)})";
@@ -364,7 +366,7 @@ internal sealed class CodebookDecoder : IWeightDecoder
         {
             // Columns in whole blocks of 32 sit in the block order; the rest two a byte.
             int full = _k / CodebookCodes.Block * CodebookCodes.Block;
-            place = $"bool inBlock = i < {full}; int at = inBlock ? (i >> 5 << 4) + ((i & 24) >> 1) + (i & 3) : i >> 1; ";
+            place = $"bool inBlock = i < {full}; int at = inBlock ? (i >> 5 << 4) + (((i & 3) << 1) | ((i >> 3) & 1) | ((i >> 1) & 8)) : i >> 1; ";
             code = $"{U}.Add(ref c, at) >> (inBlock ? i & 4 : (i & 1) << 2) & 15";
         }
         else

@@ -15,6 +15,7 @@ public class StudentSpecTests
     [InlineData("width:0.25", 0.25, false)]
     [InlineData("depthwise", null, true)]
     [InlineData("width:0.5,depthwise", 0.5, true)]
+    [InlineData("width:1", 1.0, false)]
     [InlineData(" Depthwise , WIDTH: 0.75 ", 0.75, true)]
     public void DerivedSpecsParse(string text, double? width, bool depthwise)
     {
@@ -44,7 +45,7 @@ public class StudentSpecTests
 
     [Theory]
     [InlineData("width:0")]
-    [InlineData("width:1")]
+    [InlineData("width:1.5")]
     [InlineData("width:-0.5")]
     [InlineData("width:abc")]
     [InlineData("width")]

@@ -107,7 +107,7 @@ public sealed class SparseConvConformanceTests
             var s = form.Weights;
             long indexBytes = Enumerable.Range(0, s.Rows).Sum(r => ((long)(s.RowStarts[r + 1] - s.RowStarts[r]) * s.IndexBits + 7) / 8) + (8 % s.IndexBits == 0 ? 0 : 1);
             long countBytes = s.Pattern == SparsePattern.NOfM ? 0 : s.Rows * (Enumerable.Range(0, s.Rows).All(r => s.RowStarts[r + 1] - s.RowStarts[r] < 256) ? 1 : 2);
-            long expected = ((long)s.Entries * bits + 7) / 8 + (8 % bits == 0 ? 0 : 1) + indexBytes + countBytes + 4 * (1 << bits);
+            long expected = ((long)s.Entries * bits + 7) / 8 + (bits == 8 ? 0 : 1) + indexBytes + countBytes + 4 * (1 << bits);
             Assert.Equal(expected, form.Bytes);
             int stored = s.Pattern == SparsePattern.NOfM ? 3 : 4; // codes, indices, [counts,] codebook
             Assert.Equal(expected, node.Inputs.Skip(1).Take(stored).Sum(i => (long)artifact.Tensors[i].Data!.Length));

@@ -118,14 +118,14 @@ public sealed class SparseDenseConformanceTests(Xunit.Abstractions.ITestOutputHe
         {
             var coded = Store(pattern, SparseStorage.CodeValues(shared), rows, columns);
             dense.Form = new SparseDenseForm(coded, null, shared);
-            // Worked out here: the codes packed B bits each over every entry (with a byte of slack when B does not divide 8),
+            // Worked out here: the codes packed B bits each over every entry (with a byte of slack below 8 bits: four codes are read at once),
             // the indices per row from a byte, when unstructured a count per row (a byte, two when a row holds 256 entries
             // or more), the codebook in float32.
             var perRow = Enumerable.Range(0, rows).Select(r => coded.RowStarts[r + 1] - coded.RowStarts[r]).ToList();
             long indexBytes = perRow.Sum(n => ((long)n * coded.IndexBits + 7) / 8) + (8 % coded.IndexBits == 0 ? 0 : 1); // 5, 6 bits: a byte of slack
             long countBytes = pattern[0] != 'u' ? 0 : rows * (perRow.All(n => n < 256) ? 1 : 2);
             Assert.Equal(pattern == "u4-long-rows", countBytes == 2 * rows);
-            long expected = ((long)coded.Entries * shared.Bits + 7) / 8 + (8 % shared.Bits == 0 ? 0 : 1) + indexBytes + countBytes + 4 * (1 << shared.Bits);
+            long expected = ((long)coded.Entries * shared.Bits + 7) / 8 + (shared.Bits == 8 ? 0 : 1) + indexBytes + countBytes + 4 * (1 << shared.Bits);
             Assert.Equal(expected, ((SparseDenseForm)dense.Form).Bytes);
         }
         else

@@ -12,11 +12,12 @@ namespace ModelGen.Tests.Sharing;
 /// <summary>
 /// Codebooks train to the same bits on every machine, as the weights do (DeterminismTests): the name puts this test in
 /// eng/test.sh's runs at each narrower SIMD level. The expected hash is the reproducibility contract, not an oracle of
-/// correctness (the codebook gradient checks are); a deliberate change to the training arithmetic updates it.
+/// correctness (the codebook gradient checks are); a deliberate change to the training arithmetic, or to the codebook
+/// it starts from (4-bit codebooks are rounded to bfloat16), updates it.
 /// </summary>
 public sealed class SharedDeterminismTests(ITestOutputHelper output)
 {
-    const string ExpectedSha256 = "f3e05428ca10b81fa1c38508f2fd004d8e3455740f6abf50776419c0d4b9cd7b";
+    const string ExpectedSha256 = "ec1ba653015998329164eabbeb83878b325d0e18298e8689e0bb95738a052b83";
 
     [Fact]
     public void TheTrainedWeightsAreTheSameBitsOnEveryMachineWhenShared()

@@ -55,14 +55,30 @@ public sealed class WeightSharingTests
         Assert.Equal(2, shared.RowBytes);
         Assert.Equal([213, 1, 68, 0], shared.PackedCodes());
         Assert.Equal(2 * 2 + 8 * 4, shared.DenseBytes);
-        // 4-bit codes in a block of 32 columns: byte t holds column (t / 4)·8 + t % 4 low and the column 4 on high. With
-        // code = column % 16: byte 0 = 0 | 4 << 4, byte 1 = 1 | 5 << 4, byte 4 = 8 | 12 << 4, byte 8 = 16 % 16 | 20 % 16 << 4,
-        // byte 15 = 27 % 16 | 31 % 16 << 4; columns 32 and 33 (past the block) two a byte: 0 | 1 << 4.
+        // 4-bit codes in a block of 32 columns: byte 8q + 2m + o holds column 16q + 8o + m low and the column 4 on high
+        // (q, o in 0..1, m in 0..3). With code = column % 16: byte 0 = 0 | 4 << 4, byte 1 = 8 | 12 << 4, byte 2 = 1 | 5 << 4,
+        // byte 8 = 16 % 16 | 20 % 16 << 4, byte 15 = 27 % 16 | 31 % 16 << 4; columns 32 and 33 (past the block) two a byte: 0 | 1 << 4.
         var block = new SharedWeights(4, new float[16], [.. Enumerable.Range(0, 34).Select(c => (byte)(c % 16))], 1, 34, false).PackedCodes();
         Assert.Equal(17, block.Length);
-        Assert.Equal([0x40, 0x51, 0xC8, 0x40, 0xFB, 0x10], new[] { 0, 1, 4, 8, 15, 16 }.Select(t => block[t]));
+        Assert.Equal([0x40, 0xC8, 0x51, 0x40, 0xFB, 0x10], new[] { 0, 1, 2, 8, 15, 16 }.Select(t => block[t]));
         // 8-bit codes are the bytes themselves.
         Assert.Equal([9, 200], new SharedWeights(8, new float[256], [9, 200], 1, 2, false).PackedCodes());
+    }
+
+    [Fact]
+    public void FourBitCodebooksAreStoredAsBfloat16RoundedToNearestEven()
+    {
+        // 1 + 2^-8 lies halfway between bfloat16's 1 and 1 + 2^-7: ties go to the even one, 1. 1 + 3·2^-8 is halfway
+        // between 1 + 2^-7 (odd) and 1 + 2^-6 (even): up. 1 + 2^-8 + 2^-20 is past the half: up to 1 + 2^-7.
+        float[] codebook = [0f, 1f + 1f / 256, 1f + 3f / 256, 1f + 1f / 256 + 1f / (1 << 20), -0.3f, .. Enumerable.Range(0, 11).Select(i => 0.01f * i)];
+        var stored = WeightSharing.Stored(codebook, 4);
+        Assert.Equal([0f, 1f, 1f + 1f / 64, 1f + 1f / 128], stored.Take(4));
+        Assert.All(stored, v => Assert.Equal(0u, BitConverter.SingleToUInt32Bits(v) & 0xFFFFu));
+        Assert.All(codebook.Zip(stored), p => Assert.True(Math.Abs(p.First - p.Second) <= Math.Abs(p.First) / 256, $"{p.First} → {p.Second}"));
+        // Other widths are kept as they are, and clustering at 4 bits gives a stored codebook.
+        Assert.Same(codebook, WeightSharing.Stored(codebook, 3));
+        var clustered = WeightSharing.Cluster([.. Enumerable.Range(0, 200).Select(i => MathF.Sin(i * 0.37f))], 10, 20, 4);
+        Assert.All(clustered.Codebook, v => Assert.Equal(0u, BitConverter.SingleToUInt32Bits(v) & 0xFFFFu));
     }
 
     [Fact]

@@ -10,6 +10,7 @@ public class WeightTyingCliTests
     [Theory]
     [InlineData("fc1,fc2", "WeightSharingTies (--weight-sharing-ties) ties layers to one shared codebook: give WeightSharing")]
     [InlineData("fc1", "WeightSharingTies (--weight-sharing-ties) 'fc1': the group 'fc1' names one layer")]
+    [InlineData("auto:1.5", "WeightSharingTies (--weight-sharing-ties) 'auto:1.5': the similarity threshold after 'auto:' is a number above 0 and at most 1")]
     public void CompileRefusesBadTiesAsMG0007(string ties, string message)
     {
         var stderr = new StringWriter();

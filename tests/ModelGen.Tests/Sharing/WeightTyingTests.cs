@@ -1,7 +1,6 @@
 using ModelGen.Artifact;
 using ModelGen.Compiler;
 using ModelGen.Compiler.Compress;
-using ModelGen.Compiler.Evaluate;
 using ModelGen.Compiler.Ir;
 using ModelGen.Compiler.Training;
 using ModelGen.Onnx;
@@ -55,15 +54,7 @@ public class WeightTyingTests
         Assert.Equal(dense[0].Inputs[1], dense[1].Inputs[1]);
         Assert.Equal(dense[0].Inputs[2], dense[1].Inputs[2]); // and one codebook
         Assert.Equal(2, artifact.Tensors.Count(t => t.Data is not null && t.Name.StartsWith(fc1.Inputs[1], StringComparison.Ordinal))); // the codes and the codebook, once each
-        var models = GeneratedModels.Build(artifact);
-        for (int trial = 0; trial < 5; trial++)
-        {
-            var x = OnnxBuilder.Random(8, 200 + trial);
-            var y = new float[3];
-            models.Run(artifact, [x], [y]);
-            var evaluated = ReferenceEvaluator.Run(prepared, new Dictionary<string, TensorData> { ["x"] = new([1, 8], x) })[prepared.Outputs[0]].Floats;
-            Tolerance.AssertClose(evaluated, y, $"tied model, input {trial}: generated code against the evaluator");
-        }
+        EvaluatorAgreement.Assert(GeneratedModels.Build(artifact), artifact, prepared, seed: 200, trials: 5, "tied model");
     }
 
     /// <summary>Fine-tuned tied: the tied weight is one parameter, so its codebook's gradient sums over both layers (finite differences agree).</summary>
