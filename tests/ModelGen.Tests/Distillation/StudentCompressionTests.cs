@@ -52,6 +52,30 @@ public class StudentCompressionTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A derived student goes through the same pass: LeNet-5 at width 0.5 (DerivedStudent) is trained on the teacher's
+    /// outputs, starts from the teacher's kept weights (so it agrees with the teacher before training better than
+    /// chance), and the report compares its layers with the student as distilled.
+    /// </summary>
+    [Fact]
+    public void ADerivedStudentIsDistilledByThePass()
+    {
+        var (images, _) = Students.TrainingSlice(600);
+        var options = Students.Options("width:0.5", images, epochs: 1);
+        var artifact = ModelCompiler.Compile(options, out var prepared);
+        var stage = prepared.CompressionStages[0];
+        Assert.Equal("distilled into width 0.5", stage.Name);
+        Assert.True(stage.Training!.Before!.HeldOutAccuracy > 0.2, $"agreement before training {stage.Training.Before.HeldOutAccuracy:P1}");
+        long teacher = DistillationReport.Parameters(ModelCompiler.Normalized(options.Original)), student = DistillationReport.Parameters(prepared);
+        Assert.InRange(student, teacher / 5, teacher / 3); // the fully connected layers shrink by about w²: a quarter, and a few classes stay
+        var outcome = DistillationPass.Outcome(prepared)!;
+        Assert.Equal("width 0.5", outcome.Student);
+        Assert.Equal(60, outcome.HeldOutSamples);
+        var report = CompressionReport.Create(options with { CalibrationPath = TestData.Mnist("calibration-256.npy") }, artifact, TestData.Mnist("calibration-256.npy"), null, null, prepared);
+        Assert.Equal(student, report.Distillation!.StudentParameters);
+        Assert.All(report.Layers, l => Assert.True(double.IsPositiveInfinity(l.SqnrDb), l.Node));
+    }
+
+    /// <summary>
     /// Pruning and weight sharing after distillation prune and share the student's layers (80% of their weights zero,
     /// 4-bit codes stored sparse or shared), and the generated code computes what the evaluator computes.
     /// </summary>
