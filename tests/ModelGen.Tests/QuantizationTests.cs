@@ -442,6 +442,26 @@ public sealed class QuantizationTests(Xunit.Abstractions.ITestOutputHelper outpu
     }
 
     [Fact]
+    public void Int8ConvolutionsWithLongAndShortWeightRowsAreBitExactAtEverySimdLevel()
+    {
+        // Without VNNI the AVX2 path widens each block of 6 weight rows to int16 once, for rows of up to 2048 taps, and
+        // widens bytes in the inner loop past that. The first layer's rows are 240·3·4 = 2880 taps (bytes), the second's
+        // 7·3·4 = 84 (widened: 6·84 = 504 weights, a scalar tail after 31 vectors of 16; 13 channels, a block of 1 last).
+        // Weights scaled up so that each channel's quantized row reaches ±127, inputs from 0 to 255 after the ReLU.
+        static float[] Scaled(int count, int seed, float by) => [.. OnnxBuilder.Random(count, seed).Select(v => v * by)];
+        var model = new OnnxBuilder(13, "rows").Input("x", 1, 240, 6, 6)
+            .Initializer("w1", [7, 240, 3, 3], Scaled(7 * 240 * 9, 41, 3)).Initializer("b1", [7], OnnxBuilder.Random(7, 42))
+            .Node("Conv", ["x", "w1", "b1"], ["a"], ("pads", new[] { 1, 1, 1, 1 })).Node("Relu", ["a"], ["r"])
+            .Initializer("w2", [13, 7, 3, 3], Scaled(13 * 7 * 9, 43, 5)).Initializer("b2", [13], OnnxBuilder.Random(13, 44))
+            .Node("Conv", ["r", "w2", "b2"], ["y"], ("pads", new[] { 1, 1, 1, 1 })).Output("y");
+        var (path, options) = Int8WithRandomCalibration(model, "int8-rows", "Quantized.Rows", [240, 6, 6], 45);
+        var (auto, vector128, scalar, compressed) = CompileAtEverySimdLevel(options);
+        Assert.Equal(2, auto.Nodes.Count(n => n.Kernel == KernelKind.ConvInt8));
+        double error = SameBitsAtEveryLevel(path, compressed, [1, 240, 6, 6], 6, 600, auto, vector128, scalar);
+        Assert.True(error < 0.05, $"relative error {error}");
+    }
+
+    [Fact]
     public void Int8ResidualAddsAddUint8ExactlyAtEverySimdLevel()
     {
         // MobileNetV2's residual blocks: a tensor read by a layer and by an Add (the skip), a linear projection into the

@@ -77,6 +77,13 @@ internal sealed class ConvInt8Kernel : IKernel
         // they took the 16 registers a VEX vpdpbusd can name, and the JIT moved every sum in and out of the others.
         w.Line($"Span<int> constants = stackalloc int[{2 * BlockRows}];");
         w.Line($"ref int bc = ref {MM}.GetReference(constants);");
+        if (WidensWeights(k, row))
+        {
+            // AVX2 without VNNI: each block's weights widened to int16 once (per block, not per 4 taps and 8 pixels), so the
+            // inner loop broadcasts 4 ready int16 weights (one load) into vpmaddwd instead of widening bytes there.
+            w.Line($"Span<short> wide = Avx2.IsSupported && !AvxVnni.IsSupported ? stackalloc short[{BlockRows * row}] : default;");
+            w.Line($"ref short ww = ref {MM}.GetReference(wide);");
+        }
         if (!pointwise)
         {
             w.Line("// Borders and the slack after the last row keep the zero point; each image rewrites the interior.");
@@ -274,7 +281,21 @@ internal sealed class ConvInt8Kernel : IKernel
                 }
             }
             // AVX2: 4 pixels' 16 bytes widened to 16-bit lanes, times the 4 weights (widened, repeated), pairs summed into int32 (vpmaddwd).
+            // Exact: each 32-bit lane gets x0·q0 + x1·q1 with x ≤ 255, |q| ≤ 128, at most 65280 in magnitude, and the int32 sums are
+            // those of the evaluator (below 2^31 for rows under 65793 taps; int32 addition in any order gives the same bits).
+            bool widened = WidensWeights(k, row);
             using (w.Block($"else if (Avx2.IsSupported)"))
+            {
+                if (widened)
+                {
+                    w.Line($"// The block's {rows} weight rows widened to int16 into wide (contiguous in w: rows m0..m0+{rows - 1}).");
+                    using (w.Block())
+                    {
+                        w.Line($"ref sbyte wb = ref {U}.Add(ref rw, m0 * {row}); int e = 0;");
+                        w.Line($"for (; e <= {rows * row - 16}; e += 16) {V256}.StoreUnsafe(Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref wb, (nuint)e)), ref ww, (nuint)e);");
+                        w.Line($"for (; e < {rows * row}; e++) {U}.Add(ref ww, e) = {U}.Add(ref wb, e);");
+                    }
+                }
             using (w.Block($"for (int col = 0; col < {colsP}; col += 8)"))
             {
                 w.Line(string.Join(" ", rs.Select(r => $"var lo{r} = {V256}<int>.Zero; var hi{r} = lo{r};")));
@@ -284,13 +305,16 @@ internal sealed class ConvInt8Kernel : IKernel
                     w.Line($"var plo = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt)); var phi = Avx2.ConvertToVector256Int16({V128}.LoadUnsafe(ref pt, 16));");
                     foreach (int r in rs)
                     {
-                        w.Line($"var wv{r} = Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
+                        w.Line(widened
+                            ? $"var wv{r} = {V256}.AsInt16({V256}.Create({U}.ReadUnaligned<long>(ref {U}.As<short, byte>(ref {U}.Add(ref ww, {Expr.Plus("t * 4", r * row)})))));"
+                            : $"var wv{r} = Avx2.ConvertToVector256Int16({V128}.AsSByte({V128}.Create({U}.ReadUnaligned<int>(ref {U}.As<sbyte, byte>(ref {U}.Add(ref w{r}, t * 4))))));");
                         w.Line($"lo{r} += Avx2.MultiplyAddAdjacent(plo, wv{r}); hi{r} += Avx2.MultiplyAddAdjacent(phi, wv{r});");
                     }
                 }
                 w.Line("// Each pixel's two pair sums are neighbours: add them (per 128-bit lane), then put the pixels back in order.");
                 w.Line(string.Join(" ", rs.Select(r => $"var a{r} = {V256}.AsInt32(Avx2.Permute4x64({V256}.AsInt64(Avx2.HorizontalAdd(lo{r}, hi{r})), 0xD8));")));
                 EmitVectorEpilogue(k, rs, cols, yBase);
+            }
             }
         }
         using (w.BlockIf(k.Simd == SimdLevel.Auto, "else"))
@@ -374,6 +398,12 @@ internal sealed class ConvInt8Kernel : IKernel
             }
         }
     }
+
+    /// <summary>
+    /// Whether the AVX2 path reads weights widened to int16 once per block (a stack buffer of BlockRows rows, up to 24 KB):
+    /// the automatic SIMD choice only (the AVX2 path is in no other), rows of at most 2048 taps.
+    /// </summary>
+    static bool WidensWeights(KernelContext k, int row) => k.Simd == SimdLevel.Auto && row <= 2048;
 
     /// <summary>int32 sums a{r} of 8 pixels from col → float32 outputs (vector arithmetic, the scalar's operations and rounding).</summary>
     /// <param name="full">Every step of the loop stores 8 whole pixels (no test for the last).</param>
