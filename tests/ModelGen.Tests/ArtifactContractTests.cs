@@ -61,7 +61,7 @@ public sealed class ArtifactContractTests
         Assert.Throws<FormatException>(() => new ConvAttributes(0));
     }
 
-    public static TheoryData<DenseAttributes> DenseForms => [new(false, DenseLayout.Panels4, 5, 36), new(false, DenseLayout.Nk8),
+    public static TheoryData<DenseAttributes> DenseForms => [new(false, DenseLayout.Panels4, 5, 36), new(false, DenseLayout.Nk32), new(false, DenseLayout.Nk8),
         new(false, DenseLayout.Nk4, k: 36), new(false, DenseLayout.Codebook, k: 36, bits: 4), new(true, DenseLayout.Kn), new(false, DenseLayout.Kn)];
 
     [Theory]
